@@ -1,0 +1,437 @@
+#!/usr/bin/python3
+"""harness: run a sluice broker for an integration test, and small helpers.
+
+Integration tests (Python 3 stdlib only, run with /usr/bin/python3) import
+this module:
+
+    from harness import Broker, run, kcat_path
+    with Broker(sys.argv[1], config={"num.partitions": 3}) as b:
+        rc, out, err = run([kcat_path(), "-b", b.bootstrap, "-L"], timeout=30)
+
+Broker(sluice_path, config={}, cores="1") picks a free loopback port and a
+fresh temporary data dir, starts
+    sluice serve --listen 127.0.0.1:PORT --data-dir DIR --cores N --set k=v...
+and waits (start_timeout_s, default 10 s) until the port accepts a TCP
+connection. If the broker exits first, or never listens, start() raises
+BrokerError carrying the tail of the broker's stderr. The broker's stdout and
+stderr go to files (never to pipes a test could forget to drain, which would
+block the broker); .stderr_tail() reads them back and is printed
+automatically when the with-block exits with an exception. Leaving the block
+always kills the broker (SIGKILL if still running) and removes the temporary
+directory (data dir and logs) unless keep_dir=True.
+
+.stop(sig, timeout) sends a signal and waits, escalating to SIGKILL after the
+timeout; it returns the exit code (negative = killed by that signal, as in
+subprocess). .kill() is a SIGKILL crash. .restart() starts again on the same
+port and data dir (crash/recovery tests: kill(), then restart()).
+
+Helpers: free_port(), wait_port(host, port, timeout_s), run(cmd, timeout_s)
+-> (rc, out, err) with rc 124 on timeout (like timeout(1)), kcat_path(),
+node_available(), npm_ci(js_dir).
+
+Self-test (needs no working sluice: a stand-in "sluice" script serves the
+Kafka protocol with tests/tools/capture_broker.py, and kcat talks to it):
+    /usr/bin/python3 tests/integration/harness.py --self-test
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+JS_DIR = os.path.join(HERE, "js")
+PYTHON = "/usr/bin/python3"
+LOOPBACK = "127.0.0.1"
+RUN_TIMEOUT_RC = 124
+STDERR_TAIL_BYTES = 8192
+
+
+class BrokerError(Exception):
+    """The broker did not start, or died; the message has its stderr tail."""
+
+
+# ---------------------------------------------------------------- helpers
+
+def free_port(host=LOOPBACK):
+    """A TCP port nobody listens on right now (the kernel's pick).
+
+    There is a window between this returning and the broker binding; on a
+    loopback-only test machine the kernel does not hand the same ephemeral
+    port out again that quickly.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_accepts(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port(host, port, timeout_s=10.0, proc=None):
+    """Wait until host:port accepts a TCP connection.
+
+    Returns True when it does, False on timeout or, if proc is given, as
+    soon as that process has exited.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if port_accepts(host, port):
+            return True
+        if proc is not None and proc.poll() is not None:
+            return False
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _kill_group(proc):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def run(cmd, timeout_s=60.0, input=None, env=None, cwd=None):
+    """Run cmd (a list) and return (rc, stdout, stderr) as text.
+
+    The command runs in its own session; on timeout the whole process group
+    is killed and rc is 124 with a note appended to stderr, so a hung client
+    never hangs the test.
+    """
+    proc = subprocess.Popen(
+        [str(c) for c in cmd], stdin=subprocess.PIPE if input is not None
+        else subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env=env, cwd=cwd, start_new_session=True)
+    if isinstance(input, str):
+        input = input.encode()
+    try:
+        out, err = proc.communicate(input=input, timeout=timeout_s)
+        rc = proc.returncode
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        out, err = proc.communicate()
+        rc = RUN_TIMEOUT_RC
+        err += b"\n[harness] timed out after %.1f s: %s\n" % (
+            timeout_s, " ".join(str(c) for c in cmd).encode())
+    return (rc, out.decode("utf-8", "replace"),
+            err.decode("utf-8", "replace"))
+
+
+def kcat_path():
+    """Path of kcat (or the older name kafkacat), or None."""
+    return shutil.which("kcat") or shutil.which("kafkacat")
+
+
+def node_available(min_major=14):
+    """True when node (>= min_major, kafkajs's floor) and npm are usable."""
+    node = shutil.which("node")
+    if node is None or shutil.which("npm") is None:
+        return False
+    rc, out, _ = run([node, "--version"], timeout_s=10)
+    if rc != 0 or not out.startswith("v"):
+        return False
+    return int(out[1:].split(".")[0]) >= min_major
+
+
+def npm_ci(js_dir=JS_DIR, timeout_s=300.0):
+    """Install js_dir's locked packages once (`npm ci`), quietly.
+
+    Skipped when node_modules/.package-lock.json (written by npm) is newer
+    than package-lock.json. Concurrent callers (meson runs tests in
+    parallel) serialise on a lock file in the temp dir. Raises RuntimeError
+    with npm's output on failure.
+    """
+    js_dir = os.path.abspath(js_dir)
+    lock_name = "sluice-npm-ci-%s.lock" % hashlib.sha1(
+        js_dir.encode()).hexdigest()[:12]
+    with open(os.path.join(tempfile.gettempdir(), lock_name), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _npm_current(js_dir):
+            return
+        rc, out, err = run(["npm", "ci", "--silent", "--no-audit",
+                            "--no-fund"], timeout_s=timeout_s, cwd=js_dir)
+        if rc != 0 or not _npm_current(js_dir):
+            raise RuntimeError("npm ci in %s failed (rc %d):\n%s%s"
+                               % (js_dir, rc, out, err))
+
+
+def _npm_current(js_dir):
+    marker = os.path.join(js_dir, "node_modules", ".package-lock.json")
+    lock = os.path.join(js_dir, "package-lock.json")
+    return (os.path.exists(marker) and
+            os.path.getmtime(marker) >= os.path.getmtime(lock))
+
+
+# ---------------------------------------------------------------- Broker
+
+class Broker:
+    """One `sluice serve` process on a free loopback port and a temp dir."""
+
+    def __init__(self, sluice_path, config=None, cores="1",
+                 start_timeout_s=10.0, extra_args=(), env=None,
+                 keep_dir=False):
+        self.sluice_path = os.path.abspath(str(sluice_path))
+        self.config = dict(config or {})
+        self.cores = str(cores)
+        self.start_timeout_s = start_timeout_s
+        self.extra_args = [str(a) for a in extra_args]
+        self.env = env
+        self.keep_dir = keep_dir
+        self.port = free_port()
+        self.bootstrap = "%s:%d" % (LOOPBACK, self.port)
+        self.tmp_dir = tempfile.mkdtemp(prefix="sluice-it-")
+        self.data_dir = os.path.join(self.tmp_dir, "data")
+        self.stdout_path = os.path.join(self.tmp_dir, "broker.stdout")
+        self.stderr_path = os.path.join(self.tmp_dir, "broker.stderr")
+        os.mkdir(self.data_dir)
+        self.proc = None
+        self.starts = 0
+
+    # -- lifecycle
+
+    def command(self):
+        cmd = [self.sluice_path, "serve", "--listen", self.bootstrap,
+               "--data-dir", self.data_dir, "--cores", self.cores]
+        for key, value in sorted(self.config.items()):
+            cmd += ["--set", "%s=%s" % (key, value)]
+        return cmd + self.extra_args
+
+    def start(self):
+        assert self.proc is None or self.proc.poll() is not None, \
+            "broker already running"
+        self.starts += 1
+        marker = "[harness] start #%d: %s\n" % (
+            self.starts, " ".join(self.command()))
+        with open(self.stdout_path, "ab") as out, \
+                open(self.stderr_path, "ab") as err:
+            err.write(marker.encode())
+            err.flush()
+            self.proc = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=out,
+                stderr=err, env=self.env, start_new_session=True)
+        if wait_port(LOOPBACK, self.port, self.start_timeout_s, self.proc):
+            return self
+        rc = self.proc.poll()
+        if rc is None:
+            self.kill()
+            why = "did not accept on %s within %.1f s" % (
+                self.bootstrap, self.start_timeout_s)
+        else:
+            why = "exited with code %d before accepting on %s" % (
+                rc, self.bootstrap)
+        raise BrokerError("sluice %s\n--- broker stderr (tail) ---\n%s"
+                          % (why, self.stderr_tail()))
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=5.0):
+        """Signal the broker and wait; SIGKILL after timeout. Returns rc."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with open(self.stderr_path, "ab") as err:
+                    err.write(b"[harness] no exit %.1f s after signal %d: "
+                              b"SIGKILL\n" % (timeout, sig))
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self):
+        """Crash the broker (SIGKILL). Returns rc (-9)."""
+        return self.stop(signal.SIGKILL, timeout=10.0)
+
+    def restart(self, sig=signal.SIGTERM, timeout=5.0):
+        """Stop if running, then start again on the same port and data dir."""
+        self.stop(sig, timeout)
+        return self.start()
+
+    def cleanup(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if not self.keep_dir:
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
+
+    def stderr_tail(self, max_bytes=STDERR_TAIL_BYTES):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - max_bytes))
+                return f.read().decode("utf-8", "replace")
+        except OSError as e:
+            return "(no stderr: %s)" % e
+
+    # -- context manager
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and not isinstance(exc, BrokerError):
+            sys.stderr.write("--- sluice stderr (tail) ---\n%s\n"
+                             % self.stderr_tail())
+        self.cleanup()
+        return False
+
+
+# ---------------------------------------------------------------- self-test
+
+# A stand-in for `sluice serve` used only by the self-test: it parses the same
+# flags, leaves a file in the data dir, and serves the Kafka protocol with the
+# capture broker (tests/tools), so the real Broker class and a real client are
+# exercised before the real broker exists.
+FAKE_SLUICE = r'''#!/usr/bin/python3
+import argparse, os, sys
+ap = argparse.ArgumentParser()
+ap.add_argument("cmd")
+ap.add_argument("--listen"); ap.add_argument("--data-dir")
+ap.add_argument("--cores"); ap.add_argument("--set", action="append", default=[])
+a = ap.parse_args()
+sets = dict(s.split("=", 1) for s in a.set)
+with open(os.path.join(a.data_dir, "starts"), "a") as f:
+    f.write("%s %s\n" % (a.listen, sorted(sets.items())))
+if sets.get("selftest.die") == "1":
+    sys.stderr.write("fake sluice: refusing to start (selftest.die=1)\n")
+    sys.exit(3)
+if sets.get("selftest.hang") == "1":
+    import time; time.sleep(60); sys.exit(0)
+port = a.listen.rsplit(":", 1)[1]
+if sets.get("selftest.ignore_term") == "1":
+    import signal, socket, time
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    s = socket.create_server(("127.0.0.1", int(port)))
+    time.sleep(60); sys.exit(0)
+os.execv(sys.executable, [sys.executable, @CAPTURE@, "--port", port,
+         "--out", os.path.join(a.data_dir, "capture"), "--client", "selftest",
+         "--max-seconds", "60"])
+'''
+
+
+def _check(cond, what):
+    if not cond:
+        raise AssertionError("harness self-test: " + what)
+    print("ok  " + what)
+
+
+def self_test():
+    _check(port_accepts(LOOPBACK, free_port()) is False,
+           "free_port() returns a port nobody listens on")
+
+    rc, out, err = run([PYTHON, "-c", "import sys; print(sys.stdin.read())"],
+                       input="abc", timeout_s=10)
+    _check((rc, out.strip()) == (0, "abc"), "run() returns rc and stdout")
+    rc, _, err = run(["sleep", "30"], timeout_s=0.5)
+    _check(rc == RUN_TIMEOUT_RC and "timed out" in err,
+           "run() kills a hung command and returns 124")
+
+    # wait_port against a throwaway http.server.
+    port = free_port()
+    http = subprocess.Popen([PYTHON, "-m", "http.server", str(port), "--bind",
+                             LOOPBACK], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        _check(wait_port(LOOPBACK, port, 10, http),
+               "wait_port() sees http.server accept")
+    finally:
+        http.kill()
+        http.wait()
+    _check(not wait_port(LOOPBACK, port, 0.3),
+           "wait_port() times out on a closed port")
+
+    scratch = tempfile.mkdtemp(prefix="sluice-harness-selftest-")
+    try:
+        fake = os.path.join(scratch, "sluice")
+        with open(fake, "w") as f:
+            f.write(FAKE_SLUICE.replace("@CAPTURE@", repr(os.path.join(
+                ROOT, "tests", "tools", "capture_broker.py"))))
+        os.chmod(fake, 0o755)
+        _self_test_broker(fake)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    if node_available():
+        npm_ci(JS_DIR)
+        _check(os.path.isdir(os.path.join(JS_DIR, "node_modules", "kafkajs")),
+               "npm_ci() installed kafkajs")
+    else:
+        print("skip node/npm not available")
+    print("harness self-test passed")
+
+
+def _self_test_broker(fake):
+    kcat = kcat_path()
+    _check(kcat is not None, "kcat_path() finds kcat")
+    with Broker(fake, config={"num.partitions": 3}, cores="2") as b:
+        tmp_dir, data_dir, port = b.tmp_dir, b.data_dir, b.port
+        _check(b.bootstrap == "127.0.0.1:%d" % b.port and b.running(),
+               "Broker starts and exposes bootstrap/port")
+        rc, out, err = run([kcat, "-b", b.bootstrap, "-L"], timeout_s=20)
+        _check(rc == 0 and 'topic "golden"' in out,
+               "kcat -L gets metadata through the Broker's port")
+        _check(b.stop() == 0 and not b.running(),
+               "stop() SIGTERMs and returns the exit code (0, clean)")
+        b.restart()
+        _check(b.port == port and b.running() and
+               wait_port(LOOPBACK, b.port, 1),
+               "restart() serves again on the same port")
+        with open(os.path.join(data_dir, "starts")) as f:
+            starts = f.read().splitlines()
+        _check(len(starts) == 2 and "('num.partitions', '3')" in starts[0],
+               "restart() keeps the data dir; --set passed through")
+        _check(b.kill() == -signal.SIGKILL, "kill() is SIGKILL")
+        b.restart()
+    _check(not os.path.exists(tmp_dir) and not port_accepts(LOOPBACK, port),
+           "leaving the with-block kills the broker and removes its dir")
+
+    with Broker(fake, config={"selftest.ignore_term": 1}) as b:
+        _check(b.stop(timeout=0.5) == -signal.SIGKILL,
+               "stop() escalates to SIGKILL when SIGTERM is ignored")
+        _check("no exit 0.5 s after signal 15" in b.stderr_tail(),
+               "the escalation is noted in the broker's stderr file")
+
+    try:
+        with Broker(fake, config={"selftest.die": 1}):
+            pass
+        _check(False, "a broker that dies at start raises BrokerError")
+    except BrokerError as e:
+        _check("exited with code 3" in str(e) and
+               "refusing to start" in str(e),
+               "a broker that dies at start raises BrokerError with stderr")
+
+    try:
+        with Broker(fake, config={"selftest.hang": 1}, start_timeout_s=1):
+            pass
+        _check(False, "a broker that never listens raises BrokerError")
+    except BrokerError as e:
+        _check("did not accept" in str(e),
+               "a broker that never listens raises BrokerError (timeout)")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--self-test"]:
+        self_test()
+    else:
+        sys.stderr.write("usage: harness.py --self-test\n")
+        sys.exit(2)
