@@ -2,14 +2,14 @@
 # capture_all.sh: re-capture the golden request frames of real Kafka clients.
 #
 # For each client named on the command line (default: all of kcat,
-# kafkapython, kafkapython010, kafkajs) it deletes that client's frames from
+# kafkapython, kafkapython010, kafkajs, platformatic) it deletes that client's frames from
 # tests/data/golden, starts tests/tools/capture_broker.py on a free loopback
 # port, drives the real client against it, stops the broker, and finally
 # re-checks every frame and rewrites tests/data/golden/MANIFEST
 # (tests/tools/make_manifest.py). See tests/data/golden/README.md.
 #
-# Needs: kcat, /usr/bin/python3 with kafka-python, node + npm (kafkajs is
-# installed by `npm ci` in tests/integration/js).
+# Needs: kcat, /usr/bin/python3 with kafka-python, node + npm (kafkajs and
+# @platformatic/kafka are installed by `npm ci` in tests/integration/js).
 set -euo pipefail
 
 TOOLS="$(cd "$(dirname "$0")" && pwd)"
@@ -71,21 +71,34 @@ capture_kafkapython() { # client-name api_version-or-empty
     stop_broker
 }
 
-capture_kafkajs() {
+npm_ci() {
     (cd "$JS_DIR" && [ -f node_modules/.package-lock.json ] || npm ci --silent)
+}
+
+capture_kafkajs() {
+    npm_ci
     start_broker kafkajs 4
     node "$TOOLS/drive_kafkajs.js" "$B"
     stop_broker
 }
 
+capture_platformatic() {
+    npm_ci
+    start_broker platformatic 4
+    node "$TOOLS/drive_platformatic.mjs" "$B"
+    stop_broker
+}
+
 clients=("$@")
-[ ${#clients[@]} -gt 0 ] || clients=(kcat kafkapython kafkapython010 kafkajs)
+[ ${#clients[@]} -gt 0 ] ||
+    clients=(kcat kafkapython kafkapython010 kafkajs platformatic)
 for c in "${clients[@]}"; do
     case "$c" in
     kcat) capture_kcat ;;
     kafkapython) capture_kafkapython kafkapython "" ;;
     kafkapython010) capture_kafkapython kafkapython010 0.10.1 ;;
     kafkajs) capture_kafkajs ;;
+    platformatic) capture_platformatic ;;
     *) echo "unknown client $c" >&2; exit 2 ;;
     esac
 done
