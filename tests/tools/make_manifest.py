@@ -4,10 +4,12 @@
 For each tests/data/golden/*.bin (a request frame: header + body, no size
 prefix) it parses the request header and the whole body with
 tests/tools/kafka_schema.py against the Kafka message definitions, and
-refuses the set (exit 1) if a frame does not parse to its last byte, if a
-Produce frame's record batch CRC (CRC32C for v2, CRC32 for v0/v1) does not
-check, if the api key/version in the file name disagree with the header, or if a frame
-contains this machine's host name. Then it writes MANIFEST, one line a frame:
+refuses the set (exit 1) if a frame does not parse to its last byte, if the
+parsed frame does not re-encode to the same bytes, if a Produce frame's
+record batch CRC (CRC32C for magic 2, CRC32 for magic 0/1) does not check,
+if the api key/version in the file name disagree with the header, or if a
+frame contains this machine's host name. Then it writes MANIFEST, one line a
+frame:
     <file> <api_key> <api_version> <client>
 sorted by file name. With --check it only verifies that MANIFEST is current.
 """
@@ -109,6 +111,10 @@ def check_frame(path, hostname):
         raise ValueError("%s: %s" % (fn, e))
     api_key = header["RequestApiKey"]
     version = header["RequestApiVersion"]
+    again = ks.encode_request(api_key, version, header["CorrelationId"],
+                              header.get("ClientId"), body)[4:]
+    if again != frame:
+        raise ValueError("%s: re-encoding the parsed frame differs" % fn)
     name = ks.snake(ks.api_names()[api_key])
     if name != m.group("api") or version != int(m.group("ver")):
         raise ValueError("%s: header says %s v%d" % (fn, name, version))
@@ -117,7 +123,10 @@ def check_frame(path, hostname):
     summary = "corr=%d client_id=%r %d bytes" % (
         header["CorrelationId"], header.get("ClientId"), len(frame))
     if api_key == 0:
-        summary += " " + describe_produce(body)
+        try:
+            summary += " " + describe_produce(body)
+        except ValueError as e:
+            raise ValueError("%s: %s" % (fn, e))
     return api_key, version, m.group("client"), summary
 
 
