@@ -27,11 +27,19 @@ port and data dir (crash/recovery tests: kill(), then restart()).
 
 Helpers: free_port(), wait_port(host, port, timeout_s), run(cmd, timeout_s)
 -> (rc, out, err) with rc 124 on timeout (like timeout(1)), kcat_path(),
-node_available(), npm_ci(js_dir).
+kcat(bootstrap, *args), node_available(), npm_ci(js_dir), wait_for(pred,
+timeout_s), skip(reason) (exit 77: meson counts the test as skipped).
+
+A test is an executable script (#!/usr/bin/python3, chmod +x) taking the
+binary as its first argument, registered in tests/integration/meson.build:
+    test('kcat_metadata', find_program('test_kcat_metadata.py'),
+         args: [sluice_exe], suite: 'integration', timeout: 60)
 
 Self-test (needs no working sluice: a stand-in "sluice" script serves the
 Kafka protocol with tests/tools/capture_broker.py, and kcat talks to it):
     /usr/bin/python3 tests/integration/harness.py --self-test
+Smoke test of a real broker (kcat -L and kafkajs describeCluster):
+    /usr/bin/python3 tests/integration/harness.py --smoke build/sluice
 """
 
 import contextlib
@@ -52,6 +60,7 @@ JS_DIR = os.path.join(HERE, "js")
 PYTHON = "/usr/bin/python3"
 LOOPBACK = "127.0.0.1"
 RUN_TIMEOUT_RC = 124
+SKIP_RC = 77  # meson: the test is skipped
 STDERR_TAIL_BYTES = 8192
 
 
@@ -132,6 +141,33 @@ def run(cmd, timeout_s=60.0, input=None, env=None, cwd=None):
 def kcat_path():
     """Path of kcat (or the older name kafkacat), or None."""
     return shutil.which("kcat") or shutil.which("kafkacat")
+
+
+def kcat(bootstrap, *args, input=None, timeout_s=30.0):
+    """Run kcat -b bootstrap args...; returns (rc, out, err)."""
+    path = kcat_path()
+    assert path is not None, "kcat is not installed (use kcat_path() first)"
+    return run([path, "-b", bootstrap] + list(args), timeout_s=timeout_s,
+               input=input)
+
+
+def wait_for(predicate, timeout_s=10.0, interval_s=0.05):
+    """Poll predicate() until it returns a true value or timeout_s passes.
+
+    Returns the last value predicate() returned.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval_s)
+
+
+def skip(reason):
+    """End the test as skipped (exit 77), e.g. when a client is missing."""
+    print("SKIP: " + reason)
+    sys.exit(SKIP_RC)
 
 
 def node_available(min_major=14):
@@ -381,15 +417,20 @@ def self_test():
 
 
 def _self_test_broker(fake):
-    kcat = kcat_path()
-    _check(kcat is not None, "kcat_path() finds kcat")
+    kcat_run = kcat
+    _check(kcat_path() is not None, "kcat_path() finds kcat")
     with Broker(fake, config={"num.partitions": 3}, cores="2") as b:
         tmp_dir, data_dir, port = b.tmp_dir, b.data_dir, b.port
         _check(b.bootstrap == "127.0.0.1:%d" % b.port and b.running(),
                "Broker starts and exposes bootstrap/port")
-        rc, out, err = run([kcat, "-b", b.bootstrap, "-L"], timeout_s=20)
+        rc, out, err = kcat_run(b.bootstrap, "-L", timeout_s=20)
         _check(rc == 0 and 'topic "golden"' in out,
                "kcat -L gets metadata through the Broker's port")
+        rc, out, err = kcat_run(b.bootstrap, "-P", "-t", "golden",
+                                input="one\n", timeout_s=20)
+        _check(rc == 0 and wait_for(lambda: os.path.exists(os.path.join(
+            data_dir, "capture", "selftest-produce-v7.bin")), 5),
+               "kcat() produces with stdin input (frame seen by the broker)")
         _check(b.stop() == 0 and not b.running(),
                "stop() SIGTERMs and returns the exit code (0, clean)")
         b.restart()
@@ -429,9 +470,28 @@ def _self_test_broker(fake):
                "a broker that never listens raises BrokerError (timeout)")
 
 
+def smoke(sluice_path):
+    """Start the real broker; kcat -L and kafkajs describeCluster must work."""
+    with Broker(sluice_path) as b:
+        rc, out, err = kcat(b.bootstrap, "-L", timeout_s=20)
+        _check(rc == 0 and "1 brokers" in out and str(b.port) in out,
+               "kcat -L lists the broker\n" + out + err)
+        if node_available():
+            npm_ci(JS_DIR)
+            rc, out, err = run(["node", os.path.join(
+                JS_DIR, "describe_cluster.js"), b.bootstrap], timeout_s=30)
+            _check(rc == 0 and '"port":%d' % b.port in out,
+                   "kafkajs describeCluster sees the broker\n" + out + err)
+        rc = b.stop()
+        _check(rc == 0, "SIGTERM stops the broker cleanly (rc %s)" % rc)
+    print("smoke test passed")
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--self-test"]:
         self_test()
+    elif len(sys.argv) == 3 and sys.argv[1] == "--smoke":
+        smoke(sys.argv[2])
     else:
-        sys.stderr.write("usage: harness.py --self-test\n")
+        sys.stderr.write("usage: harness.py --self-test | --smoke SLUICE\n")
         sys.exit(2)
