@@ -119,6 +119,20 @@ static enum record_error gzip_compress(struct record_codecs *c, const uint8_t *s
     return RECORD_OK;
 }
 
+/* The output limit is full and the stream is not finished: is there more output
+ * (a bomb, or a batch too big: TOO_LARGE) or is the input cut short (DECOMPRESS)?
+ * Each probe decodes into a few bytes of stack, never into the caller's buffer. */
+#define PROBE_BYTES 64
+
+static enum record_error gzip_probe_more(struct inflate_state *st) {
+    uint8_t probe[PROBE_BYTES];
+    st->next_out = probe;
+    st->avail_out = sizeof(probe);
+    if (isal_inflate(st) < 0)
+        return RECORD_ERR_DECOMPRESS;
+    return st->next_out != probe ? RECORD_ERR_TOO_LARGE : RECORD_ERR_DECOMPRESS;
+}
+
 static enum record_error gzip_decompress(struct record_codecs *c, const uint8_t *src,
                                          size_t src_len, uint8_t *dst, size_t dst_limit,
                                          size_t *out_len) {
@@ -148,7 +162,7 @@ static enum record_error gzip_decompress(struct record_codecs *c, const uint8_t 
             continue;
         }
         if (!progress)
-            return out == out_end ? RECORD_ERR_TOO_LARGE : RECORD_ERR_DECOMPRESS;
+            return out == out_end ? gzip_probe_more(st) : RECORD_ERR_DECOMPRESS;
     }
     if (src_len == 0)
         return RECORD_ERR_DECOMPRESS;
@@ -340,8 +354,17 @@ static enum record_error lz4_decompress(struct record_codecs *c, const uint8_t *
         out_pos += out_n;
         /* liblz4 may need one empty turn to change state; two means stuck. */
         stalled_turns = (in_n == 0 && out_n == 0) ? stalled_turns + 1 : 0;
-        if (stalled_turns >= 2)
-            return out_pos == dst_limit ? RECORD_ERR_TOO_LARGE : RECORD_ERR_DECOMPRESS;
+        if (stalled_turns >= 2) {
+            if (out_pos < dst_limit)
+                return RECORD_ERR_DECOMPRESS;
+            uint8_t probe[PROBE_BYTES];
+            size_t probe_n = sizeof(probe);
+            in = in_pos < hdr_len ? hdr + in_pos : src + in_pos;
+            in_n = in_pos < hdr_len ? hdr_len - in_pos : src_len - in_pos;
+            hint = LZ4F_decompress(c->lz4_dctx, probe, &probe_n, in, &in_n, NULL);
+            return !LZ4F_isError(hint) && probe_n > 0 ? RECORD_ERR_TOO_LARGE
+                                                      : RECORD_ERR_DECOMPRESS;
+        }
     }
     if (src_len == 0)
         return RECORD_ERR_DECOMPRESS;
@@ -383,8 +406,15 @@ static enum record_error zstd_decompress(struct record_codecs *c, const uint8_t 
         hint = ZSTD_decompressStream(c->zstd_dctx, &out, &in);
         if (ZSTD_isError(hint))
             return RECORD_ERR_DECOMPRESS;
-        if (in.pos == in_before && out.pos == out_before)
-            return out.pos == out.size ? RECORD_ERR_TOO_LARGE : RECORD_ERR_DECOMPRESS;
+        if (in.pos == in_before && out.pos == out_before) {
+            if (out.pos < out.size)
+                return RECORD_ERR_DECOMPRESS;
+            uint8_t probe[PROBE_BYTES];
+            ZSTD_outBuffer more = {.dst = probe, .size = sizeof(probe), .pos = 0};
+            hint = ZSTD_decompressStream(c->zstd_dctx, &more, &in);
+            return !ZSTD_isError(hint) && more.pos > 0 ? RECORD_ERR_TOO_LARGE
+                                                       : RECORD_ERR_DECOMPRESS;
+        }
     }
     if (src_len == 0)
         return RECORD_ERR_DECOMPRESS;
