@@ -1,0 +1,873 @@
+/* partition_log.c - the partition log: append, group-commit flush, reads, lookups,
+ * roll, retention and recovery. The design is described in partition_log.h. */
+#include "storage/partition_log.h"
+
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hw/log.h"
+#include "storage/record/batch.h"
+
+#define BLOCK_BYTES 4096u
+#define META_FILE "log-start-offset"
+#define PLOG_READ_MAX_STEPS 64 /* segment hops in one read */
+
+static uint64_t align_down(uint64_t n) { return n & ~(uint64_t)(BLOCK_BYTES - 1); }
+static uint64_t align_up(uint64_t n) { return align_down(n + BLOCK_BYTES - 1); }
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void plog_config_default(struct plog_config *cfg) {
+    cfg->segment_bytes = 1ull << 30;
+    cfg->segment_ms = 7ll * 24 * 3600 * 1000;
+    cfg->retention_ms = 7ll * 24 * 3600 * 1000;
+    cfg->retention_bytes = -1;
+    cfg->index_interval_bytes = 4096;
+    cfg->preallocate_step_bytes = 64ull << 20;
+}
+
+/* ---------------------------------------------------------------- shard */
+
+int storage_shard_init(struct storage_shard *s, struct io_uring *ring, struct chunk_pool *pool,
+                       uint64_t cache_budget_bytes) {
+    memset(s, 0, sizeof *s);
+    s->ring = ring;
+    s->pool = pool;
+    return batch_cache_init(&s->cache, pool, cache_budget_bytes);
+}
+
+void storage_shard_destroy(struct storage_shard *s) {
+    assert(s->dirty_first == NULL);
+    batch_cache_destroy(&s->cache);
+}
+
+/* An SQE, submitting what is queued when the SQ is full (the chain builder checks for
+ * room first so a linked chain is never split). */
+static struct io_uring_sqe *get_sqe(struct storage_shard *s) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(s->ring);
+    if (!sqe) {
+        io_uring_submit(s->ring);
+        sqe = io_uring_get_sqe(s->ring);
+    }
+    assert(sqe);
+    return sqe;
+}
+
+static void mark_dirty(struct plog *log) {
+    if (log->dirty_listed) return;
+    log->dirty_listed = true;
+    log->dirty_next = log->shard->dirty_first;
+    log->shard->dirty_first = log;
+}
+
+/* ---------------------------------------------------------------- completion of appends */
+
+static void complete_list(struct plog_append_req *first, int status) {
+    while (first) {
+        struct plog_append_req *next = first->next; /* done() may reuse req */
+        first->next = NULL;
+        first->done(first, status);
+        first = next;
+    }
+}
+
+static void fail_partition(struct plog *log, int err) {
+    if (!log->failed) {
+        log->failed = err;
+        log_error("storage_partition_failed", "dir=%s errno=%d err=%s hw=%" PRId64, log->dir,
+                  -err, strerror(-err), log->high_watermark);
+    }
+    struct plog_append_req *inflight = log->inflight_first, *pending = log->pending_first;
+    log->inflight_first = log->inflight_last = NULL;
+    log->pending_first = log->pending_last = NULL;
+    complete_list(inflight, -EIO);
+    complete_list(pending, -EIO);
+}
+
+/* ---------------------------------------------------------------- tail chunks */
+
+static struct segment *active_segment(struct plog *log) {
+    assert(log->segment_count > 0);
+    return log->segments[log->segment_count - 1];
+}
+
+/* Start a new tail chunk for seg at the aligned-down end of its data, carrying the
+ * partly filled last block from the previous tail chunk (or from disk at open). */
+static int tail_chunk_start(struct plog *log, struct segment *seg) {
+    if (log->tail_count == PLOG_MAX_TAIL_CHUNKS) return -ENOBUFS;
+    struct storage_shard *s = log->shard;
+    uint8_t *chunk = batch_cache_alloc_chunk(&s->cache);
+    if (!chunk) return -ENOBUFS;
+    uint64_t file_base = align_down(seg->size_bytes);
+    uint32_t carry = (uint32_t)(seg->size_bytes - file_base);
+    struct tail_chunk *prev = log->tail_count ? &log->tail[log->tail_count - 1] : NULL;
+    if (carry > 0 && prev && prev->seg == seg) {
+        assert(prev->file_base + prev->fill_bytes == seg->size_bytes);
+        memcpy(chunk, prev->chunk + (file_base - prev->file_base), carry);
+    } else if (carry > 0) { /* only at open: the block is on disk */
+        ssize_t n = pread(seg->fd, chunk, BLOCK_BYTES, (off_t)file_base);
+        if (n < (ssize_t)carry) {
+            chunk_unref(s->pool, chunk);
+            return n < 0 ? -errno : -EIO;
+        }
+    }
+    struct cache_entry *e = batch_cache_insert(&s->cache, seg, chunk, file_base, carry);
+    e->pins++;
+    chunk_ref(s->pool, chunk); /* the writer's own reference, dropped when retired */
+    log->tail[log->tail_count++] = (struct tail_chunk){
+        .chunk = chunk, .seg = seg, .entry = e, .file_base = file_base, .fill_bytes = carry,
+        .written_bytes = carry, .flush_fill_bytes = carry};
+    return 0;
+}
+
+/* Drop written tail chunks that are no longer appended into (all but the last). */
+static void tail_retire_written(struct plog *log) {
+    uint32_t keep_from = 0;
+    while (keep_from + 1 < log->tail_count || (keep_from < log->tail_count &&
+                                                log->tail[keep_from].seg->sealed)) {
+        struct tail_chunk *t = &log->tail[keep_from];
+        if (t->written_bytes < t->fill_bytes) break;
+        assert(t->entry->pins > 0);
+        t->entry->pins--;
+        chunk_unref(log->shard->pool, t->chunk); /* the writer's reference */
+        keep_from++;
+    }
+    if (keep_from == 0) return;
+    memmove(log->tail, log->tail + keep_from, (log->tail_count - keep_from) * sizeof log->tail[0]);
+    log->tail_count -= keep_from;
+}
+
+/* ---------------------------------------------------------------- preallocation */
+
+static void alloc_complete(struct uring_op *op, int32_t res, uint32_t flags) {
+    struct plog *log = container_of(op, struct flush_op, op)->log;
+    log->shard->inflight_ops--;
+    log->alloc_in_flight = false;
+    if (res < 0) {
+        log_warn("storage_fallocate_failed", "dir=%s errno=%d", log->dir, -res);
+        return;
+    }
+    if (log->alloc_seg == active_segment(log) &&
+        log->alloc_target_bytes > log->alloc_seg->allocated_bytes)
+        log->alloc_seg->allocated_bytes = log->alloc_target_bytes;
+}
+
+static void maybe_preallocate(struct plog *log, struct segment *seg) {
+    uint64_t step = log->cfg.preallocate_step_bytes;
+    if (step == 0 || log->alloc_in_flight || seg->allocated_bytes >= log->cfg.segment_bytes ||
+        seg->size_bytes + step / 2 < seg->allocated_bytes)
+        return;
+    uint64_t target = seg->allocated_bytes + step;
+    if (target > log->cfg.segment_bytes) target = align_up(log->cfg.segment_bytes);
+    struct io_uring_sqe *sqe = get_sqe(log->shard);
+    io_uring_prep_fallocate(sqe, seg->fd, FALLOC_FL_KEEP_SIZE, (off_t)seg->allocated_bytes,
+                            (off_t)(target - seg->allocated_bytes));
+    log->alloc_op.op.complete = alloc_complete;
+    log->alloc_op.log = log;
+    uring_op_attach(sqe, &log->alloc_op.op);
+    log->alloc_in_flight = true;
+    log->alloc_seg = seg;
+    log->alloc_target_bytes = target;
+    log->shard->inflight_ops++;
+}
+
+/* ---------------------------------------------------------------- roll */
+
+static int open_segment_file(struct plog *log, int64_t base, int flags) {
+    char name[SEGMENT_NAME_BYTES];
+    segment_file_name(name, sizeof name, base, ".log");
+    return openat(log->dir_fd, name, flags | O_DIRECT | O_CLOEXEC, 0644);
+}
+
+static int roll(struct plog *log) {
+    if (log->segment_count == PLOG_MAX_SEGMENTS) return -ENOSPC;
+    struct segment *old = active_segment(log);
+    struct segment *seg = malloc(sizeof *seg);
+    if (!seg) return -ENOMEM;
+    int rc = segment_init(seg, log->log_end_offset, log->cfg.segment_bytes,
+                          log->cfg.index_interval_bytes);
+    if (rc < 0) {
+        free(seg);
+        return rc;
+    }
+    seg->fd = open_segment_file(log, seg->base_offset, O_RDWR | O_CREAT | O_TRUNC);
+    if (seg->fd < 0) {
+        rc = -errno;
+        segment_free(seg);
+        free(seg);
+        return rc;
+    }
+    seg->created_ms = wall_ms();
+    seg->needs_dir_sync = true;
+    old->sealed = true;
+    if (log->seal_pending) { /* two rolls within one flush: write what we have */
+        (void)segment_write_indexes(log->seal_pending, log->dir);
+        log->seal_pending->index_dirty = false;
+    }
+    old->index_dirty = true;
+    log->seal_pending = old;
+    log->segments[log->segment_count++] = seg;
+    log_info("segment_roll", "dir=%s base_offset=%" PRId64 " prev_bytes=%" PRIu64, log->dir,
+             seg->base_offset, old->size_bytes);
+    return 0;
+}
+
+int plog_maybe_roll_by_age(struct plog *log, int64_t now_ms) {
+    struct segment *seg = active_segment(log);
+    if (log->failed || log->cfg.segment_ms <= 0 || seg->size_bytes == 0 ||
+        now_ms - seg->created_ms < log->cfg.segment_ms)
+        return 0;
+    return roll(log) == 0 ? 1 : 0;
+}
+
+/* ---------------------------------------------------------------- append */
+
+int64_t plog_append(struct plog *log, const uint8_t *batch, uint32_t len_bytes, bool durable,
+                    struct plog_append_req *req) {
+    if (log->failed) return -EIO;
+    struct record_batch_header h;
+    if (record_batch_header_parse(batch, len_bytes, &h) != RECORD_OK ||
+        record_batch_size_bytes(&h) != len_bytes || h.last_offset_delta < 0)
+        return -EBADMSG;
+    if (len_bytes > log->shard->pool->chunk_bytes - BLOCK_BYTES) return -EMSGSIZE;
+    struct segment *seg = active_segment(log);
+    if ((seg->size_bytes > 0 && seg->size_bytes + len_bytes > log->cfg.segment_bytes) ||
+        !segment_index_has_room(seg) ||
+        (log->cfg.segment_ms > 0 && seg->size_bytes > 0 &&
+         wall_ms() - seg->created_ms >= log->cfg.segment_ms)) {
+        int rc = roll(log);
+        if (rc < 0) return rc;
+        seg = active_segment(log);
+    }
+    struct tail_chunk *t = log->tail_count ? &log->tail[log->tail_count - 1] : NULL;
+    if (!t || t->seg != seg || t->fill_bytes + len_bytes > log->shard->pool->chunk_bytes) {
+        int rc = tail_chunk_start(log, seg);
+        if (rc < 0) return rc;
+        t = &log->tail[log->tail_count - 1];
+    }
+    assert(t->file_base + t->fill_bytes == seg->size_bytes);
+    int64_t base_offset = log->log_end_offset;
+    int64_t end_offset = base_offset + h.last_offset_delta + 1;
+    uint8_t *dst = t->chunk + t->fill_bytes;
+    memcpy(dst, batch, len_bytes);
+    record_batch_set_base_offset(dst, base_offset);
+    segment_note_batch(seg, (uint32_t)seg->size_bytes, base_offset, end_offset,
+                       h.max_timestamp, len_bytes, log->cfg.index_interval_bytes);
+    t->fill_bytes += len_bytes;
+    t->entry->valid_bytes = t->fill_bytes;
+    log->log_end_offset = end_offset;
+    log->appends++;
+    if (req) {
+        req->base_offset = base_offset;
+        req->end_offset = end_offset;
+        req->durable = durable;
+        req->next = NULL;
+        if (log->pending_last) log->pending_last->next = req;
+        else log->pending_first = req;
+        log->pending_last = req;
+    }
+    log->pending_durable |= durable;
+    mark_dirty(log);
+    maybe_preallocate(log, seg);
+    return base_offset;
+}
+
+/* ---------------------------------------------------------------- flush */
+
+static void flush_finish(struct plog *log) {
+    log->flush_in_flight = false;
+    if (log->flush_err) {
+        fail_partition(log, log->flush_err);
+        return;
+    }
+    for (uint32_t i = 0; i < log->tail_count; i++) {
+        struct tail_chunk *t = &log->tail[i];
+        if (t->flush_fill_bytes > t->written_bytes) t->written_bytes = t->flush_fill_bytes;
+        uint64_t written_end = t->file_base + t->written_bytes;
+        if (written_end > t->seg->written_bytes) t->seg->written_bytes = written_end;
+        if (log->flush_durable) t->seg->needs_dir_sync = false;
+    }
+    log->high_watermark = log->flush_end_offset;
+    if (log->flush_durable) log->durable_offset = log->flush_end_offset;
+    tail_retire_written(log);
+    struct segment *sealed = log->seal_pending;
+    bool sealed_written = sealed && sealed->written_bytes >= sealed->size_bytes;
+    struct plog_append_req *done = log->inflight_first;
+    log->inflight_first = log->inflight_last = NULL;
+    if (sealed_written) {
+        log->seal_pending = NULL;
+        int rc = segment_write_indexes(sealed, log->dir);
+        if (rc < 0) log_warn("segment_index_write_failed", "dir=%s errno=%d", log->dir, -rc);
+        sealed->index_dirty = false;
+    }
+    complete_list(done, 0);
+    if (log->pending_first || log->log_end_offset > log->high_watermark) mark_dirty(log);
+}
+
+static void flush_op_complete(struct uring_op *op, int32_t res, uint32_t flags) {
+    struct flush_op *fo = container_of(op, struct flush_op, op);
+    struct plog *log = fo->log;
+    log->shard->inflight_ops--;
+    log->flush_ops_done++;
+    int32_t err = res < 0 ? res : (fo->expected_bytes && (uint32_t)res != fo->expected_bytes
+                                       ? -ENOSPC : 0);
+    if (err && !log->flush_err) log->flush_err = err;
+    if (log->flush_ops_done == log->flush_ops_issued) flush_finish(log);
+}
+
+static void flush_add(struct plog *log, struct io_uring_sqe *sqe, uint32_t expected_bytes) {
+    assert(log->flush_ops_issued < PLOG_FLUSH_MAX_OPS);
+    struct flush_op *fo = &log->flush_ops[log->flush_ops_issued++];
+    fo->op.complete = flush_op_complete;
+    fo->log = log;
+    fo->expected_bytes = expected_bytes;
+    uring_op_attach(sqe, &fo->op);
+    sqe->flags |= IOSQE_IO_LINK;
+    log->shard->inflight_ops++;
+}
+
+/* One linked chain: the dirty range of each tail chunk, then fdatasync of each segment
+ * written (and the directory after a roll) when an append asked for durability. */
+static unsigned flush_start(struct plog *log) {
+    struct storage_shard *s = log->shard;
+    bool durable = log->pending_durable;
+    unsigned need = log->tail_count * 2 + 2;
+    if (io_uring_sq_space_left(s->ring) < need) io_uring_submit(s->ring);
+    assert(io_uring_sq_space_left(s->ring) >= need);
+    log->flush_ops_issued = log->flush_ops_done = 0;
+    log->flush_err = 0;
+    struct io_uring_sqe *last = NULL;
+    struct segment *synced[PLOG_MAX_TAIL_CHUNKS];
+    uint32_t synced_count = 0;
+    for (uint32_t i = 0; i < log->tail_count; i++) {
+        struct tail_chunk *t = &log->tail[i];
+        t->flush_fill_bytes = t->fill_bytes;
+        if (t->fill_bytes == t->written_bytes) continue; /* already on disk */
+        uint32_t start = (uint32_t)align_down(t->written_bytes);
+        uint32_t end = (uint32_t)align_up(t->fill_bytes);
+        if (start == end) continue;
+        memset(t->chunk + t->fill_bytes, 0, end - t->fill_bytes); /* zero padding */
+        last = get_sqe(s);
+        io_uring_prep_write_fixed(last, t->seg->fd, t->chunk + start, end - start,
+                                  t->file_base + start, chunk_buf_index(s->pool, t->chunk));
+        flush_add(log, last, end - start);
+        if (synced_count == 0 || synced[synced_count - 1] != t->seg)
+            synced[synced_count++] = t->seg;
+    }
+    if (durable) {
+        bool dir_sync = false;
+        for (uint32_t i = 0; i < synced_count; i++) {
+            last = get_sqe(s);
+            io_uring_prep_fsync(last, synced[i]->fd, IORING_FSYNC_DATASYNC);
+            flush_add(log, last, 0);
+            dir_sync |= synced[i]->needs_dir_sync;
+        }
+        if (dir_sync) {
+            last = get_sqe(s);
+            io_uring_prep_fsync(last, log->dir_fd, 0);
+            flush_add(log, last, 0);
+        }
+        log->fsyncs++;
+    }
+    if (!last) { /* nothing to write (e.g. only a rewrite of clean data) */
+        log->high_watermark = log->log_end_offset;
+        complete_list(log->pending_first, 0);
+        log->pending_first = log->pending_last = NULL;
+        log->pending_durable = false;
+        return 0;
+    }
+    last->flags &= (uint8_t)~IOSQE_IO_LINK;
+    log->inflight_first = log->pending_first;
+    log->inflight_last = log->pending_last;
+    log->pending_first = log->pending_last = NULL;
+    log->pending_durable = false;
+    log->flush_end_offset = log->log_end_offset;
+    log->flush_durable = durable;
+    log->flush_in_flight = true;
+    log->flushes++;
+    return log->flush_ops_issued;
+}
+
+unsigned storage_poll(struct storage_shard *s) {
+    unsigned queued = 0;
+    struct plog *keep = NULL;
+    struct plog *log = s->dirty_first;
+    s->dirty_first = NULL;
+    while (log) {
+        struct plog *next = log->dirty_next;
+        log->dirty_next = NULL;
+        log->dirty_listed = false;
+        if (log->failed) {
+            fail_partition(log, log->failed);
+        } else if (log->flush_in_flight) {
+            log->dirty_listed = true; /* flush again when this one completes */
+            log->dirty_next = keep;
+            keep = log;
+        } else if (log->pending_first || log->log_end_offset > log->high_watermark) {
+            queued += flush_start(log);
+        }
+        log = next;
+    }
+    while (keep) { /* put back the logs still waiting */
+        struct plog *next = keep->dirty_next;
+        keep->dirty_next = s->dirty_first;
+        s->dirty_first = keep;
+        keep = next;
+    }
+    return queued;
+}
+
+/* ---------------------------------------------------------------- reads */
+
+static struct segment *segment_for_offset(const struct plog *log, int64_t offset) {
+    uint32_t lo = 0, hi = log->segment_count; /* last segment with base <= offset */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (log->segments[mid]->base_offset <= offset) lo = mid;
+        else hi = mid;
+    }
+    return log->segments[lo];
+}
+
+static struct segment *segment_after(const struct plog *log, const struct segment *seg) {
+    for (uint32_t i = 0; i + 1 < log->segment_count; i++)
+        if (log->segments[i] == seg) return log->segments[i + 1];
+    return NULL;
+}
+
+static void read_complete(struct uring_op *op, int32_t res, uint32_t flags);
+
+static int read_issue(struct plog *log, struct plog_read_req *req, struct segment *seg,
+                      uint64_t position) {
+    struct storage_shard *s = log->shard;
+    uint8_t *chunk = batch_cache_alloc_chunk(&s->cache);
+    if (!chunk) return -ENOBUFS;
+    uint64_t file_base = align_down(position);
+    uint64_t end = align_up(seg->written_bytes);
+    uint64_t len = s->pool->chunk_bytes;
+    if (file_base + len > end) len = end > file_base ? end - file_base : 0;
+    if (len == 0) {
+        chunk_unref(s->pool, chunk);
+        return -EIO; /* not cached and not on disk: an invariant broke */
+    }
+    struct io_uring_sqe *sqe = get_sqe(s);
+    io_uring_prep_read_fixed(sqe, seg->fd, chunk, (unsigned)len, file_base,
+                             chunk_buf_index(s->pool, chunk));
+    req->op.complete = read_complete;
+    req->chunk = chunk;
+    req->seg = seg;
+    req->file_base = file_base;
+    uring_op_attach(sqe, &req->op);
+    seg->reads_in_flight++;
+    log->reads_in_flight++;
+    s->inflight_ops++;
+    return 0;
+}
+
+static bool add_frag(struct plog *log, struct plog_read_req *req, uint8_t *ptr, uint32_t len) {
+    struct chunk_pool *pool = log->shard->pool;
+    if (req->frag_count > 0) {
+        struct frag *f = &req->frags[req->frag_count - 1];
+        if ((uint8_t *)f->ptr + f->len == ptr && chunk_start(pool, f->ptr) == chunk_start(pool, ptr)) {
+            f->len += len;
+            return true;
+        }
+    }
+    if (req->frag_count == PLOG_READ_MAX_FRAGS) return false;
+    chunk_ref(pool, ptr);
+    req->frags[req->frag_count++] = (struct frag){ptr, len};
+    return true;
+}
+
+/* Walk batches from the cache; returns 1 when the answer is complete, 0 when a disk read
+ * was issued, or a negative errno. */
+static int read_continue(struct plog *log, struct plog_read_req *req) {
+    struct batch_cache *cache = &log->shard->cache;
+    for (int step = 0; step < PLOG_READ_MAX_STEPS; step++) {
+        int64_t want = req->next_offset;
+        if (want >= log->high_watermark) return 1;
+        struct segment *seg = segment_for_offset(log, want);
+        if (want >= seg->next_offset) { /* past this segment: the next one */
+            struct segment *next = segment_after(log, seg);
+            if (!next) return 1;
+            req->next_offset = next->base_offset;
+            continue;
+        }
+        int64_t entry_offset;
+        uint64_t pos = segment_lookup_position(seg, want, &entry_offset);
+        while (pos < seg->size_bytes) {
+            struct cache_entry *e = batch_cache_find(cache, seg, pos, RECORD_BATCH_HEADER_BYTES);
+            struct record_batch_header h;
+            if (e && record_batch_header_parse(e->chunk + (pos - e->file_base),
+                                               e->file_base + e->valid_bytes - pos, &h) != RECORD_OK)
+                return -EIO; /* stored bytes do not parse: corrupt */
+            uint32_t size = e ? (uint32_t)record_batch_size_bytes(&h) : 0;
+            if (e && pos + size > e->file_base + e->valid_bytes)
+                e = batch_cache_find(cache, seg, pos, size);
+            if (!e) {
+                if (req->frag_count > 0) return 1;
+                int rc = read_issue(log, req, seg, pos);
+                return rc < 0 ? rc : 0;
+            }
+            int64_t last = record_batch_last_offset(&h);
+            if (last < req->next_offset) {
+                pos += size;
+                continue;
+            }
+            if (h.base_offset >= log->high_watermark) return 1;
+            if (req->bytes > 0 && req->bytes + size > req->max_bytes) return 1;
+            if (!add_frag(log, req, e->chunk + (pos - e->file_base), size)) return 1;
+            req->bytes += size;
+            req->next_offset = last + 1;
+            pos += size;
+            if (req->bytes >= req->max_bytes) return 1;
+        }
+        if (req->next_offset < seg->next_offset) req->next_offset = seg->next_offset;
+    }
+    return 1;
+}
+
+static void read_complete(struct uring_op *op, int32_t res, uint32_t flags) {
+    struct plog_read_req *req = container_of(op, struct plog_read_req, op);
+    struct plog *log = req->log;
+    struct storage_shard *s = log->shard;
+    s->inflight_ops--;
+    req->seg->reads_in_flight--;
+    log->reads_in_flight--;
+    if (res <= 0) {
+        chunk_unref(s->pool, req->chunk);
+        req->chunk = NULL;
+        log_warn("storage_read_failed", "dir=%s errno=%d", log->dir, -res);
+        req->done(req, -EIO);
+        return;
+    }
+    uint64_t valid = (uint64_t)res;
+    if (req->file_base + valid > req->seg->written_bytes)
+        valid = req->seg->written_bytes - req->file_base;
+    batch_cache_insert(&s->cache, req->seg, req->chunk, req->file_base, (uint32_t)valid);
+    req->chunk = NULL;
+    int rc = read_continue(log, req);
+    if (rc != 0) req->done(req, rc < 0 ? rc : 0);
+}
+
+int plog_read(struct plog *log, struct plog_read_req *req) {
+    req->log = log;
+    req->frag_count = 0;
+    req->bytes = 0;
+    req->next_offset = req->offset;
+    req->chunk = NULL;
+    if (log->failed) return -EIO;
+    if (req->offset < log->log_start_offset || req->offset > log->log_end_offset) return -ERANGE;
+    return read_continue(log, req);
+}
+
+void plog_read_release(struct plog *log, struct plog_read_req *req) {
+    for (uint32_t i = 0; i < req->frag_count; i++) frag_release(log->shard->pool, &req->frags[i]);
+    req->frag_count = 0;
+    req->bytes = 0;
+}
+
+int64_t plog_offset_for_timestamp(const struct plog *log, int64_t timestamp_ms) {
+    for (uint32_t i = 0; i < log->segment_count; i++) {
+        int64_t offset;
+        uint32_t position;
+        if (segment_lookup_time(log->segments[i], timestamp_ms, &offset, &position))
+            return offset < log->log_start_offset ? log->log_start_offset : offset;
+    }
+    return log->log_end_offset;
+}
+
+uint64_t plog_size_bytes(const struct plog *log) {
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < log->segment_count; i++) total += log->segments[i]->size_bytes;
+    return total;
+}
+
+/* ---------------------------------------------------------------- retention */
+
+static int persist_log_start(struct plog *log) {
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%020" PRId64 "\n", log->log_start_offset);
+    if (pwrite(log->meta_fd, buf, (size_t)n, 0) != n || fdatasync(log->meta_fd) != 0) {
+        log_warn("log_start_persist_failed", "dir=%s errno=%d", log->dir, errno);
+        return -EIO;
+    }
+    return 0;
+}
+
+static bool segment_deletable(const struct plog *log, const struct segment *seg) {
+    if (seg == active_segment((struct plog *)log) || seg->reads_in_flight || seg->index_dirty)
+        return false;
+    for (uint32_t i = 0; i < log->tail_count; i++)
+        if (log->tail[i].seg == seg) return false;
+    return true;
+}
+
+static void delete_first_segment(struct plog *log) {
+    struct segment *seg = log->segments[0];
+    batch_cache_drop_segment(&log->shard->cache, seg);
+    const char *suffixes[] = {".log", ".index", ".timeindex"};
+    for (int i = 0; i < 3; i++) {
+        char name[SEGMENT_NAME_BYTES];
+        segment_file_name(name, sizeof name, seg->base_offset, suffixes[i]);
+        if (unlinkat(log->dir_fd, name, 0) != 0 && errno != ENOENT)
+            log_warn("segment_unlink_failed", "dir=%s file=%s errno=%d", log->dir, name, errno);
+    }
+    log_info("segment_deleted", "dir=%s base_offset=%" PRId64 " bytes=%" PRIu64, log->dir,
+             seg->base_offset, seg->size_bytes);
+    segment_free(seg);
+    free(seg);
+    memmove(log->segments, log->segments + 1, (log->segment_count - 1) * sizeof log->segments[0]);
+    log->segment_count--;
+}
+
+int plog_enforce_retention(struct plog *log, int64_t now_ms) {
+    int deleted = 0;
+    uint64_t total = plog_size_bytes(log);
+    while (log->segment_count > 1 && segment_deletable(log, log->segments[0])) {
+        struct segment *seg = log->segments[0];
+        bool by_time = log->cfg.retention_ms >= 0 && seg->max_timestamp_ms >= 0 &&
+                       now_ms - seg->max_timestamp_ms > log->cfg.retention_ms;
+        bool by_size = log->cfg.retention_bytes >= 0 &&
+                       total - seg->size_bytes >= (uint64_t)log->cfg.retention_bytes;
+        bool below_start = seg->next_offset <= log->log_start_offset;
+        if (!by_time && !by_size && !below_start) break;
+        total -= seg->size_bytes;
+        delete_first_segment(log);
+        deleted++;
+    }
+    if (deleted && log->segments[0]->base_offset > log->log_start_offset) {
+        log->log_start_offset = log->segments[0]->base_offset;
+        persist_log_start(log);
+    }
+    return deleted;
+}
+
+int plog_delete_records(struct plog *log, int64_t offset) {
+    if (offset < 0 || offset > log->high_watermark) return -ERANGE;
+    if (offset <= log->log_start_offset) return 0;
+    log->log_start_offset = offset;
+    int rc = persist_log_start(log);
+    while (log->segment_count > 1 && log->segments[0]->next_offset <= offset &&
+           segment_deletable(log, log->segments[0]))
+        delete_first_segment(log);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- open / recovery */
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Base offsets of the *.log files in dir, sorted. Returns the count or -errno. */
+static int list_segments(const char *dir, int64_t *bases, int max) {
+    DIR *d = opendir(dir);
+    if (!d) return -errno;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+        if (strlen(name) != 24 || strcmp(name + 20, ".log") != 0) continue;
+        bool digits = true;
+        for (int i = 0; i < 20; i++) digits &= name[i] >= '0' && name[i] <= '9';
+        if (!digits) continue;
+        if (n == max) {
+            closedir(d);
+            return -EMFILE;
+        }
+        bases[n++] = strtoll(name, NULL, 10);
+    }
+    closedir(d);
+    qsort(bases, (size_t)n, sizeof *bases, cmp_i64);
+    return n;
+}
+
+static int recover_segment(struct plog *log, struct segment *seg, bool is_tail) {
+    char reason[64];
+    bool loaded = !is_tail && segment_load_indexes(seg, log->dir);
+    int fd = open_segment_file(log, seg->base_offset, is_tail ? O_RDWR : O_RDONLY);
+    if (fd < 0) return -errno;
+    seg->fd = fd;
+    struct stat st;
+    if (fstat(fd, &st) != 0) return -errno;
+    if (loaded && (uint64_t)st.st_size < seg->size_bytes) { /* stale: rebuild */
+        int64_t base = seg->base_offset;
+        seg->index_count = seg->time_index_count = 0;
+        seg->size_bytes = 0;
+        seg->next_offset = base;
+        seg->max_timestamp_ms = -1;
+        loaded = false;
+    }
+    uint64_t from = seg->size_bytes;
+    int64_t cut = segment_scan(seg, log->dir, from, seg->next_offset, is_tail,
+                               log->cfg.index_interval_bytes, reason, sizeof reason);
+    if (cut < 0) return (int)cut;
+    if (cut > 0) /* non-zero bytes past the last good batch: a torn or corrupt tail */
+        log_warn("recovery_truncate", "dir=%s segment=%" PRId64 " keep_bytes=%" PRIu64
+                 " file_bytes=%jd nonzero_bytes_cut=%" PRId64 " reason=%s",
+                 log->dir, seg->base_offset, seg->size_bytes, (intmax_t)st.st_size, cut, reason);
+    if (is_tail && (uint64_t)st.st_size != seg->size_bytes) {
+        if (ftruncate(fd, (off_t)seg->size_bytes) != 0) return -errno;
+        if (cut == 0 && st.st_size - (off_t)seg->size_bytes >= (off_t)BLOCK_BYTES)
+            log_info("recovery_trim", "dir=%s segment=%" PRId64 " bytes=%jd", log->dir,
+                     seg->base_offset, (intmax_t)(st.st_size - (off_t)seg->size_bytes));
+    }
+    if (!is_tail && (!loaded || seg->size_bytes != from)) {
+        int rc = segment_write_indexes(seg, log->dir);
+        if (rc < 0) log_warn("segment_index_write_failed", "dir=%s errno=%d", log->dir, -rc);
+    }
+    seg->written_bytes = seg->size_bytes;
+    seg->allocated_bytes = seg->size_bytes;
+    seg->sealed = !is_tail;
+    seg->needs_dir_sync = is_tail; /* it may have just been created */
+    seg->created_ms = wall_ms();
+    return 0;
+}
+
+static void read_log_start(struct plog *log) {
+    char buf[32] = {0};
+    ssize_t n = pread(log->meta_fd, buf, sizeof buf - 1, 0);
+    log->log_start_offset = n > 0 ? strtoll(buf, NULL, 10) : 0;
+    if (log->log_start_offset < 0) log->log_start_offset = 0;
+}
+
+static int plog_open_dir(struct plog *log) {
+    int64_t *bases = malloc(PLOG_MAX_SEGMENTS * sizeof *bases);
+    if (!bases) return -ENOMEM;
+    int n = list_segments(log->dir, bases, PLOG_MAX_SEGMENTS);
+    if (n < 0) {
+        free(bases);
+        return n;
+    }
+    int rc = 0;
+    if (n == 0) bases[n++] = log->log_start_offset;
+    for (int i = 0; i < n && rc == 0; i++) {
+        struct segment *seg = malloc(sizeof *seg);
+        if (!seg) {
+            rc = -ENOMEM;
+            break;
+        }
+        rc = segment_init(seg, bases[i], log->cfg.segment_bytes, log->cfg.index_interval_bytes);
+        if (rc < 0) {
+            free(seg);
+            break;
+        }
+        log->segments[log->segment_count++] = seg;
+        bool is_tail = i == n - 1;
+        if (is_tail) { /* create it if this is a new partition */
+            int fd = open_segment_file(log, seg->base_offset, O_RDWR | O_CREAT);
+            if (fd < 0) rc = -errno;
+            else close(fd);
+        }
+        if (rc == 0) rc = recover_segment(log, seg, is_tail);
+    }
+    free(bases);
+    return rc;
+}
+
+static void plog_free(struct plog *log) {
+    for (uint32_t i = 0; i < log->segment_count; i++) {
+        batch_cache_drop_segment(&log->shard->cache, log->segments[i]);
+        segment_free(log->segments[i]);
+        free(log->segments[i]);
+    }
+    if (log->dir_fd >= 0) close(log->dir_fd);
+    if (log->meta_fd >= 0) close(log->meta_fd);
+    free(log);
+}
+
+struct plog *plog_open(struct storage_shard *s, const char *data_dir, const char *topic,
+                       int32_t partition, const struct plog_config *cfg, int *err) {
+    struct plog *log = calloc(1, sizeof *log);
+    if (!log) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    log->shard = s;
+    log->cfg = *cfg;
+    log->dir_fd = log->meta_fd = -1;
+    assert(cfg->index_interval_bytes > 0 && cfg->segment_bytes > 0);
+    int n = snprintf(log->dir, sizeof log->dir, "%s/%s-%d", data_dir, topic, partition);
+    *err = 0;
+    if (n <= 0 || (size_t)n >= sizeof log->dir) *err = -ENAMETOOLONG;
+    if (!*err && mkdir(data_dir, 0755) != 0 && errno != EEXIST) *err = -errno;
+    if (!*err && mkdir(log->dir, 0755) != 0 && errno != EEXIST) *err = -errno;
+    if (!*err && (log->dir_fd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        *err = -errno;
+    if (!*err && (log->meta_fd = openat(log->dir_fd, META_FILE, O_RDWR | O_CREAT | O_CLOEXEC,
+                                        0644)) < 0)
+        *err = -errno;
+    if (!*err) {
+        read_log_start(log);
+        *err = plog_open_dir(log);
+    }
+    if (!*err) {
+        struct segment *tail = active_segment(log);
+        log->log_end_offset = tail->next_offset;
+        if (log->log_start_offset < log->segments[0]->base_offset)
+            log->log_start_offset = log->segments[0]->base_offset;
+        if (log->log_start_offset > log->log_end_offset) log->log_start_offset = log->log_end_offset;
+        log->high_watermark = log->durable_offset = log->log_end_offset;
+        *err = tail_chunk_start(log, tail);
+    }
+    if (*err) {
+        log_error("plog_open_failed", "dir=%s errno=%d", log->dir, -*err);
+        plog_free(log);
+        return NULL;
+    }
+    log_info("plog_open", "dir=%s segments=%u log_start=%" PRId64 " log_end=%" PRId64, log->dir,
+             log->segment_count, log->log_start_offset, log->log_end_offset);
+    return log;
+}
+
+/* Reap until this log has nothing in flight (shutdown and tests only). */
+static void drain(struct plog *log) {
+    struct storage_shard *s = log->shard;
+    for (int spins = 0; log->flush_in_flight || log->alloc_in_flight || log->reads_in_flight ||
+                        (!log->failed && log->log_end_offset > log->high_watermark);
+         spins++) {
+        assert(spins < 1000000);
+        storage_poll(s);
+        io_uring_submit_and_wait(s->ring, 1);
+        uring_op_dispatch_ready(s->ring, 256);
+    }
+}
+
+void plog_close(struct plog *log) {
+    struct storage_shard *s = log->shard;
+    drain(log);
+    if (log->dirty_listed) { /* unlink from the shard's dirty list */
+        struct plog **pp = &s->dirty_first;
+        while (*pp != log) pp = &(*pp)->dirty_next;
+        *pp = log->dirty_next;
+    }
+    if (log->failed) fail_partition(log, log->failed);
+    for (uint32_t i = 0; i < log->tail_count; i++) {
+        log->tail[i].entry->pins--;
+        chunk_unref(s->pool, log->tail[i].chunk);
+    }
+    log->tail_count = 0;
+    if (!log->failed) { /* clean shutdown: indexes, and no zero padding at the tail */
+        struct segment *tail = active_segment(log);
+        if (log->seal_pending) (void)segment_write_indexes(log->seal_pending, log->dir);
+        (void)segment_write_indexes(tail, log->dir);
+        if (ftruncate(tail->fd, (off_t)tail->size_bytes) != 0)
+            log_warn("segment_trim_failed", "dir=%s errno=%d", log->dir, errno);
+    }
+    plog_free(log);
+}

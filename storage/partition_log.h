@@ -1,0 +1,215 @@
+/* partition_log.h - a partition's log on io_uring: append, group-commit flush, reads,
+ * lookups, roll, retention and recovery.
+ *
+ * Ownership: one struct storage_shard per shard holds the shard's io_uring (borrowed
+ * from the shard), chunk pool (borrowed) and batch cache (owned); each partition log
+ * belongs to one storage_shard. Nothing here is thread-safe and nothing blocks after
+ * plog_open() except the points listed under "Blocking" below.
+ *
+ * Write path. plog_append() copies a RecordBatch v2 (already validated by the caller;
+ * the log stores v2 only, the records layer converts legacy sets first) into the
+ * partition's tail chunk, writes the assigned base offset into it, updates the
+ * in-memory indexes and returns the base offset at once. The chunk maps a 4 KiB
+ * aligned range of the segment file; when a batch does not fit in what is left of the
+ * chunk, a new chunk starts at the aligned-down end and the partly filled last block
+ * is copied into it. storage_poll(), called once per shard loop iteration, turns
+ * everything appended since the last flush into one chain of linked SQEs per
+ * partition: WRITE_FIXED of each dirty aligned range (the partial last block is written
+ * zero padded and rewritten by the next flush), then, if any append in the group asked
+ * for durability, IORING_OP_FSYNC(DATASYNC) of the file (and of the directory after a
+ * roll). IOSQE_IO_LINK orders the chain; one flush is in flight per partition, so two
+ * writes of the same block never race. When the chain completes, every append in it
+ * completes: its callback gets 0 or a negative errno. acks=0 appends pass no request.
+ *
+ * A write or fsync error (ENOSPC, EIO, short write) puts the partition in a failed
+ * state: the appends of the failed group and every later append get -EIO
+ * (KAFKA_STORAGE_ERROR); data already acknowledged is not touched (a rewrite only ever
+ * covers blocks at or after the durable end). Other partitions are unaffected. A
+ * failed partition is brought back by closing and reopening it (recovery truncates
+ * whatever was not acknowledged), as Kafka takes a failed log dir offline.
+ *
+ * Read path. plog_read() returns whole batches from the batch containing the requested
+ * offset, up to max_bytes but always at least the first batch whole (KIP-74), and never
+ * beyond the high watermark (the end of the last completed write). Bytes are returned
+ * as fragments referencing chunk memory (each holds a chunk reference; release them
+ * with frag_release). A cache miss issues a READ_FIXED of one chunk into a fresh chunk
+ * (a chunk-sized read is the sequential read-ahead for catch-up readers) and answers
+ * through the request's callback.
+ *
+ * Blocking (documented debts): a roll opens the new segment file and writes the sealed
+ * segment's index files; retention unlinks files; both are rare and short, but they
+ * are syscalls on the shard. Everything per-append and per-fetch goes through io_uring. */
+#ifndef SLUICE_STORAGE_PARTITION_LOG_H
+#define SLUICE_STORAGE_PARTITION_LOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hw/chunk.h"
+#include "hw/uring_op.h"
+#include "storage/batch_cache.h"
+#include "storage/segment.h"
+
+#define PLOG_MAX_SEGMENTS 4096       /* per partition */
+#define PLOG_MAX_TAIL_CHUNKS 16      /* chunks appended into but not yet fully written */
+#define PLOG_FLUSH_MAX_OPS (PLOG_MAX_TAIL_CHUNKS + 4)
+#define PLOG_READ_MAX_FRAGS 16
+#define PLOG_PATH_BYTES 1024
+
+struct storage_shard;
+struct plog;
+
+struct plog_config {
+    uint64_t segment_bytes;          /* segment.bytes */
+    int64_t segment_ms;              /* segment.ms (<= 0: never by age) */
+    int64_t retention_ms;            /* retention.ms (< 0: forever) */
+    int64_t retention_bytes;         /* retention.bytes (< 0: unlimited) */
+    uint32_t index_interval_bytes;   /* index.interval.bytes */
+    uint64_t preallocate_step_bytes; /* fallocate step */
+};
+
+void plog_config_default(struct plog_config *cfg);
+
+/* An append waiting for its write (and fsync when durable). Owned by the caller until
+ * done() runs; no allocation in the log. */
+struct plog_append_req {
+    void (*done)(struct plog_append_req *req, int status);
+    int64_t base_offset;       /* set by plog_append */
+    int64_t end_offset;        /* last offset + 1 */
+    bool durable;
+    struct plog_append_req *next;
+};
+
+struct plog_read_req {
+    /* in */
+    int64_t offset;
+    uint32_t max_bytes;
+    void (*done)(struct plog_read_req *req, int status); /* only for async completion */
+    /* out */
+    struct frag frags[PLOG_READ_MAX_FRAGS];
+    uint32_t frag_count;
+    uint32_t bytes;
+    int64_t next_offset;       /* offset after the last batch returned */
+    /* private */
+    struct uring_op op;
+    struct plog *log;
+    uint8_t *chunk;
+    uint64_t file_base;
+    struct segment *seg;
+    int32_t status;
+};
+
+/* One write-side chunk: maps [file_base, file_base + fill_bytes) of seg. */
+struct tail_chunk {
+    uint8_t *chunk;
+    struct segment *seg;
+    struct cache_entry *entry;
+    uint64_t file_base;
+    uint32_t fill_bytes;
+    uint32_t written_bytes;    /* bytes known on disk (completed writes) */
+    uint32_t flush_fill_bytes; /* fill captured by the flush in flight */
+};
+
+struct flush_op {
+    struct uring_op op;
+    struct plog *log;
+    uint32_t expected_bytes; /* writes: a shorter result is a failure */
+};
+
+struct plog {
+    struct storage_shard *shard;
+    char dir[PLOG_PATH_BYTES];
+    struct plog_config cfg;
+    int dir_fd;
+    int meta_fd;               /* log-start-offset file */
+    struct segment *segments[PLOG_MAX_SEGMENTS];
+    uint32_t segment_count;
+    int64_t log_start_offset;
+    int64_t log_end_offset;    /* next offset to assign */
+    int64_t high_watermark;    /* end of the last completed write */
+    int64_t durable_offset;    /* end of the last completed fdatasync */
+    int failed;                /* 0 or the negative errno that failed the partition */
+    /* write side */
+    struct tail_chunk tail[PLOG_MAX_TAIL_CHUNKS];
+    uint32_t tail_count;
+    struct plog_append_req *pending_first, *pending_last;   /* not yet in a flush */
+    struct plog_append_req *inflight_first, *inflight_last; /* in the flush in flight */
+    bool pending_durable;
+    bool flush_in_flight;
+    bool dirty_listed;
+    struct plog *dirty_next;
+    struct flush_op flush_ops[PLOG_FLUSH_MAX_OPS];
+    uint32_t flush_ops_issued, flush_ops_done;
+    int32_t flush_err;
+    int64_t flush_end_offset;
+    bool flush_durable;
+    bool alloc_in_flight;
+    struct flush_op alloc_op;
+    struct segment *alloc_seg;
+    uint64_t alloc_target_bytes;
+    struct segment *seal_pending; /* sealed; its indexes are written once its data is */
+    uint32_t reads_in_flight;
+    uint64_t appends, flushes, fsyncs;
+};
+
+struct storage_shard {
+    struct io_uring *ring;
+    struct chunk_pool *pool;
+    struct batch_cache cache;
+    struct plog *dirty_first; /* logs with appends not yet flushed */
+    uint32_t inflight_ops;    /* SQEs submitted and not yet completed */
+};
+
+int storage_shard_init(struct storage_shard *s, struct io_uring *ring, struct chunk_pool *pool,
+                       uint64_t cache_budget_bytes);
+void storage_shard_destroy(struct storage_shard *s);
+
+/* Queue the SQEs of every partition with appends since the last flush (group commit).
+ * The shard submits them with the rest of the iteration's SQEs. Returns SQEs queued. */
+unsigned storage_poll(struct storage_shard *s);
+
+/* Open (creating if needed) <data_dir>/<topic>-<partition>, running recovery. Blocking.
+ * Returns a log or NULL with *err set to a negative errno. */
+struct plog *plog_open(struct storage_shard *s, const char *data_dir, const char *topic,
+                       int32_t partition, const struct plog_config *cfg, int *err);
+
+/* Close after draining in-flight I/O (blocks on the ring: shutdown/test only). Writes
+ * the active segment's indexes. */
+void plog_close(struct plog *log);
+
+/* Append one batch (len_bytes, a whole RecordBatch v2). Returns the assigned base offset
+ * or a negative errno: -EIO failed partition (KAFKA_STORAGE_ERROR), -EMSGSIZE larger
+ * than a chunk allows, -EBADMSG not a v2 batch, -ENOBUFS no chunk memory (backpressure:
+ * retry after the next flush). req may be NULL (acks=0). */
+int64_t plog_append(struct plog *log, const uint8_t *batch, uint32_t len_bytes, bool durable,
+                    struct plog_append_req *req);
+
+/* Start a read. Returns 1 when answered now (req->frags filled, possibly empty at the
+ * high watermark), 0 when a disk read is in flight (req->done will run), or -ERANGE when
+ * offset is outside [log start, log end] (OFFSET_OUT_OF_RANGE), -EIO on a failed log,
+ * -ENOBUFS when no chunk is free. */
+int plog_read(struct plog *log, struct plog_read_req *req);
+void plog_read_release(struct plog *log, struct plog_read_req *req);
+
+/* ListOffsets: the first offset whose batch max timestamp >= timestamp_ms, or the log
+ * end offset when none. */
+int64_t plog_offset_for_timestamp(const struct plog *log, int64_t timestamp_ms);
+
+static inline int64_t plog_log_start_offset(const struct plog *l) { return l->log_start_offset; }
+static inline int64_t plog_log_end_offset(const struct plog *l) { return l->log_end_offset; }
+static inline int64_t plog_high_watermark(const struct plog *l) { return l->high_watermark; }
+
+/* Delete whole segments past retention.ms (by each segment's largest batch timestamp)
+ * or beyond retention.bytes; never the active segment. Returns segments deleted. */
+int plog_enforce_retention(struct plog *log, int64_t now_ms);
+
+/* Roll the active segment if it is older than segment.ms. Returns 1 when rolled. */
+int plog_maybe_roll_by_age(struct plog *log, int64_t now_ms);
+
+/* DeleteRecords: move the log start offset to offset (<= high watermark), deleting
+ * segments wholly below it; persisted. Returns 0 or -ERANGE. */
+int plog_delete_records(struct plog *log, int64_t offset);
+
+uint64_t plog_size_bytes(const struct plog *log);
+
+#endif

@@ -1,0 +1,420 @@
+/* test_plog.c - the partition log on real files in a fresh temp dir with a real
+ * io_uring: round trips across rolls (from cache and, after reopen, from disk), index
+ * lookups by offset and time, retention by time and size, DeleteRecords, KIP-74, the
+ * tail truncated at every byte of its last batch, and a flipped byte in the middle. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/storage/harness.h"
+
+#define CHUNK_BYTES (256u * 1024u)
+#define MAX_BATCH (200u * 1024u)
+
+static struct harness H;
+static char g_dir[256];
+static uint8_t g_batch[MAX_BATCH], g_scratch[MAX_BATCH];
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+static void setup(void) {
+    snprintf(g_dir, sizeof g_dir, "/tmp/sluice-plog-XXXXXX");
+    cr_assert_not_null(mkdtemp(g_dir));
+    cr_assert_eq(harness_init(&H, CHUNK_BYTES, 64, 32u * CHUNK_BYTES), 0);
+}
+
+static void teardown(void) {
+    harness_fini(&H);
+    nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static struct plog_config small_config(void) {
+    struct plog_config cfg;
+    plog_config_default(&cfg);
+    cfg.segment_bytes = 64 * 1024;
+    cfg.index_interval_bytes = 1024;
+    cfg.preallocate_step_bytes = 256 * 1024;
+    cfg.retention_ms = -1;
+    cfg.segment_ms = -1;
+    return cfg;
+}
+
+static struct plog *open_log(const struct plog_config *cfg) {
+    int err = 0;
+    struct plog *log = plog_open(&H.shard, g_dir, "t", 0, cfg, &err);
+    cr_assert_not_null(log, "plog_open failed: %d", err);
+    return log;
+}
+
+struct appended {
+    int64_t base, last;
+    uint64_t seed;
+    int records, value_bytes;
+    int64_t ts;
+};
+
+#define MAX_APPENDED 2048
+static struct appended g_app[MAX_APPENDED];
+static int g_app_count;
+
+static int64_t append_one(struct plog *log, uint64_t seed, int records, int value_bytes,
+                          int64_t ts, bool durable) {
+    size_t len = build_batch(g_batch, sizeof g_batch, seed, records, value_bytes, ts, g_scratch);
+    cr_assert(len > 0);
+    int64_t off = harness_append(&H, log, g_batch, (uint32_t)len, durable);
+    cr_assert(off >= 0, "append failed: %lld", (long long)off);
+    cr_assert_lt(g_app_count, MAX_APPENDED);
+    g_app[g_app_count++] = (struct appended){off, off + records - 1, seed, records, value_bytes, ts};
+    return off;
+}
+
+/* Read everything from `from` with max_bytes per fetch, checking every batch against
+ * what was appended; returns the number of batches seen. */
+static int read_all_and_check(struct plog *log, int64_t from, uint32_t max_bytes) {
+    int64_t next = from;
+    int seen = 0;
+    int idx = 0;
+    while (idx < g_app_count && g_app[idx].last < from) idx++;
+    for (int rounds = 0; next < plog_high_watermark(log); rounds++) {
+        cr_assert_lt(rounds, 100000);
+        struct sync_read r;
+        int rc = harness_read(&H, log, &r, next, max_bytes);
+        cr_assert_eq(rc, 1, "read at %lld: %d", (long long)next, rc);
+        cr_assert_gt(r.req.bytes, 0, "empty read below the high watermark");
+        for (uint32_t f = 0; f < r.req.frag_count; f++) {
+            const uint8_t *p = r.req.frags[f].ptr;
+            uint32_t left = r.req.frags[f].len;
+            while (left > 0) {
+                struct record_batch_header h;
+                cr_assert_eq(record_batch_header_parse(p, left, &h), RECORD_OK);
+                uint32_t size = (uint32_t)record_batch_size_bytes(&h);
+                cr_assert_leq(size, left);
+                cr_assert(verify_batch(p, size), "batch at %lld corrupt", (long long)h.base_offset);
+                cr_assert_lt(idx, g_app_count);
+                cr_assert_eq(h.base_offset, g_app[idx].base);
+                cr_assert_eq(record_batch_last_offset(&h), g_app[idx].last);
+                idx++;
+                seen++;
+                p += size;
+                left -= size;
+            }
+        }
+        next = r.req.next_offset;
+        plog_read_release(log, &r.req);
+    }
+    cr_assert_eq(idx, g_app_count, "not every batch was read back");
+    return seen;
+}
+
+TestSuite(plog, .init = setup, .fini = teardown, .timeout = 120);
+
+Test(plog, round_trip_across_rolls_cache_and_disk) {
+    struct plog_config cfg = small_config();
+    struct plog *log = open_log(&cfg);
+    g_app_count = 0;
+    uint64_t rng = 42;
+    for (int i = 0; i < 300; i++) {
+        int records = 1 + (int)(splitmix64(&rng) % 20);
+        int value = 10 + (int)(splitmix64(&rng) % 400);
+        append_one(log, splitmix64(&rng), records, value, 1000 + i, i % 3 == 0);
+    }
+    cr_expect_gt(log->segment_count, 10, "segments rolled: %u", log->segment_count);
+    cr_expect_eq(plog_high_watermark(log), g_app[g_app_count - 1].last + 1);
+    read_all_and_check(log, 0, 1);
+    read_all_and_check(log, 0, 5000);
+    read_all_and_check(log, 0, 1u << 20);
+    /* an offset inside a batch returns that batch */
+    read_all_and_check(log, g_app[100].base + (g_app[100].last > g_app[100].base ? 1 : 0), 3000);
+    int64_t end = plog_log_end_offset(log);
+    plog_close(log);
+
+    log = open_log(&cfg); /* cold: every read is a READ_FIXED */
+    cr_assert_eq(plog_log_end_offset(log), end);
+    uint64_t misses = H.shard.cache.misses;
+    read_all_and_check(log, 0, 7000);
+    cr_expect_gt(H.shard.cache.misses, misses, "reads after reopen must miss the cache");
+    read_all_and_check(log, g_app[150].base, 1);
+    /* appends continue after reopen */
+    append_one(log, 7, 3, 100, 99999, true);
+    read_all_and_check(log, g_app[g_app_count - 2].base, 1u << 20);
+    plog_close(log);
+}
+
+Test(plog, tailing_reader_is_served_from_cache) {
+    struct plog_config cfg = small_config();
+    struct plog *log = open_log(&cfg);
+    g_app_count = 0;
+    append_one(log, 1, 5, 100, 1, false);
+    uint64_t misses = H.shard.cache.misses;
+    int64_t next = 0;
+    for (int i = 0; i < 200; i++) {
+        append_one(log, 100 + (uint64_t)i, 4, 200, 2 + i, false);
+        struct sync_read r;
+        cr_assert_eq(harness_read(&H, log, &r, next, 1u << 20), 1);
+        cr_assert_gt(r.req.bytes, 0);
+        next = r.req.next_offset;
+        plog_read_release(log, &r.req);
+    }
+    cr_expect_eq(next, plog_log_end_offset(log));
+    cr_expect_eq(H.shard.cache.misses, misses, "a tailing reader must not touch the disk");
+    plog_close(log);
+}
+
+Test(plog, out_of_range_and_empty_at_high_watermark) {
+    struct plog_config cfg = small_config();
+    struct plog *log = open_log(&cfg);
+    g_app_count = 0;
+    append_one(log, 1, 5, 100, 1, true);
+    struct sync_read r;
+    cr_expect_eq(harness_read(&H, log, &r, 6, 1000), -ERANGE);
+    cr_expect_eq(harness_read(&H, log, &r, -1, 1000), -ERANGE);
+    cr_expect_eq(harness_read(&H, log, &r, 5, 1000), 1);
+    cr_expect_eq(r.req.bytes, 0);
+    plog_close(log);
+}
+
+Test(plog, kip74_oversized_first_batch_is_returned_whole) {
+    struct plog_config cfg = small_config();
+    cfg.segment_bytes = 1 << 20;
+    struct plog *log = open_log(&cfg);
+    g_app_count = 0;
+    append_one(log, 1, 100, 1000, 1, true); /* ~100 KB */
+    append_one(log, 2, 1, 10, 2, true);
+    struct sync_read r;
+    cr_assert_eq(harness_read(&H, log, &r, 0, 100), 1);
+    struct record_batch_header h;
+    cr_assert_eq(record_batch_header_parse(r.req.frags[0].ptr, r.req.frags[0].len, &h), RECORD_OK);
+    cr_expect_eq(r.req.bytes, record_batch_size_bytes(&h), "exactly the first batch, whole");
+    cr_expect_gt(r.req.bytes, 100000);
+    cr_expect_eq(r.req.next_offset, 100);
+    cr_expect(verify_batch(r.req.frags[0].ptr, r.req.bytes));
+    plog_read_release(log, &r.req);
+    plog_close(log);
+    /* and from disk after reopen */
+    log = open_log(&cfg);
+    cr_assert_eq(harness_read(&H, log, &r, 0, 1), 1);
+    cr_expect_eq(r.req.bytes, record_batch_size_bytes(&h));
+    cr_expect(verify_batch(r.req.frags[0].ptr, r.req.bytes));
+    plog_read_release(log, &r.req);
+    plog_close(log);
+}
+
+static int64_t brute_offset_for_time(int64_t t, int64_t log_end) {
+    for (int i = 0; i < g_app_count; i++) {
+        int64_t max_ts = g_app[i].ts; /* every record has the batch timestamp */
+        if (max_ts >= t) return g_app[i].base;
+    }
+    return log_end;
+}
+
+Test(plog, offset_and_time_lookups) {
+    struct plog_config cfg = small_config();
+    struct plog *log = open_log(&cfg);
+    g_app_count = 0;
+    uint64_t rng = 9;
+    int64_t ts = 1000000;
+    for (int i = 0; i < 400; i++) {
+        /* mostly increasing, sometimes going back in time */
+        ts += (int64_t)(splitmix64(&rng) % 50) - 10;
+        append_one(log, splitmix64(&rng), 1 + (int)(splitmix64(&rng) % 5), 50, ts, false);
+    }
+    for (int reopen = 0; reopen < 2; reopen++) {
+        for (int64_t t = 999000; t < ts + 100; t += 7) {
+            int64_t want = brute_offset_for_time(t, plog_log_end_offset(log));
+            cr_assert_eq(plog_offset_for_timestamp(log, t), want, "t=%lld", (long long)t);
+        }
+        /* every offset maps to its batch */
+        for (int i = 0; i < g_app_count; i += 13) {
+            for (int64_t o = g_app[i].base; o <= g_app[i].last; o++) {
+                struct sync_read r;
+                cr_assert_eq(harness_read(&H, log, &r, o, 1), 1);
+                struct record_batch_header h;
+                cr_assert_eq(record_batch_header_parse(r.req.frags[0].ptr, r.req.frags[0].len, &h),
+                             RECORD_OK);
+                cr_assert_eq(h.base_offset, g_app[i].base);
+                plog_read_release(log, &r.req);
+            }
+        }
+        plog_close(log);
+        log = open_log(&cfg); /* indexes from files (sealed) and rebuilt (tail) */
+    }
+    plog_close(log);
+}
+
+static int count_files(const char *suffix) {
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/t-0", g_dir);
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name), s = strlen(suffix);
+        n += l > s && strcmp(de->d_name + l - s, suffix) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+Test(plog, retention_by_time_and_size_and_delete_records) {
+    struct plog_config cfg = small_config();
+    cfg.retention_ms = 10000;
+    struct plog *log = open_log(&cfg);
+    g_app_count = 0;
+    /* old data (ts 1000..), then recent data (ts now) */
+    int64_t now = 10000000;
+    for (int i = 0; i < 150; i++) append_one(log, (uint64_t)i, 6, 200, 1000 + i, false);
+    int64_t first_recent = -1;
+    for (int i = 0; i < 150; i++) {
+        int64_t off = append_one(log, 1000 + (uint64_t)i, 6, 200, now - 5000, false);
+        if (first_recent < 0) first_recent = off;
+    }
+    uint32_t segs = log->segment_count;
+    cr_assert_gt(segs, 4);
+    int deleted = plog_enforce_retention(log, now);
+    cr_expect_gt(deleted, 0);
+    /* every segment whose newest batch is old is gone; the recent ones stay */
+    cr_expect_leq(plog_log_start_offset(log), first_recent);
+    cr_expect_eq(log->segments[0]->base_offset, plog_log_start_offset(log));
+    cr_expect_geq(log->segments[0]->max_timestamp_ms, now - 10000);
+    cr_expect_eq(count_files(".log"), (int)log->segment_count);
+    struct sync_read r;
+    cr_expect_eq(harness_read(&H, log, &r, 0, 100), -ERANGE, "deleted offsets are out of range");
+
+    /* size: keep at most ~3 segments' worth */
+    cfg.retention_bytes = 2 * 64 * 1024;
+    log->cfg.retention_bytes = cfg.retention_bytes;
+    log->cfg.retention_ms = -1;
+    plog_enforce_retention(log, now);
+    cr_expect_lt(plog_size_bytes(log) - log->segments[0]->size_bytes, (uint64_t)cfg.retention_bytes);
+    int64_t start = plog_log_start_offset(log);
+    cr_expect_gt(start, first_recent);
+
+    /* DeleteRecords moves the start inside a segment; persisted across reopen */
+    int64_t target = start + 10;
+    cr_expect_eq(plog_delete_records(log, target), 0);
+    cr_expect_eq(plog_log_start_offset(log), target);
+    cr_expect_eq(plog_delete_records(log, plog_high_watermark(log) + 1), -ERANGE);
+    plog_close(log);
+    log = open_log(&cfg);
+    cr_expect_eq(plog_log_start_offset(log), target);
+    cr_expect_eq(harness_read(&H, log, &r, target - 1, 100), -ERANGE);
+    cr_expect_eq(harness_read(&H, log, &r, target, 100), 1);
+    cr_expect_gt(r.req.bytes, 0);
+    plog_read_release(log, &r.req);
+    plog_close(log);
+}
+
+Test(plog, roll_by_age) {
+    struct plog_config cfg = small_config();
+    cfg.segment_ms = 1000;
+    struct plog *log = open_log(&cfg);
+    g_app_count = 0;
+    append_one(log, 1, 1, 10, 1, false);
+    cr_expect_eq(plog_maybe_roll_by_age(log, log->segments[0]->created_ms + 10), 0);
+    cr_expect_eq(plog_maybe_roll_by_age(log, log->segments[0]->created_ms + 1000), 1);
+    cr_expect_eq(log->segment_count, 2);
+    append_one(log, 2, 1, 10, 2, true);
+    read_all_and_check(log, 0, 1);
+    plog_close(log);
+}
+
+static void read_file(const char *path, uint8_t **data, size_t *len) {
+    int fd = open(path, O_RDONLY);
+    cr_assert(fd >= 0);
+    struct stat st;
+    fstat(fd, &st);
+    *len = (size_t)st.st_size;
+    *data = malloc(*len + 1);
+    cr_assert_eq(pread(fd, *data, *len, 0), (ssize_t)*len);
+    close(fd);
+}
+
+static void write_file(const char *path, const uint8_t *data, size_t len) {
+    int fd = open(path, O_WRONLY | O_TRUNC);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+Test(plog, recovery_at_every_cut_of_the_last_batch) {
+    struct plog_config cfg = small_config();
+    cfg.segment_bytes = 1 << 20;
+    struct plog *log = open_log(&cfg);
+    g_app_count = 0;
+    for (int i = 0; i < 20; i++) append_one(log, (uint64_t)i * 100, 3, 60, i, true);
+    plog_close(log);
+    char path[400];
+    snprintf(path, sizeof path, "%s/t-0/%020d.log", g_dir, 0);
+    uint8_t *orig;
+    size_t orig_len;
+    read_file(path, &orig, &orig_len);
+    /* position of the last batch */
+    size_t last_pos = 0, pos = 0;
+    while (pos < orig_len) {
+        struct record_batch_header h;
+        cr_assert_eq(record_batch_header_parse(orig + pos, orig_len - pos, &h), RECORD_OK);
+        last_pos = pos;
+        pos += record_batch_size_bytes(&h);
+    }
+    cr_assert_eq(pos, orig_len);
+    struct appended last = g_app[g_app_count - 1];
+    int full_count = g_app_count;
+    for (size_t cut = last_pos; cut <= orig_len; cut++) {
+        write_file(path, orig, cut);
+        g_app_count = full_count;
+        log = open_log(&cfg);
+        if (cut == orig_len) {
+            cr_assert_eq(plog_log_end_offset(log), last.last + 1);
+        } else {
+            cr_assert_eq(plog_log_end_offset(log), last.base, "cut=%zu", cut);
+            g_app_count = full_count - 1;
+        }
+        read_all_and_check(log, 0, 1u << 20);
+        /* appends continue at the recovered end */
+        int64_t off = append_one(log, 555, 2, 30, 100, true);
+        cr_assert_eq(off, plog_log_end_offset(log) - 2);
+        read_all_and_check(log, 0, 1u << 20);
+        plog_close(log);
+        g_app_count = full_count;
+        g_app[full_count - 1] = last; /* the append above reused the slot */
+    }
+    free(orig);
+}
+
+Test(plog, flipped_byte_in_the_middle_truncates_there) {
+    struct plog_config cfg = small_config();
+    cfg.segment_bytes = 1 << 20;
+    struct plog *log = open_log(&cfg);
+    g_app_count = 0;
+    for (int i = 0; i < 40; i++) append_one(log, (uint64_t)i * 100, 3, 60, i, true);
+    plog_close(log);
+    char path[400];
+    snprintf(path, sizeof path, "%s/t-0/%020d.log", g_dir, 0);
+    uint8_t *data;
+    size_t len;
+    read_file(path, &data, &len);
+    /* find batch 20 and flip a byte in its records */
+    size_t pos = 0;
+    for (int i = 0; i < 20; i++) {
+        struct record_batch_header h;
+        record_batch_header_parse(data + pos, len - pos, &h);
+        pos += record_batch_size_bytes(&h);
+    }
+    data[pos + RECORD_BATCH_HEADER_BYTES + 5] ^= 0x40;
+    write_file(path, data, len);
+    free(data);
+    log = open_log(&cfg);
+    cr_assert_eq(plog_log_end_offset(log), g_app[20].base);
+    g_app_count = 20;
+    read_all_and_check(log, 0, 4096);
+    int64_t off = append_one(log, 77, 1, 10, 1, true);
+    cr_expect_eq(off, g_app[19].last + 1);
+    read_all_and_check(log, 0, 4096);
+    plog_close(log);
+}
