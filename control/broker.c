@@ -1,11 +1,252 @@
-/* broker.c - boot: topology, shards, listeners, control loop. The shard runtime is the
- * subject of the shard/network issue; until it lands, serve refuses to start. */
+/* broker.c - boot and run the broker: topology -> mesh -> shards -> listeners, then the
+ * control loop until SIGINT/SIGTERM, then a graceful stop.
+ *
+ * Boot. The CPU topology is read from sysfs and sluice.cores picks the shard cores. The
+ * mesh (rings between every pair of shards and the control thread) is built, then the
+ * shards are started one at a time: each pins itself, creates its io_uring and memory
+ * and binds its SO_REUSEPORT listener before the next starts (so a port of 0 picked by
+ * shard 0 is passed to the others). Then one "ready" log line.
+ *
+ * Signals. SIGINT/SIGTERM are blocked in every thread (the mask is set before the shards
+ * are created, and threads inherit it) and read by the control thread from a signalfd,
+ * so no handler runs inside a shard. SIGPIPE is ignored (sends use MSG_NOSIGNAL anyway).
+ *
+ * Stop. Control sends SHARD_MSG_STOP to every shard over the mesh; each stops accepting
+ * and reading, flushes queued responses, closes its connections and exits; control joins
+ * them and returns 0. A shard gives up waiting after sluice.shutdown.timeout.ms (4 s), so
+ * the process is gone within 5 s. */
 #include "control/broker.h"
 
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dataplane/handlers.h"
+#include "dataplane/mesh.h"
+#include "dataplane/shard.h"
+#include "hw/log.h"
+#include "hw/topology.h"
+
+#define BROKER_MESH_RING_CAPACITY 1024
+
+struct broker {
+    struct cpu_topology topo;
+    int cores[MESH_MAX_SHARDS];
+    int shard_count;
+    struct mesh mesh;
+    struct shard shards[MESH_MAX_SHARDS];
+    struct broker_identity identity;
+    _Atomic int32_t connections;
+    int signal_fd;
+};
+
+/* "PLAINTEXT://host:port[,...]" -> host, port (the first listener). */
+static int parse_listener(const char *value, char *host, size_t host_bytes, int *port) {
+    const char *p = strstr(value, "://");
+    p = p ? p + 3 : value;
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    const char *colon = NULL;
+    for (size_t i = 0; i < len; i++)
+        if (p[i] == ':') colon = p + i;
+    if (!colon || (size_t)(colon - p) >= host_bytes) return -1;
+    memcpy(host, p, (size_t)(colon - p));
+    host[colon - p] = '\0';
+    if (host[0] == '\0') snprintf(host, host_bytes, "0.0.0.0");
+    char *num_end;
+    long v = strtol(colon + 1, &num_end, 10);
+    if (num_end != p + len || v < 0 || v > 65535) return -1;
+    *port = (int)v;
+    return 0;
+}
+
+static int block_signals(struct broker *b) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return -1;
+    signal(SIGPIPE, SIG_IGN);
+    b->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    return b->signal_fd >= 0 ? 0 : -1;
+}
+
+static int pick_cores(struct broker *b, const struct config *cfg) {
+    char err[256];
+    if (topology_load(&b->topo, "/sys", err, sizeof err) != 0) {
+        log_error("topology_failed", "error=\"%s\"", err);
+        return -1;
+    }
+    b->shard_count = cores_select(&b->topo, config_get(cfg, "sluice.cores"), b->cores,
+                                  MESH_MAX_SHARDS, err, sizeof err);
+    if (b->shard_count <= 0) {
+        fprintf(stderr, "sluice serve: %s\n", err);
+        return -1;
+    }
+    int control_cpu = control_core_pick(&b->topo, b->cores, b->shard_count);
+    if (control_cpu >= 0) topology_pin_self(control_cpu);
+    log_info("topology", "online=%d physical=%d numa_nodes=%d shards=%d control_cpu=%d",
+             b->topo.online_count, b->topo.physical_core_count, b->topo.node_count,
+             b->shard_count, control_cpu);
+    return 0;
+}
+
+static int fill_shard_config(struct broker *b, const struct config *cfg,
+                             struct shard_config *sc) {
+    memset(sc, 0, sizeof *sc);
+    int port;
+    if (parse_listener(config_get(cfg, "listeners"), sc->listen_host, sizeof sc->listen_host,
+                       &port) != 0) {
+        fprintf(stderr, "sluice serve: listeners: expected PLAINTEXT://HOST:PORT\n");
+        return -1;
+    }
+    sc->listen_port = (uint16_t)port;
+    const char *policy = config_get(cfg, "sluice.idle.policy");
+    if (strcmp(policy, "poll") == 0) sc->idle = IDLE_POLL;
+    else if (strcmp(policy, "block") == 0) sc->idle = IDLE_BLOCK;
+    else {
+        fprintf(stderr, "sluice serve: sluice.idle.policy must be poll or block\n");
+        return -1;
+    }
+    sc->block_timeout_ms = (uint32_t)config_get_i64(cfg, "sluice.idle.block.timeout.ms");
+    sc->mesh = &b->mesh;
+    sc->buffer_bytes = (size_t)config_get_i64(cfg, "sluice.shard.buffer.bytes");
+    uint32_t bufs = (uint32_t)config_get_i64(cfg, "sluice.net.recv.buffers");
+    if ((bufs & (bufs - 1)) != 0) {
+        fprintf(stderr, "sluice serve: sluice.net.recv.buffers must be a power of two\n");
+        return -1;
+    }
+    sc->recv_buffer_count = bufs;
+    sc->zc_threshold_bytes = (size_t)config_get_i64(cfg, "sluice.net.zc.threshold.bytes");
+    sc->drain_timeout_ms = (uint32_t)config_get_i64(cfg, "sluice.shutdown.timeout.ms");
+    int32_t max_connections = (int32_t)config_get_i64(cfg, "max.connections");
+    sc->server = (struct kserver_config){
+        .max_conns = (uint32_t)max_connections,
+        .max_request_bytes = (uint32_t)config_get_i64(cfg, "socket.request.max.bytes"),
+        .idle_timeout_ms = (uint64_t)config_get_i64(cfg, "connections.max.idle.ms"),
+        .max_inflight_per_conn = (uint32_t)config_get_i64(cfg, "sluice.conn.max.inflight"),
+        .max_connections = max_connections,
+        .connections = &b->connections,
+        .max_response_bytes = 64u << 20,
+        .identity = &b->identity,
+    };
+    return 0;
+}
+
+static int fill_identity(struct broker *b, const struct config *cfg, int bound_port) {
+    struct broker_identity *id = &b->identity;
+    id->node_id = (int32_t)config_get_i64(cfg, "node.id");
+    snprintf(id->cluster_id, sizeof id->cluster_id, "%s", config_get(cfg, "sluice.cluster.id"));
+    const char *adv = config_get(cfg, "advertised.listeners");
+    int port = bound_port;
+    if (adv && adv[0]) {
+        if (parse_listener(adv, id->advertised_host, sizeof id->advertised_host, &port) != 0) {
+            fprintf(stderr, "sluice serve: advertised.listeners: expected PLAINTEXT://HOST:PORT\n");
+            return -1;
+        }
+        if (port == 0) port = bound_port;
+    } else {
+        parse_listener(config_get(cfg, "listeners"), id->advertised_host,
+                       sizeof id->advertised_host, &port);
+        port = bound_port;
+        if (strcmp(id->advertised_host, "0.0.0.0") == 0) {
+            if (gethostname(id->advertised_host, sizeof id->advertised_host) != 0)
+                snprintf(id->advertised_host, sizeof id->advertised_host, "127.0.0.1");
+        }
+    }
+    id->advertised_port = port;
+    return 0;
+}
+
+static void stop_shards(struct broker *b, int started) {
+    int control = mesh_control_id(&b->mesh);
+    for (int i = 0; i < started; i++) {
+        struct shard_msg stop = {.type = SHARD_MSG_STOP};
+        while (!mesh_send(&b->mesh, control, i, &stop)) { /* full: let the shard drain */
+            struct timespec nap = {.tv_sec = 0, .tv_nsec = 1000000};
+            nanosleep(&nap, NULL);
+        }
+    }
+    for (int i = 0; i < started; i++) shard_join(&b->shards[i]);
+}
+
+static void discard_message(void *ctx, const struct shard_msg *msg) {
+    (void)ctx;
+    log_debug("control_message", "type=%d from=%d", msg->type, msg->from);
+}
+
+/* Wait for SIGINT/SIGTERM, serving the control end of the mesh meanwhile. */
+static int control_loop(struct broker *b) {
+    int control = mesh_control_id(&b->mesh);
+    for (;;) {
+        struct pollfd fds[2] = {{.fd = b->signal_fd, .events = POLLIN},
+                                {.fd = mesh_doorbell_fd(&b->mesh, control), .events = POLLIN}};
+        mesh_drain(&b->mesh, control, 1024, discard_message, b);
+        bool may_sleep = mesh_prepare_sleep(&b->mesh, control);
+        int n = poll(fds, 2, may_sleep ? 1000 : 0);
+        mesh_awake(&b->mesh, control);
+        if (n < 0 && errno != EINTR) return -1;
+        if (fds[1].revents & POLLIN) mesh_doorbell_clear(&b->mesh, control);
+        if (fds[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(b->signal_fd, &si, sizeof si) == (ssize_t)sizeof si) return (int)si.ssi_signo;
+        }
+    }
+}
 
 int broker_run(const struct config *cfg) {
-    (void)cfg;
-    fprintf(stderr, "sluice serve: the shard runtime is not built yet\n");
-    return 1;
+    static struct broker broker; /* large; one per process */
+    struct broker *b = &broker;
+    memset(b, 0, sizeof *b);
+    b->signal_fd = -1;
+    if (block_signals(b) != 0) {
+        log_error("signals_failed", "err=%s", strerror(errno));
+        return 1;
+    }
+    if (pick_cores(b, cfg) != 0) return 2;
+    const char *data_dir = config_get(cfg, "log.dirs");
+    if (mkdir(data_dir, 0755) != 0 && errno != EEXIST) {
+        log_error("data_dir_failed", "dir=%s err=%s", data_dir, strerror(errno));
+        return 1;
+    }
+    handlers_init();
+    if (mesh_init(&b->mesh, b->shard_count, BROKER_MESH_RING_CAPACITY) != 0) {
+        log_error("mesh_failed", "shards=%d", b->shard_count);
+        return 1;
+    }
+    struct shard_config sc;
+    if (fill_shard_config(b, cfg, &sc) != 0) return 2;
+    if (fill_identity(b, cfg, sc.listen_port) != 0) return 2;
+    int started = 0;
+    for (int i = 0; i < b->shard_count; i++) {
+        sc.id = i;
+        sc.cpu = b->cores[i];
+        if (shard_start(&b->shards[i], &sc) != 0) {
+            log_error("shard_start_failed", "shard=%d error=\"%s\"", i, b->shards[i].error);
+            stop_shards(b, started);
+            mesh_destroy(&b->mesh);
+            return 1;
+        }
+        started++;
+        if (sc.listen_port == 0) { /* port chosen by the kernel: everyone shares it */
+            sc.listen_port = (uint16_t)b->shards[0].bound_port;
+            b->identity.advertised_port = b->shards[0].bound_port;
+        }
+    }
+    log_info("ready", "listen=%s:%d advertised=%s:%d shards=%d node_id=%d data_dir=%s",
+             sc.listen_host, b->shards[0].bound_port, b->identity.advertised_host,
+             b->identity.advertised_port, b->shard_count, b->identity.node_id, data_dir);
+    int signo = control_loop(b);
+    log_info("shutdown", "signal=%d", signo);
+    stop_shards(b, started);
+    mesh_destroy(&b->mesh);
+    close(b->signal_fd);
+    log_info("stopped", "exit=0");
+    return 0;
 }

@@ -1,0 +1,562 @@
+/* conn.c - Kafka connections: framing, dispatch, in-order responses, limits.
+ *
+ * Input. Received bytes are scanned in place (frame.h): every complete frame in the
+ * backend's receive buffer is handled straight from it, without a copy. Only the tail
+ * of a buffer (a partial frame, or frames left while the connection is paused) is
+ * copied into the connection's stash, which grows to what that tail needs and is bounded
+ * by socket.request.max.bytes plus one receive burst; an idle connection holds no stash.
+ * The frame size is checked as soon as its 4 bytes arrive, before any body is buffered.
+ *
+ * Dispatch. The request header is decoded, the api key looked up in the handler table
+ * (handlers.h); an api key without a handler closes the connection (logged,
+ * rate-limited), as Kafka does with a request it cannot parse. ApiVersions at an
+ * unsupported version is answered (v0 fallback) by its handler.
+ *
+ * Output, in request order. Handlers run to completion today, so responses are appended
+ * in arrival order to a short FIFO of output blocks: 64 KiB chunks of the shard's chunk
+ * pool, or, for one response bigger than a chunk, a heap block of its exact size. At most
+ * one send per connection is in flight; it carries every block queued when it started.
+ * Blocks are frozen once in a send, released when it completes. Pipelining is bounded:
+ * at max_inflight_per_conn queued responses, a full block FIFO, or an empty chunk pool,
+ * the connection stops reading (net_recv_pause) and resumes when a send completes (or, for
+ * the pool, when the tick sees free chunks).
+ *
+ * Closing is requested with want_close and carried out by conn_settle() at the end of
+ * each entry point (received, send done, tick), so no callback frees a connection that
+ * a caller further up the stack is still using. */
+#include "dataplane/conn.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataplane/frame.h"
+#include "dataplane/kafka/kafka_msgs.h"
+#include "hw/log.h"
+
+#define OUT_BLOCKS 4
+#define ARENA_BYTES (1u << 20)
+#define STASH_SLACK_BYTES (1u << 20) /* bytes that may arrive after a pause is asked */
+
+struct out_block {
+    uint8_t *base;
+    uint32_t len_bytes;
+    uint32_t cap_bytes;
+    uint32_t responses;
+    bool heap;
+};
+
+struct kconn {
+    struct net_conn *nc;
+    struct kserver *ks;
+    uint64_t last_active_ms;
+    uint8_t *stash;
+    uint32_t stash_len;
+    uint32_t stash_cap;
+    struct out_block out[OUT_BLOCKS];
+    uint8_t out_head;
+    uint8_t out_count;
+    uint8_t out_sending;         /* blocks (from out_head) in the send in flight */
+    uint32_t inflight;           /* responses queued or being sent */
+    struct net_send send;
+    struct iovec iov[OUT_BLOCKS];
+    bool in_use;
+    bool paused;
+    bool waiting_chunk;
+    bool want_close;
+    bool close_requested;
+};
+
+struct kserver {
+    struct kserver_config cfg;
+    struct net_backend *net;
+    struct kconn *conns;
+    unsigned live;
+    unsigned chunk_waiters;
+    bool draining;
+    uint64_t now_ms;
+    uint64_t next_sweep_ms;
+    struct kafka_arena arena;
+    uint8_t *arena_mem;
+    struct kserver_stats stats;
+    struct log_ratelimit bad_frame_rl;
+    struct log_ratelimit unsupported_rl;
+    struct log_ratelimit refuse_rl;
+};
+
+enum req_result { REQ_DONE, REQ_WAIT, REQ_CLOSE };
+
+static void conn_flush(struct kserver *ks, struct kconn *c);
+
+/* ---- closing and pausing ----------------------------------------------------------- */
+
+static void conn_settle(struct kserver *ks, struct kconn *c) {
+    if (!c->in_use || !c->want_close || c->close_requested) return;
+    c->close_requested = true;
+    net_close(ks->net, c->nc); /* may run closed() now: c must not be used after this */
+}
+
+static void conn_pause(struct kserver *ks, struct kconn *c) {
+    if (c->paused) return;
+    c->paused = true;
+    ks->stats.paused++;
+    net_recv_pause(ks->net, c->nc);
+}
+
+/* ---- output blocks ----------------------------------------------------------------- */
+
+static struct out_block *out_at(struct kconn *c, unsigned i) {
+    assert(i < c->out_count);
+    return &c->out[(c->out_head + i) % OUT_BLOCKS];
+}
+
+static void block_release(struct kserver *ks, struct out_block *b) {
+    if (b->heap) free(b->base);
+    else if (b->base) chunk_unref(ks->cfg.pool, b->base);
+    memset(b, 0, sizeof *b);
+}
+
+/* The last block when it can still take bytes (a chunk not yet in a send). */
+static struct out_block *out_tail_open(struct kconn *c) {
+    if (c->out_count == 0 || c->out_count == c->out_sending) return NULL;
+    struct out_block *b = out_at(c, c->out_count - 1u);
+    return b->heap ? NULL : b;
+}
+
+static struct out_block *out_push(struct kconn *c) {
+    if (c->out_count == OUT_BLOCKS) return NULL;
+    struct out_block *b = &c->out[(c->out_head + c->out_count) % OUT_BLOCKS];
+    c->out_count++;
+    memset(b, 0, sizeof *b);
+    return b;
+}
+
+static struct out_block *out_new_chunk(struct kserver *ks, struct kconn *c) {
+    if (c->out_count == OUT_BLOCKS) return NULL;
+    uint8_t *mem = chunk_alloc(ks->cfg.pool);
+    if (!mem) {
+        if (!c->waiting_chunk) {
+            c->waiting_chunk = true;
+            ks->chunk_waiters++;
+        }
+        return NULL;
+    }
+    struct out_block *b = out_push(c);
+    b->base = mem;
+    b->cap_bytes = (uint32_t)ks->cfg.pool->chunk_bytes;
+    return b;
+}
+
+/* Drop an empty open tail block (a fresh chunk the response did not fit in). */
+static void out_drop_empty_tail(struct kserver *ks, struct kconn *c) {
+    struct out_block *b = out_tail_open(c);
+    if (b && b->len_bytes == 0) {
+        block_release(ks, b);
+        c->out_count--;
+    }
+}
+
+/* ---- requests ---------------------------------------------------------------------- */
+
+static int16_t be16(const uint8_t *p) { return (int16_t)((uint16_t)p[0] << 8 | p[1]); }
+
+/* Encode size prefix + response header + body into w. 0 or a KAFKA_ERR_*. */
+static int encode_response(struct kserver *ks, const struct handler *h,
+                           const struct kafka_request_header *hdr, int response_header_version,
+                           const struct kafka_reader *body, struct kafka_writer *w) {
+    kafka_arena_reset(&ks->arena);
+    size_t size_at = kafka_writer_reserve(w, 4);
+    struct kafka_response_header rh = {.correlation_id = hdr->correlation_id};
+    kafka_response_header_encode(w, (int16_t)response_header_version, &rh);
+    struct kafka_reader r = *body;
+    struct handler_ctx ctx = {.identity = ks->cfg.identity, .arena = &ks->arena};
+    int rc = h->handle(&ctx, hdr, &r, w);
+    if (rc == 0) rc = w->err;
+    if (rc == 0 && w->buf) kafka_writer_patch_int32(w, size_at, (int32_t)(w->len_bytes - 4));
+    return rc;
+}
+
+static enum req_result respond(struct kserver *ks, struct kconn *c, const struct handler *h,
+                               const struct kafka_request_header *hdr, int rhv,
+                               const struct kafka_reader *body) {
+    struct out_block *b = out_tail_open(c);
+    bool fresh = false;
+    if (!b) {
+        b = out_new_chunk(ks, c);
+        fresh = true;
+        if (!b) return REQ_WAIT;
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct kafka_writer w;
+        kafka_writer_init(&w, b->base + b->len_bytes, b->cap_bytes - b->len_bytes);
+        int rc = encode_response(ks, h, hdr, rhv, body, &w);
+        if (rc == 0) {
+            b->len_bytes += (uint32_t)w.len_bytes;
+            b->responses++;
+            c->inflight++;
+            ks->stats.requests++;
+            return REQ_DONE;
+        }
+        if (rc != KAFKA_ERR_NO_SPACE) {
+            if (log_ratelimit_ok(&ks->bad_frame_rl))
+                log_warn("request_failed", "conn=%u api_key=%d version=%d err=%s", c->nc->id,
+                         hdr->request_api_key, hdr->request_api_version, kafka_err_str(rc));
+            out_drop_empty_tail(ks, c);
+            return REQ_CLOSE;
+        }
+        if (fresh || b->len_bytes == 0) break; /* a whole chunk is too small */
+        b = out_new_chunk(ks, c);
+        fresh = true;
+        if (!b) return REQ_WAIT;
+    }
+    out_drop_empty_tail(ks, c);
+    /* Bigger than a chunk: size it, then encode into a heap block of exactly that size. */
+    struct kafka_writer sizer;
+    kafka_writer_init_sizer(&sizer);
+    int rc = encode_response(ks, h, hdr, rhv, body, &sizer);
+    size_t need = kafka_writer_size(&sizer);
+    if (rc != 0 || need > ks->cfg.max_response_bytes) {
+        log_warn("response_too_large", "conn=%u api_key=%d bytes=%zu", c->nc->id,
+                 hdr->request_api_key, need);
+        return REQ_CLOSE;
+    }
+    if (c->out_count == OUT_BLOCKS) return REQ_WAIT;
+    uint8_t *mem = malloc(need);
+    if (!mem) return REQ_CLOSE;
+    b = out_push(c);
+    *b = (struct out_block){.base = mem, .cap_bytes = (uint32_t)need, .heap = true};
+    struct kafka_writer w;
+    kafka_writer_init(&w, mem, need);
+    rc = encode_response(ks, h, hdr, rhv, body, &w);
+    assert(rc == 0 && w.len_bytes == need);
+    b->len_bytes = (uint32_t)need;
+    b->responses = 1;
+    c->inflight++;
+    ks->stats.requests++;
+    return REQ_DONE;
+}
+
+static enum req_result handle_request(struct kserver *ks, struct kconn *c,
+                                      const uint8_t *frame, uint32_t size_bytes) {
+    if (size_bytes < 8) {
+        if (log_ratelimit_ok(&ks->bad_frame_rl))
+            log_warn("bad_request_header", "conn=%u size=%u", c->nc->id, size_bytes);
+        ks->stats.closed_bad_frame++;
+        return REQ_CLOSE;
+    }
+    int16_t api_key = be16(frame), version = be16(frame + 2);
+    const struct handler *h = handler_find(api_key);
+    bool supported = h && version >= h->min_version && version <= h->max_version;
+    int hv = -1;
+    if (supported) hv = kafka_request_header_version(api_key, version);
+    else if (h && api_key == KAFKA_API_API_VERSIONS) hv = version >= 3 ? 2 : 1;
+    if (hv < 0) {
+        if (log_ratelimit_ok(&ks->unsupported_rl))
+            log_warn("unsupported_request", "conn=%u api_key=%d version=%d", c->nc->id, api_key,
+                     version);
+        ks->stats.closed_unsupported++;
+        return REQ_CLOSE;
+    }
+    struct kafka_reader r;
+    kafka_reader_init(&r, frame, size_bytes);
+    kafka_arena_reset(&ks->arena);
+    struct kafka_request_header hdr;
+    if (kafka_request_header_decode(&r, (int16_t)hv, &hdr, &ks->arena) != 0) {
+        if (log_ratelimit_ok(&ks->bad_frame_rl))
+            log_warn("bad_request_header", "conn=%u api_key=%d version=%d", c->nc->id, api_key,
+                     version);
+        ks->stats.closed_bad_frame++;
+        return REQ_CLOSE;
+    }
+    int rhv = kafka_response_header_version(api_key, supported ? version : 0);
+    assert(rhv >= 0);
+    return respond(ks, c, h, &hdr, rhv, &r);
+}
+
+/* Handle every complete frame in buf; returns the bytes consumed. Stops early when the
+ * connection must pause or close. */
+static size_t conn_process(struct kserver *ks, struct kconn *c, const uint8_t *buf,
+                           size_t len_bytes) {
+    size_t off = 0;
+    while (!c->want_close && !c->paused) {
+        uint32_t body;
+        enum frame_status st = frame_scan(buf + off, len_bytes - off, ks->cfg.max_request_bytes,
+                                          &body);
+        if (st == FRAME_NEED_MORE) break;
+        if (st != FRAME_COMPLETE) {
+            if (log_ratelimit_ok(&ks->bad_frame_rl))
+                log_warn("bad_frame_size", "conn=%u size=%d max=%u", c->nc->id, (int32_t)body,
+                         ks->cfg.max_request_bytes);
+            ks->stats.closed_bad_frame++;
+            c->want_close = true;
+            break;
+        }
+        if (c->inflight >= ks->cfg.max_inflight_per_conn) {
+            conn_pause(ks, c);
+            break;
+        }
+        enum req_result res = handle_request(ks, c, buf + off + 4, body);
+        if (res == REQ_WAIT) {
+            conn_pause(ks, c);
+            break;
+        }
+        if (res == REQ_CLOSE) {
+            c->want_close = true;
+            break;
+        }
+        off += 4 + (size_t)body;
+    }
+    return off;
+}
+
+static bool stash_append(struct kserver *ks, struct kconn *c, const uint8_t *data,
+                         size_t len_bytes) {
+    size_t need = (size_t)c->stash_len + len_bytes;
+    size_t limit = (size_t)ks->cfg.max_request_bytes + 4 + STASH_SLACK_BYTES;
+    if (need > limit) {
+        if (log_ratelimit_ok(&ks->bad_frame_rl))
+            log_warn("input_overflow", "conn=%u bytes=%zu", c->nc->id, need);
+        c->want_close = true;
+        return false;
+    }
+    if (need > c->stash_cap) {
+        size_t cap = c->stash_cap ? (size_t)c->stash_cap * 2 : 4096;
+        while (cap < need) cap *= 2;
+        if (cap > limit) cap = limit;
+        uint8_t *grown = realloc(c->stash, cap);
+        if (!grown) {
+            c->want_close = true;
+            return false;
+        }
+        c->stash = grown;
+        c->stash_cap = (uint32_t)cap;
+    }
+    memcpy(c->stash + c->stash_len, data, len_bytes);
+    c->stash_len = (uint32_t)need;
+    return true;
+}
+
+static void stash_process(struct kserver *ks, struct kconn *c) {
+    if (c->stash_len == 0) return;
+    size_t used = conn_process(ks, c, c->stash, c->stash_len);
+    assert(used <= c->stash_len);
+    memmove(c->stash, c->stash + used, c->stash_len - used);
+    c->stash_len -= (uint32_t)used;
+}
+
+/* ---- backend callbacks ------------------------------------------------------------- */
+
+static int on_accepted(void *ctx, struct net_conn *nc) {
+    struct kserver *ks = ctx;
+    if (ks->draining) return -1;
+    int32_t before = atomic_fetch_add(ks->cfg.connections, 1);
+    if (before >= ks->cfg.max_connections) {
+        atomic_fetch_sub(ks->cfg.connections, 1);
+        ks->stats.refused_max_connections++;
+        if (log_ratelimit_ok(&ks->refuse_rl))
+            log_warn("conn_refused", "reason=max.connections max=%d", ks->cfg.max_connections);
+        return -1;
+    }
+    assert(nc->id < ks->cfg.max_conns);
+    struct kconn *c = &ks->conns[nc->id];
+    assert(!c->in_use);
+    memset(c, 0, sizeof *c);
+    c->nc = nc;
+    c->ks = ks;
+    c->in_use = true;
+    c->last_active_ms = ks->now_ms;
+    nc->user = c;
+    ks->live++;
+    return 0;
+}
+
+static void on_received(void *ctx, struct net_conn *nc, const uint8_t *data, size_t len) {
+    struct kserver *ks = ctx;
+    struct kconn *c = nc->user;
+    assert(c && c->in_use);
+    c->last_active_ms = ks->now_ms;
+    if (c->want_close) return;
+    if (c->stash_len == 0 && !c->paused) {
+        size_t used = conn_process(ks, c, data, len);
+        if (!c->want_close && used < len) stash_append(ks, c, data + used, len - used);
+    } else if (stash_append(ks, c, data, len) && !c->paused) {
+        stash_process(ks, c);
+    }
+    conn_flush(ks, c);
+    conn_settle(ks, c);
+}
+
+static void on_send_done(struct net_send *s, int status) {
+    struct kconn *c = s->user;
+    struct kserver *ks = c->ks;
+    assert(c->out_sending > 0 && c->out_sending <= c->out_count);
+    for (unsigned i = 0; i < c->out_sending; i++) {
+        struct out_block *b = out_at(c, 0);
+        assert(c->inflight >= b->responses);
+        c->inflight -= b->responses;
+        ks->stats.responses_bytes += b->len_bytes;
+        block_release(ks, b);
+        c->out_head = (uint8_t)((c->out_head + 1) % OUT_BLOCKS);
+        c->out_count--;
+    }
+    c->out_sending = 0;
+    if (status < 0) return; /* the backend is closing the connection */
+    c->last_active_ms = ks->now_ms;
+    if (c->paused && !ks->draining && !c->want_close) {
+        c->paused = false;
+        stash_process(ks, c);
+        if (!c->paused && !c->want_close) net_recv_resume(ks->net, c->nc);
+    }
+    conn_flush(ks, c);
+    if (ks->draining && c->out_count == 0) c->want_close = true;
+    conn_settle(ks, c);
+}
+
+static void on_closed(void *ctx, struct net_conn *nc, int reason) {
+    struct kserver *ks = ctx;
+    struct kconn *c = nc->user;
+    assert(c && c->in_use);
+    while (c->out_count > 0) { /* blocks never sent */
+        block_release(ks, out_at(c, 0));
+        c->out_head = (uint8_t)((c->out_head + 1) % OUT_BLOCKS);
+        c->out_count--;
+    }
+    if (c->waiting_chunk) ks->chunk_waiters--;
+    free(c->stash);
+    log_debug("conn_closed", "conn=%u reason=%d", nc->id, reason);
+    memset(c, 0, sizeof *c);
+    nc->user = NULL;
+    ks->live--;
+    atomic_fetch_sub(ks->cfg.connections, 1);
+}
+
+void kserver_net_events(struct net_events *out) {
+    out->accepted = on_accepted;
+    out->received = on_received;
+    out->closed = on_closed;
+}
+
+/* Start a send of every queued block when none is in flight. */
+static void conn_flush(struct kserver *ks, struct kconn *c) {
+    if (c->out_sending > 0 || c->want_close) return;
+    out_drop_empty_tail(ks, c);
+    if (c->out_count == 0) return;
+    for (unsigned i = 0; i < c->out_count; i++) {
+        struct out_block *b = out_at(c, i);
+        c->iov[i].iov_base = b->base;
+        c->iov[i].iov_len = b->len_bytes;
+    }
+    c->out_sending = c->out_count;
+    c->send = (struct net_send){.iov = c->iov, .iov_count = c->out_count,
+                                .done = on_send_done, .user = c};
+    if (net_send(ks->net, c->nc, &c->send) != 0) c->out_sending = 0;
+}
+
+/* ---- server ------------------------------------------------------------------------ */
+
+struct kserver *kserver_create(const struct kserver_config *cfg) {
+    assert(cfg->pool && cfg->identity && cfg->connections && cfg->max_conns > 0);
+    struct kserver *ks = calloc(1, sizeof *ks);
+    if (!ks) return NULL;
+    ks->cfg = *cfg;
+    ks->conns = calloc(cfg->max_conns, sizeof ks->conns[0]);
+    ks->arena_mem = malloc(ARENA_BYTES);
+    if (!ks->conns || !ks->arena_mem) {
+        kserver_destroy(ks);
+        return NULL;
+    }
+    kafka_arena_init(&ks->arena, ks->arena_mem, ARENA_BYTES);
+    ks->bad_frame_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 1);
+    ks->unsupported_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 1);
+    ks->refuse_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(5, 1);
+    return ks;
+}
+
+void kserver_attach(struct kserver *ks, struct net_backend *net) { ks->net = net; }
+
+static void resume_chunk_waiters(struct kserver *ks) {
+    for (uint32_t i = 0; i < ks->cfg.max_conns && ks->chunk_waiters > 0; i++) {
+        if (chunk_pool_free_count(ks->cfg.pool) == 0) return;
+        struct kconn *c = &ks->conns[i];
+        if (!c->in_use || !c->waiting_chunk) continue;
+        c->waiting_chunk = false;
+        ks->chunk_waiters--;
+        if (c->paused && !c->want_close && !ks->draining && c->out_sending == 0) {
+            c->paused = false;
+            stash_process(ks, c);
+            if (!c->paused && !c->want_close) net_recv_resume(ks->net, c->nc);
+            conn_flush(ks, c);
+        }
+        conn_settle(ks, c);
+    }
+}
+
+static void idle_sweep(struct kserver *ks) {
+    for (uint32_t i = 0; i < ks->cfg.max_conns; i++) {
+        struct kconn *c = &ks->conns[i];
+        if (!c->in_use) continue;
+        if (ks->now_ms - c->last_active_ms >= ks->cfg.idle_timeout_ms) {
+            log_debug("conn_idle_close", "conn=%u", i);
+            ks->stats.closed_idle++;
+            c->want_close = true;
+            conn_settle(ks, c);
+            continue;
+        }
+        if (c->stash_len == 0 && c->stash && !c->paused) { /* give idle memory back */
+            free(c->stash);
+            c->stash = NULL;
+            c->stash_cap = 0;
+        }
+    }
+}
+
+void kserver_tick(struct kserver *ks, uint64_t now_ms) {
+    ks->now_ms = now_ms;
+    if (ks->chunk_waiters > 0) resume_chunk_waiters(ks);
+    if (now_ms >= ks->next_sweep_ms) {
+        uint64_t every_ms = ks->cfg.idle_timeout_ms / 4;
+        if (every_ms > 1000) every_ms = 1000;
+        if (every_ms < 10) every_ms = 10;
+        ks->next_sweep_ms = now_ms + every_ms;
+        idle_sweep(ks);
+    }
+}
+
+void kserver_begin_drain(struct kserver *ks) {
+    if (ks->draining) return;
+    ks->draining = true;
+    net_stop_listening(ks->net);
+    for (uint32_t i = 0; i < ks->cfg.max_conns; i++) {
+        struct kconn *c = &ks->conns[i];
+        if (!c->in_use) continue;
+        conn_flush(ks, c);
+        if (c->out_count == 0) c->want_close = true;
+        else conn_pause(ks, c);
+        conn_settle(ks, c);
+    }
+}
+
+unsigned kserver_conn_count(const struct kserver *ks) { return ks->live; }
+
+void kserver_stats(const struct kserver *ks, struct kserver_stats *out) { *out = ks->stats; }
+
+void kserver_destroy(struct kserver *ks) {
+    if (!ks) return;
+    if (ks->conns) {
+        for (uint32_t i = 0; i < ks->cfg.max_conns; i++) {
+            struct kconn *c = &ks->conns[i];
+            if (!c->in_use) continue;
+            while (c->out_count > 0) {
+                block_release(ks, out_at(c, 0));
+                c->out_head = (uint8_t)((c->out_head + 1) % OUT_BLOCKS);
+                c->out_count--;
+            }
+            free(c->stash);
+            atomic_fetch_sub(ks->cfg.connections, 1);
+        }
+    }
+    free(ks->conns);
+    free(ks->arena_mem);
+    free(ks);
+}

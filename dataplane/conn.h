@@ -1,0 +1,46 @@
+/* conn.h - the Kafka connection layer of one shard (on top of a net backend).
+ * See conn.c for the design. All functions run on the shard's thread. */
+#ifndef SLUICE_DATAPLANE_CONN_H
+#define SLUICE_DATAPLANE_CONN_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dataplane/handlers.h"
+#include "dataplane/net/net.h"
+#include "hw/chunk.h"
+
+struct kserver_config {
+    uint32_t max_conns;              /* connection slots of this shard */
+    uint32_t max_request_bytes;      /* socket.request.max.bytes */
+    uint64_t idle_timeout_ms;        /* connections.max.idle.ms */
+    uint32_t max_inflight_per_conn;  /* responses queued before the connection stops reading */
+    int32_t max_connections;         /* max.connections, across all shards */
+    _Atomic int32_t *connections;    /* the shared count max.connections is checked against */
+    size_t max_response_bytes;       /* one response larger than this closes the connection */
+    const struct broker_identity *identity;
+    struct chunk_pool *pool;         /* output buffers come from here */
+};
+
+struct kserver_stats {
+    uint64_t requests, responses_bytes, closed_bad_frame, closed_unsupported, closed_idle,
+        refused_max_connections, paused;
+};
+
+struct kserver;
+
+struct kserver *kserver_create(const struct kserver_config *cfg);
+/* The callbacks to give the backend; then attach the backend made with them. */
+void kserver_net_events(struct net_events *out);
+void kserver_attach(struct kserver *ks, struct net_backend *net);
+/* Once per shard loop iteration: clock, idle sweep, connections waiting for buffers. */
+void kserver_tick(struct kserver *ks, uint64_t now_ms);
+/* Graceful shutdown: stop accepting and reading, flush queued responses, then close. */
+void kserver_begin_drain(struct kserver *ks);
+unsigned kserver_conn_count(const struct kserver *ks);
+void kserver_stats(const struct kserver *ks, struct kserver_stats *out);
+/* Frees what the server owns; the backend must be destroyed first. */
+void kserver_destroy(struct kserver *ks);
+
+#endif

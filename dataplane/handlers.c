@@ -1,0 +1,117 @@
+/* handlers.c - ApiVersions and Metadata, the APIs a broker with no topics can answer.
+ *
+ * ApiVersions answers the handler table (so it advertises exactly what is implemented).
+ * A version this broker does not support gets, as Kafka does, a v0-format response with
+ * UNSUPPORTED_VERSION (35) and the supported ranges, so the client can retry at a version
+ * both sides know. Metadata lists this one broker (advertised host/port), the cluster id
+ * and this node as controller; every named topic is UNKNOWN_TOPIC_OR_PARTITION until the
+ * topic catalogue exists (storage/control issues). */
+#include "dataplane/handlers.h"
+
+#include <assert.h>
+#include <string.h>
+
+static int handle_api_versions(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
+                               struct kafka_reader *body, struct kafka_writer *w);
+static int handle_metadata(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
+                           struct kafka_reader *body, struct kafka_writer *w);
+
+static struct handler handlers[] = {
+    {KAFKA_API_METADATA, 0, -1, handle_metadata},
+    {KAFKA_API_API_VERSIONS, 0, -1, handle_api_versions},
+};
+#define HANDLER_COUNT (sizeof handlers / sizeof handlers[0])
+
+/* Versions come from the codec's table: a handler serves every version the codec has.
+ * Filled once before any shard starts (the table is read-only afterwards). */
+void handlers_init(void) {
+    for (size_t i = 0; i < HANDLER_COUNT; i++) {
+        if (handlers[i].max_version >= 0) continue;
+        const struct kafka_api_info *info = kafka_api_lookup(handlers[i].api_key);
+        handlers[i].min_version = info ? info->min_version : 0;
+        handlers[i].max_version = info ? info->max_version : 0;
+    }
+}
+
+const struct handler *handler_find(int16_t api_key) {
+    assert(handlers[0].max_version >= 0); /* handlers_init() ran */
+    for (size_t i = 0; i < HANDLER_COUNT; i++)
+        if (handlers[i].api_key == api_key) return &handlers[i];
+    return NULL;
+}
+
+const struct handler *handler_table(size_t *count) {
+    assert(handlers[0].max_version >= 0);
+    *count = HANDLER_COUNT;
+    return handlers;
+}
+
+static int handle_api_versions(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
+                               struct kafka_reader *body, struct kafka_writer *w) {
+    const struct handler *self = handler_find(KAFKA_API_API_VERSIONS);
+    int16_t version = hdr->request_api_version;
+    bool supported = version >= self->min_version && version <= self->max_version;
+    if (supported) {
+        struct kafka_api_versions_request req;
+        int rc = kafka_api_versions_request_decode(body, version, &req, ctx->arena);
+        if (rc != 0) return rc;
+    }
+    int16_t resp_version = supported ? version : 0;
+    struct kafka_api_versions_response resp;
+    kafka_api_versions_response_init(&resp, resp_version);
+    resp.error_code = supported ? 0 : KAFKA_ERROR_UNSUPPORTED_VERSION;
+    size_t count;
+    const struct handler *table = handler_table(&count);
+    resp.api_keys = kafka_arena_alloc(ctx->arena, count, sizeof resp.api_keys[0],
+                                      _Alignof(struct kafka_api_versions_response_api_version));
+    if (!resp.api_keys) return KAFKA_ERR_ARENA;
+    for (size_t i = 0; i < count; i++) {
+        resp.api_keys[i].api_key = table[i].api_key;
+        resp.api_keys[i].min_version = table[i].min_version;
+        resp.api_keys[i].max_version = table[i].max_version;
+    }
+    resp.api_keys_count = (int32_t)count;
+    return kafka_api_versions_response_encode(w, resp_version, &resp);
+}
+
+static int handle_metadata(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
+                           struct kafka_reader *body, struct kafka_writer *w) {
+    int16_t version = hdr->request_api_version;
+    struct kafka_metadata_request req;
+    int rc = kafka_metadata_request_decode(body, version, &req, ctx->arena);
+    if (rc != 0) return rc;
+    struct kafka_metadata_response resp;
+    kafka_metadata_response_init(&resp, version);
+    const struct broker_identity *id = ctx->identity;
+    resp.brokers = kafka_arena_alloc(ctx->arena, 1, sizeof resp.brokers[0],
+                                     _Alignof(struct kafka_metadata_response_metadata_response_broker));
+    if (!resp.brokers) return KAFKA_ERR_ARENA;
+    resp.brokers[0].node_id = id->node_id;
+    resp.brokers[0].host = kafka_str_from_cstr(id->advertised_host);
+    resp.brokers[0].port = id->advertised_port;
+    resp.brokers[0].rack = kafka_str_from_cstr(NULL);
+    resp.brokers_count = 1;
+    resp.cluster_id = kafka_str_from_cstr(id->cluster_id);
+    resp.controller_id = id->node_id;
+    int32_t topic_count = req.topics_count > 0 ? req.topics_count : 0;
+    resp.topics_count = topic_count;
+    resp.topics = NULL;
+    if (topic_count > 0) {
+        resp.topics = kafka_arena_alloc(ctx->arena, (size_t)topic_count, sizeof resp.topics[0],
+                                        _Alignof(struct kafka_metadata_response_metadata_response_topic));
+        if (!resp.topics) return KAFKA_ERR_ARENA;
+    }
+    for (int32_t i = 0; i < topic_count; i++) {
+        struct kafka_metadata_response_metadata_response_topic *t = &resp.topics[i];
+        memset(t, 0, sizeof *t);
+        t->error_code = KAFKA_ERROR_UNKNOWN_TOPIC_OR_PARTITION;
+        t->name = req.topics[i].name;
+        if (t->name.len < 0 && version < 12) t->name = kafka_str_from_cstr("");
+        t->topic_id = req.topics[i].topic_id;
+        t->is_internal = false;
+        t->partitions = NULL;
+        t->partitions_count = 0;
+        t->topic_authorized_operations = INT32_MIN;
+    }
+    return kafka_metadata_response_encode(w, version, &resp);
+}

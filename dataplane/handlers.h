@@ -1,0 +1,50 @@
+/* handlers.h - the Kafka API handler table of the connection layer.
+ *
+ * A handler gets the decoded request header and a reader over the request body, and
+ * writes the response BODY (conn.c writes the size prefix and the response header). It
+ * may be run twice for one request when its first attempt hits KAFKA_ERR_NO_SPACE (the
+ * connection then retries into a bigger buffer), so today's handlers are pure functions
+ * of the request. The table is also what ApiVersions advertises: exactly the APIs that
+ * have a handler, at the versions the handler accepts. */
+#ifndef SLUICE_DATAPLANE_HANDLERS_H
+#define SLUICE_DATAPLANE_HANDLERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataplane/kafka/kafka_msgs.h"
+#include "dataplane/kafka/wire.h"
+
+#define KAFKA_ERROR_UNKNOWN_TOPIC_OR_PARTITION 3
+#define KAFKA_ERROR_UNSUPPORTED_VERSION 35
+
+/* Who this broker is, as told to clients in Metadata. */
+struct broker_identity {
+    int32_t node_id;
+    char advertised_host[256];
+    int32_t advertised_port;
+    char cluster_id[64];
+};
+
+struct handler_ctx {
+    const struct broker_identity *identity;
+    struct kafka_arena *arena; /* reset by the caller before each attempt */
+};
+
+typedef int (*handler_fn)(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
+                          struct kafka_reader *body, struct kafka_writer *w);
+
+struct handler {
+    int16_t api_key;
+    int16_t min_version;
+    int16_t max_version;
+    handler_fn handle;
+};
+
+/* Fill the table's versions from the codec; call once before any shard starts. */
+void handlers_init(void);
+/* NULL when api_key has no handler. */
+const struct handler *handler_find(int16_t api_key);
+const struct handler *handler_table(size_t *count);
+
+#endif

@@ -1,0 +1,71 @@
+/* shard.h - one pinned thread, its io_uring, its connections: the run-to-completion loop.
+ * See shard.c for the loop. The control thread starts shards, talks to them over the
+ * mesh (mesh.h) and joins them. */
+#ifndef SLUICE_DATAPLANE_SHARD_H
+#define SLUICE_DATAPLANE_SHARD_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dataplane/conn.h"
+#include "dataplane/mesh.h"
+#include "hw/chunk.h"
+#include "hw/uring_op.h"
+
+enum idle_policy { IDLE_BLOCK = 0, IDLE_POLL = 1 };
+
+enum shard_msg_type {
+    SHARD_MSG_STOP = 1,    /* control -> shard: drain connections and exit */
+    SHARD_MSG_PING = 2,    /* any -> shard: answered with PONG carrying arg64 back */
+    SHARD_MSG_PONG = 3,
+};
+
+enum shard_state { SHARD_STARTING = 0, SHARD_RUNNING = 1, SHARD_FAILED = 2, SHARD_EXITED = 3 };
+
+struct shard_config {
+    int id;
+    int cpu;                        /* -1: do not pin */
+    enum idle_policy idle;
+    uint32_t block_timeout_ms;
+    char listen_host[128];
+    uint16_t listen_port;           /* 0: any (the broker passes shard 0's port on) */
+    struct mesh *mesh;
+    size_t buffer_bytes;            /* chunk pool of the shard */
+    uint32_t recv_buffer_count;     /* provided receive buffers (one chunk each) */
+    size_t zc_threshold_bytes;
+    uint32_t drain_timeout_ms;      /* graceful stop gives up after this */
+    struct kserver_config server;   /* pool is filled in by the shard */
+};
+
+struct shard {
+    struct shard_config cfg;
+    pthread_t thread;
+    _Atomic int state;
+    int bound_port;
+    char error[512];
+    /* owned by the shard thread */
+    struct io_uring ring;
+    struct chunk_pool pool;
+    uint8_t **recv_buffers;
+    struct net_backend *net;
+    struct kserver *server;
+    struct uring_op doorbell_op;
+    uint64_t doorbell_value;
+    bool stopping;
+    uint64_t stop_deadline_ms;
+    uint64_t loops;
+    /* published for metrics (relaxed) */
+    _Atomic uint64_t busy_ns;
+    _Atomic uint64_t idle_ns;
+};
+
+/* Start the thread and wait until it listens (0) or failed (-1, message in s->error). */
+int shard_start(struct shard *s, const struct shard_config *cfg);
+void shard_join(struct shard *s);
+
+uint64_t shard_clock_ms(void);
+
+#endif
