@@ -35,6 +35,14 @@ binary as its first argument, registered in tests/integration/meson.build:
     test('kcat_metadata', find_program('test_kcat_metadata.py'),
          args: [sluice_exe], suite: 'integration', timeout: 60)
 
+KafkaConn(bootstrap) is a raw protocol connection for protocol-level tests:
+    with KafkaConn(b.bootstrap) as c:
+        body = c.request("Metadata", 12, {"Topics": None})
+        c.send_frame(b"garbage"); assert c.is_closed()
+Requests are encoded and responses decoded from the Kafka message
+definitions by tests/tools/kafka_schema.py, an implementation independent of
+sluice's C codec; a response that does not parse exactly raises DecodeError.
+
 Self-test (needs no working sluice: a stand-in "sluice" script serves the
 Kafka protocol with tests/tools/capture_broker.py, and kcat talks to it):
     /usr/bin/python3 tests/integration/harness.py --self-test
@@ -49,6 +57,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -57,11 +66,15 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 JS_DIR = os.path.join(HERE, "js")
+GOLDEN_DIR = os.path.join(ROOT, "tests", "data", "golden")
+sys.path.insert(0, os.path.join(ROOT, "tests", "tools"))
+import kafka_schema  # noqa: E402  (schema-driven codec, tests/tools)
 PYTHON = "/usr/bin/python3"
 LOOPBACK = "127.0.0.1"
 RUN_TIMEOUT_RC = 124
 SKIP_RC = 77  # meson: the test is skipped
 STDERR_TAIL_BYTES = 8192
+MAX_RESPONSE_BYTES = 64 << 20
 
 
 class BrokerError(Exception):
@@ -208,6 +221,165 @@ def _npm_current(js_dir):
     lock = os.path.join(js_dir, "package-lock.json")
     return (os.path.exists(marker) and
             os.path.getmtime(marker) >= os.path.getmtime(lock))
+
+
+# ---------------------------------------------------------------- KafkaConn
+
+def api_key_of(api):
+    """"Metadata" or 3 -> 3."""
+    if isinstance(api, int):
+        return api
+    keys = {name: key for key, name in kafka_schema.api_names().items()}
+    return keys[api]
+
+
+class KafkaConn:
+    """One raw Kafka connection: send frames, read and decode responses."""
+
+    def __init__(self, bootstrap, timeout_s=10.0, client_id="sluice-harness"):
+        host, port = bootstrap.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)),
+                                             timeout=timeout_s)
+        self.timeout_s = timeout_s
+        self.client_id = client_id
+        self.next_correlation_id = 1
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def send_frame(self, payload):
+        """Send payload with its int32 size prefix."""
+        self.sock.sendall(struct.pack(">i", len(payload)) + payload)
+
+    def _read_exact(self, n):
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                return None
+            buf += chunk
+        return bytes(buf)
+
+    def recv_frame(self):
+        """Next response frame without its size prefix; None on EOF."""
+        head = self._read_exact(4)
+        if head is None:
+            return None
+        size = struct.unpack(">i", head)[0]
+        if size < 4 or size > MAX_RESPONSE_BYTES:
+            raise kafka_schema.DecodeError("response size %d" % size)
+        frame = self._read_exact(size)
+        if frame is None:
+            raise kafka_schema.DecodeError("EOF inside a %d-byte response"
+                                           % size)
+        return frame
+
+    def send_request(self, api, version, body=None):
+        """Encode and send a request; returns its correlation id."""
+        correlation_id = self.next_correlation_id
+        self.next_correlation_id += 1
+        self.sock.sendall(kafka_schema.encode_request(
+            api_key_of(api), version, correlation_id, self.client_id,
+            body or {}))
+        return correlation_id
+
+    def recv_response(self, api, version, correlation_id):
+        """Read one response and decode it; its correlation id must match."""
+        frame = self.recv_frame()
+        if frame is None:
+            raise ConnectionError("broker closed the connection")
+        got, body = kafka_schema.parse_response(api_key_of(api), version,
+                                                frame)
+        if got != correlation_id:
+            raise kafka_schema.DecodeError("correlation id %d, expected %d"
+                                           % (got, correlation_id))
+        return body
+
+    def request(self, api, version, body=None):
+        """Send one request and return the decoded response body."""
+        correlation_id = self.send_request(api, version, body)
+        return self.recv_response(api, version, correlation_id)
+
+    def is_closed(self, timeout_s=5.0):
+        """True if the broker closes the connection within timeout_s.
+
+        Any bytes the broker sends before closing are discarded.
+        """
+        deadline = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < deadline:
+                self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+                if not self.sock.recv(65536):
+                    return True
+        except socket.timeout:
+            return False
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        finally:
+            self.sock.settimeout(self.timeout_s)
+        return False
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def golden_frames():
+    """[(path, api_key, api_version, client)] from the golden MANIFEST."""
+    out = []
+    with open(os.path.join(GOLDEN_DIR, "MANIFEST")) as f:
+        for line in f:
+            name, key, version, client = line.split()
+            out.append((os.path.join(GOLDEN_DIR, name), int(key),
+                        int(version), client))
+    return out
+
+
+def advertised_versions(bootstrap):
+    """{api_key: (min, max)} from the broker's ApiVersions v3 response."""
+    with KafkaConn(bootstrap) as c:
+        body = c.request("ApiVersions", 3, {
+            "ClientSoftwareName": "sluice-harness",
+            "ClientSoftwareVersion": "1"})
+    if body["ErrorCode"] != 0:
+        raise kafka_schema.DecodeError("ApiVersions error %d"
+                                       % body["ErrorCode"])
+    return {k["ApiKey"]: (k["MinVersion"], k["MaxVersion"])
+            for k in body["ApiKeys"]}
+
+
+def replay_golden(bootstrap, timeout_s=10.0):
+    """Send every golden frame the broker advertises, one connection each.
+
+    Each response must arrive, carry the frame's correlation id and decode
+    exactly with the schema decoder. Returns (replayed, skipped, failures)
+    where failures is a list of "file: why" strings.
+    """
+    advertised = advertised_versions(bootstrap)
+    replayed, skipped, failures = 0, 0, []
+    for path, key, version, _client in golden_frames():
+        lo, hi = advertised.get(key, (1, 0))
+        if not lo <= version <= hi:
+            skipped += 1
+            continue
+        with open(path, "rb") as f:
+            frame = f.read()
+        correlation_id = struct.unpack_from(">i", frame, 4)[0]
+        try:
+            with KafkaConn(bootstrap, timeout_s) as c:
+                c.send_frame(frame)
+                c.recv_response(key, version, correlation_id)
+            replayed += 1
+        except (OSError, kafka_schema.DecodeError) as e:
+            failures.append("%s: %s: %s" % (os.path.basename(path),
+                                            type(e).__name__, e))
+    return replayed, skipped, failures
 
 
 # ---------------------------------------------------------------- Broker
@@ -365,9 +537,9 @@ os.execv(sys.executable, [sys.executable, @CAPTURE@, "--port", port,
 '''
 
 
-def _check(cond, what):
+def _check(cond, what, detail=""):
     if not cond:
-        raise AssertionError("harness self-test: " + what)
+        raise AssertionError("harness: %s\n%s" % (what, detail))
     print("ok  " + what)
 
 
@@ -431,6 +603,18 @@ def _self_test_broker(fake):
         _check(rc == 0 and wait_for(lambda: os.path.exists(os.path.join(
             data_dir, "capture", "selftest-produce-v7.bin")), 5),
                "kcat() produces with stdin input (frame seen by the broker)")
+        with KafkaConn(b.bootstrap) as c:
+            body = c.request("Metadata", 12, {"Topics": None})
+            _check(body["Brokers"][0]["Port"] == b.port and
+                   body["Topics"][0]["Name"] == "golden",
+                   "KafkaConn.request() encodes Metadata v12, decodes reply")
+        replayed, skipped, failures = replay_golden(b.bootstrap)
+        _check(replayed > 40 and not failures,
+               "replay_golden() replays %d frames (%d skipped)"
+               % (replayed, skipped), "\n".join(failures))
+        with KafkaConn(b.bootstrap) as c:
+            c.send_raw(struct.pack(">i", 0x7FFFFFFF))
+            _check(c.is_closed(), "KafkaConn.is_closed() sees a close")
         _check(b.stop() == 0 and not b.running(),
                "stop() SIGTERMs and returns the exit code (0, clean)")
         b.restart()
@@ -475,13 +659,21 @@ def smoke(sluice_path):
     with Broker(sluice_path) as b:
         rc, out, err = kcat(b.bootstrap, "-L", timeout_s=20)
         _check(rc == 0 and "1 brokers" in out and str(b.port) in out,
-               "kcat -L lists the broker\n" + out + err)
+               "kcat -L lists the broker", out + err)
         if node_available():
             npm_ci(JS_DIR)
             rc, out, err = run(["node", os.path.join(
                 JS_DIR, "describe_cluster.js"), b.bootstrap], timeout_s=30)
             _check(rc == 0 and '"port":%d' % b.port in out,
-                   "kafkajs describeCluster sees the broker\n" + out + err)
+                   "kafkajs describeCluster sees the broker", out + err)
+        replayed, skipped, failures = replay_golden(b.bootstrap)
+        _check(replayed > 0 and not failures,
+               "%d golden frames of advertised APIs answered and decoded "
+               "(%d not advertised, skipped)" % (replayed, skipped),
+               "\n".join(failures))
+        with KafkaConn(b.bootstrap) as c:
+            c.send_raw(struct.pack(">i", 0x7FFFFFFF))
+            _check(c.is_closed(), "an oversized frame closes the connection")
         rc = b.stop()
         _check(rc == 0, "SIGTERM stops the broker cleanly (rc %s)" % rc)
     print("smoke test passed")

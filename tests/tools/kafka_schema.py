@@ -432,6 +432,22 @@ def parse_request(frame):
     return header, body
 
 
+def parse_response(api_key, api_version, frame):
+    """Parse a response frame (no size prefix) to an api we asked for.
+
+    Returns (correlation_id, body dict). Raises DecodeError unless the frame
+    parses exactly.
+    """
+    r = Reader(frame)
+    hv = response_header_version(api_key, api_version)
+    header = Decoder(load("ResponseHeader"), hv).decode(r)
+    body = Decoder(response_schema(api_key), api_version).decode(r)
+    if r.remaining():
+        raise DecodeError("%d trailing bytes after %s v%d response"
+                          % (r.remaining(), api_names()[api_key], api_version))
+    return header["CorrelationId"], body
+
+
 def encode_response(api_key, api_version, correlation_id, body):
     """Encode a whole response frame, size prefix included."""
     hv = response_header_version(api_key, api_version)
@@ -454,5 +470,5 @@ def encode_request(api_key, api_version, correlation_id, client_id, body):
 
 
 def snake(name):
-    """"ApiVersions" -> "apiversions" style file-name token."""
+    """File-name token of an API name: "ApiVersions" -> "apiversions"."""
     return re.sub(r"[^a-z0-9]", "", name.lower())
