@@ -72,7 +72,9 @@ capture_kafkapython() { # client-name api_version-or-empty
 }
 
 npm_ci() {
-    (cd "$JS_DIR" && [ -f node_modules/.package-lock.json ] || npm ci --silent)
+    if [ ! -f "$JS_DIR/node_modules/.package-lock.json" ]; then
+        (cd "$JS_DIR" && npm ci --silent --no-audit --no-fund)
+    fi
 }
 
 capture_kafkajs() {
