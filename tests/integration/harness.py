@@ -103,12 +103,14 @@ def port_accepts(host, port):
         return False
 
 
-def wait_port(host, port, timeout_s=10.0, proc=None):
+def wait_port(host, port, timeout_s=10.0, proc=None, timeout=None):
     """Wait until host:port accepts a TCP connection.
 
     Returns True when it does, False on timeout or, if proc is given, as
-    soon as that process has exited.
+    soon as that process has exited. (timeout= is an alias of timeout_s.)
     """
+    if timeout is not None:
+        timeout_s = timeout
     deadline = time.monotonic() + timeout_s
     while True:
         if port_accepts(host, port):
@@ -125,13 +127,15 @@ def _kill_group(proc):
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def run(cmd, timeout_s=60.0, input=None, env=None, cwd=None):
+def run(cmd, timeout_s=60.0, input=None, env=None, cwd=None, timeout=None):
     """Run cmd (a list) and return (rc, stdout, stderr) as text.
 
     The command runs in its own session; on timeout the whole process group
     is killed and rc is 124 with a note appended to stderr, so a hung client
-    never hangs the test.
+    never hangs the test. (timeout= is an alias of timeout_s.)
     """
+    if timeout is not None:
+        timeout_s = timeout
     proc = subprocess.Popen(
         [str(c) for c in cmd], stdin=subprocess.PIPE if input is not None
         else subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -550,7 +554,7 @@ def self_test():
     rc, out, err = run([PYTHON, "-c", "import sys; print(sys.stdin.read())"],
                        input="abc", timeout_s=10)
     _check((rc, out.strip()) == (0, "abc"), "run() returns rc and stdout")
-    rc, _, err = run(["sleep", "30"], timeout_s=0.5)
+    rc, _, err = run(["sleep", "30"], timeout=0.5)
     _check(rc == RUN_TIMEOUT_RC and "timed out" in err,
            "run() kills a hung command and returns 124")
 
