@@ -156,8 +156,10 @@ static void alloc_complete(struct uring_op *op, int32_t res, uint32_t flags) {
     struct plog *log = container_of(op, struct flush_op, op)->log;
     log->shard->inflight_ops--;
     log->alloc_in_flight = false;
-    if (res < 0) {
+    if (res < 0) { /* warn once per segment and stop preallocating it; writes decide */
         log_warn("storage_fallocate_failed", "dir=%s errno=%d", log->dir, -res);
+        if (log->alloc_seg == active_segment(log))
+            log->alloc_seg->allocated_bytes = log->cfg.segment_bytes;
         return;
     }
     if (log->alloc_seg == active_segment(log) &&
@@ -569,7 +571,8 @@ int plog_read(struct plog *log, struct plog_read_req *req) {
     req->bytes = 0;
     req->next_offset = req->offset;
     req->chunk = NULL;
-    if (log->failed) return -EIO;
+    /* A failed partition still serves what it wrote: nothing below the high watermark
+     * was touched by the failure. */
     if (req->offset < log->log_start_offset || req->offset > log->log_end_offset) return -ERANGE;
     return read_continue(log, req);
 }

@@ -186,8 +186,8 @@ int64_t plog_append(struct plog *log, const uint8_t *batch, uint32_t len_bytes, 
 
 /* Start a read. Returns 1 when answered now (req->frags filled, possibly empty at the
  * high watermark), 0 when a disk read is in flight (req->done will run), or -ERANGE when
- * offset is outside [log start, log end] (OFFSET_OUT_OF_RANGE), -EIO on a failed log,
- * -ENOBUFS when no chunk is free. */
+ * offset is outside [log start, log end] (OFFSET_OUT_OF_RANGE), -EIO on a disk error,
+ * -ENOBUFS when no chunk is free. A failed partition still serves what it wrote. */
 int plog_read(struct plog *log, struct plog_read_req *req);
 void plog_read_release(struct plog *log, struct plog_read_req *req);
 
