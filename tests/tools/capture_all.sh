@@ -1,8 +1,8 @@
 #!/bin/bash
 # capture_all.sh: re-capture the golden request frames of real Kafka clients.
 #
-# For each client named on the command line (default: all of kcat,
-# kafkapython, kafkapython010, kafkajs, platformatic) it deletes that client's frames from
+# For each client named on the command line (default: all of kcat, kcattxn,
+# kafkapython, kafkapython010, kafkajs, platformatic, platformatictxn) it deletes that client's frames from
 # tests/data/golden, starts tests/tools/capture_broker.py on a free loopback
 # port, drives the real client against it, stops the broker, and finally
 # re-checks every frame and rewrites tests/data/golden/MANIFEST
@@ -65,6 +65,13 @@ capture_kcat() {
     stop_broker
 }
 
+capture_kcattxn() {
+    start_broker kcattxn 4
+    printf 'txn-1\ntxn-2\n' | timeout 20 kcat -b "$B" -P -t golden \
+        -X transactional.id=golden-txn
+    stop_broker
+}
+
 capture_kafkapython() { # client-name api_version-or-empty
     start_broker "$1" 4
     "$PY" "$TOOLS/drive_kafkapython.py" "$B" "$2"
@@ -84,23 +91,26 @@ capture_kafkajs() {
     stop_broker
 }
 
-capture_platformatic() {
+capture_platformatic() { # client-name [txn]
     npm_ci
-    start_broker platformatic 4
-    node "$TOOLS/drive_platformatic.mjs" "$B"
+    start_broker "$1" 4
+    node "$TOOLS/drive_platformatic.mjs" "$B" "${2:-}"
     stop_broker
 }
 
 clients=("$@")
 [ ${#clients[@]} -gt 0 ] ||
-    clients=(kcat kafkapython kafkapython010 kafkajs platformatic)
+    clients=(kcat kcattxn kafkapython kafkapython010 kafkajs platformatic
+             platformatictxn)
 for c in "${clients[@]}"; do
     case "$c" in
     kcat) capture_kcat ;;
+    kcattxn) capture_kcattxn ;;
     kafkapython) capture_kafkapython kafkapython "" ;;
     kafkapython010) capture_kafkapython kafkapython010 0.10.1 ;;
     kafkajs) capture_kafkajs ;;
-    platformatic) capture_platformatic ;;
+    platformatic) capture_platformatic platformatic ;;
+    platformatictxn) capture_platformatic platformatictxn txn ;;
     *) echo "unknown client $c" >&2; exit 2 ;;
     esac
 done

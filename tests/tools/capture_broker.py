@@ -51,6 +51,8 @@ ADVERTISED = {
     "FindCoordinator": (0, 4), "JoinGroup": (0, 9), "Heartbeat": (0, 4),
     "LeaveGroup": (0, 5), "SyncGroup": (0, 5), "ApiVersions": (0, 3),
     "CreateTopics": (0, 7), "InitProducerId": (0, 4),
+    "AddPartitionsToTxn": (0, 3), "AddOffsetsToTxn": (0, 4),
+    "EndTxn": (0, 4), "TxnOffsetCommit": (0, 4),
 }
 
 ERR_UNSUPPORTED_VERSION = 35
@@ -236,6 +238,26 @@ def resp_create_topics(ctx, version, req):
         for t in req["Topics"]]}
 
 
+def resp_add_partitions_to_txn(ctx, version, req):
+    return {"ResultsByTopicV3AndBelow": [
+        {"Name": t["Name"], "ResultsByPartition": [
+            {"PartitionIndex": i, "PartitionErrorCode": 0}
+            for i in t["Partitions"]]}
+        for t in req["V3AndBelowTopics"]]}
+
+
+def resp_add_offsets_to_txn(ctx, version, req):
+    return {"ErrorCode": 0}
+
+
+def resp_end_txn(ctx, version, req):
+    return {"ErrorCode": 0}
+
+
+def resp_txn_offset_commit(ctx, version, req):
+    return resp_offset_commit(ctx, version, req)
+
+
 HANDLERS = {
     "ApiVersions": resp_api_versions, "Metadata": resp_metadata,
     "Produce": resp_produce, "Fetch": resp_fetch,
@@ -245,6 +267,9 @@ HANDLERS = {
     "OffsetFetch": resp_offset_fetch, "OffsetCommit": resp_offset_commit,
     "InitProducerId": resp_init_producer_id,
     "CreateTopics": resp_create_topics,
+    "AddPartitionsToTxn": resp_add_partitions_to_txn,
+    "AddOffsetsToTxn": resp_add_offsets_to_txn,
+    "EndTxn": resp_end_txn, "TxnOffsetCommit": resp_txn_offset_commit,
 }
 
 

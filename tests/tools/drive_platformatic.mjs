@@ -5,7 +5,9 @@
 // (Metadata v12, Produce v9, Fetch v13 with topic ids, JoinGroup v9, ...),
 // which the other installed clients never send. The package is resolved from
 // tests/integration/js/node_modules (npm ci there).
-// Usage: node drive_platformatic.mjs HOST:PORT
+// Usage: node drive_platformatic.mjs HOST:PORT [txn]
+// With "txn": only a transactional producer (InitProducerId with a
+// transactional id, AddPartitionsToTxn v3, Produce, EndTxn).
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -17,6 +19,19 @@ const { Producer, Consumer, stringSerializers, stringDeserializers } =
 
 const broker = process.argv[2];
 const common = { clientId: 'platformatic', bootstrapBrokers: [broker] };
+
+if (process.argv[3] === 'txn') {
+  const producer = new Producer({ ...common, serializers: stringSerializers,
+                                  autocreateTopics: false, idempotent: true,
+                                  transactionalId: 'golden-txn' });
+  const txn = await producer.beginTransaction();
+  await txn.send({ messages: [{ topic: 'golden', key: 'k',
+                                value: 'in a transaction' }] });
+  await txn.commit();
+  await producer.close();
+  console.log('platformatic transaction committed');
+  process.exit(0);
+}
 
 const producer = new Producer({ ...common, serializers: stringSerializers,
                                 autocreateTopics: false });

@@ -73,7 +73,10 @@ def check_records(records):
             count = struct.unpack_from(">i", records, pos + 57)[0]
             if crc32c(records[pos + 21:end]) != crc:
                 raise ValueError("record batch CRC32C mismatch")
-            parts.append("v2 %s %d records" % (CODECS[attrs & 7], count))
+            flags = "".join([" transactional" if attrs & 0x10 else "",
+                             " control" if attrs & 0x20 else ""])
+            parts.append("v2 %s %d records%s" % (CODECS[attrs & 7], count,
+                                                 flags))
         elif magic in (0, 1):
             crc = struct.unpack_from(">I", records, pos + 12)[0]
             attrs = records[pos + 17]
