@@ -35,7 +35,7 @@ void kafka_reader_init(struct kafka_reader *r, const void *data, size_t size_byt
 {
     assert(data != NULL || size_bytes == 0);
     r->pos = data;
-    r->end = r->pos + size_bytes;
+    r->end = data == NULL ? r->pos : r->pos + size_bytes;
     r->err = 0;
 }
 
