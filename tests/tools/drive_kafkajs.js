@@ -2,7 +2,8 @@
 //
 // Used by capture_all.sh against capture_broker.py to elicit kafkajs's
 // requests (ApiVersions, Metadata, Produce, FindCoordinator, JoinGroup,
-// SyncGroup, OffsetFetch, ListOffsets, Fetch, Heartbeat, LeaveGroup).
+// SyncGroup, OffsetFetch, OffsetCommit, ListOffsets, Fetch, Heartbeat,
+// LeaveGroup).
 // kafkajs is resolved from tests/integration/js/node_modules (npm ci there).
 // Usage: node drive_kafkajs.js HOST:PORT
 'use strict';
@@ -35,6 +36,8 @@ async function main() {
   while (!joined && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 100));
   }
+  // An explicit commit, so OffsetCommit is captured too.
+  await consumer.commitOffsets([{ topic: 'golden', partition: 0, offset: '0' }]);
   await new Promise((r) => setTimeout(r, 2000)); // fetches and a heartbeat
   await consumer.disconnect();
   console.log(`kafkajs joined=${joined}`);

@@ -3,7 +3,8 @@
 
 Used by capture_all.sh against capture_broker.py to elicit kafka-python's
 requests (ApiVersions, Metadata, Produce, FindCoordinator, JoinGroup,
-SyncGroup, OffsetFetch, ListOffsets, Fetch, Heartbeat, LeaveGroup).
+SyncGroup, OffsetFetch, OffsetCommit, ListOffsets, Fetch, Heartbeat,
+LeaveGroup).
 Usage: drive_kafkapython.py HOST:PORT [API_VERSION]
 API_VERSION like "0.10.1" pins the protocol (0.10.1 => Produce v2 carrying
 message format v1); empty means kafka-python's own version probing.
@@ -45,6 +46,9 @@ def main():
     while time.monotonic() < deadline and not consumer.assignment():
         consumer.poll(timeout_ms=500)
     print("assignment: %s" % sorted(consumer.assignment()))
+    # An explicit commit, so OffsetCommit is captured too.
+    consumer.commit({kafka.TopicPartition("golden", 0):
+                     kafka.OffsetAndMetadata(0, "golden-meta")})
     for _ in range(4):  # a few fetch rounds and at least one heartbeat
         consumer.poll(timeout_ms=500)
     consumer.close()
