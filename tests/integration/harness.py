@@ -46,7 +46,9 @@ sluice's C codec; a response that does not parse exactly raises DecodeError.
 Self-test (needs no working sluice: a stand-in "sluice" script serves the
 Kafka protocol with tests/tools/capture_broker.py, and kcat talks to it):
     /usr/bin/python3 tests/integration/harness.py --self-test
-Smoke test of a real broker (kcat -L and kafkajs describeCluster):
+Smoke test of a real broker (kcat -L, kafkajs describeCluster, every golden
+frame of an API the broker advertises answered and decoded, an oversized
+frame closes the connection, SIGTERM exits 0):
     /usr/bin/python3 tests/integration/harness.py --smoke build/sluice
 """
 

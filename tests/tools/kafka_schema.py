@@ -2,7 +2,8 @@
 
 Design: instead of hand-writing an encoder for every (api, version) pair a real
 client might pick, this module reads the Kafka message definitions
-(/work/shared/kafka-protocol/message/*.json, or $KAFKA_MESSAGE_DIR) and walks
+($KAFKA_MESSAGE_DIR, else ../shared/kafka-protocol/message beside the
+repository, else /work/shared/kafka-protocol/message) and walks
 their field lists for one concrete version. A message value is a plain dict
 keyed by the JSON field names ("ErrorCode", "Topics", ...); arrays are lists of
 dicts (or of scalars for "[]int32"-style arrays). Fields missing from a dict
@@ -31,8 +32,21 @@ import re
 import struct
 import uuid as uuid_mod
 
-MESSAGE_DIR = os.environ.get("KAFKA_MESSAGE_DIR",
-                             "/work/shared/kafka-protocol/message")
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+
+def _message_dir():
+    if os.environ.get("KAFKA_MESSAGE_DIR"):
+        return os.environ["KAFKA_MESSAGE_DIR"]
+    beside = os.path.join(os.path.dirname(_REPO), "shared", "kafka-protocol",
+                          "message")
+    if os.path.isdir(beside):
+        return beside
+    return "/work/shared/kafka-protocol/message"
+
+
+MESSAGE_DIR = _message_dir()
 
 # Response header v0 even for flexible versions (KIP-511 compatibility).
 API_VERSIONS_KEY = 18
