@@ -23,7 +23,8 @@
  *
  * Closing is requested with want_close and carried out by conn_settle() at the end of
  * each entry point (received, send done, tick), so no callback frees a connection that
- * a caller further up the stack is still using. */
+ * a caller further up the stack is still using. Queued responses are flushed before the
+ * close (reading stops meanwhile); an idle timeout closes at once. */
 #include "dataplane/conn.h"
 
 #include <assert.h>
@@ -65,6 +66,7 @@ struct kconn {
     bool paused;
     bool waiting_chunk;
     bool want_close;
+    bool force_close;            /* close without waiting for queued responses */
     bool close_requested;
 };
 
@@ -91,8 +93,18 @@ static void conn_flush(struct kserver *ks, struct kconn *c);
 
 /* ---- closing and pausing ----------------------------------------------------------- */
 
+/* Carry out a requested close. Responses already queued leave first (a good request
+ * pipelined before a bad frame is answered, as Kafka does), unless force_close. */
 static void conn_settle(struct kserver *ks, struct kconn *c) {
     if (!c->in_use || !c->want_close || c->close_requested) return;
+    if (c->out_count > 0 && !c->force_close) {
+        if (!c->paused) {
+            c->paused = true;
+            net_recv_pause(ks->net, c->nc);
+        }
+        conn_flush(ks, c); /* on_send_done settles again */
+        return;
+    }
     c->close_requested = true;
     net_close(ks->net, c->nc); /* may run closed() now: c must not be used after this */
 }
@@ -286,8 +298,8 @@ static size_t conn_process(struct kserver *ks, struct kconn *c, const uint8_t *b
         if (st == FRAME_NEED_MORE) break;
         if (st != FRAME_COMPLETE) {
             if (log_ratelimit_ok(&ks->bad_frame_rl))
-                log_warn("bad_frame_size", "conn=%u size=%d max=%u", c->nc->id, (int32_t)body,
-                         ks->cfg.max_request_bytes);
+                log_warn("bad_frame_size", "conn=%u size=%d max=%u", c->nc->id,
+                         (int32_t)frame_be32(buf + off), ks->cfg.max_request_bytes);
             ks->stats.closed_bad_frame++;
             c->want_close = true;
             break;
@@ -375,8 +387,8 @@ static void on_received(void *ctx, struct net_conn *nc, const uint8_t *data, siz
     struct kserver *ks = ctx;
     struct kconn *c = nc->user;
     assert(c && c->in_use);
+    if (c->want_close) return; /* closing: input is ignored, and is not activity */
     c->last_active_ms = ks->now_ms;
-    if (c->want_close) return;
     if (c->stash_len == 0 && !c->paused) {
         size_t used = conn_process(ks, c, data, len);
         if (!c->want_close && used < len) stash_append(ks, c, data + used, len - used);
@@ -409,7 +421,6 @@ static void on_send_done(struct net_send *s, int status) {
         if (!c->paused && !c->want_close) net_recv_resume(ks->net, c->nc);
     }
     conn_flush(ks, c);
-    if (ks->draining && c->out_count == 0) c->want_close = true;
     conn_settle(ks, c);
 }
 
@@ -439,7 +450,7 @@ void kserver_net_events(struct net_events *out) {
 
 /* Start a send of every queued block when none is in flight. */
 static void conn_flush(struct kserver *ks, struct kconn *c) {
-    if (c->out_sending > 0 || c->want_close) return;
+    if (c->out_sending > 0 || c->close_requested) return;
     out_drop_empty_tail(ks, c);
     if (c->out_count == 0) return;
     for (unsigned i = 0; i < c->out_count; i++) {
@@ -500,6 +511,7 @@ static void idle_sweep(struct kserver *ks) {
             log_debug("conn_idle_close", "conn=%u", i);
             ks->stats.closed_idle++;
             c->want_close = true;
+            c->force_close = true; /* a peer that reads nothing must not pin us */
             conn_settle(ks, c);
             continue;
         }
@@ -530,9 +542,7 @@ void kserver_begin_drain(struct kserver *ks) {
     for (uint32_t i = 0; i < ks->cfg.max_conns; i++) {
         struct kconn *c = &ks->conns[i];
         if (!c->in_use) continue;
-        conn_flush(ks, c);
-        if (c->out_count == 0) c->want_close = true;
-        else conn_pause(ks, c);
+        c->want_close = true; /* settle flushes queued responses, then closes */
         conn_settle(ks, c);
     }
 }
