@@ -111,15 +111,18 @@ def load(name):
     return _cache[name]
 
 
+_api_names = {}
+
+
 def api_names():
     """Map api_key -> API name ("Produce", ...) from the request files."""
-    names = {}
-    for fn in sorted(os.listdir(MESSAGE_DIR)):
-        if fn.endswith("Request.json"):
-            msg = load(fn[:-5])
-            if msg.api_key is not None:
-                names[msg.api_key] = msg.name[:-len("Request")]
-    return names
+    if not _api_names:
+        for fn in sorted(os.listdir(MESSAGE_DIR)):
+            if fn.endswith("Request.json"):
+                msg = load(fn[:-5])
+                if msg.api_key is not None:
+                    _api_names[msg.api_key] = msg.name[:-len("Request")]
+    return dict(_api_names)
 
 
 def request_schema(api_key):
