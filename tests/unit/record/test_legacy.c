@@ -153,7 +153,7 @@ static void kafka_python_set(const char *file, int magic, bool compressed) {
                                          sizeof(v2), &v2_len), RECORD_OK);
         struct record_batch_header h;
         cr_assert_eq(record_batch_validate(v2, v2_len, &h), RECORD_OK);
-        cr_assert_eq(record_batch_codec(&h), c);
+        cr_assert_eq((int)record_batch_codec(&h), c);
         cr_assert_eq(h.base_offset, first_offset);
         check_converted(v2, v2_len, magic);
     }

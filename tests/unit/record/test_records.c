@@ -181,7 +181,7 @@ Test(records, round_trip_every_codec) {
                                             scratch, sizeof(scratch), &len), RECORD_OK);
             struct record_batch_header h;
             cr_assert_eq(record_batch_validate(out, len, &h), RECORD_OK);
-            cr_assert_eq(record_batch_codec(&h), c);
+            cr_assert_eq((int)record_batch_codec(&h), c);
             cr_assert_eq(h.producer_id, 9);
             cr_assert_eq(h.base_sequence, 5);
             cr_assert_eq(h.record_count, counts[k]);
