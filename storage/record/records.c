@@ -77,7 +77,9 @@ enum record_error record_iter_init(struct record_iter *it, const uint8_t *batch,
     const uint8_t *section = batch + RECORD_BATCH_HEADER_BYTES;
     size_t section_bytes = record_batch_size_bytes(&it->header) - RECORD_BATCH_HEADER_BYTES;
     enum record_codec codec = record_batch_codec(&it->header);
-    if (codec == RECORD_CODEC_NONE) {
+    /* An empty batch (record_count 0, kept by compaction for producer state) has no
+     * records section to decompress, whatever its attributes say. */
+    if (codec == RECORD_CODEC_NONE || (section_bytes == 0 && it->header.record_count == 0)) {
         it->pos = section;
         it->end = section + section_bytes;
     } else if ((unsigned)codec >= RECORD_CODEC_COUNT) {
@@ -393,4 +395,20 @@ enum record_error record_batch_write(struct record_codecs *codecs,
     record_batch_update_crc(buf);
     *out_len = RECORD_BATCH_HEADER_BYTES + section_bytes;
     return RECORD_OK;
+}
+
+enum record_error record_batch_check_records(const uint8_t *batch, size_t len,
+                                             struct record_codecs *codecs, uint8_t *scratch,
+                                             size_t scratch_cap, unsigned flags,
+                                             struct record_batch_header *out) {
+    struct record_iter it;
+    enum record_error err = record_iter_init(&it, batch, len, codecs, scratch, scratch_cap, flags);
+    if (out != NULL)
+        *out = it.header;
+    if (err != RECORD_OK)
+        return err;
+    struct record_view r;
+    while (record_iter_next(&it, &r)) {
+    }
+    return it.err;
 }

@@ -80,6 +80,14 @@ enum record_error record_iter_init(struct record_iter *it, const uint8_t *batch,
 /* Next record, or false at the end or on error (then it->err says which). */
 bool record_iter_next(struct record_iter *it, struct record_view *out);
 
+/* Validate a whole batch down to every record (what a broker does before it appends
+ * a producer's batch: pass RECORD_ITER_STRICT_OFFSETS). Fills *out (may be NULL) with
+ * the header when it parsed. Returns the first error, RECORD_OK if all is well. */
+enum record_error record_batch_check_records(const uint8_t *batch, size_t len,
+                                             struct record_codecs *codecs, uint8_t *scratch,
+                                             size_t scratch_cap, unsigned flags,
+                                             struct record_batch_header *out);
+
 /* Walk the headers of a record the iterator returned (already validated):
  *   const uint8_t *p = r.headers; struct record_header_view h;
  *   while (record_header_next(&p, r.headers_end, &h)) ... */

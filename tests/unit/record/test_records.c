@@ -445,3 +445,36 @@ Test(records, mutations_never_overrun) {
     }
     cr_assert_gt(errors, 0);
 }
+
+Test(records, check_records_whole_batch) {
+    make_records(40);
+    struct record_batch_spec spec = record_batch_spec_default();
+    spec.codec = RECORD_CODEC_LZ4;
+    size_t len;
+    cr_assert_eq(record_batch_write(&codecs, &spec, fx.recs, 40, out, sizeof(out), scratch,
+                                    sizeof(scratch), &len), RECORD_OK);
+    struct record_batch_header h;
+    cr_assert_eq(record_batch_check_records(out, len, &codecs, scratch, sizeof(scratch),
+                                            RECORD_ITER_STRICT_OFFSETS, &h), RECORD_OK);
+    cr_assert_eq(h.record_count, 40);
+    be32_store(out + 57, 41);
+    record_batch_update_crc(out);
+    cr_assert_eq(record_batch_check_records(out, len, &codecs, scratch, sizeof(scratch),
+                                            RECORD_ITER_STRICT_OFFSETS, &h), RECORD_ERR_BAD_COUNT);
+}
+
+/* A batch emptied by compaction: header only, no records, codec bits may be set. */
+Test(records, empty_batch_after_compaction) {
+    make_records(1);
+    struct record_batch_spec spec = record_batch_spec_default();
+    size_t len;
+    cr_assert_eq(record_batch_write(&codecs, &spec, fx.recs, 1, out, sizeof(out), NULL, 0, &len),
+                 RECORD_OK);
+    be32_store(out + 8, RECORD_BATCH_HEADER_BYTES - RECORD_BATCH_OVERHEAD_BYTES);
+    be32_store(out + 57, 0);
+    be16_store(out + 21, RECORD_CODEC_ZSTD);
+    record_batch_update_crc(out);
+    int n;
+    cr_assert_eq(iterate_all(out, RECORD_BATCH_HEADER_BYTES, 0, &n), RECORD_OK);
+    cr_assert_eq(n, 0);
+}
