@@ -33,6 +33,25 @@ const char *record_error_str(enum record_error err) {
     return record_error_names[err];
 }
 
+int16_t record_error_kafka_code(enum record_error err) {
+    switch (err) {
+    case RECORD_OK: return 0;
+    case RECORD_ERR_TRUNCATED:
+    case RECORD_ERR_BAD_LENGTH:
+    case RECORD_ERR_BAD_MAGIC:
+    case RECORD_ERR_BAD_CRC:
+    case RECORD_ERR_BAD_RECORD:
+    case RECORD_ERR_BAD_COUNT:
+    case RECORD_ERR_DECOMPRESS: return 2;          /* CORRUPT_MESSAGE */
+    case RECORD_ERR_TOO_LARGE: return 10;          /* MESSAGE_TOO_LARGE */
+    case RECORD_ERR_UNSUPPORTED_CODEC: return 76;  /* UNSUPPORTED_COMPRESSION_TYPE */
+    case RECORD_ERR_NO_SPACE:
+    case RECORD_ERR_INVALID_ARG:
+    case RECORD_ERR_COUNT_: break;
+    }
+    return -1; /* UNKNOWN_SERVER_ERROR */
+}
+
 enum record_error record_batch_header_parse(const uint8_t *buf, size_t len,
                                             struct record_batch_header *out) {
     assert(out != NULL);

@@ -85,6 +85,15 @@ enum record_error {
 
 const char *record_error_str(enum record_error err);
 
+/* The Kafka error code a produce response carries for a batch that failed with err:
+ * NONE (0) for RECORD_OK; CORRUPT_MESSAGE (2) for anything malformed (CRC, lengths,
+ * magic, records, counts, undecodable payload); MESSAGE_TOO_LARGE (10) when the
+ * decompressed records exceed the limit; UNSUPPORTED_COMPRESSION_TYPE (76) for codec
+ * ids 5..7; UNKNOWN_SERVER_ERROR (-1) for the caller-side errors (NO_SPACE,
+ * INVALID_ARG). A handler answering Produce v8+ may prefer INVALID_RECORD (87) for
+ * BAD_RECORD / BAD_COUNT, as Kafka's LogValidator does. */
+int16_t record_error_kafka_code(enum record_error err);
+
 /* Parse the fixed 61-byte header (big-endian) at buf; checks lengths and magic only:
  * len >= 61, batch_length >= 49 (a header with no records), magic == 2, record_count
  * >= 0. It does NOT require the whole batch to be in buf, so a reader may call it on

@@ -183,3 +183,14 @@ Test(batch, varint_edges) {
     uint8_t bad10[] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02};
     cr_assert_eq(varlong_read(bad10, bad10 + sizeof(bad10), &v64), 0u);
 }
+
+Test(batch, kafka_error_codes) {
+    cr_assert_eq(record_error_kafka_code(RECORD_OK), 0);
+    cr_assert_eq(record_error_kafka_code(RECORD_ERR_BAD_CRC), 2);
+    cr_assert_eq(record_error_kafka_code(RECORD_ERR_TRUNCATED), 2);
+    cr_assert_eq(record_error_kafka_code(RECORD_ERR_DECOMPRESS), 2);
+    cr_assert_eq(record_error_kafka_code(RECORD_ERR_TOO_LARGE), 10);
+    cr_assert_eq(record_error_kafka_code(RECORD_ERR_UNSUPPORTED_CODEC), 76);
+    cr_assert_eq(record_error_kafka_code(RECORD_ERR_NO_SPACE), -1);
+    cr_assert_eq(record_error_kafka_code((enum record_error)999), -1);
+}
