@@ -32,8 +32,6 @@ int kafka_request_header_decode(struct kafka_reader *r, int16_t version, struct 
     s->correlation_id = kafka_read_int32(r);
     if (version >= 1) {
         s->client_id = kafka_read_string(r, 0);
-        if (s->client_id.len < 0 && !(version >= 1))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     if (version >= 2) {
         uint32_t tag_count = kafka_read_tag_count(r);
@@ -58,8 +56,6 @@ int kafka_request_header_encode(struct kafka_writer *w, int16_t version, const s
     kafka_write_int16(w, s->request_api_version);
     kafka_write_int32(w, s->correlation_id);
     if (version >= 1) {
-        if (s->client_id.len < 0 && !(version >= 1))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_string(w, s->client_id, 0);
     }
     if (version >= 2) {

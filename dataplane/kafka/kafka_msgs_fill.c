@@ -19,7 +19,7 @@ void kafka_request_header_fill(struct kafka_request_header *s, int16_t version, 
     s->request_api_version = (int16_t)kafka_fill_next(seed);
     s->correlation_id = (int32_t)kafka_fill_next(seed);
     if (version >= 1) {
-        s->client_id = kafka_fill_str(seed, (version >= 1));
+        s->client_id = kafka_fill_str(seed, (1));
     }
 }
 
@@ -116,7 +116,7 @@ void kafka_produce_request_fill(struct kafka_produce_request *s, int16_t version
 {
     kafka_produce_request_init(s, version);
     if (version >= 3) {
-        s->transactional_id = kafka_fill_str(seed, (version >= 3));
+        s->transactional_id = kafka_fill_str(seed, (1));
     }
     s->acks = (int16_t)kafka_fill_next(seed);
     s->timeout_ms = (int32_t)kafka_fill_next(seed);
@@ -171,22 +171,20 @@ static void fetch_request_forgotten_topic_init(struct kafka_fetch_request_forgot
 static void fetch_request_forgotten_topic_fill(struct kafka_fetch_request_forgotten_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     fetch_request_forgotten_topic_init(s);
-    if (version >= 7 && version <= 12) {
+    if (version <= 12) {
         s->topic = kafka_fill_str(seed, (0));
     }
     if (version >= 13) {
         kafka_fill_uuid(&s->topic_id, seed);
     }
-    if (version >= 7) {
-        s->partitions_count = kafka_fill_count(seed, 0);
-        s->partitions = NULL;
-        if (s->partitions_count > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
-            assert(s->partitions != NULL);
-        }
-        for (int32_t i = 0; i < s->partitions_count; i++) {
-            s->partitions[i] = (int32_t)kafka_fill_next(seed);
-        }
+    s->partitions_count = kafka_fill_count(seed, 0);
+    s->partitions = NULL;
+    if (s->partitions_count > 0) {
+        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        assert(s->partitions != NULL);
+    }
+    for (int32_t i = 0; i < s->partitions_count; i++) {
+        s->partitions[i] = (int32_t)kafka_fill_next(seed);
     }
 }
 
@@ -307,12 +305,8 @@ static void fetch_request_replica_state_init(struct kafka_fetch_request_replica_
 static void fetch_request_replica_state_fill(struct kafka_fetch_request_replica_state *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     fetch_request_replica_state_init(s);
-    if (version >= 15) {
-        s->replica_id = (int32_t)kafka_fill_next(seed);
-    }
-    if (version >= 15) {
-        s->replica_epoch = (int64_t)kafka_fill_next(seed);
-    }
+    s->replica_id = (int32_t)kafka_fill_next(seed);
+    s->replica_epoch = (int64_t)kafka_fill_next(seed);
 }
 
 static bool fetch_request_replica_state_equal(const struct kafka_fetch_request_replica_state *a, const struct kafka_fetch_request_replica_state *b)
@@ -328,7 +322,7 @@ void kafka_fetch_request_fill(struct kafka_fetch_request *s, int16_t version, st
 {
     kafka_fetch_request_init(s, version);
     if (version >= 12) {
-        s->cluster_id = kafka_fill_str(seed, (version >= 12));
+        s->cluster_id = kafka_fill_str(seed, (1));
     }
     if (version <= 14) {
         s->replica_id = (int32_t)kafka_fill_next(seed);
@@ -682,7 +676,7 @@ void kafka_offset_commit_request_fill(struct kafka_offset_commit_request *s, int
         s->member_id = kafka_fill_str(seed, (0));
     }
     if (version >= 7) {
-        s->group_instance_id = kafka_fill_str(seed, (version >= 7));
+        s->group_instance_id = kafka_fill_str(seed, (1));
     }
     if (version >= 2 && version <= 4) {
         s->retention_time_ms = (int64_t)kafka_fill_next(seed);
@@ -738,19 +732,15 @@ static void offset_fetch_request_offset_fetch_request_topics_init(struct kafka_o
 static void offset_fetch_request_offset_fetch_request_topics_fill(struct kafka_offset_fetch_request_offset_fetch_request_topics *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_fetch_request_offset_fetch_request_topics_init(s);
-    if (version >= 8) {
-        s->name = kafka_fill_str(seed, (0));
+    s->name = kafka_fill_str(seed, (0));
+    s->partition_indexes_count = kafka_fill_count(seed, 0);
+    s->partition_indexes = NULL;
+    if (s->partition_indexes_count > 0) {
+        s->partition_indexes = kafka_arena_alloc(arena, (size_t)s->partition_indexes_count, sizeof(*s->partition_indexes), _Alignof(__typeof__(*s->partition_indexes)));
+        assert(s->partition_indexes != NULL);
     }
-    if (version >= 8) {
-        s->partition_indexes_count = kafka_fill_count(seed, 0);
-        s->partition_indexes = NULL;
-        if (s->partition_indexes_count > 0) {
-            s->partition_indexes = kafka_arena_alloc(arena, (size_t)s->partition_indexes_count, sizeof(*s->partition_indexes), _Alignof(__typeof__(*s->partition_indexes)));
-            assert(s->partition_indexes != NULL);
-        }
-        for (int32_t i = 0; i < s->partition_indexes_count; i++) {
-            s->partition_indexes[i] = (int32_t)kafka_fill_next(seed);
-        }
+    for (int32_t i = 0; i < s->partition_indexes_count; i++) {
+        s->partition_indexes[i] = (int32_t)kafka_fill_next(seed);
     }
 }
 
@@ -779,25 +769,21 @@ static void offset_fetch_request_offset_fetch_request_group_init(struct kafka_of
 static void offset_fetch_request_offset_fetch_request_group_fill(struct kafka_offset_fetch_request_offset_fetch_request_group *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_fetch_request_offset_fetch_request_group_init(s);
-    if (version >= 8) {
-        s->group_id = kafka_fill_str(seed, (0));
-    }
+    s->group_id = kafka_fill_str(seed, (0));
     if (version >= 9) {
-        s->member_id = kafka_fill_str(seed, (version >= 9));
+        s->member_id = kafka_fill_str(seed, (1));
     }
     if (version >= 9) {
         s->member_epoch = (int32_t)kafka_fill_next(seed);
     }
-    if (version >= 8) {
-        s->topics_count = kafka_fill_count(seed, version >= 8);
-        s->topics = NULL;
-        if (s->topics_count > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
-            assert(s->topics != NULL);
-        }
-        for (int32_t i = 0; i < s->topics_count; i++) {
-            offset_fetch_request_offset_fetch_request_topics_fill(&s->topics[i], version, arena, seed);
-        }
+    s->topics_count = kafka_fill_count(seed, 1);
+    s->topics = NULL;
+    if (s->topics_count > 0) {
+        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        assert(s->topics != NULL);
+    }
+    for (int32_t i = 0; i < s->topics_count; i++) {
+        offset_fetch_request_offset_fetch_request_topics_fill(&s->topics[i], version, arena, seed);
     }
 }
 
@@ -828,19 +814,15 @@ static void offset_fetch_request_offset_fetch_request_topic_init(struct kafka_of
 static void offset_fetch_request_offset_fetch_request_topic_fill(struct kafka_offset_fetch_request_offset_fetch_request_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_fetch_request_offset_fetch_request_topic_init(s);
-    if (version <= 7) {
-        s->name = kafka_fill_str(seed, (0));
+    s->name = kafka_fill_str(seed, (0));
+    s->partition_indexes_count = kafka_fill_count(seed, 0);
+    s->partition_indexes = NULL;
+    if (s->partition_indexes_count > 0) {
+        s->partition_indexes = kafka_arena_alloc(arena, (size_t)s->partition_indexes_count, sizeof(*s->partition_indexes), _Alignof(__typeof__(*s->partition_indexes)));
+        assert(s->partition_indexes != NULL);
     }
-    if (version <= 7) {
-        s->partition_indexes_count = kafka_fill_count(seed, 0);
-        s->partition_indexes = NULL;
-        if (s->partition_indexes_count > 0) {
-            s->partition_indexes = kafka_arena_alloc(arena, (size_t)s->partition_indexes_count, sizeof(*s->partition_indexes), _Alignof(__typeof__(*s->partition_indexes)));
-            assert(s->partition_indexes != NULL);
-        }
-        for (int32_t i = 0; i < s->partition_indexes_count; i++) {
-            s->partition_indexes[i] = (int32_t)kafka_fill_next(seed);
-        }
+    for (int32_t i = 0; i < s->partition_indexes_count; i++) {
+        s->partition_indexes[i] = (int32_t)kafka_fill_next(seed);
     }
 }
 
@@ -864,7 +846,7 @@ void kafka_offset_fetch_request_fill(struct kafka_offset_fetch_request *s, int16
         s->group_id = kafka_fill_str(seed, (0));
     }
     if (version <= 7) {
-        s->topics_count = kafka_fill_count(seed, version >= 2 && version <= 7);
+        s->topics_count = kafka_fill_count(seed, version >= 2);
         s->topics = NULL;
         if (s->topics_count > 0) {
             s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
@@ -983,7 +965,7 @@ void kafka_join_group_request_fill(struct kafka_join_group_request *s, int16_t v
     }
     s->member_id = kafka_fill_str(seed, (0));
     if (version >= 5) {
-        s->group_instance_id = kafka_fill_str(seed, (version >= 5));
+        s->group_instance_id = kafka_fill_str(seed, (1));
     }
     s->protocol_type = kafka_fill_str(seed, (0));
     s->protocols_count = kafka_fill_count(seed, 0);
@@ -996,7 +978,7 @@ void kafka_join_group_request_fill(struct kafka_join_group_request *s, int16_t v
         join_group_request_join_group_request_protocol_fill(&s->protocols[i], version, arena, seed);
     }
     if (version >= 8) {
-        s->reason = kafka_fill_str(seed, (version >= 8));
+        s->reason = kafka_fill_str(seed, (1));
     }
 }
 
@@ -1032,7 +1014,7 @@ void kafka_heartbeat_request_fill(struct kafka_heartbeat_request *s, int16_t ver
     s->generation_id = (int32_t)kafka_fill_next(seed);
     s->member_id = kafka_fill_str(seed, (0));
     if (version >= 3) {
-        s->group_instance_id = kafka_fill_str(seed, (version >= 3));
+        s->group_instance_id = kafka_fill_str(seed, (1));
     }
 }
 
@@ -1062,14 +1044,10 @@ static void leave_group_request_member_identity_init(struct kafka_leave_group_re
 static void leave_group_request_member_identity_fill(struct kafka_leave_group_request_member_identity *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     leave_group_request_member_identity_init(s);
-    if (version >= 3) {
-        s->member_id = kafka_fill_str(seed, (0));
-    }
-    if (version >= 3) {
-        s->group_instance_id = kafka_fill_str(seed, (version >= 3));
-    }
+    s->member_id = kafka_fill_str(seed, (0));
+    s->group_instance_id = kafka_fill_str(seed, (1));
     if (version >= 5) {
-        s->reason = kafka_fill_str(seed, (version >= 5));
+        s->reason = kafka_fill_str(seed, (1));
     }
 }
 
@@ -1151,13 +1129,13 @@ void kafka_sync_group_request_fill(struct kafka_sync_group_request *s, int16_t v
     s->generation_id = (int32_t)kafka_fill_next(seed);
     s->member_id = kafka_fill_str(seed, (0));
     if (version >= 3) {
-        s->group_instance_id = kafka_fill_str(seed, (version >= 3));
+        s->group_instance_id = kafka_fill_str(seed, (1));
     }
     if (version >= 5) {
-        s->protocol_type = kafka_fill_str(seed, (version >= 5));
+        s->protocol_type = kafka_fill_str(seed, (1));
     }
     if (version >= 5) {
-        s->protocol_name = kafka_fill_str(seed, (version >= 5));
+        s->protocol_name = kafka_fill_str(seed, (1));
     }
     s->assignments_count = kafka_fill_count(seed, 0);
     s->assignments = NULL;
@@ -1471,12 +1449,8 @@ static void delete_topics_request_delete_topic_state_init(struct kafka_delete_to
 static void delete_topics_request_delete_topic_state_fill(struct kafka_delete_topics_request_delete_topic_state *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     delete_topics_request_delete_topic_state_init(s);
-    if (version >= 6) {
-        s->name = kafka_fill_str(seed, (version >= 6));
-    }
-    if (version >= 6) {
-        kafka_fill_uuid(&s->topic_id, seed);
-    }
+    s->name = kafka_fill_str(seed, (1));
+    kafka_fill_uuid(&s->topic_id, seed);
 }
 
 static bool delete_topics_request_delete_topic_state_equal(const struct kafka_delete_topics_request_delete_topic_state *a, const struct kafka_delete_topics_request_delete_topic_state *b)
@@ -1805,28 +1779,18 @@ static void add_partitions_to_txn_request_add_partitions_to_txn_transaction_init
 static void add_partitions_to_txn_request_add_partitions_to_txn_transaction_fill(struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     add_partitions_to_txn_request_add_partitions_to_txn_transaction_init(s);
-    if (version >= 4) {
-        s->transactional_id = kafka_fill_str(seed, (0));
+    s->transactional_id = kafka_fill_str(seed, (0));
+    s->producer_id = (int64_t)kafka_fill_next(seed);
+    s->producer_epoch = (int16_t)kafka_fill_next(seed);
+    s->verify_only = (kafka_fill_next(seed) & 1) != 0;
+    s->topics_count = kafka_fill_count(seed, 0);
+    s->topics = NULL;
+    if (s->topics_count > 0) {
+        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        assert(s->topics != NULL);
     }
-    if (version >= 4) {
-        s->producer_id = (int64_t)kafka_fill_next(seed);
-    }
-    if (version >= 4) {
-        s->producer_epoch = (int16_t)kafka_fill_next(seed);
-    }
-    if (version >= 4) {
-        s->verify_only = (kafka_fill_next(seed) & 1) != 0;
-    }
-    if (version >= 4) {
-        s->topics_count = kafka_fill_count(seed, 0);
-        s->topics = NULL;
-        if (s->topics_count > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
-            assert(s->topics != NULL);
-        }
-        for (int32_t i = 0; i < s->topics_count; i++) {
-            add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(&s->topics[i], version, arena, seed);
-        }
+    for (int32_t i = 0; i < s->topics_count; i++) {
+        add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(&s->topics[i], version, arena, seed);
     }
 }
 
@@ -2152,7 +2116,7 @@ void kafka_txn_offset_commit_request_fill(struct kafka_txn_offset_commit_request
         s->member_id = kafka_fill_str(seed, (0));
     }
     if (version >= 3) {
-        s->group_instance_id = kafka_fill_str(seed, (version >= 3));
+        s->group_instance_id = kafka_fill_str(seed, (1));
     }
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
@@ -3110,18 +3074,10 @@ static void produce_response_node_endpoint_init(struct kafka_produce_response_no
 static void produce_response_node_endpoint_fill(struct kafka_produce_response_node_endpoint *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     produce_response_node_endpoint_init(s);
-    if (version >= 10) {
-        s->node_id = (int32_t)kafka_fill_next(seed);
-    }
-    if (version >= 10) {
-        s->host = kafka_fill_str(seed, (0));
-    }
-    if (version >= 10) {
-        s->port = (int32_t)kafka_fill_next(seed);
-    }
-    if (version >= 10) {
-        s->rack = kafka_fill_str(seed, (version >= 10));
-    }
+    s->node_id = (int32_t)kafka_fill_next(seed);
+    s->host = kafka_fill_str(seed, (0));
+    s->port = (int32_t)kafka_fill_next(seed);
+    s->rack = kafka_fill_str(seed, (1));
 }
 
 static bool produce_response_node_endpoint_equal(const struct kafka_produce_response_node_endpoint *a, const struct kafka_produce_response_node_endpoint *b)
@@ -3146,12 +3102,8 @@ static void produce_response_leader_id_and_epoch_init(struct kafka_produce_respo
 static void produce_response_leader_id_and_epoch_fill(struct kafka_produce_response_leader_id_and_epoch *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     produce_response_leader_id_and_epoch_init(s);
-    if (version >= 10) {
-        s->leader_id = (int32_t)kafka_fill_next(seed);
-    }
-    if (version >= 10) {
-        s->leader_epoch = (int32_t)kafka_fill_next(seed);
-    }
+    s->leader_id = (int32_t)kafka_fill_next(seed);
+    s->leader_epoch = (int32_t)kafka_fill_next(seed);
 }
 
 static bool produce_response_leader_id_and_epoch_equal(const struct kafka_produce_response_leader_id_and_epoch *a, const struct kafka_produce_response_leader_id_and_epoch *b)
@@ -3172,12 +3124,8 @@ static void produce_response_batch_index_and_error_message_init(struct kafka_pro
 static void produce_response_batch_index_and_error_message_fill(struct kafka_produce_response_batch_index_and_error_message *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     produce_response_batch_index_and_error_message_init(s);
-    if (version >= 8) {
-        s->batch_index = (int32_t)kafka_fill_next(seed);
-    }
-    if (version >= 8) {
-        s->batch_index_error_message = kafka_fill_str(seed, (version >= 8));
-    }
+    s->batch_index = (int32_t)kafka_fill_next(seed);
+    s->batch_index_error_message = kafka_fill_str(seed, (1));
 }
 
 static bool produce_response_batch_index_and_error_message_equal(const struct kafka_produce_response_batch_index_and_error_message *a, const struct kafka_produce_response_batch_index_and_error_message *b)
@@ -3226,7 +3174,7 @@ static void produce_response_partition_produce_response_fill(struct kafka_produc
         }
     }
     if (version >= 8) {
-        s->error_message = kafka_fill_str(seed, (version >= 8));
+        s->error_message = kafka_fill_str(seed, (1));
     }
     if (version >= 10) {
         produce_response_leader_id_and_epoch_fill(&s->current_leader, version, arena, seed);
@@ -3372,18 +3320,10 @@ static void fetch_response_node_endpoint_init(struct kafka_fetch_response_node_e
 static void fetch_response_node_endpoint_fill(struct kafka_fetch_response_node_endpoint *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     fetch_response_node_endpoint_init(s);
-    if (version >= 16) {
-        s->node_id = (int32_t)kafka_fill_next(seed);
-    }
-    if (version >= 16) {
-        s->host = kafka_fill_str(seed, (0));
-    }
-    if (version >= 16) {
-        s->port = (int32_t)kafka_fill_next(seed);
-    }
-    if (version >= 16) {
-        s->rack = kafka_fill_str(seed, (version >= 16));
-    }
+    s->node_id = (int32_t)kafka_fill_next(seed);
+    s->host = kafka_fill_str(seed, (0));
+    s->port = (int32_t)kafka_fill_next(seed);
+    s->rack = kafka_fill_str(seed, (1));
 }
 
 static bool fetch_response_node_endpoint_equal(const struct kafka_fetch_response_node_endpoint *a, const struct kafka_fetch_response_node_endpoint *b)
@@ -3408,12 +3348,8 @@ static void fetch_response_aborted_transaction_init(struct kafka_fetch_response_
 static void fetch_response_aborted_transaction_fill(struct kafka_fetch_response_aborted_transaction *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     fetch_response_aborted_transaction_init(s);
-    if (version >= 4) {
-        s->producer_id = (int64_t)kafka_fill_next(seed);
-    }
-    if (version >= 4) {
-        s->first_offset = (int64_t)kafka_fill_next(seed);
-    }
+    s->producer_id = (int64_t)kafka_fill_next(seed);
+    s->first_offset = (int64_t)kafka_fill_next(seed);
 }
 
 static bool fetch_response_aborted_transaction_equal(const struct kafka_fetch_response_aborted_transaction *a, const struct kafka_fetch_response_aborted_transaction *b)
@@ -3456,12 +3392,8 @@ static void fetch_response_leader_id_and_epoch_init(struct kafka_fetch_response_
 static void fetch_response_leader_id_and_epoch_fill(struct kafka_fetch_response_leader_id_and_epoch *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     fetch_response_leader_id_and_epoch_init(s);
-    if (version >= 12) {
-        s->leader_id = (int32_t)kafka_fill_next(seed);
-    }
-    if (version >= 12) {
-        s->leader_epoch = (int32_t)kafka_fill_next(seed);
-    }
+    s->leader_id = (int32_t)kafka_fill_next(seed);
+    s->leader_epoch = (int32_t)kafka_fill_next(seed);
 }
 
 static bool fetch_response_leader_id_and_epoch_equal(const struct kafka_fetch_response_leader_id_and_epoch *a, const struct kafka_fetch_response_leader_id_and_epoch *b)
@@ -3482,12 +3414,8 @@ static void fetch_response_epoch_end_offset_init(struct kafka_fetch_response_epo
 static void fetch_response_epoch_end_offset_fill(struct kafka_fetch_response_epoch_end_offset *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     fetch_response_epoch_end_offset_init(s);
-    if (version >= 12) {
-        s->epoch = (int32_t)kafka_fill_next(seed);
-    }
-    if (version >= 12) {
-        s->end_offset = (int64_t)kafka_fill_next(seed);
-    }
+    s->epoch = (int32_t)kafka_fill_next(seed);
+    s->end_offset = (int64_t)kafka_fill_next(seed);
 }
 
 static bool fetch_response_epoch_end_offset_equal(const struct kafka_fetch_response_epoch_end_offset *a, const struct kafka_fetch_response_epoch_end_offset *b)
@@ -3537,7 +3465,7 @@ static void fetch_response_partition_data_fill(struct kafka_fetch_response_parti
         fetch_response_snapshot_id_fill(&s->snapshot_id, version, arena, seed);
     }
     if (version >= 4) {
-        s->aborted_transactions_count = kafka_fill_count(seed, version >= 4);
+        s->aborted_transactions_count = kafka_fill_count(seed, 1);
         s->aborted_transactions = NULL;
         if (s->aborted_transactions_count > 0) {
             s->aborted_transactions = kafka_arena_alloc(arena, (size_t)s->aborted_transactions_count, sizeof(*s->aborted_transactions), _Alignof(__typeof__(*s->aborted_transactions)));
@@ -3980,7 +3908,7 @@ static void metadata_response_metadata_response_broker_fill(struct kafka_metadat
     s->host = kafka_fill_str(seed, (0));
     s->port = (int32_t)kafka_fill_next(seed);
     if (version >= 1) {
-        s->rack = kafka_fill_str(seed, (version >= 1));
+        s->rack = kafka_fill_str(seed, (1));
     }
 }
 
@@ -4013,7 +3941,7 @@ void kafka_metadata_response_fill(struct kafka_metadata_response *s, int16_t ver
         metadata_response_metadata_response_broker_fill(&s->brokers[i], version, arena, seed);
     }
     if (version >= 2) {
-        s->cluster_id = kafka_fill_str(seed, (version >= 2));
+        s->cluster_id = kafka_fill_str(seed, (1));
     }
     if (version >= 1) {
         s->controller_id = (int32_t)kafka_fill_next(seed);
@@ -4177,21 +4105,11 @@ static void offset_fetch_response_offset_fetch_response_partitions_init(struct k
 static void offset_fetch_response_offset_fetch_response_partitions_fill(struct kafka_offset_fetch_response_offset_fetch_response_partitions *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_fetch_response_offset_fetch_response_partitions_init(s);
-    if (version >= 8) {
-        s->partition_index = (int32_t)kafka_fill_next(seed);
-    }
-    if (version >= 8) {
-        s->committed_offset = (int64_t)kafka_fill_next(seed);
-    }
-    if (version >= 8) {
-        s->committed_leader_epoch = (int32_t)kafka_fill_next(seed);
-    }
-    if (version >= 8) {
-        s->metadata = kafka_fill_str(seed, (version >= 8));
-    }
-    if (version >= 8) {
-        s->error_code = (int16_t)kafka_fill_next(seed);
-    }
+    s->partition_index = (int32_t)kafka_fill_next(seed);
+    s->committed_offset = (int64_t)kafka_fill_next(seed);
+    s->committed_leader_epoch = (int32_t)kafka_fill_next(seed);
+    s->metadata = kafka_fill_str(seed, (1));
+    s->error_code = (int16_t)kafka_fill_next(seed);
 }
 
 static bool offset_fetch_response_offset_fetch_response_partitions_equal(const struct kafka_offset_fetch_response_offset_fetch_response_partitions *a, const struct kafka_offset_fetch_response_offset_fetch_response_partitions *b)
@@ -4219,19 +4137,15 @@ static void offset_fetch_response_offset_fetch_response_topics_init(struct kafka
 static void offset_fetch_response_offset_fetch_response_topics_fill(struct kafka_offset_fetch_response_offset_fetch_response_topics *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_fetch_response_offset_fetch_response_topics_init(s);
-    if (version >= 8) {
-        s->name = kafka_fill_str(seed, (0));
+    s->name = kafka_fill_str(seed, (0));
+    s->partitions_count = kafka_fill_count(seed, 0);
+    s->partitions = NULL;
+    if (s->partitions_count > 0) {
+        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        assert(s->partitions != NULL);
     }
-    if (version >= 8) {
-        s->partitions_count = kafka_fill_count(seed, 0);
-        s->partitions = NULL;
-        if (s->partitions_count > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
-            assert(s->partitions != NULL);
-        }
-        for (int32_t i = 0; i < s->partitions_count; i++) {
-            offset_fetch_response_offset_fetch_response_partitions_fill(&s->partitions[i], version, arena, seed);
-        }
+    for (int32_t i = 0; i < s->partitions_count; i++) {
+        offset_fetch_response_offset_fetch_response_partitions_fill(&s->partitions[i], version, arena, seed);
     }
 }
 
@@ -4259,23 +4173,17 @@ static void offset_fetch_response_offset_fetch_response_group_init(struct kafka_
 static void offset_fetch_response_offset_fetch_response_group_fill(struct kafka_offset_fetch_response_offset_fetch_response_group *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_fetch_response_offset_fetch_response_group_init(s);
-    if (version >= 8) {
-        s->group_id = kafka_fill_str(seed, (0));
+    s->group_id = kafka_fill_str(seed, (0));
+    s->topics_count = kafka_fill_count(seed, 0);
+    s->topics = NULL;
+    if (s->topics_count > 0) {
+        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        assert(s->topics != NULL);
     }
-    if (version >= 8) {
-        s->topics_count = kafka_fill_count(seed, 0);
-        s->topics = NULL;
-        if (s->topics_count > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
-            assert(s->topics != NULL);
-        }
-        for (int32_t i = 0; i < s->topics_count; i++) {
-            offset_fetch_response_offset_fetch_response_topics_fill(&s->topics[i], version, arena, seed);
-        }
+    for (int32_t i = 0; i < s->topics_count; i++) {
+        offset_fetch_response_offset_fetch_response_topics_fill(&s->topics[i], version, arena, seed);
     }
-    if (version >= 8) {
-        s->error_code = (int16_t)kafka_fill_next(seed);
-    }
+    s->error_code = (int16_t)kafka_fill_next(seed);
 }
 
 static bool offset_fetch_response_offset_fetch_response_group_equal(const struct kafka_offset_fetch_response_offset_fetch_response_group *a, const struct kafka_offset_fetch_response_offset_fetch_response_group *b)
@@ -4305,21 +4213,13 @@ static void offset_fetch_response_offset_fetch_response_partition_init(struct ka
 static void offset_fetch_response_offset_fetch_response_partition_fill(struct kafka_offset_fetch_response_offset_fetch_response_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_fetch_response_offset_fetch_response_partition_init(s);
-    if (version <= 7) {
-        s->partition_index = (int32_t)kafka_fill_next(seed);
-    }
-    if (version <= 7) {
-        s->committed_offset = (int64_t)kafka_fill_next(seed);
-    }
-    if (version >= 5 && version <= 7) {
+    s->partition_index = (int32_t)kafka_fill_next(seed);
+    s->committed_offset = (int64_t)kafka_fill_next(seed);
+    if (version >= 5) {
         s->committed_leader_epoch = (int32_t)kafka_fill_next(seed);
     }
-    if (version <= 7) {
-        s->metadata = kafka_fill_str(seed, (version <= 7));
-    }
-    if (version <= 7) {
-        s->error_code = (int16_t)kafka_fill_next(seed);
-    }
+    s->metadata = kafka_fill_str(seed, (1));
+    s->error_code = (int16_t)kafka_fill_next(seed);
 }
 
 static bool offset_fetch_response_offset_fetch_response_partition_equal(const struct kafka_offset_fetch_response_offset_fetch_response_partition *a, const struct kafka_offset_fetch_response_offset_fetch_response_partition *b)
@@ -4347,19 +4247,15 @@ static void offset_fetch_response_offset_fetch_response_topic_init(struct kafka_
 static void offset_fetch_response_offset_fetch_response_topic_fill(struct kafka_offset_fetch_response_offset_fetch_response_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_fetch_response_offset_fetch_response_topic_init(s);
-    if (version <= 7) {
-        s->name = kafka_fill_str(seed, (0));
+    s->name = kafka_fill_str(seed, (0));
+    s->partitions_count = kafka_fill_count(seed, 0);
+    s->partitions = NULL;
+    if (s->partitions_count > 0) {
+        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        assert(s->partitions != NULL);
     }
-    if (version <= 7) {
-        s->partitions_count = kafka_fill_count(seed, 0);
-        s->partitions = NULL;
-        if (s->partitions_count > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
-            assert(s->partitions != NULL);
-        }
-        for (int32_t i = 0; i < s->partitions_count; i++) {
-            offset_fetch_response_offset_fetch_response_partition_fill(&s->partitions[i], version, arena, seed);
-        }
+    for (int32_t i = 0; i < s->partitions_count; i++) {
+        offset_fetch_response_offset_fetch_response_partition_fill(&s->partitions[i], version, arena, seed);
     }
 }
 
@@ -4446,24 +4342,12 @@ static void find_coordinator_response_coordinator_init(struct kafka_find_coordin
 static void find_coordinator_response_coordinator_fill(struct kafka_find_coordinator_response_coordinator *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     find_coordinator_response_coordinator_init(s);
-    if (version >= 4) {
-        s->key = kafka_fill_str(seed, (0));
-    }
-    if (version >= 4) {
-        s->node_id = (int32_t)kafka_fill_next(seed);
-    }
-    if (version >= 4) {
-        s->host = kafka_fill_str(seed, (0));
-    }
-    if (version >= 4) {
-        s->port = (int32_t)kafka_fill_next(seed);
-    }
-    if (version >= 4) {
-        s->error_code = (int16_t)kafka_fill_next(seed);
-    }
-    if (version >= 4) {
-        s->error_message = kafka_fill_str(seed, (version >= 4));
-    }
+    s->key = kafka_fill_str(seed, (0));
+    s->node_id = (int32_t)kafka_fill_next(seed);
+    s->host = kafka_fill_str(seed, (0));
+    s->port = (int32_t)kafka_fill_next(seed);
+    s->error_code = (int16_t)kafka_fill_next(seed);
+    s->error_message = kafka_fill_str(seed, (1));
 }
 
 static bool find_coordinator_response_coordinator_equal(const struct kafka_find_coordinator_response_coordinator *a, const struct kafka_find_coordinator_response_coordinator *b)
@@ -4493,7 +4377,7 @@ void kafka_find_coordinator_response_fill(struct kafka_find_coordinator_response
         s->error_code = (int16_t)kafka_fill_next(seed);
     }
     if (version >= 1 && version <= 3) {
-        s->error_message = kafka_fill_str(seed, (version >= 1 && version <= 3));
+        s->error_message = kafka_fill_str(seed, (1));
     }
     if (version <= 3) {
         s->node_id = (int32_t)kafka_fill_next(seed);
@@ -4555,7 +4439,7 @@ static void join_group_response_join_group_response_member_fill(struct kafka_joi
     join_group_response_join_group_response_member_init(s);
     s->member_id = kafka_fill_str(seed, (0));
     if (version >= 5) {
-        s->group_instance_id = kafka_fill_str(seed, (version >= 5));
+        s->group_instance_id = kafka_fill_str(seed, (1));
     }
     s->metadata = kafka_fill_bytes(seed, (0));
 }
@@ -4580,7 +4464,7 @@ void kafka_join_group_response_fill(struct kafka_join_group_response *s, int16_t
     s->error_code = (int16_t)kafka_fill_next(seed);
     s->generation_id = (int32_t)kafka_fill_next(seed);
     if (version >= 7) {
-        s->protocol_type = kafka_fill_str(seed, (version >= 7));
+        s->protocol_type = kafka_fill_str(seed, (1));
     }
     s->protocol_name = kafka_fill_str(seed, (version >= 7));
     s->leader = kafka_fill_str(seed, (0));
@@ -4657,15 +4541,9 @@ static void leave_group_response_member_response_init(struct kafka_leave_group_r
 static void leave_group_response_member_response_fill(struct kafka_leave_group_response_member_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     leave_group_response_member_response_init(s);
-    if (version >= 3) {
-        s->member_id = kafka_fill_str(seed, (0));
-    }
-    if (version >= 3) {
-        s->group_instance_id = kafka_fill_str(seed, (version >= 3));
-    }
-    if (version >= 3) {
-        s->error_code = (int16_t)kafka_fill_next(seed);
-    }
+    s->member_id = kafka_fill_str(seed, (0));
+    s->group_instance_id = kafka_fill_str(seed, (1));
+    s->error_code = (int16_t)kafka_fill_next(seed);
 }
 
 static bool leave_group_response_member_response_equal(const struct kafka_leave_group_response_member_response *a, const struct kafka_leave_group_response_member_response *b)
@@ -4722,10 +4600,10 @@ void kafka_sync_group_response_fill(struct kafka_sync_group_response *s, int16_t
     }
     s->error_code = (int16_t)kafka_fill_next(seed);
     if (version >= 5) {
-        s->protocol_type = kafka_fill_str(seed, (version >= 5));
+        s->protocol_type = kafka_fill_str(seed, (1));
     }
     if (version >= 5) {
-        s->protocol_name = kafka_fill_str(seed, (version >= 5));
+        s->protocol_name = kafka_fill_str(seed, (1));
     }
     s->assignment = kafka_fill_bytes(seed, (0));
 }
@@ -4766,7 +4644,7 @@ static void describe_groups_response_described_group_member_fill(struct kafka_de
     describe_groups_response_described_group_member_init(s);
     s->member_id = kafka_fill_str(seed, (0));
     if (version >= 4) {
-        s->group_instance_id = kafka_fill_str(seed, (version >= 4));
+        s->group_instance_id = kafka_fill_str(seed, (1));
     }
     s->client_id = kafka_fill_str(seed, (0));
     s->client_host = kafka_fill_str(seed, (0));
@@ -4995,15 +4873,9 @@ static void api_versions_response_finalized_feature_key_init(struct kafka_api_ve
 static void api_versions_response_finalized_feature_key_fill(struct kafka_api_versions_response_finalized_feature_key *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     api_versions_response_finalized_feature_key_init(s);
-    if (version >= 3) {
-        s->name = kafka_fill_str(seed, (0));
-    }
-    if (version >= 3) {
-        s->max_version_level = (int16_t)kafka_fill_next(seed);
-    }
-    if (version >= 3) {
-        s->min_version_level = (int16_t)kafka_fill_next(seed);
-    }
+    s->name = kafka_fill_str(seed, (0));
+    s->max_version_level = (int16_t)kafka_fill_next(seed);
+    s->min_version_level = (int16_t)kafka_fill_next(seed);
 }
 
 static bool api_versions_response_finalized_feature_key_equal(const struct kafka_api_versions_response_finalized_feature_key *a, const struct kafka_api_versions_response_finalized_feature_key *b)
@@ -5027,15 +4899,9 @@ static void api_versions_response_supported_feature_key_init(struct kafka_api_ve
 static void api_versions_response_supported_feature_key_fill(struct kafka_api_versions_response_supported_feature_key *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     api_versions_response_supported_feature_key_init(s);
-    if (version >= 3) {
-        s->name = kafka_fill_str(seed, (0));
-    }
-    if (version >= 3) {
-        s->min_version = (int16_t)kafka_fill_next(seed);
-    }
-    if (version >= 3) {
-        s->max_version = (int16_t)kafka_fill_next(seed);
-    }
+    s->name = kafka_fill_str(seed, (0));
+    s->min_version = (int16_t)kafka_fill_next(seed);
+    s->max_version = (int16_t)kafka_fill_next(seed);
 }
 
 static bool api_versions_response_supported_feature_key_equal(const struct kafka_api_versions_response_supported_feature_key *a, const struct kafka_api_versions_response_supported_feature_key *b)
@@ -5170,21 +5036,11 @@ static void create_topics_response_creatable_topic_configs_init(struct kafka_cre
 static void create_topics_response_creatable_topic_configs_fill(struct kafka_create_topics_response_creatable_topic_configs *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     create_topics_response_creatable_topic_configs_init(s);
-    if (version >= 5) {
-        s->name = kafka_fill_str(seed, (0));
-    }
-    if (version >= 5) {
-        s->value = kafka_fill_str(seed, (version >= 5));
-    }
-    if (version >= 5) {
-        s->read_only = (kafka_fill_next(seed) & 1) != 0;
-    }
-    if (version >= 5) {
-        s->config_source = (int8_t)kafka_fill_next(seed);
-    }
-    if (version >= 5) {
-        s->is_sensitive = (kafka_fill_next(seed) & 1) != 0;
-    }
+    s->name = kafka_fill_str(seed, (0));
+    s->value = kafka_fill_str(seed, (1));
+    s->read_only = (kafka_fill_next(seed) & 1) != 0;
+    s->config_source = (int8_t)kafka_fill_next(seed);
+    s->is_sensitive = (kafka_fill_next(seed) & 1) != 0;
 }
 
 static bool create_topics_response_creatable_topic_configs_equal(const struct kafka_create_topics_response_creatable_topic_configs *a, const struct kafka_create_topics_response_creatable_topic_configs *b)
@@ -5236,7 +5092,7 @@ static void create_topics_response_creatable_topic_result_fill(struct kafka_crea
         s->replication_factor = (int16_t)kafka_fill_next(seed);
     }
     if (version >= 5) {
-        s->configs_count = kafka_fill_count(seed, version >= 5);
+        s->configs_count = kafka_fill_count(seed, 1);
         s->configs = NULL;
         if (s->configs_count > 0) {
             s->configs = kafka_arena_alloc(arena, (size_t)s->configs_count, sizeof(*s->configs), _Alignof(__typeof__(*s->configs)));
@@ -5323,7 +5179,7 @@ static void delete_topics_response_deletable_topic_result_fill(struct kafka_dele
     }
     s->error_code = (int16_t)kafka_fill_next(seed);
     if (version >= 5) {
-        s->error_message = kafka_fill_str(seed, (version >= 5));
+        s->error_message = kafka_fill_str(seed, (1));
     }
 }
 
@@ -5666,19 +5522,15 @@ static void add_partitions_to_txn_response_add_partitions_to_txn_result_init(str
 static void add_partitions_to_txn_response_add_partitions_to_txn_result_fill(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     add_partitions_to_txn_response_add_partitions_to_txn_result_init(s);
-    if (version >= 4) {
-        s->transactional_id = kafka_fill_str(seed, (0));
+    s->transactional_id = kafka_fill_str(seed, (0));
+    s->topic_results_count = kafka_fill_count(seed, 0);
+    s->topic_results = NULL;
+    if (s->topic_results_count > 0) {
+        s->topic_results = kafka_arena_alloc(arena, (size_t)s->topic_results_count, sizeof(*s->topic_results), _Alignof(__typeof__(*s->topic_results)));
+        assert(s->topic_results != NULL);
     }
-    if (version >= 4) {
-        s->topic_results_count = kafka_fill_count(seed, 0);
-        s->topic_results = NULL;
-        if (s->topic_results_count > 0) {
-            s->topic_results = kafka_arena_alloc(arena, (size_t)s->topic_results_count, sizeof(*s->topic_results), _Alignof(__typeof__(*s->topic_results)));
-            assert(s->topic_results != NULL);
-        }
-        for (int32_t i = 0; i < s->topic_results_count; i++) {
-            add_partitions_to_txn_response_add_partitions_to_txn_topic_result_fill(&s->topic_results[i], version, arena, seed);
-        }
+    for (int32_t i = 0; i < s->topic_results_count; i++) {
+        add_partitions_to_txn_response_add_partitions_to_txn_topic_result_fill(&s->topic_results[i], version, arena, seed);
     }
 }
 
@@ -6318,15 +6170,9 @@ static void describe_configs_response_describe_configs_synonym_init(struct kafka
 static void describe_configs_response_describe_configs_synonym_fill(struct kafka_describe_configs_response_describe_configs_synonym *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     describe_configs_response_describe_configs_synonym_init(s);
-    if (version >= 1) {
-        s->name = kafka_fill_str(seed, (0));
-    }
-    if (version >= 1) {
-        s->value = kafka_fill_str(seed, (1));
-    }
-    if (version >= 1) {
-        s->source = (int8_t)kafka_fill_next(seed);
-    }
+    s->name = kafka_fill_str(seed, (0));
+    s->value = kafka_fill_str(seed, (1));
+    s->source = (int8_t)kafka_fill_next(seed);
 }
 
 static bool describe_configs_response_describe_configs_synonym_equal(const struct kafka_describe_configs_response_describe_configs_synonym *a, const struct kafka_describe_configs_response_describe_configs_synonym *b)

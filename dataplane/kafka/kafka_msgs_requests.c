@@ -144,8 +144,6 @@ int kafka_produce_request_decode(struct kafka_reader *r, int16_t version, struct
     kafka_produce_request_init(s, version);
     if (version >= 3) {
         s->transactional_id = kafka_read_string(r, version >= 9);
-        if (s->transactional_id.len < 0 && !(version >= 3))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     s->acks = kafka_read_int16(r);
     s->timeout_ms = kafka_read_int32(r);
@@ -190,8 +188,6 @@ int kafka_produce_request_encode(struct kafka_writer *w, int16_t version, const 
     if (version < 0 || version > 11)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (version >= 3) {
-        if (s->transactional_id.len < 0 && !(version >= 3))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_string(w, s->transactional_id, version >= 9);
     }
     if (!(version >= 3) && !(s->transactional_id.len == -1))
@@ -239,7 +235,7 @@ static void fetch_request_forgotten_topic_init(struct kafka_fetch_request_forgot
 static int fetch_request_forgotten_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_request_forgotten_topic *s, struct kafka_arena *arena)
 {
     fetch_request_forgotten_topic_init(s);
-    if (version >= 7 && version <= 12) {
+    if (version <= 12) {
         s->topic = kafka_read_string(r, version >= 12);
         if (s->topic.len < 0)
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
@@ -247,25 +243,23 @@ static int fetch_request_forgotten_topic_decode(struct kafka_reader *r, int16_t 
     if (version >= 13) {
         s->topic_id = kafka_read_uuid(r);
     }
-    if (version >= 7) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 12, 4);
+    {
+        int32_t n = kafka_read_array_len(r, version >= 12, 4);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->partitions_count = n;
+        s->partitions = NULL;
+        if (n > 0) {
+            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            if (s->partitions == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            s->partitions[i] = kafka_read_int32(r);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->partitions_count = n;
-            s->partitions = NULL;
-            if (n > 0) {
-                s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
-                if (s->partitions == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                s->partitions[i] = kafka_read_int32(r);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 12) {
@@ -285,7 +279,7 @@ static int fetch_request_forgotten_topic_decode(struct kafka_reader *r, int16_t 
 
 static int fetch_request_forgotten_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_request_forgotten_topic *s)
 {
-    if (version >= 7 && version <= 12) {
+    if (version <= 12) {
         if (s->topic.len < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_string(w, s->topic, version >= 12);
@@ -293,16 +287,12 @@ static int fetch_request_forgotten_topic_encode(struct kafka_writer *w, int16_t 
     if (version >= 13) {
         kafka_write_uuid(w, s->topic_id);
     }
-    if (version >= 7) {
-        if (s->partitions_count < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->partitions_count, version >= 12);
-        for (int32_t i = 0; i < s->partitions_count; i++) {
-            kafka_write_int32(w, s->partitions[i]);
-        }
+    if (s->partitions_count < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_array_len(w, s->partitions_count, version >= 12);
+    for (int32_t i = 0; i < s->partitions_count; i++) {
+        kafka_write_int32(w, s->partitions[i]);
     }
-    if (!(version >= 7) && !(s->partitions_count == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
     if (version >= 12) {
         uint32_t tag_count = 0;
         kafka_write_uvarint(w, tag_count);
@@ -487,43 +477,27 @@ static bool fetch_request_replica_state_is_default(const struct kafka_fetch_requ
 static int fetch_request_replica_state_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_request_replica_state *s, struct kafka_arena *arena)
 {
     fetch_request_replica_state_init(s);
-    if (version >= 15) {
-        s->replica_id = kafka_read_int32(r);
-    }
-    if (version >= 15) {
-        s->replica_epoch = kafka_read_int64(r);
-    }
-    if (version >= 12) {
-        uint32_t tag_count = kafka_read_tag_count(r);
-        for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
-            uint32_t tag = kafka_read_uvarint(r);
-            struct kafka_reader sub_reader;
-            struct kafka_reader *sub = &sub_reader;
-            if (kafka_read_tag_body(r, sub) != 0)
-                return r->err;
-            (void)tag; /* no known tags: every tag is skipped */
-            (void)sub;
-        }
+    s->replica_id = kafka_read_int32(r);
+    s->replica_epoch = kafka_read_int64(r);
+    uint32_t tag_count = kafka_read_tag_count(r);
+    for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
+        uint32_t tag = kafka_read_uvarint(r);
+        struct kafka_reader sub_reader;
+        struct kafka_reader *sub = &sub_reader;
+        if (kafka_read_tag_body(r, sub) != 0)
+            return r->err;
+        (void)tag; /* no known tags: every tag is skipped */
+        (void)sub;
     }
     return r->err;
 }
 
 static int fetch_request_replica_state_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_request_replica_state *s)
 {
-    if (version >= 15) {
-        kafka_write_int32(w, s->replica_id);
-    }
-    if (!(version >= 15) && !(s->replica_id == -1))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 15) {
-        kafka_write_int64(w, s->replica_epoch);
-    }
-    if (!(version >= 15) && !(s->replica_epoch == INT64_C(-1)))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 12) {
-        uint32_t tag_count = 0;
-        kafka_write_uvarint(w, tag_count);
-    }
+    kafka_write_int32(w, s->replica_id);
+    kafka_write_int64(w, s->replica_epoch);
+    uint32_t tag_count = 0;
+    kafka_write_uvarint(w, tag_count);
     return w->err;
 }
 
@@ -591,26 +565,24 @@ int kafka_fetch_request_decode(struct kafka_reader *r, int16_t version, struct k
         }
     }
     if (version >= 7) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 12, 1);
+        int32_t n = kafka_read_array_len(r, version >= 12, 1);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->forgotten_topics_data_count = n;
+        s->forgotten_topics_data = NULL;
+        if (n > 0) {
+            s->forgotten_topics_data = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->forgotten_topics_data), _Alignof(__typeof__(*s->forgotten_topics_data)));
+            if (s->forgotten_topics_data == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = fetch_request_forgotten_topic_decode(r, version, &s->forgotten_topics_data[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->forgotten_topics_data_count = n;
-            s->forgotten_topics_data = NULL;
-            if (n > 0) {
-                s->forgotten_topics_data = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->forgotten_topics_data), _Alignof(__typeof__(*s->forgotten_topics_data)));
-                if (s->forgotten_topics_data == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = fetch_request_forgotten_topic_decode(r, version, &s->forgotten_topics_data[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 11) {
@@ -628,11 +600,7 @@ int kafka_fetch_request_decode(struct kafka_reader *r, int16_t version, struct k
                 return r->err;
             switch (tag) {
             case 0:
-                if (version >= 12) {
-                    s->cluster_id = kafka_read_string(sub, version >= 12);
-                    if (s->cluster_id.len < 0 && !(version >= 12))
-                        return kafka_reader_fail(sub, KAFKA_ERR_NULL);
-                }
+                s->cluster_id = kafka_read_string(sub, 1);
                 break;
             case 1:
                 if (version >= 15) {
@@ -699,23 +667,19 @@ int kafka_fetch_request_encode(struct kafka_writer *w, int16_t version, const st
     }
     if (version >= 12) {
         uint32_t tag_count = 0;
-        if (version >= 12 && !(s->cluster_id.len == -1))
+        if (!(s->cluster_id.len == -1))
             tag_count++;
         if (version >= 15 && !(fetch_request_replica_state_is_default(&s->replica_state)))
             tag_count++;
         kafka_write_uvarint(w, tag_count);
-        if (version >= 12 && !(s->cluster_id.len == -1)) {
+        if (!(s->cluster_id.len == -1)) {
             struct kafka_writer sizer_writer;
             struct kafka_writer *sizer = &sizer_writer;
             kafka_writer_init_sizer(sizer);
-            if (s->cluster_id.len < 0 && !(version >= 12))
-                return kafka_writer_fail(sizer, KAFKA_ERR_NULL);
-            kafka_write_string(sizer, s->cluster_id, version >= 12);
+            kafka_write_string(sizer, s->cluster_id, 1);
             kafka_write_uvarint(w, 0);
             kafka_write_uvarint(w, (uint32_t)kafka_writer_size(sizer));
-            if (s->cluster_id.len < 0 && !(version >= 12))
-                return kafka_writer_fail(w, KAFKA_ERR_NULL);
-            kafka_write_string(w, s->cluster_id, version >= 12);
+            kafka_write_string(w, s->cluster_id, 1);
         }
         if (version >= 15 && !(fetch_request_replica_state_is_default(&s->replica_state))) {
             struct kafka_writer sizer_writer;
@@ -1259,8 +1223,6 @@ int kafka_offset_commit_request_decode(struct kafka_reader *r, int16_t version, 
     }
     if (version >= 7) {
         s->group_instance_id = kafka_read_string(r, version >= 8);
-        if (s->group_instance_id.len < 0 && !(version >= 7))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     if (version >= 2 && version <= 4) {
         s->retention_time_ms = kafka_read_int64(r);
@@ -1317,8 +1279,6 @@ int kafka_offset_commit_request_encode(struct kafka_writer *w, int16_t version, 
         kafka_write_string(w, s->member_id, version >= 8);
     }
     if (version >= 7) {
-        if (s->group_instance_id.len < 0 && !(version >= 7))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_string(w, s->group_instance_id, version >= 8);
     }
     if (!(version >= 7) && !(s->group_instance_id.len == -1))
@@ -1362,70 +1322,54 @@ static void offset_fetch_request_offset_fetch_request_topics_init(struct kafka_o
 static int offset_fetch_request_offset_fetch_request_topics_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_request_offset_fetch_request_topics *s, struct kafka_arena *arena)
 {
     offset_fetch_request_offset_fetch_request_topics_init(s);
-    if (version >= 8) {
-        s->name = kafka_read_string(r, version >= 6);
-        if (s->name.len < 0)
+    s->name = kafka_read_string(r, 1);
+    if (s->name.len < 0)
+        return kafka_reader_fail(r, KAFKA_ERR_NULL);
+    {
+        int32_t n = kafka_read_array_len(r, 1, 4);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 8) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 6, 4);
+        s->partition_indexes_count = n;
+        s->partition_indexes = NULL;
+        if (n > 0) {
+            s->partition_indexes = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partition_indexes), _Alignof(__typeof__(*s->partition_indexes)));
+            if (s->partition_indexes == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            s->partition_indexes[i] = kafka_read_int32(r);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->partition_indexes_count = n;
-            s->partition_indexes = NULL;
-            if (n > 0) {
-                s->partition_indexes = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partition_indexes), _Alignof(__typeof__(*s->partition_indexes)));
-                if (s->partition_indexes == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                s->partition_indexes[i] = kafka_read_int32(r);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
-    if (version >= 6) {
-        uint32_t tag_count = kafka_read_tag_count(r);
-        for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
-            uint32_t tag = kafka_read_uvarint(r);
-            struct kafka_reader sub_reader;
-            struct kafka_reader *sub = &sub_reader;
-            if (kafka_read_tag_body(r, sub) != 0)
-                return r->err;
-            (void)tag; /* no known tags: every tag is skipped */
-            (void)sub;
-        }
+    uint32_t tag_count = kafka_read_tag_count(r);
+    for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
+        uint32_t tag = kafka_read_uvarint(r);
+        struct kafka_reader sub_reader;
+        struct kafka_reader *sub = &sub_reader;
+        if (kafka_read_tag_body(r, sub) != 0)
+            return r->err;
+        (void)tag; /* no known tags: every tag is skipped */
+        (void)sub;
     }
     return r->err;
 }
 
 static int offset_fetch_request_offset_fetch_request_topics_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_request_offset_fetch_request_topics *s)
 {
-    if (version >= 8) {
-        if (s->name.len < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->name, version >= 6);
+    if (s->name.len < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_string(w, s->name, 1);
+    if (s->partition_indexes_count < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_array_len(w, s->partition_indexes_count, 1);
+    for (int32_t i = 0; i < s->partition_indexes_count; i++) {
+        kafka_write_int32(w, s->partition_indexes[i]);
     }
-    if (!(version >= 8) && !(kafka_str_equals_cstr(s->name, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 8) {
-        if (s->partition_indexes_count < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->partition_indexes_count, version >= 6);
-        for (int32_t i = 0; i < s->partition_indexes_count; i++) {
-            kafka_write_int32(w, s->partition_indexes[i]);
-        }
-    }
-    if (!(version >= 8) && !(s->partition_indexes_count == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 6) {
-        uint32_t tag_count = 0;
-        kafka_write_uvarint(w, tag_count);
-    }
+    uint32_t tag_count = 0;
+    kafka_write_uvarint(w, tag_count);
     return w->err;
 }
 
@@ -1442,89 +1386,65 @@ static int offset_fetch_request_offset_fetch_request_group_decode(struct kafka_r
 {
     int rc;
     offset_fetch_request_offset_fetch_request_group_init(s);
-    if (version >= 8) {
-        s->group_id = kafka_read_string(r, version >= 6);
-        if (s->group_id.len < 0)
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
+    s->group_id = kafka_read_string(r, 1);
+    if (s->group_id.len < 0)
+        return kafka_reader_fail(r, KAFKA_ERR_NULL);
     if (version >= 9) {
-        s->member_id = kafka_read_string(r, version >= 6);
-        if (s->member_id.len < 0 && !(version >= 9))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->member_id = kafka_read_string(r, 1);
     }
     if (version >= 9) {
         s->member_epoch = kafka_read_int32(r);
     }
-    if (version >= 8) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 6, 1);
+    {
+        int32_t n = kafka_read_array_len(r, 1, 1);
+        if (r->err != 0)
+            return r->err;
+        s->topics_count = n;
+        s->topics = NULL;
+        if (n > 0) {
+            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            if (s->topics == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = offset_fetch_request_offset_fetch_request_topics_decode(r, version, &s->topics[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0 && !(version >= 8))
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->topics_count = n;
-            s->topics = NULL;
-            if (n > 0) {
-                s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
-                if (s->topics == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = offset_fetch_request_offset_fetch_request_topics_decode(r, version, &s->topics[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
-    if (version >= 6) {
-        uint32_t tag_count = kafka_read_tag_count(r);
-        for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
-            uint32_t tag = kafka_read_uvarint(r);
-            struct kafka_reader sub_reader;
-            struct kafka_reader *sub = &sub_reader;
-            if (kafka_read_tag_body(r, sub) != 0)
-                return r->err;
-            (void)tag; /* no known tags: every tag is skipped */
-            (void)sub;
-        }
+    uint32_t tag_count = kafka_read_tag_count(r);
+    for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
+        uint32_t tag = kafka_read_uvarint(r);
+        struct kafka_reader sub_reader;
+        struct kafka_reader *sub = &sub_reader;
+        if (kafka_read_tag_body(r, sub) != 0)
+            return r->err;
+        (void)tag; /* no known tags: every tag is skipped */
+        (void)sub;
     }
     return r->err;
 }
 
 static int offset_fetch_request_offset_fetch_request_group_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_request_offset_fetch_request_group *s)
 {
-    if (version >= 8) {
-        if (s->group_id.len < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->group_id, version >= 6);
-    }
-    if (!(version >= 8) && !(kafka_str_equals_cstr(s->group_id, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
+    if (s->group_id.len < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_string(w, s->group_id, 1);
     if (version >= 9) {
-        if (s->member_id.len < 0 && !(version >= 9))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->member_id, version >= 6);
+        kafka_write_string(w, s->member_id, 1);
     }
     if (version >= 9) {
         kafka_write_int32(w, s->member_epoch);
     }
-    if (version >= 8) {
-        if (s->topics_count < 0 && !(version >= 8))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->topics_count, version >= 6);
-        for (int32_t i = 0; i < s->topics_count; i++) {
-            if (offset_fetch_request_offset_fetch_request_topics_encode(w, version, &s->topics[i]) != 0)
-                return w->err;
-        }
+    kafka_write_array_len(w, s->topics_count, 1);
+    for (int32_t i = 0; i < s->topics_count; i++) {
+        if (offset_fetch_request_offset_fetch_request_topics_encode(w, version, &s->topics[i]) != 0)
+            return w->err;
     }
-    if (!(version >= 8) && !(s->topics_count == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 6) {
-        uint32_t tag_count = 0;
-        kafka_write_uvarint(w, tag_count);
-    }
+    uint32_t tag_count = 0;
+    kafka_write_uvarint(w, tag_count);
     return w->err;
 }
 
@@ -1538,30 +1458,26 @@ static void offset_fetch_request_offset_fetch_request_topic_init(struct kafka_of
 static int offset_fetch_request_offset_fetch_request_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_request_offset_fetch_request_topic *s, struct kafka_arena *arena)
 {
     offset_fetch_request_offset_fetch_request_topic_init(s);
-    if (version <= 7) {
-        s->name = kafka_read_string(r, version >= 6);
-        if (s->name.len < 0)
+    s->name = kafka_read_string(r, version >= 6);
+    if (s->name.len < 0)
+        return kafka_reader_fail(r, KAFKA_ERR_NULL);
+    {
+        int32_t n = kafka_read_array_len(r, version >= 6, 4);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version <= 7) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 6, 4);
+        s->partition_indexes_count = n;
+        s->partition_indexes = NULL;
+        if (n > 0) {
+            s->partition_indexes = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partition_indexes), _Alignof(__typeof__(*s->partition_indexes)));
+            if (s->partition_indexes == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            s->partition_indexes[i] = kafka_read_int32(r);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->partition_indexes_count = n;
-            s->partition_indexes = NULL;
-            if (n > 0) {
-                s->partition_indexes = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partition_indexes), _Alignof(__typeof__(*s->partition_indexes)));
-                if (s->partition_indexes == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                s->partition_indexes[i] = kafka_read_int32(r);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 6) {
@@ -1581,23 +1497,15 @@ static int offset_fetch_request_offset_fetch_request_topic_decode(struct kafka_r
 
 static int offset_fetch_request_offset_fetch_request_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_request_offset_fetch_request_topic *s)
 {
-    if (version <= 7) {
-        if (s->name.len < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->name, version >= 6);
+    if (s->name.len < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_string(w, s->name, version >= 6);
+    if (s->partition_indexes_count < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_array_len(w, s->partition_indexes_count, version >= 6);
+    for (int32_t i = 0; i < s->partition_indexes_count; i++) {
+        kafka_write_int32(w, s->partition_indexes[i]);
     }
-    if (!(version <= 7) && !(kafka_str_equals_cstr(s->name, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version <= 7) {
-        if (s->partition_indexes_count < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->partition_indexes_count, version >= 6);
-        for (int32_t i = 0; i < s->partition_indexes_count; i++) {
-            kafka_write_int32(w, s->partition_indexes[i]);
-        }
-    }
-    if (!(version <= 7) && !(s->partition_indexes_count == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
     if (version >= 6) {
         uint32_t tag_count = 0;
         kafka_write_uvarint(w, tag_count);
@@ -1628,49 +1536,45 @@ int kafka_offset_fetch_request_decode(struct kafka_reader *r, int16_t version, s
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     if (version <= 7) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 6, 1);
+        int32_t n = kafka_read_array_len(r, version >= 6, 1);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0 && !(version >= 2))
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->topics_count = n;
+        s->topics = NULL;
+        if (n > 0) {
+            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            if (s->topics == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = offset_fetch_request_offset_fetch_request_topic_decode(r, version, &s->topics[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0 && !(version >= 2 && version <= 7))
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->topics_count = n;
-            s->topics = NULL;
-            if (n > 0) {
-                s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
-                if (s->topics == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = offset_fetch_request_offset_fetch_request_topic_decode(r, version, &s->topics[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 8) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 6, 1);
+        int32_t n = kafka_read_array_len(r, 1, 1);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->groups_count = n;
+        s->groups = NULL;
+        if (n > 0) {
+            s->groups = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->groups), _Alignof(__typeof__(*s->groups)));
+            if (s->groups == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = offset_fetch_request_offset_fetch_request_group_decode(r, version, &s->groups[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->groups_count = n;
-            s->groups = NULL;
-            if (n > 0) {
-                s->groups = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->groups), _Alignof(__typeof__(*s->groups)));
-                if (s->groups == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = offset_fetch_request_offset_fetch_request_group_decode(r, version, &s->groups[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 7) {
@@ -1703,7 +1607,7 @@ int kafka_offset_fetch_request_encode(struct kafka_writer *w, int16_t version, c
     if (!(version <= 7) && !(kafka_str_equals_cstr(s->group_id, "")))
         return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
     if (version <= 7) {
-        if (s->topics_count < 0 && !(version >= 2 && version <= 7))
+        if (s->topics_count < 0 && !(version >= 2))
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_array_len(w, s->topics_count, version >= 6);
         for (int32_t i = 0; i < s->topics_count; i++) {
@@ -1716,7 +1620,7 @@ int kafka_offset_fetch_request_encode(struct kafka_writer *w, int16_t version, c
     if (version >= 8) {
         if (s->groups_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->groups_count, version >= 6);
+        kafka_write_array_len(w, s->groups_count, 1);
         for (int32_t i = 0; i < s->groups_count; i++) {
             if (offset_fetch_request_offset_fetch_request_group_encode(w, version, &s->groups[i]) != 0)
                 return w->err;
@@ -1761,26 +1665,24 @@ int kafka_find_coordinator_request_decode(struct kafka_reader *r, int16_t versio
         s->key_type = kafka_read_int8(r);
     }
     if (version >= 4) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 3, (version >= 3) ? 1 : 2);
+        int32_t n = kafka_read_array_len(r, 1, (1) ? 1 : 2);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->coordinator_keys_count = n;
+        s->coordinator_keys = NULL;
+        if (n > 0) {
+            s->coordinator_keys = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->coordinator_keys), _Alignof(__typeof__(*s->coordinator_keys)));
+            if (s->coordinator_keys == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            s->coordinator_keys[i] = kafka_read_string(r, 1);
+            if (s->coordinator_keys[i].len < 0)
+                return kafka_reader_fail(r, KAFKA_ERR_NULL);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->coordinator_keys_count = n;
-            s->coordinator_keys = NULL;
-            if (n > 0) {
-                s->coordinator_keys = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->coordinator_keys), _Alignof(__typeof__(*s->coordinator_keys)));
-                if (s->coordinator_keys == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                s->coordinator_keys[i] = kafka_read_string(r, version >= 3);
-                if (s->coordinator_keys[i].len < 0)
-                    return kafka_reader_fail(r, KAFKA_ERR_NULL);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 3) {
@@ -1817,11 +1719,11 @@ int kafka_find_coordinator_request_encode(struct kafka_writer *w, int16_t versio
     if (version >= 4) {
         if (s->coordinator_keys_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->coordinator_keys_count, version >= 3);
+        kafka_write_array_len(w, s->coordinator_keys_count, 1);
         for (int32_t i = 0; i < s->coordinator_keys_count; i++) {
             if (s->coordinator_keys[i].len < 0)
                 return kafka_writer_fail(w, KAFKA_ERR_NULL);
-            kafka_write_string(w, s->coordinator_keys[i], version >= 3);
+            kafka_write_string(w, s->coordinator_keys[i], 1);
         }
     }
     if (!(version >= 4) && !(s->coordinator_keys_count == 0))
@@ -1916,8 +1818,6 @@ int kafka_join_group_request_decode(struct kafka_reader *r, int16_t version, str
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     if (version >= 5) {
         s->group_instance_id = kafka_read_string(r, version >= 6);
-        if (s->group_instance_id.len < 0 && !(version >= 5))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     s->protocol_type = kafka_read_string(r, version >= 6);
     if (s->protocol_type.len < 0)
@@ -1944,9 +1844,7 @@ int kafka_join_group_request_decode(struct kafka_reader *r, int16_t version, str
         }
     }
     if (version >= 8) {
-        s->reason = kafka_read_string(r, version >= 6);
-        if (s->reason.len < 0 && !(version >= 8))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->reason = kafka_read_string(r, 1);
     }
     if (version >= 6) {
         uint32_t tag_count = kafka_read_tag_count(r);
@@ -1978,8 +1876,6 @@ int kafka_join_group_request_encode(struct kafka_writer *w, int16_t version, con
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_string(w, s->member_id, version >= 6);
     if (version >= 5) {
-        if (s->group_instance_id.len < 0 && !(version >= 5))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_string(w, s->group_instance_id, version >= 6);
     }
     if (!(version >= 5) && !(s->group_instance_id.len == -1))
@@ -1995,9 +1891,7 @@ int kafka_join_group_request_encode(struct kafka_writer *w, int16_t version, con
             return w->err;
     }
     if (version >= 8) {
-        if (s->reason.len < 0 && !(version >= 8))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->reason, version >= 6);
+        kafka_write_string(w, s->reason, 1);
     }
     if (version >= 6) {
         uint32_t tag_count = 0;
@@ -2031,8 +1925,6 @@ int kafka_heartbeat_request_decode(struct kafka_reader *r, int16_t version, stru
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     if (version >= 3) {
         s->group_instance_id = kafka_read_string(r, version >= 4);
-        if (s->group_instance_id.len < 0 && !(version >= 3))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     if (version >= 4) {
         uint32_t tag_count = kafka_read_tag_count(r);
@@ -2061,8 +1953,6 @@ int kafka_heartbeat_request_encode(struct kafka_writer *w, int16_t version, cons
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_string(w, s->member_id, version >= 4);
     if (version >= 3) {
-        if (s->group_instance_id.len < 0 && !(version >= 3))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_string(w, s->group_instance_id, version >= 4);
     }
     if (!(version >= 3) && !(s->group_instance_id.len == -1))
@@ -2090,20 +1980,12 @@ static void leave_group_request_member_identity_init(struct kafka_leave_group_re
 static int leave_group_request_member_identity_decode(struct kafka_reader *r, int16_t version, struct kafka_leave_group_request_member_identity *s, struct kafka_arena *arena)
 {
     leave_group_request_member_identity_init(s);
-    if (version >= 3) {
-        s->member_id = kafka_read_string(r, version >= 4);
-        if (s->member_id.len < 0)
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 3) {
-        s->group_instance_id = kafka_read_string(r, version >= 4);
-        if (s->group_instance_id.len < 0 && !(version >= 3))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
+    s->member_id = kafka_read_string(r, version >= 4);
+    if (s->member_id.len < 0)
+        return kafka_reader_fail(r, KAFKA_ERR_NULL);
+    s->group_instance_id = kafka_read_string(r, version >= 4);
     if (version >= 5) {
-        s->reason = kafka_read_string(r, version >= 4);
-        if (s->reason.len < 0 && !(version >= 5))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->reason = kafka_read_string(r, 1);
     }
     if (version >= 4) {
         uint32_t tag_count = kafka_read_tag_count(r);
@@ -2122,24 +2004,12 @@ static int leave_group_request_member_identity_decode(struct kafka_reader *r, in
 
 static int leave_group_request_member_identity_encode(struct kafka_writer *w, int16_t version, const struct kafka_leave_group_request_member_identity *s)
 {
-    if (version >= 3) {
-        if (s->member_id.len < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->member_id, version >= 4);
-    }
-    if (!(version >= 3) && !(kafka_str_equals_cstr(s->member_id, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 3) {
-        if (s->group_instance_id.len < 0 && !(version >= 3))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->group_instance_id, version >= 4);
-    }
-    if (!(version >= 3) && !(s->group_instance_id.len == -1))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
+    if (s->member_id.len < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_string(w, s->member_id, version >= 4);
+    kafka_write_string(w, s->group_instance_id, version >= 4);
     if (version >= 5) {
-        if (s->reason.len < 0 && !(version >= 5))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->reason, version >= 4);
+        kafka_write_string(w, s->reason, 1);
     }
     if (version >= 4) {
         uint32_t tag_count = 0;
@@ -2167,31 +2037,29 @@ int kafka_leave_group_request_decode(struct kafka_reader *r, int16_t version, st
     if (s->group_id.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     if (version <= 2) {
-        s->member_id = kafka_read_string(r, version >= 4);
+        s->member_id = kafka_read_string(r, 0);
         if (s->member_id.len < 0)
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     if (version >= 3) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 4, 1);
+        int32_t n = kafka_read_array_len(r, version >= 4, 1);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->members_count = n;
+        s->members = NULL;
+        if (n > 0) {
+            s->members = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->members), _Alignof(__typeof__(*s->members)));
+            if (s->members == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = leave_group_request_member_identity_decode(r, version, &s->members[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->members_count = n;
-            s->members = NULL;
-            if (n > 0) {
-                s->members = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->members), _Alignof(__typeof__(*s->members)));
-                if (s->members == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = leave_group_request_member_identity_decode(r, version, &s->members[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 4) {
@@ -2219,7 +2087,7 @@ int kafka_leave_group_request_encode(struct kafka_writer *w, int16_t version, co
     if (version <= 2) {
         if (s->member_id.len < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->member_id, version >= 4);
+        kafka_write_string(w, s->member_id, 0);
     }
     if (!(version <= 2) && !(kafka_str_equals_cstr(s->member_id, "")))
         return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
@@ -2320,18 +2188,12 @@ int kafka_sync_group_request_decode(struct kafka_reader *r, int16_t version, str
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     if (version >= 3) {
         s->group_instance_id = kafka_read_string(r, version >= 4);
-        if (s->group_instance_id.len < 0 && !(version >= 3))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     if (version >= 5) {
-        s->protocol_type = kafka_read_string(r, version >= 4);
-        if (s->protocol_type.len < 0 && !(version >= 5))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->protocol_type = kafka_read_string(r, 1);
     }
     if (version >= 5) {
-        s->protocol_name = kafka_read_string(r, version >= 4);
-        if (s->protocol_name.len < 0 && !(version >= 5))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->protocol_name = kafka_read_string(r, 1);
     }
     {
         int32_t n = kafka_read_array_len(r, version >= 4, 1);
@@ -2381,21 +2243,15 @@ int kafka_sync_group_request_encode(struct kafka_writer *w, int16_t version, con
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_string(w, s->member_id, version >= 4);
     if (version >= 3) {
-        if (s->group_instance_id.len < 0 && !(version >= 3))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_string(w, s->group_instance_id, version >= 4);
     }
     if (!(version >= 3) && !(s->group_instance_id.len == -1))
         return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
     if (version >= 5) {
-        if (s->protocol_type.len < 0 && !(version >= 5))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->protocol_type, version >= 4);
+        kafka_write_string(w, s->protocol_type, 1);
     }
     if (version >= 5) {
-        if (s->protocol_name.len < 0 && !(version >= 5))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->protocol_name, version >= 4);
+        kafka_write_string(w, s->protocol_name, 1);
     }
     if (s->assignments_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -2506,49 +2362,45 @@ int kafka_list_groups_request_decode(struct kafka_reader *r, int16_t version, st
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
     kafka_list_groups_request_init(s, version);
     if (version >= 4) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 3, (version >= 3) ? 1 : 2);
+        int32_t n = kafka_read_array_len(r, 1, (1) ? 1 : 2);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->states_filter_count = n;
+        s->states_filter = NULL;
+        if (n > 0) {
+            s->states_filter = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->states_filter), _Alignof(__typeof__(*s->states_filter)));
+            if (s->states_filter == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            s->states_filter[i] = kafka_read_string(r, 1);
+            if (s->states_filter[i].len < 0)
+                return kafka_reader_fail(r, KAFKA_ERR_NULL);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->states_filter_count = n;
-            s->states_filter = NULL;
-            if (n > 0) {
-                s->states_filter = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->states_filter), _Alignof(__typeof__(*s->states_filter)));
-                if (s->states_filter == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                s->states_filter[i] = kafka_read_string(r, version >= 3);
-                if (s->states_filter[i].len < 0)
-                    return kafka_reader_fail(r, KAFKA_ERR_NULL);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 5) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 3, (version >= 3) ? 1 : 2);
+        int32_t n = kafka_read_array_len(r, 1, (1) ? 1 : 2);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->types_filter_count = n;
+        s->types_filter = NULL;
+        if (n > 0) {
+            s->types_filter = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->types_filter), _Alignof(__typeof__(*s->types_filter)));
+            if (s->types_filter == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            s->types_filter[i] = kafka_read_string(r, 1);
+            if (s->types_filter[i].len < 0)
+                return kafka_reader_fail(r, KAFKA_ERR_NULL);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->types_filter_count = n;
-            s->types_filter = NULL;
-            if (n > 0) {
-                s->types_filter = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->types_filter), _Alignof(__typeof__(*s->types_filter)));
-                if (s->types_filter == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                s->types_filter[i] = kafka_read_string(r, version >= 3);
-                if (s->types_filter[i].len < 0)
-                    return kafka_reader_fail(r, KAFKA_ERR_NULL);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 3) {
@@ -2573,11 +2425,11 @@ int kafka_list_groups_request_encode(struct kafka_writer *w, int16_t version, co
     if (version >= 4) {
         if (s->states_filter_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->states_filter_count, version >= 3);
+        kafka_write_array_len(w, s->states_filter_count, 1);
         for (int32_t i = 0; i < s->states_filter_count; i++) {
             if (s->states_filter[i].len < 0)
                 return kafka_writer_fail(w, KAFKA_ERR_NULL);
-            kafka_write_string(w, s->states_filter[i], version >= 3);
+            kafka_write_string(w, s->states_filter[i], 1);
         }
     }
     if (!(version >= 4) && !(s->states_filter_count == 0))
@@ -2585,11 +2437,11 @@ int kafka_list_groups_request_encode(struct kafka_writer *w, int16_t version, co
     if (version >= 5) {
         if (s->types_filter_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->types_filter_count, version >= 3);
+        kafka_write_array_len(w, s->types_filter_count, 1);
         for (int32_t i = 0; i < s->types_filter_count; i++) {
             if (s->types_filter[i].len < 0)
                 return kafka_writer_fail(w, KAFKA_ERR_NULL);
-            kafka_write_string(w, s->types_filter[i], version >= 3);
+            kafka_write_string(w, s->types_filter[i], 1);
         }
     }
     if (!(version >= 5) && !(s->types_filter_count == 0))
@@ -2645,12 +2497,12 @@ int kafka_api_versions_request_decode(struct kafka_reader *r, int16_t version, s
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
     kafka_api_versions_request_init(s, version);
     if (version >= 3) {
-        s->client_software_name = kafka_read_string(r, version >= 3);
+        s->client_software_name = kafka_read_string(r, 1);
         if (s->client_software_name.len < 0)
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     if (version >= 3) {
-        s->client_software_version = kafka_read_string(r, version >= 3);
+        s->client_software_version = kafka_read_string(r, 1);
         if (s->client_software_version.len < 0)
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
@@ -2676,12 +2528,12 @@ int kafka_api_versions_request_encode(struct kafka_writer *w, int16_t version, c
     if (version >= 3) {
         if (s->client_software_name.len < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->client_software_name, version >= 3);
+        kafka_write_string(w, s->client_software_name, 1);
     }
     if (version >= 3) {
         if (s->client_software_version.len < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->client_software_version, version >= 3);
+        kafka_write_string(w, s->client_software_version, 1);
     }
     if (version >= 3) {
         uint32_t tag_count = 0;
@@ -3003,47 +2855,27 @@ static void delete_topics_request_delete_topic_state_init(struct kafka_delete_to
 static int delete_topics_request_delete_topic_state_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_topics_request_delete_topic_state *s, struct kafka_arena *arena)
 {
     delete_topics_request_delete_topic_state_init(s);
-    if (version >= 6) {
-        s->name = kafka_read_string(r, version >= 4);
-        if (s->name.len < 0 && !(version >= 6))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 6) {
-        s->topic_id = kafka_read_uuid(r);
-    }
-    if (version >= 4) {
-        uint32_t tag_count = kafka_read_tag_count(r);
-        for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
-            uint32_t tag = kafka_read_uvarint(r);
-            struct kafka_reader sub_reader;
-            struct kafka_reader *sub = &sub_reader;
-            if (kafka_read_tag_body(r, sub) != 0)
-                return r->err;
-            (void)tag; /* no known tags: every tag is skipped */
-            (void)sub;
-        }
+    s->name = kafka_read_string(r, 1);
+    s->topic_id = kafka_read_uuid(r);
+    uint32_t tag_count = kafka_read_tag_count(r);
+    for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
+        uint32_t tag = kafka_read_uvarint(r);
+        struct kafka_reader sub_reader;
+        struct kafka_reader *sub = &sub_reader;
+        if (kafka_read_tag_body(r, sub) != 0)
+            return r->err;
+        (void)tag; /* no known tags: every tag is skipped */
+        (void)sub;
     }
     return r->err;
 }
 
 static int delete_topics_request_delete_topic_state_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_topics_request_delete_topic_state *s)
 {
-    if (version >= 6) {
-        if (s->name.len < 0 && !(version >= 6))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->name, version >= 4);
-    }
-    if (!(version >= 6) && !(s->name.len == -1))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 6) {
-        kafka_write_uuid(w, s->topic_id);
-    }
-    if (!(version >= 6) && !(kafka_uuid_is_zero(s->topic_id)))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 4) {
-        uint32_t tag_count = 0;
-        kafka_write_uvarint(w, tag_count);
-    }
+    kafka_write_string(w, s->name, 1);
+    kafka_write_uuid(w, s->topic_id);
+    uint32_t tag_count = 0;
+    kafka_write_uvarint(w, tag_count);
     return w->err;
 }
 
@@ -3064,49 +2896,45 @@ int kafka_delete_topics_request_decode(struct kafka_reader *r, int16_t version, 
     int rc;
     kafka_delete_topics_request_init(s, version);
     if (version >= 6) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 4, 1);
+        int32_t n = kafka_read_array_len(r, 1, 1);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->topics_count = n;
+        s->topics = NULL;
+        if (n > 0) {
+            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            if (s->topics == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = delete_topics_request_delete_topic_state_decode(r, version, &s->topics[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->topics_count = n;
-            s->topics = NULL;
-            if (n > 0) {
-                s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
-                if (s->topics == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = delete_topics_request_delete_topic_state_decode(r, version, &s->topics[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version <= 5) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 4, (version >= 4) ? 1 : 2);
+        int32_t n = kafka_read_array_len(r, version >= 4, (version >= 4) ? 1 : 2);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->topic_names_count = n;
+        s->topic_names = NULL;
+        if (n > 0) {
+            s->topic_names = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topic_names), _Alignof(__typeof__(*s->topic_names)));
+            if (s->topic_names == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            s->topic_names[i] = kafka_read_string(r, version >= 4);
+            if (s->topic_names[i].len < 0)
+                return kafka_reader_fail(r, KAFKA_ERR_NULL);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->topic_names_count = n;
-            s->topic_names = NULL;
-            if (n > 0) {
-                s->topic_names = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topic_names), _Alignof(__typeof__(*s->topic_names)));
-                if (s->topic_names == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                s->topic_names[i] = kafka_read_string(r, version >= 4);
-                if (s->topic_names[i].len < 0)
-                    return kafka_reader_fail(r, KAFKA_ERR_NULL);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     s->timeout_ms = kafka_read_int32(r);
@@ -3132,7 +2960,7 @@ int kafka_delete_topics_request_encode(struct kafka_writer *w, int16_t version, 
     if (version >= 6) {
         if (s->topics_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->topics_count, version >= 4);
+        kafka_write_array_len(w, s->topics_count, 1);
         for (int32_t i = 0; i < s->topics_count; i++) {
             if (delete_topics_request_delete_topic_state_encode(w, version, &s->topics[i]) != 0)
                 return w->err;
@@ -3689,97 +3517,63 @@ static int add_partitions_to_txn_request_add_partitions_to_txn_transaction_decod
 {
     int rc;
     add_partitions_to_txn_request_add_partitions_to_txn_transaction_init(s);
-    if (version >= 4) {
-        s->transactional_id = kafka_read_string(r, version >= 3);
-        if (s->transactional_id.len < 0)
+    s->transactional_id = kafka_read_string(r, 1);
+    if (s->transactional_id.len < 0)
+        return kafka_reader_fail(r, KAFKA_ERR_NULL);
+    s->producer_id = kafka_read_int64(r);
+    s->producer_epoch = kafka_read_int16(r);
+    s->verify_only = kafka_read_bool(r);
+    {
+        int32_t n = kafka_read_array_len(r, 1, 1);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 4) {
-        s->producer_id = kafka_read_int64(r);
-    }
-    if (version >= 4) {
-        s->producer_epoch = kafka_read_int16(r);
-    }
-    if (version >= 4) {
-        s->verify_only = kafka_read_bool(r);
-    }
-    if (version >= 4) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 3, 1);
+        s->topics_count = n;
+        s->topics = NULL;
+        if (n > 0) {
+            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            if (s->topics == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = add_partitions_to_txn_request_add_partitions_to_txn_topic_decode(r, version, &s->topics[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->topics_count = n;
-            s->topics = NULL;
-            if (n > 0) {
-                s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
-                if (s->topics == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = add_partitions_to_txn_request_add_partitions_to_txn_topic_decode(r, version, &s->topics[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
-    if (version >= 3) {
-        uint32_t tag_count = kafka_read_tag_count(r);
-        for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
-            uint32_t tag = kafka_read_uvarint(r);
-            struct kafka_reader sub_reader;
-            struct kafka_reader *sub = &sub_reader;
-            if (kafka_read_tag_body(r, sub) != 0)
-                return r->err;
-            (void)tag; /* no known tags: every tag is skipped */
-            (void)sub;
-        }
+    uint32_t tag_count = kafka_read_tag_count(r);
+    for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
+        uint32_t tag = kafka_read_uvarint(r);
+        struct kafka_reader sub_reader;
+        struct kafka_reader *sub = &sub_reader;
+        if (kafka_read_tag_body(r, sub) != 0)
+            return r->err;
+        (void)tag; /* no known tags: every tag is skipped */
+        (void)sub;
     }
     return r->err;
 }
 
 static int add_partitions_to_txn_request_add_partitions_to_txn_transaction_encode(struct kafka_writer *w, int16_t version, const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s)
 {
-    if (version >= 4) {
-        if (s->transactional_id.len < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->transactional_id, version >= 3);
+    if (s->transactional_id.len < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_string(w, s->transactional_id, 1);
+    kafka_write_int64(w, s->producer_id);
+    kafka_write_int16(w, s->producer_epoch);
+    kafka_write_bool(w, s->verify_only);
+    if (s->topics_count < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_array_len(w, s->topics_count, 1);
+    for (int32_t i = 0; i < s->topics_count; i++) {
+        if (add_partitions_to_txn_request_add_partitions_to_txn_topic_encode(w, version, &s->topics[i]) != 0)
+            return w->err;
     }
-    if (!(version >= 4) && !(kafka_str_equals_cstr(s->transactional_id, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 4) {
-        kafka_write_int64(w, s->producer_id);
-    }
-    if (!(version >= 4) && !(s->producer_id == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 4) {
-        kafka_write_int16(w, s->producer_epoch);
-    }
-    if (!(version >= 4) && !(s->producer_epoch == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 4) {
-        kafka_write_bool(w, s->verify_only);
-    }
-    if (!(version >= 4) && !(!s->verify_only))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 4) {
-        if (s->topics_count < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->topics_count, version >= 3);
-        for (int32_t i = 0; i < s->topics_count; i++) {
-            if (add_partitions_to_txn_request_add_partitions_to_txn_topic_encode(w, version, &s->topics[i]) != 0)
-                return w->err;
-        }
-    }
-    if (!(version >= 4) && !(s->topics_count == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 3) {
-        uint32_t tag_count = 0;
-        kafka_write_uvarint(w, tag_count);
-    }
+    uint32_t tag_count = 0;
+    kafka_write_uvarint(w, tag_count);
     return w->err;
 }
 
@@ -3802,26 +3596,24 @@ int kafka_add_partitions_to_txn_request_decode(struct kafka_reader *r, int16_t v
     int rc;
     kafka_add_partitions_to_txn_request_init(s, version);
     if (version >= 4) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 3, 1);
+        int32_t n = kafka_read_array_len(r, 1, 1);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->transactions_count = n;
+        s->transactions = NULL;
+        if (n > 0) {
+            s->transactions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->transactions), _Alignof(__typeof__(*s->transactions)));
+            if (s->transactions == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = add_partitions_to_txn_request_add_partitions_to_txn_transaction_decode(r, version, &s->transactions[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->transactions_count = n;
-            s->transactions = NULL;
-            if (n > 0) {
-                s->transactions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->transactions), _Alignof(__typeof__(*s->transactions)));
-                if (s->transactions == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = add_partitions_to_txn_request_add_partitions_to_txn_transaction_decode(r, version, &s->transactions[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version <= 3) {
@@ -3836,26 +3628,24 @@ int kafka_add_partitions_to_txn_request_decode(struct kafka_reader *r, int16_t v
         s->v3_and_below_producer_epoch = kafka_read_int16(r);
     }
     if (version <= 3) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 3, 1);
+        int32_t n = kafka_read_array_len(r, version >= 3, 1);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->v3_and_below_topics_count = n;
+        s->v3_and_below_topics = NULL;
+        if (n > 0) {
+            s->v3_and_below_topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->v3_and_below_topics), _Alignof(__typeof__(*s->v3_and_below_topics)));
+            if (s->v3_and_below_topics == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = add_partitions_to_txn_request_add_partitions_to_txn_topic_decode(r, version, &s->v3_and_below_topics[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->v3_and_below_topics_count = n;
-            s->v3_and_below_topics = NULL;
-            if (n > 0) {
-                s->v3_and_below_topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->v3_and_below_topics), _Alignof(__typeof__(*s->v3_and_below_topics)));
-                if (s->v3_and_below_topics == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = add_partitions_to_txn_request_add_partitions_to_txn_topic_decode(r, version, &s->v3_and_below_topics[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 3) {
@@ -3880,7 +3670,7 @@ int kafka_add_partitions_to_txn_request_encode(struct kafka_writer *w, int16_t v
     if (version >= 4) {
         if (s->transactions_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->transactions_count, version >= 3);
+        kafka_write_array_len(w, s->transactions_count, 1);
         for (int32_t i = 0; i < s->transactions_count; i++) {
             if (add_partitions_to_txn_request_add_partitions_to_txn_transaction_encode(w, version, &s->transactions[i]) != 0)
                 return w->err;
@@ -4407,14 +4197,12 @@ int kafka_txn_offset_commit_request_decode(struct kafka_reader *r, int16_t versi
         s->generation_id = kafka_read_int32(r);
     }
     if (version >= 3) {
-        s->member_id = kafka_read_string(r, version >= 3);
+        s->member_id = kafka_read_string(r, 1);
         if (s->member_id.len < 0)
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     if (version >= 3) {
-        s->group_instance_id = kafka_read_string(r, version >= 3);
-        if (s->group_instance_id.len < 0 && !(version >= 3))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->group_instance_id = kafka_read_string(r, 1);
     }
     {
         int32_t n = kafka_read_array_len(r, version >= 3, 1);
@@ -4472,14 +4260,12 @@ int kafka_txn_offset_commit_request_encode(struct kafka_writer *w, int16_t versi
     if (version >= 3) {
         if (s->member_id.len < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->member_id, version >= 3);
+        kafka_write_string(w, s->member_id, 1);
     }
     if (!(version >= 3) && !(kafka_str_equals_cstr(s->member_id, "")))
         return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
     if (version >= 3) {
-        if (s->group_instance_id.len < 0 && !(version >= 3))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->group_instance_id, version >= 3);
+        kafka_write_string(w, s->group_instance_id, 1);
     }
     if (!(version >= 3) && !(s->group_instance_id.len == -1))
         return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);

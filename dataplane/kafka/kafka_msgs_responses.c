@@ -41,67 +41,35 @@ static void produce_response_node_endpoint_init(struct kafka_produce_response_no
 static int produce_response_node_endpoint_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_response_node_endpoint *s, struct kafka_arena *arena)
 {
     produce_response_node_endpoint_init(s);
-    if (version >= 10) {
-        s->node_id = kafka_read_int32(r);
-    }
-    if (version >= 10) {
-        s->host = kafka_read_string(r, version >= 9);
-        if (s->host.len < 0)
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 10) {
-        s->port = kafka_read_int32(r);
-    }
-    if (version >= 10) {
-        s->rack = kafka_read_string(r, version >= 9);
-        if (s->rack.len < 0 && !(version >= 10))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 9) {
-        uint32_t tag_count = kafka_read_tag_count(r);
-        for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
-            uint32_t tag = kafka_read_uvarint(r);
-            struct kafka_reader sub_reader;
-            struct kafka_reader *sub = &sub_reader;
-            if (kafka_read_tag_body(r, sub) != 0)
-                return r->err;
-            (void)tag; /* no known tags: every tag is skipped */
-            (void)sub;
-        }
+    s->node_id = kafka_read_int32(r);
+    s->host = kafka_read_string(r, 1);
+    if (s->host.len < 0)
+        return kafka_reader_fail(r, KAFKA_ERR_NULL);
+    s->port = kafka_read_int32(r);
+    s->rack = kafka_read_string(r, 1);
+    uint32_t tag_count = kafka_read_tag_count(r);
+    for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
+        uint32_t tag = kafka_read_uvarint(r);
+        struct kafka_reader sub_reader;
+        struct kafka_reader *sub = &sub_reader;
+        if (kafka_read_tag_body(r, sub) != 0)
+            return r->err;
+        (void)tag; /* no known tags: every tag is skipped */
+        (void)sub;
     }
     return r->err;
 }
 
 static int produce_response_node_endpoint_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_response_node_endpoint *s)
 {
-    if (version >= 10) {
-        kafka_write_int32(w, s->node_id);
-    }
-    if (!(version >= 10) && !(s->node_id == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 10) {
-        if (s->host.len < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->host, version >= 9);
-    }
-    if (!(version >= 10) && !(kafka_str_equals_cstr(s->host, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 10) {
-        kafka_write_int32(w, s->port);
-    }
-    if (!(version >= 10) && !(s->port == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 10) {
-        if (s->rack.len < 0 && !(version >= 10))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->rack, version >= 9);
-    }
-    if (!(version >= 10) && !(s->rack.len == -1))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 9) {
-        uint32_t tag_count = 0;
-        kafka_write_uvarint(w, tag_count);
-    }
+    kafka_write_int32(w, s->node_id);
+    if (s->host.len < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_string(w, s->host, 1);
+    kafka_write_int32(w, s->port);
+    kafka_write_string(w, s->rack, 1);
+    uint32_t tag_count = 0;
+    kafka_write_uvarint(w, tag_count);
     return w->err;
 }
 
@@ -120,43 +88,27 @@ static bool produce_response_leader_id_and_epoch_is_default(const struct kafka_p
 static int produce_response_leader_id_and_epoch_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_response_leader_id_and_epoch *s, struct kafka_arena *arena)
 {
     produce_response_leader_id_and_epoch_init(s);
-    if (version >= 10) {
-        s->leader_id = kafka_read_int32(r);
-    }
-    if (version >= 10) {
-        s->leader_epoch = kafka_read_int32(r);
-    }
-    if (version >= 9) {
-        uint32_t tag_count = kafka_read_tag_count(r);
-        for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
-            uint32_t tag = kafka_read_uvarint(r);
-            struct kafka_reader sub_reader;
-            struct kafka_reader *sub = &sub_reader;
-            if (kafka_read_tag_body(r, sub) != 0)
-                return r->err;
-            (void)tag; /* no known tags: every tag is skipped */
-            (void)sub;
-        }
+    s->leader_id = kafka_read_int32(r);
+    s->leader_epoch = kafka_read_int32(r);
+    uint32_t tag_count = kafka_read_tag_count(r);
+    for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
+        uint32_t tag = kafka_read_uvarint(r);
+        struct kafka_reader sub_reader;
+        struct kafka_reader *sub = &sub_reader;
+        if (kafka_read_tag_body(r, sub) != 0)
+            return r->err;
+        (void)tag; /* no known tags: every tag is skipped */
+        (void)sub;
     }
     return r->err;
 }
 
 static int produce_response_leader_id_and_epoch_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_response_leader_id_and_epoch *s)
 {
-    if (version >= 10) {
-        kafka_write_int32(w, s->leader_id);
-    }
-    if (!(version >= 10) && !(s->leader_id == -1))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 10) {
-        kafka_write_int32(w, s->leader_epoch);
-    }
-    if (!(version >= 10) && !(s->leader_epoch == -1))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 9) {
-        uint32_t tag_count = 0;
-        kafka_write_uvarint(w, tag_count);
-    }
+    kafka_write_int32(w, s->leader_id);
+    kafka_write_int32(w, s->leader_epoch);
+    uint32_t tag_count = 0;
+    kafka_write_uvarint(w, tag_count);
     return w->err;
 }
 
@@ -169,14 +121,8 @@ static void produce_response_batch_index_and_error_message_init(struct kafka_pro
 static int produce_response_batch_index_and_error_message_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_response_batch_index_and_error_message *s, struct kafka_arena *arena)
 {
     produce_response_batch_index_and_error_message_init(s);
-    if (version >= 8) {
-        s->batch_index = kafka_read_int32(r);
-    }
-    if (version >= 8) {
-        s->batch_index_error_message = kafka_read_string(r, version >= 9);
-        if (s->batch_index_error_message.len < 0 && !(version >= 8))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
+    s->batch_index = kafka_read_int32(r);
+    s->batch_index_error_message = kafka_read_string(r, version >= 9);
     if (version >= 9) {
         uint32_t tag_count = kafka_read_tag_count(r);
         for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
@@ -194,18 +140,8 @@ static int produce_response_batch_index_and_error_message_decode(struct kafka_re
 
 static int produce_response_batch_index_and_error_message_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_response_batch_index_and_error_message *s)
 {
-    if (version >= 8) {
-        kafka_write_int32(w, s->batch_index);
-    }
-    if (!(version >= 8) && !(s->batch_index == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 8) {
-        if (s->batch_index_error_message.len < 0 && !(version >= 8))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->batch_index_error_message, version >= 9);
-    }
-    if (!(version >= 8) && !(s->batch_index_error_message.len == -1))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
+    kafka_write_int32(w, s->batch_index);
+    kafka_write_string(w, s->batch_index_error_message, version >= 9);
     if (version >= 9) {
         uint32_t tag_count = 0;
         kafka_write_uvarint(w, tag_count);
@@ -240,32 +176,28 @@ static int produce_response_partition_produce_response_decode(struct kafka_reade
         s->log_start_offset = kafka_read_int64(r);
     }
     if (version >= 8) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 9, 1);
+        int32_t n = kafka_read_array_len(r, version >= 9, 1);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->record_errors_count = n;
+        s->record_errors = NULL;
+        if (n > 0) {
+            s->record_errors = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->record_errors), _Alignof(__typeof__(*s->record_errors)));
+            if (s->record_errors == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = produce_response_batch_index_and_error_message_decode(r, version, &s->record_errors[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->record_errors_count = n;
-            s->record_errors = NULL;
-            if (n > 0) {
-                s->record_errors = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->record_errors), _Alignof(__typeof__(*s->record_errors)));
-                if (s->record_errors == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = produce_response_batch_index_and_error_message_decode(r, version, &s->record_errors[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 8) {
         s->error_message = kafka_read_string(r, version >= 9);
-        if (s->error_message.len < 0 && !(version >= 8))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     if (version >= 9) {
         uint32_t tag_count = kafka_read_tag_count(r);
@@ -312,8 +244,6 @@ static int produce_response_partition_produce_response_encode(struct kafka_write
         }
     }
     if (version >= 8) {
-        if (s->error_message.len < 0 && !(version >= 8))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_string(w, s->error_message, version >= 9);
     }
     if (!(0) && !(version >= 10) && !(produce_response_leader_id_and_epoch_is_default(&s->current_leader)))
@@ -458,26 +388,24 @@ int kafka_produce_response_decode(struct kafka_reader *r, int16_t version, struc
             switch (tag) {
             case 0:
                 if (version >= 10) {
-                    {
-                        int32_t n = kafka_read_array_len(sub, version >= 9, 1);
+                    int32_t n = kafka_read_array_len(sub, 1, 1);
+                    if (sub->err != 0)
+                        return sub->err;
+                    if (n < 0)
+                        return kafka_reader_fail(sub, KAFKA_ERR_NULL);
+                    s->node_endpoints_count = n;
+                    s->node_endpoints = NULL;
+                    if (n > 0) {
+                        s->node_endpoints = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->node_endpoints), _Alignof(__typeof__(*s->node_endpoints)));
+                        if (s->node_endpoints == NULL)
+                            return kafka_reader_fail(sub, KAFKA_ERR_ARENA);
+                    }
+                    for (int32_t i = 0; i < n; i++) {
+                        rc = produce_response_node_endpoint_decode(sub, version, &s->node_endpoints[i], arena);
+                        if (rc != 0)
+                            return kafka_reader_fail(sub, rc);
                         if (sub->err != 0)
                             return sub->err;
-                        if (n < 0)
-                            return kafka_reader_fail(sub, KAFKA_ERR_NULL);
-                        s->node_endpoints_count = n;
-                        s->node_endpoints = NULL;
-                        if (n > 0) {
-                            s->node_endpoints = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->node_endpoints), _Alignof(__typeof__(*s->node_endpoints)));
-                            if (s->node_endpoints == NULL)
-                                return kafka_reader_fail(sub, KAFKA_ERR_ARENA);
-                        }
-                        for (int32_t i = 0; i < n; i++) {
-                            rc = produce_response_node_endpoint_decode(sub, version, &s->node_endpoints[i], arena);
-                            if (rc != 0)
-                                return kafka_reader_fail(sub, rc);
-                            if (sub->err != 0)
-                                return sub->err;
-                        }
                     }
                 }
                 break;
@@ -516,7 +444,7 @@ int kafka_produce_response_encode(struct kafka_writer *w, int16_t version, const
             kafka_writer_init_sizer(sizer);
             if (s->node_endpoints_count < 0)
                 return kafka_writer_fail(sizer, KAFKA_ERR_NULL);
-            kafka_write_array_len(sizer, s->node_endpoints_count, version >= 9);
+            kafka_write_array_len(sizer, s->node_endpoints_count, 1);
             for (int32_t i = 0; i < s->node_endpoints_count; i++) {
                 if (produce_response_node_endpoint_encode(sizer, version, &s->node_endpoints[i]) != 0)
                     return sizer->err;
@@ -525,7 +453,7 @@ int kafka_produce_response_encode(struct kafka_writer *w, int16_t version, const
             kafka_write_uvarint(w, (uint32_t)kafka_writer_size(sizer));
             if (s->node_endpoints_count < 0)
                 return kafka_writer_fail(w, KAFKA_ERR_NULL);
-            kafka_write_array_len(w, s->node_endpoints_count, version >= 9);
+            kafka_write_array_len(w, s->node_endpoints_count, 1);
             for (int32_t i = 0; i < s->node_endpoints_count; i++) {
                 if (produce_response_node_endpoint_encode(w, version, &s->node_endpoints[i]) != 0)
                     return w->err;
@@ -573,67 +501,35 @@ static void fetch_response_node_endpoint_init(struct kafka_fetch_response_node_e
 static int fetch_response_node_endpoint_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_response_node_endpoint *s, struct kafka_arena *arena)
 {
     fetch_response_node_endpoint_init(s);
-    if (version >= 16) {
-        s->node_id = kafka_read_int32(r);
-    }
-    if (version >= 16) {
-        s->host = kafka_read_string(r, version >= 12);
-        if (s->host.len < 0)
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 16) {
-        s->port = kafka_read_int32(r);
-    }
-    if (version >= 16) {
-        s->rack = kafka_read_string(r, version >= 12);
-        if (s->rack.len < 0 && !(version >= 16))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 12) {
-        uint32_t tag_count = kafka_read_tag_count(r);
-        for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
-            uint32_t tag = kafka_read_uvarint(r);
-            struct kafka_reader sub_reader;
-            struct kafka_reader *sub = &sub_reader;
-            if (kafka_read_tag_body(r, sub) != 0)
-                return r->err;
-            (void)tag; /* no known tags: every tag is skipped */
-            (void)sub;
-        }
+    s->node_id = kafka_read_int32(r);
+    s->host = kafka_read_string(r, 1);
+    if (s->host.len < 0)
+        return kafka_reader_fail(r, KAFKA_ERR_NULL);
+    s->port = kafka_read_int32(r);
+    s->rack = kafka_read_string(r, 1);
+    uint32_t tag_count = kafka_read_tag_count(r);
+    for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
+        uint32_t tag = kafka_read_uvarint(r);
+        struct kafka_reader sub_reader;
+        struct kafka_reader *sub = &sub_reader;
+        if (kafka_read_tag_body(r, sub) != 0)
+            return r->err;
+        (void)tag; /* no known tags: every tag is skipped */
+        (void)sub;
     }
     return r->err;
 }
 
 static int fetch_response_node_endpoint_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_response_node_endpoint *s)
 {
-    if (version >= 16) {
-        kafka_write_int32(w, s->node_id);
-    }
-    if (!(version >= 16) && !(s->node_id == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 16) {
-        if (s->host.len < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->host, version >= 12);
-    }
-    if (!(version >= 16) && !(kafka_str_equals_cstr(s->host, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 16) {
-        kafka_write_int32(w, s->port);
-    }
-    if (!(version >= 16) && !(s->port == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 16) {
-        if (s->rack.len < 0 && !(version >= 16))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->rack, version >= 12);
-    }
-    if (!(version >= 16) && !(s->rack.len == -1))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 12) {
-        uint32_t tag_count = 0;
-        kafka_write_uvarint(w, tag_count);
-    }
+    kafka_write_int32(w, s->node_id);
+    if (s->host.len < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_string(w, s->host, 1);
+    kafka_write_int32(w, s->port);
+    kafka_write_string(w, s->rack, 1);
+    uint32_t tag_count = 0;
+    kafka_write_uvarint(w, tag_count);
     return w->err;
 }
 
@@ -646,12 +542,8 @@ static void fetch_response_aborted_transaction_init(struct kafka_fetch_response_
 static int fetch_response_aborted_transaction_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_response_aborted_transaction *s, struct kafka_arena *arena)
 {
     fetch_response_aborted_transaction_init(s);
-    if (version >= 4) {
-        s->producer_id = kafka_read_int64(r);
-    }
-    if (version >= 4) {
-        s->first_offset = kafka_read_int64(r);
-    }
+    s->producer_id = kafka_read_int64(r);
+    s->first_offset = kafka_read_int64(r);
     if (version >= 12) {
         uint32_t tag_count = kafka_read_tag_count(r);
         for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
@@ -669,16 +561,8 @@ static int fetch_response_aborted_transaction_decode(struct kafka_reader *r, int
 
 static int fetch_response_aborted_transaction_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_response_aborted_transaction *s)
 {
-    if (version >= 4) {
-        kafka_write_int64(w, s->producer_id);
-    }
-    if (!(version >= 4) && !(s->producer_id == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 4) {
-        kafka_write_int64(w, s->first_offset);
-    }
-    if (!(version >= 4) && !(s->first_offset == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
+    kafka_write_int64(w, s->producer_id);
+    kafka_write_int64(w, s->first_offset);
     if (version >= 12) {
         uint32_t tag_count = 0;
         kafka_write_uvarint(w, tag_count);
@@ -703,17 +587,15 @@ static int fetch_response_snapshot_id_decode(struct kafka_reader *r, int16_t ver
     fetch_response_snapshot_id_init(s);
     s->end_offset = kafka_read_int64(r);
     s->epoch = kafka_read_int32(r);
-    if (version >= 12) {
-        uint32_t tag_count = kafka_read_tag_count(r);
-        for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
-            uint32_t tag = kafka_read_uvarint(r);
-            struct kafka_reader sub_reader;
-            struct kafka_reader *sub = &sub_reader;
-            if (kafka_read_tag_body(r, sub) != 0)
-                return r->err;
-            (void)tag; /* no known tags: every tag is skipped */
-            (void)sub;
-        }
+    uint32_t tag_count = kafka_read_tag_count(r);
+    for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
+        uint32_t tag = kafka_read_uvarint(r);
+        struct kafka_reader sub_reader;
+        struct kafka_reader *sub = &sub_reader;
+        if (kafka_read_tag_body(r, sub) != 0)
+            return r->err;
+        (void)tag; /* no known tags: every tag is skipped */
+        (void)sub;
     }
     return r->err;
 }
@@ -722,10 +604,8 @@ static int fetch_response_snapshot_id_encode(struct kafka_writer *w, int16_t ver
 {
     kafka_write_int64(w, s->end_offset);
     kafka_write_int32(w, s->epoch);
-    if (version >= 12) {
-        uint32_t tag_count = 0;
-        kafka_write_uvarint(w, tag_count);
-    }
+    uint32_t tag_count = 0;
+    kafka_write_uvarint(w, tag_count);
     return w->err;
 }
 
@@ -744,43 +624,27 @@ static bool fetch_response_leader_id_and_epoch_is_default(const struct kafka_fet
 static int fetch_response_leader_id_and_epoch_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_response_leader_id_and_epoch *s, struct kafka_arena *arena)
 {
     fetch_response_leader_id_and_epoch_init(s);
-    if (version >= 12) {
-        s->leader_id = kafka_read_int32(r);
-    }
-    if (version >= 12) {
-        s->leader_epoch = kafka_read_int32(r);
-    }
-    if (version >= 12) {
-        uint32_t tag_count = kafka_read_tag_count(r);
-        for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
-            uint32_t tag = kafka_read_uvarint(r);
-            struct kafka_reader sub_reader;
-            struct kafka_reader *sub = &sub_reader;
-            if (kafka_read_tag_body(r, sub) != 0)
-                return r->err;
-            (void)tag; /* no known tags: every tag is skipped */
-            (void)sub;
-        }
+    s->leader_id = kafka_read_int32(r);
+    s->leader_epoch = kafka_read_int32(r);
+    uint32_t tag_count = kafka_read_tag_count(r);
+    for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
+        uint32_t tag = kafka_read_uvarint(r);
+        struct kafka_reader sub_reader;
+        struct kafka_reader *sub = &sub_reader;
+        if (kafka_read_tag_body(r, sub) != 0)
+            return r->err;
+        (void)tag; /* no known tags: every tag is skipped */
+        (void)sub;
     }
     return r->err;
 }
 
 static int fetch_response_leader_id_and_epoch_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_response_leader_id_and_epoch *s)
 {
-    if (version >= 12) {
-        kafka_write_int32(w, s->leader_id);
-    }
-    if (!(version >= 12) && !(s->leader_id == -1))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 12) {
-        kafka_write_int32(w, s->leader_epoch);
-    }
-    if (!(version >= 12) && !(s->leader_epoch == -1))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 12) {
-        uint32_t tag_count = 0;
-        kafka_write_uvarint(w, tag_count);
-    }
+    kafka_write_int32(w, s->leader_id);
+    kafka_write_int32(w, s->leader_epoch);
+    uint32_t tag_count = 0;
+    kafka_write_uvarint(w, tag_count);
     return w->err;
 }
 
@@ -799,43 +663,27 @@ static bool fetch_response_epoch_end_offset_is_default(const struct kafka_fetch_
 static int fetch_response_epoch_end_offset_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_response_epoch_end_offset *s, struct kafka_arena *arena)
 {
     fetch_response_epoch_end_offset_init(s);
-    if (version >= 12) {
-        s->epoch = kafka_read_int32(r);
-    }
-    if (version >= 12) {
-        s->end_offset = kafka_read_int64(r);
-    }
-    if (version >= 12) {
-        uint32_t tag_count = kafka_read_tag_count(r);
-        for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
-            uint32_t tag = kafka_read_uvarint(r);
-            struct kafka_reader sub_reader;
-            struct kafka_reader *sub = &sub_reader;
-            if (kafka_read_tag_body(r, sub) != 0)
-                return r->err;
-            (void)tag; /* no known tags: every tag is skipped */
-            (void)sub;
-        }
+    s->epoch = kafka_read_int32(r);
+    s->end_offset = kafka_read_int64(r);
+    uint32_t tag_count = kafka_read_tag_count(r);
+    for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
+        uint32_t tag = kafka_read_uvarint(r);
+        struct kafka_reader sub_reader;
+        struct kafka_reader *sub = &sub_reader;
+        if (kafka_read_tag_body(r, sub) != 0)
+            return r->err;
+        (void)tag; /* no known tags: every tag is skipped */
+        (void)sub;
     }
     return r->err;
 }
 
 static int fetch_response_epoch_end_offset_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_response_epoch_end_offset *s)
 {
-    if (version >= 12) {
-        kafka_write_int32(w, s->epoch);
-    }
-    if (!(version >= 12) && !(s->epoch == -1))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 12) {
-        kafka_write_int64(w, s->end_offset);
-    }
-    if (!(version >= 12) && !(s->end_offset == INT64_C(-1)))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 12) {
-        uint32_t tag_count = 0;
-        kafka_write_uvarint(w, tag_count);
-    }
+    kafka_write_int32(w, s->epoch);
+    kafka_write_int64(w, s->end_offset);
+    uint32_t tag_count = 0;
+    kafka_write_uvarint(w, tag_count);
     return w->err;
 }
 
@@ -869,26 +717,22 @@ static int fetch_response_partition_data_decode(struct kafka_reader *r, int16_t 
         s->log_start_offset = kafka_read_int64(r);
     }
     if (version >= 4) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 12, 1);
+        int32_t n = kafka_read_array_len(r, version >= 12, 1);
+        if (r->err != 0)
+            return r->err;
+        s->aborted_transactions_count = n;
+        s->aborted_transactions = NULL;
+        if (n > 0) {
+            s->aborted_transactions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->aborted_transactions), _Alignof(__typeof__(*s->aborted_transactions)));
+            if (s->aborted_transactions == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = fetch_response_aborted_transaction_decode(r, version, &s->aborted_transactions[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0 && !(version >= 4))
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->aborted_transactions_count = n;
-            s->aborted_transactions = NULL;
-            if (n > 0) {
-                s->aborted_transactions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->aborted_transactions), _Alignof(__typeof__(*s->aborted_transactions)));
-                if (s->aborted_transactions == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = fetch_response_aborted_transaction_decode(r, version, &s->aborted_transactions[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 11) {
@@ -905,25 +749,19 @@ static int fetch_response_partition_data_decode(struct kafka_reader *r, int16_t 
                 return r->err;
             switch (tag) {
             case 0:
-                if (version >= 12) {
-                    rc = fetch_response_epoch_end_offset_decode(sub, version, &s->diverging_epoch, arena);
-                    if (rc != 0)
-                        return kafka_reader_fail(sub, rc);
-                }
+                rc = fetch_response_epoch_end_offset_decode(sub, version, &s->diverging_epoch, arena);
+                if (rc != 0)
+                    return kafka_reader_fail(sub, rc);
                 break;
             case 1:
-                if (version >= 12) {
-                    rc = fetch_response_leader_id_and_epoch_decode(sub, version, &s->current_leader, arena);
-                    if (rc != 0)
-                        return kafka_reader_fail(sub, rc);
-                }
+                rc = fetch_response_leader_id_and_epoch_decode(sub, version, &s->current_leader, arena);
+                if (rc != 0)
+                    return kafka_reader_fail(sub, rc);
                 break;
             case 2:
-                if (version >= 12) {
-                    rc = fetch_response_snapshot_id_decode(sub, version, &s->snapshot_id, arena);
-                    if (rc != 0)
-                        return kafka_reader_fail(sub, rc);
-                }
+                rc = fetch_response_snapshot_id_decode(sub, version, &s->snapshot_id, arena);
+                if (rc != 0)
+                    return kafka_reader_fail(sub, rc);
                 break;
             default:
                 break; /* unknown tag: skipped */
@@ -951,8 +789,6 @@ static int fetch_response_partition_data_encode(struct kafka_writer *w, int16_t 
     if (!(0) && !(version >= 12) && !(fetch_response_snapshot_id_is_default(&s->snapshot_id)))
         return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
     if (version >= 4) {
-        if (s->aborted_transactions_count < 0 && !(version >= 4))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_array_len(w, s->aborted_transactions_count, version >= 12);
         for (int32_t i = 0; i < s->aborted_transactions_count; i++) {
             if (fetch_response_aborted_transaction_encode(w, version, &s->aborted_transactions[i]) != 0)
@@ -967,14 +803,14 @@ static int fetch_response_partition_data_encode(struct kafka_writer *w, int16_t 
     kafka_write_records(w, s->records, version >= 12);
     if (version >= 12) {
         uint32_t tag_count = 0;
-        if (version >= 12 && !(fetch_response_epoch_end_offset_is_default(&s->diverging_epoch)))
+        if (!(fetch_response_epoch_end_offset_is_default(&s->diverging_epoch)))
             tag_count++;
-        if (version >= 12 && !(fetch_response_leader_id_and_epoch_is_default(&s->current_leader)))
+        if (!(fetch_response_leader_id_and_epoch_is_default(&s->current_leader)))
             tag_count++;
-        if (version >= 12 && !(fetch_response_snapshot_id_is_default(&s->snapshot_id)))
+        if (!(fetch_response_snapshot_id_is_default(&s->snapshot_id)))
             tag_count++;
         kafka_write_uvarint(w, tag_count);
-        if (version >= 12 && !(fetch_response_epoch_end_offset_is_default(&s->diverging_epoch))) {
+        if (!(fetch_response_epoch_end_offset_is_default(&s->diverging_epoch))) {
             struct kafka_writer sizer_writer;
             struct kafka_writer *sizer = &sizer_writer;
             kafka_writer_init_sizer(sizer);
@@ -985,7 +821,7 @@ static int fetch_response_partition_data_encode(struct kafka_writer *w, int16_t 
             if (fetch_response_epoch_end_offset_encode(w, version, &s->diverging_epoch) != 0)
                 return w->err;
         }
-        if (version >= 12 && !(fetch_response_leader_id_and_epoch_is_default(&s->current_leader))) {
+        if (!(fetch_response_leader_id_and_epoch_is_default(&s->current_leader))) {
             struct kafka_writer sizer_writer;
             struct kafka_writer *sizer = &sizer_writer;
             kafka_writer_init_sizer(sizer);
@@ -996,7 +832,7 @@ static int fetch_response_partition_data_encode(struct kafka_writer *w, int16_t 
             if (fetch_response_leader_id_and_epoch_encode(w, version, &s->current_leader) != 0)
                 return w->err;
         }
-        if (version >= 12 && !(fetch_response_snapshot_id_is_default(&s->snapshot_id))) {
+        if (!(fetch_response_snapshot_id_is_default(&s->snapshot_id))) {
             struct kafka_writer sizer_writer;
             struct kafka_writer *sizer = &sizer_writer;
             kafka_writer_init_sizer(sizer);
@@ -1150,26 +986,24 @@ int kafka_fetch_response_decode(struct kafka_reader *r, int16_t version, struct 
             switch (tag) {
             case 0:
                 if (version >= 16) {
-                    {
-                        int32_t n = kafka_read_array_len(sub, version >= 12, 1);
+                    int32_t n = kafka_read_array_len(sub, 1, 1);
+                    if (sub->err != 0)
+                        return sub->err;
+                    if (n < 0)
+                        return kafka_reader_fail(sub, KAFKA_ERR_NULL);
+                    s->node_endpoints_count = n;
+                    s->node_endpoints = NULL;
+                    if (n > 0) {
+                        s->node_endpoints = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->node_endpoints), _Alignof(__typeof__(*s->node_endpoints)));
+                        if (s->node_endpoints == NULL)
+                            return kafka_reader_fail(sub, KAFKA_ERR_ARENA);
+                    }
+                    for (int32_t i = 0; i < n; i++) {
+                        rc = fetch_response_node_endpoint_decode(sub, version, &s->node_endpoints[i], arena);
+                        if (rc != 0)
+                            return kafka_reader_fail(sub, rc);
                         if (sub->err != 0)
                             return sub->err;
-                        if (n < 0)
-                            return kafka_reader_fail(sub, KAFKA_ERR_NULL);
-                        s->node_endpoints_count = n;
-                        s->node_endpoints = NULL;
-                        if (n > 0) {
-                            s->node_endpoints = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->node_endpoints), _Alignof(__typeof__(*s->node_endpoints)));
-                            if (s->node_endpoints == NULL)
-                                return kafka_reader_fail(sub, KAFKA_ERR_ARENA);
-                        }
-                        for (int32_t i = 0; i < n; i++) {
-                            rc = fetch_response_node_endpoint_decode(sub, version, &s->node_endpoints[i], arena);
-                            if (rc != 0)
-                                return kafka_reader_fail(sub, rc);
-                            if (sub->err != 0)
-                                return sub->err;
-                        }
                     }
                 }
                 break;
@@ -1216,7 +1050,7 @@ int kafka_fetch_response_encode(struct kafka_writer *w, int16_t version, const s
             kafka_writer_init_sizer(sizer);
             if (s->node_endpoints_count < 0)
                 return kafka_writer_fail(sizer, KAFKA_ERR_NULL);
-            kafka_write_array_len(sizer, s->node_endpoints_count, version >= 12);
+            kafka_write_array_len(sizer, s->node_endpoints_count, 1);
             for (int32_t i = 0; i < s->node_endpoints_count; i++) {
                 if (fetch_response_node_endpoint_encode(sizer, version, &s->node_endpoints[i]) != 0)
                     return sizer->err;
@@ -1225,7 +1059,7 @@ int kafka_fetch_response_encode(struct kafka_writer *w, int16_t version, const s
             kafka_write_uvarint(w, (uint32_t)kafka_writer_size(sizer));
             if (s->node_endpoints_count < 0)
                 return kafka_writer_fail(w, KAFKA_ERR_NULL);
-            kafka_write_array_len(w, s->node_endpoints_count, version >= 12);
+            kafka_write_array_len(w, s->node_endpoints_count, 1);
             for (int32_t i = 0; i < s->node_endpoints_count; i++) {
                 if (fetch_response_node_endpoint_encode(w, version, &s->node_endpoints[i]) != 0)
                     return w->err;
@@ -1261,24 +1095,22 @@ static int list_offsets_response_list_offsets_partition_response_decode(struct k
     s->partition_index = kafka_read_int32(r);
     s->error_code = kafka_read_int16(r);
     if (version <= 0) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 6, 8);
+        int32_t n = kafka_read_array_len(r, 0, 8);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->old_style_offsets_count = n;
+        s->old_style_offsets = NULL;
+        if (n > 0) {
+            s->old_style_offsets = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->old_style_offsets), _Alignof(__typeof__(*s->old_style_offsets)));
+            if (s->old_style_offsets == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            s->old_style_offsets[i] = kafka_read_int64(r);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->old_style_offsets_count = n;
-            s->old_style_offsets = NULL;
-            if (n > 0) {
-                s->old_style_offsets = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->old_style_offsets), _Alignof(__typeof__(*s->old_style_offsets)));
-                if (s->old_style_offsets == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                s->old_style_offsets[i] = kafka_read_int64(r);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 1) {
@@ -1312,7 +1144,7 @@ static int list_offsets_response_list_offsets_partition_response_encode(struct k
     if (version <= 0) {
         if (s->old_style_offsets_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->old_style_offsets_count, version >= 6);
+        kafka_write_array_len(w, s->old_style_offsets_count, 0);
         for (int32_t i = 0; i < s->old_style_offsets_count; i++) {
             kafka_write_int64(w, s->old_style_offsets[i]);
         }
@@ -1558,24 +1390,22 @@ static int metadata_response_metadata_response_partition_decode(struct kafka_rea
         }
     }
     if (version >= 5) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 9, 4);
+        int32_t n = kafka_read_array_len(r, version >= 9, 4);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->offline_replicas_count = n;
+        s->offline_replicas = NULL;
+        if (n > 0) {
+            s->offline_replicas = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->offline_replicas), _Alignof(__typeof__(*s->offline_replicas)));
+            if (s->offline_replicas == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            s->offline_replicas[i] = kafka_read_int32(r);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->offline_replicas_count = n;
-            s->offline_replicas = NULL;
-            if (n > 0) {
-                s->offline_replicas = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->offline_replicas), _Alignof(__typeof__(*s->offline_replicas)));
-                if (s->offline_replicas == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                s->offline_replicas[i] = kafka_read_int32(r);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 9) {
@@ -1741,8 +1571,6 @@ static int metadata_response_metadata_response_broker_decode(struct kafka_reader
     s->port = kafka_read_int32(r);
     if (version >= 1) {
         s->rack = kafka_read_string(r, version >= 9);
-        if (s->rack.len < 0 && !(version >= 1))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     if (version >= 9) {
         uint32_t tag_count = kafka_read_tag_count(r);
@@ -1767,8 +1595,6 @@ static int metadata_response_metadata_response_broker_encode(struct kafka_writer
     kafka_write_string(w, s->host, version >= 9);
     kafka_write_int32(w, s->port);
     if (version >= 1) {
-        if (s->rack.len < 0 && !(version >= 1))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_string(w, s->rack, version >= 9);
     }
     if (version >= 9) {
@@ -1823,8 +1649,6 @@ int kafka_metadata_response_decode(struct kafka_reader *r, int16_t version, stru
     }
     if (version >= 2) {
         s->cluster_id = kafka_read_string(r, version >= 9);
-        if (s->cluster_id.len < 0 && !(version >= 2))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     if (version >= 1) {
         s->controller_id = kafka_read_int32(r);
@@ -1883,8 +1707,6 @@ int kafka_metadata_response_encode(struct kafka_writer *w, int16_t version, cons
             return w->err;
     }
     if (version >= 2) {
-        if (s->cluster_id.len < 0 && !(version >= 2))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_string(w, s->cluster_id, version >= 9);
     }
     if (version >= 1) {
@@ -2128,69 +1950,33 @@ static void offset_fetch_response_offset_fetch_response_partitions_init(struct k
 static int offset_fetch_response_offset_fetch_response_partitions_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_partitions *s, struct kafka_arena *arena)
 {
     offset_fetch_response_offset_fetch_response_partitions_init(s);
-    if (version >= 8) {
-        s->partition_index = kafka_read_int32(r);
-    }
-    if (version >= 8) {
-        s->committed_offset = kafka_read_int64(r);
-    }
-    if (version >= 8) {
-        s->committed_leader_epoch = kafka_read_int32(r);
-    }
-    if (version >= 8) {
-        s->metadata = kafka_read_string(r, version >= 6);
-        if (s->metadata.len < 0 && !(version >= 8))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 8) {
-        s->error_code = kafka_read_int16(r);
-    }
-    if (version >= 6) {
-        uint32_t tag_count = kafka_read_tag_count(r);
-        for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
-            uint32_t tag = kafka_read_uvarint(r);
-            struct kafka_reader sub_reader;
-            struct kafka_reader *sub = &sub_reader;
-            if (kafka_read_tag_body(r, sub) != 0)
-                return r->err;
-            (void)tag; /* no known tags: every tag is skipped */
-            (void)sub;
-        }
+    s->partition_index = kafka_read_int32(r);
+    s->committed_offset = kafka_read_int64(r);
+    s->committed_leader_epoch = kafka_read_int32(r);
+    s->metadata = kafka_read_string(r, 1);
+    s->error_code = kafka_read_int16(r);
+    uint32_t tag_count = kafka_read_tag_count(r);
+    for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
+        uint32_t tag = kafka_read_uvarint(r);
+        struct kafka_reader sub_reader;
+        struct kafka_reader *sub = &sub_reader;
+        if (kafka_read_tag_body(r, sub) != 0)
+            return r->err;
+        (void)tag; /* no known tags: every tag is skipped */
+        (void)sub;
     }
     return r->err;
 }
 
 static int offset_fetch_response_offset_fetch_response_partitions_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_partitions *s)
 {
-    if (version >= 8) {
-        kafka_write_int32(w, s->partition_index);
-    }
-    if (!(version >= 8) && !(s->partition_index == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 8) {
-        kafka_write_int64(w, s->committed_offset);
-    }
-    if (!(version >= 8) && !(s->committed_offset == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 8) {
-        kafka_write_int32(w, s->committed_leader_epoch);
-    }
-    if (version >= 8) {
-        if (s->metadata.len < 0 && !(version >= 8))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->metadata, version >= 6);
-    }
-    if (!(version >= 8) && !(kafka_str_equals_cstr(s->metadata, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 8) {
-        kafka_write_int16(w, s->error_code);
-    }
-    if (!(version >= 8) && !(s->error_code == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 6) {
-        uint32_t tag_count = 0;
-        kafka_write_uvarint(w, tag_count);
-    }
+    kafka_write_int32(w, s->partition_index);
+    kafka_write_int64(w, s->committed_offset);
+    kafka_write_int32(w, s->committed_leader_epoch);
+    kafka_write_string(w, s->metadata, 1);
+    kafka_write_int16(w, s->error_code);
+    uint32_t tag_count = 0;
+    kafka_write_uvarint(w, tag_count);
     return w->err;
 }
 
@@ -2205,73 +1991,57 @@ static int offset_fetch_response_offset_fetch_response_topics_decode(struct kafk
 {
     int rc;
     offset_fetch_response_offset_fetch_response_topics_init(s);
-    if (version >= 8) {
-        s->name = kafka_read_string(r, version >= 6);
-        if (s->name.len < 0)
+    s->name = kafka_read_string(r, 1);
+    if (s->name.len < 0)
+        return kafka_reader_fail(r, KAFKA_ERR_NULL);
+    {
+        int32_t n = kafka_read_array_len(r, 1, 1);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 8) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 6, 1);
+        s->partitions_count = n;
+        s->partitions = NULL;
+        if (n > 0) {
+            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            if (s->partitions == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = offset_fetch_response_offset_fetch_response_partitions_decode(r, version, &s->partitions[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->partitions_count = n;
-            s->partitions = NULL;
-            if (n > 0) {
-                s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
-                if (s->partitions == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = offset_fetch_response_offset_fetch_response_partitions_decode(r, version, &s->partitions[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
-    if (version >= 6) {
-        uint32_t tag_count = kafka_read_tag_count(r);
-        for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
-            uint32_t tag = kafka_read_uvarint(r);
-            struct kafka_reader sub_reader;
-            struct kafka_reader *sub = &sub_reader;
-            if (kafka_read_tag_body(r, sub) != 0)
-                return r->err;
-            (void)tag; /* no known tags: every tag is skipped */
-            (void)sub;
-        }
+    uint32_t tag_count = kafka_read_tag_count(r);
+    for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
+        uint32_t tag = kafka_read_uvarint(r);
+        struct kafka_reader sub_reader;
+        struct kafka_reader *sub = &sub_reader;
+        if (kafka_read_tag_body(r, sub) != 0)
+            return r->err;
+        (void)tag; /* no known tags: every tag is skipped */
+        (void)sub;
     }
     return r->err;
 }
 
 static int offset_fetch_response_offset_fetch_response_topics_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_topics *s)
 {
-    if (version >= 8) {
-        if (s->name.len < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->name, version >= 6);
+    if (s->name.len < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_string(w, s->name, 1);
+    if (s->partitions_count < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_array_len(w, s->partitions_count, 1);
+    for (int32_t i = 0; i < s->partitions_count; i++) {
+        if (offset_fetch_response_offset_fetch_response_partitions_encode(w, version, &s->partitions[i]) != 0)
+            return w->err;
     }
-    if (!(version >= 8) && !(kafka_str_equals_cstr(s->name, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 8) {
-        if (s->partitions_count < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->partitions_count, version >= 6);
-        for (int32_t i = 0; i < s->partitions_count; i++) {
-            if (offset_fetch_response_offset_fetch_response_partitions_encode(w, version, &s->partitions[i]) != 0)
-                return w->err;
-        }
-    }
-    if (!(version >= 8) && !(s->partitions_count == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 6) {
-        uint32_t tag_count = 0;
-        kafka_write_uvarint(w, tag_count);
-    }
+    uint32_t tag_count = 0;
+    kafka_write_uvarint(w, tag_count);
     return w->err;
 }
 
@@ -2287,81 +2057,59 @@ static int offset_fetch_response_offset_fetch_response_group_decode(struct kafka
 {
     int rc;
     offset_fetch_response_offset_fetch_response_group_init(s);
-    if (version >= 8) {
-        s->group_id = kafka_read_string(r, version >= 6);
-        if (s->group_id.len < 0)
+    s->group_id = kafka_read_string(r, 1);
+    if (s->group_id.len < 0)
+        return kafka_reader_fail(r, KAFKA_ERR_NULL);
+    {
+        int32_t n = kafka_read_array_len(r, 1, 1);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 8) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 6, 1);
+        s->topics_count = n;
+        s->topics = NULL;
+        if (n > 0) {
+            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            if (s->topics == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = offset_fetch_response_offset_fetch_response_topics_decode(r, version, &s->topics[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->topics_count = n;
-            s->topics = NULL;
-            if (n > 0) {
-                s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
-                if (s->topics == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = offset_fetch_response_offset_fetch_response_topics_decode(r, version, &s->topics[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
-    if (version >= 8) {
-        s->error_code = kafka_read_int16(r);
-    }
-    if (version >= 6) {
-        uint32_t tag_count = kafka_read_tag_count(r);
-        for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
-            uint32_t tag = kafka_read_uvarint(r);
-            struct kafka_reader sub_reader;
-            struct kafka_reader *sub = &sub_reader;
-            if (kafka_read_tag_body(r, sub) != 0)
-                return r->err;
-            (void)tag; /* no known tags: every tag is skipped */
-            (void)sub;
-        }
+    s->error_code = kafka_read_int16(r);
+    uint32_t tag_count = kafka_read_tag_count(r);
+    for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
+        uint32_t tag = kafka_read_uvarint(r);
+        struct kafka_reader sub_reader;
+        struct kafka_reader *sub = &sub_reader;
+        if (kafka_read_tag_body(r, sub) != 0)
+            return r->err;
+        (void)tag; /* no known tags: every tag is skipped */
+        (void)sub;
     }
     return r->err;
 }
 
 static int offset_fetch_response_offset_fetch_response_group_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_group *s)
 {
-    if (version >= 8) {
-        if (s->group_id.len < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->group_id, version >= 6);
+    if (s->group_id.len < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_string(w, s->group_id, 1);
+    if (s->topics_count < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_array_len(w, s->topics_count, 1);
+    for (int32_t i = 0; i < s->topics_count; i++) {
+        if (offset_fetch_response_offset_fetch_response_topics_encode(w, version, &s->topics[i]) != 0)
+            return w->err;
     }
-    if (!(version >= 8) && !(kafka_str_equals_cstr(s->group_id, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 8) {
-        if (s->topics_count < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->topics_count, version >= 6);
-        for (int32_t i = 0; i < s->topics_count; i++) {
-            if (offset_fetch_response_offset_fetch_response_topics_encode(w, version, &s->topics[i]) != 0)
-                return w->err;
-        }
-    }
-    if (!(version >= 8) && !(s->topics_count == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 8) {
-        kafka_write_int16(w, s->error_code);
-    }
-    if (!(version >= 8) && !(s->error_code == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 6) {
-        uint32_t tag_count = 0;
-        kafka_write_uvarint(w, tag_count);
-    }
+    kafka_write_int16(w, s->error_code);
+    uint32_t tag_count = 0;
+    kafka_write_uvarint(w, tag_count);
     return w->err;
 }
 
@@ -2377,23 +2125,13 @@ static void offset_fetch_response_offset_fetch_response_partition_init(struct ka
 static int offset_fetch_response_offset_fetch_response_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_partition *s, struct kafka_arena *arena)
 {
     offset_fetch_response_offset_fetch_response_partition_init(s);
-    if (version <= 7) {
-        s->partition_index = kafka_read_int32(r);
-    }
-    if (version <= 7) {
-        s->committed_offset = kafka_read_int64(r);
-    }
-    if (version >= 5 && version <= 7) {
+    s->partition_index = kafka_read_int32(r);
+    s->committed_offset = kafka_read_int64(r);
+    if (version >= 5) {
         s->committed_leader_epoch = kafka_read_int32(r);
     }
-    if (version <= 7) {
-        s->metadata = kafka_read_string(r, version >= 6);
-        if (s->metadata.len < 0 && !(version <= 7))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version <= 7) {
-        s->error_code = kafka_read_int16(r);
-    }
+    s->metadata = kafka_read_string(r, version >= 6);
+    s->error_code = kafka_read_int16(r);
     if (version >= 6) {
         uint32_t tag_count = kafka_read_tag_count(r);
         for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
@@ -2411,31 +2149,13 @@ static int offset_fetch_response_offset_fetch_response_partition_decode(struct k
 
 static int offset_fetch_response_offset_fetch_response_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_partition *s)
 {
-    if (version <= 7) {
-        kafka_write_int32(w, s->partition_index);
-    }
-    if (!(version <= 7) && !(s->partition_index == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version <= 7) {
-        kafka_write_int64(w, s->committed_offset);
-    }
-    if (!(version <= 7) && !(s->committed_offset == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 5 && version <= 7) {
+    kafka_write_int32(w, s->partition_index);
+    kafka_write_int64(w, s->committed_offset);
+    if (version >= 5) {
         kafka_write_int32(w, s->committed_leader_epoch);
     }
-    if (version <= 7) {
-        if (s->metadata.len < 0 && !(version <= 7))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->metadata, version >= 6);
-    }
-    if (!(version <= 7) && !(kafka_str_equals_cstr(s->metadata, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version <= 7) {
-        kafka_write_int16(w, s->error_code);
-    }
-    if (!(version <= 7) && !(s->error_code == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
+    kafka_write_string(w, s->metadata, version >= 6);
+    kafka_write_int16(w, s->error_code);
     if (version >= 6) {
         uint32_t tag_count = 0;
         kafka_write_uvarint(w, tag_count);
@@ -2454,32 +2174,28 @@ static int offset_fetch_response_offset_fetch_response_topic_decode(struct kafka
 {
     int rc;
     offset_fetch_response_offset_fetch_response_topic_init(s);
-    if (version <= 7) {
-        s->name = kafka_read_string(r, version >= 6);
-        if (s->name.len < 0)
+    s->name = kafka_read_string(r, version >= 6);
+    if (s->name.len < 0)
+        return kafka_reader_fail(r, KAFKA_ERR_NULL);
+    {
+        int32_t n = kafka_read_array_len(r, version >= 6, 1);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version <= 7) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 6, 1);
+        s->partitions_count = n;
+        s->partitions = NULL;
+        if (n > 0) {
+            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            if (s->partitions == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = offset_fetch_response_offset_fetch_response_partition_decode(r, version, &s->partitions[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->partitions_count = n;
-            s->partitions = NULL;
-            if (n > 0) {
-                s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
-                if (s->partitions == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = offset_fetch_response_offset_fetch_response_partition_decode(r, version, &s->partitions[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 6) {
@@ -2499,24 +2215,16 @@ static int offset_fetch_response_offset_fetch_response_topic_decode(struct kafka
 
 static int offset_fetch_response_offset_fetch_response_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_topic *s)
 {
-    if (version <= 7) {
-        if (s->name.len < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->name, version >= 6);
+    if (s->name.len < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_string(w, s->name, version >= 6);
+    if (s->partitions_count < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_array_len(w, s->partitions_count, version >= 6);
+    for (int32_t i = 0; i < s->partitions_count; i++) {
+        if (offset_fetch_response_offset_fetch_response_partition_encode(w, version, &s->partitions[i]) != 0)
+            return w->err;
     }
-    if (!(version <= 7) && !(kafka_str_equals_cstr(s->name, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version <= 7) {
-        if (s->partitions_count < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->partitions_count, version >= 6);
-        for (int32_t i = 0; i < s->partitions_count; i++) {
-            if (offset_fetch_response_offset_fetch_response_partition_encode(w, version, &s->partitions[i]) != 0)
-                return w->err;
-        }
-    }
-    if (!(version <= 7) && !(s->partitions_count == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
     if (version >= 6) {
         uint32_t tag_count = 0;
         kafka_write_uvarint(w, tag_count);
@@ -2545,52 +2253,48 @@ int kafka_offset_fetch_response_decode(struct kafka_reader *r, int16_t version, 
         s->throttle_time_ms = kafka_read_int32(r);
     }
     if (version <= 7) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 6, 1);
+        int32_t n = kafka_read_array_len(r, version >= 6, 1);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->topics_count = n;
+        s->topics = NULL;
+        if (n > 0) {
+            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            if (s->topics == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = offset_fetch_response_offset_fetch_response_topic_decode(r, version, &s->topics[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->topics_count = n;
-            s->topics = NULL;
-            if (n > 0) {
-                s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
-                if (s->topics == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = offset_fetch_response_offset_fetch_response_topic_decode(r, version, &s->topics[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 2 && version <= 7) {
         s->error_code = kafka_read_int16(r);
     }
     if (version >= 8) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 6, 1);
+        int32_t n = kafka_read_array_len(r, 1, 1);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->groups_count = n;
+        s->groups = NULL;
+        if (n > 0) {
+            s->groups = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->groups), _Alignof(__typeof__(*s->groups)));
+            if (s->groups == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = offset_fetch_response_offset_fetch_response_group_decode(r, version, &s->groups[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->groups_count = n;
-            s->groups = NULL;
-            if (n > 0) {
-                s->groups = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->groups), _Alignof(__typeof__(*s->groups)));
-                if (s->groups == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = offset_fetch_response_offset_fetch_response_group_decode(r, version, &s->groups[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 6) {
@@ -2632,7 +2336,7 @@ int kafka_offset_fetch_response_encode(struct kafka_writer *w, int16_t version, 
     if (version >= 8) {
         if (s->groups_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->groups_count, version >= 6);
+        kafka_write_array_len(w, s->groups_count, 1);
         for (int32_t i = 0; i < s->groups_count; i++) {
             if (offset_fetch_response_offset_fetch_response_group_encode(w, version, &s->groups[i]) != 0)
                 return w->err;
@@ -2666,85 +2370,43 @@ static void find_coordinator_response_coordinator_init(struct kafka_find_coordin
 static int find_coordinator_response_coordinator_decode(struct kafka_reader *r, int16_t version, struct kafka_find_coordinator_response_coordinator *s, struct kafka_arena *arena)
 {
     find_coordinator_response_coordinator_init(s);
-    if (version >= 4) {
-        s->key = kafka_read_string(r, version >= 3);
-        if (s->key.len < 0)
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 4) {
-        s->node_id = kafka_read_int32(r);
-    }
-    if (version >= 4) {
-        s->host = kafka_read_string(r, version >= 3);
-        if (s->host.len < 0)
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 4) {
-        s->port = kafka_read_int32(r);
-    }
-    if (version >= 4) {
-        s->error_code = kafka_read_int16(r);
-    }
-    if (version >= 4) {
-        s->error_message = kafka_read_string(r, version >= 3);
-        if (s->error_message.len < 0 && !(version >= 4))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 3) {
-        uint32_t tag_count = kafka_read_tag_count(r);
-        for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
-            uint32_t tag = kafka_read_uvarint(r);
-            struct kafka_reader sub_reader;
-            struct kafka_reader *sub = &sub_reader;
-            if (kafka_read_tag_body(r, sub) != 0)
-                return r->err;
-            (void)tag; /* no known tags: every tag is skipped */
-            (void)sub;
-        }
+    s->key = kafka_read_string(r, 1);
+    if (s->key.len < 0)
+        return kafka_reader_fail(r, KAFKA_ERR_NULL);
+    s->node_id = kafka_read_int32(r);
+    s->host = kafka_read_string(r, 1);
+    if (s->host.len < 0)
+        return kafka_reader_fail(r, KAFKA_ERR_NULL);
+    s->port = kafka_read_int32(r);
+    s->error_code = kafka_read_int16(r);
+    s->error_message = kafka_read_string(r, 1);
+    uint32_t tag_count = kafka_read_tag_count(r);
+    for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
+        uint32_t tag = kafka_read_uvarint(r);
+        struct kafka_reader sub_reader;
+        struct kafka_reader *sub = &sub_reader;
+        if (kafka_read_tag_body(r, sub) != 0)
+            return r->err;
+        (void)tag; /* no known tags: every tag is skipped */
+        (void)sub;
     }
     return r->err;
 }
 
 static int find_coordinator_response_coordinator_encode(struct kafka_writer *w, int16_t version, const struct kafka_find_coordinator_response_coordinator *s)
 {
-    if (version >= 4) {
-        if (s->key.len < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->key, version >= 3);
-    }
-    if (!(version >= 4) && !(kafka_str_equals_cstr(s->key, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 4) {
-        kafka_write_int32(w, s->node_id);
-    }
-    if (!(version >= 4) && !(s->node_id == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 4) {
-        if (s->host.len < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->host, version >= 3);
-    }
-    if (!(version >= 4) && !(kafka_str_equals_cstr(s->host, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 4) {
-        kafka_write_int32(w, s->port);
-    }
-    if (!(version >= 4) && !(s->port == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 4) {
-        kafka_write_int16(w, s->error_code);
-    }
-    if (!(version >= 4) && !(s->error_code == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 4) {
-        if (s->error_message.len < 0 && !(version >= 4))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->error_message, version >= 3);
-    }
-    if (version >= 3) {
-        uint32_t tag_count = 0;
-        kafka_write_uvarint(w, tag_count);
-    }
+    if (s->key.len < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_string(w, s->key, 1);
+    kafka_write_int32(w, s->node_id);
+    if (s->host.len < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_string(w, s->host, 1);
+    kafka_write_int32(w, s->port);
+    kafka_write_int16(w, s->error_code);
+    kafka_write_string(w, s->error_message, 1);
+    uint32_t tag_count = 0;
+    kafka_write_uvarint(w, tag_count);
     return w->err;
 }
 
@@ -2775,8 +2437,6 @@ int kafka_find_coordinator_response_decode(struct kafka_reader *r, int16_t versi
     }
     if (version >= 1 && version <= 3) {
         s->error_message = kafka_read_string(r, version >= 3);
-        if (s->error_message.len < 0 && !(version >= 1 && version <= 3))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     if (version <= 3) {
         s->node_id = kafka_read_int32(r);
@@ -2790,26 +2450,24 @@ int kafka_find_coordinator_response_decode(struct kafka_reader *r, int16_t versi
         s->port = kafka_read_int32(r);
     }
     if (version >= 4) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 3, 1);
+        int32_t n = kafka_read_array_len(r, 1, 1);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->coordinators_count = n;
+        s->coordinators = NULL;
+        if (n > 0) {
+            s->coordinators = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->coordinators), _Alignof(__typeof__(*s->coordinators)));
+            if (s->coordinators == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = find_coordinator_response_coordinator_decode(r, version, &s->coordinators[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->coordinators_count = n;
-            s->coordinators = NULL;
-            if (n > 0) {
-                s->coordinators = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->coordinators), _Alignof(__typeof__(*s->coordinators)));
-                if (s->coordinators == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = find_coordinator_response_coordinator_decode(r, version, &s->coordinators[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 3) {
@@ -2840,8 +2498,6 @@ int kafka_find_coordinator_response_encode(struct kafka_writer *w, int16_t versi
     if (!(version <= 3) && !(s->error_code == 0))
         return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
     if (version >= 1 && version <= 3) {
-        if (s->error_message.len < 0 && !(version >= 1 && version <= 3))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_string(w, s->error_message, version >= 3);
     }
     if (version <= 3) {
@@ -2864,7 +2520,7 @@ int kafka_find_coordinator_response_encode(struct kafka_writer *w, int16_t versi
     if (version >= 4) {
         if (s->coordinators_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->coordinators_count, version >= 3);
+        kafka_write_array_len(w, s->coordinators_count, 1);
         for (int32_t i = 0; i < s->coordinators_count; i++) {
             if (find_coordinator_response_coordinator_encode(w, version, &s->coordinators[i]) != 0)
                 return w->err;
@@ -2900,8 +2556,6 @@ static int join_group_response_join_group_response_member_decode(struct kafka_re
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     if (version >= 5) {
         s->group_instance_id = kafka_read_string(r, version >= 6);
-        if (s->group_instance_id.len < 0 && !(version >= 5))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     s->metadata = kafka_read_bytes(r, version >= 6);
     if (s->metadata.len < 0)
@@ -2927,8 +2581,6 @@ static int join_group_response_join_group_response_member_encode(struct kafka_wr
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_string(w, s->member_id, version >= 6);
     if (version >= 5) {
-        if (s->group_instance_id.len < 0 && !(version >= 5))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_string(w, s->group_instance_id, version >= 6);
     }
     if (s->metadata.len < 0)
@@ -2968,9 +2620,7 @@ int kafka_join_group_response_decode(struct kafka_reader *r, int16_t version, st
     s->error_code = kafka_read_int16(r);
     s->generation_id = kafka_read_int32(r);
     if (version >= 7) {
-        s->protocol_type = kafka_read_string(r, version >= 6);
-        if (s->protocol_type.len < 0 && !(version >= 7))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->protocol_type = kafka_read_string(r, 1);
     }
     s->protocol_name = kafka_read_string(r, version >= 6);
     if (s->protocol_name.len < 0 && !(version >= 7))
@@ -3030,9 +2680,7 @@ int kafka_join_group_response_encode(struct kafka_writer *w, int16_t version, co
     kafka_write_int16(w, s->error_code);
     kafka_write_int32(w, s->generation_id);
     if (version >= 7) {
-        if (s->protocol_type.len < 0 && !(version >= 7))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->protocol_type, version >= 6);
+        kafka_write_string(w, s->protocol_type, 1);
     }
     if (s->protocol_name.len < 0 && !(version >= 7))
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -3126,19 +2774,11 @@ static void leave_group_response_member_response_init(struct kafka_leave_group_r
 static int leave_group_response_member_response_decode(struct kafka_reader *r, int16_t version, struct kafka_leave_group_response_member_response *s, struct kafka_arena *arena)
 {
     leave_group_response_member_response_init(s);
-    if (version >= 3) {
-        s->member_id = kafka_read_string(r, version >= 4);
-        if (s->member_id.len < 0)
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 3) {
-        s->group_instance_id = kafka_read_string(r, version >= 4);
-        if (s->group_instance_id.len < 0 && !(version >= 3))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 3) {
-        s->error_code = kafka_read_int16(r);
-    }
+    s->member_id = kafka_read_string(r, version >= 4);
+    if (s->member_id.len < 0)
+        return kafka_reader_fail(r, KAFKA_ERR_NULL);
+    s->group_instance_id = kafka_read_string(r, version >= 4);
+    s->error_code = kafka_read_int16(r);
     if (version >= 4) {
         uint32_t tag_count = kafka_read_tag_count(r);
         for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
@@ -3156,25 +2796,11 @@ static int leave_group_response_member_response_decode(struct kafka_reader *r, i
 
 static int leave_group_response_member_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_leave_group_response_member_response *s)
 {
-    if (version >= 3) {
-        if (s->member_id.len < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->member_id, version >= 4);
-    }
-    if (!(version >= 3) && !(kafka_str_equals_cstr(s->member_id, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 3) {
-        if (s->group_instance_id.len < 0 && !(version >= 3))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->group_instance_id, version >= 4);
-    }
-    if (!(version >= 3) && !(kafka_str_equals_cstr(s->group_instance_id, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 3) {
-        kafka_write_int16(w, s->error_code);
-    }
-    if (!(version >= 3) && !(s->error_code == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
+    if (s->member_id.len < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_string(w, s->member_id, version >= 4);
+    kafka_write_string(w, s->group_instance_id, version >= 4);
+    kafka_write_int16(w, s->error_code);
     if (version >= 4) {
         uint32_t tag_count = 0;
         kafka_write_uvarint(w, tag_count);
@@ -3202,26 +2828,24 @@ int kafka_leave_group_response_decode(struct kafka_reader *r, int16_t version, s
     }
     s->error_code = kafka_read_int16(r);
     if (version >= 3) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 4, 1);
+        int32_t n = kafka_read_array_len(r, version >= 4, 1);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->members_count = n;
+        s->members = NULL;
+        if (n > 0) {
+            s->members = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->members), _Alignof(__typeof__(*s->members)));
+            if (s->members == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = leave_group_response_member_response_decode(r, version, &s->members[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->members_count = n;
-            s->members = NULL;
-            if (n > 0) {
-                s->members = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->members), _Alignof(__typeof__(*s->members)));
-                if (s->members == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = leave_group_response_member_response_decode(r, version, &s->members[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 4) {
@@ -3287,14 +2911,10 @@ int kafka_sync_group_response_decode(struct kafka_reader *r, int16_t version, st
     }
     s->error_code = kafka_read_int16(r);
     if (version >= 5) {
-        s->protocol_type = kafka_read_string(r, version >= 4);
-        if (s->protocol_type.len < 0 && !(version >= 5))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->protocol_type = kafka_read_string(r, 1);
     }
     if (version >= 5) {
-        s->protocol_name = kafka_read_string(r, version >= 4);
-        if (s->protocol_name.len < 0 && !(version >= 5))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->protocol_name = kafka_read_string(r, 1);
     }
     s->assignment = kafka_read_bytes(r, version >= 4);
     if (s->assignment.len < 0)
@@ -3323,14 +2943,10 @@ int kafka_sync_group_response_encode(struct kafka_writer *w, int16_t version, co
     }
     kafka_write_int16(w, s->error_code);
     if (version >= 5) {
-        if (s->protocol_type.len < 0 && !(version >= 5))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->protocol_type, version >= 4);
+        kafka_write_string(w, s->protocol_type, 1);
     }
     if (version >= 5) {
-        if (s->protocol_name.len < 0 && !(version >= 5))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->protocol_name, version >= 4);
+        kafka_write_string(w, s->protocol_name, 1);
     }
     if (s->assignment.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -3369,8 +2985,6 @@ static int describe_groups_response_described_group_member_decode(struct kafka_r
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     if (version >= 4) {
         s->group_instance_id = kafka_read_string(r, version >= 5);
-        if (s->group_instance_id.len < 0 && !(version >= 4))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     s->client_id = kafka_read_string(r, version >= 5);
     if (s->client_id.len < 0)
@@ -3405,8 +3019,6 @@ static int describe_groups_response_described_group_member_encode(struct kafka_w
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_string(w, s->member_id, version >= 5);
     if (version >= 4) {
-        if (s->group_instance_id.len < 0 && !(version >= 4))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_string(w, s->group_instance_id, version >= 5);
     }
     if (s->client_id.len < 0)
@@ -3628,12 +3240,12 @@ static int list_groups_response_listed_group_decode(struct kafka_reader *r, int1
     if (s->protocol_type.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     if (version >= 4) {
-        s->group_state = kafka_read_string(r, version >= 3);
+        s->group_state = kafka_read_string(r, 1);
         if (s->group_state.len < 0)
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     if (version >= 5) {
-        s->group_type = kafka_read_string(r, version >= 3);
+        s->group_type = kafka_read_string(r, 1);
         if (s->group_type.len < 0)
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
@@ -3663,12 +3275,12 @@ static int list_groups_response_listed_group_encode(struct kafka_writer *w, int1
     if (version >= 4) {
         if (s->group_state.len < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->group_state, version >= 3);
+        kafka_write_string(w, s->group_state, 1);
     }
     if (version >= 5) {
         if (s->group_type.len < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->group_type, version >= 3);
+        kafka_write_string(w, s->group_type, 1);
     }
     if (version >= 3) {
         uint32_t tag_count = 0;
@@ -3832,55 +3444,33 @@ static void api_versions_response_finalized_feature_key_init(struct kafka_api_ve
 static int api_versions_response_finalized_feature_key_decode(struct kafka_reader *r, int16_t version, struct kafka_api_versions_response_finalized_feature_key *s, struct kafka_arena *arena)
 {
     api_versions_response_finalized_feature_key_init(s);
-    if (version >= 3) {
-        s->name = kafka_read_string(r, version >= 3);
-        if (s->name.len < 0)
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 3) {
-        s->max_version_level = kafka_read_int16(r);
-    }
-    if (version >= 3) {
-        s->min_version_level = kafka_read_int16(r);
-    }
-    if (version >= 3) {
-        uint32_t tag_count = kafka_read_tag_count(r);
-        for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
-            uint32_t tag = kafka_read_uvarint(r);
-            struct kafka_reader sub_reader;
-            struct kafka_reader *sub = &sub_reader;
-            if (kafka_read_tag_body(r, sub) != 0)
-                return r->err;
-            (void)tag; /* no known tags: every tag is skipped */
-            (void)sub;
-        }
+    s->name = kafka_read_string(r, 1);
+    if (s->name.len < 0)
+        return kafka_reader_fail(r, KAFKA_ERR_NULL);
+    s->max_version_level = kafka_read_int16(r);
+    s->min_version_level = kafka_read_int16(r);
+    uint32_t tag_count = kafka_read_tag_count(r);
+    for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
+        uint32_t tag = kafka_read_uvarint(r);
+        struct kafka_reader sub_reader;
+        struct kafka_reader *sub = &sub_reader;
+        if (kafka_read_tag_body(r, sub) != 0)
+            return r->err;
+        (void)tag; /* no known tags: every tag is skipped */
+        (void)sub;
     }
     return r->err;
 }
 
 static int api_versions_response_finalized_feature_key_encode(struct kafka_writer *w, int16_t version, const struct kafka_api_versions_response_finalized_feature_key *s)
 {
-    if (version >= 3) {
-        if (s->name.len < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->name, version >= 3);
-    }
-    if (!(version >= 3) && !(kafka_str_equals_cstr(s->name, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 3) {
-        kafka_write_int16(w, s->max_version_level);
-    }
-    if (!(version >= 3) && !(s->max_version_level == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 3) {
-        kafka_write_int16(w, s->min_version_level);
-    }
-    if (!(version >= 3) && !(s->min_version_level == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 3) {
-        uint32_t tag_count = 0;
-        kafka_write_uvarint(w, tag_count);
-    }
+    if (s->name.len < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_string(w, s->name, 1);
+    kafka_write_int16(w, s->max_version_level);
+    kafka_write_int16(w, s->min_version_level);
+    uint32_t tag_count = 0;
+    kafka_write_uvarint(w, tag_count);
     return w->err;
 }
 
@@ -3894,55 +3484,33 @@ static void api_versions_response_supported_feature_key_init(struct kafka_api_ve
 static int api_versions_response_supported_feature_key_decode(struct kafka_reader *r, int16_t version, struct kafka_api_versions_response_supported_feature_key *s, struct kafka_arena *arena)
 {
     api_versions_response_supported_feature_key_init(s);
-    if (version >= 3) {
-        s->name = kafka_read_string(r, version >= 3);
-        if (s->name.len < 0)
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 3) {
-        s->min_version = kafka_read_int16(r);
-    }
-    if (version >= 3) {
-        s->max_version = kafka_read_int16(r);
-    }
-    if (version >= 3) {
-        uint32_t tag_count = kafka_read_tag_count(r);
-        for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
-            uint32_t tag = kafka_read_uvarint(r);
-            struct kafka_reader sub_reader;
-            struct kafka_reader *sub = &sub_reader;
-            if (kafka_read_tag_body(r, sub) != 0)
-                return r->err;
-            (void)tag; /* no known tags: every tag is skipped */
-            (void)sub;
-        }
+    s->name = kafka_read_string(r, 1);
+    if (s->name.len < 0)
+        return kafka_reader_fail(r, KAFKA_ERR_NULL);
+    s->min_version = kafka_read_int16(r);
+    s->max_version = kafka_read_int16(r);
+    uint32_t tag_count = kafka_read_tag_count(r);
+    for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
+        uint32_t tag = kafka_read_uvarint(r);
+        struct kafka_reader sub_reader;
+        struct kafka_reader *sub = &sub_reader;
+        if (kafka_read_tag_body(r, sub) != 0)
+            return r->err;
+        (void)tag; /* no known tags: every tag is skipped */
+        (void)sub;
     }
     return r->err;
 }
 
 static int api_versions_response_supported_feature_key_encode(struct kafka_writer *w, int16_t version, const struct kafka_api_versions_response_supported_feature_key *s)
 {
-    if (version >= 3) {
-        if (s->name.len < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->name, version >= 3);
-    }
-    if (!(version >= 3) && !(kafka_str_equals_cstr(s->name, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 3) {
-        kafka_write_int16(w, s->min_version);
-    }
-    if (!(version >= 3) && !(s->min_version == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 3) {
-        kafka_write_int16(w, s->max_version);
-    }
-    if (!(version >= 3) && !(s->max_version == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 3) {
-        uint32_t tag_count = 0;
-        kafka_write_uvarint(w, tag_count);
-    }
+    if (s->name.len < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_string(w, s->name, 1);
+    kafka_write_int16(w, s->min_version);
+    kafka_write_int16(w, s->max_version);
+    uint32_t tag_count = 0;
+    kafka_write_uvarint(w, tag_count);
     return w->err;
 }
 
@@ -4042,64 +3610,56 @@ int kafka_api_versions_response_decode(struct kafka_reader *r, int16_t version, 
                 return r->err;
             switch (tag) {
             case 0:
-                if (version >= 3) {
-                    {
-                        int32_t n = kafka_read_array_len(sub, version >= 3, 1);
+                {
+                    int32_t n = kafka_read_array_len(sub, 1, 1);
+                    if (sub->err != 0)
+                        return sub->err;
+                    if (n < 0)
+                        return kafka_reader_fail(sub, KAFKA_ERR_NULL);
+                    s->supported_features_count = n;
+                    s->supported_features = NULL;
+                    if (n > 0) {
+                        s->supported_features = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->supported_features), _Alignof(__typeof__(*s->supported_features)));
+                        if (s->supported_features == NULL)
+                            return kafka_reader_fail(sub, KAFKA_ERR_ARENA);
+                    }
+                    for (int32_t i = 0; i < n; i++) {
+                        rc = api_versions_response_supported_feature_key_decode(sub, version, &s->supported_features[i], arena);
+                        if (rc != 0)
+                            return kafka_reader_fail(sub, rc);
                         if (sub->err != 0)
                             return sub->err;
-                        if (n < 0)
-                            return kafka_reader_fail(sub, KAFKA_ERR_NULL);
-                        s->supported_features_count = n;
-                        s->supported_features = NULL;
-                        if (n > 0) {
-                            s->supported_features = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->supported_features), _Alignof(__typeof__(*s->supported_features)));
-                            if (s->supported_features == NULL)
-                                return kafka_reader_fail(sub, KAFKA_ERR_ARENA);
-                        }
-                        for (int32_t i = 0; i < n; i++) {
-                            rc = api_versions_response_supported_feature_key_decode(sub, version, &s->supported_features[i], arena);
-                            if (rc != 0)
-                                return kafka_reader_fail(sub, rc);
-                            if (sub->err != 0)
-                                return sub->err;
-                        }
                     }
                 }
                 break;
             case 1:
-                if (version >= 3) {
-                    s->finalized_features_epoch = kafka_read_int64(sub);
-                }
+                s->finalized_features_epoch = kafka_read_int64(sub);
                 break;
             case 2:
-                if (version >= 3) {
-                    {
-                        int32_t n = kafka_read_array_len(sub, version >= 3, 1);
+                {
+                    int32_t n = kafka_read_array_len(sub, 1, 1);
+                    if (sub->err != 0)
+                        return sub->err;
+                    if (n < 0)
+                        return kafka_reader_fail(sub, KAFKA_ERR_NULL);
+                    s->finalized_features_count = n;
+                    s->finalized_features = NULL;
+                    if (n > 0) {
+                        s->finalized_features = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->finalized_features), _Alignof(__typeof__(*s->finalized_features)));
+                        if (s->finalized_features == NULL)
+                            return kafka_reader_fail(sub, KAFKA_ERR_ARENA);
+                    }
+                    for (int32_t i = 0; i < n; i++) {
+                        rc = api_versions_response_finalized_feature_key_decode(sub, version, &s->finalized_features[i], arena);
+                        if (rc != 0)
+                            return kafka_reader_fail(sub, rc);
                         if (sub->err != 0)
                             return sub->err;
-                        if (n < 0)
-                            return kafka_reader_fail(sub, KAFKA_ERR_NULL);
-                        s->finalized_features_count = n;
-                        s->finalized_features = NULL;
-                        if (n > 0) {
-                            s->finalized_features = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->finalized_features), _Alignof(__typeof__(*s->finalized_features)));
-                            if (s->finalized_features == NULL)
-                                return kafka_reader_fail(sub, KAFKA_ERR_ARENA);
-                        }
-                        for (int32_t i = 0; i < n; i++) {
-                            rc = api_versions_response_finalized_feature_key_decode(sub, version, &s->finalized_features[i], arena);
-                            if (rc != 0)
-                                return kafka_reader_fail(sub, rc);
-                            if (sub->err != 0)
-                                return sub->err;
-                        }
                     }
                 }
                 break;
             case 3:
-                if (version >= 3) {
-                    s->zk_migration_ready = kafka_read_bool(sub);
-                }
+                s->zk_migration_ready = kafka_read_bool(sub);
                 break;
             default:
                 break; /* unknown tag: skipped */
@@ -4126,22 +3686,22 @@ int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version, 
     }
     if (version >= 3) {
         uint32_t tag_count = 0;
-        if (version >= 3 && !(s->supported_features_count == 0))
+        if (!(s->supported_features_count == 0))
             tag_count++;
-        if (version >= 3 && !(s->finalized_features_epoch == INT64_C(-1)))
+        if (!(s->finalized_features_epoch == INT64_C(-1)))
             tag_count++;
-        if (version >= 3 && !(s->finalized_features_count == 0))
+        if (!(s->finalized_features_count == 0))
             tag_count++;
-        if (version >= 3 && !(!s->zk_migration_ready))
+        if (!(!s->zk_migration_ready))
             tag_count++;
         kafka_write_uvarint(w, tag_count);
-        if (version >= 3 && !(s->supported_features_count == 0)) {
+        if (!(s->supported_features_count == 0)) {
             struct kafka_writer sizer_writer;
             struct kafka_writer *sizer = &sizer_writer;
             kafka_writer_init_sizer(sizer);
             if (s->supported_features_count < 0)
                 return kafka_writer_fail(sizer, KAFKA_ERR_NULL);
-            kafka_write_array_len(sizer, s->supported_features_count, version >= 3);
+            kafka_write_array_len(sizer, s->supported_features_count, 1);
             for (int32_t i = 0; i < s->supported_features_count; i++) {
                 if (api_versions_response_supported_feature_key_encode(sizer, version, &s->supported_features[i]) != 0)
                     return sizer->err;
@@ -4150,13 +3710,13 @@ int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version, 
             kafka_write_uvarint(w, (uint32_t)kafka_writer_size(sizer));
             if (s->supported_features_count < 0)
                 return kafka_writer_fail(w, KAFKA_ERR_NULL);
-            kafka_write_array_len(w, s->supported_features_count, version >= 3);
+            kafka_write_array_len(w, s->supported_features_count, 1);
             for (int32_t i = 0; i < s->supported_features_count; i++) {
                 if (api_versions_response_supported_feature_key_encode(w, version, &s->supported_features[i]) != 0)
                     return w->err;
             }
         }
-        if (version >= 3 && !(s->finalized_features_epoch == INT64_C(-1))) {
+        if (!(s->finalized_features_epoch == INT64_C(-1))) {
             struct kafka_writer sizer_writer;
             struct kafka_writer *sizer = &sizer_writer;
             kafka_writer_init_sizer(sizer);
@@ -4165,13 +3725,13 @@ int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version, 
             kafka_write_uvarint(w, (uint32_t)kafka_writer_size(sizer));
             kafka_write_int64(w, s->finalized_features_epoch);
         }
-        if (version >= 3 && !(s->finalized_features_count == 0)) {
+        if (!(s->finalized_features_count == 0)) {
             struct kafka_writer sizer_writer;
             struct kafka_writer *sizer = &sizer_writer;
             kafka_writer_init_sizer(sizer);
             if (s->finalized_features_count < 0)
                 return kafka_writer_fail(sizer, KAFKA_ERR_NULL);
-            kafka_write_array_len(sizer, s->finalized_features_count, version >= 3);
+            kafka_write_array_len(sizer, s->finalized_features_count, 1);
             for (int32_t i = 0; i < s->finalized_features_count; i++) {
                 if (api_versions_response_finalized_feature_key_encode(sizer, version, &s->finalized_features[i]) != 0)
                     return sizer->err;
@@ -4180,13 +3740,13 @@ int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version, 
             kafka_write_uvarint(w, (uint32_t)kafka_writer_size(sizer));
             if (s->finalized_features_count < 0)
                 return kafka_writer_fail(w, KAFKA_ERR_NULL);
-            kafka_write_array_len(w, s->finalized_features_count, version >= 3);
+            kafka_write_array_len(w, s->finalized_features_count, 1);
             for (int32_t i = 0; i < s->finalized_features_count; i++) {
                 if (api_versions_response_finalized_feature_key_encode(w, version, &s->finalized_features[i]) != 0)
                     return w->err;
             }
         }
-        if (version >= 3 && !(!s->zk_migration_ready)) {
+        if (!(!s->zk_migration_ready)) {
             struct kafka_writer sizer_writer;
             struct kafka_writer *sizer = &sizer_writer;
             kafka_writer_init_sizer(sizer);
@@ -4220,73 +3780,37 @@ static void create_topics_response_creatable_topic_configs_init(struct kafka_cre
 static int create_topics_response_creatable_topic_configs_decode(struct kafka_reader *r, int16_t version, struct kafka_create_topics_response_creatable_topic_configs *s, struct kafka_arena *arena)
 {
     create_topics_response_creatable_topic_configs_init(s);
-    if (version >= 5) {
-        s->name = kafka_read_string(r, version >= 5);
-        if (s->name.len < 0)
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 5) {
-        s->value = kafka_read_string(r, version >= 5);
-        if (s->value.len < 0 && !(version >= 5))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 5) {
-        s->read_only = kafka_read_bool(r);
-    }
-    if (version >= 5) {
-        s->config_source = kafka_read_int8(r);
-    }
-    if (version >= 5) {
-        s->is_sensitive = kafka_read_bool(r);
-    }
-    if (version >= 5) {
-        uint32_t tag_count = kafka_read_tag_count(r);
-        for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
-            uint32_t tag = kafka_read_uvarint(r);
-            struct kafka_reader sub_reader;
-            struct kafka_reader *sub = &sub_reader;
-            if (kafka_read_tag_body(r, sub) != 0)
-                return r->err;
-            (void)tag; /* no known tags: every tag is skipped */
-            (void)sub;
-        }
+    s->name = kafka_read_string(r, 1);
+    if (s->name.len < 0)
+        return kafka_reader_fail(r, KAFKA_ERR_NULL);
+    s->value = kafka_read_string(r, 1);
+    s->read_only = kafka_read_bool(r);
+    s->config_source = kafka_read_int8(r);
+    s->is_sensitive = kafka_read_bool(r);
+    uint32_t tag_count = kafka_read_tag_count(r);
+    for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
+        uint32_t tag = kafka_read_uvarint(r);
+        struct kafka_reader sub_reader;
+        struct kafka_reader *sub = &sub_reader;
+        if (kafka_read_tag_body(r, sub) != 0)
+            return r->err;
+        (void)tag; /* no known tags: every tag is skipped */
+        (void)sub;
     }
     return r->err;
 }
 
 static int create_topics_response_creatable_topic_configs_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_topics_response_creatable_topic_configs *s)
 {
-    if (version >= 5) {
-        if (s->name.len < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->name, version >= 5);
-    }
-    if (!(version >= 5) && !(kafka_str_equals_cstr(s->name, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 5) {
-        if (s->value.len < 0 && !(version >= 5))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->value, version >= 5);
-    }
-    if (!(version >= 5) && !(kafka_str_equals_cstr(s->value, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 5) {
-        kafka_write_bool(w, s->read_only);
-    }
-    if (!(version >= 5) && !(!s->read_only))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 5) {
-        kafka_write_int8(w, s->config_source);
-    }
-    if (version >= 5) {
-        kafka_write_bool(w, s->is_sensitive);
-    }
-    if (!(version >= 5) && !(!s->is_sensitive))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 5) {
-        uint32_t tag_count = 0;
-        kafka_write_uvarint(w, tag_count);
-    }
+    if (s->name.len < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_string(w, s->name, 1);
+    kafka_write_string(w, s->value, 1);
+    kafka_write_bool(w, s->read_only);
+    kafka_write_int8(w, s->config_source);
+    kafka_write_bool(w, s->is_sensitive);
+    uint32_t tag_count = 0;
+    kafka_write_uvarint(w, tag_count);
     return w->err;
 }
 
@@ -4324,26 +3848,22 @@ static int create_topics_response_creatable_topic_result_decode(struct kafka_rea
         s->replication_factor = kafka_read_int16(r);
     }
     if (version >= 5) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 5, 1);
+        int32_t n = kafka_read_array_len(r, 1, 1);
+        if (r->err != 0)
+            return r->err;
+        s->configs_count = n;
+        s->configs = NULL;
+        if (n > 0) {
+            s->configs = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->configs), _Alignof(__typeof__(*s->configs)));
+            if (s->configs == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = create_topics_response_creatable_topic_configs_decode(r, version, &s->configs[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0 && !(version >= 5))
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->configs_count = n;
-            s->configs = NULL;
-            if (n > 0) {
-                s->configs = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->configs), _Alignof(__typeof__(*s->configs)));
-                if (s->configs == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = create_topics_response_creatable_topic_configs_decode(r, version, &s->configs[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 5) {
@@ -4356,9 +3876,7 @@ static int create_topics_response_creatable_topic_result_decode(struct kafka_rea
                 return r->err;
             switch (tag) {
             case 0:
-                if (version >= 5) {
-                    s->topic_config_error_code = kafka_read_int16(sub);
-                }
+                s->topic_config_error_code = kafka_read_int16(sub);
                 break;
             default:
                 break; /* unknown tag: skipped */
@@ -4387,9 +3905,7 @@ static int create_topics_response_creatable_topic_result_encode(struct kafka_wri
         kafka_write_int16(w, s->replication_factor);
     }
     if (version >= 5) {
-        if (s->configs_count < 0 && !(version >= 5))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->configs_count, version >= 5);
+        kafka_write_array_len(w, s->configs_count, 1);
         for (int32_t i = 0; i < s->configs_count; i++) {
             if (create_topics_response_creatable_topic_configs_encode(w, version, &s->configs[i]) != 0)
                 return w->err;
@@ -4397,10 +3913,10 @@ static int create_topics_response_creatable_topic_result_encode(struct kafka_wri
     }
     if (version >= 5) {
         uint32_t tag_count = 0;
-        if (version >= 5 && !(s->topic_config_error_code == 0))
+        if (!(s->topic_config_error_code == 0))
             tag_count++;
         kafka_write_uvarint(w, tag_count);
-        if (version >= 5 && !(s->topic_config_error_code == 0)) {
+        if (!(s->topic_config_error_code == 0)) {
             struct kafka_writer sizer_writer;
             struct kafka_writer *sizer = &sizer_writer;
             kafka_writer_init_sizer(sizer);
@@ -4512,9 +4028,7 @@ static int delete_topics_response_deletable_topic_result_decode(struct kafka_rea
     }
     s->error_code = kafka_read_int16(r);
     if (version >= 5) {
-        s->error_message = kafka_read_string(r, version >= 4);
-        if (s->error_message.len < 0 && !(version >= 5))
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->error_message = kafka_read_string(r, 1);
     }
     if (version >= 4) {
         uint32_t tag_count = kafka_read_tag_count(r);
@@ -4541,9 +4055,7 @@ static int delete_topics_response_deletable_topic_result_encode(struct kafka_wri
     }
     kafka_write_int16(w, s->error_code);
     if (version >= 5) {
-        if (s->error_message.len < 0 && !(version >= 5))
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->error_message, version >= 4);
+        kafka_write_string(w, s->error_message, 1);
     }
     if (version >= 4) {
         uint32_t tag_count = 0;
@@ -5192,73 +4704,57 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_result_decode(st
 {
     int rc;
     add_partitions_to_txn_response_add_partitions_to_txn_result_init(s);
-    if (version >= 4) {
-        s->transactional_id = kafka_read_string(r, version >= 3);
-        if (s->transactional_id.len < 0)
+    s->transactional_id = kafka_read_string(r, 1);
+    if (s->transactional_id.len < 0)
+        return kafka_reader_fail(r, KAFKA_ERR_NULL);
+    {
+        int32_t n = kafka_read_array_len(r, 1, 1);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 4) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 3, 1);
+        s->topic_results_count = n;
+        s->topic_results = NULL;
+        if (n > 0) {
+            s->topic_results = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topic_results), _Alignof(__typeof__(*s->topic_results)));
+            if (s->topic_results == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = add_partitions_to_txn_response_add_partitions_to_txn_topic_result_decode(r, version, &s->topic_results[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->topic_results_count = n;
-            s->topic_results = NULL;
-            if (n > 0) {
-                s->topic_results = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topic_results), _Alignof(__typeof__(*s->topic_results)));
-                if (s->topic_results == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = add_partitions_to_txn_response_add_partitions_to_txn_topic_result_decode(r, version, &s->topic_results[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
-    if (version >= 3) {
-        uint32_t tag_count = kafka_read_tag_count(r);
-        for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
-            uint32_t tag = kafka_read_uvarint(r);
-            struct kafka_reader sub_reader;
-            struct kafka_reader *sub = &sub_reader;
-            if (kafka_read_tag_body(r, sub) != 0)
-                return r->err;
-            (void)tag; /* no known tags: every tag is skipped */
-            (void)sub;
-        }
+    uint32_t tag_count = kafka_read_tag_count(r);
+    for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
+        uint32_t tag = kafka_read_uvarint(r);
+        struct kafka_reader sub_reader;
+        struct kafka_reader *sub = &sub_reader;
+        if (kafka_read_tag_body(r, sub) != 0)
+            return r->err;
+        (void)tag; /* no known tags: every tag is skipped */
+        (void)sub;
     }
     return r->err;
 }
 
 static int add_partitions_to_txn_response_add_partitions_to_txn_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s)
 {
-    if (version >= 4) {
-        if (s->transactional_id.len < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->transactional_id, version >= 3);
+    if (s->transactional_id.len < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_string(w, s->transactional_id, 1);
+    if (s->topic_results_count < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_array_len(w, s->topic_results_count, 1);
+    for (int32_t i = 0; i < s->topic_results_count; i++) {
+        if (add_partitions_to_txn_response_add_partitions_to_txn_topic_result_encode(w, version, &s->topic_results[i]) != 0)
+            return w->err;
     }
-    if (!(version >= 4) && !(kafka_str_equals_cstr(s->transactional_id, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 4) {
-        if (s->topic_results_count < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->topic_results_count, version >= 3);
-        for (int32_t i = 0; i < s->topic_results_count; i++) {
-            if (add_partitions_to_txn_response_add_partitions_to_txn_topic_result_encode(w, version, &s->topic_results[i]) != 0)
-                return w->err;
-        }
-    }
-    if (!(version >= 4) && !(s->topic_results_count == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 3) {
-        uint32_t tag_count = 0;
-        kafka_write_uvarint(w, tag_count);
-    }
+    uint32_t tag_count = 0;
+    kafka_write_uvarint(w, tag_count);
     return w->err;
 }
 
@@ -5284,49 +4780,45 @@ int kafka_add_partitions_to_txn_response_decode(struct kafka_reader *r, int16_t 
         s->error_code = kafka_read_int16(r);
     }
     if (version >= 4) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 3, 1);
+        int32_t n = kafka_read_array_len(r, 1, 1);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->results_by_transaction_count = n;
+        s->results_by_transaction = NULL;
+        if (n > 0) {
+            s->results_by_transaction = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->results_by_transaction), _Alignof(__typeof__(*s->results_by_transaction)));
+            if (s->results_by_transaction == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = add_partitions_to_txn_response_add_partitions_to_txn_result_decode(r, version, &s->results_by_transaction[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->results_by_transaction_count = n;
-            s->results_by_transaction = NULL;
-            if (n > 0) {
-                s->results_by_transaction = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->results_by_transaction), _Alignof(__typeof__(*s->results_by_transaction)));
-                if (s->results_by_transaction == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = add_partitions_to_txn_response_add_partitions_to_txn_result_decode(r, version, &s->results_by_transaction[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version <= 3) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 3, 1);
+        int32_t n = kafka_read_array_len(r, version >= 3, 1);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->results_by_topic_v3_and_below_count = n;
+        s->results_by_topic_v3_and_below = NULL;
+        if (n > 0) {
+            s->results_by_topic_v3_and_below = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->results_by_topic_v3_and_below), _Alignof(__typeof__(*s->results_by_topic_v3_and_below)));
+            if (s->results_by_topic_v3_and_below == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = add_partitions_to_txn_response_add_partitions_to_txn_topic_result_decode(r, version, &s->results_by_topic_v3_and_below[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->results_by_topic_v3_and_below_count = n;
-            s->results_by_topic_v3_and_below = NULL;
-            if (n > 0) {
-                s->results_by_topic_v3_and_below = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->results_by_topic_v3_and_below), _Alignof(__typeof__(*s->results_by_topic_v3_and_below)));
-                if (s->results_by_topic_v3_and_below == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = add_partitions_to_txn_response_add_partitions_to_txn_topic_result_decode(r, version, &s->results_by_topic_v3_and_below[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 3) {
@@ -5355,7 +4847,7 @@ int kafka_add_partitions_to_txn_response_encode(struct kafka_writer *w, int16_t 
     if (version >= 4) {
         if (s->results_by_transaction_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->results_by_transaction_count, version >= 3);
+        kafka_write_array_len(w, s->results_by_transaction_count, 1);
         for (int32_t i = 0; i < s->results_by_transaction_count; i++) {
             if (add_partitions_to_txn_response_add_partitions_to_txn_result_encode(w, version, &s->results_by_transaction[i]) != 0)
                 return w->err;
@@ -6493,17 +5985,11 @@ static void describe_configs_response_describe_configs_synonym_init(struct kafka
 static int describe_configs_response_describe_configs_synonym_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_configs_response_describe_configs_synonym *s, struct kafka_arena *arena)
 {
     describe_configs_response_describe_configs_synonym_init(s);
-    if (version >= 1) {
-        s->name = kafka_read_string(r, version >= 4);
-        if (s->name.len < 0)
-            return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    }
-    if (version >= 1) {
-        s->value = kafka_read_string(r, version >= 4);
-    }
-    if (version >= 1) {
-        s->source = kafka_read_int8(r);
-    }
+    s->name = kafka_read_string(r, version >= 4);
+    if (s->name.len < 0)
+        return kafka_reader_fail(r, KAFKA_ERR_NULL);
+    s->value = kafka_read_string(r, version >= 4);
+    s->source = kafka_read_int8(r);
     if (version >= 4) {
         uint32_t tag_count = kafka_read_tag_count(r);
         for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
@@ -6521,23 +6007,11 @@ static int describe_configs_response_describe_configs_synonym_decode(struct kafk
 
 static int describe_configs_response_describe_configs_synonym_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_configs_response_describe_configs_synonym *s)
 {
-    if (version >= 1) {
-        if (s->name.len < 0)
-            return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->name, version >= 4);
-    }
-    if (!(version >= 1) && !(kafka_str_equals_cstr(s->name, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 1) {
-        kafka_write_string(w, s->value, version >= 4);
-    }
-    if (!(version >= 1) && !(kafka_str_equals_cstr(s->value, "")))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
-    if (version >= 1) {
-        kafka_write_int8(w, s->source);
-    }
-    if (!(version >= 1) && !(s->source == 0))
-        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
+    if (s->name.len < 0)
+        return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    kafka_write_string(w, s->name, version >= 4);
+    kafka_write_string(w, s->value, version >= 4);
+    kafka_write_int8(w, s->source);
     if (version >= 4) {
         uint32_t tag_count = 0;
         kafka_write_uvarint(w, tag_count);
@@ -6576,26 +6050,24 @@ static int describe_configs_response_describe_configs_resource_result_decode(str
     }
     s->is_sensitive = kafka_read_bool(r);
     if (version >= 1) {
-        {
-            int32_t n = kafka_read_array_len(r, version >= 4, 1);
+        int32_t n = kafka_read_array_len(r, version >= 4, 1);
+        if (r->err != 0)
+            return r->err;
+        if (n < 0)
+            return kafka_reader_fail(r, KAFKA_ERR_NULL);
+        s->synonyms_count = n;
+        s->synonyms = NULL;
+        if (n > 0) {
+            s->synonyms = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->synonyms), _Alignof(__typeof__(*s->synonyms)));
+            if (s->synonyms == NULL)
+                return kafka_reader_fail(r, KAFKA_ERR_ARENA);
+        }
+        for (int32_t i = 0; i < n; i++) {
+            rc = describe_configs_response_describe_configs_synonym_decode(r, version, &s->synonyms[i], arena);
+            if (rc != 0)
+                return kafka_reader_fail(r, rc);
             if (r->err != 0)
                 return r->err;
-            if (n < 0)
-                return kafka_reader_fail(r, KAFKA_ERR_NULL);
-            s->synonyms_count = n;
-            s->synonyms = NULL;
-            if (n > 0) {
-                s->synonyms = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->synonyms), _Alignof(__typeof__(*s->synonyms)));
-                if (s->synonyms == NULL)
-                    return kafka_reader_fail(r, KAFKA_ERR_ARENA);
-            }
-            for (int32_t i = 0; i < n; i++) {
-                rc = describe_configs_response_describe_configs_synonym_decode(r, version, &s->synonyms[i], arena);
-                if (rc != 0)
-                    return kafka_reader_fail(r, rc);
-                if (r->err != 0)
-                    return r->err;
-            }
         }
     }
     if (version >= 3) {

@@ -96,16 +96,32 @@ class Versions:
         r.lo, r.hi = lo, hi
         return r
 
-    def cond(self, var="version"):
-        """C condition that `var` is in range; '1' when always, '0' when never."""
+    def hull(self, other):
         if self.empty():
+            return other
+        if other.empty():
+            return self
+        r = Versions("none", self.valid_hi)
+        r.lo = min(self.lo, other.lo)
+        r.hi = None if self.hi is None or other.hi is None else max(self.hi, other.hi)
+        return r
+
+    def cond(self, within=None, var="version"):
+        """C condition that `var` is in this range, knowing it is already in `within`
+        (default: the message's valid versions); '1' when always, '0' when never."""
+        ctx_lo, ctx_hi = 0, self.valid_hi
+        if within is not None:
+            if within.empty():
+                return "0"
+            ctx_lo = within.lo
+            ctx_hi = self.valid_hi if within.hi is None else min(within.hi, self.valid_hi)
+        if self.empty() or (self.hi is not None and self.hi < ctx_lo) or self.lo > ctx_hi:
             return "0"
-        hi = self.hi if (self.hi is not None and self.hi < self.valid_hi) else None
         parts = []
-        if self.lo > 0:
+        if self.lo > ctx_lo:
             parts.append("%s >= %d" % (var, self.lo))
-        if hi is not None:
-            parts.append("%s <= %d" % (var, hi))
+        if self.hi is not None and self.hi < ctx_hi:
+            parts.append("%s <= %d" % (var, self.hi))
         return " && ".join(parts) if parts else "1"
 
 
@@ -115,6 +131,9 @@ def cif(cond, body, indent):
         return []
     if cond == "1":
         return body
+    if len(body) >= 2 and body[0] == indent + "{" and body[-1] == indent + "}":
+        body = body[1:-1]  # a block already: its braces become the if's
+        return [indent + "if (%s) {" % cond] + body + [indent + "}"]
     return [indent + "if (%s) {" % cond] + ["    " + b for b in body] + [indent + "}"]
 
 
@@ -174,6 +193,24 @@ class Message:
         self.top.cname = "kafka_" + self.c
         self.top.fn = "kafka_" + self.c
         self.resolve(self.top, common)
+        self.compute_reach()
+
+    def compute_reach(self):
+        """Versions in which each struct can occur, so that per-field tests inside a nested
+        struct only test what its parent has not already decided."""
+        valid = Versions("%d-%d" % (self.valid_lo, self.valid_hi), self.valid_hi)
+        for st in self.structs:
+            st.reach = Versions("none", self.valid_hi)
+        self.top.reach = valid
+        for st in [self.top] + list(reversed(self.structs)):
+            for f in st.fields:
+                f.ctx = st.reach
+                f.present = f.versions.intersect(st.reach)
+                if f.is_struct:
+                    f.struct.reach = f.struct.reach.hull(f.present)
+        flex = self.flexible
+        for st in [self.top] + self.structs:
+            st.flex_ctx = flex.intersect(st.reach)
 
     def resolve(self, root, common):
         # iterative depth-first walk; structs are appended after their children
@@ -320,16 +357,16 @@ def paren(c):
 # ---------------------------------------------------------------------------------------------
 # decode
 
-def decode_value(f, elem, target, rd, ind, is_elem):
+def decode_value(f, elem, target, rd, ind, is_elem, within):
     """Lines decoding one value of type `elem` into `target`."""
-    compact = f.flexible.cond()
+    compact = f.flexible.cond(within)
     if elem in PRIMS:
         return [ind + "%s = kafka_read_%s(%s);" % (target, READ_PRIM[elem], rd)]
     if elem in VIEWS:
         fn = {"string": "kafka_read_string", "bytes": "kafka_read_bytes",
               "records": "kafka_read_bytes"}[elem]
         lines = [ind + "%s = %s(%s, %s);" % (target, fn, rd, compact)]
-        ncond = "0" if is_elem else f.nullable.cond()
+        ncond = "0" if is_elem else f.nullable.cond(within)
         if ncond != "1":
             chk = "%s.len < 0" % target
             if ncond != "0":
@@ -342,12 +379,12 @@ def decode_value(f, elem, target, rd, ind, is_elem):
             ind + "    return kafka_reader_fail(%s, rc);" % rd]
 
 
-def decode_field(f, p, rd, ind):
+def decode_field(f, p, rd, ind, within):
     x = p + f.c
     if not f.is_array:
-        return decode_value(f, f.type, x, rd, ind, False)
-    compact = f.flexible.cond()
-    ncond = f.nullable.cond()
+        return decode_value(f, f.type, x, rd, ind, False, within)
+    compact = f.flexible.cond(within)
+    ncond = f.nullable.cond(within)
     lines = [ind + "{",
              ind + "    int32_t n = kafka_read_array_len(%s, %s, %s);" % (
                  rd, compact, min_elem_bytes(f, compact)),
@@ -365,7 +402,7 @@ def decode_field(f, p, rd, ind):
               ind + "            return kafka_reader_fail(%s, KAFKA_ERR_ARENA);" % rd,
               ind + "    }",
               ind + "    for (int32_t i = 0; i < n; i++) {"]
-    lines += decode_value(f, f.elem, "%s[i]" % x, rd, ind + "        ", True)
+    lines += decode_value(f, f.elem, "%s[i]" % x, rd, ind + "        ", True, within)
     lines += [ind + "        if (%s->err != 0)" % rd,
               ind + "            return %s->err;" % rd,
               ind + "    }",
@@ -387,9 +424,10 @@ def gen_decode(st, top):
     if any(f.is_struct for f in st.fields):
         out.insert(-1, "    int rc;")
     for f in st.fields:
-        out += cif(f.regular.cond(), decode_field(f, "s->", "r", "    "), "    ")
+        out += cif(f.regular.cond(f.ctx), decode_field(f, "s->", "r", "    ", f.regular.intersect(f.ctx)),
+                   "    ")
     tagged = sorted([f for f in st.fields if not f.tagged.empty()], key=lambda f: f.tag)
-    flex = st.msg.flexible.cond()
+    flex = st.msg.flexible.cond(st.reach)
     body = ["    uint32_t tag_count = kafka_read_tag_count(r);",
             "    for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {",
             "        uint32_t tag = kafka_read_uvarint(r);",
@@ -401,8 +439,9 @@ def gen_decode(st, top):
         body.append("        switch (tag) {")
         for f in tagged:
             body.append("        case %d:" % f.tag)
-            body += cif(f.tagged.cond(), decode_field(f, "s->", "sub", "            "),
-                        "            ")
+            body += cif(f.tagged.cond(st.flex_ctx),
+                        decode_field(f, "s->", "sub", "            ",
+                                     f.tagged.intersect(st.flex_ctx)), "            ")
             body.append("            break;")
         body += ["        default:",
                  "            break; /* unknown tag: skipped */",
@@ -420,13 +459,13 @@ def gen_decode(st, top):
 # ---------------------------------------------------------------------------------------------
 # encode
 
-def encode_value(f, elem, src, wr, ind, is_elem):
-    compact = f.flexible.cond()
+def encode_value(f, elem, src, wr, ind, is_elem, within):
+    compact = f.flexible.cond(within)
     if elem in PRIMS:
         return [ind + "kafka_write_%s(%s, %s);" % (READ_PRIM[elem], wr, src)]
     if elem in VIEWS:
         lines = []
-        ncond = "0" if is_elem else f.nullable.cond()
+        ncond = "0" if is_elem else f.nullable.cond(within)
         if ncond != "1":
             chk = "%s.len < 0" % src
             if ncond != "0":
@@ -440,12 +479,12 @@ def encode_value(f, elem, src, wr, ind, is_elem):
             ind + "    return %s->err;" % wr]
 
 
-def encode_field(f, p, wr, ind):
+def encode_field(f, p, wr, ind, within):
     x = p + f.c
     if not f.is_array:
-        return encode_value(f, f.type, x, wr, ind, False)
-    compact = f.flexible.cond()
-    ncond = f.nullable.cond()
+        return encode_value(f, f.type, x, wr, ind, False, within)
+    compact = f.flexible.cond(within)
+    ncond = f.nullable.cond(within)
     lines = []
     if ncond != "1":
         chk = "%s_count < 0" % x + ("" if ncond == "0" else " && !(%s)" % ncond)
@@ -453,7 +492,7 @@ def encode_field(f, p, wr, ind):
                   ind + "    return kafka_writer_fail(%s, KAFKA_ERR_NULL);" % wr]
     lines += [ind + "kafka_write_array_len(%s, %s_count, %s);" % (wr, x, compact),
               ind + "for (int32_t i = 0; i < %s_count; i++) {" % x]
-    lines += encode_value(f, f.elem, "%s[i]" % x, wr, ind + "    ", True)
+    lines += encode_value(f, f.elem, "%s[i]" % x, wr, ind + "    ", True, within)
     lines += [ind + "}"]
     return lines
 
@@ -469,41 +508,40 @@ def gen_encode(st, top):
         out += ["    if (version < %d || version > %d)" % (m.valid_lo, m.valid_hi),
                 "        return kafka_writer_fail(w, KAFKA_ERR_VERSION);"]
     for f in st.fields:
-        present = f.regular.cond()
-        out += cif(present, encode_field(f, "s->", "w", "    "), "    ")
+        present = f.regular.cond(f.ctx)
+        out += cif(present, encode_field(f, "s->", "w", "    ", f.regular.intersect(f.ctx)),
+                   "    ")
         # a field the version lacks must hold its default unless it is ignorable
         if not f.ignorable:
-            absent = f.versions.cond()
             if present != "1" and f.tagged.empty():
                 c = "!(%s) && !(%s)" % (present, is_default_expr(f, "s->")) if present != "0" \
                     else "!(%s)" % is_default_expr(f, "s->")
                 out += ["    if (%s)" % c,
                         "        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);"]
             elif not f.tagged.empty():
-                tc = f.tagged.cond()
+                tc = f.tagged.cond(f.ctx)
                 c = "!(%s) && !(%s) && !(%s)" % (present, tc, is_default_expr(f, "s->"))
                 out += ["    if (%s)" % c,
                         "        return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);"]
-            del absent
     tagged = sorted([f for f in st.fields if not f.tagged.empty()], key=lambda f: f.tag)
-    flex = st.msg.flexible.cond()
+    flex = st.msg.flexible.cond(st.reach)
     body = ["    uint32_t tag_count = 0;"]
     for f in tagged:
-        c = "%s && !(%s)" % (paren(f.tagged.cond()), is_default_expr(f, "s->")) \
-            if f.tagged.cond() != "1" else "!(%s)" % is_default_expr(f, "s->")
+        c = "%s && !(%s)" % (paren(f.tagged.cond(st.flex_ctx)), is_default_expr(f, "s->")) \
+            if f.tagged.cond(st.flex_ctx) != "1" else "!(%s)" % is_default_expr(f, "s->")
         body += ["    if (%s)" % c, "        tag_count++;"]
     body.append("    kafka_write_uvarint(w, tag_count);")
     for f in tagged:
-        c = "%s && !(%s)" % (paren(f.tagged.cond()), is_default_expr(f, "s->")) \
-            if f.tagged.cond() != "1" else "!(%s)" % is_default_expr(f, "s->")
+        c = "%s && !(%s)" % (paren(f.tagged.cond(st.flex_ctx)), is_default_expr(f, "s->")) \
+            if f.tagged.cond(st.flex_ctx) != "1" else "!(%s)" % is_default_expr(f, "s->")
         body += ["    if (%s) {" % c,
                  "        struct kafka_writer sizer_writer;",
                  "        struct kafka_writer *sizer = &sizer_writer;",
                  "        kafka_writer_init_sizer(sizer);"]
-        body += encode_field(f, "s->", "sizer", "        ")
+        body += encode_field(f, "s->", "sizer", "        ", f.tagged.intersect(st.flex_ctx))
         body += ["        kafka_write_uvarint(w, %d);" % f.tag,
                  "        kafka_write_uvarint(w, (uint32_t)kafka_writer_size(sizer));"]
-        body += encode_field(f, "s->", "w", "        ")
+        body += encode_field(f, "s->", "w", "        ", f.tagged.intersect(st.flex_ctx))
         body += ["    }"]
     out += cif(flex, body, "    ")
     out += ["    return w->err;", "}", ""]
@@ -540,7 +578,7 @@ def struct_needs_is_default(m):
 # ---------------------------------------------------------------------------------------------
 # fill and equal (test support)
 
-def fill_value(f, elem, target, ind, is_elem):
+def fill_value(f, elem, target, ind, is_elem, within):
     if elem == "uuid":
         return [ind + "kafka_fill_uuid(&%s, seed);" % target]
     if elem == "bool":
@@ -550,25 +588,25 @@ def fill_value(f, elem, target, ind, is_elem):
     if elem in PRIMS:
         return [ind + "%s = (%s)kafka_fill_next(seed);" % (target, PRIMS[elem][0])]
     if elem in VIEWS:
-        nullable = "false" if is_elem else "(%s)" % f.nullable.cond()
+        nullable = "false" if is_elem else "(%s)" % f.nullable.cond(within)
         fn = {"string": "kafka_fill_str", "bytes": "kafka_fill_bytes",
               "records": "kafka_fill_records"}[elem]
         return [ind + "%s = %s(seed, %s);" % (target, fn, nullable)]
     return [ind + "%s_fill(&%s, version, arena, seed);" % (f.struct.fn, target)]
 
 
-def fill_field(f, p, ind):
+def fill_field(f, p, ind, within):
     x = p + f.c
     if not f.is_array:
-        return fill_value(f, f.type, x, ind, False)
-    lines = [ind + "%s_count = kafka_fill_count(seed, %s);" % (x, f.nullable.cond()),
+        return fill_value(f, f.type, x, ind, False, within)
+    lines = [ind + "%s_count = kafka_fill_count(seed, %s);" % (x, f.nullable.cond(within)),
              ind + "%s = NULL;" % x,
              ind + "if (%s_count > 0) {" % x,
              ind + "    %s = kafka_arena_alloc(arena, (size_t)%s_count, sizeof(*%s), _Alignof(__typeof__(*%s)));" % (x, x, x, x),
              ind + "    assert(%s != NULL);" % x,
              ind + "}",
              ind + "for (int32_t i = 0; i < %s_count; i++) {" % x]
-    lines += fill_value(f, f.elem, "%s[i]" % x, ind + "    ", True)
+    lines += fill_value(f, f.elem, "%s[i]" % x, ind + "    ", True, within)
     return lines + [ind + "}"]
 
 
@@ -583,7 +621,7 @@ def gen_fill(st, top):
     else:
         out.append("    %s_init(s);" % st.fn)
     for f in st.fields:
-        out += cif(f.versions.cond(), fill_field(f, "s->", "    "), "    ")
+        out += cif(f.versions.cond(f.ctx), fill_field(f, "s->", "    ", f.present), "    ")
     return out + ["}", ""]
 
 
