@@ -122,3 +122,13 @@ struct cache_entry *batch_cache_find(struct batch_cache *c, struct segment *seg,
 void batch_cache_drop_segment(struct batch_cache *c, struct segment *seg) {
     while (seg->cache_first) entry_remove(c, seg->cache_first);
 }
+
+bool batch_cache_has_base(const struct batch_cache *c, const struct segment *seg,
+                          uint64_t file_base) {
+    (void)c;
+    for (const struct cache_entry *x = seg->cache_first; x; x = x->seg_next) {
+        if (x->file_base == file_base) return true;
+        if (x->file_base > file_base) break;
+    }
+    return false;
+}

@@ -13,8 +13,8 @@
  * runs when the number of cached bytes exceeds budget_bytes or when the pool has no
  * free chunk. The writer pins the chunk it is still appending into.
  *
- * Per segment, entries form a list sorted by file_base; lookups walk it from the newest
- * end (tailing readers hit the first element walked). */
+ * Per segment, entries form a list sorted by file_base; lookups walk it (the list is
+ * bounded by the cache budget in chunks). */
 #ifndef SLUICE_STORAGE_BATCH_CACHE_H
 #define SLUICE_STORAGE_BATCH_CACHE_H
 
@@ -31,6 +31,7 @@ struct cache_entry {
     uint64_t file_base;      /* file position of chunk[0]; multiple of 4096 */
     uint32_t valid_bytes;    /* chunk[0..valid_bytes) mirrors the file */
     uint32_t pins;           /* > 0: not evictable (writer tail, read in flight) */
+    bool readahead;          /* filled by read-ahead and not yet hit */
     struct cache_entry *lru_prev, *lru_next; /* lru_next toward most recent */
     struct cache_entry *seg_prev, *seg_next; /* sorted by file_base */
 };
@@ -66,5 +67,9 @@ struct cache_entry *batch_cache_find(struct batch_cache *c, struct segment *seg,
 void batch_cache_drop_segment(struct batch_cache *c, struct segment *seg);
 
 void batch_cache_touch(struct batch_cache *c, struct cache_entry *e);
+
+/* True when an entry of seg starts at file_base (no statistics, no LRU update). */
+bool batch_cache_has_base(const struct batch_cache *c, const struct segment *seg,
+                          uint64_t file_base);
 
 #endif

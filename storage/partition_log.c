@@ -289,9 +289,77 @@ int64_t plog_append(struct plog *log, const uint8_t *batch, uint32_t len_bytes, 
 
 /* ---------------------------------------------------------------- flush */
 
-static void flush_finish(struct plog *log) {
+/* Phase 2 done (or phase 1 of a non-durable flush): the flush is over. */
+static void flush_done(struct plog *log) {
     log->flush_in_flight = false;
+    if (log->flush_durable) {
+        log->durable_offset = log->flush_end_offset;
+        for (uint32_t i = 0; i < log->flush_seg_count; i++)
+            log->flush_segs[i]->needs_dir_sync = false;
+    }
+    struct plog_append_req *done = log->inflight_first;
+    log->inflight_first = log->inflight_last = NULL;
+    complete_list(done, 0);
+    if (log->pending_first || log->log_end_offset > log->high_watermark) mark_dirty(log);
+}
+
+/* Complete the non-durable appends of the flush (acks=1: the bytes are written). */
+static void complete_written(struct plog *log) {
+    struct plog_append_req **pp = &log->inflight_first, *done = NULL, **done_tail = &done;
+    log->inflight_last = NULL;
+    while (*pp) {
+        struct plog_append_req *r = *pp;
+        if (!r->durable) {
+            *pp = r->next;
+            r->next = NULL;
+            *done_tail = r;
+            done_tail = &r->next;
+        } else {
+            log->inflight_last = r;
+            pp = &r->next;
+        }
+    }
+    complete_list(done, 0);
+}
+
+static void flush_op_complete(struct uring_op *op, int32_t res, uint32_t flags);
+
+static void flush_add(struct plog *log, struct io_uring_sqe *sqe, uint32_t expected_bytes) {
+    assert(log->flush_ops_issued < PLOG_FLUSH_MAX_OPS);
+    struct flush_op *fo = &log->flush_ops[log->flush_ops_issued++];
+    fo->op.complete = flush_op_complete;
+    fo->log = log;
+    fo->expected_bytes = expected_bytes;
+    uring_op_attach(sqe, &fo->op);
+    log->shard->inflight_ops++;
+}
+
+/* Phase 2: fdatasync every file written (and the directory after a roll). Issued from
+ * the completion of the last write, so it is ordered after all of them in code. */
+static void flush_start_sync(struct plog *log) {
+    struct storage_shard *s = log->shard;
+    log->flush_phase = 2;
+    log->flush_ops_issued = log->flush_ops_done = 0;
+    bool dir_sync = false;
+    for (uint32_t i = 0; i < log->flush_seg_count; i++) {
+        struct io_uring_sqe *sqe = get_sqe(s);
+        io_uring_prep_fsync(sqe, log->flush_segs[i]->fd, IORING_FSYNC_DATASYNC);
+        flush_add(log, sqe, 0);
+        dir_sync |= log->flush_segs[i]->needs_dir_sync;
+    }
+    if (dir_sync) {
+        struct io_uring_sqe *sqe = get_sqe(s);
+        io_uring_prep_fsync(sqe, log->dir_fd, 0);
+        flush_add(log, sqe, 0);
+    }
+    log->fsyncs++;
+    if (log->flush_ops_issued == 0) flush_done(log);
+}
+
+/* Phase 1 done: every write of the flush completed. */
+static void flush_written(struct plog *log) {
     if (log->flush_err) {
+        log->flush_in_flight = false;
         fail_partition(log, log->flush_err);
         return;
     }
@@ -300,23 +368,22 @@ static void flush_finish(struct plog *log) {
         if (t->flush_fill_bytes > t->written_bytes) t->written_bytes = t->flush_fill_bytes;
         uint64_t written_end = t->file_base + t->written_bytes;
         if (written_end > t->seg->written_bytes) t->seg->written_bytes = written_end;
-        if (log->flush_durable) t->seg->needs_dir_sync = false;
     }
     log->high_watermark = log->flush_end_offset;
-    if (log->flush_durable) log->durable_offset = log->flush_end_offset;
     tail_retire_written(log);
     struct segment *sealed = log->seal_pending;
-    bool sealed_written = sealed && sealed->written_bytes >= sealed->size_bytes;
-    struct plog_append_req *done = log->inflight_first;
-    log->inflight_first = log->inflight_last = NULL;
-    if (sealed_written) {
+    if (sealed && sealed->written_bytes >= sealed->size_bytes) {
         log->seal_pending = NULL;
         int rc = segment_write_indexes(sealed, log->dir);
         if (rc < 0) log_warn("segment_index_write_failed", "dir=%s errno=%d", log->dir, -rc);
         sealed->index_dirty = false;
     }
-    complete_list(done, 0);
-    if (log->pending_first || log->log_end_offset > log->high_watermark) mark_dirty(log);
+    if (log->flush_durable) {
+        complete_written(log);
+        flush_start_sync(log);
+    } else {
+        flush_done(log);
+    }
 }
 
 static void flush_op_complete(struct uring_op *op, int32_t res, uint32_t flags) {
@@ -327,79 +394,53 @@ static void flush_op_complete(struct uring_op *op, int32_t res, uint32_t flags) 
     int32_t err = res < 0 ? res : (fo->expected_bytes && (uint32_t)res != fo->expected_bytes
                                        ? -ENOSPC : 0);
     if (err && !log->flush_err) log->flush_err = err;
-    if (log->flush_ops_done == log->flush_ops_issued) flush_finish(log);
+    if (log->flush_ops_done < log->flush_ops_issued) return;
+    if (log->flush_phase == 1) {
+        flush_written(log);
+    } else if (log->flush_err) {
+        log->flush_in_flight = false;
+        fail_partition(log, log->flush_err);
+    } else {
+        flush_done(log);
+    }
 }
 
-static void flush_add(struct plog *log, struct io_uring_sqe *sqe, uint32_t expected_bytes) {
-    assert(log->flush_ops_issued < PLOG_FLUSH_MAX_OPS);
-    struct flush_op *fo = &log->flush_ops[log->flush_ops_issued++];
-    fo->op.complete = flush_op_complete;
-    fo->log = log;
-    fo->expected_bytes = expected_bytes;
-    uring_op_attach(sqe, &fo->op);
-    sqe->flags |= IOSQE_IO_LINK;
-    log->shard->inflight_ops++;
-}
-
-/* One linked chain: the dirty range of each tail chunk, then fdatasync of each segment
- * written (and the directory after a roll) when an append asked for durability. */
+/* Phase 1: write the dirty range of every tail chunk, all in parallel. Ranges never
+ * overlap: a chunk followed by another chunk of the same segment stops at its last
+ * whole block (the successor starts with a copy of the partial block and writes it). */
 static unsigned flush_start(struct plog *log) {
     struct storage_shard *s = log->shard;
-    bool durable = log->pending_durable;
-    unsigned need = log->tail_count * 2 + 2;
-    if (io_uring_sq_space_left(s->ring) < need) io_uring_submit(s->ring);
-    assert(io_uring_sq_space_left(s->ring) >= need);
+    log->flush_phase = 1;
     log->flush_ops_issued = log->flush_ops_done = 0;
     log->flush_err = 0;
-    struct io_uring_sqe *last = NULL;
-    struct segment *synced[PLOG_MAX_TAIL_CHUNKS];
-    uint32_t synced_count = 0;
+    log->flush_seg_count = 0;
     for (uint32_t i = 0; i < log->tail_count; i++) {
         struct tail_chunk *t = &log->tail[i];
         t->flush_fill_bytes = t->fill_bytes;
         if (t->fill_bytes == t->written_bytes) continue; /* already on disk */
+        bool successor_same_seg = i + 1 < log->tail_count && log->tail[i + 1].seg == t->seg;
         uint32_t start = (uint32_t)align_down(t->written_bytes);
-        uint32_t end = (uint32_t)align_up(t->fill_bytes);
-        if (start == end) continue;
-        memset(t->chunk + t->fill_bytes, 0, end - t->fill_bytes); /* zero padding */
-        last = get_sqe(s);
-        io_uring_prep_write_fixed(last, t->seg->fd, t->chunk + start, end - start,
+        uint32_t end = (uint32_t)(successor_same_seg ? align_down(t->fill_bytes)
+                                                     : align_up(t->fill_bytes));
+        if (start >= end) continue;
+        if (!successor_same_seg)
+            memset(t->chunk + t->fill_bytes, 0, end - t->fill_bytes); /* zero padding */
+        struct io_uring_sqe *sqe = get_sqe(s);
+        io_uring_prep_write_fixed(sqe, t->seg->fd, t->chunk + start, end - start,
                                   t->file_base + start, chunk_buf_index(s->pool, t->chunk));
-        flush_add(log, last, end - start);
-        if (synced_count == 0 || synced[synced_count - 1] != t->seg)
-            synced[synced_count++] = t->seg;
+        flush_add(log, sqe, end - start);
+        if (log->flush_seg_count == 0 || log->flush_segs[log->flush_seg_count - 1] != t->seg)
+            log->flush_segs[log->flush_seg_count++] = t->seg;
     }
-    if (durable) {
-        bool dir_sync = false;
-        for (uint32_t i = 0; i < synced_count; i++) {
-            last = get_sqe(s);
-            io_uring_prep_fsync(last, synced[i]->fd, IORING_FSYNC_DATASYNC);
-            flush_add(log, last, 0);
-            dir_sync |= synced[i]->needs_dir_sync;
-        }
-        if (dir_sync) {
-            last = get_sqe(s);
-            io_uring_prep_fsync(last, log->dir_fd, 0);
-            flush_add(log, last, 0);
-        }
-        log->fsyncs++;
-    }
-    if (!last) { /* nothing to write (e.g. only a rewrite of clean data) */
-        log->high_watermark = log->log_end_offset;
-        complete_list(log->pending_first, 0);
-        log->pending_first = log->pending_last = NULL;
-        log->pending_durable = false;
-        return 0;
-    }
-    last->flags &= (uint8_t)~IOSQE_IO_LINK;
     log->inflight_first = log->pending_first;
     log->inflight_last = log->pending_last;
     log->pending_first = log->pending_last = NULL;
+    log->flush_durable = log->pending_durable;
     log->pending_durable = false;
     log->flush_end_offset = log->log_end_offset;
-    log->flush_durable = durable;
     log->flush_in_flight = true;
     log->flushes++;
+    if (log->flush_ops_issued == 0) flush_written(log); /* nothing new to write */
     return log->flush_ops_issued;
 }
 
@@ -494,6 +535,87 @@ static bool add_frag(struct plog *log, struct plog_read_req *req, uint8_t *ptr, 
     return true;
 }
 
+static int read_continue(struct plog *log, struct plog_read_req *req);
+
+static struct readahead *readahead_covering(struct storage_shard *s, const struct segment *seg,
+                                            uint64_t position) {
+    for (int i = 0; i < STORAGE_READAHEAD_SLOTS; i++) {
+        struct readahead *ra = &s->readahead[i];
+        if (ra->busy && ra->seg == seg && ra->file_base <= position &&
+            position < ra->file_base + s->pool->chunk_bytes)
+            return ra;
+    }
+    return NULL;
+}
+
+static void readahead_complete(struct uring_op *op, int32_t res, uint32_t flags) {
+    struct readahead *ra = container_of(op, struct readahead, op);
+    struct plog *log = ra->log;
+    struct storage_shard *s = log->shard;
+    s->inflight_ops--;
+    ra->seg->reads_in_flight--;
+    log->reads_in_flight--;
+    ra->busy = false;
+    struct plog_read_req *waiter = ra->waiter;
+    ra->waiter = NULL;
+    if (res > 0) {
+        uint64_t valid = (uint64_t)res;
+        if (ra->file_base + valid > ra->seg->written_bytes)
+            valid = ra->seg->written_bytes - ra->file_base;
+        struct cache_entry *e =
+            batch_cache_insert(&s->cache, ra->seg, ra->chunk, ra->file_base, (uint32_t)valid);
+        e->readahead = true;
+    } else {
+        chunk_unref(s->pool, ra->chunk);
+    }
+    ra->chunk = NULL;
+    if (waiter) { /* it missed on this range: carry on (reads it from disk on failure) */
+        int rc = read_continue(log, waiter);
+        if (rc != 0) waiter->done(waiter, rc < 0 ? rc : 0);
+    }
+}
+
+static void readahead_issue(struct plog *log, struct segment *seg, uint64_t file_base) {
+    struct storage_shard *s = log->shard;
+    struct readahead *ra = NULL;
+    for (int i = 0; i < STORAGE_READAHEAD_SLOTS && !ra; i++)
+        if (!s->readahead[i].busy) ra = &s->readahead[i];
+    if (!ra || chunk_pool_free_count(s->pool) < s->pool->chunk_count / 8) return;
+    uint8_t *chunk = batch_cache_alloc_chunk(&s->cache);
+    if (!chunk) return;
+    uint64_t len = s->pool->chunk_bytes;
+    uint64_t end = align_up(seg->written_bytes);
+    if (file_base + len > end) len = end - file_base;
+    struct io_uring_sqe *sqe = get_sqe(s);
+    io_uring_prep_read_fixed(sqe, seg->fd, chunk, (unsigned)len, file_base,
+                             chunk_buf_index(s->pool, chunk));
+    *ra = (struct readahead){.op.complete = readahead_complete, .log = log, .seg = seg,
+                             .chunk = chunk, .file_base = file_base, .busy = true};
+    uring_op_attach(sqe, &ra->op);
+    seg->reads_in_flight++;
+    log->reads_in_flight++;
+    s->inflight_ops++;
+    s->readahead_issued++;
+}
+
+/* Keep STORAGE_READAHEAD_CHUNKS chunks in flight after the chunk at from_base. Each next
+ * chunk starts at the last indexed batch start inside the previous one (aligned down),
+ * so every batch is whole in some chunk. */
+static void readahead_schedule(struct plog *log, struct segment *seg, uint64_t from_base) {
+    struct storage_shard *s = log->shard;
+    uint64_t base = from_base;
+    for (int k = 0; k < STORAGE_READAHEAD_CHUNKS; k++) {
+        uint64_t end = base + s->pool->chunk_bytes;
+        if (end >= seg->written_bytes) return;
+        uint64_t next = align_down(segment_indexed_position_before(seg, end));
+        if (next <= base) return;
+        base = next;
+        if (batch_cache_has_base(&s->cache, seg, base) || readahead_covering(s, seg, base))
+            continue;
+        readahead_issue(log, seg, base);
+    }
+}
+
 /* Walk batches from the cache; returns 1 when the answer is complete, 0 when a disk read
  * was issued, or a negative errno. */
 static int read_continue(struct plog *log, struct plog_read_req *req) {
@@ -521,8 +643,18 @@ static int read_continue(struct plog *log, struct plog_read_req *req) {
                 e = batch_cache_find(cache, seg, pos, size);
             if (!e) {
                 if (req->frag_count > 0) return 1;
+                struct readahead *ra = readahead_covering(log->shard, seg, pos);
+                if (ra && !ra->waiter) { /* already on its way */
+                    ra->waiter = req;
+                    return 0;
+                }
                 int rc = read_issue(log, req, seg, pos);
+                if (rc == 0) readahead_schedule(log, seg, align_down(pos));
                 return rc < 0 ? rc : 0;
+            }
+            if (e->readahead) { /* a sequential reader reached read-ahead data: go on */
+                e->readahead = false;
+                readahead_schedule(log, seg, e->file_base);
             }
             int64_t last = record_batch_last_offset(&h);
             if (last < req->next_offset) {

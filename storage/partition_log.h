@@ -13,13 +13,17 @@
  * aligned range of the segment file; when a batch does not fit in what is left of the
  * chunk, a new chunk starts at the aligned-down end and the partly filled last block
  * is copied into it. storage_poll(), called once per shard loop iteration, turns
- * everything appended since the last flush into one chain of linked SQEs per
- * partition: WRITE_FIXED of each dirty aligned range (the partial last block is written
- * zero padded and rewritten by the next flush), then, if any append in the group asked
- * for durability, IORING_OP_FSYNC(DATASYNC) of the file (and of the directory after a
- * roll). IOSQE_IO_LINK orders the chain; one flush is in flight per partition, so two
- * writes of the same block never race. When the chain completes, every append in it
- * completes: its callback gets 0 or a negative errno. acks=0 appends pass no request.
+ * everything appended since the last flush into one flush per partition (group
+ * commit), in two phases ordered in code: (1) WRITE_FIXED of each dirty aligned range,
+ * all in parallel -- the ranges never overlap, because a chunk followed by another
+ * chunk of the same segment stops at its last whole block and the partial block is
+ * written (zero padded) by the newest chunk, then rewritten by the next flush; when
+ * every write has completed, acks=1 appends complete and the high watermark moves;
+ * (2) if any append in the group asked for durability, IORING_OP_FSYNC(DATASYNC) of
+ * each file written (and of the directory after a roll); when those complete, the
+ * acks=all appends complete. One flush is in flight per partition, so two writes of
+ * the same block never race. Callbacks get 0 or a negative errno; acks=0 appends pass
+ * no request.
  *
  * A write or fsync error (ENOSPC, EIO, short write) puts the partition in a failed
  * state: the appends of the failed group and every later append get -EIO
@@ -33,8 +37,12 @@
  * beyond the high watermark (the end of the last completed write). Bytes are returned
  * as fragments referencing chunk memory (each holds a chunk reference; release them
  * with frag_release). A cache miss issues a READ_FIXED of one chunk into a fresh chunk
- * (a chunk-sized read is the sequential read-ahead for catch-up readers) and answers
- * through the request's callback.
+ * and answers through the request's callback. Sequential read-ahead for catch-up
+ * readers: a miss, and the first hit on a read-ahead chunk, keep up to
+ * STORAGE_READAHEAD_CHUNKS further chunks in flight. Each starts at the aligned-down
+ * position of the last indexed batch start inside the chunk before it, so a batch
+ * never straddles two read-ahead chunks (the overlap is at most one index interval
+ * plus one batch).
  *
  * Blocking (documented debts): a roll opens the new segment file and writes the sealed
  * segment's index files; retention unlinks files; both are rare and short, but they
@@ -143,6 +151,9 @@ struct plog {
     int32_t flush_err;
     int64_t flush_end_offset;
     bool flush_durable;
+    int flush_phase;           /* 1: writes in flight, 2: fdatasyncs in flight */
+    struct segment *flush_segs[PLOG_MAX_TAIL_CHUNKS]; /* files written by this flush */
+    uint32_t flush_seg_count;
     bool alloc_in_flight;
     struct flush_op alloc_op;
     struct segment *alloc_seg;
@@ -152,10 +163,26 @@ struct plog {
     uint64_t appends, flushes, fsyncs;
 };
 
+#define STORAGE_READAHEAD_SLOTS 16 /* read-ahead reads in flight per shard */
+#define STORAGE_READAHEAD_CHUNKS 4 /* chunks read ahead of a sequential reader */
+
+/* A read-ahead READ_FIXED in flight; a reader that misses on its range waits on it. */
+struct readahead {
+    struct uring_op op;
+    struct plog *log;
+    struct segment *seg;
+    uint8_t *chunk;
+    uint64_t file_base;
+    struct plog_read_req *waiter;
+    bool busy;
+};
+
 struct storage_shard {
     struct io_uring *ring;
     struct chunk_pool *pool;
     struct batch_cache cache;
+    struct readahead readahead[STORAGE_READAHEAD_SLOTS];
+    uint64_t readahead_issued;
     struct plog *dirty_first; /* logs with appends not yet flushed */
     uint32_t inflight_ops;    /* SQEs submitted and not yet completed */
 };

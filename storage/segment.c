@@ -100,6 +100,16 @@ uint32_t segment_lookup_position(const struct segment *seg, int64_t offset,
     return seg->index[lo].position;
 }
 
+uint32_t segment_indexed_position_before(const struct segment *seg, uint64_t end_position) {
+    uint32_t lo = 0, hi = seg->index_count; /* first entry with position >= end */
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (seg->index[mid].position < end_position) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo == 0 ? 0 : seg->index[lo - 1].position;
+}
+
 bool segment_lookup_time(const struct segment *seg, int64_t timestamp_ms, int64_t *offset,
                          uint32_t *position) {
     if (seg->time_index_count == 0 || seg->max_timestamp_ms < timestamp_ms) return false;

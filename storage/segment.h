@@ -76,6 +76,9 @@ void segment_note_batch(struct segment *seg, uint32_t position, int64_t base_off
 uint32_t segment_lookup_position(const struct segment *seg, int64_t offset,
                                  int64_t *entry_offset);
 
+/* Position of the last indexed batch start below end_position (0 when none). */
+uint32_t segment_indexed_position_before(const struct segment *seg, uint64_t end_position);
+
 /* First batch whose max timestamp >= timestamp_ms: its base offset and position.
  * Returns false when no batch in the segment qualifies. */
 bool segment_lookup_time(const struct segment *seg, int64_t timestamp_ms,

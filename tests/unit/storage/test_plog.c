@@ -418,3 +418,22 @@ Test(plog, flipped_byte_in_the_middle_truncates_there) {
     read_all_and_check(log, 0, 4096);
     plog_close(log);
 }
+
+Test(plog, cold_sequential_reads_use_readahead) {
+    struct plog_config cfg = small_config();
+    cfg.segment_bytes = 4u << 20; /* many chunks per segment */
+    struct plog *log = open_log(&cfg);
+    g_app_count = 0;
+    uint64_t rng = 5;
+    while (plog_size_bytes(log) < (5u << 20)) { /* two segments, mixed batch sizes */
+        bool big = splitmix64(&rng) % 8 == 0;
+        append_one(log, splitmix64(&rng), big ? 150 : 2, big ? 1000 : 700, 1, false);
+    }
+    plog_close(log);
+    log = open_log(&cfg);
+    uint64_t before = H.shard.readahead_issued;
+    read_all_and_check(log, 0, 64 * 1024);
+    cr_expect_gt(H.shard.readahead_issued, before, "sequential cold reads must read ahead");
+    read_all_and_check(log, g_app[g_app_count / 3].base, 1); /* again, from the cache */
+    plog_close(log);
+}
