@@ -12,7 +12,7 @@
 #include "tests/storage/harness.h"
 
 #define CHUNK_BYTES (256u * 1024u)
-#define MAX_BATCH (200u * 1024u)
+#define MAX_BATCH (300u * 1024u)
 
 static struct harness H;
 static char g_dir[256];
@@ -435,5 +435,64 @@ Test(plog, cold_sequential_reads_use_readahead) {
     read_all_and_check(log, 0, 64 * 1024);
     cr_expect_gt(H.shard.readahead_issued, before, "sequential cold reads must read ahead");
     read_all_and_check(log, g_app[g_app_count / 3].base, 1); /* again, from the cache */
+    plog_close(log);
+}
+
+struct counted {
+    struct plog_append_req req;
+    int status;
+    int order;
+};
+static int g_done_order;
+static void counted_done(struct plog_append_req *req, int status) {
+    struct counted *c = (struct counted *)req;
+    c->status = status;
+    c->order = ++g_done_order;
+}
+
+Test(plog, group_commit_one_flush_per_iteration_and_ack_order) {
+    struct plog_config cfg = small_config();
+    cfg.segment_bytes = 1 << 20;
+    struct plog *log = open_log(&cfg);
+    size_t len = build_batch(g_batch, sizeof g_batch, 3, 4, 100, 1, g_scratch);
+    struct counted c[10];
+    memset(c, 0, sizeof c);
+    g_done_order = 0;
+    for (int i = 0; i < 10; i++) {
+        c[i].req.done = counted_done;
+        cr_assert_eq(plog_append(log, g_batch, (uint32_t)len, i % 2 == 0, &c[i].req), 4 * i);
+    }
+    cr_expect_eq(plog_high_watermark(log), 0, "nothing is visible before the flush");
+    uint64_t flushes = log->flushes, fsyncs = log->fsyncs;
+    cr_assert_gt(storage_poll(&H.shard), 0);
+    cr_expect_eq(log->flushes, flushes + 1, "one loop iteration, one flush");
+    for (int i = 0; i < 1000 && g_done_order < 10; i++) harness_step(&H);
+    cr_assert_eq(g_done_order, 10);
+    cr_expect_eq(log->fsyncs, fsyncs + 1, "one fdatasync for the whole group");
+    for (int i = 0; i < 10; i++) cr_expect_eq(c[i].status, 0);
+    /* acks=1 (odd) appends complete when written, before the acks=all ones */
+    for (int i = 1; i < 10; i += 2) cr_expect_leq(c[i].order, 5);
+    for (int i = 0; i < 10; i += 2) cr_expect_gt(c[i].order, 5);
+    cr_expect_eq(plog_high_watermark(log), 40);
+    cr_expect_eq(log->durable_offset, 40);
+    plog_close(log);
+}
+
+Test(plog, bad_appends_are_refused_without_damage) {
+    struct plog_config cfg = small_config();
+    struct plog *log = open_log(&cfg);
+    g_app_count = 0;
+    append_one(log, 1, 2, 10, 1, true);
+    size_t len = build_batch(g_batch, sizeof g_batch, 3, 4, 100, 1, g_scratch);
+    cr_expect_eq(plog_append(log, g_batch, (uint32_t)len - 1, true, NULL), -EBADMSG);
+    cr_expect_eq(plog_append(log, g_batch, 10, true, NULL), -EBADMSG);
+    g_batch[16] = 1; /* magic 1 */
+    cr_expect_eq(plog_append(log, g_batch, (uint32_t)len, true, NULL), -EBADMSG);
+    len = build_batch(g_batch, sizeof g_batch, 3, 260, 1000, 1, g_scratch); /* > chunk */
+    cr_assert_gt(len, CHUNK_BYTES - 4096);
+    cr_expect_eq(plog_append(log, g_batch, (uint32_t)len, true, NULL), -EMSGSIZE);
+    cr_expect_eq(plog_log_end_offset(log), 2);
+    append_one(log, 2, 2, 10, 1, true);
+    read_all_and_check(log, 0, 1 << 20);
     plog_close(log);
 }
