@@ -496,3 +496,38 @@ Test(plog, bad_appends_are_refused_without_damage) {
     read_all_and_check(log, 0, 1 << 20);
     plog_close(log);
 }
+
+Test(plog, missing_or_stale_indexes_are_rebuilt) {
+    struct plog_config cfg = small_config();
+    struct plog *log = open_log(&cfg);
+    g_app_count = 0;
+    uint64_t rng = 11;
+    int64_t ts = 5000;
+    for (int i = 0; i < 200; i++) {
+        ts += (int64_t)(splitmix64(&rng) % 20);
+        append_one(log, splitmix64(&rng), 1 + (int)(splitmix64(&rng) % 6), 400, ts, true);
+    }
+    uint32_t segs = log->segment_count;
+    cr_assert_gt(segs, 3);
+    int64_t base1 = log->segments[1]->base_offset, base2 = log->segments[2]->base_offset;
+    plog_close(log);
+    char path[400];
+    /* segment 1: index files removed; segment 2: offset index cut short (stale) */
+    snprintf(path, sizeof path, "%s/t-0/%020lld.index", g_dir, (long long)base1);
+    cr_assert_eq(unlink(path), 0);
+    snprintf(path, sizeof path, "%s/t-0/%020lld.timeindex", g_dir, (long long)base1);
+    cr_assert_eq(unlink(path), 0);
+    snprintf(path, sizeof path, "%s/t-0/%020lld.index", g_dir, (long long)base2);
+    cr_assert_eq(truncate(path, 13), 0);
+    log = open_log(&cfg);
+    cr_assert_eq(log->segment_count, segs);
+    cr_expect_gt(log->segments[1]->index_count, 0);
+    cr_expect_gt(log->segments[2]->index_count, 0);
+    snprintf(path, sizeof path, "%s/t-0/%020lld.index", g_dir, (long long)base1);
+    cr_expect_eq(access(path, F_OK), 0, "a rebuilt index is written back");
+    for (int64_t t = 4990; t < ts + 10; t += 3)
+        cr_assert_eq(plog_offset_for_timestamp(log, t), brute_offset_for_time(t, plog_log_end_offset(log)));
+    read_all_and_check(log, 0, 3000);
+    read_all_and_check(log, base2 + 1, 1);
+    plog_close(log);
+}
