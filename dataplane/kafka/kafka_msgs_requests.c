@@ -72,7 +72,7 @@ static int produce_request_topic_produce_data_decode(struct kafka_reader *r, int
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 9, 1);
+        int32_t n = kafka_read_array_len(r, version >= 9, 6);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -148,7 +148,7 @@ int kafka_produce_request_decode(struct kafka_reader *r, int16_t version, struct
     s->acks = kafka_read_int16(r);
     s->timeout_ms = kafka_read_int32(r);
     {
-        int32_t n = kafka_read_array_len(r, version >= 9, 1);
+        int32_t n = kafka_read_array_len(r, version >= 9, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -403,7 +403,7 @@ static int fetch_request_fetch_topic_decode(struct kafka_reader *r, int16_t vers
         s->topic_id = kafka_read_uuid(r);
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 12, 1);
+        int32_t n = kafka_read_array_len(r, version >= 12, 16);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -544,7 +544,7 @@ int kafka_fetch_request_decode(struct kafka_reader *r, int16_t version, struct k
         s->session_epoch = kafka_read_int32(r);
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 12, 1);
+        int32_t n = kafka_read_array_len(r, version >= 12, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -565,7 +565,7 @@ int kafka_fetch_request_decode(struct kafka_reader *r, int16_t version, struct k
         }
     }
     if (version >= 7) {
-        int32_t n = kafka_read_array_len(r, version >= 12, 1);
+        int32_t n = kafka_read_array_len(r, version >= 12, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -773,7 +773,7 @@ static int list_offsets_request_list_offsets_topic_decode(struct kafka_reader *r
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 6, 1);
+        int32_t n = kafka_read_array_len(r, version >= 6, 12);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -848,7 +848,7 @@ int kafka_list_offsets_request_decode(struct kafka_reader *r, int16_t version, s
         s->isolation_level = kafka_read_int8(r);
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 6, 1);
+        int32_t n = kafka_read_array_len(r, version >= 6, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -981,7 +981,7 @@ int kafka_metadata_request_decode(struct kafka_reader *r, int16_t version, struc
     int rc;
     kafka_metadata_request_init(s, version);
     {
-        int32_t n = kafka_read_array_len(r, version >= 9, 1);
+        int32_t n = kafka_read_array_len(r, version >= 9, 2);
         if (r->err != 0)
             return r->err;
         if (n < 0 && !(version >= 1))
@@ -1138,7 +1138,7 @@ static int offset_commit_request_offset_commit_request_topic_decode(struct kafka
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 8, 1);
+        int32_t n = kafka_read_array_len(r, version >= 8, 14);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -1228,7 +1228,7 @@ int kafka_offset_commit_request_decode(struct kafka_reader *r, int16_t version, 
         s->retention_time_ms = kafka_read_int64(r);
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 8, 1);
+        int32_t n = kafka_read_array_len(r, version >= 8, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -1396,7 +1396,7 @@ static int offset_fetch_request_offset_fetch_request_group_decode(struct kafka_r
         s->member_epoch = kafka_read_int32(r);
     }
     {
-        int32_t n = kafka_read_array_len(r, 1, 1);
+        int32_t n = kafka_read_array_len(r, 1, 3);
         if (r->err != 0)
             return r->err;
         s->topics_count = n;
@@ -1536,7 +1536,7 @@ int kafka_offset_fetch_request_decode(struct kafka_reader *r, int16_t version, s
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     if (version <= 7) {
-        int32_t n = kafka_read_array_len(r, version >= 6, 1);
+        int32_t n = kafka_read_array_len(r, version >= 6, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0 && !(version >= 2))
@@ -1557,7 +1557,7 @@ int kafka_offset_fetch_request_decode(struct kafka_reader *r, int16_t version, s
         }
     }
     if (version >= 8) {
-        int32_t n = kafka_read_array_len(r, 1, 1);
+        int32_t n = kafka_read_array_len(r, 1, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -1823,7 +1823,7 @@ int kafka_join_group_request_decode(struct kafka_reader *r, int16_t version, str
     if (s->protocol_type.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 6, 1);
+        int32_t n = kafka_read_array_len(r, version >= 6, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -2042,7 +2042,7 @@ int kafka_leave_group_request_decode(struct kafka_reader *r, int16_t version, st
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     if (version >= 3) {
-        int32_t n = kafka_read_array_len(r, version >= 4, 1);
+        int32_t n = kafka_read_array_len(r, version >= 4, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -2196,7 +2196,7 @@ int kafka_sync_group_request_decode(struct kafka_reader *r, int16_t version, str
         s->protocol_name = kafka_read_string(r, 1);
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 4, 1);
+        int32_t n = kafka_read_array_len(r, version >= 4, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -2677,7 +2677,7 @@ static int create_topics_request_creatable_topic_decode(struct kafka_reader *r, 
     s->num_partitions = kafka_read_int32(r);
     s->replication_factor = kafka_read_int16(r);
     {
-        int32_t n = kafka_read_array_len(r, version >= 5, 1);
+        int32_t n = kafka_read_array_len(r, version >= 5, 6);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -2698,7 +2698,7 @@ static int create_topics_request_creatable_topic_decode(struct kafka_reader *r, 
         }
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 5, 1);
+        int32_t n = kafka_read_array_len(r, version >= 5, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -2777,7 +2777,7 @@ int kafka_create_topics_request_decode(struct kafka_reader *r, int16_t version, 
     int rc;
     kafka_create_topics_request_init(s, version);
     {
-        int32_t n = kafka_read_array_len(r, version >= 5, 1);
+        int32_t n = kafka_read_array_len(r, version >= 5, 10);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -2896,7 +2896,7 @@ int kafka_delete_topics_request_decode(struct kafka_reader *r, int16_t version, 
     int rc;
     kafka_delete_topics_request_init(s, version);
     if (version >= 6) {
-        int32_t n = kafka_read_array_len(r, 1, 1);
+        int32_t n = kafka_read_array_len(r, 1, 18);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -3047,7 +3047,7 @@ static int delete_records_request_delete_records_topic_decode(struct kafka_reade
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 12);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -3116,7 +3116,7 @@ int kafka_delete_records_request_decode(struct kafka_reader *r, int16_t version,
     int rc;
     kafka_delete_records_request_init(s, version);
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -3301,7 +3301,7 @@ static int offset_for_leader_epoch_request_offset_for_leader_topic_decode(struct
     if (s->topic.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 4, 1);
+        int32_t n = kafka_read_array_len(r, version >= 4, 8);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -3373,7 +3373,7 @@ int kafka_offset_for_leader_epoch_request_decode(struct kafka_reader *r, int16_t
         s->replica_id = kafka_read_int32(r);
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 4, 1);
+        int32_t n = kafka_read_array_len(r, version >= 4, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -3524,7 +3524,7 @@ static int add_partitions_to_txn_request_add_partitions_to_txn_transaction_decod
     s->producer_epoch = kafka_read_int16(r);
     s->verify_only = kafka_read_bool(r);
     {
-        int32_t n = kafka_read_array_len(r, 1, 1);
+        int32_t n = kafka_read_array_len(r, 1, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -3596,7 +3596,7 @@ int kafka_add_partitions_to_txn_request_decode(struct kafka_reader *r, int16_t v
     int rc;
     kafka_add_partitions_to_txn_request_init(s, version);
     if (version >= 4) {
-        int32_t n = kafka_read_array_len(r, 1, 1);
+        int32_t n = kafka_read_array_len(r, 1, 14);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -3628,7 +3628,7 @@ int kafka_add_partitions_to_txn_request_decode(struct kafka_reader *r, int16_t v
         s->v3_and_below_producer_epoch = kafka_read_int16(r);
     }
     if (version <= 3) {
-        int32_t n = kafka_read_array_len(r, version >= 3, 1);
+        int32_t n = kafka_read_array_len(r, version >= 3, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -3917,7 +3917,7 @@ static int write_txn_markers_request_writable_txn_marker_decode(struct kafka_rea
     s->producer_epoch = kafka_read_int16(r);
     s->transaction_result = kafka_read_bool(r);
     {
-        int32_t n = kafka_read_array_len(r, version >= 1, 1);
+        int32_t n = kafka_read_array_len(r, version >= 1, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -3987,7 +3987,7 @@ int kafka_write_txn_markers_request_decode(struct kafka_reader *r, int16_t versi
     int rc;
     kafka_write_txn_markers_request_init(s, version);
     {
-        int32_t n = kafka_read_array_len(r, version >= 1, 1);
+        int32_t n = kafka_read_array_len(r, version >= 1, 17);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -4111,7 +4111,7 @@ static int txn_offset_commit_request_txn_offset_commit_request_topic_decode(stru
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 3, 1);
+        int32_t n = kafka_read_array_len(r, version >= 3, 14);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -4205,7 +4205,7 @@ int kafka_txn_offset_commit_request_decode(struct kafka_reader *r, int16_t versi
         s->group_instance_id = kafka_read_string(r, 1);
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 3, 1);
+        int32_t n = kafka_read_array_len(r, version >= 3, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -4438,7 +4438,7 @@ int kafka_create_acls_request_decode(struct kafka_reader *r, int16_t version, st
     int rc;
     kafka_create_acls_request_init(s, version);
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 8);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -4569,7 +4569,7 @@ int kafka_delete_acls_request_decode(struct kafka_reader *r, int16_t version, st
     int rc;
     kafka_delete_acls_request_init(s, version);
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 8);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -4712,7 +4712,7 @@ int kafka_describe_configs_request_decode(struct kafka_reader *r, int16_t versio
     int rc;
     kafka_describe_configs_request_init(s, version);
     {
-        int32_t n = kafka_read_array_len(r, version >= 4, 1);
+        int32_t n = kafka_read_array_len(r, version >= 4, 4);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -4848,7 +4848,7 @@ static int alter_configs_request_alter_configs_resource_decode(struct kafka_read
     if (s->resource_name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -4918,7 +4918,7 @@ int kafka_alter_configs_request_decode(struct kafka_reader *r, int16_t version, 
     int rc;
     kafka_alter_configs_request_init(s, version);
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 4);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -5058,7 +5058,7 @@ int kafka_describe_log_dirs_request_decode(struct kafka_reader *r, int16_t versi
     int rc;
     kafka_describe_log_dirs_request_init(s, version);
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 3);
         if (r->err != 0)
             return r->err;
         s->topics_count = n;
@@ -5236,7 +5236,7 @@ static int create_partitions_request_create_partitions_topic_decode(struct kafka
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     s->count = kafka_read_int32(r);
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 2);
         if (r->err != 0)
             return r->err;
         s->assignments_count = n;
@@ -5303,7 +5303,7 @@ int kafka_create_partitions_request_decode(struct kafka_reader *r, int16_t versi
     int rc;
     kafka_create_partitions_request_init(s, version);
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 7);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -5499,7 +5499,7 @@ static int incremental_alter_configs_request_alter_configs_resource_decode(struc
     if (s->resource_name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 1, 1);
+        int32_t n = kafka_read_array_len(r, version >= 1, 4);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -5569,7 +5569,7 @@ int kafka_incremental_alter_configs_request_decode(struct kafka_reader *r, int16
     int rc;
     kafka_incremental_alter_configs_request_init(s, version);
     {
-        int32_t n = kafka_read_array_len(r, version >= 1, 1);
+        int32_t n = kafka_read_array_len(r, version >= 1, 4);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -5666,7 +5666,7 @@ static int offset_delete_request_offset_delete_request_topic_decode(struct kafka
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, 0, 1);
+        int32_t n = kafka_read_array_len(r, 0, 4);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -5722,7 +5722,7 @@ int kafka_offset_delete_request_decode(struct kafka_reader *r, int16_t version, 
     if (s->group_id.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, 0, 1);
+        int32_t n = kafka_read_array_len(r, 0, 6);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -5889,7 +5889,7 @@ int kafka_describe_producers_request_decode(struct kafka_reader *r, int16_t vers
     int rc;
     kafka_describe_producers_request_init(s, version);
     {
-        int32_t n = kafka_read_array_len(r, 1, 1);
+        int32_t n = kafka_read_array_len(r, 1, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)

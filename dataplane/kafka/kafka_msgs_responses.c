@@ -176,7 +176,7 @@ static int produce_response_partition_produce_response_decode(struct kafka_reade
         s->log_start_offset = kafka_read_int64(r);
     }
     if (version >= 8) {
-        int32_t n = kafka_read_array_len(r, version >= 9, 1);
+        int32_t n = kafka_read_array_len(r, version >= 9, 6);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -283,7 +283,7 @@ static int produce_response_topic_produce_response_decode(struct kafka_reader *r
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 9, 1);
+        int32_t n = kafka_read_array_len(r, version >= 9, 14);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -354,7 +354,7 @@ int kafka_produce_response_decode(struct kafka_reader *r, int16_t version, struc
     int rc;
     kafka_produce_response_init(s, version);
     {
-        int32_t n = kafka_read_array_len(r, version >= 9, 1);
+        int32_t n = kafka_read_array_len(r, version >= 9, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -388,7 +388,7 @@ int kafka_produce_response_decode(struct kafka_reader *r, int16_t version, struc
             switch (tag) {
             case 0:
                 if (version >= 10) {
-                    int32_t n = kafka_read_array_len(sub, 1, 1);
+                    int32_t n = kafka_read_array_len(sub, 1, 11);
                     if (sub->err != 0)
                         return sub->err;
                     if (n < 0)
@@ -717,7 +717,7 @@ static int fetch_response_partition_data_decode(struct kafka_reader *r, int16_t 
         s->log_start_offset = kafka_read_int64(r);
     }
     if (version >= 4) {
-        int32_t n = kafka_read_array_len(r, version >= 12, 1);
+        int32_t n = kafka_read_array_len(r, version >= 12, 16);
         if (r->err != 0)
             return r->err;
         s->aborted_transactions_count = n;
@@ -868,7 +868,7 @@ static int fetch_response_fetchable_topic_response_decode(struct kafka_reader *r
         s->topic_id = kafka_read_uuid(r);
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 12, 1);
+        int32_t n = kafka_read_array_len(r, version >= 12, 18);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -955,7 +955,7 @@ int kafka_fetch_response_decode(struct kafka_reader *r, int16_t version, struct 
         s->session_id = kafka_read_int32(r);
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 12, 1);
+        int32_t n = kafka_read_array_len(r, version >= 12, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -986,7 +986,7 @@ int kafka_fetch_response_decode(struct kafka_reader *r, int16_t version, struct 
             switch (tag) {
             case 0:
                 if (version >= 16) {
-                    int32_t n = kafka_read_array_len(sub, 1, 1);
+                    int32_t n = kafka_read_array_len(sub, 1, 11);
                     if (sub->err != 0)
                         return sub->err;
                     if (n < 0)
@@ -1188,7 +1188,7 @@ static int list_offsets_response_list_offsets_topic_response_decode(struct kafka
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 6, 1);
+        int32_t n = kafka_read_array_len(r, version >= 6, 10);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -1260,7 +1260,7 @@ int kafka_list_offsets_response_decode(struct kafka_reader *r, int16_t version, 
         s->throttle_time_ms = kafka_read_int32(r);
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 6, 1);
+        int32_t n = kafka_read_array_len(r, version >= 6, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -1484,7 +1484,7 @@ static int metadata_response_metadata_response_topic_decode(struct kafka_reader 
         s->is_internal = kafka_read_bool(r);
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 9, 1);
+        int32_t n = kafka_read_array_len(r, version >= 9, 18);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -1627,7 +1627,7 @@ int kafka_metadata_response_decode(struct kafka_reader *r, int16_t version, stru
         s->throttle_time_ms = kafka_read_int32(r);
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 9, 1);
+        int32_t n = kafka_read_array_len(r, version >= 9, 10);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -1654,7 +1654,7 @@ int kafka_metadata_response_decode(struct kafka_reader *r, int16_t version, stru
         s->controller_id = kafka_read_int32(r);
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 9, 1);
+        int32_t n = kafka_read_array_len(r, version >= 9, 8);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -1792,7 +1792,7 @@ static int offset_commit_response_offset_commit_response_topic_decode(struct kaf
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 8, 1);
+        int32_t n = kafka_read_array_len(r, version >= 8, 6);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -1864,7 +1864,7 @@ int kafka_offset_commit_response_decode(struct kafka_reader *r, int16_t version,
         s->throttle_time_ms = kafka_read_int32(r);
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 8, 1);
+        int32_t n = kafka_read_array_len(r, version >= 8, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -1995,7 +1995,7 @@ static int offset_fetch_response_offset_fetch_response_topics_decode(struct kafk
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, 1, 1);
+        int32_t n = kafka_read_array_len(r, 1, 20);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -2061,7 +2061,7 @@ static int offset_fetch_response_offset_fetch_response_group_decode(struct kafka
     if (s->group_id.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, 1, 1);
+        int32_t n = kafka_read_array_len(r, 1, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -2178,7 +2178,7 @@ static int offset_fetch_response_offset_fetch_response_topic_decode(struct kafka
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 6, 1);
+        int32_t n = kafka_read_array_len(r, version >= 6, 16);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -2253,7 +2253,7 @@ int kafka_offset_fetch_response_decode(struct kafka_reader *r, int16_t version, 
         s->throttle_time_ms = kafka_read_int32(r);
     }
     if (version <= 7) {
-        int32_t n = kafka_read_array_len(r, version >= 6, 1);
+        int32_t n = kafka_read_array_len(r, version >= 6, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -2277,7 +2277,7 @@ int kafka_offset_fetch_response_decode(struct kafka_reader *r, int16_t version, 
         s->error_code = kafka_read_int16(r);
     }
     if (version >= 8) {
-        int32_t n = kafka_read_array_len(r, 1, 1);
+        int32_t n = kafka_read_array_len(r, 1, 5);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -2450,7 +2450,7 @@ int kafka_find_coordinator_response_decode(struct kafka_reader *r, int16_t versi
         s->port = kafka_read_int32(r);
     }
     if (version >= 4) {
-        int32_t n = kafka_read_array_len(r, 1, 1);
+        int32_t n = kafka_read_array_len(r, 1, 14);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -2635,7 +2635,7 @@ int kafka_join_group_response_decode(struct kafka_reader *r, int16_t version, st
     if (s->member_id.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 6, 1);
+        int32_t n = kafka_read_array_len(r, version >= 6, 4);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -2828,7 +2828,7 @@ int kafka_leave_group_response_decode(struct kafka_reader *r, int16_t version, s
     }
     s->error_code = kafka_read_int16(r);
     if (version >= 3) {
-        int32_t n = kafka_read_array_len(r, version >= 4, 1);
+        int32_t n = kafka_read_array_len(r, version >= 4, 5);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -3070,7 +3070,7 @@ static int describe_groups_response_described_group_decode(struct kafka_reader *
     if (s->protocol_data.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 5, 1);
+        int32_t n = kafka_read_array_len(r, version >= 5, 7);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -3160,7 +3160,7 @@ int kafka_describe_groups_response_decode(struct kafka_reader *r, int16_t versio
         s->throttle_time_ms = kafka_read_int32(r);
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 5, 1);
+        int32_t n = kafka_read_array_len(r, version >= 5, 12);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -3309,7 +3309,7 @@ int kafka_list_groups_response_decode(struct kafka_reader *r, int16_t version, s
     }
     s->error_code = kafka_read_int16(r);
     {
-        int32_t n = kafka_read_array_len(r, version >= 3, 1);
+        int32_t n = kafka_read_array_len(r, version >= 3, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -3577,7 +3577,7 @@ int kafka_api_versions_response_decode(struct kafka_reader *r, int16_t version, 
     kafka_api_versions_response_init(s, version);
     s->error_code = kafka_read_int16(r);
     {
-        int32_t n = kafka_read_array_len(r, version >= 3, 1);
+        int32_t n = kafka_read_array_len(r, version >= 3, 6);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -3611,7 +3611,7 @@ int kafka_api_versions_response_decode(struct kafka_reader *r, int16_t version, 
             switch (tag) {
             case 0:
                 {
-                    int32_t n = kafka_read_array_len(sub, 1, 1);
+                    int32_t n = kafka_read_array_len(sub, 1, 6);
                     if (sub->err != 0)
                         return sub->err;
                     if (n < 0)
@@ -3637,7 +3637,7 @@ int kafka_api_versions_response_decode(struct kafka_reader *r, int16_t version, 
                 break;
             case 2:
                 {
-                    int32_t n = kafka_read_array_len(sub, 1, 1);
+                    int32_t n = kafka_read_array_len(sub, 1, 6);
                     if (sub->err != 0)
                         return sub->err;
                     if (n < 0)
@@ -3848,7 +3848,7 @@ static int create_topics_response_creatable_topic_result_decode(struct kafka_rea
         s->replication_factor = kafka_read_int16(r);
     }
     if (version >= 5) {
-        int32_t n = kafka_read_array_len(r, 1, 1);
+        int32_t n = kafka_read_array_len(r, 1, 6);
         if (r->err != 0)
             return r->err;
         s->configs_count = n;
@@ -3947,7 +3947,7 @@ int kafka_create_topics_response_decode(struct kafka_reader *r, int16_t version,
         s->throttle_time_ms = kafka_read_int32(r);
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 5, 1);
+        int32_t n = kafka_read_array_len(r, version >= 5, 4);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -4082,7 +4082,7 @@ int kafka_delete_topics_response_decode(struct kafka_reader *r, int16_t version,
         s->throttle_time_ms = kafka_read_int32(r);
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 4, 1);
+        int32_t n = kafka_read_array_len(r, version >= 4, 4);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -4202,7 +4202,7 @@ static int delete_records_response_delete_records_topic_result_decode(struct kaf
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 14);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -4272,7 +4272,7 @@ int kafka_delete_records_response_decode(struct kafka_reader *r, int16_t version
     kafka_delete_records_response_init(s, version);
     s->throttle_time_ms = kafka_read_int32(r);
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -4447,7 +4447,7 @@ static int offset_for_leader_epoch_response_offset_for_leader_topic_result_decod
     if (s->topic.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 4, 1);
+        int32_t n = kafka_read_array_len(r, version >= 4, 14);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -4519,7 +4519,7 @@ int kafka_offset_for_leader_epoch_response_decode(struct kafka_reader *r, int16_
         s->throttle_time_ms = kafka_read_int32(r);
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 4, 1);
+        int32_t n = kafka_read_array_len(r, version >= 4, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -4639,7 +4639,7 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_topic_result_dec
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 3, 1);
+        int32_t n = kafka_read_array_len(r, version >= 3, 6);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -4708,7 +4708,7 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_result_decode(st
     if (s->transactional_id.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, 1, 1);
+        int32_t n = kafka_read_array_len(r, 1, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -4780,7 +4780,7 @@ int kafka_add_partitions_to_txn_response_decode(struct kafka_reader *r, int16_t 
         s->error_code = kafka_read_int16(r);
     }
     if (version >= 4) {
-        int32_t n = kafka_read_array_len(r, 1, 1);
+        int32_t n = kafka_read_array_len(r, 1, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -4801,7 +4801,7 @@ int kafka_add_partitions_to_txn_response_decode(struct kafka_reader *r, int16_t 
         }
     }
     if (version <= 3) {
-        int32_t n = kafka_read_array_len(r, version >= 3, 1);
+        int32_t n = kafka_read_array_len(r, version >= 3, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -5039,7 +5039,7 @@ static int write_txn_markers_response_writable_txn_marker_topic_result_decode(st
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 1, 1);
+        int32_t n = kafka_read_array_len(r, version >= 1, 6);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -5106,7 +5106,7 @@ static int write_txn_markers_response_writable_txn_marker_result_decode(struct k
     write_txn_markers_response_writable_txn_marker_result_init(s);
     s->producer_id = kafka_read_int64(r);
     {
-        int32_t n = kafka_read_array_len(r, version >= 1, 1);
+        int32_t n = kafka_read_array_len(r, version >= 1, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -5172,7 +5172,7 @@ int kafka_write_txn_markers_response_decode(struct kafka_reader *r, int16_t vers
     int rc;
     kafka_write_txn_markers_response_init(s, version);
     {
-        int32_t n = kafka_read_array_len(r, version >= 1, 1);
+        int32_t n = kafka_read_array_len(r, version >= 1, 10);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -5286,7 +5286,7 @@ static int txn_offset_commit_response_txn_offset_commit_response_topic_decode(st
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 3, 1);
+        int32_t n = kafka_read_array_len(r, version >= 3, 6);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -5356,7 +5356,7 @@ int kafka_txn_offset_commit_response_decode(struct kafka_reader *r, int16_t vers
     kafka_txn_offset_commit_response_init(s, version);
     s->throttle_time_ms = kafka_read_int32(r);
     {
-        int32_t n = kafka_read_array_len(r, version >= 3, 1);
+        int32_t n = kafka_read_array_len(r, version >= 3, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -5491,7 +5491,7 @@ static int describe_acls_response_describe_acls_resource_decode(struct kafka_rea
         s->pattern_type = kafka_read_int8(r);
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 5);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -5571,7 +5571,7 @@ int kafka_describe_acls_response_decode(struct kafka_reader *r, int16_t version,
     s->error_code = kafka_read_int16(r);
     s->error_message = kafka_read_string(r, version >= 2);
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 5);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -5686,7 +5686,7 @@ int kafka_create_acls_response_decode(struct kafka_reader *r, int16_t version, s
     kafka_create_acls_response_init(s, version);
     s->throttle_time_ms = kafka_read_int32(r);
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 4);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -5840,7 +5840,7 @@ static int delete_acls_response_delete_acls_filter_result_decode(struct kafka_re
     s->error_code = kafka_read_int16(r);
     s->error_message = kafka_read_string(r, version >= 2);
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 11);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -5909,7 +5909,7 @@ int kafka_delete_acls_response_decode(struct kafka_reader *r, int16_t version, s
     kafka_delete_acls_response_init(s, version);
     s->throttle_time_ms = kafka_read_int32(r);
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 5);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -6050,7 +6050,7 @@ static int describe_configs_response_describe_configs_resource_result_decode(str
     }
     s->is_sensitive = kafka_read_bool(r);
     if (version >= 1) {
-        int32_t n = kafka_read_array_len(r, version >= 4, 1);
+        int32_t n = kafka_read_array_len(r, version >= 4, 4);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -6150,7 +6150,7 @@ static int describe_configs_response_describe_configs_result_decode(struct kafka
     if (s->resource_name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 4, 1);
+        int32_t n = kafka_read_array_len(r, version >= 4, 7);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -6223,7 +6223,7 @@ int kafka_describe_configs_response_decode(struct kafka_reader *r, int16_t versi
     kafka_describe_configs_response_init(s, version);
     s->throttle_time_ms = kafka_read_int32(r);
     {
-        int32_t n = kafka_read_array_len(r, version >= 4, 1);
+        int32_t n = kafka_read_array_len(r, version >= 4, 7);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -6346,7 +6346,7 @@ int kafka_alter_configs_response_decode(struct kafka_reader *r, int16_t version,
     kafka_alter_configs_response_init(s, version);
     s->throttle_time_ms = kafka_read_int32(r);
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 6);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -6470,7 +6470,7 @@ static int describe_log_dirs_response_describe_log_dirs_topic_decode(struct kafk
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 21);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -6543,7 +6543,7 @@ static int describe_log_dirs_response_describe_log_dirs_result_decode(struct kaf
     if (s->log_dir.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -6630,7 +6630,7 @@ int kafka_describe_log_dirs_response_decode(struct kafka_reader *r, int16_t vers
         s->error_code = kafka_read_int16(r);
     }
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 5);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -6811,7 +6811,7 @@ int kafka_create_partitions_response_decode(struct kafka_reader *r, int16_t vers
     kafka_create_partitions_response_init(s, version);
     s->throttle_time_ms = kafka_read_int32(r);
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 5);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -6928,7 +6928,7 @@ int kafka_delete_groups_response_decode(struct kafka_reader *r, int16_t version,
     kafka_delete_groups_response_init(s, version);
     s->throttle_time_ms = kafka_read_int32(r);
     {
-        int32_t n = kafka_read_array_len(r, version >= 2, 1);
+        int32_t n = kafka_read_array_len(r, version >= 2, 4);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -7051,7 +7051,7 @@ int kafka_incremental_alter_configs_response_decode(struct kafka_reader *r, int1
     kafka_incremental_alter_configs_response_init(s, version);
     s->throttle_time_ms = kafka_read_int32(r);
     {
-        int32_t n = kafka_read_array_len(r, version >= 1, 1);
+        int32_t n = kafka_read_array_len(r, version >= 1, 6);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -7150,7 +7150,7 @@ static int offset_delete_response_offset_delete_response_topic_decode(struct kaf
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, 0, 1);
+        int32_t n = kafka_read_array_len(r, 0, 6);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -7206,7 +7206,7 @@ int kafka_offset_delete_response_decode(struct kafka_reader *r, int16_t version,
     s->error_code = kafka_read_int16(r);
     s->throttle_time_ms = kafka_read_int32(r);
     {
-        int32_t n = kafka_read_array_len(r, 0, 1);
+        int32_t n = kafka_read_array_len(r, 0, 6);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -7325,7 +7325,7 @@ int kafka_describe_cluster_response_decode(struct kafka_reader *r, int16_t versi
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     s->controller_id = kafka_read_int32(r);
     {
-        int32_t n = kafka_read_array_len(r, 1, 1);
+        int32_t n = kafka_read_array_len(r, 1, 11);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -7462,7 +7462,7 @@ static int describe_producers_response_partition_response_decode(struct kafka_re
     s->error_code = kafka_read_int16(r);
     s->error_message = kafka_read_string(r, 1);
     {
-        int32_t n = kafka_read_array_len(r, 1, 1);
+        int32_t n = kafka_read_array_len(r, 1, 37);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -7527,7 +7527,7 @@ static int describe_producers_response_topic_response_decode(struct kafka_reader
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, 1, 1);
+        int32_t n = kafka_read_array_len(r, 1, 9);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -7593,7 +7593,7 @@ int kafka_describe_producers_response_decode(struct kafka_reader *r, int16_t ver
     kafka_describe_producers_response_init(s, version);
     s->throttle_time_ms = kafka_read_int32(r);
     {
-        int32_t n = kafka_read_array_len(r, 1, 1);
+        int32_t n = kafka_read_array_len(r, 1, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -7742,7 +7742,7 @@ static int describe_transactions_response_transaction_state_decode(struct kafka_
     s->producer_id = kafka_read_int64(r);
     s->producer_epoch = kafka_read_int16(r);
     {
-        int32_t n = kafka_read_array_len(r, 1, 1);
+        int32_t n = kafka_read_array_len(r, 1, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -7816,7 +7816,7 @@ int kafka_describe_transactions_response_decode(struct kafka_reader *r, int16_t 
     kafka_describe_transactions_response_init(s, version);
     s->throttle_time_ms = kafka_read_int32(r);
     {
-        int32_t n = kafka_read_array_len(r, 1, 1);
+        int32_t n = kafka_read_array_len(r, 1, 28);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -7957,7 +7957,7 @@ int kafka_list_transactions_response_decode(struct kafka_reader *r, int16_t vers
         }
     }
     {
-        int32_t n = kafka_read_array_len(r, 1, 1);
+        int32_t n = kafka_read_array_len(r, 1, 11);
         if (r->err != 0)
             return r->err;
         if (n < 0)

@@ -211,6 +211,31 @@ class Message:
         flex = self.flexible
         for st in [self.top] + self.structs:
             st.flex_ctx = flex.intersect(st.reach)
+        for st in self.structs:  # children first
+            st.min_bytes = self.struct_min_bytes(st)
+
+    def struct_min_bytes(self, st):
+        """Fewest bytes one element of st takes on the wire at any version it can occur in
+        (at least 1), so array counts can be checked against the bytes left."""
+        hi = self.valid_hi if st.reach.hi is None else min(st.reach.hi, self.valid_hi)
+        best = None
+        for v in range(st.reach.lo, hi + 1):
+            flex = self.flexible.contains(v)
+            n = 1 if flex else 0
+            for f in st.fields:
+                if not f.versions.contains(v) or f.tagged.contains(v):
+                    continue
+                compact = f.flexible.contains(v)
+                if f.is_array or f.type in ("bytes", "records"):
+                    n += 1 if compact else 4
+                elif f.type == "string":
+                    n += 1 if compact else 2
+                elif f.is_struct:
+                    n += f.struct.min_bytes
+                else:
+                    n += PRIMS[f.type][1]
+            best = n if best is None else min(best, n)
+        return max(1, best or 0)
 
     def resolve(self, root, common):
         # iterative depth-first walk; structs are appended after their children
@@ -340,7 +365,7 @@ def is_default_expr(f, p):
 
 def min_elem_bytes(f, compact):
     if f.is_struct:
-        return "1"
+        return str(f.struct.min_bytes)
     if f.elem in PRIMS:
         return str(PRIMS[f.elem][1])
     return "(%s) ? 1 : %d" % (compact, 2 if f.elem == "string" else 4)

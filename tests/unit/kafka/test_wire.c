@@ -355,6 +355,18 @@ Test(wire_bad, array_counts, .init = setup)
     kafka_reader_init(&r, cbig, sizeof(cbig));
     cr_assert_eq(kafka_metadata_request_decode(&r, 9, &m, &arena), KAFKA_ERR_LENGTH);
     cr_assert_eq(arena.used_bytes, 0);
+    /* struct arrays: the count is checked against the element's minimum wire size (a
+     * Produce v9 partition is at least 6 bytes: index, compact records, tag section) */
+    static const uint8_t produce[] = {
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x75, 0x30, /* txn id null, acks 0, timeout */
+        0x02, 0x02, 'a',                                /* 1 topic "a" */
+        0x04,                                           /* 3 partitions ... */
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 12 bytes */
+    };
+    static struct kafka_produce_request pr;
+    kafka_arena_reset(&arena);
+    kafka_reader_init(&r, produce, sizeof(produce));
+    cr_assert_eq(kafka_produce_request_decode(&r, 9, &pr, &arena), KAFKA_ERR_LENGTH);
     /* int32 arrays: count * 4 must fit in what is left */
     static const uint8_t ints[] = { 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x00 };
     kafka_reader_init(&r, ints, sizeof(ints));
