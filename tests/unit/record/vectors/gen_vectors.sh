@@ -1,5 +1,6 @@
 #!/bin/sh
-# Regenerate the interop vectors in this folder. They come from tools that are not
+# Regenerate the interop vectors in this folder (the rdk_* files come from
+# capture_librdkafka.py, see its header). They come from tools that are not
 # sluice: kafka-python's own RecordBatch/MessageSet builders (pure Python, its own
 # CRC32C) and the gzip / zstd / lz4 command-line tools. Run from this folder:
 #   sh gen_vectors.sh
