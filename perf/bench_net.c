@@ -5,7 +5,8 @@
  *       (pipelined), for `seconds`; prints requests/s. Requests are encoded once with the
  *       project's codec (dataplane/kafka) and only their correlation id is patched; every
  *       response is checked to carry the next correlation id of its connection (responses
- *       in request order) and is counted.
+ *       in request order) and is counted. The rate is over `seconds` after a 0.5 s warm-up;
+ *       total_requests includes the warm-up (to divide by the server's CPU time).
  *   bench_net idle HOST:PORT conns seconds
  *       Opens `conns` connections, completes one ApiVersions on each, prints "held N" and
  *       keeps them open (idle) for `seconds` (the RSS of the broker is read meanwhile).
@@ -211,10 +212,10 @@ static int run_rate(const char *target, int n, uint32_t depth, double seconds) {
         }
     }
     double rate = (double)(done - warm) / seconds;
-    printf("bench_net rate api=%s conns=%d depth=%u seconds=%.1f requests=%llu "
-           "requests_per_s=%.0f\n",
+    printf("bench_net rate api=%s conns=%d depth=%u seconds=%.1f total_requests=%llu "
+           "requests=%llu requests_per_s=%.0f\n",
            req_api_key == KAFKA_API_METADATA ? "metadata" : "apiversions", n, depth, seconds,
-           (unsigned long long)(done - warm), rate);
+           (unsigned long long)done, (unsigned long long)(done - warm), rate);
     return 0;
 }
 
