@@ -39,12 +39,6 @@ void kafka_reader_init(struct kafka_reader *r, const void *data, size_t size_byt
     r->err = 0;
 }
 
-size_t kafka_reader_remaining(const struct kafka_reader *r)
-{
-    assert(r->pos <= r->end);
-    return (size_t)(r->end - r->pos);
-}
-
 int kafka_reader_fail(struct kafka_reader *r, int err)
 {
     assert(err < 0);
@@ -54,85 +48,21 @@ int kafka_reader_fail(struct kafka_reader *r, int err)
     return r->err;
 }
 
-/* Pointer to the next n bytes and step past them, or NULL (error recorded). */
-static const uint8_t *take(struct kafka_reader *r, size_t n)
-{
-    if (r->err != 0)
-        return NULL;
-    if (kafka_reader_remaining(r) < n) {
-        kafka_reader_fail(r, KAFKA_ERR_TRUNCATED);
-        return NULL;
-    }
-    const uint8_t *p = r->pos;
-    r->pos += n;
-    return p;
-}
-
-static uint64_t load_be(const uint8_t *p, size_t n)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-int8_t kafka_read_int8(struct kafka_reader *r)
-{
-    const uint8_t *p = take(r, 1);
-    return p ? (int8_t)p[0] : 0;
-}
-
-int16_t kafka_read_int16(struct kafka_reader *r)
-{
-    const uint8_t *p = take(r, 2);
-    return p ? (int16_t)(uint16_t)load_be(p, 2) : 0;
-}
-
-int32_t kafka_read_int32(struct kafka_reader *r)
-{
-    const uint8_t *p = take(r, 4);
-    return p ? (int32_t)(uint32_t)load_be(p, 4) : 0;
-}
-
-int64_t kafka_read_int64(struct kafka_reader *r)
-{
-    const uint8_t *p = take(r, 8);
-    return p ? (int64_t)load_be(p, 8) : 0;
-}
-
-uint16_t kafka_read_uint16(struct kafka_reader *r)
-{
-    const uint8_t *p = take(r, 2);
-    return p ? (uint16_t)load_be(p, 2) : 0;
-}
-
-uint32_t kafka_read_uint32(struct kafka_reader *r)
-{
-    const uint8_t *p = take(r, 4);
-    return p ? (uint32_t)load_be(p, 4) : 0;
-}
-
 double kafka_read_float64(struct kafka_reader *r)
 {
-    const uint8_t *p = take(r, 8);
+    const uint8_t *p = kafka_reader_take(r, 8);
     if (p == NULL)
         return 0.0;
-    uint64_t bits = load_be(p, 8);
+    uint64_t bits = kafka_load_be(p, 8);
     double v;
     memcpy(&v, &bits, sizeof(v));
     return v;
 }
 
-bool kafka_read_bool(struct kafka_reader *r)
-{
-    const uint8_t *p = take(r, 1);
-    return p ? p[0] != 0 : false;
-}
-
 struct kafka_uuid kafka_read_uuid(struct kafka_reader *r)
 {
     struct kafka_uuid u;
-    const uint8_t *p = take(r, sizeof(u.bytes));
+    const uint8_t *p = kafka_reader_take(r, sizeof(u.bytes));
     if (p == NULL)
         memset(&u, 0, sizeof(u));
     else
@@ -145,7 +75,7 @@ static uint64_t read_uvar(struct kafka_reader *r, unsigned max_bytes)
 {
     uint64_t v = 0;
     for (unsigned i = 0; i < max_bytes; i++) {
-        const uint8_t *p = take(r, 1);
+        const uint8_t *p = kafka_reader_take(r, 1);
         if (p == NULL)
             return 0;
         v |= (uint64_t)(p[0] & 0x7f) << (7 * i);
@@ -156,7 +86,7 @@ static uint64_t read_uvar(struct kafka_reader *r, unsigned max_bytes)
     return 0;
 }
 
-uint32_t kafka_read_uvarint(struct kafka_reader *r)
+uint32_t kafka_read_uvarint_slow(struct kafka_reader *r)
 {
     return (uint32_t)read_uvar(r, 5);
 }
@@ -211,7 +141,7 @@ struct kafka_str kafka_read_string(struct kafka_reader *r, bool compact)
         s.len = 0;
         return s;
     }
-    const uint8_t *p = take(r, (size_t)n);
+    const uint8_t *p = kafka_reader_take(r, (size_t)n);
     if (p == NULL) {
         s.len = 0;
         return s;
@@ -230,7 +160,7 @@ struct kafka_bytes kafka_read_bytes(struct kafka_reader *r, bool compact)
     b.len = 0;
     if (n == -2)
         return b;
-    const uint8_t *p = take(r, (size_t)n);
+    const uint8_t *p = kafka_reader_take(r, (size_t)n);
     if (p == NULL)
         return b;
     b.ptr = p;
@@ -265,7 +195,7 @@ uint32_t kafka_read_tag_count(struct kafka_reader *r)
 int kafka_read_tag_body(struct kafka_reader *r, struct kafka_reader *body)
 {
     uint32_t size_bytes = kafka_read_uvarint(r);
-    const uint8_t *p = take(r, size_bytes);
+    const uint8_t *p = kafka_reader_take(r, size_bytes);
     if (p == NULL) {
         kafka_reader_init(body, NULL, 0);
         body->err = r->err;
@@ -324,33 +254,10 @@ int kafka_writer_fail(struct kafka_writer *w, int err)
     return w->err;
 }
 
-/* Room for n more bytes: a pointer to them (NULL for a sizer or on error). */
-static uint8_t *put(struct kafka_writer *w, size_t n)
-{
-    if (w->err != 0)
-        return NULL;
-    if (w->cap_bytes - w->len_bytes < n) {
-        kafka_writer_fail(w, KAFKA_ERR_NO_SPACE);
-        return NULL;
-    }
-    uint8_t *p = w->buf ? w->buf + w->len_bytes : NULL;
-    w->len_bytes += n;
-    return p;
-}
-
-static void store_be(struct kafka_writer *w, uint64_t v, size_t n)
-{
-    uint8_t *p = put(w, n);
-    if (p == NULL)
-        return;
-    for (size_t i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-}
-
 size_t kafka_writer_reserve(struct kafka_writer *w, size_t n_bytes)
 {
     size_t offset = w->len_bytes;
-    uint8_t *p = put(w, n_bytes);
+    uint8_t *p = kafka_writer_put(w, n_bytes);
     if (p != NULL)
         memset(p, 0, n_bytes);
     return offset;
@@ -396,24 +303,17 @@ int kafka_writer_finish(struct kafka_writer *w)
 
 void kafka_write_raw(struct kafka_writer *w, const void *data, size_t n_bytes)
 {
-    uint8_t *p = put(w, n_bytes);
+    uint8_t *p = kafka_writer_put(w, n_bytes);
     if (p != NULL && n_bytes > 0)
         memcpy(p, data, n_bytes);
 }
 
-void kafka_write_int8(struct kafka_writer *w, int8_t v) { store_be(w, (uint8_t)v, 1); }
-void kafka_write_int16(struct kafka_writer *w, int16_t v) { store_be(w, (uint16_t)v, 2); }
-void kafka_write_int32(struct kafka_writer *w, int32_t v) { store_be(w, (uint32_t)v, 4); }
-void kafka_write_int64(struct kafka_writer *w, int64_t v) { store_be(w, (uint64_t)v, 8); }
-void kafka_write_uint16(struct kafka_writer *w, uint16_t v) { store_be(w, v, 2); }
-void kafka_write_uint32(struct kafka_writer *w, uint32_t v) { store_be(w, v, 4); }
-void kafka_write_bool(struct kafka_writer *w, bool v) { store_be(w, v ? 1 : 0, 1); }
 
 void kafka_write_float64(struct kafka_writer *w, double v)
 {
     uint64_t bits;
     memcpy(&bits, &v, sizeof(bits));
-    store_be(w, bits, 8);
+    kafka_store_be(w, bits, 8);
 }
 
 void kafka_write_uuid(struct kafka_writer *w, struct kafka_uuid v)
@@ -433,7 +333,7 @@ void kafka_write_uvarlong(struct kafka_writer *w, uint64_t v)
     kafka_write_raw(w, tmp, n);
 }
 
-void kafka_write_uvarint(struct kafka_writer *w, uint32_t v)
+void kafka_write_uvarint_slow(struct kafka_writer *w, uint32_t v)
 {
     kafka_write_uvarlong(w, v);
 }

@@ -82,20 +82,11 @@ struct kafka_reader {
 };
 
 void kafka_reader_init(struct kafka_reader *r, const void *data, size_t size_bytes);
-size_t kafka_reader_remaining(const struct kafka_reader *r);
 /* Record `err` unless an error is already recorded; returns the recorded error. */
 int kafka_reader_fail(struct kafka_reader *r, int err);
 
-int8_t kafka_read_int8(struct kafka_reader *r);
-int16_t kafka_read_int16(struct kafka_reader *r);
-int32_t kafka_read_int32(struct kafka_reader *r);
-int64_t kafka_read_int64(struct kafka_reader *r);
-uint16_t kafka_read_uint16(struct kafka_reader *r);
-uint32_t kafka_read_uint32(struct kafka_reader *r);
 double kafka_read_float64(struct kafka_reader *r);
-bool kafka_read_bool(struct kafka_reader *r);
 struct kafka_uuid kafka_read_uuid(struct kafka_reader *r);
-uint32_t kafka_read_uvarint(struct kafka_reader *r);
 int32_t kafka_read_varint(struct kafka_reader *r);
 int64_t kafka_read_varlong(struct kafka_reader *r);
 uint64_t kafka_read_uvarlong(struct kafka_reader *r);
@@ -137,16 +128,8 @@ void kafka_writer_patch_int32(struct kafka_writer *w, size_t offset_bytes, int32
 int kafka_writer_finish(struct kafka_writer *w);
 
 void kafka_write_raw(struct kafka_writer *w, const void *data, size_t n_bytes);
-void kafka_write_int8(struct kafka_writer *w, int8_t v);
-void kafka_write_int16(struct kafka_writer *w, int16_t v);
-void kafka_write_int32(struct kafka_writer *w, int32_t v);
-void kafka_write_int64(struct kafka_writer *w, int64_t v);
-void kafka_write_uint16(struct kafka_writer *w, uint16_t v);
-void kafka_write_uint32(struct kafka_writer *w, uint32_t v);
 void kafka_write_float64(struct kafka_writer *w, double v);
-void kafka_write_bool(struct kafka_writer *w, bool v);
 void kafka_write_uuid(struct kafka_writer *w, struct kafka_uuid v);
-void kafka_write_uvarint(struct kafka_writer *w, uint32_t v);
 void kafka_write_varint(struct kafka_writer *w, int32_t v);
 void kafka_write_varlong(struct kafka_writer *w, int64_t v);
 void kafka_write_uvarlong(struct kafka_writer *w, uint64_t v);
@@ -155,6 +138,154 @@ void kafka_write_bytes(struct kafka_writer *w, struct kafka_bytes b, bool compac
 /* Like bytes, but in iovec mode the data is referenced, not copied. */
 void kafka_write_records(struct kafka_writer *w, struct kafka_bytes b, bool compact);
 void kafka_write_array_len(struct kafka_writer *w, int32_t count, bool compact);
+
+/* ---- inline fast paths ----------------------------------------------------------------
+ * Fixed-width values and one-byte varints are most of the codec's work; they are inline
+ * here, the rest is in wire.c. After any reader error pos == end, so the bounds check
+ * alone keeps every later read failing (the error code stays the first one). */
+
+uint32_t kafka_read_uvarint_slow(struct kafka_reader *r);
+void kafka_write_uvarint_slow(struct kafka_writer *w, uint32_t v);
+
+static inline size_t kafka_reader_remaining(const struct kafka_reader *r)
+{
+    return (size_t)(r->end - r->pos);
+}
+
+/* The next n bytes, stepping past them; NULL (and KAFKA_ERR_TRUNCATED) when short. */
+static inline const uint8_t *kafka_reader_take(struct kafka_reader *r, size_t n)
+{
+    if (kafka_reader_remaining(r) < n) {
+        kafka_reader_fail(r, KAFKA_ERR_TRUNCATED);
+        return NULL;
+    }
+    const uint8_t *p = r->pos;
+    r->pos += n;
+    return p;
+}
+
+static inline uint64_t kafka_load_be(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static inline int8_t kafka_read_int8(struct kafka_reader *r)
+{
+    const uint8_t *p = kafka_reader_take(r, 1);
+    return p ? (int8_t)p[0] : 0;
+}
+
+static inline int16_t kafka_read_int16(struct kafka_reader *r)
+{
+    const uint8_t *p = kafka_reader_take(r, 2);
+    return p ? (int16_t)(uint16_t)kafka_load_be(p, 2) : 0;
+}
+
+static inline int32_t kafka_read_int32(struct kafka_reader *r)
+{
+    const uint8_t *p = kafka_reader_take(r, 4);
+    return p ? (int32_t)(uint32_t)kafka_load_be(p, 4) : 0;
+}
+
+static inline int64_t kafka_read_int64(struct kafka_reader *r)
+{
+    const uint8_t *p = kafka_reader_take(r, 8);
+    return p ? (int64_t)kafka_load_be(p, 8) : 0;
+}
+
+static inline uint16_t kafka_read_uint16(struct kafka_reader *r)
+{
+    const uint8_t *p = kafka_reader_take(r, 2);
+    return p ? (uint16_t)kafka_load_be(p, 2) : 0;
+}
+
+static inline uint32_t kafka_read_uint32(struct kafka_reader *r)
+{
+    const uint8_t *p = kafka_reader_take(r, 4);
+    return p ? (uint32_t)kafka_load_be(p, 4) : 0;
+}
+
+static inline bool kafka_read_bool(struct kafka_reader *r)
+{
+    const uint8_t *p = kafka_reader_take(r, 1);
+    return p ? p[0] != 0 : false;
+}
+
+static inline uint32_t kafka_read_uvarint(struct kafka_reader *r)
+{
+    if (r->pos < r->end && *r->pos < 0x80)
+        return *r->pos++;
+    return kafka_read_uvarint_slow(r);
+}
+
+/* Room for n more bytes: a pointer to them (NULL for a sizer, or on error). */
+static inline uint8_t *kafka_writer_put(struct kafka_writer *w, size_t n)
+{
+    if (w->err != 0)
+        return NULL;
+    if (w->cap_bytes - w->len_bytes < n) {
+        kafka_writer_fail(w, KAFKA_ERR_NO_SPACE);
+        return NULL;
+    }
+    uint8_t *p = w->buf ? w->buf + w->len_bytes : NULL;
+    w->len_bytes += n;
+    return p;
+}
+
+static inline void kafka_store_be(struct kafka_writer *w, uint64_t v, size_t n)
+{
+    uint8_t *p = kafka_writer_put(w, n);
+    if (p == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+}
+
+static inline void kafka_write_int8(struct kafka_writer *w, int8_t v)
+{
+    kafka_store_be(w, (uint8_t)v, 1);
+}
+
+static inline void kafka_write_int16(struct kafka_writer *w, int16_t v)
+{
+    kafka_store_be(w, (uint16_t)v, 2);
+}
+
+static inline void kafka_write_int32(struct kafka_writer *w, int32_t v)
+{
+    kafka_store_be(w, (uint32_t)v, 4);
+}
+
+static inline void kafka_write_int64(struct kafka_writer *w, int64_t v)
+{
+    kafka_store_be(w, (uint64_t)v, 8);
+}
+
+static inline void kafka_write_uint16(struct kafka_writer *w, uint16_t v)
+{
+    kafka_store_be(w, v, 2);
+}
+
+static inline void kafka_write_uint32(struct kafka_writer *w, uint32_t v)
+{
+    kafka_store_be(w, v, 4);
+}
+
+static inline void kafka_write_bool(struct kafka_writer *w, bool v)
+{
+    kafka_store_be(w, v ? 1 : 0, 1);
+}
+
+static inline void kafka_write_uvarint(struct kafka_writer *w, uint32_t v)
+{
+    if (v < 0x80)
+        kafka_store_be(w, v, 1);
+    else
+        kafka_write_uvarint_slow(w, v);
+}
 
 struct kafka_arena {
     uint8_t *base;
