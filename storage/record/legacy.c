@@ -109,7 +109,8 @@ static int64_t last_inner_offset(const uint8_t *p, const uint8_t *end) {
 /* Decompress wrapper w into scratch and make its messages the inner set. */
 static enum record_error open_wrapper(struct legacy_iter *it, const struct legacy_message_view *w) {
     enum record_codec codec = (enum record_codec)(w->attributes & LEGACY_ATTR_COMPRESSION_MASK);
-    if ((unsigned)codec >= RECORD_CODEC_COUNT)
+    /* zstd exists only from message format v2 on (Kafka rejects it in v0/v1 too) */
+    if ((unsigned)codec >= RECORD_CODEC_COUNT || codec == RECORD_CODEC_ZSTD)
         return RECORD_ERR_UNSUPPORTED_CODEC;
     if (w->value.len <= 0)
         return RECORD_ERR_BAD_RECORD;
@@ -249,7 +250,7 @@ enum record_error legacy_set_write(struct record_codecs *codecs, int8_t magic,
     *out_len = 0;
     if (!legacy_args_ok(magic, msgs, count))
         return RECORD_ERR_INVALID_ARG;
-    if ((unsigned)codec >= RECORD_CODEC_COUNT)
+    if ((unsigned)codec >= RECORD_CODEC_COUNT || codec == RECORD_CODEC_ZSTD)
         return RECORD_ERR_UNSUPPORTED_CODEC;
     if (codec == RECORD_CODEC_NONE) {
         size_t n = write_plain_set(buf, buf_cap, magic, msgs, count, false);

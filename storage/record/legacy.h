@@ -8,7 +8,8 @@
  * In v1 the inner offsets are relative (0..n-1) and the wrapper's offset is the
  * absolute offset of the last inner message; in v0 inner offsets are absolute.
  * A v1 wrapper with the LogAppendTime attribute (0x08) gives every inner message
- * the wrapper's timestamp. Nesting deeper than one wrapper is rejected.
+ * the wrapper's timestamp. Nesting deeper than one wrapper is rejected, and so is
+ * zstd (codec 4), which Kafka allows only from message format v2 on.
  *
  * The broker stores only RecordBatch v2, so legacy sets are converted on the way in
  * (legacy_set_to_batch): kafka-python and other old clients that fall back to

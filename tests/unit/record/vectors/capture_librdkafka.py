@@ -10,11 +10,22 @@ is advertised because librdkafka enables lz4 only with it). Usage, per format:
   kcat -P -b 127.0.0.1:19092 -t rdk_gzip -z gzip -K: -X linger.ms=100 -l rdk_msgs.txt
 
 librdkafka sends zstd only with magic 2 (it falls back to uncompressed for 0/1), so
-there are no rdk_v0_zstd / rdk_v1_zstd files. Test-only tool: not part of sluice."""
+there are no rdk_v0_zstd / rdk_v1_zstd files. Test-only tool: not part of sluice.
+
+Serve mode (the other direction: does librdkafka accept batches sluice wrote?):
+
+  /usr/bin/python3 capture_librdkafka.py 19092 DIR serve &
+  kcat -C -b 127.0.0.1:19092 -t v2_zstd -p 0 -o 0 -e -Z -f '%k|%s|%h\n'
+
+answers Fetch v4 for topic T with the bytes of DIR/T.bin at offset 0 (one v2 batch
+with base offset 0, or a v0/v1 message set starting at offset 0) and an empty,
+end-of-partition answer after it."""
 import socket, struct, sys, threading
 
 PORT = int(sys.argv[1]); OUTDIR = sys.argv[2]
-PRODUCE_MAX = int(sys.argv[3]); FETCH_MAX = int(sys.argv[4])
+SERVE = sys.argv[3] == "serve"
+PRODUCE_MAX = 7 if SERVE else int(sys.argv[3])
+FETCH_MAX = 4 if SERVE else int(sys.argv[4])
 
 def rd(fmt, b, o):
     v = struct.unpack_from(fmt, b, o); return v[0], o + struct.calcsize(fmt)
@@ -70,6 +81,29 @@ def produce(ver, body):
     if ver >= 1: out += struct.pack(">i", 0)
     return out, acks
 
+def last_legacy_offset(data):
+    o = 0; last = 0
+    while o + 12 <= len(data):
+        last = struct.unpack_from(">q", data, o)[0]; o += 12 + struct.unpack_from(">i", data, o + 8)[0]
+    return last
+
+def fetch(ver, body):
+    assert ver == 4
+    o = 16; _, o = rd(">b", body, o)
+    nt, o = rd(">i", body, o); out = struct.pack(">i", 0) + struct.pack(">i", nt)
+    for _ in range(nt):
+        t, o = rstr(body, o); np_, o = rd(">i", body, o)
+        out += wstr(t) + struct.pack(">i", np_)
+        data = open("%s/%s.bin" % (OUTDIR, t), "rb").read()
+        # v2: base offset 0 + last_offset_delta; legacy sets: the last message's offset
+        last = struct.unpack_from(">i", data, 23)[0] if data[16] == 2 else last_legacy_offset(data)
+        for _ in range(np_):
+            p, o = rd(">i", body, o); off, o = rd(">q", body, o); _, o = rd(">i", body, o)
+            recs = data if off == 0 else b""
+            out += struct.pack(">ihqq", p, 0, last + 1, last + 1) + struct.pack(">i", 0)
+            out += struct.pack(">i", len(recs)) + recs
+    return out
+
 def serve(c):
     buf = b""
     while True:
@@ -91,6 +125,7 @@ def serve(c):
                 for a in apis: out += struct.pack(">hhh", *a)
                 if ver >= 1: out += struct.pack(">i", 0)
         elif key == 3: out = metadata(ver, body)
+        elif key == 1: out = fetch(ver, body)
         elif key == 0:
             out, acks = produce(ver, body)
             if acks == 0: continue
