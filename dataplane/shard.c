@@ -217,10 +217,19 @@ static void shard_loop(struct shard *s) {
         atomic_store_explicit(&s->busy_ns, busy_ns, memory_order_relaxed);
         atomic_store_explicit(&s->idle_ns, idle_ns, memory_order_relaxed);
     }
-    log_info("shard_stopped", "connections_left=%u loops=%llu busy_ms=%llu idle_ms=%llu",
+    struct net_uring_stats ns;
+    net_uring_stats(s->net, &ns);
+    struct kserver_stats ks;
+    kserver_stats(s->server, &ks);
+    log_info("shard_stopped",
+             "connections_left=%u loops=%llu busy_ms=%llu idle_ms=%llu requests=%llu "
+             "accepted=%llu refused=%llu sends=%llu sends_zc=%llu recv_enobufs=%llu paused=%llu",
              kserver_conn_count(s->server), (unsigned long long)s->loops,
              (unsigned long long)(busy_ns / 1000000ull),
-             (unsigned long long)(idle_ns / 1000000ull));
+             (unsigned long long)(idle_ns / 1000000ull), (unsigned long long)ks.requests,
+             (unsigned long long)ns.accepted, (unsigned long long)ns.refused,
+             (unsigned long long)ns.sends, (unsigned long long)ns.sends_zc,
+             (unsigned long long)ns.recv_enobufs, (unsigned long long)ks.paused);
 }
 
 static void *shard_main(void *arg) {

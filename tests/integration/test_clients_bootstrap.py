@@ -85,6 +85,21 @@ def protocol_checks(bootstrap, port):
                   "Metadata v%d: unknown topic answered UNKNOWN_TOPIC_OR_PARTITION" % v)
         body = c.request("Metadata", meta_max, {"Topics": None})
         check(body["Topics"] == [], "Metadata all-topics: empty list")
+        # A ~200 KB request and response: the request spans several receive buffers (the
+        # stash path), the response is larger than an output chunk (a heap block, sent
+        # with SENDMSG_ZC, 64 KiB threshold). Pipelined twice with a small one between.
+        names = ["topic-%05d-%s" % (i, "x" * 40) for i in range(3000)]
+        big = {"Topics": [{"Name": n} for n in names]}
+        ids = [c.send_request("Metadata", 9, big), c.send_request("ApiVersions", 3),
+               c.send_request("Metadata", meta_max, big)]
+        b1 = c.recv_response("Metadata", 9, ids[0])
+        c.recv_response("ApiVersions", 3, ids[1])
+        b2 = c.recv_response("Metadata", meta_max, ids[2])
+        for v, body in ((9, b1), (meta_max, b2)):
+            t = body["Topics"]
+            check(len(t) == 3000 and [x["Name"] for x in t] == names and
+                  all(x["ErrorCode"] == 3 for x in t),
+                  "Metadata v%d with 3000 topics (~200 KB each way), in order" % v)
     # An ApiVersions version the broker does not know: v0-format fallback, error 35.
     with KafkaConn(bootstrap) as c:
         # Patch the version field of a v4 request to 99 (same wire layout, unknown version).
@@ -125,6 +140,9 @@ def main():
         protocol_checks(b.bootstrap, b.port)
         check(b.running(), "broker still running")
         check(b.stop() == 0, "SIGTERM exits 0")
+        zc = sum(int(x.split("=")[1]) for x in b.stderr_tail(65536).split()
+                 if x.startswith("sends_zc="))
+        check(zc >= 2, "the large responses went out with SENDMSG_ZC (sends_zc=%d)" % zc)
 
 
 if __name__ == "__main__":

@@ -84,6 +84,10 @@ def main():
             assert b.stop() == 0, "broker did not exit 0"
             tail = b.stderr_tail()
             assert "level=error" not in tail, tail
+            paused = sum(int(x.split("=")[1]) for x in tail.split() if x.startswith("paused="))
+            if "sluice.conn.max.inflight" in config:
+                assert paused > 0, "the in-flight bound never paused a connection"
+            print("ok  connections paused at the in-flight bound %d times" % paused)
 
 
 if __name__ == "__main__":
