@@ -24,8 +24,8 @@
 #include "hw/log.h"
 #include "tests/storage/harness.h"
 
-#define CHUNK_BYTES (1u << 20)
-#define CHUNK_COUNT 96
+#define CHUNK_BYTES (2u << 20)
+#define CHUNK_COUNT 48
 #define RECORD_VALUE_BYTES 1000 /* ~1 KiB records with key and framing */
 
 static struct harness H;

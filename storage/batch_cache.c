@@ -51,6 +51,7 @@ static void entry_remove(struct batch_cache *c, struct cache_entry *e) {
     if (e->seg_prev) e->seg_prev->seg_next = e->seg_next;
     else e->seg->cache_first = e->seg_next;
     if (e->seg_next) e->seg_next->seg_prev = e->seg_prev;
+    else e->seg->cache_last = e->seg_prev;
     chunk_unref(c->pool, e->chunk);
     c->cached_bytes -= c->pool->chunk_bytes;
     memset(e, 0, sizeof *e);
@@ -84,18 +85,18 @@ struct cache_entry *batch_cache_insert(struct batch_cache *c, struct segment *se
     *e = (struct cache_entry){.chunk = chunk, .seg = seg, .file_base = file_base,
                               .valid_bytes = valid_bytes};
     /* Insert sorted by file_base; appends land at the end, so walk from the end. */
-    struct cache_entry *after = NULL;
-    for (struct cache_entry *x = seg->cache_first; x; x = x->seg_next)
-        if (x->file_base <= file_base) after = x;
-        else break;
+    struct cache_entry *after = seg->cache_last;
+    while (after && after->file_base > file_base) after = after->seg_prev;
     if (after) {
         e->seg_prev = after;
         e->seg_next = after->seg_next;
         if (after->seg_next) after->seg_next->seg_prev = e;
+        else seg->cache_last = e;
         after->seg_next = e;
     } else {
         e->seg_next = seg->cache_first;
         if (seg->cache_first) seg->cache_first->seg_prev = e;
+        else seg->cache_last = e;
         seg->cache_first = e;
     }
     lru_push_newest(c, e);
@@ -105,10 +106,15 @@ struct cache_entry *batch_cache_insert(struct batch_cache *c, struct segment *se
 
 struct cache_entry *batch_cache_find(struct batch_cache *c, struct segment *seg,
                                      uint64_t position, uint32_t need_bytes) {
+    /* From the newest end: tailing readers hit at once. The entry starting last at or
+     * before position wins; entries at least a chunk before position cannot hold it. */
     struct cache_entry *best = NULL;
-    for (struct cache_entry *x = seg->cache_first; x; x = x->seg_next) {
-        if (x->file_base > position) break;
-        if (position + need_bytes <= x->file_base + x->valid_bytes) best = x;
+    for (struct cache_entry *x = seg->cache_last; x; x = x->seg_prev) {
+        if (x->file_base + c->pool->chunk_bytes <= position) break;
+        if (x->file_base <= position && position + need_bytes <= x->file_base + x->valid_bytes) {
+            best = x;
+            break;
+        }
     }
     if (best) {
         c->hits++;
@@ -126,9 +132,9 @@ void batch_cache_drop_segment(struct batch_cache *c, struct segment *seg) {
 bool batch_cache_has_base(const struct batch_cache *c, const struct segment *seg,
                           uint64_t file_base) {
     (void)c;
-    for (const struct cache_entry *x = seg->cache_first; x; x = x->seg_next) {
+    for (const struct cache_entry *x = seg->cache_last; x; x = x->seg_prev) {
         if (x->file_base == file_base) return true;
-        if (x->file_base > file_base) break;
+        if (x->file_base < file_base) break;
     }
     return false;
 }

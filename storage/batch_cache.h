@@ -13,8 +13,8 @@
  * runs when the number of cached bytes exceeds budget_bytes or when the pool has no
  * free chunk. The writer pins the chunk it is still appending into.
  *
- * Per segment, entries form a list sorted by file_base; lookups walk it (the list is
- * bounded by the cache budget in chunks). */
+ * Per segment, entries form a list sorted by file_base; lookups walk it from the newest
+ * end and stop a chunk before the position (tailing readers hit the first entry). */
 #ifndef SLUICE_STORAGE_BATCH_CACHE_H
 #define SLUICE_STORAGE_BATCH_CACHE_H
 

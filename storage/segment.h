@@ -53,7 +53,8 @@ struct segment {
     uint32_t index_count, index_capacity;
     struct time_index_entry *time_index;
     uint32_t time_index_count, time_index_capacity;
-    struct cache_entry *cache_first; /* cached ranges of this segment (batch_cache.c) */
+    struct cache_entry *cache_first; /* cached ranges of this segment (batch_cache.c), */
+    struct cache_entry *cache_last;  /* sorted by file position */
 };
 
 #define SEGMENT_NAME_BYTES 32 /* "<20 digits>.timeindex" + NUL */
