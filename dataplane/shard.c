@@ -1,7 +1,8 @@
 /* shard.c - the shard thread: setup, the run-to-completion loop, teardown.
  *
  * Setup happens on the shard's own thread (pinned first), so its io_uring can be created
- * SINGLE_ISSUER and its memory is first touched on its own core/NUMA node: the ring, the
+ * SINGLE_ISSUER with DEFER_TASKRUN (completion work runs only when the shard asks for
+ * events, batched, never interrupting it; COOP_TASKRUN before 6.1) and its memory is first touched on its own core/NUMA node: the ring, the
  * chunk pool (registered as fixed buffers), the receive buffers (chunks lent to the
  * provided-buffer ring), the Kafka connection layer and the socket backend.
  *
@@ -9,7 +10,7 @@
  *     reap CQEs (network; later disk) and run their callbacks
  *     drain the mesh rings addressed to this shard
  *     tick: clock, idle connections, connections waiting for buffers, backend retries
- *     submit every SQE queued above in one io_uring_enter
+ *     submit every SQE queued above and collect new completions in one io_uring_enter
  *     nothing done? idle policy: poll = go round again; block = arm the doorbell, wait
  *       in io_uring for one CQE or block_timeout_ms
  * Time spent in iterations that did work is busy_ns; waiting and empty iterations are
@@ -93,10 +94,17 @@ static void on_message(void *ctx, const struct shard_msg *msg) {
 static int ring_init(struct shard *s) {
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN |
-              IORING_SETUP_TASKRUN_FLAG;
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
     p.cq_entries = SHARD_CQ_ENTRIES;
     int rc = io_uring_queue_init_params(SHARD_SQ_ENTRIES, &s->ring, &p);
+    s->defer_taskrun = rc == 0;
+    if (rc == -EINVAL) { /* before 6.1: completions run as cooperative task work */
+        memset(&p, 0, sizeof p);
+        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
+                  IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+        p.cq_entries = SHARD_CQ_ENTRIES;
+        rc = io_uring_queue_init_params(SHARD_SQ_ENTRIES, &s->ring, &p);
+    }
     if (rc == -EINVAL) { /* an older kernel: plain ring */
         memset(&p, 0, sizeof p);
         p.flags = IORING_SETUP_CQSIZE;
@@ -205,7 +213,14 @@ static void shard_loop(struct shard *s) {
         if (s->stopping &&
             (kserver_conn_count(s->server) == 0 || now_ms >= s->stop_deadline_ms))
             break;
-        if (io_uring_sq_ready(&s->ring) > 0) io_uring_submit(&s->ring);
+        if (s->defer_taskrun) {
+            /* Completions are only posted when the shard enters the kernel asking for
+             * them: submit and collect in the same io_uring_enter. */
+            io_uring_submit_and_get_events(&s->ring);
+            if (io_uring_cq_ready(&s->ring) > 0) work++;
+        } else if (io_uring_sq_ready(&s->ring) > 0) {
+            io_uring_submit(&s->ring);
+        }
         uint64_t t1 = clock_ns();
         s->loops++;
         if (work > 0) {

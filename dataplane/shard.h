@@ -55,6 +55,7 @@ struct shard {
     struct uring_op doorbell_op;
     uint64_t doorbell_value;
     bool stopping;
+    bool defer_taskrun;             /* ring set up with IORING_SETUP_DEFER_TASKRUN */
     uint64_t stop_deadline_ms;
     uint64_t loops;
     /* published for metrics (relaxed) */

@@ -62,6 +62,11 @@ def client(bootstrap, index, errors):
 
 
 def run_clients(bootstrap):
+    # Load the schema cache once before the threads share it (kafka_schema's cache is
+    # filled lazily and is not thread-safe).
+    for v in range(5):
+        kafka_schema.encode_request(18, v, 0, "warm", {})
+        kafka_schema.parse_response(18, v, kafka_schema.encode_response(18, v, 0, {})[4:])
     errors = []
     threads = [threading.Thread(target=client, args=(bootstrap, i, errors))
                for i in range(CONNECTIONS)]
