@@ -220,6 +220,7 @@ static int roll(struct plog *log) {
         log->seal_pending->index_dirty = false;
     }
     old->index_dirty = true;
+    segment_shrink_indexes(old);
     log->seal_pending = old;
     log->segments[log->segment_count++] = seg;
     log_info("segment_roll", "dir=%s base_offset=%" PRId64 " prev_bytes=%" PRIu64, log->dir,
@@ -866,6 +867,7 @@ static int recover_segment(struct plog *log, struct segment *seg, bool is_tail) 
         int rc = segment_write_indexes(seg, log->dir);
         if (rc < 0) log_warn("segment_index_write_failed", "dir=%s errno=%d", log->dir, -rc);
     }
+    if (!is_tail) segment_shrink_indexes(seg);
     seg->written_bytes = seg->size_bytes;
     seg->allocated_bytes = seg->size_bytes;
     seg->sealed = !is_tail;
@@ -897,7 +899,14 @@ static int plog_open_dir(struct plog *log) {
             rc = -ENOMEM;
             break;
         }
-        rc = segment_init(seg, bases[i], log->cfg.segment_bytes, log->cfg.index_interval_bytes);
+        /* Size the indexes for the file as it is, in case segment.bytes was lowered. */
+        char name[SEGMENT_NAME_BYTES];
+        segment_file_name(name, sizeof name, bases[i], ".log");
+        struct stat st;
+        uint64_t cap_bytes = log->cfg.segment_bytes;
+        if (fstatat(log->dir_fd, name, &st, 0) == 0 && (uint64_t)st.st_size > cap_bytes)
+            cap_bytes = (uint64_t)st.st_size;
+        rc = segment_init(seg, bases[i], cap_bytes, log->cfg.index_interval_bytes);
         if (rc < 0) {
             free(seg);
             break;

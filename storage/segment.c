@@ -61,6 +61,21 @@ void segment_free(struct segment *seg) {
     seg->fd = -1;
 }
 
+void segment_shrink_indexes(struct segment *seg) {
+    uint32_t n = seg->index_count ? seg->index_count : 1;
+    struct offset_index_entry *idx = realloc(seg->index, n * sizeof *idx);
+    if (idx) {
+        seg->index = idx;
+        seg->index_capacity = n;
+    }
+    n = seg->time_index_count ? seg->time_index_count : 1;
+    struct time_index_entry *tidx = realloc(seg->time_index, n * sizeof *tidx);
+    if (tidx) {
+        seg->time_index = tidx;
+        seg->time_index_capacity = n;
+    }
+}
+
 bool segment_index_has_room(const struct segment *seg) {
     return seg->index_count < seg->index_capacity &&
            seg->time_index_count < seg->time_index_capacity;

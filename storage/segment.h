@@ -66,6 +66,11 @@ int segment_init(struct segment *seg, int64_t base_offset, uint64_t segment_byte
                  uint32_t index_interval_bytes);
 void segment_free(struct segment *seg);
 
+/* Sealed: give back the unused tail of both index arrays (they were sized for a full
+ * segment; calloc'ed pages are only resident once touched, so this trims the address
+ * space more than memory). */
+void segment_shrink_indexes(struct segment *seg);
+
 /* Record a batch appended at position (updates sizes, offsets, both indexes). Returns
  * false when an index is full (the caller rolls before appending). */
 bool segment_index_has_room(const struct segment *seg);
