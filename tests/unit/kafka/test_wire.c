@@ -271,17 +271,25 @@ Test(wire_bytes, varints)
 
 /* ---- bad input -------------------------------------------------------------------------- */
 
-static void truncate_everywhere(int16_t api_key, int16_t version, uint32_t seed)
+typedef int (*fill_fn)(int16_t, int16_t, void *, struct kafka_arena *, uint32_t *);
+typedef int (*encode_fn)(int16_t, int16_t, struct kafka_writer *, const void *);
+typedef int (*decode_fn)(int16_t, int16_t, struct kafka_reader *, struct kafka_arena *, void *);
+
+static void truncate_everywhere(int16_t api_key, int16_t version, uint32_t seed, fill_fn fill,
+    encode_fn encode, decode_fn decode)
 {
-    static union kafka_request_any m, d;
+    static union {
+        union kafka_request_any req;
+        union kafka_response_any resp;
+    } m, d;
     static uint8_t fill_mem[256 * 1024];
     static uint8_t copy[64 * 1024];
     struct kafka_arena fa;
     kafka_arena_init(&fa, fill_mem, sizeof(fill_mem));
-    cr_assert_eq(kafka_request_fill(api_key, version, &m, &fa, &seed), 0);
+    cr_assert_eq(fill(api_key, version, &m, &fa, &seed), 0);
     struct kafka_writer w;
     kafka_writer_init(&w, out, sizeof(out));
-    cr_assert_eq(kafka_request_encode(api_key, version, &w, &m), 0);
+    cr_assert_eq(encode(api_key, version, &w, &m), 0);
     size_t full = w.len_bytes;
     for (size_t n = 0; n < full; n++) {
         /* a separate heap-less copy of exactly n bytes, so ASan would see an overread */
@@ -289,13 +297,13 @@ static void truncate_everywhere(int16_t api_key, int16_t version, uint32_t seed)
         struct kafka_reader r;
         kafka_reader_init(&r, copy + sizeof(copy) - n, n);
         kafka_arena_reset(&arena);
-        int rc = kafka_request_decode(api_key, version, &r, &arena, &d);
+        int rc = decode(api_key, version, &r, &arena, &d);
         cr_assert_neq(rc, 0, "api %d v%d: prefix of %zu/%zu bytes decoded", api_key, version,
             n, full);
     }
     struct kafka_reader r;
     kafka_reader_init(&r, out, full);
-    cr_assert_eq(kafka_request_decode(api_key, version, &r, &arena, &d), 0);
+    cr_assert_eq(decode(api_key, version, &r, &arena, &d), 0);
 }
 
 Test(wire_bad, truncated_at_every_byte, .init = setup)
@@ -303,7 +311,12 @@ Test(wire_bad, truncated_at_every_byte, .init = setup)
     const struct kafka_api_info *t = kafka_api_table();
     for (int i = 0; i < KAFKA_API_COUNT; i++)
         for (int16_t v = t[i].min_version; v <= t[i].max_version; v++)
-            truncate_everywhere(t[i].api_key, v, 77u + (uint32_t)v);
+            for (uint32_t seed = 77; seed < 80; seed++) {
+                truncate_everywhere(t[i].api_key, v, seed + (uint32_t)v, kafka_request_fill,
+                    kafka_request_encode, kafka_request_decode);
+                truncate_everywhere(t[i].api_key, v, seed + (uint32_t)v, kafka_response_fill,
+                    kafka_response_encode, kafka_response_decode);
+            }
 }
 
 Test(wire_bad, string_lengths, .init = setup)
