@@ -734,14 +734,44 @@ uint64_t plog_size_bytes(const struct plog *log) {
 
 /* ---------------------------------------------------------------- retention */
 
-static int persist_log_start(struct plog *log) {
-    char buf[32];
-    int n = snprintf(buf, sizeof buf, "%020" PRId64 "\n", log->log_start_offset);
-    if (pwrite(log->meta_fd, buf, (size_t)n, 0) != n || fdatasync(log->meta_fd) != 0) {
-        log_warn("log_start_persist_failed", "dir=%s errno=%d", log->dir, errno);
-        return -EIO;
+/* The log start offset lives in a 21-byte file, written and fdatasynced through the
+ * ring (Kafka checkpoints it asynchronously too). One write+fsync pair is in flight at
+ * a time; a change meanwhile is written when it completes. */
+static void persist_log_start(struct plog *log);
+
+static void meta_complete(struct uring_op *op, int32_t res, uint32_t flags) {
+    struct plog *log = container_of(op, struct flush_op, op)->log;
+    log->shard->inflight_ops--;
+    if (res < 0 && res != -ECANCELED)
+        log_warn("log_start_persist_failed", "dir=%s errno=%d", log->dir, -res);
+    if (--log->meta_ops_pending > 0) return;
+    if (log->meta_dirty) persist_log_start(log);
+}
+
+static void persist_log_start(struct plog *log) {
+    if (log->meta_ops_pending > 0) {
+        log->meta_dirty = true;
+        return;
     }
-    return 0;
+    log->meta_dirty = false;
+    int n = snprintf(log->meta_buf, sizeof log->meta_buf, "%020" PRId64 "\n",
+                     log->log_start_offset);
+    struct storage_shard *s = log->shard;
+    if (io_uring_sq_space_left(s->ring) < 2) io_uring_submit(s->ring);
+    struct io_uring_sqe *w = get_sqe(s);
+    io_uring_prep_write(w, log->meta_fd, log->meta_buf, (unsigned)n, 0);
+    w->flags |= IOSQE_IO_LINK;
+    struct io_uring_sqe *f = get_sqe(s);
+    io_uring_prep_fsync(f, log->meta_fd, IORING_FSYNC_DATASYNC);
+    for (int i = 0; i < 2; i++) {
+        log->meta_ops[i].op.complete = meta_complete;
+        log->meta_ops[i].log = log;
+        log->meta_ops[i].expected_bytes = 0;
+    }
+    uring_op_attach(w, &log->meta_ops[0].op);
+    uring_op_attach(f, &log->meta_ops[1].op);
+    log->meta_ops_pending = 2;
+    s->inflight_ops += 2;
 }
 
 static bool segment_deletable(const struct plog *log, const struct segment *seg) {
@@ -796,11 +826,11 @@ int plog_delete_records(struct plog *log, int64_t offset) {
     if (offset < 0 || offset > log->high_watermark) return -ERANGE;
     if (offset <= log->log_start_offset) return 0;
     log->log_start_offset = offset;
-    int rc = persist_log_start(log);
+    persist_log_start(log);
     while (log->segment_count > 1 && log->segments[0]->next_offset <= offset &&
            segment_deletable(log, log->segments[0]))
         delete_first_segment(log);
-    return rc;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- open / recovery */
@@ -983,6 +1013,7 @@ struct plog *plog_open(struct storage_shard *s, const char *data_dir, const char
 static void drain(struct plog *log) {
     struct storage_shard *s = log->shard;
     for (int spins = 0; log->flush_in_flight || log->alloc_in_flight || log->reads_in_flight ||
+                        log->meta_ops_pending ||
                         (!log->failed && log->log_end_offset > log->high_watermark);
          spins++) {
         assert(spins < 1000000);

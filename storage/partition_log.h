@@ -44,9 +44,11 @@
  * never straddles two read-ahead chunks (the overlap is at most one index interval
  * plus one batch).
  *
- * Blocking (documented debts): a roll opens the new segment file and writes the sealed
- * segment's index files; retention unlinks files; both are rare and short, but they
- * are syscalls on the shard. Everything per-append and per-fetch goes through io_uring. */
+ * Blocking (documented debts): a roll opens the new segment file (openat), and the
+ * sealed segment's index files are written with write(2) once its data is on disk;
+ * retention unlinks files with unlinkat(2). These are rare (once per segment) and
+ * short, but they are syscalls on the shard. Everything per append, per flush, per
+ * fetch and the log start offset go through io_uring. */
 #ifndef SLUICE_STORAGE_PARTITION_LOG_H
 #define SLUICE_STORAGE_PARTITION_LOG_H
 
@@ -159,6 +161,10 @@ struct plog {
     struct segment *alloc_seg;
     uint64_t alloc_target_bytes;
     struct segment *seal_pending; /* sealed; its indexes are written once its data is */
+    char meta_buf[32];            /* log start offset being written */
+    struct flush_op meta_ops[2];  /* write + fdatasync of the log-start-offset file */
+    uint32_t meta_ops_pending;
+    bool meta_dirty;              /* changed while a write was in flight */
     uint32_t reads_in_flight;
     uint64_t appends, flushes, fsyncs;
 };
@@ -234,7 +240,8 @@ int plog_enforce_retention(struct plog *log, int64_t now_ms);
 int plog_maybe_roll_by_age(struct plog *log, int64_t now_ms);
 
 /* DeleteRecords: move the log start offset to offset (<= high watermark), deleting
- * segments wholly below it; persisted. Returns 0 or -ERANGE. */
+ * segments wholly below it. The new start is written and fdatasynced through the ring
+ * (asynchronously, as Kafka checkpoints it). Returns 0 or -ERANGE. */
 int plog_delete_records(struct plog *log, int64_t offset);
 
 uint64_t plog_size_bytes(const struct plog *log);
