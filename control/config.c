@@ -73,6 +73,12 @@ static const struct config_key registry[] = {
      "Provided receive buffers (64 KiB chunks) per shard; a power of two."},
     {"sluice.net.zc.threshold.bytes", CONFIG_LONG, "65536", 0, INT32_MAX,
      "Sends at least this large use SEND_ZC (0 = never)."},
+    {"sluice.replication.factor.clamp", CONFIG_BOOL, "false", 0, 0,
+     "Clamp a requested replication factor above 1 to 1 (with a warning) instead of failing."},
+    {"sluice.max.topics", CONFIG_INT, "10000", 1, 1000000,
+     "Most topics the catalogue holds; creating more fails with POLICY_VIOLATION."},
+    {"sluice.max.partitions.per.topic", CONFIG_INT, "10000", 1, 1000000,
+     "Most partitions one topic may have; more fails with INVALID_PARTITIONS."},
     {"sluice.shutdown.timeout.ms", CONFIG_INT, "4000", 100, 600000,
      "Graceful stop: longest wait for in-flight responses to leave."},
     /* dpdk */
