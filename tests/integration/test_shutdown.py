@@ -63,6 +63,33 @@ def main():
         assert "event=stopped exit=0" in tail, tail
         print("ok  every connection closed, 'stopped' logged")
 
+    # A client that pipelines large requests and never reads: its responses cannot leave,
+    # so the drain gives up at sluice.shutdown.timeout.ms and the broker still exits 0.
+    with Broker(sluice, cores="1", config={"sluice.shutdown.timeout.ms": 2000}) as b:
+        big = {"Topics": [{"Name": "t-%05d-%s" % (i, "y" * 40)} for i in range(3000)]}
+        req = kafka_schema.encode_request(3, 12, 1, "stuck", big)
+        host, port = b.bootstrap.rsplit(":", 1)
+        s = socket.create_connection((host, int(port)), timeout=10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(0.2)
+        sent = 0
+        try:
+            for _ in range(200):
+                s.sendall(req)
+                sent += 1
+        except socket.timeout:
+            pass  # the broker stopped reading us: it is backed up
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        rc = b.stop(timeout=5.0)
+        elapsed = time.monotonic() - t0
+        assert rc == 0, "exit code %s\n%s" % (rc, b.stderr_tail())
+        assert 1.5 < elapsed < 5.0, "took %.2f s (expected the 2 s drain limit)" % elapsed
+        s.close()
+        assert "connections_left=1" in b.stderr_tail(), b.stderr_tail()
+        print("ok  a client that never reads: drain gave up, exit 0 after %.2f s (%d requests sent)"
+              % (elapsed, sent))
+
 
 if __name__ == "__main__":
     main()
