@@ -22,7 +22,8 @@ void kafka_request_header_init(struct kafka_request_header *s, int16_t version)
     s->client_id = (struct kafka_str){ "", 0 };
 }
 
-int kafka_request_header_decode(struct kafka_reader *r, int16_t version, struct kafka_request_header *s, struct kafka_arena *arena)
+int kafka_request_header_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_request_header *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 2)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -48,7 +49,8 @@ int kafka_request_header_decode(struct kafka_reader *r, int16_t version, struct 
     return r->err;
 }
 
-int kafka_request_header_encode(struct kafka_writer *w, int16_t version, const struct kafka_request_header *s)
+int kafka_request_header_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_request_header *s)
 {
     if (version < 0 || version > 2)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -73,7 +75,8 @@ void kafka_response_header_init(struct kafka_response_header *s, int16_t version
     s->correlation_id = 0;
 }
 
-int kafka_response_header_decode(struct kafka_reader *r, int16_t version, struct kafka_response_header *s, struct kafka_arena *arena)
+int kafka_response_header_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_response_header *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 1)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -94,7 +97,8 @@ int kafka_response_header_decode(struct kafka_reader *r, int16_t version, struct
     return r->err;
 }
 
-int kafka_response_header_encode(struct kafka_writer *w, int16_t version, const struct kafka_response_header *s)
+int kafka_response_header_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_response_header *s)
 {
     if (version < 0 || version > 1)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -107,46 +111,87 @@ int kafka_response_header_encode(struct kafka_writer *w, int16_t version, const 
 }
 
 static const struct kafka_api_info api_table[KAFKA_API_COUNT] = {
-    { 0, "Produce", 0, 11, 9, sizeof(struct kafka_produce_request), sizeof(struct kafka_produce_response) },
-    { 1, "Fetch", 0, 17, 12, sizeof(struct kafka_fetch_request), sizeof(struct kafka_fetch_response) },
-    { 2, "ListOffsets", 0, 10, 6, sizeof(struct kafka_list_offsets_request), sizeof(struct kafka_list_offsets_response) },
-    { 3, "Metadata", 0, 12, 9, sizeof(struct kafka_metadata_request), sizeof(struct kafka_metadata_response) },
-    { 8, "OffsetCommit", 0, 9, 8, sizeof(struct kafka_offset_commit_request), sizeof(struct kafka_offset_commit_response) },
-    { 9, "OffsetFetch", 0, 9, 6, sizeof(struct kafka_offset_fetch_request), sizeof(struct kafka_offset_fetch_response) },
-    { 10, "FindCoordinator", 0, 6, 3, sizeof(struct kafka_find_coordinator_request), sizeof(struct kafka_find_coordinator_response) },
-    { 11, "JoinGroup", 0, 9, 6, sizeof(struct kafka_join_group_request), sizeof(struct kafka_join_group_response) },
-    { 12, "Heartbeat", 0, 4, 4, sizeof(struct kafka_heartbeat_request), sizeof(struct kafka_heartbeat_response) },
-    { 13, "LeaveGroup", 0, 5, 4, sizeof(struct kafka_leave_group_request), sizeof(struct kafka_leave_group_response) },
-    { 14, "SyncGroup", 0, 5, 4, sizeof(struct kafka_sync_group_request), sizeof(struct kafka_sync_group_response) },
-    { 15, "DescribeGroups", 0, 5, 5, sizeof(struct kafka_describe_groups_request), sizeof(struct kafka_describe_groups_response) },
-    { 16, "ListGroups", 0, 5, 3, sizeof(struct kafka_list_groups_request), sizeof(struct kafka_list_groups_response) },
-    { 17, "SaslHandshake", 0, 1, -1, sizeof(struct kafka_sasl_handshake_request), sizeof(struct kafka_sasl_handshake_response) },
-    { 18, "ApiVersions", 0, 4, 3, sizeof(struct kafka_api_versions_request), sizeof(struct kafka_api_versions_response) },
-    { 19, "CreateTopics", 0, 7, 5, sizeof(struct kafka_create_topics_request), sizeof(struct kafka_create_topics_response) },
-    { 20, "DeleteTopics", 0, 6, 4, sizeof(struct kafka_delete_topics_request), sizeof(struct kafka_delete_topics_response) },
-    { 21, "DeleteRecords", 0, 2, 2, sizeof(struct kafka_delete_records_request), sizeof(struct kafka_delete_records_response) },
-    { 22, "InitProducerId", 0, 5, 2, sizeof(struct kafka_init_producer_id_request), sizeof(struct kafka_init_producer_id_response) },
-    { 23, "OffsetForLeaderEpoch", 0, 4, 4, sizeof(struct kafka_offset_for_leader_epoch_request), sizeof(struct kafka_offset_for_leader_epoch_response) },
-    { 24, "AddPartitionsToTxn", 0, 5, 3, sizeof(struct kafka_add_partitions_to_txn_request), sizeof(struct kafka_add_partitions_to_txn_response) },
-    { 25, "AddOffsetsToTxn", 0, 4, 3, sizeof(struct kafka_add_offsets_to_txn_request), sizeof(struct kafka_add_offsets_to_txn_response) },
-    { 26, "EndTxn", 0, 5, 3, sizeof(struct kafka_end_txn_request), sizeof(struct kafka_end_txn_response) },
-    { 27, "WriteTxnMarkers", 0, 1, 1, sizeof(struct kafka_write_txn_markers_request), sizeof(struct kafka_write_txn_markers_response) },
-    { 28, "TxnOffsetCommit", 0, 4, 3, sizeof(struct kafka_txn_offset_commit_request), sizeof(struct kafka_txn_offset_commit_response) },
-    { 29, "DescribeAcls", 0, 3, 2, sizeof(struct kafka_describe_acls_request), sizeof(struct kafka_describe_acls_response) },
-    { 30, "CreateAcls", 0, 3, 2, sizeof(struct kafka_create_acls_request), sizeof(struct kafka_create_acls_response) },
-    { 31, "DeleteAcls", 0, 3, 2, sizeof(struct kafka_delete_acls_request), sizeof(struct kafka_delete_acls_response) },
-    { 32, "DescribeConfigs", 0, 4, 4, sizeof(struct kafka_describe_configs_request), sizeof(struct kafka_describe_configs_response) },
-    { 33, "AlterConfigs", 0, 2, 2, sizeof(struct kafka_alter_configs_request), sizeof(struct kafka_alter_configs_response) },
-    { 35, "DescribeLogDirs", 0, 4, 2, sizeof(struct kafka_describe_log_dirs_request), sizeof(struct kafka_describe_log_dirs_response) },
-    { 36, "SaslAuthenticate", 0, 2, 2, sizeof(struct kafka_sasl_authenticate_request), sizeof(struct kafka_sasl_authenticate_response) },
-    { 37, "CreatePartitions", 0, 3, 2, sizeof(struct kafka_create_partitions_request), sizeof(struct kafka_create_partitions_response) },
-    { 42, "DeleteGroups", 0, 2, 2, sizeof(struct kafka_delete_groups_request), sizeof(struct kafka_delete_groups_response) },
-    { 44, "IncrementalAlterConfigs", 0, 1, 1, sizeof(struct kafka_incremental_alter_configs_request), sizeof(struct kafka_incremental_alter_configs_response) },
-    { 47, "OffsetDelete", 0, 0, -1, sizeof(struct kafka_offset_delete_request), sizeof(struct kafka_offset_delete_response) },
-    { 60, "DescribeCluster", 0, 1, 0, sizeof(struct kafka_describe_cluster_request), sizeof(struct kafka_describe_cluster_response) },
-    { 61, "DescribeProducers", 0, 0, 0, sizeof(struct kafka_describe_producers_request), sizeof(struct kafka_describe_producers_response) },
-    { 65, "DescribeTransactions", 0, 0, 0, sizeof(struct kafka_describe_transactions_request), sizeof(struct kafka_describe_transactions_response) },
-    { 66, "ListTransactions", 0, 1, 0, sizeof(struct kafka_list_transactions_request), sizeof(struct kafka_list_transactions_response) },
+    { 0, "Produce", 0, 11, 9, sizeof(struct kafka_produce_request),
+        sizeof(struct kafka_produce_response) },
+    { 1, "Fetch", 0, 17, 12, sizeof(struct kafka_fetch_request),
+        sizeof(struct kafka_fetch_response) },
+    { 2, "ListOffsets", 0, 10, 6, sizeof(struct kafka_list_offsets_request),
+        sizeof(struct kafka_list_offsets_response) },
+    { 3, "Metadata", 0, 12, 9, sizeof(struct kafka_metadata_request),
+        sizeof(struct kafka_metadata_response) },
+    { 8, "OffsetCommit", 0, 9, 8, sizeof(struct kafka_offset_commit_request),
+        sizeof(struct kafka_offset_commit_response) },
+    { 9, "OffsetFetch", 0, 9, 6, sizeof(struct kafka_offset_fetch_request),
+        sizeof(struct kafka_offset_fetch_response) },
+    { 10, "FindCoordinator", 0, 6, 3, sizeof(struct kafka_find_coordinator_request),
+        sizeof(struct kafka_find_coordinator_response) },
+    { 11, "JoinGroup", 0, 9, 6, sizeof(struct kafka_join_group_request),
+        sizeof(struct kafka_join_group_response) },
+    { 12, "Heartbeat", 0, 4, 4, sizeof(struct kafka_heartbeat_request),
+        sizeof(struct kafka_heartbeat_response) },
+    { 13, "LeaveGroup", 0, 5, 4, sizeof(struct kafka_leave_group_request),
+        sizeof(struct kafka_leave_group_response) },
+    { 14, "SyncGroup", 0, 5, 4, sizeof(struct kafka_sync_group_request),
+        sizeof(struct kafka_sync_group_response) },
+    { 15, "DescribeGroups", 0, 5, 5, sizeof(struct kafka_describe_groups_request),
+        sizeof(struct kafka_describe_groups_response) },
+    { 16, "ListGroups", 0, 5, 3, sizeof(struct kafka_list_groups_request),
+        sizeof(struct kafka_list_groups_response) },
+    { 17, "SaslHandshake", 0, 1, -1, sizeof(struct kafka_sasl_handshake_request),
+        sizeof(struct kafka_sasl_handshake_response) },
+    { 18, "ApiVersions", 0, 4, 3, sizeof(struct kafka_api_versions_request),
+        sizeof(struct kafka_api_versions_response) },
+    { 19, "CreateTopics", 0, 7, 5, sizeof(struct kafka_create_topics_request),
+        sizeof(struct kafka_create_topics_response) },
+    { 20, "DeleteTopics", 0, 6, 4, sizeof(struct kafka_delete_topics_request),
+        sizeof(struct kafka_delete_topics_response) },
+    { 21, "DeleteRecords", 0, 2, 2, sizeof(struct kafka_delete_records_request),
+        sizeof(struct kafka_delete_records_response) },
+    { 22, "InitProducerId", 0, 5, 2, sizeof(struct kafka_init_producer_id_request),
+        sizeof(struct kafka_init_producer_id_response) },
+    { 23, "OffsetForLeaderEpoch", 0, 4, 4, sizeof(struct kafka_offset_for_leader_epoch_request),
+        sizeof(struct kafka_offset_for_leader_epoch_response) },
+    { 24, "AddPartitionsToTxn", 0, 5, 3, sizeof(struct kafka_add_partitions_to_txn_request),
+        sizeof(struct kafka_add_partitions_to_txn_response) },
+    { 25, "AddOffsetsToTxn", 0, 4, 3, sizeof(struct kafka_add_offsets_to_txn_request),
+        sizeof(struct kafka_add_offsets_to_txn_response) },
+    { 26, "EndTxn", 0, 5, 3, sizeof(struct kafka_end_txn_request),
+        sizeof(struct kafka_end_txn_response) },
+    { 27, "WriteTxnMarkers", 0, 1, 1, sizeof(struct kafka_write_txn_markers_request),
+        sizeof(struct kafka_write_txn_markers_response) },
+    { 28, "TxnOffsetCommit", 0, 4, 3, sizeof(struct kafka_txn_offset_commit_request),
+        sizeof(struct kafka_txn_offset_commit_response) },
+    { 29, "DescribeAcls", 0, 3, 2, sizeof(struct kafka_describe_acls_request),
+        sizeof(struct kafka_describe_acls_response) },
+    { 30, "CreateAcls", 0, 3, 2, sizeof(struct kafka_create_acls_request),
+        sizeof(struct kafka_create_acls_response) },
+    { 31, "DeleteAcls", 0, 3, 2, sizeof(struct kafka_delete_acls_request),
+        sizeof(struct kafka_delete_acls_response) },
+    { 32, "DescribeConfigs", 0, 4, 4, sizeof(struct kafka_describe_configs_request),
+        sizeof(struct kafka_describe_configs_response) },
+    { 33, "AlterConfigs", 0, 2, 2, sizeof(struct kafka_alter_configs_request),
+        sizeof(struct kafka_alter_configs_response) },
+    { 35, "DescribeLogDirs", 0, 4, 2, sizeof(struct kafka_describe_log_dirs_request),
+        sizeof(struct kafka_describe_log_dirs_response) },
+    { 36, "SaslAuthenticate", 0, 2, 2, sizeof(struct kafka_sasl_authenticate_request),
+        sizeof(struct kafka_sasl_authenticate_response) },
+    { 37, "CreatePartitions", 0, 3, 2, sizeof(struct kafka_create_partitions_request),
+        sizeof(struct kafka_create_partitions_response) },
+    { 42, "DeleteGroups", 0, 2, 2, sizeof(struct kafka_delete_groups_request),
+        sizeof(struct kafka_delete_groups_response) },
+    { 44, "IncrementalAlterConfigs", 0, 1, 1,
+        sizeof(struct kafka_incremental_alter_configs_request),
+        sizeof(struct kafka_incremental_alter_configs_response) },
+    { 47, "OffsetDelete", 0, 0, -1, sizeof(struct kafka_offset_delete_request),
+        sizeof(struct kafka_offset_delete_response) },
+    { 60, "DescribeCluster", 0, 1, 0, sizeof(struct kafka_describe_cluster_request),
+        sizeof(struct kafka_describe_cluster_response) },
+    { 61, "DescribeProducers", 0, 0, 0, sizeof(struct kafka_describe_producers_request),
+        sizeof(struct kafka_describe_producers_response) },
+    { 65, "DescribeTransactions", 0, 0, 0, sizeof(struct kafka_describe_transactions_request),
+        sizeof(struct kafka_describe_transactions_response) },
+    { 66, "ListTransactions", 0, 1, 0, sizeof(struct kafka_list_transactions_request),
+        sizeof(struct kafka_list_transactions_response) },
 };
 
 const struct kafka_api_info *kafka_api_table(void)
@@ -226,9 +271,12 @@ int kafka_request_init(int16_t api_key, int16_t version, void *msg)
     case KAFKA_API_DELETE_TOPICS: kafka_delete_topics_request_init(msg, version); return 0;
     case KAFKA_API_DELETE_RECORDS: kafka_delete_records_request_init(msg, version); return 0;
     case KAFKA_API_INIT_PRODUCER_ID: kafka_init_producer_id_request_init(msg, version); return 0;
-    case KAFKA_API_OFFSET_FOR_LEADER_EPOCH: kafka_offset_for_leader_epoch_request_init(msg, version); return 0;
-    case KAFKA_API_ADD_PARTITIONS_TO_TXN: kafka_add_partitions_to_txn_request_init(msg, version); return 0;
-    case KAFKA_API_ADD_OFFSETS_TO_TXN: kafka_add_offsets_to_txn_request_init(msg, version); return 0;
+    case KAFKA_API_OFFSET_FOR_LEADER_EPOCH: kafka_offset_for_leader_epoch_request_init(msg,
+        version); return 0;
+    case KAFKA_API_ADD_PARTITIONS_TO_TXN: kafka_add_partitions_to_txn_request_init(msg,
+        version); return 0;
+    case KAFKA_API_ADD_OFFSETS_TO_TXN: kafka_add_offsets_to_txn_request_init(msg,
+        version); return 0;
     case KAFKA_API_END_TXN: kafka_end_txn_request_init(msg, version); return 0;
     case KAFKA_API_WRITE_TXN_MARKERS: kafka_write_txn_markers_request_init(msg, version); return 0;
     case KAFKA_API_TXN_OFFSET_COMMIT: kafka_txn_offset_commit_request_init(msg, version); return 0;
@@ -241,18 +289,22 @@ int kafka_request_init(int16_t api_key, int16_t version, void *msg)
     case KAFKA_API_SASL_AUTHENTICATE: kafka_sasl_authenticate_request_init(msg, version); return 0;
     case KAFKA_API_CREATE_PARTITIONS: kafka_create_partitions_request_init(msg, version); return 0;
     case KAFKA_API_DELETE_GROUPS: kafka_delete_groups_request_init(msg, version); return 0;
-    case KAFKA_API_INCREMENTAL_ALTER_CONFIGS: kafka_incremental_alter_configs_request_init(msg, version); return 0;
+    case KAFKA_API_INCREMENTAL_ALTER_CONFIGS: kafka_incremental_alter_configs_request_init(msg,
+        version); return 0;
     case KAFKA_API_OFFSET_DELETE: kafka_offset_delete_request_init(msg, version); return 0;
     case KAFKA_API_DESCRIBE_CLUSTER: kafka_describe_cluster_request_init(msg, version); return 0;
-    case KAFKA_API_DESCRIBE_PRODUCERS: kafka_describe_producers_request_init(msg, version); return 0;
-    case KAFKA_API_DESCRIBE_TRANSACTIONS: kafka_describe_transactions_request_init(msg, version); return 0;
+    case KAFKA_API_DESCRIBE_PRODUCERS: kafka_describe_producers_request_init(msg,
+        version); return 0;
+    case KAFKA_API_DESCRIBE_TRANSACTIONS: kafka_describe_transactions_request_init(msg,
+        version); return 0;
     case KAFKA_API_LIST_TRANSACTIONS: kafka_list_transactions_request_init(msg, version); return 0;
     default:
         return KAFKA_ERR_UNKNOWN_API;
     }
 }
 
-int kafka_request_decode(int16_t api_key, int16_t version, struct kafka_reader *r,
+int kafka_request_decode(int16_t api_key, int16_t version,
+    struct kafka_reader *r,
     struct kafka_arena *arena, void *msg)
 {
     switch (api_key) {
@@ -262,46 +314,66 @@ int kafka_request_decode(int16_t api_key, int16_t version, struct kafka_reader *
     case KAFKA_API_METADATA: return kafka_metadata_request_decode(r, version, msg, arena);
     case KAFKA_API_OFFSET_COMMIT: return kafka_offset_commit_request_decode(r, version, msg, arena);
     case KAFKA_API_OFFSET_FETCH: return kafka_offset_fetch_request_decode(r, version, msg, arena);
-    case KAFKA_API_FIND_COORDINATOR: return kafka_find_coordinator_request_decode(r, version, msg, arena);
+    case KAFKA_API_FIND_COORDINATOR: return kafka_find_coordinator_request_decode(r, version, msg,
+        arena);
     case KAFKA_API_JOIN_GROUP: return kafka_join_group_request_decode(r, version, msg, arena);
     case KAFKA_API_HEARTBEAT: return kafka_heartbeat_request_decode(r, version, msg, arena);
     case KAFKA_API_LEAVE_GROUP: return kafka_leave_group_request_decode(r, version, msg, arena);
     case KAFKA_API_SYNC_GROUP: return kafka_sync_group_request_decode(r, version, msg, arena);
-    case KAFKA_API_DESCRIBE_GROUPS: return kafka_describe_groups_request_decode(r, version, msg, arena);
+    case KAFKA_API_DESCRIBE_GROUPS: return kafka_describe_groups_request_decode(r, version, msg,
+        arena);
     case KAFKA_API_LIST_GROUPS: return kafka_list_groups_request_decode(r, version, msg, arena);
-    case KAFKA_API_SASL_HANDSHAKE: return kafka_sasl_handshake_request_decode(r, version, msg, arena);
+    case KAFKA_API_SASL_HANDSHAKE: return kafka_sasl_handshake_request_decode(r, version, msg,
+        arena);
     case KAFKA_API_API_VERSIONS: return kafka_api_versions_request_decode(r, version, msg, arena);
     case KAFKA_API_CREATE_TOPICS: return kafka_create_topics_request_decode(r, version, msg, arena);
     case KAFKA_API_DELETE_TOPICS: return kafka_delete_topics_request_decode(r, version, msg, arena);
-    case KAFKA_API_DELETE_RECORDS: return kafka_delete_records_request_decode(r, version, msg, arena);
-    case KAFKA_API_INIT_PRODUCER_ID: return kafka_init_producer_id_request_decode(r, version, msg, arena);
-    case KAFKA_API_OFFSET_FOR_LEADER_EPOCH: return kafka_offset_for_leader_epoch_request_decode(r, version, msg, arena);
-    case KAFKA_API_ADD_PARTITIONS_TO_TXN: return kafka_add_partitions_to_txn_request_decode(r, version, msg, arena);
-    case KAFKA_API_ADD_OFFSETS_TO_TXN: return kafka_add_offsets_to_txn_request_decode(r, version, msg, arena);
+    case KAFKA_API_DELETE_RECORDS: return kafka_delete_records_request_decode(r, version, msg,
+        arena);
+    case KAFKA_API_INIT_PRODUCER_ID: return kafka_init_producer_id_request_decode(r, version, msg,
+        arena);
+    case KAFKA_API_OFFSET_FOR_LEADER_EPOCH: return kafka_offset_for_leader_epoch_request_decode(r,
+        version, msg, arena);
+    case KAFKA_API_ADD_PARTITIONS_TO_TXN: return kafka_add_partitions_to_txn_request_decode(r,
+        version, msg, arena);
+    case KAFKA_API_ADD_OFFSETS_TO_TXN: return kafka_add_offsets_to_txn_request_decode(r, version,
+        msg, arena);
     case KAFKA_API_END_TXN: return kafka_end_txn_request_decode(r, version, msg, arena);
-    case KAFKA_API_WRITE_TXN_MARKERS: return kafka_write_txn_markers_request_decode(r, version, msg, arena);
-    case KAFKA_API_TXN_OFFSET_COMMIT: return kafka_txn_offset_commit_request_decode(r, version, msg, arena);
+    case KAFKA_API_WRITE_TXN_MARKERS: return kafka_write_txn_markers_request_decode(r, version,
+        msg, arena);
+    case KAFKA_API_TXN_OFFSET_COMMIT: return kafka_txn_offset_commit_request_decode(r, version,
+        msg, arena);
     case KAFKA_API_DESCRIBE_ACLS: return kafka_describe_acls_request_decode(r, version, msg, arena);
     case KAFKA_API_CREATE_ACLS: return kafka_create_acls_request_decode(r, version, msg, arena);
     case KAFKA_API_DELETE_ACLS: return kafka_delete_acls_request_decode(r, version, msg, arena);
-    case KAFKA_API_DESCRIBE_CONFIGS: return kafka_describe_configs_request_decode(r, version, msg, arena);
+    case KAFKA_API_DESCRIBE_CONFIGS: return kafka_describe_configs_request_decode(r, version, msg,
+        arena);
     case KAFKA_API_ALTER_CONFIGS: return kafka_alter_configs_request_decode(r, version, msg, arena);
-    case KAFKA_API_DESCRIBE_LOG_DIRS: return kafka_describe_log_dirs_request_decode(r, version, msg, arena);
-    case KAFKA_API_SASL_AUTHENTICATE: return kafka_sasl_authenticate_request_decode(r, version, msg, arena);
-    case KAFKA_API_CREATE_PARTITIONS: return kafka_create_partitions_request_decode(r, version, msg, arena);
+    case KAFKA_API_DESCRIBE_LOG_DIRS: return kafka_describe_log_dirs_request_decode(r, version,
+        msg, arena);
+    case KAFKA_API_SASL_AUTHENTICATE: return kafka_sasl_authenticate_request_decode(r, version,
+        msg, arena);
+    case KAFKA_API_CREATE_PARTITIONS: return kafka_create_partitions_request_decode(r, version,
+        msg, arena);
     case KAFKA_API_DELETE_GROUPS: return kafka_delete_groups_request_decode(r, version, msg, arena);
-    case KAFKA_API_INCREMENTAL_ALTER_CONFIGS: return kafka_incremental_alter_configs_request_decode(r, version, msg, arena);
+    case KAFKA_API_INCREMENTAL_ALTER_CONFIGS: return kafka_incremental_alter_configs_request_decode(r,
+        version, msg, arena);
     case KAFKA_API_OFFSET_DELETE: return kafka_offset_delete_request_decode(r, version, msg, arena);
-    case KAFKA_API_DESCRIBE_CLUSTER: return kafka_describe_cluster_request_decode(r, version, msg, arena);
-    case KAFKA_API_DESCRIBE_PRODUCERS: return kafka_describe_producers_request_decode(r, version, msg, arena);
-    case KAFKA_API_DESCRIBE_TRANSACTIONS: return kafka_describe_transactions_request_decode(r, version, msg, arena);
-    case KAFKA_API_LIST_TRANSACTIONS: return kafka_list_transactions_request_decode(r, version, msg, arena);
+    case KAFKA_API_DESCRIBE_CLUSTER: return kafka_describe_cluster_request_decode(r, version, msg,
+        arena);
+    case KAFKA_API_DESCRIBE_PRODUCERS: return kafka_describe_producers_request_decode(r, version,
+        msg, arena);
+    case KAFKA_API_DESCRIBE_TRANSACTIONS: return kafka_describe_transactions_request_decode(r,
+        version, msg, arena);
+    case KAFKA_API_LIST_TRANSACTIONS: return kafka_list_transactions_request_decode(r, version,
+        msg, arena);
     default:
         return KAFKA_ERR_UNKNOWN_API;
     }
 }
 
-int kafka_request_encode(int16_t api_key, int16_t version, struct kafka_writer *w,
+int kafka_request_encode(int16_t api_key, int16_t version,
+    struct kafka_writer *w,
     const void *msg)
 {
     switch (api_key) {
@@ -324,27 +396,39 @@ int kafka_request_encode(int16_t api_key, int16_t version, struct kafka_writer *
     case KAFKA_API_DELETE_TOPICS: return kafka_delete_topics_request_encode(w, version, msg);
     case KAFKA_API_DELETE_RECORDS: return kafka_delete_records_request_encode(w, version, msg);
     case KAFKA_API_INIT_PRODUCER_ID: return kafka_init_producer_id_request_encode(w, version, msg);
-    case KAFKA_API_OFFSET_FOR_LEADER_EPOCH: return kafka_offset_for_leader_epoch_request_encode(w, version, msg);
-    case KAFKA_API_ADD_PARTITIONS_TO_TXN: return kafka_add_partitions_to_txn_request_encode(w, version, msg);
-    case KAFKA_API_ADD_OFFSETS_TO_TXN: return kafka_add_offsets_to_txn_request_encode(w, version, msg);
+    case KAFKA_API_OFFSET_FOR_LEADER_EPOCH: return kafka_offset_for_leader_epoch_request_encode(w,
+        version, msg);
+    case KAFKA_API_ADD_PARTITIONS_TO_TXN: return kafka_add_partitions_to_txn_request_encode(w,
+        version, msg);
+    case KAFKA_API_ADD_OFFSETS_TO_TXN: return kafka_add_offsets_to_txn_request_encode(w, version,
+        msg);
     case KAFKA_API_END_TXN: return kafka_end_txn_request_encode(w, version, msg);
-    case KAFKA_API_WRITE_TXN_MARKERS: return kafka_write_txn_markers_request_encode(w, version, msg);
-    case KAFKA_API_TXN_OFFSET_COMMIT: return kafka_txn_offset_commit_request_encode(w, version, msg);
+    case KAFKA_API_WRITE_TXN_MARKERS: return kafka_write_txn_markers_request_encode(w, version,
+        msg);
+    case KAFKA_API_TXN_OFFSET_COMMIT: return kafka_txn_offset_commit_request_encode(w, version,
+        msg);
     case KAFKA_API_DESCRIBE_ACLS: return kafka_describe_acls_request_encode(w, version, msg);
     case KAFKA_API_CREATE_ACLS: return kafka_create_acls_request_encode(w, version, msg);
     case KAFKA_API_DELETE_ACLS: return kafka_delete_acls_request_encode(w, version, msg);
     case KAFKA_API_DESCRIBE_CONFIGS: return kafka_describe_configs_request_encode(w, version, msg);
     case KAFKA_API_ALTER_CONFIGS: return kafka_alter_configs_request_encode(w, version, msg);
-    case KAFKA_API_DESCRIBE_LOG_DIRS: return kafka_describe_log_dirs_request_encode(w, version, msg);
-    case KAFKA_API_SASL_AUTHENTICATE: return kafka_sasl_authenticate_request_encode(w, version, msg);
-    case KAFKA_API_CREATE_PARTITIONS: return kafka_create_partitions_request_encode(w, version, msg);
+    case KAFKA_API_DESCRIBE_LOG_DIRS: return kafka_describe_log_dirs_request_encode(w, version,
+        msg);
+    case KAFKA_API_SASL_AUTHENTICATE: return kafka_sasl_authenticate_request_encode(w, version,
+        msg);
+    case KAFKA_API_CREATE_PARTITIONS: return kafka_create_partitions_request_encode(w, version,
+        msg);
     case KAFKA_API_DELETE_GROUPS: return kafka_delete_groups_request_encode(w, version, msg);
-    case KAFKA_API_INCREMENTAL_ALTER_CONFIGS: return kafka_incremental_alter_configs_request_encode(w, version, msg);
+    case KAFKA_API_INCREMENTAL_ALTER_CONFIGS: return kafka_incremental_alter_configs_request_encode(w,
+        version, msg);
     case KAFKA_API_OFFSET_DELETE: return kafka_offset_delete_request_encode(w, version, msg);
     case KAFKA_API_DESCRIBE_CLUSTER: return kafka_describe_cluster_request_encode(w, version, msg);
-    case KAFKA_API_DESCRIBE_PRODUCERS: return kafka_describe_producers_request_encode(w, version, msg);
-    case KAFKA_API_DESCRIBE_TRANSACTIONS: return kafka_describe_transactions_request_encode(w, version, msg);
-    case KAFKA_API_LIST_TRANSACTIONS: return kafka_list_transactions_request_encode(w, version, msg);
+    case KAFKA_API_DESCRIBE_PRODUCERS: return kafka_describe_producers_request_encode(w, version,
+        msg);
+    case KAFKA_API_DESCRIBE_TRANSACTIONS: return kafka_describe_transactions_request_encode(w,
+        version, msg);
+    case KAFKA_API_LIST_TRANSACTIONS: return kafka_list_transactions_request_encode(w, version,
+        msg);
     default:
         return KAFKA_ERR_UNKNOWN_API;
     }
@@ -374,9 +458,12 @@ int kafka_response_init(int16_t api_key, int16_t version, void *msg)
     case KAFKA_API_DELETE_TOPICS: kafka_delete_topics_response_init(msg, version); return 0;
     case KAFKA_API_DELETE_RECORDS: kafka_delete_records_response_init(msg, version); return 0;
     case KAFKA_API_INIT_PRODUCER_ID: kafka_init_producer_id_response_init(msg, version); return 0;
-    case KAFKA_API_OFFSET_FOR_LEADER_EPOCH: kafka_offset_for_leader_epoch_response_init(msg, version); return 0;
-    case KAFKA_API_ADD_PARTITIONS_TO_TXN: kafka_add_partitions_to_txn_response_init(msg, version); return 0;
-    case KAFKA_API_ADD_OFFSETS_TO_TXN: kafka_add_offsets_to_txn_response_init(msg, version); return 0;
+    case KAFKA_API_OFFSET_FOR_LEADER_EPOCH: kafka_offset_for_leader_epoch_response_init(msg,
+        version); return 0;
+    case KAFKA_API_ADD_PARTITIONS_TO_TXN: kafka_add_partitions_to_txn_response_init(msg,
+        version); return 0;
+    case KAFKA_API_ADD_OFFSETS_TO_TXN: kafka_add_offsets_to_txn_response_init(msg,
+        version); return 0;
     case KAFKA_API_END_TXN: kafka_end_txn_response_init(msg, version); return 0;
     case KAFKA_API_WRITE_TXN_MARKERS: kafka_write_txn_markers_response_init(msg, version); return 0;
     case KAFKA_API_TXN_OFFSET_COMMIT: kafka_txn_offset_commit_response_init(msg, version); return 0;
@@ -389,18 +476,22 @@ int kafka_response_init(int16_t api_key, int16_t version, void *msg)
     case KAFKA_API_SASL_AUTHENTICATE: kafka_sasl_authenticate_response_init(msg, version); return 0;
     case KAFKA_API_CREATE_PARTITIONS: kafka_create_partitions_response_init(msg, version); return 0;
     case KAFKA_API_DELETE_GROUPS: kafka_delete_groups_response_init(msg, version); return 0;
-    case KAFKA_API_INCREMENTAL_ALTER_CONFIGS: kafka_incremental_alter_configs_response_init(msg, version); return 0;
+    case KAFKA_API_INCREMENTAL_ALTER_CONFIGS: kafka_incremental_alter_configs_response_init(msg,
+        version); return 0;
     case KAFKA_API_OFFSET_DELETE: kafka_offset_delete_response_init(msg, version); return 0;
     case KAFKA_API_DESCRIBE_CLUSTER: kafka_describe_cluster_response_init(msg, version); return 0;
-    case KAFKA_API_DESCRIBE_PRODUCERS: kafka_describe_producers_response_init(msg, version); return 0;
-    case KAFKA_API_DESCRIBE_TRANSACTIONS: kafka_describe_transactions_response_init(msg, version); return 0;
+    case KAFKA_API_DESCRIBE_PRODUCERS: kafka_describe_producers_response_init(msg,
+        version); return 0;
+    case KAFKA_API_DESCRIBE_TRANSACTIONS: kafka_describe_transactions_response_init(msg,
+        version); return 0;
     case KAFKA_API_LIST_TRANSACTIONS: kafka_list_transactions_response_init(msg, version); return 0;
     default:
         return KAFKA_ERR_UNKNOWN_API;
     }
 }
 
-int kafka_response_decode(int16_t api_key, int16_t version, struct kafka_reader *r,
+int kafka_response_decode(int16_t api_key, int16_t version,
+    struct kafka_reader *r,
     struct kafka_arena *arena, void *msg)
 {
     switch (api_key) {
@@ -408,48 +499,75 @@ int kafka_response_decode(int16_t api_key, int16_t version, struct kafka_reader 
     case KAFKA_API_FETCH: return kafka_fetch_response_decode(r, version, msg, arena);
     case KAFKA_API_LIST_OFFSETS: return kafka_list_offsets_response_decode(r, version, msg, arena);
     case KAFKA_API_METADATA: return kafka_metadata_response_decode(r, version, msg, arena);
-    case KAFKA_API_OFFSET_COMMIT: return kafka_offset_commit_response_decode(r, version, msg, arena);
+    case KAFKA_API_OFFSET_COMMIT: return kafka_offset_commit_response_decode(r, version, msg,
+        arena);
     case KAFKA_API_OFFSET_FETCH: return kafka_offset_fetch_response_decode(r, version, msg, arena);
-    case KAFKA_API_FIND_COORDINATOR: return kafka_find_coordinator_response_decode(r, version, msg, arena);
+    case KAFKA_API_FIND_COORDINATOR: return kafka_find_coordinator_response_decode(r, version, msg,
+        arena);
     case KAFKA_API_JOIN_GROUP: return kafka_join_group_response_decode(r, version, msg, arena);
     case KAFKA_API_HEARTBEAT: return kafka_heartbeat_response_decode(r, version, msg, arena);
     case KAFKA_API_LEAVE_GROUP: return kafka_leave_group_response_decode(r, version, msg, arena);
     case KAFKA_API_SYNC_GROUP: return kafka_sync_group_response_decode(r, version, msg, arena);
-    case KAFKA_API_DESCRIBE_GROUPS: return kafka_describe_groups_response_decode(r, version, msg, arena);
+    case KAFKA_API_DESCRIBE_GROUPS: return kafka_describe_groups_response_decode(r, version, msg,
+        arena);
     case KAFKA_API_LIST_GROUPS: return kafka_list_groups_response_decode(r, version, msg, arena);
-    case KAFKA_API_SASL_HANDSHAKE: return kafka_sasl_handshake_response_decode(r, version, msg, arena);
+    case KAFKA_API_SASL_HANDSHAKE: return kafka_sasl_handshake_response_decode(r, version, msg,
+        arena);
     case KAFKA_API_API_VERSIONS: return kafka_api_versions_response_decode(r, version, msg, arena);
-    case KAFKA_API_CREATE_TOPICS: return kafka_create_topics_response_decode(r, version, msg, arena);
-    case KAFKA_API_DELETE_TOPICS: return kafka_delete_topics_response_decode(r, version, msg, arena);
-    case KAFKA_API_DELETE_RECORDS: return kafka_delete_records_response_decode(r, version, msg, arena);
-    case KAFKA_API_INIT_PRODUCER_ID: return kafka_init_producer_id_response_decode(r, version, msg, arena);
-    case KAFKA_API_OFFSET_FOR_LEADER_EPOCH: return kafka_offset_for_leader_epoch_response_decode(r, version, msg, arena);
-    case KAFKA_API_ADD_PARTITIONS_TO_TXN: return kafka_add_partitions_to_txn_response_decode(r, version, msg, arena);
-    case KAFKA_API_ADD_OFFSETS_TO_TXN: return kafka_add_offsets_to_txn_response_decode(r, version, msg, arena);
+    case KAFKA_API_CREATE_TOPICS: return kafka_create_topics_response_decode(r, version, msg,
+        arena);
+    case KAFKA_API_DELETE_TOPICS: return kafka_delete_topics_response_decode(r, version, msg,
+        arena);
+    case KAFKA_API_DELETE_RECORDS: return kafka_delete_records_response_decode(r, version, msg,
+        arena);
+    case KAFKA_API_INIT_PRODUCER_ID: return kafka_init_producer_id_response_decode(r, version, msg,
+        arena);
+    case KAFKA_API_OFFSET_FOR_LEADER_EPOCH: return kafka_offset_for_leader_epoch_response_decode(r,
+        version, msg, arena);
+    case KAFKA_API_ADD_PARTITIONS_TO_TXN: return kafka_add_partitions_to_txn_response_decode(r,
+        version, msg, arena);
+    case KAFKA_API_ADD_OFFSETS_TO_TXN: return kafka_add_offsets_to_txn_response_decode(r, version,
+        msg, arena);
     case KAFKA_API_END_TXN: return kafka_end_txn_response_decode(r, version, msg, arena);
-    case KAFKA_API_WRITE_TXN_MARKERS: return kafka_write_txn_markers_response_decode(r, version, msg, arena);
-    case KAFKA_API_TXN_OFFSET_COMMIT: return kafka_txn_offset_commit_response_decode(r, version, msg, arena);
-    case KAFKA_API_DESCRIBE_ACLS: return kafka_describe_acls_response_decode(r, version, msg, arena);
+    case KAFKA_API_WRITE_TXN_MARKERS: return kafka_write_txn_markers_response_decode(r, version,
+        msg, arena);
+    case KAFKA_API_TXN_OFFSET_COMMIT: return kafka_txn_offset_commit_response_decode(r, version,
+        msg, arena);
+    case KAFKA_API_DESCRIBE_ACLS: return kafka_describe_acls_response_decode(r, version, msg,
+        arena);
     case KAFKA_API_CREATE_ACLS: return kafka_create_acls_response_decode(r, version, msg, arena);
     case KAFKA_API_DELETE_ACLS: return kafka_delete_acls_response_decode(r, version, msg, arena);
-    case KAFKA_API_DESCRIBE_CONFIGS: return kafka_describe_configs_response_decode(r, version, msg, arena);
-    case KAFKA_API_ALTER_CONFIGS: return kafka_alter_configs_response_decode(r, version, msg, arena);
-    case KAFKA_API_DESCRIBE_LOG_DIRS: return kafka_describe_log_dirs_response_decode(r, version, msg, arena);
-    case KAFKA_API_SASL_AUTHENTICATE: return kafka_sasl_authenticate_response_decode(r, version, msg, arena);
-    case KAFKA_API_CREATE_PARTITIONS: return kafka_create_partitions_response_decode(r, version, msg, arena);
-    case KAFKA_API_DELETE_GROUPS: return kafka_delete_groups_response_decode(r, version, msg, arena);
-    case KAFKA_API_INCREMENTAL_ALTER_CONFIGS: return kafka_incremental_alter_configs_response_decode(r, version, msg, arena);
-    case KAFKA_API_OFFSET_DELETE: return kafka_offset_delete_response_decode(r, version, msg, arena);
-    case KAFKA_API_DESCRIBE_CLUSTER: return kafka_describe_cluster_response_decode(r, version, msg, arena);
-    case KAFKA_API_DESCRIBE_PRODUCERS: return kafka_describe_producers_response_decode(r, version, msg, arena);
-    case KAFKA_API_DESCRIBE_TRANSACTIONS: return kafka_describe_transactions_response_decode(r, version, msg, arena);
-    case KAFKA_API_LIST_TRANSACTIONS: return kafka_list_transactions_response_decode(r, version, msg, arena);
+    case KAFKA_API_DESCRIBE_CONFIGS: return kafka_describe_configs_response_decode(r, version, msg,
+        arena);
+    case KAFKA_API_ALTER_CONFIGS: return kafka_alter_configs_response_decode(r, version, msg,
+        arena);
+    case KAFKA_API_DESCRIBE_LOG_DIRS: return kafka_describe_log_dirs_response_decode(r, version,
+        msg, arena);
+    case KAFKA_API_SASL_AUTHENTICATE: return kafka_sasl_authenticate_response_decode(r, version,
+        msg, arena);
+    case KAFKA_API_CREATE_PARTITIONS: return kafka_create_partitions_response_decode(r, version,
+        msg, arena);
+    case KAFKA_API_DELETE_GROUPS: return kafka_delete_groups_response_decode(r, version, msg,
+        arena);
+    case KAFKA_API_INCREMENTAL_ALTER_CONFIGS: return kafka_incremental_alter_configs_response_decode(r,
+        version, msg, arena);
+    case KAFKA_API_OFFSET_DELETE: return kafka_offset_delete_response_decode(r, version, msg,
+        arena);
+    case KAFKA_API_DESCRIBE_CLUSTER: return kafka_describe_cluster_response_decode(r, version, msg,
+        arena);
+    case KAFKA_API_DESCRIBE_PRODUCERS: return kafka_describe_producers_response_decode(r, version,
+        msg, arena);
+    case KAFKA_API_DESCRIBE_TRANSACTIONS: return kafka_describe_transactions_response_decode(r,
+        version, msg, arena);
+    case KAFKA_API_LIST_TRANSACTIONS: return kafka_list_transactions_response_decode(r, version,
+        msg, arena);
     default:
         return KAFKA_ERR_UNKNOWN_API;
     }
 }
 
-int kafka_response_encode(int16_t api_key, int16_t version, struct kafka_writer *w,
+int kafka_response_encode(int16_t api_key, int16_t version,
+    struct kafka_writer *w,
     const void *msg)
 {
     switch (api_key) {
@@ -472,27 +590,39 @@ int kafka_response_encode(int16_t api_key, int16_t version, struct kafka_writer 
     case KAFKA_API_DELETE_TOPICS: return kafka_delete_topics_response_encode(w, version, msg);
     case KAFKA_API_DELETE_RECORDS: return kafka_delete_records_response_encode(w, version, msg);
     case KAFKA_API_INIT_PRODUCER_ID: return kafka_init_producer_id_response_encode(w, version, msg);
-    case KAFKA_API_OFFSET_FOR_LEADER_EPOCH: return kafka_offset_for_leader_epoch_response_encode(w, version, msg);
-    case KAFKA_API_ADD_PARTITIONS_TO_TXN: return kafka_add_partitions_to_txn_response_encode(w, version, msg);
-    case KAFKA_API_ADD_OFFSETS_TO_TXN: return kafka_add_offsets_to_txn_response_encode(w, version, msg);
+    case KAFKA_API_OFFSET_FOR_LEADER_EPOCH: return kafka_offset_for_leader_epoch_response_encode(w,
+        version, msg);
+    case KAFKA_API_ADD_PARTITIONS_TO_TXN: return kafka_add_partitions_to_txn_response_encode(w,
+        version, msg);
+    case KAFKA_API_ADD_OFFSETS_TO_TXN: return kafka_add_offsets_to_txn_response_encode(w, version,
+        msg);
     case KAFKA_API_END_TXN: return kafka_end_txn_response_encode(w, version, msg);
-    case KAFKA_API_WRITE_TXN_MARKERS: return kafka_write_txn_markers_response_encode(w, version, msg);
-    case KAFKA_API_TXN_OFFSET_COMMIT: return kafka_txn_offset_commit_response_encode(w, version, msg);
+    case KAFKA_API_WRITE_TXN_MARKERS: return kafka_write_txn_markers_response_encode(w, version,
+        msg);
+    case KAFKA_API_TXN_OFFSET_COMMIT: return kafka_txn_offset_commit_response_encode(w, version,
+        msg);
     case KAFKA_API_DESCRIBE_ACLS: return kafka_describe_acls_response_encode(w, version, msg);
     case KAFKA_API_CREATE_ACLS: return kafka_create_acls_response_encode(w, version, msg);
     case KAFKA_API_DELETE_ACLS: return kafka_delete_acls_response_encode(w, version, msg);
     case KAFKA_API_DESCRIBE_CONFIGS: return kafka_describe_configs_response_encode(w, version, msg);
     case KAFKA_API_ALTER_CONFIGS: return kafka_alter_configs_response_encode(w, version, msg);
-    case KAFKA_API_DESCRIBE_LOG_DIRS: return kafka_describe_log_dirs_response_encode(w, version, msg);
-    case KAFKA_API_SASL_AUTHENTICATE: return kafka_sasl_authenticate_response_encode(w, version, msg);
-    case KAFKA_API_CREATE_PARTITIONS: return kafka_create_partitions_response_encode(w, version, msg);
+    case KAFKA_API_DESCRIBE_LOG_DIRS: return kafka_describe_log_dirs_response_encode(w, version,
+        msg);
+    case KAFKA_API_SASL_AUTHENTICATE: return kafka_sasl_authenticate_response_encode(w, version,
+        msg);
+    case KAFKA_API_CREATE_PARTITIONS: return kafka_create_partitions_response_encode(w, version,
+        msg);
     case KAFKA_API_DELETE_GROUPS: return kafka_delete_groups_response_encode(w, version, msg);
-    case KAFKA_API_INCREMENTAL_ALTER_CONFIGS: return kafka_incremental_alter_configs_response_encode(w, version, msg);
+    case KAFKA_API_INCREMENTAL_ALTER_CONFIGS: return kafka_incremental_alter_configs_response_encode(w,
+        version, msg);
     case KAFKA_API_OFFSET_DELETE: return kafka_offset_delete_response_encode(w, version, msg);
     case KAFKA_API_DESCRIBE_CLUSTER: return kafka_describe_cluster_response_encode(w, version, msg);
-    case KAFKA_API_DESCRIBE_PRODUCERS: return kafka_describe_producers_response_encode(w, version, msg);
-    case KAFKA_API_DESCRIBE_TRANSACTIONS: return kafka_describe_transactions_response_encode(w, version, msg);
-    case KAFKA_API_LIST_TRANSACTIONS: return kafka_list_transactions_response_encode(w, version, msg);
+    case KAFKA_API_DESCRIBE_PRODUCERS: return kafka_describe_producers_response_encode(w, version,
+        msg);
+    case KAFKA_API_DESCRIBE_TRANSACTIONS: return kafka_describe_transactions_response_encode(w,
+        version, msg);
+    case KAFKA_API_LIST_TRANSACTIONS: return kafka_list_transactions_response_encode(w, version,
+        msg);
     default:
         return KAFKA_ERR_UNKNOWN_API;
     }

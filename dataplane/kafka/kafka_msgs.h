@@ -22,7 +22,13 @@
  * Naming: fields in snake_case; an array field `x` is `x` (items) + `x_count`
  * (-1 = null array); nested structs are struct kafka_<msg>_<struct>.
  * Headers: struct kafka_request_header (v0-v2; client_id is a non-compact nullable
- * string even in v2) and struct kafka_response_header (v0-v1), same four functions.
+ * string even in v2) and struct kafka_response_header (v0-v1), same four functions;
+ * headers have no arrays, so their decoders never touch the arena (NULL is fine).
+ * Arena sizing: decode allocates only arrays, count * sizeof(element) each; counts are
+ * first checked against the bytes left, so the arena a frame can need is bounded by
+ * the frame size times the largest sizeof(element) / minimum element wire size.
+ * Version ranges are the JSON's whole range (e.g. Produce 0-11, Fetch 0-17): what the
+ * codec can parse, not necessarily what the broker's handlers implement.
  * API table: kafka_api_lookup(api_key) gives name, versions implemented, first
  * flexible version, struct sizes; kafka_request_header_version() and
  * kafka_response_header_version() give header versions (ApiVersions responses always
@@ -92,18 +98,22 @@ struct kafka_request_header {
 };
 
 void kafka_request_header_init(struct kafka_request_header *m, int16_t version);
-int kafka_request_header_decode(struct kafka_reader *r, int16_t version, struct kafka_request_header *m,
+int kafka_request_header_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_request_header *m,
     struct kafka_arena *arena);
-int kafka_request_header_encode(struct kafka_writer *w, int16_t version, const struct kafka_request_header *m);
+int kafka_request_header_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_request_header *m);
 
 struct kafka_response_header {
     int32_t correlation_id;
 };
 
 void kafka_response_header_init(struct kafka_response_header *m, int16_t version);
-int kafka_response_header_decode(struct kafka_reader *r, int16_t version, struct kafka_response_header *m,
+int kafka_response_header_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_response_header *m,
     struct kafka_arena *arena);
-int kafka_response_header_encode(struct kafka_writer *w, int16_t version, const struct kafka_response_header *m);
+int kafka_response_header_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_response_header *m);
 
 struct kafka_produce_request_partition_produce_data {
     int32_t index;
@@ -125,9 +135,11 @@ struct kafka_produce_request {
 };
 
 void kafka_produce_request_init(struct kafka_produce_request *m, int16_t version);
-int kafka_produce_request_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_request *m,
+int kafka_produce_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_produce_request *m,
     struct kafka_arena *arena);
-int kafka_produce_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_request *m);
+int kafka_produce_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_produce_request *m);
 
 struct kafka_fetch_request_forgotten_topic {
     struct kafka_str topic;
@@ -176,9 +188,11 @@ struct kafka_fetch_request {
 };
 
 void kafka_fetch_request_init(struct kafka_fetch_request *m, int16_t version);
-int kafka_fetch_request_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_request *m,
+int kafka_fetch_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_request *m,
     struct kafka_arena *arena);
-int kafka_fetch_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_request *m);
+int kafka_fetch_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_request *m);
 
 struct kafka_list_offsets_request_list_offsets_partition {
     int32_t partition_index;
@@ -202,9 +216,11 @@ struct kafka_list_offsets_request {
 };
 
 void kafka_list_offsets_request_init(struct kafka_list_offsets_request *m, int16_t version);
-int kafka_list_offsets_request_decode(struct kafka_reader *r, int16_t version, struct kafka_list_offsets_request *m,
+int kafka_list_offsets_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_list_offsets_request *m,
     struct kafka_arena *arena);
-int kafka_list_offsets_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_offsets_request *m);
+int kafka_list_offsets_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_list_offsets_request *m);
 
 struct kafka_metadata_request_metadata_request_topic {
     struct kafka_uuid topic_id;
@@ -220,9 +236,11 @@ struct kafka_metadata_request {
 };
 
 void kafka_metadata_request_init(struct kafka_metadata_request *m, int16_t version);
-int kafka_metadata_request_decode(struct kafka_reader *r, int16_t version, struct kafka_metadata_request *m,
+int kafka_metadata_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_metadata_request *m,
     struct kafka_arena *arena);
-int kafka_metadata_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_metadata_request *m);
+int kafka_metadata_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_metadata_request *m);
 
 struct kafka_offset_commit_request_offset_commit_request_partition {
     int32_t partition_index;
@@ -249,9 +267,11 @@ struct kafka_offset_commit_request {
 };
 
 void kafka_offset_commit_request_init(struct kafka_offset_commit_request *m, int16_t version);
-int kafka_offset_commit_request_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_commit_request *m,
+int kafka_offset_commit_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_offset_commit_request *m,
     struct kafka_arena *arena);
-int kafka_offset_commit_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_commit_request *m);
+int kafka_offset_commit_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_offset_commit_request *m);
 
 struct kafka_offset_fetch_request_offset_fetch_request_topics {
     struct kafka_str name;
@@ -283,9 +303,11 @@ struct kafka_offset_fetch_request {
 };
 
 void kafka_offset_fetch_request_init(struct kafka_offset_fetch_request *m, int16_t version);
-int kafka_offset_fetch_request_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_request *m,
+int kafka_offset_fetch_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_offset_fetch_request *m,
     struct kafka_arena *arena);
-int kafka_offset_fetch_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_request *m);
+int kafka_offset_fetch_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_offset_fetch_request *m);
 
 struct kafka_find_coordinator_request {
     struct kafka_str key;
@@ -295,9 +317,11 @@ struct kafka_find_coordinator_request {
 };
 
 void kafka_find_coordinator_request_init(struct kafka_find_coordinator_request *m, int16_t version);
-int kafka_find_coordinator_request_decode(struct kafka_reader *r, int16_t version, struct kafka_find_coordinator_request *m,
+int kafka_find_coordinator_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_find_coordinator_request *m,
     struct kafka_arena *arena);
-int kafka_find_coordinator_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_find_coordinator_request *m);
+int kafka_find_coordinator_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_find_coordinator_request *m);
 
 struct kafka_join_group_request_join_group_request_protocol {
     struct kafka_str name;
@@ -317,9 +341,11 @@ struct kafka_join_group_request {
 };
 
 void kafka_join_group_request_init(struct kafka_join_group_request *m, int16_t version);
-int kafka_join_group_request_decode(struct kafka_reader *r, int16_t version, struct kafka_join_group_request *m,
+int kafka_join_group_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_join_group_request *m,
     struct kafka_arena *arena);
-int kafka_join_group_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_join_group_request *m);
+int kafka_join_group_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_join_group_request *m);
 
 struct kafka_heartbeat_request {
     struct kafka_str group_id;
@@ -329,9 +355,11 @@ struct kafka_heartbeat_request {
 };
 
 void kafka_heartbeat_request_init(struct kafka_heartbeat_request *m, int16_t version);
-int kafka_heartbeat_request_decode(struct kafka_reader *r, int16_t version, struct kafka_heartbeat_request *m,
+int kafka_heartbeat_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_heartbeat_request *m,
     struct kafka_arena *arena);
-int kafka_heartbeat_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_heartbeat_request *m);
+int kafka_heartbeat_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_heartbeat_request *m);
 
 struct kafka_leave_group_request_member_identity {
     struct kafka_str member_id;
@@ -347,9 +375,11 @@ struct kafka_leave_group_request {
 };
 
 void kafka_leave_group_request_init(struct kafka_leave_group_request *m, int16_t version);
-int kafka_leave_group_request_decode(struct kafka_reader *r, int16_t version, struct kafka_leave_group_request *m,
+int kafka_leave_group_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_leave_group_request *m,
     struct kafka_arena *arena);
-int kafka_leave_group_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_leave_group_request *m);
+int kafka_leave_group_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_leave_group_request *m);
 
 struct kafka_sync_group_request_sync_group_request_assignment {
     struct kafka_str member_id;
@@ -368,9 +398,11 @@ struct kafka_sync_group_request {
 };
 
 void kafka_sync_group_request_init(struct kafka_sync_group_request *m, int16_t version);
-int kafka_sync_group_request_decode(struct kafka_reader *r, int16_t version, struct kafka_sync_group_request *m,
+int kafka_sync_group_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_sync_group_request *m,
     struct kafka_arena *arena);
-int kafka_sync_group_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_sync_group_request *m);
+int kafka_sync_group_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_sync_group_request *m);
 
 struct kafka_describe_groups_request {
     struct kafka_str *groups;
@@ -379,9 +411,11 @@ struct kafka_describe_groups_request {
 };
 
 void kafka_describe_groups_request_init(struct kafka_describe_groups_request *m, int16_t version);
-int kafka_describe_groups_request_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_groups_request *m,
+int kafka_describe_groups_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_groups_request *m,
     struct kafka_arena *arena);
-int kafka_describe_groups_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_groups_request *m);
+int kafka_describe_groups_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_groups_request *m);
 
 struct kafka_list_groups_request {
     struct kafka_str *states_filter;
@@ -391,18 +425,22 @@ struct kafka_list_groups_request {
 };
 
 void kafka_list_groups_request_init(struct kafka_list_groups_request *m, int16_t version);
-int kafka_list_groups_request_decode(struct kafka_reader *r, int16_t version, struct kafka_list_groups_request *m,
+int kafka_list_groups_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_list_groups_request *m,
     struct kafka_arena *arena);
-int kafka_list_groups_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_groups_request *m);
+int kafka_list_groups_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_list_groups_request *m);
 
 struct kafka_sasl_handshake_request {
     struct kafka_str mechanism;
 };
 
 void kafka_sasl_handshake_request_init(struct kafka_sasl_handshake_request *m, int16_t version);
-int kafka_sasl_handshake_request_decode(struct kafka_reader *r, int16_t version, struct kafka_sasl_handshake_request *m,
+int kafka_sasl_handshake_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_sasl_handshake_request *m,
     struct kafka_arena *arena);
-int kafka_sasl_handshake_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_sasl_handshake_request *m);
+int kafka_sasl_handshake_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_sasl_handshake_request *m);
 
 struct kafka_api_versions_request {
     struct kafka_str client_software_name;
@@ -410,9 +448,11 @@ struct kafka_api_versions_request {
 };
 
 void kafka_api_versions_request_init(struct kafka_api_versions_request *m, int16_t version);
-int kafka_api_versions_request_decode(struct kafka_reader *r, int16_t version, struct kafka_api_versions_request *m,
+int kafka_api_versions_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_api_versions_request *m,
     struct kafka_arena *arena);
-int kafka_api_versions_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_api_versions_request *m);
+int kafka_api_versions_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_api_versions_request *m);
 
 struct kafka_create_topics_request_creatable_topic_config {
     struct kafka_str name;
@@ -443,9 +483,11 @@ struct kafka_create_topics_request {
 };
 
 void kafka_create_topics_request_init(struct kafka_create_topics_request *m, int16_t version);
-int kafka_create_topics_request_decode(struct kafka_reader *r, int16_t version, struct kafka_create_topics_request *m,
+int kafka_create_topics_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_create_topics_request *m,
     struct kafka_arena *arena);
-int kafka_create_topics_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_topics_request *m);
+int kafka_create_topics_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_create_topics_request *m);
 
 struct kafka_delete_topics_request_delete_topic_state {
     struct kafka_str name;
@@ -461,9 +503,11 @@ struct kafka_delete_topics_request {
 };
 
 void kafka_delete_topics_request_init(struct kafka_delete_topics_request *m, int16_t version);
-int kafka_delete_topics_request_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_topics_request *m,
+int kafka_delete_topics_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_delete_topics_request *m,
     struct kafka_arena *arena);
-int kafka_delete_topics_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_topics_request *m);
+int kafka_delete_topics_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_delete_topics_request *m);
 
 struct kafka_delete_records_request_delete_records_partition {
     int32_t partition_index;
@@ -483,9 +527,11 @@ struct kafka_delete_records_request {
 };
 
 void kafka_delete_records_request_init(struct kafka_delete_records_request *m, int16_t version);
-int kafka_delete_records_request_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_records_request *m,
+int kafka_delete_records_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_delete_records_request *m,
     struct kafka_arena *arena);
-int kafka_delete_records_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_records_request *m);
+int kafka_delete_records_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_delete_records_request *m);
 
 struct kafka_init_producer_id_request {
     struct kafka_str transactional_id;
@@ -495,9 +541,11 @@ struct kafka_init_producer_id_request {
 };
 
 void kafka_init_producer_id_request_init(struct kafka_init_producer_id_request *m, int16_t version);
-int kafka_init_producer_id_request_decode(struct kafka_reader *r, int16_t version, struct kafka_init_producer_id_request *m,
+int kafka_init_producer_id_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_init_producer_id_request *m,
     struct kafka_arena *arena);
-int kafka_init_producer_id_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_init_producer_id_request *m);
+int kafka_init_producer_id_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_init_producer_id_request *m);
 
 struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition {
     int32_t partition;
@@ -517,10 +565,13 @@ struct kafka_offset_for_leader_epoch_request {
     int32_t topics_count;
 };
 
-void kafka_offset_for_leader_epoch_request_init(struct kafka_offset_for_leader_epoch_request *m, int16_t version);
-int kafka_offset_for_leader_epoch_request_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_for_leader_epoch_request *m,
+void kafka_offset_for_leader_epoch_request_init(struct kafka_offset_for_leader_epoch_request *m,
+    int16_t version);
+int kafka_offset_for_leader_epoch_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_offset_for_leader_epoch_request *m,
     struct kafka_arena *arena);
-int kafka_offset_for_leader_epoch_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_for_leader_epoch_request *m);
+int kafka_offset_for_leader_epoch_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_offset_for_leader_epoch_request *m);
 
 struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic {
     struct kafka_str name;
@@ -547,10 +598,13 @@ struct kafka_add_partitions_to_txn_request {
     int32_t v3_and_below_topics_count;
 };
 
-void kafka_add_partitions_to_txn_request_init(struct kafka_add_partitions_to_txn_request *m, int16_t version);
-int kafka_add_partitions_to_txn_request_decode(struct kafka_reader *r, int16_t version, struct kafka_add_partitions_to_txn_request *m,
+void kafka_add_partitions_to_txn_request_init(struct kafka_add_partitions_to_txn_request *m,
+    int16_t version);
+int kafka_add_partitions_to_txn_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_add_partitions_to_txn_request *m,
     struct kafka_arena *arena);
-int kafka_add_partitions_to_txn_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_add_partitions_to_txn_request *m);
+int kafka_add_partitions_to_txn_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_add_partitions_to_txn_request *m);
 
 struct kafka_add_offsets_to_txn_request {
     struct kafka_str transactional_id;
@@ -559,10 +613,13 @@ struct kafka_add_offsets_to_txn_request {
     struct kafka_str group_id;
 };
 
-void kafka_add_offsets_to_txn_request_init(struct kafka_add_offsets_to_txn_request *m, int16_t version);
-int kafka_add_offsets_to_txn_request_decode(struct kafka_reader *r, int16_t version, struct kafka_add_offsets_to_txn_request *m,
+void kafka_add_offsets_to_txn_request_init(struct kafka_add_offsets_to_txn_request *m,
+    int16_t version);
+int kafka_add_offsets_to_txn_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_add_offsets_to_txn_request *m,
     struct kafka_arena *arena);
-int kafka_add_offsets_to_txn_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_add_offsets_to_txn_request *m);
+int kafka_add_offsets_to_txn_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_add_offsets_to_txn_request *m);
 
 struct kafka_end_txn_request {
     struct kafka_str transactional_id;
@@ -572,9 +629,11 @@ struct kafka_end_txn_request {
 };
 
 void kafka_end_txn_request_init(struct kafka_end_txn_request *m, int16_t version);
-int kafka_end_txn_request_decode(struct kafka_reader *r, int16_t version, struct kafka_end_txn_request *m,
+int kafka_end_txn_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_end_txn_request *m,
     struct kafka_arena *arena);
-int kafka_end_txn_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_end_txn_request *m);
+int kafka_end_txn_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_end_txn_request *m);
 
 struct kafka_write_txn_markers_request_writable_txn_marker_topic {
     struct kafka_str name;
@@ -596,10 +655,13 @@ struct kafka_write_txn_markers_request {
     int32_t markers_count;
 };
 
-void kafka_write_txn_markers_request_init(struct kafka_write_txn_markers_request *m, int16_t version);
-int kafka_write_txn_markers_request_decode(struct kafka_reader *r, int16_t version, struct kafka_write_txn_markers_request *m,
+void kafka_write_txn_markers_request_init(struct kafka_write_txn_markers_request *m,
+    int16_t version);
+int kafka_write_txn_markers_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_write_txn_markers_request *m,
     struct kafka_arena *arena);
-int kafka_write_txn_markers_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_write_txn_markers_request *m);
+int kafka_write_txn_markers_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_write_txn_markers_request *m);
 
 struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition {
     int32_t partition_index;
@@ -626,10 +688,13 @@ struct kafka_txn_offset_commit_request {
     int32_t topics_count;
 };
 
-void kafka_txn_offset_commit_request_init(struct kafka_txn_offset_commit_request *m, int16_t version);
-int kafka_txn_offset_commit_request_decode(struct kafka_reader *r, int16_t version, struct kafka_txn_offset_commit_request *m,
+void kafka_txn_offset_commit_request_init(struct kafka_txn_offset_commit_request *m,
+    int16_t version);
+int kafka_txn_offset_commit_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_txn_offset_commit_request *m,
     struct kafka_arena *arena);
-int kafka_txn_offset_commit_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_txn_offset_commit_request *m);
+int kafka_txn_offset_commit_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_txn_offset_commit_request *m);
 
 struct kafka_describe_acls_request {
     int8_t resource_type_filter;
@@ -642,9 +707,11 @@ struct kafka_describe_acls_request {
 };
 
 void kafka_describe_acls_request_init(struct kafka_describe_acls_request *m, int16_t version);
-int kafka_describe_acls_request_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_acls_request *m,
+int kafka_describe_acls_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_acls_request *m,
     struct kafka_arena *arena);
-int kafka_describe_acls_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_acls_request *m);
+int kafka_describe_acls_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_acls_request *m);
 
 struct kafka_create_acls_request_acl_creation {
     int8_t resource_type;
@@ -662,9 +729,11 @@ struct kafka_create_acls_request {
 };
 
 void kafka_create_acls_request_init(struct kafka_create_acls_request *m, int16_t version);
-int kafka_create_acls_request_decode(struct kafka_reader *r, int16_t version, struct kafka_create_acls_request *m,
+int kafka_create_acls_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_create_acls_request *m,
     struct kafka_arena *arena);
-int kafka_create_acls_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_acls_request *m);
+int kafka_create_acls_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_create_acls_request *m);
 
 struct kafka_delete_acls_request_delete_acls_filter {
     int8_t resource_type_filter;
@@ -682,9 +751,11 @@ struct kafka_delete_acls_request {
 };
 
 void kafka_delete_acls_request_init(struct kafka_delete_acls_request *m, int16_t version);
-int kafka_delete_acls_request_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_acls_request *m,
+int kafka_delete_acls_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_delete_acls_request *m,
     struct kafka_arena *arena);
-int kafka_delete_acls_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_acls_request *m);
+int kafka_delete_acls_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_delete_acls_request *m);
 
 struct kafka_describe_configs_request_describe_configs_resource {
     int8_t resource_type;
@@ -701,9 +772,11 @@ struct kafka_describe_configs_request {
 };
 
 void kafka_describe_configs_request_init(struct kafka_describe_configs_request *m, int16_t version);
-int kafka_describe_configs_request_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_configs_request *m,
+int kafka_describe_configs_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_configs_request *m,
     struct kafka_arena *arena);
-int kafka_describe_configs_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_configs_request *m);
+int kafka_describe_configs_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_configs_request *m);
 
 struct kafka_alter_configs_request_alterable_config {
     struct kafka_str name;
@@ -724,9 +797,11 @@ struct kafka_alter_configs_request {
 };
 
 void kafka_alter_configs_request_init(struct kafka_alter_configs_request *m, int16_t version);
-int kafka_alter_configs_request_decode(struct kafka_reader *r, int16_t version, struct kafka_alter_configs_request *m,
+int kafka_alter_configs_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_alter_configs_request *m,
     struct kafka_arena *arena);
-int kafka_alter_configs_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_alter_configs_request *m);
+int kafka_alter_configs_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_alter_configs_request *m);
 
 struct kafka_describe_log_dirs_request_describable_log_dir_topic {
     struct kafka_str topic;
@@ -739,19 +814,25 @@ struct kafka_describe_log_dirs_request {
     int32_t topics_count;
 };
 
-void kafka_describe_log_dirs_request_init(struct kafka_describe_log_dirs_request *m, int16_t version);
-int kafka_describe_log_dirs_request_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_log_dirs_request *m,
+void kafka_describe_log_dirs_request_init(struct kafka_describe_log_dirs_request *m,
+    int16_t version);
+int kafka_describe_log_dirs_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_log_dirs_request *m,
     struct kafka_arena *arena);
-int kafka_describe_log_dirs_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_log_dirs_request *m);
+int kafka_describe_log_dirs_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_log_dirs_request *m);
 
 struct kafka_sasl_authenticate_request {
     struct kafka_bytes auth_bytes;
 };
 
-void kafka_sasl_authenticate_request_init(struct kafka_sasl_authenticate_request *m, int16_t version);
-int kafka_sasl_authenticate_request_decode(struct kafka_reader *r, int16_t version, struct kafka_sasl_authenticate_request *m,
+void kafka_sasl_authenticate_request_init(struct kafka_sasl_authenticate_request *m,
+    int16_t version);
+int kafka_sasl_authenticate_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_sasl_authenticate_request *m,
     struct kafka_arena *arena);
-int kafka_sasl_authenticate_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_sasl_authenticate_request *m);
+int kafka_sasl_authenticate_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_sasl_authenticate_request *m);
 
 struct kafka_create_partitions_request_create_partitions_assignment {
     int32_t *broker_ids;
@@ -772,10 +853,13 @@ struct kafka_create_partitions_request {
     bool validate_only;
 };
 
-void kafka_create_partitions_request_init(struct kafka_create_partitions_request *m, int16_t version);
-int kafka_create_partitions_request_decode(struct kafka_reader *r, int16_t version, struct kafka_create_partitions_request *m,
+void kafka_create_partitions_request_init(struct kafka_create_partitions_request *m,
+    int16_t version);
+int kafka_create_partitions_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_create_partitions_request *m,
     struct kafka_arena *arena);
-int kafka_create_partitions_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_partitions_request *m);
+int kafka_create_partitions_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_create_partitions_request *m);
 
 struct kafka_delete_groups_request {
     struct kafka_str *groups_names;
@@ -783,9 +867,11 @@ struct kafka_delete_groups_request {
 };
 
 void kafka_delete_groups_request_init(struct kafka_delete_groups_request *m, int16_t version);
-int kafka_delete_groups_request_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_groups_request *m,
+int kafka_delete_groups_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_delete_groups_request *m,
     struct kafka_arena *arena);
-int kafka_delete_groups_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_groups_request *m);
+int kafka_delete_groups_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_delete_groups_request *m);
 
 struct kafka_incremental_alter_configs_request_alterable_config {
     struct kafka_str name;
@@ -806,10 +892,13 @@ struct kafka_incremental_alter_configs_request {
     bool validate_only;
 };
 
-void kafka_incremental_alter_configs_request_init(struct kafka_incremental_alter_configs_request *m, int16_t version);
-int kafka_incremental_alter_configs_request_decode(struct kafka_reader *r, int16_t version, struct kafka_incremental_alter_configs_request *m,
+void kafka_incremental_alter_configs_request_init(struct kafka_incremental_alter_configs_request *m,
+    int16_t version);
+int kafka_incremental_alter_configs_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_incremental_alter_configs_request *m,
     struct kafka_arena *arena);
-int kafka_incremental_alter_configs_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_incremental_alter_configs_request *m);
+int kafka_incremental_alter_configs_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_incremental_alter_configs_request *m);
 
 struct kafka_offset_delete_request_offset_delete_request_partition {
     int32_t partition_index;
@@ -828,9 +917,11 @@ struct kafka_offset_delete_request {
 };
 
 void kafka_offset_delete_request_init(struct kafka_offset_delete_request *m, int16_t version);
-int kafka_offset_delete_request_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_delete_request *m,
+int kafka_offset_delete_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_offset_delete_request *m,
     struct kafka_arena *arena);
-int kafka_offset_delete_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_delete_request *m);
+int kafka_offset_delete_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_offset_delete_request *m);
 
 struct kafka_describe_cluster_request {
     bool include_cluster_authorized_operations;
@@ -838,9 +929,11 @@ struct kafka_describe_cluster_request {
 };
 
 void kafka_describe_cluster_request_init(struct kafka_describe_cluster_request *m, int16_t version);
-int kafka_describe_cluster_request_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_cluster_request *m,
+int kafka_describe_cluster_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_cluster_request *m,
     struct kafka_arena *arena);
-int kafka_describe_cluster_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_cluster_request *m);
+int kafka_describe_cluster_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_cluster_request *m);
 
 struct kafka_describe_producers_request_topic_request {
     struct kafka_str name;
@@ -853,20 +946,26 @@ struct kafka_describe_producers_request {
     int32_t topics_count;
 };
 
-void kafka_describe_producers_request_init(struct kafka_describe_producers_request *m, int16_t version);
-int kafka_describe_producers_request_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_producers_request *m,
+void kafka_describe_producers_request_init(struct kafka_describe_producers_request *m,
+    int16_t version);
+int kafka_describe_producers_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_producers_request *m,
     struct kafka_arena *arena);
-int kafka_describe_producers_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_producers_request *m);
+int kafka_describe_producers_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_producers_request *m);
 
 struct kafka_describe_transactions_request {
     struct kafka_str *transactional_ids;
     int32_t transactional_ids_count;
 };
 
-void kafka_describe_transactions_request_init(struct kafka_describe_transactions_request *m, int16_t version);
-int kafka_describe_transactions_request_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_transactions_request *m,
+void kafka_describe_transactions_request_init(struct kafka_describe_transactions_request *m,
+    int16_t version);
+int kafka_describe_transactions_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_transactions_request *m,
     struct kafka_arena *arena);
-int kafka_describe_transactions_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_transactions_request *m);
+int kafka_describe_transactions_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_transactions_request *m);
 
 struct kafka_list_transactions_request {
     struct kafka_str *state_filters;
@@ -876,10 +975,13 @@ struct kafka_list_transactions_request {
     int64_t duration_filter;
 };
 
-void kafka_list_transactions_request_init(struct kafka_list_transactions_request *m, int16_t version);
-int kafka_list_transactions_request_decode(struct kafka_reader *r, int16_t version, struct kafka_list_transactions_request *m,
+void kafka_list_transactions_request_init(struct kafka_list_transactions_request *m,
+    int16_t version);
+int kafka_list_transactions_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_list_transactions_request *m,
     struct kafka_arena *arena);
-int kafka_list_transactions_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_transactions_request *m);
+int kafka_list_transactions_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_list_transactions_request *m);
 
 struct kafka_produce_response_node_endpoint {
     int32_t node_id;
@@ -925,9 +1027,11 @@ struct kafka_produce_response {
 };
 
 void kafka_produce_response_init(struct kafka_produce_response *m, int16_t version);
-int kafka_produce_response_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_response *m,
+int kafka_produce_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_produce_response *m,
     struct kafka_arena *arena);
-int kafka_produce_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_response *m);
+int kafka_produce_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_produce_response *m);
 
 struct kafka_fetch_response_node_endpoint {
     int32_t node_id;
@@ -989,9 +1093,11 @@ struct kafka_fetch_response {
 };
 
 void kafka_fetch_response_init(struct kafka_fetch_response *m, int16_t version);
-int kafka_fetch_response_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_response *m,
+int kafka_fetch_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_response *m,
     struct kafka_arena *arena);
-int kafka_fetch_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_response *m);
+int kafka_fetch_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_response *m);
 
 struct kafka_list_offsets_response_list_offsets_partition_response {
     int32_t partition_index;
@@ -1016,9 +1122,11 @@ struct kafka_list_offsets_response {
 };
 
 void kafka_list_offsets_response_init(struct kafka_list_offsets_response *m, int16_t version);
-int kafka_list_offsets_response_decode(struct kafka_reader *r, int16_t version, struct kafka_list_offsets_response *m,
+int kafka_list_offsets_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_list_offsets_response *m,
     struct kafka_arena *arena);
-int kafka_list_offsets_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_offsets_response *m);
+int kafka_list_offsets_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_list_offsets_response *m);
 
 struct kafka_metadata_response_metadata_response_partition {
     int16_t error_code;
@@ -1062,9 +1170,11 @@ struct kafka_metadata_response {
 };
 
 void kafka_metadata_response_init(struct kafka_metadata_response *m, int16_t version);
-int kafka_metadata_response_decode(struct kafka_reader *r, int16_t version, struct kafka_metadata_response *m,
+int kafka_metadata_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_metadata_response *m,
     struct kafka_arena *arena);
-int kafka_metadata_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_metadata_response *m);
+int kafka_metadata_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_metadata_response *m);
 
 struct kafka_offset_commit_response_offset_commit_response_partition {
     int32_t partition_index;
@@ -1084,9 +1194,11 @@ struct kafka_offset_commit_response {
 };
 
 void kafka_offset_commit_response_init(struct kafka_offset_commit_response *m, int16_t version);
-int kafka_offset_commit_response_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_commit_response *m,
+int kafka_offset_commit_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_offset_commit_response *m,
     struct kafka_arena *arena);
-int kafka_offset_commit_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_commit_response *m);
+int kafka_offset_commit_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_offset_commit_response *m);
 
 struct kafka_offset_fetch_response_offset_fetch_response_partitions {
     int32_t partition_index;
@@ -1133,9 +1245,11 @@ struct kafka_offset_fetch_response {
 };
 
 void kafka_offset_fetch_response_init(struct kafka_offset_fetch_response *m, int16_t version);
-int kafka_offset_fetch_response_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_response *m,
+int kafka_offset_fetch_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_offset_fetch_response *m,
     struct kafka_arena *arena);
-int kafka_offset_fetch_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_response *m);
+int kafka_offset_fetch_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_offset_fetch_response *m);
 
 struct kafka_find_coordinator_response_coordinator {
     struct kafka_str key;
@@ -1157,10 +1271,13 @@ struct kafka_find_coordinator_response {
     int32_t coordinators_count;
 };
 
-void kafka_find_coordinator_response_init(struct kafka_find_coordinator_response *m, int16_t version);
-int kafka_find_coordinator_response_decode(struct kafka_reader *r, int16_t version, struct kafka_find_coordinator_response *m,
+void kafka_find_coordinator_response_init(struct kafka_find_coordinator_response *m,
+    int16_t version);
+int kafka_find_coordinator_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_find_coordinator_response *m,
     struct kafka_arena *arena);
-int kafka_find_coordinator_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_find_coordinator_response *m);
+int kafka_find_coordinator_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_find_coordinator_response *m);
 
 struct kafka_join_group_response_join_group_response_member {
     struct kafka_str member_id;
@@ -1182,9 +1299,11 @@ struct kafka_join_group_response {
 };
 
 void kafka_join_group_response_init(struct kafka_join_group_response *m, int16_t version);
-int kafka_join_group_response_decode(struct kafka_reader *r, int16_t version, struct kafka_join_group_response *m,
+int kafka_join_group_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_join_group_response *m,
     struct kafka_arena *arena);
-int kafka_join_group_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_join_group_response *m);
+int kafka_join_group_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_join_group_response *m);
 
 struct kafka_heartbeat_response {
     int32_t throttle_time_ms;
@@ -1192,9 +1311,11 @@ struct kafka_heartbeat_response {
 };
 
 void kafka_heartbeat_response_init(struct kafka_heartbeat_response *m, int16_t version);
-int kafka_heartbeat_response_decode(struct kafka_reader *r, int16_t version, struct kafka_heartbeat_response *m,
+int kafka_heartbeat_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_heartbeat_response *m,
     struct kafka_arena *arena);
-int kafka_heartbeat_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_heartbeat_response *m);
+int kafka_heartbeat_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_heartbeat_response *m);
 
 struct kafka_leave_group_response_member_response {
     struct kafka_str member_id;
@@ -1210,9 +1331,11 @@ struct kafka_leave_group_response {
 };
 
 void kafka_leave_group_response_init(struct kafka_leave_group_response *m, int16_t version);
-int kafka_leave_group_response_decode(struct kafka_reader *r, int16_t version, struct kafka_leave_group_response *m,
+int kafka_leave_group_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_leave_group_response *m,
     struct kafka_arena *arena);
-int kafka_leave_group_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_leave_group_response *m);
+int kafka_leave_group_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_leave_group_response *m);
 
 struct kafka_sync_group_response {
     int32_t throttle_time_ms;
@@ -1223,9 +1346,11 @@ struct kafka_sync_group_response {
 };
 
 void kafka_sync_group_response_init(struct kafka_sync_group_response *m, int16_t version);
-int kafka_sync_group_response_decode(struct kafka_reader *r, int16_t version, struct kafka_sync_group_response *m,
+int kafka_sync_group_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_sync_group_response *m,
     struct kafka_arena *arena);
-int kafka_sync_group_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_sync_group_response *m);
+int kafka_sync_group_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_sync_group_response *m);
 
 struct kafka_describe_groups_response_described_group_member {
     struct kafka_str member_id;
@@ -1254,9 +1379,11 @@ struct kafka_describe_groups_response {
 };
 
 void kafka_describe_groups_response_init(struct kafka_describe_groups_response *m, int16_t version);
-int kafka_describe_groups_response_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_groups_response *m,
+int kafka_describe_groups_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_groups_response *m,
     struct kafka_arena *arena);
-int kafka_describe_groups_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_groups_response *m);
+int kafka_describe_groups_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_groups_response *m);
 
 struct kafka_list_groups_response_listed_group {
     struct kafka_str group_id;
@@ -1273,9 +1400,11 @@ struct kafka_list_groups_response {
 };
 
 void kafka_list_groups_response_init(struct kafka_list_groups_response *m, int16_t version);
-int kafka_list_groups_response_decode(struct kafka_reader *r, int16_t version, struct kafka_list_groups_response *m,
+int kafka_list_groups_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_list_groups_response *m,
     struct kafka_arena *arena);
-int kafka_list_groups_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_groups_response *m);
+int kafka_list_groups_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_list_groups_response *m);
 
 struct kafka_sasl_handshake_response {
     int16_t error_code;
@@ -1284,9 +1413,11 @@ struct kafka_sasl_handshake_response {
 };
 
 void kafka_sasl_handshake_response_init(struct kafka_sasl_handshake_response *m, int16_t version);
-int kafka_sasl_handshake_response_decode(struct kafka_reader *r, int16_t version, struct kafka_sasl_handshake_response *m,
+int kafka_sasl_handshake_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_sasl_handshake_response *m,
     struct kafka_arena *arena);
-int kafka_sasl_handshake_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_sasl_handshake_response *m);
+int kafka_sasl_handshake_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_sasl_handshake_response *m);
 
 struct kafka_api_versions_response_finalized_feature_key {
     struct kafka_str name;
@@ -1320,9 +1451,11 @@ struct kafka_api_versions_response {
 };
 
 void kafka_api_versions_response_init(struct kafka_api_versions_response *m, int16_t version);
-int kafka_api_versions_response_decode(struct kafka_reader *r, int16_t version, struct kafka_api_versions_response *m,
+int kafka_api_versions_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_api_versions_response *m,
     struct kafka_arena *arena);
-int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_api_versions_response *m);
+int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_api_versions_response *m);
 
 struct kafka_create_topics_response_creatable_topic_configs {
     struct kafka_str name;
@@ -1351,9 +1484,11 @@ struct kafka_create_topics_response {
 };
 
 void kafka_create_topics_response_init(struct kafka_create_topics_response *m, int16_t version);
-int kafka_create_topics_response_decode(struct kafka_reader *r, int16_t version, struct kafka_create_topics_response *m,
+int kafka_create_topics_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_create_topics_response *m,
     struct kafka_arena *arena);
-int kafka_create_topics_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_topics_response *m);
+int kafka_create_topics_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_create_topics_response *m);
 
 struct kafka_delete_topics_response_deletable_topic_result {
     struct kafka_str name;
@@ -1369,9 +1504,11 @@ struct kafka_delete_topics_response {
 };
 
 void kafka_delete_topics_response_init(struct kafka_delete_topics_response *m, int16_t version);
-int kafka_delete_topics_response_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_topics_response *m,
+int kafka_delete_topics_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_delete_topics_response *m,
     struct kafka_arena *arena);
-int kafka_delete_topics_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_topics_response *m);
+int kafka_delete_topics_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_delete_topics_response *m);
 
 struct kafka_delete_records_response_delete_records_partition_result {
     int32_t partition_index;
@@ -1392,9 +1529,11 @@ struct kafka_delete_records_response {
 };
 
 void kafka_delete_records_response_init(struct kafka_delete_records_response *m, int16_t version);
-int kafka_delete_records_response_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_records_response *m,
+int kafka_delete_records_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_delete_records_response *m,
     struct kafka_arena *arena);
-int kafka_delete_records_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_records_response *m);
+int kafka_delete_records_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_delete_records_response *m);
 
 struct kafka_init_producer_id_response {
     int32_t throttle_time_ms;
@@ -1403,10 +1542,13 @@ struct kafka_init_producer_id_response {
     int16_t producer_epoch;
 };
 
-void kafka_init_producer_id_response_init(struct kafka_init_producer_id_response *m, int16_t version);
-int kafka_init_producer_id_response_decode(struct kafka_reader *r, int16_t version, struct kafka_init_producer_id_response *m,
+void kafka_init_producer_id_response_init(struct kafka_init_producer_id_response *m,
+    int16_t version);
+int kafka_init_producer_id_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_init_producer_id_response *m,
     struct kafka_arena *arena);
-int kafka_init_producer_id_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_init_producer_id_response *m);
+int kafka_init_producer_id_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_init_producer_id_response *m);
 
 struct kafka_offset_for_leader_epoch_response_epoch_end_offset {
     int16_t error_code;
@@ -1427,10 +1569,13 @@ struct kafka_offset_for_leader_epoch_response {
     int32_t topics_count;
 };
 
-void kafka_offset_for_leader_epoch_response_init(struct kafka_offset_for_leader_epoch_response *m, int16_t version);
-int kafka_offset_for_leader_epoch_response_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_for_leader_epoch_response *m,
+void kafka_offset_for_leader_epoch_response_init(struct kafka_offset_for_leader_epoch_response *m,
+    int16_t version);
+int kafka_offset_for_leader_epoch_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_offset_for_leader_epoch_response *m,
     struct kafka_arena *arena);
-int kafka_offset_for_leader_epoch_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_for_leader_epoch_response *m);
+int kafka_offset_for_leader_epoch_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_offset_for_leader_epoch_response *m);
 
 struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result {
     int32_t partition_index;
@@ -1458,20 +1603,26 @@ struct kafka_add_partitions_to_txn_response {
     int32_t results_by_topic_v3_and_below_count;
 };
 
-void kafka_add_partitions_to_txn_response_init(struct kafka_add_partitions_to_txn_response *m, int16_t version);
-int kafka_add_partitions_to_txn_response_decode(struct kafka_reader *r, int16_t version, struct kafka_add_partitions_to_txn_response *m,
+void kafka_add_partitions_to_txn_response_init(struct kafka_add_partitions_to_txn_response *m,
+    int16_t version);
+int kafka_add_partitions_to_txn_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_add_partitions_to_txn_response *m,
     struct kafka_arena *arena);
-int kafka_add_partitions_to_txn_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_add_partitions_to_txn_response *m);
+int kafka_add_partitions_to_txn_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_add_partitions_to_txn_response *m);
 
 struct kafka_add_offsets_to_txn_response {
     int32_t throttle_time_ms;
     int16_t error_code;
 };
 
-void kafka_add_offsets_to_txn_response_init(struct kafka_add_offsets_to_txn_response *m, int16_t version);
-int kafka_add_offsets_to_txn_response_decode(struct kafka_reader *r, int16_t version, struct kafka_add_offsets_to_txn_response *m,
+void kafka_add_offsets_to_txn_response_init(struct kafka_add_offsets_to_txn_response *m,
+    int16_t version);
+int kafka_add_offsets_to_txn_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_add_offsets_to_txn_response *m,
     struct kafka_arena *arena);
-int kafka_add_offsets_to_txn_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_add_offsets_to_txn_response *m);
+int kafka_add_offsets_to_txn_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_add_offsets_to_txn_response *m);
 
 struct kafka_end_txn_response {
     int32_t throttle_time_ms;
@@ -1481,9 +1632,11 @@ struct kafka_end_txn_response {
 };
 
 void kafka_end_txn_response_init(struct kafka_end_txn_response *m, int16_t version);
-int kafka_end_txn_response_decode(struct kafka_reader *r, int16_t version, struct kafka_end_txn_response *m,
+int kafka_end_txn_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_end_txn_response *m,
     struct kafka_arena *arena);
-int kafka_end_txn_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_end_txn_response *m);
+int kafka_end_txn_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_end_txn_response *m);
 
 struct kafka_write_txn_markers_response_writable_txn_marker_partition_result {
     int32_t partition_index;
@@ -1507,10 +1660,13 @@ struct kafka_write_txn_markers_response {
     int32_t markers_count;
 };
 
-void kafka_write_txn_markers_response_init(struct kafka_write_txn_markers_response *m, int16_t version);
-int kafka_write_txn_markers_response_decode(struct kafka_reader *r, int16_t version, struct kafka_write_txn_markers_response *m,
+void kafka_write_txn_markers_response_init(struct kafka_write_txn_markers_response *m,
+    int16_t version);
+int kafka_write_txn_markers_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_write_txn_markers_response *m,
     struct kafka_arena *arena);
-int kafka_write_txn_markers_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_write_txn_markers_response *m);
+int kafka_write_txn_markers_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_write_txn_markers_response *m);
 
 struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition {
     int32_t partition_index;
@@ -1529,10 +1685,13 @@ struct kafka_txn_offset_commit_response {
     int32_t topics_count;
 };
 
-void kafka_txn_offset_commit_response_init(struct kafka_txn_offset_commit_response *m, int16_t version);
-int kafka_txn_offset_commit_response_decode(struct kafka_reader *r, int16_t version, struct kafka_txn_offset_commit_response *m,
+void kafka_txn_offset_commit_response_init(struct kafka_txn_offset_commit_response *m,
+    int16_t version);
+int kafka_txn_offset_commit_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_txn_offset_commit_response *m,
     struct kafka_arena *arena);
-int kafka_txn_offset_commit_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_txn_offset_commit_response *m);
+int kafka_txn_offset_commit_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_txn_offset_commit_response *m);
 
 struct kafka_describe_acls_response_acl_description {
     struct kafka_str principal;
@@ -1558,9 +1717,11 @@ struct kafka_describe_acls_response {
 };
 
 void kafka_describe_acls_response_init(struct kafka_describe_acls_response *m, int16_t version);
-int kafka_describe_acls_response_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_acls_response *m,
+int kafka_describe_acls_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_acls_response *m,
     struct kafka_arena *arena);
-int kafka_describe_acls_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_acls_response *m);
+int kafka_describe_acls_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_acls_response *m);
 
 struct kafka_create_acls_response_acl_creation_result {
     int16_t error_code;
@@ -1574,9 +1735,11 @@ struct kafka_create_acls_response {
 };
 
 void kafka_create_acls_response_init(struct kafka_create_acls_response *m, int16_t version);
-int kafka_create_acls_response_decode(struct kafka_reader *r, int16_t version, struct kafka_create_acls_response *m,
+int kafka_create_acls_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_create_acls_response *m,
     struct kafka_arena *arena);
-int kafka_create_acls_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_acls_response *m);
+int kafka_create_acls_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_create_acls_response *m);
 
 struct kafka_delete_acls_response_delete_acls_matching_acl {
     int16_t error_code;
@@ -1604,9 +1767,11 @@ struct kafka_delete_acls_response {
 };
 
 void kafka_delete_acls_response_init(struct kafka_delete_acls_response *m, int16_t version);
-int kafka_delete_acls_response_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_acls_response *m,
+int kafka_delete_acls_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_delete_acls_response *m,
     struct kafka_arena *arena);
-int kafka_delete_acls_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_acls_response *m);
+int kafka_delete_acls_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_delete_acls_response *m);
 
 struct kafka_describe_configs_response_describe_configs_synonym {
     struct kafka_str name;
@@ -1642,10 +1807,13 @@ struct kafka_describe_configs_response {
     int32_t results_count;
 };
 
-void kafka_describe_configs_response_init(struct kafka_describe_configs_response *m, int16_t version);
-int kafka_describe_configs_response_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_configs_response *m,
+void kafka_describe_configs_response_init(struct kafka_describe_configs_response *m,
+    int16_t version);
+int kafka_describe_configs_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_configs_response *m,
     struct kafka_arena *arena);
-int kafka_describe_configs_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_configs_response *m);
+int kafka_describe_configs_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_configs_response *m);
 
 struct kafka_alter_configs_response_alter_configs_resource_response {
     int16_t error_code;
@@ -1661,9 +1829,11 @@ struct kafka_alter_configs_response {
 };
 
 void kafka_alter_configs_response_init(struct kafka_alter_configs_response *m, int16_t version);
-int kafka_alter_configs_response_decode(struct kafka_reader *r, int16_t version, struct kafka_alter_configs_response *m,
+int kafka_alter_configs_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_alter_configs_response *m,
     struct kafka_arena *arena);
-int kafka_alter_configs_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_alter_configs_response *m);
+int kafka_alter_configs_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_alter_configs_response *m);
 
 struct kafka_describe_log_dirs_response_describe_log_dirs_partition {
     int32_t partition_index;
@@ -1694,10 +1864,13 @@ struct kafka_describe_log_dirs_response {
     int32_t results_count;
 };
 
-void kafka_describe_log_dirs_response_init(struct kafka_describe_log_dirs_response *m, int16_t version);
-int kafka_describe_log_dirs_response_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_log_dirs_response *m,
+void kafka_describe_log_dirs_response_init(struct kafka_describe_log_dirs_response *m,
+    int16_t version);
+int kafka_describe_log_dirs_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_log_dirs_response *m,
     struct kafka_arena *arena);
-int kafka_describe_log_dirs_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_log_dirs_response *m);
+int kafka_describe_log_dirs_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_log_dirs_response *m);
 
 struct kafka_sasl_authenticate_response {
     int16_t error_code;
@@ -1706,10 +1879,13 @@ struct kafka_sasl_authenticate_response {
     int64_t session_lifetime_ms;
 };
 
-void kafka_sasl_authenticate_response_init(struct kafka_sasl_authenticate_response *m, int16_t version);
-int kafka_sasl_authenticate_response_decode(struct kafka_reader *r, int16_t version, struct kafka_sasl_authenticate_response *m,
+void kafka_sasl_authenticate_response_init(struct kafka_sasl_authenticate_response *m,
+    int16_t version);
+int kafka_sasl_authenticate_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_sasl_authenticate_response *m,
     struct kafka_arena *arena);
-int kafka_sasl_authenticate_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_sasl_authenticate_response *m);
+int kafka_sasl_authenticate_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_sasl_authenticate_response *m);
 
 struct kafka_create_partitions_response_create_partitions_topic_result {
     struct kafka_str name;
@@ -1723,10 +1899,13 @@ struct kafka_create_partitions_response {
     int32_t results_count;
 };
 
-void kafka_create_partitions_response_init(struct kafka_create_partitions_response *m, int16_t version);
-int kafka_create_partitions_response_decode(struct kafka_reader *r, int16_t version, struct kafka_create_partitions_response *m,
+void kafka_create_partitions_response_init(struct kafka_create_partitions_response *m,
+    int16_t version);
+int kafka_create_partitions_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_create_partitions_response *m,
     struct kafka_arena *arena);
-int kafka_create_partitions_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_partitions_response *m);
+int kafka_create_partitions_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_create_partitions_response *m);
 
 struct kafka_delete_groups_response_deletable_group_result {
     struct kafka_str group_id;
@@ -1740,9 +1919,11 @@ struct kafka_delete_groups_response {
 };
 
 void kafka_delete_groups_response_init(struct kafka_delete_groups_response *m, int16_t version);
-int kafka_delete_groups_response_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_groups_response *m,
+int kafka_delete_groups_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_delete_groups_response *m,
     struct kafka_arena *arena);
-int kafka_delete_groups_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_groups_response *m);
+int kafka_delete_groups_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_delete_groups_response *m);
 
 struct kafka_incremental_alter_configs_response_alter_configs_resource_response {
     int16_t error_code;
@@ -1757,10 +1938,13 @@ struct kafka_incremental_alter_configs_response {
     int32_t responses_count;
 };
 
-void kafka_incremental_alter_configs_response_init(struct kafka_incremental_alter_configs_response *m, int16_t version);
-int kafka_incremental_alter_configs_response_decode(struct kafka_reader *r, int16_t version, struct kafka_incremental_alter_configs_response *m,
+void kafka_incremental_alter_configs_response_init(struct kafka_incremental_alter_configs_response *m,
+    int16_t version);
+int kafka_incremental_alter_configs_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_incremental_alter_configs_response *m,
     struct kafka_arena *arena);
-int kafka_incremental_alter_configs_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_incremental_alter_configs_response *m);
+int kafka_incremental_alter_configs_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_incremental_alter_configs_response *m);
 
 struct kafka_offset_delete_response_offset_delete_response_partition {
     int32_t partition_index;
@@ -1781,9 +1965,11 @@ struct kafka_offset_delete_response {
 };
 
 void kafka_offset_delete_response_init(struct kafka_offset_delete_response *m, int16_t version);
-int kafka_offset_delete_response_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_delete_response *m,
+int kafka_offset_delete_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_offset_delete_response *m,
     struct kafka_arena *arena);
-int kafka_offset_delete_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_delete_response *m);
+int kafka_offset_delete_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_offset_delete_response *m);
 
 struct kafka_describe_cluster_response_describe_cluster_broker {
     int32_t broker_id;
@@ -1804,10 +1990,13 @@ struct kafka_describe_cluster_response {
     int32_t cluster_authorized_operations;
 };
 
-void kafka_describe_cluster_response_init(struct kafka_describe_cluster_response *m, int16_t version);
-int kafka_describe_cluster_response_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_cluster_response *m,
+void kafka_describe_cluster_response_init(struct kafka_describe_cluster_response *m,
+    int16_t version);
+int kafka_describe_cluster_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_cluster_response *m,
     struct kafka_arena *arena);
-int kafka_describe_cluster_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_cluster_response *m);
+int kafka_describe_cluster_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_cluster_response *m);
 
 struct kafka_describe_producers_response_producer_state {
     int64_t producer_id;
@@ -1838,10 +2027,13 @@ struct kafka_describe_producers_response {
     int32_t topics_count;
 };
 
-void kafka_describe_producers_response_init(struct kafka_describe_producers_response *m, int16_t version);
-int kafka_describe_producers_response_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_producers_response *m,
+void kafka_describe_producers_response_init(struct kafka_describe_producers_response *m,
+    int16_t version);
+int kafka_describe_producers_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_producers_response *m,
     struct kafka_arena *arena);
-int kafka_describe_producers_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_producers_response *m);
+int kafka_describe_producers_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_producers_response *m);
 
 struct kafka_describe_transactions_response_topic_data {
     struct kafka_str topic;
@@ -1867,10 +2059,13 @@ struct kafka_describe_transactions_response {
     int32_t transaction_states_count;
 };
 
-void kafka_describe_transactions_response_init(struct kafka_describe_transactions_response *m, int16_t version);
-int kafka_describe_transactions_response_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_transactions_response *m,
+void kafka_describe_transactions_response_init(struct kafka_describe_transactions_response *m,
+    int16_t version);
+int kafka_describe_transactions_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_transactions_response *m,
     struct kafka_arena *arena);
-int kafka_describe_transactions_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_transactions_response *m);
+int kafka_describe_transactions_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_transactions_response *m);
 
 struct kafka_list_transactions_response_transaction_state {
     struct kafka_str transactional_id;
@@ -1887,10 +2082,13 @@ struct kafka_list_transactions_response {
     int32_t transaction_states_count;
 };
 
-void kafka_list_transactions_response_init(struct kafka_list_transactions_response *m, int16_t version);
-int kafka_list_transactions_response_decode(struct kafka_reader *r, int16_t version, struct kafka_list_transactions_response *m,
+void kafka_list_transactions_response_init(struct kafka_list_transactions_response *m,
+    int16_t version);
+int kafka_list_transactions_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_list_transactions_response *m,
     struct kafka_arena *arena);
-int kafka_list_transactions_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_transactions_response *m);
+int kafka_list_transactions_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_list_transactions_response *m);
 
 union kafka_request_any {
     struct kafka_produce_request produce;

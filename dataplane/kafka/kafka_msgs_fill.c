@@ -12,7 +12,8 @@
 #include "dataplane/kafka/kafka_msgs_fill.h"
 #include "dataplane/kafka/kafka_fill_util.h"
 
-void kafka_request_header_fill(struct kafka_request_header *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_request_header_fill(struct kafka_request_header *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_request_header_init(s, version);
     s->request_api_key = (int16_t)kafka_fill_next(seed);
@@ -23,7 +24,8 @@ void kafka_request_header_fill(struct kafka_request_header *s, int16_t version, 
     }
 }
 
-bool kafka_request_header_equal(const struct kafka_request_header *a, const struct kafka_request_header *b)
+bool kafka_request_header_equal(const struct kafka_request_header *a,
+    const struct kafka_request_header *b)
 {
     if (!(a->request_api_key == b->request_api_key))
         return false;
@@ -36,24 +38,30 @@ bool kafka_request_header_equal(const struct kafka_request_header *a, const stru
     return true;
 }
 
-void kafka_response_header_fill(struct kafka_response_header *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_response_header_fill(struct kafka_response_header *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_response_header_init(s, version);
     s->correlation_id = (int32_t)kafka_fill_next(seed);
 }
 
-bool kafka_response_header_equal(const struct kafka_response_header *a, const struct kafka_response_header *b)
+bool kafka_response_header_equal(const struct kafka_response_header *a,
+    const struct kafka_response_header *b)
 {
     if (!(a->correlation_id == b->correlation_id))
         return false;
     return true;
 }
 
-static void produce_request_partition_produce_data_fill(struct kafka_produce_request_partition_produce_data *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool produce_request_partition_produce_data_equal(const struct kafka_produce_request_partition_produce_data *a, const struct kafka_produce_request_partition_produce_data *b);
+static void produce_request_partition_produce_data_fill(struct kafka_produce_request_partition_produce_data *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool produce_request_partition_produce_data_equal(const struct kafka_produce_request_partition_produce_data *a,
+    const struct kafka_produce_request_partition_produce_data *b);
 static void produce_request_partition_produce_data_init(struct kafka_produce_request_partition_produce_data *s);
-static void produce_request_topic_produce_data_fill(struct kafka_produce_request_topic_produce_data *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool produce_request_topic_produce_data_equal(const struct kafka_produce_request_topic_produce_data *a, const struct kafka_produce_request_topic_produce_data *b);
+static void produce_request_topic_produce_data_fill(struct kafka_produce_request_topic_produce_data *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool produce_request_topic_produce_data_equal(const struct kafka_produce_request_topic_produce_data *a,
+    const struct kafka_produce_request_topic_produce_data *b);
 static void produce_request_topic_produce_data_init(struct kafka_produce_request_topic_produce_data *s);
 static void produce_request_partition_produce_data_init(struct kafka_produce_request_partition_produce_data *s)
 {
@@ -61,14 +69,16 @@ static void produce_request_partition_produce_data_init(struct kafka_produce_req
     s->records = (struct kafka_bytes){ NULL, -1 };
 }
 
-static void produce_request_partition_produce_data_fill(struct kafka_produce_request_partition_produce_data *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void produce_request_partition_produce_data_fill(struct kafka_produce_request_partition_produce_data *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     produce_request_partition_produce_data_init(s);
     s->index = (int32_t)kafka_fill_next(seed);
     s->records = kafka_fill_records(seed, (1));
 }
 
-static bool produce_request_partition_produce_data_equal(const struct kafka_produce_request_partition_produce_data *a, const struct kafka_produce_request_partition_produce_data *b)
+static bool produce_request_partition_produce_data_equal(const struct kafka_produce_request_partition_produce_data *a,
+    const struct kafka_produce_request_partition_produce_data *b)
 {
     if (!(a->index == b->index))
         return false;
@@ -84,14 +94,15 @@ static void produce_request_topic_produce_data_init(struct kafka_produce_request
     s->partition_data_count = 0;
 }
 
-static void produce_request_topic_produce_data_fill(struct kafka_produce_request_topic_produce_data *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void produce_request_topic_produce_data_fill(struct kafka_produce_request_topic_produce_data *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     produce_request_topic_produce_data_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partition_data_count = kafka_fill_count(seed, 0);
     s->partition_data = NULL;
     if (s->partition_data_count > 0) {
-        s->partition_data = kafka_arena_alloc(arena, (size_t)s->partition_data_count, sizeof(*s->partition_data), _Alignof(__typeof__(*s->partition_data)));
+        s->partition_data = KAFKA_ARENA_ARRAY(arena, s->partition_data_count, s->partition_data);
         assert(s->partition_data != NULL);
     }
     for (int32_t i = 0; i < s->partition_data_count; i++) {
@@ -99,20 +110,23 @@ static void produce_request_topic_produce_data_fill(struct kafka_produce_request
     }
 }
 
-static bool produce_request_topic_produce_data_equal(const struct kafka_produce_request_topic_produce_data *a, const struct kafka_produce_request_topic_produce_data *b)
+static bool produce_request_topic_produce_data_equal(const struct kafka_produce_request_topic_produce_data *a,
+    const struct kafka_produce_request_topic_produce_data *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
     if (a->partition_data_count != b->partition_data_count)
         return false;
     for (int32_t i = 0; i < a->partition_data_count; i++) {
-        if (!(produce_request_partition_produce_data_equal(&a->partition_data[i], &b->partition_data[i])))
+        if (!(produce_request_partition_produce_data_equal(&a->partition_data[i],
+            &b->partition_data[i])))
             return false;
     }
     return true;
 }
 
-void kafka_produce_request_fill(struct kafka_produce_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_produce_request_fill(struct kafka_produce_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_produce_request_init(s, version);
     if (version >= 3) {
@@ -123,7 +137,7 @@ void kafka_produce_request_fill(struct kafka_produce_request *s, int16_t version
     s->topic_data_count = kafka_fill_count(seed, 0);
     s->topic_data = NULL;
     if (s->topic_data_count > 0) {
-        s->topic_data = kafka_arena_alloc(arena, (size_t)s->topic_data_count, sizeof(*s->topic_data), _Alignof(__typeof__(*s->topic_data)));
+        s->topic_data = KAFKA_ARENA_ARRAY(arena, s->topic_data_count, s->topic_data);
         assert(s->topic_data != NULL);
     }
     for (int32_t i = 0; i < s->topic_data_count; i++) {
@@ -131,7 +145,8 @@ void kafka_produce_request_fill(struct kafka_produce_request *s, int16_t version
     }
 }
 
-bool kafka_produce_request_equal(const struct kafka_produce_request *a, const struct kafka_produce_request *b)
+bool kafka_produce_request_equal(const struct kafka_produce_request *a,
+    const struct kafka_produce_request *b)
 {
     if (!(kafka_str_equals(a->transactional_id, b->transactional_id)))
         return false;
@@ -148,17 +163,25 @@ bool kafka_produce_request_equal(const struct kafka_produce_request *a, const st
     return true;
 }
 
-static void fetch_request_forgotten_topic_fill(struct kafka_fetch_request_forgotten_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool fetch_request_forgotten_topic_equal(const struct kafka_fetch_request_forgotten_topic *a, const struct kafka_fetch_request_forgotten_topic *b);
+static void fetch_request_forgotten_topic_fill(struct kafka_fetch_request_forgotten_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool fetch_request_forgotten_topic_equal(const struct kafka_fetch_request_forgotten_topic *a,
+    const struct kafka_fetch_request_forgotten_topic *b);
 static void fetch_request_forgotten_topic_init(struct kafka_fetch_request_forgotten_topic *s);
-static void fetch_request_fetch_partition_fill(struct kafka_fetch_request_fetch_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool fetch_request_fetch_partition_equal(const struct kafka_fetch_request_fetch_partition *a, const struct kafka_fetch_request_fetch_partition *b);
+static void fetch_request_fetch_partition_fill(struct kafka_fetch_request_fetch_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool fetch_request_fetch_partition_equal(const struct kafka_fetch_request_fetch_partition *a,
+    const struct kafka_fetch_request_fetch_partition *b);
 static void fetch_request_fetch_partition_init(struct kafka_fetch_request_fetch_partition *s);
-static void fetch_request_fetch_topic_fill(struct kafka_fetch_request_fetch_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool fetch_request_fetch_topic_equal(const struct kafka_fetch_request_fetch_topic *a, const struct kafka_fetch_request_fetch_topic *b);
+static void fetch_request_fetch_topic_fill(struct kafka_fetch_request_fetch_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool fetch_request_fetch_topic_equal(const struct kafka_fetch_request_fetch_topic *a,
+    const struct kafka_fetch_request_fetch_topic *b);
 static void fetch_request_fetch_topic_init(struct kafka_fetch_request_fetch_topic *s);
-static void fetch_request_replica_state_fill(struct kafka_fetch_request_replica_state *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool fetch_request_replica_state_equal(const struct kafka_fetch_request_replica_state *a, const struct kafka_fetch_request_replica_state *b);
+static void fetch_request_replica_state_fill(struct kafka_fetch_request_replica_state *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool fetch_request_replica_state_equal(const struct kafka_fetch_request_replica_state *a,
+    const struct kafka_fetch_request_replica_state *b);
 static void fetch_request_replica_state_init(struct kafka_fetch_request_replica_state *s);
 static void fetch_request_forgotten_topic_init(struct kafka_fetch_request_forgotten_topic *s)
 {
@@ -168,7 +191,8 @@ static void fetch_request_forgotten_topic_init(struct kafka_fetch_request_forgot
     s->partitions_count = 0;
 }
 
-static void fetch_request_forgotten_topic_fill(struct kafka_fetch_request_forgotten_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void fetch_request_forgotten_topic_fill(struct kafka_fetch_request_forgotten_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     fetch_request_forgotten_topic_init(s);
     if (version <= 12) {
@@ -180,7 +204,7 @@ static void fetch_request_forgotten_topic_fill(struct kafka_fetch_request_forgot
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
@@ -188,7 +212,8 @@ static void fetch_request_forgotten_topic_fill(struct kafka_fetch_request_forgot
     }
 }
 
-static bool fetch_request_forgotten_topic_equal(const struct kafka_fetch_request_forgotten_topic *a, const struct kafka_fetch_request_forgotten_topic *b)
+static bool fetch_request_forgotten_topic_equal(const struct kafka_fetch_request_forgotten_topic *a,
+    const struct kafka_fetch_request_forgotten_topic *b)
 {
     if (!(kafka_str_equals(a->topic, b->topic)))
         return false;
@@ -214,7 +239,8 @@ static void fetch_request_fetch_partition_init(struct kafka_fetch_request_fetch_
     memset(&s->replica_directory_id, 0, sizeof(s->replica_directory_id));
 }
 
-static void fetch_request_fetch_partition_fill(struct kafka_fetch_request_fetch_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void fetch_request_fetch_partition_fill(struct kafka_fetch_request_fetch_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     fetch_request_fetch_partition_init(s);
     s->partition = (int32_t)kafka_fill_next(seed);
@@ -234,7 +260,8 @@ static void fetch_request_fetch_partition_fill(struct kafka_fetch_request_fetch_
     }
 }
 
-static bool fetch_request_fetch_partition_equal(const struct kafka_fetch_request_fetch_partition *a, const struct kafka_fetch_request_fetch_partition *b)
+static bool fetch_request_fetch_partition_equal(const struct kafka_fetch_request_fetch_partition *a,
+    const struct kafka_fetch_request_fetch_partition *b)
 {
     if (!(a->partition == b->partition))
         return false;
@@ -261,7 +288,8 @@ static void fetch_request_fetch_topic_init(struct kafka_fetch_request_fetch_topi
     s->partitions_count = 0;
 }
 
-static void fetch_request_fetch_topic_fill(struct kafka_fetch_request_fetch_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void fetch_request_fetch_topic_fill(struct kafka_fetch_request_fetch_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     fetch_request_fetch_topic_init(s);
     if (version <= 12) {
@@ -273,7 +301,7 @@ static void fetch_request_fetch_topic_fill(struct kafka_fetch_request_fetch_topi
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
@@ -281,7 +309,8 @@ static void fetch_request_fetch_topic_fill(struct kafka_fetch_request_fetch_topi
     }
 }
 
-static bool fetch_request_fetch_topic_equal(const struct kafka_fetch_request_fetch_topic *a, const struct kafka_fetch_request_fetch_topic *b)
+static bool fetch_request_fetch_topic_equal(const struct kafka_fetch_request_fetch_topic *a,
+    const struct kafka_fetch_request_fetch_topic *b)
 {
     if (!(kafka_str_equals(a->topic, b->topic)))
         return false;
@@ -302,14 +331,16 @@ static void fetch_request_replica_state_init(struct kafka_fetch_request_replica_
     s->replica_epoch = INT64_C(-1);
 }
 
-static void fetch_request_replica_state_fill(struct kafka_fetch_request_replica_state *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void fetch_request_replica_state_fill(struct kafka_fetch_request_replica_state *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     fetch_request_replica_state_init(s);
     s->replica_id = (int32_t)kafka_fill_next(seed);
     s->replica_epoch = (int64_t)kafka_fill_next(seed);
 }
 
-static bool fetch_request_replica_state_equal(const struct kafka_fetch_request_replica_state *a, const struct kafka_fetch_request_replica_state *b)
+static bool fetch_request_replica_state_equal(const struct kafka_fetch_request_replica_state *a,
+    const struct kafka_fetch_request_replica_state *b)
 {
     if (!(a->replica_id == b->replica_id))
         return false;
@@ -318,7 +349,8 @@ static bool fetch_request_replica_state_equal(const struct kafka_fetch_request_r
     return true;
 }
 
-void kafka_fetch_request_fill(struct kafka_fetch_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_fetch_request_fill(struct kafka_fetch_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_fetch_request_init(s, version);
     if (version >= 12) {
@@ -347,7 +379,7 @@ void kafka_fetch_request_fill(struct kafka_fetch_request *s, int16_t version, st
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
@@ -357,7 +389,8 @@ void kafka_fetch_request_fill(struct kafka_fetch_request *s, int16_t version, st
         s->forgotten_topics_data_count = kafka_fill_count(seed, 0);
         s->forgotten_topics_data = NULL;
         if (s->forgotten_topics_data_count > 0) {
-            s->forgotten_topics_data = kafka_arena_alloc(arena, (size_t)s->forgotten_topics_data_count, sizeof(*s->forgotten_topics_data), _Alignof(__typeof__(*s->forgotten_topics_data)));
+            s->forgotten_topics_data = KAFKA_ARENA_ARRAY(arena, s->forgotten_topics_data_count,
+                s->forgotten_topics_data);
             assert(s->forgotten_topics_data != NULL);
         }
         for (int32_t i = 0; i < s->forgotten_topics_data_count; i++) {
@@ -369,7 +402,8 @@ void kafka_fetch_request_fill(struct kafka_fetch_request *s, int16_t version, st
     }
 }
 
-bool kafka_fetch_request_equal(const struct kafka_fetch_request *a, const struct kafka_fetch_request *b)
+bool kafka_fetch_request_equal(const struct kafka_fetch_request *a,
+    const struct kafka_fetch_request *b)
 {
     if (!(kafka_str_equals(a->cluster_id, b->cluster_id)))
         return false;
@@ -398,7 +432,8 @@ bool kafka_fetch_request_equal(const struct kafka_fetch_request *a, const struct
     if (a->forgotten_topics_data_count != b->forgotten_topics_data_count)
         return false;
     for (int32_t i = 0; i < a->forgotten_topics_data_count; i++) {
-        if (!(fetch_request_forgotten_topic_equal(&a->forgotten_topics_data[i], &b->forgotten_topics_data[i])))
+        if (!(fetch_request_forgotten_topic_equal(&a->forgotten_topics_data[i],
+            &b->forgotten_topics_data[i])))
             return false;
     }
     if (!(kafka_str_equals(a->rack_id, b->rack_id)))
@@ -406,11 +441,15 @@ bool kafka_fetch_request_equal(const struct kafka_fetch_request *a, const struct
     return true;
 }
 
-static void list_offsets_request_list_offsets_partition_fill(struct kafka_list_offsets_request_list_offsets_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool list_offsets_request_list_offsets_partition_equal(const struct kafka_list_offsets_request_list_offsets_partition *a, const struct kafka_list_offsets_request_list_offsets_partition *b);
+static void list_offsets_request_list_offsets_partition_fill(struct kafka_list_offsets_request_list_offsets_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool list_offsets_request_list_offsets_partition_equal(const struct kafka_list_offsets_request_list_offsets_partition *a,
+    const struct kafka_list_offsets_request_list_offsets_partition *b);
 static void list_offsets_request_list_offsets_partition_init(struct kafka_list_offsets_request_list_offsets_partition *s);
-static void list_offsets_request_list_offsets_topic_fill(struct kafka_list_offsets_request_list_offsets_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool list_offsets_request_list_offsets_topic_equal(const struct kafka_list_offsets_request_list_offsets_topic *a, const struct kafka_list_offsets_request_list_offsets_topic *b);
+static void list_offsets_request_list_offsets_topic_fill(struct kafka_list_offsets_request_list_offsets_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool list_offsets_request_list_offsets_topic_equal(const struct kafka_list_offsets_request_list_offsets_topic *a,
+    const struct kafka_list_offsets_request_list_offsets_topic *b);
 static void list_offsets_request_list_offsets_topic_init(struct kafka_list_offsets_request_list_offsets_topic *s);
 static void list_offsets_request_list_offsets_partition_init(struct kafka_list_offsets_request_list_offsets_partition *s)
 {
@@ -420,7 +459,8 @@ static void list_offsets_request_list_offsets_partition_init(struct kafka_list_o
     s->max_num_offsets = 1;
 }
 
-static void list_offsets_request_list_offsets_partition_fill(struct kafka_list_offsets_request_list_offsets_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void list_offsets_request_list_offsets_partition_fill(struct kafka_list_offsets_request_list_offsets_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     list_offsets_request_list_offsets_partition_init(s);
     s->partition_index = (int32_t)kafka_fill_next(seed);
@@ -433,7 +473,8 @@ static void list_offsets_request_list_offsets_partition_fill(struct kafka_list_o
     }
 }
 
-static bool list_offsets_request_list_offsets_partition_equal(const struct kafka_list_offsets_request_list_offsets_partition *a, const struct kafka_list_offsets_request_list_offsets_partition *b)
+static bool list_offsets_request_list_offsets_partition_equal(const struct kafka_list_offsets_request_list_offsets_partition *a,
+    const struct kafka_list_offsets_request_list_offsets_partition *b)
 {
     if (!(a->partition_index == b->partition_index))
         return false;
@@ -453,14 +494,15 @@ static void list_offsets_request_list_offsets_topic_init(struct kafka_list_offse
     s->partitions_count = 0;
 }
 
-static void list_offsets_request_list_offsets_topic_fill(struct kafka_list_offsets_request_list_offsets_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void list_offsets_request_list_offsets_topic_fill(struct kafka_list_offsets_request_list_offsets_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     list_offsets_request_list_offsets_topic_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
@@ -468,20 +510,23 @@ static void list_offsets_request_list_offsets_topic_fill(struct kafka_list_offse
     }
 }
 
-static bool list_offsets_request_list_offsets_topic_equal(const struct kafka_list_offsets_request_list_offsets_topic *a, const struct kafka_list_offsets_request_list_offsets_topic *b)
+static bool list_offsets_request_list_offsets_topic_equal(const struct kafka_list_offsets_request_list_offsets_topic *a,
+    const struct kafka_list_offsets_request_list_offsets_topic *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
     if (a->partitions_count != b->partitions_count)
         return false;
     for (int32_t i = 0; i < a->partitions_count; i++) {
-        if (!(list_offsets_request_list_offsets_partition_equal(&a->partitions[i], &b->partitions[i])))
+        if (!(list_offsets_request_list_offsets_partition_equal(&a->partitions[i],
+            &b->partitions[i])))
             return false;
     }
     return true;
 }
 
-void kafka_list_offsets_request_fill(struct kafka_list_offsets_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_list_offsets_request_fill(struct kafka_list_offsets_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_list_offsets_request_init(s, version);
     s->replica_id = (int32_t)kafka_fill_next(seed);
@@ -491,7 +536,7 @@ void kafka_list_offsets_request_fill(struct kafka_list_offsets_request *s, int16
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
@@ -502,7 +547,8 @@ void kafka_list_offsets_request_fill(struct kafka_list_offsets_request *s, int16
     }
 }
 
-bool kafka_list_offsets_request_equal(const struct kafka_list_offsets_request *a, const struct kafka_list_offsets_request *b)
+bool kafka_list_offsets_request_equal(const struct kafka_list_offsets_request *a,
+    const struct kafka_list_offsets_request *b)
 {
     if (!(a->replica_id == b->replica_id))
         return false;
@@ -519,8 +565,10 @@ bool kafka_list_offsets_request_equal(const struct kafka_list_offsets_request *a
     return true;
 }
 
-static void metadata_request_metadata_request_topic_fill(struct kafka_metadata_request_metadata_request_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool metadata_request_metadata_request_topic_equal(const struct kafka_metadata_request_metadata_request_topic *a, const struct kafka_metadata_request_metadata_request_topic *b);
+static void metadata_request_metadata_request_topic_fill(struct kafka_metadata_request_metadata_request_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool metadata_request_metadata_request_topic_equal(const struct kafka_metadata_request_metadata_request_topic *a,
+    const struct kafka_metadata_request_metadata_request_topic *b);
 static void metadata_request_metadata_request_topic_init(struct kafka_metadata_request_metadata_request_topic *s);
 static void metadata_request_metadata_request_topic_init(struct kafka_metadata_request_metadata_request_topic *s)
 {
@@ -528,7 +576,8 @@ static void metadata_request_metadata_request_topic_init(struct kafka_metadata_r
     s->name = (struct kafka_str){ "", 0 };
 }
 
-static void metadata_request_metadata_request_topic_fill(struct kafka_metadata_request_metadata_request_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void metadata_request_metadata_request_topic_fill(struct kafka_metadata_request_metadata_request_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     metadata_request_metadata_request_topic_init(s);
     if (version >= 10) {
@@ -537,7 +586,8 @@ static void metadata_request_metadata_request_topic_fill(struct kafka_metadata_r
     s->name = kafka_fill_str(seed, (version >= 10));
 }
 
-static bool metadata_request_metadata_request_topic_equal(const struct kafka_metadata_request_metadata_request_topic *a, const struct kafka_metadata_request_metadata_request_topic *b)
+static bool metadata_request_metadata_request_topic_equal(const struct kafka_metadata_request_metadata_request_topic *a,
+    const struct kafka_metadata_request_metadata_request_topic *b)
 {
     if (!(memcmp(&a->topic_id, &b->topic_id, 16) == 0))
         return false;
@@ -546,13 +596,14 @@ static bool metadata_request_metadata_request_topic_equal(const struct kafka_met
     return true;
 }
 
-void kafka_metadata_request_fill(struct kafka_metadata_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_metadata_request_fill(struct kafka_metadata_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_metadata_request_init(s, version);
     s->topics_count = kafka_fill_count(seed, version >= 1);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
@@ -569,7 +620,8 @@ void kafka_metadata_request_fill(struct kafka_metadata_request *s, int16_t versi
     }
 }
 
-bool kafka_metadata_request_equal(const struct kafka_metadata_request *a, const struct kafka_metadata_request *b)
+bool kafka_metadata_request_equal(const struct kafka_metadata_request *a,
+    const struct kafka_metadata_request *b)
 {
     if (a->topics_count != b->topics_count)
         return false;
@@ -586,11 +638,15 @@ bool kafka_metadata_request_equal(const struct kafka_metadata_request *a, const 
     return true;
 }
 
-static void offset_commit_request_offset_commit_request_partition_fill(struct kafka_offset_commit_request_offset_commit_request_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool offset_commit_request_offset_commit_request_partition_equal(const struct kafka_offset_commit_request_offset_commit_request_partition *a, const struct kafka_offset_commit_request_offset_commit_request_partition *b);
+static void offset_commit_request_offset_commit_request_partition_fill(struct kafka_offset_commit_request_offset_commit_request_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool offset_commit_request_offset_commit_request_partition_equal(const struct kafka_offset_commit_request_offset_commit_request_partition *a,
+    const struct kafka_offset_commit_request_offset_commit_request_partition *b);
 static void offset_commit_request_offset_commit_request_partition_init(struct kafka_offset_commit_request_offset_commit_request_partition *s);
-static void offset_commit_request_offset_commit_request_topic_fill(struct kafka_offset_commit_request_offset_commit_request_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool offset_commit_request_offset_commit_request_topic_equal(const struct kafka_offset_commit_request_offset_commit_request_topic *a, const struct kafka_offset_commit_request_offset_commit_request_topic *b);
+static void offset_commit_request_offset_commit_request_topic_fill(struct kafka_offset_commit_request_offset_commit_request_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool offset_commit_request_offset_commit_request_topic_equal(const struct kafka_offset_commit_request_offset_commit_request_topic *a,
+    const struct kafka_offset_commit_request_offset_commit_request_topic *b);
 static void offset_commit_request_offset_commit_request_topic_init(struct kafka_offset_commit_request_offset_commit_request_topic *s);
 static void offset_commit_request_offset_commit_request_partition_init(struct kafka_offset_commit_request_offset_commit_request_partition *s)
 {
@@ -601,7 +657,8 @@ static void offset_commit_request_offset_commit_request_partition_init(struct ka
     s->committed_metadata = (struct kafka_str){ "", 0 };
 }
 
-static void offset_commit_request_offset_commit_request_partition_fill(struct kafka_offset_commit_request_offset_commit_request_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void offset_commit_request_offset_commit_request_partition_fill(struct kafka_offset_commit_request_offset_commit_request_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_commit_request_offset_commit_request_partition_init(s);
     s->partition_index = (int32_t)kafka_fill_next(seed);
@@ -615,7 +672,8 @@ static void offset_commit_request_offset_commit_request_partition_fill(struct ka
     s->committed_metadata = kafka_fill_str(seed, (1));
 }
 
-static bool offset_commit_request_offset_commit_request_partition_equal(const struct kafka_offset_commit_request_offset_commit_request_partition *a, const struct kafka_offset_commit_request_offset_commit_request_partition *b)
+static bool offset_commit_request_offset_commit_request_partition_equal(const struct kafka_offset_commit_request_offset_commit_request_partition *a,
+    const struct kafka_offset_commit_request_offset_commit_request_partition *b)
 {
     if (!(a->partition_index == b->partition_index))
         return false;
@@ -637,35 +695,40 @@ static void offset_commit_request_offset_commit_request_topic_init(struct kafka_
     s->partitions_count = 0;
 }
 
-static void offset_commit_request_offset_commit_request_topic_fill(struct kafka_offset_commit_request_offset_commit_request_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void offset_commit_request_offset_commit_request_topic_fill(struct kafka_offset_commit_request_offset_commit_request_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_commit_request_offset_commit_request_topic_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        offset_commit_request_offset_commit_request_partition_fill(&s->partitions[i], version, arena, seed);
+        offset_commit_request_offset_commit_request_partition_fill(&s->partitions[i], version,
+            arena, seed);
     }
 }
 
-static bool offset_commit_request_offset_commit_request_topic_equal(const struct kafka_offset_commit_request_offset_commit_request_topic *a, const struct kafka_offset_commit_request_offset_commit_request_topic *b)
+static bool offset_commit_request_offset_commit_request_topic_equal(const struct kafka_offset_commit_request_offset_commit_request_topic *a,
+    const struct kafka_offset_commit_request_offset_commit_request_topic *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
     if (a->partitions_count != b->partitions_count)
         return false;
     for (int32_t i = 0; i < a->partitions_count; i++) {
-        if (!(offset_commit_request_offset_commit_request_partition_equal(&a->partitions[i], &b->partitions[i])))
+        if (!(offset_commit_request_offset_commit_request_partition_equal(&a->partitions[i],
+            &b->partitions[i])))
             return false;
     }
     return true;
 }
 
-void kafka_offset_commit_request_fill(struct kafka_offset_commit_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_offset_commit_request_fill(struct kafka_offset_commit_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_offset_commit_request_init(s, version);
     s->group_id = kafka_fill_str(seed, (0));
@@ -684,7 +747,7 @@ void kafka_offset_commit_request_fill(struct kafka_offset_commit_request *s, int
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
@@ -692,7 +755,8 @@ void kafka_offset_commit_request_fill(struct kafka_offset_commit_request *s, int
     }
 }
 
-bool kafka_offset_commit_request_equal(const struct kafka_offset_commit_request *a, const struct kafka_offset_commit_request *b)
+bool kafka_offset_commit_request_equal(const struct kafka_offset_commit_request *a,
+    const struct kafka_offset_commit_request *b)
 {
     if (!(kafka_str_equals(a->group_id, b->group_id)))
         return false;
@@ -707,20 +771,27 @@ bool kafka_offset_commit_request_equal(const struct kafka_offset_commit_request 
     if (a->topics_count != b->topics_count)
         return false;
     for (int32_t i = 0; i < a->topics_count; i++) {
-        if (!(offset_commit_request_offset_commit_request_topic_equal(&a->topics[i], &b->topics[i])))
+        if (!(offset_commit_request_offset_commit_request_topic_equal(&a->topics[i],
+            &b->topics[i])))
             return false;
     }
     return true;
 }
 
-static void offset_fetch_request_offset_fetch_request_topics_fill(struct kafka_offset_fetch_request_offset_fetch_request_topics *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool offset_fetch_request_offset_fetch_request_topics_equal(const struct kafka_offset_fetch_request_offset_fetch_request_topics *a, const struct kafka_offset_fetch_request_offset_fetch_request_topics *b);
+static void offset_fetch_request_offset_fetch_request_topics_fill(struct kafka_offset_fetch_request_offset_fetch_request_topics *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool offset_fetch_request_offset_fetch_request_topics_equal(const struct kafka_offset_fetch_request_offset_fetch_request_topics *a,
+    const struct kafka_offset_fetch_request_offset_fetch_request_topics *b);
 static void offset_fetch_request_offset_fetch_request_topics_init(struct kafka_offset_fetch_request_offset_fetch_request_topics *s);
-static void offset_fetch_request_offset_fetch_request_group_fill(struct kafka_offset_fetch_request_offset_fetch_request_group *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool offset_fetch_request_offset_fetch_request_group_equal(const struct kafka_offset_fetch_request_offset_fetch_request_group *a, const struct kafka_offset_fetch_request_offset_fetch_request_group *b);
+static void offset_fetch_request_offset_fetch_request_group_fill(struct kafka_offset_fetch_request_offset_fetch_request_group *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool offset_fetch_request_offset_fetch_request_group_equal(const struct kafka_offset_fetch_request_offset_fetch_request_group *a,
+    const struct kafka_offset_fetch_request_offset_fetch_request_group *b);
 static void offset_fetch_request_offset_fetch_request_group_init(struct kafka_offset_fetch_request_offset_fetch_request_group *s);
-static void offset_fetch_request_offset_fetch_request_topic_fill(struct kafka_offset_fetch_request_offset_fetch_request_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool offset_fetch_request_offset_fetch_request_topic_equal(const struct kafka_offset_fetch_request_offset_fetch_request_topic *a, const struct kafka_offset_fetch_request_offset_fetch_request_topic *b);
+static void offset_fetch_request_offset_fetch_request_topic_fill(struct kafka_offset_fetch_request_offset_fetch_request_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool offset_fetch_request_offset_fetch_request_topic_equal(const struct kafka_offset_fetch_request_offset_fetch_request_topic *a,
+    const struct kafka_offset_fetch_request_offset_fetch_request_topic *b);
 static void offset_fetch_request_offset_fetch_request_topic_init(struct kafka_offset_fetch_request_offset_fetch_request_topic *s);
 static void offset_fetch_request_offset_fetch_request_topics_init(struct kafka_offset_fetch_request_offset_fetch_request_topics *s)
 {
@@ -729,14 +800,16 @@ static void offset_fetch_request_offset_fetch_request_topics_init(struct kafka_o
     s->partition_indexes_count = 0;
 }
 
-static void offset_fetch_request_offset_fetch_request_topics_fill(struct kafka_offset_fetch_request_offset_fetch_request_topics *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void offset_fetch_request_offset_fetch_request_topics_fill(struct kafka_offset_fetch_request_offset_fetch_request_topics *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_fetch_request_offset_fetch_request_topics_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partition_indexes_count = kafka_fill_count(seed, 0);
     s->partition_indexes = NULL;
     if (s->partition_indexes_count > 0) {
-        s->partition_indexes = kafka_arena_alloc(arena, (size_t)s->partition_indexes_count, sizeof(*s->partition_indexes), _Alignof(__typeof__(*s->partition_indexes)));
+        s->partition_indexes = KAFKA_ARENA_ARRAY(arena, s->partition_indexes_count,
+            s->partition_indexes);
         assert(s->partition_indexes != NULL);
     }
     for (int32_t i = 0; i < s->partition_indexes_count; i++) {
@@ -744,7 +817,8 @@ static void offset_fetch_request_offset_fetch_request_topics_fill(struct kafka_o
     }
 }
 
-static bool offset_fetch_request_offset_fetch_request_topics_equal(const struct kafka_offset_fetch_request_offset_fetch_request_topics *a, const struct kafka_offset_fetch_request_offset_fetch_request_topics *b)
+static bool offset_fetch_request_offset_fetch_request_topics_equal(const struct kafka_offset_fetch_request_offset_fetch_request_topics *a,
+    const struct kafka_offset_fetch_request_offset_fetch_request_topics *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
@@ -766,7 +840,8 @@ static void offset_fetch_request_offset_fetch_request_group_init(struct kafka_of
     s->topics_count = 0;
 }
 
-static void offset_fetch_request_offset_fetch_request_group_fill(struct kafka_offset_fetch_request_offset_fetch_request_group *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void offset_fetch_request_offset_fetch_request_group_fill(struct kafka_offset_fetch_request_offset_fetch_request_group *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_fetch_request_offset_fetch_request_group_init(s);
     s->group_id = kafka_fill_str(seed, (0));
@@ -779,7 +854,7 @@ static void offset_fetch_request_offset_fetch_request_group_fill(struct kafka_of
     s->topics_count = kafka_fill_count(seed, 1);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
@@ -787,7 +862,8 @@ static void offset_fetch_request_offset_fetch_request_group_fill(struct kafka_of
     }
 }
 
-static bool offset_fetch_request_offset_fetch_request_group_equal(const struct kafka_offset_fetch_request_offset_fetch_request_group *a, const struct kafka_offset_fetch_request_offset_fetch_request_group *b)
+static bool offset_fetch_request_offset_fetch_request_group_equal(const struct kafka_offset_fetch_request_offset_fetch_request_group *a,
+    const struct kafka_offset_fetch_request_offset_fetch_request_group *b)
 {
     if (!(kafka_str_equals(a->group_id, b->group_id)))
         return false;
@@ -811,14 +887,16 @@ static void offset_fetch_request_offset_fetch_request_topic_init(struct kafka_of
     s->partition_indexes_count = 0;
 }
 
-static void offset_fetch_request_offset_fetch_request_topic_fill(struct kafka_offset_fetch_request_offset_fetch_request_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void offset_fetch_request_offset_fetch_request_topic_fill(struct kafka_offset_fetch_request_offset_fetch_request_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_fetch_request_offset_fetch_request_topic_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partition_indexes_count = kafka_fill_count(seed, 0);
     s->partition_indexes = NULL;
     if (s->partition_indexes_count > 0) {
-        s->partition_indexes = kafka_arena_alloc(arena, (size_t)s->partition_indexes_count, sizeof(*s->partition_indexes), _Alignof(__typeof__(*s->partition_indexes)));
+        s->partition_indexes = KAFKA_ARENA_ARRAY(arena, s->partition_indexes_count,
+            s->partition_indexes);
         assert(s->partition_indexes != NULL);
     }
     for (int32_t i = 0; i < s->partition_indexes_count; i++) {
@@ -826,7 +904,8 @@ static void offset_fetch_request_offset_fetch_request_topic_fill(struct kafka_of
     }
 }
 
-static bool offset_fetch_request_offset_fetch_request_topic_equal(const struct kafka_offset_fetch_request_offset_fetch_request_topic *a, const struct kafka_offset_fetch_request_offset_fetch_request_topic *b)
+static bool offset_fetch_request_offset_fetch_request_topic_equal(const struct kafka_offset_fetch_request_offset_fetch_request_topic *a,
+    const struct kafka_offset_fetch_request_offset_fetch_request_topic *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
@@ -839,7 +918,8 @@ static bool offset_fetch_request_offset_fetch_request_topic_equal(const struct k
     return true;
 }
 
-void kafka_offset_fetch_request_fill(struct kafka_offset_fetch_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_offset_fetch_request_fill(struct kafka_offset_fetch_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_offset_fetch_request_init(s, version);
     if (version <= 7) {
@@ -849,22 +929,24 @@ void kafka_offset_fetch_request_fill(struct kafka_offset_fetch_request *s, int16
         s->topics_count = kafka_fill_count(seed, version >= 2);
         s->topics = NULL;
         if (s->topics_count > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
             assert(s->topics != NULL);
         }
         for (int32_t i = 0; i < s->topics_count; i++) {
-            offset_fetch_request_offset_fetch_request_topic_fill(&s->topics[i], version, arena, seed);
+            offset_fetch_request_offset_fetch_request_topic_fill(&s->topics[i], version, arena,
+                seed);
         }
     }
     if (version >= 8) {
         s->groups_count = kafka_fill_count(seed, 0);
         s->groups = NULL;
         if (s->groups_count > 0) {
-            s->groups = kafka_arena_alloc(arena, (size_t)s->groups_count, sizeof(*s->groups), _Alignof(__typeof__(*s->groups)));
+            s->groups = KAFKA_ARENA_ARRAY(arena, s->groups_count, s->groups);
             assert(s->groups != NULL);
         }
         for (int32_t i = 0; i < s->groups_count; i++) {
-            offset_fetch_request_offset_fetch_request_group_fill(&s->groups[i], version, arena, seed);
+            offset_fetch_request_offset_fetch_request_group_fill(&s->groups[i], version, arena,
+                seed);
         }
     }
     if (version >= 7) {
@@ -872,7 +954,8 @@ void kafka_offset_fetch_request_fill(struct kafka_offset_fetch_request *s, int16
     }
 }
 
-bool kafka_offset_fetch_request_equal(const struct kafka_offset_fetch_request *a, const struct kafka_offset_fetch_request *b)
+bool kafka_offset_fetch_request_equal(const struct kafka_offset_fetch_request *a,
+    const struct kafka_offset_fetch_request *b)
 {
     if (!(kafka_str_equals(a->group_id, b->group_id)))
         return false;
@@ -893,7 +976,8 @@ bool kafka_offset_fetch_request_equal(const struct kafka_offset_fetch_request *a
     return true;
 }
 
-void kafka_find_coordinator_request_fill(struct kafka_find_coordinator_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_find_coordinator_request_fill(struct kafka_find_coordinator_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_find_coordinator_request_init(s, version);
     if (version <= 3) {
@@ -906,7 +990,8 @@ void kafka_find_coordinator_request_fill(struct kafka_find_coordinator_request *
         s->coordinator_keys_count = kafka_fill_count(seed, 0);
         s->coordinator_keys = NULL;
         if (s->coordinator_keys_count > 0) {
-            s->coordinator_keys = kafka_arena_alloc(arena, (size_t)s->coordinator_keys_count, sizeof(*s->coordinator_keys), _Alignof(__typeof__(*s->coordinator_keys)));
+            s->coordinator_keys = KAFKA_ARENA_ARRAY(arena, s->coordinator_keys_count,
+                s->coordinator_keys);
             assert(s->coordinator_keys != NULL);
         }
         for (int32_t i = 0; i < s->coordinator_keys_count; i++) {
@@ -915,7 +1000,8 @@ void kafka_find_coordinator_request_fill(struct kafka_find_coordinator_request *
     }
 }
 
-bool kafka_find_coordinator_request_equal(const struct kafka_find_coordinator_request *a, const struct kafka_find_coordinator_request *b)
+bool kafka_find_coordinator_request_equal(const struct kafka_find_coordinator_request *a,
+    const struct kafka_find_coordinator_request *b)
 {
     if (!(kafka_str_equals(a->key, b->key)))
         return false;
@@ -930,8 +1016,10 @@ bool kafka_find_coordinator_request_equal(const struct kafka_find_coordinator_re
     return true;
 }
 
-static void join_group_request_join_group_request_protocol_fill(struct kafka_join_group_request_join_group_request_protocol *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool join_group_request_join_group_request_protocol_equal(const struct kafka_join_group_request_join_group_request_protocol *a, const struct kafka_join_group_request_join_group_request_protocol *b);
+static void join_group_request_join_group_request_protocol_fill(struct kafka_join_group_request_join_group_request_protocol *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool join_group_request_join_group_request_protocol_equal(const struct kafka_join_group_request_join_group_request_protocol *a,
+    const struct kafka_join_group_request_join_group_request_protocol *b);
 static void join_group_request_join_group_request_protocol_init(struct kafka_join_group_request_join_group_request_protocol *s);
 static void join_group_request_join_group_request_protocol_init(struct kafka_join_group_request_join_group_request_protocol *s)
 {
@@ -939,14 +1027,16 @@ static void join_group_request_join_group_request_protocol_init(struct kafka_joi
     s->metadata = (struct kafka_bytes){ NULL, 0 };
 }
 
-static void join_group_request_join_group_request_protocol_fill(struct kafka_join_group_request_join_group_request_protocol *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void join_group_request_join_group_request_protocol_fill(struct kafka_join_group_request_join_group_request_protocol *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     join_group_request_join_group_request_protocol_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->metadata = kafka_fill_bytes(seed, (0));
 }
 
-static bool join_group_request_join_group_request_protocol_equal(const struct kafka_join_group_request_join_group_request_protocol *a, const struct kafka_join_group_request_join_group_request_protocol *b)
+static bool join_group_request_join_group_request_protocol_equal(const struct kafka_join_group_request_join_group_request_protocol *a,
+    const struct kafka_join_group_request_join_group_request_protocol *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
@@ -955,7 +1045,8 @@ static bool join_group_request_join_group_request_protocol_equal(const struct ka
     return true;
 }
 
-void kafka_join_group_request_fill(struct kafka_join_group_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_join_group_request_fill(struct kafka_join_group_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_join_group_request_init(s, version);
     s->group_id = kafka_fill_str(seed, (0));
@@ -971,7 +1062,7 @@ void kafka_join_group_request_fill(struct kafka_join_group_request *s, int16_t v
     s->protocols_count = kafka_fill_count(seed, 0);
     s->protocols = NULL;
     if (s->protocols_count > 0) {
-        s->protocols = kafka_arena_alloc(arena, (size_t)s->protocols_count, sizeof(*s->protocols), _Alignof(__typeof__(*s->protocols)));
+        s->protocols = KAFKA_ARENA_ARRAY(arena, s->protocols_count, s->protocols);
         assert(s->protocols != NULL);
     }
     for (int32_t i = 0; i < s->protocols_count; i++) {
@@ -982,7 +1073,8 @@ void kafka_join_group_request_fill(struct kafka_join_group_request *s, int16_t v
     }
 }
 
-bool kafka_join_group_request_equal(const struct kafka_join_group_request *a, const struct kafka_join_group_request *b)
+bool kafka_join_group_request_equal(const struct kafka_join_group_request *a,
+    const struct kafka_join_group_request *b)
 {
     if (!(kafka_str_equals(a->group_id, b->group_id)))
         return false;
@@ -999,7 +1091,8 @@ bool kafka_join_group_request_equal(const struct kafka_join_group_request *a, co
     if (a->protocols_count != b->protocols_count)
         return false;
     for (int32_t i = 0; i < a->protocols_count; i++) {
-        if (!(join_group_request_join_group_request_protocol_equal(&a->protocols[i], &b->protocols[i])))
+        if (!(join_group_request_join_group_request_protocol_equal(&a->protocols[i],
+            &b->protocols[i])))
             return false;
     }
     if (!(kafka_str_equals(a->reason, b->reason)))
@@ -1007,7 +1100,8 @@ bool kafka_join_group_request_equal(const struct kafka_join_group_request *a, co
     return true;
 }
 
-void kafka_heartbeat_request_fill(struct kafka_heartbeat_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_heartbeat_request_fill(struct kafka_heartbeat_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_heartbeat_request_init(s, version);
     s->group_id = kafka_fill_str(seed, (0));
@@ -1018,7 +1112,8 @@ void kafka_heartbeat_request_fill(struct kafka_heartbeat_request *s, int16_t ver
     }
 }
 
-bool kafka_heartbeat_request_equal(const struct kafka_heartbeat_request *a, const struct kafka_heartbeat_request *b)
+bool kafka_heartbeat_request_equal(const struct kafka_heartbeat_request *a,
+    const struct kafka_heartbeat_request *b)
 {
     if (!(kafka_str_equals(a->group_id, b->group_id)))
         return false;
@@ -1031,8 +1126,10 @@ bool kafka_heartbeat_request_equal(const struct kafka_heartbeat_request *a, cons
     return true;
 }
 
-static void leave_group_request_member_identity_fill(struct kafka_leave_group_request_member_identity *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool leave_group_request_member_identity_equal(const struct kafka_leave_group_request_member_identity *a, const struct kafka_leave_group_request_member_identity *b);
+static void leave_group_request_member_identity_fill(struct kafka_leave_group_request_member_identity *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool leave_group_request_member_identity_equal(const struct kafka_leave_group_request_member_identity *a,
+    const struct kafka_leave_group_request_member_identity *b);
 static void leave_group_request_member_identity_init(struct kafka_leave_group_request_member_identity *s);
 static void leave_group_request_member_identity_init(struct kafka_leave_group_request_member_identity *s)
 {
@@ -1041,7 +1138,8 @@ static void leave_group_request_member_identity_init(struct kafka_leave_group_re
     s->reason = (struct kafka_str){ NULL, -1 };
 }
 
-static void leave_group_request_member_identity_fill(struct kafka_leave_group_request_member_identity *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void leave_group_request_member_identity_fill(struct kafka_leave_group_request_member_identity *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     leave_group_request_member_identity_init(s);
     s->member_id = kafka_fill_str(seed, (0));
@@ -1051,7 +1149,8 @@ static void leave_group_request_member_identity_fill(struct kafka_leave_group_re
     }
 }
 
-static bool leave_group_request_member_identity_equal(const struct kafka_leave_group_request_member_identity *a, const struct kafka_leave_group_request_member_identity *b)
+static bool leave_group_request_member_identity_equal(const struct kafka_leave_group_request_member_identity *a,
+    const struct kafka_leave_group_request_member_identity *b)
 {
     if (!(kafka_str_equals(a->member_id, b->member_id)))
         return false;
@@ -1062,7 +1161,8 @@ static bool leave_group_request_member_identity_equal(const struct kafka_leave_g
     return true;
 }
 
-void kafka_leave_group_request_fill(struct kafka_leave_group_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_leave_group_request_fill(struct kafka_leave_group_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_leave_group_request_init(s, version);
     s->group_id = kafka_fill_str(seed, (0));
@@ -1073,7 +1173,7 @@ void kafka_leave_group_request_fill(struct kafka_leave_group_request *s, int16_t
         s->members_count = kafka_fill_count(seed, 0);
         s->members = NULL;
         if (s->members_count > 0) {
-            s->members = kafka_arena_alloc(arena, (size_t)s->members_count, sizeof(*s->members), _Alignof(__typeof__(*s->members)));
+            s->members = KAFKA_ARENA_ARRAY(arena, s->members_count, s->members);
             assert(s->members != NULL);
         }
         for (int32_t i = 0; i < s->members_count; i++) {
@@ -1082,7 +1182,8 @@ void kafka_leave_group_request_fill(struct kafka_leave_group_request *s, int16_t
     }
 }
 
-bool kafka_leave_group_request_equal(const struct kafka_leave_group_request *a, const struct kafka_leave_group_request *b)
+bool kafka_leave_group_request_equal(const struct kafka_leave_group_request *a,
+    const struct kafka_leave_group_request *b)
 {
     if (!(kafka_str_equals(a->group_id, b->group_id)))
         return false;
@@ -1097,8 +1198,10 @@ bool kafka_leave_group_request_equal(const struct kafka_leave_group_request *a, 
     return true;
 }
 
-static void sync_group_request_sync_group_request_assignment_fill(struct kafka_sync_group_request_sync_group_request_assignment *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool sync_group_request_sync_group_request_assignment_equal(const struct kafka_sync_group_request_sync_group_request_assignment *a, const struct kafka_sync_group_request_sync_group_request_assignment *b);
+static void sync_group_request_sync_group_request_assignment_fill(struct kafka_sync_group_request_sync_group_request_assignment *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool sync_group_request_sync_group_request_assignment_equal(const struct kafka_sync_group_request_sync_group_request_assignment *a,
+    const struct kafka_sync_group_request_sync_group_request_assignment *b);
 static void sync_group_request_sync_group_request_assignment_init(struct kafka_sync_group_request_sync_group_request_assignment *s);
 static void sync_group_request_sync_group_request_assignment_init(struct kafka_sync_group_request_sync_group_request_assignment *s)
 {
@@ -1106,14 +1209,16 @@ static void sync_group_request_sync_group_request_assignment_init(struct kafka_s
     s->assignment = (struct kafka_bytes){ NULL, 0 };
 }
 
-static void sync_group_request_sync_group_request_assignment_fill(struct kafka_sync_group_request_sync_group_request_assignment *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void sync_group_request_sync_group_request_assignment_fill(struct kafka_sync_group_request_sync_group_request_assignment *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     sync_group_request_sync_group_request_assignment_init(s);
     s->member_id = kafka_fill_str(seed, (0));
     s->assignment = kafka_fill_bytes(seed, (0));
 }
 
-static bool sync_group_request_sync_group_request_assignment_equal(const struct kafka_sync_group_request_sync_group_request_assignment *a, const struct kafka_sync_group_request_sync_group_request_assignment *b)
+static bool sync_group_request_sync_group_request_assignment_equal(const struct kafka_sync_group_request_sync_group_request_assignment *a,
+    const struct kafka_sync_group_request_sync_group_request_assignment *b)
 {
     if (!(kafka_str_equals(a->member_id, b->member_id)))
         return false;
@@ -1122,7 +1227,8 @@ static bool sync_group_request_sync_group_request_assignment_equal(const struct 
     return true;
 }
 
-void kafka_sync_group_request_fill(struct kafka_sync_group_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_sync_group_request_fill(struct kafka_sync_group_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_sync_group_request_init(s, version);
     s->group_id = kafka_fill_str(seed, (0));
@@ -1140,15 +1246,17 @@ void kafka_sync_group_request_fill(struct kafka_sync_group_request *s, int16_t v
     s->assignments_count = kafka_fill_count(seed, 0);
     s->assignments = NULL;
     if (s->assignments_count > 0) {
-        s->assignments = kafka_arena_alloc(arena, (size_t)s->assignments_count, sizeof(*s->assignments), _Alignof(__typeof__(*s->assignments)));
+        s->assignments = KAFKA_ARENA_ARRAY(arena, s->assignments_count, s->assignments);
         assert(s->assignments != NULL);
     }
     for (int32_t i = 0; i < s->assignments_count; i++) {
-        sync_group_request_sync_group_request_assignment_fill(&s->assignments[i], version, arena, seed);
+        sync_group_request_sync_group_request_assignment_fill(&s->assignments[i], version, arena,
+            seed);
     }
 }
 
-bool kafka_sync_group_request_equal(const struct kafka_sync_group_request *a, const struct kafka_sync_group_request *b)
+bool kafka_sync_group_request_equal(const struct kafka_sync_group_request *a,
+    const struct kafka_sync_group_request *b)
 {
     if (!(kafka_str_equals(a->group_id, b->group_id)))
         return false;
@@ -1165,19 +1273,21 @@ bool kafka_sync_group_request_equal(const struct kafka_sync_group_request *a, co
     if (a->assignments_count != b->assignments_count)
         return false;
     for (int32_t i = 0; i < a->assignments_count; i++) {
-        if (!(sync_group_request_sync_group_request_assignment_equal(&a->assignments[i], &b->assignments[i])))
+        if (!(sync_group_request_sync_group_request_assignment_equal(&a->assignments[i],
+            &b->assignments[i])))
             return false;
     }
     return true;
 }
 
-void kafka_describe_groups_request_fill(struct kafka_describe_groups_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_describe_groups_request_fill(struct kafka_describe_groups_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_describe_groups_request_init(s, version);
     s->groups_count = kafka_fill_count(seed, 0);
     s->groups = NULL;
     if (s->groups_count > 0) {
-        s->groups = kafka_arena_alloc(arena, (size_t)s->groups_count, sizeof(*s->groups), _Alignof(__typeof__(*s->groups)));
+        s->groups = KAFKA_ARENA_ARRAY(arena, s->groups_count, s->groups);
         assert(s->groups != NULL);
     }
     for (int32_t i = 0; i < s->groups_count; i++) {
@@ -1188,7 +1298,8 @@ void kafka_describe_groups_request_fill(struct kafka_describe_groups_request *s,
     }
 }
 
-bool kafka_describe_groups_request_equal(const struct kafka_describe_groups_request *a, const struct kafka_describe_groups_request *b)
+bool kafka_describe_groups_request_equal(const struct kafka_describe_groups_request *a,
+    const struct kafka_describe_groups_request *b)
 {
     if (a->groups_count != b->groups_count)
         return false;
@@ -1201,14 +1312,15 @@ bool kafka_describe_groups_request_equal(const struct kafka_describe_groups_requ
     return true;
 }
 
-void kafka_list_groups_request_fill(struct kafka_list_groups_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_list_groups_request_fill(struct kafka_list_groups_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_list_groups_request_init(s, version);
     if (version >= 4) {
         s->states_filter_count = kafka_fill_count(seed, 0);
         s->states_filter = NULL;
         if (s->states_filter_count > 0) {
-            s->states_filter = kafka_arena_alloc(arena, (size_t)s->states_filter_count, sizeof(*s->states_filter), _Alignof(__typeof__(*s->states_filter)));
+            s->states_filter = KAFKA_ARENA_ARRAY(arena, s->states_filter_count, s->states_filter);
             assert(s->states_filter != NULL);
         }
         for (int32_t i = 0; i < s->states_filter_count; i++) {
@@ -1219,7 +1331,7 @@ void kafka_list_groups_request_fill(struct kafka_list_groups_request *s, int16_t
         s->types_filter_count = kafka_fill_count(seed, 0);
         s->types_filter = NULL;
         if (s->types_filter_count > 0) {
-            s->types_filter = kafka_arena_alloc(arena, (size_t)s->types_filter_count, sizeof(*s->types_filter), _Alignof(__typeof__(*s->types_filter)));
+            s->types_filter = KAFKA_ARENA_ARRAY(arena, s->types_filter_count, s->types_filter);
             assert(s->types_filter != NULL);
         }
         for (int32_t i = 0; i < s->types_filter_count; i++) {
@@ -1228,7 +1340,8 @@ void kafka_list_groups_request_fill(struct kafka_list_groups_request *s, int16_t
     }
 }
 
-bool kafka_list_groups_request_equal(const struct kafka_list_groups_request *a, const struct kafka_list_groups_request *b)
+bool kafka_list_groups_request_equal(const struct kafka_list_groups_request *a,
+    const struct kafka_list_groups_request *b)
 {
     if (a->states_filter_count != b->states_filter_count)
         return false;
@@ -1245,20 +1358,23 @@ bool kafka_list_groups_request_equal(const struct kafka_list_groups_request *a, 
     return true;
 }
 
-void kafka_sasl_handshake_request_fill(struct kafka_sasl_handshake_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_sasl_handshake_request_fill(struct kafka_sasl_handshake_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_sasl_handshake_request_init(s, version);
     s->mechanism = kafka_fill_str(seed, (0));
 }
 
-bool kafka_sasl_handshake_request_equal(const struct kafka_sasl_handshake_request *a, const struct kafka_sasl_handshake_request *b)
+bool kafka_sasl_handshake_request_equal(const struct kafka_sasl_handshake_request *a,
+    const struct kafka_sasl_handshake_request *b)
 {
     if (!(kafka_str_equals(a->mechanism, b->mechanism)))
         return false;
     return true;
 }
 
-void kafka_api_versions_request_fill(struct kafka_api_versions_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_api_versions_request_fill(struct kafka_api_versions_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_api_versions_request_init(s, version);
     if (version >= 3) {
@@ -1269,7 +1385,8 @@ void kafka_api_versions_request_fill(struct kafka_api_versions_request *s, int16
     }
 }
 
-bool kafka_api_versions_request_equal(const struct kafka_api_versions_request *a, const struct kafka_api_versions_request *b)
+bool kafka_api_versions_request_equal(const struct kafka_api_versions_request *a,
+    const struct kafka_api_versions_request *b)
 {
     if (!(kafka_str_equals(a->client_software_name, b->client_software_name)))
         return false;
@@ -1278,14 +1395,20 @@ bool kafka_api_versions_request_equal(const struct kafka_api_versions_request *a
     return true;
 }
 
-static void create_topics_request_creatable_topic_config_fill(struct kafka_create_topics_request_creatable_topic_config *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool create_topics_request_creatable_topic_config_equal(const struct kafka_create_topics_request_creatable_topic_config *a, const struct kafka_create_topics_request_creatable_topic_config *b);
+static void create_topics_request_creatable_topic_config_fill(struct kafka_create_topics_request_creatable_topic_config *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool create_topics_request_creatable_topic_config_equal(const struct kafka_create_topics_request_creatable_topic_config *a,
+    const struct kafka_create_topics_request_creatable_topic_config *b);
 static void create_topics_request_creatable_topic_config_init(struct kafka_create_topics_request_creatable_topic_config *s);
-static void create_topics_request_creatable_replica_assignment_fill(struct kafka_create_topics_request_creatable_replica_assignment *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool create_topics_request_creatable_replica_assignment_equal(const struct kafka_create_topics_request_creatable_replica_assignment *a, const struct kafka_create_topics_request_creatable_replica_assignment *b);
+static void create_topics_request_creatable_replica_assignment_fill(struct kafka_create_topics_request_creatable_replica_assignment *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool create_topics_request_creatable_replica_assignment_equal(const struct kafka_create_topics_request_creatable_replica_assignment *a,
+    const struct kafka_create_topics_request_creatable_replica_assignment *b);
 static void create_topics_request_creatable_replica_assignment_init(struct kafka_create_topics_request_creatable_replica_assignment *s);
-static void create_topics_request_creatable_topic_fill(struct kafka_create_topics_request_creatable_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool create_topics_request_creatable_topic_equal(const struct kafka_create_topics_request_creatable_topic *a, const struct kafka_create_topics_request_creatable_topic *b);
+static void create_topics_request_creatable_topic_fill(struct kafka_create_topics_request_creatable_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool create_topics_request_creatable_topic_equal(const struct kafka_create_topics_request_creatable_topic *a,
+    const struct kafka_create_topics_request_creatable_topic *b);
 static void create_topics_request_creatable_topic_init(struct kafka_create_topics_request_creatable_topic *s);
 static void create_topics_request_creatable_topic_config_init(struct kafka_create_topics_request_creatable_topic_config *s)
 {
@@ -1293,14 +1416,16 @@ static void create_topics_request_creatable_topic_config_init(struct kafka_creat
     s->value = (struct kafka_str){ "", 0 };
 }
 
-static void create_topics_request_creatable_topic_config_fill(struct kafka_create_topics_request_creatable_topic_config *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void create_topics_request_creatable_topic_config_fill(struct kafka_create_topics_request_creatable_topic_config *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     create_topics_request_creatable_topic_config_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->value = kafka_fill_str(seed, (1));
 }
 
-static bool create_topics_request_creatable_topic_config_equal(const struct kafka_create_topics_request_creatable_topic_config *a, const struct kafka_create_topics_request_creatable_topic_config *b)
+static bool create_topics_request_creatable_topic_config_equal(const struct kafka_create_topics_request_creatable_topic_config *a,
+    const struct kafka_create_topics_request_creatable_topic_config *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
@@ -1316,14 +1441,15 @@ static void create_topics_request_creatable_replica_assignment_init(struct kafka
     s->broker_ids_count = 0;
 }
 
-static void create_topics_request_creatable_replica_assignment_fill(struct kafka_create_topics_request_creatable_replica_assignment *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void create_topics_request_creatable_replica_assignment_fill(struct kafka_create_topics_request_creatable_replica_assignment *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     create_topics_request_creatable_replica_assignment_init(s);
     s->partition_index = (int32_t)kafka_fill_next(seed);
     s->broker_ids_count = kafka_fill_count(seed, 0);
     s->broker_ids = NULL;
     if (s->broker_ids_count > 0) {
-        s->broker_ids = kafka_arena_alloc(arena, (size_t)s->broker_ids_count, sizeof(*s->broker_ids), _Alignof(__typeof__(*s->broker_ids)));
+        s->broker_ids = KAFKA_ARENA_ARRAY(arena, s->broker_ids_count, s->broker_ids);
         assert(s->broker_ids != NULL);
     }
     for (int32_t i = 0; i < s->broker_ids_count; i++) {
@@ -1331,7 +1457,8 @@ static void create_topics_request_creatable_replica_assignment_fill(struct kafka
     }
 }
 
-static bool create_topics_request_creatable_replica_assignment_equal(const struct kafka_create_topics_request_creatable_replica_assignment *a, const struct kafka_create_topics_request_creatable_replica_assignment *b)
+static bool create_topics_request_creatable_replica_assignment_equal(const struct kafka_create_topics_request_creatable_replica_assignment *a,
+    const struct kafka_create_topics_request_creatable_replica_assignment *b)
 {
     if (!(a->partition_index == b->partition_index))
         return false;
@@ -1355,7 +1482,8 @@ static void create_topics_request_creatable_topic_init(struct kafka_create_topic
     s->configs_count = 0;
 }
 
-static void create_topics_request_creatable_topic_fill(struct kafka_create_topics_request_creatable_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void create_topics_request_creatable_topic_fill(struct kafka_create_topics_request_creatable_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     create_topics_request_creatable_topic_init(s);
     s->name = kafka_fill_str(seed, (0));
@@ -1364,16 +1492,17 @@ static void create_topics_request_creatable_topic_fill(struct kafka_create_topic
     s->assignments_count = kafka_fill_count(seed, 0);
     s->assignments = NULL;
     if (s->assignments_count > 0) {
-        s->assignments = kafka_arena_alloc(arena, (size_t)s->assignments_count, sizeof(*s->assignments), _Alignof(__typeof__(*s->assignments)));
+        s->assignments = KAFKA_ARENA_ARRAY(arena, s->assignments_count, s->assignments);
         assert(s->assignments != NULL);
     }
     for (int32_t i = 0; i < s->assignments_count; i++) {
-        create_topics_request_creatable_replica_assignment_fill(&s->assignments[i], version, arena, seed);
+        create_topics_request_creatable_replica_assignment_fill(&s->assignments[i], version, arena,
+            seed);
     }
     s->configs_count = kafka_fill_count(seed, 0);
     s->configs = NULL;
     if (s->configs_count > 0) {
-        s->configs = kafka_arena_alloc(arena, (size_t)s->configs_count, sizeof(*s->configs), _Alignof(__typeof__(*s->configs)));
+        s->configs = KAFKA_ARENA_ARRAY(arena, s->configs_count, s->configs);
         assert(s->configs != NULL);
     }
     for (int32_t i = 0; i < s->configs_count; i++) {
@@ -1381,7 +1510,8 @@ static void create_topics_request_creatable_topic_fill(struct kafka_create_topic
     }
 }
 
-static bool create_topics_request_creatable_topic_equal(const struct kafka_create_topics_request_creatable_topic *a, const struct kafka_create_topics_request_creatable_topic *b)
+static bool create_topics_request_creatable_topic_equal(const struct kafka_create_topics_request_creatable_topic *a,
+    const struct kafka_create_topics_request_creatable_topic *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
@@ -1392,7 +1522,8 @@ static bool create_topics_request_creatable_topic_equal(const struct kafka_creat
     if (a->assignments_count != b->assignments_count)
         return false;
     for (int32_t i = 0; i < a->assignments_count; i++) {
-        if (!(create_topics_request_creatable_replica_assignment_equal(&a->assignments[i], &b->assignments[i])))
+        if (!(create_topics_request_creatable_replica_assignment_equal(&a->assignments[i],
+            &b->assignments[i])))
             return false;
     }
     if (a->configs_count != b->configs_count)
@@ -1404,13 +1535,14 @@ static bool create_topics_request_creatable_topic_equal(const struct kafka_creat
     return true;
 }
 
-void kafka_create_topics_request_fill(struct kafka_create_topics_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_create_topics_request_fill(struct kafka_create_topics_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_create_topics_request_init(s, version);
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
@@ -1422,7 +1554,8 @@ void kafka_create_topics_request_fill(struct kafka_create_topics_request *s, int
     }
 }
 
-bool kafka_create_topics_request_equal(const struct kafka_create_topics_request *a, const struct kafka_create_topics_request *b)
+bool kafka_create_topics_request_equal(const struct kafka_create_topics_request *a,
+    const struct kafka_create_topics_request *b)
 {
     if (a->topics_count != b->topics_count)
         return false;
@@ -1437,8 +1570,10 @@ bool kafka_create_topics_request_equal(const struct kafka_create_topics_request 
     return true;
 }
 
-static void delete_topics_request_delete_topic_state_fill(struct kafka_delete_topics_request_delete_topic_state *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool delete_topics_request_delete_topic_state_equal(const struct kafka_delete_topics_request_delete_topic_state *a, const struct kafka_delete_topics_request_delete_topic_state *b);
+static void delete_topics_request_delete_topic_state_fill(struct kafka_delete_topics_request_delete_topic_state *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool delete_topics_request_delete_topic_state_equal(const struct kafka_delete_topics_request_delete_topic_state *a,
+    const struct kafka_delete_topics_request_delete_topic_state *b);
 static void delete_topics_request_delete_topic_state_init(struct kafka_delete_topics_request_delete_topic_state *s);
 static void delete_topics_request_delete_topic_state_init(struct kafka_delete_topics_request_delete_topic_state *s)
 {
@@ -1446,14 +1581,16 @@ static void delete_topics_request_delete_topic_state_init(struct kafka_delete_to
     memset(&s->topic_id, 0, sizeof(s->topic_id));
 }
 
-static void delete_topics_request_delete_topic_state_fill(struct kafka_delete_topics_request_delete_topic_state *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void delete_topics_request_delete_topic_state_fill(struct kafka_delete_topics_request_delete_topic_state *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     delete_topics_request_delete_topic_state_init(s);
     s->name = kafka_fill_str(seed, (1));
     kafka_fill_uuid(&s->topic_id, seed);
 }
 
-static bool delete_topics_request_delete_topic_state_equal(const struct kafka_delete_topics_request_delete_topic_state *a, const struct kafka_delete_topics_request_delete_topic_state *b)
+static bool delete_topics_request_delete_topic_state_equal(const struct kafka_delete_topics_request_delete_topic_state *a,
+    const struct kafka_delete_topics_request_delete_topic_state *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
@@ -1462,14 +1599,15 @@ static bool delete_topics_request_delete_topic_state_equal(const struct kafka_de
     return true;
 }
 
-void kafka_delete_topics_request_fill(struct kafka_delete_topics_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_delete_topics_request_fill(struct kafka_delete_topics_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_delete_topics_request_init(s, version);
     if (version >= 6) {
         s->topics_count = kafka_fill_count(seed, 0);
         s->topics = NULL;
         if (s->topics_count > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
             assert(s->topics != NULL);
         }
         for (int32_t i = 0; i < s->topics_count; i++) {
@@ -1480,7 +1618,7 @@ void kafka_delete_topics_request_fill(struct kafka_delete_topics_request *s, int
         s->topic_names_count = kafka_fill_count(seed, 0);
         s->topic_names = NULL;
         if (s->topic_names_count > 0) {
-            s->topic_names = kafka_arena_alloc(arena, (size_t)s->topic_names_count, sizeof(*s->topic_names), _Alignof(__typeof__(*s->topic_names)));
+            s->topic_names = KAFKA_ARENA_ARRAY(arena, s->topic_names_count, s->topic_names);
             assert(s->topic_names != NULL);
         }
         for (int32_t i = 0; i < s->topic_names_count; i++) {
@@ -1490,7 +1628,8 @@ void kafka_delete_topics_request_fill(struct kafka_delete_topics_request *s, int
     s->timeout_ms = (int32_t)kafka_fill_next(seed);
 }
 
-bool kafka_delete_topics_request_equal(const struct kafka_delete_topics_request *a, const struct kafka_delete_topics_request *b)
+bool kafka_delete_topics_request_equal(const struct kafka_delete_topics_request *a,
+    const struct kafka_delete_topics_request *b)
 {
     if (a->topics_count != b->topics_count)
         return false;
@@ -1509,11 +1648,15 @@ bool kafka_delete_topics_request_equal(const struct kafka_delete_topics_request 
     return true;
 }
 
-static void delete_records_request_delete_records_partition_fill(struct kafka_delete_records_request_delete_records_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool delete_records_request_delete_records_partition_equal(const struct kafka_delete_records_request_delete_records_partition *a, const struct kafka_delete_records_request_delete_records_partition *b);
+static void delete_records_request_delete_records_partition_fill(struct kafka_delete_records_request_delete_records_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool delete_records_request_delete_records_partition_equal(const struct kafka_delete_records_request_delete_records_partition *a,
+    const struct kafka_delete_records_request_delete_records_partition *b);
 static void delete_records_request_delete_records_partition_init(struct kafka_delete_records_request_delete_records_partition *s);
-static void delete_records_request_delete_records_topic_fill(struct kafka_delete_records_request_delete_records_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool delete_records_request_delete_records_topic_equal(const struct kafka_delete_records_request_delete_records_topic *a, const struct kafka_delete_records_request_delete_records_topic *b);
+static void delete_records_request_delete_records_topic_fill(struct kafka_delete_records_request_delete_records_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool delete_records_request_delete_records_topic_equal(const struct kafka_delete_records_request_delete_records_topic *a,
+    const struct kafka_delete_records_request_delete_records_topic *b);
 static void delete_records_request_delete_records_topic_init(struct kafka_delete_records_request_delete_records_topic *s);
 static void delete_records_request_delete_records_partition_init(struct kafka_delete_records_request_delete_records_partition *s)
 {
@@ -1521,14 +1664,16 @@ static void delete_records_request_delete_records_partition_init(struct kafka_de
     s->offset = 0;
 }
 
-static void delete_records_request_delete_records_partition_fill(struct kafka_delete_records_request_delete_records_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void delete_records_request_delete_records_partition_fill(struct kafka_delete_records_request_delete_records_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     delete_records_request_delete_records_partition_init(s);
     s->partition_index = (int32_t)kafka_fill_next(seed);
     s->offset = (int64_t)kafka_fill_next(seed);
 }
 
-static bool delete_records_request_delete_records_partition_equal(const struct kafka_delete_records_request_delete_records_partition *a, const struct kafka_delete_records_request_delete_records_partition *b)
+static bool delete_records_request_delete_records_partition_equal(const struct kafka_delete_records_request_delete_records_partition *a,
+    const struct kafka_delete_records_request_delete_records_partition *b)
 {
     if (!(a->partition_index == b->partition_index))
         return false;
@@ -1544,41 +1689,46 @@ static void delete_records_request_delete_records_topic_init(struct kafka_delete
     s->partitions_count = 0;
 }
 
-static void delete_records_request_delete_records_topic_fill(struct kafka_delete_records_request_delete_records_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void delete_records_request_delete_records_topic_fill(struct kafka_delete_records_request_delete_records_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     delete_records_request_delete_records_topic_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        delete_records_request_delete_records_partition_fill(&s->partitions[i], version, arena, seed);
+        delete_records_request_delete_records_partition_fill(&s->partitions[i], version, arena,
+            seed);
     }
 }
 
-static bool delete_records_request_delete_records_topic_equal(const struct kafka_delete_records_request_delete_records_topic *a, const struct kafka_delete_records_request_delete_records_topic *b)
+static bool delete_records_request_delete_records_topic_equal(const struct kafka_delete_records_request_delete_records_topic *a,
+    const struct kafka_delete_records_request_delete_records_topic *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
     if (a->partitions_count != b->partitions_count)
         return false;
     for (int32_t i = 0; i < a->partitions_count; i++) {
-        if (!(delete_records_request_delete_records_partition_equal(&a->partitions[i], &b->partitions[i])))
+        if (!(delete_records_request_delete_records_partition_equal(&a->partitions[i],
+            &b->partitions[i])))
             return false;
     }
     return true;
 }
 
-void kafka_delete_records_request_fill(struct kafka_delete_records_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_delete_records_request_fill(struct kafka_delete_records_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_delete_records_request_init(s, version);
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
@@ -1587,7 +1737,8 @@ void kafka_delete_records_request_fill(struct kafka_delete_records_request *s, i
     s->timeout_ms = (int32_t)kafka_fill_next(seed);
 }
 
-bool kafka_delete_records_request_equal(const struct kafka_delete_records_request *a, const struct kafka_delete_records_request *b)
+bool kafka_delete_records_request_equal(const struct kafka_delete_records_request *a,
+    const struct kafka_delete_records_request *b)
 {
     if (a->topics_count != b->topics_count)
         return false;
@@ -1600,7 +1751,8 @@ bool kafka_delete_records_request_equal(const struct kafka_delete_records_reques
     return true;
 }
 
-void kafka_init_producer_id_request_fill(struct kafka_init_producer_id_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_init_producer_id_request_fill(struct kafka_init_producer_id_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_init_producer_id_request_init(s, version);
     s->transactional_id = kafka_fill_str(seed, (1));
@@ -1613,7 +1765,8 @@ void kafka_init_producer_id_request_fill(struct kafka_init_producer_id_request *
     }
 }
 
-bool kafka_init_producer_id_request_equal(const struct kafka_init_producer_id_request *a, const struct kafka_init_producer_id_request *b)
+bool kafka_init_producer_id_request_equal(const struct kafka_init_producer_id_request *a,
+    const struct kafka_init_producer_id_request *b)
 {
     if (!(kafka_str_equals(a->transactional_id, b->transactional_id)))
         return false;
@@ -1626,11 +1779,15 @@ bool kafka_init_producer_id_request_equal(const struct kafka_init_producer_id_re
     return true;
 }
 
-static void offset_for_leader_epoch_request_offset_for_leader_partition_fill(struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool offset_for_leader_epoch_request_offset_for_leader_partition_equal(const struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *a, const struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *b);
+static void offset_for_leader_epoch_request_offset_for_leader_partition_fill(struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool offset_for_leader_epoch_request_offset_for_leader_partition_equal(const struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *a,
+    const struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *b);
 static void offset_for_leader_epoch_request_offset_for_leader_partition_init(struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *s);
-static void offset_for_leader_epoch_request_offset_for_leader_topic_fill(struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool offset_for_leader_epoch_request_offset_for_leader_topic_equal(const struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *a, const struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *b);
+static void offset_for_leader_epoch_request_offset_for_leader_topic_fill(struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool offset_for_leader_epoch_request_offset_for_leader_topic_equal(const struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *a,
+    const struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *b);
 static void offset_for_leader_epoch_request_offset_for_leader_topic_init(struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *s);
 static void offset_for_leader_epoch_request_offset_for_leader_partition_init(struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *s)
 {
@@ -1639,7 +1796,8 @@ static void offset_for_leader_epoch_request_offset_for_leader_partition_init(str
     s->leader_epoch = 0;
 }
 
-static void offset_for_leader_epoch_request_offset_for_leader_partition_fill(struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void offset_for_leader_epoch_request_offset_for_leader_partition_fill(struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_for_leader_epoch_request_offset_for_leader_partition_init(s);
     s->partition = (int32_t)kafka_fill_next(seed);
@@ -1649,7 +1807,8 @@ static void offset_for_leader_epoch_request_offset_for_leader_partition_fill(str
     s->leader_epoch = (int32_t)kafka_fill_next(seed);
 }
 
-static bool offset_for_leader_epoch_request_offset_for_leader_partition_equal(const struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *a, const struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *b)
+static bool offset_for_leader_epoch_request_offset_for_leader_partition_equal(const struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *a,
+    const struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *b)
 {
     if (!(a->partition == b->partition))
         return false;
@@ -1667,35 +1826,40 @@ static void offset_for_leader_epoch_request_offset_for_leader_topic_init(struct 
     s->partitions_count = 0;
 }
 
-static void offset_for_leader_epoch_request_offset_for_leader_topic_fill(struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void offset_for_leader_epoch_request_offset_for_leader_topic_fill(struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_for_leader_epoch_request_offset_for_leader_topic_init(s);
     s->topic = kafka_fill_str(seed, (0));
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        offset_for_leader_epoch_request_offset_for_leader_partition_fill(&s->partitions[i], version, arena, seed);
+        offset_for_leader_epoch_request_offset_for_leader_partition_fill(&s->partitions[i],
+            version, arena, seed);
     }
 }
 
-static bool offset_for_leader_epoch_request_offset_for_leader_topic_equal(const struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *a, const struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *b)
+static bool offset_for_leader_epoch_request_offset_for_leader_topic_equal(const struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *a,
+    const struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *b)
 {
     if (!(kafka_str_equals(a->topic, b->topic)))
         return false;
     if (a->partitions_count != b->partitions_count)
         return false;
     for (int32_t i = 0; i < a->partitions_count; i++) {
-        if (!(offset_for_leader_epoch_request_offset_for_leader_partition_equal(&a->partitions[i], &b->partitions[i])))
+        if (!(offset_for_leader_epoch_request_offset_for_leader_partition_equal(&a->partitions[i],
+            &b->partitions[i])))
             return false;
     }
     return true;
 }
 
-void kafka_offset_for_leader_epoch_request_fill(struct kafka_offset_for_leader_epoch_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_offset_for_leader_epoch_request_fill(struct kafka_offset_for_leader_epoch_request *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_offset_for_leader_epoch_request_init(s, version);
     if (version >= 3) {
@@ -1704,32 +1868,39 @@ void kafka_offset_for_leader_epoch_request_fill(struct kafka_offset_for_leader_e
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
-        offset_for_leader_epoch_request_offset_for_leader_topic_fill(&s->topics[i], version, arena, seed);
+        offset_for_leader_epoch_request_offset_for_leader_topic_fill(&s->topics[i], version, arena,
+            seed);
     }
 }
 
-bool kafka_offset_for_leader_epoch_request_equal(const struct kafka_offset_for_leader_epoch_request *a, const struct kafka_offset_for_leader_epoch_request *b)
+bool kafka_offset_for_leader_epoch_request_equal(const struct kafka_offset_for_leader_epoch_request *a,
+    const struct kafka_offset_for_leader_epoch_request *b)
 {
     if (!(a->replica_id == b->replica_id))
         return false;
     if (a->topics_count != b->topics_count)
         return false;
     for (int32_t i = 0; i < a->topics_count; i++) {
-        if (!(offset_for_leader_epoch_request_offset_for_leader_topic_equal(&a->topics[i], &b->topics[i])))
+        if (!(offset_for_leader_epoch_request_offset_for_leader_topic_equal(&a->topics[i],
+            &b->topics[i])))
             return false;
     }
     return true;
 }
 
-static void add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool add_partitions_to_txn_request_add_partitions_to_txn_topic_equal(const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *a, const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *b);
+static void add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool add_partitions_to_txn_request_add_partitions_to_txn_topic_equal(const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *a,
+    const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *b);
 static void add_partitions_to_txn_request_add_partitions_to_txn_topic_init(struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *s);
-static void add_partitions_to_txn_request_add_partitions_to_txn_transaction_fill(struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool add_partitions_to_txn_request_add_partitions_to_txn_transaction_equal(const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *a, const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *b);
+static void add_partitions_to_txn_request_add_partitions_to_txn_transaction_fill(struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool add_partitions_to_txn_request_add_partitions_to_txn_transaction_equal(const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *a,
+    const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *b);
 static void add_partitions_to_txn_request_add_partitions_to_txn_transaction_init(struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s);
 static void add_partitions_to_txn_request_add_partitions_to_txn_topic_init(struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *s)
 {
@@ -1738,14 +1909,15 @@ static void add_partitions_to_txn_request_add_partitions_to_txn_topic_init(struc
     s->partitions_count = 0;
 }
 
-static void add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     add_partitions_to_txn_request_add_partitions_to_txn_topic_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
@@ -1753,7 +1925,8 @@ static void add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(struc
     }
 }
 
-static bool add_partitions_to_txn_request_add_partitions_to_txn_topic_equal(const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *a, const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *b)
+static bool add_partitions_to_txn_request_add_partitions_to_txn_topic_equal(const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *a,
+    const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
@@ -1776,7 +1949,8 @@ static void add_partitions_to_txn_request_add_partitions_to_txn_transaction_init
     s->topics_count = 0;
 }
 
-static void add_partitions_to_txn_request_add_partitions_to_txn_transaction_fill(struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void add_partitions_to_txn_request_add_partitions_to_txn_transaction_fill(struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     add_partitions_to_txn_request_add_partitions_to_txn_transaction_init(s);
     s->transactional_id = kafka_fill_str(seed, (0));
@@ -1786,15 +1960,17 @@ static void add_partitions_to_txn_request_add_partitions_to_txn_transaction_fill
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
-        add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(&s->topics[i], version, arena, seed);
+        add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(&s->topics[i], version,
+            arena, seed);
     }
 }
 
-static bool add_partitions_to_txn_request_add_partitions_to_txn_transaction_equal(const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *a, const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *b)
+static bool add_partitions_to_txn_request_add_partitions_to_txn_transaction_equal(const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *a,
+    const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *b)
 {
     if (!(kafka_str_equals(a->transactional_id, b->transactional_id)))
         return false;
@@ -1807,24 +1983,27 @@ static bool add_partitions_to_txn_request_add_partitions_to_txn_transaction_equa
     if (a->topics_count != b->topics_count)
         return false;
     for (int32_t i = 0; i < a->topics_count; i++) {
-        if (!(add_partitions_to_txn_request_add_partitions_to_txn_topic_equal(&a->topics[i], &b->topics[i])))
+        if (!(add_partitions_to_txn_request_add_partitions_to_txn_topic_equal(&a->topics[i],
+            &b->topics[i])))
             return false;
     }
     return true;
 }
 
-void kafka_add_partitions_to_txn_request_fill(struct kafka_add_partitions_to_txn_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_add_partitions_to_txn_request_fill(struct kafka_add_partitions_to_txn_request *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_add_partitions_to_txn_request_init(s, version);
     if (version >= 4) {
         s->transactions_count = kafka_fill_count(seed, 0);
         s->transactions = NULL;
         if (s->transactions_count > 0) {
-            s->transactions = kafka_arena_alloc(arena, (size_t)s->transactions_count, sizeof(*s->transactions), _Alignof(__typeof__(*s->transactions)));
+            s->transactions = KAFKA_ARENA_ARRAY(arena, s->transactions_count, s->transactions);
             assert(s->transactions != NULL);
         }
         for (int32_t i = 0; i < s->transactions_count; i++) {
-            add_partitions_to_txn_request_add_partitions_to_txn_transaction_fill(&s->transactions[i], version, arena, seed);
+            add_partitions_to_txn_request_add_partitions_to_txn_transaction_fill(&s->transactions[i],
+                version, arena, seed);
         }
     }
     if (version <= 3) {
@@ -1840,21 +2019,25 @@ void kafka_add_partitions_to_txn_request_fill(struct kafka_add_partitions_to_txn
         s->v3_and_below_topics_count = kafka_fill_count(seed, 0);
         s->v3_and_below_topics = NULL;
         if (s->v3_and_below_topics_count > 0) {
-            s->v3_and_below_topics = kafka_arena_alloc(arena, (size_t)s->v3_and_below_topics_count, sizeof(*s->v3_and_below_topics), _Alignof(__typeof__(*s->v3_and_below_topics)));
+            s->v3_and_below_topics = KAFKA_ARENA_ARRAY(arena, s->v3_and_below_topics_count,
+                s->v3_and_below_topics);
             assert(s->v3_and_below_topics != NULL);
         }
         for (int32_t i = 0; i < s->v3_and_below_topics_count; i++) {
-            add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(&s->v3_and_below_topics[i], version, arena, seed);
+            add_partitions_to_txn_request_add_partitions_to_txn_topic_fill(&s->v3_and_below_topics[i],
+                version, arena, seed);
         }
     }
 }
 
-bool kafka_add_partitions_to_txn_request_equal(const struct kafka_add_partitions_to_txn_request *a, const struct kafka_add_partitions_to_txn_request *b)
+bool kafka_add_partitions_to_txn_request_equal(const struct kafka_add_partitions_to_txn_request *a,
+    const struct kafka_add_partitions_to_txn_request *b)
 {
     if (a->transactions_count != b->transactions_count)
         return false;
     for (int32_t i = 0; i < a->transactions_count; i++) {
-        if (!(add_partitions_to_txn_request_add_partitions_to_txn_transaction_equal(&a->transactions[i], &b->transactions[i])))
+        if (!(add_partitions_to_txn_request_add_partitions_to_txn_transaction_equal(&a->transactions[i],
+            &b->transactions[i])))
             return false;
     }
     if (!(kafka_str_equals(a->v3_and_below_transactional_id, b->v3_and_below_transactional_id)))
@@ -1866,13 +2049,15 @@ bool kafka_add_partitions_to_txn_request_equal(const struct kafka_add_partitions
     if (a->v3_and_below_topics_count != b->v3_and_below_topics_count)
         return false;
     for (int32_t i = 0; i < a->v3_and_below_topics_count; i++) {
-        if (!(add_partitions_to_txn_request_add_partitions_to_txn_topic_equal(&a->v3_and_below_topics[i], &b->v3_and_below_topics[i])))
+        if (!(add_partitions_to_txn_request_add_partitions_to_txn_topic_equal(&a->v3_and_below_topics[i],
+            &b->v3_and_below_topics[i])))
             return false;
     }
     return true;
 }
 
-void kafka_add_offsets_to_txn_request_fill(struct kafka_add_offsets_to_txn_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_add_offsets_to_txn_request_fill(struct kafka_add_offsets_to_txn_request *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_add_offsets_to_txn_request_init(s, version);
     s->transactional_id = kafka_fill_str(seed, (0));
@@ -1881,7 +2066,8 @@ void kafka_add_offsets_to_txn_request_fill(struct kafka_add_offsets_to_txn_reque
     s->group_id = kafka_fill_str(seed, (0));
 }
 
-bool kafka_add_offsets_to_txn_request_equal(const struct kafka_add_offsets_to_txn_request *a, const struct kafka_add_offsets_to_txn_request *b)
+bool kafka_add_offsets_to_txn_request_equal(const struct kafka_add_offsets_to_txn_request *a,
+    const struct kafka_add_offsets_to_txn_request *b)
 {
     if (!(kafka_str_equals(a->transactional_id, b->transactional_id)))
         return false;
@@ -1894,7 +2080,8 @@ bool kafka_add_offsets_to_txn_request_equal(const struct kafka_add_offsets_to_tx
     return true;
 }
 
-void kafka_end_txn_request_fill(struct kafka_end_txn_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_end_txn_request_fill(struct kafka_end_txn_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_end_txn_request_init(s, version);
     s->transactional_id = kafka_fill_str(seed, (0));
@@ -1903,7 +2090,8 @@ void kafka_end_txn_request_fill(struct kafka_end_txn_request *s, int16_t version
     s->committed = (kafka_fill_next(seed) & 1) != 0;
 }
 
-bool kafka_end_txn_request_equal(const struct kafka_end_txn_request *a, const struct kafka_end_txn_request *b)
+bool kafka_end_txn_request_equal(const struct kafka_end_txn_request *a,
+    const struct kafka_end_txn_request *b)
 {
     if (!(kafka_str_equals(a->transactional_id, b->transactional_id)))
         return false;
@@ -1916,11 +2104,15 @@ bool kafka_end_txn_request_equal(const struct kafka_end_txn_request *a, const st
     return true;
 }
 
-static void write_txn_markers_request_writable_txn_marker_topic_fill(struct kafka_write_txn_markers_request_writable_txn_marker_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool write_txn_markers_request_writable_txn_marker_topic_equal(const struct kafka_write_txn_markers_request_writable_txn_marker_topic *a, const struct kafka_write_txn_markers_request_writable_txn_marker_topic *b);
+static void write_txn_markers_request_writable_txn_marker_topic_fill(struct kafka_write_txn_markers_request_writable_txn_marker_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool write_txn_markers_request_writable_txn_marker_topic_equal(const struct kafka_write_txn_markers_request_writable_txn_marker_topic *a,
+    const struct kafka_write_txn_markers_request_writable_txn_marker_topic *b);
 static void write_txn_markers_request_writable_txn_marker_topic_init(struct kafka_write_txn_markers_request_writable_txn_marker_topic *s);
-static void write_txn_markers_request_writable_txn_marker_fill(struct kafka_write_txn_markers_request_writable_txn_marker *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool write_txn_markers_request_writable_txn_marker_equal(const struct kafka_write_txn_markers_request_writable_txn_marker *a, const struct kafka_write_txn_markers_request_writable_txn_marker *b);
+static void write_txn_markers_request_writable_txn_marker_fill(struct kafka_write_txn_markers_request_writable_txn_marker *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool write_txn_markers_request_writable_txn_marker_equal(const struct kafka_write_txn_markers_request_writable_txn_marker *a,
+    const struct kafka_write_txn_markers_request_writable_txn_marker *b);
 static void write_txn_markers_request_writable_txn_marker_init(struct kafka_write_txn_markers_request_writable_txn_marker *s);
 static void write_txn_markers_request_writable_txn_marker_topic_init(struct kafka_write_txn_markers_request_writable_txn_marker_topic *s)
 {
@@ -1929,14 +2121,16 @@ static void write_txn_markers_request_writable_txn_marker_topic_init(struct kafk
     s->partition_indexes_count = 0;
 }
 
-static void write_txn_markers_request_writable_txn_marker_topic_fill(struct kafka_write_txn_markers_request_writable_txn_marker_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void write_txn_markers_request_writable_txn_marker_topic_fill(struct kafka_write_txn_markers_request_writable_txn_marker_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     write_txn_markers_request_writable_txn_marker_topic_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partition_indexes_count = kafka_fill_count(seed, 0);
     s->partition_indexes = NULL;
     if (s->partition_indexes_count > 0) {
-        s->partition_indexes = kafka_arena_alloc(arena, (size_t)s->partition_indexes_count, sizeof(*s->partition_indexes), _Alignof(__typeof__(*s->partition_indexes)));
+        s->partition_indexes = KAFKA_ARENA_ARRAY(arena, s->partition_indexes_count,
+            s->partition_indexes);
         assert(s->partition_indexes != NULL);
     }
     for (int32_t i = 0; i < s->partition_indexes_count; i++) {
@@ -1944,7 +2138,8 @@ static void write_txn_markers_request_writable_txn_marker_topic_fill(struct kafk
     }
 }
 
-static bool write_txn_markers_request_writable_txn_marker_topic_equal(const struct kafka_write_txn_markers_request_writable_txn_marker_topic *a, const struct kafka_write_txn_markers_request_writable_txn_marker_topic *b)
+static bool write_txn_markers_request_writable_txn_marker_topic_equal(const struct kafka_write_txn_markers_request_writable_txn_marker_topic *a,
+    const struct kafka_write_txn_markers_request_writable_txn_marker_topic *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
@@ -1967,7 +2162,8 @@ static void write_txn_markers_request_writable_txn_marker_init(struct kafka_writ
     s->coordinator_epoch = 0;
 }
 
-static void write_txn_markers_request_writable_txn_marker_fill(struct kafka_write_txn_markers_request_writable_txn_marker *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void write_txn_markers_request_writable_txn_marker_fill(struct kafka_write_txn_markers_request_writable_txn_marker *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     write_txn_markers_request_writable_txn_marker_init(s);
     s->producer_id = (int64_t)kafka_fill_next(seed);
@@ -1976,16 +2172,18 @@ static void write_txn_markers_request_writable_txn_marker_fill(struct kafka_writ
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
-        write_txn_markers_request_writable_txn_marker_topic_fill(&s->topics[i], version, arena, seed);
+        write_txn_markers_request_writable_txn_marker_topic_fill(&s->topics[i], version, arena,
+            seed);
     }
     s->coordinator_epoch = (int32_t)kafka_fill_next(seed);
 }
 
-static bool write_txn_markers_request_writable_txn_marker_equal(const struct kafka_write_txn_markers_request_writable_txn_marker *a, const struct kafka_write_txn_markers_request_writable_txn_marker *b)
+static bool write_txn_markers_request_writable_txn_marker_equal(const struct kafka_write_txn_markers_request_writable_txn_marker *a,
+    const struct kafka_write_txn_markers_request_writable_txn_marker *b)
 {
     if (!(a->producer_id == b->producer_id))
         return false;
@@ -1996,7 +2194,8 @@ static bool write_txn_markers_request_writable_txn_marker_equal(const struct kaf
     if (a->topics_count != b->topics_count)
         return false;
     for (int32_t i = 0; i < a->topics_count; i++) {
-        if (!(write_txn_markers_request_writable_txn_marker_topic_equal(&a->topics[i], &b->topics[i])))
+        if (!(write_txn_markers_request_writable_txn_marker_topic_equal(&a->topics[i],
+            &b->topics[i])))
             return false;
     }
     if (!(a->coordinator_epoch == b->coordinator_epoch))
@@ -2004,13 +2203,14 @@ static bool write_txn_markers_request_writable_txn_marker_equal(const struct kaf
     return true;
 }
 
-void kafka_write_txn_markers_request_fill(struct kafka_write_txn_markers_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_write_txn_markers_request_fill(struct kafka_write_txn_markers_request *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_write_txn_markers_request_init(s, version);
     s->markers_count = kafka_fill_count(seed, 0);
     s->markers = NULL;
     if (s->markers_count > 0) {
-        s->markers = kafka_arena_alloc(arena, (size_t)s->markers_count, sizeof(*s->markers), _Alignof(__typeof__(*s->markers)));
+        s->markers = KAFKA_ARENA_ARRAY(arena, s->markers_count, s->markers);
         assert(s->markers != NULL);
     }
     for (int32_t i = 0; i < s->markers_count; i++) {
@@ -2018,7 +2218,8 @@ void kafka_write_txn_markers_request_fill(struct kafka_write_txn_markers_request
     }
 }
 
-bool kafka_write_txn_markers_request_equal(const struct kafka_write_txn_markers_request *a, const struct kafka_write_txn_markers_request *b)
+bool kafka_write_txn_markers_request_equal(const struct kafka_write_txn_markers_request *a,
+    const struct kafka_write_txn_markers_request *b)
 {
     if (a->markers_count != b->markers_count)
         return false;
@@ -2029,11 +2230,15 @@ bool kafka_write_txn_markers_request_equal(const struct kafka_write_txn_markers_
     return true;
 }
 
-static void txn_offset_commit_request_txn_offset_commit_request_partition_fill(struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool txn_offset_commit_request_txn_offset_commit_request_partition_equal(const struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *a, const struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *b);
+static void txn_offset_commit_request_txn_offset_commit_request_partition_fill(struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool txn_offset_commit_request_txn_offset_commit_request_partition_equal(const struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *a,
+    const struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *b);
 static void txn_offset_commit_request_txn_offset_commit_request_partition_init(struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *s);
-static void txn_offset_commit_request_txn_offset_commit_request_topic_fill(struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool txn_offset_commit_request_txn_offset_commit_request_topic_equal(const struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *a, const struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *b);
+static void txn_offset_commit_request_txn_offset_commit_request_topic_fill(struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool txn_offset_commit_request_txn_offset_commit_request_topic_equal(const struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *a,
+    const struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *b);
 static void txn_offset_commit_request_txn_offset_commit_request_topic_init(struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *s);
 static void txn_offset_commit_request_txn_offset_commit_request_partition_init(struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *s)
 {
@@ -2043,7 +2248,8 @@ static void txn_offset_commit_request_txn_offset_commit_request_partition_init(s
     s->committed_metadata = (struct kafka_str){ "", 0 };
 }
 
-static void txn_offset_commit_request_txn_offset_commit_request_partition_fill(struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void txn_offset_commit_request_txn_offset_commit_request_partition_fill(struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     txn_offset_commit_request_txn_offset_commit_request_partition_init(s);
     s->partition_index = (int32_t)kafka_fill_next(seed);
@@ -2054,7 +2260,8 @@ static void txn_offset_commit_request_txn_offset_commit_request_partition_fill(s
     s->committed_metadata = kafka_fill_str(seed, (1));
 }
 
-static bool txn_offset_commit_request_txn_offset_commit_request_partition_equal(const struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *a, const struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *b)
+static bool txn_offset_commit_request_txn_offset_commit_request_partition_equal(const struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *a,
+    const struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *b)
 {
     if (!(a->partition_index == b->partition_index))
         return false;
@@ -2074,35 +2281,40 @@ static void txn_offset_commit_request_txn_offset_commit_request_topic_init(struc
     s->partitions_count = 0;
 }
 
-static void txn_offset_commit_request_txn_offset_commit_request_topic_fill(struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void txn_offset_commit_request_txn_offset_commit_request_topic_fill(struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     txn_offset_commit_request_txn_offset_commit_request_topic_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        txn_offset_commit_request_txn_offset_commit_request_partition_fill(&s->partitions[i], version, arena, seed);
+        txn_offset_commit_request_txn_offset_commit_request_partition_fill(&s->partitions[i],
+            version, arena, seed);
     }
 }
 
-static bool txn_offset_commit_request_txn_offset_commit_request_topic_equal(const struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *a, const struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *b)
+static bool txn_offset_commit_request_txn_offset_commit_request_topic_equal(const struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *a,
+    const struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
     if (a->partitions_count != b->partitions_count)
         return false;
     for (int32_t i = 0; i < a->partitions_count; i++) {
-        if (!(txn_offset_commit_request_txn_offset_commit_request_partition_equal(&a->partitions[i], &b->partitions[i])))
+        if (!(txn_offset_commit_request_txn_offset_commit_request_partition_equal(&a->partitions[i],
+            &b->partitions[i])))
             return false;
     }
     return true;
 }
 
-void kafka_txn_offset_commit_request_fill(struct kafka_txn_offset_commit_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_txn_offset_commit_request_fill(struct kafka_txn_offset_commit_request *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_txn_offset_commit_request_init(s, version);
     s->transactional_id = kafka_fill_str(seed, (0));
@@ -2121,15 +2333,17 @@ void kafka_txn_offset_commit_request_fill(struct kafka_txn_offset_commit_request
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
-        txn_offset_commit_request_txn_offset_commit_request_topic_fill(&s->topics[i], version, arena, seed);
+        txn_offset_commit_request_txn_offset_commit_request_topic_fill(&s->topics[i], version,
+            arena, seed);
     }
 }
 
-bool kafka_txn_offset_commit_request_equal(const struct kafka_txn_offset_commit_request *a, const struct kafka_txn_offset_commit_request *b)
+bool kafka_txn_offset_commit_request_equal(const struct kafka_txn_offset_commit_request *a,
+    const struct kafka_txn_offset_commit_request *b)
 {
     if (!(kafka_str_equals(a->transactional_id, b->transactional_id)))
         return false;
@@ -2148,13 +2362,15 @@ bool kafka_txn_offset_commit_request_equal(const struct kafka_txn_offset_commit_
     if (a->topics_count != b->topics_count)
         return false;
     for (int32_t i = 0; i < a->topics_count; i++) {
-        if (!(txn_offset_commit_request_txn_offset_commit_request_topic_equal(&a->topics[i], &b->topics[i])))
+        if (!(txn_offset_commit_request_txn_offset_commit_request_topic_equal(&a->topics[i],
+            &b->topics[i])))
             return false;
     }
     return true;
 }
 
-void kafka_describe_acls_request_fill(struct kafka_describe_acls_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_describe_acls_request_fill(struct kafka_describe_acls_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_describe_acls_request_init(s, version);
     s->resource_type_filter = (int8_t)kafka_fill_next(seed);
@@ -2168,7 +2384,8 @@ void kafka_describe_acls_request_fill(struct kafka_describe_acls_request *s, int
     s->permission_type = (int8_t)kafka_fill_next(seed);
 }
 
-bool kafka_describe_acls_request_equal(const struct kafka_describe_acls_request *a, const struct kafka_describe_acls_request *b)
+bool kafka_describe_acls_request_equal(const struct kafka_describe_acls_request *a,
+    const struct kafka_describe_acls_request *b)
 {
     if (!(a->resource_type_filter == b->resource_type_filter))
         return false;
@@ -2187,8 +2404,10 @@ bool kafka_describe_acls_request_equal(const struct kafka_describe_acls_request 
     return true;
 }
 
-static void create_acls_request_acl_creation_fill(struct kafka_create_acls_request_acl_creation *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool create_acls_request_acl_creation_equal(const struct kafka_create_acls_request_acl_creation *a, const struct kafka_create_acls_request_acl_creation *b);
+static void create_acls_request_acl_creation_fill(struct kafka_create_acls_request_acl_creation *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool create_acls_request_acl_creation_equal(const struct kafka_create_acls_request_acl_creation *a,
+    const struct kafka_create_acls_request_acl_creation *b);
 static void create_acls_request_acl_creation_init(struct kafka_create_acls_request_acl_creation *s);
 static void create_acls_request_acl_creation_init(struct kafka_create_acls_request_acl_creation *s)
 {
@@ -2201,7 +2420,8 @@ static void create_acls_request_acl_creation_init(struct kafka_create_acls_reque
     s->permission_type = 0;
 }
 
-static void create_acls_request_acl_creation_fill(struct kafka_create_acls_request_acl_creation *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void create_acls_request_acl_creation_fill(struct kafka_create_acls_request_acl_creation *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     create_acls_request_acl_creation_init(s);
     s->resource_type = (int8_t)kafka_fill_next(seed);
@@ -2215,7 +2435,8 @@ static void create_acls_request_acl_creation_fill(struct kafka_create_acls_reque
     s->permission_type = (int8_t)kafka_fill_next(seed);
 }
 
-static bool create_acls_request_acl_creation_equal(const struct kafka_create_acls_request_acl_creation *a, const struct kafka_create_acls_request_acl_creation *b)
+static bool create_acls_request_acl_creation_equal(const struct kafka_create_acls_request_acl_creation *a,
+    const struct kafka_create_acls_request_acl_creation *b)
 {
     if (!(a->resource_type == b->resource_type))
         return false;
@@ -2234,13 +2455,14 @@ static bool create_acls_request_acl_creation_equal(const struct kafka_create_acl
     return true;
 }
 
-void kafka_create_acls_request_fill(struct kafka_create_acls_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_create_acls_request_fill(struct kafka_create_acls_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_create_acls_request_init(s, version);
     s->creations_count = kafka_fill_count(seed, 0);
     s->creations = NULL;
     if (s->creations_count > 0) {
-        s->creations = kafka_arena_alloc(arena, (size_t)s->creations_count, sizeof(*s->creations), _Alignof(__typeof__(*s->creations)));
+        s->creations = KAFKA_ARENA_ARRAY(arena, s->creations_count, s->creations);
         assert(s->creations != NULL);
     }
     for (int32_t i = 0; i < s->creations_count; i++) {
@@ -2248,7 +2470,8 @@ void kafka_create_acls_request_fill(struct kafka_create_acls_request *s, int16_t
     }
 }
 
-bool kafka_create_acls_request_equal(const struct kafka_create_acls_request *a, const struct kafka_create_acls_request *b)
+bool kafka_create_acls_request_equal(const struct kafka_create_acls_request *a,
+    const struct kafka_create_acls_request *b)
 {
     if (a->creations_count != b->creations_count)
         return false;
@@ -2259,8 +2482,10 @@ bool kafka_create_acls_request_equal(const struct kafka_create_acls_request *a, 
     return true;
 }
 
-static void delete_acls_request_delete_acls_filter_fill(struct kafka_delete_acls_request_delete_acls_filter *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool delete_acls_request_delete_acls_filter_equal(const struct kafka_delete_acls_request_delete_acls_filter *a, const struct kafka_delete_acls_request_delete_acls_filter *b);
+static void delete_acls_request_delete_acls_filter_fill(struct kafka_delete_acls_request_delete_acls_filter *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool delete_acls_request_delete_acls_filter_equal(const struct kafka_delete_acls_request_delete_acls_filter *a,
+    const struct kafka_delete_acls_request_delete_acls_filter *b);
 static void delete_acls_request_delete_acls_filter_init(struct kafka_delete_acls_request_delete_acls_filter *s);
 static void delete_acls_request_delete_acls_filter_init(struct kafka_delete_acls_request_delete_acls_filter *s)
 {
@@ -2273,7 +2498,8 @@ static void delete_acls_request_delete_acls_filter_init(struct kafka_delete_acls
     s->permission_type = 0;
 }
 
-static void delete_acls_request_delete_acls_filter_fill(struct kafka_delete_acls_request_delete_acls_filter *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void delete_acls_request_delete_acls_filter_fill(struct kafka_delete_acls_request_delete_acls_filter *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     delete_acls_request_delete_acls_filter_init(s);
     s->resource_type_filter = (int8_t)kafka_fill_next(seed);
@@ -2287,7 +2513,8 @@ static void delete_acls_request_delete_acls_filter_fill(struct kafka_delete_acls
     s->permission_type = (int8_t)kafka_fill_next(seed);
 }
 
-static bool delete_acls_request_delete_acls_filter_equal(const struct kafka_delete_acls_request_delete_acls_filter *a, const struct kafka_delete_acls_request_delete_acls_filter *b)
+static bool delete_acls_request_delete_acls_filter_equal(const struct kafka_delete_acls_request_delete_acls_filter *a,
+    const struct kafka_delete_acls_request_delete_acls_filter *b)
 {
     if (!(a->resource_type_filter == b->resource_type_filter))
         return false;
@@ -2306,13 +2533,14 @@ static bool delete_acls_request_delete_acls_filter_equal(const struct kafka_dele
     return true;
 }
 
-void kafka_delete_acls_request_fill(struct kafka_delete_acls_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_delete_acls_request_fill(struct kafka_delete_acls_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_delete_acls_request_init(s, version);
     s->filters_count = kafka_fill_count(seed, 0);
     s->filters = NULL;
     if (s->filters_count > 0) {
-        s->filters = kafka_arena_alloc(arena, (size_t)s->filters_count, sizeof(*s->filters), _Alignof(__typeof__(*s->filters)));
+        s->filters = KAFKA_ARENA_ARRAY(arena, s->filters_count, s->filters);
         assert(s->filters != NULL);
     }
     for (int32_t i = 0; i < s->filters_count; i++) {
@@ -2320,7 +2548,8 @@ void kafka_delete_acls_request_fill(struct kafka_delete_acls_request *s, int16_t
     }
 }
 
-bool kafka_delete_acls_request_equal(const struct kafka_delete_acls_request *a, const struct kafka_delete_acls_request *b)
+bool kafka_delete_acls_request_equal(const struct kafka_delete_acls_request *a,
+    const struct kafka_delete_acls_request *b)
 {
     if (a->filters_count != b->filters_count)
         return false;
@@ -2331,8 +2560,10 @@ bool kafka_delete_acls_request_equal(const struct kafka_delete_acls_request *a, 
     return true;
 }
 
-static void describe_configs_request_describe_configs_resource_fill(struct kafka_describe_configs_request_describe_configs_resource *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool describe_configs_request_describe_configs_resource_equal(const struct kafka_describe_configs_request_describe_configs_resource *a, const struct kafka_describe_configs_request_describe_configs_resource *b);
+static void describe_configs_request_describe_configs_resource_fill(struct kafka_describe_configs_request_describe_configs_resource *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool describe_configs_request_describe_configs_resource_equal(const struct kafka_describe_configs_request_describe_configs_resource *a,
+    const struct kafka_describe_configs_request_describe_configs_resource *b);
 static void describe_configs_request_describe_configs_resource_init(struct kafka_describe_configs_request_describe_configs_resource *s);
 static void describe_configs_request_describe_configs_resource_init(struct kafka_describe_configs_request_describe_configs_resource *s)
 {
@@ -2342,7 +2573,8 @@ static void describe_configs_request_describe_configs_resource_init(struct kafka
     s->configuration_keys_count = 0;
 }
 
-static void describe_configs_request_describe_configs_resource_fill(struct kafka_describe_configs_request_describe_configs_resource *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void describe_configs_request_describe_configs_resource_fill(struct kafka_describe_configs_request_describe_configs_resource *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     describe_configs_request_describe_configs_resource_init(s);
     s->resource_type = (int8_t)kafka_fill_next(seed);
@@ -2350,7 +2582,8 @@ static void describe_configs_request_describe_configs_resource_fill(struct kafka
     s->configuration_keys_count = kafka_fill_count(seed, 1);
     s->configuration_keys = NULL;
     if (s->configuration_keys_count > 0) {
-        s->configuration_keys = kafka_arena_alloc(arena, (size_t)s->configuration_keys_count, sizeof(*s->configuration_keys), _Alignof(__typeof__(*s->configuration_keys)));
+        s->configuration_keys = KAFKA_ARENA_ARRAY(arena, s->configuration_keys_count,
+            s->configuration_keys);
         assert(s->configuration_keys != NULL);
     }
     for (int32_t i = 0; i < s->configuration_keys_count; i++) {
@@ -2358,7 +2591,8 @@ static void describe_configs_request_describe_configs_resource_fill(struct kafka
     }
 }
 
-static bool describe_configs_request_describe_configs_resource_equal(const struct kafka_describe_configs_request_describe_configs_resource *a, const struct kafka_describe_configs_request_describe_configs_resource *b)
+static bool describe_configs_request_describe_configs_resource_equal(const struct kafka_describe_configs_request_describe_configs_resource *a,
+    const struct kafka_describe_configs_request_describe_configs_resource *b)
 {
     if (!(a->resource_type == b->resource_type))
         return false;
@@ -2373,17 +2607,19 @@ static bool describe_configs_request_describe_configs_resource_equal(const struc
     return true;
 }
 
-void kafka_describe_configs_request_fill(struct kafka_describe_configs_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_describe_configs_request_fill(struct kafka_describe_configs_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_describe_configs_request_init(s, version);
     s->resources_count = kafka_fill_count(seed, 0);
     s->resources = NULL;
     if (s->resources_count > 0) {
-        s->resources = kafka_arena_alloc(arena, (size_t)s->resources_count, sizeof(*s->resources), _Alignof(__typeof__(*s->resources)));
+        s->resources = KAFKA_ARENA_ARRAY(arena, s->resources_count, s->resources);
         assert(s->resources != NULL);
     }
     for (int32_t i = 0; i < s->resources_count; i++) {
-        describe_configs_request_describe_configs_resource_fill(&s->resources[i], version, arena, seed);
+        describe_configs_request_describe_configs_resource_fill(&s->resources[i], version, arena,
+            seed);
     }
     if (version >= 1) {
         s->include_synonyms = (kafka_fill_next(seed) & 1) != 0;
@@ -2393,12 +2629,14 @@ void kafka_describe_configs_request_fill(struct kafka_describe_configs_request *
     }
 }
 
-bool kafka_describe_configs_request_equal(const struct kafka_describe_configs_request *a, const struct kafka_describe_configs_request *b)
+bool kafka_describe_configs_request_equal(const struct kafka_describe_configs_request *a,
+    const struct kafka_describe_configs_request *b)
 {
     if (a->resources_count != b->resources_count)
         return false;
     for (int32_t i = 0; i < a->resources_count; i++) {
-        if (!(describe_configs_request_describe_configs_resource_equal(&a->resources[i], &b->resources[i])))
+        if (!(describe_configs_request_describe_configs_resource_equal(&a->resources[i],
+            &b->resources[i])))
             return false;
     }
     if (!(a->include_synonyms == b->include_synonyms))
@@ -2408,11 +2646,15 @@ bool kafka_describe_configs_request_equal(const struct kafka_describe_configs_re
     return true;
 }
 
-static void alter_configs_request_alterable_config_fill(struct kafka_alter_configs_request_alterable_config *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool alter_configs_request_alterable_config_equal(const struct kafka_alter_configs_request_alterable_config *a, const struct kafka_alter_configs_request_alterable_config *b);
+static void alter_configs_request_alterable_config_fill(struct kafka_alter_configs_request_alterable_config *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool alter_configs_request_alterable_config_equal(const struct kafka_alter_configs_request_alterable_config *a,
+    const struct kafka_alter_configs_request_alterable_config *b);
 static void alter_configs_request_alterable_config_init(struct kafka_alter_configs_request_alterable_config *s);
-static void alter_configs_request_alter_configs_resource_fill(struct kafka_alter_configs_request_alter_configs_resource *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool alter_configs_request_alter_configs_resource_equal(const struct kafka_alter_configs_request_alter_configs_resource *a, const struct kafka_alter_configs_request_alter_configs_resource *b);
+static void alter_configs_request_alter_configs_resource_fill(struct kafka_alter_configs_request_alter_configs_resource *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool alter_configs_request_alter_configs_resource_equal(const struct kafka_alter_configs_request_alter_configs_resource *a,
+    const struct kafka_alter_configs_request_alter_configs_resource *b);
 static void alter_configs_request_alter_configs_resource_init(struct kafka_alter_configs_request_alter_configs_resource *s);
 static void alter_configs_request_alterable_config_init(struct kafka_alter_configs_request_alterable_config *s)
 {
@@ -2420,14 +2662,16 @@ static void alter_configs_request_alterable_config_init(struct kafka_alter_confi
     s->value = (struct kafka_str){ "", 0 };
 }
 
-static void alter_configs_request_alterable_config_fill(struct kafka_alter_configs_request_alterable_config *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void alter_configs_request_alterable_config_fill(struct kafka_alter_configs_request_alterable_config *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     alter_configs_request_alterable_config_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->value = kafka_fill_str(seed, (1));
 }
 
-static bool alter_configs_request_alterable_config_equal(const struct kafka_alter_configs_request_alterable_config *a, const struct kafka_alter_configs_request_alterable_config *b)
+static bool alter_configs_request_alterable_config_equal(const struct kafka_alter_configs_request_alterable_config *a,
+    const struct kafka_alter_configs_request_alterable_config *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
@@ -2444,7 +2688,8 @@ static void alter_configs_request_alter_configs_resource_init(struct kafka_alter
     s->configs_count = 0;
 }
 
-static void alter_configs_request_alter_configs_resource_fill(struct kafka_alter_configs_request_alter_configs_resource *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void alter_configs_request_alter_configs_resource_fill(struct kafka_alter_configs_request_alter_configs_resource *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     alter_configs_request_alter_configs_resource_init(s);
     s->resource_type = (int8_t)kafka_fill_next(seed);
@@ -2452,7 +2697,7 @@ static void alter_configs_request_alter_configs_resource_fill(struct kafka_alter
     s->configs_count = kafka_fill_count(seed, 0);
     s->configs = NULL;
     if (s->configs_count > 0) {
-        s->configs = kafka_arena_alloc(arena, (size_t)s->configs_count, sizeof(*s->configs), _Alignof(__typeof__(*s->configs)));
+        s->configs = KAFKA_ARENA_ARRAY(arena, s->configs_count, s->configs);
         assert(s->configs != NULL);
     }
     for (int32_t i = 0; i < s->configs_count; i++) {
@@ -2460,7 +2705,8 @@ static void alter_configs_request_alter_configs_resource_fill(struct kafka_alter
     }
 }
 
-static bool alter_configs_request_alter_configs_resource_equal(const struct kafka_alter_configs_request_alter_configs_resource *a, const struct kafka_alter_configs_request_alter_configs_resource *b)
+static bool alter_configs_request_alter_configs_resource_equal(const struct kafka_alter_configs_request_alter_configs_resource *a,
+    const struct kafka_alter_configs_request_alter_configs_resource *b)
 {
     if (!(a->resource_type == b->resource_type))
         return false;
@@ -2475,13 +2721,14 @@ static bool alter_configs_request_alter_configs_resource_equal(const struct kafk
     return true;
 }
 
-void kafka_alter_configs_request_fill(struct kafka_alter_configs_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_alter_configs_request_fill(struct kafka_alter_configs_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_alter_configs_request_init(s, version);
     s->resources_count = kafka_fill_count(seed, 0);
     s->resources = NULL;
     if (s->resources_count > 0) {
-        s->resources = kafka_arena_alloc(arena, (size_t)s->resources_count, sizeof(*s->resources), _Alignof(__typeof__(*s->resources)));
+        s->resources = KAFKA_ARENA_ARRAY(arena, s->resources_count, s->resources);
         assert(s->resources != NULL);
     }
     for (int32_t i = 0; i < s->resources_count; i++) {
@@ -2490,12 +2737,14 @@ void kafka_alter_configs_request_fill(struct kafka_alter_configs_request *s, int
     s->validate_only = (kafka_fill_next(seed) & 1) != 0;
 }
 
-bool kafka_alter_configs_request_equal(const struct kafka_alter_configs_request *a, const struct kafka_alter_configs_request *b)
+bool kafka_alter_configs_request_equal(const struct kafka_alter_configs_request *a,
+    const struct kafka_alter_configs_request *b)
 {
     if (a->resources_count != b->resources_count)
         return false;
     for (int32_t i = 0; i < a->resources_count; i++) {
-        if (!(alter_configs_request_alter_configs_resource_equal(&a->resources[i], &b->resources[i])))
+        if (!(alter_configs_request_alter_configs_resource_equal(&a->resources[i],
+            &b->resources[i])))
             return false;
     }
     if (!(a->validate_only == b->validate_only))
@@ -2503,8 +2752,10 @@ bool kafka_alter_configs_request_equal(const struct kafka_alter_configs_request 
     return true;
 }
 
-static void describe_log_dirs_request_describable_log_dir_topic_fill(struct kafka_describe_log_dirs_request_describable_log_dir_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool describe_log_dirs_request_describable_log_dir_topic_equal(const struct kafka_describe_log_dirs_request_describable_log_dir_topic *a, const struct kafka_describe_log_dirs_request_describable_log_dir_topic *b);
+static void describe_log_dirs_request_describable_log_dir_topic_fill(struct kafka_describe_log_dirs_request_describable_log_dir_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool describe_log_dirs_request_describable_log_dir_topic_equal(const struct kafka_describe_log_dirs_request_describable_log_dir_topic *a,
+    const struct kafka_describe_log_dirs_request_describable_log_dir_topic *b);
 static void describe_log_dirs_request_describable_log_dir_topic_init(struct kafka_describe_log_dirs_request_describable_log_dir_topic *s);
 static void describe_log_dirs_request_describable_log_dir_topic_init(struct kafka_describe_log_dirs_request_describable_log_dir_topic *s)
 {
@@ -2513,14 +2764,15 @@ static void describe_log_dirs_request_describable_log_dir_topic_init(struct kafk
     s->partitions_count = 0;
 }
 
-static void describe_log_dirs_request_describable_log_dir_topic_fill(struct kafka_describe_log_dirs_request_describable_log_dir_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void describe_log_dirs_request_describable_log_dir_topic_fill(struct kafka_describe_log_dirs_request_describable_log_dir_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     describe_log_dirs_request_describable_log_dir_topic_init(s);
     s->topic = kafka_fill_str(seed, (0));
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
@@ -2528,7 +2780,8 @@ static void describe_log_dirs_request_describable_log_dir_topic_fill(struct kafk
     }
 }
 
-static bool describe_log_dirs_request_describable_log_dir_topic_equal(const struct kafka_describe_log_dirs_request_describable_log_dir_topic *a, const struct kafka_describe_log_dirs_request_describable_log_dir_topic *b)
+static bool describe_log_dirs_request_describable_log_dir_topic_equal(const struct kafka_describe_log_dirs_request_describable_log_dir_topic *a,
+    const struct kafka_describe_log_dirs_request_describable_log_dir_topic *b)
 {
     if (!(kafka_str_equals(a->topic, b->topic)))
         return false;
@@ -2541,49 +2794,59 @@ static bool describe_log_dirs_request_describable_log_dir_topic_equal(const stru
     return true;
 }
 
-void kafka_describe_log_dirs_request_fill(struct kafka_describe_log_dirs_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_describe_log_dirs_request_fill(struct kafka_describe_log_dirs_request *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_describe_log_dirs_request_init(s, version);
     s->topics_count = kafka_fill_count(seed, 1);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
-        describe_log_dirs_request_describable_log_dir_topic_fill(&s->topics[i], version, arena, seed);
+        describe_log_dirs_request_describable_log_dir_topic_fill(&s->topics[i], version, arena,
+            seed);
     }
 }
 
-bool kafka_describe_log_dirs_request_equal(const struct kafka_describe_log_dirs_request *a, const struct kafka_describe_log_dirs_request *b)
+bool kafka_describe_log_dirs_request_equal(const struct kafka_describe_log_dirs_request *a,
+    const struct kafka_describe_log_dirs_request *b)
 {
     if (a->topics_count != b->topics_count)
         return false;
     for (int32_t i = 0; i < a->topics_count; i++) {
-        if (!(describe_log_dirs_request_describable_log_dir_topic_equal(&a->topics[i], &b->topics[i])))
+        if (!(describe_log_dirs_request_describable_log_dir_topic_equal(&a->topics[i],
+            &b->topics[i])))
             return false;
     }
     return true;
 }
 
-void kafka_sasl_authenticate_request_fill(struct kafka_sasl_authenticate_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_sasl_authenticate_request_fill(struct kafka_sasl_authenticate_request *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_sasl_authenticate_request_init(s, version);
     s->auth_bytes = kafka_fill_bytes(seed, (0));
 }
 
-bool kafka_sasl_authenticate_request_equal(const struct kafka_sasl_authenticate_request *a, const struct kafka_sasl_authenticate_request *b)
+bool kafka_sasl_authenticate_request_equal(const struct kafka_sasl_authenticate_request *a,
+    const struct kafka_sasl_authenticate_request *b)
 {
     if (!(kafka_bytes_equals(a->auth_bytes, b->auth_bytes)))
         return false;
     return true;
 }
 
-static void create_partitions_request_create_partitions_assignment_fill(struct kafka_create_partitions_request_create_partitions_assignment *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool create_partitions_request_create_partitions_assignment_equal(const struct kafka_create_partitions_request_create_partitions_assignment *a, const struct kafka_create_partitions_request_create_partitions_assignment *b);
+static void create_partitions_request_create_partitions_assignment_fill(struct kafka_create_partitions_request_create_partitions_assignment *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool create_partitions_request_create_partitions_assignment_equal(const struct kafka_create_partitions_request_create_partitions_assignment *a,
+    const struct kafka_create_partitions_request_create_partitions_assignment *b);
 static void create_partitions_request_create_partitions_assignment_init(struct kafka_create_partitions_request_create_partitions_assignment *s);
-static void create_partitions_request_create_partitions_topic_fill(struct kafka_create_partitions_request_create_partitions_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool create_partitions_request_create_partitions_topic_equal(const struct kafka_create_partitions_request_create_partitions_topic *a, const struct kafka_create_partitions_request_create_partitions_topic *b);
+static void create_partitions_request_create_partitions_topic_fill(struct kafka_create_partitions_request_create_partitions_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool create_partitions_request_create_partitions_topic_equal(const struct kafka_create_partitions_request_create_partitions_topic *a,
+    const struct kafka_create_partitions_request_create_partitions_topic *b);
 static void create_partitions_request_create_partitions_topic_init(struct kafka_create_partitions_request_create_partitions_topic *s);
 static void create_partitions_request_create_partitions_assignment_init(struct kafka_create_partitions_request_create_partitions_assignment *s)
 {
@@ -2591,13 +2854,14 @@ static void create_partitions_request_create_partitions_assignment_init(struct k
     s->broker_ids_count = 0;
 }
 
-static void create_partitions_request_create_partitions_assignment_fill(struct kafka_create_partitions_request_create_partitions_assignment *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void create_partitions_request_create_partitions_assignment_fill(struct kafka_create_partitions_request_create_partitions_assignment *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     create_partitions_request_create_partitions_assignment_init(s);
     s->broker_ids_count = kafka_fill_count(seed, 0);
     s->broker_ids = NULL;
     if (s->broker_ids_count > 0) {
-        s->broker_ids = kafka_arena_alloc(arena, (size_t)s->broker_ids_count, sizeof(*s->broker_ids), _Alignof(__typeof__(*s->broker_ids)));
+        s->broker_ids = KAFKA_ARENA_ARRAY(arena, s->broker_ids_count, s->broker_ids);
         assert(s->broker_ids != NULL);
     }
     for (int32_t i = 0; i < s->broker_ids_count; i++) {
@@ -2605,7 +2869,8 @@ static void create_partitions_request_create_partitions_assignment_fill(struct k
     }
 }
 
-static bool create_partitions_request_create_partitions_assignment_equal(const struct kafka_create_partitions_request_create_partitions_assignment *a, const struct kafka_create_partitions_request_create_partitions_assignment *b)
+static bool create_partitions_request_create_partitions_assignment_equal(const struct kafka_create_partitions_request_create_partitions_assignment *a,
+    const struct kafka_create_partitions_request_create_partitions_assignment *b)
 {
     if (a->broker_ids_count != b->broker_ids_count)
         return false;
@@ -2624,7 +2889,8 @@ static void create_partitions_request_create_partitions_topic_init(struct kafka_
     s->assignments_count = 0;
 }
 
-static void create_partitions_request_create_partitions_topic_fill(struct kafka_create_partitions_request_create_partitions_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void create_partitions_request_create_partitions_topic_fill(struct kafka_create_partitions_request_create_partitions_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     create_partitions_request_create_partitions_topic_init(s);
     s->name = kafka_fill_str(seed, (0));
@@ -2632,15 +2898,17 @@ static void create_partitions_request_create_partitions_topic_fill(struct kafka_
     s->assignments_count = kafka_fill_count(seed, 1);
     s->assignments = NULL;
     if (s->assignments_count > 0) {
-        s->assignments = kafka_arena_alloc(arena, (size_t)s->assignments_count, sizeof(*s->assignments), _Alignof(__typeof__(*s->assignments)));
+        s->assignments = KAFKA_ARENA_ARRAY(arena, s->assignments_count, s->assignments);
         assert(s->assignments != NULL);
     }
     for (int32_t i = 0; i < s->assignments_count; i++) {
-        create_partitions_request_create_partitions_assignment_fill(&s->assignments[i], version, arena, seed);
+        create_partitions_request_create_partitions_assignment_fill(&s->assignments[i], version,
+            arena, seed);
     }
 }
 
-static bool create_partitions_request_create_partitions_topic_equal(const struct kafka_create_partitions_request_create_partitions_topic *a, const struct kafka_create_partitions_request_create_partitions_topic *b)
+static bool create_partitions_request_create_partitions_topic_equal(const struct kafka_create_partitions_request_create_partitions_topic *a,
+    const struct kafka_create_partitions_request_create_partitions_topic *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
@@ -2649,19 +2917,21 @@ static bool create_partitions_request_create_partitions_topic_equal(const struct
     if (a->assignments_count != b->assignments_count)
         return false;
     for (int32_t i = 0; i < a->assignments_count; i++) {
-        if (!(create_partitions_request_create_partitions_assignment_equal(&a->assignments[i], &b->assignments[i])))
+        if (!(create_partitions_request_create_partitions_assignment_equal(&a->assignments[i],
+            &b->assignments[i])))
             return false;
     }
     return true;
 }
 
-void kafka_create_partitions_request_fill(struct kafka_create_partitions_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_create_partitions_request_fill(struct kafka_create_partitions_request *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_create_partitions_request_init(s, version);
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
@@ -2671,12 +2941,14 @@ void kafka_create_partitions_request_fill(struct kafka_create_partitions_request
     s->validate_only = (kafka_fill_next(seed) & 1) != 0;
 }
 
-bool kafka_create_partitions_request_equal(const struct kafka_create_partitions_request *a, const struct kafka_create_partitions_request *b)
+bool kafka_create_partitions_request_equal(const struct kafka_create_partitions_request *a,
+    const struct kafka_create_partitions_request *b)
 {
     if (a->topics_count != b->topics_count)
         return false;
     for (int32_t i = 0; i < a->topics_count; i++) {
-        if (!(create_partitions_request_create_partitions_topic_equal(&a->topics[i], &b->topics[i])))
+        if (!(create_partitions_request_create_partitions_topic_equal(&a->topics[i],
+            &b->topics[i])))
             return false;
     }
     if (!(a->timeout_ms == b->timeout_ms))
@@ -2686,13 +2958,14 @@ bool kafka_create_partitions_request_equal(const struct kafka_create_partitions_
     return true;
 }
 
-void kafka_delete_groups_request_fill(struct kafka_delete_groups_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_delete_groups_request_fill(struct kafka_delete_groups_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_delete_groups_request_init(s, version);
     s->groups_names_count = kafka_fill_count(seed, 0);
     s->groups_names = NULL;
     if (s->groups_names_count > 0) {
-        s->groups_names = kafka_arena_alloc(arena, (size_t)s->groups_names_count, sizeof(*s->groups_names), _Alignof(__typeof__(*s->groups_names)));
+        s->groups_names = KAFKA_ARENA_ARRAY(arena, s->groups_names_count, s->groups_names);
         assert(s->groups_names != NULL);
     }
     for (int32_t i = 0; i < s->groups_names_count; i++) {
@@ -2700,7 +2973,8 @@ void kafka_delete_groups_request_fill(struct kafka_delete_groups_request *s, int
     }
 }
 
-bool kafka_delete_groups_request_equal(const struct kafka_delete_groups_request *a, const struct kafka_delete_groups_request *b)
+bool kafka_delete_groups_request_equal(const struct kafka_delete_groups_request *a,
+    const struct kafka_delete_groups_request *b)
 {
     if (a->groups_names_count != b->groups_names_count)
         return false;
@@ -2711,11 +2985,15 @@ bool kafka_delete_groups_request_equal(const struct kafka_delete_groups_request 
     return true;
 }
 
-static void incremental_alter_configs_request_alterable_config_fill(struct kafka_incremental_alter_configs_request_alterable_config *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool incremental_alter_configs_request_alterable_config_equal(const struct kafka_incremental_alter_configs_request_alterable_config *a, const struct kafka_incremental_alter_configs_request_alterable_config *b);
+static void incremental_alter_configs_request_alterable_config_fill(struct kafka_incremental_alter_configs_request_alterable_config *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool incremental_alter_configs_request_alterable_config_equal(const struct kafka_incremental_alter_configs_request_alterable_config *a,
+    const struct kafka_incremental_alter_configs_request_alterable_config *b);
 static void incremental_alter_configs_request_alterable_config_init(struct kafka_incremental_alter_configs_request_alterable_config *s);
-static void incremental_alter_configs_request_alter_configs_resource_fill(struct kafka_incremental_alter_configs_request_alter_configs_resource *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool incremental_alter_configs_request_alter_configs_resource_equal(const struct kafka_incremental_alter_configs_request_alter_configs_resource *a, const struct kafka_incremental_alter_configs_request_alter_configs_resource *b);
+static void incremental_alter_configs_request_alter_configs_resource_fill(struct kafka_incremental_alter_configs_request_alter_configs_resource *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool incremental_alter_configs_request_alter_configs_resource_equal(const struct kafka_incremental_alter_configs_request_alter_configs_resource *a,
+    const struct kafka_incremental_alter_configs_request_alter_configs_resource *b);
 static void incremental_alter_configs_request_alter_configs_resource_init(struct kafka_incremental_alter_configs_request_alter_configs_resource *s);
 static void incremental_alter_configs_request_alterable_config_init(struct kafka_incremental_alter_configs_request_alterable_config *s)
 {
@@ -2724,7 +3002,8 @@ static void incremental_alter_configs_request_alterable_config_init(struct kafka
     s->value = (struct kafka_str){ "", 0 };
 }
 
-static void incremental_alter_configs_request_alterable_config_fill(struct kafka_incremental_alter_configs_request_alterable_config *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void incremental_alter_configs_request_alterable_config_fill(struct kafka_incremental_alter_configs_request_alterable_config *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     incremental_alter_configs_request_alterable_config_init(s);
     s->name = kafka_fill_str(seed, (0));
@@ -2732,7 +3011,8 @@ static void incremental_alter_configs_request_alterable_config_fill(struct kafka
     s->value = kafka_fill_str(seed, (1));
 }
 
-static bool incremental_alter_configs_request_alterable_config_equal(const struct kafka_incremental_alter_configs_request_alterable_config *a, const struct kafka_incremental_alter_configs_request_alterable_config *b)
+static bool incremental_alter_configs_request_alterable_config_equal(const struct kafka_incremental_alter_configs_request_alterable_config *a,
+    const struct kafka_incremental_alter_configs_request_alterable_config *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
@@ -2751,7 +3031,8 @@ static void incremental_alter_configs_request_alter_configs_resource_init(struct
     s->configs_count = 0;
 }
 
-static void incremental_alter_configs_request_alter_configs_resource_fill(struct kafka_incremental_alter_configs_request_alter_configs_resource *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void incremental_alter_configs_request_alter_configs_resource_fill(struct kafka_incremental_alter_configs_request_alter_configs_resource *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     incremental_alter_configs_request_alter_configs_resource_init(s);
     s->resource_type = (int8_t)kafka_fill_next(seed);
@@ -2759,15 +3040,17 @@ static void incremental_alter_configs_request_alter_configs_resource_fill(struct
     s->configs_count = kafka_fill_count(seed, 0);
     s->configs = NULL;
     if (s->configs_count > 0) {
-        s->configs = kafka_arena_alloc(arena, (size_t)s->configs_count, sizeof(*s->configs), _Alignof(__typeof__(*s->configs)));
+        s->configs = KAFKA_ARENA_ARRAY(arena, s->configs_count, s->configs);
         assert(s->configs != NULL);
     }
     for (int32_t i = 0; i < s->configs_count; i++) {
-        incremental_alter_configs_request_alterable_config_fill(&s->configs[i], version, arena, seed);
+        incremental_alter_configs_request_alterable_config_fill(&s->configs[i], version, arena,
+            seed);
     }
 }
 
-static bool incremental_alter_configs_request_alter_configs_resource_equal(const struct kafka_incremental_alter_configs_request_alter_configs_resource *a, const struct kafka_incremental_alter_configs_request_alter_configs_resource *b)
+static bool incremental_alter_configs_request_alter_configs_resource_equal(const struct kafka_incremental_alter_configs_request_alter_configs_resource *a,
+    const struct kafka_incremental_alter_configs_request_alter_configs_resource *b)
 {
     if (!(a->resource_type == b->resource_type))
         return false;
@@ -2776,33 +3059,38 @@ static bool incremental_alter_configs_request_alter_configs_resource_equal(const
     if (a->configs_count != b->configs_count)
         return false;
     for (int32_t i = 0; i < a->configs_count; i++) {
-        if (!(incremental_alter_configs_request_alterable_config_equal(&a->configs[i], &b->configs[i])))
+        if (!(incremental_alter_configs_request_alterable_config_equal(&a->configs[i],
+            &b->configs[i])))
             return false;
     }
     return true;
 }
 
-void kafka_incremental_alter_configs_request_fill(struct kafka_incremental_alter_configs_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_incremental_alter_configs_request_fill(struct kafka_incremental_alter_configs_request *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_incremental_alter_configs_request_init(s, version);
     s->resources_count = kafka_fill_count(seed, 0);
     s->resources = NULL;
     if (s->resources_count > 0) {
-        s->resources = kafka_arena_alloc(arena, (size_t)s->resources_count, sizeof(*s->resources), _Alignof(__typeof__(*s->resources)));
+        s->resources = KAFKA_ARENA_ARRAY(arena, s->resources_count, s->resources);
         assert(s->resources != NULL);
     }
     for (int32_t i = 0; i < s->resources_count; i++) {
-        incremental_alter_configs_request_alter_configs_resource_fill(&s->resources[i], version, arena, seed);
+        incremental_alter_configs_request_alter_configs_resource_fill(&s->resources[i], version,
+            arena, seed);
     }
     s->validate_only = (kafka_fill_next(seed) & 1) != 0;
 }
 
-bool kafka_incremental_alter_configs_request_equal(const struct kafka_incremental_alter_configs_request *a, const struct kafka_incremental_alter_configs_request *b)
+bool kafka_incremental_alter_configs_request_equal(const struct kafka_incremental_alter_configs_request *a,
+    const struct kafka_incremental_alter_configs_request *b)
 {
     if (a->resources_count != b->resources_count)
         return false;
     for (int32_t i = 0; i < a->resources_count; i++) {
-        if (!(incremental_alter_configs_request_alter_configs_resource_equal(&a->resources[i], &b->resources[i])))
+        if (!(incremental_alter_configs_request_alter_configs_resource_equal(&a->resources[i],
+            &b->resources[i])))
             return false;
     }
     if (!(a->validate_only == b->validate_only))
@@ -2810,24 +3098,30 @@ bool kafka_incremental_alter_configs_request_equal(const struct kafka_incrementa
     return true;
 }
 
-static void offset_delete_request_offset_delete_request_partition_fill(struct kafka_offset_delete_request_offset_delete_request_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool offset_delete_request_offset_delete_request_partition_equal(const struct kafka_offset_delete_request_offset_delete_request_partition *a, const struct kafka_offset_delete_request_offset_delete_request_partition *b);
+static void offset_delete_request_offset_delete_request_partition_fill(struct kafka_offset_delete_request_offset_delete_request_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool offset_delete_request_offset_delete_request_partition_equal(const struct kafka_offset_delete_request_offset_delete_request_partition *a,
+    const struct kafka_offset_delete_request_offset_delete_request_partition *b);
 static void offset_delete_request_offset_delete_request_partition_init(struct kafka_offset_delete_request_offset_delete_request_partition *s);
-static void offset_delete_request_offset_delete_request_topic_fill(struct kafka_offset_delete_request_offset_delete_request_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool offset_delete_request_offset_delete_request_topic_equal(const struct kafka_offset_delete_request_offset_delete_request_topic *a, const struct kafka_offset_delete_request_offset_delete_request_topic *b);
+static void offset_delete_request_offset_delete_request_topic_fill(struct kafka_offset_delete_request_offset_delete_request_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool offset_delete_request_offset_delete_request_topic_equal(const struct kafka_offset_delete_request_offset_delete_request_topic *a,
+    const struct kafka_offset_delete_request_offset_delete_request_topic *b);
 static void offset_delete_request_offset_delete_request_topic_init(struct kafka_offset_delete_request_offset_delete_request_topic *s);
 static void offset_delete_request_offset_delete_request_partition_init(struct kafka_offset_delete_request_offset_delete_request_partition *s)
 {
     s->partition_index = 0;
 }
 
-static void offset_delete_request_offset_delete_request_partition_fill(struct kafka_offset_delete_request_offset_delete_request_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void offset_delete_request_offset_delete_request_partition_fill(struct kafka_offset_delete_request_offset_delete_request_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_delete_request_offset_delete_request_partition_init(s);
     s->partition_index = (int32_t)kafka_fill_next(seed);
 }
 
-static bool offset_delete_request_offset_delete_request_partition_equal(const struct kafka_offset_delete_request_offset_delete_request_partition *a, const struct kafka_offset_delete_request_offset_delete_request_partition *b)
+static bool offset_delete_request_offset_delete_request_partition_equal(const struct kafka_offset_delete_request_offset_delete_request_partition *a,
+    const struct kafka_offset_delete_request_offset_delete_request_partition *b)
 {
     if (!(a->partition_index == b->partition_index))
         return false;
@@ -2841,42 +3135,47 @@ static void offset_delete_request_offset_delete_request_topic_init(struct kafka_
     s->partitions_count = 0;
 }
 
-static void offset_delete_request_offset_delete_request_topic_fill(struct kafka_offset_delete_request_offset_delete_request_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void offset_delete_request_offset_delete_request_topic_fill(struct kafka_offset_delete_request_offset_delete_request_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_delete_request_offset_delete_request_topic_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        offset_delete_request_offset_delete_request_partition_fill(&s->partitions[i], version, arena, seed);
+        offset_delete_request_offset_delete_request_partition_fill(&s->partitions[i], version,
+            arena, seed);
     }
 }
 
-static bool offset_delete_request_offset_delete_request_topic_equal(const struct kafka_offset_delete_request_offset_delete_request_topic *a, const struct kafka_offset_delete_request_offset_delete_request_topic *b)
+static bool offset_delete_request_offset_delete_request_topic_equal(const struct kafka_offset_delete_request_offset_delete_request_topic *a,
+    const struct kafka_offset_delete_request_offset_delete_request_topic *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
     if (a->partitions_count != b->partitions_count)
         return false;
     for (int32_t i = 0; i < a->partitions_count; i++) {
-        if (!(offset_delete_request_offset_delete_request_partition_equal(&a->partitions[i], &b->partitions[i])))
+        if (!(offset_delete_request_offset_delete_request_partition_equal(&a->partitions[i],
+            &b->partitions[i])))
             return false;
     }
     return true;
 }
 
-void kafka_offset_delete_request_fill(struct kafka_offset_delete_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_offset_delete_request_fill(struct kafka_offset_delete_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_offset_delete_request_init(s, version);
     s->group_id = kafka_fill_str(seed, (0));
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
@@ -2884,20 +3183,23 @@ void kafka_offset_delete_request_fill(struct kafka_offset_delete_request *s, int
     }
 }
 
-bool kafka_offset_delete_request_equal(const struct kafka_offset_delete_request *a, const struct kafka_offset_delete_request *b)
+bool kafka_offset_delete_request_equal(const struct kafka_offset_delete_request *a,
+    const struct kafka_offset_delete_request *b)
 {
     if (!(kafka_str_equals(a->group_id, b->group_id)))
         return false;
     if (a->topics_count != b->topics_count)
         return false;
     for (int32_t i = 0; i < a->topics_count; i++) {
-        if (!(offset_delete_request_offset_delete_request_topic_equal(&a->topics[i], &b->topics[i])))
+        if (!(offset_delete_request_offset_delete_request_topic_equal(&a->topics[i],
+            &b->topics[i])))
             return false;
     }
     return true;
 }
 
-void kafka_describe_cluster_request_fill(struct kafka_describe_cluster_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_describe_cluster_request_fill(struct kafka_describe_cluster_request *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_describe_cluster_request_init(s, version);
     s->include_cluster_authorized_operations = (kafka_fill_next(seed) & 1) != 0;
@@ -2906,7 +3208,8 @@ void kafka_describe_cluster_request_fill(struct kafka_describe_cluster_request *
     }
 }
 
-bool kafka_describe_cluster_request_equal(const struct kafka_describe_cluster_request *a, const struct kafka_describe_cluster_request *b)
+bool kafka_describe_cluster_request_equal(const struct kafka_describe_cluster_request *a,
+    const struct kafka_describe_cluster_request *b)
 {
     if (!(a->include_cluster_authorized_operations == b->include_cluster_authorized_operations))
         return false;
@@ -2915,8 +3218,10 @@ bool kafka_describe_cluster_request_equal(const struct kafka_describe_cluster_re
     return true;
 }
 
-static void describe_producers_request_topic_request_fill(struct kafka_describe_producers_request_topic_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool describe_producers_request_topic_request_equal(const struct kafka_describe_producers_request_topic_request *a, const struct kafka_describe_producers_request_topic_request *b);
+static void describe_producers_request_topic_request_fill(struct kafka_describe_producers_request_topic_request *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool describe_producers_request_topic_request_equal(const struct kafka_describe_producers_request_topic_request *a,
+    const struct kafka_describe_producers_request_topic_request *b);
 static void describe_producers_request_topic_request_init(struct kafka_describe_producers_request_topic_request *s);
 static void describe_producers_request_topic_request_init(struct kafka_describe_producers_request_topic_request *s)
 {
@@ -2925,14 +3230,16 @@ static void describe_producers_request_topic_request_init(struct kafka_describe_
     s->partition_indexes_count = 0;
 }
 
-static void describe_producers_request_topic_request_fill(struct kafka_describe_producers_request_topic_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void describe_producers_request_topic_request_fill(struct kafka_describe_producers_request_topic_request *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     describe_producers_request_topic_request_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partition_indexes_count = kafka_fill_count(seed, 0);
     s->partition_indexes = NULL;
     if (s->partition_indexes_count > 0) {
-        s->partition_indexes = kafka_arena_alloc(arena, (size_t)s->partition_indexes_count, sizeof(*s->partition_indexes), _Alignof(__typeof__(*s->partition_indexes)));
+        s->partition_indexes = KAFKA_ARENA_ARRAY(arena, s->partition_indexes_count,
+            s->partition_indexes);
         assert(s->partition_indexes != NULL);
     }
     for (int32_t i = 0; i < s->partition_indexes_count; i++) {
@@ -2940,7 +3247,8 @@ static void describe_producers_request_topic_request_fill(struct kafka_describe_
     }
 }
 
-static bool describe_producers_request_topic_request_equal(const struct kafka_describe_producers_request_topic_request *a, const struct kafka_describe_producers_request_topic_request *b)
+static bool describe_producers_request_topic_request_equal(const struct kafka_describe_producers_request_topic_request *a,
+    const struct kafka_describe_producers_request_topic_request *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
@@ -2953,13 +3261,14 @@ static bool describe_producers_request_topic_request_equal(const struct kafka_de
     return true;
 }
 
-void kafka_describe_producers_request_fill(struct kafka_describe_producers_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_describe_producers_request_fill(struct kafka_describe_producers_request *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_describe_producers_request_init(s, version);
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
@@ -2967,7 +3276,8 @@ void kafka_describe_producers_request_fill(struct kafka_describe_producers_reque
     }
 }
 
-bool kafka_describe_producers_request_equal(const struct kafka_describe_producers_request *a, const struct kafka_describe_producers_request *b)
+bool kafka_describe_producers_request_equal(const struct kafka_describe_producers_request *a,
+    const struct kafka_describe_producers_request *b)
 {
     if (a->topics_count != b->topics_count)
         return false;
@@ -2978,13 +3288,15 @@ bool kafka_describe_producers_request_equal(const struct kafka_describe_producer
     return true;
 }
 
-void kafka_describe_transactions_request_fill(struct kafka_describe_transactions_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_describe_transactions_request_fill(struct kafka_describe_transactions_request *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_describe_transactions_request_init(s, version);
     s->transactional_ids_count = kafka_fill_count(seed, 0);
     s->transactional_ids = NULL;
     if (s->transactional_ids_count > 0) {
-        s->transactional_ids = kafka_arena_alloc(arena, (size_t)s->transactional_ids_count, sizeof(*s->transactional_ids), _Alignof(__typeof__(*s->transactional_ids)));
+        s->transactional_ids = KAFKA_ARENA_ARRAY(arena, s->transactional_ids_count,
+            s->transactional_ids);
         assert(s->transactional_ids != NULL);
     }
     for (int32_t i = 0; i < s->transactional_ids_count; i++) {
@@ -2992,7 +3304,8 @@ void kafka_describe_transactions_request_fill(struct kafka_describe_transactions
     }
 }
 
-bool kafka_describe_transactions_request_equal(const struct kafka_describe_transactions_request *a, const struct kafka_describe_transactions_request *b)
+bool kafka_describe_transactions_request_equal(const struct kafka_describe_transactions_request *a,
+    const struct kafka_describe_transactions_request *b)
 {
     if (a->transactional_ids_count != b->transactional_ids_count)
         return false;
@@ -3003,13 +3316,14 @@ bool kafka_describe_transactions_request_equal(const struct kafka_describe_trans
     return true;
 }
 
-void kafka_list_transactions_request_fill(struct kafka_list_transactions_request *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_list_transactions_request_fill(struct kafka_list_transactions_request *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_list_transactions_request_init(s, version);
     s->state_filters_count = kafka_fill_count(seed, 0);
     s->state_filters = NULL;
     if (s->state_filters_count > 0) {
-        s->state_filters = kafka_arena_alloc(arena, (size_t)s->state_filters_count, sizeof(*s->state_filters), _Alignof(__typeof__(*s->state_filters)));
+        s->state_filters = KAFKA_ARENA_ARRAY(arena, s->state_filters_count, s->state_filters);
         assert(s->state_filters != NULL);
     }
     for (int32_t i = 0; i < s->state_filters_count; i++) {
@@ -3018,7 +3332,8 @@ void kafka_list_transactions_request_fill(struct kafka_list_transactions_request
     s->producer_id_filters_count = kafka_fill_count(seed, 0);
     s->producer_id_filters = NULL;
     if (s->producer_id_filters_count > 0) {
-        s->producer_id_filters = kafka_arena_alloc(arena, (size_t)s->producer_id_filters_count, sizeof(*s->producer_id_filters), _Alignof(__typeof__(*s->producer_id_filters)));
+        s->producer_id_filters = KAFKA_ARENA_ARRAY(arena, s->producer_id_filters_count,
+            s->producer_id_filters);
         assert(s->producer_id_filters != NULL);
     }
     for (int32_t i = 0; i < s->producer_id_filters_count; i++) {
@@ -3029,7 +3344,8 @@ void kafka_list_transactions_request_fill(struct kafka_list_transactions_request
     }
 }
 
-bool kafka_list_transactions_request_equal(const struct kafka_list_transactions_request *a, const struct kafka_list_transactions_request *b)
+bool kafka_list_transactions_request_equal(const struct kafka_list_transactions_request *a,
+    const struct kafka_list_transactions_request *b)
 {
     if (a->state_filters_count != b->state_filters_count)
         return false;
@@ -3048,20 +3364,30 @@ bool kafka_list_transactions_request_equal(const struct kafka_list_transactions_
     return true;
 }
 
-static void produce_response_node_endpoint_fill(struct kafka_produce_response_node_endpoint *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool produce_response_node_endpoint_equal(const struct kafka_produce_response_node_endpoint *a, const struct kafka_produce_response_node_endpoint *b);
+static void produce_response_node_endpoint_fill(struct kafka_produce_response_node_endpoint *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool produce_response_node_endpoint_equal(const struct kafka_produce_response_node_endpoint *a,
+    const struct kafka_produce_response_node_endpoint *b);
 static void produce_response_node_endpoint_init(struct kafka_produce_response_node_endpoint *s);
-static void produce_response_leader_id_and_epoch_fill(struct kafka_produce_response_leader_id_and_epoch *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool produce_response_leader_id_and_epoch_equal(const struct kafka_produce_response_leader_id_and_epoch *a, const struct kafka_produce_response_leader_id_and_epoch *b);
+static void produce_response_leader_id_and_epoch_fill(struct kafka_produce_response_leader_id_and_epoch *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool produce_response_leader_id_and_epoch_equal(const struct kafka_produce_response_leader_id_and_epoch *a,
+    const struct kafka_produce_response_leader_id_and_epoch *b);
 static void produce_response_leader_id_and_epoch_init(struct kafka_produce_response_leader_id_and_epoch *s);
-static void produce_response_batch_index_and_error_message_fill(struct kafka_produce_response_batch_index_and_error_message *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool produce_response_batch_index_and_error_message_equal(const struct kafka_produce_response_batch_index_and_error_message *a, const struct kafka_produce_response_batch_index_and_error_message *b);
+static void produce_response_batch_index_and_error_message_fill(struct kafka_produce_response_batch_index_and_error_message *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool produce_response_batch_index_and_error_message_equal(const struct kafka_produce_response_batch_index_and_error_message *a,
+    const struct kafka_produce_response_batch_index_and_error_message *b);
 static void produce_response_batch_index_and_error_message_init(struct kafka_produce_response_batch_index_and_error_message *s);
-static void produce_response_partition_produce_response_fill(struct kafka_produce_response_partition_produce_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool produce_response_partition_produce_response_equal(const struct kafka_produce_response_partition_produce_response *a, const struct kafka_produce_response_partition_produce_response *b);
+static void produce_response_partition_produce_response_fill(struct kafka_produce_response_partition_produce_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool produce_response_partition_produce_response_equal(const struct kafka_produce_response_partition_produce_response *a,
+    const struct kafka_produce_response_partition_produce_response *b);
 static void produce_response_partition_produce_response_init(struct kafka_produce_response_partition_produce_response *s);
-static void produce_response_topic_produce_response_fill(struct kafka_produce_response_topic_produce_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool produce_response_topic_produce_response_equal(const struct kafka_produce_response_topic_produce_response *a, const struct kafka_produce_response_topic_produce_response *b);
+static void produce_response_topic_produce_response_fill(struct kafka_produce_response_topic_produce_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool produce_response_topic_produce_response_equal(const struct kafka_produce_response_topic_produce_response *a,
+    const struct kafka_produce_response_topic_produce_response *b);
 static void produce_response_topic_produce_response_init(struct kafka_produce_response_topic_produce_response *s);
 static void produce_response_node_endpoint_init(struct kafka_produce_response_node_endpoint *s)
 {
@@ -3071,7 +3397,8 @@ static void produce_response_node_endpoint_init(struct kafka_produce_response_no
     s->rack = (struct kafka_str){ NULL, -1 };
 }
 
-static void produce_response_node_endpoint_fill(struct kafka_produce_response_node_endpoint *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void produce_response_node_endpoint_fill(struct kafka_produce_response_node_endpoint *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     produce_response_node_endpoint_init(s);
     s->node_id = (int32_t)kafka_fill_next(seed);
@@ -3080,7 +3407,8 @@ static void produce_response_node_endpoint_fill(struct kafka_produce_response_no
     s->rack = kafka_fill_str(seed, (1));
 }
 
-static bool produce_response_node_endpoint_equal(const struct kafka_produce_response_node_endpoint *a, const struct kafka_produce_response_node_endpoint *b)
+static bool produce_response_node_endpoint_equal(const struct kafka_produce_response_node_endpoint *a,
+    const struct kafka_produce_response_node_endpoint *b)
 {
     if (!(a->node_id == b->node_id))
         return false;
@@ -3099,14 +3427,16 @@ static void produce_response_leader_id_and_epoch_init(struct kafka_produce_respo
     s->leader_epoch = -1;
 }
 
-static void produce_response_leader_id_and_epoch_fill(struct kafka_produce_response_leader_id_and_epoch *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void produce_response_leader_id_and_epoch_fill(struct kafka_produce_response_leader_id_and_epoch *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     produce_response_leader_id_and_epoch_init(s);
     s->leader_id = (int32_t)kafka_fill_next(seed);
     s->leader_epoch = (int32_t)kafka_fill_next(seed);
 }
 
-static bool produce_response_leader_id_and_epoch_equal(const struct kafka_produce_response_leader_id_and_epoch *a, const struct kafka_produce_response_leader_id_and_epoch *b)
+static bool produce_response_leader_id_and_epoch_equal(const struct kafka_produce_response_leader_id_and_epoch *a,
+    const struct kafka_produce_response_leader_id_and_epoch *b)
 {
     if (!(a->leader_id == b->leader_id))
         return false;
@@ -3121,14 +3451,16 @@ static void produce_response_batch_index_and_error_message_init(struct kafka_pro
     s->batch_index_error_message = (struct kafka_str){ NULL, -1 };
 }
 
-static void produce_response_batch_index_and_error_message_fill(struct kafka_produce_response_batch_index_and_error_message *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void produce_response_batch_index_and_error_message_fill(struct kafka_produce_response_batch_index_and_error_message *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     produce_response_batch_index_and_error_message_init(s);
     s->batch_index = (int32_t)kafka_fill_next(seed);
     s->batch_index_error_message = kafka_fill_str(seed, (1));
 }
 
-static bool produce_response_batch_index_and_error_message_equal(const struct kafka_produce_response_batch_index_and_error_message *a, const struct kafka_produce_response_batch_index_and_error_message *b)
+static bool produce_response_batch_index_and_error_message_equal(const struct kafka_produce_response_batch_index_and_error_message *a,
+    const struct kafka_produce_response_batch_index_and_error_message *b)
 {
     if (!(a->batch_index == b->batch_index))
         return false;
@@ -3150,7 +3482,8 @@ static void produce_response_partition_produce_response_init(struct kafka_produc
     produce_response_leader_id_and_epoch_init(&s->current_leader);
 }
 
-static void produce_response_partition_produce_response_fill(struct kafka_produce_response_partition_produce_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void produce_response_partition_produce_response_fill(struct kafka_produce_response_partition_produce_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     produce_response_partition_produce_response_init(s);
     s->index = (int32_t)kafka_fill_next(seed);
@@ -3166,11 +3499,12 @@ static void produce_response_partition_produce_response_fill(struct kafka_produc
         s->record_errors_count = kafka_fill_count(seed, 0);
         s->record_errors = NULL;
         if (s->record_errors_count > 0) {
-            s->record_errors = kafka_arena_alloc(arena, (size_t)s->record_errors_count, sizeof(*s->record_errors), _Alignof(__typeof__(*s->record_errors)));
+            s->record_errors = KAFKA_ARENA_ARRAY(arena, s->record_errors_count, s->record_errors);
             assert(s->record_errors != NULL);
         }
         for (int32_t i = 0; i < s->record_errors_count; i++) {
-            produce_response_batch_index_and_error_message_fill(&s->record_errors[i], version, arena, seed);
+            produce_response_batch_index_and_error_message_fill(&s->record_errors[i], version,
+                arena, seed);
         }
     }
     if (version >= 8) {
@@ -3181,7 +3515,8 @@ static void produce_response_partition_produce_response_fill(struct kafka_produc
     }
 }
 
-static bool produce_response_partition_produce_response_equal(const struct kafka_produce_response_partition_produce_response *a, const struct kafka_produce_response_partition_produce_response *b)
+static bool produce_response_partition_produce_response_equal(const struct kafka_produce_response_partition_produce_response *a,
+    const struct kafka_produce_response_partition_produce_response *b)
 {
     if (!(a->index == b->index))
         return false;
@@ -3196,7 +3531,8 @@ static bool produce_response_partition_produce_response_equal(const struct kafka
     if (a->record_errors_count != b->record_errors_count)
         return false;
     for (int32_t i = 0; i < a->record_errors_count; i++) {
-        if (!(produce_response_batch_index_and_error_message_equal(&a->record_errors[i], &b->record_errors[i])))
+        if (!(produce_response_batch_index_and_error_message_equal(&a->record_errors[i],
+            &b->record_errors[i])))
             return false;
     }
     if (!(kafka_str_equals(a->error_message, b->error_message)))
@@ -3213,41 +3549,47 @@ static void produce_response_topic_produce_response_init(struct kafka_produce_re
     s->partition_responses_count = 0;
 }
 
-static void produce_response_topic_produce_response_fill(struct kafka_produce_response_topic_produce_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void produce_response_topic_produce_response_fill(struct kafka_produce_response_topic_produce_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     produce_response_topic_produce_response_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partition_responses_count = kafka_fill_count(seed, 0);
     s->partition_responses = NULL;
     if (s->partition_responses_count > 0) {
-        s->partition_responses = kafka_arena_alloc(arena, (size_t)s->partition_responses_count, sizeof(*s->partition_responses), _Alignof(__typeof__(*s->partition_responses)));
+        s->partition_responses = KAFKA_ARENA_ARRAY(arena, s->partition_responses_count,
+            s->partition_responses);
         assert(s->partition_responses != NULL);
     }
     for (int32_t i = 0; i < s->partition_responses_count; i++) {
-        produce_response_partition_produce_response_fill(&s->partition_responses[i], version, arena, seed);
+        produce_response_partition_produce_response_fill(&s->partition_responses[i], version,
+            arena, seed);
     }
 }
 
-static bool produce_response_topic_produce_response_equal(const struct kafka_produce_response_topic_produce_response *a, const struct kafka_produce_response_topic_produce_response *b)
+static bool produce_response_topic_produce_response_equal(const struct kafka_produce_response_topic_produce_response *a,
+    const struct kafka_produce_response_topic_produce_response *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
     if (a->partition_responses_count != b->partition_responses_count)
         return false;
     for (int32_t i = 0; i < a->partition_responses_count; i++) {
-        if (!(produce_response_partition_produce_response_equal(&a->partition_responses[i], &b->partition_responses[i])))
+        if (!(produce_response_partition_produce_response_equal(&a->partition_responses[i],
+            &b->partition_responses[i])))
             return false;
     }
     return true;
 }
 
-void kafka_produce_response_fill(struct kafka_produce_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_produce_response_fill(struct kafka_produce_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_produce_response_init(s, version);
     s->responses_count = kafka_fill_count(seed, 0);
     s->responses = NULL;
     if (s->responses_count > 0) {
-        s->responses = kafka_arena_alloc(arena, (size_t)s->responses_count, sizeof(*s->responses), _Alignof(__typeof__(*s->responses)));
+        s->responses = KAFKA_ARENA_ARRAY(arena, s->responses_count, s->responses);
         assert(s->responses != NULL);
     }
     for (int32_t i = 0; i < s->responses_count; i++) {
@@ -3260,7 +3602,8 @@ void kafka_produce_response_fill(struct kafka_produce_response *s, int16_t versi
         s->node_endpoints_count = kafka_fill_count(seed, 0);
         s->node_endpoints = NULL;
         if (s->node_endpoints_count > 0) {
-            s->node_endpoints = kafka_arena_alloc(arena, (size_t)s->node_endpoints_count, sizeof(*s->node_endpoints), _Alignof(__typeof__(*s->node_endpoints)));
+            s->node_endpoints = KAFKA_ARENA_ARRAY(arena, s->node_endpoints_count,
+                s->node_endpoints);
             assert(s->node_endpoints != NULL);
         }
         for (int32_t i = 0; i < s->node_endpoints_count; i++) {
@@ -3269,7 +3612,8 @@ void kafka_produce_response_fill(struct kafka_produce_response *s, int16_t versi
     }
 }
 
-bool kafka_produce_response_equal(const struct kafka_produce_response *a, const struct kafka_produce_response *b)
+bool kafka_produce_response_equal(const struct kafka_produce_response *a,
+    const struct kafka_produce_response *b)
 {
     if (a->responses_count != b->responses_count)
         return false;
@@ -3288,26 +3632,40 @@ bool kafka_produce_response_equal(const struct kafka_produce_response *a, const 
     return true;
 }
 
-static void fetch_response_node_endpoint_fill(struct kafka_fetch_response_node_endpoint *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool fetch_response_node_endpoint_equal(const struct kafka_fetch_response_node_endpoint *a, const struct kafka_fetch_response_node_endpoint *b);
+static void fetch_response_node_endpoint_fill(struct kafka_fetch_response_node_endpoint *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool fetch_response_node_endpoint_equal(const struct kafka_fetch_response_node_endpoint *a,
+    const struct kafka_fetch_response_node_endpoint *b);
 static void fetch_response_node_endpoint_init(struct kafka_fetch_response_node_endpoint *s);
-static void fetch_response_aborted_transaction_fill(struct kafka_fetch_response_aborted_transaction *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool fetch_response_aborted_transaction_equal(const struct kafka_fetch_response_aborted_transaction *a, const struct kafka_fetch_response_aborted_transaction *b);
+static void fetch_response_aborted_transaction_fill(struct kafka_fetch_response_aborted_transaction *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool fetch_response_aborted_transaction_equal(const struct kafka_fetch_response_aborted_transaction *a,
+    const struct kafka_fetch_response_aborted_transaction *b);
 static void fetch_response_aborted_transaction_init(struct kafka_fetch_response_aborted_transaction *s);
-static void fetch_response_snapshot_id_fill(struct kafka_fetch_response_snapshot_id *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool fetch_response_snapshot_id_equal(const struct kafka_fetch_response_snapshot_id *a, const struct kafka_fetch_response_snapshot_id *b);
+static void fetch_response_snapshot_id_fill(struct kafka_fetch_response_snapshot_id *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool fetch_response_snapshot_id_equal(const struct kafka_fetch_response_snapshot_id *a,
+    const struct kafka_fetch_response_snapshot_id *b);
 static void fetch_response_snapshot_id_init(struct kafka_fetch_response_snapshot_id *s);
-static void fetch_response_leader_id_and_epoch_fill(struct kafka_fetch_response_leader_id_and_epoch *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool fetch_response_leader_id_and_epoch_equal(const struct kafka_fetch_response_leader_id_and_epoch *a, const struct kafka_fetch_response_leader_id_and_epoch *b);
+static void fetch_response_leader_id_and_epoch_fill(struct kafka_fetch_response_leader_id_and_epoch *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool fetch_response_leader_id_and_epoch_equal(const struct kafka_fetch_response_leader_id_and_epoch *a,
+    const struct kafka_fetch_response_leader_id_and_epoch *b);
 static void fetch_response_leader_id_and_epoch_init(struct kafka_fetch_response_leader_id_and_epoch *s);
-static void fetch_response_epoch_end_offset_fill(struct kafka_fetch_response_epoch_end_offset *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool fetch_response_epoch_end_offset_equal(const struct kafka_fetch_response_epoch_end_offset *a, const struct kafka_fetch_response_epoch_end_offset *b);
+static void fetch_response_epoch_end_offset_fill(struct kafka_fetch_response_epoch_end_offset *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool fetch_response_epoch_end_offset_equal(const struct kafka_fetch_response_epoch_end_offset *a,
+    const struct kafka_fetch_response_epoch_end_offset *b);
 static void fetch_response_epoch_end_offset_init(struct kafka_fetch_response_epoch_end_offset *s);
-static void fetch_response_partition_data_fill(struct kafka_fetch_response_partition_data *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool fetch_response_partition_data_equal(const struct kafka_fetch_response_partition_data *a, const struct kafka_fetch_response_partition_data *b);
+static void fetch_response_partition_data_fill(struct kafka_fetch_response_partition_data *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool fetch_response_partition_data_equal(const struct kafka_fetch_response_partition_data *a,
+    const struct kafka_fetch_response_partition_data *b);
 static void fetch_response_partition_data_init(struct kafka_fetch_response_partition_data *s);
-static void fetch_response_fetchable_topic_response_fill(struct kafka_fetch_response_fetchable_topic_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool fetch_response_fetchable_topic_response_equal(const struct kafka_fetch_response_fetchable_topic_response *a, const struct kafka_fetch_response_fetchable_topic_response *b);
+static void fetch_response_fetchable_topic_response_fill(struct kafka_fetch_response_fetchable_topic_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool fetch_response_fetchable_topic_response_equal(const struct kafka_fetch_response_fetchable_topic_response *a,
+    const struct kafka_fetch_response_fetchable_topic_response *b);
 static void fetch_response_fetchable_topic_response_init(struct kafka_fetch_response_fetchable_topic_response *s);
 static void fetch_response_node_endpoint_init(struct kafka_fetch_response_node_endpoint *s)
 {
@@ -3317,7 +3675,8 @@ static void fetch_response_node_endpoint_init(struct kafka_fetch_response_node_e
     s->rack = (struct kafka_str){ NULL, -1 };
 }
 
-static void fetch_response_node_endpoint_fill(struct kafka_fetch_response_node_endpoint *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void fetch_response_node_endpoint_fill(struct kafka_fetch_response_node_endpoint *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     fetch_response_node_endpoint_init(s);
     s->node_id = (int32_t)kafka_fill_next(seed);
@@ -3326,7 +3685,8 @@ static void fetch_response_node_endpoint_fill(struct kafka_fetch_response_node_e
     s->rack = kafka_fill_str(seed, (1));
 }
 
-static bool fetch_response_node_endpoint_equal(const struct kafka_fetch_response_node_endpoint *a, const struct kafka_fetch_response_node_endpoint *b)
+static bool fetch_response_node_endpoint_equal(const struct kafka_fetch_response_node_endpoint *a,
+    const struct kafka_fetch_response_node_endpoint *b)
 {
     if (!(a->node_id == b->node_id))
         return false;
@@ -3345,14 +3705,16 @@ static void fetch_response_aborted_transaction_init(struct kafka_fetch_response_
     s->first_offset = 0;
 }
 
-static void fetch_response_aborted_transaction_fill(struct kafka_fetch_response_aborted_transaction *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void fetch_response_aborted_transaction_fill(struct kafka_fetch_response_aborted_transaction *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     fetch_response_aborted_transaction_init(s);
     s->producer_id = (int64_t)kafka_fill_next(seed);
     s->first_offset = (int64_t)kafka_fill_next(seed);
 }
 
-static bool fetch_response_aborted_transaction_equal(const struct kafka_fetch_response_aborted_transaction *a, const struct kafka_fetch_response_aborted_transaction *b)
+static bool fetch_response_aborted_transaction_equal(const struct kafka_fetch_response_aborted_transaction *a,
+    const struct kafka_fetch_response_aborted_transaction *b)
 {
     if (!(a->producer_id == b->producer_id))
         return false;
@@ -3367,14 +3729,16 @@ static void fetch_response_snapshot_id_init(struct kafka_fetch_response_snapshot
     s->epoch = -1;
 }
 
-static void fetch_response_snapshot_id_fill(struct kafka_fetch_response_snapshot_id *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void fetch_response_snapshot_id_fill(struct kafka_fetch_response_snapshot_id *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     fetch_response_snapshot_id_init(s);
     s->end_offset = (int64_t)kafka_fill_next(seed);
     s->epoch = (int32_t)kafka_fill_next(seed);
 }
 
-static bool fetch_response_snapshot_id_equal(const struct kafka_fetch_response_snapshot_id *a, const struct kafka_fetch_response_snapshot_id *b)
+static bool fetch_response_snapshot_id_equal(const struct kafka_fetch_response_snapshot_id *a,
+    const struct kafka_fetch_response_snapshot_id *b)
 {
     if (!(a->end_offset == b->end_offset))
         return false;
@@ -3389,14 +3753,16 @@ static void fetch_response_leader_id_and_epoch_init(struct kafka_fetch_response_
     s->leader_epoch = -1;
 }
 
-static void fetch_response_leader_id_and_epoch_fill(struct kafka_fetch_response_leader_id_and_epoch *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void fetch_response_leader_id_and_epoch_fill(struct kafka_fetch_response_leader_id_and_epoch *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     fetch_response_leader_id_and_epoch_init(s);
     s->leader_id = (int32_t)kafka_fill_next(seed);
     s->leader_epoch = (int32_t)kafka_fill_next(seed);
 }
 
-static bool fetch_response_leader_id_and_epoch_equal(const struct kafka_fetch_response_leader_id_and_epoch *a, const struct kafka_fetch_response_leader_id_and_epoch *b)
+static bool fetch_response_leader_id_and_epoch_equal(const struct kafka_fetch_response_leader_id_and_epoch *a,
+    const struct kafka_fetch_response_leader_id_and_epoch *b)
 {
     if (!(a->leader_id == b->leader_id))
         return false;
@@ -3411,14 +3777,16 @@ static void fetch_response_epoch_end_offset_init(struct kafka_fetch_response_epo
     s->end_offset = INT64_C(-1);
 }
 
-static void fetch_response_epoch_end_offset_fill(struct kafka_fetch_response_epoch_end_offset *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void fetch_response_epoch_end_offset_fill(struct kafka_fetch_response_epoch_end_offset *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     fetch_response_epoch_end_offset_init(s);
     s->epoch = (int32_t)kafka_fill_next(seed);
     s->end_offset = (int64_t)kafka_fill_next(seed);
 }
 
-static bool fetch_response_epoch_end_offset_equal(const struct kafka_fetch_response_epoch_end_offset *a, const struct kafka_fetch_response_epoch_end_offset *b)
+static bool fetch_response_epoch_end_offset_equal(const struct kafka_fetch_response_epoch_end_offset *a,
+    const struct kafka_fetch_response_epoch_end_offset *b)
 {
     if (!(a->epoch == b->epoch))
         return false;
@@ -3443,7 +3811,8 @@ static void fetch_response_partition_data_init(struct kafka_fetch_response_parti
     s->records = (struct kafka_bytes){ NULL, -1 };
 }
 
-static void fetch_response_partition_data_fill(struct kafka_fetch_response_partition_data *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void fetch_response_partition_data_fill(struct kafka_fetch_response_partition_data *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     fetch_response_partition_data_init(s);
     s->partition_index = (int32_t)kafka_fill_next(seed);
@@ -3468,11 +3837,13 @@ static void fetch_response_partition_data_fill(struct kafka_fetch_response_parti
         s->aborted_transactions_count = kafka_fill_count(seed, 1);
         s->aborted_transactions = NULL;
         if (s->aborted_transactions_count > 0) {
-            s->aborted_transactions = kafka_arena_alloc(arena, (size_t)s->aborted_transactions_count, sizeof(*s->aborted_transactions), _Alignof(__typeof__(*s->aborted_transactions)));
+            s->aborted_transactions = KAFKA_ARENA_ARRAY(arena, s->aborted_transactions_count,
+                s->aborted_transactions);
             assert(s->aborted_transactions != NULL);
         }
         for (int32_t i = 0; i < s->aborted_transactions_count; i++) {
-            fetch_response_aborted_transaction_fill(&s->aborted_transactions[i], version, arena, seed);
+            fetch_response_aborted_transaction_fill(&s->aborted_transactions[i], version, arena,
+                seed);
         }
     }
     if (version >= 11) {
@@ -3481,7 +3852,8 @@ static void fetch_response_partition_data_fill(struct kafka_fetch_response_parti
     s->records = kafka_fill_records(seed, (1));
 }
 
-static bool fetch_response_partition_data_equal(const struct kafka_fetch_response_partition_data *a, const struct kafka_fetch_response_partition_data *b)
+static bool fetch_response_partition_data_equal(const struct kafka_fetch_response_partition_data *a,
+    const struct kafka_fetch_response_partition_data *b)
 {
     if (!(a->partition_index == b->partition_index))
         return false;
@@ -3502,7 +3874,8 @@ static bool fetch_response_partition_data_equal(const struct kafka_fetch_respons
     if (a->aborted_transactions_count != b->aborted_transactions_count)
         return false;
     for (int32_t i = 0; i < a->aborted_transactions_count; i++) {
-        if (!(fetch_response_aborted_transaction_equal(&a->aborted_transactions[i], &b->aborted_transactions[i])))
+        if (!(fetch_response_aborted_transaction_equal(&a->aborted_transactions[i],
+            &b->aborted_transactions[i])))
             return false;
     }
     if (!(a->preferred_read_replica == b->preferred_read_replica))
@@ -3520,7 +3893,8 @@ static void fetch_response_fetchable_topic_response_init(struct kafka_fetch_resp
     s->partitions_count = 0;
 }
 
-static void fetch_response_fetchable_topic_response_fill(struct kafka_fetch_response_fetchable_topic_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void fetch_response_fetchable_topic_response_fill(struct kafka_fetch_response_fetchable_topic_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     fetch_response_fetchable_topic_response_init(s);
     if (version <= 12) {
@@ -3532,7 +3906,7 @@ static void fetch_response_fetchable_topic_response_fill(struct kafka_fetch_resp
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
@@ -3540,7 +3914,8 @@ static void fetch_response_fetchable_topic_response_fill(struct kafka_fetch_resp
     }
 }
 
-static bool fetch_response_fetchable_topic_response_equal(const struct kafka_fetch_response_fetchable_topic_response *a, const struct kafka_fetch_response_fetchable_topic_response *b)
+static bool fetch_response_fetchable_topic_response_equal(const struct kafka_fetch_response_fetchable_topic_response *a,
+    const struct kafka_fetch_response_fetchable_topic_response *b)
 {
     if (!(kafka_str_equals(a->topic, b->topic)))
         return false;
@@ -3555,7 +3930,8 @@ static bool fetch_response_fetchable_topic_response_equal(const struct kafka_fet
     return true;
 }
 
-void kafka_fetch_response_fill(struct kafka_fetch_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_fetch_response_fill(struct kafka_fetch_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_fetch_response_init(s, version);
     if (version >= 1) {
@@ -3570,7 +3946,7 @@ void kafka_fetch_response_fill(struct kafka_fetch_response *s, int16_t version, 
     s->responses_count = kafka_fill_count(seed, 0);
     s->responses = NULL;
     if (s->responses_count > 0) {
-        s->responses = kafka_arena_alloc(arena, (size_t)s->responses_count, sizeof(*s->responses), _Alignof(__typeof__(*s->responses)));
+        s->responses = KAFKA_ARENA_ARRAY(arena, s->responses_count, s->responses);
         assert(s->responses != NULL);
     }
     for (int32_t i = 0; i < s->responses_count; i++) {
@@ -3580,7 +3956,8 @@ void kafka_fetch_response_fill(struct kafka_fetch_response *s, int16_t version, 
         s->node_endpoints_count = kafka_fill_count(seed, 0);
         s->node_endpoints = NULL;
         if (s->node_endpoints_count > 0) {
-            s->node_endpoints = kafka_arena_alloc(arena, (size_t)s->node_endpoints_count, sizeof(*s->node_endpoints), _Alignof(__typeof__(*s->node_endpoints)));
+            s->node_endpoints = KAFKA_ARENA_ARRAY(arena, s->node_endpoints_count,
+                s->node_endpoints);
             assert(s->node_endpoints != NULL);
         }
         for (int32_t i = 0; i < s->node_endpoints_count; i++) {
@@ -3589,7 +3966,8 @@ void kafka_fetch_response_fill(struct kafka_fetch_response *s, int16_t version, 
     }
 }
 
-bool kafka_fetch_response_equal(const struct kafka_fetch_response *a, const struct kafka_fetch_response *b)
+bool kafka_fetch_response_equal(const struct kafka_fetch_response *a,
+    const struct kafka_fetch_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -3612,11 +3990,15 @@ bool kafka_fetch_response_equal(const struct kafka_fetch_response *a, const stru
     return true;
 }
 
-static void list_offsets_response_list_offsets_partition_response_fill(struct kafka_list_offsets_response_list_offsets_partition_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool list_offsets_response_list_offsets_partition_response_equal(const struct kafka_list_offsets_response_list_offsets_partition_response *a, const struct kafka_list_offsets_response_list_offsets_partition_response *b);
+static void list_offsets_response_list_offsets_partition_response_fill(struct kafka_list_offsets_response_list_offsets_partition_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool list_offsets_response_list_offsets_partition_response_equal(const struct kafka_list_offsets_response_list_offsets_partition_response *a,
+    const struct kafka_list_offsets_response_list_offsets_partition_response *b);
 static void list_offsets_response_list_offsets_partition_response_init(struct kafka_list_offsets_response_list_offsets_partition_response *s);
-static void list_offsets_response_list_offsets_topic_response_fill(struct kafka_list_offsets_response_list_offsets_topic_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool list_offsets_response_list_offsets_topic_response_equal(const struct kafka_list_offsets_response_list_offsets_topic_response *a, const struct kafka_list_offsets_response_list_offsets_topic_response *b);
+static void list_offsets_response_list_offsets_topic_response_fill(struct kafka_list_offsets_response_list_offsets_topic_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool list_offsets_response_list_offsets_topic_response_equal(const struct kafka_list_offsets_response_list_offsets_topic_response *a,
+    const struct kafka_list_offsets_response_list_offsets_topic_response *b);
 static void list_offsets_response_list_offsets_topic_response_init(struct kafka_list_offsets_response_list_offsets_topic_response *s);
 static void list_offsets_response_list_offsets_partition_response_init(struct kafka_list_offsets_response_list_offsets_partition_response *s)
 {
@@ -3629,7 +4011,8 @@ static void list_offsets_response_list_offsets_partition_response_init(struct ka
     s->leader_epoch = -1;
 }
 
-static void list_offsets_response_list_offsets_partition_response_fill(struct kafka_list_offsets_response_list_offsets_partition_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void list_offsets_response_list_offsets_partition_response_fill(struct kafka_list_offsets_response_list_offsets_partition_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     list_offsets_response_list_offsets_partition_response_init(s);
     s->partition_index = (int32_t)kafka_fill_next(seed);
@@ -3638,7 +4021,8 @@ static void list_offsets_response_list_offsets_partition_response_fill(struct ka
         s->old_style_offsets_count = kafka_fill_count(seed, 0);
         s->old_style_offsets = NULL;
         if (s->old_style_offsets_count > 0) {
-            s->old_style_offsets = kafka_arena_alloc(arena, (size_t)s->old_style_offsets_count, sizeof(*s->old_style_offsets), _Alignof(__typeof__(*s->old_style_offsets)));
+            s->old_style_offsets = KAFKA_ARENA_ARRAY(arena, s->old_style_offsets_count,
+                s->old_style_offsets);
             assert(s->old_style_offsets != NULL);
         }
         for (int32_t i = 0; i < s->old_style_offsets_count; i++) {
@@ -3656,7 +4040,8 @@ static void list_offsets_response_list_offsets_partition_response_fill(struct ka
     }
 }
 
-static bool list_offsets_response_list_offsets_partition_response_equal(const struct kafka_list_offsets_response_list_offsets_partition_response *a, const struct kafka_list_offsets_response_list_offsets_partition_response *b)
+static bool list_offsets_response_list_offsets_partition_response_equal(const struct kafka_list_offsets_response_list_offsets_partition_response *a,
+    const struct kafka_list_offsets_response_list_offsets_partition_response *b)
 {
     if (!(a->partition_index == b->partition_index))
         return false;
@@ -3684,35 +4069,40 @@ static void list_offsets_response_list_offsets_topic_response_init(struct kafka_
     s->partitions_count = 0;
 }
 
-static void list_offsets_response_list_offsets_topic_response_fill(struct kafka_list_offsets_response_list_offsets_topic_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void list_offsets_response_list_offsets_topic_response_fill(struct kafka_list_offsets_response_list_offsets_topic_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     list_offsets_response_list_offsets_topic_response_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        list_offsets_response_list_offsets_partition_response_fill(&s->partitions[i], version, arena, seed);
+        list_offsets_response_list_offsets_partition_response_fill(&s->partitions[i], version,
+            arena, seed);
     }
 }
 
-static bool list_offsets_response_list_offsets_topic_response_equal(const struct kafka_list_offsets_response_list_offsets_topic_response *a, const struct kafka_list_offsets_response_list_offsets_topic_response *b)
+static bool list_offsets_response_list_offsets_topic_response_equal(const struct kafka_list_offsets_response_list_offsets_topic_response *a,
+    const struct kafka_list_offsets_response_list_offsets_topic_response *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
     if (a->partitions_count != b->partitions_count)
         return false;
     for (int32_t i = 0; i < a->partitions_count; i++) {
-        if (!(list_offsets_response_list_offsets_partition_response_equal(&a->partitions[i], &b->partitions[i])))
+        if (!(list_offsets_response_list_offsets_partition_response_equal(&a->partitions[i],
+            &b->partitions[i])))
             return false;
     }
     return true;
 }
 
-void kafka_list_offsets_response_fill(struct kafka_list_offsets_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_list_offsets_response_fill(struct kafka_list_offsets_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_list_offsets_response_init(s, version);
     if (version >= 2) {
@@ -3721,7 +4111,7 @@ void kafka_list_offsets_response_fill(struct kafka_list_offsets_response *s, int
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
@@ -3729,27 +4119,35 @@ void kafka_list_offsets_response_fill(struct kafka_list_offsets_response *s, int
     }
 }
 
-bool kafka_list_offsets_response_equal(const struct kafka_list_offsets_response *a, const struct kafka_list_offsets_response *b)
+bool kafka_list_offsets_response_equal(const struct kafka_list_offsets_response *a,
+    const struct kafka_list_offsets_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
     if (a->topics_count != b->topics_count)
         return false;
     for (int32_t i = 0; i < a->topics_count; i++) {
-        if (!(list_offsets_response_list_offsets_topic_response_equal(&a->topics[i], &b->topics[i])))
+        if (!(list_offsets_response_list_offsets_topic_response_equal(&a->topics[i],
+            &b->topics[i])))
             return false;
     }
     return true;
 }
 
-static void metadata_response_metadata_response_partition_fill(struct kafka_metadata_response_metadata_response_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool metadata_response_metadata_response_partition_equal(const struct kafka_metadata_response_metadata_response_partition *a, const struct kafka_metadata_response_metadata_response_partition *b);
+static void metadata_response_metadata_response_partition_fill(struct kafka_metadata_response_metadata_response_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool metadata_response_metadata_response_partition_equal(const struct kafka_metadata_response_metadata_response_partition *a,
+    const struct kafka_metadata_response_metadata_response_partition *b);
 static void metadata_response_metadata_response_partition_init(struct kafka_metadata_response_metadata_response_partition *s);
-static void metadata_response_metadata_response_topic_fill(struct kafka_metadata_response_metadata_response_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool metadata_response_metadata_response_topic_equal(const struct kafka_metadata_response_metadata_response_topic *a, const struct kafka_metadata_response_metadata_response_topic *b);
+static void metadata_response_metadata_response_topic_fill(struct kafka_metadata_response_metadata_response_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool metadata_response_metadata_response_topic_equal(const struct kafka_metadata_response_metadata_response_topic *a,
+    const struct kafka_metadata_response_metadata_response_topic *b);
 static void metadata_response_metadata_response_topic_init(struct kafka_metadata_response_metadata_response_topic *s);
-static void metadata_response_metadata_response_broker_fill(struct kafka_metadata_response_metadata_response_broker *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool metadata_response_metadata_response_broker_equal(const struct kafka_metadata_response_metadata_response_broker *a, const struct kafka_metadata_response_metadata_response_broker *b);
+static void metadata_response_metadata_response_broker_fill(struct kafka_metadata_response_metadata_response_broker *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool metadata_response_metadata_response_broker_equal(const struct kafka_metadata_response_metadata_response_broker *a,
+    const struct kafka_metadata_response_metadata_response_broker *b);
 static void metadata_response_metadata_response_broker_init(struct kafka_metadata_response_metadata_response_broker *s);
 static void metadata_response_metadata_response_partition_init(struct kafka_metadata_response_metadata_response_partition *s)
 {
@@ -3765,7 +4163,8 @@ static void metadata_response_metadata_response_partition_init(struct kafka_meta
     s->offline_replicas_count = 0;
 }
 
-static void metadata_response_metadata_response_partition_fill(struct kafka_metadata_response_metadata_response_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void metadata_response_metadata_response_partition_fill(struct kafka_metadata_response_metadata_response_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     metadata_response_metadata_response_partition_init(s);
     s->error_code = (int16_t)kafka_fill_next(seed);
@@ -3777,7 +4176,7 @@ static void metadata_response_metadata_response_partition_fill(struct kafka_meta
     s->replica_nodes_count = kafka_fill_count(seed, 0);
     s->replica_nodes = NULL;
     if (s->replica_nodes_count > 0) {
-        s->replica_nodes = kafka_arena_alloc(arena, (size_t)s->replica_nodes_count, sizeof(*s->replica_nodes), _Alignof(__typeof__(*s->replica_nodes)));
+        s->replica_nodes = KAFKA_ARENA_ARRAY(arena, s->replica_nodes_count, s->replica_nodes);
         assert(s->replica_nodes != NULL);
     }
     for (int32_t i = 0; i < s->replica_nodes_count; i++) {
@@ -3786,7 +4185,7 @@ static void metadata_response_metadata_response_partition_fill(struct kafka_meta
     s->isr_nodes_count = kafka_fill_count(seed, 0);
     s->isr_nodes = NULL;
     if (s->isr_nodes_count > 0) {
-        s->isr_nodes = kafka_arena_alloc(arena, (size_t)s->isr_nodes_count, sizeof(*s->isr_nodes), _Alignof(__typeof__(*s->isr_nodes)));
+        s->isr_nodes = KAFKA_ARENA_ARRAY(arena, s->isr_nodes_count, s->isr_nodes);
         assert(s->isr_nodes != NULL);
     }
     for (int32_t i = 0; i < s->isr_nodes_count; i++) {
@@ -3796,7 +4195,8 @@ static void metadata_response_metadata_response_partition_fill(struct kafka_meta
         s->offline_replicas_count = kafka_fill_count(seed, 0);
         s->offline_replicas = NULL;
         if (s->offline_replicas_count > 0) {
-            s->offline_replicas = kafka_arena_alloc(arena, (size_t)s->offline_replicas_count, sizeof(*s->offline_replicas), _Alignof(__typeof__(*s->offline_replicas)));
+            s->offline_replicas = KAFKA_ARENA_ARRAY(arena, s->offline_replicas_count,
+                s->offline_replicas);
             assert(s->offline_replicas != NULL);
         }
         for (int32_t i = 0; i < s->offline_replicas_count; i++) {
@@ -3805,7 +4205,8 @@ static void metadata_response_metadata_response_partition_fill(struct kafka_meta
     }
 }
 
-static bool metadata_response_metadata_response_partition_equal(const struct kafka_metadata_response_metadata_response_partition *a, const struct kafka_metadata_response_metadata_response_partition *b)
+static bool metadata_response_metadata_response_partition_equal(const struct kafka_metadata_response_metadata_response_partition *a,
+    const struct kafka_metadata_response_metadata_response_partition *b)
 {
     if (!(a->error_code == b->error_code))
         return false;
@@ -3847,7 +4248,8 @@ static void metadata_response_metadata_response_topic_init(struct kafka_metadata
     s->topic_authorized_operations = INT32_MIN;
 }
 
-static void metadata_response_metadata_response_topic_fill(struct kafka_metadata_response_metadata_response_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void metadata_response_metadata_response_topic_fill(struct kafka_metadata_response_metadata_response_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     metadata_response_metadata_response_topic_init(s);
     s->error_code = (int16_t)kafka_fill_next(seed);
@@ -3861,7 +4263,7 @@ static void metadata_response_metadata_response_topic_fill(struct kafka_metadata
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
@@ -3872,7 +4274,8 @@ static void metadata_response_metadata_response_topic_fill(struct kafka_metadata
     }
 }
 
-static bool metadata_response_metadata_response_topic_equal(const struct kafka_metadata_response_metadata_response_topic *a, const struct kafka_metadata_response_metadata_response_topic *b)
+static bool metadata_response_metadata_response_topic_equal(const struct kafka_metadata_response_metadata_response_topic *a,
+    const struct kafka_metadata_response_metadata_response_topic *b)
 {
     if (!(a->error_code == b->error_code))
         return false;
@@ -3885,7 +4288,8 @@ static bool metadata_response_metadata_response_topic_equal(const struct kafka_m
     if (a->partitions_count != b->partitions_count)
         return false;
     for (int32_t i = 0; i < a->partitions_count; i++) {
-        if (!(metadata_response_metadata_response_partition_equal(&a->partitions[i], &b->partitions[i])))
+        if (!(metadata_response_metadata_response_partition_equal(&a->partitions[i],
+            &b->partitions[i])))
             return false;
     }
     if (!(a->topic_authorized_operations == b->topic_authorized_operations))
@@ -3901,7 +4305,8 @@ static void metadata_response_metadata_response_broker_init(struct kafka_metadat
     s->rack = (struct kafka_str){ NULL, -1 };
 }
 
-static void metadata_response_metadata_response_broker_fill(struct kafka_metadata_response_metadata_response_broker *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void metadata_response_metadata_response_broker_fill(struct kafka_metadata_response_metadata_response_broker *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     metadata_response_metadata_response_broker_init(s);
     s->node_id = (int32_t)kafka_fill_next(seed);
@@ -3912,7 +4317,8 @@ static void metadata_response_metadata_response_broker_fill(struct kafka_metadat
     }
 }
 
-static bool metadata_response_metadata_response_broker_equal(const struct kafka_metadata_response_metadata_response_broker *a, const struct kafka_metadata_response_metadata_response_broker *b)
+static bool metadata_response_metadata_response_broker_equal(const struct kafka_metadata_response_metadata_response_broker *a,
+    const struct kafka_metadata_response_metadata_response_broker *b)
 {
     if (!(a->node_id == b->node_id))
         return false;
@@ -3925,7 +4331,8 @@ static bool metadata_response_metadata_response_broker_equal(const struct kafka_
     return true;
 }
 
-void kafka_metadata_response_fill(struct kafka_metadata_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_metadata_response_fill(struct kafka_metadata_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_metadata_response_init(s, version);
     if (version >= 3) {
@@ -3934,7 +4341,7 @@ void kafka_metadata_response_fill(struct kafka_metadata_response *s, int16_t ver
     s->brokers_count = kafka_fill_count(seed, 0);
     s->brokers = NULL;
     if (s->brokers_count > 0) {
-        s->brokers = kafka_arena_alloc(arena, (size_t)s->brokers_count, sizeof(*s->brokers), _Alignof(__typeof__(*s->brokers)));
+        s->brokers = KAFKA_ARENA_ARRAY(arena, s->brokers_count, s->brokers);
         assert(s->brokers != NULL);
     }
     for (int32_t i = 0; i < s->brokers_count; i++) {
@@ -3949,7 +4356,7 @@ void kafka_metadata_response_fill(struct kafka_metadata_response *s, int16_t ver
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
@@ -3960,7 +4367,8 @@ void kafka_metadata_response_fill(struct kafka_metadata_response *s, int16_t ver
     }
 }
 
-bool kafka_metadata_response_equal(const struct kafka_metadata_response *a, const struct kafka_metadata_response *b)
+bool kafka_metadata_response_equal(const struct kafka_metadata_response *a,
+    const struct kafka_metadata_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -3985,11 +4393,15 @@ bool kafka_metadata_response_equal(const struct kafka_metadata_response *a, cons
     return true;
 }
 
-static void offset_commit_response_offset_commit_response_partition_fill(struct kafka_offset_commit_response_offset_commit_response_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool offset_commit_response_offset_commit_response_partition_equal(const struct kafka_offset_commit_response_offset_commit_response_partition *a, const struct kafka_offset_commit_response_offset_commit_response_partition *b);
+static void offset_commit_response_offset_commit_response_partition_fill(struct kafka_offset_commit_response_offset_commit_response_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool offset_commit_response_offset_commit_response_partition_equal(const struct kafka_offset_commit_response_offset_commit_response_partition *a,
+    const struct kafka_offset_commit_response_offset_commit_response_partition *b);
 static void offset_commit_response_offset_commit_response_partition_init(struct kafka_offset_commit_response_offset_commit_response_partition *s);
-static void offset_commit_response_offset_commit_response_topic_fill(struct kafka_offset_commit_response_offset_commit_response_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool offset_commit_response_offset_commit_response_topic_equal(const struct kafka_offset_commit_response_offset_commit_response_topic *a, const struct kafka_offset_commit_response_offset_commit_response_topic *b);
+static void offset_commit_response_offset_commit_response_topic_fill(struct kafka_offset_commit_response_offset_commit_response_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool offset_commit_response_offset_commit_response_topic_equal(const struct kafka_offset_commit_response_offset_commit_response_topic *a,
+    const struct kafka_offset_commit_response_offset_commit_response_topic *b);
 static void offset_commit_response_offset_commit_response_topic_init(struct kafka_offset_commit_response_offset_commit_response_topic *s);
 static void offset_commit_response_offset_commit_response_partition_init(struct kafka_offset_commit_response_offset_commit_response_partition *s)
 {
@@ -3997,14 +4409,16 @@ static void offset_commit_response_offset_commit_response_partition_init(struct 
     s->error_code = 0;
 }
 
-static void offset_commit_response_offset_commit_response_partition_fill(struct kafka_offset_commit_response_offset_commit_response_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void offset_commit_response_offset_commit_response_partition_fill(struct kafka_offset_commit_response_offset_commit_response_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_commit_response_offset_commit_response_partition_init(s);
     s->partition_index = (int32_t)kafka_fill_next(seed);
     s->error_code = (int16_t)kafka_fill_next(seed);
 }
 
-static bool offset_commit_response_offset_commit_response_partition_equal(const struct kafka_offset_commit_response_offset_commit_response_partition *a, const struct kafka_offset_commit_response_offset_commit_response_partition *b)
+static bool offset_commit_response_offset_commit_response_partition_equal(const struct kafka_offset_commit_response_offset_commit_response_partition *a,
+    const struct kafka_offset_commit_response_offset_commit_response_partition *b)
 {
     if (!(a->partition_index == b->partition_index))
         return false;
@@ -4020,35 +4434,40 @@ static void offset_commit_response_offset_commit_response_topic_init(struct kafk
     s->partitions_count = 0;
 }
 
-static void offset_commit_response_offset_commit_response_topic_fill(struct kafka_offset_commit_response_offset_commit_response_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void offset_commit_response_offset_commit_response_topic_fill(struct kafka_offset_commit_response_offset_commit_response_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_commit_response_offset_commit_response_topic_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        offset_commit_response_offset_commit_response_partition_fill(&s->partitions[i], version, arena, seed);
+        offset_commit_response_offset_commit_response_partition_fill(&s->partitions[i], version,
+            arena, seed);
     }
 }
 
-static bool offset_commit_response_offset_commit_response_topic_equal(const struct kafka_offset_commit_response_offset_commit_response_topic *a, const struct kafka_offset_commit_response_offset_commit_response_topic *b)
+static bool offset_commit_response_offset_commit_response_topic_equal(const struct kafka_offset_commit_response_offset_commit_response_topic *a,
+    const struct kafka_offset_commit_response_offset_commit_response_topic *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
     if (a->partitions_count != b->partitions_count)
         return false;
     for (int32_t i = 0; i < a->partitions_count; i++) {
-        if (!(offset_commit_response_offset_commit_response_partition_equal(&a->partitions[i], &b->partitions[i])))
+        if (!(offset_commit_response_offset_commit_response_partition_equal(&a->partitions[i],
+            &b->partitions[i])))
             return false;
     }
     return true;
 }
 
-void kafka_offset_commit_response_fill(struct kafka_offset_commit_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_offset_commit_response_fill(struct kafka_offset_commit_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_offset_commit_response_init(s, version);
     if (version >= 3) {
@@ -4057,41 +4476,54 @@ void kafka_offset_commit_response_fill(struct kafka_offset_commit_response *s, i
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
-        offset_commit_response_offset_commit_response_topic_fill(&s->topics[i], version, arena, seed);
+        offset_commit_response_offset_commit_response_topic_fill(&s->topics[i], version, arena,
+            seed);
     }
 }
 
-bool kafka_offset_commit_response_equal(const struct kafka_offset_commit_response *a, const struct kafka_offset_commit_response *b)
+bool kafka_offset_commit_response_equal(const struct kafka_offset_commit_response *a,
+    const struct kafka_offset_commit_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
     if (a->topics_count != b->topics_count)
         return false;
     for (int32_t i = 0; i < a->topics_count; i++) {
-        if (!(offset_commit_response_offset_commit_response_topic_equal(&a->topics[i], &b->topics[i])))
+        if (!(offset_commit_response_offset_commit_response_topic_equal(&a->topics[i],
+            &b->topics[i])))
             return false;
     }
     return true;
 }
 
-static void offset_fetch_response_offset_fetch_response_partitions_fill(struct kafka_offset_fetch_response_offset_fetch_response_partitions *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool offset_fetch_response_offset_fetch_response_partitions_equal(const struct kafka_offset_fetch_response_offset_fetch_response_partitions *a, const struct kafka_offset_fetch_response_offset_fetch_response_partitions *b);
+static void offset_fetch_response_offset_fetch_response_partitions_fill(struct kafka_offset_fetch_response_offset_fetch_response_partitions *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool offset_fetch_response_offset_fetch_response_partitions_equal(const struct kafka_offset_fetch_response_offset_fetch_response_partitions *a,
+    const struct kafka_offset_fetch_response_offset_fetch_response_partitions *b);
 static void offset_fetch_response_offset_fetch_response_partitions_init(struct kafka_offset_fetch_response_offset_fetch_response_partitions *s);
-static void offset_fetch_response_offset_fetch_response_topics_fill(struct kafka_offset_fetch_response_offset_fetch_response_topics *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool offset_fetch_response_offset_fetch_response_topics_equal(const struct kafka_offset_fetch_response_offset_fetch_response_topics *a, const struct kafka_offset_fetch_response_offset_fetch_response_topics *b);
+static void offset_fetch_response_offset_fetch_response_topics_fill(struct kafka_offset_fetch_response_offset_fetch_response_topics *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool offset_fetch_response_offset_fetch_response_topics_equal(const struct kafka_offset_fetch_response_offset_fetch_response_topics *a,
+    const struct kafka_offset_fetch_response_offset_fetch_response_topics *b);
 static void offset_fetch_response_offset_fetch_response_topics_init(struct kafka_offset_fetch_response_offset_fetch_response_topics *s);
-static void offset_fetch_response_offset_fetch_response_group_fill(struct kafka_offset_fetch_response_offset_fetch_response_group *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool offset_fetch_response_offset_fetch_response_group_equal(const struct kafka_offset_fetch_response_offset_fetch_response_group *a, const struct kafka_offset_fetch_response_offset_fetch_response_group *b);
+static void offset_fetch_response_offset_fetch_response_group_fill(struct kafka_offset_fetch_response_offset_fetch_response_group *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool offset_fetch_response_offset_fetch_response_group_equal(const struct kafka_offset_fetch_response_offset_fetch_response_group *a,
+    const struct kafka_offset_fetch_response_offset_fetch_response_group *b);
 static void offset_fetch_response_offset_fetch_response_group_init(struct kafka_offset_fetch_response_offset_fetch_response_group *s);
-static void offset_fetch_response_offset_fetch_response_partition_fill(struct kafka_offset_fetch_response_offset_fetch_response_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool offset_fetch_response_offset_fetch_response_partition_equal(const struct kafka_offset_fetch_response_offset_fetch_response_partition *a, const struct kafka_offset_fetch_response_offset_fetch_response_partition *b);
+static void offset_fetch_response_offset_fetch_response_partition_fill(struct kafka_offset_fetch_response_offset_fetch_response_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool offset_fetch_response_offset_fetch_response_partition_equal(const struct kafka_offset_fetch_response_offset_fetch_response_partition *a,
+    const struct kafka_offset_fetch_response_offset_fetch_response_partition *b);
 static void offset_fetch_response_offset_fetch_response_partition_init(struct kafka_offset_fetch_response_offset_fetch_response_partition *s);
-static void offset_fetch_response_offset_fetch_response_topic_fill(struct kafka_offset_fetch_response_offset_fetch_response_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool offset_fetch_response_offset_fetch_response_topic_equal(const struct kafka_offset_fetch_response_offset_fetch_response_topic *a, const struct kafka_offset_fetch_response_offset_fetch_response_topic *b);
+static void offset_fetch_response_offset_fetch_response_topic_fill(struct kafka_offset_fetch_response_offset_fetch_response_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool offset_fetch_response_offset_fetch_response_topic_equal(const struct kafka_offset_fetch_response_offset_fetch_response_topic *a,
+    const struct kafka_offset_fetch_response_offset_fetch_response_topic *b);
 static void offset_fetch_response_offset_fetch_response_topic_init(struct kafka_offset_fetch_response_offset_fetch_response_topic *s);
 static void offset_fetch_response_offset_fetch_response_partitions_init(struct kafka_offset_fetch_response_offset_fetch_response_partitions *s)
 {
@@ -4102,7 +4534,8 @@ static void offset_fetch_response_offset_fetch_response_partitions_init(struct k
     s->error_code = 0;
 }
 
-static void offset_fetch_response_offset_fetch_response_partitions_fill(struct kafka_offset_fetch_response_offset_fetch_response_partitions *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void offset_fetch_response_offset_fetch_response_partitions_fill(struct kafka_offset_fetch_response_offset_fetch_response_partitions *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_fetch_response_offset_fetch_response_partitions_init(s);
     s->partition_index = (int32_t)kafka_fill_next(seed);
@@ -4112,7 +4545,8 @@ static void offset_fetch_response_offset_fetch_response_partitions_fill(struct k
     s->error_code = (int16_t)kafka_fill_next(seed);
 }
 
-static bool offset_fetch_response_offset_fetch_response_partitions_equal(const struct kafka_offset_fetch_response_offset_fetch_response_partitions *a, const struct kafka_offset_fetch_response_offset_fetch_response_partitions *b)
+static bool offset_fetch_response_offset_fetch_response_partitions_equal(const struct kafka_offset_fetch_response_offset_fetch_response_partitions *a,
+    const struct kafka_offset_fetch_response_offset_fetch_response_partitions *b)
 {
     if (!(a->partition_index == b->partition_index))
         return false;
@@ -4134,29 +4568,33 @@ static void offset_fetch_response_offset_fetch_response_topics_init(struct kafka
     s->partitions_count = 0;
 }
 
-static void offset_fetch_response_offset_fetch_response_topics_fill(struct kafka_offset_fetch_response_offset_fetch_response_topics *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void offset_fetch_response_offset_fetch_response_topics_fill(struct kafka_offset_fetch_response_offset_fetch_response_topics *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_fetch_response_offset_fetch_response_topics_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        offset_fetch_response_offset_fetch_response_partitions_fill(&s->partitions[i], version, arena, seed);
+        offset_fetch_response_offset_fetch_response_partitions_fill(&s->partitions[i], version,
+            arena, seed);
     }
 }
 
-static bool offset_fetch_response_offset_fetch_response_topics_equal(const struct kafka_offset_fetch_response_offset_fetch_response_topics *a, const struct kafka_offset_fetch_response_offset_fetch_response_topics *b)
+static bool offset_fetch_response_offset_fetch_response_topics_equal(const struct kafka_offset_fetch_response_offset_fetch_response_topics *a,
+    const struct kafka_offset_fetch_response_offset_fetch_response_topics *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
     if (a->partitions_count != b->partitions_count)
         return false;
     for (int32_t i = 0; i < a->partitions_count; i++) {
-        if (!(offset_fetch_response_offset_fetch_response_partitions_equal(&a->partitions[i], &b->partitions[i])))
+        if (!(offset_fetch_response_offset_fetch_response_partitions_equal(&a->partitions[i],
+            &b->partitions[i])))
             return false;
     }
     return true;
@@ -4170,30 +4608,34 @@ static void offset_fetch_response_offset_fetch_response_group_init(struct kafka_
     s->error_code = 0;
 }
 
-static void offset_fetch_response_offset_fetch_response_group_fill(struct kafka_offset_fetch_response_offset_fetch_response_group *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void offset_fetch_response_offset_fetch_response_group_fill(struct kafka_offset_fetch_response_offset_fetch_response_group *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_fetch_response_offset_fetch_response_group_init(s);
     s->group_id = kafka_fill_str(seed, (0));
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
-        offset_fetch_response_offset_fetch_response_topics_fill(&s->topics[i], version, arena, seed);
+        offset_fetch_response_offset_fetch_response_topics_fill(&s->topics[i], version, arena,
+            seed);
     }
     s->error_code = (int16_t)kafka_fill_next(seed);
 }
 
-static bool offset_fetch_response_offset_fetch_response_group_equal(const struct kafka_offset_fetch_response_offset_fetch_response_group *a, const struct kafka_offset_fetch_response_offset_fetch_response_group *b)
+static bool offset_fetch_response_offset_fetch_response_group_equal(const struct kafka_offset_fetch_response_offset_fetch_response_group *a,
+    const struct kafka_offset_fetch_response_offset_fetch_response_group *b)
 {
     if (!(kafka_str_equals(a->group_id, b->group_id)))
         return false;
     if (a->topics_count != b->topics_count)
         return false;
     for (int32_t i = 0; i < a->topics_count; i++) {
-        if (!(offset_fetch_response_offset_fetch_response_topics_equal(&a->topics[i], &b->topics[i])))
+        if (!(offset_fetch_response_offset_fetch_response_topics_equal(&a->topics[i],
+            &b->topics[i])))
             return false;
     }
     if (!(a->error_code == b->error_code))
@@ -4210,7 +4652,8 @@ static void offset_fetch_response_offset_fetch_response_partition_init(struct ka
     s->error_code = 0;
 }
 
-static void offset_fetch_response_offset_fetch_response_partition_fill(struct kafka_offset_fetch_response_offset_fetch_response_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void offset_fetch_response_offset_fetch_response_partition_fill(struct kafka_offset_fetch_response_offset_fetch_response_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_fetch_response_offset_fetch_response_partition_init(s);
     s->partition_index = (int32_t)kafka_fill_next(seed);
@@ -4222,7 +4665,8 @@ static void offset_fetch_response_offset_fetch_response_partition_fill(struct ka
     s->error_code = (int16_t)kafka_fill_next(seed);
 }
 
-static bool offset_fetch_response_offset_fetch_response_partition_equal(const struct kafka_offset_fetch_response_offset_fetch_response_partition *a, const struct kafka_offset_fetch_response_offset_fetch_response_partition *b)
+static bool offset_fetch_response_offset_fetch_response_partition_equal(const struct kafka_offset_fetch_response_offset_fetch_response_partition *a,
+    const struct kafka_offset_fetch_response_offset_fetch_response_partition *b)
 {
     if (!(a->partition_index == b->partition_index))
         return false;
@@ -4244,35 +4688,40 @@ static void offset_fetch_response_offset_fetch_response_topic_init(struct kafka_
     s->partitions_count = 0;
 }
 
-static void offset_fetch_response_offset_fetch_response_topic_fill(struct kafka_offset_fetch_response_offset_fetch_response_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void offset_fetch_response_offset_fetch_response_topic_fill(struct kafka_offset_fetch_response_offset_fetch_response_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_fetch_response_offset_fetch_response_topic_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        offset_fetch_response_offset_fetch_response_partition_fill(&s->partitions[i], version, arena, seed);
+        offset_fetch_response_offset_fetch_response_partition_fill(&s->partitions[i], version,
+            arena, seed);
     }
 }
 
-static bool offset_fetch_response_offset_fetch_response_topic_equal(const struct kafka_offset_fetch_response_offset_fetch_response_topic *a, const struct kafka_offset_fetch_response_offset_fetch_response_topic *b)
+static bool offset_fetch_response_offset_fetch_response_topic_equal(const struct kafka_offset_fetch_response_offset_fetch_response_topic *a,
+    const struct kafka_offset_fetch_response_offset_fetch_response_topic *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
     if (a->partitions_count != b->partitions_count)
         return false;
     for (int32_t i = 0; i < a->partitions_count; i++) {
-        if (!(offset_fetch_response_offset_fetch_response_partition_equal(&a->partitions[i], &b->partitions[i])))
+        if (!(offset_fetch_response_offset_fetch_response_partition_equal(&a->partitions[i],
+            &b->partitions[i])))
             return false;
     }
     return true;
 }
 
-void kafka_offset_fetch_response_fill(struct kafka_offset_fetch_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_offset_fetch_response_fill(struct kafka_offset_fetch_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_offset_fetch_response_init(s, version);
     if (version >= 3) {
@@ -4282,11 +4731,12 @@ void kafka_offset_fetch_response_fill(struct kafka_offset_fetch_response *s, int
         s->topics_count = kafka_fill_count(seed, 0);
         s->topics = NULL;
         if (s->topics_count > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
             assert(s->topics != NULL);
         }
         for (int32_t i = 0; i < s->topics_count; i++) {
-            offset_fetch_response_offset_fetch_response_topic_fill(&s->topics[i], version, arena, seed);
+            offset_fetch_response_offset_fetch_response_topic_fill(&s->topics[i], version, arena,
+                seed);
         }
     }
     if (version >= 2 && version <= 7) {
@@ -4296,23 +4746,26 @@ void kafka_offset_fetch_response_fill(struct kafka_offset_fetch_response *s, int
         s->groups_count = kafka_fill_count(seed, 0);
         s->groups = NULL;
         if (s->groups_count > 0) {
-            s->groups = kafka_arena_alloc(arena, (size_t)s->groups_count, sizeof(*s->groups), _Alignof(__typeof__(*s->groups)));
+            s->groups = KAFKA_ARENA_ARRAY(arena, s->groups_count, s->groups);
             assert(s->groups != NULL);
         }
         for (int32_t i = 0; i < s->groups_count; i++) {
-            offset_fetch_response_offset_fetch_response_group_fill(&s->groups[i], version, arena, seed);
+            offset_fetch_response_offset_fetch_response_group_fill(&s->groups[i], version, arena,
+                seed);
         }
     }
 }
 
-bool kafka_offset_fetch_response_equal(const struct kafka_offset_fetch_response *a, const struct kafka_offset_fetch_response *b)
+bool kafka_offset_fetch_response_equal(const struct kafka_offset_fetch_response *a,
+    const struct kafka_offset_fetch_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
     if (a->topics_count != b->topics_count)
         return false;
     for (int32_t i = 0; i < a->topics_count; i++) {
-        if (!(offset_fetch_response_offset_fetch_response_topic_equal(&a->topics[i], &b->topics[i])))
+        if (!(offset_fetch_response_offset_fetch_response_topic_equal(&a->topics[i],
+            &b->topics[i])))
             return false;
     }
     if (!(a->error_code == b->error_code))
@@ -4320,14 +4773,17 @@ bool kafka_offset_fetch_response_equal(const struct kafka_offset_fetch_response 
     if (a->groups_count != b->groups_count)
         return false;
     for (int32_t i = 0; i < a->groups_count; i++) {
-        if (!(offset_fetch_response_offset_fetch_response_group_equal(&a->groups[i], &b->groups[i])))
+        if (!(offset_fetch_response_offset_fetch_response_group_equal(&a->groups[i],
+            &b->groups[i])))
             return false;
     }
     return true;
 }
 
-static void find_coordinator_response_coordinator_fill(struct kafka_find_coordinator_response_coordinator *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool find_coordinator_response_coordinator_equal(const struct kafka_find_coordinator_response_coordinator *a, const struct kafka_find_coordinator_response_coordinator *b);
+static void find_coordinator_response_coordinator_fill(struct kafka_find_coordinator_response_coordinator *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool find_coordinator_response_coordinator_equal(const struct kafka_find_coordinator_response_coordinator *a,
+    const struct kafka_find_coordinator_response_coordinator *b);
 static void find_coordinator_response_coordinator_init(struct kafka_find_coordinator_response_coordinator *s);
 static void find_coordinator_response_coordinator_init(struct kafka_find_coordinator_response_coordinator *s)
 {
@@ -4339,7 +4795,8 @@ static void find_coordinator_response_coordinator_init(struct kafka_find_coordin
     s->error_message = (struct kafka_str){ "", 0 };
 }
 
-static void find_coordinator_response_coordinator_fill(struct kafka_find_coordinator_response_coordinator *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void find_coordinator_response_coordinator_fill(struct kafka_find_coordinator_response_coordinator *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     find_coordinator_response_coordinator_init(s);
     s->key = kafka_fill_str(seed, (0));
@@ -4350,7 +4807,8 @@ static void find_coordinator_response_coordinator_fill(struct kafka_find_coordin
     s->error_message = kafka_fill_str(seed, (1));
 }
 
-static bool find_coordinator_response_coordinator_equal(const struct kafka_find_coordinator_response_coordinator *a, const struct kafka_find_coordinator_response_coordinator *b)
+static bool find_coordinator_response_coordinator_equal(const struct kafka_find_coordinator_response_coordinator *a,
+    const struct kafka_find_coordinator_response_coordinator *b)
 {
     if (!(kafka_str_equals(a->key, b->key)))
         return false;
@@ -4367,7 +4825,8 @@ static bool find_coordinator_response_coordinator_equal(const struct kafka_find_
     return true;
 }
 
-void kafka_find_coordinator_response_fill(struct kafka_find_coordinator_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_find_coordinator_response_fill(struct kafka_find_coordinator_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_find_coordinator_response_init(s, version);
     if (version >= 1) {
@@ -4392,7 +4851,7 @@ void kafka_find_coordinator_response_fill(struct kafka_find_coordinator_response
         s->coordinators_count = kafka_fill_count(seed, 0);
         s->coordinators = NULL;
         if (s->coordinators_count > 0) {
-            s->coordinators = kafka_arena_alloc(arena, (size_t)s->coordinators_count, sizeof(*s->coordinators), _Alignof(__typeof__(*s->coordinators)));
+            s->coordinators = KAFKA_ARENA_ARRAY(arena, s->coordinators_count, s->coordinators);
             assert(s->coordinators != NULL);
         }
         for (int32_t i = 0; i < s->coordinators_count; i++) {
@@ -4401,7 +4860,8 @@ void kafka_find_coordinator_response_fill(struct kafka_find_coordinator_response
     }
 }
 
-bool kafka_find_coordinator_response_equal(const struct kafka_find_coordinator_response *a, const struct kafka_find_coordinator_response *b)
+bool kafka_find_coordinator_response_equal(const struct kafka_find_coordinator_response *a,
+    const struct kafka_find_coordinator_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -4418,14 +4878,17 @@ bool kafka_find_coordinator_response_equal(const struct kafka_find_coordinator_r
     if (a->coordinators_count != b->coordinators_count)
         return false;
     for (int32_t i = 0; i < a->coordinators_count; i++) {
-        if (!(find_coordinator_response_coordinator_equal(&a->coordinators[i], &b->coordinators[i])))
+        if (!(find_coordinator_response_coordinator_equal(&a->coordinators[i],
+            &b->coordinators[i])))
             return false;
     }
     return true;
 }
 
-static void join_group_response_join_group_response_member_fill(struct kafka_join_group_response_join_group_response_member *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool join_group_response_join_group_response_member_equal(const struct kafka_join_group_response_join_group_response_member *a, const struct kafka_join_group_response_join_group_response_member *b);
+static void join_group_response_join_group_response_member_fill(struct kafka_join_group_response_join_group_response_member *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool join_group_response_join_group_response_member_equal(const struct kafka_join_group_response_join_group_response_member *a,
+    const struct kafka_join_group_response_join_group_response_member *b);
 static void join_group_response_join_group_response_member_init(struct kafka_join_group_response_join_group_response_member *s);
 static void join_group_response_join_group_response_member_init(struct kafka_join_group_response_join_group_response_member *s)
 {
@@ -4434,7 +4897,8 @@ static void join_group_response_join_group_response_member_init(struct kafka_joi
     s->metadata = (struct kafka_bytes){ NULL, 0 };
 }
 
-static void join_group_response_join_group_response_member_fill(struct kafka_join_group_response_join_group_response_member *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void join_group_response_join_group_response_member_fill(struct kafka_join_group_response_join_group_response_member *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     join_group_response_join_group_response_member_init(s);
     s->member_id = kafka_fill_str(seed, (0));
@@ -4444,7 +4908,8 @@ static void join_group_response_join_group_response_member_fill(struct kafka_joi
     s->metadata = kafka_fill_bytes(seed, (0));
 }
 
-static bool join_group_response_join_group_response_member_equal(const struct kafka_join_group_response_join_group_response_member *a, const struct kafka_join_group_response_join_group_response_member *b)
+static bool join_group_response_join_group_response_member_equal(const struct kafka_join_group_response_join_group_response_member *a,
+    const struct kafka_join_group_response_join_group_response_member *b)
 {
     if (!(kafka_str_equals(a->member_id, b->member_id)))
         return false;
@@ -4455,7 +4920,8 @@ static bool join_group_response_join_group_response_member_equal(const struct ka
     return true;
 }
 
-void kafka_join_group_response_fill(struct kafka_join_group_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_join_group_response_fill(struct kafka_join_group_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_join_group_response_init(s, version);
     if (version >= 2) {
@@ -4475,7 +4941,7 @@ void kafka_join_group_response_fill(struct kafka_join_group_response *s, int16_t
     s->members_count = kafka_fill_count(seed, 0);
     s->members = NULL;
     if (s->members_count > 0) {
-        s->members = kafka_arena_alloc(arena, (size_t)s->members_count, sizeof(*s->members), _Alignof(__typeof__(*s->members)));
+        s->members = KAFKA_ARENA_ARRAY(arena, s->members_count, s->members);
         assert(s->members != NULL);
     }
     for (int32_t i = 0; i < s->members_count; i++) {
@@ -4483,7 +4949,8 @@ void kafka_join_group_response_fill(struct kafka_join_group_response *s, int16_t
     }
 }
 
-bool kafka_join_group_response_equal(const struct kafka_join_group_response *a, const struct kafka_join_group_response *b)
+bool kafka_join_group_response_equal(const struct kafka_join_group_response *a,
+    const struct kafka_join_group_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -4510,7 +4977,8 @@ bool kafka_join_group_response_equal(const struct kafka_join_group_response *a, 
     return true;
 }
 
-void kafka_heartbeat_response_fill(struct kafka_heartbeat_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_heartbeat_response_fill(struct kafka_heartbeat_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_heartbeat_response_init(s, version);
     if (version >= 1) {
@@ -4519,7 +4987,8 @@ void kafka_heartbeat_response_fill(struct kafka_heartbeat_response *s, int16_t v
     s->error_code = (int16_t)kafka_fill_next(seed);
 }
 
-bool kafka_heartbeat_response_equal(const struct kafka_heartbeat_response *a, const struct kafka_heartbeat_response *b)
+bool kafka_heartbeat_response_equal(const struct kafka_heartbeat_response *a,
+    const struct kafka_heartbeat_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -4528,8 +4997,10 @@ bool kafka_heartbeat_response_equal(const struct kafka_heartbeat_response *a, co
     return true;
 }
 
-static void leave_group_response_member_response_fill(struct kafka_leave_group_response_member_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool leave_group_response_member_response_equal(const struct kafka_leave_group_response_member_response *a, const struct kafka_leave_group_response_member_response *b);
+static void leave_group_response_member_response_fill(struct kafka_leave_group_response_member_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool leave_group_response_member_response_equal(const struct kafka_leave_group_response_member_response *a,
+    const struct kafka_leave_group_response_member_response *b);
 static void leave_group_response_member_response_init(struct kafka_leave_group_response_member_response *s);
 static void leave_group_response_member_response_init(struct kafka_leave_group_response_member_response *s)
 {
@@ -4538,7 +5009,8 @@ static void leave_group_response_member_response_init(struct kafka_leave_group_r
     s->error_code = 0;
 }
 
-static void leave_group_response_member_response_fill(struct kafka_leave_group_response_member_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void leave_group_response_member_response_fill(struct kafka_leave_group_response_member_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     leave_group_response_member_response_init(s);
     s->member_id = kafka_fill_str(seed, (0));
@@ -4546,7 +5018,8 @@ static void leave_group_response_member_response_fill(struct kafka_leave_group_r
     s->error_code = (int16_t)kafka_fill_next(seed);
 }
 
-static bool leave_group_response_member_response_equal(const struct kafka_leave_group_response_member_response *a, const struct kafka_leave_group_response_member_response *b)
+static bool leave_group_response_member_response_equal(const struct kafka_leave_group_response_member_response *a,
+    const struct kafka_leave_group_response_member_response *b)
 {
     if (!(kafka_str_equals(a->member_id, b->member_id)))
         return false;
@@ -4557,7 +5030,8 @@ static bool leave_group_response_member_response_equal(const struct kafka_leave_
     return true;
 }
 
-void kafka_leave_group_response_fill(struct kafka_leave_group_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_leave_group_response_fill(struct kafka_leave_group_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_leave_group_response_init(s, version);
     if (version >= 1) {
@@ -4568,7 +5042,7 @@ void kafka_leave_group_response_fill(struct kafka_leave_group_response *s, int16
         s->members_count = kafka_fill_count(seed, 0);
         s->members = NULL;
         if (s->members_count > 0) {
-            s->members = kafka_arena_alloc(arena, (size_t)s->members_count, sizeof(*s->members), _Alignof(__typeof__(*s->members)));
+            s->members = KAFKA_ARENA_ARRAY(arena, s->members_count, s->members);
             assert(s->members != NULL);
         }
         for (int32_t i = 0; i < s->members_count; i++) {
@@ -4577,7 +5051,8 @@ void kafka_leave_group_response_fill(struct kafka_leave_group_response *s, int16
     }
 }
 
-bool kafka_leave_group_response_equal(const struct kafka_leave_group_response *a, const struct kafka_leave_group_response *b)
+bool kafka_leave_group_response_equal(const struct kafka_leave_group_response *a,
+    const struct kafka_leave_group_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -4592,7 +5067,8 @@ bool kafka_leave_group_response_equal(const struct kafka_leave_group_response *a
     return true;
 }
 
-void kafka_sync_group_response_fill(struct kafka_sync_group_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_sync_group_response_fill(struct kafka_sync_group_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_sync_group_response_init(s, version);
     if (version >= 1) {
@@ -4608,7 +5084,8 @@ void kafka_sync_group_response_fill(struct kafka_sync_group_response *s, int16_t
     s->assignment = kafka_fill_bytes(seed, (0));
 }
 
-bool kafka_sync_group_response_equal(const struct kafka_sync_group_response *a, const struct kafka_sync_group_response *b)
+bool kafka_sync_group_response_equal(const struct kafka_sync_group_response *a,
+    const struct kafka_sync_group_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -4623,11 +5100,15 @@ bool kafka_sync_group_response_equal(const struct kafka_sync_group_response *a, 
     return true;
 }
 
-static void describe_groups_response_described_group_member_fill(struct kafka_describe_groups_response_described_group_member *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool describe_groups_response_described_group_member_equal(const struct kafka_describe_groups_response_described_group_member *a, const struct kafka_describe_groups_response_described_group_member *b);
+static void describe_groups_response_described_group_member_fill(struct kafka_describe_groups_response_described_group_member *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool describe_groups_response_described_group_member_equal(const struct kafka_describe_groups_response_described_group_member *a,
+    const struct kafka_describe_groups_response_described_group_member *b);
 static void describe_groups_response_described_group_member_init(struct kafka_describe_groups_response_described_group_member *s);
-static void describe_groups_response_described_group_fill(struct kafka_describe_groups_response_described_group *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool describe_groups_response_described_group_equal(const struct kafka_describe_groups_response_described_group *a, const struct kafka_describe_groups_response_described_group *b);
+static void describe_groups_response_described_group_fill(struct kafka_describe_groups_response_described_group *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool describe_groups_response_described_group_equal(const struct kafka_describe_groups_response_described_group *a,
+    const struct kafka_describe_groups_response_described_group *b);
 static void describe_groups_response_described_group_init(struct kafka_describe_groups_response_described_group *s);
 static void describe_groups_response_described_group_member_init(struct kafka_describe_groups_response_described_group_member *s)
 {
@@ -4639,7 +5120,8 @@ static void describe_groups_response_described_group_member_init(struct kafka_de
     s->member_assignment = (struct kafka_bytes){ NULL, 0 };
 }
 
-static void describe_groups_response_described_group_member_fill(struct kafka_describe_groups_response_described_group_member *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void describe_groups_response_described_group_member_fill(struct kafka_describe_groups_response_described_group_member *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     describe_groups_response_described_group_member_init(s);
     s->member_id = kafka_fill_str(seed, (0));
@@ -4652,7 +5134,8 @@ static void describe_groups_response_described_group_member_fill(struct kafka_de
     s->member_assignment = kafka_fill_bytes(seed, (0));
 }
 
-static bool describe_groups_response_described_group_member_equal(const struct kafka_describe_groups_response_described_group_member *a, const struct kafka_describe_groups_response_described_group_member *b)
+static bool describe_groups_response_described_group_member_equal(const struct kafka_describe_groups_response_described_group_member *a,
+    const struct kafka_describe_groups_response_described_group_member *b)
 {
     if (!(kafka_str_equals(a->member_id, b->member_id)))
         return false;
@@ -4681,7 +5164,8 @@ static void describe_groups_response_described_group_init(struct kafka_describe_
     s->authorized_operations = INT32_MIN;
 }
 
-static void describe_groups_response_described_group_fill(struct kafka_describe_groups_response_described_group *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void describe_groups_response_described_group_fill(struct kafka_describe_groups_response_described_group *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     describe_groups_response_described_group_init(s);
     s->error_code = (int16_t)kafka_fill_next(seed);
@@ -4692,7 +5176,7 @@ static void describe_groups_response_described_group_fill(struct kafka_describe_
     s->members_count = kafka_fill_count(seed, 0);
     s->members = NULL;
     if (s->members_count > 0) {
-        s->members = kafka_arena_alloc(arena, (size_t)s->members_count, sizeof(*s->members), _Alignof(__typeof__(*s->members)));
+        s->members = KAFKA_ARENA_ARRAY(arena, s->members_count, s->members);
         assert(s->members != NULL);
     }
     for (int32_t i = 0; i < s->members_count; i++) {
@@ -4703,7 +5187,8 @@ static void describe_groups_response_described_group_fill(struct kafka_describe_
     }
 }
 
-static bool describe_groups_response_described_group_equal(const struct kafka_describe_groups_response_described_group *a, const struct kafka_describe_groups_response_described_group *b)
+static bool describe_groups_response_described_group_equal(const struct kafka_describe_groups_response_described_group *a,
+    const struct kafka_describe_groups_response_described_group *b)
 {
     if (!(a->error_code == b->error_code))
         return false;
@@ -4718,7 +5203,8 @@ static bool describe_groups_response_described_group_equal(const struct kafka_de
     if (a->members_count != b->members_count)
         return false;
     for (int32_t i = 0; i < a->members_count; i++) {
-        if (!(describe_groups_response_described_group_member_equal(&a->members[i], &b->members[i])))
+        if (!(describe_groups_response_described_group_member_equal(&a->members[i],
+            &b->members[i])))
             return false;
     }
     if (!(a->authorized_operations == b->authorized_operations))
@@ -4726,7 +5212,8 @@ static bool describe_groups_response_described_group_equal(const struct kafka_de
     return true;
 }
 
-void kafka_describe_groups_response_fill(struct kafka_describe_groups_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_describe_groups_response_fill(struct kafka_describe_groups_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_describe_groups_response_init(s, version);
     if (version >= 1) {
@@ -4735,7 +5222,7 @@ void kafka_describe_groups_response_fill(struct kafka_describe_groups_response *
     s->groups_count = kafka_fill_count(seed, 0);
     s->groups = NULL;
     if (s->groups_count > 0) {
-        s->groups = kafka_arena_alloc(arena, (size_t)s->groups_count, sizeof(*s->groups), _Alignof(__typeof__(*s->groups)));
+        s->groups = KAFKA_ARENA_ARRAY(arena, s->groups_count, s->groups);
         assert(s->groups != NULL);
     }
     for (int32_t i = 0; i < s->groups_count; i++) {
@@ -4743,7 +5230,8 @@ void kafka_describe_groups_response_fill(struct kafka_describe_groups_response *
     }
 }
 
-bool kafka_describe_groups_response_equal(const struct kafka_describe_groups_response *a, const struct kafka_describe_groups_response *b)
+bool kafka_describe_groups_response_equal(const struct kafka_describe_groups_response *a,
+    const struct kafka_describe_groups_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -4756,8 +5244,10 @@ bool kafka_describe_groups_response_equal(const struct kafka_describe_groups_res
     return true;
 }
 
-static void list_groups_response_listed_group_fill(struct kafka_list_groups_response_listed_group *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool list_groups_response_listed_group_equal(const struct kafka_list_groups_response_listed_group *a, const struct kafka_list_groups_response_listed_group *b);
+static void list_groups_response_listed_group_fill(struct kafka_list_groups_response_listed_group *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool list_groups_response_listed_group_equal(const struct kafka_list_groups_response_listed_group *a,
+    const struct kafka_list_groups_response_listed_group *b);
 static void list_groups_response_listed_group_init(struct kafka_list_groups_response_listed_group *s);
 static void list_groups_response_listed_group_init(struct kafka_list_groups_response_listed_group *s)
 {
@@ -4767,7 +5257,8 @@ static void list_groups_response_listed_group_init(struct kafka_list_groups_resp
     s->group_type = (struct kafka_str){ "", 0 };
 }
 
-static void list_groups_response_listed_group_fill(struct kafka_list_groups_response_listed_group *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void list_groups_response_listed_group_fill(struct kafka_list_groups_response_listed_group *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     list_groups_response_listed_group_init(s);
     s->group_id = kafka_fill_str(seed, (0));
@@ -4780,7 +5271,8 @@ static void list_groups_response_listed_group_fill(struct kafka_list_groups_resp
     }
 }
 
-static bool list_groups_response_listed_group_equal(const struct kafka_list_groups_response_listed_group *a, const struct kafka_list_groups_response_listed_group *b)
+static bool list_groups_response_listed_group_equal(const struct kafka_list_groups_response_listed_group *a,
+    const struct kafka_list_groups_response_listed_group *b)
 {
     if (!(kafka_str_equals(a->group_id, b->group_id)))
         return false;
@@ -4793,7 +5285,8 @@ static bool list_groups_response_listed_group_equal(const struct kafka_list_grou
     return true;
 }
 
-void kafka_list_groups_response_fill(struct kafka_list_groups_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_list_groups_response_fill(struct kafka_list_groups_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_list_groups_response_init(s, version);
     if (version >= 1) {
@@ -4803,7 +5296,7 @@ void kafka_list_groups_response_fill(struct kafka_list_groups_response *s, int16
     s->groups_count = kafka_fill_count(seed, 0);
     s->groups = NULL;
     if (s->groups_count > 0) {
-        s->groups = kafka_arena_alloc(arena, (size_t)s->groups_count, sizeof(*s->groups), _Alignof(__typeof__(*s->groups)));
+        s->groups = KAFKA_ARENA_ARRAY(arena, s->groups_count, s->groups);
         assert(s->groups != NULL);
     }
     for (int32_t i = 0; i < s->groups_count; i++) {
@@ -4811,7 +5304,8 @@ void kafka_list_groups_response_fill(struct kafka_list_groups_response *s, int16
     }
 }
 
-bool kafka_list_groups_response_equal(const struct kafka_list_groups_response *a, const struct kafka_list_groups_response *b)
+bool kafka_list_groups_response_equal(const struct kafka_list_groups_response *a,
+    const struct kafka_list_groups_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -4826,14 +5320,15 @@ bool kafka_list_groups_response_equal(const struct kafka_list_groups_response *a
     return true;
 }
 
-void kafka_sasl_handshake_response_fill(struct kafka_sasl_handshake_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_sasl_handshake_response_fill(struct kafka_sasl_handshake_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_sasl_handshake_response_init(s, version);
     s->error_code = (int16_t)kafka_fill_next(seed);
     s->mechanisms_count = kafka_fill_count(seed, 0);
     s->mechanisms = NULL;
     if (s->mechanisms_count > 0) {
-        s->mechanisms = kafka_arena_alloc(arena, (size_t)s->mechanisms_count, sizeof(*s->mechanisms), _Alignof(__typeof__(*s->mechanisms)));
+        s->mechanisms = KAFKA_ARENA_ARRAY(arena, s->mechanisms_count, s->mechanisms);
         assert(s->mechanisms != NULL);
     }
     for (int32_t i = 0; i < s->mechanisms_count; i++) {
@@ -4841,7 +5336,8 @@ void kafka_sasl_handshake_response_fill(struct kafka_sasl_handshake_response *s,
     }
 }
 
-bool kafka_sasl_handshake_response_equal(const struct kafka_sasl_handshake_response *a, const struct kafka_sasl_handshake_response *b)
+bool kafka_sasl_handshake_response_equal(const struct kafka_sasl_handshake_response *a,
+    const struct kafka_sasl_handshake_response *b)
 {
     if (!(a->error_code == b->error_code))
         return false;
@@ -4854,14 +5350,20 @@ bool kafka_sasl_handshake_response_equal(const struct kafka_sasl_handshake_respo
     return true;
 }
 
-static void api_versions_response_finalized_feature_key_fill(struct kafka_api_versions_response_finalized_feature_key *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool api_versions_response_finalized_feature_key_equal(const struct kafka_api_versions_response_finalized_feature_key *a, const struct kafka_api_versions_response_finalized_feature_key *b);
+static void api_versions_response_finalized_feature_key_fill(struct kafka_api_versions_response_finalized_feature_key *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool api_versions_response_finalized_feature_key_equal(const struct kafka_api_versions_response_finalized_feature_key *a,
+    const struct kafka_api_versions_response_finalized_feature_key *b);
 static void api_versions_response_finalized_feature_key_init(struct kafka_api_versions_response_finalized_feature_key *s);
-static void api_versions_response_supported_feature_key_fill(struct kafka_api_versions_response_supported_feature_key *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool api_versions_response_supported_feature_key_equal(const struct kafka_api_versions_response_supported_feature_key *a, const struct kafka_api_versions_response_supported_feature_key *b);
+static void api_versions_response_supported_feature_key_fill(struct kafka_api_versions_response_supported_feature_key *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool api_versions_response_supported_feature_key_equal(const struct kafka_api_versions_response_supported_feature_key *a,
+    const struct kafka_api_versions_response_supported_feature_key *b);
 static void api_versions_response_supported_feature_key_init(struct kafka_api_versions_response_supported_feature_key *s);
-static void api_versions_response_api_version_fill(struct kafka_api_versions_response_api_version *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool api_versions_response_api_version_equal(const struct kafka_api_versions_response_api_version *a, const struct kafka_api_versions_response_api_version *b);
+static void api_versions_response_api_version_fill(struct kafka_api_versions_response_api_version *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool api_versions_response_api_version_equal(const struct kafka_api_versions_response_api_version *a,
+    const struct kafka_api_versions_response_api_version *b);
 static void api_versions_response_api_version_init(struct kafka_api_versions_response_api_version *s);
 static void api_versions_response_finalized_feature_key_init(struct kafka_api_versions_response_finalized_feature_key *s)
 {
@@ -4870,7 +5372,8 @@ static void api_versions_response_finalized_feature_key_init(struct kafka_api_ve
     s->min_version_level = 0;
 }
 
-static void api_versions_response_finalized_feature_key_fill(struct kafka_api_versions_response_finalized_feature_key *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void api_versions_response_finalized_feature_key_fill(struct kafka_api_versions_response_finalized_feature_key *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     api_versions_response_finalized_feature_key_init(s);
     s->name = kafka_fill_str(seed, (0));
@@ -4878,7 +5381,8 @@ static void api_versions_response_finalized_feature_key_fill(struct kafka_api_ve
     s->min_version_level = (int16_t)kafka_fill_next(seed);
 }
 
-static bool api_versions_response_finalized_feature_key_equal(const struct kafka_api_versions_response_finalized_feature_key *a, const struct kafka_api_versions_response_finalized_feature_key *b)
+static bool api_versions_response_finalized_feature_key_equal(const struct kafka_api_versions_response_finalized_feature_key *a,
+    const struct kafka_api_versions_response_finalized_feature_key *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
@@ -4896,7 +5400,8 @@ static void api_versions_response_supported_feature_key_init(struct kafka_api_ve
     s->max_version = 0;
 }
 
-static void api_versions_response_supported_feature_key_fill(struct kafka_api_versions_response_supported_feature_key *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void api_versions_response_supported_feature_key_fill(struct kafka_api_versions_response_supported_feature_key *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     api_versions_response_supported_feature_key_init(s);
     s->name = kafka_fill_str(seed, (0));
@@ -4904,7 +5409,8 @@ static void api_versions_response_supported_feature_key_fill(struct kafka_api_ve
     s->max_version = (int16_t)kafka_fill_next(seed);
 }
 
-static bool api_versions_response_supported_feature_key_equal(const struct kafka_api_versions_response_supported_feature_key *a, const struct kafka_api_versions_response_supported_feature_key *b)
+static bool api_versions_response_supported_feature_key_equal(const struct kafka_api_versions_response_supported_feature_key *a,
+    const struct kafka_api_versions_response_supported_feature_key *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
@@ -4922,7 +5428,8 @@ static void api_versions_response_api_version_init(struct kafka_api_versions_res
     s->max_version = 0;
 }
 
-static void api_versions_response_api_version_fill(struct kafka_api_versions_response_api_version *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void api_versions_response_api_version_fill(struct kafka_api_versions_response_api_version *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     api_versions_response_api_version_init(s);
     s->api_key = (int16_t)kafka_fill_next(seed);
@@ -4930,7 +5437,8 @@ static void api_versions_response_api_version_fill(struct kafka_api_versions_res
     s->max_version = (int16_t)kafka_fill_next(seed);
 }
 
-static bool api_versions_response_api_version_equal(const struct kafka_api_versions_response_api_version *a, const struct kafka_api_versions_response_api_version *b)
+static bool api_versions_response_api_version_equal(const struct kafka_api_versions_response_api_version *a,
+    const struct kafka_api_versions_response_api_version *b)
 {
     if (!(a->api_key == b->api_key))
         return false;
@@ -4941,14 +5449,15 @@ static bool api_versions_response_api_version_equal(const struct kafka_api_versi
     return true;
 }
 
-void kafka_api_versions_response_fill(struct kafka_api_versions_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_api_versions_response_fill(struct kafka_api_versions_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_api_versions_response_init(s, version);
     s->error_code = (int16_t)kafka_fill_next(seed);
     s->api_keys_count = kafka_fill_count(seed, 0);
     s->api_keys = NULL;
     if (s->api_keys_count > 0) {
-        s->api_keys = kafka_arena_alloc(arena, (size_t)s->api_keys_count, sizeof(*s->api_keys), _Alignof(__typeof__(*s->api_keys)));
+        s->api_keys = KAFKA_ARENA_ARRAY(arena, s->api_keys_count, s->api_keys);
         assert(s->api_keys != NULL);
     }
     for (int32_t i = 0; i < s->api_keys_count; i++) {
@@ -4961,11 +5470,13 @@ void kafka_api_versions_response_fill(struct kafka_api_versions_response *s, int
         s->supported_features_count = kafka_fill_count(seed, 0);
         s->supported_features = NULL;
         if (s->supported_features_count > 0) {
-            s->supported_features = kafka_arena_alloc(arena, (size_t)s->supported_features_count, sizeof(*s->supported_features), _Alignof(__typeof__(*s->supported_features)));
+            s->supported_features = KAFKA_ARENA_ARRAY(arena, s->supported_features_count,
+                s->supported_features);
             assert(s->supported_features != NULL);
         }
         for (int32_t i = 0; i < s->supported_features_count; i++) {
-            api_versions_response_supported_feature_key_fill(&s->supported_features[i], version, arena, seed);
+            api_versions_response_supported_feature_key_fill(&s->supported_features[i], version,
+                arena, seed);
         }
     }
     if (version >= 3) {
@@ -4975,11 +5486,13 @@ void kafka_api_versions_response_fill(struct kafka_api_versions_response *s, int
         s->finalized_features_count = kafka_fill_count(seed, 0);
         s->finalized_features = NULL;
         if (s->finalized_features_count > 0) {
-            s->finalized_features = kafka_arena_alloc(arena, (size_t)s->finalized_features_count, sizeof(*s->finalized_features), _Alignof(__typeof__(*s->finalized_features)));
+            s->finalized_features = KAFKA_ARENA_ARRAY(arena, s->finalized_features_count,
+                s->finalized_features);
             assert(s->finalized_features != NULL);
         }
         for (int32_t i = 0; i < s->finalized_features_count; i++) {
-            api_versions_response_finalized_feature_key_fill(&s->finalized_features[i], version, arena, seed);
+            api_versions_response_finalized_feature_key_fill(&s->finalized_features[i], version,
+                arena, seed);
         }
     }
     if (version >= 3) {
@@ -4987,7 +5500,8 @@ void kafka_api_versions_response_fill(struct kafka_api_versions_response *s, int
     }
 }
 
-bool kafka_api_versions_response_equal(const struct kafka_api_versions_response *a, const struct kafka_api_versions_response *b)
+bool kafka_api_versions_response_equal(const struct kafka_api_versions_response *a,
+    const struct kafka_api_versions_response *b)
 {
     if (!(a->error_code == b->error_code))
         return false;
@@ -5002,7 +5516,8 @@ bool kafka_api_versions_response_equal(const struct kafka_api_versions_response 
     if (a->supported_features_count != b->supported_features_count)
         return false;
     for (int32_t i = 0; i < a->supported_features_count; i++) {
-        if (!(api_versions_response_supported_feature_key_equal(&a->supported_features[i], &b->supported_features[i])))
+        if (!(api_versions_response_supported_feature_key_equal(&a->supported_features[i],
+            &b->supported_features[i])))
             return false;
     }
     if (!(a->finalized_features_epoch == b->finalized_features_epoch))
@@ -5010,7 +5525,8 @@ bool kafka_api_versions_response_equal(const struct kafka_api_versions_response 
     if (a->finalized_features_count != b->finalized_features_count)
         return false;
     for (int32_t i = 0; i < a->finalized_features_count; i++) {
-        if (!(api_versions_response_finalized_feature_key_equal(&a->finalized_features[i], &b->finalized_features[i])))
+        if (!(api_versions_response_finalized_feature_key_equal(&a->finalized_features[i],
+            &b->finalized_features[i])))
             return false;
     }
     if (!(a->zk_migration_ready == b->zk_migration_ready))
@@ -5018,11 +5534,15 @@ bool kafka_api_versions_response_equal(const struct kafka_api_versions_response 
     return true;
 }
 
-static void create_topics_response_creatable_topic_configs_fill(struct kafka_create_topics_response_creatable_topic_configs *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool create_topics_response_creatable_topic_configs_equal(const struct kafka_create_topics_response_creatable_topic_configs *a, const struct kafka_create_topics_response_creatable_topic_configs *b);
+static void create_topics_response_creatable_topic_configs_fill(struct kafka_create_topics_response_creatable_topic_configs *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool create_topics_response_creatable_topic_configs_equal(const struct kafka_create_topics_response_creatable_topic_configs *a,
+    const struct kafka_create_topics_response_creatable_topic_configs *b);
 static void create_topics_response_creatable_topic_configs_init(struct kafka_create_topics_response_creatable_topic_configs *s);
-static void create_topics_response_creatable_topic_result_fill(struct kafka_create_topics_response_creatable_topic_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool create_topics_response_creatable_topic_result_equal(const struct kafka_create_topics_response_creatable_topic_result *a, const struct kafka_create_topics_response_creatable_topic_result *b);
+static void create_topics_response_creatable_topic_result_fill(struct kafka_create_topics_response_creatable_topic_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool create_topics_response_creatable_topic_result_equal(const struct kafka_create_topics_response_creatable_topic_result *a,
+    const struct kafka_create_topics_response_creatable_topic_result *b);
 static void create_topics_response_creatable_topic_result_init(struct kafka_create_topics_response_creatable_topic_result *s);
 static void create_topics_response_creatable_topic_configs_init(struct kafka_create_topics_response_creatable_topic_configs *s)
 {
@@ -5033,7 +5553,8 @@ static void create_topics_response_creatable_topic_configs_init(struct kafka_cre
     s->is_sensitive = 0;
 }
 
-static void create_topics_response_creatable_topic_configs_fill(struct kafka_create_topics_response_creatable_topic_configs *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void create_topics_response_creatable_topic_configs_fill(struct kafka_create_topics_response_creatable_topic_configs *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     create_topics_response_creatable_topic_configs_init(s);
     s->name = kafka_fill_str(seed, (0));
@@ -5043,7 +5564,8 @@ static void create_topics_response_creatable_topic_configs_fill(struct kafka_cre
     s->is_sensitive = (kafka_fill_next(seed) & 1) != 0;
 }
 
-static bool create_topics_response_creatable_topic_configs_equal(const struct kafka_create_topics_response_creatable_topic_configs *a, const struct kafka_create_topics_response_creatable_topic_configs *b)
+static bool create_topics_response_creatable_topic_configs_equal(const struct kafka_create_topics_response_creatable_topic_configs *a,
+    const struct kafka_create_topics_response_creatable_topic_configs *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
@@ -5071,7 +5593,8 @@ static void create_topics_response_creatable_topic_result_init(struct kafka_crea
     s->configs_count = 0;
 }
 
-static void create_topics_response_creatable_topic_result_fill(struct kafka_create_topics_response_creatable_topic_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void create_topics_response_creatable_topic_result_fill(struct kafka_create_topics_response_creatable_topic_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     create_topics_response_creatable_topic_result_init(s);
     s->name = kafka_fill_str(seed, (0));
@@ -5095,16 +5618,18 @@ static void create_topics_response_creatable_topic_result_fill(struct kafka_crea
         s->configs_count = kafka_fill_count(seed, 1);
         s->configs = NULL;
         if (s->configs_count > 0) {
-            s->configs = kafka_arena_alloc(arena, (size_t)s->configs_count, sizeof(*s->configs), _Alignof(__typeof__(*s->configs)));
+            s->configs = KAFKA_ARENA_ARRAY(arena, s->configs_count, s->configs);
             assert(s->configs != NULL);
         }
         for (int32_t i = 0; i < s->configs_count; i++) {
-            create_topics_response_creatable_topic_configs_fill(&s->configs[i], version, arena, seed);
+            create_topics_response_creatable_topic_configs_fill(&s->configs[i], version, arena,
+                seed);
         }
     }
 }
 
-static bool create_topics_response_creatable_topic_result_equal(const struct kafka_create_topics_response_creatable_topic_result *a, const struct kafka_create_topics_response_creatable_topic_result *b)
+static bool create_topics_response_creatable_topic_result_equal(const struct kafka_create_topics_response_creatable_topic_result *a,
+    const struct kafka_create_topics_response_creatable_topic_result *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
@@ -5129,7 +5654,8 @@ static bool create_topics_response_creatable_topic_result_equal(const struct kaf
     return true;
 }
 
-void kafka_create_topics_response_fill(struct kafka_create_topics_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_create_topics_response_fill(struct kafka_create_topics_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_create_topics_response_init(s, version);
     if (version >= 2) {
@@ -5138,7 +5664,7 @@ void kafka_create_topics_response_fill(struct kafka_create_topics_response *s, i
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
@@ -5146,7 +5672,8 @@ void kafka_create_topics_response_fill(struct kafka_create_topics_response *s, i
     }
 }
 
-bool kafka_create_topics_response_equal(const struct kafka_create_topics_response *a, const struct kafka_create_topics_response *b)
+bool kafka_create_topics_response_equal(const struct kafka_create_topics_response *a,
+    const struct kafka_create_topics_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -5159,8 +5686,10 @@ bool kafka_create_topics_response_equal(const struct kafka_create_topics_respons
     return true;
 }
 
-static void delete_topics_response_deletable_topic_result_fill(struct kafka_delete_topics_response_deletable_topic_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool delete_topics_response_deletable_topic_result_equal(const struct kafka_delete_topics_response_deletable_topic_result *a, const struct kafka_delete_topics_response_deletable_topic_result *b);
+static void delete_topics_response_deletable_topic_result_fill(struct kafka_delete_topics_response_deletable_topic_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool delete_topics_response_deletable_topic_result_equal(const struct kafka_delete_topics_response_deletable_topic_result *a,
+    const struct kafka_delete_topics_response_deletable_topic_result *b);
 static void delete_topics_response_deletable_topic_result_init(struct kafka_delete_topics_response_deletable_topic_result *s);
 static void delete_topics_response_deletable_topic_result_init(struct kafka_delete_topics_response_deletable_topic_result *s)
 {
@@ -5170,7 +5699,8 @@ static void delete_topics_response_deletable_topic_result_init(struct kafka_dele
     s->error_message = (struct kafka_str){ NULL, -1 };
 }
 
-static void delete_topics_response_deletable_topic_result_fill(struct kafka_delete_topics_response_deletable_topic_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void delete_topics_response_deletable_topic_result_fill(struct kafka_delete_topics_response_deletable_topic_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     delete_topics_response_deletable_topic_result_init(s);
     s->name = kafka_fill_str(seed, (version >= 6));
@@ -5183,7 +5713,8 @@ static void delete_topics_response_deletable_topic_result_fill(struct kafka_dele
     }
 }
 
-static bool delete_topics_response_deletable_topic_result_equal(const struct kafka_delete_topics_response_deletable_topic_result *a, const struct kafka_delete_topics_response_deletable_topic_result *b)
+static bool delete_topics_response_deletable_topic_result_equal(const struct kafka_delete_topics_response_deletable_topic_result *a,
+    const struct kafka_delete_topics_response_deletable_topic_result *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
@@ -5196,7 +5727,8 @@ static bool delete_topics_response_deletable_topic_result_equal(const struct kaf
     return true;
 }
 
-void kafka_delete_topics_response_fill(struct kafka_delete_topics_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_delete_topics_response_fill(struct kafka_delete_topics_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_delete_topics_response_init(s, version);
     if (version >= 1) {
@@ -5205,7 +5737,7 @@ void kafka_delete_topics_response_fill(struct kafka_delete_topics_response *s, i
     s->responses_count = kafka_fill_count(seed, 0);
     s->responses = NULL;
     if (s->responses_count > 0) {
-        s->responses = kafka_arena_alloc(arena, (size_t)s->responses_count, sizeof(*s->responses), _Alignof(__typeof__(*s->responses)));
+        s->responses = KAFKA_ARENA_ARRAY(arena, s->responses_count, s->responses);
         assert(s->responses != NULL);
     }
     for (int32_t i = 0; i < s->responses_count; i++) {
@@ -5213,24 +5745,30 @@ void kafka_delete_topics_response_fill(struct kafka_delete_topics_response *s, i
     }
 }
 
-bool kafka_delete_topics_response_equal(const struct kafka_delete_topics_response *a, const struct kafka_delete_topics_response *b)
+bool kafka_delete_topics_response_equal(const struct kafka_delete_topics_response *a,
+    const struct kafka_delete_topics_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
     if (a->responses_count != b->responses_count)
         return false;
     for (int32_t i = 0; i < a->responses_count; i++) {
-        if (!(delete_topics_response_deletable_topic_result_equal(&a->responses[i], &b->responses[i])))
+        if (!(delete_topics_response_deletable_topic_result_equal(&a->responses[i],
+            &b->responses[i])))
             return false;
     }
     return true;
 }
 
-static void delete_records_response_delete_records_partition_result_fill(struct kafka_delete_records_response_delete_records_partition_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool delete_records_response_delete_records_partition_result_equal(const struct kafka_delete_records_response_delete_records_partition_result *a, const struct kafka_delete_records_response_delete_records_partition_result *b);
+static void delete_records_response_delete_records_partition_result_fill(struct kafka_delete_records_response_delete_records_partition_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool delete_records_response_delete_records_partition_result_equal(const struct kafka_delete_records_response_delete_records_partition_result *a,
+    const struct kafka_delete_records_response_delete_records_partition_result *b);
 static void delete_records_response_delete_records_partition_result_init(struct kafka_delete_records_response_delete_records_partition_result *s);
-static void delete_records_response_delete_records_topic_result_fill(struct kafka_delete_records_response_delete_records_topic_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool delete_records_response_delete_records_topic_result_equal(const struct kafka_delete_records_response_delete_records_topic_result *a, const struct kafka_delete_records_response_delete_records_topic_result *b);
+static void delete_records_response_delete_records_topic_result_fill(struct kafka_delete_records_response_delete_records_topic_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool delete_records_response_delete_records_topic_result_equal(const struct kafka_delete_records_response_delete_records_topic_result *a,
+    const struct kafka_delete_records_response_delete_records_topic_result *b);
 static void delete_records_response_delete_records_topic_result_init(struct kafka_delete_records_response_delete_records_topic_result *s);
 static void delete_records_response_delete_records_partition_result_init(struct kafka_delete_records_response_delete_records_partition_result *s)
 {
@@ -5239,7 +5777,8 @@ static void delete_records_response_delete_records_partition_result_init(struct 
     s->error_code = 0;
 }
 
-static void delete_records_response_delete_records_partition_result_fill(struct kafka_delete_records_response_delete_records_partition_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void delete_records_response_delete_records_partition_result_fill(struct kafka_delete_records_response_delete_records_partition_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     delete_records_response_delete_records_partition_result_init(s);
     s->partition_index = (int32_t)kafka_fill_next(seed);
@@ -5247,7 +5786,8 @@ static void delete_records_response_delete_records_partition_result_fill(struct 
     s->error_code = (int16_t)kafka_fill_next(seed);
 }
 
-static bool delete_records_response_delete_records_partition_result_equal(const struct kafka_delete_records_response_delete_records_partition_result *a, const struct kafka_delete_records_response_delete_records_partition_result *b)
+static bool delete_records_response_delete_records_partition_result_equal(const struct kafka_delete_records_response_delete_records_partition_result *a,
+    const struct kafka_delete_records_response_delete_records_partition_result *b)
 {
     if (!(a->partition_index == b->partition_index))
         return false;
@@ -5265,63 +5805,72 @@ static void delete_records_response_delete_records_topic_result_init(struct kafk
     s->partitions_count = 0;
 }
 
-static void delete_records_response_delete_records_topic_result_fill(struct kafka_delete_records_response_delete_records_topic_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void delete_records_response_delete_records_topic_result_fill(struct kafka_delete_records_response_delete_records_topic_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     delete_records_response_delete_records_topic_result_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        delete_records_response_delete_records_partition_result_fill(&s->partitions[i], version, arena, seed);
+        delete_records_response_delete_records_partition_result_fill(&s->partitions[i], version,
+            arena, seed);
     }
 }
 
-static bool delete_records_response_delete_records_topic_result_equal(const struct kafka_delete_records_response_delete_records_topic_result *a, const struct kafka_delete_records_response_delete_records_topic_result *b)
+static bool delete_records_response_delete_records_topic_result_equal(const struct kafka_delete_records_response_delete_records_topic_result *a,
+    const struct kafka_delete_records_response_delete_records_topic_result *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
     if (a->partitions_count != b->partitions_count)
         return false;
     for (int32_t i = 0; i < a->partitions_count; i++) {
-        if (!(delete_records_response_delete_records_partition_result_equal(&a->partitions[i], &b->partitions[i])))
+        if (!(delete_records_response_delete_records_partition_result_equal(&a->partitions[i],
+            &b->partitions[i])))
             return false;
     }
     return true;
 }
 
-void kafka_delete_records_response_fill(struct kafka_delete_records_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_delete_records_response_fill(struct kafka_delete_records_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_delete_records_response_init(s, version);
     s->throttle_time_ms = (int32_t)kafka_fill_next(seed);
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
-        delete_records_response_delete_records_topic_result_fill(&s->topics[i], version, arena, seed);
+        delete_records_response_delete_records_topic_result_fill(&s->topics[i], version, arena,
+            seed);
     }
 }
 
-bool kafka_delete_records_response_equal(const struct kafka_delete_records_response *a, const struct kafka_delete_records_response *b)
+bool kafka_delete_records_response_equal(const struct kafka_delete_records_response *a,
+    const struct kafka_delete_records_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
     if (a->topics_count != b->topics_count)
         return false;
     for (int32_t i = 0; i < a->topics_count; i++) {
-        if (!(delete_records_response_delete_records_topic_result_equal(&a->topics[i], &b->topics[i])))
+        if (!(delete_records_response_delete_records_topic_result_equal(&a->topics[i],
+            &b->topics[i])))
             return false;
     }
     return true;
 }
 
-void kafka_init_producer_id_response_fill(struct kafka_init_producer_id_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_init_producer_id_response_fill(struct kafka_init_producer_id_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_init_producer_id_response_init(s, version);
     s->throttle_time_ms = (int32_t)kafka_fill_next(seed);
@@ -5330,7 +5879,8 @@ void kafka_init_producer_id_response_fill(struct kafka_init_producer_id_response
     s->producer_epoch = (int16_t)kafka_fill_next(seed);
 }
 
-bool kafka_init_producer_id_response_equal(const struct kafka_init_producer_id_response *a, const struct kafka_init_producer_id_response *b)
+bool kafka_init_producer_id_response_equal(const struct kafka_init_producer_id_response *a,
+    const struct kafka_init_producer_id_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -5343,11 +5893,15 @@ bool kafka_init_producer_id_response_equal(const struct kafka_init_producer_id_r
     return true;
 }
 
-static void offset_for_leader_epoch_response_epoch_end_offset_fill(struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool offset_for_leader_epoch_response_epoch_end_offset_equal(const struct kafka_offset_for_leader_epoch_response_epoch_end_offset *a, const struct kafka_offset_for_leader_epoch_response_epoch_end_offset *b);
+static void offset_for_leader_epoch_response_epoch_end_offset_fill(struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool offset_for_leader_epoch_response_epoch_end_offset_equal(const struct kafka_offset_for_leader_epoch_response_epoch_end_offset *a,
+    const struct kafka_offset_for_leader_epoch_response_epoch_end_offset *b);
 static void offset_for_leader_epoch_response_epoch_end_offset_init(struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s);
-static void offset_for_leader_epoch_response_offset_for_leader_topic_result_fill(struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool offset_for_leader_epoch_response_offset_for_leader_topic_result_equal(const struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *a, const struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *b);
+static void offset_for_leader_epoch_response_offset_for_leader_topic_result_fill(struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool offset_for_leader_epoch_response_offset_for_leader_topic_result_equal(const struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *a,
+    const struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *b);
 static void offset_for_leader_epoch_response_offset_for_leader_topic_result_init(struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *s);
 static void offset_for_leader_epoch_response_epoch_end_offset_init(struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s)
 {
@@ -5357,7 +5911,8 @@ static void offset_for_leader_epoch_response_epoch_end_offset_init(struct kafka_
     s->end_offset = INT64_C(-1);
 }
 
-static void offset_for_leader_epoch_response_epoch_end_offset_fill(struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void offset_for_leader_epoch_response_epoch_end_offset_fill(struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_for_leader_epoch_response_epoch_end_offset_init(s);
     s->error_code = (int16_t)kafka_fill_next(seed);
@@ -5368,7 +5923,8 @@ static void offset_for_leader_epoch_response_epoch_end_offset_fill(struct kafka_
     s->end_offset = (int64_t)kafka_fill_next(seed);
 }
 
-static bool offset_for_leader_epoch_response_epoch_end_offset_equal(const struct kafka_offset_for_leader_epoch_response_epoch_end_offset *a, const struct kafka_offset_for_leader_epoch_response_epoch_end_offset *b)
+static bool offset_for_leader_epoch_response_epoch_end_offset_equal(const struct kafka_offset_for_leader_epoch_response_epoch_end_offset *a,
+    const struct kafka_offset_for_leader_epoch_response_epoch_end_offset *b)
 {
     if (!(a->error_code == b->error_code))
         return false;
@@ -5388,35 +5944,40 @@ static void offset_for_leader_epoch_response_offset_for_leader_topic_result_init
     s->partitions_count = 0;
 }
 
-static void offset_for_leader_epoch_response_offset_for_leader_topic_result_fill(struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void offset_for_leader_epoch_response_offset_for_leader_topic_result_fill(struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_for_leader_epoch_response_offset_for_leader_topic_result_init(s);
     s->topic = kafka_fill_str(seed, (0));
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        offset_for_leader_epoch_response_epoch_end_offset_fill(&s->partitions[i], version, arena, seed);
+        offset_for_leader_epoch_response_epoch_end_offset_fill(&s->partitions[i], version, arena,
+            seed);
     }
 }
 
-static bool offset_for_leader_epoch_response_offset_for_leader_topic_result_equal(const struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *a, const struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *b)
+static bool offset_for_leader_epoch_response_offset_for_leader_topic_result_equal(const struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *a,
+    const struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *b)
 {
     if (!(kafka_str_equals(a->topic, b->topic)))
         return false;
     if (a->partitions_count != b->partitions_count)
         return false;
     for (int32_t i = 0; i < a->partitions_count; i++) {
-        if (!(offset_for_leader_epoch_response_epoch_end_offset_equal(&a->partitions[i], &b->partitions[i])))
+        if (!(offset_for_leader_epoch_response_epoch_end_offset_equal(&a->partitions[i],
+            &b->partitions[i])))
             return false;
     }
     return true;
 }
 
-void kafka_offset_for_leader_epoch_response_fill(struct kafka_offset_for_leader_epoch_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_offset_for_leader_epoch_response_fill(struct kafka_offset_for_leader_epoch_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_offset_for_leader_epoch_response_init(s, version);
     if (version >= 2) {
@@ -5425,35 +5986,44 @@ void kafka_offset_for_leader_epoch_response_fill(struct kafka_offset_for_leader_
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
-        offset_for_leader_epoch_response_offset_for_leader_topic_result_fill(&s->topics[i], version, arena, seed);
+        offset_for_leader_epoch_response_offset_for_leader_topic_result_fill(&s->topics[i],
+            version, arena, seed);
     }
 }
 
-bool kafka_offset_for_leader_epoch_response_equal(const struct kafka_offset_for_leader_epoch_response *a, const struct kafka_offset_for_leader_epoch_response *b)
+bool kafka_offset_for_leader_epoch_response_equal(const struct kafka_offset_for_leader_epoch_response *a,
+    const struct kafka_offset_for_leader_epoch_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
     if (a->topics_count != b->topics_count)
         return false;
     for (int32_t i = 0; i < a->topics_count; i++) {
-        if (!(offset_for_leader_epoch_response_offset_for_leader_topic_result_equal(&a->topics[i], &b->topics[i])))
+        if (!(offset_for_leader_epoch_response_offset_for_leader_topic_result_equal(&a->topics[i],
+            &b->topics[i])))
             return false;
     }
     return true;
 }
 
-static void add_partitions_to_txn_response_add_partitions_to_txn_partition_result_fill(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool add_partitions_to_txn_response_add_partitions_to_txn_partition_result_equal(const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *a, const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *b);
+static void add_partitions_to_txn_response_add_partitions_to_txn_partition_result_fill(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool add_partitions_to_txn_response_add_partitions_to_txn_partition_result_equal(const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *a,
+    const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *b);
 static void add_partitions_to_txn_response_add_partitions_to_txn_partition_result_init(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s);
-static void add_partitions_to_txn_response_add_partitions_to_txn_topic_result_fill(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool add_partitions_to_txn_response_add_partitions_to_txn_topic_result_equal(const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *a, const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *b);
+static void add_partitions_to_txn_response_add_partitions_to_txn_topic_result_fill(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool add_partitions_to_txn_response_add_partitions_to_txn_topic_result_equal(const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *a,
+    const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *b);
 static void add_partitions_to_txn_response_add_partitions_to_txn_topic_result_init(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s);
-static void add_partitions_to_txn_response_add_partitions_to_txn_result_fill(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool add_partitions_to_txn_response_add_partitions_to_txn_result_equal(const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *a, const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *b);
+static void add_partitions_to_txn_response_add_partitions_to_txn_result_fill(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool add_partitions_to_txn_response_add_partitions_to_txn_result_equal(const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *a,
+    const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *b);
 static void add_partitions_to_txn_response_add_partitions_to_txn_result_init(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s);
 static void add_partitions_to_txn_response_add_partitions_to_txn_partition_result_init(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s)
 {
@@ -5461,14 +6031,16 @@ static void add_partitions_to_txn_response_add_partitions_to_txn_partition_resul
     s->partition_error_code = 0;
 }
 
-static void add_partitions_to_txn_response_add_partitions_to_txn_partition_result_fill(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void add_partitions_to_txn_response_add_partitions_to_txn_partition_result_fill(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     add_partitions_to_txn_response_add_partitions_to_txn_partition_result_init(s);
     s->partition_index = (int32_t)kafka_fill_next(seed);
     s->partition_error_code = (int16_t)kafka_fill_next(seed);
 }
 
-static bool add_partitions_to_txn_response_add_partitions_to_txn_partition_result_equal(const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *a, const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *b)
+static bool add_partitions_to_txn_response_add_partitions_to_txn_partition_result_equal(const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *a,
+    const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *b)
 {
     if (!(a->partition_index == b->partition_index))
         return false;
@@ -5484,29 +6056,34 @@ static void add_partitions_to_txn_response_add_partitions_to_txn_topic_result_in
     s->results_by_partition_count = 0;
 }
 
-static void add_partitions_to_txn_response_add_partitions_to_txn_topic_result_fill(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void add_partitions_to_txn_response_add_partitions_to_txn_topic_result_fill(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     add_partitions_to_txn_response_add_partitions_to_txn_topic_result_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->results_by_partition_count = kafka_fill_count(seed, 0);
     s->results_by_partition = NULL;
     if (s->results_by_partition_count > 0) {
-        s->results_by_partition = kafka_arena_alloc(arena, (size_t)s->results_by_partition_count, sizeof(*s->results_by_partition), _Alignof(__typeof__(*s->results_by_partition)));
+        s->results_by_partition = KAFKA_ARENA_ARRAY(arena, s->results_by_partition_count,
+            s->results_by_partition);
         assert(s->results_by_partition != NULL);
     }
     for (int32_t i = 0; i < s->results_by_partition_count; i++) {
-        add_partitions_to_txn_response_add_partitions_to_txn_partition_result_fill(&s->results_by_partition[i], version, arena, seed);
+        add_partitions_to_txn_response_add_partitions_to_txn_partition_result_fill(&s->results_by_partition[i],
+            version, arena, seed);
     }
 }
 
-static bool add_partitions_to_txn_response_add_partitions_to_txn_topic_result_equal(const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *a, const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *b)
+static bool add_partitions_to_txn_response_add_partitions_to_txn_topic_result_equal(const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *a,
+    const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
     if (a->results_by_partition_count != b->results_by_partition_count)
         return false;
     for (int32_t i = 0; i < a->results_by_partition_count; i++) {
-        if (!(add_partitions_to_txn_response_add_partitions_to_txn_partition_result_equal(&a->results_by_partition[i], &b->results_by_partition[i])))
+        if (!(add_partitions_to_txn_response_add_partitions_to_txn_partition_result_equal(&a->results_by_partition[i],
+            &b->results_by_partition[i])))
             return false;
     }
     return true;
@@ -5519,35 +6096,40 @@ static void add_partitions_to_txn_response_add_partitions_to_txn_result_init(str
     s->topic_results_count = 0;
 }
 
-static void add_partitions_to_txn_response_add_partitions_to_txn_result_fill(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void add_partitions_to_txn_response_add_partitions_to_txn_result_fill(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     add_partitions_to_txn_response_add_partitions_to_txn_result_init(s);
     s->transactional_id = kafka_fill_str(seed, (0));
     s->topic_results_count = kafka_fill_count(seed, 0);
     s->topic_results = NULL;
     if (s->topic_results_count > 0) {
-        s->topic_results = kafka_arena_alloc(arena, (size_t)s->topic_results_count, sizeof(*s->topic_results), _Alignof(__typeof__(*s->topic_results)));
+        s->topic_results = KAFKA_ARENA_ARRAY(arena, s->topic_results_count, s->topic_results);
         assert(s->topic_results != NULL);
     }
     for (int32_t i = 0; i < s->topic_results_count; i++) {
-        add_partitions_to_txn_response_add_partitions_to_txn_topic_result_fill(&s->topic_results[i], version, arena, seed);
+        add_partitions_to_txn_response_add_partitions_to_txn_topic_result_fill(&s->topic_results[i],
+            version, arena, seed);
     }
 }
 
-static bool add_partitions_to_txn_response_add_partitions_to_txn_result_equal(const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *a, const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *b)
+static bool add_partitions_to_txn_response_add_partitions_to_txn_result_equal(const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *a,
+    const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *b)
 {
     if (!(kafka_str_equals(a->transactional_id, b->transactional_id)))
         return false;
     if (a->topic_results_count != b->topic_results_count)
         return false;
     for (int32_t i = 0; i < a->topic_results_count; i++) {
-        if (!(add_partitions_to_txn_response_add_partitions_to_txn_topic_result_equal(&a->topic_results[i], &b->topic_results[i])))
+        if (!(add_partitions_to_txn_response_add_partitions_to_txn_topic_result_equal(&a->topic_results[i],
+            &b->topic_results[i])))
             return false;
     }
     return true;
 }
 
-void kafka_add_partitions_to_txn_response_fill(struct kafka_add_partitions_to_txn_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_add_partitions_to_txn_response_fill(struct kafka_add_partitions_to_txn_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_add_partitions_to_txn_response_init(s, version);
     s->throttle_time_ms = (int32_t)kafka_fill_next(seed);
@@ -5558,27 +6140,32 @@ void kafka_add_partitions_to_txn_response_fill(struct kafka_add_partitions_to_tx
         s->results_by_transaction_count = kafka_fill_count(seed, 0);
         s->results_by_transaction = NULL;
         if (s->results_by_transaction_count > 0) {
-            s->results_by_transaction = kafka_arena_alloc(arena, (size_t)s->results_by_transaction_count, sizeof(*s->results_by_transaction), _Alignof(__typeof__(*s->results_by_transaction)));
+            s->results_by_transaction = KAFKA_ARENA_ARRAY(arena, s->results_by_transaction_count,
+                s->results_by_transaction);
             assert(s->results_by_transaction != NULL);
         }
         for (int32_t i = 0; i < s->results_by_transaction_count; i++) {
-            add_partitions_to_txn_response_add_partitions_to_txn_result_fill(&s->results_by_transaction[i], version, arena, seed);
+            add_partitions_to_txn_response_add_partitions_to_txn_result_fill(&s->results_by_transaction[i],
+                version, arena, seed);
         }
     }
     if (version <= 3) {
         s->results_by_topic_v3_and_below_count = kafka_fill_count(seed, 0);
         s->results_by_topic_v3_and_below = NULL;
         if (s->results_by_topic_v3_and_below_count > 0) {
-            s->results_by_topic_v3_and_below = kafka_arena_alloc(arena, (size_t)s->results_by_topic_v3_and_below_count, sizeof(*s->results_by_topic_v3_and_below), _Alignof(__typeof__(*s->results_by_topic_v3_and_below)));
+            s->results_by_topic_v3_and_below = KAFKA_ARENA_ARRAY(arena,
+                s->results_by_topic_v3_and_below_count, s->results_by_topic_v3_and_below);
             assert(s->results_by_topic_v3_and_below != NULL);
         }
         for (int32_t i = 0; i < s->results_by_topic_v3_and_below_count; i++) {
-            add_partitions_to_txn_response_add_partitions_to_txn_topic_result_fill(&s->results_by_topic_v3_and_below[i], version, arena, seed);
+            add_partitions_to_txn_response_add_partitions_to_txn_topic_result_fill(&s->results_by_topic_v3_and_below[i],
+                version, arena, seed);
         }
     }
 }
 
-bool kafka_add_partitions_to_txn_response_equal(const struct kafka_add_partitions_to_txn_response *a, const struct kafka_add_partitions_to_txn_response *b)
+bool kafka_add_partitions_to_txn_response_equal(const struct kafka_add_partitions_to_txn_response *a,
+    const struct kafka_add_partitions_to_txn_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -5587,26 +6174,30 @@ bool kafka_add_partitions_to_txn_response_equal(const struct kafka_add_partition
     if (a->results_by_transaction_count != b->results_by_transaction_count)
         return false;
     for (int32_t i = 0; i < a->results_by_transaction_count; i++) {
-        if (!(add_partitions_to_txn_response_add_partitions_to_txn_result_equal(&a->results_by_transaction[i], &b->results_by_transaction[i])))
+        if (!(add_partitions_to_txn_response_add_partitions_to_txn_result_equal(&a->results_by_transaction[i],
+            &b->results_by_transaction[i])))
             return false;
     }
     if (a->results_by_topic_v3_and_below_count != b->results_by_topic_v3_and_below_count)
         return false;
     for (int32_t i = 0; i < a->results_by_topic_v3_and_below_count; i++) {
-        if (!(add_partitions_to_txn_response_add_partitions_to_txn_topic_result_equal(&a->results_by_topic_v3_and_below[i], &b->results_by_topic_v3_and_below[i])))
+        if (!(add_partitions_to_txn_response_add_partitions_to_txn_topic_result_equal(&a->results_by_topic_v3_and_below[i],
+            &b->results_by_topic_v3_and_below[i])))
             return false;
     }
     return true;
 }
 
-void kafka_add_offsets_to_txn_response_fill(struct kafka_add_offsets_to_txn_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_add_offsets_to_txn_response_fill(struct kafka_add_offsets_to_txn_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_add_offsets_to_txn_response_init(s, version);
     s->throttle_time_ms = (int32_t)kafka_fill_next(seed);
     s->error_code = (int16_t)kafka_fill_next(seed);
 }
 
-bool kafka_add_offsets_to_txn_response_equal(const struct kafka_add_offsets_to_txn_response *a, const struct kafka_add_offsets_to_txn_response *b)
+bool kafka_add_offsets_to_txn_response_equal(const struct kafka_add_offsets_to_txn_response *a,
+    const struct kafka_add_offsets_to_txn_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -5615,7 +6206,8 @@ bool kafka_add_offsets_to_txn_response_equal(const struct kafka_add_offsets_to_t
     return true;
 }
 
-void kafka_end_txn_response_fill(struct kafka_end_txn_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_end_txn_response_fill(struct kafka_end_txn_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_end_txn_response_init(s, version);
     s->throttle_time_ms = (int32_t)kafka_fill_next(seed);
@@ -5628,7 +6220,8 @@ void kafka_end_txn_response_fill(struct kafka_end_txn_response *s, int16_t versi
     }
 }
 
-bool kafka_end_txn_response_equal(const struct kafka_end_txn_response *a, const struct kafka_end_txn_response *b)
+bool kafka_end_txn_response_equal(const struct kafka_end_txn_response *a,
+    const struct kafka_end_txn_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -5641,14 +6234,20 @@ bool kafka_end_txn_response_equal(const struct kafka_end_txn_response *a, const 
     return true;
 }
 
-static void write_txn_markers_response_writable_txn_marker_partition_result_fill(struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool write_txn_markers_response_writable_txn_marker_partition_result_equal(const struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *a, const struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *b);
+static void write_txn_markers_response_writable_txn_marker_partition_result_fill(struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool write_txn_markers_response_writable_txn_marker_partition_result_equal(const struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *a,
+    const struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *b);
 static void write_txn_markers_response_writable_txn_marker_partition_result_init(struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s);
-static void write_txn_markers_response_writable_txn_marker_topic_result_fill(struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool write_txn_markers_response_writable_txn_marker_topic_result_equal(const struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *a, const struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *b);
+static void write_txn_markers_response_writable_txn_marker_topic_result_fill(struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool write_txn_markers_response_writable_txn_marker_topic_result_equal(const struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *a,
+    const struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *b);
 static void write_txn_markers_response_writable_txn_marker_topic_result_init(struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *s);
-static void write_txn_markers_response_writable_txn_marker_result_fill(struct kafka_write_txn_markers_response_writable_txn_marker_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool write_txn_markers_response_writable_txn_marker_result_equal(const struct kafka_write_txn_markers_response_writable_txn_marker_result *a, const struct kafka_write_txn_markers_response_writable_txn_marker_result *b);
+static void write_txn_markers_response_writable_txn_marker_result_fill(struct kafka_write_txn_markers_response_writable_txn_marker_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool write_txn_markers_response_writable_txn_marker_result_equal(const struct kafka_write_txn_markers_response_writable_txn_marker_result *a,
+    const struct kafka_write_txn_markers_response_writable_txn_marker_result *b);
 static void write_txn_markers_response_writable_txn_marker_result_init(struct kafka_write_txn_markers_response_writable_txn_marker_result *s);
 static void write_txn_markers_response_writable_txn_marker_partition_result_init(struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s)
 {
@@ -5656,14 +6255,16 @@ static void write_txn_markers_response_writable_txn_marker_partition_result_init
     s->error_code = 0;
 }
 
-static void write_txn_markers_response_writable_txn_marker_partition_result_fill(struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void write_txn_markers_response_writable_txn_marker_partition_result_fill(struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     write_txn_markers_response_writable_txn_marker_partition_result_init(s);
     s->partition_index = (int32_t)kafka_fill_next(seed);
     s->error_code = (int16_t)kafka_fill_next(seed);
 }
 
-static bool write_txn_markers_response_writable_txn_marker_partition_result_equal(const struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *a, const struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *b)
+static bool write_txn_markers_response_writable_txn_marker_partition_result_equal(const struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *a,
+    const struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *b)
 {
     if (!(a->partition_index == b->partition_index))
         return false;
@@ -5679,29 +6280,33 @@ static void write_txn_markers_response_writable_txn_marker_topic_result_init(str
     s->partitions_count = 0;
 }
 
-static void write_txn_markers_response_writable_txn_marker_topic_result_fill(struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void write_txn_markers_response_writable_txn_marker_topic_result_fill(struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     write_txn_markers_response_writable_txn_marker_topic_result_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        write_txn_markers_response_writable_txn_marker_partition_result_fill(&s->partitions[i], version, arena, seed);
+        write_txn_markers_response_writable_txn_marker_partition_result_fill(&s->partitions[i],
+            version, arena, seed);
     }
 }
 
-static bool write_txn_markers_response_writable_txn_marker_topic_result_equal(const struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *a, const struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *b)
+static bool write_txn_markers_response_writable_txn_marker_topic_result_equal(const struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *a,
+    const struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
     if (a->partitions_count != b->partitions_count)
         return false;
     for (int32_t i = 0; i < a->partitions_count; i++) {
-        if (!(write_txn_markers_response_writable_txn_marker_partition_result_equal(&a->partitions[i], &b->partitions[i])))
+        if (!(write_txn_markers_response_writable_txn_marker_partition_result_equal(&a->partitions[i],
+            &b->partitions[i])))
             return false;
     }
     return true;
@@ -5714,64 +6319,76 @@ static void write_txn_markers_response_writable_txn_marker_result_init(struct ka
     s->topics_count = 0;
 }
 
-static void write_txn_markers_response_writable_txn_marker_result_fill(struct kafka_write_txn_markers_response_writable_txn_marker_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void write_txn_markers_response_writable_txn_marker_result_fill(struct kafka_write_txn_markers_response_writable_txn_marker_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     write_txn_markers_response_writable_txn_marker_result_init(s);
     s->producer_id = (int64_t)kafka_fill_next(seed);
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
-        write_txn_markers_response_writable_txn_marker_topic_result_fill(&s->topics[i], version, arena, seed);
+        write_txn_markers_response_writable_txn_marker_topic_result_fill(&s->topics[i], version,
+            arena, seed);
     }
 }
 
-static bool write_txn_markers_response_writable_txn_marker_result_equal(const struct kafka_write_txn_markers_response_writable_txn_marker_result *a, const struct kafka_write_txn_markers_response_writable_txn_marker_result *b)
+static bool write_txn_markers_response_writable_txn_marker_result_equal(const struct kafka_write_txn_markers_response_writable_txn_marker_result *a,
+    const struct kafka_write_txn_markers_response_writable_txn_marker_result *b)
 {
     if (!(a->producer_id == b->producer_id))
         return false;
     if (a->topics_count != b->topics_count)
         return false;
     for (int32_t i = 0; i < a->topics_count; i++) {
-        if (!(write_txn_markers_response_writable_txn_marker_topic_result_equal(&a->topics[i], &b->topics[i])))
+        if (!(write_txn_markers_response_writable_txn_marker_topic_result_equal(&a->topics[i],
+            &b->topics[i])))
             return false;
     }
     return true;
 }
 
-void kafka_write_txn_markers_response_fill(struct kafka_write_txn_markers_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_write_txn_markers_response_fill(struct kafka_write_txn_markers_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_write_txn_markers_response_init(s, version);
     s->markers_count = kafka_fill_count(seed, 0);
     s->markers = NULL;
     if (s->markers_count > 0) {
-        s->markers = kafka_arena_alloc(arena, (size_t)s->markers_count, sizeof(*s->markers), _Alignof(__typeof__(*s->markers)));
+        s->markers = KAFKA_ARENA_ARRAY(arena, s->markers_count, s->markers);
         assert(s->markers != NULL);
     }
     for (int32_t i = 0; i < s->markers_count; i++) {
-        write_txn_markers_response_writable_txn_marker_result_fill(&s->markers[i], version, arena, seed);
+        write_txn_markers_response_writable_txn_marker_result_fill(&s->markers[i], version, arena,
+            seed);
     }
 }
 
-bool kafka_write_txn_markers_response_equal(const struct kafka_write_txn_markers_response *a, const struct kafka_write_txn_markers_response *b)
+bool kafka_write_txn_markers_response_equal(const struct kafka_write_txn_markers_response *a,
+    const struct kafka_write_txn_markers_response *b)
 {
     if (a->markers_count != b->markers_count)
         return false;
     for (int32_t i = 0; i < a->markers_count; i++) {
-        if (!(write_txn_markers_response_writable_txn_marker_result_equal(&a->markers[i], &b->markers[i])))
+        if (!(write_txn_markers_response_writable_txn_marker_result_equal(&a->markers[i],
+            &b->markers[i])))
             return false;
     }
     return true;
 }
 
-static void txn_offset_commit_response_txn_offset_commit_response_partition_fill(struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool txn_offset_commit_response_txn_offset_commit_response_partition_equal(const struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *a, const struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *b);
+static void txn_offset_commit_response_txn_offset_commit_response_partition_fill(struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool txn_offset_commit_response_txn_offset_commit_response_partition_equal(const struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *a,
+    const struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *b);
 static void txn_offset_commit_response_txn_offset_commit_response_partition_init(struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s);
-static void txn_offset_commit_response_txn_offset_commit_response_topic_fill(struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool txn_offset_commit_response_txn_offset_commit_response_topic_equal(const struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *a, const struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *b);
+static void txn_offset_commit_response_txn_offset_commit_response_topic_fill(struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool txn_offset_commit_response_txn_offset_commit_response_topic_equal(const struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *a,
+    const struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *b);
 static void txn_offset_commit_response_txn_offset_commit_response_topic_init(struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *s);
 static void txn_offset_commit_response_txn_offset_commit_response_partition_init(struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s)
 {
@@ -5779,14 +6396,16 @@ static void txn_offset_commit_response_txn_offset_commit_response_partition_init
     s->error_code = 0;
 }
 
-static void txn_offset_commit_response_txn_offset_commit_response_partition_fill(struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void txn_offset_commit_response_txn_offset_commit_response_partition_fill(struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     txn_offset_commit_response_txn_offset_commit_response_partition_init(s);
     s->partition_index = (int32_t)kafka_fill_next(seed);
     s->error_code = (int16_t)kafka_fill_next(seed);
 }
 
-static bool txn_offset_commit_response_txn_offset_commit_response_partition_equal(const struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *a, const struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *b)
+static bool txn_offset_commit_response_txn_offset_commit_response_partition_equal(const struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *a,
+    const struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *b)
 {
     if (!(a->partition_index == b->partition_index))
         return false;
@@ -5802,67 +6421,79 @@ static void txn_offset_commit_response_txn_offset_commit_response_topic_init(str
     s->partitions_count = 0;
 }
 
-static void txn_offset_commit_response_txn_offset_commit_response_topic_fill(struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void txn_offset_commit_response_txn_offset_commit_response_topic_fill(struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     txn_offset_commit_response_txn_offset_commit_response_topic_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        txn_offset_commit_response_txn_offset_commit_response_partition_fill(&s->partitions[i], version, arena, seed);
+        txn_offset_commit_response_txn_offset_commit_response_partition_fill(&s->partitions[i],
+            version, arena, seed);
     }
 }
 
-static bool txn_offset_commit_response_txn_offset_commit_response_topic_equal(const struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *a, const struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *b)
+static bool txn_offset_commit_response_txn_offset_commit_response_topic_equal(const struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *a,
+    const struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
     if (a->partitions_count != b->partitions_count)
         return false;
     for (int32_t i = 0; i < a->partitions_count; i++) {
-        if (!(txn_offset_commit_response_txn_offset_commit_response_partition_equal(&a->partitions[i], &b->partitions[i])))
+        if (!(txn_offset_commit_response_txn_offset_commit_response_partition_equal(&a->partitions[i],
+            &b->partitions[i])))
             return false;
     }
     return true;
 }
 
-void kafka_txn_offset_commit_response_fill(struct kafka_txn_offset_commit_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_txn_offset_commit_response_fill(struct kafka_txn_offset_commit_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_txn_offset_commit_response_init(s, version);
     s->throttle_time_ms = (int32_t)kafka_fill_next(seed);
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
-        txn_offset_commit_response_txn_offset_commit_response_topic_fill(&s->topics[i], version, arena, seed);
+        txn_offset_commit_response_txn_offset_commit_response_topic_fill(&s->topics[i], version,
+            arena, seed);
     }
 }
 
-bool kafka_txn_offset_commit_response_equal(const struct kafka_txn_offset_commit_response *a, const struct kafka_txn_offset_commit_response *b)
+bool kafka_txn_offset_commit_response_equal(const struct kafka_txn_offset_commit_response *a,
+    const struct kafka_txn_offset_commit_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
     if (a->topics_count != b->topics_count)
         return false;
     for (int32_t i = 0; i < a->topics_count; i++) {
-        if (!(txn_offset_commit_response_txn_offset_commit_response_topic_equal(&a->topics[i], &b->topics[i])))
+        if (!(txn_offset_commit_response_txn_offset_commit_response_topic_equal(&a->topics[i],
+            &b->topics[i])))
             return false;
     }
     return true;
 }
 
-static void describe_acls_response_acl_description_fill(struct kafka_describe_acls_response_acl_description *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool describe_acls_response_acl_description_equal(const struct kafka_describe_acls_response_acl_description *a, const struct kafka_describe_acls_response_acl_description *b);
+static void describe_acls_response_acl_description_fill(struct kafka_describe_acls_response_acl_description *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool describe_acls_response_acl_description_equal(const struct kafka_describe_acls_response_acl_description *a,
+    const struct kafka_describe_acls_response_acl_description *b);
 static void describe_acls_response_acl_description_init(struct kafka_describe_acls_response_acl_description *s);
-static void describe_acls_response_describe_acls_resource_fill(struct kafka_describe_acls_response_describe_acls_resource *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool describe_acls_response_describe_acls_resource_equal(const struct kafka_describe_acls_response_describe_acls_resource *a, const struct kafka_describe_acls_response_describe_acls_resource *b);
+static void describe_acls_response_describe_acls_resource_fill(struct kafka_describe_acls_response_describe_acls_resource *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool describe_acls_response_describe_acls_resource_equal(const struct kafka_describe_acls_response_describe_acls_resource *a,
+    const struct kafka_describe_acls_response_describe_acls_resource *b);
 static void describe_acls_response_describe_acls_resource_init(struct kafka_describe_acls_response_describe_acls_resource *s);
 static void describe_acls_response_acl_description_init(struct kafka_describe_acls_response_acl_description *s)
 {
@@ -5872,7 +6503,8 @@ static void describe_acls_response_acl_description_init(struct kafka_describe_ac
     s->permission_type = 0;
 }
 
-static void describe_acls_response_acl_description_fill(struct kafka_describe_acls_response_acl_description *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void describe_acls_response_acl_description_fill(struct kafka_describe_acls_response_acl_description *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     describe_acls_response_acl_description_init(s);
     s->principal = kafka_fill_str(seed, (0));
@@ -5881,7 +6513,8 @@ static void describe_acls_response_acl_description_fill(struct kafka_describe_ac
     s->permission_type = (int8_t)kafka_fill_next(seed);
 }
 
-static bool describe_acls_response_acl_description_equal(const struct kafka_describe_acls_response_acl_description *a, const struct kafka_describe_acls_response_acl_description *b)
+static bool describe_acls_response_acl_description_equal(const struct kafka_describe_acls_response_acl_description *a,
+    const struct kafka_describe_acls_response_acl_description *b)
 {
     if (!(kafka_str_equals(a->principal, b->principal)))
         return false;
@@ -5903,7 +6536,8 @@ static void describe_acls_response_describe_acls_resource_init(struct kafka_desc
     s->acls_count = 0;
 }
 
-static void describe_acls_response_describe_acls_resource_fill(struct kafka_describe_acls_response_describe_acls_resource *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void describe_acls_response_describe_acls_resource_fill(struct kafka_describe_acls_response_describe_acls_resource *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     describe_acls_response_describe_acls_resource_init(s);
     s->resource_type = (int8_t)kafka_fill_next(seed);
@@ -5914,7 +6548,7 @@ static void describe_acls_response_describe_acls_resource_fill(struct kafka_desc
     s->acls_count = kafka_fill_count(seed, 0);
     s->acls = NULL;
     if (s->acls_count > 0) {
-        s->acls = kafka_arena_alloc(arena, (size_t)s->acls_count, sizeof(*s->acls), _Alignof(__typeof__(*s->acls)));
+        s->acls = KAFKA_ARENA_ARRAY(arena, s->acls_count, s->acls);
         assert(s->acls != NULL);
     }
     for (int32_t i = 0; i < s->acls_count; i++) {
@@ -5922,7 +6556,8 @@ static void describe_acls_response_describe_acls_resource_fill(struct kafka_desc
     }
 }
 
-static bool describe_acls_response_describe_acls_resource_equal(const struct kafka_describe_acls_response_describe_acls_resource *a, const struct kafka_describe_acls_response_describe_acls_resource *b)
+static bool describe_acls_response_describe_acls_resource_equal(const struct kafka_describe_acls_response_describe_acls_resource *a,
+    const struct kafka_describe_acls_response_describe_acls_resource *b)
 {
     if (!(a->resource_type == b->resource_type))
         return false;
@@ -5939,7 +6574,8 @@ static bool describe_acls_response_describe_acls_resource_equal(const struct kaf
     return true;
 }
 
-void kafka_describe_acls_response_fill(struct kafka_describe_acls_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_describe_acls_response_fill(struct kafka_describe_acls_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_describe_acls_response_init(s, version);
     s->throttle_time_ms = (int32_t)kafka_fill_next(seed);
@@ -5948,7 +6584,7 @@ void kafka_describe_acls_response_fill(struct kafka_describe_acls_response *s, i
     s->resources_count = kafka_fill_count(seed, 0);
     s->resources = NULL;
     if (s->resources_count > 0) {
-        s->resources = kafka_arena_alloc(arena, (size_t)s->resources_count, sizeof(*s->resources), _Alignof(__typeof__(*s->resources)));
+        s->resources = KAFKA_ARENA_ARRAY(arena, s->resources_count, s->resources);
         assert(s->resources != NULL);
     }
     for (int32_t i = 0; i < s->resources_count; i++) {
@@ -5956,7 +6592,8 @@ void kafka_describe_acls_response_fill(struct kafka_describe_acls_response *s, i
     }
 }
 
-bool kafka_describe_acls_response_equal(const struct kafka_describe_acls_response *a, const struct kafka_describe_acls_response *b)
+bool kafka_describe_acls_response_equal(const struct kafka_describe_acls_response *a,
+    const struct kafka_describe_acls_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -5967,14 +6604,17 @@ bool kafka_describe_acls_response_equal(const struct kafka_describe_acls_respons
     if (a->resources_count != b->resources_count)
         return false;
     for (int32_t i = 0; i < a->resources_count; i++) {
-        if (!(describe_acls_response_describe_acls_resource_equal(&a->resources[i], &b->resources[i])))
+        if (!(describe_acls_response_describe_acls_resource_equal(&a->resources[i],
+            &b->resources[i])))
             return false;
     }
     return true;
 }
 
-static void create_acls_response_acl_creation_result_fill(struct kafka_create_acls_response_acl_creation_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool create_acls_response_acl_creation_result_equal(const struct kafka_create_acls_response_acl_creation_result *a, const struct kafka_create_acls_response_acl_creation_result *b);
+static void create_acls_response_acl_creation_result_fill(struct kafka_create_acls_response_acl_creation_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool create_acls_response_acl_creation_result_equal(const struct kafka_create_acls_response_acl_creation_result *a,
+    const struct kafka_create_acls_response_acl_creation_result *b);
 static void create_acls_response_acl_creation_result_init(struct kafka_create_acls_response_acl_creation_result *s);
 static void create_acls_response_acl_creation_result_init(struct kafka_create_acls_response_acl_creation_result *s)
 {
@@ -5982,14 +6622,16 @@ static void create_acls_response_acl_creation_result_init(struct kafka_create_ac
     s->error_message = (struct kafka_str){ "", 0 };
 }
 
-static void create_acls_response_acl_creation_result_fill(struct kafka_create_acls_response_acl_creation_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void create_acls_response_acl_creation_result_fill(struct kafka_create_acls_response_acl_creation_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     create_acls_response_acl_creation_result_init(s);
     s->error_code = (int16_t)kafka_fill_next(seed);
     s->error_message = kafka_fill_str(seed, (1));
 }
 
-static bool create_acls_response_acl_creation_result_equal(const struct kafka_create_acls_response_acl_creation_result *a, const struct kafka_create_acls_response_acl_creation_result *b)
+static bool create_acls_response_acl_creation_result_equal(const struct kafka_create_acls_response_acl_creation_result *a,
+    const struct kafka_create_acls_response_acl_creation_result *b)
 {
     if (!(a->error_code == b->error_code))
         return false;
@@ -5998,14 +6640,15 @@ static bool create_acls_response_acl_creation_result_equal(const struct kafka_cr
     return true;
 }
 
-void kafka_create_acls_response_fill(struct kafka_create_acls_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_create_acls_response_fill(struct kafka_create_acls_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_create_acls_response_init(s, version);
     s->throttle_time_ms = (int32_t)kafka_fill_next(seed);
     s->results_count = kafka_fill_count(seed, 0);
     s->results = NULL;
     if (s->results_count > 0) {
-        s->results = kafka_arena_alloc(arena, (size_t)s->results_count, sizeof(*s->results), _Alignof(__typeof__(*s->results)));
+        s->results = KAFKA_ARENA_ARRAY(arena, s->results_count, s->results);
         assert(s->results != NULL);
     }
     for (int32_t i = 0; i < s->results_count; i++) {
@@ -6013,7 +6656,8 @@ void kafka_create_acls_response_fill(struct kafka_create_acls_response *s, int16
     }
 }
 
-bool kafka_create_acls_response_equal(const struct kafka_create_acls_response *a, const struct kafka_create_acls_response *b)
+bool kafka_create_acls_response_equal(const struct kafka_create_acls_response *a,
+    const struct kafka_create_acls_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -6026,11 +6670,15 @@ bool kafka_create_acls_response_equal(const struct kafka_create_acls_response *a
     return true;
 }
 
-static void delete_acls_response_delete_acls_matching_acl_fill(struct kafka_delete_acls_response_delete_acls_matching_acl *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool delete_acls_response_delete_acls_matching_acl_equal(const struct kafka_delete_acls_response_delete_acls_matching_acl *a, const struct kafka_delete_acls_response_delete_acls_matching_acl *b);
+static void delete_acls_response_delete_acls_matching_acl_fill(struct kafka_delete_acls_response_delete_acls_matching_acl *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool delete_acls_response_delete_acls_matching_acl_equal(const struct kafka_delete_acls_response_delete_acls_matching_acl *a,
+    const struct kafka_delete_acls_response_delete_acls_matching_acl *b);
 static void delete_acls_response_delete_acls_matching_acl_init(struct kafka_delete_acls_response_delete_acls_matching_acl *s);
-static void delete_acls_response_delete_acls_filter_result_fill(struct kafka_delete_acls_response_delete_acls_filter_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool delete_acls_response_delete_acls_filter_result_equal(const struct kafka_delete_acls_response_delete_acls_filter_result *a, const struct kafka_delete_acls_response_delete_acls_filter_result *b);
+static void delete_acls_response_delete_acls_filter_result_fill(struct kafka_delete_acls_response_delete_acls_filter_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool delete_acls_response_delete_acls_filter_result_equal(const struct kafka_delete_acls_response_delete_acls_filter_result *a,
+    const struct kafka_delete_acls_response_delete_acls_filter_result *b);
 static void delete_acls_response_delete_acls_filter_result_init(struct kafka_delete_acls_response_delete_acls_filter_result *s);
 static void delete_acls_response_delete_acls_matching_acl_init(struct kafka_delete_acls_response_delete_acls_matching_acl *s)
 {
@@ -6045,7 +6693,8 @@ static void delete_acls_response_delete_acls_matching_acl_init(struct kafka_dele
     s->permission_type = 0;
 }
 
-static void delete_acls_response_delete_acls_matching_acl_fill(struct kafka_delete_acls_response_delete_acls_matching_acl *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void delete_acls_response_delete_acls_matching_acl_fill(struct kafka_delete_acls_response_delete_acls_matching_acl *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     delete_acls_response_delete_acls_matching_acl_init(s);
     s->error_code = (int16_t)kafka_fill_next(seed);
@@ -6061,7 +6710,8 @@ static void delete_acls_response_delete_acls_matching_acl_fill(struct kafka_dele
     s->permission_type = (int8_t)kafka_fill_next(seed);
 }
 
-static bool delete_acls_response_delete_acls_matching_acl_equal(const struct kafka_delete_acls_response_delete_acls_matching_acl *a, const struct kafka_delete_acls_response_delete_acls_matching_acl *b)
+static bool delete_acls_response_delete_acls_matching_acl_equal(const struct kafka_delete_acls_response_delete_acls_matching_acl *a,
+    const struct kafka_delete_acls_response_delete_acls_matching_acl *b)
 {
     if (!(a->error_code == b->error_code))
         return false;
@@ -6092,7 +6742,8 @@ static void delete_acls_response_delete_acls_filter_result_init(struct kafka_del
     s->matching_acls_count = 0;
 }
 
-static void delete_acls_response_delete_acls_filter_result_fill(struct kafka_delete_acls_response_delete_acls_filter_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void delete_acls_response_delete_acls_filter_result_fill(struct kafka_delete_acls_response_delete_acls_filter_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     delete_acls_response_delete_acls_filter_result_init(s);
     s->error_code = (int16_t)kafka_fill_next(seed);
@@ -6100,15 +6751,17 @@ static void delete_acls_response_delete_acls_filter_result_fill(struct kafka_del
     s->matching_acls_count = kafka_fill_count(seed, 0);
     s->matching_acls = NULL;
     if (s->matching_acls_count > 0) {
-        s->matching_acls = kafka_arena_alloc(arena, (size_t)s->matching_acls_count, sizeof(*s->matching_acls), _Alignof(__typeof__(*s->matching_acls)));
+        s->matching_acls = KAFKA_ARENA_ARRAY(arena, s->matching_acls_count, s->matching_acls);
         assert(s->matching_acls != NULL);
     }
     for (int32_t i = 0; i < s->matching_acls_count; i++) {
-        delete_acls_response_delete_acls_matching_acl_fill(&s->matching_acls[i], version, arena, seed);
+        delete_acls_response_delete_acls_matching_acl_fill(&s->matching_acls[i], version, arena,
+            seed);
     }
 }
 
-static bool delete_acls_response_delete_acls_filter_result_equal(const struct kafka_delete_acls_response_delete_acls_filter_result *a, const struct kafka_delete_acls_response_delete_acls_filter_result *b)
+static bool delete_acls_response_delete_acls_filter_result_equal(const struct kafka_delete_acls_response_delete_acls_filter_result *a,
+    const struct kafka_delete_acls_response_delete_acls_filter_result *b)
 {
     if (!(a->error_code == b->error_code))
         return false;
@@ -6117,48 +6770,59 @@ static bool delete_acls_response_delete_acls_filter_result_equal(const struct ka
     if (a->matching_acls_count != b->matching_acls_count)
         return false;
     for (int32_t i = 0; i < a->matching_acls_count; i++) {
-        if (!(delete_acls_response_delete_acls_matching_acl_equal(&a->matching_acls[i], &b->matching_acls[i])))
+        if (!(delete_acls_response_delete_acls_matching_acl_equal(&a->matching_acls[i],
+            &b->matching_acls[i])))
             return false;
     }
     return true;
 }
 
-void kafka_delete_acls_response_fill(struct kafka_delete_acls_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_delete_acls_response_fill(struct kafka_delete_acls_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_delete_acls_response_init(s, version);
     s->throttle_time_ms = (int32_t)kafka_fill_next(seed);
     s->filter_results_count = kafka_fill_count(seed, 0);
     s->filter_results = NULL;
     if (s->filter_results_count > 0) {
-        s->filter_results = kafka_arena_alloc(arena, (size_t)s->filter_results_count, sizeof(*s->filter_results), _Alignof(__typeof__(*s->filter_results)));
+        s->filter_results = KAFKA_ARENA_ARRAY(arena, s->filter_results_count, s->filter_results);
         assert(s->filter_results != NULL);
     }
     for (int32_t i = 0; i < s->filter_results_count; i++) {
-        delete_acls_response_delete_acls_filter_result_fill(&s->filter_results[i], version, arena, seed);
+        delete_acls_response_delete_acls_filter_result_fill(&s->filter_results[i], version, arena,
+            seed);
     }
 }
 
-bool kafka_delete_acls_response_equal(const struct kafka_delete_acls_response *a, const struct kafka_delete_acls_response *b)
+bool kafka_delete_acls_response_equal(const struct kafka_delete_acls_response *a,
+    const struct kafka_delete_acls_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
     if (a->filter_results_count != b->filter_results_count)
         return false;
     for (int32_t i = 0; i < a->filter_results_count; i++) {
-        if (!(delete_acls_response_delete_acls_filter_result_equal(&a->filter_results[i], &b->filter_results[i])))
+        if (!(delete_acls_response_delete_acls_filter_result_equal(&a->filter_results[i],
+            &b->filter_results[i])))
             return false;
     }
     return true;
 }
 
-static void describe_configs_response_describe_configs_synonym_fill(struct kafka_describe_configs_response_describe_configs_synonym *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool describe_configs_response_describe_configs_synonym_equal(const struct kafka_describe_configs_response_describe_configs_synonym *a, const struct kafka_describe_configs_response_describe_configs_synonym *b);
+static void describe_configs_response_describe_configs_synonym_fill(struct kafka_describe_configs_response_describe_configs_synonym *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool describe_configs_response_describe_configs_synonym_equal(const struct kafka_describe_configs_response_describe_configs_synonym *a,
+    const struct kafka_describe_configs_response_describe_configs_synonym *b);
 static void describe_configs_response_describe_configs_synonym_init(struct kafka_describe_configs_response_describe_configs_synonym *s);
-static void describe_configs_response_describe_configs_resource_result_fill(struct kafka_describe_configs_response_describe_configs_resource_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool describe_configs_response_describe_configs_resource_result_equal(const struct kafka_describe_configs_response_describe_configs_resource_result *a, const struct kafka_describe_configs_response_describe_configs_resource_result *b);
+static void describe_configs_response_describe_configs_resource_result_fill(struct kafka_describe_configs_response_describe_configs_resource_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool describe_configs_response_describe_configs_resource_result_equal(const struct kafka_describe_configs_response_describe_configs_resource_result *a,
+    const struct kafka_describe_configs_response_describe_configs_resource_result *b);
 static void describe_configs_response_describe_configs_resource_result_init(struct kafka_describe_configs_response_describe_configs_resource_result *s);
-static void describe_configs_response_describe_configs_result_fill(struct kafka_describe_configs_response_describe_configs_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool describe_configs_response_describe_configs_result_equal(const struct kafka_describe_configs_response_describe_configs_result *a, const struct kafka_describe_configs_response_describe_configs_result *b);
+static void describe_configs_response_describe_configs_result_fill(struct kafka_describe_configs_response_describe_configs_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool describe_configs_response_describe_configs_result_equal(const struct kafka_describe_configs_response_describe_configs_result *a,
+    const struct kafka_describe_configs_response_describe_configs_result *b);
 static void describe_configs_response_describe_configs_result_init(struct kafka_describe_configs_response_describe_configs_result *s);
 static void describe_configs_response_describe_configs_synonym_init(struct kafka_describe_configs_response_describe_configs_synonym *s)
 {
@@ -6167,7 +6831,8 @@ static void describe_configs_response_describe_configs_synonym_init(struct kafka
     s->source = 0;
 }
 
-static void describe_configs_response_describe_configs_synonym_fill(struct kafka_describe_configs_response_describe_configs_synonym *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void describe_configs_response_describe_configs_synonym_fill(struct kafka_describe_configs_response_describe_configs_synonym *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     describe_configs_response_describe_configs_synonym_init(s);
     s->name = kafka_fill_str(seed, (0));
@@ -6175,7 +6840,8 @@ static void describe_configs_response_describe_configs_synonym_fill(struct kafka
     s->source = (int8_t)kafka_fill_next(seed);
 }
 
-static bool describe_configs_response_describe_configs_synonym_equal(const struct kafka_describe_configs_response_describe_configs_synonym *a, const struct kafka_describe_configs_response_describe_configs_synonym *b)
+static bool describe_configs_response_describe_configs_synonym_equal(const struct kafka_describe_configs_response_describe_configs_synonym *a,
+    const struct kafka_describe_configs_response_describe_configs_synonym *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
@@ -6200,7 +6866,8 @@ static void describe_configs_response_describe_configs_resource_result_init(stru
     s->documentation = (struct kafka_str){ "", 0 };
 }
 
-static void describe_configs_response_describe_configs_resource_result_fill(struct kafka_describe_configs_response_describe_configs_resource_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void describe_configs_response_describe_configs_resource_result_fill(struct kafka_describe_configs_response_describe_configs_resource_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     describe_configs_response_describe_configs_resource_result_init(s);
     s->name = kafka_fill_str(seed, (0));
@@ -6217,11 +6884,12 @@ static void describe_configs_response_describe_configs_resource_result_fill(stru
         s->synonyms_count = kafka_fill_count(seed, 0);
         s->synonyms = NULL;
         if (s->synonyms_count > 0) {
-            s->synonyms = kafka_arena_alloc(arena, (size_t)s->synonyms_count, sizeof(*s->synonyms), _Alignof(__typeof__(*s->synonyms)));
+            s->synonyms = KAFKA_ARENA_ARRAY(arena, s->synonyms_count, s->synonyms);
             assert(s->synonyms != NULL);
         }
         for (int32_t i = 0; i < s->synonyms_count; i++) {
-            describe_configs_response_describe_configs_synonym_fill(&s->synonyms[i], version, arena, seed);
+            describe_configs_response_describe_configs_synonym_fill(&s->synonyms[i], version,
+                arena, seed);
         }
     }
     if (version >= 3) {
@@ -6232,7 +6900,8 @@ static void describe_configs_response_describe_configs_resource_result_fill(stru
     }
 }
 
-static bool describe_configs_response_describe_configs_resource_result_equal(const struct kafka_describe_configs_response_describe_configs_resource_result *a, const struct kafka_describe_configs_response_describe_configs_resource_result *b)
+static bool describe_configs_response_describe_configs_resource_result_equal(const struct kafka_describe_configs_response_describe_configs_resource_result *a,
+    const struct kafka_describe_configs_response_describe_configs_resource_result *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
@@ -6249,7 +6918,8 @@ static bool describe_configs_response_describe_configs_resource_result_equal(con
     if (a->synonyms_count != b->synonyms_count)
         return false;
     for (int32_t i = 0; i < a->synonyms_count; i++) {
-        if (!(describe_configs_response_describe_configs_synonym_equal(&a->synonyms[i], &b->synonyms[i])))
+        if (!(describe_configs_response_describe_configs_synonym_equal(&a->synonyms[i],
+            &b->synonyms[i])))
             return false;
     }
     if (!(a->config_type == b->config_type))
@@ -6269,7 +6939,8 @@ static void describe_configs_response_describe_configs_result_init(struct kafka_
     s->configs_count = 0;
 }
 
-static void describe_configs_response_describe_configs_result_fill(struct kafka_describe_configs_response_describe_configs_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void describe_configs_response_describe_configs_result_fill(struct kafka_describe_configs_response_describe_configs_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     describe_configs_response_describe_configs_result_init(s);
     s->error_code = (int16_t)kafka_fill_next(seed);
@@ -6279,15 +6950,17 @@ static void describe_configs_response_describe_configs_result_fill(struct kafka_
     s->configs_count = kafka_fill_count(seed, 0);
     s->configs = NULL;
     if (s->configs_count > 0) {
-        s->configs = kafka_arena_alloc(arena, (size_t)s->configs_count, sizeof(*s->configs), _Alignof(__typeof__(*s->configs)));
+        s->configs = KAFKA_ARENA_ARRAY(arena, s->configs_count, s->configs);
         assert(s->configs != NULL);
     }
     for (int32_t i = 0; i < s->configs_count; i++) {
-        describe_configs_response_describe_configs_resource_result_fill(&s->configs[i], version, arena, seed);
+        describe_configs_response_describe_configs_resource_result_fill(&s->configs[i], version,
+            arena, seed);
     }
 }
 
-static bool describe_configs_response_describe_configs_result_equal(const struct kafka_describe_configs_response_describe_configs_result *a, const struct kafka_describe_configs_response_describe_configs_result *b)
+static bool describe_configs_response_describe_configs_result_equal(const struct kafka_describe_configs_response_describe_configs_result *a,
+    const struct kafka_describe_configs_response_describe_configs_result *b)
 {
     if (!(a->error_code == b->error_code))
         return false;
@@ -6300,42 +6973,49 @@ static bool describe_configs_response_describe_configs_result_equal(const struct
     if (a->configs_count != b->configs_count)
         return false;
     for (int32_t i = 0; i < a->configs_count; i++) {
-        if (!(describe_configs_response_describe_configs_resource_result_equal(&a->configs[i], &b->configs[i])))
+        if (!(describe_configs_response_describe_configs_resource_result_equal(&a->configs[i],
+            &b->configs[i])))
             return false;
     }
     return true;
 }
 
-void kafka_describe_configs_response_fill(struct kafka_describe_configs_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_describe_configs_response_fill(struct kafka_describe_configs_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_describe_configs_response_init(s, version);
     s->throttle_time_ms = (int32_t)kafka_fill_next(seed);
     s->results_count = kafka_fill_count(seed, 0);
     s->results = NULL;
     if (s->results_count > 0) {
-        s->results = kafka_arena_alloc(arena, (size_t)s->results_count, sizeof(*s->results), _Alignof(__typeof__(*s->results)));
+        s->results = KAFKA_ARENA_ARRAY(arena, s->results_count, s->results);
         assert(s->results != NULL);
     }
     for (int32_t i = 0; i < s->results_count; i++) {
-        describe_configs_response_describe_configs_result_fill(&s->results[i], version, arena, seed);
+        describe_configs_response_describe_configs_result_fill(&s->results[i], version, arena,
+            seed);
     }
 }
 
-bool kafka_describe_configs_response_equal(const struct kafka_describe_configs_response *a, const struct kafka_describe_configs_response *b)
+bool kafka_describe_configs_response_equal(const struct kafka_describe_configs_response *a,
+    const struct kafka_describe_configs_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
     if (a->results_count != b->results_count)
         return false;
     for (int32_t i = 0; i < a->results_count; i++) {
-        if (!(describe_configs_response_describe_configs_result_equal(&a->results[i], &b->results[i])))
+        if (!(describe_configs_response_describe_configs_result_equal(&a->results[i],
+            &b->results[i])))
             return false;
     }
     return true;
 }
 
-static void alter_configs_response_alter_configs_resource_response_fill(struct kafka_alter_configs_response_alter_configs_resource_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool alter_configs_response_alter_configs_resource_response_equal(const struct kafka_alter_configs_response_alter_configs_resource_response *a, const struct kafka_alter_configs_response_alter_configs_resource_response *b);
+static void alter_configs_response_alter_configs_resource_response_fill(struct kafka_alter_configs_response_alter_configs_resource_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool alter_configs_response_alter_configs_resource_response_equal(const struct kafka_alter_configs_response_alter_configs_resource_response *a,
+    const struct kafka_alter_configs_response_alter_configs_resource_response *b);
 static void alter_configs_response_alter_configs_resource_response_init(struct kafka_alter_configs_response_alter_configs_resource_response *s);
 static void alter_configs_response_alter_configs_resource_response_init(struct kafka_alter_configs_response_alter_configs_resource_response *s)
 {
@@ -6345,7 +7025,8 @@ static void alter_configs_response_alter_configs_resource_response_init(struct k
     s->resource_name = (struct kafka_str){ "", 0 };
 }
 
-static void alter_configs_response_alter_configs_resource_response_fill(struct kafka_alter_configs_response_alter_configs_resource_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void alter_configs_response_alter_configs_resource_response_fill(struct kafka_alter_configs_response_alter_configs_resource_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     alter_configs_response_alter_configs_resource_response_init(s);
     s->error_code = (int16_t)kafka_fill_next(seed);
@@ -6354,7 +7035,8 @@ static void alter_configs_response_alter_configs_resource_response_fill(struct k
     s->resource_name = kafka_fill_str(seed, (0));
 }
 
-static bool alter_configs_response_alter_configs_resource_response_equal(const struct kafka_alter_configs_response_alter_configs_resource_response *a, const struct kafka_alter_configs_response_alter_configs_resource_response *b)
+static bool alter_configs_response_alter_configs_resource_response_equal(const struct kafka_alter_configs_response_alter_configs_resource_response *a,
+    const struct kafka_alter_configs_response_alter_configs_resource_response *b)
 {
     if (!(a->error_code == b->error_code))
         return false;
@@ -6367,42 +7049,52 @@ static bool alter_configs_response_alter_configs_resource_response_equal(const s
     return true;
 }
 
-void kafka_alter_configs_response_fill(struct kafka_alter_configs_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_alter_configs_response_fill(struct kafka_alter_configs_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_alter_configs_response_init(s, version);
     s->throttle_time_ms = (int32_t)kafka_fill_next(seed);
     s->responses_count = kafka_fill_count(seed, 0);
     s->responses = NULL;
     if (s->responses_count > 0) {
-        s->responses = kafka_arena_alloc(arena, (size_t)s->responses_count, sizeof(*s->responses), _Alignof(__typeof__(*s->responses)));
+        s->responses = KAFKA_ARENA_ARRAY(arena, s->responses_count, s->responses);
         assert(s->responses != NULL);
     }
     for (int32_t i = 0; i < s->responses_count; i++) {
-        alter_configs_response_alter_configs_resource_response_fill(&s->responses[i], version, arena, seed);
+        alter_configs_response_alter_configs_resource_response_fill(&s->responses[i], version,
+            arena, seed);
     }
 }
 
-bool kafka_alter_configs_response_equal(const struct kafka_alter_configs_response *a, const struct kafka_alter_configs_response *b)
+bool kafka_alter_configs_response_equal(const struct kafka_alter_configs_response *a,
+    const struct kafka_alter_configs_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
     if (a->responses_count != b->responses_count)
         return false;
     for (int32_t i = 0; i < a->responses_count; i++) {
-        if (!(alter_configs_response_alter_configs_resource_response_equal(&a->responses[i], &b->responses[i])))
+        if (!(alter_configs_response_alter_configs_resource_response_equal(&a->responses[i],
+            &b->responses[i])))
             return false;
     }
     return true;
 }
 
-static void describe_log_dirs_response_describe_log_dirs_partition_fill(struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool describe_log_dirs_response_describe_log_dirs_partition_equal(const struct kafka_describe_log_dirs_response_describe_log_dirs_partition *a, const struct kafka_describe_log_dirs_response_describe_log_dirs_partition *b);
+static void describe_log_dirs_response_describe_log_dirs_partition_fill(struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool describe_log_dirs_response_describe_log_dirs_partition_equal(const struct kafka_describe_log_dirs_response_describe_log_dirs_partition *a,
+    const struct kafka_describe_log_dirs_response_describe_log_dirs_partition *b);
 static void describe_log_dirs_response_describe_log_dirs_partition_init(struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s);
-static void describe_log_dirs_response_describe_log_dirs_topic_fill(struct kafka_describe_log_dirs_response_describe_log_dirs_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool describe_log_dirs_response_describe_log_dirs_topic_equal(const struct kafka_describe_log_dirs_response_describe_log_dirs_topic *a, const struct kafka_describe_log_dirs_response_describe_log_dirs_topic *b);
+static void describe_log_dirs_response_describe_log_dirs_topic_fill(struct kafka_describe_log_dirs_response_describe_log_dirs_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool describe_log_dirs_response_describe_log_dirs_topic_equal(const struct kafka_describe_log_dirs_response_describe_log_dirs_topic *a,
+    const struct kafka_describe_log_dirs_response_describe_log_dirs_topic *b);
 static void describe_log_dirs_response_describe_log_dirs_topic_init(struct kafka_describe_log_dirs_response_describe_log_dirs_topic *s);
-static void describe_log_dirs_response_describe_log_dirs_result_fill(struct kafka_describe_log_dirs_response_describe_log_dirs_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool describe_log_dirs_response_describe_log_dirs_result_equal(const struct kafka_describe_log_dirs_response_describe_log_dirs_result *a, const struct kafka_describe_log_dirs_response_describe_log_dirs_result *b);
+static void describe_log_dirs_response_describe_log_dirs_result_fill(struct kafka_describe_log_dirs_response_describe_log_dirs_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool describe_log_dirs_response_describe_log_dirs_result_equal(const struct kafka_describe_log_dirs_response_describe_log_dirs_result *a,
+    const struct kafka_describe_log_dirs_response_describe_log_dirs_result *b);
 static void describe_log_dirs_response_describe_log_dirs_result_init(struct kafka_describe_log_dirs_response_describe_log_dirs_result *s);
 static void describe_log_dirs_response_describe_log_dirs_partition_init(struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s)
 {
@@ -6412,7 +7104,8 @@ static void describe_log_dirs_response_describe_log_dirs_partition_init(struct k
     s->is_future_key = 0;
 }
 
-static void describe_log_dirs_response_describe_log_dirs_partition_fill(struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void describe_log_dirs_response_describe_log_dirs_partition_fill(struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     describe_log_dirs_response_describe_log_dirs_partition_init(s);
     s->partition_index = (int32_t)kafka_fill_next(seed);
@@ -6421,7 +7114,8 @@ static void describe_log_dirs_response_describe_log_dirs_partition_fill(struct k
     s->is_future_key = (kafka_fill_next(seed) & 1) != 0;
 }
 
-static bool describe_log_dirs_response_describe_log_dirs_partition_equal(const struct kafka_describe_log_dirs_response_describe_log_dirs_partition *a, const struct kafka_describe_log_dirs_response_describe_log_dirs_partition *b)
+static bool describe_log_dirs_response_describe_log_dirs_partition_equal(const struct kafka_describe_log_dirs_response_describe_log_dirs_partition *a,
+    const struct kafka_describe_log_dirs_response_describe_log_dirs_partition *b)
 {
     if (!(a->partition_index == b->partition_index))
         return false;
@@ -6441,29 +7135,33 @@ static void describe_log_dirs_response_describe_log_dirs_topic_init(struct kafka
     s->partitions_count = 0;
 }
 
-static void describe_log_dirs_response_describe_log_dirs_topic_fill(struct kafka_describe_log_dirs_response_describe_log_dirs_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void describe_log_dirs_response_describe_log_dirs_topic_fill(struct kafka_describe_log_dirs_response_describe_log_dirs_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     describe_log_dirs_response_describe_log_dirs_topic_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        describe_log_dirs_response_describe_log_dirs_partition_fill(&s->partitions[i], version, arena, seed);
+        describe_log_dirs_response_describe_log_dirs_partition_fill(&s->partitions[i], version,
+            arena, seed);
     }
 }
 
-static bool describe_log_dirs_response_describe_log_dirs_topic_equal(const struct kafka_describe_log_dirs_response_describe_log_dirs_topic *a, const struct kafka_describe_log_dirs_response_describe_log_dirs_topic *b)
+static bool describe_log_dirs_response_describe_log_dirs_topic_equal(const struct kafka_describe_log_dirs_response_describe_log_dirs_topic *a,
+    const struct kafka_describe_log_dirs_response_describe_log_dirs_topic *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
     if (a->partitions_count != b->partitions_count)
         return false;
     for (int32_t i = 0; i < a->partitions_count; i++) {
-        if (!(describe_log_dirs_response_describe_log_dirs_partition_equal(&a->partitions[i], &b->partitions[i])))
+        if (!(describe_log_dirs_response_describe_log_dirs_partition_equal(&a->partitions[i],
+            &b->partitions[i])))
             return false;
     }
     return true;
@@ -6479,7 +7177,8 @@ static void describe_log_dirs_response_describe_log_dirs_result_init(struct kafk
     s->usable_bytes = INT64_C(-1);
 }
 
-static void describe_log_dirs_response_describe_log_dirs_result_fill(struct kafka_describe_log_dirs_response_describe_log_dirs_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void describe_log_dirs_response_describe_log_dirs_result_fill(struct kafka_describe_log_dirs_response_describe_log_dirs_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     describe_log_dirs_response_describe_log_dirs_result_init(s);
     s->error_code = (int16_t)kafka_fill_next(seed);
@@ -6487,11 +7186,12 @@ static void describe_log_dirs_response_describe_log_dirs_result_fill(struct kafk
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
-        describe_log_dirs_response_describe_log_dirs_topic_fill(&s->topics[i], version, arena, seed);
+        describe_log_dirs_response_describe_log_dirs_topic_fill(&s->topics[i], version, arena,
+            seed);
     }
     if (version >= 4) {
         s->total_bytes = (int64_t)kafka_fill_next(seed);
@@ -6501,7 +7201,8 @@ static void describe_log_dirs_response_describe_log_dirs_result_fill(struct kafk
     }
 }
 
-static bool describe_log_dirs_response_describe_log_dirs_result_equal(const struct kafka_describe_log_dirs_response_describe_log_dirs_result *a, const struct kafka_describe_log_dirs_response_describe_log_dirs_result *b)
+static bool describe_log_dirs_response_describe_log_dirs_result_equal(const struct kafka_describe_log_dirs_response_describe_log_dirs_result *a,
+    const struct kafka_describe_log_dirs_response_describe_log_dirs_result *b)
 {
     if (!(a->error_code == b->error_code))
         return false;
@@ -6510,7 +7211,8 @@ static bool describe_log_dirs_response_describe_log_dirs_result_equal(const stru
     if (a->topics_count != b->topics_count)
         return false;
     for (int32_t i = 0; i < a->topics_count; i++) {
-        if (!(describe_log_dirs_response_describe_log_dirs_topic_equal(&a->topics[i], &b->topics[i])))
+        if (!(describe_log_dirs_response_describe_log_dirs_topic_equal(&a->topics[i],
+            &b->topics[i])))
             return false;
     }
     if (!(a->total_bytes == b->total_bytes))
@@ -6520,7 +7222,8 @@ static bool describe_log_dirs_response_describe_log_dirs_result_equal(const stru
     return true;
 }
 
-void kafka_describe_log_dirs_response_fill(struct kafka_describe_log_dirs_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_describe_log_dirs_response_fill(struct kafka_describe_log_dirs_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_describe_log_dirs_response_init(s, version);
     s->throttle_time_ms = (int32_t)kafka_fill_next(seed);
@@ -6530,15 +7233,17 @@ void kafka_describe_log_dirs_response_fill(struct kafka_describe_log_dirs_respon
     s->results_count = kafka_fill_count(seed, 0);
     s->results = NULL;
     if (s->results_count > 0) {
-        s->results = kafka_arena_alloc(arena, (size_t)s->results_count, sizeof(*s->results), _Alignof(__typeof__(*s->results)));
+        s->results = KAFKA_ARENA_ARRAY(arena, s->results_count, s->results);
         assert(s->results != NULL);
     }
     for (int32_t i = 0; i < s->results_count; i++) {
-        describe_log_dirs_response_describe_log_dirs_result_fill(&s->results[i], version, arena, seed);
+        describe_log_dirs_response_describe_log_dirs_result_fill(&s->results[i], version, arena,
+            seed);
     }
 }
 
-bool kafka_describe_log_dirs_response_equal(const struct kafka_describe_log_dirs_response *a, const struct kafka_describe_log_dirs_response *b)
+bool kafka_describe_log_dirs_response_equal(const struct kafka_describe_log_dirs_response *a,
+    const struct kafka_describe_log_dirs_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -6547,13 +7252,15 @@ bool kafka_describe_log_dirs_response_equal(const struct kafka_describe_log_dirs
     if (a->results_count != b->results_count)
         return false;
     for (int32_t i = 0; i < a->results_count; i++) {
-        if (!(describe_log_dirs_response_describe_log_dirs_result_equal(&a->results[i], &b->results[i])))
+        if (!(describe_log_dirs_response_describe_log_dirs_result_equal(&a->results[i],
+            &b->results[i])))
             return false;
     }
     return true;
 }
 
-void kafka_sasl_authenticate_response_fill(struct kafka_sasl_authenticate_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_sasl_authenticate_response_fill(struct kafka_sasl_authenticate_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_sasl_authenticate_response_init(s, version);
     s->error_code = (int16_t)kafka_fill_next(seed);
@@ -6564,7 +7271,8 @@ void kafka_sasl_authenticate_response_fill(struct kafka_sasl_authenticate_respon
     }
 }
 
-bool kafka_sasl_authenticate_response_equal(const struct kafka_sasl_authenticate_response *a, const struct kafka_sasl_authenticate_response *b)
+bool kafka_sasl_authenticate_response_equal(const struct kafka_sasl_authenticate_response *a,
+    const struct kafka_sasl_authenticate_response *b)
 {
     if (!(a->error_code == b->error_code))
         return false;
@@ -6577,8 +7285,10 @@ bool kafka_sasl_authenticate_response_equal(const struct kafka_sasl_authenticate
     return true;
 }
 
-static void create_partitions_response_create_partitions_topic_result_fill(struct kafka_create_partitions_response_create_partitions_topic_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool create_partitions_response_create_partitions_topic_result_equal(const struct kafka_create_partitions_response_create_partitions_topic_result *a, const struct kafka_create_partitions_response_create_partitions_topic_result *b);
+static void create_partitions_response_create_partitions_topic_result_fill(struct kafka_create_partitions_response_create_partitions_topic_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool create_partitions_response_create_partitions_topic_result_equal(const struct kafka_create_partitions_response_create_partitions_topic_result *a,
+    const struct kafka_create_partitions_response_create_partitions_topic_result *b);
 static void create_partitions_response_create_partitions_topic_result_init(struct kafka_create_partitions_response_create_partitions_topic_result *s);
 static void create_partitions_response_create_partitions_topic_result_init(struct kafka_create_partitions_response_create_partitions_topic_result *s)
 {
@@ -6587,7 +7297,8 @@ static void create_partitions_response_create_partitions_topic_result_init(struc
     s->error_message = (struct kafka_str){ NULL, -1 };
 }
 
-static void create_partitions_response_create_partitions_topic_result_fill(struct kafka_create_partitions_response_create_partitions_topic_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void create_partitions_response_create_partitions_topic_result_fill(struct kafka_create_partitions_response_create_partitions_topic_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     create_partitions_response_create_partitions_topic_result_init(s);
     s->name = kafka_fill_str(seed, (0));
@@ -6595,7 +7306,8 @@ static void create_partitions_response_create_partitions_topic_result_fill(struc
     s->error_message = kafka_fill_str(seed, (1));
 }
 
-static bool create_partitions_response_create_partitions_topic_result_equal(const struct kafka_create_partitions_response_create_partitions_topic_result *a, const struct kafka_create_partitions_response_create_partitions_topic_result *b)
+static bool create_partitions_response_create_partitions_topic_result_equal(const struct kafka_create_partitions_response_create_partitions_topic_result *a,
+    const struct kafka_create_partitions_response_create_partitions_topic_result *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
@@ -6606,36 +7318,42 @@ static bool create_partitions_response_create_partitions_topic_result_equal(cons
     return true;
 }
 
-void kafka_create_partitions_response_fill(struct kafka_create_partitions_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_create_partitions_response_fill(struct kafka_create_partitions_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_create_partitions_response_init(s, version);
     s->throttle_time_ms = (int32_t)kafka_fill_next(seed);
     s->results_count = kafka_fill_count(seed, 0);
     s->results = NULL;
     if (s->results_count > 0) {
-        s->results = kafka_arena_alloc(arena, (size_t)s->results_count, sizeof(*s->results), _Alignof(__typeof__(*s->results)));
+        s->results = KAFKA_ARENA_ARRAY(arena, s->results_count, s->results);
         assert(s->results != NULL);
     }
     for (int32_t i = 0; i < s->results_count; i++) {
-        create_partitions_response_create_partitions_topic_result_fill(&s->results[i], version, arena, seed);
+        create_partitions_response_create_partitions_topic_result_fill(&s->results[i], version,
+            arena, seed);
     }
 }
 
-bool kafka_create_partitions_response_equal(const struct kafka_create_partitions_response *a, const struct kafka_create_partitions_response *b)
+bool kafka_create_partitions_response_equal(const struct kafka_create_partitions_response *a,
+    const struct kafka_create_partitions_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
     if (a->results_count != b->results_count)
         return false;
     for (int32_t i = 0; i < a->results_count; i++) {
-        if (!(create_partitions_response_create_partitions_topic_result_equal(&a->results[i], &b->results[i])))
+        if (!(create_partitions_response_create_partitions_topic_result_equal(&a->results[i],
+            &b->results[i])))
             return false;
     }
     return true;
 }
 
-static void delete_groups_response_deletable_group_result_fill(struct kafka_delete_groups_response_deletable_group_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool delete_groups_response_deletable_group_result_equal(const struct kafka_delete_groups_response_deletable_group_result *a, const struct kafka_delete_groups_response_deletable_group_result *b);
+static void delete_groups_response_deletable_group_result_fill(struct kafka_delete_groups_response_deletable_group_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool delete_groups_response_deletable_group_result_equal(const struct kafka_delete_groups_response_deletable_group_result *a,
+    const struct kafka_delete_groups_response_deletable_group_result *b);
 static void delete_groups_response_deletable_group_result_init(struct kafka_delete_groups_response_deletable_group_result *s);
 static void delete_groups_response_deletable_group_result_init(struct kafka_delete_groups_response_deletable_group_result *s)
 {
@@ -6643,14 +7361,16 @@ static void delete_groups_response_deletable_group_result_init(struct kafka_dele
     s->error_code = 0;
 }
 
-static void delete_groups_response_deletable_group_result_fill(struct kafka_delete_groups_response_deletable_group_result *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void delete_groups_response_deletable_group_result_fill(struct kafka_delete_groups_response_deletable_group_result *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     delete_groups_response_deletable_group_result_init(s);
     s->group_id = kafka_fill_str(seed, (0));
     s->error_code = (int16_t)kafka_fill_next(seed);
 }
 
-static bool delete_groups_response_deletable_group_result_equal(const struct kafka_delete_groups_response_deletable_group_result *a, const struct kafka_delete_groups_response_deletable_group_result *b)
+static bool delete_groups_response_deletable_group_result_equal(const struct kafka_delete_groups_response_deletable_group_result *a,
+    const struct kafka_delete_groups_response_deletable_group_result *b)
 {
     if (!(kafka_str_equals(a->group_id, b->group_id)))
         return false;
@@ -6659,14 +7379,15 @@ static bool delete_groups_response_deletable_group_result_equal(const struct kaf
     return true;
 }
 
-void kafka_delete_groups_response_fill(struct kafka_delete_groups_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_delete_groups_response_fill(struct kafka_delete_groups_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_delete_groups_response_init(s, version);
     s->throttle_time_ms = (int32_t)kafka_fill_next(seed);
     s->results_count = kafka_fill_count(seed, 0);
     s->results = NULL;
     if (s->results_count > 0) {
-        s->results = kafka_arena_alloc(arena, (size_t)s->results_count, sizeof(*s->results), _Alignof(__typeof__(*s->results)));
+        s->results = KAFKA_ARENA_ARRAY(arena, s->results_count, s->results);
         assert(s->results != NULL);
     }
     for (int32_t i = 0; i < s->results_count; i++) {
@@ -6674,7 +7395,8 @@ void kafka_delete_groups_response_fill(struct kafka_delete_groups_response *s, i
     }
 }
 
-bool kafka_delete_groups_response_equal(const struct kafka_delete_groups_response *a, const struct kafka_delete_groups_response *b)
+bool kafka_delete_groups_response_equal(const struct kafka_delete_groups_response *a,
+    const struct kafka_delete_groups_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -6687,8 +7409,10 @@ bool kafka_delete_groups_response_equal(const struct kafka_delete_groups_respons
     return true;
 }
 
-static void incremental_alter_configs_response_alter_configs_resource_response_fill(struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool incremental_alter_configs_response_alter_configs_resource_response_equal(const struct kafka_incremental_alter_configs_response_alter_configs_resource_response *a, const struct kafka_incremental_alter_configs_response_alter_configs_resource_response *b);
+static void incremental_alter_configs_response_alter_configs_resource_response_fill(struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool incremental_alter_configs_response_alter_configs_resource_response_equal(const struct kafka_incremental_alter_configs_response_alter_configs_resource_response *a,
+    const struct kafka_incremental_alter_configs_response_alter_configs_resource_response *b);
 static void incremental_alter_configs_response_alter_configs_resource_response_init(struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s);
 static void incremental_alter_configs_response_alter_configs_resource_response_init(struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s)
 {
@@ -6698,7 +7422,8 @@ static void incremental_alter_configs_response_alter_configs_resource_response_i
     s->resource_name = (struct kafka_str){ "", 0 };
 }
 
-static void incremental_alter_configs_response_alter_configs_resource_response_fill(struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void incremental_alter_configs_response_alter_configs_resource_response_fill(struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     incremental_alter_configs_response_alter_configs_resource_response_init(s);
     s->error_code = (int16_t)kafka_fill_next(seed);
@@ -6707,7 +7432,8 @@ static void incremental_alter_configs_response_alter_configs_resource_response_f
     s->resource_name = kafka_fill_str(seed, (0));
 }
 
-static bool incremental_alter_configs_response_alter_configs_resource_response_equal(const struct kafka_incremental_alter_configs_response_alter_configs_resource_response *a, const struct kafka_incremental_alter_configs_response_alter_configs_resource_response *b)
+static bool incremental_alter_configs_response_alter_configs_resource_response_equal(const struct kafka_incremental_alter_configs_response_alter_configs_resource_response *a,
+    const struct kafka_incremental_alter_configs_response_alter_configs_resource_response *b)
 {
     if (!(a->error_code == b->error_code))
         return false;
@@ -6720,39 +7446,47 @@ static bool incremental_alter_configs_response_alter_configs_resource_response_e
     return true;
 }
 
-void kafka_incremental_alter_configs_response_fill(struct kafka_incremental_alter_configs_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_incremental_alter_configs_response_fill(struct kafka_incremental_alter_configs_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_incremental_alter_configs_response_init(s, version);
     s->throttle_time_ms = (int32_t)kafka_fill_next(seed);
     s->responses_count = kafka_fill_count(seed, 0);
     s->responses = NULL;
     if (s->responses_count > 0) {
-        s->responses = kafka_arena_alloc(arena, (size_t)s->responses_count, sizeof(*s->responses), _Alignof(__typeof__(*s->responses)));
+        s->responses = KAFKA_ARENA_ARRAY(arena, s->responses_count, s->responses);
         assert(s->responses != NULL);
     }
     for (int32_t i = 0; i < s->responses_count; i++) {
-        incremental_alter_configs_response_alter_configs_resource_response_fill(&s->responses[i], version, arena, seed);
+        incremental_alter_configs_response_alter_configs_resource_response_fill(&s->responses[i],
+            version, arena, seed);
     }
 }
 
-bool kafka_incremental_alter_configs_response_equal(const struct kafka_incremental_alter_configs_response *a, const struct kafka_incremental_alter_configs_response *b)
+bool kafka_incremental_alter_configs_response_equal(const struct kafka_incremental_alter_configs_response *a,
+    const struct kafka_incremental_alter_configs_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
     if (a->responses_count != b->responses_count)
         return false;
     for (int32_t i = 0; i < a->responses_count; i++) {
-        if (!(incremental_alter_configs_response_alter_configs_resource_response_equal(&a->responses[i], &b->responses[i])))
+        if (!(incremental_alter_configs_response_alter_configs_resource_response_equal(&a->responses[i],
+            &b->responses[i])))
             return false;
     }
     return true;
 }
 
-static void offset_delete_response_offset_delete_response_partition_fill(struct kafka_offset_delete_response_offset_delete_response_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool offset_delete_response_offset_delete_response_partition_equal(const struct kafka_offset_delete_response_offset_delete_response_partition *a, const struct kafka_offset_delete_response_offset_delete_response_partition *b);
+static void offset_delete_response_offset_delete_response_partition_fill(struct kafka_offset_delete_response_offset_delete_response_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool offset_delete_response_offset_delete_response_partition_equal(const struct kafka_offset_delete_response_offset_delete_response_partition *a,
+    const struct kafka_offset_delete_response_offset_delete_response_partition *b);
 static void offset_delete_response_offset_delete_response_partition_init(struct kafka_offset_delete_response_offset_delete_response_partition *s);
-static void offset_delete_response_offset_delete_response_topic_fill(struct kafka_offset_delete_response_offset_delete_response_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool offset_delete_response_offset_delete_response_topic_equal(const struct kafka_offset_delete_response_offset_delete_response_topic *a, const struct kafka_offset_delete_response_offset_delete_response_topic *b);
+static void offset_delete_response_offset_delete_response_topic_fill(struct kafka_offset_delete_response_offset_delete_response_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool offset_delete_response_offset_delete_response_topic_equal(const struct kafka_offset_delete_response_offset_delete_response_topic *a,
+    const struct kafka_offset_delete_response_offset_delete_response_topic *b);
 static void offset_delete_response_offset_delete_response_topic_init(struct kafka_offset_delete_response_offset_delete_response_topic *s);
 static void offset_delete_response_offset_delete_response_partition_init(struct kafka_offset_delete_response_offset_delete_response_partition *s)
 {
@@ -6760,14 +7494,16 @@ static void offset_delete_response_offset_delete_response_partition_init(struct 
     s->error_code = 0;
 }
 
-static void offset_delete_response_offset_delete_response_partition_fill(struct kafka_offset_delete_response_offset_delete_response_partition *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void offset_delete_response_offset_delete_response_partition_fill(struct kafka_offset_delete_response_offset_delete_response_partition *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_delete_response_offset_delete_response_partition_init(s);
     s->partition_index = (int32_t)kafka_fill_next(seed);
     s->error_code = (int16_t)kafka_fill_next(seed);
 }
 
-static bool offset_delete_response_offset_delete_response_partition_equal(const struct kafka_offset_delete_response_offset_delete_response_partition *a, const struct kafka_offset_delete_response_offset_delete_response_partition *b)
+static bool offset_delete_response_offset_delete_response_partition_equal(const struct kafka_offset_delete_response_offset_delete_response_partition *a,
+    const struct kafka_offset_delete_response_offset_delete_response_partition *b)
 {
     if (!(a->partition_index == b->partition_index))
         return false;
@@ -6783,35 +7519,40 @@ static void offset_delete_response_offset_delete_response_topic_init(struct kafk
     s->partitions_count = 0;
 }
 
-static void offset_delete_response_offset_delete_response_topic_fill(struct kafka_offset_delete_response_offset_delete_response_topic *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void offset_delete_response_offset_delete_response_topic_fill(struct kafka_offset_delete_response_offset_delete_response_topic *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     offset_delete_response_offset_delete_response_topic_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        offset_delete_response_offset_delete_response_partition_fill(&s->partitions[i], version, arena, seed);
+        offset_delete_response_offset_delete_response_partition_fill(&s->partitions[i], version,
+            arena, seed);
     }
 }
 
-static bool offset_delete_response_offset_delete_response_topic_equal(const struct kafka_offset_delete_response_offset_delete_response_topic *a, const struct kafka_offset_delete_response_offset_delete_response_topic *b)
+static bool offset_delete_response_offset_delete_response_topic_equal(const struct kafka_offset_delete_response_offset_delete_response_topic *a,
+    const struct kafka_offset_delete_response_offset_delete_response_topic *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
     if (a->partitions_count != b->partitions_count)
         return false;
     for (int32_t i = 0; i < a->partitions_count; i++) {
-        if (!(offset_delete_response_offset_delete_response_partition_equal(&a->partitions[i], &b->partitions[i])))
+        if (!(offset_delete_response_offset_delete_response_partition_equal(&a->partitions[i],
+            &b->partitions[i])))
             return false;
     }
     return true;
 }
 
-void kafka_offset_delete_response_fill(struct kafka_offset_delete_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_offset_delete_response_fill(struct kafka_offset_delete_response *s, int16_t version,
+    struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_offset_delete_response_init(s, version);
     s->error_code = (int16_t)kafka_fill_next(seed);
@@ -6819,15 +7560,17 @@ void kafka_offset_delete_response_fill(struct kafka_offset_delete_response *s, i
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
-        offset_delete_response_offset_delete_response_topic_fill(&s->topics[i], version, arena, seed);
+        offset_delete_response_offset_delete_response_topic_fill(&s->topics[i], version, arena,
+            seed);
     }
 }
 
-bool kafka_offset_delete_response_equal(const struct kafka_offset_delete_response *a, const struct kafka_offset_delete_response *b)
+bool kafka_offset_delete_response_equal(const struct kafka_offset_delete_response *a,
+    const struct kafka_offset_delete_response *b)
 {
     if (!(a->error_code == b->error_code))
         return false;
@@ -6836,14 +7579,17 @@ bool kafka_offset_delete_response_equal(const struct kafka_offset_delete_respons
     if (a->topics_count != b->topics_count)
         return false;
     for (int32_t i = 0; i < a->topics_count; i++) {
-        if (!(offset_delete_response_offset_delete_response_topic_equal(&a->topics[i], &b->topics[i])))
+        if (!(offset_delete_response_offset_delete_response_topic_equal(&a->topics[i],
+            &b->topics[i])))
             return false;
     }
     return true;
 }
 
-static void describe_cluster_response_describe_cluster_broker_fill(struct kafka_describe_cluster_response_describe_cluster_broker *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool describe_cluster_response_describe_cluster_broker_equal(const struct kafka_describe_cluster_response_describe_cluster_broker *a, const struct kafka_describe_cluster_response_describe_cluster_broker *b);
+static void describe_cluster_response_describe_cluster_broker_fill(struct kafka_describe_cluster_response_describe_cluster_broker *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool describe_cluster_response_describe_cluster_broker_equal(const struct kafka_describe_cluster_response_describe_cluster_broker *a,
+    const struct kafka_describe_cluster_response_describe_cluster_broker *b);
 static void describe_cluster_response_describe_cluster_broker_init(struct kafka_describe_cluster_response_describe_cluster_broker *s);
 static void describe_cluster_response_describe_cluster_broker_init(struct kafka_describe_cluster_response_describe_cluster_broker *s)
 {
@@ -6853,7 +7599,8 @@ static void describe_cluster_response_describe_cluster_broker_init(struct kafka_
     s->rack = (struct kafka_str){ NULL, -1 };
 }
 
-static void describe_cluster_response_describe_cluster_broker_fill(struct kafka_describe_cluster_response_describe_cluster_broker *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void describe_cluster_response_describe_cluster_broker_fill(struct kafka_describe_cluster_response_describe_cluster_broker *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     describe_cluster_response_describe_cluster_broker_init(s);
     s->broker_id = (int32_t)kafka_fill_next(seed);
@@ -6862,7 +7609,8 @@ static void describe_cluster_response_describe_cluster_broker_fill(struct kafka_
     s->rack = kafka_fill_str(seed, (1));
 }
 
-static bool describe_cluster_response_describe_cluster_broker_equal(const struct kafka_describe_cluster_response_describe_cluster_broker *a, const struct kafka_describe_cluster_response_describe_cluster_broker *b)
+static bool describe_cluster_response_describe_cluster_broker_equal(const struct kafka_describe_cluster_response_describe_cluster_broker *a,
+    const struct kafka_describe_cluster_response_describe_cluster_broker *b)
 {
     if (!(a->broker_id == b->broker_id))
         return false;
@@ -6875,7 +7623,8 @@ static bool describe_cluster_response_describe_cluster_broker_equal(const struct
     return true;
 }
 
-void kafka_describe_cluster_response_fill(struct kafka_describe_cluster_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_describe_cluster_response_fill(struct kafka_describe_cluster_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_describe_cluster_response_init(s, version);
     s->throttle_time_ms = (int32_t)kafka_fill_next(seed);
@@ -6889,16 +7638,18 @@ void kafka_describe_cluster_response_fill(struct kafka_describe_cluster_response
     s->brokers_count = kafka_fill_count(seed, 0);
     s->brokers = NULL;
     if (s->brokers_count > 0) {
-        s->brokers = kafka_arena_alloc(arena, (size_t)s->brokers_count, sizeof(*s->brokers), _Alignof(__typeof__(*s->brokers)));
+        s->brokers = KAFKA_ARENA_ARRAY(arena, s->brokers_count, s->brokers);
         assert(s->brokers != NULL);
     }
     for (int32_t i = 0; i < s->brokers_count; i++) {
-        describe_cluster_response_describe_cluster_broker_fill(&s->brokers[i], version, arena, seed);
+        describe_cluster_response_describe_cluster_broker_fill(&s->brokers[i], version, arena,
+            seed);
     }
     s->cluster_authorized_operations = (int32_t)kafka_fill_next(seed);
 }
 
-bool kafka_describe_cluster_response_equal(const struct kafka_describe_cluster_response *a, const struct kafka_describe_cluster_response *b)
+bool kafka_describe_cluster_response_equal(const struct kafka_describe_cluster_response *a,
+    const struct kafka_describe_cluster_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -6915,7 +7666,8 @@ bool kafka_describe_cluster_response_equal(const struct kafka_describe_cluster_r
     if (a->brokers_count != b->brokers_count)
         return false;
     for (int32_t i = 0; i < a->brokers_count; i++) {
-        if (!(describe_cluster_response_describe_cluster_broker_equal(&a->brokers[i], &b->brokers[i])))
+        if (!(describe_cluster_response_describe_cluster_broker_equal(&a->brokers[i],
+            &b->brokers[i])))
             return false;
     }
     if (!(a->cluster_authorized_operations == b->cluster_authorized_operations))
@@ -6923,14 +7675,20 @@ bool kafka_describe_cluster_response_equal(const struct kafka_describe_cluster_r
     return true;
 }
 
-static void describe_producers_response_producer_state_fill(struct kafka_describe_producers_response_producer_state *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool describe_producers_response_producer_state_equal(const struct kafka_describe_producers_response_producer_state *a, const struct kafka_describe_producers_response_producer_state *b);
+static void describe_producers_response_producer_state_fill(struct kafka_describe_producers_response_producer_state *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool describe_producers_response_producer_state_equal(const struct kafka_describe_producers_response_producer_state *a,
+    const struct kafka_describe_producers_response_producer_state *b);
 static void describe_producers_response_producer_state_init(struct kafka_describe_producers_response_producer_state *s);
-static void describe_producers_response_partition_response_fill(struct kafka_describe_producers_response_partition_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool describe_producers_response_partition_response_equal(const struct kafka_describe_producers_response_partition_response *a, const struct kafka_describe_producers_response_partition_response *b);
+static void describe_producers_response_partition_response_fill(struct kafka_describe_producers_response_partition_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool describe_producers_response_partition_response_equal(const struct kafka_describe_producers_response_partition_response *a,
+    const struct kafka_describe_producers_response_partition_response *b);
 static void describe_producers_response_partition_response_init(struct kafka_describe_producers_response_partition_response *s);
-static void describe_producers_response_topic_response_fill(struct kafka_describe_producers_response_topic_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool describe_producers_response_topic_response_equal(const struct kafka_describe_producers_response_topic_response *a, const struct kafka_describe_producers_response_topic_response *b);
+static void describe_producers_response_topic_response_fill(struct kafka_describe_producers_response_topic_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool describe_producers_response_topic_response_equal(const struct kafka_describe_producers_response_topic_response *a,
+    const struct kafka_describe_producers_response_topic_response *b);
 static void describe_producers_response_topic_response_init(struct kafka_describe_producers_response_topic_response *s);
 static void describe_producers_response_producer_state_init(struct kafka_describe_producers_response_producer_state *s)
 {
@@ -6942,7 +7700,8 @@ static void describe_producers_response_producer_state_init(struct kafka_describ
     s->current_txn_start_offset = INT64_C(-1);
 }
 
-static void describe_producers_response_producer_state_fill(struct kafka_describe_producers_response_producer_state *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void describe_producers_response_producer_state_fill(struct kafka_describe_producers_response_producer_state *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     describe_producers_response_producer_state_init(s);
     s->producer_id = (int64_t)kafka_fill_next(seed);
@@ -6953,7 +7712,8 @@ static void describe_producers_response_producer_state_fill(struct kafka_describ
     s->current_txn_start_offset = (int64_t)kafka_fill_next(seed);
 }
 
-static bool describe_producers_response_producer_state_equal(const struct kafka_describe_producers_response_producer_state *a, const struct kafka_describe_producers_response_producer_state *b)
+static bool describe_producers_response_producer_state_equal(const struct kafka_describe_producers_response_producer_state *a,
+    const struct kafka_describe_producers_response_producer_state *b)
 {
     if (!(a->producer_id == b->producer_id))
         return false;
@@ -6979,7 +7739,8 @@ static void describe_producers_response_partition_response_init(struct kafka_des
     s->active_producers_count = 0;
 }
 
-static void describe_producers_response_partition_response_fill(struct kafka_describe_producers_response_partition_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void describe_producers_response_partition_response_fill(struct kafka_describe_producers_response_partition_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     describe_producers_response_partition_response_init(s);
     s->partition_index = (int32_t)kafka_fill_next(seed);
@@ -6988,15 +7749,18 @@ static void describe_producers_response_partition_response_fill(struct kafka_des
     s->active_producers_count = kafka_fill_count(seed, 0);
     s->active_producers = NULL;
     if (s->active_producers_count > 0) {
-        s->active_producers = kafka_arena_alloc(arena, (size_t)s->active_producers_count, sizeof(*s->active_producers), _Alignof(__typeof__(*s->active_producers)));
+        s->active_producers = KAFKA_ARENA_ARRAY(arena, s->active_producers_count,
+            s->active_producers);
         assert(s->active_producers != NULL);
     }
     for (int32_t i = 0; i < s->active_producers_count; i++) {
-        describe_producers_response_producer_state_fill(&s->active_producers[i], version, arena, seed);
+        describe_producers_response_producer_state_fill(&s->active_producers[i], version, arena,
+            seed);
     }
 }
 
-static bool describe_producers_response_partition_response_equal(const struct kafka_describe_producers_response_partition_response *a, const struct kafka_describe_producers_response_partition_response *b)
+static bool describe_producers_response_partition_response_equal(const struct kafka_describe_producers_response_partition_response *a,
+    const struct kafka_describe_producers_response_partition_response *b)
 {
     if (!(a->partition_index == b->partition_index))
         return false;
@@ -7007,7 +7771,8 @@ static bool describe_producers_response_partition_response_equal(const struct ka
     if (a->active_producers_count != b->active_producers_count)
         return false;
     for (int32_t i = 0; i < a->active_producers_count; i++) {
-        if (!(describe_producers_response_producer_state_equal(&a->active_producers[i], &b->active_producers[i])))
+        if (!(describe_producers_response_producer_state_equal(&a->active_producers[i],
+            &b->active_producers[i])))
             return false;
     }
     return true;
@@ -7020,42 +7785,47 @@ static void describe_producers_response_topic_response_init(struct kafka_describ
     s->partitions_count = 0;
 }
 
-static void describe_producers_response_topic_response_fill(struct kafka_describe_producers_response_topic_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void describe_producers_response_topic_response_fill(struct kafka_describe_producers_response_topic_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     describe_producers_response_topic_response_init(s);
     s->name = kafka_fill_str(seed, (0));
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        describe_producers_response_partition_response_fill(&s->partitions[i], version, arena, seed);
+        describe_producers_response_partition_response_fill(&s->partitions[i], version, arena,
+            seed);
     }
 }
 
-static bool describe_producers_response_topic_response_equal(const struct kafka_describe_producers_response_topic_response *a, const struct kafka_describe_producers_response_topic_response *b)
+static bool describe_producers_response_topic_response_equal(const struct kafka_describe_producers_response_topic_response *a,
+    const struct kafka_describe_producers_response_topic_response *b)
 {
     if (!(kafka_str_equals(a->name, b->name)))
         return false;
     if (a->partitions_count != b->partitions_count)
         return false;
     for (int32_t i = 0; i < a->partitions_count; i++) {
-        if (!(describe_producers_response_partition_response_equal(&a->partitions[i], &b->partitions[i])))
+        if (!(describe_producers_response_partition_response_equal(&a->partitions[i],
+            &b->partitions[i])))
             return false;
     }
     return true;
 }
 
-void kafka_describe_producers_response_fill(struct kafka_describe_producers_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_describe_producers_response_fill(struct kafka_describe_producers_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_describe_producers_response_init(s, version);
     s->throttle_time_ms = (int32_t)kafka_fill_next(seed);
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
@@ -7063,7 +7833,8 @@ void kafka_describe_producers_response_fill(struct kafka_describe_producers_resp
     }
 }
 
-bool kafka_describe_producers_response_equal(const struct kafka_describe_producers_response *a, const struct kafka_describe_producers_response *b)
+bool kafka_describe_producers_response_equal(const struct kafka_describe_producers_response *a,
+    const struct kafka_describe_producers_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -7076,11 +7847,15 @@ bool kafka_describe_producers_response_equal(const struct kafka_describe_produce
     return true;
 }
 
-static void describe_transactions_response_topic_data_fill(struct kafka_describe_transactions_response_topic_data *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool describe_transactions_response_topic_data_equal(const struct kafka_describe_transactions_response_topic_data *a, const struct kafka_describe_transactions_response_topic_data *b);
+static void describe_transactions_response_topic_data_fill(struct kafka_describe_transactions_response_topic_data *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool describe_transactions_response_topic_data_equal(const struct kafka_describe_transactions_response_topic_data *a,
+    const struct kafka_describe_transactions_response_topic_data *b);
 static void describe_transactions_response_topic_data_init(struct kafka_describe_transactions_response_topic_data *s);
-static void describe_transactions_response_transaction_state_fill(struct kafka_describe_transactions_response_transaction_state *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool describe_transactions_response_transaction_state_equal(const struct kafka_describe_transactions_response_transaction_state *a, const struct kafka_describe_transactions_response_transaction_state *b);
+static void describe_transactions_response_transaction_state_fill(struct kafka_describe_transactions_response_transaction_state *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool describe_transactions_response_transaction_state_equal(const struct kafka_describe_transactions_response_transaction_state *a,
+    const struct kafka_describe_transactions_response_transaction_state *b);
 static void describe_transactions_response_transaction_state_init(struct kafka_describe_transactions_response_transaction_state *s);
 static void describe_transactions_response_topic_data_init(struct kafka_describe_transactions_response_topic_data *s)
 {
@@ -7089,14 +7864,15 @@ static void describe_transactions_response_topic_data_init(struct kafka_describe
     s->partitions_count = 0;
 }
 
-static void describe_transactions_response_topic_data_fill(struct kafka_describe_transactions_response_topic_data *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void describe_transactions_response_topic_data_fill(struct kafka_describe_transactions_response_topic_data *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     describe_transactions_response_topic_data_init(s);
     s->topic = kafka_fill_str(seed, (0));
     s->partitions_count = kafka_fill_count(seed, 0);
     s->partitions = NULL;
     if (s->partitions_count > 0) {
-        s->partitions = kafka_arena_alloc(arena, (size_t)s->partitions_count, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+        s->partitions = KAFKA_ARENA_ARRAY(arena, s->partitions_count, s->partitions);
         assert(s->partitions != NULL);
     }
     for (int32_t i = 0; i < s->partitions_count; i++) {
@@ -7104,7 +7880,8 @@ static void describe_transactions_response_topic_data_fill(struct kafka_describe
     }
 }
 
-static bool describe_transactions_response_topic_data_equal(const struct kafka_describe_transactions_response_topic_data *a, const struct kafka_describe_transactions_response_topic_data *b)
+static bool describe_transactions_response_topic_data_equal(const struct kafka_describe_transactions_response_topic_data *a,
+    const struct kafka_describe_transactions_response_topic_data *b)
 {
     if (!(kafka_str_equals(a->topic, b->topic)))
         return false;
@@ -7130,7 +7907,8 @@ static void describe_transactions_response_transaction_state_init(struct kafka_d
     s->topics_count = 0;
 }
 
-static void describe_transactions_response_transaction_state_fill(struct kafka_describe_transactions_response_transaction_state *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void describe_transactions_response_transaction_state_fill(struct kafka_describe_transactions_response_transaction_state *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     describe_transactions_response_transaction_state_init(s);
     s->error_code = (int16_t)kafka_fill_next(seed);
@@ -7143,7 +7921,7 @@ static void describe_transactions_response_transaction_state_fill(struct kafka_d
     s->topics_count = kafka_fill_count(seed, 0);
     s->topics = NULL;
     if (s->topics_count > 0) {
-        s->topics = kafka_arena_alloc(arena, (size_t)s->topics_count, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+        s->topics = KAFKA_ARENA_ARRAY(arena, s->topics_count, s->topics);
         assert(s->topics != NULL);
     }
     for (int32_t i = 0; i < s->topics_count; i++) {
@@ -7151,7 +7929,8 @@ static void describe_transactions_response_transaction_state_fill(struct kafka_d
     }
 }
 
-static bool describe_transactions_response_transaction_state_equal(const struct kafka_describe_transactions_response_transaction_state *a, const struct kafka_describe_transactions_response_transaction_state *b)
+static bool describe_transactions_response_transaction_state_equal(const struct kafka_describe_transactions_response_transaction_state *a,
+    const struct kafka_describe_transactions_response_transaction_state *b)
 {
     if (!(a->error_code == b->error_code))
         return false;
@@ -7176,36 +7955,43 @@ static bool describe_transactions_response_transaction_state_equal(const struct 
     return true;
 }
 
-void kafka_describe_transactions_response_fill(struct kafka_describe_transactions_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_describe_transactions_response_fill(struct kafka_describe_transactions_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_describe_transactions_response_init(s, version);
     s->throttle_time_ms = (int32_t)kafka_fill_next(seed);
     s->transaction_states_count = kafka_fill_count(seed, 0);
     s->transaction_states = NULL;
     if (s->transaction_states_count > 0) {
-        s->transaction_states = kafka_arena_alloc(arena, (size_t)s->transaction_states_count, sizeof(*s->transaction_states), _Alignof(__typeof__(*s->transaction_states)));
+        s->transaction_states = KAFKA_ARENA_ARRAY(arena, s->transaction_states_count,
+            s->transaction_states);
         assert(s->transaction_states != NULL);
     }
     for (int32_t i = 0; i < s->transaction_states_count; i++) {
-        describe_transactions_response_transaction_state_fill(&s->transaction_states[i], version, arena, seed);
+        describe_transactions_response_transaction_state_fill(&s->transaction_states[i], version,
+            arena, seed);
     }
 }
 
-bool kafka_describe_transactions_response_equal(const struct kafka_describe_transactions_response *a, const struct kafka_describe_transactions_response *b)
+bool kafka_describe_transactions_response_equal(const struct kafka_describe_transactions_response *a,
+    const struct kafka_describe_transactions_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
     if (a->transaction_states_count != b->transaction_states_count)
         return false;
     for (int32_t i = 0; i < a->transaction_states_count; i++) {
-        if (!(describe_transactions_response_transaction_state_equal(&a->transaction_states[i], &b->transaction_states[i])))
+        if (!(describe_transactions_response_transaction_state_equal(&a->transaction_states[i],
+            &b->transaction_states[i])))
             return false;
     }
     return true;
 }
 
-static void list_transactions_response_transaction_state_fill(struct kafka_list_transactions_response_transaction_state *s, int16_t version, struct kafka_arena *arena, uint32_t *seed);
-static bool list_transactions_response_transaction_state_equal(const struct kafka_list_transactions_response_transaction_state *a, const struct kafka_list_transactions_response_transaction_state *b);
+static void list_transactions_response_transaction_state_fill(struct kafka_list_transactions_response_transaction_state *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed);
+static bool list_transactions_response_transaction_state_equal(const struct kafka_list_transactions_response_transaction_state *a,
+    const struct kafka_list_transactions_response_transaction_state *b);
 static void list_transactions_response_transaction_state_init(struct kafka_list_transactions_response_transaction_state *s);
 static void list_transactions_response_transaction_state_init(struct kafka_list_transactions_response_transaction_state *s)
 {
@@ -7214,7 +8000,8 @@ static void list_transactions_response_transaction_state_init(struct kafka_list_
     s->transaction_state = (struct kafka_str){ "", 0 };
 }
 
-static void list_transactions_response_transaction_state_fill(struct kafka_list_transactions_response_transaction_state *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+static void list_transactions_response_transaction_state_fill(struct kafka_list_transactions_response_transaction_state *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     list_transactions_response_transaction_state_init(s);
     s->transactional_id = kafka_fill_str(seed, (0));
@@ -7222,7 +8009,8 @@ static void list_transactions_response_transaction_state_fill(struct kafka_list_
     s->transaction_state = kafka_fill_str(seed, (0));
 }
 
-static bool list_transactions_response_transaction_state_equal(const struct kafka_list_transactions_response_transaction_state *a, const struct kafka_list_transactions_response_transaction_state *b)
+static bool list_transactions_response_transaction_state_equal(const struct kafka_list_transactions_response_transaction_state *a,
+    const struct kafka_list_transactions_response_transaction_state *b)
 {
     if (!(kafka_str_equals(a->transactional_id, b->transactional_id)))
         return false;
@@ -7233,7 +8021,8 @@ static bool list_transactions_response_transaction_state_equal(const struct kafk
     return true;
 }
 
-void kafka_list_transactions_response_fill(struct kafka_list_transactions_response *s, int16_t version, struct kafka_arena *arena, uint32_t *seed)
+void kafka_list_transactions_response_fill(struct kafka_list_transactions_response *s,
+    int16_t version, struct kafka_arena *arena, uint32_t *seed)
 {
     kafka_list_transactions_response_init(s, version);
     s->throttle_time_ms = (int32_t)kafka_fill_next(seed);
@@ -7241,7 +8030,8 @@ void kafka_list_transactions_response_fill(struct kafka_list_transactions_respon
     s->unknown_state_filters_count = kafka_fill_count(seed, 0);
     s->unknown_state_filters = NULL;
     if (s->unknown_state_filters_count > 0) {
-        s->unknown_state_filters = kafka_arena_alloc(arena, (size_t)s->unknown_state_filters_count, sizeof(*s->unknown_state_filters), _Alignof(__typeof__(*s->unknown_state_filters)));
+        s->unknown_state_filters = KAFKA_ARENA_ARRAY(arena, s->unknown_state_filters_count,
+            s->unknown_state_filters);
         assert(s->unknown_state_filters != NULL);
     }
     for (int32_t i = 0; i < s->unknown_state_filters_count; i++) {
@@ -7250,15 +8040,18 @@ void kafka_list_transactions_response_fill(struct kafka_list_transactions_respon
     s->transaction_states_count = kafka_fill_count(seed, 0);
     s->transaction_states = NULL;
     if (s->transaction_states_count > 0) {
-        s->transaction_states = kafka_arena_alloc(arena, (size_t)s->transaction_states_count, sizeof(*s->transaction_states), _Alignof(__typeof__(*s->transaction_states)));
+        s->transaction_states = KAFKA_ARENA_ARRAY(arena, s->transaction_states_count,
+            s->transaction_states);
         assert(s->transaction_states != NULL);
     }
     for (int32_t i = 0; i < s->transaction_states_count; i++) {
-        list_transactions_response_transaction_state_fill(&s->transaction_states[i], version, arena, seed);
+        list_transactions_response_transaction_state_fill(&s->transaction_states[i], version,
+            arena, seed);
     }
 }
 
-bool kafka_list_transactions_response_equal(const struct kafka_list_transactions_response *a, const struct kafka_list_transactions_response *b)
+bool kafka_list_transactions_response_equal(const struct kafka_list_transactions_response *a,
+    const struct kafka_list_transactions_response *b)
 {
     if (!(a->throttle_time_ms == b->throttle_time_ms))
         return false;
@@ -7273,7 +8066,8 @@ bool kafka_list_transactions_response_equal(const struct kafka_list_transactions
     if (a->transaction_states_count != b->transaction_states_count)
         return false;
     for (int32_t i = 0; i < a->transaction_states_count; i++) {
-        if (!(list_transactions_response_transaction_state_equal(&a->transaction_states[i], &b->transaction_states[i])))
+        if (!(list_transactions_response_transaction_state_equal(&a->transaction_states[i],
+            &b->transaction_states[i])))
             return false;
     }
     return true;

@@ -14,252 +14,416 @@
 
 #include "dataplane/kafka/kafka_msgs.h"
 
-void kafka_request_header_fill(struct kafka_request_header *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_request_header_equal(const struct kafka_request_header *a, const struct kafka_request_header *b);
-void kafka_response_header_fill(struct kafka_response_header *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_response_header_equal(const struct kafka_response_header *a, const struct kafka_response_header *b);
-void kafka_produce_request_fill(struct kafka_produce_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_produce_request_equal(const struct kafka_produce_request *a, const struct kafka_produce_request *b);
-void kafka_fetch_request_fill(struct kafka_fetch_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_fetch_request_equal(const struct kafka_fetch_request *a, const struct kafka_fetch_request *b);
-void kafka_list_offsets_request_fill(struct kafka_list_offsets_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_list_offsets_request_equal(const struct kafka_list_offsets_request *a, const struct kafka_list_offsets_request *b);
-void kafka_metadata_request_fill(struct kafka_metadata_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_metadata_request_equal(const struct kafka_metadata_request *a, const struct kafka_metadata_request *b);
-void kafka_offset_commit_request_fill(struct kafka_offset_commit_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_offset_commit_request_equal(const struct kafka_offset_commit_request *a, const struct kafka_offset_commit_request *b);
-void kafka_offset_fetch_request_fill(struct kafka_offset_fetch_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_offset_fetch_request_equal(const struct kafka_offset_fetch_request *a, const struct kafka_offset_fetch_request *b);
-void kafka_find_coordinator_request_fill(struct kafka_find_coordinator_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_find_coordinator_request_equal(const struct kafka_find_coordinator_request *a, const struct kafka_find_coordinator_request *b);
-void kafka_join_group_request_fill(struct kafka_join_group_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_join_group_request_equal(const struct kafka_join_group_request *a, const struct kafka_join_group_request *b);
-void kafka_heartbeat_request_fill(struct kafka_heartbeat_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_heartbeat_request_equal(const struct kafka_heartbeat_request *a, const struct kafka_heartbeat_request *b);
-void kafka_leave_group_request_fill(struct kafka_leave_group_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_leave_group_request_equal(const struct kafka_leave_group_request *a, const struct kafka_leave_group_request *b);
-void kafka_sync_group_request_fill(struct kafka_sync_group_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_sync_group_request_equal(const struct kafka_sync_group_request *a, const struct kafka_sync_group_request *b);
-void kafka_describe_groups_request_fill(struct kafka_describe_groups_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_describe_groups_request_equal(const struct kafka_describe_groups_request *a, const struct kafka_describe_groups_request *b);
-void kafka_list_groups_request_fill(struct kafka_list_groups_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_list_groups_request_equal(const struct kafka_list_groups_request *a, const struct kafka_list_groups_request *b);
-void kafka_sasl_handshake_request_fill(struct kafka_sasl_handshake_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_sasl_handshake_request_equal(const struct kafka_sasl_handshake_request *a, const struct kafka_sasl_handshake_request *b);
-void kafka_api_versions_request_fill(struct kafka_api_versions_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_api_versions_request_equal(const struct kafka_api_versions_request *a, const struct kafka_api_versions_request *b);
-void kafka_create_topics_request_fill(struct kafka_create_topics_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_create_topics_request_equal(const struct kafka_create_topics_request *a, const struct kafka_create_topics_request *b);
-void kafka_delete_topics_request_fill(struct kafka_delete_topics_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_delete_topics_request_equal(const struct kafka_delete_topics_request *a, const struct kafka_delete_topics_request *b);
-void kafka_delete_records_request_fill(struct kafka_delete_records_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_delete_records_request_equal(const struct kafka_delete_records_request *a, const struct kafka_delete_records_request *b);
-void kafka_init_producer_id_request_fill(struct kafka_init_producer_id_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_init_producer_id_request_equal(const struct kafka_init_producer_id_request *a, const struct kafka_init_producer_id_request *b);
-void kafka_offset_for_leader_epoch_request_fill(struct kafka_offset_for_leader_epoch_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_offset_for_leader_epoch_request_equal(const struct kafka_offset_for_leader_epoch_request *a, const struct kafka_offset_for_leader_epoch_request *b);
-void kafka_add_partitions_to_txn_request_fill(struct kafka_add_partitions_to_txn_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_add_partitions_to_txn_request_equal(const struct kafka_add_partitions_to_txn_request *a, const struct kafka_add_partitions_to_txn_request *b);
-void kafka_add_offsets_to_txn_request_fill(struct kafka_add_offsets_to_txn_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_add_offsets_to_txn_request_equal(const struct kafka_add_offsets_to_txn_request *a, const struct kafka_add_offsets_to_txn_request *b);
-void kafka_end_txn_request_fill(struct kafka_end_txn_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_end_txn_request_equal(const struct kafka_end_txn_request *a, const struct kafka_end_txn_request *b);
-void kafka_write_txn_markers_request_fill(struct kafka_write_txn_markers_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_write_txn_markers_request_equal(const struct kafka_write_txn_markers_request *a, const struct kafka_write_txn_markers_request *b);
-void kafka_txn_offset_commit_request_fill(struct kafka_txn_offset_commit_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_txn_offset_commit_request_equal(const struct kafka_txn_offset_commit_request *a, const struct kafka_txn_offset_commit_request *b);
-void kafka_describe_acls_request_fill(struct kafka_describe_acls_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_describe_acls_request_equal(const struct kafka_describe_acls_request *a, const struct kafka_describe_acls_request *b);
-void kafka_create_acls_request_fill(struct kafka_create_acls_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_create_acls_request_equal(const struct kafka_create_acls_request *a, const struct kafka_create_acls_request *b);
-void kafka_delete_acls_request_fill(struct kafka_delete_acls_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_delete_acls_request_equal(const struct kafka_delete_acls_request *a, const struct kafka_delete_acls_request *b);
-void kafka_describe_configs_request_fill(struct kafka_describe_configs_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_describe_configs_request_equal(const struct kafka_describe_configs_request *a, const struct kafka_describe_configs_request *b);
-void kafka_alter_configs_request_fill(struct kafka_alter_configs_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_alter_configs_request_equal(const struct kafka_alter_configs_request *a, const struct kafka_alter_configs_request *b);
-void kafka_describe_log_dirs_request_fill(struct kafka_describe_log_dirs_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_describe_log_dirs_request_equal(const struct kafka_describe_log_dirs_request *a, const struct kafka_describe_log_dirs_request *b);
-void kafka_sasl_authenticate_request_fill(struct kafka_sasl_authenticate_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_sasl_authenticate_request_equal(const struct kafka_sasl_authenticate_request *a, const struct kafka_sasl_authenticate_request *b);
-void kafka_create_partitions_request_fill(struct kafka_create_partitions_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_create_partitions_request_equal(const struct kafka_create_partitions_request *a, const struct kafka_create_partitions_request *b);
-void kafka_delete_groups_request_fill(struct kafka_delete_groups_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_delete_groups_request_equal(const struct kafka_delete_groups_request *a, const struct kafka_delete_groups_request *b);
-void kafka_incremental_alter_configs_request_fill(struct kafka_incremental_alter_configs_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_incremental_alter_configs_request_equal(const struct kafka_incremental_alter_configs_request *a, const struct kafka_incremental_alter_configs_request *b);
-void kafka_offset_delete_request_fill(struct kafka_offset_delete_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_offset_delete_request_equal(const struct kafka_offset_delete_request *a, const struct kafka_offset_delete_request *b);
-void kafka_describe_cluster_request_fill(struct kafka_describe_cluster_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_describe_cluster_request_equal(const struct kafka_describe_cluster_request *a, const struct kafka_describe_cluster_request *b);
-void kafka_describe_producers_request_fill(struct kafka_describe_producers_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_describe_producers_request_equal(const struct kafka_describe_producers_request *a, const struct kafka_describe_producers_request *b);
-void kafka_describe_transactions_request_fill(struct kafka_describe_transactions_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_describe_transactions_request_equal(const struct kafka_describe_transactions_request *a, const struct kafka_describe_transactions_request *b);
-void kafka_list_transactions_request_fill(struct kafka_list_transactions_request *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_list_transactions_request_equal(const struct kafka_list_transactions_request *a, const struct kafka_list_transactions_request *b);
-void kafka_produce_response_fill(struct kafka_produce_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_produce_response_equal(const struct kafka_produce_response *a, const struct kafka_produce_response *b);
-void kafka_fetch_response_fill(struct kafka_fetch_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_fetch_response_equal(const struct kafka_fetch_response *a, const struct kafka_fetch_response *b);
-void kafka_list_offsets_response_fill(struct kafka_list_offsets_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_list_offsets_response_equal(const struct kafka_list_offsets_response *a, const struct kafka_list_offsets_response *b);
-void kafka_metadata_response_fill(struct kafka_metadata_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_metadata_response_equal(const struct kafka_metadata_response *a, const struct kafka_metadata_response *b);
-void kafka_offset_commit_response_fill(struct kafka_offset_commit_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_offset_commit_response_equal(const struct kafka_offset_commit_response *a, const struct kafka_offset_commit_response *b);
-void kafka_offset_fetch_response_fill(struct kafka_offset_fetch_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_offset_fetch_response_equal(const struct kafka_offset_fetch_response *a, const struct kafka_offset_fetch_response *b);
-void kafka_find_coordinator_response_fill(struct kafka_find_coordinator_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_find_coordinator_response_equal(const struct kafka_find_coordinator_response *a, const struct kafka_find_coordinator_response *b);
-void kafka_join_group_response_fill(struct kafka_join_group_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_join_group_response_equal(const struct kafka_join_group_response *a, const struct kafka_join_group_response *b);
-void kafka_heartbeat_response_fill(struct kafka_heartbeat_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_heartbeat_response_equal(const struct kafka_heartbeat_response *a, const struct kafka_heartbeat_response *b);
-void kafka_leave_group_response_fill(struct kafka_leave_group_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_leave_group_response_equal(const struct kafka_leave_group_response *a, const struct kafka_leave_group_response *b);
-void kafka_sync_group_response_fill(struct kafka_sync_group_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_sync_group_response_equal(const struct kafka_sync_group_response *a, const struct kafka_sync_group_response *b);
-void kafka_describe_groups_response_fill(struct kafka_describe_groups_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_describe_groups_response_equal(const struct kafka_describe_groups_response *a, const struct kafka_describe_groups_response *b);
-void kafka_list_groups_response_fill(struct kafka_list_groups_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_list_groups_response_equal(const struct kafka_list_groups_response *a, const struct kafka_list_groups_response *b);
-void kafka_sasl_handshake_response_fill(struct kafka_sasl_handshake_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_sasl_handshake_response_equal(const struct kafka_sasl_handshake_response *a, const struct kafka_sasl_handshake_response *b);
-void kafka_api_versions_response_fill(struct kafka_api_versions_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_api_versions_response_equal(const struct kafka_api_versions_response *a, const struct kafka_api_versions_response *b);
-void kafka_create_topics_response_fill(struct kafka_create_topics_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_create_topics_response_equal(const struct kafka_create_topics_response *a, const struct kafka_create_topics_response *b);
-void kafka_delete_topics_response_fill(struct kafka_delete_topics_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_delete_topics_response_equal(const struct kafka_delete_topics_response *a, const struct kafka_delete_topics_response *b);
-void kafka_delete_records_response_fill(struct kafka_delete_records_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_delete_records_response_equal(const struct kafka_delete_records_response *a, const struct kafka_delete_records_response *b);
-void kafka_init_producer_id_response_fill(struct kafka_init_producer_id_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_init_producer_id_response_equal(const struct kafka_init_producer_id_response *a, const struct kafka_init_producer_id_response *b);
-void kafka_offset_for_leader_epoch_response_fill(struct kafka_offset_for_leader_epoch_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_offset_for_leader_epoch_response_equal(const struct kafka_offset_for_leader_epoch_response *a, const struct kafka_offset_for_leader_epoch_response *b);
-void kafka_add_partitions_to_txn_response_fill(struct kafka_add_partitions_to_txn_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_add_partitions_to_txn_response_equal(const struct kafka_add_partitions_to_txn_response *a, const struct kafka_add_partitions_to_txn_response *b);
-void kafka_add_offsets_to_txn_response_fill(struct kafka_add_offsets_to_txn_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_add_offsets_to_txn_response_equal(const struct kafka_add_offsets_to_txn_response *a, const struct kafka_add_offsets_to_txn_response *b);
-void kafka_end_txn_response_fill(struct kafka_end_txn_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_end_txn_response_equal(const struct kafka_end_txn_response *a, const struct kafka_end_txn_response *b);
-void kafka_write_txn_markers_response_fill(struct kafka_write_txn_markers_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_write_txn_markers_response_equal(const struct kafka_write_txn_markers_response *a, const struct kafka_write_txn_markers_response *b);
-void kafka_txn_offset_commit_response_fill(struct kafka_txn_offset_commit_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_txn_offset_commit_response_equal(const struct kafka_txn_offset_commit_response *a, const struct kafka_txn_offset_commit_response *b);
-void kafka_describe_acls_response_fill(struct kafka_describe_acls_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_describe_acls_response_equal(const struct kafka_describe_acls_response *a, const struct kafka_describe_acls_response *b);
-void kafka_create_acls_response_fill(struct kafka_create_acls_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_create_acls_response_equal(const struct kafka_create_acls_response *a, const struct kafka_create_acls_response *b);
-void kafka_delete_acls_response_fill(struct kafka_delete_acls_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_delete_acls_response_equal(const struct kafka_delete_acls_response *a, const struct kafka_delete_acls_response *b);
-void kafka_describe_configs_response_fill(struct kafka_describe_configs_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_describe_configs_response_equal(const struct kafka_describe_configs_response *a, const struct kafka_describe_configs_response *b);
-void kafka_alter_configs_response_fill(struct kafka_alter_configs_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_alter_configs_response_equal(const struct kafka_alter_configs_response *a, const struct kafka_alter_configs_response *b);
-void kafka_describe_log_dirs_response_fill(struct kafka_describe_log_dirs_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_describe_log_dirs_response_equal(const struct kafka_describe_log_dirs_response *a, const struct kafka_describe_log_dirs_response *b);
-void kafka_sasl_authenticate_response_fill(struct kafka_sasl_authenticate_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_sasl_authenticate_response_equal(const struct kafka_sasl_authenticate_response *a, const struct kafka_sasl_authenticate_response *b);
-void kafka_create_partitions_response_fill(struct kafka_create_partitions_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_create_partitions_response_equal(const struct kafka_create_partitions_response *a, const struct kafka_create_partitions_response *b);
-void kafka_delete_groups_response_fill(struct kafka_delete_groups_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_delete_groups_response_equal(const struct kafka_delete_groups_response *a, const struct kafka_delete_groups_response *b);
-void kafka_incremental_alter_configs_response_fill(struct kafka_incremental_alter_configs_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_incremental_alter_configs_response_equal(const struct kafka_incremental_alter_configs_response *a, const struct kafka_incremental_alter_configs_response *b);
-void kafka_offset_delete_response_fill(struct kafka_offset_delete_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_offset_delete_response_equal(const struct kafka_offset_delete_response *a, const struct kafka_offset_delete_response *b);
-void kafka_describe_cluster_response_fill(struct kafka_describe_cluster_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_describe_cluster_response_equal(const struct kafka_describe_cluster_response *a, const struct kafka_describe_cluster_response *b);
-void kafka_describe_producers_response_fill(struct kafka_describe_producers_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_describe_producers_response_equal(const struct kafka_describe_producers_response *a, const struct kafka_describe_producers_response *b);
-void kafka_describe_transactions_response_fill(struct kafka_describe_transactions_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_describe_transactions_response_equal(const struct kafka_describe_transactions_response *a, const struct kafka_describe_transactions_response *b);
-void kafka_list_transactions_response_fill(struct kafka_list_transactions_response *m, int16_t version, struct kafka_arena *arena,
-    uint32_t *seed);
-bool kafka_list_transactions_response_equal(const struct kafka_list_transactions_response *a, const struct kafka_list_transactions_response *b);
+void kafka_request_header_fill(struct kafka_request_header *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_request_header_equal(const struct kafka_request_header *a,
+    const struct kafka_request_header *b);
+void kafka_response_header_fill(struct kafka_response_header *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_response_header_equal(const struct kafka_response_header *a,
+    const struct kafka_response_header *b);
+void kafka_produce_request_fill(struct kafka_produce_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_produce_request_equal(const struct kafka_produce_request *a,
+    const struct kafka_produce_request *b);
+void kafka_fetch_request_fill(struct kafka_fetch_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_fetch_request_equal(const struct kafka_fetch_request *a,
+    const struct kafka_fetch_request *b);
+void kafka_list_offsets_request_fill(struct kafka_list_offsets_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_list_offsets_request_equal(const struct kafka_list_offsets_request *a,
+    const struct kafka_list_offsets_request *b);
+void kafka_metadata_request_fill(struct kafka_metadata_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_metadata_request_equal(const struct kafka_metadata_request *a,
+    const struct kafka_metadata_request *b);
+void kafka_offset_commit_request_fill(struct kafka_offset_commit_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_offset_commit_request_equal(const struct kafka_offset_commit_request *a,
+    const struct kafka_offset_commit_request *b);
+void kafka_offset_fetch_request_fill(struct kafka_offset_fetch_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_offset_fetch_request_equal(const struct kafka_offset_fetch_request *a,
+    const struct kafka_offset_fetch_request *b);
+void kafka_find_coordinator_request_fill(struct kafka_find_coordinator_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_find_coordinator_request_equal(const struct kafka_find_coordinator_request *a,
+    const struct kafka_find_coordinator_request *b);
+void kafka_join_group_request_fill(struct kafka_join_group_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_join_group_request_equal(const struct kafka_join_group_request *a,
+    const struct kafka_join_group_request *b);
+void kafka_heartbeat_request_fill(struct kafka_heartbeat_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_heartbeat_request_equal(const struct kafka_heartbeat_request *a,
+    const struct kafka_heartbeat_request *b);
+void kafka_leave_group_request_fill(struct kafka_leave_group_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_leave_group_request_equal(const struct kafka_leave_group_request *a,
+    const struct kafka_leave_group_request *b);
+void kafka_sync_group_request_fill(struct kafka_sync_group_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_sync_group_request_equal(const struct kafka_sync_group_request *a,
+    const struct kafka_sync_group_request *b);
+void kafka_describe_groups_request_fill(struct kafka_describe_groups_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_describe_groups_request_equal(const struct kafka_describe_groups_request *a,
+    const struct kafka_describe_groups_request *b);
+void kafka_list_groups_request_fill(struct kafka_list_groups_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_list_groups_request_equal(const struct kafka_list_groups_request *a,
+    const struct kafka_list_groups_request *b);
+void kafka_sasl_handshake_request_fill(struct kafka_sasl_handshake_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_sasl_handshake_request_equal(const struct kafka_sasl_handshake_request *a,
+    const struct kafka_sasl_handshake_request *b);
+void kafka_api_versions_request_fill(struct kafka_api_versions_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_api_versions_request_equal(const struct kafka_api_versions_request *a,
+    const struct kafka_api_versions_request *b);
+void kafka_create_topics_request_fill(struct kafka_create_topics_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_create_topics_request_equal(const struct kafka_create_topics_request *a,
+    const struct kafka_create_topics_request *b);
+void kafka_delete_topics_request_fill(struct kafka_delete_topics_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_delete_topics_request_equal(const struct kafka_delete_topics_request *a,
+    const struct kafka_delete_topics_request *b);
+void kafka_delete_records_request_fill(struct kafka_delete_records_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_delete_records_request_equal(const struct kafka_delete_records_request *a,
+    const struct kafka_delete_records_request *b);
+void kafka_init_producer_id_request_fill(struct kafka_init_producer_id_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_init_producer_id_request_equal(const struct kafka_init_producer_id_request *a,
+    const struct kafka_init_producer_id_request *b);
+void kafka_offset_for_leader_epoch_request_fill(struct kafka_offset_for_leader_epoch_request *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_offset_for_leader_epoch_request_equal(const struct kafka_offset_for_leader_epoch_request *a,
+    const struct kafka_offset_for_leader_epoch_request *b);
+void kafka_add_partitions_to_txn_request_fill(struct kafka_add_partitions_to_txn_request *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_add_partitions_to_txn_request_equal(const struct kafka_add_partitions_to_txn_request *a,
+    const struct kafka_add_partitions_to_txn_request *b);
+void kafka_add_offsets_to_txn_request_fill(struct kafka_add_offsets_to_txn_request *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_add_offsets_to_txn_request_equal(const struct kafka_add_offsets_to_txn_request *a,
+    const struct kafka_add_offsets_to_txn_request *b);
+void kafka_end_txn_request_fill(struct kafka_end_txn_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_end_txn_request_equal(const struct kafka_end_txn_request *a,
+    const struct kafka_end_txn_request *b);
+void kafka_write_txn_markers_request_fill(struct kafka_write_txn_markers_request *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_write_txn_markers_request_equal(const struct kafka_write_txn_markers_request *a,
+    const struct kafka_write_txn_markers_request *b);
+void kafka_txn_offset_commit_request_fill(struct kafka_txn_offset_commit_request *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_txn_offset_commit_request_equal(const struct kafka_txn_offset_commit_request *a,
+    const struct kafka_txn_offset_commit_request *b);
+void kafka_describe_acls_request_fill(struct kafka_describe_acls_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_describe_acls_request_equal(const struct kafka_describe_acls_request *a,
+    const struct kafka_describe_acls_request *b);
+void kafka_create_acls_request_fill(struct kafka_create_acls_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_create_acls_request_equal(const struct kafka_create_acls_request *a,
+    const struct kafka_create_acls_request *b);
+void kafka_delete_acls_request_fill(struct kafka_delete_acls_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_delete_acls_request_equal(const struct kafka_delete_acls_request *a,
+    const struct kafka_delete_acls_request *b);
+void kafka_describe_configs_request_fill(struct kafka_describe_configs_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_describe_configs_request_equal(const struct kafka_describe_configs_request *a,
+    const struct kafka_describe_configs_request *b);
+void kafka_alter_configs_request_fill(struct kafka_alter_configs_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_alter_configs_request_equal(const struct kafka_alter_configs_request *a,
+    const struct kafka_alter_configs_request *b);
+void kafka_describe_log_dirs_request_fill(struct kafka_describe_log_dirs_request *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_describe_log_dirs_request_equal(const struct kafka_describe_log_dirs_request *a,
+    const struct kafka_describe_log_dirs_request *b);
+void kafka_sasl_authenticate_request_fill(struct kafka_sasl_authenticate_request *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_sasl_authenticate_request_equal(const struct kafka_sasl_authenticate_request *a,
+    const struct kafka_sasl_authenticate_request *b);
+void kafka_create_partitions_request_fill(struct kafka_create_partitions_request *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_create_partitions_request_equal(const struct kafka_create_partitions_request *a,
+    const struct kafka_create_partitions_request *b);
+void kafka_delete_groups_request_fill(struct kafka_delete_groups_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_delete_groups_request_equal(const struct kafka_delete_groups_request *a,
+    const struct kafka_delete_groups_request *b);
+void kafka_incremental_alter_configs_request_fill(struct kafka_incremental_alter_configs_request *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_incremental_alter_configs_request_equal(const struct kafka_incremental_alter_configs_request *a,
+    const struct kafka_incremental_alter_configs_request *b);
+void kafka_offset_delete_request_fill(struct kafka_offset_delete_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_offset_delete_request_equal(const struct kafka_offset_delete_request *a,
+    const struct kafka_offset_delete_request *b);
+void kafka_describe_cluster_request_fill(struct kafka_describe_cluster_request *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_describe_cluster_request_equal(const struct kafka_describe_cluster_request *a,
+    const struct kafka_describe_cluster_request *b);
+void kafka_describe_producers_request_fill(struct kafka_describe_producers_request *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_describe_producers_request_equal(const struct kafka_describe_producers_request *a,
+    const struct kafka_describe_producers_request *b);
+void kafka_describe_transactions_request_fill(struct kafka_describe_transactions_request *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_describe_transactions_request_equal(const struct kafka_describe_transactions_request *a,
+    const struct kafka_describe_transactions_request *b);
+void kafka_list_transactions_request_fill(struct kafka_list_transactions_request *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_list_transactions_request_equal(const struct kafka_list_transactions_request *a,
+    const struct kafka_list_transactions_request *b);
+void kafka_produce_response_fill(struct kafka_produce_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_produce_response_equal(const struct kafka_produce_response *a,
+    const struct kafka_produce_response *b);
+void kafka_fetch_response_fill(struct kafka_fetch_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_fetch_response_equal(const struct kafka_fetch_response *a,
+    const struct kafka_fetch_response *b);
+void kafka_list_offsets_response_fill(struct kafka_list_offsets_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_list_offsets_response_equal(const struct kafka_list_offsets_response *a,
+    const struct kafka_list_offsets_response *b);
+void kafka_metadata_response_fill(struct kafka_metadata_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_metadata_response_equal(const struct kafka_metadata_response *a,
+    const struct kafka_metadata_response *b);
+void kafka_offset_commit_response_fill(struct kafka_offset_commit_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_offset_commit_response_equal(const struct kafka_offset_commit_response *a,
+    const struct kafka_offset_commit_response *b);
+void kafka_offset_fetch_response_fill(struct kafka_offset_fetch_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_offset_fetch_response_equal(const struct kafka_offset_fetch_response *a,
+    const struct kafka_offset_fetch_response *b);
+void kafka_find_coordinator_response_fill(struct kafka_find_coordinator_response *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_find_coordinator_response_equal(const struct kafka_find_coordinator_response *a,
+    const struct kafka_find_coordinator_response *b);
+void kafka_join_group_response_fill(struct kafka_join_group_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_join_group_response_equal(const struct kafka_join_group_response *a,
+    const struct kafka_join_group_response *b);
+void kafka_heartbeat_response_fill(struct kafka_heartbeat_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_heartbeat_response_equal(const struct kafka_heartbeat_response *a,
+    const struct kafka_heartbeat_response *b);
+void kafka_leave_group_response_fill(struct kafka_leave_group_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_leave_group_response_equal(const struct kafka_leave_group_response *a,
+    const struct kafka_leave_group_response *b);
+void kafka_sync_group_response_fill(struct kafka_sync_group_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_sync_group_response_equal(const struct kafka_sync_group_response *a,
+    const struct kafka_sync_group_response *b);
+void kafka_describe_groups_response_fill(struct kafka_describe_groups_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_describe_groups_response_equal(const struct kafka_describe_groups_response *a,
+    const struct kafka_describe_groups_response *b);
+void kafka_list_groups_response_fill(struct kafka_list_groups_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_list_groups_response_equal(const struct kafka_list_groups_response *a,
+    const struct kafka_list_groups_response *b);
+void kafka_sasl_handshake_response_fill(struct kafka_sasl_handshake_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_sasl_handshake_response_equal(const struct kafka_sasl_handshake_response *a,
+    const struct kafka_sasl_handshake_response *b);
+void kafka_api_versions_response_fill(struct kafka_api_versions_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_api_versions_response_equal(const struct kafka_api_versions_response *a,
+    const struct kafka_api_versions_response *b);
+void kafka_create_topics_response_fill(struct kafka_create_topics_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_create_topics_response_equal(const struct kafka_create_topics_response *a,
+    const struct kafka_create_topics_response *b);
+void kafka_delete_topics_response_fill(struct kafka_delete_topics_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_delete_topics_response_equal(const struct kafka_delete_topics_response *a,
+    const struct kafka_delete_topics_response *b);
+void kafka_delete_records_response_fill(struct kafka_delete_records_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_delete_records_response_equal(const struct kafka_delete_records_response *a,
+    const struct kafka_delete_records_response *b);
+void kafka_init_producer_id_response_fill(struct kafka_init_producer_id_response *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_init_producer_id_response_equal(const struct kafka_init_producer_id_response *a,
+    const struct kafka_init_producer_id_response *b);
+void kafka_offset_for_leader_epoch_response_fill(struct kafka_offset_for_leader_epoch_response *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_offset_for_leader_epoch_response_equal(const struct kafka_offset_for_leader_epoch_response *a,
+    const struct kafka_offset_for_leader_epoch_response *b);
+void kafka_add_partitions_to_txn_response_fill(struct kafka_add_partitions_to_txn_response *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_add_partitions_to_txn_response_equal(const struct kafka_add_partitions_to_txn_response *a,
+    const struct kafka_add_partitions_to_txn_response *b);
+void kafka_add_offsets_to_txn_response_fill(struct kafka_add_offsets_to_txn_response *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_add_offsets_to_txn_response_equal(const struct kafka_add_offsets_to_txn_response *a,
+    const struct kafka_add_offsets_to_txn_response *b);
+void kafka_end_txn_response_fill(struct kafka_end_txn_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_end_txn_response_equal(const struct kafka_end_txn_response *a,
+    const struct kafka_end_txn_response *b);
+void kafka_write_txn_markers_response_fill(struct kafka_write_txn_markers_response *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_write_txn_markers_response_equal(const struct kafka_write_txn_markers_response *a,
+    const struct kafka_write_txn_markers_response *b);
+void kafka_txn_offset_commit_response_fill(struct kafka_txn_offset_commit_response *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_txn_offset_commit_response_equal(const struct kafka_txn_offset_commit_response *a,
+    const struct kafka_txn_offset_commit_response *b);
+void kafka_describe_acls_response_fill(struct kafka_describe_acls_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_describe_acls_response_equal(const struct kafka_describe_acls_response *a,
+    const struct kafka_describe_acls_response *b);
+void kafka_create_acls_response_fill(struct kafka_create_acls_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_create_acls_response_equal(const struct kafka_create_acls_response *a,
+    const struct kafka_create_acls_response *b);
+void kafka_delete_acls_response_fill(struct kafka_delete_acls_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_delete_acls_response_equal(const struct kafka_delete_acls_response *a,
+    const struct kafka_delete_acls_response *b);
+void kafka_describe_configs_response_fill(struct kafka_describe_configs_response *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_describe_configs_response_equal(const struct kafka_describe_configs_response *a,
+    const struct kafka_describe_configs_response *b);
+void kafka_alter_configs_response_fill(struct kafka_alter_configs_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_alter_configs_response_equal(const struct kafka_alter_configs_response *a,
+    const struct kafka_alter_configs_response *b);
+void kafka_describe_log_dirs_response_fill(struct kafka_describe_log_dirs_response *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_describe_log_dirs_response_equal(const struct kafka_describe_log_dirs_response *a,
+    const struct kafka_describe_log_dirs_response *b);
+void kafka_sasl_authenticate_response_fill(struct kafka_sasl_authenticate_response *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_sasl_authenticate_response_equal(const struct kafka_sasl_authenticate_response *a,
+    const struct kafka_sasl_authenticate_response *b);
+void kafka_create_partitions_response_fill(struct kafka_create_partitions_response *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_create_partitions_response_equal(const struct kafka_create_partitions_response *a,
+    const struct kafka_create_partitions_response *b);
+void kafka_delete_groups_response_fill(struct kafka_delete_groups_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_delete_groups_response_equal(const struct kafka_delete_groups_response *a,
+    const struct kafka_delete_groups_response *b);
+void kafka_incremental_alter_configs_response_fill(struct kafka_incremental_alter_configs_response *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_incremental_alter_configs_response_equal(const struct kafka_incremental_alter_configs_response *a,
+    const struct kafka_incremental_alter_configs_response *b);
+void kafka_offset_delete_response_fill(struct kafka_offset_delete_response *m, int16_t version,
+    struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_offset_delete_response_equal(const struct kafka_offset_delete_response *a,
+    const struct kafka_offset_delete_response *b);
+void kafka_describe_cluster_response_fill(struct kafka_describe_cluster_response *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_describe_cluster_response_equal(const struct kafka_describe_cluster_response *a,
+    const struct kafka_describe_cluster_response *b);
+void kafka_describe_producers_response_fill(struct kafka_describe_producers_response *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_describe_producers_response_equal(const struct kafka_describe_producers_response *a,
+    const struct kafka_describe_producers_response *b);
+void kafka_describe_transactions_response_fill(struct kafka_describe_transactions_response *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_describe_transactions_response_equal(const struct kafka_describe_transactions_response *a,
+    const struct kafka_describe_transactions_response *b);
+void kafka_list_transactions_response_fill(struct kafka_list_transactions_response *m,
+    int16_t version, struct kafka_arena *arena,
+    uint32_t *seed);
+bool kafka_list_transactions_response_equal(const struct kafka_list_transactions_response *a,
+    const struct kafka_list_transactions_response *b);
 /* Dispatch on api_key; KAFKA_ERR_UNKNOWN_API for an unknown key. */
 int kafka_request_fill(int16_t api_key, int16_t version, void *msg,
     struct kafka_arena *arena, uint32_t *seed);

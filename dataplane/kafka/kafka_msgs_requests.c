@@ -14,11 +14,15 @@
 /* ---- ProduceRequest (versions 0-11, flexible 9+) ---- */
 
 static void produce_request_partition_produce_data_init(struct kafka_produce_request_partition_produce_data *s);
-static int produce_request_partition_produce_data_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_request_partition_produce_data *s, struct kafka_arena *arena);
-static int produce_request_partition_produce_data_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_request_partition_produce_data *s);
+static int produce_request_partition_produce_data_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_produce_request_partition_produce_data *s, struct kafka_arena *arena);
+static int produce_request_partition_produce_data_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_produce_request_partition_produce_data *s);
 static void produce_request_topic_produce_data_init(struct kafka_produce_request_topic_produce_data *s);
-static int produce_request_topic_produce_data_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_request_topic_produce_data *s, struct kafka_arena *arena);
-static int produce_request_topic_produce_data_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_request_topic_produce_data *s);
+static int produce_request_topic_produce_data_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_produce_request_topic_produce_data *s, struct kafka_arena *arena);
+static int produce_request_topic_produce_data_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_produce_request_topic_produce_data *s);
 
 static void produce_request_partition_produce_data_init(struct kafka_produce_request_partition_produce_data *s)
 {
@@ -26,7 +30,8 @@ static void produce_request_partition_produce_data_init(struct kafka_produce_req
     s->records = (struct kafka_bytes){ NULL, -1 };
 }
 
-static int produce_request_partition_produce_data_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_request_partition_produce_data *s, struct kafka_arena *arena)
+static int produce_request_partition_produce_data_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_produce_request_partition_produce_data *s, struct kafka_arena *arena)
 {
     produce_request_partition_produce_data_init(s);
     s->index = kafka_read_int32(r);
@@ -46,7 +51,8 @@ static int produce_request_partition_produce_data_decode(struct kafka_reader *r,
     return r->err;
 }
 
-static int produce_request_partition_produce_data_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_request_partition_produce_data *s)
+static int produce_request_partition_produce_data_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_produce_request_partition_produce_data *s)
 {
     kafka_write_int32(w, s->index);
     kafka_write_records(w, s->records, version >= 9);
@@ -64,7 +70,8 @@ static void produce_request_topic_produce_data_init(struct kafka_produce_request
     s->partition_data_count = 0;
 }
 
-static int produce_request_topic_produce_data_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_request_topic_produce_data *s, struct kafka_arena *arena)
+static int produce_request_topic_produce_data_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_produce_request_topic_produce_data *s, struct kafka_arena *arena)
 {
     int rc;
     produce_request_topic_produce_data_init(s);
@@ -80,12 +87,13 @@ static int produce_request_topic_produce_data_decode(struct kafka_reader *r, int
         s->partition_data_count = n;
         s->partition_data = NULL;
         if (n > 0) {
-            s->partition_data = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partition_data), _Alignof(__typeof__(*s->partition_data)));
+            s->partition_data = KAFKA_ARENA_ARRAY(arena, n, s->partition_data);
             if (s->partition_data == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = produce_request_partition_produce_data_decode(r, version, &s->partition_data[i], arena);
+            rc = produce_request_partition_produce_data_decode(r, version, &s->partition_data[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -107,7 +115,8 @@ static int produce_request_topic_produce_data_decode(struct kafka_reader *r, int
     return r->err;
 }
 
-static int produce_request_topic_produce_data_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_request_topic_produce_data *s)
+static int produce_request_topic_produce_data_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_produce_request_topic_produce_data *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -136,7 +145,8 @@ void kafka_produce_request_init(struct kafka_produce_request *s, int16_t version
     s->topic_data_count = 0;
 }
 
-int kafka_produce_request_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_request *s, struct kafka_arena *arena)
+int kafka_produce_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_produce_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 11)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -156,7 +166,7 @@ int kafka_produce_request_decode(struct kafka_reader *r, int16_t version, struct
         s->topic_data_count = n;
         s->topic_data = NULL;
         if (n > 0) {
-            s->topic_data = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topic_data), _Alignof(__typeof__(*s->topic_data)));
+            s->topic_data = KAFKA_ARENA_ARRAY(arena, n, s->topic_data);
             if (s->topic_data == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -183,7 +193,8 @@ int kafka_produce_request_decode(struct kafka_reader *r, int16_t version, struct
     return r->err;
 }
 
-int kafka_produce_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_request *s)
+int kafka_produce_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_produce_request *s)
 {
     if (version < 0 || version > 11)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -211,17 +222,25 @@ int kafka_produce_request_encode(struct kafka_writer *w, int16_t version, const 
 /* ---- FetchRequest (versions 0-17, flexible 12+) ---- */
 
 static void fetch_request_forgotten_topic_init(struct kafka_fetch_request_forgotten_topic *s);
-static int fetch_request_forgotten_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_request_forgotten_topic *s, struct kafka_arena *arena);
-static int fetch_request_forgotten_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_request_forgotten_topic *s);
+static int fetch_request_forgotten_topic_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_request_forgotten_topic *s, struct kafka_arena *arena);
+static int fetch_request_forgotten_topic_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_request_forgotten_topic *s);
 static void fetch_request_fetch_partition_init(struct kafka_fetch_request_fetch_partition *s);
-static int fetch_request_fetch_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_request_fetch_partition *s, struct kafka_arena *arena);
-static int fetch_request_fetch_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_request_fetch_partition *s);
+static int fetch_request_fetch_partition_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_request_fetch_partition *s, struct kafka_arena *arena);
+static int fetch_request_fetch_partition_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_request_fetch_partition *s);
 static void fetch_request_fetch_topic_init(struct kafka_fetch_request_fetch_topic *s);
-static int fetch_request_fetch_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_request_fetch_topic *s, struct kafka_arena *arena);
-static int fetch_request_fetch_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_request_fetch_topic *s);
+static int fetch_request_fetch_topic_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_request_fetch_topic *s, struct kafka_arena *arena);
+static int fetch_request_fetch_topic_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_request_fetch_topic *s);
 static void fetch_request_replica_state_init(struct kafka_fetch_request_replica_state *s);
-static int fetch_request_replica_state_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_request_replica_state *s, struct kafka_arena *arena);
-static int fetch_request_replica_state_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_request_replica_state *s);
+static int fetch_request_replica_state_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_request_replica_state *s, struct kafka_arena *arena);
+static int fetch_request_replica_state_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_request_replica_state *s);
 static bool fetch_request_replica_state_is_default(const struct kafka_fetch_request_replica_state *s);
 
 static void fetch_request_forgotten_topic_init(struct kafka_fetch_request_forgotten_topic *s)
@@ -232,7 +251,8 @@ static void fetch_request_forgotten_topic_init(struct kafka_fetch_request_forgot
     s->partitions_count = 0;
 }
 
-static int fetch_request_forgotten_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_request_forgotten_topic *s, struct kafka_arena *arena)
+static int fetch_request_forgotten_topic_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_request_forgotten_topic *s, struct kafka_arena *arena)
 {
     fetch_request_forgotten_topic_init(s);
     if (version <= 12) {
@@ -252,7 +272,7 @@ static int fetch_request_forgotten_topic_decode(struct kafka_reader *r, int16_t 
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -277,7 +297,8 @@ static int fetch_request_forgotten_topic_decode(struct kafka_reader *r, int16_t 
     return r->err;
 }
 
-static int fetch_request_forgotten_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_request_forgotten_topic *s)
+static int fetch_request_forgotten_topic_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_request_forgotten_topic *s)
 {
     if (version <= 12) {
         if (s->topic.len < 0)
@@ -311,7 +332,8 @@ static void fetch_request_fetch_partition_init(struct kafka_fetch_request_fetch_
     memset(&s->replica_directory_id, 0, sizeof(s->replica_directory_id));
 }
 
-static int fetch_request_fetch_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_request_fetch_partition *s, struct kafka_arena *arena)
+static int fetch_request_fetch_partition_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_request_fetch_partition *s, struct kafka_arena *arena)
 {
     fetch_request_fetch_partition_init(s);
     s->partition = kafka_read_int32(r);
@@ -348,7 +370,8 @@ static int fetch_request_fetch_partition_decode(struct kafka_reader *r, int16_t 
     return r->err;
 }
 
-static int fetch_request_fetch_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_request_fetch_partition *s)
+static int fetch_request_fetch_partition_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_request_fetch_partition *s)
 {
     kafka_write_int32(w, s->partition);
     if (version >= 9) {
@@ -390,7 +413,8 @@ static void fetch_request_fetch_topic_init(struct kafka_fetch_request_fetch_topi
     s->partitions_count = 0;
 }
 
-static int fetch_request_fetch_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_request_fetch_topic *s, struct kafka_arena *arena)
+static int fetch_request_fetch_topic_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_request_fetch_topic *s, struct kafka_arena *arena)
 {
     int rc;
     fetch_request_fetch_topic_init(s);
@@ -411,7 +435,7 @@ static int fetch_request_fetch_topic_decode(struct kafka_reader *r, int16_t vers
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -438,7 +462,8 @@ static int fetch_request_fetch_topic_decode(struct kafka_reader *r, int16_t vers
     return r->err;
 }
 
-static int fetch_request_fetch_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_request_fetch_topic *s)
+static int fetch_request_fetch_topic_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_request_fetch_topic *s)
 {
     if (version <= 12) {
         if (s->topic.len < 0)
@@ -474,7 +499,8 @@ static bool fetch_request_replica_state_is_default(const struct kafka_fetch_requ
         && (s->replica_epoch == INT64_C(-1));
 }
 
-static int fetch_request_replica_state_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_request_replica_state *s, struct kafka_arena *arena)
+static int fetch_request_replica_state_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_request_replica_state *s, struct kafka_arena *arena)
 {
     fetch_request_replica_state_init(s);
     s->replica_id = kafka_read_int32(r);
@@ -492,7 +518,8 @@ static int fetch_request_replica_state_decode(struct kafka_reader *r, int16_t ve
     return r->err;
 }
 
-static int fetch_request_replica_state_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_request_replica_state *s)
+static int fetch_request_replica_state_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_request_replica_state *s)
 {
     kafka_write_int32(w, s->replica_id);
     kafka_write_int64(w, s->replica_epoch);
@@ -520,7 +547,8 @@ void kafka_fetch_request_init(struct kafka_fetch_request *s, int16_t version)
     s->rack_id = (struct kafka_str){ "", 0 };
 }
 
-int kafka_fetch_request_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_request *s, struct kafka_arena *arena)
+int kafka_fetch_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 17)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -552,7 +580,7 @@ int kafka_fetch_request_decode(struct kafka_reader *r, int16_t version, struct k
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -573,12 +601,13 @@ int kafka_fetch_request_decode(struct kafka_reader *r, int16_t version, struct k
         s->forgotten_topics_data_count = n;
         s->forgotten_topics_data = NULL;
         if (n > 0) {
-            s->forgotten_topics_data = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->forgotten_topics_data), _Alignof(__typeof__(*s->forgotten_topics_data)));
+            s->forgotten_topics_data = KAFKA_ARENA_ARRAY(arena, n, s->forgotten_topics_data);
             if (s->forgotten_topics_data == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = fetch_request_forgotten_topic_decode(r, version, &s->forgotten_topics_data[i], arena);
+            rc = fetch_request_forgotten_topic_decode(r, version, &s->forgotten_topics_data[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -617,7 +646,8 @@ int kafka_fetch_request_decode(struct kafka_reader *r, int16_t version, struct k
     return r->err;
 }
 
-int kafka_fetch_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_request *s)
+int kafka_fetch_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_request *s)
 {
     if (version < 0 || version > 17)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -699,11 +729,16 @@ int kafka_fetch_request_encode(struct kafka_writer *w, int16_t version, const st
 /* ---- ListOffsetsRequest (versions 0-10, flexible 6+) ---- */
 
 static void list_offsets_request_list_offsets_partition_init(struct kafka_list_offsets_request_list_offsets_partition *s);
-static int list_offsets_request_list_offsets_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_list_offsets_request_list_offsets_partition *s, struct kafka_arena *arena);
-static int list_offsets_request_list_offsets_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_offsets_request_list_offsets_partition *s);
+static int list_offsets_request_list_offsets_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_list_offsets_request_list_offsets_partition *s,
+    struct kafka_arena *arena);
+static int list_offsets_request_list_offsets_partition_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_list_offsets_request_list_offsets_partition *s);
 static void list_offsets_request_list_offsets_topic_init(struct kafka_list_offsets_request_list_offsets_topic *s);
-static int list_offsets_request_list_offsets_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_list_offsets_request_list_offsets_topic *s, struct kafka_arena *arena);
-static int list_offsets_request_list_offsets_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_offsets_request_list_offsets_topic *s);
+static int list_offsets_request_list_offsets_topic_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_list_offsets_request_list_offsets_topic *s, struct kafka_arena *arena);
+static int list_offsets_request_list_offsets_topic_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_list_offsets_request_list_offsets_topic *s);
 
 static void list_offsets_request_list_offsets_partition_init(struct kafka_list_offsets_request_list_offsets_partition *s)
 {
@@ -713,7 +748,9 @@ static void list_offsets_request_list_offsets_partition_init(struct kafka_list_o
     s->max_num_offsets = 1;
 }
 
-static int list_offsets_request_list_offsets_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_list_offsets_request_list_offsets_partition *s, struct kafka_arena *arena)
+static int list_offsets_request_list_offsets_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_list_offsets_request_list_offsets_partition *s,
+    struct kafka_arena *arena)
 {
     list_offsets_request_list_offsets_partition_init(s);
     s->partition_index = kafka_read_int32(r);
@@ -739,7 +776,8 @@ static int list_offsets_request_list_offsets_partition_decode(struct kafka_reade
     return r->err;
 }
 
-static int list_offsets_request_list_offsets_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_offsets_request_list_offsets_partition *s)
+static int list_offsets_request_list_offsets_partition_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_list_offsets_request_list_offsets_partition *s)
 {
     kafka_write_int32(w, s->partition_index);
     if (version >= 4) {
@@ -765,7 +803,8 @@ static void list_offsets_request_list_offsets_topic_init(struct kafka_list_offse
     s->partitions_count = 0;
 }
 
-static int list_offsets_request_list_offsets_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_list_offsets_request_list_offsets_topic *s, struct kafka_arena *arena)
+static int list_offsets_request_list_offsets_topic_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_list_offsets_request_list_offsets_topic *s, struct kafka_arena *arena)
 {
     int rc;
     list_offsets_request_list_offsets_topic_init(s);
@@ -781,12 +820,13 @@ static int list_offsets_request_list_offsets_topic_decode(struct kafka_reader *r
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = list_offsets_request_list_offsets_partition_decode(r, version, &s->partitions[i], arena);
+            rc = list_offsets_request_list_offsets_partition_decode(r, version, &s->partitions[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -808,7 +848,8 @@ static int list_offsets_request_list_offsets_topic_decode(struct kafka_reader *r
     return r->err;
 }
 
-static int list_offsets_request_list_offsets_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_offsets_request_list_offsets_topic *s)
+static int list_offsets_request_list_offsets_topic_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_list_offsets_request_list_offsets_topic *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -837,7 +878,8 @@ void kafka_list_offsets_request_init(struct kafka_list_offsets_request *s, int16
     s->timeout_ms = 0;
 }
 
-int kafka_list_offsets_request_decode(struct kafka_reader *r, int16_t version, struct kafka_list_offsets_request *s, struct kafka_arena *arena)
+int kafka_list_offsets_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_list_offsets_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 10)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -856,7 +898,7 @@ int kafka_list_offsets_request_decode(struct kafka_reader *r, int16_t version, s
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -886,7 +928,8 @@ int kafka_list_offsets_request_decode(struct kafka_reader *r, int16_t version, s
     return r->err;
 }
 
-int kafka_list_offsets_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_offsets_request *s)
+int kafka_list_offsets_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_list_offsets_request *s)
 {
     if (version < 0 || version > 10)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -916,8 +959,10 @@ int kafka_list_offsets_request_encode(struct kafka_writer *w, int16_t version, c
 /* ---- MetadataRequest (versions 0-12, flexible 9+) ---- */
 
 static void metadata_request_metadata_request_topic_init(struct kafka_metadata_request_metadata_request_topic *s);
-static int metadata_request_metadata_request_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_metadata_request_metadata_request_topic *s, struct kafka_arena *arena);
-static int metadata_request_metadata_request_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_metadata_request_metadata_request_topic *s);
+static int metadata_request_metadata_request_topic_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_metadata_request_metadata_request_topic *s, struct kafka_arena *arena);
+static int metadata_request_metadata_request_topic_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_metadata_request_metadata_request_topic *s);
 
 static void metadata_request_metadata_request_topic_init(struct kafka_metadata_request_metadata_request_topic *s)
 {
@@ -925,7 +970,8 @@ static void metadata_request_metadata_request_topic_init(struct kafka_metadata_r
     s->name = (struct kafka_str){ "", 0 };
 }
 
-static int metadata_request_metadata_request_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_metadata_request_metadata_request_topic *s, struct kafka_arena *arena)
+static int metadata_request_metadata_request_topic_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_metadata_request_metadata_request_topic *s, struct kafka_arena *arena)
 {
     metadata_request_metadata_request_topic_init(s);
     if (version >= 10) {
@@ -949,7 +995,8 @@ static int metadata_request_metadata_request_topic_decode(struct kafka_reader *r
     return r->err;
 }
 
-static int metadata_request_metadata_request_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_metadata_request_metadata_request_topic *s)
+static int metadata_request_metadata_request_topic_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_metadata_request_metadata_request_topic *s)
 {
     if (version >= 10) {
         kafka_write_uuid(w, s->topic_id);
@@ -974,7 +1021,8 @@ void kafka_metadata_request_init(struct kafka_metadata_request *s, int16_t versi
     s->include_topic_authorized_operations = 0;
 }
 
-int kafka_metadata_request_decode(struct kafka_reader *r, int16_t version, struct kafka_metadata_request *s, struct kafka_arena *arena)
+int kafka_metadata_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_metadata_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 12)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -989,7 +1037,7 @@ int kafka_metadata_request_decode(struct kafka_reader *r, int16_t version, struc
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -1025,7 +1073,8 @@ int kafka_metadata_request_decode(struct kafka_reader *r, int16_t version, struc
     return r->err;
 }
 
-int kafka_metadata_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_metadata_request *s)
+int kafka_metadata_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_metadata_request *s)
 {
     if (version < 0 || version > 12)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -1061,11 +1110,17 @@ int kafka_metadata_request_encode(struct kafka_writer *w, int16_t version, const
 /* ---- OffsetCommitRequest (versions 0-9, flexible 8+) ---- */
 
 static void offset_commit_request_offset_commit_request_partition_init(struct kafka_offset_commit_request_offset_commit_request_partition *s);
-static int offset_commit_request_offset_commit_request_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_commit_request_offset_commit_request_partition *s, struct kafka_arena *arena);
-static int offset_commit_request_offset_commit_request_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_commit_request_offset_commit_request_partition *s);
+static int offset_commit_request_offset_commit_request_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_commit_request_offset_commit_request_partition *s,
+    struct kafka_arena *arena);
+static int offset_commit_request_offset_commit_request_partition_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_commit_request_offset_commit_request_partition *s);
 static void offset_commit_request_offset_commit_request_topic_init(struct kafka_offset_commit_request_offset_commit_request_topic *s);
-static int offset_commit_request_offset_commit_request_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_commit_request_offset_commit_request_topic *s, struct kafka_arena *arena);
-static int offset_commit_request_offset_commit_request_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_commit_request_offset_commit_request_topic *s);
+static int offset_commit_request_offset_commit_request_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_commit_request_offset_commit_request_topic *s,
+    struct kafka_arena *arena);
+static int offset_commit_request_offset_commit_request_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_commit_request_offset_commit_request_topic *s);
 
 static void offset_commit_request_offset_commit_request_partition_init(struct kafka_offset_commit_request_offset_commit_request_partition *s)
 {
@@ -1076,7 +1131,9 @@ static void offset_commit_request_offset_commit_request_partition_init(struct ka
     s->committed_metadata = (struct kafka_str){ "", 0 };
 }
 
-static int offset_commit_request_offset_commit_request_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_commit_request_offset_commit_request_partition *s, struct kafka_arena *arena)
+static int offset_commit_request_offset_commit_request_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_commit_request_offset_commit_request_partition *s,
+    struct kafka_arena *arena)
 {
     offset_commit_request_offset_commit_request_partition_init(s);
     s->partition_index = kafka_read_int32(r);
@@ -1103,7 +1160,8 @@ static int offset_commit_request_offset_commit_request_partition_decode(struct k
     return r->err;
 }
 
-static int offset_commit_request_offset_commit_request_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_commit_request_offset_commit_request_partition *s)
+static int offset_commit_request_offset_commit_request_partition_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_commit_request_offset_commit_request_partition *s)
 {
     kafka_write_int32(w, s->partition_index);
     kafka_write_int64(w, s->committed_offset);
@@ -1130,7 +1188,9 @@ static void offset_commit_request_offset_commit_request_topic_init(struct kafka_
     s->partitions_count = 0;
 }
 
-static int offset_commit_request_offset_commit_request_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_commit_request_offset_commit_request_topic *s, struct kafka_arena *arena)
+static int offset_commit_request_offset_commit_request_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_commit_request_offset_commit_request_topic *s,
+    struct kafka_arena *arena)
 {
     int rc;
     offset_commit_request_offset_commit_request_topic_init(s);
@@ -1146,12 +1206,13 @@ static int offset_commit_request_offset_commit_request_topic_decode(struct kafka
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = offset_commit_request_offset_commit_request_partition_decode(r, version, &s->partitions[i], arena);
+            rc = offset_commit_request_offset_commit_request_partition_decode(r, version,
+                &s->partitions[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -1173,7 +1234,8 @@ static int offset_commit_request_offset_commit_request_topic_decode(struct kafka
     return r->err;
 }
 
-static int offset_commit_request_offset_commit_request_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_commit_request_offset_commit_request_topic *s)
+static int offset_commit_request_offset_commit_request_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_commit_request_offset_commit_request_topic *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -1182,7 +1244,8 @@ static int offset_commit_request_offset_commit_request_topic_encode(struct kafka
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->partitions_count, version >= 8);
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        if (offset_commit_request_offset_commit_request_partition_encode(w, version, &s->partitions[i]) != 0)
+        if (offset_commit_request_offset_commit_request_partition_encode(w, version,
+            &s->partitions[i]) != 0)
             return w->err;
     }
     if (version >= 8) {
@@ -1204,7 +1267,8 @@ void kafka_offset_commit_request_init(struct kafka_offset_commit_request *s, int
     s->topics_count = 0;
 }
 
-int kafka_offset_commit_request_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_commit_request *s, struct kafka_arena *arena)
+int kafka_offset_commit_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_offset_commit_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 9)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -1236,12 +1300,13 @@ int kafka_offset_commit_request_decode(struct kafka_reader *r, int16_t version, 
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = offset_commit_request_offset_commit_request_topic_decode(r, version, &s->topics[i], arena);
+            rc = offset_commit_request_offset_commit_request_topic_decode(r, version,
+                &s->topics[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -1263,7 +1328,8 @@ int kafka_offset_commit_request_decode(struct kafka_reader *r, int16_t version, 
     return r->err;
 }
 
-int kafka_offset_commit_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_commit_request *s)
+int kafka_offset_commit_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_offset_commit_request *s)
 {
     if (version < 0 || version > 9)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -1290,7 +1356,8 @@ int kafka_offset_commit_request_encode(struct kafka_writer *w, int16_t version, 
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->topics_count, version >= 8);
     for (int32_t i = 0; i < s->topics_count; i++) {
-        if (offset_commit_request_offset_commit_request_topic_encode(w, version, &s->topics[i]) != 0)
+        if (offset_commit_request_offset_commit_request_topic_encode(w, version,
+            &s->topics[i]) != 0)
             return w->err;
     }
     if (version >= 8) {
@@ -1303,14 +1370,23 @@ int kafka_offset_commit_request_encode(struct kafka_writer *w, int16_t version, 
 /* ---- OffsetFetchRequest (versions 0-9, flexible 6+) ---- */
 
 static void offset_fetch_request_offset_fetch_request_topics_init(struct kafka_offset_fetch_request_offset_fetch_request_topics *s);
-static int offset_fetch_request_offset_fetch_request_topics_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_request_offset_fetch_request_topics *s, struct kafka_arena *arena);
-static int offset_fetch_request_offset_fetch_request_topics_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_request_offset_fetch_request_topics *s);
+static int offset_fetch_request_offset_fetch_request_topics_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_fetch_request_offset_fetch_request_topics *s,
+    struct kafka_arena *arena);
+static int offset_fetch_request_offset_fetch_request_topics_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_fetch_request_offset_fetch_request_topics *s);
 static void offset_fetch_request_offset_fetch_request_group_init(struct kafka_offset_fetch_request_offset_fetch_request_group *s);
-static int offset_fetch_request_offset_fetch_request_group_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_request_offset_fetch_request_group *s, struct kafka_arena *arena);
-static int offset_fetch_request_offset_fetch_request_group_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_request_offset_fetch_request_group *s);
+static int offset_fetch_request_offset_fetch_request_group_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_fetch_request_offset_fetch_request_group *s,
+    struct kafka_arena *arena);
+static int offset_fetch_request_offset_fetch_request_group_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_fetch_request_offset_fetch_request_group *s);
 static void offset_fetch_request_offset_fetch_request_topic_init(struct kafka_offset_fetch_request_offset_fetch_request_topic *s);
-static int offset_fetch_request_offset_fetch_request_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_request_offset_fetch_request_topic *s, struct kafka_arena *arena);
-static int offset_fetch_request_offset_fetch_request_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_request_offset_fetch_request_topic *s);
+static int offset_fetch_request_offset_fetch_request_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_fetch_request_offset_fetch_request_topic *s,
+    struct kafka_arena *arena);
+static int offset_fetch_request_offset_fetch_request_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_fetch_request_offset_fetch_request_topic *s);
 
 static void offset_fetch_request_offset_fetch_request_topics_init(struct kafka_offset_fetch_request_offset_fetch_request_topics *s)
 {
@@ -1319,7 +1395,9 @@ static void offset_fetch_request_offset_fetch_request_topics_init(struct kafka_o
     s->partition_indexes_count = 0;
 }
 
-static int offset_fetch_request_offset_fetch_request_topics_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_request_offset_fetch_request_topics *s, struct kafka_arena *arena)
+static int offset_fetch_request_offset_fetch_request_topics_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_fetch_request_offset_fetch_request_topics *s,
+    struct kafka_arena *arena)
 {
     offset_fetch_request_offset_fetch_request_topics_init(s);
     s->name = kafka_read_string(r, 1);
@@ -1334,7 +1412,7 @@ static int offset_fetch_request_offset_fetch_request_topics_decode(struct kafka_
         s->partition_indexes_count = n;
         s->partition_indexes = NULL;
         if (n > 0) {
-            s->partition_indexes = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partition_indexes), _Alignof(__typeof__(*s->partition_indexes)));
+            s->partition_indexes = KAFKA_ARENA_ARRAY(arena, n, s->partition_indexes);
             if (s->partition_indexes == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -1357,7 +1435,8 @@ static int offset_fetch_request_offset_fetch_request_topics_decode(struct kafka_
     return r->err;
 }
 
-static int offset_fetch_request_offset_fetch_request_topics_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_request_offset_fetch_request_topics *s)
+static int offset_fetch_request_offset_fetch_request_topics_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_fetch_request_offset_fetch_request_topics *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -1382,7 +1461,9 @@ static void offset_fetch_request_offset_fetch_request_group_init(struct kafka_of
     s->topics_count = 0;
 }
 
-static int offset_fetch_request_offset_fetch_request_group_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_request_offset_fetch_request_group *s, struct kafka_arena *arena)
+static int offset_fetch_request_offset_fetch_request_group_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_fetch_request_offset_fetch_request_group *s,
+    struct kafka_arena *arena)
 {
     int rc;
     offset_fetch_request_offset_fetch_request_group_init(s);
@@ -1402,12 +1483,13 @@ static int offset_fetch_request_offset_fetch_request_group_decode(struct kafka_r
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = offset_fetch_request_offset_fetch_request_topics_decode(r, version, &s->topics[i], arena);
+            rc = offset_fetch_request_offset_fetch_request_topics_decode(r, version, &s->topics[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -1427,7 +1509,8 @@ static int offset_fetch_request_offset_fetch_request_group_decode(struct kafka_r
     return r->err;
 }
 
-static int offset_fetch_request_offset_fetch_request_group_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_request_offset_fetch_request_group *s)
+static int offset_fetch_request_offset_fetch_request_group_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_fetch_request_offset_fetch_request_group *s)
 {
     if (s->group_id.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -1455,7 +1538,9 @@ static void offset_fetch_request_offset_fetch_request_topic_init(struct kafka_of
     s->partition_indexes_count = 0;
 }
 
-static int offset_fetch_request_offset_fetch_request_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_request_offset_fetch_request_topic *s, struct kafka_arena *arena)
+static int offset_fetch_request_offset_fetch_request_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_fetch_request_offset_fetch_request_topic *s,
+    struct kafka_arena *arena)
 {
     offset_fetch_request_offset_fetch_request_topic_init(s);
     s->name = kafka_read_string(r, version >= 6);
@@ -1470,7 +1555,7 @@ static int offset_fetch_request_offset_fetch_request_topic_decode(struct kafka_r
         s->partition_indexes_count = n;
         s->partition_indexes = NULL;
         if (n > 0) {
-            s->partition_indexes = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partition_indexes), _Alignof(__typeof__(*s->partition_indexes)));
+            s->partition_indexes = KAFKA_ARENA_ARRAY(arena, n, s->partition_indexes);
             if (s->partition_indexes == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -1495,7 +1580,8 @@ static int offset_fetch_request_offset_fetch_request_topic_decode(struct kafka_r
     return r->err;
 }
 
-static int offset_fetch_request_offset_fetch_request_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_request_offset_fetch_request_topic *s)
+static int offset_fetch_request_offset_fetch_request_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_fetch_request_offset_fetch_request_topic *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -1524,7 +1610,8 @@ void kafka_offset_fetch_request_init(struct kafka_offset_fetch_request *s, int16
     s->require_stable = false;
 }
 
-int kafka_offset_fetch_request_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_request *s, struct kafka_arena *arena)
+int kafka_offset_fetch_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_offset_fetch_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 9)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -1544,12 +1631,13 @@ int kafka_offset_fetch_request_decode(struct kafka_reader *r, int16_t version, s
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = offset_fetch_request_offset_fetch_request_topic_decode(r, version, &s->topics[i], arena);
+            rc = offset_fetch_request_offset_fetch_request_topic_decode(r, version, &s->topics[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -1565,12 +1653,13 @@ int kafka_offset_fetch_request_decode(struct kafka_reader *r, int16_t version, s
         s->groups_count = n;
         s->groups = NULL;
         if (n > 0) {
-            s->groups = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->groups), _Alignof(__typeof__(*s->groups)));
+            s->groups = KAFKA_ARENA_ARRAY(arena, n, s->groups);
             if (s->groups == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = offset_fetch_request_offset_fetch_request_group_decode(r, version, &s->groups[i], arena);
+            rc = offset_fetch_request_offset_fetch_request_group_decode(r, version, &s->groups[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -1595,7 +1684,8 @@ int kafka_offset_fetch_request_decode(struct kafka_reader *r, int16_t version, s
     return r->err;
 }
 
-int kafka_offset_fetch_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_request *s)
+int kafka_offset_fetch_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_offset_fetch_request *s)
 {
     if (version < 0 || version > 9)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -1611,7 +1701,8 @@ int kafka_offset_fetch_request_encode(struct kafka_writer *w, int16_t version, c
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_array_len(w, s->topics_count, version >= 6);
         for (int32_t i = 0; i < s->topics_count; i++) {
-            if (offset_fetch_request_offset_fetch_request_topic_encode(w, version, &s->topics[i]) != 0)
+            if (offset_fetch_request_offset_fetch_request_topic_encode(w, version,
+                &s->topics[i]) != 0)
                 return w->err;
         }
     }
@@ -1622,7 +1713,8 @@ int kafka_offset_fetch_request_encode(struct kafka_writer *w, int16_t version, c
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_array_len(w, s->groups_count, 1);
         for (int32_t i = 0; i < s->groups_count; i++) {
-            if (offset_fetch_request_offset_fetch_request_group_encode(w, version, &s->groups[i]) != 0)
+            if (offset_fetch_request_offset_fetch_request_group_encode(w, version,
+                &s->groups[i]) != 0)
                 return w->err;
         }
     }
@@ -1651,7 +1743,8 @@ void kafka_find_coordinator_request_init(struct kafka_find_coordinator_request *
     s->coordinator_keys_count = 0;
 }
 
-int kafka_find_coordinator_request_decode(struct kafka_reader *r, int16_t version, struct kafka_find_coordinator_request *s, struct kafka_arena *arena)
+int kafka_find_coordinator_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_find_coordinator_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 6)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -1673,7 +1766,7 @@ int kafka_find_coordinator_request_decode(struct kafka_reader *r, int16_t versio
         s->coordinator_keys_count = n;
         s->coordinator_keys = NULL;
         if (n > 0) {
-            s->coordinator_keys = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->coordinator_keys), _Alignof(__typeof__(*s->coordinator_keys)));
+            s->coordinator_keys = KAFKA_ARENA_ARRAY(arena, n, s->coordinator_keys);
             if (s->coordinator_keys == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -1700,7 +1793,8 @@ int kafka_find_coordinator_request_decode(struct kafka_reader *r, int16_t versio
     return r->err;
 }
 
-int kafka_find_coordinator_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_find_coordinator_request *s)
+int kafka_find_coordinator_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_find_coordinator_request *s)
 {
     if (version < 0 || version > 6)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -1738,8 +1832,11 @@ int kafka_find_coordinator_request_encode(struct kafka_writer *w, int16_t versio
 /* ---- JoinGroupRequest (versions 0-9, flexible 6+) ---- */
 
 static void join_group_request_join_group_request_protocol_init(struct kafka_join_group_request_join_group_request_protocol *s);
-static int join_group_request_join_group_request_protocol_decode(struct kafka_reader *r, int16_t version, struct kafka_join_group_request_join_group_request_protocol *s, struct kafka_arena *arena);
-static int join_group_request_join_group_request_protocol_encode(struct kafka_writer *w, int16_t version, const struct kafka_join_group_request_join_group_request_protocol *s);
+static int join_group_request_join_group_request_protocol_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_join_group_request_join_group_request_protocol *s,
+    struct kafka_arena *arena);
+static int join_group_request_join_group_request_protocol_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_join_group_request_join_group_request_protocol *s);
 
 static void join_group_request_join_group_request_protocol_init(struct kafka_join_group_request_join_group_request_protocol *s)
 {
@@ -1747,7 +1844,9 @@ static void join_group_request_join_group_request_protocol_init(struct kafka_joi
     s->metadata = (struct kafka_bytes){ NULL, 0 };
 }
 
-static int join_group_request_join_group_request_protocol_decode(struct kafka_reader *r, int16_t version, struct kafka_join_group_request_join_group_request_protocol *s, struct kafka_arena *arena)
+static int join_group_request_join_group_request_protocol_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_join_group_request_join_group_request_protocol *s,
+    struct kafka_arena *arena)
 {
     join_group_request_join_group_request_protocol_init(s);
     s->name = kafka_read_string(r, version >= 6);
@@ -1771,7 +1870,8 @@ static int join_group_request_join_group_request_protocol_decode(struct kafka_re
     return r->err;
 }
 
-static int join_group_request_join_group_request_protocol_encode(struct kafka_writer *w, int16_t version, const struct kafka_join_group_request_join_group_request_protocol *s)
+static int join_group_request_join_group_request_protocol_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_join_group_request_join_group_request_protocol *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -1800,7 +1900,8 @@ void kafka_join_group_request_init(struct kafka_join_group_request *s, int16_t v
     s->reason = (struct kafka_str){ NULL, -1 };
 }
 
-int kafka_join_group_request_decode(struct kafka_reader *r, int16_t version, struct kafka_join_group_request *s, struct kafka_arena *arena)
+int kafka_join_group_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_join_group_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 9)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -1831,12 +1932,13 @@ int kafka_join_group_request_decode(struct kafka_reader *r, int16_t version, str
         s->protocols_count = n;
         s->protocols = NULL;
         if (n > 0) {
-            s->protocols = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->protocols), _Alignof(__typeof__(*s->protocols)));
+            s->protocols = KAFKA_ARENA_ARRAY(arena, n, s->protocols);
             if (s->protocols == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = join_group_request_join_group_request_protocol_decode(r, version, &s->protocols[i], arena);
+            rc = join_group_request_join_group_request_protocol_decode(r, version,
+                &s->protocols[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -1861,7 +1963,8 @@ int kafka_join_group_request_decode(struct kafka_reader *r, int16_t version, str
     return r->err;
 }
 
-int kafka_join_group_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_join_group_request *s)
+int kafka_join_group_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_join_group_request *s)
 {
     if (version < 0 || version > 9)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -1887,7 +1990,8 @@ int kafka_join_group_request_encode(struct kafka_writer *w, int16_t version, con
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->protocols_count, version >= 6);
     for (int32_t i = 0; i < s->protocols_count; i++) {
-        if (join_group_request_join_group_request_protocol_encode(w, version, &s->protocols[i]) != 0)
+        if (join_group_request_join_group_request_protocol_encode(w, version,
+            &s->protocols[i]) != 0)
             return w->err;
     }
     if (version >= 8) {
@@ -1911,7 +2015,8 @@ void kafka_heartbeat_request_init(struct kafka_heartbeat_request *s, int16_t ver
     s->group_instance_id = (struct kafka_str){ NULL, -1 };
 }
 
-int kafka_heartbeat_request_decode(struct kafka_reader *r, int16_t version, struct kafka_heartbeat_request *s, struct kafka_arena *arena)
+int kafka_heartbeat_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_heartbeat_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 4)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -1941,7 +2046,8 @@ int kafka_heartbeat_request_decode(struct kafka_reader *r, int16_t version, stru
     return r->err;
 }
 
-int kafka_heartbeat_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_heartbeat_request *s)
+int kafka_heartbeat_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_heartbeat_request *s)
 {
     if (version < 0 || version > 4)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -1967,8 +2073,10 @@ int kafka_heartbeat_request_encode(struct kafka_writer *w, int16_t version, cons
 /* ---- LeaveGroupRequest (versions 0-5, flexible 4+) ---- */
 
 static void leave_group_request_member_identity_init(struct kafka_leave_group_request_member_identity *s);
-static int leave_group_request_member_identity_decode(struct kafka_reader *r, int16_t version, struct kafka_leave_group_request_member_identity *s, struct kafka_arena *arena);
-static int leave_group_request_member_identity_encode(struct kafka_writer *w, int16_t version, const struct kafka_leave_group_request_member_identity *s);
+static int leave_group_request_member_identity_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_leave_group_request_member_identity *s, struct kafka_arena *arena);
+static int leave_group_request_member_identity_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_leave_group_request_member_identity *s);
 
 static void leave_group_request_member_identity_init(struct kafka_leave_group_request_member_identity *s)
 {
@@ -1977,7 +2085,8 @@ static void leave_group_request_member_identity_init(struct kafka_leave_group_re
     s->reason = (struct kafka_str){ NULL, -1 };
 }
 
-static int leave_group_request_member_identity_decode(struct kafka_reader *r, int16_t version, struct kafka_leave_group_request_member_identity *s, struct kafka_arena *arena)
+static int leave_group_request_member_identity_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_leave_group_request_member_identity *s, struct kafka_arena *arena)
 {
     leave_group_request_member_identity_init(s);
     s->member_id = kafka_read_string(r, version >= 4);
@@ -2002,7 +2111,8 @@ static int leave_group_request_member_identity_decode(struct kafka_reader *r, in
     return r->err;
 }
 
-static int leave_group_request_member_identity_encode(struct kafka_writer *w, int16_t version, const struct kafka_leave_group_request_member_identity *s)
+static int leave_group_request_member_identity_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_leave_group_request_member_identity *s)
 {
     if (s->member_id.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -2027,7 +2137,8 @@ void kafka_leave_group_request_init(struct kafka_leave_group_request *s, int16_t
     s->members_count = 0;
 }
 
-int kafka_leave_group_request_decode(struct kafka_reader *r, int16_t version, struct kafka_leave_group_request *s, struct kafka_arena *arena)
+int kafka_leave_group_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_leave_group_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 5)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -2050,7 +2161,7 @@ int kafka_leave_group_request_decode(struct kafka_reader *r, int16_t version, st
         s->members_count = n;
         s->members = NULL;
         if (n > 0) {
-            s->members = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->members), _Alignof(__typeof__(*s->members)));
+            s->members = KAFKA_ARENA_ARRAY(arena, n, s->members);
             if (s->members == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -2077,7 +2188,8 @@ int kafka_leave_group_request_decode(struct kafka_reader *r, int16_t version, st
     return r->err;
 }
 
-int kafka_leave_group_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_leave_group_request *s)
+int kafka_leave_group_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_leave_group_request *s)
 {
     if (version < 0 || version > 5)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -2112,8 +2224,11 @@ int kafka_leave_group_request_encode(struct kafka_writer *w, int16_t version, co
 /* ---- SyncGroupRequest (versions 0-5, flexible 4+) ---- */
 
 static void sync_group_request_sync_group_request_assignment_init(struct kafka_sync_group_request_sync_group_request_assignment *s);
-static int sync_group_request_sync_group_request_assignment_decode(struct kafka_reader *r, int16_t version, struct kafka_sync_group_request_sync_group_request_assignment *s, struct kafka_arena *arena);
-static int sync_group_request_sync_group_request_assignment_encode(struct kafka_writer *w, int16_t version, const struct kafka_sync_group_request_sync_group_request_assignment *s);
+static int sync_group_request_sync_group_request_assignment_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_sync_group_request_sync_group_request_assignment *s,
+    struct kafka_arena *arena);
+static int sync_group_request_sync_group_request_assignment_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_sync_group_request_sync_group_request_assignment *s);
 
 static void sync_group_request_sync_group_request_assignment_init(struct kafka_sync_group_request_sync_group_request_assignment *s)
 {
@@ -2121,7 +2236,9 @@ static void sync_group_request_sync_group_request_assignment_init(struct kafka_s
     s->assignment = (struct kafka_bytes){ NULL, 0 };
 }
 
-static int sync_group_request_sync_group_request_assignment_decode(struct kafka_reader *r, int16_t version, struct kafka_sync_group_request_sync_group_request_assignment *s, struct kafka_arena *arena)
+static int sync_group_request_sync_group_request_assignment_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_sync_group_request_sync_group_request_assignment *s,
+    struct kafka_arena *arena)
 {
     sync_group_request_sync_group_request_assignment_init(s);
     s->member_id = kafka_read_string(r, version >= 4);
@@ -2145,7 +2262,8 @@ static int sync_group_request_sync_group_request_assignment_decode(struct kafka_
     return r->err;
 }
 
-static int sync_group_request_sync_group_request_assignment_encode(struct kafka_writer *w, int16_t version, const struct kafka_sync_group_request_sync_group_request_assignment *s)
+static int sync_group_request_sync_group_request_assignment_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_sync_group_request_sync_group_request_assignment *s)
 {
     if (s->member_id.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -2173,7 +2291,8 @@ void kafka_sync_group_request_init(struct kafka_sync_group_request *s, int16_t v
     s->assignments_count = 0;
 }
 
-int kafka_sync_group_request_decode(struct kafka_reader *r, int16_t version, struct kafka_sync_group_request *s, struct kafka_arena *arena)
+int kafka_sync_group_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_sync_group_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 5)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -2204,12 +2323,13 @@ int kafka_sync_group_request_decode(struct kafka_reader *r, int16_t version, str
         s->assignments_count = n;
         s->assignments = NULL;
         if (n > 0) {
-            s->assignments = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->assignments), _Alignof(__typeof__(*s->assignments)));
+            s->assignments = KAFKA_ARENA_ARRAY(arena, n, s->assignments);
             if (s->assignments == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = sync_group_request_sync_group_request_assignment_decode(r, version, &s->assignments[i], arena);
+            rc = sync_group_request_sync_group_request_assignment_decode(r, version,
+                &s->assignments[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -2231,7 +2351,8 @@ int kafka_sync_group_request_decode(struct kafka_reader *r, int16_t version, str
     return r->err;
 }
 
-int kafka_sync_group_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_sync_group_request *s)
+int kafka_sync_group_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_sync_group_request *s)
 {
     if (version < 0 || version > 5)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -2257,7 +2378,8 @@ int kafka_sync_group_request_encode(struct kafka_writer *w, int16_t version, con
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->assignments_count, version >= 4);
     for (int32_t i = 0; i < s->assignments_count; i++) {
-        if (sync_group_request_sync_group_request_assignment_encode(w, version, &s->assignments[i]) != 0)
+        if (sync_group_request_sync_group_request_assignment_encode(w, version,
+            &s->assignments[i]) != 0)
             return w->err;
     }
     if (version >= 4) {
@@ -2277,7 +2399,8 @@ void kafka_describe_groups_request_init(struct kafka_describe_groups_request *s,
     s->include_authorized_operations = 0;
 }
 
-int kafka_describe_groups_request_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_groups_request *s, struct kafka_arena *arena)
+int kafka_describe_groups_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_groups_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 5)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -2291,7 +2414,7 @@ int kafka_describe_groups_request_decode(struct kafka_reader *r, int16_t version
         s->groups_count = n;
         s->groups = NULL;
         if (n > 0) {
-            s->groups = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->groups), _Alignof(__typeof__(*s->groups)));
+            s->groups = KAFKA_ARENA_ARRAY(arena, n, s->groups);
             if (s->groups == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -2321,7 +2444,8 @@ int kafka_describe_groups_request_decode(struct kafka_reader *r, int16_t version
     return r->err;
 }
 
-int kafka_describe_groups_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_groups_request *s)
+int kafka_describe_groups_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_groups_request *s)
 {
     if (version < 0 || version > 5)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -2356,7 +2480,8 @@ void kafka_list_groups_request_init(struct kafka_list_groups_request *s, int16_t
     s->types_filter_count = 0;
 }
 
-int kafka_list_groups_request_decode(struct kafka_reader *r, int16_t version, struct kafka_list_groups_request *s, struct kafka_arena *arena)
+int kafka_list_groups_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_list_groups_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 5)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -2370,7 +2495,7 @@ int kafka_list_groups_request_decode(struct kafka_reader *r, int16_t version, st
         s->states_filter_count = n;
         s->states_filter = NULL;
         if (n > 0) {
-            s->states_filter = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->states_filter), _Alignof(__typeof__(*s->states_filter)));
+            s->states_filter = KAFKA_ARENA_ARRAY(arena, n, s->states_filter);
             if (s->states_filter == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -2391,7 +2516,7 @@ int kafka_list_groups_request_decode(struct kafka_reader *r, int16_t version, st
         s->types_filter_count = n;
         s->types_filter = NULL;
         if (n > 0) {
-            s->types_filter = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->types_filter), _Alignof(__typeof__(*s->types_filter)));
+            s->types_filter = KAFKA_ARENA_ARRAY(arena, n, s->types_filter);
             if (s->types_filter == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -2418,7 +2543,8 @@ int kafka_list_groups_request_decode(struct kafka_reader *r, int16_t version, st
     return r->err;
 }
 
-int kafka_list_groups_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_groups_request *s)
+int kafka_list_groups_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_list_groups_request *s)
 {
     if (version < 0 || version > 5)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -2461,7 +2587,8 @@ void kafka_sasl_handshake_request_init(struct kafka_sasl_handshake_request *s, i
     s->mechanism = (struct kafka_str){ "", 0 };
 }
 
-int kafka_sasl_handshake_request_decode(struct kafka_reader *r, int16_t version, struct kafka_sasl_handshake_request *s, struct kafka_arena *arena)
+int kafka_sasl_handshake_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_sasl_handshake_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 1)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -2472,7 +2599,8 @@ int kafka_sasl_handshake_request_decode(struct kafka_reader *r, int16_t version,
     return r->err;
 }
 
-int kafka_sasl_handshake_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_sasl_handshake_request *s)
+int kafka_sasl_handshake_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_sasl_handshake_request *s)
 {
     if (version < 0 || version > 1)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -2491,7 +2619,8 @@ void kafka_api_versions_request_init(struct kafka_api_versions_request *s, int16
     s->client_software_version = (struct kafka_str){ "", 0 };
 }
 
-int kafka_api_versions_request_decode(struct kafka_reader *r, int16_t version, struct kafka_api_versions_request *s, struct kafka_arena *arena)
+int kafka_api_versions_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_api_versions_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 4)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -2521,7 +2650,8 @@ int kafka_api_versions_request_decode(struct kafka_reader *r, int16_t version, s
     return r->err;
 }
 
-int kafka_api_versions_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_api_versions_request *s)
+int kafka_api_versions_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_api_versions_request *s)
 {
     if (version < 0 || version > 4)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -2545,14 +2675,22 @@ int kafka_api_versions_request_encode(struct kafka_writer *w, int16_t version, c
 /* ---- CreateTopicsRequest (versions 0-7, flexible 5+) ---- */
 
 static void create_topics_request_creatable_topic_config_init(struct kafka_create_topics_request_creatable_topic_config *s);
-static int create_topics_request_creatable_topic_config_decode(struct kafka_reader *r, int16_t version, struct kafka_create_topics_request_creatable_topic_config *s, struct kafka_arena *arena);
-static int create_topics_request_creatable_topic_config_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_topics_request_creatable_topic_config *s);
+static int create_topics_request_creatable_topic_config_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_create_topics_request_creatable_topic_config *s,
+    struct kafka_arena *arena);
+static int create_topics_request_creatable_topic_config_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_create_topics_request_creatable_topic_config *s);
 static void create_topics_request_creatable_replica_assignment_init(struct kafka_create_topics_request_creatable_replica_assignment *s);
-static int create_topics_request_creatable_replica_assignment_decode(struct kafka_reader *r, int16_t version, struct kafka_create_topics_request_creatable_replica_assignment *s, struct kafka_arena *arena);
-static int create_topics_request_creatable_replica_assignment_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_topics_request_creatable_replica_assignment *s);
+static int create_topics_request_creatable_replica_assignment_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_create_topics_request_creatable_replica_assignment *s,
+    struct kafka_arena *arena);
+static int create_topics_request_creatable_replica_assignment_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_create_topics_request_creatable_replica_assignment *s);
 static void create_topics_request_creatable_topic_init(struct kafka_create_topics_request_creatable_topic *s);
-static int create_topics_request_creatable_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_create_topics_request_creatable_topic *s, struct kafka_arena *arena);
-static int create_topics_request_creatable_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_topics_request_creatable_topic *s);
+static int create_topics_request_creatable_topic_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_create_topics_request_creatable_topic *s, struct kafka_arena *arena);
+static int create_topics_request_creatable_topic_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_create_topics_request_creatable_topic *s);
 
 static void create_topics_request_creatable_topic_config_init(struct kafka_create_topics_request_creatable_topic_config *s)
 {
@@ -2560,7 +2698,9 @@ static void create_topics_request_creatable_topic_config_init(struct kafka_creat
     s->value = (struct kafka_str){ "", 0 };
 }
 
-static int create_topics_request_creatable_topic_config_decode(struct kafka_reader *r, int16_t version, struct kafka_create_topics_request_creatable_topic_config *s, struct kafka_arena *arena)
+static int create_topics_request_creatable_topic_config_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_create_topics_request_creatable_topic_config *s,
+    struct kafka_arena *arena)
 {
     create_topics_request_creatable_topic_config_init(s);
     s->name = kafka_read_string(r, version >= 5);
@@ -2582,7 +2722,8 @@ static int create_topics_request_creatable_topic_config_decode(struct kafka_read
     return r->err;
 }
 
-static int create_topics_request_creatable_topic_config_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_topics_request_creatable_topic_config *s)
+static int create_topics_request_creatable_topic_config_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_create_topics_request_creatable_topic_config *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -2602,7 +2743,9 @@ static void create_topics_request_creatable_replica_assignment_init(struct kafka
     s->broker_ids_count = 0;
 }
 
-static int create_topics_request_creatable_replica_assignment_decode(struct kafka_reader *r, int16_t version, struct kafka_create_topics_request_creatable_replica_assignment *s, struct kafka_arena *arena)
+static int create_topics_request_creatable_replica_assignment_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_create_topics_request_creatable_replica_assignment *s,
+    struct kafka_arena *arena)
 {
     create_topics_request_creatable_replica_assignment_init(s);
     s->partition_index = kafka_read_int32(r);
@@ -2615,7 +2758,7 @@ static int create_topics_request_creatable_replica_assignment_decode(struct kafk
         s->broker_ids_count = n;
         s->broker_ids = NULL;
         if (n > 0) {
-            s->broker_ids = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->broker_ids), _Alignof(__typeof__(*s->broker_ids)));
+            s->broker_ids = KAFKA_ARENA_ARRAY(arena, n, s->broker_ids);
             if (s->broker_ids == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -2640,7 +2783,8 @@ static int create_topics_request_creatable_replica_assignment_decode(struct kafk
     return r->err;
 }
 
-static int create_topics_request_creatable_replica_assignment_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_topics_request_creatable_replica_assignment *s)
+static int create_topics_request_creatable_replica_assignment_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_create_topics_request_creatable_replica_assignment *s)
 {
     kafka_write_int32(w, s->partition_index);
     if (s->broker_ids_count < 0)
@@ -2667,7 +2811,8 @@ static void create_topics_request_creatable_topic_init(struct kafka_create_topic
     s->configs_count = 0;
 }
 
-static int create_topics_request_creatable_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_create_topics_request_creatable_topic *s, struct kafka_arena *arena)
+static int create_topics_request_creatable_topic_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_create_topics_request_creatable_topic *s, struct kafka_arena *arena)
 {
     int rc;
     create_topics_request_creatable_topic_init(s);
@@ -2685,12 +2830,13 @@ static int create_topics_request_creatable_topic_decode(struct kafka_reader *r, 
         s->assignments_count = n;
         s->assignments = NULL;
         if (n > 0) {
-            s->assignments = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->assignments), _Alignof(__typeof__(*s->assignments)));
+            s->assignments = KAFKA_ARENA_ARRAY(arena, n, s->assignments);
             if (s->assignments == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = create_topics_request_creatable_replica_assignment_decode(r, version, &s->assignments[i], arena);
+            rc = create_topics_request_creatable_replica_assignment_decode(r, version,
+                &s->assignments[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -2706,12 +2852,13 @@ static int create_topics_request_creatable_topic_decode(struct kafka_reader *r, 
         s->configs_count = n;
         s->configs = NULL;
         if (n > 0) {
-            s->configs = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->configs), _Alignof(__typeof__(*s->configs)));
+            s->configs = KAFKA_ARENA_ARRAY(arena, n, s->configs);
             if (s->configs == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = create_topics_request_creatable_topic_config_decode(r, version, &s->configs[i], arena);
+            rc = create_topics_request_creatable_topic_config_decode(r, version, &s->configs[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -2733,7 +2880,8 @@ static int create_topics_request_creatable_topic_decode(struct kafka_reader *r, 
     return r->err;
 }
 
-static int create_topics_request_creatable_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_topics_request_creatable_topic *s)
+static int create_topics_request_creatable_topic_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_create_topics_request_creatable_topic *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -2744,7 +2892,8 @@ static int create_topics_request_creatable_topic_encode(struct kafka_writer *w, 
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->assignments_count, version >= 5);
     for (int32_t i = 0; i < s->assignments_count; i++) {
-        if (create_topics_request_creatable_replica_assignment_encode(w, version, &s->assignments[i]) != 0)
+        if (create_topics_request_creatable_replica_assignment_encode(w, version,
+            &s->assignments[i]) != 0)
             return w->err;
     }
     if (s->configs_count < 0)
@@ -2770,7 +2919,8 @@ void kafka_create_topics_request_init(struct kafka_create_topics_request *s, int
     s->validate_only = false;
 }
 
-int kafka_create_topics_request_decode(struct kafka_reader *r, int16_t version, struct kafka_create_topics_request *s, struct kafka_arena *arena)
+int kafka_create_topics_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_create_topics_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 7)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -2785,7 +2935,7 @@ int kafka_create_topics_request_decode(struct kafka_reader *r, int16_t version, 
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -2816,7 +2966,8 @@ int kafka_create_topics_request_decode(struct kafka_reader *r, int16_t version, 
     return r->err;
 }
 
-int kafka_create_topics_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_topics_request *s)
+int kafka_create_topics_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_create_topics_request *s)
 {
     if (version < 0 || version > 7)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -2843,8 +2994,10 @@ int kafka_create_topics_request_encode(struct kafka_writer *w, int16_t version, 
 /* ---- DeleteTopicsRequest (versions 0-6, flexible 4+) ---- */
 
 static void delete_topics_request_delete_topic_state_init(struct kafka_delete_topics_request_delete_topic_state *s);
-static int delete_topics_request_delete_topic_state_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_topics_request_delete_topic_state *s, struct kafka_arena *arena);
-static int delete_topics_request_delete_topic_state_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_topics_request_delete_topic_state *s);
+static int delete_topics_request_delete_topic_state_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_delete_topics_request_delete_topic_state *s, struct kafka_arena *arena);
+static int delete_topics_request_delete_topic_state_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_delete_topics_request_delete_topic_state *s);
 
 static void delete_topics_request_delete_topic_state_init(struct kafka_delete_topics_request_delete_topic_state *s)
 {
@@ -2852,7 +3005,8 @@ static void delete_topics_request_delete_topic_state_init(struct kafka_delete_to
     memset(&s->topic_id, 0, sizeof(s->topic_id));
 }
 
-static int delete_topics_request_delete_topic_state_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_topics_request_delete_topic_state *s, struct kafka_arena *arena)
+static int delete_topics_request_delete_topic_state_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_delete_topics_request_delete_topic_state *s, struct kafka_arena *arena)
 {
     delete_topics_request_delete_topic_state_init(s);
     s->name = kafka_read_string(r, 1);
@@ -2870,7 +3024,8 @@ static int delete_topics_request_delete_topic_state_decode(struct kafka_reader *
     return r->err;
 }
 
-static int delete_topics_request_delete_topic_state_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_topics_request_delete_topic_state *s)
+static int delete_topics_request_delete_topic_state_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_delete_topics_request_delete_topic_state *s)
 {
     kafka_write_string(w, s->name, 1);
     kafka_write_uuid(w, s->topic_id);
@@ -2889,7 +3044,8 @@ void kafka_delete_topics_request_init(struct kafka_delete_topics_request *s, int
     s->timeout_ms = 0;
 }
 
-int kafka_delete_topics_request_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_topics_request *s, struct kafka_arena *arena)
+int kafka_delete_topics_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_delete_topics_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 6)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -2904,7 +3060,7 @@ int kafka_delete_topics_request_decode(struct kafka_reader *r, int16_t version, 
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -2925,7 +3081,7 @@ int kafka_delete_topics_request_decode(struct kafka_reader *r, int16_t version, 
         s->topic_names_count = n;
         s->topic_names = NULL;
         if (n > 0) {
-            s->topic_names = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topic_names), _Alignof(__typeof__(*s->topic_names)));
+            s->topic_names = KAFKA_ARENA_ARRAY(arena, n, s->topic_names);
             if (s->topic_names == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -2953,7 +3109,8 @@ int kafka_delete_topics_request_decode(struct kafka_reader *r, int16_t version, 
     return r->err;
 }
 
-int kafka_delete_topics_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_topics_request *s)
+int kafka_delete_topics_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_delete_topics_request *s)
 {
     if (version < 0 || version > 6)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -2989,11 +3146,17 @@ int kafka_delete_topics_request_encode(struct kafka_writer *w, int16_t version, 
 /* ---- DeleteRecordsRequest (versions 0-2, flexible 2+) ---- */
 
 static void delete_records_request_delete_records_partition_init(struct kafka_delete_records_request_delete_records_partition *s);
-static int delete_records_request_delete_records_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_records_request_delete_records_partition *s, struct kafka_arena *arena);
-static int delete_records_request_delete_records_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_records_request_delete_records_partition *s);
+static int delete_records_request_delete_records_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_delete_records_request_delete_records_partition *s,
+    struct kafka_arena *arena);
+static int delete_records_request_delete_records_partition_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_delete_records_request_delete_records_partition *s);
 static void delete_records_request_delete_records_topic_init(struct kafka_delete_records_request_delete_records_topic *s);
-static int delete_records_request_delete_records_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_records_request_delete_records_topic *s, struct kafka_arena *arena);
-static int delete_records_request_delete_records_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_records_request_delete_records_topic *s);
+static int delete_records_request_delete_records_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_delete_records_request_delete_records_topic *s,
+    struct kafka_arena *arena);
+static int delete_records_request_delete_records_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_delete_records_request_delete_records_topic *s);
 
 static void delete_records_request_delete_records_partition_init(struct kafka_delete_records_request_delete_records_partition *s)
 {
@@ -3001,7 +3164,9 @@ static void delete_records_request_delete_records_partition_init(struct kafka_de
     s->offset = 0;
 }
 
-static int delete_records_request_delete_records_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_records_request_delete_records_partition *s, struct kafka_arena *arena)
+static int delete_records_request_delete_records_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_delete_records_request_delete_records_partition *s,
+    struct kafka_arena *arena)
 {
     delete_records_request_delete_records_partition_init(s);
     s->partition_index = kafka_read_int32(r);
@@ -3021,7 +3186,8 @@ static int delete_records_request_delete_records_partition_decode(struct kafka_r
     return r->err;
 }
 
-static int delete_records_request_delete_records_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_records_request_delete_records_partition *s)
+static int delete_records_request_delete_records_partition_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_delete_records_request_delete_records_partition *s)
 {
     kafka_write_int32(w, s->partition_index);
     kafka_write_int64(w, s->offset);
@@ -3039,7 +3205,9 @@ static void delete_records_request_delete_records_topic_init(struct kafka_delete
     s->partitions_count = 0;
 }
 
-static int delete_records_request_delete_records_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_records_request_delete_records_topic *s, struct kafka_arena *arena)
+static int delete_records_request_delete_records_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_delete_records_request_delete_records_topic *s,
+    struct kafka_arena *arena)
 {
     int rc;
     delete_records_request_delete_records_topic_init(s);
@@ -3055,12 +3223,13 @@ static int delete_records_request_delete_records_topic_decode(struct kafka_reade
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = delete_records_request_delete_records_partition_decode(r, version, &s->partitions[i], arena);
+            rc = delete_records_request_delete_records_partition_decode(r, version,
+                &s->partitions[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -3082,7 +3251,8 @@ static int delete_records_request_delete_records_topic_decode(struct kafka_reade
     return r->err;
 }
 
-static int delete_records_request_delete_records_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_records_request_delete_records_topic *s)
+static int delete_records_request_delete_records_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_delete_records_request_delete_records_topic *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -3091,7 +3261,8 @@ static int delete_records_request_delete_records_topic_encode(struct kafka_write
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->partitions_count, version >= 2);
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        if (delete_records_request_delete_records_partition_encode(w, version, &s->partitions[i]) != 0)
+        if (delete_records_request_delete_records_partition_encode(w, version,
+            &s->partitions[i]) != 0)
             return w->err;
     }
     if (version >= 2) {
@@ -3109,7 +3280,8 @@ void kafka_delete_records_request_init(struct kafka_delete_records_request *s, i
     s->timeout_ms = 0;
 }
 
-int kafka_delete_records_request_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_records_request *s, struct kafka_arena *arena)
+int kafka_delete_records_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_delete_records_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 2)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -3124,12 +3296,13 @@ int kafka_delete_records_request_decode(struct kafka_reader *r, int16_t version,
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = delete_records_request_delete_records_topic_decode(r, version, &s->topics[i], arena);
+            rc = delete_records_request_delete_records_topic_decode(r, version, &s->topics[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -3152,7 +3325,8 @@ int kafka_delete_records_request_decode(struct kafka_reader *r, int16_t version,
     return r->err;
 }
 
-int kafka_delete_records_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_records_request *s)
+int kafka_delete_records_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_delete_records_request *s)
 {
     if (version < 0 || version > 2)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -3182,7 +3356,8 @@ void kafka_init_producer_id_request_init(struct kafka_init_producer_id_request *
     s->producer_epoch = -1;
 }
 
-int kafka_init_producer_id_request_decode(struct kafka_reader *r, int16_t version, struct kafka_init_producer_id_request *s, struct kafka_arena *arena)
+int kafka_init_producer_id_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_init_producer_id_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 5)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -3210,7 +3385,8 @@ int kafka_init_producer_id_request_decode(struct kafka_reader *r, int16_t versio
     return r->err;
 }
 
-int kafka_init_producer_id_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_init_producer_id_request *s)
+int kafka_init_producer_id_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_init_producer_id_request *s)
 {
     if (version < 0 || version > 5)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -3236,11 +3412,18 @@ int kafka_init_producer_id_request_encode(struct kafka_writer *w, int16_t versio
 /* ---- OffsetForLeaderEpochRequest (versions 0-4, flexible 4+) ---- */
 
 static void offset_for_leader_epoch_request_offset_for_leader_partition_init(struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *s);
-static int offset_for_leader_epoch_request_offset_for_leader_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *s, struct kafka_arena *arena);
-static int offset_for_leader_epoch_request_offset_for_leader_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *s);
+static int offset_for_leader_epoch_request_offset_for_leader_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *s,
+    struct kafka_arena *arena);
+static int offset_for_leader_epoch_request_offset_for_leader_partition_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *s);
 static void offset_for_leader_epoch_request_offset_for_leader_topic_init(struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *s);
-static int offset_for_leader_epoch_request_offset_for_leader_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *s, struct kafka_arena *arena);
-static int offset_for_leader_epoch_request_offset_for_leader_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *s);
+static int offset_for_leader_epoch_request_offset_for_leader_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *s,
+    struct kafka_arena *arena);
+static int offset_for_leader_epoch_request_offset_for_leader_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *s);
 
 static void offset_for_leader_epoch_request_offset_for_leader_partition_init(struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *s)
 {
@@ -3249,7 +3432,9 @@ static void offset_for_leader_epoch_request_offset_for_leader_partition_init(str
     s->leader_epoch = 0;
 }
 
-static int offset_for_leader_epoch_request_offset_for_leader_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *s, struct kafka_arena *arena)
+static int offset_for_leader_epoch_request_offset_for_leader_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *s,
+    struct kafka_arena *arena)
 {
     offset_for_leader_epoch_request_offset_for_leader_partition_init(s);
     s->partition = kafka_read_int32(r);
@@ -3272,7 +3457,9 @@ static int offset_for_leader_epoch_request_offset_for_leader_partition_decode(st
     return r->err;
 }
 
-static int offset_for_leader_epoch_request_offset_for_leader_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *s)
+static int offset_for_leader_epoch_request_offset_for_leader_partition_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_offset_for_leader_epoch_request_offset_for_leader_partition *s)
 {
     kafka_write_int32(w, s->partition);
     if (version >= 2) {
@@ -3293,7 +3480,9 @@ static void offset_for_leader_epoch_request_offset_for_leader_topic_init(struct 
     s->partitions_count = 0;
 }
 
-static int offset_for_leader_epoch_request_offset_for_leader_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *s, struct kafka_arena *arena)
+static int offset_for_leader_epoch_request_offset_for_leader_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *s,
+    struct kafka_arena *arena)
 {
     int rc;
     offset_for_leader_epoch_request_offset_for_leader_topic_init(s);
@@ -3309,12 +3498,13 @@ static int offset_for_leader_epoch_request_offset_for_leader_topic_decode(struct
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = offset_for_leader_epoch_request_offset_for_leader_partition_decode(r, version, &s->partitions[i], arena);
+            rc = offset_for_leader_epoch_request_offset_for_leader_partition_decode(r, version,
+                &s->partitions[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -3336,7 +3526,8 @@ static int offset_for_leader_epoch_request_offset_for_leader_topic_decode(struct
     return r->err;
 }
 
-static int offset_for_leader_epoch_request_offset_for_leader_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *s)
+static int offset_for_leader_epoch_request_offset_for_leader_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *s)
 {
     if (s->topic.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -3345,7 +3536,8 @@ static int offset_for_leader_epoch_request_offset_for_leader_topic_encode(struct
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->partitions_count, version >= 4);
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        if (offset_for_leader_epoch_request_offset_for_leader_partition_encode(w, version, &s->partitions[i]) != 0)
+        if (offset_for_leader_epoch_request_offset_for_leader_partition_encode(w, version,
+            &s->partitions[i]) != 0)
             return w->err;
     }
     if (version >= 4) {
@@ -3355,7 +3547,8 @@ static int offset_for_leader_epoch_request_offset_for_leader_topic_encode(struct
     return w->err;
 }
 
-void kafka_offset_for_leader_epoch_request_init(struct kafka_offset_for_leader_epoch_request *s, int16_t version)
+void kafka_offset_for_leader_epoch_request_init(struct kafka_offset_for_leader_epoch_request *s,
+    int16_t version)
 {
     (void)version;
     s->replica_id = -2;
@@ -3363,7 +3556,8 @@ void kafka_offset_for_leader_epoch_request_init(struct kafka_offset_for_leader_e
     s->topics_count = 0;
 }
 
-int kafka_offset_for_leader_epoch_request_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_for_leader_epoch_request *s, struct kafka_arena *arena)
+int kafka_offset_for_leader_epoch_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_offset_for_leader_epoch_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 4)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -3381,12 +3575,13 @@ int kafka_offset_for_leader_epoch_request_decode(struct kafka_reader *r, int16_t
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = offset_for_leader_epoch_request_offset_for_leader_topic_decode(r, version, &s->topics[i], arena);
+            rc = offset_for_leader_epoch_request_offset_for_leader_topic_decode(r, version,
+                &s->topics[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -3408,7 +3603,8 @@ int kafka_offset_for_leader_epoch_request_decode(struct kafka_reader *r, int16_t
     return r->err;
 }
 
-int kafka_offset_for_leader_epoch_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_for_leader_epoch_request *s)
+int kafka_offset_for_leader_epoch_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_offset_for_leader_epoch_request *s)
 {
     if (version < 0 || version > 4)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -3419,7 +3615,8 @@ int kafka_offset_for_leader_epoch_request_encode(struct kafka_writer *w, int16_t
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->topics_count, version >= 4);
     for (int32_t i = 0; i < s->topics_count; i++) {
-        if (offset_for_leader_epoch_request_offset_for_leader_topic_encode(w, version, &s->topics[i]) != 0)
+        if (offset_for_leader_epoch_request_offset_for_leader_topic_encode(w, version,
+            &s->topics[i]) != 0)
             return w->err;
     }
     if (version >= 4) {
@@ -3432,11 +3629,20 @@ int kafka_offset_for_leader_epoch_request_encode(struct kafka_writer *w, int16_t
 /* ---- AddPartitionsToTxnRequest (versions 0-5, flexible 3+) ---- */
 
 static void add_partitions_to_txn_request_add_partitions_to_txn_topic_init(struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *s);
-static int add_partitions_to_txn_request_add_partitions_to_txn_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *s, struct kafka_arena *arena);
-static int add_partitions_to_txn_request_add_partitions_to_txn_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *s);
+static int add_partitions_to_txn_request_add_partitions_to_txn_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *s,
+    struct kafka_arena *arena);
+static int add_partitions_to_txn_request_add_partitions_to_txn_topic_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *s);
 static void add_partitions_to_txn_request_add_partitions_to_txn_transaction_init(struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s);
-static int add_partitions_to_txn_request_add_partitions_to_txn_transaction_decode(struct kafka_reader *r, int16_t version, struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s, struct kafka_arena *arena);
-static int add_partitions_to_txn_request_add_partitions_to_txn_transaction_encode(struct kafka_writer *w, int16_t version, const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s);
+static int add_partitions_to_txn_request_add_partitions_to_txn_transaction_decode(struct kafka_reader *r,
+    int16_t version,
+    struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s,
+    struct kafka_arena *arena);
+static int add_partitions_to_txn_request_add_partitions_to_txn_transaction_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s);
 
 static void add_partitions_to_txn_request_add_partitions_to_txn_topic_init(struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *s)
 {
@@ -3445,7 +3651,9 @@ static void add_partitions_to_txn_request_add_partitions_to_txn_topic_init(struc
     s->partitions_count = 0;
 }
 
-static int add_partitions_to_txn_request_add_partitions_to_txn_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *s, struct kafka_arena *arena)
+static int add_partitions_to_txn_request_add_partitions_to_txn_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *s,
+    struct kafka_arena *arena)
 {
     add_partitions_to_txn_request_add_partitions_to_txn_topic_init(s);
     s->name = kafka_read_string(r, version >= 3);
@@ -3460,7 +3668,7 @@ static int add_partitions_to_txn_request_add_partitions_to_txn_topic_decode(stru
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -3485,7 +3693,9 @@ static int add_partitions_to_txn_request_add_partitions_to_txn_topic_decode(stru
     return r->err;
 }
 
-static int add_partitions_to_txn_request_add_partitions_to_txn_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *s)
+static int add_partitions_to_txn_request_add_partitions_to_txn_topic_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_topic *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -3513,7 +3723,10 @@ static void add_partitions_to_txn_request_add_partitions_to_txn_transaction_init
     s->topics_count = 0;
 }
 
-static int add_partitions_to_txn_request_add_partitions_to_txn_transaction_decode(struct kafka_reader *r, int16_t version, struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s, struct kafka_arena *arena)
+static int add_partitions_to_txn_request_add_partitions_to_txn_transaction_decode(struct kafka_reader *r,
+    int16_t version,
+    struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s,
+    struct kafka_arena *arena)
 {
     int rc;
     add_partitions_to_txn_request_add_partitions_to_txn_transaction_init(s);
@@ -3532,12 +3745,13 @@ static int add_partitions_to_txn_request_add_partitions_to_txn_transaction_decod
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = add_partitions_to_txn_request_add_partitions_to_txn_topic_decode(r, version, &s->topics[i], arena);
+            rc = add_partitions_to_txn_request_add_partitions_to_txn_topic_decode(r, version,
+                &s->topics[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -3557,7 +3771,9 @@ static int add_partitions_to_txn_request_add_partitions_to_txn_transaction_decod
     return r->err;
 }
 
-static int add_partitions_to_txn_request_add_partitions_to_txn_transaction_encode(struct kafka_writer *w, int16_t version, const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s)
+static int add_partitions_to_txn_request_add_partitions_to_txn_transaction_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_add_partitions_to_txn_request_add_partitions_to_txn_transaction *s)
 {
     if (s->transactional_id.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -3569,7 +3785,8 @@ static int add_partitions_to_txn_request_add_partitions_to_txn_transaction_encod
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->topics_count, 1);
     for (int32_t i = 0; i < s->topics_count; i++) {
-        if (add_partitions_to_txn_request_add_partitions_to_txn_topic_encode(w, version, &s->topics[i]) != 0)
+        if (add_partitions_to_txn_request_add_partitions_to_txn_topic_encode(w, version,
+            &s->topics[i]) != 0)
             return w->err;
     }
     uint32_t tag_count = 0;
@@ -3577,7 +3794,8 @@ static int add_partitions_to_txn_request_add_partitions_to_txn_transaction_encod
     return w->err;
 }
 
-void kafka_add_partitions_to_txn_request_init(struct kafka_add_partitions_to_txn_request *s, int16_t version)
+void kafka_add_partitions_to_txn_request_init(struct kafka_add_partitions_to_txn_request *s,
+    int16_t version)
 {
     (void)version;
     s->transactions = NULL;
@@ -3589,7 +3807,8 @@ void kafka_add_partitions_to_txn_request_init(struct kafka_add_partitions_to_txn
     s->v3_and_below_topics_count = 0;
 }
 
-int kafka_add_partitions_to_txn_request_decode(struct kafka_reader *r, int16_t version, struct kafka_add_partitions_to_txn_request *s, struct kafka_arena *arena)
+int kafka_add_partitions_to_txn_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_add_partitions_to_txn_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 5)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -3604,12 +3823,13 @@ int kafka_add_partitions_to_txn_request_decode(struct kafka_reader *r, int16_t v
         s->transactions_count = n;
         s->transactions = NULL;
         if (n > 0) {
-            s->transactions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->transactions), _Alignof(__typeof__(*s->transactions)));
+            s->transactions = KAFKA_ARENA_ARRAY(arena, n, s->transactions);
             if (s->transactions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = add_partitions_to_txn_request_add_partitions_to_txn_transaction_decode(r, version, &s->transactions[i], arena);
+            rc = add_partitions_to_txn_request_add_partitions_to_txn_transaction_decode(r, version,
+                &s->transactions[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -3636,12 +3856,13 @@ int kafka_add_partitions_to_txn_request_decode(struct kafka_reader *r, int16_t v
         s->v3_and_below_topics_count = n;
         s->v3_and_below_topics = NULL;
         if (n > 0) {
-            s->v3_and_below_topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->v3_and_below_topics), _Alignof(__typeof__(*s->v3_and_below_topics)));
+            s->v3_and_below_topics = KAFKA_ARENA_ARRAY(arena, n, s->v3_and_below_topics);
             if (s->v3_and_below_topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = add_partitions_to_txn_request_add_partitions_to_txn_topic_decode(r, version, &s->v3_and_below_topics[i], arena);
+            rc = add_partitions_to_txn_request_add_partitions_to_txn_topic_decode(r, version,
+                &s->v3_and_below_topics[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -3663,7 +3884,8 @@ int kafka_add_partitions_to_txn_request_decode(struct kafka_reader *r, int16_t v
     return r->err;
 }
 
-int kafka_add_partitions_to_txn_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_add_partitions_to_txn_request *s)
+int kafka_add_partitions_to_txn_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_add_partitions_to_txn_request *s)
 {
     if (version < 0 || version > 5)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -3672,7 +3894,8 @@ int kafka_add_partitions_to_txn_request_encode(struct kafka_writer *w, int16_t v
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_array_len(w, s->transactions_count, 1);
         for (int32_t i = 0; i < s->transactions_count; i++) {
-            if (add_partitions_to_txn_request_add_partitions_to_txn_transaction_encode(w, version, &s->transactions[i]) != 0)
+            if (add_partitions_to_txn_request_add_partitions_to_txn_transaction_encode(w, version,
+                &s->transactions[i]) != 0)
                 return w->err;
         }
     }
@@ -3700,7 +3923,8 @@ int kafka_add_partitions_to_txn_request_encode(struct kafka_writer *w, int16_t v
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_array_len(w, s->v3_and_below_topics_count, version >= 3);
         for (int32_t i = 0; i < s->v3_and_below_topics_count; i++) {
-            if (add_partitions_to_txn_request_add_partitions_to_txn_topic_encode(w, version, &s->v3_and_below_topics[i]) != 0)
+            if (add_partitions_to_txn_request_add_partitions_to_txn_topic_encode(w, version,
+                &s->v3_and_below_topics[i]) != 0)
                 return w->err;
         }
     }
@@ -3715,7 +3939,8 @@ int kafka_add_partitions_to_txn_request_encode(struct kafka_writer *w, int16_t v
 
 /* ---- AddOffsetsToTxnRequest (versions 0-4, flexible 3+) ---- */
 
-void kafka_add_offsets_to_txn_request_init(struct kafka_add_offsets_to_txn_request *s, int16_t version)
+void kafka_add_offsets_to_txn_request_init(struct kafka_add_offsets_to_txn_request *s,
+    int16_t version)
 {
     (void)version;
     s->transactional_id = (struct kafka_str){ "", 0 };
@@ -3724,7 +3949,8 @@ void kafka_add_offsets_to_txn_request_init(struct kafka_add_offsets_to_txn_reque
     s->group_id = (struct kafka_str){ "", 0 };
 }
 
-int kafka_add_offsets_to_txn_request_decode(struct kafka_reader *r, int16_t version, struct kafka_add_offsets_to_txn_request *s, struct kafka_arena *arena)
+int kafka_add_offsets_to_txn_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_add_offsets_to_txn_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 4)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -3752,7 +3978,8 @@ int kafka_add_offsets_to_txn_request_decode(struct kafka_reader *r, int16_t vers
     return r->err;
 }
 
-int kafka_add_offsets_to_txn_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_add_offsets_to_txn_request *s)
+int kafka_add_offsets_to_txn_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_add_offsets_to_txn_request *s)
 {
     if (version < 0 || version > 4)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -3782,7 +4009,8 @@ void kafka_end_txn_request_init(struct kafka_end_txn_request *s, int16_t version
     s->committed = 0;
 }
 
-int kafka_end_txn_request_decode(struct kafka_reader *r, int16_t version, struct kafka_end_txn_request *s, struct kafka_arena *arena)
+int kafka_end_txn_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_end_txn_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 5)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -3808,7 +4036,8 @@ int kafka_end_txn_request_decode(struct kafka_reader *r, int16_t version, struct
     return r->err;
 }
 
-int kafka_end_txn_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_end_txn_request *s)
+int kafka_end_txn_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_end_txn_request *s)
 {
     if (version < 0 || version > 5)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -3828,11 +4057,17 @@ int kafka_end_txn_request_encode(struct kafka_writer *w, int16_t version, const 
 /* ---- WriteTxnMarkersRequest (versions 0-1, flexible 1+) ---- */
 
 static void write_txn_markers_request_writable_txn_marker_topic_init(struct kafka_write_txn_markers_request_writable_txn_marker_topic *s);
-static int write_txn_markers_request_writable_txn_marker_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_write_txn_markers_request_writable_txn_marker_topic *s, struct kafka_arena *arena);
-static int write_txn_markers_request_writable_txn_marker_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_write_txn_markers_request_writable_txn_marker_topic *s);
+static int write_txn_markers_request_writable_txn_marker_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_write_txn_markers_request_writable_txn_marker_topic *s,
+    struct kafka_arena *arena);
+static int write_txn_markers_request_writable_txn_marker_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_write_txn_markers_request_writable_txn_marker_topic *s);
 static void write_txn_markers_request_writable_txn_marker_init(struct kafka_write_txn_markers_request_writable_txn_marker *s);
-static int write_txn_markers_request_writable_txn_marker_decode(struct kafka_reader *r, int16_t version, struct kafka_write_txn_markers_request_writable_txn_marker *s, struct kafka_arena *arena);
-static int write_txn_markers_request_writable_txn_marker_encode(struct kafka_writer *w, int16_t version, const struct kafka_write_txn_markers_request_writable_txn_marker *s);
+static int write_txn_markers_request_writable_txn_marker_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_write_txn_markers_request_writable_txn_marker *s,
+    struct kafka_arena *arena);
+static int write_txn_markers_request_writable_txn_marker_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_write_txn_markers_request_writable_txn_marker *s);
 
 static void write_txn_markers_request_writable_txn_marker_topic_init(struct kafka_write_txn_markers_request_writable_txn_marker_topic *s)
 {
@@ -3841,7 +4076,9 @@ static void write_txn_markers_request_writable_txn_marker_topic_init(struct kafk
     s->partition_indexes_count = 0;
 }
 
-static int write_txn_markers_request_writable_txn_marker_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_write_txn_markers_request_writable_txn_marker_topic *s, struct kafka_arena *arena)
+static int write_txn_markers_request_writable_txn_marker_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_write_txn_markers_request_writable_txn_marker_topic *s,
+    struct kafka_arena *arena)
 {
     write_txn_markers_request_writable_txn_marker_topic_init(s);
     s->name = kafka_read_string(r, version >= 1);
@@ -3856,7 +4093,7 @@ static int write_txn_markers_request_writable_txn_marker_topic_decode(struct kaf
         s->partition_indexes_count = n;
         s->partition_indexes = NULL;
         if (n > 0) {
-            s->partition_indexes = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partition_indexes), _Alignof(__typeof__(*s->partition_indexes)));
+            s->partition_indexes = KAFKA_ARENA_ARRAY(arena, n, s->partition_indexes);
             if (s->partition_indexes == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -3881,7 +4118,8 @@ static int write_txn_markers_request_writable_txn_marker_topic_decode(struct kaf
     return r->err;
 }
 
-static int write_txn_markers_request_writable_txn_marker_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_write_txn_markers_request_writable_txn_marker_topic *s)
+static int write_txn_markers_request_writable_txn_marker_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_write_txn_markers_request_writable_txn_marker_topic *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -3909,7 +4147,9 @@ static void write_txn_markers_request_writable_txn_marker_init(struct kafka_writ
     s->coordinator_epoch = 0;
 }
 
-static int write_txn_markers_request_writable_txn_marker_decode(struct kafka_reader *r, int16_t version, struct kafka_write_txn_markers_request_writable_txn_marker *s, struct kafka_arena *arena)
+static int write_txn_markers_request_writable_txn_marker_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_write_txn_markers_request_writable_txn_marker *s,
+    struct kafka_arena *arena)
 {
     int rc;
     write_txn_markers_request_writable_txn_marker_init(s);
@@ -3925,12 +4165,13 @@ static int write_txn_markers_request_writable_txn_marker_decode(struct kafka_rea
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = write_txn_markers_request_writable_txn_marker_topic_decode(r, version, &s->topics[i], arena);
+            rc = write_txn_markers_request_writable_txn_marker_topic_decode(r, version,
+                &s->topics[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -3953,7 +4194,8 @@ static int write_txn_markers_request_writable_txn_marker_decode(struct kafka_rea
     return r->err;
 }
 
-static int write_txn_markers_request_writable_txn_marker_encode(struct kafka_writer *w, int16_t version, const struct kafka_write_txn_markers_request_writable_txn_marker *s)
+static int write_txn_markers_request_writable_txn_marker_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_write_txn_markers_request_writable_txn_marker *s)
 {
     kafka_write_int64(w, s->producer_id);
     kafka_write_int16(w, s->producer_epoch);
@@ -3962,7 +4204,8 @@ static int write_txn_markers_request_writable_txn_marker_encode(struct kafka_wri
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->topics_count, version >= 1);
     for (int32_t i = 0; i < s->topics_count; i++) {
-        if (write_txn_markers_request_writable_txn_marker_topic_encode(w, version, &s->topics[i]) != 0)
+        if (write_txn_markers_request_writable_txn_marker_topic_encode(w, version,
+            &s->topics[i]) != 0)
             return w->err;
     }
     kafka_write_int32(w, s->coordinator_epoch);
@@ -3973,14 +4216,16 @@ static int write_txn_markers_request_writable_txn_marker_encode(struct kafka_wri
     return w->err;
 }
 
-void kafka_write_txn_markers_request_init(struct kafka_write_txn_markers_request *s, int16_t version)
+void kafka_write_txn_markers_request_init(struct kafka_write_txn_markers_request *s,
+    int16_t version)
 {
     (void)version;
     s->markers = NULL;
     s->markers_count = 0;
 }
 
-int kafka_write_txn_markers_request_decode(struct kafka_reader *r, int16_t version, struct kafka_write_txn_markers_request *s, struct kafka_arena *arena)
+int kafka_write_txn_markers_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_write_txn_markers_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 1)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -3995,12 +4240,13 @@ int kafka_write_txn_markers_request_decode(struct kafka_reader *r, int16_t versi
         s->markers_count = n;
         s->markers = NULL;
         if (n > 0) {
-            s->markers = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->markers), _Alignof(__typeof__(*s->markers)));
+            s->markers = KAFKA_ARENA_ARRAY(arena, n, s->markers);
             if (s->markers == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = write_txn_markers_request_writable_txn_marker_decode(r, version, &s->markers[i], arena);
+            rc = write_txn_markers_request_writable_txn_marker_decode(r, version, &s->markers[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -4022,7 +4268,8 @@ int kafka_write_txn_markers_request_decode(struct kafka_reader *r, int16_t versi
     return r->err;
 }
 
-int kafka_write_txn_markers_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_write_txn_markers_request *s)
+int kafka_write_txn_markers_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_write_txn_markers_request *s)
 {
     if (version < 0 || version > 1)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -4043,11 +4290,19 @@ int kafka_write_txn_markers_request_encode(struct kafka_writer *w, int16_t versi
 /* ---- TxnOffsetCommitRequest (versions 0-4, flexible 3+) ---- */
 
 static void txn_offset_commit_request_txn_offset_commit_request_partition_init(struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *s);
-static int txn_offset_commit_request_txn_offset_commit_request_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *s, struct kafka_arena *arena);
-static int txn_offset_commit_request_txn_offset_commit_request_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *s);
+static int txn_offset_commit_request_txn_offset_commit_request_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *s,
+    struct kafka_arena *arena);
+static int txn_offset_commit_request_txn_offset_commit_request_partition_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *s);
 static void txn_offset_commit_request_txn_offset_commit_request_topic_init(struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *s);
-static int txn_offset_commit_request_txn_offset_commit_request_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *s, struct kafka_arena *arena);
-static int txn_offset_commit_request_txn_offset_commit_request_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *s);
+static int txn_offset_commit_request_txn_offset_commit_request_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *s,
+    struct kafka_arena *arena);
+static int txn_offset_commit_request_txn_offset_commit_request_topic_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *s);
 
 static void txn_offset_commit_request_txn_offset_commit_request_partition_init(struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *s)
 {
@@ -4057,7 +4312,9 @@ static void txn_offset_commit_request_txn_offset_commit_request_partition_init(s
     s->committed_metadata = (struct kafka_str){ "", 0 };
 }
 
-static int txn_offset_commit_request_txn_offset_commit_request_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *s, struct kafka_arena *arena)
+static int txn_offset_commit_request_txn_offset_commit_request_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *s,
+    struct kafka_arena *arena)
 {
     txn_offset_commit_request_txn_offset_commit_request_partition_init(s);
     s->partition_index = kafka_read_int32(r);
@@ -4081,7 +4338,9 @@ static int txn_offset_commit_request_txn_offset_commit_request_partition_decode(
     return r->err;
 }
 
-static int txn_offset_commit_request_txn_offset_commit_request_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *s)
+static int txn_offset_commit_request_txn_offset_commit_request_partition_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *s)
 {
     kafka_write_int32(w, s->partition_index);
     kafka_write_int64(w, s->committed_offset);
@@ -4103,7 +4362,9 @@ static void txn_offset_commit_request_txn_offset_commit_request_topic_init(struc
     s->partitions_count = 0;
 }
 
-static int txn_offset_commit_request_txn_offset_commit_request_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *s, struct kafka_arena *arena)
+static int txn_offset_commit_request_txn_offset_commit_request_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *s,
+    struct kafka_arena *arena)
 {
     int rc;
     txn_offset_commit_request_txn_offset_commit_request_topic_init(s);
@@ -4119,12 +4380,13 @@ static int txn_offset_commit_request_txn_offset_commit_request_topic_decode(stru
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = txn_offset_commit_request_txn_offset_commit_request_partition_decode(r, version, &s->partitions[i], arena);
+            rc = txn_offset_commit_request_txn_offset_commit_request_partition_decode(r, version,
+                &s->partitions[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -4146,7 +4408,9 @@ static int txn_offset_commit_request_txn_offset_commit_request_topic_decode(stru
     return r->err;
 }
 
-static int txn_offset_commit_request_txn_offset_commit_request_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *s)
+static int txn_offset_commit_request_txn_offset_commit_request_topic_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -4155,7 +4419,8 @@ static int txn_offset_commit_request_txn_offset_commit_request_topic_encode(stru
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->partitions_count, version >= 3);
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        if (txn_offset_commit_request_txn_offset_commit_request_partition_encode(w, version, &s->partitions[i]) != 0)
+        if (txn_offset_commit_request_txn_offset_commit_request_partition_encode(w, version,
+            &s->partitions[i]) != 0)
             return w->err;
     }
     if (version >= 3) {
@@ -4165,7 +4430,8 @@ static int txn_offset_commit_request_txn_offset_commit_request_topic_encode(stru
     return w->err;
 }
 
-void kafka_txn_offset_commit_request_init(struct kafka_txn_offset_commit_request *s, int16_t version)
+void kafka_txn_offset_commit_request_init(struct kafka_txn_offset_commit_request *s,
+    int16_t version)
 {
     (void)version;
     s->transactional_id = (struct kafka_str){ "", 0 };
@@ -4179,7 +4445,8 @@ void kafka_txn_offset_commit_request_init(struct kafka_txn_offset_commit_request
     s->topics_count = 0;
 }
 
-int kafka_txn_offset_commit_request_decode(struct kafka_reader *r, int16_t version, struct kafka_txn_offset_commit_request *s, struct kafka_arena *arena)
+int kafka_txn_offset_commit_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_txn_offset_commit_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 4)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -4213,12 +4480,13 @@ int kafka_txn_offset_commit_request_decode(struct kafka_reader *r, int16_t versi
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = txn_offset_commit_request_txn_offset_commit_request_topic_decode(r, version, &s->topics[i], arena);
+            rc = txn_offset_commit_request_txn_offset_commit_request_topic_decode(r, version,
+                &s->topics[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -4240,7 +4508,8 @@ int kafka_txn_offset_commit_request_decode(struct kafka_reader *r, int16_t versi
     return r->err;
 }
 
-int kafka_txn_offset_commit_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_txn_offset_commit_request *s)
+int kafka_txn_offset_commit_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_txn_offset_commit_request *s)
 {
     if (version < 0 || version > 4)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -4273,7 +4542,8 @@ int kafka_txn_offset_commit_request_encode(struct kafka_writer *w, int16_t versi
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->topics_count, version >= 3);
     for (int32_t i = 0; i < s->topics_count; i++) {
-        if (txn_offset_commit_request_txn_offset_commit_request_topic_encode(w, version, &s->topics[i]) != 0)
+        if (txn_offset_commit_request_txn_offset_commit_request_topic_encode(w, version,
+            &s->topics[i]) != 0)
             return w->err;
     }
     if (version >= 3) {
@@ -4297,7 +4567,8 @@ void kafka_describe_acls_request_init(struct kafka_describe_acls_request *s, int
     s->permission_type = 0;
 }
 
-int kafka_describe_acls_request_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_acls_request *s, struct kafka_arena *arena)
+int kafka_describe_acls_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_acls_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 3)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -4326,7 +4597,8 @@ int kafka_describe_acls_request_decode(struct kafka_reader *r, int16_t version, 
     return r->err;
 }
 
-int kafka_describe_acls_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_acls_request *s)
+int kafka_describe_acls_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_acls_request *s)
 {
     if (version < 0 || version > 3)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -4351,8 +4623,10 @@ int kafka_describe_acls_request_encode(struct kafka_writer *w, int16_t version, 
 /* ---- CreateAclsRequest (versions 0-3, flexible 2+) ---- */
 
 static void create_acls_request_acl_creation_init(struct kafka_create_acls_request_acl_creation *s);
-static int create_acls_request_acl_creation_decode(struct kafka_reader *r, int16_t version, struct kafka_create_acls_request_acl_creation *s, struct kafka_arena *arena);
-static int create_acls_request_acl_creation_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_acls_request_acl_creation *s);
+static int create_acls_request_acl_creation_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_create_acls_request_acl_creation *s, struct kafka_arena *arena);
+static int create_acls_request_acl_creation_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_create_acls_request_acl_creation *s);
 
 static void create_acls_request_acl_creation_init(struct kafka_create_acls_request_acl_creation *s)
 {
@@ -4365,7 +4639,8 @@ static void create_acls_request_acl_creation_init(struct kafka_create_acls_reque
     s->permission_type = 0;
 }
 
-static int create_acls_request_acl_creation_decode(struct kafka_reader *r, int16_t version, struct kafka_create_acls_request_acl_creation *s, struct kafka_arena *arena)
+static int create_acls_request_acl_creation_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_create_acls_request_acl_creation *s, struct kafka_arena *arena)
 {
     create_acls_request_acl_creation_init(s);
     s->resource_type = kafka_read_int8(r);
@@ -4398,7 +4673,8 @@ static int create_acls_request_acl_creation_decode(struct kafka_reader *r, int16
     return r->err;
 }
 
-static int create_acls_request_acl_creation_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_acls_request_acl_creation *s)
+static int create_acls_request_acl_creation_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_create_acls_request_acl_creation *s)
 {
     kafka_write_int8(w, s->resource_type);
     if (s->resource_name.len < 0)
@@ -4431,7 +4707,8 @@ void kafka_create_acls_request_init(struct kafka_create_acls_request *s, int16_t
     s->creations_count = 0;
 }
 
-int kafka_create_acls_request_decode(struct kafka_reader *r, int16_t version, struct kafka_create_acls_request *s, struct kafka_arena *arena)
+int kafka_create_acls_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_create_acls_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 3)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -4446,7 +4723,7 @@ int kafka_create_acls_request_decode(struct kafka_reader *r, int16_t version, st
         s->creations_count = n;
         s->creations = NULL;
         if (n > 0) {
-            s->creations = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->creations), _Alignof(__typeof__(*s->creations)));
+            s->creations = KAFKA_ARENA_ARRAY(arena, n, s->creations);
             if (s->creations == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -4473,7 +4750,8 @@ int kafka_create_acls_request_decode(struct kafka_reader *r, int16_t version, st
     return r->err;
 }
 
-int kafka_create_acls_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_acls_request *s)
+int kafka_create_acls_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_create_acls_request *s)
 {
     if (version < 0 || version > 3)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -4494,8 +4772,10 @@ int kafka_create_acls_request_encode(struct kafka_writer *w, int16_t version, co
 /* ---- DeleteAclsRequest (versions 0-3, flexible 2+) ---- */
 
 static void delete_acls_request_delete_acls_filter_init(struct kafka_delete_acls_request_delete_acls_filter *s);
-static int delete_acls_request_delete_acls_filter_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_acls_request_delete_acls_filter *s, struct kafka_arena *arena);
-static int delete_acls_request_delete_acls_filter_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_acls_request_delete_acls_filter *s);
+static int delete_acls_request_delete_acls_filter_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_delete_acls_request_delete_acls_filter *s, struct kafka_arena *arena);
+static int delete_acls_request_delete_acls_filter_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_delete_acls_request_delete_acls_filter *s);
 
 static void delete_acls_request_delete_acls_filter_init(struct kafka_delete_acls_request_delete_acls_filter *s)
 {
@@ -4508,7 +4788,8 @@ static void delete_acls_request_delete_acls_filter_init(struct kafka_delete_acls
     s->permission_type = 0;
 }
 
-static int delete_acls_request_delete_acls_filter_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_acls_request_delete_acls_filter *s, struct kafka_arena *arena)
+static int delete_acls_request_delete_acls_filter_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_delete_acls_request_delete_acls_filter *s, struct kafka_arena *arena)
 {
     delete_acls_request_delete_acls_filter_init(s);
     s->resource_type_filter = kafka_read_int8(r);
@@ -4535,7 +4816,8 @@ static int delete_acls_request_delete_acls_filter_decode(struct kafka_reader *r,
     return r->err;
 }
 
-static int delete_acls_request_delete_acls_filter_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_acls_request_delete_acls_filter *s)
+static int delete_acls_request_delete_acls_filter_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_delete_acls_request_delete_acls_filter *s)
 {
     kafka_write_int8(w, s->resource_type_filter);
     kafka_write_string(w, s->resource_name_filter, version >= 2);
@@ -4562,7 +4844,8 @@ void kafka_delete_acls_request_init(struct kafka_delete_acls_request *s, int16_t
     s->filters_count = 0;
 }
 
-int kafka_delete_acls_request_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_acls_request *s, struct kafka_arena *arena)
+int kafka_delete_acls_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_delete_acls_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 3)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -4577,7 +4860,7 @@ int kafka_delete_acls_request_decode(struct kafka_reader *r, int16_t version, st
         s->filters_count = n;
         s->filters = NULL;
         if (n > 0) {
-            s->filters = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->filters), _Alignof(__typeof__(*s->filters)));
+            s->filters = KAFKA_ARENA_ARRAY(arena, n, s->filters);
             if (s->filters == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -4604,7 +4887,8 @@ int kafka_delete_acls_request_decode(struct kafka_reader *r, int16_t version, st
     return r->err;
 }
 
-int kafka_delete_acls_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_acls_request *s)
+int kafka_delete_acls_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_delete_acls_request *s)
 {
     if (version < 0 || version > 3)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -4625,8 +4909,11 @@ int kafka_delete_acls_request_encode(struct kafka_writer *w, int16_t version, co
 /* ---- DescribeConfigsRequest (versions 0-4, flexible 4+) ---- */
 
 static void describe_configs_request_describe_configs_resource_init(struct kafka_describe_configs_request_describe_configs_resource *s);
-static int describe_configs_request_describe_configs_resource_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_configs_request_describe_configs_resource *s, struct kafka_arena *arena);
-static int describe_configs_request_describe_configs_resource_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_configs_request_describe_configs_resource *s);
+static int describe_configs_request_describe_configs_resource_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_configs_request_describe_configs_resource *s,
+    struct kafka_arena *arena);
+static int describe_configs_request_describe_configs_resource_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_configs_request_describe_configs_resource *s);
 
 static void describe_configs_request_describe_configs_resource_init(struct kafka_describe_configs_request_describe_configs_resource *s)
 {
@@ -4636,7 +4923,9 @@ static void describe_configs_request_describe_configs_resource_init(struct kafka
     s->configuration_keys_count = 0;
 }
 
-static int describe_configs_request_describe_configs_resource_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_configs_request_describe_configs_resource *s, struct kafka_arena *arena)
+static int describe_configs_request_describe_configs_resource_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_configs_request_describe_configs_resource *s,
+    struct kafka_arena *arena)
 {
     describe_configs_request_describe_configs_resource_init(s);
     s->resource_type = kafka_read_int8(r);
@@ -4650,7 +4939,7 @@ static int describe_configs_request_describe_configs_resource_decode(struct kafk
         s->configuration_keys_count = n;
         s->configuration_keys = NULL;
         if (n > 0) {
-            s->configuration_keys = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->configuration_keys), _Alignof(__typeof__(*s->configuration_keys)));
+            s->configuration_keys = KAFKA_ARENA_ARRAY(arena, n, s->configuration_keys);
             if (s->configuration_keys == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -4677,7 +4966,8 @@ static int describe_configs_request_describe_configs_resource_decode(struct kafk
     return r->err;
 }
 
-static int describe_configs_request_describe_configs_resource_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_configs_request_describe_configs_resource *s)
+static int describe_configs_request_describe_configs_resource_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_configs_request_describe_configs_resource *s)
 {
     kafka_write_int8(w, s->resource_type);
     if (s->resource_name.len < 0)
@@ -4705,7 +4995,8 @@ void kafka_describe_configs_request_init(struct kafka_describe_configs_request *
     s->include_documentation = false;
 }
 
-int kafka_describe_configs_request_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_configs_request *s, struct kafka_arena *arena)
+int kafka_describe_configs_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_configs_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 4)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -4720,12 +5011,13 @@ int kafka_describe_configs_request_decode(struct kafka_reader *r, int16_t versio
         s->resources_count = n;
         s->resources = NULL;
         if (n > 0) {
-            s->resources = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->resources), _Alignof(__typeof__(*s->resources)));
+            s->resources = KAFKA_ARENA_ARRAY(arena, n, s->resources);
             if (s->resources == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = describe_configs_request_describe_configs_resource_decode(r, version, &s->resources[i], arena);
+            rc = describe_configs_request_describe_configs_resource_decode(r, version,
+                &s->resources[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -4753,7 +5045,8 @@ int kafka_describe_configs_request_decode(struct kafka_reader *r, int16_t versio
     return r->err;
 }
 
-int kafka_describe_configs_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_configs_request *s)
+int kafka_describe_configs_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_configs_request *s)
 {
     if (version < 0 || version > 4)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -4761,7 +5054,8 @@ int kafka_describe_configs_request_encode(struct kafka_writer *w, int16_t versio
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->resources_count, version >= 4);
     for (int32_t i = 0; i < s->resources_count; i++) {
-        if (describe_configs_request_describe_configs_resource_encode(w, version, &s->resources[i]) != 0)
+        if (describe_configs_request_describe_configs_resource_encode(w, version,
+            &s->resources[i]) != 0)
             return w->err;
     }
     if (version >= 1) {
@@ -4784,11 +5078,16 @@ int kafka_describe_configs_request_encode(struct kafka_writer *w, int16_t versio
 /* ---- AlterConfigsRequest (versions 0-2, flexible 2+) ---- */
 
 static void alter_configs_request_alterable_config_init(struct kafka_alter_configs_request_alterable_config *s);
-static int alter_configs_request_alterable_config_decode(struct kafka_reader *r, int16_t version, struct kafka_alter_configs_request_alterable_config *s, struct kafka_arena *arena);
-static int alter_configs_request_alterable_config_encode(struct kafka_writer *w, int16_t version, const struct kafka_alter_configs_request_alterable_config *s);
+static int alter_configs_request_alterable_config_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_alter_configs_request_alterable_config *s, struct kafka_arena *arena);
+static int alter_configs_request_alterable_config_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_alter_configs_request_alterable_config *s);
 static void alter_configs_request_alter_configs_resource_init(struct kafka_alter_configs_request_alter_configs_resource *s);
-static int alter_configs_request_alter_configs_resource_decode(struct kafka_reader *r, int16_t version, struct kafka_alter_configs_request_alter_configs_resource *s, struct kafka_arena *arena);
-static int alter_configs_request_alter_configs_resource_encode(struct kafka_writer *w, int16_t version, const struct kafka_alter_configs_request_alter_configs_resource *s);
+static int alter_configs_request_alter_configs_resource_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_alter_configs_request_alter_configs_resource *s,
+    struct kafka_arena *arena);
+static int alter_configs_request_alter_configs_resource_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_alter_configs_request_alter_configs_resource *s);
 
 static void alter_configs_request_alterable_config_init(struct kafka_alter_configs_request_alterable_config *s)
 {
@@ -4796,7 +5095,8 @@ static void alter_configs_request_alterable_config_init(struct kafka_alter_confi
     s->value = (struct kafka_str){ "", 0 };
 }
 
-static int alter_configs_request_alterable_config_decode(struct kafka_reader *r, int16_t version, struct kafka_alter_configs_request_alterable_config *s, struct kafka_arena *arena)
+static int alter_configs_request_alterable_config_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_alter_configs_request_alterable_config *s, struct kafka_arena *arena)
 {
     alter_configs_request_alterable_config_init(s);
     s->name = kafka_read_string(r, version >= 2);
@@ -4818,7 +5118,8 @@ static int alter_configs_request_alterable_config_decode(struct kafka_reader *r,
     return r->err;
 }
 
-static int alter_configs_request_alterable_config_encode(struct kafka_writer *w, int16_t version, const struct kafka_alter_configs_request_alterable_config *s)
+static int alter_configs_request_alterable_config_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_alter_configs_request_alterable_config *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -4839,7 +5140,9 @@ static void alter_configs_request_alter_configs_resource_init(struct kafka_alter
     s->configs_count = 0;
 }
 
-static int alter_configs_request_alter_configs_resource_decode(struct kafka_reader *r, int16_t version, struct kafka_alter_configs_request_alter_configs_resource *s, struct kafka_arena *arena)
+static int alter_configs_request_alter_configs_resource_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_alter_configs_request_alter_configs_resource *s,
+    struct kafka_arena *arena)
 {
     int rc;
     alter_configs_request_alter_configs_resource_init(s);
@@ -4856,7 +5159,7 @@ static int alter_configs_request_alter_configs_resource_decode(struct kafka_read
         s->configs_count = n;
         s->configs = NULL;
         if (n > 0) {
-            s->configs = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->configs), _Alignof(__typeof__(*s->configs)));
+            s->configs = KAFKA_ARENA_ARRAY(arena, n, s->configs);
             if (s->configs == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -4883,7 +5186,8 @@ static int alter_configs_request_alter_configs_resource_decode(struct kafka_read
     return r->err;
 }
 
-static int alter_configs_request_alter_configs_resource_encode(struct kafka_writer *w, int16_t version, const struct kafka_alter_configs_request_alter_configs_resource *s)
+static int alter_configs_request_alter_configs_resource_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_alter_configs_request_alter_configs_resource *s)
 {
     kafka_write_int8(w, s->resource_type);
     if (s->resource_name.len < 0)
@@ -4911,7 +5215,8 @@ void kafka_alter_configs_request_init(struct kafka_alter_configs_request *s, int
     s->validate_only = 0;
 }
 
-int kafka_alter_configs_request_decode(struct kafka_reader *r, int16_t version, struct kafka_alter_configs_request *s, struct kafka_arena *arena)
+int kafka_alter_configs_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_alter_configs_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 2)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -4926,12 +5231,13 @@ int kafka_alter_configs_request_decode(struct kafka_reader *r, int16_t version, 
         s->resources_count = n;
         s->resources = NULL;
         if (n > 0) {
-            s->resources = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->resources), _Alignof(__typeof__(*s->resources)));
+            s->resources = KAFKA_ARENA_ARRAY(arena, n, s->resources);
             if (s->resources == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = alter_configs_request_alter_configs_resource_decode(r, version, &s->resources[i], arena);
+            rc = alter_configs_request_alter_configs_resource_decode(r, version, &s->resources[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -4954,7 +5260,8 @@ int kafka_alter_configs_request_decode(struct kafka_reader *r, int16_t version, 
     return r->err;
 }
 
-int kafka_alter_configs_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_alter_configs_request *s)
+int kafka_alter_configs_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_alter_configs_request *s)
 {
     if (version < 0 || version > 2)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -4976,8 +5283,11 @@ int kafka_alter_configs_request_encode(struct kafka_writer *w, int16_t version, 
 /* ---- DescribeLogDirsRequest (versions 0-4, flexible 2+) ---- */
 
 static void describe_log_dirs_request_describable_log_dir_topic_init(struct kafka_describe_log_dirs_request_describable_log_dir_topic *s);
-static int describe_log_dirs_request_describable_log_dir_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_log_dirs_request_describable_log_dir_topic *s, struct kafka_arena *arena);
-static int describe_log_dirs_request_describable_log_dir_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_log_dirs_request_describable_log_dir_topic *s);
+static int describe_log_dirs_request_describable_log_dir_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_log_dirs_request_describable_log_dir_topic *s,
+    struct kafka_arena *arena);
+static int describe_log_dirs_request_describable_log_dir_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_log_dirs_request_describable_log_dir_topic *s);
 
 static void describe_log_dirs_request_describable_log_dir_topic_init(struct kafka_describe_log_dirs_request_describable_log_dir_topic *s)
 {
@@ -4986,7 +5296,9 @@ static void describe_log_dirs_request_describable_log_dir_topic_init(struct kafk
     s->partitions_count = 0;
 }
 
-static int describe_log_dirs_request_describable_log_dir_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_log_dirs_request_describable_log_dir_topic *s, struct kafka_arena *arena)
+static int describe_log_dirs_request_describable_log_dir_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_log_dirs_request_describable_log_dir_topic *s,
+    struct kafka_arena *arena)
 {
     describe_log_dirs_request_describable_log_dir_topic_init(s);
     s->topic = kafka_read_string(r, version >= 2);
@@ -5001,7 +5313,7 @@ static int describe_log_dirs_request_describable_log_dir_topic_decode(struct kaf
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -5026,7 +5338,8 @@ static int describe_log_dirs_request_describable_log_dir_topic_decode(struct kaf
     return r->err;
 }
 
-static int describe_log_dirs_request_describable_log_dir_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_log_dirs_request_describable_log_dir_topic *s)
+static int describe_log_dirs_request_describable_log_dir_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_log_dirs_request_describable_log_dir_topic *s)
 {
     if (s->topic.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -5044,14 +5357,16 @@ static int describe_log_dirs_request_describable_log_dir_topic_encode(struct kaf
     return w->err;
 }
 
-void kafka_describe_log_dirs_request_init(struct kafka_describe_log_dirs_request *s, int16_t version)
+void kafka_describe_log_dirs_request_init(struct kafka_describe_log_dirs_request *s,
+    int16_t version)
 {
     (void)version;
     s->topics = NULL;
     s->topics_count = 0;
 }
 
-int kafka_describe_log_dirs_request_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_log_dirs_request *s, struct kafka_arena *arena)
+int kafka_describe_log_dirs_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_log_dirs_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 4)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -5064,12 +5379,13 @@ int kafka_describe_log_dirs_request_decode(struct kafka_reader *r, int16_t versi
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = describe_log_dirs_request_describable_log_dir_topic_decode(r, version, &s->topics[i], arena);
+            rc = describe_log_dirs_request_describable_log_dir_topic_decode(r, version,
+                &s->topics[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -5091,13 +5407,15 @@ int kafka_describe_log_dirs_request_decode(struct kafka_reader *r, int16_t versi
     return r->err;
 }
 
-int kafka_describe_log_dirs_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_log_dirs_request *s)
+int kafka_describe_log_dirs_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_log_dirs_request *s)
 {
     if (version < 0 || version > 4)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     kafka_write_array_len(w, s->topics_count, version >= 2);
     for (int32_t i = 0; i < s->topics_count; i++) {
-        if (describe_log_dirs_request_describable_log_dir_topic_encode(w, version, &s->topics[i]) != 0)
+        if (describe_log_dirs_request_describable_log_dir_topic_encode(w, version,
+            &s->topics[i]) != 0)
             return w->err;
     }
     if (version >= 2) {
@@ -5109,13 +5427,15 @@ int kafka_describe_log_dirs_request_encode(struct kafka_writer *w, int16_t versi
 
 /* ---- SaslAuthenticateRequest (versions 0-2, flexible 2+) ---- */
 
-void kafka_sasl_authenticate_request_init(struct kafka_sasl_authenticate_request *s, int16_t version)
+void kafka_sasl_authenticate_request_init(struct kafka_sasl_authenticate_request *s,
+    int16_t version)
 {
     (void)version;
     s->auth_bytes = (struct kafka_bytes){ NULL, 0 };
 }
 
-int kafka_sasl_authenticate_request_decode(struct kafka_reader *r, int16_t version, struct kafka_sasl_authenticate_request *s, struct kafka_arena *arena)
+int kafka_sasl_authenticate_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_sasl_authenticate_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 2)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -5138,7 +5458,8 @@ int kafka_sasl_authenticate_request_decode(struct kafka_reader *r, int16_t versi
     return r->err;
 }
 
-int kafka_sasl_authenticate_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_sasl_authenticate_request *s)
+int kafka_sasl_authenticate_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_sasl_authenticate_request *s)
 {
     if (version < 0 || version > 2)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -5155,11 +5476,17 @@ int kafka_sasl_authenticate_request_encode(struct kafka_writer *w, int16_t versi
 /* ---- CreatePartitionsRequest (versions 0-3, flexible 2+) ---- */
 
 static void create_partitions_request_create_partitions_assignment_init(struct kafka_create_partitions_request_create_partitions_assignment *s);
-static int create_partitions_request_create_partitions_assignment_decode(struct kafka_reader *r, int16_t version, struct kafka_create_partitions_request_create_partitions_assignment *s, struct kafka_arena *arena);
-static int create_partitions_request_create_partitions_assignment_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_partitions_request_create_partitions_assignment *s);
+static int create_partitions_request_create_partitions_assignment_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_create_partitions_request_create_partitions_assignment *s,
+    struct kafka_arena *arena);
+static int create_partitions_request_create_partitions_assignment_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_create_partitions_request_create_partitions_assignment *s);
 static void create_partitions_request_create_partitions_topic_init(struct kafka_create_partitions_request_create_partitions_topic *s);
-static int create_partitions_request_create_partitions_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_create_partitions_request_create_partitions_topic *s, struct kafka_arena *arena);
-static int create_partitions_request_create_partitions_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_partitions_request_create_partitions_topic *s);
+static int create_partitions_request_create_partitions_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_create_partitions_request_create_partitions_topic *s,
+    struct kafka_arena *arena);
+static int create_partitions_request_create_partitions_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_create_partitions_request_create_partitions_topic *s);
 
 static void create_partitions_request_create_partitions_assignment_init(struct kafka_create_partitions_request_create_partitions_assignment *s)
 {
@@ -5167,7 +5494,9 @@ static void create_partitions_request_create_partitions_assignment_init(struct k
     s->broker_ids_count = 0;
 }
 
-static int create_partitions_request_create_partitions_assignment_decode(struct kafka_reader *r, int16_t version, struct kafka_create_partitions_request_create_partitions_assignment *s, struct kafka_arena *arena)
+static int create_partitions_request_create_partitions_assignment_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_create_partitions_request_create_partitions_assignment *s,
+    struct kafka_arena *arena)
 {
     create_partitions_request_create_partitions_assignment_init(s);
     {
@@ -5179,7 +5508,7 @@ static int create_partitions_request_create_partitions_assignment_decode(struct 
         s->broker_ids_count = n;
         s->broker_ids = NULL;
         if (n > 0) {
-            s->broker_ids = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->broker_ids), _Alignof(__typeof__(*s->broker_ids)));
+            s->broker_ids = KAFKA_ARENA_ARRAY(arena, n, s->broker_ids);
             if (s->broker_ids == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -5204,7 +5533,8 @@ static int create_partitions_request_create_partitions_assignment_decode(struct 
     return r->err;
 }
 
-static int create_partitions_request_create_partitions_assignment_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_partitions_request_create_partitions_assignment *s)
+static int create_partitions_request_create_partitions_assignment_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_create_partitions_request_create_partitions_assignment *s)
 {
     if (s->broker_ids_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -5227,7 +5557,9 @@ static void create_partitions_request_create_partitions_topic_init(struct kafka_
     s->assignments_count = 0;
 }
 
-static int create_partitions_request_create_partitions_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_create_partitions_request_create_partitions_topic *s, struct kafka_arena *arena)
+static int create_partitions_request_create_partitions_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_create_partitions_request_create_partitions_topic *s,
+    struct kafka_arena *arena)
 {
     int rc;
     create_partitions_request_create_partitions_topic_init(s);
@@ -5242,12 +5574,13 @@ static int create_partitions_request_create_partitions_topic_decode(struct kafka
         s->assignments_count = n;
         s->assignments = NULL;
         if (n > 0) {
-            s->assignments = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->assignments), _Alignof(__typeof__(*s->assignments)));
+            s->assignments = KAFKA_ARENA_ARRAY(arena, n, s->assignments);
             if (s->assignments == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = create_partitions_request_create_partitions_assignment_decode(r, version, &s->assignments[i], arena);
+            rc = create_partitions_request_create_partitions_assignment_decode(r, version,
+                &s->assignments[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -5269,7 +5602,8 @@ static int create_partitions_request_create_partitions_topic_decode(struct kafka
     return r->err;
 }
 
-static int create_partitions_request_create_partitions_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_partitions_request_create_partitions_topic *s)
+static int create_partitions_request_create_partitions_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_create_partitions_request_create_partitions_topic *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -5277,7 +5611,8 @@ static int create_partitions_request_create_partitions_topic_encode(struct kafka
     kafka_write_int32(w, s->count);
     kafka_write_array_len(w, s->assignments_count, version >= 2);
     for (int32_t i = 0; i < s->assignments_count; i++) {
-        if (create_partitions_request_create_partitions_assignment_encode(w, version, &s->assignments[i]) != 0)
+        if (create_partitions_request_create_partitions_assignment_encode(w, version,
+            &s->assignments[i]) != 0)
             return w->err;
     }
     if (version >= 2) {
@@ -5287,7 +5622,8 @@ static int create_partitions_request_create_partitions_topic_encode(struct kafka
     return w->err;
 }
 
-void kafka_create_partitions_request_init(struct kafka_create_partitions_request *s, int16_t version)
+void kafka_create_partitions_request_init(struct kafka_create_partitions_request *s,
+    int16_t version)
 {
     (void)version;
     s->topics = NULL;
@@ -5296,7 +5632,8 @@ void kafka_create_partitions_request_init(struct kafka_create_partitions_request
     s->validate_only = 0;
 }
 
-int kafka_create_partitions_request_decode(struct kafka_reader *r, int16_t version, struct kafka_create_partitions_request *s, struct kafka_arena *arena)
+int kafka_create_partitions_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_create_partitions_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 3)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -5311,12 +5648,13 @@ int kafka_create_partitions_request_decode(struct kafka_reader *r, int16_t versi
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = create_partitions_request_create_partitions_topic_decode(r, version, &s->topics[i], arena);
+            rc = create_partitions_request_create_partitions_topic_decode(r, version,
+                &s->topics[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -5340,7 +5678,8 @@ int kafka_create_partitions_request_decode(struct kafka_reader *r, int16_t versi
     return r->err;
 }
 
-int kafka_create_partitions_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_partitions_request *s)
+int kafka_create_partitions_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_create_partitions_request *s)
 {
     if (version < 0 || version > 3)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -5348,7 +5687,8 @@ int kafka_create_partitions_request_encode(struct kafka_writer *w, int16_t versi
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->topics_count, version >= 2);
     for (int32_t i = 0; i < s->topics_count; i++) {
-        if (create_partitions_request_create_partitions_topic_encode(w, version, &s->topics[i]) != 0)
+        if (create_partitions_request_create_partitions_topic_encode(w, version,
+            &s->topics[i]) != 0)
             return w->err;
     }
     kafka_write_int32(w, s->timeout_ms);
@@ -5369,7 +5709,8 @@ void kafka_delete_groups_request_init(struct kafka_delete_groups_request *s, int
     s->groups_names_count = 0;
 }
 
-int kafka_delete_groups_request_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_groups_request *s, struct kafka_arena *arena)
+int kafka_delete_groups_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_delete_groups_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 2)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -5383,7 +5724,7 @@ int kafka_delete_groups_request_decode(struct kafka_reader *r, int16_t version, 
         s->groups_names_count = n;
         s->groups_names = NULL;
         if (n > 0) {
-            s->groups_names = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->groups_names), _Alignof(__typeof__(*s->groups_names)));
+            s->groups_names = KAFKA_ARENA_ARRAY(arena, n, s->groups_names);
             if (s->groups_names == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -5410,7 +5751,8 @@ int kafka_delete_groups_request_decode(struct kafka_reader *r, int16_t version, 
     return r->err;
 }
 
-int kafka_delete_groups_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_groups_request *s)
+int kafka_delete_groups_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_delete_groups_request *s)
 {
     if (version < 0 || version > 2)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -5432,11 +5774,18 @@ int kafka_delete_groups_request_encode(struct kafka_writer *w, int16_t version, 
 /* ---- IncrementalAlterConfigsRequest (versions 0-1, flexible 1+) ---- */
 
 static void incremental_alter_configs_request_alterable_config_init(struct kafka_incremental_alter_configs_request_alterable_config *s);
-static int incremental_alter_configs_request_alterable_config_decode(struct kafka_reader *r, int16_t version, struct kafka_incremental_alter_configs_request_alterable_config *s, struct kafka_arena *arena);
-static int incremental_alter_configs_request_alterable_config_encode(struct kafka_writer *w, int16_t version, const struct kafka_incremental_alter_configs_request_alterable_config *s);
+static int incremental_alter_configs_request_alterable_config_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_incremental_alter_configs_request_alterable_config *s,
+    struct kafka_arena *arena);
+static int incremental_alter_configs_request_alterable_config_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_incremental_alter_configs_request_alterable_config *s);
 static void incremental_alter_configs_request_alter_configs_resource_init(struct kafka_incremental_alter_configs_request_alter_configs_resource *s);
-static int incremental_alter_configs_request_alter_configs_resource_decode(struct kafka_reader *r, int16_t version, struct kafka_incremental_alter_configs_request_alter_configs_resource *s, struct kafka_arena *arena);
-static int incremental_alter_configs_request_alter_configs_resource_encode(struct kafka_writer *w, int16_t version, const struct kafka_incremental_alter_configs_request_alter_configs_resource *s);
+static int incremental_alter_configs_request_alter_configs_resource_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_incremental_alter_configs_request_alter_configs_resource *s,
+    struct kafka_arena *arena);
+static int incremental_alter_configs_request_alter_configs_resource_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_incremental_alter_configs_request_alter_configs_resource *s);
 
 static void incremental_alter_configs_request_alterable_config_init(struct kafka_incremental_alter_configs_request_alterable_config *s)
 {
@@ -5445,7 +5794,9 @@ static void incremental_alter_configs_request_alterable_config_init(struct kafka
     s->value = (struct kafka_str){ "", 0 };
 }
 
-static int incremental_alter_configs_request_alterable_config_decode(struct kafka_reader *r, int16_t version, struct kafka_incremental_alter_configs_request_alterable_config *s, struct kafka_arena *arena)
+static int incremental_alter_configs_request_alterable_config_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_incremental_alter_configs_request_alterable_config *s,
+    struct kafka_arena *arena)
 {
     incremental_alter_configs_request_alterable_config_init(s);
     s->name = kafka_read_string(r, version >= 1);
@@ -5468,7 +5819,8 @@ static int incremental_alter_configs_request_alterable_config_decode(struct kafk
     return r->err;
 }
 
-static int incremental_alter_configs_request_alterable_config_encode(struct kafka_writer *w, int16_t version, const struct kafka_incremental_alter_configs_request_alterable_config *s)
+static int incremental_alter_configs_request_alterable_config_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_incremental_alter_configs_request_alterable_config *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -5490,7 +5842,9 @@ static void incremental_alter_configs_request_alter_configs_resource_init(struct
     s->configs_count = 0;
 }
 
-static int incremental_alter_configs_request_alter_configs_resource_decode(struct kafka_reader *r, int16_t version, struct kafka_incremental_alter_configs_request_alter_configs_resource *s, struct kafka_arena *arena)
+static int incremental_alter_configs_request_alter_configs_resource_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_incremental_alter_configs_request_alter_configs_resource *s,
+    struct kafka_arena *arena)
 {
     int rc;
     incremental_alter_configs_request_alter_configs_resource_init(s);
@@ -5507,12 +5861,13 @@ static int incremental_alter_configs_request_alter_configs_resource_decode(struc
         s->configs_count = n;
         s->configs = NULL;
         if (n > 0) {
-            s->configs = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->configs), _Alignof(__typeof__(*s->configs)));
+            s->configs = KAFKA_ARENA_ARRAY(arena, n, s->configs);
             if (s->configs == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = incremental_alter_configs_request_alterable_config_decode(r, version, &s->configs[i], arena);
+            rc = incremental_alter_configs_request_alterable_config_decode(r, version,
+                &s->configs[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -5534,7 +5889,8 @@ static int incremental_alter_configs_request_alter_configs_resource_decode(struc
     return r->err;
 }
 
-static int incremental_alter_configs_request_alter_configs_resource_encode(struct kafka_writer *w, int16_t version, const struct kafka_incremental_alter_configs_request_alter_configs_resource *s)
+static int incremental_alter_configs_request_alter_configs_resource_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_incremental_alter_configs_request_alter_configs_resource *s)
 {
     kafka_write_int8(w, s->resource_type);
     if (s->resource_name.len < 0)
@@ -5544,7 +5900,8 @@ static int incremental_alter_configs_request_alter_configs_resource_encode(struc
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->configs_count, version >= 1);
     for (int32_t i = 0; i < s->configs_count; i++) {
-        if (incremental_alter_configs_request_alterable_config_encode(w, version, &s->configs[i]) != 0)
+        if (incremental_alter_configs_request_alterable_config_encode(w, version,
+            &s->configs[i]) != 0)
             return w->err;
     }
     if (version >= 1) {
@@ -5554,7 +5911,8 @@ static int incremental_alter_configs_request_alter_configs_resource_encode(struc
     return w->err;
 }
 
-void kafka_incremental_alter_configs_request_init(struct kafka_incremental_alter_configs_request *s, int16_t version)
+void kafka_incremental_alter_configs_request_init(struct kafka_incremental_alter_configs_request *s,
+    int16_t version)
 {
     (void)version;
     s->resources = NULL;
@@ -5562,7 +5920,8 @@ void kafka_incremental_alter_configs_request_init(struct kafka_incremental_alter
     s->validate_only = 0;
 }
 
-int kafka_incremental_alter_configs_request_decode(struct kafka_reader *r, int16_t version, struct kafka_incremental_alter_configs_request *s, struct kafka_arena *arena)
+int kafka_incremental_alter_configs_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_incremental_alter_configs_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 1)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -5577,12 +5936,13 @@ int kafka_incremental_alter_configs_request_decode(struct kafka_reader *r, int16
         s->resources_count = n;
         s->resources = NULL;
         if (n > 0) {
-            s->resources = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->resources), _Alignof(__typeof__(*s->resources)));
+            s->resources = KAFKA_ARENA_ARRAY(arena, n, s->resources);
             if (s->resources == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = incremental_alter_configs_request_alter_configs_resource_decode(r, version, &s->resources[i], arena);
+            rc = incremental_alter_configs_request_alter_configs_resource_decode(r, version,
+                &s->resources[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -5605,7 +5965,8 @@ int kafka_incremental_alter_configs_request_decode(struct kafka_reader *r, int16
     return r->err;
 }
 
-int kafka_incremental_alter_configs_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_incremental_alter_configs_request *s)
+int kafka_incremental_alter_configs_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_incremental_alter_configs_request *s)
 {
     if (version < 0 || version > 1)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -5613,7 +5974,8 @@ int kafka_incremental_alter_configs_request_encode(struct kafka_writer *w, int16
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->resources_count, version >= 1);
     for (int32_t i = 0; i < s->resources_count; i++) {
-        if (incremental_alter_configs_request_alter_configs_resource_encode(w, version, &s->resources[i]) != 0)
+        if (incremental_alter_configs_request_alter_configs_resource_encode(w, version,
+            &s->resources[i]) != 0)
             return w->err;
     }
     kafka_write_bool(w, s->validate_only);
@@ -5627,25 +5989,34 @@ int kafka_incremental_alter_configs_request_encode(struct kafka_writer *w, int16
 /* ---- OffsetDeleteRequest (versions 0-0, flexible none) ---- */
 
 static void offset_delete_request_offset_delete_request_partition_init(struct kafka_offset_delete_request_offset_delete_request_partition *s);
-static int offset_delete_request_offset_delete_request_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_delete_request_offset_delete_request_partition *s, struct kafka_arena *arena);
-static int offset_delete_request_offset_delete_request_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_delete_request_offset_delete_request_partition *s);
+static int offset_delete_request_offset_delete_request_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_delete_request_offset_delete_request_partition *s,
+    struct kafka_arena *arena);
+static int offset_delete_request_offset_delete_request_partition_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_delete_request_offset_delete_request_partition *s);
 static void offset_delete_request_offset_delete_request_topic_init(struct kafka_offset_delete_request_offset_delete_request_topic *s);
-static int offset_delete_request_offset_delete_request_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_delete_request_offset_delete_request_topic *s, struct kafka_arena *arena);
-static int offset_delete_request_offset_delete_request_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_delete_request_offset_delete_request_topic *s);
+static int offset_delete_request_offset_delete_request_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_delete_request_offset_delete_request_topic *s,
+    struct kafka_arena *arena);
+static int offset_delete_request_offset_delete_request_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_delete_request_offset_delete_request_topic *s);
 
 static void offset_delete_request_offset_delete_request_partition_init(struct kafka_offset_delete_request_offset_delete_request_partition *s)
 {
     s->partition_index = 0;
 }
 
-static int offset_delete_request_offset_delete_request_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_delete_request_offset_delete_request_partition *s, struct kafka_arena *arena)
+static int offset_delete_request_offset_delete_request_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_delete_request_offset_delete_request_partition *s,
+    struct kafka_arena *arena)
 {
     offset_delete_request_offset_delete_request_partition_init(s);
     s->partition_index = kafka_read_int32(r);
     return r->err;
 }
 
-static int offset_delete_request_offset_delete_request_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_delete_request_offset_delete_request_partition *s)
+static int offset_delete_request_offset_delete_request_partition_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_delete_request_offset_delete_request_partition *s)
 {
     kafka_write_int32(w, s->partition_index);
     return w->err;
@@ -5658,7 +6029,9 @@ static void offset_delete_request_offset_delete_request_topic_init(struct kafka_
     s->partitions_count = 0;
 }
 
-static int offset_delete_request_offset_delete_request_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_delete_request_offset_delete_request_topic *s, struct kafka_arena *arena)
+static int offset_delete_request_offset_delete_request_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_delete_request_offset_delete_request_topic *s,
+    struct kafka_arena *arena)
 {
     int rc;
     offset_delete_request_offset_delete_request_topic_init(s);
@@ -5674,12 +6047,13 @@ static int offset_delete_request_offset_delete_request_topic_decode(struct kafka
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = offset_delete_request_offset_delete_request_partition_decode(r, version, &s->partitions[i], arena);
+            rc = offset_delete_request_offset_delete_request_partition_decode(r, version,
+                &s->partitions[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -5689,7 +6063,8 @@ static int offset_delete_request_offset_delete_request_topic_decode(struct kafka
     return r->err;
 }
 
-static int offset_delete_request_offset_delete_request_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_delete_request_offset_delete_request_topic *s)
+static int offset_delete_request_offset_delete_request_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_delete_request_offset_delete_request_topic *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -5698,7 +6073,8 @@ static int offset_delete_request_offset_delete_request_topic_encode(struct kafka
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->partitions_count, 0);
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        if (offset_delete_request_offset_delete_request_partition_encode(w, version, &s->partitions[i]) != 0)
+        if (offset_delete_request_offset_delete_request_partition_encode(w, version,
+            &s->partitions[i]) != 0)
             return w->err;
     }
     return w->err;
@@ -5712,7 +6088,8 @@ void kafka_offset_delete_request_init(struct kafka_offset_delete_request *s, int
     s->topics_count = 0;
 }
 
-int kafka_offset_delete_request_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_delete_request *s, struct kafka_arena *arena)
+int kafka_offset_delete_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_offset_delete_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 0)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -5730,12 +6107,13 @@ int kafka_offset_delete_request_decode(struct kafka_reader *r, int16_t version, 
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = offset_delete_request_offset_delete_request_topic_decode(r, version, &s->topics[i], arena);
+            rc = offset_delete_request_offset_delete_request_topic_decode(r, version,
+                &s->topics[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -5745,7 +6123,8 @@ int kafka_offset_delete_request_decode(struct kafka_reader *r, int16_t version, 
     return r->err;
 }
 
-int kafka_offset_delete_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_delete_request *s)
+int kafka_offset_delete_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_offset_delete_request *s)
 {
     if (version < 0 || version > 0)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -5756,7 +6135,8 @@ int kafka_offset_delete_request_encode(struct kafka_writer *w, int16_t version, 
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->topics_count, 0);
     for (int32_t i = 0; i < s->topics_count; i++) {
-        if (offset_delete_request_offset_delete_request_topic_encode(w, version, &s->topics[i]) != 0)
+        if (offset_delete_request_offset_delete_request_topic_encode(w, version,
+            &s->topics[i]) != 0)
             return w->err;
     }
     return w->err;
@@ -5771,7 +6151,8 @@ void kafka_describe_cluster_request_init(struct kafka_describe_cluster_request *
     s->endpoint_type = 1;
 }
 
-int kafka_describe_cluster_request_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_cluster_request *s, struct kafka_arena *arena)
+int kafka_describe_cluster_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_cluster_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 1)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -5793,7 +6174,8 @@ int kafka_describe_cluster_request_decode(struct kafka_reader *r, int16_t versio
     return r->err;
 }
 
-int kafka_describe_cluster_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_cluster_request *s)
+int kafka_describe_cluster_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_cluster_request *s)
 {
     if (version < 0 || version > 1)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -5811,8 +6193,10 @@ int kafka_describe_cluster_request_encode(struct kafka_writer *w, int16_t versio
 /* ---- DescribeProducersRequest (versions 0-0, flexible 0+) ---- */
 
 static void describe_producers_request_topic_request_init(struct kafka_describe_producers_request_topic_request *s);
-static int describe_producers_request_topic_request_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_producers_request_topic_request *s, struct kafka_arena *arena);
-static int describe_producers_request_topic_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_producers_request_topic_request *s);
+static int describe_producers_request_topic_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_producers_request_topic_request *s, struct kafka_arena *arena);
+static int describe_producers_request_topic_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_producers_request_topic_request *s);
 
 static void describe_producers_request_topic_request_init(struct kafka_describe_producers_request_topic_request *s)
 {
@@ -5821,7 +6205,8 @@ static void describe_producers_request_topic_request_init(struct kafka_describe_
     s->partition_indexes_count = 0;
 }
 
-static int describe_producers_request_topic_request_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_producers_request_topic_request *s, struct kafka_arena *arena)
+static int describe_producers_request_topic_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_producers_request_topic_request *s, struct kafka_arena *arena)
 {
     describe_producers_request_topic_request_init(s);
     s->name = kafka_read_string(r, 1);
@@ -5836,7 +6221,7 @@ static int describe_producers_request_topic_request_decode(struct kafka_reader *
         s->partition_indexes_count = n;
         s->partition_indexes = NULL;
         if (n > 0) {
-            s->partition_indexes = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partition_indexes), _Alignof(__typeof__(*s->partition_indexes)));
+            s->partition_indexes = KAFKA_ARENA_ARRAY(arena, n, s->partition_indexes);
             if (s->partition_indexes == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -5859,7 +6244,8 @@ static int describe_producers_request_topic_request_decode(struct kafka_reader *
     return r->err;
 }
 
-static int describe_producers_request_topic_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_producers_request_topic_request *s)
+static int describe_producers_request_topic_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_producers_request_topic_request *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -5875,14 +6261,16 @@ static int describe_producers_request_topic_request_encode(struct kafka_writer *
     return w->err;
 }
 
-void kafka_describe_producers_request_init(struct kafka_describe_producers_request *s, int16_t version)
+void kafka_describe_producers_request_init(struct kafka_describe_producers_request *s,
+    int16_t version)
 {
     (void)version;
     s->topics = NULL;
     s->topics_count = 0;
 }
 
-int kafka_describe_producers_request_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_producers_request *s, struct kafka_arena *arena)
+int kafka_describe_producers_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_producers_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 0)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -5897,7 +6285,7 @@ int kafka_describe_producers_request_decode(struct kafka_reader *r, int16_t vers
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -5922,7 +6310,8 @@ int kafka_describe_producers_request_decode(struct kafka_reader *r, int16_t vers
     return r->err;
 }
 
-int kafka_describe_producers_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_producers_request *s)
+int kafka_describe_producers_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_producers_request *s)
 {
     if (version < 0 || version > 0)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -5940,14 +6329,16 @@ int kafka_describe_producers_request_encode(struct kafka_writer *w, int16_t vers
 
 /* ---- DescribeTransactionsRequest (versions 0-0, flexible 0+) ---- */
 
-void kafka_describe_transactions_request_init(struct kafka_describe_transactions_request *s, int16_t version)
+void kafka_describe_transactions_request_init(struct kafka_describe_transactions_request *s,
+    int16_t version)
 {
     (void)version;
     s->transactional_ids = NULL;
     s->transactional_ids_count = 0;
 }
 
-int kafka_describe_transactions_request_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_transactions_request *s, struct kafka_arena *arena)
+int kafka_describe_transactions_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_transactions_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 0)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -5961,7 +6352,7 @@ int kafka_describe_transactions_request_decode(struct kafka_reader *r, int16_t v
         s->transactional_ids_count = n;
         s->transactional_ids = NULL;
         if (n > 0) {
-            s->transactional_ids = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->transactional_ids), _Alignof(__typeof__(*s->transactional_ids)));
+            s->transactional_ids = KAFKA_ARENA_ARRAY(arena, n, s->transactional_ids);
             if (s->transactional_ids == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -5986,7 +6377,8 @@ int kafka_describe_transactions_request_decode(struct kafka_reader *r, int16_t v
     return r->err;
 }
 
-int kafka_describe_transactions_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_transactions_request *s)
+int kafka_describe_transactions_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_transactions_request *s)
 {
     if (version < 0 || version > 0)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -6005,7 +6397,8 @@ int kafka_describe_transactions_request_encode(struct kafka_writer *w, int16_t v
 
 /* ---- ListTransactionsRequest (versions 0-1, flexible 0+) ---- */
 
-void kafka_list_transactions_request_init(struct kafka_list_transactions_request *s, int16_t version)
+void kafka_list_transactions_request_init(struct kafka_list_transactions_request *s,
+    int16_t version)
 {
     (void)version;
     s->state_filters = NULL;
@@ -6015,7 +6408,8 @@ void kafka_list_transactions_request_init(struct kafka_list_transactions_request
     s->duration_filter = INT64_C(-1);
 }
 
-int kafka_list_transactions_request_decode(struct kafka_reader *r, int16_t version, struct kafka_list_transactions_request *s, struct kafka_arena *arena)
+int kafka_list_transactions_request_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_list_transactions_request *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 1)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -6029,7 +6423,7 @@ int kafka_list_transactions_request_decode(struct kafka_reader *r, int16_t versi
         s->state_filters_count = n;
         s->state_filters = NULL;
         if (n > 0) {
-            s->state_filters = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->state_filters), _Alignof(__typeof__(*s->state_filters)));
+            s->state_filters = KAFKA_ARENA_ARRAY(arena, n, s->state_filters);
             if (s->state_filters == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -6050,7 +6444,7 @@ int kafka_list_transactions_request_decode(struct kafka_reader *r, int16_t versi
         s->producer_id_filters_count = n;
         s->producer_id_filters = NULL;
         if (n > 0) {
-            s->producer_id_filters = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->producer_id_filters), _Alignof(__typeof__(*s->producer_id_filters)));
+            s->producer_id_filters = KAFKA_ARENA_ARRAY(arena, n, s->producer_id_filters);
             if (s->producer_id_filters == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -6076,7 +6470,8 @@ int kafka_list_transactions_request_decode(struct kafka_reader *r, int16_t versi
     return r->err;
 }
 
-int kafka_list_transactions_request_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_transactions_request *s)
+int kafka_list_transactions_request_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_list_transactions_request *s)
 {
     if (version < 0 || version > 1)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);

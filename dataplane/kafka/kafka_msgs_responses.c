@@ -14,21 +14,33 @@
 /* ---- ProduceResponse (versions 0-11, flexible 9+) ---- */
 
 static void produce_response_node_endpoint_init(struct kafka_produce_response_node_endpoint *s);
-static int produce_response_node_endpoint_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_response_node_endpoint *s, struct kafka_arena *arena);
-static int produce_response_node_endpoint_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_response_node_endpoint *s);
+static int produce_response_node_endpoint_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_produce_response_node_endpoint *s, struct kafka_arena *arena);
+static int produce_response_node_endpoint_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_produce_response_node_endpoint *s);
 static void produce_response_leader_id_and_epoch_init(struct kafka_produce_response_leader_id_and_epoch *s);
-static int produce_response_leader_id_and_epoch_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_response_leader_id_and_epoch *s, struct kafka_arena *arena);
-static int produce_response_leader_id_and_epoch_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_response_leader_id_and_epoch *s);
+static int produce_response_leader_id_and_epoch_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_produce_response_leader_id_and_epoch *s, struct kafka_arena *arena);
+static int produce_response_leader_id_and_epoch_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_produce_response_leader_id_and_epoch *s);
 static bool produce_response_leader_id_and_epoch_is_default(const struct kafka_produce_response_leader_id_and_epoch *s);
 static void produce_response_batch_index_and_error_message_init(struct kafka_produce_response_batch_index_and_error_message *s);
-static int produce_response_batch_index_and_error_message_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_response_batch_index_and_error_message *s, struct kafka_arena *arena);
-static int produce_response_batch_index_and_error_message_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_response_batch_index_and_error_message *s);
+static int produce_response_batch_index_and_error_message_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_produce_response_batch_index_and_error_message *s,
+    struct kafka_arena *arena);
+static int produce_response_batch_index_and_error_message_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_produce_response_batch_index_and_error_message *s);
 static void produce_response_partition_produce_response_init(struct kafka_produce_response_partition_produce_response *s);
-static int produce_response_partition_produce_response_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_response_partition_produce_response *s, struct kafka_arena *arena);
-static int produce_response_partition_produce_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_response_partition_produce_response *s);
+static int produce_response_partition_produce_response_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_produce_response_partition_produce_response *s,
+    struct kafka_arena *arena);
+static int produce_response_partition_produce_response_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_produce_response_partition_produce_response *s);
 static void produce_response_topic_produce_response_init(struct kafka_produce_response_topic_produce_response *s);
-static int produce_response_topic_produce_response_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_response_topic_produce_response *s, struct kafka_arena *arena);
-static int produce_response_topic_produce_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_response_topic_produce_response *s);
+static int produce_response_topic_produce_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_produce_response_topic_produce_response *s, struct kafka_arena *arena);
+static int produce_response_topic_produce_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_produce_response_topic_produce_response *s);
 
 static void produce_response_node_endpoint_init(struct kafka_produce_response_node_endpoint *s)
 {
@@ -38,7 +50,8 @@ static void produce_response_node_endpoint_init(struct kafka_produce_response_no
     s->rack = (struct kafka_str){ NULL, -1 };
 }
 
-static int produce_response_node_endpoint_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_response_node_endpoint *s, struct kafka_arena *arena)
+static int produce_response_node_endpoint_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_produce_response_node_endpoint *s, struct kafka_arena *arena)
 {
     produce_response_node_endpoint_init(s);
     s->node_id = kafka_read_int32(r);
@@ -60,7 +73,8 @@ static int produce_response_node_endpoint_decode(struct kafka_reader *r, int16_t
     return r->err;
 }
 
-static int produce_response_node_endpoint_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_response_node_endpoint *s)
+static int produce_response_node_endpoint_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_produce_response_node_endpoint *s)
 {
     kafka_write_int32(w, s->node_id);
     if (s->host.len < 0)
@@ -85,7 +99,8 @@ static bool produce_response_leader_id_and_epoch_is_default(const struct kafka_p
         && (s->leader_epoch == -1);
 }
 
-static int produce_response_leader_id_and_epoch_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_response_leader_id_and_epoch *s, struct kafka_arena *arena)
+static int produce_response_leader_id_and_epoch_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_produce_response_leader_id_and_epoch *s, struct kafka_arena *arena)
 {
     produce_response_leader_id_and_epoch_init(s);
     s->leader_id = kafka_read_int32(r);
@@ -103,7 +118,8 @@ static int produce_response_leader_id_and_epoch_decode(struct kafka_reader *r, i
     return r->err;
 }
 
-static int produce_response_leader_id_and_epoch_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_response_leader_id_and_epoch *s)
+static int produce_response_leader_id_and_epoch_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_produce_response_leader_id_and_epoch *s)
 {
     kafka_write_int32(w, s->leader_id);
     kafka_write_int32(w, s->leader_epoch);
@@ -118,7 +134,9 @@ static void produce_response_batch_index_and_error_message_init(struct kafka_pro
     s->batch_index_error_message = (struct kafka_str){ NULL, -1 };
 }
 
-static int produce_response_batch_index_and_error_message_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_response_batch_index_and_error_message *s, struct kafka_arena *arena)
+static int produce_response_batch_index_and_error_message_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_produce_response_batch_index_and_error_message *s,
+    struct kafka_arena *arena)
 {
     produce_response_batch_index_and_error_message_init(s);
     s->batch_index = kafka_read_int32(r);
@@ -138,7 +156,8 @@ static int produce_response_batch_index_and_error_message_decode(struct kafka_re
     return r->err;
 }
 
-static int produce_response_batch_index_and_error_message_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_response_batch_index_and_error_message *s)
+static int produce_response_batch_index_and_error_message_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_produce_response_batch_index_and_error_message *s)
 {
     kafka_write_int32(w, s->batch_index);
     kafka_write_string(w, s->batch_index_error_message, version >= 9);
@@ -162,7 +181,9 @@ static void produce_response_partition_produce_response_init(struct kafka_produc
     produce_response_leader_id_and_epoch_init(&s->current_leader);
 }
 
-static int produce_response_partition_produce_response_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_response_partition_produce_response *s, struct kafka_arena *arena)
+static int produce_response_partition_produce_response_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_produce_response_partition_produce_response *s,
+    struct kafka_arena *arena)
 {
     int rc;
     produce_response_partition_produce_response_init(s);
@@ -184,12 +205,13 @@ static int produce_response_partition_produce_response_decode(struct kafka_reade
         s->record_errors_count = n;
         s->record_errors = NULL;
         if (n > 0) {
-            s->record_errors = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->record_errors), _Alignof(__typeof__(*s->record_errors)));
+            s->record_errors = KAFKA_ARENA_ARRAY(arena, n, s->record_errors);
             if (s->record_errors == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = produce_response_batch_index_and_error_message_decode(r, version, &s->record_errors[i], arena);
+            rc = produce_response_batch_index_and_error_message_decode(r, version,
+                &s->record_errors[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -210,7 +232,8 @@ static int produce_response_partition_produce_response_decode(struct kafka_reade
             switch (tag) {
             case 0:
                 if (version >= 10) {
-                    rc = produce_response_leader_id_and_epoch_decode(sub, version, &s->current_leader, arena);
+                    rc = produce_response_leader_id_and_epoch_decode(sub, version,
+                        &s->current_leader, arena);
                     if (rc != 0)
                         return kafka_reader_fail(sub, rc);
                 }
@@ -223,7 +246,8 @@ static int produce_response_partition_produce_response_decode(struct kafka_reade
     return r->err;
 }
 
-static int produce_response_partition_produce_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_response_partition_produce_response *s)
+static int produce_response_partition_produce_response_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_produce_response_partition_produce_response *s)
 {
     kafka_write_int32(w, s->index);
     kafka_write_int16(w, s->error_code);
@@ -239,7 +263,8 @@ static int produce_response_partition_produce_response_encode(struct kafka_write
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_array_len(w, s->record_errors_count, version >= 9);
         for (int32_t i = 0; i < s->record_errors_count; i++) {
-            if (produce_response_batch_index_and_error_message_encode(w, version, &s->record_errors[i]) != 0)
+            if (produce_response_batch_index_and_error_message_encode(w, version,
+                &s->record_errors[i]) != 0)
                 return w->err;
         }
     }
@@ -257,7 +282,8 @@ static int produce_response_partition_produce_response_encode(struct kafka_write
             struct kafka_writer sizer_writer;
             struct kafka_writer *sizer = &sizer_writer;
             kafka_writer_init_sizer(sizer);
-            if (produce_response_leader_id_and_epoch_encode(sizer, version, &s->current_leader) != 0)
+            if (produce_response_leader_id_and_epoch_encode(sizer, version,
+                &s->current_leader) != 0)
                 return sizer->err;
             kafka_write_uvarint(w, 0);
             kafka_write_uvarint(w, (uint32_t)kafka_writer_size(sizer));
@@ -275,7 +301,8 @@ static void produce_response_topic_produce_response_init(struct kafka_produce_re
     s->partition_responses_count = 0;
 }
 
-static int produce_response_topic_produce_response_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_response_topic_produce_response *s, struct kafka_arena *arena)
+static int produce_response_topic_produce_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_produce_response_topic_produce_response *s, struct kafka_arena *arena)
 {
     int rc;
     produce_response_topic_produce_response_init(s);
@@ -291,12 +318,13 @@ static int produce_response_topic_produce_response_decode(struct kafka_reader *r
         s->partition_responses_count = n;
         s->partition_responses = NULL;
         if (n > 0) {
-            s->partition_responses = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partition_responses), _Alignof(__typeof__(*s->partition_responses)));
+            s->partition_responses = KAFKA_ARENA_ARRAY(arena, n, s->partition_responses);
             if (s->partition_responses == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = produce_response_partition_produce_response_decode(r, version, &s->partition_responses[i], arena);
+            rc = produce_response_partition_produce_response_decode(r, version,
+                &s->partition_responses[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -318,7 +346,8 @@ static int produce_response_topic_produce_response_decode(struct kafka_reader *r
     return r->err;
 }
 
-static int produce_response_topic_produce_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_response_topic_produce_response *s)
+static int produce_response_topic_produce_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_produce_response_topic_produce_response *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -327,7 +356,8 @@ static int produce_response_topic_produce_response_encode(struct kafka_writer *w
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->partition_responses_count, version >= 9);
     for (int32_t i = 0; i < s->partition_responses_count; i++) {
-        if (produce_response_partition_produce_response_encode(w, version, &s->partition_responses[i]) != 0)
+        if (produce_response_partition_produce_response_encode(w, version,
+            &s->partition_responses[i]) != 0)
             return w->err;
     }
     if (version >= 9) {
@@ -347,7 +377,8 @@ void kafka_produce_response_init(struct kafka_produce_response *s, int16_t versi
     s->node_endpoints_count = 0;
 }
 
-int kafka_produce_response_decode(struct kafka_reader *r, int16_t version, struct kafka_produce_response *s, struct kafka_arena *arena)
+int kafka_produce_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_produce_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 11)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -362,12 +393,13 @@ int kafka_produce_response_decode(struct kafka_reader *r, int16_t version, struc
         s->responses_count = n;
         s->responses = NULL;
         if (n > 0) {
-            s->responses = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->responses), _Alignof(__typeof__(*s->responses)));
+            s->responses = KAFKA_ARENA_ARRAY(arena, n, s->responses);
             if (s->responses == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = produce_response_topic_produce_response_decode(r, version, &s->responses[i], arena);
+            rc = produce_response_topic_produce_response_decode(r, version, &s->responses[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -396,12 +428,13 @@ int kafka_produce_response_decode(struct kafka_reader *r, int16_t version, struc
                     s->node_endpoints_count = n;
                     s->node_endpoints = NULL;
                     if (n > 0) {
-                        s->node_endpoints = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->node_endpoints), _Alignof(__typeof__(*s->node_endpoints)));
+                        s->node_endpoints = KAFKA_ARENA_ARRAY(arena, n, s->node_endpoints);
                         if (s->node_endpoints == NULL)
                             return kafka_reader_fail(sub, KAFKA_ERR_ARENA);
                     }
                     for (int32_t i = 0; i < n; i++) {
-                        rc = produce_response_node_endpoint_decode(sub, version, &s->node_endpoints[i], arena);
+                        rc = produce_response_node_endpoint_decode(sub, version,
+                            &s->node_endpoints[i], arena);
                         if (rc != 0)
                             return kafka_reader_fail(sub, rc);
                         if (sub->err != 0)
@@ -417,7 +450,8 @@ int kafka_produce_response_decode(struct kafka_reader *r, int16_t version, struc
     return r->err;
 }
 
-int kafka_produce_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_produce_response *s)
+int kafka_produce_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_produce_response *s)
 {
     if (version < 0 || version > 11)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -446,7 +480,8 @@ int kafka_produce_response_encode(struct kafka_writer *w, int16_t version, const
                 return kafka_writer_fail(sizer, KAFKA_ERR_NULL);
             kafka_write_array_len(sizer, s->node_endpoints_count, 1);
             for (int32_t i = 0; i < s->node_endpoints_count; i++) {
-                if (produce_response_node_endpoint_encode(sizer, version, &s->node_endpoints[i]) != 0)
+                if (produce_response_node_endpoint_encode(sizer, version,
+                    &s->node_endpoints[i]) != 0)
                     return sizer->err;
             }
             kafka_write_uvarint(w, 0);
@@ -466,29 +501,43 @@ int kafka_produce_response_encode(struct kafka_writer *w, int16_t version, const
 /* ---- FetchResponse (versions 0-17, flexible 12+) ---- */
 
 static void fetch_response_node_endpoint_init(struct kafka_fetch_response_node_endpoint *s);
-static int fetch_response_node_endpoint_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_response_node_endpoint *s, struct kafka_arena *arena);
-static int fetch_response_node_endpoint_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_response_node_endpoint *s);
+static int fetch_response_node_endpoint_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_response_node_endpoint *s, struct kafka_arena *arena);
+static int fetch_response_node_endpoint_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_response_node_endpoint *s);
 static void fetch_response_aborted_transaction_init(struct kafka_fetch_response_aborted_transaction *s);
-static int fetch_response_aborted_transaction_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_response_aborted_transaction *s, struct kafka_arena *arena);
-static int fetch_response_aborted_transaction_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_response_aborted_transaction *s);
+static int fetch_response_aborted_transaction_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_response_aborted_transaction *s, struct kafka_arena *arena);
+static int fetch_response_aborted_transaction_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_response_aborted_transaction *s);
 static void fetch_response_snapshot_id_init(struct kafka_fetch_response_snapshot_id *s);
-static int fetch_response_snapshot_id_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_response_snapshot_id *s, struct kafka_arena *arena);
-static int fetch_response_snapshot_id_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_response_snapshot_id *s);
+static int fetch_response_snapshot_id_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_response_snapshot_id *s, struct kafka_arena *arena);
+static int fetch_response_snapshot_id_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_response_snapshot_id *s);
 static bool fetch_response_snapshot_id_is_default(const struct kafka_fetch_response_snapshot_id *s);
 static void fetch_response_leader_id_and_epoch_init(struct kafka_fetch_response_leader_id_and_epoch *s);
-static int fetch_response_leader_id_and_epoch_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_response_leader_id_and_epoch *s, struct kafka_arena *arena);
-static int fetch_response_leader_id_and_epoch_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_response_leader_id_and_epoch *s);
+static int fetch_response_leader_id_and_epoch_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_response_leader_id_and_epoch *s, struct kafka_arena *arena);
+static int fetch_response_leader_id_and_epoch_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_response_leader_id_and_epoch *s);
 static bool fetch_response_leader_id_and_epoch_is_default(const struct kafka_fetch_response_leader_id_and_epoch *s);
 static void fetch_response_epoch_end_offset_init(struct kafka_fetch_response_epoch_end_offset *s);
-static int fetch_response_epoch_end_offset_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_response_epoch_end_offset *s, struct kafka_arena *arena);
-static int fetch_response_epoch_end_offset_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_response_epoch_end_offset *s);
+static int fetch_response_epoch_end_offset_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_response_epoch_end_offset *s, struct kafka_arena *arena);
+static int fetch_response_epoch_end_offset_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_response_epoch_end_offset *s);
 static bool fetch_response_epoch_end_offset_is_default(const struct kafka_fetch_response_epoch_end_offset *s);
 static void fetch_response_partition_data_init(struct kafka_fetch_response_partition_data *s);
-static int fetch_response_partition_data_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_response_partition_data *s, struct kafka_arena *arena);
-static int fetch_response_partition_data_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_response_partition_data *s);
+static int fetch_response_partition_data_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_response_partition_data *s, struct kafka_arena *arena);
+static int fetch_response_partition_data_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_response_partition_data *s);
 static void fetch_response_fetchable_topic_response_init(struct kafka_fetch_response_fetchable_topic_response *s);
-static int fetch_response_fetchable_topic_response_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_response_fetchable_topic_response *s, struct kafka_arena *arena);
-static int fetch_response_fetchable_topic_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_response_fetchable_topic_response *s);
+static int fetch_response_fetchable_topic_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_response_fetchable_topic_response *s, struct kafka_arena *arena);
+static int fetch_response_fetchable_topic_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_response_fetchable_topic_response *s);
 
 static void fetch_response_node_endpoint_init(struct kafka_fetch_response_node_endpoint *s)
 {
@@ -498,7 +547,8 @@ static void fetch_response_node_endpoint_init(struct kafka_fetch_response_node_e
     s->rack = (struct kafka_str){ NULL, -1 };
 }
 
-static int fetch_response_node_endpoint_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_response_node_endpoint *s, struct kafka_arena *arena)
+static int fetch_response_node_endpoint_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_response_node_endpoint *s, struct kafka_arena *arena)
 {
     fetch_response_node_endpoint_init(s);
     s->node_id = kafka_read_int32(r);
@@ -520,7 +570,8 @@ static int fetch_response_node_endpoint_decode(struct kafka_reader *r, int16_t v
     return r->err;
 }
 
-static int fetch_response_node_endpoint_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_response_node_endpoint *s)
+static int fetch_response_node_endpoint_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_response_node_endpoint *s)
 {
     kafka_write_int32(w, s->node_id);
     if (s->host.len < 0)
@@ -539,7 +590,8 @@ static void fetch_response_aborted_transaction_init(struct kafka_fetch_response_
     s->first_offset = 0;
 }
 
-static int fetch_response_aborted_transaction_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_response_aborted_transaction *s, struct kafka_arena *arena)
+static int fetch_response_aborted_transaction_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_response_aborted_transaction *s, struct kafka_arena *arena)
 {
     fetch_response_aborted_transaction_init(s);
     s->producer_id = kafka_read_int64(r);
@@ -559,7 +611,8 @@ static int fetch_response_aborted_transaction_decode(struct kafka_reader *r, int
     return r->err;
 }
 
-static int fetch_response_aborted_transaction_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_response_aborted_transaction *s)
+static int fetch_response_aborted_transaction_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_response_aborted_transaction *s)
 {
     kafka_write_int64(w, s->producer_id);
     kafka_write_int64(w, s->first_offset);
@@ -582,7 +635,8 @@ static bool fetch_response_snapshot_id_is_default(const struct kafka_fetch_respo
         && (s->epoch == -1);
 }
 
-static int fetch_response_snapshot_id_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_response_snapshot_id *s, struct kafka_arena *arena)
+static int fetch_response_snapshot_id_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_response_snapshot_id *s, struct kafka_arena *arena)
 {
     fetch_response_snapshot_id_init(s);
     s->end_offset = kafka_read_int64(r);
@@ -600,7 +654,8 @@ static int fetch_response_snapshot_id_decode(struct kafka_reader *r, int16_t ver
     return r->err;
 }
 
-static int fetch_response_snapshot_id_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_response_snapshot_id *s)
+static int fetch_response_snapshot_id_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_response_snapshot_id *s)
 {
     kafka_write_int64(w, s->end_offset);
     kafka_write_int32(w, s->epoch);
@@ -621,7 +676,8 @@ static bool fetch_response_leader_id_and_epoch_is_default(const struct kafka_fet
         && (s->leader_epoch == -1);
 }
 
-static int fetch_response_leader_id_and_epoch_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_response_leader_id_and_epoch *s, struct kafka_arena *arena)
+static int fetch_response_leader_id_and_epoch_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_response_leader_id_and_epoch *s, struct kafka_arena *arena)
 {
     fetch_response_leader_id_and_epoch_init(s);
     s->leader_id = kafka_read_int32(r);
@@ -639,7 +695,8 @@ static int fetch_response_leader_id_and_epoch_decode(struct kafka_reader *r, int
     return r->err;
 }
 
-static int fetch_response_leader_id_and_epoch_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_response_leader_id_and_epoch *s)
+static int fetch_response_leader_id_and_epoch_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_response_leader_id_and_epoch *s)
 {
     kafka_write_int32(w, s->leader_id);
     kafka_write_int32(w, s->leader_epoch);
@@ -660,7 +717,8 @@ static bool fetch_response_epoch_end_offset_is_default(const struct kafka_fetch_
         && (s->end_offset == INT64_C(-1));
 }
 
-static int fetch_response_epoch_end_offset_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_response_epoch_end_offset *s, struct kafka_arena *arena)
+static int fetch_response_epoch_end_offset_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_response_epoch_end_offset *s, struct kafka_arena *arena)
 {
     fetch_response_epoch_end_offset_init(s);
     s->epoch = kafka_read_int32(r);
@@ -678,7 +736,8 @@ static int fetch_response_epoch_end_offset_decode(struct kafka_reader *r, int16_
     return r->err;
 }
 
-static int fetch_response_epoch_end_offset_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_response_epoch_end_offset *s)
+static int fetch_response_epoch_end_offset_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_response_epoch_end_offset *s)
 {
     kafka_write_int32(w, s->epoch);
     kafka_write_int64(w, s->end_offset);
@@ -703,7 +762,8 @@ static void fetch_response_partition_data_init(struct kafka_fetch_response_parti
     s->records = (struct kafka_bytes){ NULL, -1 };
 }
 
-static int fetch_response_partition_data_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_response_partition_data *s, struct kafka_arena *arena)
+static int fetch_response_partition_data_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_response_partition_data *s, struct kafka_arena *arena)
 {
     int rc;
     fetch_response_partition_data_init(s);
@@ -723,12 +783,13 @@ static int fetch_response_partition_data_decode(struct kafka_reader *r, int16_t 
         s->aborted_transactions_count = n;
         s->aborted_transactions = NULL;
         if (n > 0) {
-            s->aborted_transactions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->aborted_transactions), _Alignof(__typeof__(*s->aborted_transactions)));
+            s->aborted_transactions = KAFKA_ARENA_ARRAY(arena, n, s->aborted_transactions);
             if (s->aborted_transactions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = fetch_response_aborted_transaction_decode(r, version, &s->aborted_transactions[i], arena);
+            rc = fetch_response_aborted_transaction_decode(r, version, &s->aborted_transactions[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -749,12 +810,14 @@ static int fetch_response_partition_data_decode(struct kafka_reader *r, int16_t 
                 return r->err;
             switch (tag) {
             case 0:
-                rc = fetch_response_epoch_end_offset_decode(sub, version, &s->diverging_epoch, arena);
+                rc = fetch_response_epoch_end_offset_decode(sub, version, &s->diverging_epoch,
+                    arena);
                 if (rc != 0)
                     return kafka_reader_fail(sub, rc);
                 break;
             case 1:
-                rc = fetch_response_leader_id_and_epoch_decode(sub, version, &s->current_leader, arena);
+                rc = fetch_response_leader_id_and_epoch_decode(sub, version, &s->current_leader,
+                    arena);
                 if (rc != 0)
                     return kafka_reader_fail(sub, rc);
                 break;
@@ -771,7 +834,8 @@ static int fetch_response_partition_data_decode(struct kafka_reader *r, int16_t 
     return r->err;
 }
 
-static int fetch_response_partition_data_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_response_partition_data *s)
+static int fetch_response_partition_data_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_response_partition_data *s)
 {
     kafka_write_int32(w, s->partition_index);
     kafka_write_int16(w, s->error_code);
@@ -791,7 +855,8 @@ static int fetch_response_partition_data_encode(struct kafka_writer *w, int16_t 
     if (version >= 4) {
         kafka_write_array_len(w, s->aborted_transactions_count, version >= 12);
         for (int32_t i = 0; i < s->aborted_transactions_count; i++) {
-            if (fetch_response_aborted_transaction_encode(w, version, &s->aborted_transactions[i]) != 0)
+            if (fetch_response_aborted_transaction_encode(w, version,
+                &s->aborted_transactions[i]) != 0)
                 return w->err;
         }
     }
@@ -855,7 +920,8 @@ static void fetch_response_fetchable_topic_response_init(struct kafka_fetch_resp
     s->partitions_count = 0;
 }
 
-static int fetch_response_fetchable_topic_response_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_response_fetchable_topic_response *s, struct kafka_arena *arena)
+static int fetch_response_fetchable_topic_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_response_fetchable_topic_response *s, struct kafka_arena *arena)
 {
     int rc;
     fetch_response_fetchable_topic_response_init(s);
@@ -876,7 +942,7 @@ static int fetch_response_fetchable_topic_response_decode(struct kafka_reader *r
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -903,7 +969,8 @@ static int fetch_response_fetchable_topic_response_decode(struct kafka_reader *r
     return r->err;
 }
 
-static int fetch_response_fetchable_topic_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_response_fetchable_topic_response *s)
+static int fetch_response_fetchable_topic_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_response_fetchable_topic_response *s)
 {
     if (version <= 12) {
         if (s->topic.len < 0)
@@ -939,7 +1006,8 @@ void kafka_fetch_response_init(struct kafka_fetch_response *s, int16_t version)
     s->node_endpoints_count = 0;
 }
 
-int kafka_fetch_response_decode(struct kafka_reader *r, int16_t version, struct kafka_fetch_response *s, struct kafka_arena *arena)
+int kafka_fetch_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_fetch_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 17)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -963,12 +1031,13 @@ int kafka_fetch_response_decode(struct kafka_reader *r, int16_t version, struct 
         s->responses_count = n;
         s->responses = NULL;
         if (n > 0) {
-            s->responses = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->responses), _Alignof(__typeof__(*s->responses)));
+            s->responses = KAFKA_ARENA_ARRAY(arena, n, s->responses);
             if (s->responses == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = fetch_response_fetchable_topic_response_decode(r, version, &s->responses[i], arena);
+            rc = fetch_response_fetchable_topic_response_decode(r, version, &s->responses[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -994,12 +1063,13 @@ int kafka_fetch_response_decode(struct kafka_reader *r, int16_t version, struct 
                     s->node_endpoints_count = n;
                     s->node_endpoints = NULL;
                     if (n > 0) {
-                        s->node_endpoints = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->node_endpoints), _Alignof(__typeof__(*s->node_endpoints)));
+                        s->node_endpoints = KAFKA_ARENA_ARRAY(arena, n, s->node_endpoints);
                         if (s->node_endpoints == NULL)
                             return kafka_reader_fail(sub, KAFKA_ERR_ARENA);
                     }
                     for (int32_t i = 0; i < n; i++) {
-                        rc = fetch_response_node_endpoint_decode(sub, version, &s->node_endpoints[i], arena);
+                        rc = fetch_response_node_endpoint_decode(sub, version,
+                            &s->node_endpoints[i], arena);
                         if (rc != 0)
                             return kafka_reader_fail(sub, rc);
                         if (sub->err != 0)
@@ -1015,7 +1085,8 @@ int kafka_fetch_response_decode(struct kafka_reader *r, int16_t version, struct 
     return r->err;
 }
 
-int kafka_fetch_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_fetch_response *s)
+int kafka_fetch_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_fetch_response *s)
 {
     if (version < 0 || version > 17)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -1072,11 +1143,17 @@ int kafka_fetch_response_encode(struct kafka_writer *w, int16_t version, const s
 /* ---- ListOffsetsResponse (versions 0-10, flexible 6+) ---- */
 
 static void list_offsets_response_list_offsets_partition_response_init(struct kafka_list_offsets_response_list_offsets_partition_response *s);
-static int list_offsets_response_list_offsets_partition_response_decode(struct kafka_reader *r, int16_t version, struct kafka_list_offsets_response_list_offsets_partition_response *s, struct kafka_arena *arena);
-static int list_offsets_response_list_offsets_partition_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_offsets_response_list_offsets_partition_response *s);
+static int list_offsets_response_list_offsets_partition_response_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_list_offsets_response_list_offsets_partition_response *s,
+    struct kafka_arena *arena);
+static int list_offsets_response_list_offsets_partition_response_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_list_offsets_response_list_offsets_partition_response *s);
 static void list_offsets_response_list_offsets_topic_response_init(struct kafka_list_offsets_response_list_offsets_topic_response *s);
-static int list_offsets_response_list_offsets_topic_response_decode(struct kafka_reader *r, int16_t version, struct kafka_list_offsets_response_list_offsets_topic_response *s, struct kafka_arena *arena);
-static int list_offsets_response_list_offsets_topic_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_offsets_response_list_offsets_topic_response *s);
+static int list_offsets_response_list_offsets_topic_response_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_list_offsets_response_list_offsets_topic_response *s,
+    struct kafka_arena *arena);
+static int list_offsets_response_list_offsets_topic_response_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_list_offsets_response_list_offsets_topic_response *s);
 
 static void list_offsets_response_list_offsets_partition_response_init(struct kafka_list_offsets_response_list_offsets_partition_response *s)
 {
@@ -1089,7 +1166,9 @@ static void list_offsets_response_list_offsets_partition_response_init(struct ka
     s->leader_epoch = -1;
 }
 
-static int list_offsets_response_list_offsets_partition_response_decode(struct kafka_reader *r, int16_t version, struct kafka_list_offsets_response_list_offsets_partition_response *s, struct kafka_arena *arena)
+static int list_offsets_response_list_offsets_partition_response_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_list_offsets_response_list_offsets_partition_response *s,
+    struct kafka_arena *arena)
 {
     list_offsets_response_list_offsets_partition_response_init(s);
     s->partition_index = kafka_read_int32(r);
@@ -1103,7 +1182,7 @@ static int list_offsets_response_list_offsets_partition_response_decode(struct k
         s->old_style_offsets_count = n;
         s->old_style_offsets = NULL;
         if (n > 0) {
-            s->old_style_offsets = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->old_style_offsets), _Alignof(__typeof__(*s->old_style_offsets)));
+            s->old_style_offsets = KAFKA_ARENA_ARRAY(arena, n, s->old_style_offsets);
             if (s->old_style_offsets == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -1137,7 +1216,8 @@ static int list_offsets_response_list_offsets_partition_response_decode(struct k
     return r->err;
 }
 
-static int list_offsets_response_list_offsets_partition_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_offsets_response_list_offsets_partition_response *s)
+static int list_offsets_response_list_offsets_partition_response_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_list_offsets_response_list_offsets_partition_response *s)
 {
     kafka_write_int32(w, s->partition_index);
     kafka_write_int16(w, s->error_code);
@@ -1180,7 +1260,9 @@ static void list_offsets_response_list_offsets_topic_response_init(struct kafka_
     s->partitions_count = 0;
 }
 
-static int list_offsets_response_list_offsets_topic_response_decode(struct kafka_reader *r, int16_t version, struct kafka_list_offsets_response_list_offsets_topic_response *s, struct kafka_arena *arena)
+static int list_offsets_response_list_offsets_topic_response_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_list_offsets_response_list_offsets_topic_response *s,
+    struct kafka_arena *arena)
 {
     int rc;
     list_offsets_response_list_offsets_topic_response_init(s);
@@ -1196,12 +1278,13 @@ static int list_offsets_response_list_offsets_topic_response_decode(struct kafka
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = list_offsets_response_list_offsets_partition_response_decode(r, version, &s->partitions[i], arena);
+            rc = list_offsets_response_list_offsets_partition_response_decode(r, version,
+                &s->partitions[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -1223,7 +1306,8 @@ static int list_offsets_response_list_offsets_topic_response_decode(struct kafka
     return r->err;
 }
 
-static int list_offsets_response_list_offsets_topic_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_offsets_response_list_offsets_topic_response *s)
+static int list_offsets_response_list_offsets_topic_response_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_list_offsets_response_list_offsets_topic_response *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -1232,7 +1316,8 @@ static int list_offsets_response_list_offsets_topic_response_encode(struct kafka
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->partitions_count, version >= 6);
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        if (list_offsets_response_list_offsets_partition_response_encode(w, version, &s->partitions[i]) != 0)
+        if (list_offsets_response_list_offsets_partition_response_encode(w, version,
+            &s->partitions[i]) != 0)
             return w->err;
     }
     if (version >= 6) {
@@ -1250,7 +1335,8 @@ void kafka_list_offsets_response_init(struct kafka_list_offsets_response *s, int
     s->topics_count = 0;
 }
 
-int kafka_list_offsets_response_decode(struct kafka_reader *r, int16_t version, struct kafka_list_offsets_response *s, struct kafka_arena *arena)
+int kafka_list_offsets_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_list_offsets_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 10)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -1268,12 +1354,13 @@ int kafka_list_offsets_response_decode(struct kafka_reader *r, int16_t version, 
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = list_offsets_response_list_offsets_topic_response_decode(r, version, &s->topics[i], arena);
+            rc = list_offsets_response_list_offsets_topic_response_decode(r, version,
+                &s->topics[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -1295,7 +1382,8 @@ int kafka_list_offsets_response_decode(struct kafka_reader *r, int16_t version, 
     return r->err;
 }
 
-int kafka_list_offsets_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_offsets_response *s)
+int kafka_list_offsets_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_list_offsets_response *s)
 {
     if (version < 0 || version > 10)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -1306,7 +1394,8 @@ int kafka_list_offsets_response_encode(struct kafka_writer *w, int16_t version, 
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->topics_count, version >= 6);
     for (int32_t i = 0; i < s->topics_count; i++) {
-        if (list_offsets_response_list_offsets_topic_response_encode(w, version, &s->topics[i]) != 0)
+        if (list_offsets_response_list_offsets_topic_response_encode(w, version,
+            &s->topics[i]) != 0)
             return w->err;
     }
     if (version >= 6) {
@@ -1319,14 +1408,23 @@ int kafka_list_offsets_response_encode(struct kafka_writer *w, int16_t version, 
 /* ---- MetadataResponse (versions 0-12, flexible 9+) ---- */
 
 static void metadata_response_metadata_response_partition_init(struct kafka_metadata_response_metadata_response_partition *s);
-static int metadata_response_metadata_response_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_metadata_response_metadata_response_partition *s, struct kafka_arena *arena);
-static int metadata_response_metadata_response_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_metadata_response_metadata_response_partition *s);
+static int metadata_response_metadata_response_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_metadata_response_metadata_response_partition *s,
+    struct kafka_arena *arena);
+static int metadata_response_metadata_response_partition_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_metadata_response_metadata_response_partition *s);
 static void metadata_response_metadata_response_topic_init(struct kafka_metadata_response_metadata_response_topic *s);
-static int metadata_response_metadata_response_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_metadata_response_metadata_response_topic *s, struct kafka_arena *arena);
-static int metadata_response_metadata_response_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_metadata_response_metadata_response_topic *s);
+static int metadata_response_metadata_response_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_metadata_response_metadata_response_topic *s,
+    struct kafka_arena *arena);
+static int metadata_response_metadata_response_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_metadata_response_metadata_response_topic *s);
 static void metadata_response_metadata_response_broker_init(struct kafka_metadata_response_metadata_response_broker *s);
-static int metadata_response_metadata_response_broker_decode(struct kafka_reader *r, int16_t version, struct kafka_metadata_response_metadata_response_broker *s, struct kafka_arena *arena);
-static int metadata_response_metadata_response_broker_encode(struct kafka_writer *w, int16_t version, const struct kafka_metadata_response_metadata_response_broker *s);
+static int metadata_response_metadata_response_broker_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_metadata_response_metadata_response_broker *s,
+    struct kafka_arena *arena);
+static int metadata_response_metadata_response_broker_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_metadata_response_metadata_response_broker *s);
 
 static void metadata_response_metadata_response_partition_init(struct kafka_metadata_response_metadata_response_partition *s)
 {
@@ -1342,7 +1440,9 @@ static void metadata_response_metadata_response_partition_init(struct kafka_meta
     s->offline_replicas_count = 0;
 }
 
-static int metadata_response_metadata_response_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_metadata_response_metadata_response_partition *s, struct kafka_arena *arena)
+static int metadata_response_metadata_response_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_metadata_response_metadata_response_partition *s,
+    struct kafka_arena *arena)
 {
     metadata_response_metadata_response_partition_init(s);
     s->error_code = kafka_read_int16(r);
@@ -1360,7 +1460,7 @@ static int metadata_response_metadata_response_partition_decode(struct kafka_rea
         s->replica_nodes_count = n;
         s->replica_nodes = NULL;
         if (n > 0) {
-            s->replica_nodes = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->replica_nodes), _Alignof(__typeof__(*s->replica_nodes)));
+            s->replica_nodes = KAFKA_ARENA_ARRAY(arena, n, s->replica_nodes);
             if (s->replica_nodes == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -1379,7 +1479,7 @@ static int metadata_response_metadata_response_partition_decode(struct kafka_rea
         s->isr_nodes_count = n;
         s->isr_nodes = NULL;
         if (n > 0) {
-            s->isr_nodes = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->isr_nodes), _Alignof(__typeof__(*s->isr_nodes)));
+            s->isr_nodes = KAFKA_ARENA_ARRAY(arena, n, s->isr_nodes);
             if (s->isr_nodes == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -1398,7 +1498,7 @@ static int metadata_response_metadata_response_partition_decode(struct kafka_rea
         s->offline_replicas_count = n;
         s->offline_replicas = NULL;
         if (n > 0) {
-            s->offline_replicas = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->offline_replicas), _Alignof(__typeof__(*s->offline_replicas)));
+            s->offline_replicas = KAFKA_ARENA_ARRAY(arena, n, s->offline_replicas);
             if (s->offline_replicas == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -1423,7 +1523,8 @@ static int metadata_response_metadata_response_partition_decode(struct kafka_rea
     return r->err;
 }
 
-static int metadata_response_metadata_response_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_metadata_response_metadata_response_partition *s)
+static int metadata_response_metadata_response_partition_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_metadata_response_metadata_response_partition *s)
 {
     kafka_write_int16(w, s->error_code);
     kafka_write_int32(w, s->partition_index);
@@ -1469,7 +1570,9 @@ static void metadata_response_metadata_response_topic_init(struct kafka_metadata
     s->topic_authorized_operations = INT32_MIN;
 }
 
-static int metadata_response_metadata_response_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_metadata_response_metadata_response_topic *s, struct kafka_arena *arena)
+static int metadata_response_metadata_response_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_metadata_response_metadata_response_topic *s,
+    struct kafka_arena *arena)
 {
     int rc;
     metadata_response_metadata_response_topic_init(s);
@@ -1492,12 +1595,13 @@ static int metadata_response_metadata_response_topic_decode(struct kafka_reader 
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = metadata_response_metadata_response_partition_decode(r, version, &s->partitions[i], arena);
+            rc = metadata_response_metadata_response_partition_decode(r, version,
+                &s->partitions[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -1522,7 +1626,8 @@ static int metadata_response_metadata_response_topic_decode(struct kafka_reader 
     return r->err;
 }
 
-static int metadata_response_metadata_response_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_metadata_response_metadata_response_topic *s)
+static int metadata_response_metadata_response_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_metadata_response_metadata_response_topic *s)
 {
     kafka_write_int16(w, s->error_code);
     if (s->name.len < 0 && !(version >= 12))
@@ -1538,7 +1643,8 @@ static int metadata_response_metadata_response_topic_encode(struct kafka_writer 
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->partitions_count, version >= 9);
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        if (metadata_response_metadata_response_partition_encode(w, version, &s->partitions[i]) != 0)
+        if (metadata_response_metadata_response_partition_encode(w, version,
+            &s->partitions[i]) != 0)
             return w->err;
     }
     if (version >= 8) {
@@ -1561,7 +1667,9 @@ static void metadata_response_metadata_response_broker_init(struct kafka_metadat
     s->rack = (struct kafka_str){ NULL, -1 };
 }
 
-static int metadata_response_metadata_response_broker_decode(struct kafka_reader *r, int16_t version, struct kafka_metadata_response_metadata_response_broker *s, struct kafka_arena *arena)
+static int metadata_response_metadata_response_broker_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_metadata_response_metadata_response_broker *s,
+    struct kafka_arena *arena)
 {
     metadata_response_metadata_response_broker_init(s);
     s->node_id = kafka_read_int32(r);
@@ -1587,7 +1695,8 @@ static int metadata_response_metadata_response_broker_decode(struct kafka_reader
     return r->err;
 }
 
-static int metadata_response_metadata_response_broker_encode(struct kafka_writer *w, int16_t version, const struct kafka_metadata_response_metadata_response_broker *s)
+static int metadata_response_metadata_response_broker_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_metadata_response_metadata_response_broker *s)
 {
     kafka_write_int32(w, s->node_id);
     if (s->host.len < 0)
@@ -1617,7 +1726,8 @@ void kafka_metadata_response_init(struct kafka_metadata_response *s, int16_t ver
     s->cluster_authorized_operations = INT32_MIN;
 }
 
-int kafka_metadata_response_decode(struct kafka_reader *r, int16_t version, struct kafka_metadata_response *s, struct kafka_arena *arena)
+int kafka_metadata_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_metadata_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 12)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -1635,12 +1745,13 @@ int kafka_metadata_response_decode(struct kafka_reader *r, int16_t version, stru
         s->brokers_count = n;
         s->brokers = NULL;
         if (n > 0) {
-            s->brokers = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->brokers), _Alignof(__typeof__(*s->brokers)));
+            s->brokers = KAFKA_ARENA_ARRAY(arena, n, s->brokers);
             if (s->brokers == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = metadata_response_metadata_response_broker_decode(r, version, &s->brokers[i], arena);
+            rc = metadata_response_metadata_response_broker_decode(r, version, &s->brokers[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -1662,7 +1773,7 @@ int kafka_metadata_response_decode(struct kafka_reader *r, int16_t version, stru
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -1692,7 +1803,8 @@ int kafka_metadata_response_decode(struct kafka_reader *r, int16_t version, stru
     return r->err;
 }
 
-int kafka_metadata_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_metadata_response *s)
+int kafka_metadata_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_metadata_response *s)
 {
     if (version < 0 || version > 12)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -1734,11 +1846,17 @@ int kafka_metadata_response_encode(struct kafka_writer *w, int16_t version, cons
 /* ---- OffsetCommitResponse (versions 0-9, flexible 8+) ---- */
 
 static void offset_commit_response_offset_commit_response_partition_init(struct kafka_offset_commit_response_offset_commit_response_partition *s);
-static int offset_commit_response_offset_commit_response_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_commit_response_offset_commit_response_partition *s, struct kafka_arena *arena);
-static int offset_commit_response_offset_commit_response_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_commit_response_offset_commit_response_partition *s);
+static int offset_commit_response_offset_commit_response_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_commit_response_offset_commit_response_partition *s,
+    struct kafka_arena *arena);
+static int offset_commit_response_offset_commit_response_partition_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_commit_response_offset_commit_response_partition *s);
 static void offset_commit_response_offset_commit_response_topic_init(struct kafka_offset_commit_response_offset_commit_response_topic *s);
-static int offset_commit_response_offset_commit_response_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_commit_response_offset_commit_response_topic *s, struct kafka_arena *arena);
-static int offset_commit_response_offset_commit_response_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_commit_response_offset_commit_response_topic *s);
+static int offset_commit_response_offset_commit_response_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_commit_response_offset_commit_response_topic *s,
+    struct kafka_arena *arena);
+static int offset_commit_response_offset_commit_response_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_commit_response_offset_commit_response_topic *s);
 
 static void offset_commit_response_offset_commit_response_partition_init(struct kafka_offset_commit_response_offset_commit_response_partition *s)
 {
@@ -1746,7 +1864,9 @@ static void offset_commit_response_offset_commit_response_partition_init(struct 
     s->error_code = 0;
 }
 
-static int offset_commit_response_offset_commit_response_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_commit_response_offset_commit_response_partition *s, struct kafka_arena *arena)
+static int offset_commit_response_offset_commit_response_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_commit_response_offset_commit_response_partition *s,
+    struct kafka_arena *arena)
 {
     offset_commit_response_offset_commit_response_partition_init(s);
     s->partition_index = kafka_read_int32(r);
@@ -1766,7 +1886,8 @@ static int offset_commit_response_offset_commit_response_partition_decode(struct
     return r->err;
 }
 
-static int offset_commit_response_offset_commit_response_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_commit_response_offset_commit_response_partition *s)
+static int offset_commit_response_offset_commit_response_partition_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_commit_response_offset_commit_response_partition *s)
 {
     kafka_write_int32(w, s->partition_index);
     kafka_write_int16(w, s->error_code);
@@ -1784,7 +1905,9 @@ static void offset_commit_response_offset_commit_response_topic_init(struct kafk
     s->partitions_count = 0;
 }
 
-static int offset_commit_response_offset_commit_response_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_commit_response_offset_commit_response_topic *s, struct kafka_arena *arena)
+static int offset_commit_response_offset_commit_response_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_commit_response_offset_commit_response_topic *s,
+    struct kafka_arena *arena)
 {
     int rc;
     offset_commit_response_offset_commit_response_topic_init(s);
@@ -1800,12 +1923,13 @@ static int offset_commit_response_offset_commit_response_topic_decode(struct kaf
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = offset_commit_response_offset_commit_response_partition_decode(r, version, &s->partitions[i], arena);
+            rc = offset_commit_response_offset_commit_response_partition_decode(r, version,
+                &s->partitions[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -1827,7 +1951,8 @@ static int offset_commit_response_offset_commit_response_topic_decode(struct kaf
     return r->err;
 }
 
-static int offset_commit_response_offset_commit_response_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_commit_response_offset_commit_response_topic *s)
+static int offset_commit_response_offset_commit_response_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_commit_response_offset_commit_response_topic *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -1836,7 +1961,8 @@ static int offset_commit_response_offset_commit_response_topic_encode(struct kaf
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->partitions_count, version >= 8);
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        if (offset_commit_response_offset_commit_response_partition_encode(w, version, &s->partitions[i]) != 0)
+        if (offset_commit_response_offset_commit_response_partition_encode(w, version,
+            &s->partitions[i]) != 0)
             return w->err;
     }
     if (version >= 8) {
@@ -1854,7 +1980,8 @@ void kafka_offset_commit_response_init(struct kafka_offset_commit_response *s, i
     s->topics_count = 0;
 }
 
-int kafka_offset_commit_response_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_commit_response *s, struct kafka_arena *arena)
+int kafka_offset_commit_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_offset_commit_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 9)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -1872,12 +1999,13 @@ int kafka_offset_commit_response_decode(struct kafka_reader *r, int16_t version,
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = offset_commit_response_offset_commit_response_topic_decode(r, version, &s->topics[i], arena);
+            rc = offset_commit_response_offset_commit_response_topic_decode(r, version,
+                &s->topics[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -1899,7 +2027,8 @@ int kafka_offset_commit_response_decode(struct kafka_reader *r, int16_t version,
     return r->err;
 }
 
-int kafka_offset_commit_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_commit_response *s)
+int kafka_offset_commit_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_offset_commit_response *s)
 {
     if (version < 0 || version > 9)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -1910,7 +2039,8 @@ int kafka_offset_commit_response_encode(struct kafka_writer *w, int16_t version,
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->topics_count, version >= 8);
     for (int32_t i = 0; i < s->topics_count; i++) {
-        if (offset_commit_response_offset_commit_response_topic_encode(w, version, &s->topics[i]) != 0)
+        if (offset_commit_response_offset_commit_response_topic_encode(w, version,
+            &s->topics[i]) != 0)
             return w->err;
     }
     if (version >= 8) {
@@ -1923,20 +2053,35 @@ int kafka_offset_commit_response_encode(struct kafka_writer *w, int16_t version,
 /* ---- OffsetFetchResponse (versions 0-9, flexible 6+) ---- */
 
 static void offset_fetch_response_offset_fetch_response_partitions_init(struct kafka_offset_fetch_response_offset_fetch_response_partitions *s);
-static int offset_fetch_response_offset_fetch_response_partitions_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_partitions *s, struct kafka_arena *arena);
-static int offset_fetch_response_offset_fetch_response_partitions_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_partitions *s);
+static int offset_fetch_response_offset_fetch_response_partitions_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_partitions *s,
+    struct kafka_arena *arena);
+static int offset_fetch_response_offset_fetch_response_partitions_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_partitions *s);
 static void offset_fetch_response_offset_fetch_response_topics_init(struct kafka_offset_fetch_response_offset_fetch_response_topics *s);
-static int offset_fetch_response_offset_fetch_response_topics_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_topics *s, struct kafka_arena *arena);
-static int offset_fetch_response_offset_fetch_response_topics_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_topics *s);
+static int offset_fetch_response_offset_fetch_response_topics_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_topics *s,
+    struct kafka_arena *arena);
+static int offset_fetch_response_offset_fetch_response_topics_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_topics *s);
 static void offset_fetch_response_offset_fetch_response_group_init(struct kafka_offset_fetch_response_offset_fetch_response_group *s);
-static int offset_fetch_response_offset_fetch_response_group_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_group *s, struct kafka_arena *arena);
-static int offset_fetch_response_offset_fetch_response_group_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_group *s);
+static int offset_fetch_response_offset_fetch_response_group_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_group *s,
+    struct kafka_arena *arena);
+static int offset_fetch_response_offset_fetch_response_group_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_group *s);
 static void offset_fetch_response_offset_fetch_response_partition_init(struct kafka_offset_fetch_response_offset_fetch_response_partition *s);
-static int offset_fetch_response_offset_fetch_response_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_partition *s, struct kafka_arena *arena);
-static int offset_fetch_response_offset_fetch_response_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_partition *s);
+static int offset_fetch_response_offset_fetch_response_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_partition *s,
+    struct kafka_arena *arena);
+static int offset_fetch_response_offset_fetch_response_partition_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_partition *s);
 static void offset_fetch_response_offset_fetch_response_topic_init(struct kafka_offset_fetch_response_offset_fetch_response_topic *s);
-static int offset_fetch_response_offset_fetch_response_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_topic *s, struct kafka_arena *arena);
-static int offset_fetch_response_offset_fetch_response_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_topic *s);
+static int offset_fetch_response_offset_fetch_response_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_topic *s,
+    struct kafka_arena *arena);
+static int offset_fetch_response_offset_fetch_response_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_topic *s);
 
 static void offset_fetch_response_offset_fetch_response_partitions_init(struct kafka_offset_fetch_response_offset_fetch_response_partitions *s)
 {
@@ -1947,7 +2092,9 @@ static void offset_fetch_response_offset_fetch_response_partitions_init(struct k
     s->error_code = 0;
 }
 
-static int offset_fetch_response_offset_fetch_response_partitions_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_partitions *s, struct kafka_arena *arena)
+static int offset_fetch_response_offset_fetch_response_partitions_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_partitions *s,
+    struct kafka_arena *arena)
 {
     offset_fetch_response_offset_fetch_response_partitions_init(s);
     s->partition_index = kafka_read_int32(r);
@@ -1968,7 +2115,8 @@ static int offset_fetch_response_offset_fetch_response_partitions_decode(struct 
     return r->err;
 }
 
-static int offset_fetch_response_offset_fetch_response_partitions_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_partitions *s)
+static int offset_fetch_response_offset_fetch_response_partitions_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_partitions *s)
 {
     kafka_write_int32(w, s->partition_index);
     kafka_write_int64(w, s->committed_offset);
@@ -1987,7 +2135,9 @@ static void offset_fetch_response_offset_fetch_response_topics_init(struct kafka
     s->partitions_count = 0;
 }
 
-static int offset_fetch_response_offset_fetch_response_topics_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_topics *s, struct kafka_arena *arena)
+static int offset_fetch_response_offset_fetch_response_topics_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_topics *s,
+    struct kafka_arena *arena)
 {
     int rc;
     offset_fetch_response_offset_fetch_response_topics_init(s);
@@ -2003,12 +2153,13 @@ static int offset_fetch_response_offset_fetch_response_topics_decode(struct kafk
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = offset_fetch_response_offset_fetch_response_partitions_decode(r, version, &s->partitions[i], arena);
+            rc = offset_fetch_response_offset_fetch_response_partitions_decode(r, version,
+                &s->partitions[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -2028,7 +2179,8 @@ static int offset_fetch_response_offset_fetch_response_topics_decode(struct kafk
     return r->err;
 }
 
-static int offset_fetch_response_offset_fetch_response_topics_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_topics *s)
+static int offset_fetch_response_offset_fetch_response_topics_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_topics *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -2037,7 +2189,8 @@ static int offset_fetch_response_offset_fetch_response_topics_encode(struct kafk
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->partitions_count, 1);
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        if (offset_fetch_response_offset_fetch_response_partitions_encode(w, version, &s->partitions[i]) != 0)
+        if (offset_fetch_response_offset_fetch_response_partitions_encode(w, version,
+            &s->partitions[i]) != 0)
             return w->err;
     }
     uint32_t tag_count = 0;
@@ -2053,7 +2206,9 @@ static void offset_fetch_response_offset_fetch_response_group_init(struct kafka_
     s->error_code = 0;
 }
 
-static int offset_fetch_response_offset_fetch_response_group_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_group *s, struct kafka_arena *arena)
+static int offset_fetch_response_offset_fetch_response_group_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_group *s,
+    struct kafka_arena *arena)
 {
     int rc;
     offset_fetch_response_offset_fetch_response_group_init(s);
@@ -2069,12 +2224,13 @@ static int offset_fetch_response_offset_fetch_response_group_decode(struct kafka
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = offset_fetch_response_offset_fetch_response_topics_decode(r, version, &s->topics[i], arena);
+            rc = offset_fetch_response_offset_fetch_response_topics_decode(r, version,
+                &s->topics[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -2095,7 +2251,8 @@ static int offset_fetch_response_offset_fetch_response_group_decode(struct kafka
     return r->err;
 }
 
-static int offset_fetch_response_offset_fetch_response_group_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_group *s)
+static int offset_fetch_response_offset_fetch_response_group_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_group *s)
 {
     if (s->group_id.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -2104,7 +2261,8 @@ static int offset_fetch_response_offset_fetch_response_group_encode(struct kafka
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->topics_count, 1);
     for (int32_t i = 0; i < s->topics_count; i++) {
-        if (offset_fetch_response_offset_fetch_response_topics_encode(w, version, &s->topics[i]) != 0)
+        if (offset_fetch_response_offset_fetch_response_topics_encode(w, version,
+            &s->topics[i]) != 0)
             return w->err;
     }
     kafka_write_int16(w, s->error_code);
@@ -2122,7 +2280,9 @@ static void offset_fetch_response_offset_fetch_response_partition_init(struct ka
     s->error_code = 0;
 }
 
-static int offset_fetch_response_offset_fetch_response_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_partition *s, struct kafka_arena *arena)
+static int offset_fetch_response_offset_fetch_response_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_partition *s,
+    struct kafka_arena *arena)
 {
     offset_fetch_response_offset_fetch_response_partition_init(s);
     s->partition_index = kafka_read_int32(r);
@@ -2147,7 +2307,8 @@ static int offset_fetch_response_offset_fetch_response_partition_decode(struct k
     return r->err;
 }
 
-static int offset_fetch_response_offset_fetch_response_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_partition *s)
+static int offset_fetch_response_offset_fetch_response_partition_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_partition *s)
 {
     kafka_write_int32(w, s->partition_index);
     kafka_write_int64(w, s->committed_offset);
@@ -2170,7 +2331,9 @@ static void offset_fetch_response_offset_fetch_response_topic_init(struct kafka_
     s->partitions_count = 0;
 }
 
-static int offset_fetch_response_offset_fetch_response_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_topic *s, struct kafka_arena *arena)
+static int offset_fetch_response_offset_fetch_response_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_topic *s,
+    struct kafka_arena *arena)
 {
     int rc;
     offset_fetch_response_offset_fetch_response_topic_init(s);
@@ -2186,12 +2349,13 @@ static int offset_fetch_response_offset_fetch_response_topic_decode(struct kafka
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = offset_fetch_response_offset_fetch_response_partition_decode(r, version, &s->partitions[i], arena);
+            rc = offset_fetch_response_offset_fetch_response_partition_decode(r, version,
+                &s->partitions[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -2213,7 +2377,8 @@ static int offset_fetch_response_offset_fetch_response_topic_decode(struct kafka
     return r->err;
 }
 
-static int offset_fetch_response_offset_fetch_response_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_topic *s)
+static int offset_fetch_response_offset_fetch_response_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_topic *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -2222,7 +2387,8 @@ static int offset_fetch_response_offset_fetch_response_topic_encode(struct kafka
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->partitions_count, version >= 6);
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        if (offset_fetch_response_offset_fetch_response_partition_encode(w, version, &s->partitions[i]) != 0)
+        if (offset_fetch_response_offset_fetch_response_partition_encode(w, version,
+            &s->partitions[i]) != 0)
             return w->err;
     }
     if (version >= 6) {
@@ -2243,7 +2409,8 @@ void kafka_offset_fetch_response_init(struct kafka_offset_fetch_response *s, int
     s->groups_count = 0;
 }
 
-int kafka_offset_fetch_response_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_fetch_response *s, struct kafka_arena *arena)
+int kafka_offset_fetch_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_offset_fetch_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 9)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -2261,12 +2428,13 @@ int kafka_offset_fetch_response_decode(struct kafka_reader *r, int16_t version, 
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = offset_fetch_response_offset_fetch_response_topic_decode(r, version, &s->topics[i], arena);
+            rc = offset_fetch_response_offset_fetch_response_topic_decode(r, version,
+                &s->topics[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -2285,12 +2453,13 @@ int kafka_offset_fetch_response_decode(struct kafka_reader *r, int16_t version, 
         s->groups_count = n;
         s->groups = NULL;
         if (n > 0) {
-            s->groups = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->groups), _Alignof(__typeof__(*s->groups)));
+            s->groups = KAFKA_ARENA_ARRAY(arena, n, s->groups);
             if (s->groups == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = offset_fetch_response_offset_fetch_response_group_decode(r, version, &s->groups[i], arena);
+            rc = offset_fetch_response_offset_fetch_response_group_decode(r, version,
+                &s->groups[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -2312,7 +2481,8 @@ int kafka_offset_fetch_response_decode(struct kafka_reader *r, int16_t version, 
     return r->err;
 }
 
-int kafka_offset_fetch_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_fetch_response *s)
+int kafka_offset_fetch_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_offset_fetch_response *s)
 {
     if (version < 0 || version > 9)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -2324,7 +2494,8 @@ int kafka_offset_fetch_response_encode(struct kafka_writer *w, int16_t version, 
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_array_len(w, s->topics_count, version >= 6);
         for (int32_t i = 0; i < s->topics_count; i++) {
-            if (offset_fetch_response_offset_fetch_response_topic_encode(w, version, &s->topics[i]) != 0)
+            if (offset_fetch_response_offset_fetch_response_topic_encode(w, version,
+                &s->topics[i]) != 0)
                 return w->err;
         }
     }
@@ -2338,7 +2509,8 @@ int kafka_offset_fetch_response_encode(struct kafka_writer *w, int16_t version, 
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_array_len(w, s->groups_count, 1);
         for (int32_t i = 0; i < s->groups_count; i++) {
-            if (offset_fetch_response_offset_fetch_response_group_encode(w, version, &s->groups[i]) != 0)
+            if (offset_fetch_response_offset_fetch_response_group_encode(w, version,
+                &s->groups[i]) != 0)
                 return w->err;
         }
     }
@@ -2354,8 +2526,10 @@ int kafka_offset_fetch_response_encode(struct kafka_writer *w, int16_t version, 
 /* ---- FindCoordinatorResponse (versions 0-6, flexible 3+) ---- */
 
 static void find_coordinator_response_coordinator_init(struct kafka_find_coordinator_response_coordinator *s);
-static int find_coordinator_response_coordinator_decode(struct kafka_reader *r, int16_t version, struct kafka_find_coordinator_response_coordinator *s, struct kafka_arena *arena);
-static int find_coordinator_response_coordinator_encode(struct kafka_writer *w, int16_t version, const struct kafka_find_coordinator_response_coordinator *s);
+static int find_coordinator_response_coordinator_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_find_coordinator_response_coordinator *s, struct kafka_arena *arena);
+static int find_coordinator_response_coordinator_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_find_coordinator_response_coordinator *s);
 
 static void find_coordinator_response_coordinator_init(struct kafka_find_coordinator_response_coordinator *s)
 {
@@ -2367,7 +2541,8 @@ static void find_coordinator_response_coordinator_init(struct kafka_find_coordin
     s->error_message = (struct kafka_str){ "", 0 };
 }
 
-static int find_coordinator_response_coordinator_decode(struct kafka_reader *r, int16_t version, struct kafka_find_coordinator_response_coordinator *s, struct kafka_arena *arena)
+static int find_coordinator_response_coordinator_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_find_coordinator_response_coordinator *s, struct kafka_arena *arena)
 {
     find_coordinator_response_coordinator_init(s);
     s->key = kafka_read_string(r, 1);
@@ -2393,7 +2568,8 @@ static int find_coordinator_response_coordinator_decode(struct kafka_reader *r, 
     return r->err;
 }
 
-static int find_coordinator_response_coordinator_encode(struct kafka_writer *w, int16_t version, const struct kafka_find_coordinator_response_coordinator *s)
+static int find_coordinator_response_coordinator_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_find_coordinator_response_coordinator *s)
 {
     if (s->key.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -2410,7 +2586,8 @@ static int find_coordinator_response_coordinator_encode(struct kafka_writer *w, 
     return w->err;
 }
 
-void kafka_find_coordinator_response_init(struct kafka_find_coordinator_response *s, int16_t version)
+void kafka_find_coordinator_response_init(struct kafka_find_coordinator_response *s,
+    int16_t version)
 {
     (void)version;
     s->throttle_time_ms = 0;
@@ -2423,7 +2600,8 @@ void kafka_find_coordinator_response_init(struct kafka_find_coordinator_response
     s->coordinators_count = 0;
 }
 
-int kafka_find_coordinator_response_decode(struct kafka_reader *r, int16_t version, struct kafka_find_coordinator_response *s, struct kafka_arena *arena)
+int kafka_find_coordinator_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_find_coordinator_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 6)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -2458,12 +2636,13 @@ int kafka_find_coordinator_response_decode(struct kafka_reader *r, int16_t versi
         s->coordinators_count = n;
         s->coordinators = NULL;
         if (n > 0) {
-            s->coordinators = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->coordinators), _Alignof(__typeof__(*s->coordinators)));
+            s->coordinators = KAFKA_ARENA_ARRAY(arena, n, s->coordinators);
             if (s->coordinators == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = find_coordinator_response_coordinator_decode(r, version, &s->coordinators[i], arena);
+            rc = find_coordinator_response_coordinator_decode(r, version, &s->coordinators[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -2485,7 +2664,8 @@ int kafka_find_coordinator_response_decode(struct kafka_reader *r, int16_t versi
     return r->err;
 }
 
-int kafka_find_coordinator_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_find_coordinator_response *s)
+int kafka_find_coordinator_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_find_coordinator_response *s)
 {
     if (version < 0 || version > 6)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -2538,8 +2718,11 @@ int kafka_find_coordinator_response_encode(struct kafka_writer *w, int16_t versi
 /* ---- JoinGroupResponse (versions 0-9, flexible 6+) ---- */
 
 static void join_group_response_join_group_response_member_init(struct kafka_join_group_response_join_group_response_member *s);
-static int join_group_response_join_group_response_member_decode(struct kafka_reader *r, int16_t version, struct kafka_join_group_response_join_group_response_member *s, struct kafka_arena *arena);
-static int join_group_response_join_group_response_member_encode(struct kafka_writer *w, int16_t version, const struct kafka_join_group_response_join_group_response_member *s);
+static int join_group_response_join_group_response_member_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_join_group_response_join_group_response_member *s,
+    struct kafka_arena *arena);
+static int join_group_response_join_group_response_member_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_join_group_response_join_group_response_member *s);
 
 static void join_group_response_join_group_response_member_init(struct kafka_join_group_response_join_group_response_member *s)
 {
@@ -2548,7 +2731,9 @@ static void join_group_response_join_group_response_member_init(struct kafka_joi
     s->metadata = (struct kafka_bytes){ NULL, 0 };
 }
 
-static int join_group_response_join_group_response_member_decode(struct kafka_reader *r, int16_t version, struct kafka_join_group_response_join_group_response_member *s, struct kafka_arena *arena)
+static int join_group_response_join_group_response_member_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_join_group_response_join_group_response_member *s,
+    struct kafka_arena *arena)
 {
     join_group_response_join_group_response_member_init(s);
     s->member_id = kafka_read_string(r, version >= 6);
@@ -2575,7 +2760,8 @@ static int join_group_response_join_group_response_member_decode(struct kafka_re
     return r->err;
 }
 
-static int join_group_response_join_group_response_member_encode(struct kafka_writer *w, int16_t version, const struct kafka_join_group_response_join_group_response_member *s)
+static int join_group_response_join_group_response_member_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_join_group_response_join_group_response_member *s)
 {
     if (s->member_id.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -2608,7 +2794,8 @@ void kafka_join_group_response_init(struct kafka_join_group_response *s, int16_t
     s->members_count = 0;
 }
 
-int kafka_join_group_response_decode(struct kafka_reader *r, int16_t version, struct kafka_join_group_response *s, struct kafka_arena *arena)
+int kafka_join_group_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_join_group_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 9)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -2643,12 +2830,13 @@ int kafka_join_group_response_decode(struct kafka_reader *r, int16_t version, st
         s->members_count = n;
         s->members = NULL;
         if (n > 0) {
-            s->members = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->members), _Alignof(__typeof__(*s->members)));
+            s->members = KAFKA_ARENA_ARRAY(arena, n, s->members);
             if (s->members == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = join_group_response_join_group_response_member_decode(r, version, &s->members[i], arena);
+            rc = join_group_response_join_group_response_member_decode(r, version, &s->members[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -2670,7 +2858,8 @@ int kafka_join_group_response_decode(struct kafka_reader *r, int16_t version, st
     return r->err;
 }
 
-int kafka_join_group_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_join_group_response *s)
+int kafka_join_group_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_join_group_response *s)
 {
     if (version < 0 || version > 9)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -2719,7 +2908,8 @@ void kafka_heartbeat_response_init(struct kafka_heartbeat_response *s, int16_t v
     s->error_code = 0;
 }
 
-int kafka_heartbeat_response_decode(struct kafka_reader *r, int16_t version, struct kafka_heartbeat_response *s, struct kafka_arena *arena)
+int kafka_heartbeat_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_heartbeat_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 4)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -2743,7 +2933,8 @@ int kafka_heartbeat_response_decode(struct kafka_reader *r, int16_t version, str
     return r->err;
 }
 
-int kafka_heartbeat_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_heartbeat_response *s)
+int kafka_heartbeat_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_heartbeat_response *s)
 {
     if (version < 0 || version > 4)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -2761,8 +2952,10 @@ int kafka_heartbeat_response_encode(struct kafka_writer *w, int16_t version, con
 /* ---- LeaveGroupResponse (versions 0-5, flexible 4+) ---- */
 
 static void leave_group_response_member_response_init(struct kafka_leave_group_response_member_response *s);
-static int leave_group_response_member_response_decode(struct kafka_reader *r, int16_t version, struct kafka_leave_group_response_member_response *s, struct kafka_arena *arena);
-static int leave_group_response_member_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_leave_group_response_member_response *s);
+static int leave_group_response_member_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_leave_group_response_member_response *s, struct kafka_arena *arena);
+static int leave_group_response_member_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_leave_group_response_member_response *s);
 
 static void leave_group_response_member_response_init(struct kafka_leave_group_response_member_response *s)
 {
@@ -2771,7 +2964,8 @@ static void leave_group_response_member_response_init(struct kafka_leave_group_r
     s->error_code = 0;
 }
 
-static int leave_group_response_member_response_decode(struct kafka_reader *r, int16_t version, struct kafka_leave_group_response_member_response *s, struct kafka_arena *arena)
+static int leave_group_response_member_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_leave_group_response_member_response *s, struct kafka_arena *arena)
 {
     leave_group_response_member_response_init(s);
     s->member_id = kafka_read_string(r, version >= 4);
@@ -2794,7 +2988,8 @@ static int leave_group_response_member_response_decode(struct kafka_reader *r, i
     return r->err;
 }
 
-static int leave_group_response_member_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_leave_group_response_member_response *s)
+static int leave_group_response_member_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_leave_group_response_member_response *s)
 {
     if (s->member_id.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -2817,7 +3012,8 @@ void kafka_leave_group_response_init(struct kafka_leave_group_response *s, int16
     s->members_count = 0;
 }
 
-int kafka_leave_group_response_decode(struct kafka_reader *r, int16_t version, struct kafka_leave_group_response *s, struct kafka_arena *arena)
+int kafka_leave_group_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_leave_group_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 5)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -2836,7 +3032,7 @@ int kafka_leave_group_response_decode(struct kafka_reader *r, int16_t version, s
         s->members_count = n;
         s->members = NULL;
         if (n > 0) {
-            s->members = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->members), _Alignof(__typeof__(*s->members)));
+            s->members = KAFKA_ARENA_ARRAY(arena, n, s->members);
             if (s->members == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -2863,7 +3059,8 @@ int kafka_leave_group_response_decode(struct kafka_reader *r, int16_t version, s
     return r->err;
 }
 
-int kafka_leave_group_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_leave_group_response *s)
+int kafka_leave_group_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_leave_group_response *s)
 {
     if (version < 0 || version > 5)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -2901,7 +3098,8 @@ void kafka_sync_group_response_init(struct kafka_sync_group_response *s, int16_t
     s->assignment = (struct kafka_bytes){ NULL, 0 };
 }
 
-int kafka_sync_group_response_decode(struct kafka_reader *r, int16_t version, struct kafka_sync_group_response *s, struct kafka_arena *arena)
+int kafka_sync_group_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_sync_group_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 5)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -2934,7 +3132,8 @@ int kafka_sync_group_response_decode(struct kafka_reader *r, int16_t version, st
     return r->err;
 }
 
-int kafka_sync_group_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_sync_group_response *s)
+int kafka_sync_group_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_sync_group_response *s)
 {
     if (version < 0 || version > 5)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -2961,11 +3160,16 @@ int kafka_sync_group_response_encode(struct kafka_writer *w, int16_t version, co
 /* ---- DescribeGroupsResponse (versions 0-5, flexible 5+) ---- */
 
 static void describe_groups_response_described_group_member_init(struct kafka_describe_groups_response_described_group_member *s);
-static int describe_groups_response_described_group_member_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_groups_response_described_group_member *s, struct kafka_arena *arena);
-static int describe_groups_response_described_group_member_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_groups_response_described_group_member *s);
+static int describe_groups_response_described_group_member_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_groups_response_described_group_member *s,
+    struct kafka_arena *arena);
+static int describe_groups_response_described_group_member_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_groups_response_described_group_member *s);
 static void describe_groups_response_described_group_init(struct kafka_describe_groups_response_described_group *s);
-static int describe_groups_response_described_group_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_groups_response_described_group *s, struct kafka_arena *arena);
-static int describe_groups_response_described_group_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_groups_response_described_group *s);
+static int describe_groups_response_described_group_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_groups_response_described_group *s, struct kafka_arena *arena);
+static int describe_groups_response_described_group_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_groups_response_described_group *s);
 
 static void describe_groups_response_described_group_member_init(struct kafka_describe_groups_response_described_group_member *s)
 {
@@ -2977,7 +3181,9 @@ static void describe_groups_response_described_group_member_init(struct kafka_de
     s->member_assignment = (struct kafka_bytes){ NULL, 0 };
 }
 
-static int describe_groups_response_described_group_member_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_groups_response_described_group_member *s, struct kafka_arena *arena)
+static int describe_groups_response_described_group_member_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_groups_response_described_group_member *s,
+    struct kafka_arena *arena)
 {
     describe_groups_response_described_group_member_init(s);
     s->member_id = kafka_read_string(r, version >= 5);
@@ -3013,7 +3219,8 @@ static int describe_groups_response_described_group_member_decode(struct kafka_r
     return r->err;
 }
 
-static int describe_groups_response_described_group_member_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_groups_response_described_group_member *s)
+static int describe_groups_response_described_group_member_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_groups_response_described_group_member *s)
 {
     if (s->member_id.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -3052,7 +3259,8 @@ static void describe_groups_response_described_group_init(struct kafka_describe_
     s->authorized_operations = INT32_MIN;
 }
 
-static int describe_groups_response_described_group_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_groups_response_described_group *s, struct kafka_arena *arena)
+static int describe_groups_response_described_group_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_groups_response_described_group *s, struct kafka_arena *arena)
 {
     int rc;
     describe_groups_response_described_group_init(s);
@@ -3078,12 +3286,13 @@ static int describe_groups_response_described_group_decode(struct kafka_reader *
         s->members_count = n;
         s->members = NULL;
         if (n > 0) {
-            s->members = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->members), _Alignof(__typeof__(*s->members)));
+            s->members = KAFKA_ARENA_ARRAY(arena, n, s->members);
             if (s->members == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = describe_groups_response_described_group_member_decode(r, version, &s->members[i], arena);
+            rc = describe_groups_response_described_group_member_decode(r, version, &s->members[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -3108,7 +3317,8 @@ static int describe_groups_response_described_group_decode(struct kafka_reader *
     return r->err;
 }
 
-static int describe_groups_response_described_group_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_groups_response_described_group *s)
+static int describe_groups_response_described_group_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_groups_response_described_group *s)
 {
     kafka_write_int16(w, s->error_code);
     if (s->group_id.len < 0)
@@ -3150,7 +3360,8 @@ void kafka_describe_groups_response_init(struct kafka_describe_groups_response *
     s->groups_count = 0;
 }
 
-int kafka_describe_groups_response_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_groups_response *s, struct kafka_arena *arena)
+int kafka_describe_groups_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_groups_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 5)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -3168,7 +3379,7 @@ int kafka_describe_groups_response_decode(struct kafka_reader *r, int16_t versio
         s->groups_count = n;
         s->groups = NULL;
         if (n > 0) {
-            s->groups = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->groups), _Alignof(__typeof__(*s->groups)));
+            s->groups = KAFKA_ARENA_ARRAY(arena, n, s->groups);
             if (s->groups == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -3195,7 +3406,8 @@ int kafka_describe_groups_response_decode(struct kafka_reader *r, int16_t versio
     return r->err;
 }
 
-int kafka_describe_groups_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_groups_response *s)
+int kafka_describe_groups_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_groups_response *s)
 {
     if (version < 0 || version > 5)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -3219,8 +3431,10 @@ int kafka_describe_groups_response_encode(struct kafka_writer *w, int16_t versio
 /* ---- ListGroupsResponse (versions 0-5, flexible 3+) ---- */
 
 static void list_groups_response_listed_group_init(struct kafka_list_groups_response_listed_group *s);
-static int list_groups_response_listed_group_decode(struct kafka_reader *r, int16_t version, struct kafka_list_groups_response_listed_group *s, struct kafka_arena *arena);
-static int list_groups_response_listed_group_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_groups_response_listed_group *s);
+static int list_groups_response_listed_group_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_list_groups_response_listed_group *s, struct kafka_arena *arena);
+static int list_groups_response_listed_group_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_list_groups_response_listed_group *s);
 
 static void list_groups_response_listed_group_init(struct kafka_list_groups_response_listed_group *s)
 {
@@ -3230,7 +3444,8 @@ static void list_groups_response_listed_group_init(struct kafka_list_groups_resp
     s->group_type = (struct kafka_str){ "", 0 };
 }
 
-static int list_groups_response_listed_group_decode(struct kafka_reader *r, int16_t version, struct kafka_list_groups_response_listed_group *s, struct kafka_arena *arena)
+static int list_groups_response_listed_group_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_list_groups_response_listed_group *s, struct kafka_arena *arena)
 {
     list_groups_response_listed_group_init(s);
     s->group_id = kafka_read_string(r, version >= 3);
@@ -3264,7 +3479,8 @@ static int list_groups_response_listed_group_decode(struct kafka_reader *r, int1
     return r->err;
 }
 
-static int list_groups_response_listed_group_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_groups_response_listed_group *s)
+static int list_groups_response_listed_group_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_list_groups_response_listed_group *s)
 {
     if (s->group_id.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -3298,7 +3514,8 @@ void kafka_list_groups_response_init(struct kafka_list_groups_response *s, int16
     s->groups_count = 0;
 }
 
-int kafka_list_groups_response_decode(struct kafka_reader *r, int16_t version, struct kafka_list_groups_response *s, struct kafka_arena *arena)
+int kafka_list_groups_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_list_groups_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 5)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -3317,7 +3534,7 @@ int kafka_list_groups_response_decode(struct kafka_reader *r, int16_t version, s
         s->groups_count = n;
         s->groups = NULL;
         if (n > 0) {
-            s->groups = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->groups), _Alignof(__typeof__(*s->groups)));
+            s->groups = KAFKA_ARENA_ARRAY(arena, n, s->groups);
             if (s->groups == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -3344,7 +3561,8 @@ int kafka_list_groups_response_decode(struct kafka_reader *r, int16_t version, s
     return r->err;
 }
 
-int kafka_list_groups_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_groups_response *s)
+int kafka_list_groups_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_list_groups_response *s)
 {
     if (version < 0 || version > 5)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -3376,7 +3594,8 @@ void kafka_sasl_handshake_response_init(struct kafka_sasl_handshake_response *s,
     s->mechanisms_count = 0;
 }
 
-int kafka_sasl_handshake_response_decode(struct kafka_reader *r, int16_t version, struct kafka_sasl_handshake_response *s, struct kafka_arena *arena)
+int kafka_sasl_handshake_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_sasl_handshake_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 1)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -3391,7 +3610,7 @@ int kafka_sasl_handshake_response_decode(struct kafka_reader *r, int16_t version
         s->mechanisms_count = n;
         s->mechanisms = NULL;
         if (n > 0) {
-            s->mechanisms = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->mechanisms), _Alignof(__typeof__(*s->mechanisms)));
+            s->mechanisms = KAFKA_ARENA_ARRAY(arena, n, s->mechanisms);
             if (s->mechanisms == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -3406,7 +3625,8 @@ int kafka_sasl_handshake_response_decode(struct kafka_reader *r, int16_t version
     return r->err;
 }
 
-int kafka_sasl_handshake_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_sasl_handshake_response *s)
+int kafka_sasl_handshake_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_sasl_handshake_response *s)
 {
     if (version < 0 || version > 1)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -3425,14 +3645,22 @@ int kafka_sasl_handshake_response_encode(struct kafka_writer *w, int16_t version
 /* ---- ApiVersionsResponse (versions 0-4, flexible 3+) ---- */
 
 static void api_versions_response_finalized_feature_key_init(struct kafka_api_versions_response_finalized_feature_key *s);
-static int api_versions_response_finalized_feature_key_decode(struct kafka_reader *r, int16_t version, struct kafka_api_versions_response_finalized_feature_key *s, struct kafka_arena *arena);
-static int api_versions_response_finalized_feature_key_encode(struct kafka_writer *w, int16_t version, const struct kafka_api_versions_response_finalized_feature_key *s);
+static int api_versions_response_finalized_feature_key_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_api_versions_response_finalized_feature_key *s,
+    struct kafka_arena *arena);
+static int api_versions_response_finalized_feature_key_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_api_versions_response_finalized_feature_key *s);
 static void api_versions_response_supported_feature_key_init(struct kafka_api_versions_response_supported_feature_key *s);
-static int api_versions_response_supported_feature_key_decode(struct kafka_reader *r, int16_t version, struct kafka_api_versions_response_supported_feature_key *s, struct kafka_arena *arena);
-static int api_versions_response_supported_feature_key_encode(struct kafka_writer *w, int16_t version, const struct kafka_api_versions_response_supported_feature_key *s);
+static int api_versions_response_supported_feature_key_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_api_versions_response_supported_feature_key *s,
+    struct kafka_arena *arena);
+static int api_versions_response_supported_feature_key_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_api_versions_response_supported_feature_key *s);
 static void api_versions_response_api_version_init(struct kafka_api_versions_response_api_version *s);
-static int api_versions_response_api_version_decode(struct kafka_reader *r, int16_t version, struct kafka_api_versions_response_api_version *s, struct kafka_arena *arena);
-static int api_versions_response_api_version_encode(struct kafka_writer *w, int16_t version, const struct kafka_api_versions_response_api_version *s);
+static int api_versions_response_api_version_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_api_versions_response_api_version *s, struct kafka_arena *arena);
+static int api_versions_response_api_version_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_api_versions_response_api_version *s);
 
 static void api_versions_response_finalized_feature_key_init(struct kafka_api_versions_response_finalized_feature_key *s)
 {
@@ -3441,7 +3669,9 @@ static void api_versions_response_finalized_feature_key_init(struct kafka_api_ve
     s->min_version_level = 0;
 }
 
-static int api_versions_response_finalized_feature_key_decode(struct kafka_reader *r, int16_t version, struct kafka_api_versions_response_finalized_feature_key *s, struct kafka_arena *arena)
+static int api_versions_response_finalized_feature_key_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_api_versions_response_finalized_feature_key *s,
+    struct kafka_arena *arena)
 {
     api_versions_response_finalized_feature_key_init(s);
     s->name = kafka_read_string(r, 1);
@@ -3462,7 +3692,8 @@ static int api_versions_response_finalized_feature_key_decode(struct kafka_reade
     return r->err;
 }
 
-static int api_versions_response_finalized_feature_key_encode(struct kafka_writer *w, int16_t version, const struct kafka_api_versions_response_finalized_feature_key *s)
+static int api_versions_response_finalized_feature_key_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_api_versions_response_finalized_feature_key *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -3481,7 +3712,9 @@ static void api_versions_response_supported_feature_key_init(struct kafka_api_ve
     s->max_version = 0;
 }
 
-static int api_versions_response_supported_feature_key_decode(struct kafka_reader *r, int16_t version, struct kafka_api_versions_response_supported_feature_key *s, struct kafka_arena *arena)
+static int api_versions_response_supported_feature_key_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_api_versions_response_supported_feature_key *s,
+    struct kafka_arena *arena)
 {
     api_versions_response_supported_feature_key_init(s);
     s->name = kafka_read_string(r, 1);
@@ -3502,7 +3735,8 @@ static int api_versions_response_supported_feature_key_decode(struct kafka_reade
     return r->err;
 }
 
-static int api_versions_response_supported_feature_key_encode(struct kafka_writer *w, int16_t version, const struct kafka_api_versions_response_supported_feature_key *s)
+static int api_versions_response_supported_feature_key_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_api_versions_response_supported_feature_key *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -3521,7 +3755,8 @@ static void api_versions_response_api_version_init(struct kafka_api_versions_res
     s->max_version = 0;
 }
 
-static int api_versions_response_api_version_decode(struct kafka_reader *r, int16_t version, struct kafka_api_versions_response_api_version *s, struct kafka_arena *arena)
+static int api_versions_response_api_version_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_api_versions_response_api_version *s, struct kafka_arena *arena)
 {
     api_versions_response_api_version_init(s);
     s->api_key = kafka_read_int16(r);
@@ -3542,7 +3777,8 @@ static int api_versions_response_api_version_decode(struct kafka_reader *r, int1
     return r->err;
 }
 
-static int api_versions_response_api_version_encode(struct kafka_writer *w, int16_t version, const struct kafka_api_versions_response_api_version *s)
+static int api_versions_response_api_version_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_api_versions_response_api_version *s)
 {
     kafka_write_int16(w, s->api_key);
     kafka_write_int16(w, s->min_version);
@@ -3569,7 +3805,8 @@ void kafka_api_versions_response_init(struct kafka_api_versions_response *s, int
     s->zk_migration_ready = false;
 }
 
-int kafka_api_versions_response_decode(struct kafka_reader *r, int16_t version, struct kafka_api_versions_response *s, struct kafka_arena *arena)
+int kafka_api_versions_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_api_versions_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 4)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -3585,7 +3822,7 @@ int kafka_api_versions_response_decode(struct kafka_reader *r, int16_t version, 
         s->api_keys_count = n;
         s->api_keys = NULL;
         if (n > 0) {
-            s->api_keys = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->api_keys), _Alignof(__typeof__(*s->api_keys)));
+            s->api_keys = KAFKA_ARENA_ARRAY(arena, n, s->api_keys);
             if (s->api_keys == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -3619,12 +3856,13 @@ int kafka_api_versions_response_decode(struct kafka_reader *r, int16_t version, 
                     s->supported_features_count = n;
                     s->supported_features = NULL;
                     if (n > 0) {
-                        s->supported_features = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->supported_features), _Alignof(__typeof__(*s->supported_features)));
+                        s->supported_features = KAFKA_ARENA_ARRAY(arena, n, s->supported_features);
                         if (s->supported_features == NULL)
                             return kafka_reader_fail(sub, KAFKA_ERR_ARENA);
                     }
                     for (int32_t i = 0; i < n; i++) {
-                        rc = api_versions_response_supported_feature_key_decode(sub, version, &s->supported_features[i], arena);
+                        rc = api_versions_response_supported_feature_key_decode(sub, version,
+                            &s->supported_features[i], arena);
                         if (rc != 0)
                             return kafka_reader_fail(sub, rc);
                         if (sub->err != 0)
@@ -3645,12 +3883,13 @@ int kafka_api_versions_response_decode(struct kafka_reader *r, int16_t version, 
                     s->finalized_features_count = n;
                     s->finalized_features = NULL;
                     if (n > 0) {
-                        s->finalized_features = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->finalized_features), _Alignof(__typeof__(*s->finalized_features)));
+                        s->finalized_features = KAFKA_ARENA_ARRAY(arena, n, s->finalized_features);
                         if (s->finalized_features == NULL)
                             return kafka_reader_fail(sub, KAFKA_ERR_ARENA);
                     }
                     for (int32_t i = 0; i < n; i++) {
-                        rc = api_versions_response_finalized_feature_key_decode(sub, version, &s->finalized_features[i], arena);
+                        rc = api_versions_response_finalized_feature_key_decode(sub, version,
+                            &s->finalized_features[i], arena);
                         if (rc != 0)
                             return kafka_reader_fail(sub, rc);
                         if (sub->err != 0)
@@ -3669,7 +3908,8 @@ int kafka_api_versions_response_decode(struct kafka_reader *r, int16_t version, 
     return r->err;
 }
 
-int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_api_versions_response *s)
+int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_api_versions_response *s)
 {
     if (version < 0 || version > 4)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -3703,7 +3943,8 @@ int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version, 
                 return kafka_writer_fail(sizer, KAFKA_ERR_NULL);
             kafka_write_array_len(sizer, s->supported_features_count, 1);
             for (int32_t i = 0; i < s->supported_features_count; i++) {
-                if (api_versions_response_supported_feature_key_encode(sizer, version, &s->supported_features[i]) != 0)
+                if (api_versions_response_supported_feature_key_encode(sizer, version,
+                    &s->supported_features[i]) != 0)
                     return sizer->err;
             }
             kafka_write_uvarint(w, 0);
@@ -3712,7 +3953,8 @@ int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version, 
                 return kafka_writer_fail(w, KAFKA_ERR_NULL);
             kafka_write_array_len(w, s->supported_features_count, 1);
             for (int32_t i = 0; i < s->supported_features_count; i++) {
-                if (api_versions_response_supported_feature_key_encode(w, version, &s->supported_features[i]) != 0)
+                if (api_versions_response_supported_feature_key_encode(w, version,
+                    &s->supported_features[i]) != 0)
                     return w->err;
             }
         }
@@ -3733,7 +3975,8 @@ int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version, 
                 return kafka_writer_fail(sizer, KAFKA_ERR_NULL);
             kafka_write_array_len(sizer, s->finalized_features_count, 1);
             for (int32_t i = 0; i < s->finalized_features_count; i++) {
-                if (api_versions_response_finalized_feature_key_encode(sizer, version, &s->finalized_features[i]) != 0)
+                if (api_versions_response_finalized_feature_key_encode(sizer, version,
+                    &s->finalized_features[i]) != 0)
                     return sizer->err;
             }
             kafka_write_uvarint(w, 2);
@@ -3742,7 +3985,8 @@ int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version, 
                 return kafka_writer_fail(w, KAFKA_ERR_NULL);
             kafka_write_array_len(w, s->finalized_features_count, 1);
             for (int32_t i = 0; i < s->finalized_features_count; i++) {
-                if (api_versions_response_finalized_feature_key_encode(w, version, &s->finalized_features[i]) != 0)
+                if (api_versions_response_finalized_feature_key_encode(w, version,
+                    &s->finalized_features[i]) != 0)
                     return w->err;
             }
         }
@@ -3762,11 +4006,17 @@ int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version, 
 /* ---- CreateTopicsResponse (versions 0-7, flexible 5+) ---- */
 
 static void create_topics_response_creatable_topic_configs_init(struct kafka_create_topics_response_creatable_topic_configs *s);
-static int create_topics_response_creatable_topic_configs_decode(struct kafka_reader *r, int16_t version, struct kafka_create_topics_response_creatable_topic_configs *s, struct kafka_arena *arena);
-static int create_topics_response_creatable_topic_configs_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_topics_response_creatable_topic_configs *s);
+static int create_topics_response_creatable_topic_configs_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_create_topics_response_creatable_topic_configs *s,
+    struct kafka_arena *arena);
+static int create_topics_response_creatable_topic_configs_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_create_topics_response_creatable_topic_configs *s);
 static void create_topics_response_creatable_topic_result_init(struct kafka_create_topics_response_creatable_topic_result *s);
-static int create_topics_response_creatable_topic_result_decode(struct kafka_reader *r, int16_t version, struct kafka_create_topics_response_creatable_topic_result *s, struct kafka_arena *arena);
-static int create_topics_response_creatable_topic_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_topics_response_creatable_topic_result *s);
+static int create_topics_response_creatable_topic_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_create_topics_response_creatable_topic_result *s,
+    struct kafka_arena *arena);
+static int create_topics_response_creatable_topic_result_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_create_topics_response_creatable_topic_result *s);
 
 static void create_topics_response_creatable_topic_configs_init(struct kafka_create_topics_response_creatable_topic_configs *s)
 {
@@ -3777,7 +4027,9 @@ static void create_topics_response_creatable_topic_configs_init(struct kafka_cre
     s->is_sensitive = 0;
 }
 
-static int create_topics_response_creatable_topic_configs_decode(struct kafka_reader *r, int16_t version, struct kafka_create_topics_response_creatable_topic_configs *s, struct kafka_arena *arena)
+static int create_topics_response_creatable_topic_configs_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_create_topics_response_creatable_topic_configs *s,
+    struct kafka_arena *arena)
 {
     create_topics_response_creatable_topic_configs_init(s);
     s->name = kafka_read_string(r, 1);
@@ -3800,7 +4052,8 @@ static int create_topics_response_creatable_topic_configs_decode(struct kafka_re
     return r->err;
 }
 
-static int create_topics_response_creatable_topic_configs_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_topics_response_creatable_topic_configs *s)
+static int create_topics_response_creatable_topic_configs_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_create_topics_response_creatable_topic_configs *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -3827,7 +4080,9 @@ static void create_topics_response_creatable_topic_result_init(struct kafka_crea
     s->configs_count = 0;
 }
 
-static int create_topics_response_creatable_topic_result_decode(struct kafka_reader *r, int16_t version, struct kafka_create_topics_response_creatable_topic_result *s, struct kafka_arena *arena)
+static int create_topics_response_creatable_topic_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_create_topics_response_creatable_topic_result *s,
+    struct kafka_arena *arena)
 {
     int rc;
     create_topics_response_creatable_topic_result_init(s);
@@ -3854,12 +4109,13 @@ static int create_topics_response_creatable_topic_result_decode(struct kafka_rea
         s->configs_count = n;
         s->configs = NULL;
         if (n > 0) {
-            s->configs = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->configs), _Alignof(__typeof__(*s->configs)));
+            s->configs = KAFKA_ARENA_ARRAY(arena, n, s->configs);
             if (s->configs == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = create_topics_response_creatable_topic_configs_decode(r, version, &s->configs[i], arena);
+            rc = create_topics_response_creatable_topic_configs_decode(r, version, &s->configs[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -3886,7 +4142,8 @@ static int create_topics_response_creatable_topic_result_decode(struct kafka_rea
     return r->err;
 }
 
-static int create_topics_response_creatable_topic_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_topics_response_creatable_topic_result *s)
+static int create_topics_response_creatable_topic_result_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_create_topics_response_creatable_topic_result *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -3907,7 +4164,8 @@ static int create_topics_response_creatable_topic_result_encode(struct kafka_wri
     if (version >= 5) {
         kafka_write_array_len(w, s->configs_count, 1);
         for (int32_t i = 0; i < s->configs_count; i++) {
-            if (create_topics_response_creatable_topic_configs_encode(w, version, &s->configs[i]) != 0)
+            if (create_topics_response_creatable_topic_configs_encode(w, version,
+                &s->configs[i]) != 0)
                 return w->err;
         }
     }
@@ -3937,7 +4195,8 @@ void kafka_create_topics_response_init(struct kafka_create_topics_response *s, i
     s->topics_count = 0;
 }
 
-int kafka_create_topics_response_decode(struct kafka_reader *r, int16_t version, struct kafka_create_topics_response *s, struct kafka_arena *arena)
+int kafka_create_topics_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_create_topics_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 7)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -3955,12 +4214,13 @@ int kafka_create_topics_response_decode(struct kafka_reader *r, int16_t version,
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = create_topics_response_creatable_topic_result_decode(r, version, &s->topics[i], arena);
+            rc = create_topics_response_creatable_topic_result_decode(r, version, &s->topics[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -3982,7 +4242,8 @@ int kafka_create_topics_response_decode(struct kafka_reader *r, int16_t version,
     return r->err;
 }
 
-int kafka_create_topics_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_topics_response *s)
+int kafka_create_topics_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_create_topics_response *s)
 {
     if (version < 0 || version > 7)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -4006,8 +4267,11 @@ int kafka_create_topics_response_encode(struct kafka_writer *w, int16_t version,
 /* ---- DeleteTopicsResponse (versions 0-6, flexible 4+) ---- */
 
 static void delete_topics_response_deletable_topic_result_init(struct kafka_delete_topics_response_deletable_topic_result *s);
-static int delete_topics_response_deletable_topic_result_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_topics_response_deletable_topic_result *s, struct kafka_arena *arena);
-static int delete_topics_response_deletable_topic_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_topics_response_deletable_topic_result *s);
+static int delete_topics_response_deletable_topic_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_delete_topics_response_deletable_topic_result *s,
+    struct kafka_arena *arena);
+static int delete_topics_response_deletable_topic_result_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_delete_topics_response_deletable_topic_result *s);
 
 static void delete_topics_response_deletable_topic_result_init(struct kafka_delete_topics_response_deletable_topic_result *s)
 {
@@ -4017,7 +4281,9 @@ static void delete_topics_response_deletable_topic_result_init(struct kafka_dele
     s->error_message = (struct kafka_str){ NULL, -1 };
 }
 
-static int delete_topics_response_deletable_topic_result_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_topics_response_deletable_topic_result *s, struct kafka_arena *arena)
+static int delete_topics_response_deletable_topic_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_delete_topics_response_deletable_topic_result *s,
+    struct kafka_arena *arena)
 {
     delete_topics_response_deletable_topic_result_init(s);
     s->name = kafka_read_string(r, version >= 4);
@@ -4045,7 +4311,8 @@ static int delete_topics_response_deletable_topic_result_decode(struct kafka_rea
     return r->err;
 }
 
-static int delete_topics_response_deletable_topic_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_topics_response_deletable_topic_result *s)
+static int delete_topics_response_deletable_topic_result_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_delete_topics_response_deletable_topic_result *s)
 {
     if (s->name.len < 0 && !(version >= 6))
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -4072,7 +4339,8 @@ void kafka_delete_topics_response_init(struct kafka_delete_topics_response *s, i
     s->responses_count = 0;
 }
 
-int kafka_delete_topics_response_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_topics_response *s, struct kafka_arena *arena)
+int kafka_delete_topics_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_delete_topics_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 6)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -4090,12 +4358,13 @@ int kafka_delete_topics_response_decode(struct kafka_reader *r, int16_t version,
         s->responses_count = n;
         s->responses = NULL;
         if (n > 0) {
-            s->responses = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->responses), _Alignof(__typeof__(*s->responses)));
+            s->responses = KAFKA_ARENA_ARRAY(arena, n, s->responses);
             if (s->responses == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = delete_topics_response_deletable_topic_result_decode(r, version, &s->responses[i], arena);
+            rc = delete_topics_response_deletable_topic_result_decode(r, version, &s->responses[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -4117,7 +4386,8 @@ int kafka_delete_topics_response_decode(struct kafka_reader *r, int16_t version,
     return r->err;
 }
 
-int kafka_delete_topics_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_topics_response *s)
+int kafka_delete_topics_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_delete_topics_response *s)
 {
     if (version < 0 || version > 6)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -4141,11 +4411,17 @@ int kafka_delete_topics_response_encode(struct kafka_writer *w, int16_t version,
 /* ---- DeleteRecordsResponse (versions 0-2, flexible 2+) ---- */
 
 static void delete_records_response_delete_records_partition_result_init(struct kafka_delete_records_response_delete_records_partition_result *s);
-static int delete_records_response_delete_records_partition_result_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_records_response_delete_records_partition_result *s, struct kafka_arena *arena);
-static int delete_records_response_delete_records_partition_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_records_response_delete_records_partition_result *s);
+static int delete_records_response_delete_records_partition_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_delete_records_response_delete_records_partition_result *s,
+    struct kafka_arena *arena);
+static int delete_records_response_delete_records_partition_result_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_delete_records_response_delete_records_partition_result *s);
 static void delete_records_response_delete_records_topic_result_init(struct kafka_delete_records_response_delete_records_topic_result *s);
-static int delete_records_response_delete_records_topic_result_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_records_response_delete_records_topic_result *s, struct kafka_arena *arena);
-static int delete_records_response_delete_records_topic_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_records_response_delete_records_topic_result *s);
+static int delete_records_response_delete_records_topic_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_delete_records_response_delete_records_topic_result *s,
+    struct kafka_arena *arena);
+static int delete_records_response_delete_records_topic_result_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_delete_records_response_delete_records_topic_result *s);
 
 static void delete_records_response_delete_records_partition_result_init(struct kafka_delete_records_response_delete_records_partition_result *s)
 {
@@ -4154,7 +4430,9 @@ static void delete_records_response_delete_records_partition_result_init(struct 
     s->error_code = 0;
 }
 
-static int delete_records_response_delete_records_partition_result_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_records_response_delete_records_partition_result *s, struct kafka_arena *arena)
+static int delete_records_response_delete_records_partition_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_delete_records_response_delete_records_partition_result *s,
+    struct kafka_arena *arena)
 {
     delete_records_response_delete_records_partition_result_init(s);
     s->partition_index = kafka_read_int32(r);
@@ -4175,7 +4453,8 @@ static int delete_records_response_delete_records_partition_result_decode(struct
     return r->err;
 }
 
-static int delete_records_response_delete_records_partition_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_records_response_delete_records_partition_result *s)
+static int delete_records_response_delete_records_partition_result_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_delete_records_response_delete_records_partition_result *s)
 {
     kafka_write_int32(w, s->partition_index);
     kafka_write_int64(w, s->low_watermark);
@@ -4194,7 +4473,9 @@ static void delete_records_response_delete_records_topic_result_init(struct kafk
     s->partitions_count = 0;
 }
 
-static int delete_records_response_delete_records_topic_result_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_records_response_delete_records_topic_result *s, struct kafka_arena *arena)
+static int delete_records_response_delete_records_topic_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_delete_records_response_delete_records_topic_result *s,
+    struct kafka_arena *arena)
 {
     int rc;
     delete_records_response_delete_records_topic_result_init(s);
@@ -4210,12 +4491,13 @@ static int delete_records_response_delete_records_topic_result_decode(struct kaf
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = delete_records_response_delete_records_partition_result_decode(r, version, &s->partitions[i], arena);
+            rc = delete_records_response_delete_records_partition_result_decode(r, version,
+                &s->partitions[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -4237,7 +4519,8 @@ static int delete_records_response_delete_records_topic_result_decode(struct kaf
     return r->err;
 }
 
-static int delete_records_response_delete_records_topic_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_records_response_delete_records_topic_result *s)
+static int delete_records_response_delete_records_topic_result_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_delete_records_response_delete_records_topic_result *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -4246,7 +4529,8 @@ static int delete_records_response_delete_records_topic_result_encode(struct kaf
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->partitions_count, version >= 2);
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        if (delete_records_response_delete_records_partition_result_encode(w, version, &s->partitions[i]) != 0)
+        if (delete_records_response_delete_records_partition_result_encode(w, version,
+            &s->partitions[i]) != 0)
             return w->err;
     }
     if (version >= 2) {
@@ -4264,7 +4548,8 @@ void kafka_delete_records_response_init(struct kafka_delete_records_response *s,
     s->topics_count = 0;
 }
 
-int kafka_delete_records_response_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_records_response *s, struct kafka_arena *arena)
+int kafka_delete_records_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_delete_records_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 2)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -4280,12 +4565,13 @@ int kafka_delete_records_response_decode(struct kafka_reader *r, int16_t version
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = delete_records_response_delete_records_topic_result_decode(r, version, &s->topics[i], arena);
+            rc = delete_records_response_delete_records_topic_result_decode(r, version,
+                &s->topics[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -4307,7 +4593,8 @@ int kafka_delete_records_response_decode(struct kafka_reader *r, int16_t version
     return r->err;
 }
 
-int kafka_delete_records_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_records_response *s)
+int kafka_delete_records_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_delete_records_response *s)
 {
     if (version < 0 || version > 2)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -4316,7 +4603,8 @@ int kafka_delete_records_response_encode(struct kafka_writer *w, int16_t version
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->topics_count, version >= 2);
     for (int32_t i = 0; i < s->topics_count; i++) {
-        if (delete_records_response_delete_records_topic_result_encode(w, version, &s->topics[i]) != 0)
+        if (delete_records_response_delete_records_topic_result_encode(w, version,
+            &s->topics[i]) != 0)
             return w->err;
     }
     if (version >= 2) {
@@ -4328,7 +4616,8 @@ int kafka_delete_records_response_encode(struct kafka_writer *w, int16_t version
 
 /* ---- InitProducerIdResponse (versions 0-5, flexible 2+) ---- */
 
-void kafka_init_producer_id_response_init(struct kafka_init_producer_id_response *s, int16_t version)
+void kafka_init_producer_id_response_init(struct kafka_init_producer_id_response *s,
+    int16_t version)
 {
     (void)version;
     s->throttle_time_ms = 0;
@@ -4337,7 +4626,8 @@ void kafka_init_producer_id_response_init(struct kafka_init_producer_id_response
     s->producer_epoch = 0;
 }
 
-int kafka_init_producer_id_response_decode(struct kafka_reader *r, int16_t version, struct kafka_init_producer_id_response *s, struct kafka_arena *arena)
+int kafka_init_producer_id_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_init_producer_id_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 5)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -4361,7 +4651,8 @@ int kafka_init_producer_id_response_decode(struct kafka_reader *r, int16_t versi
     return r->err;
 }
 
-int kafka_init_producer_id_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_init_producer_id_response *s)
+int kafka_init_producer_id_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_init_producer_id_response *s)
 {
     if (version < 0 || version > 5)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -4379,11 +4670,19 @@ int kafka_init_producer_id_response_encode(struct kafka_writer *w, int16_t versi
 /* ---- OffsetForLeaderEpochResponse (versions 0-4, flexible 4+) ---- */
 
 static void offset_for_leader_epoch_response_epoch_end_offset_init(struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s);
-static int offset_for_leader_epoch_response_epoch_end_offset_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s, struct kafka_arena *arena);
-static int offset_for_leader_epoch_response_epoch_end_offset_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s);
+static int offset_for_leader_epoch_response_epoch_end_offset_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s,
+    struct kafka_arena *arena);
+static int offset_for_leader_epoch_response_epoch_end_offset_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s);
 static void offset_for_leader_epoch_response_offset_for_leader_topic_result_init(struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *s);
-static int offset_for_leader_epoch_response_offset_for_leader_topic_result_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *s, struct kafka_arena *arena);
-static int offset_for_leader_epoch_response_offset_for_leader_topic_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *s);
+static int offset_for_leader_epoch_response_offset_for_leader_topic_result_decode(struct kafka_reader *r,
+    int16_t version,
+    struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *s,
+    struct kafka_arena *arena);
+static int offset_for_leader_epoch_response_offset_for_leader_topic_result_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *s);
 
 static void offset_for_leader_epoch_response_epoch_end_offset_init(struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s)
 {
@@ -4393,7 +4692,9 @@ static void offset_for_leader_epoch_response_epoch_end_offset_init(struct kafka_
     s->end_offset = INT64_C(-1);
 }
 
-static int offset_for_leader_epoch_response_epoch_end_offset_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s, struct kafka_arena *arena)
+static int offset_for_leader_epoch_response_epoch_end_offset_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s,
+    struct kafka_arena *arena)
 {
     offset_for_leader_epoch_response_epoch_end_offset_init(s);
     s->error_code = kafka_read_int16(r);
@@ -4417,7 +4718,8 @@ static int offset_for_leader_epoch_response_epoch_end_offset_decode(struct kafka
     return r->err;
 }
 
-static int offset_for_leader_epoch_response_epoch_end_offset_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s)
+static int offset_for_leader_epoch_response_epoch_end_offset_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s)
 {
     kafka_write_int16(w, s->error_code);
     kafka_write_int32(w, s->partition);
@@ -4439,7 +4741,10 @@ static void offset_for_leader_epoch_response_offset_for_leader_topic_result_init
     s->partitions_count = 0;
 }
 
-static int offset_for_leader_epoch_response_offset_for_leader_topic_result_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *s, struct kafka_arena *arena)
+static int offset_for_leader_epoch_response_offset_for_leader_topic_result_decode(struct kafka_reader *r,
+    int16_t version,
+    struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *s,
+    struct kafka_arena *arena)
 {
     int rc;
     offset_for_leader_epoch_response_offset_for_leader_topic_result_init(s);
@@ -4455,12 +4760,13 @@ static int offset_for_leader_epoch_response_offset_for_leader_topic_result_decod
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = offset_for_leader_epoch_response_epoch_end_offset_decode(r, version, &s->partitions[i], arena);
+            rc = offset_for_leader_epoch_response_epoch_end_offset_decode(r, version,
+                &s->partitions[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -4482,7 +4788,9 @@ static int offset_for_leader_epoch_response_offset_for_leader_topic_result_decod
     return r->err;
 }
 
-static int offset_for_leader_epoch_response_offset_for_leader_topic_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *s)
+static int offset_for_leader_epoch_response_offset_for_leader_topic_result_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *s)
 {
     if (s->topic.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -4491,7 +4799,8 @@ static int offset_for_leader_epoch_response_offset_for_leader_topic_result_encod
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->partitions_count, version >= 4);
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        if (offset_for_leader_epoch_response_epoch_end_offset_encode(w, version, &s->partitions[i]) != 0)
+        if (offset_for_leader_epoch_response_epoch_end_offset_encode(w, version,
+            &s->partitions[i]) != 0)
             return w->err;
     }
     if (version >= 4) {
@@ -4501,7 +4810,8 @@ static int offset_for_leader_epoch_response_offset_for_leader_topic_result_encod
     return w->err;
 }
 
-void kafka_offset_for_leader_epoch_response_init(struct kafka_offset_for_leader_epoch_response *s, int16_t version)
+void kafka_offset_for_leader_epoch_response_init(struct kafka_offset_for_leader_epoch_response *s,
+    int16_t version)
 {
     (void)version;
     s->throttle_time_ms = 0;
@@ -4509,7 +4819,8 @@ void kafka_offset_for_leader_epoch_response_init(struct kafka_offset_for_leader_
     s->topics_count = 0;
 }
 
-int kafka_offset_for_leader_epoch_response_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_for_leader_epoch_response *s, struct kafka_arena *arena)
+int kafka_offset_for_leader_epoch_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_offset_for_leader_epoch_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 4)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -4527,12 +4838,13 @@ int kafka_offset_for_leader_epoch_response_decode(struct kafka_reader *r, int16_
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = offset_for_leader_epoch_response_offset_for_leader_topic_result_decode(r, version, &s->topics[i], arena);
+            rc = offset_for_leader_epoch_response_offset_for_leader_topic_result_decode(r, version,
+                &s->topics[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -4554,7 +4866,8 @@ int kafka_offset_for_leader_epoch_response_decode(struct kafka_reader *r, int16_
     return r->err;
 }
 
-int kafka_offset_for_leader_epoch_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_for_leader_epoch_response *s)
+int kafka_offset_for_leader_epoch_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_offset_for_leader_epoch_response *s)
 {
     if (version < 0 || version > 4)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -4565,7 +4878,8 @@ int kafka_offset_for_leader_epoch_response_encode(struct kafka_writer *w, int16_
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->topics_count, version >= 4);
     for (int32_t i = 0; i < s->topics_count; i++) {
-        if (offset_for_leader_epoch_response_offset_for_leader_topic_result_encode(w, version, &s->topics[i]) != 0)
+        if (offset_for_leader_epoch_response_offset_for_leader_topic_result_encode(w, version,
+            &s->topics[i]) != 0)
             return w->err;
     }
     if (version >= 4) {
@@ -4578,14 +4892,28 @@ int kafka_offset_for_leader_epoch_response_encode(struct kafka_writer *w, int16_
 /* ---- AddPartitionsToTxnResponse (versions 0-5, flexible 3+) ---- */
 
 static void add_partitions_to_txn_response_add_partitions_to_txn_partition_result_init(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s);
-static int add_partitions_to_txn_response_add_partitions_to_txn_partition_result_decode(struct kafka_reader *r, int16_t version, struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s, struct kafka_arena *arena);
-static int add_partitions_to_txn_response_add_partitions_to_txn_partition_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s);
+static int add_partitions_to_txn_response_add_partitions_to_txn_partition_result_decode(struct kafka_reader *r,
+    int16_t version,
+    struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s,
+    struct kafka_arena *arena);
+static int add_partitions_to_txn_response_add_partitions_to_txn_partition_result_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s);
 static void add_partitions_to_txn_response_add_partitions_to_txn_topic_result_init(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s);
-static int add_partitions_to_txn_response_add_partitions_to_txn_topic_result_decode(struct kafka_reader *r, int16_t version, struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s, struct kafka_arena *arena);
-static int add_partitions_to_txn_response_add_partitions_to_txn_topic_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s);
+static int add_partitions_to_txn_response_add_partitions_to_txn_topic_result_decode(struct kafka_reader *r,
+    int16_t version,
+    struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s,
+    struct kafka_arena *arena);
+static int add_partitions_to_txn_response_add_partitions_to_txn_topic_result_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s);
 static void add_partitions_to_txn_response_add_partitions_to_txn_result_init(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s);
-static int add_partitions_to_txn_response_add_partitions_to_txn_result_decode(struct kafka_reader *r, int16_t version, struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s, struct kafka_arena *arena);
-static int add_partitions_to_txn_response_add_partitions_to_txn_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s);
+static int add_partitions_to_txn_response_add_partitions_to_txn_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s,
+    struct kafka_arena *arena);
+static int add_partitions_to_txn_response_add_partitions_to_txn_result_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s);
 
 static void add_partitions_to_txn_response_add_partitions_to_txn_partition_result_init(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s)
 {
@@ -4593,7 +4921,10 @@ static void add_partitions_to_txn_response_add_partitions_to_txn_partition_resul
     s->partition_error_code = 0;
 }
 
-static int add_partitions_to_txn_response_add_partitions_to_txn_partition_result_decode(struct kafka_reader *r, int16_t version, struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s, struct kafka_arena *arena)
+static int add_partitions_to_txn_response_add_partitions_to_txn_partition_result_decode(struct kafka_reader *r,
+    int16_t version,
+    struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s,
+    struct kafka_arena *arena)
 {
     add_partitions_to_txn_response_add_partitions_to_txn_partition_result_init(s);
     s->partition_index = kafka_read_int32(r);
@@ -4613,7 +4944,9 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_partition_result
     return r->err;
 }
 
-static int add_partitions_to_txn_response_add_partitions_to_txn_partition_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s)
+static int add_partitions_to_txn_response_add_partitions_to_txn_partition_result_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s)
 {
     kafka_write_int32(w, s->partition_index);
     kafka_write_int16(w, s->partition_error_code);
@@ -4631,7 +4964,10 @@ static void add_partitions_to_txn_response_add_partitions_to_txn_topic_result_in
     s->results_by_partition_count = 0;
 }
 
-static int add_partitions_to_txn_response_add_partitions_to_txn_topic_result_decode(struct kafka_reader *r, int16_t version, struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s, struct kafka_arena *arena)
+static int add_partitions_to_txn_response_add_partitions_to_txn_topic_result_decode(struct kafka_reader *r,
+    int16_t version,
+    struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s,
+    struct kafka_arena *arena)
 {
     int rc;
     add_partitions_to_txn_response_add_partitions_to_txn_topic_result_init(s);
@@ -4647,12 +4983,13 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_topic_result_dec
         s->results_by_partition_count = n;
         s->results_by_partition = NULL;
         if (n > 0) {
-            s->results_by_partition = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->results_by_partition), _Alignof(__typeof__(*s->results_by_partition)));
+            s->results_by_partition = KAFKA_ARENA_ARRAY(arena, n, s->results_by_partition);
             if (s->results_by_partition == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = add_partitions_to_txn_response_add_partitions_to_txn_partition_result_decode(r, version, &s->results_by_partition[i], arena);
+            rc = add_partitions_to_txn_response_add_partitions_to_txn_partition_result_decode(r,
+                version, &s->results_by_partition[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -4674,7 +5011,9 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_topic_result_dec
     return r->err;
 }
 
-static int add_partitions_to_txn_response_add_partitions_to_txn_topic_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s)
+static int add_partitions_to_txn_response_add_partitions_to_txn_topic_result_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -4683,7 +5022,8 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_topic_result_enc
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->results_by_partition_count, version >= 3);
     for (int32_t i = 0; i < s->results_by_partition_count; i++) {
-        if (add_partitions_to_txn_response_add_partitions_to_txn_partition_result_encode(w, version, &s->results_by_partition[i]) != 0)
+        if (add_partitions_to_txn_response_add_partitions_to_txn_partition_result_encode(w,
+            version, &s->results_by_partition[i]) != 0)
             return w->err;
     }
     if (version >= 3) {
@@ -4700,7 +5040,9 @@ static void add_partitions_to_txn_response_add_partitions_to_txn_result_init(str
     s->topic_results_count = 0;
 }
 
-static int add_partitions_to_txn_response_add_partitions_to_txn_result_decode(struct kafka_reader *r, int16_t version, struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s, struct kafka_arena *arena)
+static int add_partitions_to_txn_response_add_partitions_to_txn_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s,
+    struct kafka_arena *arena)
 {
     int rc;
     add_partitions_to_txn_response_add_partitions_to_txn_result_init(s);
@@ -4716,12 +5058,13 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_result_decode(st
         s->topic_results_count = n;
         s->topic_results = NULL;
         if (n > 0) {
-            s->topic_results = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topic_results), _Alignof(__typeof__(*s->topic_results)));
+            s->topic_results = KAFKA_ARENA_ARRAY(arena, n, s->topic_results);
             if (s->topic_results == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = add_partitions_to_txn_response_add_partitions_to_txn_topic_result_decode(r, version, &s->topic_results[i], arena);
+            rc = add_partitions_to_txn_response_add_partitions_to_txn_topic_result_decode(r,
+                version, &s->topic_results[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -4741,7 +5084,9 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_result_decode(st
     return r->err;
 }
 
-static int add_partitions_to_txn_response_add_partitions_to_txn_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s)
+static int add_partitions_to_txn_response_add_partitions_to_txn_result_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s)
 {
     if (s->transactional_id.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -4750,7 +5095,8 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_result_encode(st
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->topic_results_count, 1);
     for (int32_t i = 0; i < s->topic_results_count; i++) {
-        if (add_partitions_to_txn_response_add_partitions_to_txn_topic_result_encode(w, version, &s->topic_results[i]) != 0)
+        if (add_partitions_to_txn_response_add_partitions_to_txn_topic_result_encode(w, version,
+            &s->topic_results[i]) != 0)
             return w->err;
     }
     uint32_t tag_count = 0;
@@ -4758,7 +5104,8 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_result_encode(st
     return w->err;
 }
 
-void kafka_add_partitions_to_txn_response_init(struct kafka_add_partitions_to_txn_response *s, int16_t version)
+void kafka_add_partitions_to_txn_response_init(struct kafka_add_partitions_to_txn_response *s,
+    int16_t version)
 {
     (void)version;
     s->throttle_time_ms = 0;
@@ -4769,7 +5116,8 @@ void kafka_add_partitions_to_txn_response_init(struct kafka_add_partitions_to_tx
     s->results_by_topic_v3_and_below_count = 0;
 }
 
-int kafka_add_partitions_to_txn_response_decode(struct kafka_reader *r, int16_t version, struct kafka_add_partitions_to_txn_response *s, struct kafka_arena *arena)
+int kafka_add_partitions_to_txn_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_add_partitions_to_txn_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 5)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -4788,12 +5136,13 @@ int kafka_add_partitions_to_txn_response_decode(struct kafka_reader *r, int16_t 
         s->results_by_transaction_count = n;
         s->results_by_transaction = NULL;
         if (n > 0) {
-            s->results_by_transaction = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->results_by_transaction), _Alignof(__typeof__(*s->results_by_transaction)));
+            s->results_by_transaction = KAFKA_ARENA_ARRAY(arena, n, s->results_by_transaction);
             if (s->results_by_transaction == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = add_partitions_to_txn_response_add_partitions_to_txn_result_decode(r, version, &s->results_by_transaction[i], arena);
+            rc = add_partitions_to_txn_response_add_partitions_to_txn_result_decode(r, version,
+                &s->results_by_transaction[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -4809,12 +5158,14 @@ int kafka_add_partitions_to_txn_response_decode(struct kafka_reader *r, int16_t 
         s->results_by_topic_v3_and_below_count = n;
         s->results_by_topic_v3_and_below = NULL;
         if (n > 0) {
-            s->results_by_topic_v3_and_below = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->results_by_topic_v3_and_below), _Alignof(__typeof__(*s->results_by_topic_v3_and_below)));
+            s->results_by_topic_v3_and_below = KAFKA_ARENA_ARRAY(arena, n,
+                s->results_by_topic_v3_and_below);
             if (s->results_by_topic_v3_and_below == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = add_partitions_to_txn_response_add_partitions_to_txn_topic_result_decode(r, version, &s->results_by_topic_v3_and_below[i], arena);
+            rc = add_partitions_to_txn_response_add_partitions_to_txn_topic_result_decode(r,
+                version, &s->results_by_topic_v3_and_below[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -4836,7 +5187,8 @@ int kafka_add_partitions_to_txn_response_decode(struct kafka_reader *r, int16_t 
     return r->err;
 }
 
-int kafka_add_partitions_to_txn_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_add_partitions_to_txn_response *s)
+int kafka_add_partitions_to_txn_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_add_partitions_to_txn_response *s)
 {
     if (version < 0 || version > 5)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -4849,7 +5201,8 @@ int kafka_add_partitions_to_txn_response_encode(struct kafka_writer *w, int16_t 
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_array_len(w, s->results_by_transaction_count, 1);
         for (int32_t i = 0; i < s->results_by_transaction_count; i++) {
-            if (add_partitions_to_txn_response_add_partitions_to_txn_result_encode(w, version, &s->results_by_transaction[i]) != 0)
+            if (add_partitions_to_txn_response_add_partitions_to_txn_result_encode(w, version,
+                &s->results_by_transaction[i]) != 0)
                 return w->err;
         }
     }
@@ -4860,7 +5213,8 @@ int kafka_add_partitions_to_txn_response_encode(struct kafka_writer *w, int16_t 
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_array_len(w, s->results_by_topic_v3_and_below_count, version >= 3);
         for (int32_t i = 0; i < s->results_by_topic_v3_and_below_count; i++) {
-            if (add_partitions_to_txn_response_add_partitions_to_txn_topic_result_encode(w, version, &s->results_by_topic_v3_and_below[i]) != 0)
+            if (add_partitions_to_txn_response_add_partitions_to_txn_topic_result_encode(w,
+                version, &s->results_by_topic_v3_and_below[i]) != 0)
                 return w->err;
         }
     }
@@ -4875,14 +5229,16 @@ int kafka_add_partitions_to_txn_response_encode(struct kafka_writer *w, int16_t 
 
 /* ---- AddOffsetsToTxnResponse (versions 0-4, flexible 3+) ---- */
 
-void kafka_add_offsets_to_txn_response_init(struct kafka_add_offsets_to_txn_response *s, int16_t version)
+void kafka_add_offsets_to_txn_response_init(struct kafka_add_offsets_to_txn_response *s,
+    int16_t version)
 {
     (void)version;
     s->throttle_time_ms = 0;
     s->error_code = 0;
 }
 
-int kafka_add_offsets_to_txn_response_decode(struct kafka_reader *r, int16_t version, struct kafka_add_offsets_to_txn_response *s, struct kafka_arena *arena)
+int kafka_add_offsets_to_txn_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_add_offsets_to_txn_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 4)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -4904,7 +5260,8 @@ int kafka_add_offsets_to_txn_response_decode(struct kafka_reader *r, int16_t ver
     return r->err;
 }
 
-int kafka_add_offsets_to_txn_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_add_offsets_to_txn_response *s)
+int kafka_add_offsets_to_txn_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_add_offsets_to_txn_response *s)
 {
     if (version < 0 || version > 4)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -4928,7 +5285,8 @@ void kafka_end_txn_response_init(struct kafka_end_txn_response *s, int16_t versi
     s->producer_epoch = -1;
 }
 
-int kafka_end_txn_response_decode(struct kafka_reader *r, int16_t version, struct kafka_end_txn_response *s, struct kafka_arena *arena)
+int kafka_end_txn_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_end_txn_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 5)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -4956,7 +5314,8 @@ int kafka_end_txn_response_decode(struct kafka_reader *r, int16_t version, struc
     return r->err;
 }
 
-int kafka_end_txn_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_end_txn_response *s)
+int kafka_end_txn_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_end_txn_response *s)
 {
     if (version < 0 || version > 5)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -4978,14 +5337,26 @@ int kafka_end_txn_response_encode(struct kafka_writer *w, int16_t version, const
 /* ---- WriteTxnMarkersResponse (versions 0-1, flexible 1+) ---- */
 
 static void write_txn_markers_response_writable_txn_marker_partition_result_init(struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s);
-static int write_txn_markers_response_writable_txn_marker_partition_result_decode(struct kafka_reader *r, int16_t version, struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s, struct kafka_arena *arena);
-static int write_txn_markers_response_writable_txn_marker_partition_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s);
+static int write_txn_markers_response_writable_txn_marker_partition_result_decode(struct kafka_reader *r,
+    int16_t version,
+    struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s,
+    struct kafka_arena *arena);
+static int write_txn_markers_response_writable_txn_marker_partition_result_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s);
 static void write_txn_markers_response_writable_txn_marker_topic_result_init(struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *s);
-static int write_txn_markers_response_writable_txn_marker_topic_result_decode(struct kafka_reader *r, int16_t version, struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *s, struct kafka_arena *arena);
-static int write_txn_markers_response_writable_txn_marker_topic_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *s);
+static int write_txn_markers_response_writable_txn_marker_topic_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *s,
+    struct kafka_arena *arena);
+static int write_txn_markers_response_writable_txn_marker_topic_result_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *s);
 static void write_txn_markers_response_writable_txn_marker_result_init(struct kafka_write_txn_markers_response_writable_txn_marker_result *s);
-static int write_txn_markers_response_writable_txn_marker_result_decode(struct kafka_reader *r, int16_t version, struct kafka_write_txn_markers_response_writable_txn_marker_result *s, struct kafka_arena *arena);
-static int write_txn_markers_response_writable_txn_marker_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_write_txn_markers_response_writable_txn_marker_result *s);
+static int write_txn_markers_response_writable_txn_marker_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_write_txn_markers_response_writable_txn_marker_result *s,
+    struct kafka_arena *arena);
+static int write_txn_markers_response_writable_txn_marker_result_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_write_txn_markers_response_writable_txn_marker_result *s);
 
 static void write_txn_markers_response_writable_txn_marker_partition_result_init(struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s)
 {
@@ -4993,7 +5364,10 @@ static void write_txn_markers_response_writable_txn_marker_partition_result_init
     s->error_code = 0;
 }
 
-static int write_txn_markers_response_writable_txn_marker_partition_result_decode(struct kafka_reader *r, int16_t version, struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s, struct kafka_arena *arena)
+static int write_txn_markers_response_writable_txn_marker_partition_result_decode(struct kafka_reader *r,
+    int16_t version,
+    struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s,
+    struct kafka_arena *arena)
 {
     write_txn_markers_response_writable_txn_marker_partition_result_init(s);
     s->partition_index = kafka_read_int32(r);
@@ -5013,7 +5387,9 @@ static int write_txn_markers_response_writable_txn_marker_partition_result_decod
     return r->err;
 }
 
-static int write_txn_markers_response_writable_txn_marker_partition_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s)
+static int write_txn_markers_response_writable_txn_marker_partition_result_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s)
 {
     kafka_write_int32(w, s->partition_index);
     kafka_write_int16(w, s->error_code);
@@ -5031,7 +5407,9 @@ static void write_txn_markers_response_writable_txn_marker_topic_result_init(str
     s->partitions_count = 0;
 }
 
-static int write_txn_markers_response_writable_txn_marker_topic_result_decode(struct kafka_reader *r, int16_t version, struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *s, struct kafka_arena *arena)
+static int write_txn_markers_response_writable_txn_marker_topic_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *s,
+    struct kafka_arena *arena)
 {
     int rc;
     write_txn_markers_response_writable_txn_marker_topic_result_init(s);
@@ -5047,12 +5425,13 @@ static int write_txn_markers_response_writable_txn_marker_topic_result_decode(st
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = write_txn_markers_response_writable_txn_marker_partition_result_decode(r, version, &s->partitions[i], arena);
+            rc = write_txn_markers_response_writable_txn_marker_partition_result_decode(r, version,
+                &s->partitions[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -5074,7 +5453,9 @@ static int write_txn_markers_response_writable_txn_marker_topic_result_decode(st
     return r->err;
 }
 
-static int write_txn_markers_response_writable_txn_marker_topic_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *s)
+static int write_txn_markers_response_writable_txn_marker_topic_result_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -5083,7 +5464,8 @@ static int write_txn_markers_response_writable_txn_marker_topic_result_encode(st
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->partitions_count, version >= 1);
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        if (write_txn_markers_response_writable_txn_marker_partition_result_encode(w, version, &s->partitions[i]) != 0)
+        if (write_txn_markers_response_writable_txn_marker_partition_result_encode(w, version,
+            &s->partitions[i]) != 0)
             return w->err;
     }
     if (version >= 1) {
@@ -5100,7 +5482,9 @@ static void write_txn_markers_response_writable_txn_marker_result_init(struct ka
     s->topics_count = 0;
 }
 
-static int write_txn_markers_response_writable_txn_marker_result_decode(struct kafka_reader *r, int16_t version, struct kafka_write_txn_markers_response_writable_txn_marker_result *s, struct kafka_arena *arena)
+static int write_txn_markers_response_writable_txn_marker_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_write_txn_markers_response_writable_txn_marker_result *s,
+    struct kafka_arena *arena)
 {
     int rc;
     write_txn_markers_response_writable_txn_marker_result_init(s);
@@ -5114,12 +5498,13 @@ static int write_txn_markers_response_writable_txn_marker_result_decode(struct k
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = write_txn_markers_response_writable_txn_marker_topic_result_decode(r, version, &s->topics[i], arena);
+            rc = write_txn_markers_response_writable_txn_marker_topic_result_decode(r, version,
+                &s->topics[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -5141,14 +5526,16 @@ static int write_txn_markers_response_writable_txn_marker_result_decode(struct k
     return r->err;
 }
 
-static int write_txn_markers_response_writable_txn_marker_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_write_txn_markers_response_writable_txn_marker_result *s)
+static int write_txn_markers_response_writable_txn_marker_result_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_write_txn_markers_response_writable_txn_marker_result *s)
 {
     kafka_write_int64(w, s->producer_id);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->topics_count, version >= 1);
     for (int32_t i = 0; i < s->topics_count; i++) {
-        if (write_txn_markers_response_writable_txn_marker_topic_result_encode(w, version, &s->topics[i]) != 0)
+        if (write_txn_markers_response_writable_txn_marker_topic_result_encode(w, version,
+            &s->topics[i]) != 0)
             return w->err;
     }
     if (version >= 1) {
@@ -5158,14 +5545,16 @@ static int write_txn_markers_response_writable_txn_marker_result_encode(struct k
     return w->err;
 }
 
-void kafka_write_txn_markers_response_init(struct kafka_write_txn_markers_response *s, int16_t version)
+void kafka_write_txn_markers_response_init(struct kafka_write_txn_markers_response *s,
+    int16_t version)
 {
     (void)version;
     s->markers = NULL;
     s->markers_count = 0;
 }
 
-int kafka_write_txn_markers_response_decode(struct kafka_reader *r, int16_t version, struct kafka_write_txn_markers_response *s, struct kafka_arena *arena)
+int kafka_write_txn_markers_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_write_txn_markers_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 1)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -5180,12 +5569,13 @@ int kafka_write_txn_markers_response_decode(struct kafka_reader *r, int16_t vers
         s->markers_count = n;
         s->markers = NULL;
         if (n > 0) {
-            s->markers = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->markers), _Alignof(__typeof__(*s->markers)));
+            s->markers = KAFKA_ARENA_ARRAY(arena, n, s->markers);
             if (s->markers == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = write_txn_markers_response_writable_txn_marker_result_decode(r, version, &s->markers[i], arena);
+            rc = write_txn_markers_response_writable_txn_marker_result_decode(r, version,
+                &s->markers[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -5207,7 +5597,8 @@ int kafka_write_txn_markers_response_decode(struct kafka_reader *r, int16_t vers
     return r->err;
 }
 
-int kafka_write_txn_markers_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_write_txn_markers_response *s)
+int kafka_write_txn_markers_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_write_txn_markers_response *s)
 {
     if (version < 0 || version > 1)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -5215,7 +5606,8 @@ int kafka_write_txn_markers_response_encode(struct kafka_writer *w, int16_t vers
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->markers_count, version >= 1);
     for (int32_t i = 0; i < s->markers_count; i++) {
-        if (write_txn_markers_response_writable_txn_marker_result_encode(w, version, &s->markers[i]) != 0)
+        if (write_txn_markers_response_writable_txn_marker_result_encode(w, version,
+            &s->markers[i]) != 0)
             return w->err;
     }
     if (version >= 1) {
@@ -5228,11 +5620,20 @@ int kafka_write_txn_markers_response_encode(struct kafka_writer *w, int16_t vers
 /* ---- TxnOffsetCommitResponse (versions 0-4, flexible 3+) ---- */
 
 static void txn_offset_commit_response_txn_offset_commit_response_partition_init(struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s);
-static int txn_offset_commit_response_txn_offset_commit_response_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s, struct kafka_arena *arena);
-static int txn_offset_commit_response_txn_offset_commit_response_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s);
+static int txn_offset_commit_response_txn_offset_commit_response_partition_decode(struct kafka_reader *r,
+    int16_t version,
+    struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s,
+    struct kafka_arena *arena);
+static int txn_offset_commit_response_txn_offset_commit_response_partition_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s);
 static void txn_offset_commit_response_txn_offset_commit_response_topic_init(struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *s);
-static int txn_offset_commit_response_txn_offset_commit_response_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *s, struct kafka_arena *arena);
-static int txn_offset_commit_response_txn_offset_commit_response_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *s);
+static int txn_offset_commit_response_txn_offset_commit_response_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *s,
+    struct kafka_arena *arena);
+static int txn_offset_commit_response_txn_offset_commit_response_topic_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *s);
 
 static void txn_offset_commit_response_txn_offset_commit_response_partition_init(struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s)
 {
@@ -5240,7 +5641,10 @@ static void txn_offset_commit_response_txn_offset_commit_response_partition_init
     s->error_code = 0;
 }
 
-static int txn_offset_commit_response_txn_offset_commit_response_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s, struct kafka_arena *arena)
+static int txn_offset_commit_response_txn_offset_commit_response_partition_decode(struct kafka_reader *r,
+    int16_t version,
+    struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s,
+    struct kafka_arena *arena)
 {
     txn_offset_commit_response_txn_offset_commit_response_partition_init(s);
     s->partition_index = kafka_read_int32(r);
@@ -5260,7 +5664,9 @@ static int txn_offset_commit_response_txn_offset_commit_response_partition_decod
     return r->err;
 }
 
-static int txn_offset_commit_response_txn_offset_commit_response_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s)
+static int txn_offset_commit_response_txn_offset_commit_response_partition_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s)
 {
     kafka_write_int32(w, s->partition_index);
     kafka_write_int16(w, s->error_code);
@@ -5278,7 +5684,9 @@ static void txn_offset_commit_response_txn_offset_commit_response_topic_init(str
     s->partitions_count = 0;
 }
 
-static int txn_offset_commit_response_txn_offset_commit_response_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *s, struct kafka_arena *arena)
+static int txn_offset_commit_response_txn_offset_commit_response_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *s,
+    struct kafka_arena *arena)
 {
     int rc;
     txn_offset_commit_response_txn_offset_commit_response_topic_init(s);
@@ -5294,12 +5702,13 @@ static int txn_offset_commit_response_txn_offset_commit_response_topic_decode(st
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = txn_offset_commit_response_txn_offset_commit_response_partition_decode(r, version, &s->partitions[i], arena);
+            rc = txn_offset_commit_response_txn_offset_commit_response_partition_decode(r, version,
+                &s->partitions[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -5321,7 +5730,9 @@ static int txn_offset_commit_response_txn_offset_commit_response_topic_decode(st
     return r->err;
 }
 
-static int txn_offset_commit_response_txn_offset_commit_response_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *s)
+static int txn_offset_commit_response_txn_offset_commit_response_topic_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -5330,7 +5741,8 @@ static int txn_offset_commit_response_txn_offset_commit_response_topic_encode(st
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->partitions_count, version >= 3);
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        if (txn_offset_commit_response_txn_offset_commit_response_partition_encode(w, version, &s->partitions[i]) != 0)
+        if (txn_offset_commit_response_txn_offset_commit_response_partition_encode(w, version,
+            &s->partitions[i]) != 0)
             return w->err;
     }
     if (version >= 3) {
@@ -5340,7 +5752,8 @@ static int txn_offset_commit_response_txn_offset_commit_response_topic_encode(st
     return w->err;
 }
 
-void kafka_txn_offset_commit_response_init(struct kafka_txn_offset_commit_response *s, int16_t version)
+void kafka_txn_offset_commit_response_init(struct kafka_txn_offset_commit_response *s,
+    int16_t version)
 {
     (void)version;
     s->throttle_time_ms = 0;
@@ -5348,7 +5761,8 @@ void kafka_txn_offset_commit_response_init(struct kafka_txn_offset_commit_respon
     s->topics_count = 0;
 }
 
-int kafka_txn_offset_commit_response_decode(struct kafka_reader *r, int16_t version, struct kafka_txn_offset_commit_response *s, struct kafka_arena *arena)
+int kafka_txn_offset_commit_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_txn_offset_commit_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 4)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -5364,12 +5778,13 @@ int kafka_txn_offset_commit_response_decode(struct kafka_reader *r, int16_t vers
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = txn_offset_commit_response_txn_offset_commit_response_topic_decode(r, version, &s->topics[i], arena);
+            rc = txn_offset_commit_response_txn_offset_commit_response_topic_decode(r, version,
+                &s->topics[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -5391,7 +5806,8 @@ int kafka_txn_offset_commit_response_decode(struct kafka_reader *r, int16_t vers
     return r->err;
 }
 
-int kafka_txn_offset_commit_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_txn_offset_commit_response *s)
+int kafka_txn_offset_commit_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_txn_offset_commit_response *s)
 {
     if (version < 0 || version > 4)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -5400,7 +5816,8 @@ int kafka_txn_offset_commit_response_encode(struct kafka_writer *w, int16_t vers
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->topics_count, version >= 3);
     for (int32_t i = 0; i < s->topics_count; i++) {
-        if (txn_offset_commit_response_txn_offset_commit_response_topic_encode(w, version, &s->topics[i]) != 0)
+        if (txn_offset_commit_response_txn_offset_commit_response_topic_encode(w, version,
+            &s->topics[i]) != 0)
             return w->err;
     }
     if (version >= 3) {
@@ -5413,11 +5830,16 @@ int kafka_txn_offset_commit_response_encode(struct kafka_writer *w, int16_t vers
 /* ---- DescribeAclsResponse (versions 0-3, flexible 2+) ---- */
 
 static void describe_acls_response_acl_description_init(struct kafka_describe_acls_response_acl_description *s);
-static int describe_acls_response_acl_description_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_acls_response_acl_description *s, struct kafka_arena *arena);
-static int describe_acls_response_acl_description_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_acls_response_acl_description *s);
+static int describe_acls_response_acl_description_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_acls_response_acl_description *s, struct kafka_arena *arena);
+static int describe_acls_response_acl_description_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_acls_response_acl_description *s);
 static void describe_acls_response_describe_acls_resource_init(struct kafka_describe_acls_response_describe_acls_resource *s);
-static int describe_acls_response_describe_acls_resource_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_acls_response_describe_acls_resource *s, struct kafka_arena *arena);
-static int describe_acls_response_describe_acls_resource_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_acls_response_describe_acls_resource *s);
+static int describe_acls_response_describe_acls_resource_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_acls_response_describe_acls_resource *s,
+    struct kafka_arena *arena);
+static int describe_acls_response_describe_acls_resource_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_acls_response_describe_acls_resource *s);
 
 static void describe_acls_response_acl_description_init(struct kafka_describe_acls_response_acl_description *s)
 {
@@ -5427,7 +5849,8 @@ static void describe_acls_response_acl_description_init(struct kafka_describe_ac
     s->permission_type = 0;
 }
 
-static int describe_acls_response_acl_description_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_acls_response_acl_description *s, struct kafka_arena *arena)
+static int describe_acls_response_acl_description_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_acls_response_acl_description *s, struct kafka_arena *arena)
 {
     describe_acls_response_acl_description_init(s);
     s->principal = kafka_read_string(r, version >= 2);
@@ -5453,7 +5876,8 @@ static int describe_acls_response_acl_description_decode(struct kafka_reader *r,
     return r->err;
 }
 
-static int describe_acls_response_acl_description_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_acls_response_acl_description *s)
+static int describe_acls_response_acl_description_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_acls_response_acl_description *s)
 {
     if (s->principal.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -5479,7 +5903,9 @@ static void describe_acls_response_describe_acls_resource_init(struct kafka_desc
     s->acls_count = 0;
 }
 
-static int describe_acls_response_describe_acls_resource_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_acls_response_describe_acls_resource *s, struct kafka_arena *arena)
+static int describe_acls_response_describe_acls_resource_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_acls_response_describe_acls_resource *s,
+    struct kafka_arena *arena)
 {
     int rc;
     describe_acls_response_describe_acls_resource_init(s);
@@ -5499,7 +5925,7 @@ static int describe_acls_response_describe_acls_resource_decode(struct kafka_rea
         s->acls_count = n;
         s->acls = NULL;
         if (n > 0) {
-            s->acls = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->acls), _Alignof(__typeof__(*s->acls)));
+            s->acls = KAFKA_ARENA_ARRAY(arena, n, s->acls);
             if (s->acls == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -5526,7 +5952,8 @@ static int describe_acls_response_describe_acls_resource_decode(struct kafka_rea
     return r->err;
 }
 
-static int describe_acls_response_describe_acls_resource_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_acls_response_describe_acls_resource *s)
+static int describe_acls_response_describe_acls_resource_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_acls_response_describe_acls_resource *s)
 {
     kafka_write_int8(w, s->resource_type);
     if (s->resource_name.len < 0)
@@ -5561,7 +5988,8 @@ void kafka_describe_acls_response_init(struct kafka_describe_acls_response *s, i
     s->resources_count = 0;
 }
 
-int kafka_describe_acls_response_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_acls_response *s, struct kafka_arena *arena)
+int kafka_describe_acls_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_acls_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 3)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -5579,12 +6007,13 @@ int kafka_describe_acls_response_decode(struct kafka_reader *r, int16_t version,
         s->resources_count = n;
         s->resources = NULL;
         if (n > 0) {
-            s->resources = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->resources), _Alignof(__typeof__(*s->resources)));
+            s->resources = KAFKA_ARENA_ARRAY(arena, n, s->resources);
             if (s->resources == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = describe_acls_response_describe_acls_resource_decode(r, version, &s->resources[i], arena);
+            rc = describe_acls_response_describe_acls_resource_decode(r, version, &s->resources[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -5606,7 +6035,8 @@ int kafka_describe_acls_response_decode(struct kafka_reader *r, int16_t version,
     return r->err;
 }
 
-int kafka_describe_acls_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_acls_response *s)
+int kafka_describe_acls_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_acls_response *s)
 {
     if (version < 0 || version > 3)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -5630,8 +6060,10 @@ int kafka_describe_acls_response_encode(struct kafka_writer *w, int16_t version,
 /* ---- CreateAclsResponse (versions 0-3, flexible 2+) ---- */
 
 static void create_acls_response_acl_creation_result_init(struct kafka_create_acls_response_acl_creation_result *s);
-static int create_acls_response_acl_creation_result_decode(struct kafka_reader *r, int16_t version, struct kafka_create_acls_response_acl_creation_result *s, struct kafka_arena *arena);
-static int create_acls_response_acl_creation_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_acls_response_acl_creation_result *s);
+static int create_acls_response_acl_creation_result_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_create_acls_response_acl_creation_result *s, struct kafka_arena *arena);
+static int create_acls_response_acl_creation_result_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_create_acls_response_acl_creation_result *s);
 
 static void create_acls_response_acl_creation_result_init(struct kafka_create_acls_response_acl_creation_result *s)
 {
@@ -5639,7 +6071,8 @@ static void create_acls_response_acl_creation_result_init(struct kafka_create_ac
     s->error_message = (struct kafka_str){ "", 0 };
 }
 
-static int create_acls_response_acl_creation_result_decode(struct kafka_reader *r, int16_t version, struct kafka_create_acls_response_acl_creation_result *s, struct kafka_arena *arena)
+static int create_acls_response_acl_creation_result_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_create_acls_response_acl_creation_result *s, struct kafka_arena *arena)
 {
     create_acls_response_acl_creation_result_init(s);
     s->error_code = kafka_read_int16(r);
@@ -5659,7 +6092,8 @@ static int create_acls_response_acl_creation_result_decode(struct kafka_reader *
     return r->err;
 }
 
-static int create_acls_response_acl_creation_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_acls_response_acl_creation_result *s)
+static int create_acls_response_acl_creation_result_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_create_acls_response_acl_creation_result *s)
 {
     kafka_write_int16(w, s->error_code);
     kafka_write_string(w, s->error_message, version >= 2);
@@ -5678,7 +6112,8 @@ void kafka_create_acls_response_init(struct kafka_create_acls_response *s, int16
     s->results_count = 0;
 }
 
-int kafka_create_acls_response_decode(struct kafka_reader *r, int16_t version, struct kafka_create_acls_response *s, struct kafka_arena *arena)
+int kafka_create_acls_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_create_acls_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 3)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -5694,7 +6129,7 @@ int kafka_create_acls_response_decode(struct kafka_reader *r, int16_t version, s
         s->results_count = n;
         s->results = NULL;
         if (n > 0) {
-            s->results = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->results), _Alignof(__typeof__(*s->results)));
+            s->results = KAFKA_ARENA_ARRAY(arena, n, s->results);
             if (s->results == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -5721,7 +6156,8 @@ int kafka_create_acls_response_decode(struct kafka_reader *r, int16_t version, s
     return r->err;
 }
 
-int kafka_create_acls_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_acls_response *s)
+int kafka_create_acls_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_create_acls_response *s)
 {
     if (version < 0 || version > 3)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -5743,11 +6179,17 @@ int kafka_create_acls_response_encode(struct kafka_writer *w, int16_t version, c
 /* ---- DeleteAclsResponse (versions 0-3, flexible 2+) ---- */
 
 static void delete_acls_response_delete_acls_matching_acl_init(struct kafka_delete_acls_response_delete_acls_matching_acl *s);
-static int delete_acls_response_delete_acls_matching_acl_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_acls_response_delete_acls_matching_acl *s, struct kafka_arena *arena);
-static int delete_acls_response_delete_acls_matching_acl_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_acls_response_delete_acls_matching_acl *s);
+static int delete_acls_response_delete_acls_matching_acl_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_delete_acls_response_delete_acls_matching_acl *s,
+    struct kafka_arena *arena);
+static int delete_acls_response_delete_acls_matching_acl_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_delete_acls_response_delete_acls_matching_acl *s);
 static void delete_acls_response_delete_acls_filter_result_init(struct kafka_delete_acls_response_delete_acls_filter_result *s);
-static int delete_acls_response_delete_acls_filter_result_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_acls_response_delete_acls_filter_result *s, struct kafka_arena *arena);
-static int delete_acls_response_delete_acls_filter_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_acls_response_delete_acls_filter_result *s);
+static int delete_acls_response_delete_acls_filter_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_delete_acls_response_delete_acls_filter_result *s,
+    struct kafka_arena *arena);
+static int delete_acls_response_delete_acls_filter_result_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_delete_acls_response_delete_acls_filter_result *s);
 
 static void delete_acls_response_delete_acls_matching_acl_init(struct kafka_delete_acls_response_delete_acls_matching_acl *s)
 {
@@ -5762,7 +6204,9 @@ static void delete_acls_response_delete_acls_matching_acl_init(struct kafka_dele
     s->permission_type = 0;
 }
 
-static int delete_acls_response_delete_acls_matching_acl_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_acls_response_delete_acls_matching_acl *s, struct kafka_arena *arena)
+static int delete_acls_response_delete_acls_matching_acl_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_delete_acls_response_delete_acls_matching_acl *s,
+    struct kafka_arena *arena)
 {
     delete_acls_response_delete_acls_matching_acl_init(s);
     s->error_code = kafka_read_int16(r);
@@ -5797,7 +6241,8 @@ static int delete_acls_response_delete_acls_matching_acl_decode(struct kafka_rea
     return r->err;
 }
 
-static int delete_acls_response_delete_acls_matching_acl_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_acls_response_delete_acls_matching_acl *s)
+static int delete_acls_response_delete_acls_matching_acl_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_delete_acls_response_delete_acls_matching_acl *s)
 {
     kafka_write_int16(w, s->error_code);
     kafka_write_string(w, s->error_message, version >= 2);
@@ -5833,7 +6278,9 @@ static void delete_acls_response_delete_acls_filter_result_init(struct kafka_del
     s->matching_acls_count = 0;
 }
 
-static int delete_acls_response_delete_acls_filter_result_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_acls_response_delete_acls_filter_result *s, struct kafka_arena *arena)
+static int delete_acls_response_delete_acls_filter_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_delete_acls_response_delete_acls_filter_result *s,
+    struct kafka_arena *arena)
 {
     int rc;
     delete_acls_response_delete_acls_filter_result_init(s);
@@ -5848,12 +6295,13 @@ static int delete_acls_response_delete_acls_filter_result_decode(struct kafka_re
         s->matching_acls_count = n;
         s->matching_acls = NULL;
         if (n > 0) {
-            s->matching_acls = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->matching_acls), _Alignof(__typeof__(*s->matching_acls)));
+            s->matching_acls = KAFKA_ARENA_ARRAY(arena, n, s->matching_acls);
             if (s->matching_acls == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = delete_acls_response_delete_acls_matching_acl_decode(r, version, &s->matching_acls[i], arena);
+            rc = delete_acls_response_delete_acls_matching_acl_decode(r, version,
+                &s->matching_acls[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -5875,7 +6323,8 @@ static int delete_acls_response_delete_acls_filter_result_decode(struct kafka_re
     return r->err;
 }
 
-static int delete_acls_response_delete_acls_filter_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_acls_response_delete_acls_filter_result *s)
+static int delete_acls_response_delete_acls_filter_result_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_delete_acls_response_delete_acls_filter_result *s)
 {
     kafka_write_int16(w, s->error_code);
     kafka_write_string(w, s->error_message, version >= 2);
@@ -5883,7 +6332,8 @@ static int delete_acls_response_delete_acls_filter_result_encode(struct kafka_wr
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->matching_acls_count, version >= 2);
     for (int32_t i = 0; i < s->matching_acls_count; i++) {
-        if (delete_acls_response_delete_acls_matching_acl_encode(w, version, &s->matching_acls[i]) != 0)
+        if (delete_acls_response_delete_acls_matching_acl_encode(w, version,
+            &s->matching_acls[i]) != 0)
             return w->err;
     }
     if (version >= 2) {
@@ -5901,7 +6351,8 @@ void kafka_delete_acls_response_init(struct kafka_delete_acls_response *s, int16
     s->filter_results_count = 0;
 }
 
-int kafka_delete_acls_response_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_acls_response *s, struct kafka_arena *arena)
+int kafka_delete_acls_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_delete_acls_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 3)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -5917,12 +6368,13 @@ int kafka_delete_acls_response_decode(struct kafka_reader *r, int16_t version, s
         s->filter_results_count = n;
         s->filter_results = NULL;
         if (n > 0) {
-            s->filter_results = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->filter_results), _Alignof(__typeof__(*s->filter_results)));
+            s->filter_results = KAFKA_ARENA_ARRAY(arena, n, s->filter_results);
             if (s->filter_results == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = delete_acls_response_delete_acls_filter_result_decode(r, version, &s->filter_results[i], arena);
+            rc = delete_acls_response_delete_acls_filter_result_decode(r, version,
+                &s->filter_results[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -5944,7 +6396,8 @@ int kafka_delete_acls_response_decode(struct kafka_reader *r, int16_t version, s
     return r->err;
 }
 
-int kafka_delete_acls_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_acls_response *s)
+int kafka_delete_acls_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_delete_acls_response *s)
 {
     if (version < 0 || version > 3)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -5953,7 +6406,8 @@ int kafka_delete_acls_response_encode(struct kafka_writer *w, int16_t version, c
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->filter_results_count, version >= 2);
     for (int32_t i = 0; i < s->filter_results_count; i++) {
-        if (delete_acls_response_delete_acls_filter_result_encode(w, version, &s->filter_results[i]) != 0)
+        if (delete_acls_response_delete_acls_filter_result_encode(w, version,
+            &s->filter_results[i]) != 0)
             return w->err;
     }
     if (version >= 2) {
@@ -5966,14 +6420,24 @@ int kafka_delete_acls_response_encode(struct kafka_writer *w, int16_t version, c
 /* ---- DescribeConfigsResponse (versions 0-4, flexible 4+) ---- */
 
 static void describe_configs_response_describe_configs_synonym_init(struct kafka_describe_configs_response_describe_configs_synonym *s);
-static int describe_configs_response_describe_configs_synonym_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_configs_response_describe_configs_synonym *s, struct kafka_arena *arena);
-static int describe_configs_response_describe_configs_synonym_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_configs_response_describe_configs_synonym *s);
+static int describe_configs_response_describe_configs_synonym_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_configs_response_describe_configs_synonym *s,
+    struct kafka_arena *arena);
+static int describe_configs_response_describe_configs_synonym_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_configs_response_describe_configs_synonym *s);
 static void describe_configs_response_describe_configs_resource_result_init(struct kafka_describe_configs_response_describe_configs_resource_result *s);
-static int describe_configs_response_describe_configs_resource_result_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_configs_response_describe_configs_resource_result *s, struct kafka_arena *arena);
-static int describe_configs_response_describe_configs_resource_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_configs_response_describe_configs_resource_result *s);
+static int describe_configs_response_describe_configs_resource_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_configs_response_describe_configs_resource_result *s,
+    struct kafka_arena *arena);
+static int describe_configs_response_describe_configs_resource_result_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_describe_configs_response_describe_configs_resource_result *s);
 static void describe_configs_response_describe_configs_result_init(struct kafka_describe_configs_response_describe_configs_result *s);
-static int describe_configs_response_describe_configs_result_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_configs_response_describe_configs_result *s, struct kafka_arena *arena);
-static int describe_configs_response_describe_configs_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_configs_response_describe_configs_result *s);
+static int describe_configs_response_describe_configs_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_configs_response_describe_configs_result *s,
+    struct kafka_arena *arena);
+static int describe_configs_response_describe_configs_result_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_configs_response_describe_configs_result *s);
 
 static void describe_configs_response_describe_configs_synonym_init(struct kafka_describe_configs_response_describe_configs_synonym *s)
 {
@@ -5982,7 +6446,9 @@ static void describe_configs_response_describe_configs_synonym_init(struct kafka
     s->source = 0;
 }
 
-static int describe_configs_response_describe_configs_synonym_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_configs_response_describe_configs_synonym *s, struct kafka_arena *arena)
+static int describe_configs_response_describe_configs_synonym_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_configs_response_describe_configs_synonym *s,
+    struct kafka_arena *arena)
 {
     describe_configs_response_describe_configs_synonym_init(s);
     s->name = kafka_read_string(r, version >= 4);
@@ -6005,7 +6471,8 @@ static int describe_configs_response_describe_configs_synonym_decode(struct kafk
     return r->err;
 }
 
-static int describe_configs_response_describe_configs_synonym_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_configs_response_describe_configs_synonym *s)
+static int describe_configs_response_describe_configs_synonym_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_configs_response_describe_configs_synonym *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -6033,7 +6500,9 @@ static void describe_configs_response_describe_configs_resource_result_init(stru
     s->documentation = (struct kafka_str){ "", 0 };
 }
 
-static int describe_configs_response_describe_configs_resource_result_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_configs_response_describe_configs_resource_result *s, struct kafka_arena *arena)
+static int describe_configs_response_describe_configs_resource_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_configs_response_describe_configs_resource_result *s,
+    struct kafka_arena *arena)
 {
     int rc;
     describe_configs_response_describe_configs_resource_result_init(s);
@@ -6058,12 +6527,13 @@ static int describe_configs_response_describe_configs_resource_result_decode(str
         s->synonyms_count = n;
         s->synonyms = NULL;
         if (n > 0) {
-            s->synonyms = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->synonyms), _Alignof(__typeof__(*s->synonyms)));
+            s->synonyms = KAFKA_ARENA_ARRAY(arena, n, s->synonyms);
             if (s->synonyms == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = describe_configs_response_describe_configs_synonym_decode(r, version, &s->synonyms[i], arena);
+            rc = describe_configs_response_describe_configs_synonym_decode(r, version,
+                &s->synonyms[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -6091,7 +6561,9 @@ static int describe_configs_response_describe_configs_resource_result_decode(str
     return r->err;
 }
 
-static int describe_configs_response_describe_configs_resource_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_configs_response_describe_configs_resource_result *s)
+static int describe_configs_response_describe_configs_resource_result_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_describe_configs_response_describe_configs_resource_result *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -6112,7 +6584,8 @@ static int describe_configs_response_describe_configs_resource_result_encode(str
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
         kafka_write_array_len(w, s->synonyms_count, version >= 4);
         for (int32_t i = 0; i < s->synonyms_count; i++) {
-            if (describe_configs_response_describe_configs_synonym_encode(w, version, &s->synonyms[i]) != 0)
+            if (describe_configs_response_describe_configs_synonym_encode(w, version,
+                &s->synonyms[i]) != 0)
                 return w->err;
         }
     }
@@ -6139,7 +6612,9 @@ static void describe_configs_response_describe_configs_result_init(struct kafka_
     s->configs_count = 0;
 }
 
-static int describe_configs_response_describe_configs_result_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_configs_response_describe_configs_result *s, struct kafka_arena *arena)
+static int describe_configs_response_describe_configs_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_configs_response_describe_configs_result *s,
+    struct kafka_arena *arena)
 {
     int rc;
     describe_configs_response_describe_configs_result_init(s);
@@ -6158,12 +6633,13 @@ static int describe_configs_response_describe_configs_result_decode(struct kafka
         s->configs_count = n;
         s->configs = NULL;
         if (n > 0) {
-            s->configs = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->configs), _Alignof(__typeof__(*s->configs)));
+            s->configs = KAFKA_ARENA_ARRAY(arena, n, s->configs);
             if (s->configs == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = describe_configs_response_describe_configs_resource_result_decode(r, version, &s->configs[i], arena);
+            rc = describe_configs_response_describe_configs_resource_result_decode(r, version,
+                &s->configs[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -6185,7 +6661,8 @@ static int describe_configs_response_describe_configs_result_decode(struct kafka
     return r->err;
 }
 
-static int describe_configs_response_describe_configs_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_configs_response_describe_configs_result *s)
+static int describe_configs_response_describe_configs_result_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_configs_response_describe_configs_result *s)
 {
     kafka_write_int16(w, s->error_code);
     kafka_write_string(w, s->error_message, version >= 4);
@@ -6197,7 +6674,8 @@ static int describe_configs_response_describe_configs_result_encode(struct kafka
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->configs_count, version >= 4);
     for (int32_t i = 0; i < s->configs_count; i++) {
-        if (describe_configs_response_describe_configs_resource_result_encode(w, version, &s->configs[i]) != 0)
+        if (describe_configs_response_describe_configs_resource_result_encode(w, version,
+            &s->configs[i]) != 0)
             return w->err;
     }
     if (version >= 4) {
@@ -6207,7 +6685,8 @@ static int describe_configs_response_describe_configs_result_encode(struct kafka
     return w->err;
 }
 
-void kafka_describe_configs_response_init(struct kafka_describe_configs_response *s, int16_t version)
+void kafka_describe_configs_response_init(struct kafka_describe_configs_response *s,
+    int16_t version)
 {
     (void)version;
     s->throttle_time_ms = 0;
@@ -6215,7 +6694,8 @@ void kafka_describe_configs_response_init(struct kafka_describe_configs_response
     s->results_count = 0;
 }
 
-int kafka_describe_configs_response_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_configs_response *s, struct kafka_arena *arena)
+int kafka_describe_configs_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_configs_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 4)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -6231,12 +6711,13 @@ int kafka_describe_configs_response_decode(struct kafka_reader *r, int16_t versi
         s->results_count = n;
         s->results = NULL;
         if (n > 0) {
-            s->results = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->results), _Alignof(__typeof__(*s->results)));
+            s->results = KAFKA_ARENA_ARRAY(arena, n, s->results);
             if (s->results == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = describe_configs_response_describe_configs_result_decode(r, version, &s->results[i], arena);
+            rc = describe_configs_response_describe_configs_result_decode(r, version,
+                &s->results[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -6258,7 +6739,8 @@ int kafka_describe_configs_response_decode(struct kafka_reader *r, int16_t versi
     return r->err;
 }
 
-int kafka_describe_configs_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_configs_response *s)
+int kafka_describe_configs_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_configs_response *s)
 {
     if (version < 0 || version > 4)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -6267,7 +6749,8 @@ int kafka_describe_configs_response_encode(struct kafka_writer *w, int16_t versi
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->results_count, version >= 4);
     for (int32_t i = 0; i < s->results_count; i++) {
-        if (describe_configs_response_describe_configs_result_encode(w, version, &s->results[i]) != 0)
+        if (describe_configs_response_describe_configs_result_encode(w, version,
+            &s->results[i]) != 0)
             return w->err;
     }
     if (version >= 4) {
@@ -6280,8 +6763,11 @@ int kafka_describe_configs_response_encode(struct kafka_writer *w, int16_t versi
 /* ---- AlterConfigsResponse (versions 0-2, flexible 2+) ---- */
 
 static void alter_configs_response_alter_configs_resource_response_init(struct kafka_alter_configs_response_alter_configs_resource_response *s);
-static int alter_configs_response_alter_configs_resource_response_decode(struct kafka_reader *r, int16_t version, struct kafka_alter_configs_response_alter_configs_resource_response *s, struct kafka_arena *arena);
-static int alter_configs_response_alter_configs_resource_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_alter_configs_response_alter_configs_resource_response *s);
+static int alter_configs_response_alter_configs_resource_response_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_alter_configs_response_alter_configs_resource_response *s,
+    struct kafka_arena *arena);
+static int alter_configs_response_alter_configs_resource_response_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_alter_configs_response_alter_configs_resource_response *s);
 
 static void alter_configs_response_alter_configs_resource_response_init(struct kafka_alter_configs_response_alter_configs_resource_response *s)
 {
@@ -6291,7 +6777,9 @@ static void alter_configs_response_alter_configs_resource_response_init(struct k
     s->resource_name = (struct kafka_str){ "", 0 };
 }
 
-static int alter_configs_response_alter_configs_resource_response_decode(struct kafka_reader *r, int16_t version, struct kafka_alter_configs_response_alter_configs_resource_response *s, struct kafka_arena *arena)
+static int alter_configs_response_alter_configs_resource_response_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_alter_configs_response_alter_configs_resource_response *s,
+    struct kafka_arena *arena)
 {
     alter_configs_response_alter_configs_resource_response_init(s);
     s->error_code = kafka_read_int16(r);
@@ -6315,7 +6803,8 @@ static int alter_configs_response_alter_configs_resource_response_decode(struct 
     return r->err;
 }
 
-static int alter_configs_response_alter_configs_resource_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_alter_configs_response_alter_configs_resource_response *s)
+static int alter_configs_response_alter_configs_resource_response_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_alter_configs_response_alter_configs_resource_response *s)
 {
     kafka_write_int16(w, s->error_code);
     kafka_write_string(w, s->error_message, version >= 2);
@@ -6338,7 +6827,8 @@ void kafka_alter_configs_response_init(struct kafka_alter_configs_response *s, i
     s->responses_count = 0;
 }
 
-int kafka_alter_configs_response_decode(struct kafka_reader *r, int16_t version, struct kafka_alter_configs_response *s, struct kafka_arena *arena)
+int kafka_alter_configs_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_alter_configs_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 2)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -6354,12 +6844,13 @@ int kafka_alter_configs_response_decode(struct kafka_reader *r, int16_t version,
         s->responses_count = n;
         s->responses = NULL;
         if (n > 0) {
-            s->responses = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->responses), _Alignof(__typeof__(*s->responses)));
+            s->responses = KAFKA_ARENA_ARRAY(arena, n, s->responses);
             if (s->responses == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = alter_configs_response_alter_configs_resource_response_decode(r, version, &s->responses[i], arena);
+            rc = alter_configs_response_alter_configs_resource_response_decode(r, version,
+                &s->responses[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -6381,7 +6872,8 @@ int kafka_alter_configs_response_decode(struct kafka_reader *r, int16_t version,
     return r->err;
 }
 
-int kafka_alter_configs_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_alter_configs_response *s)
+int kafka_alter_configs_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_alter_configs_response *s)
 {
     if (version < 0 || version > 2)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -6390,7 +6882,8 @@ int kafka_alter_configs_response_encode(struct kafka_writer *w, int16_t version,
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->responses_count, version >= 2);
     for (int32_t i = 0; i < s->responses_count; i++) {
-        if (alter_configs_response_alter_configs_resource_response_encode(w, version, &s->responses[i]) != 0)
+        if (alter_configs_response_alter_configs_resource_response_encode(w, version,
+            &s->responses[i]) != 0)
             return w->err;
     }
     if (version >= 2) {
@@ -6403,14 +6896,23 @@ int kafka_alter_configs_response_encode(struct kafka_writer *w, int16_t version,
 /* ---- DescribeLogDirsResponse (versions 0-4, flexible 2+) ---- */
 
 static void describe_log_dirs_response_describe_log_dirs_partition_init(struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s);
-static int describe_log_dirs_response_describe_log_dirs_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s, struct kafka_arena *arena);
-static int describe_log_dirs_response_describe_log_dirs_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s);
+static int describe_log_dirs_response_describe_log_dirs_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s,
+    struct kafka_arena *arena);
+static int describe_log_dirs_response_describe_log_dirs_partition_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s);
 static void describe_log_dirs_response_describe_log_dirs_topic_init(struct kafka_describe_log_dirs_response_describe_log_dirs_topic *s);
-static int describe_log_dirs_response_describe_log_dirs_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_log_dirs_response_describe_log_dirs_topic *s, struct kafka_arena *arena);
-static int describe_log_dirs_response_describe_log_dirs_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_log_dirs_response_describe_log_dirs_topic *s);
+static int describe_log_dirs_response_describe_log_dirs_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_log_dirs_response_describe_log_dirs_topic *s,
+    struct kafka_arena *arena);
+static int describe_log_dirs_response_describe_log_dirs_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_log_dirs_response_describe_log_dirs_topic *s);
 static void describe_log_dirs_response_describe_log_dirs_result_init(struct kafka_describe_log_dirs_response_describe_log_dirs_result *s);
-static int describe_log_dirs_response_describe_log_dirs_result_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_log_dirs_response_describe_log_dirs_result *s, struct kafka_arena *arena);
-static int describe_log_dirs_response_describe_log_dirs_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_log_dirs_response_describe_log_dirs_result *s);
+static int describe_log_dirs_response_describe_log_dirs_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_log_dirs_response_describe_log_dirs_result *s,
+    struct kafka_arena *arena);
+static int describe_log_dirs_response_describe_log_dirs_result_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_log_dirs_response_describe_log_dirs_result *s);
 
 static void describe_log_dirs_response_describe_log_dirs_partition_init(struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s)
 {
@@ -6420,7 +6922,9 @@ static void describe_log_dirs_response_describe_log_dirs_partition_init(struct k
     s->is_future_key = 0;
 }
 
-static int describe_log_dirs_response_describe_log_dirs_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s, struct kafka_arena *arena)
+static int describe_log_dirs_response_describe_log_dirs_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s,
+    struct kafka_arena *arena)
 {
     describe_log_dirs_response_describe_log_dirs_partition_init(s);
     s->partition_index = kafka_read_int32(r);
@@ -6442,7 +6946,8 @@ static int describe_log_dirs_response_describe_log_dirs_partition_decode(struct 
     return r->err;
 }
 
-static int describe_log_dirs_response_describe_log_dirs_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s)
+static int describe_log_dirs_response_describe_log_dirs_partition_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s)
 {
     kafka_write_int32(w, s->partition_index);
     kafka_write_int64(w, s->partition_size);
@@ -6462,7 +6967,9 @@ static void describe_log_dirs_response_describe_log_dirs_topic_init(struct kafka
     s->partitions_count = 0;
 }
 
-static int describe_log_dirs_response_describe_log_dirs_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_log_dirs_response_describe_log_dirs_topic *s, struct kafka_arena *arena)
+static int describe_log_dirs_response_describe_log_dirs_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_log_dirs_response_describe_log_dirs_topic *s,
+    struct kafka_arena *arena)
 {
     int rc;
     describe_log_dirs_response_describe_log_dirs_topic_init(s);
@@ -6478,12 +6985,13 @@ static int describe_log_dirs_response_describe_log_dirs_topic_decode(struct kafk
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = describe_log_dirs_response_describe_log_dirs_partition_decode(r, version, &s->partitions[i], arena);
+            rc = describe_log_dirs_response_describe_log_dirs_partition_decode(r, version,
+                &s->partitions[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -6505,7 +7013,8 @@ static int describe_log_dirs_response_describe_log_dirs_topic_decode(struct kafk
     return r->err;
 }
 
-static int describe_log_dirs_response_describe_log_dirs_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_log_dirs_response_describe_log_dirs_topic *s)
+static int describe_log_dirs_response_describe_log_dirs_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_log_dirs_response_describe_log_dirs_topic *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -6514,7 +7023,8 @@ static int describe_log_dirs_response_describe_log_dirs_topic_encode(struct kafk
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->partitions_count, version >= 2);
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        if (describe_log_dirs_response_describe_log_dirs_partition_encode(w, version, &s->partitions[i]) != 0)
+        if (describe_log_dirs_response_describe_log_dirs_partition_encode(w, version,
+            &s->partitions[i]) != 0)
             return w->err;
     }
     if (version >= 2) {
@@ -6534,7 +7044,9 @@ static void describe_log_dirs_response_describe_log_dirs_result_init(struct kafk
     s->usable_bytes = INT64_C(-1);
 }
 
-static int describe_log_dirs_response_describe_log_dirs_result_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_log_dirs_response_describe_log_dirs_result *s, struct kafka_arena *arena)
+static int describe_log_dirs_response_describe_log_dirs_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_log_dirs_response_describe_log_dirs_result *s,
+    struct kafka_arena *arena)
 {
     int rc;
     describe_log_dirs_response_describe_log_dirs_result_init(s);
@@ -6551,12 +7063,13 @@ static int describe_log_dirs_response_describe_log_dirs_result_decode(struct kaf
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = describe_log_dirs_response_describe_log_dirs_topic_decode(r, version, &s->topics[i], arena);
+            rc = describe_log_dirs_response_describe_log_dirs_topic_decode(r, version,
+                &s->topics[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -6584,7 +7097,8 @@ static int describe_log_dirs_response_describe_log_dirs_result_decode(struct kaf
     return r->err;
 }
 
-static int describe_log_dirs_response_describe_log_dirs_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_log_dirs_response_describe_log_dirs_result *s)
+static int describe_log_dirs_response_describe_log_dirs_result_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_log_dirs_response_describe_log_dirs_result *s)
 {
     kafka_write_int16(w, s->error_code);
     if (s->log_dir.len < 0)
@@ -6594,7 +7108,8 @@ static int describe_log_dirs_response_describe_log_dirs_result_encode(struct kaf
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->topics_count, version >= 2);
     for (int32_t i = 0; i < s->topics_count; i++) {
-        if (describe_log_dirs_response_describe_log_dirs_topic_encode(w, version, &s->topics[i]) != 0)
+        if (describe_log_dirs_response_describe_log_dirs_topic_encode(w, version,
+            &s->topics[i]) != 0)
             return w->err;
     }
     if (version >= 4) {
@@ -6610,7 +7125,8 @@ static int describe_log_dirs_response_describe_log_dirs_result_encode(struct kaf
     return w->err;
 }
 
-void kafka_describe_log_dirs_response_init(struct kafka_describe_log_dirs_response *s, int16_t version)
+void kafka_describe_log_dirs_response_init(struct kafka_describe_log_dirs_response *s,
+    int16_t version)
 {
     (void)version;
     s->throttle_time_ms = 0;
@@ -6619,7 +7135,8 @@ void kafka_describe_log_dirs_response_init(struct kafka_describe_log_dirs_respon
     s->results_count = 0;
 }
 
-int kafka_describe_log_dirs_response_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_log_dirs_response *s, struct kafka_arena *arena)
+int kafka_describe_log_dirs_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_log_dirs_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 4)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -6638,12 +7155,13 @@ int kafka_describe_log_dirs_response_decode(struct kafka_reader *r, int16_t vers
         s->results_count = n;
         s->results = NULL;
         if (n > 0) {
-            s->results = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->results), _Alignof(__typeof__(*s->results)));
+            s->results = KAFKA_ARENA_ARRAY(arena, n, s->results);
             if (s->results == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = describe_log_dirs_response_describe_log_dirs_result_decode(r, version, &s->results[i], arena);
+            rc = describe_log_dirs_response_describe_log_dirs_result_decode(r, version,
+                &s->results[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -6665,7 +7183,8 @@ int kafka_describe_log_dirs_response_decode(struct kafka_reader *r, int16_t vers
     return r->err;
 }
 
-int kafka_describe_log_dirs_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_log_dirs_response *s)
+int kafka_describe_log_dirs_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_log_dirs_response *s)
 {
     if (version < 0 || version > 4)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -6677,7 +7196,8 @@ int kafka_describe_log_dirs_response_encode(struct kafka_writer *w, int16_t vers
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->results_count, version >= 2);
     for (int32_t i = 0; i < s->results_count; i++) {
-        if (describe_log_dirs_response_describe_log_dirs_result_encode(w, version, &s->results[i]) != 0)
+        if (describe_log_dirs_response_describe_log_dirs_result_encode(w, version,
+            &s->results[i]) != 0)
             return w->err;
     }
     if (version >= 2) {
@@ -6689,7 +7209,8 @@ int kafka_describe_log_dirs_response_encode(struct kafka_writer *w, int16_t vers
 
 /* ---- SaslAuthenticateResponse (versions 0-2, flexible 2+) ---- */
 
-void kafka_sasl_authenticate_response_init(struct kafka_sasl_authenticate_response *s, int16_t version)
+void kafka_sasl_authenticate_response_init(struct kafka_sasl_authenticate_response *s,
+    int16_t version)
 {
     (void)version;
     s->error_code = 0;
@@ -6698,7 +7219,8 @@ void kafka_sasl_authenticate_response_init(struct kafka_sasl_authenticate_respon
     s->session_lifetime_ms = INT64_C(0);
 }
 
-int kafka_sasl_authenticate_response_decode(struct kafka_reader *r, int16_t version, struct kafka_sasl_authenticate_response *s, struct kafka_arena *arena)
+int kafka_sasl_authenticate_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_sasl_authenticate_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 2)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -6726,7 +7248,8 @@ int kafka_sasl_authenticate_response_decode(struct kafka_reader *r, int16_t vers
     return r->err;
 }
 
-int kafka_sasl_authenticate_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_sasl_authenticate_response *s)
+int kafka_sasl_authenticate_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_sasl_authenticate_response *s)
 {
     if (version < 0 || version > 2)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -6748,8 +7271,12 @@ int kafka_sasl_authenticate_response_encode(struct kafka_writer *w, int16_t vers
 /* ---- CreatePartitionsResponse (versions 0-3, flexible 2+) ---- */
 
 static void create_partitions_response_create_partitions_topic_result_init(struct kafka_create_partitions_response_create_partitions_topic_result *s);
-static int create_partitions_response_create_partitions_topic_result_decode(struct kafka_reader *r, int16_t version, struct kafka_create_partitions_response_create_partitions_topic_result *s, struct kafka_arena *arena);
-static int create_partitions_response_create_partitions_topic_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_partitions_response_create_partitions_topic_result *s);
+static int create_partitions_response_create_partitions_topic_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_create_partitions_response_create_partitions_topic_result *s,
+    struct kafka_arena *arena);
+static int create_partitions_response_create_partitions_topic_result_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_create_partitions_response_create_partitions_topic_result *s);
 
 static void create_partitions_response_create_partitions_topic_result_init(struct kafka_create_partitions_response_create_partitions_topic_result *s)
 {
@@ -6758,7 +7285,9 @@ static void create_partitions_response_create_partitions_topic_result_init(struc
     s->error_message = (struct kafka_str){ NULL, -1 };
 }
 
-static int create_partitions_response_create_partitions_topic_result_decode(struct kafka_reader *r, int16_t version, struct kafka_create_partitions_response_create_partitions_topic_result *s, struct kafka_arena *arena)
+static int create_partitions_response_create_partitions_topic_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_create_partitions_response_create_partitions_topic_result *s,
+    struct kafka_arena *arena)
 {
     create_partitions_response_create_partitions_topic_result_init(s);
     s->name = kafka_read_string(r, version >= 2);
@@ -6781,7 +7310,9 @@ static int create_partitions_response_create_partitions_topic_result_decode(stru
     return r->err;
 }
 
-static int create_partitions_response_create_partitions_topic_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_partitions_response_create_partitions_topic_result *s)
+static int create_partitions_response_create_partitions_topic_result_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_create_partitions_response_create_partitions_topic_result *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -6795,7 +7326,8 @@ static int create_partitions_response_create_partitions_topic_result_encode(stru
     return w->err;
 }
 
-void kafka_create_partitions_response_init(struct kafka_create_partitions_response *s, int16_t version)
+void kafka_create_partitions_response_init(struct kafka_create_partitions_response *s,
+    int16_t version)
 {
     (void)version;
     s->throttle_time_ms = 0;
@@ -6803,7 +7335,8 @@ void kafka_create_partitions_response_init(struct kafka_create_partitions_respon
     s->results_count = 0;
 }
 
-int kafka_create_partitions_response_decode(struct kafka_reader *r, int16_t version, struct kafka_create_partitions_response *s, struct kafka_arena *arena)
+int kafka_create_partitions_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_create_partitions_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 3)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -6819,12 +7352,13 @@ int kafka_create_partitions_response_decode(struct kafka_reader *r, int16_t vers
         s->results_count = n;
         s->results = NULL;
         if (n > 0) {
-            s->results = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->results), _Alignof(__typeof__(*s->results)));
+            s->results = KAFKA_ARENA_ARRAY(arena, n, s->results);
             if (s->results == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = create_partitions_response_create_partitions_topic_result_decode(r, version, &s->results[i], arena);
+            rc = create_partitions_response_create_partitions_topic_result_decode(r, version,
+                &s->results[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -6846,7 +7380,8 @@ int kafka_create_partitions_response_decode(struct kafka_reader *r, int16_t vers
     return r->err;
 }
 
-int kafka_create_partitions_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_create_partitions_response *s)
+int kafka_create_partitions_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_create_partitions_response *s)
 {
     if (version < 0 || version > 3)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -6855,7 +7390,8 @@ int kafka_create_partitions_response_encode(struct kafka_writer *w, int16_t vers
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->results_count, version >= 2);
     for (int32_t i = 0; i < s->results_count; i++) {
-        if (create_partitions_response_create_partitions_topic_result_encode(w, version, &s->results[i]) != 0)
+        if (create_partitions_response_create_partitions_topic_result_encode(w, version,
+            &s->results[i]) != 0)
             return w->err;
     }
     if (version >= 2) {
@@ -6868,8 +7404,11 @@ int kafka_create_partitions_response_encode(struct kafka_writer *w, int16_t vers
 /* ---- DeleteGroupsResponse (versions 0-2, flexible 2+) ---- */
 
 static void delete_groups_response_deletable_group_result_init(struct kafka_delete_groups_response_deletable_group_result *s);
-static int delete_groups_response_deletable_group_result_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_groups_response_deletable_group_result *s, struct kafka_arena *arena);
-static int delete_groups_response_deletable_group_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_groups_response_deletable_group_result *s);
+static int delete_groups_response_deletable_group_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_delete_groups_response_deletable_group_result *s,
+    struct kafka_arena *arena);
+static int delete_groups_response_deletable_group_result_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_delete_groups_response_deletable_group_result *s);
 
 static void delete_groups_response_deletable_group_result_init(struct kafka_delete_groups_response_deletable_group_result *s)
 {
@@ -6877,7 +7416,9 @@ static void delete_groups_response_deletable_group_result_init(struct kafka_dele
     s->error_code = 0;
 }
 
-static int delete_groups_response_deletable_group_result_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_groups_response_deletable_group_result *s, struct kafka_arena *arena)
+static int delete_groups_response_deletable_group_result_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_delete_groups_response_deletable_group_result *s,
+    struct kafka_arena *arena)
 {
     delete_groups_response_deletable_group_result_init(s);
     s->group_id = kafka_read_string(r, version >= 2);
@@ -6899,7 +7440,8 @@ static int delete_groups_response_deletable_group_result_decode(struct kafka_rea
     return r->err;
 }
 
-static int delete_groups_response_deletable_group_result_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_groups_response_deletable_group_result *s)
+static int delete_groups_response_deletable_group_result_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_delete_groups_response_deletable_group_result *s)
 {
     if (s->group_id.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -6920,7 +7462,8 @@ void kafka_delete_groups_response_init(struct kafka_delete_groups_response *s, i
     s->results_count = 0;
 }
 
-int kafka_delete_groups_response_decode(struct kafka_reader *r, int16_t version, struct kafka_delete_groups_response *s, struct kafka_arena *arena)
+int kafka_delete_groups_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_delete_groups_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 2)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -6936,12 +7479,13 @@ int kafka_delete_groups_response_decode(struct kafka_reader *r, int16_t version,
         s->results_count = n;
         s->results = NULL;
         if (n > 0) {
-            s->results = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->results), _Alignof(__typeof__(*s->results)));
+            s->results = KAFKA_ARENA_ARRAY(arena, n, s->results);
             if (s->results == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = delete_groups_response_deletable_group_result_decode(r, version, &s->results[i], arena);
+            rc = delete_groups_response_deletable_group_result_decode(r, version, &s->results[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -6963,7 +7507,8 @@ int kafka_delete_groups_response_decode(struct kafka_reader *r, int16_t version,
     return r->err;
 }
 
-int kafka_delete_groups_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_delete_groups_response *s)
+int kafka_delete_groups_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_delete_groups_response *s)
 {
     if (version < 0 || version > 2)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -6985,8 +7530,13 @@ int kafka_delete_groups_response_encode(struct kafka_writer *w, int16_t version,
 /* ---- IncrementalAlterConfigsResponse (versions 0-1, flexible 1+) ---- */
 
 static void incremental_alter_configs_response_alter_configs_resource_response_init(struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s);
-static int incremental_alter_configs_response_alter_configs_resource_response_decode(struct kafka_reader *r, int16_t version, struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s, struct kafka_arena *arena);
-static int incremental_alter_configs_response_alter_configs_resource_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s);
+static int incremental_alter_configs_response_alter_configs_resource_response_decode(struct kafka_reader *r,
+    int16_t version,
+    struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s,
+    struct kafka_arena *arena);
+static int incremental_alter_configs_response_alter_configs_resource_response_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s);
 
 static void incremental_alter_configs_response_alter_configs_resource_response_init(struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s)
 {
@@ -6996,7 +7546,10 @@ static void incremental_alter_configs_response_alter_configs_resource_response_i
     s->resource_name = (struct kafka_str){ "", 0 };
 }
 
-static int incremental_alter_configs_response_alter_configs_resource_response_decode(struct kafka_reader *r, int16_t version, struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s, struct kafka_arena *arena)
+static int incremental_alter_configs_response_alter_configs_resource_response_decode(struct kafka_reader *r,
+    int16_t version,
+    struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s,
+    struct kafka_arena *arena)
 {
     incremental_alter_configs_response_alter_configs_resource_response_init(s);
     s->error_code = kafka_read_int16(r);
@@ -7020,7 +7573,9 @@ static int incremental_alter_configs_response_alter_configs_resource_response_de
     return r->err;
 }
 
-static int incremental_alter_configs_response_alter_configs_resource_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s)
+static int incremental_alter_configs_response_alter_configs_resource_response_encode(struct kafka_writer *w,
+    int16_t version,
+    const struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s)
 {
     kafka_write_int16(w, s->error_code);
     kafka_write_string(w, s->error_message, version >= 1);
@@ -7035,7 +7590,8 @@ static int incremental_alter_configs_response_alter_configs_resource_response_en
     return w->err;
 }
 
-void kafka_incremental_alter_configs_response_init(struct kafka_incremental_alter_configs_response *s, int16_t version)
+void kafka_incremental_alter_configs_response_init(struct kafka_incremental_alter_configs_response *s,
+    int16_t version)
 {
     (void)version;
     s->throttle_time_ms = 0;
@@ -7043,7 +7599,8 @@ void kafka_incremental_alter_configs_response_init(struct kafka_incremental_alte
     s->responses_count = 0;
 }
 
-int kafka_incremental_alter_configs_response_decode(struct kafka_reader *r, int16_t version, struct kafka_incremental_alter_configs_response *s, struct kafka_arena *arena)
+int kafka_incremental_alter_configs_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_incremental_alter_configs_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 1)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -7059,12 +7616,13 @@ int kafka_incremental_alter_configs_response_decode(struct kafka_reader *r, int1
         s->responses_count = n;
         s->responses = NULL;
         if (n > 0) {
-            s->responses = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->responses), _Alignof(__typeof__(*s->responses)));
+            s->responses = KAFKA_ARENA_ARRAY(arena, n, s->responses);
             if (s->responses == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = incremental_alter_configs_response_alter_configs_resource_response_decode(r, version, &s->responses[i], arena);
+            rc = incremental_alter_configs_response_alter_configs_resource_response_decode(r,
+                version, &s->responses[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -7086,7 +7644,8 @@ int kafka_incremental_alter_configs_response_decode(struct kafka_reader *r, int1
     return r->err;
 }
 
-int kafka_incremental_alter_configs_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_incremental_alter_configs_response *s)
+int kafka_incremental_alter_configs_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_incremental_alter_configs_response *s)
 {
     if (version < 0 || version > 1)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -7095,7 +7654,8 @@ int kafka_incremental_alter_configs_response_encode(struct kafka_writer *w, int1
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->responses_count, version >= 1);
     for (int32_t i = 0; i < s->responses_count; i++) {
-        if (incremental_alter_configs_response_alter_configs_resource_response_encode(w, version, &s->responses[i]) != 0)
+        if (incremental_alter_configs_response_alter_configs_resource_response_encode(w, version,
+            &s->responses[i]) != 0)
             return w->err;
     }
     if (version >= 1) {
@@ -7108,11 +7668,17 @@ int kafka_incremental_alter_configs_response_encode(struct kafka_writer *w, int1
 /* ---- OffsetDeleteResponse (versions 0-0, flexible none) ---- */
 
 static void offset_delete_response_offset_delete_response_partition_init(struct kafka_offset_delete_response_offset_delete_response_partition *s);
-static int offset_delete_response_offset_delete_response_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_delete_response_offset_delete_response_partition *s, struct kafka_arena *arena);
-static int offset_delete_response_offset_delete_response_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_delete_response_offset_delete_response_partition *s);
+static int offset_delete_response_offset_delete_response_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_delete_response_offset_delete_response_partition *s,
+    struct kafka_arena *arena);
+static int offset_delete_response_offset_delete_response_partition_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_delete_response_offset_delete_response_partition *s);
 static void offset_delete_response_offset_delete_response_topic_init(struct kafka_offset_delete_response_offset_delete_response_topic *s);
-static int offset_delete_response_offset_delete_response_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_delete_response_offset_delete_response_topic *s, struct kafka_arena *arena);
-static int offset_delete_response_offset_delete_response_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_delete_response_offset_delete_response_topic *s);
+static int offset_delete_response_offset_delete_response_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_delete_response_offset_delete_response_topic *s,
+    struct kafka_arena *arena);
+static int offset_delete_response_offset_delete_response_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_delete_response_offset_delete_response_topic *s);
 
 static void offset_delete_response_offset_delete_response_partition_init(struct kafka_offset_delete_response_offset_delete_response_partition *s)
 {
@@ -7120,7 +7686,9 @@ static void offset_delete_response_offset_delete_response_partition_init(struct 
     s->error_code = 0;
 }
 
-static int offset_delete_response_offset_delete_response_partition_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_delete_response_offset_delete_response_partition *s, struct kafka_arena *arena)
+static int offset_delete_response_offset_delete_response_partition_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_delete_response_offset_delete_response_partition *s,
+    struct kafka_arena *arena)
 {
     offset_delete_response_offset_delete_response_partition_init(s);
     s->partition_index = kafka_read_int32(r);
@@ -7128,7 +7696,8 @@ static int offset_delete_response_offset_delete_response_partition_decode(struct
     return r->err;
 }
 
-static int offset_delete_response_offset_delete_response_partition_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_delete_response_offset_delete_response_partition *s)
+static int offset_delete_response_offset_delete_response_partition_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_delete_response_offset_delete_response_partition *s)
 {
     kafka_write_int32(w, s->partition_index);
     kafka_write_int16(w, s->error_code);
@@ -7142,7 +7711,9 @@ static void offset_delete_response_offset_delete_response_topic_init(struct kafk
     s->partitions_count = 0;
 }
 
-static int offset_delete_response_offset_delete_response_topic_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_delete_response_offset_delete_response_topic *s, struct kafka_arena *arena)
+static int offset_delete_response_offset_delete_response_topic_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_offset_delete_response_offset_delete_response_topic *s,
+    struct kafka_arena *arena)
 {
     int rc;
     offset_delete_response_offset_delete_response_topic_init(s);
@@ -7158,12 +7729,13 @@ static int offset_delete_response_offset_delete_response_topic_decode(struct kaf
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = offset_delete_response_offset_delete_response_partition_decode(r, version, &s->partitions[i], arena);
+            rc = offset_delete_response_offset_delete_response_partition_decode(r, version,
+                &s->partitions[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -7173,7 +7745,8 @@ static int offset_delete_response_offset_delete_response_topic_decode(struct kaf
     return r->err;
 }
 
-static int offset_delete_response_offset_delete_response_topic_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_delete_response_offset_delete_response_topic *s)
+static int offset_delete_response_offset_delete_response_topic_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_offset_delete_response_offset_delete_response_topic *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -7182,7 +7755,8 @@ static int offset_delete_response_offset_delete_response_topic_encode(struct kaf
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->partitions_count, 0);
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        if (offset_delete_response_offset_delete_response_partition_encode(w, version, &s->partitions[i]) != 0)
+        if (offset_delete_response_offset_delete_response_partition_encode(w, version,
+            &s->partitions[i]) != 0)
             return w->err;
     }
     return w->err;
@@ -7197,7 +7771,8 @@ void kafka_offset_delete_response_init(struct kafka_offset_delete_response *s, i
     s->topics_count = 0;
 }
 
-int kafka_offset_delete_response_decode(struct kafka_reader *r, int16_t version, struct kafka_offset_delete_response *s, struct kafka_arena *arena)
+int kafka_offset_delete_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_offset_delete_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 0)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -7214,12 +7789,13 @@ int kafka_offset_delete_response_decode(struct kafka_reader *r, int16_t version,
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = offset_delete_response_offset_delete_response_topic_decode(r, version, &s->topics[i], arena);
+            rc = offset_delete_response_offset_delete_response_topic_decode(r, version,
+                &s->topics[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -7229,7 +7805,8 @@ int kafka_offset_delete_response_decode(struct kafka_reader *r, int16_t version,
     return r->err;
 }
 
-int kafka_offset_delete_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_offset_delete_response *s)
+int kafka_offset_delete_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_offset_delete_response *s)
 {
     if (version < 0 || version > 0)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -7239,7 +7816,8 @@ int kafka_offset_delete_response_encode(struct kafka_writer *w, int16_t version,
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->topics_count, 0);
     for (int32_t i = 0; i < s->topics_count; i++) {
-        if (offset_delete_response_offset_delete_response_topic_encode(w, version, &s->topics[i]) != 0)
+        if (offset_delete_response_offset_delete_response_topic_encode(w, version,
+            &s->topics[i]) != 0)
             return w->err;
     }
     return w->err;
@@ -7248,8 +7826,11 @@ int kafka_offset_delete_response_encode(struct kafka_writer *w, int16_t version,
 /* ---- DescribeClusterResponse (versions 0-1, flexible 0+) ---- */
 
 static void describe_cluster_response_describe_cluster_broker_init(struct kafka_describe_cluster_response_describe_cluster_broker *s);
-static int describe_cluster_response_describe_cluster_broker_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_cluster_response_describe_cluster_broker *s, struct kafka_arena *arena);
-static int describe_cluster_response_describe_cluster_broker_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_cluster_response_describe_cluster_broker *s);
+static int describe_cluster_response_describe_cluster_broker_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_cluster_response_describe_cluster_broker *s,
+    struct kafka_arena *arena);
+static int describe_cluster_response_describe_cluster_broker_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_cluster_response_describe_cluster_broker *s);
 
 static void describe_cluster_response_describe_cluster_broker_init(struct kafka_describe_cluster_response_describe_cluster_broker *s)
 {
@@ -7259,7 +7840,9 @@ static void describe_cluster_response_describe_cluster_broker_init(struct kafka_
     s->rack = (struct kafka_str){ NULL, -1 };
 }
 
-static int describe_cluster_response_describe_cluster_broker_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_cluster_response_describe_cluster_broker *s, struct kafka_arena *arena)
+static int describe_cluster_response_describe_cluster_broker_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_cluster_response_describe_cluster_broker *s,
+    struct kafka_arena *arena)
 {
     describe_cluster_response_describe_cluster_broker_init(s);
     s->broker_id = kafka_read_int32(r);
@@ -7281,7 +7864,8 @@ static int describe_cluster_response_describe_cluster_broker_decode(struct kafka
     return r->err;
 }
 
-static int describe_cluster_response_describe_cluster_broker_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_cluster_response_describe_cluster_broker *s)
+static int describe_cluster_response_describe_cluster_broker_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_cluster_response_describe_cluster_broker *s)
 {
     kafka_write_int32(w, s->broker_id);
     if (s->host.len < 0)
@@ -7294,7 +7878,8 @@ static int describe_cluster_response_describe_cluster_broker_encode(struct kafka
     return w->err;
 }
 
-void kafka_describe_cluster_response_init(struct kafka_describe_cluster_response *s, int16_t version)
+void kafka_describe_cluster_response_init(struct kafka_describe_cluster_response *s,
+    int16_t version)
 {
     (void)version;
     s->throttle_time_ms = 0;
@@ -7308,7 +7893,8 @@ void kafka_describe_cluster_response_init(struct kafka_describe_cluster_response
     s->cluster_authorized_operations = INT32_MIN;
 }
 
-int kafka_describe_cluster_response_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_cluster_response *s, struct kafka_arena *arena)
+int kafka_describe_cluster_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_cluster_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 1)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -7333,12 +7919,13 @@ int kafka_describe_cluster_response_decode(struct kafka_reader *r, int16_t versi
         s->brokers_count = n;
         s->brokers = NULL;
         if (n > 0) {
-            s->brokers = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->brokers), _Alignof(__typeof__(*s->brokers)));
+            s->brokers = KAFKA_ARENA_ARRAY(arena, n, s->brokers);
             if (s->brokers == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = describe_cluster_response_describe_cluster_broker_decode(r, version, &s->brokers[i], arena);
+            rc = describe_cluster_response_describe_cluster_broker_decode(r, version,
+                &s->brokers[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -7359,7 +7946,8 @@ int kafka_describe_cluster_response_decode(struct kafka_reader *r, int16_t versi
     return r->err;
 }
 
-int kafka_describe_cluster_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_cluster_response *s)
+int kafka_describe_cluster_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_cluster_response *s)
 {
     if (version < 0 || version > 1)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -7379,7 +7967,8 @@ int kafka_describe_cluster_response_encode(struct kafka_writer *w, int16_t versi
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->brokers_count, 1);
     for (int32_t i = 0; i < s->brokers_count; i++) {
-        if (describe_cluster_response_describe_cluster_broker_encode(w, version, &s->brokers[i]) != 0)
+        if (describe_cluster_response_describe_cluster_broker_encode(w, version,
+            &s->brokers[i]) != 0)
             return w->err;
     }
     kafka_write_int32(w, s->cluster_authorized_operations);
@@ -7391,14 +7980,23 @@ int kafka_describe_cluster_response_encode(struct kafka_writer *w, int16_t versi
 /* ---- DescribeProducersResponse (versions 0-0, flexible 0+) ---- */
 
 static void describe_producers_response_producer_state_init(struct kafka_describe_producers_response_producer_state *s);
-static int describe_producers_response_producer_state_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_producers_response_producer_state *s, struct kafka_arena *arena);
-static int describe_producers_response_producer_state_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_producers_response_producer_state *s);
+static int describe_producers_response_producer_state_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_producers_response_producer_state *s,
+    struct kafka_arena *arena);
+static int describe_producers_response_producer_state_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_producers_response_producer_state *s);
 static void describe_producers_response_partition_response_init(struct kafka_describe_producers_response_partition_response *s);
-static int describe_producers_response_partition_response_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_producers_response_partition_response *s, struct kafka_arena *arena);
-static int describe_producers_response_partition_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_producers_response_partition_response *s);
+static int describe_producers_response_partition_response_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_producers_response_partition_response *s,
+    struct kafka_arena *arena);
+static int describe_producers_response_partition_response_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_producers_response_partition_response *s);
 static void describe_producers_response_topic_response_init(struct kafka_describe_producers_response_topic_response *s);
-static int describe_producers_response_topic_response_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_producers_response_topic_response *s, struct kafka_arena *arena);
-static int describe_producers_response_topic_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_producers_response_topic_response *s);
+static int describe_producers_response_topic_response_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_producers_response_topic_response *s,
+    struct kafka_arena *arena);
+static int describe_producers_response_topic_response_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_producers_response_topic_response *s);
 
 static void describe_producers_response_producer_state_init(struct kafka_describe_producers_response_producer_state *s)
 {
@@ -7410,7 +8008,9 @@ static void describe_producers_response_producer_state_init(struct kafka_describ
     s->current_txn_start_offset = INT64_C(-1);
 }
 
-static int describe_producers_response_producer_state_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_producers_response_producer_state *s, struct kafka_arena *arena)
+static int describe_producers_response_producer_state_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_producers_response_producer_state *s,
+    struct kafka_arena *arena)
 {
     describe_producers_response_producer_state_init(s);
     s->producer_id = kafka_read_int64(r);
@@ -7432,7 +8032,8 @@ static int describe_producers_response_producer_state_decode(struct kafka_reader
     return r->err;
 }
 
-static int describe_producers_response_producer_state_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_producers_response_producer_state *s)
+static int describe_producers_response_producer_state_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_producers_response_producer_state *s)
 {
     kafka_write_int64(w, s->producer_id);
     kafka_write_int32(w, s->producer_epoch);
@@ -7454,7 +8055,9 @@ static void describe_producers_response_partition_response_init(struct kafka_des
     s->active_producers_count = 0;
 }
 
-static int describe_producers_response_partition_response_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_producers_response_partition_response *s, struct kafka_arena *arena)
+static int describe_producers_response_partition_response_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_producers_response_partition_response *s,
+    struct kafka_arena *arena)
 {
     int rc;
     describe_producers_response_partition_response_init(s);
@@ -7470,12 +8073,13 @@ static int describe_producers_response_partition_response_decode(struct kafka_re
         s->active_producers_count = n;
         s->active_producers = NULL;
         if (n > 0) {
-            s->active_producers = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->active_producers), _Alignof(__typeof__(*s->active_producers)));
+            s->active_producers = KAFKA_ARENA_ARRAY(arena, n, s->active_producers);
             if (s->active_producers == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = describe_producers_response_producer_state_decode(r, version, &s->active_producers[i], arena);
+            rc = describe_producers_response_producer_state_decode(r, version,
+                &s->active_producers[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -7495,7 +8099,8 @@ static int describe_producers_response_partition_response_decode(struct kafka_re
     return r->err;
 }
 
-static int describe_producers_response_partition_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_producers_response_partition_response *s)
+static int describe_producers_response_partition_response_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_producers_response_partition_response *s)
 {
     kafka_write_int32(w, s->partition_index);
     kafka_write_int16(w, s->error_code);
@@ -7504,7 +8109,8 @@ static int describe_producers_response_partition_response_encode(struct kafka_wr
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->active_producers_count, 1);
     for (int32_t i = 0; i < s->active_producers_count; i++) {
-        if (describe_producers_response_producer_state_encode(w, version, &s->active_producers[i]) != 0)
+        if (describe_producers_response_producer_state_encode(w, version,
+            &s->active_producers[i]) != 0)
             return w->err;
     }
     uint32_t tag_count = 0;
@@ -7519,7 +8125,9 @@ static void describe_producers_response_topic_response_init(struct kafka_describ
     s->partitions_count = 0;
 }
 
-static int describe_producers_response_topic_response_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_producers_response_topic_response *s, struct kafka_arena *arena)
+static int describe_producers_response_topic_response_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_producers_response_topic_response *s,
+    struct kafka_arena *arena)
 {
     int rc;
     describe_producers_response_topic_response_init(s);
@@ -7535,12 +8143,13 @@ static int describe_producers_response_topic_response_decode(struct kafka_reader
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = describe_producers_response_partition_response_decode(r, version, &s->partitions[i], arena);
+            rc = describe_producers_response_partition_response_decode(r, version,
+                &s->partitions[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -7560,7 +8169,8 @@ static int describe_producers_response_topic_response_decode(struct kafka_reader
     return r->err;
 }
 
-static int describe_producers_response_topic_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_producers_response_topic_response *s)
+static int describe_producers_response_topic_response_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_producers_response_topic_response *s)
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -7569,7 +8179,8 @@ static int describe_producers_response_topic_response_encode(struct kafka_writer
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->partitions_count, 1);
     for (int32_t i = 0; i < s->partitions_count; i++) {
-        if (describe_producers_response_partition_response_encode(w, version, &s->partitions[i]) != 0)
+        if (describe_producers_response_partition_response_encode(w, version,
+            &s->partitions[i]) != 0)
             return w->err;
     }
     uint32_t tag_count = 0;
@@ -7577,7 +8188,8 @@ static int describe_producers_response_topic_response_encode(struct kafka_writer
     return w->err;
 }
 
-void kafka_describe_producers_response_init(struct kafka_describe_producers_response *s, int16_t version)
+void kafka_describe_producers_response_init(struct kafka_describe_producers_response *s,
+    int16_t version)
 {
     (void)version;
     s->throttle_time_ms = 0;
@@ -7585,7 +8197,8 @@ void kafka_describe_producers_response_init(struct kafka_describe_producers_resp
     s->topics_count = 0;
 }
 
-int kafka_describe_producers_response_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_producers_response *s, struct kafka_arena *arena)
+int kafka_describe_producers_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_producers_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 0)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -7601,12 +8214,13 @@ int kafka_describe_producers_response_decode(struct kafka_reader *r, int16_t ver
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = describe_producers_response_topic_response_decode(r, version, &s->topics[i], arena);
+            rc = describe_producers_response_topic_response_decode(r, version, &s->topics[i],
+                arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -7626,7 +8240,8 @@ int kafka_describe_producers_response_decode(struct kafka_reader *r, int16_t ver
     return r->err;
 }
 
-int kafka_describe_producers_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_producers_response *s)
+int kafka_describe_producers_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_producers_response *s)
 {
     if (version < 0 || version > 0)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -7646,11 +8261,17 @@ int kafka_describe_producers_response_encode(struct kafka_writer *w, int16_t ver
 /* ---- DescribeTransactionsResponse (versions 0-0, flexible 0+) ---- */
 
 static void describe_transactions_response_topic_data_init(struct kafka_describe_transactions_response_topic_data *s);
-static int describe_transactions_response_topic_data_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_transactions_response_topic_data *s, struct kafka_arena *arena);
-static int describe_transactions_response_topic_data_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_transactions_response_topic_data *s);
+static int describe_transactions_response_topic_data_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_transactions_response_topic_data *s,
+    struct kafka_arena *arena);
+static int describe_transactions_response_topic_data_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_transactions_response_topic_data *s);
 static void describe_transactions_response_transaction_state_init(struct kafka_describe_transactions_response_transaction_state *s);
-static int describe_transactions_response_transaction_state_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_transactions_response_transaction_state *s, struct kafka_arena *arena);
-static int describe_transactions_response_transaction_state_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_transactions_response_transaction_state *s);
+static int describe_transactions_response_transaction_state_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_transactions_response_transaction_state *s,
+    struct kafka_arena *arena);
+static int describe_transactions_response_transaction_state_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_transactions_response_transaction_state *s);
 
 static void describe_transactions_response_topic_data_init(struct kafka_describe_transactions_response_topic_data *s)
 {
@@ -7659,7 +8280,9 @@ static void describe_transactions_response_topic_data_init(struct kafka_describe
     s->partitions_count = 0;
 }
 
-static int describe_transactions_response_topic_data_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_transactions_response_topic_data *s, struct kafka_arena *arena)
+static int describe_transactions_response_topic_data_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_transactions_response_topic_data *s,
+    struct kafka_arena *arena)
 {
     describe_transactions_response_topic_data_init(s);
     s->topic = kafka_read_string(r, 1);
@@ -7674,7 +8297,7 @@ static int describe_transactions_response_topic_data_decode(struct kafka_reader 
         s->partitions_count = n;
         s->partitions = NULL;
         if (n > 0) {
-            s->partitions = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->partitions), _Alignof(__typeof__(*s->partitions)));
+            s->partitions = KAFKA_ARENA_ARRAY(arena, n, s->partitions);
             if (s->partitions == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -7697,7 +8320,8 @@ static int describe_transactions_response_topic_data_decode(struct kafka_reader 
     return r->err;
 }
 
-static int describe_transactions_response_topic_data_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_transactions_response_topic_data *s)
+static int describe_transactions_response_topic_data_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_transactions_response_topic_data *s)
 {
     if (s->topic.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -7726,7 +8350,9 @@ static void describe_transactions_response_transaction_state_init(struct kafka_d
     s->topics_count = 0;
 }
 
-static int describe_transactions_response_transaction_state_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_transactions_response_transaction_state *s, struct kafka_arena *arena)
+static int describe_transactions_response_transaction_state_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_describe_transactions_response_transaction_state *s,
+    struct kafka_arena *arena)
 {
     int rc;
     describe_transactions_response_transaction_state_init(s);
@@ -7750,7 +8376,7 @@ static int describe_transactions_response_transaction_state_decode(struct kafka_
         s->topics_count = n;
         s->topics = NULL;
         if (n > 0) {
-            s->topics = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->topics), _Alignof(__typeof__(*s->topics)));
+            s->topics = KAFKA_ARENA_ARRAY(arena, n, s->topics);
             if (s->topics == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -7775,7 +8401,8 @@ static int describe_transactions_response_transaction_state_decode(struct kafka_
     return r->err;
 }
 
-static int describe_transactions_response_transaction_state_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_transactions_response_transaction_state *s)
+static int describe_transactions_response_transaction_state_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_describe_transactions_response_transaction_state *s)
 {
     kafka_write_int16(w, s->error_code);
     if (s->transactional_id.len < 0)
@@ -7800,7 +8427,8 @@ static int describe_transactions_response_transaction_state_encode(struct kafka_
     return w->err;
 }
 
-void kafka_describe_transactions_response_init(struct kafka_describe_transactions_response *s, int16_t version)
+void kafka_describe_transactions_response_init(struct kafka_describe_transactions_response *s,
+    int16_t version)
 {
     (void)version;
     s->throttle_time_ms = 0;
@@ -7808,7 +8436,8 @@ void kafka_describe_transactions_response_init(struct kafka_describe_transaction
     s->transaction_states_count = 0;
 }
 
-int kafka_describe_transactions_response_decode(struct kafka_reader *r, int16_t version, struct kafka_describe_transactions_response *s, struct kafka_arena *arena)
+int kafka_describe_transactions_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_describe_transactions_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 0)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -7824,12 +8453,13 @@ int kafka_describe_transactions_response_decode(struct kafka_reader *r, int16_t 
         s->transaction_states_count = n;
         s->transaction_states = NULL;
         if (n > 0) {
-            s->transaction_states = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->transaction_states), _Alignof(__typeof__(*s->transaction_states)));
+            s->transaction_states = KAFKA_ARENA_ARRAY(arena, n, s->transaction_states);
             if (s->transaction_states == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = describe_transactions_response_transaction_state_decode(r, version, &s->transaction_states[i], arena);
+            rc = describe_transactions_response_transaction_state_decode(r, version,
+                &s->transaction_states[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -7849,7 +8479,8 @@ int kafka_describe_transactions_response_decode(struct kafka_reader *r, int16_t 
     return r->err;
 }
 
-int kafka_describe_transactions_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_describe_transactions_response *s)
+int kafka_describe_transactions_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_describe_transactions_response *s)
 {
     if (version < 0 || version > 0)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -7858,7 +8489,8 @@ int kafka_describe_transactions_response_encode(struct kafka_writer *w, int16_t 
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->transaction_states_count, 1);
     for (int32_t i = 0; i < s->transaction_states_count; i++) {
-        if (describe_transactions_response_transaction_state_encode(w, version, &s->transaction_states[i]) != 0)
+        if (describe_transactions_response_transaction_state_encode(w, version,
+            &s->transaction_states[i]) != 0)
             return w->err;
     }
     uint32_t tag_count = 0;
@@ -7869,8 +8501,11 @@ int kafka_describe_transactions_response_encode(struct kafka_writer *w, int16_t 
 /* ---- ListTransactionsResponse (versions 0-1, flexible 0+) ---- */
 
 static void list_transactions_response_transaction_state_init(struct kafka_list_transactions_response_transaction_state *s);
-static int list_transactions_response_transaction_state_decode(struct kafka_reader *r, int16_t version, struct kafka_list_transactions_response_transaction_state *s, struct kafka_arena *arena);
-static int list_transactions_response_transaction_state_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_transactions_response_transaction_state *s);
+static int list_transactions_response_transaction_state_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_list_transactions_response_transaction_state *s,
+    struct kafka_arena *arena);
+static int list_transactions_response_transaction_state_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_list_transactions_response_transaction_state *s);
 
 static void list_transactions_response_transaction_state_init(struct kafka_list_transactions_response_transaction_state *s)
 {
@@ -7879,7 +8514,9 @@ static void list_transactions_response_transaction_state_init(struct kafka_list_
     s->transaction_state = (struct kafka_str){ "", 0 };
 }
 
-static int list_transactions_response_transaction_state_decode(struct kafka_reader *r, int16_t version, struct kafka_list_transactions_response_transaction_state *s, struct kafka_arena *arena)
+static int list_transactions_response_transaction_state_decode(struct kafka_reader *r,
+    int16_t version, struct kafka_list_transactions_response_transaction_state *s,
+    struct kafka_arena *arena)
 {
     list_transactions_response_transaction_state_init(s);
     s->transactional_id = kafka_read_string(r, 1);
@@ -7902,7 +8539,8 @@ static int list_transactions_response_transaction_state_decode(struct kafka_read
     return r->err;
 }
 
-static int list_transactions_response_transaction_state_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_transactions_response_transaction_state *s)
+static int list_transactions_response_transaction_state_encode(struct kafka_writer *w,
+    int16_t version, const struct kafka_list_transactions_response_transaction_state *s)
 {
     if (s->transactional_id.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -7916,7 +8554,8 @@ static int list_transactions_response_transaction_state_encode(struct kafka_writ
     return w->err;
 }
 
-void kafka_list_transactions_response_init(struct kafka_list_transactions_response *s, int16_t version)
+void kafka_list_transactions_response_init(struct kafka_list_transactions_response *s,
+    int16_t version)
 {
     (void)version;
     s->throttle_time_ms = 0;
@@ -7927,7 +8566,8 @@ void kafka_list_transactions_response_init(struct kafka_list_transactions_respon
     s->transaction_states_count = 0;
 }
 
-int kafka_list_transactions_response_decode(struct kafka_reader *r, int16_t version, struct kafka_list_transactions_response *s, struct kafka_arena *arena)
+int kafka_list_transactions_response_decode(struct kafka_reader *r, int16_t version,
+    struct kafka_list_transactions_response *s, struct kafka_arena *arena)
 {
     if (version < 0 || version > 1)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
@@ -7944,7 +8584,7 @@ int kafka_list_transactions_response_decode(struct kafka_reader *r, int16_t vers
         s->unknown_state_filters_count = n;
         s->unknown_state_filters = NULL;
         if (n > 0) {
-            s->unknown_state_filters = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->unknown_state_filters), _Alignof(__typeof__(*s->unknown_state_filters)));
+            s->unknown_state_filters = KAFKA_ARENA_ARRAY(arena, n, s->unknown_state_filters);
             if (s->unknown_state_filters == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
@@ -7965,12 +8605,13 @@ int kafka_list_transactions_response_decode(struct kafka_reader *r, int16_t vers
         s->transaction_states_count = n;
         s->transaction_states = NULL;
         if (n > 0) {
-            s->transaction_states = kafka_arena_alloc(arena, (size_t)n, sizeof(*s->transaction_states), _Alignof(__typeof__(*s->transaction_states)));
+            s->transaction_states = KAFKA_ARENA_ARRAY(arena, n, s->transaction_states);
             if (s->transaction_states == NULL)
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            rc = list_transactions_response_transaction_state_decode(r, version, &s->transaction_states[i], arena);
+            rc = list_transactions_response_transaction_state_decode(r, version,
+                &s->transaction_states[i], arena);
             if (rc != 0)
                 return kafka_reader_fail(r, rc);
             if (r->err != 0)
@@ -7990,7 +8631,8 @@ int kafka_list_transactions_response_decode(struct kafka_reader *r, int16_t vers
     return r->err;
 }
 
-int kafka_list_transactions_response_encode(struct kafka_writer *w, int16_t version, const struct kafka_list_transactions_response *s)
+int kafka_list_transactions_response_encode(struct kafka_writer *w, int16_t version,
+    const struct kafka_list_transactions_response *s)
 {
     if (version < 0 || version > 1)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
@@ -8008,7 +8650,8 @@ int kafka_list_transactions_response_encode(struct kafka_writer *w, int16_t vers
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_array_len(w, s->transaction_states_count, 1);
     for (int32_t i = 0; i < s->transaction_states_count; i++) {
-        if (list_transactions_response_transaction_state_encode(w, version, &s->transaction_states[i]) != 0)
+        if (list_transactions_response_transaction_state_encode(w, version,
+            &s->transaction_states[i]) != 0)
             return w->err;
     }
     uint32_t tag_count = 0;

@@ -297,6 +297,9 @@ void kafka_arena_init(struct kafka_arena *a, void *mem, size_t cap_bytes);
 void kafka_arena_reset(struct kafka_arena *a);
 /* count * elem_size bytes aligned to align (a power of two); NULL when it does not fit. */
 void *kafka_arena_alloc(struct kafka_arena *a, size_t count, size_t elem_size, size_t align);
+/* An array of `count` elements of ptr's type (ptr is only used for its type). */
+#define KAFKA_ARENA_ARRAY(arena, count, ptr) \
+    kafka_arena_alloc((arena), (size_t)(count), sizeof(*(ptr)), _Alignof(__typeof__(*(ptr))))
 
 bool kafka_uuid_is_zero(struct kafka_uuid u);
 bool kafka_str_equals(struct kafka_str a, struct kafka_str b);

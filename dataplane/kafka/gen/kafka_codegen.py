@@ -422,7 +422,7 @@ def decode_field(f, p, rd, ind, within):
     lines += [ind + "    %s_count = n;" % x,
               ind + "    %s = NULL;" % x,
               ind + "    if (n > 0) {",
-              ind + "        %s = kafka_arena_alloc(arena, (size_t)n, sizeof(*%s), _Alignof(__typeof__(*%s)));" % (x, x, x),
+              ind + "        %s = KAFKA_ARENA_ARRAY(arena, n, %s);" % (x, x),
               ind + "        if (%s == NULL)" % x,
               ind + "            return kafka_reader_fail(%s, KAFKA_ERR_ARENA);" % rd,
               ind + "    }",
@@ -627,7 +627,7 @@ def fill_field(f, p, ind, within):
     lines = [ind + "%s_count = kafka_fill_count(seed, %s);" % (x, f.nullable.cond(within)),
              ind + "%s = NULL;" % x,
              ind + "if (%s_count > 0) {" % x,
-             ind + "    %s = kafka_arena_alloc(arena, (size_t)%s_count, sizeof(*%s), _Alignof(__typeof__(*%s)));" % (x, x, x, x),
+             ind + "    %s = KAFKA_ARENA_ARRAY(arena, %s_count, %s);" % (x, x, x),
              ind + "    assert(%s != NULL);" % x,
              ind + "}",
              ind + "for (int32_t i = 0; i < %s_count; i++) {" % x]
@@ -715,7 +715,13 @@ def gen_header(msgs, pairs, hdrs):
         " * Naming: fields in snake_case; an array field `x` is `x` (items) + `x_count`",
         " * (-1 = null array); nested structs are struct kafka_<msg>_<struct>.",
         " * Headers: struct kafka_request_header (v0-v2; client_id is a non-compact nullable",
-        " * string even in v2) and struct kafka_response_header (v0-v1), same four functions.",
+        " * string even in v2) and struct kafka_response_header (v0-v1), same four functions;",
+        " * headers have no arrays, so their decoders never touch the arena (NULL is fine).",
+        " * Arena sizing: decode allocates only arrays, count * sizeof(element) each; counts are",
+        " * first checked against the bytes left, so the arena a frame can need is bounded by",
+        " * the frame size times the largest sizeof(element) / minimum element wire size.",
+        " * Version ranges are the JSON's whole range (e.g. Produce 0-11, Fetch 0-17): what the",
+        " * codec can parse, not necessarily what the broker's handlers implement.",
         " * API table: kafka_api_lookup(api_key) gives name, versions implemented, first",
         " * flexible version, struct sizes; kafka_request_header_version() and",
         " * kafka_response_header_version() give header versions (ApiVersions responses always",
@@ -948,6 +954,32 @@ def gen_fill_files(msgs, hdrs, pairs):
     return h, c
 
 
+MAX_LINE = 100
+
+
+def wrap_line(line):
+    """Split a long generated C line at ", " boundaries, continuation indented 4 more."""
+    out = []
+    indent = line[:len(line) - len(line.lstrip())]
+    while len(line) > MAX_LINE:
+        cut = line.rfind(", ", 0, MAX_LINE)
+        if cut <= len(indent):
+            cut = line.find(", ", len(indent))  # a long name: cut at the first comma
+        if cut <= len(indent) or line[:cut].count('"') % 2 != 0:
+            break
+        out.append(line[:cut + 1])
+        line = indent + "    " + line[cut + 2:]
+    out.append(line)
+    return out
+
+
+def wrap(lines):
+    out = []
+    for line in lines:
+        out += wrap_line(line)
+    return out
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     repo = os.path.normpath(os.path.join(here, "..", "..", ".."))
@@ -983,7 +1015,7 @@ def main():
     os.makedirs(a.output, exist_ok=True)
     for name, lines in files.items():
         with open(os.path.join(a.output, name), "w", encoding="utf-8") as fp:
-            fp.write("\n".join(lines) + "\n")
+            fp.write("\n".join(wrap(lines)) + "\n")
     return 0
 
 
