@@ -53,13 +53,37 @@ def snake(name):
     return s + "_" if s in C_KEYWORDS else s
 
 
-def load_json(path):
-    lines = []
-    for line in open(path, encoding="utf-8"):
-        if line.lstrip().startswith("//"):
+def strip_comments(text):
+    """Drop // comments (to the end of the line) that are outside JSON strings."""
+    out = []
+    in_string = escaped = False
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if in_string:
+            out.append(ch)
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+            out.append(ch)
+        elif text.startswith("//", i):
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
             continue
-        lines.append(line)
-    return json.loads("".join(lines))
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def load_json(path):
+    with open(path, encoding="utf-8") as fp:
+        return json.loads(strip_comments(fp.read()))
 
 
 class Versions:
