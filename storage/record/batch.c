@@ -8,6 +8,8 @@
 #include "storage/record/batch.h"
 
 #include <assert.h>
+#include <string.h>
+#include <sys/uio.h>
 
 #include "storage/record/bytes.h"
 #include "storage/record/crc.h"
@@ -128,4 +130,58 @@ void record_batch_set_log_append_time(uint8_t *buf, int64_t timestamp_ms) {
 int64_t record_batch_last_offset(const struct record_batch_header *h) {
     assert(h != NULL);
     return h->base_offset + h->last_offset_delta;
+}
+
+int32_t record_batch_last_sequence(const struct record_batch_header *h) {
+    assert(h != NULL);
+    if (h->base_sequence < 0)
+        return h->base_sequence;
+    int64_t seq = (int64_t)h->base_sequence + h->last_offset_delta;
+    if (seq > INT32_MAX)
+        seq -= (int64_t)INT32_MAX + 1;
+    return (int32_t)seq;
+}
+
+/* Copy up to len bytes starting at the beginning of the fragments into dst. */
+static size_t iov_gather(const struct iovec *iov, int iov_count, uint8_t *dst, size_t len) {
+    size_t copied = 0;
+    for (int i = 0; i < iov_count && copied < len; i++) {
+        size_t n = iov[i].iov_len < len - copied ? iov[i].iov_len : len - copied;
+        if (n > 0)
+            memcpy(dst + copied, iov[i].iov_base, n);
+        copied += n;
+    }
+    return copied;
+}
+
+enum record_error record_batch_validate_iov(const struct iovec *iov, int iov_count,
+                                            struct record_batch_header *out) {
+    assert(out != NULL);
+    if (iov == NULL || iov_count <= 0 || iov_count > RECORD_BATCH_MAX_IOV)
+        return RECORD_ERR_TRUNCATED;
+    uint8_t header[RECORD_BATCH_HEADER_BYTES];
+    size_t got = iov_gather(iov, iov_count, header, sizeof(header));
+    enum record_error err = record_batch_header_parse(header, got, out);
+    if (err != RECORD_OK)
+        return err;
+    /* CRC32C over [attributes, end of batch), piece by piece. */
+    size_t total_bytes = record_batch_size_bytes(out);
+    size_t pos = 0;
+    uint32_t crc = 0;
+    for (int i = 0; i < iov_count && pos < total_bytes; i++) {
+        const uint8_t *base = iov[i].iov_base;
+        size_t frag_start = pos, frag_end = pos + iov[i].iov_len;
+        if (frag_end > total_bytes)
+            frag_end = total_bytes;
+        size_t from = frag_start > RECORD_BATCH_ATTRIBUTES_OFFSET ? frag_start
+                                                                  : RECORD_BATCH_ATTRIBUTES_OFFSET;
+        if (from < frag_end)
+            crc = crc32c_update(crc, base + (from - frag_start), frag_end - from);
+        pos = frag_end;
+    }
+    if (pos < total_bytes)
+        return RECORD_ERR_TRUNCATED;
+    if (crc != out->crc)
+        return RECORD_ERR_BAD_CRC;
+    return RECORD_OK;
 }

@@ -130,6 +130,21 @@ void record_batch_set_log_append_time(uint8_t *buf, int64_t timestamp_ms);
 /* base_offset + last_offset_delta */
 int64_t record_batch_last_offset(const struct record_batch_header *h);
 
+/* Sequence number of the batch's last record for idempotent producers:
+ * base_sequence + last_offset_delta, wrapping past INT32_MAX to 0 as Kafka's
+ * DefaultRecordBatch.incrementSequence does; -1 (NO_SEQUENCE) stays -1. */
+int32_t record_batch_last_sequence(const struct record_batch_header *h);
+
+/* Validate a batch held in fragments (e.g. chunks of a receive buffer) without
+ * gathering it: the header is copied out to parse it, the CRC32C runs over the
+ * pieces. The batch starts at iov[0]; bytes after its end are ignored. Same checks
+ * and errors as record_batch_validate(). iov_count is bounded by
+ * RECORD_BATCH_MAX_IOV. */
+struct iovec;
+#define RECORD_BATCH_MAX_IOV 1024
+enum record_error record_batch_validate_iov(const struct iovec *iov, int iov_count,
+                                            struct record_batch_header *out);
+
 /* Recompute and store the CRC32C of a whole batch (after the writer or an in-place
  * edit of a covered field). Returns the CRC stored. */
 uint32_t record_batch_update_crc(uint8_t *buf);
