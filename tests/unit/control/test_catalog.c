@@ -121,6 +121,14 @@ Test(catalog, create_errors) {
                                          .replication_factor = 1, .configs = bad_cfg,
                                          .config_count = 1};
     cr_assert_eq(catalog_create_topic(&cat, &req, false, &res), CATALOG_ERR_INVALID_CONFIG);
+    struct catalog_config_kv unknown_cfg[] = {{"retention.weeks", "1"}};
+    req.configs = unknown_cfg;
+    cr_assert_eq(catalog_create_topic(&cat, &req, false, &res), CATALOG_ERR_INVALID_CONFIG);
+    cr_assert(strstr(res.message, "Unknown topic config name: retention.weeks"), "%s",
+              res.message);
+    struct catalog_config_kv null_cfg[] = {{"retention.ms", NULL}};
+    req.configs = null_cfg;
+    cr_assert_eq(catalog_create_topic(&cat, &req, false, &res), CATALOG_ERR_INVALID_CONFIG);
     struct catalog_config_kv compact[] = {{"cleanup.policy", "compact"}};
     req.configs = compact;
     cr_assert_eq(catalog_create_topic(&cat, &req, false, &res), CATALOG_ERR_INVALID_CONFIG);
@@ -331,6 +339,35 @@ Test(catalog, restart_keeps_ids_configs_and_placement) {
     /* Reopen with fewer shards: out-of-range placements are folded in and saved. */
     open_catalog(1);
     for (int32_t p = 0; p < 8; p++) cr_assert_eq(catalog_find(&cat, "events")->partition_shard[p], 0);
+}
+
+Test(catalog, a_change_that_cannot_be_saved_is_undone) {
+    open_catalog(2);
+    cr_assert_eq(create("kept", 2, 1), 0);
+    /* A directory where the temp file goes makes every save fail (open: EISDIR). */
+    char blocker[128];
+    snprintf(blocker, sizeof blocker, "%s/%s.tmp", dir, CATALOG_FILE_NAME);
+    cr_assert_eq(mkdir(blocker, 0755), 0);
+    cr_assert_eq(create("lost", 1, 1), CATALOG_ERR_KAFKA_STORAGE_ERROR);
+    cr_assert_null(catalog_find(&cat, "lost"));
+    cr_assert_eq(catalog_delete_topic(&cat, "kept", &res), CATALOG_ERR_KAFKA_STORAGE_ERROR);
+    cr_assert_not_null(catalog_find(&cat, "kept"));
+    cr_assert_eq(catalog_create_partitions(&cat, "kept", 4, false, &res),
+                 CATALOG_ERR_KAFKA_STORAGE_ERROR);
+    cr_assert_eq(catalog_find(&cat, "kept")->partition_count, 2);
+    struct topic_config_alter_op op = {"retention.ms", TOPIC_CONFIG_OP_SET, "5"};
+    cr_assert_eq(catalog_alter_topic_config(&cat, "kept", &op, 1, false, &res),
+                 CATALOG_ERR_KAFKA_STORAGE_ERROR);
+    cr_assert_eq(catalog_find(&cat, "kept")->config.set_mask, 0);
+    cr_assert_eq(catalog_topic_count(&cat), 1);
+    /* Once the disk works again, so do changes; the file holds what memory holds. */
+    cr_assert_eq(rmdir(blocker), 0);
+    cr_assert_eq(create("later", 1, 1), 0);
+    catalog_close(&cat);
+    open_catalog(2);
+    cr_assert_eq(catalog_topic_count(&cat), 2);
+    cr_assert_eq(catalog_find(&cat, "kept")->partition_count, 2);
+    cr_assert_not_null(catalog_find(&cat, "later"));
 }
 
 static void expect_refused(const char *why) {
