@@ -32,7 +32,7 @@ int kafka_request_header_decode(struct kafka_reader *r, int16_t version,
     s->request_api_version = kafka_read_int16(r);
     s->correlation_id = kafka_read_int32(r);
     if (version >= 1) {
-        s->client_id = kafka_read_string(r, 0);
+        s->client_id = kafka_read_string(r, false);
     }
     if (version >= 2) {
         uint32_t tag_count = kafka_read_tag_count(r);
@@ -58,7 +58,7 @@ int kafka_request_header_encode(struct kafka_writer *w, int16_t version,
     kafka_write_int16(w, s->request_api_version);
     kafka_write_int32(w, s->correlation_id);
     if (version >= 1) {
-        kafka_write_string(w, s->client_id, 0);
+        kafka_write_string(w, s->client_id, false);
     }
     if (version >= 2) {
         uint32_t tag_count = 0;

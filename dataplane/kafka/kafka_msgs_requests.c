@@ -365,6 +365,8 @@ static int fetch_request_fetch_partition_decode(struct kafka_reader *r, int16_t 
             default:
                 break; /* unknown tag: skipped */
             }
+            if (sub->err != 0) /* the tag body was shorter than its field */
+                return kafka_reader_fail(r, sub->err);
         }
     }
     return r->err;
@@ -629,18 +631,20 @@ int kafka_fetch_request_decode(struct kafka_reader *r, int16_t version,
                 return r->err;
             switch (tag) {
             case 0:
-                s->cluster_id = kafka_read_string(sub, 1);
+                s->cluster_id = kafka_read_string(sub, true);
                 break;
             case 1:
                 if (version >= 15) {
                     rc = fetch_request_replica_state_decode(sub, version, &s->replica_state, arena);
                     if (rc != 0)
-                        return kafka_reader_fail(sub, rc);
+                        return kafka_reader_fail(r, rc);
                 }
                 break;
             default:
                 break; /* unknown tag: skipped */
             }
+            if (sub->err != 0) /* the tag body was shorter than its field */
+                return kafka_reader_fail(r, sub->err);
         }
     }
     return r->err;
@@ -706,10 +710,10 @@ int kafka_fetch_request_encode(struct kafka_writer *w, int16_t version,
             struct kafka_writer sizer_writer;
             struct kafka_writer *sizer = &sizer_writer;
             kafka_writer_init_sizer(sizer);
-            kafka_write_string(sizer, s->cluster_id, 1);
+            kafka_write_string(sizer, s->cluster_id, true);
             kafka_write_uvarint(w, 0);
             kafka_write_uvarint(w, (uint32_t)kafka_writer_size(sizer));
-            kafka_write_string(w, s->cluster_id, 1);
+            kafka_write_string(w, s->cluster_id, true);
         }
         if (version >= 15 && !(fetch_request_replica_state_is_default(&s->replica_state))) {
             struct kafka_writer sizer_writer;
@@ -1400,11 +1404,11 @@ static int offset_fetch_request_offset_fetch_request_topics_decode(struct kafka_
     struct kafka_arena *arena)
 {
     offset_fetch_request_offset_fetch_request_topics_init(s);
-    s->name = kafka_read_string(r, 1);
+    s->name = kafka_read_string(r, true);
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, 1, 4);
+        int32_t n = kafka_read_array_len(r, true, 4);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -1440,10 +1444,10 @@ static int offset_fetch_request_offset_fetch_request_topics_encode(struct kafka_
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->name, 1);
+    kafka_write_string(w, s->name, true);
     if (s->partition_indexes_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->partition_indexes_count, 1);
+    kafka_write_array_len(w, s->partition_indexes_count, true);
     for (int32_t i = 0; i < s->partition_indexes_count; i++) {
         kafka_write_int32(w, s->partition_indexes[i]);
     }
@@ -1467,17 +1471,17 @@ static int offset_fetch_request_offset_fetch_request_group_decode(struct kafka_r
 {
     int rc;
     offset_fetch_request_offset_fetch_request_group_init(s);
-    s->group_id = kafka_read_string(r, 1);
+    s->group_id = kafka_read_string(r, true);
     if (s->group_id.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     if (version >= 9) {
-        s->member_id = kafka_read_string(r, 1);
+        s->member_id = kafka_read_string(r, true);
     }
     if (version >= 9) {
         s->member_epoch = kafka_read_int32(r);
     }
     {
-        int32_t n = kafka_read_array_len(r, 1, 3);
+        int32_t n = kafka_read_array_len(r, true, 3);
         if (r->err != 0)
             return r->err;
         s->topics_count = n;
@@ -1514,14 +1518,14 @@ static int offset_fetch_request_offset_fetch_request_group_encode(struct kafka_w
 {
     if (s->group_id.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->group_id, 1);
+    kafka_write_string(w, s->group_id, true);
     if (version >= 9) {
-        kafka_write_string(w, s->member_id, 1);
+        kafka_write_string(w, s->member_id, true);
     }
     if (version >= 9) {
         kafka_write_int32(w, s->member_epoch);
     }
-    kafka_write_array_len(w, s->topics_count, 1);
+    kafka_write_array_len(w, s->topics_count, true);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (offset_fetch_request_offset_fetch_request_topics_encode(w, version, &s->topics[i]) != 0)
             return w->err;
@@ -1645,7 +1649,7 @@ int kafka_offset_fetch_request_decode(struct kafka_reader *r, int16_t version,
         }
     }
     if (version >= 8) {
-        int32_t n = kafka_read_array_len(r, 1, 3);
+        int32_t n = kafka_read_array_len(r, true, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -1711,7 +1715,7 @@ int kafka_offset_fetch_request_encode(struct kafka_writer *w, int16_t version,
     if (version >= 8) {
         if (s->groups_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->groups_count, 1);
+        kafka_write_array_len(w, s->groups_count, true);
         for (int32_t i = 0; i < s->groups_count; i++) {
             if (offset_fetch_request_offset_fetch_request_group_encode(w, version,
                 &s->groups[i]) != 0)
@@ -1758,7 +1762,7 @@ int kafka_find_coordinator_request_decode(struct kafka_reader *r, int16_t versio
         s->key_type = kafka_read_int8(r);
     }
     if (version >= 4) {
-        int32_t n = kafka_read_array_len(r, 1, (1) ? 1 : 2);
+        int32_t n = kafka_read_array_len(r, true, (true) ? 1 : 2);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -1771,7 +1775,7 @@ int kafka_find_coordinator_request_decode(struct kafka_reader *r, int16_t versio
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            s->coordinator_keys[i] = kafka_read_string(r, 1);
+            s->coordinator_keys[i] = kafka_read_string(r, true);
             if (s->coordinator_keys[i].len < 0)
                 return kafka_reader_fail(r, KAFKA_ERR_NULL);
             if (r->err != 0)
@@ -1813,11 +1817,11 @@ int kafka_find_coordinator_request_encode(struct kafka_writer *w, int16_t versio
     if (version >= 4) {
         if (s->coordinator_keys_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->coordinator_keys_count, 1);
+        kafka_write_array_len(w, s->coordinator_keys_count, true);
         for (int32_t i = 0; i < s->coordinator_keys_count; i++) {
             if (s->coordinator_keys[i].len < 0)
                 return kafka_writer_fail(w, KAFKA_ERR_NULL);
-            kafka_write_string(w, s->coordinator_keys[i], 1);
+            kafka_write_string(w, s->coordinator_keys[i], true);
         }
     }
     if (!(version >= 4) && !(s->coordinator_keys_count == 0))
@@ -1946,7 +1950,7 @@ int kafka_join_group_request_decode(struct kafka_reader *r, int16_t version,
         }
     }
     if (version >= 8) {
-        s->reason = kafka_read_string(r, 1);
+        s->reason = kafka_read_string(r, true);
     }
     if (version >= 6) {
         uint32_t tag_count = kafka_read_tag_count(r);
@@ -1995,7 +1999,7 @@ int kafka_join_group_request_encode(struct kafka_writer *w, int16_t version,
             return w->err;
     }
     if (version >= 8) {
-        kafka_write_string(w, s->reason, 1);
+        kafka_write_string(w, s->reason, true);
     }
     if (version >= 6) {
         uint32_t tag_count = 0;
@@ -2094,7 +2098,7 @@ static int leave_group_request_member_identity_decode(struct kafka_reader *r, in
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     s->group_instance_id = kafka_read_string(r, version >= 4);
     if (version >= 5) {
-        s->reason = kafka_read_string(r, 1);
+        s->reason = kafka_read_string(r, true);
     }
     if (version >= 4) {
         uint32_t tag_count = kafka_read_tag_count(r);
@@ -2119,7 +2123,7 @@ static int leave_group_request_member_identity_encode(struct kafka_writer *w, in
     kafka_write_string(w, s->member_id, version >= 4);
     kafka_write_string(w, s->group_instance_id, version >= 4);
     if (version >= 5) {
-        kafka_write_string(w, s->reason, 1);
+        kafka_write_string(w, s->reason, true);
     }
     if (version >= 4) {
         uint32_t tag_count = 0;
@@ -2148,7 +2152,7 @@ int kafka_leave_group_request_decode(struct kafka_reader *r, int16_t version,
     if (s->group_id.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     if (version <= 2) {
-        s->member_id = kafka_read_string(r, 0);
+        s->member_id = kafka_read_string(r, false);
         if (s->member_id.len < 0)
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
@@ -2199,7 +2203,7 @@ int kafka_leave_group_request_encode(struct kafka_writer *w, int16_t version,
     if (version <= 2) {
         if (s->member_id.len < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->member_id, 0);
+        kafka_write_string(w, s->member_id, false);
     }
     if (!(version <= 2) && !(kafka_str_equals_cstr(s->member_id, "")))
         return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
@@ -2309,10 +2313,10 @@ int kafka_sync_group_request_decode(struct kafka_reader *r, int16_t version,
         s->group_instance_id = kafka_read_string(r, version >= 4);
     }
     if (version >= 5) {
-        s->protocol_type = kafka_read_string(r, 1);
+        s->protocol_type = kafka_read_string(r, true);
     }
     if (version >= 5) {
-        s->protocol_name = kafka_read_string(r, 1);
+        s->protocol_name = kafka_read_string(r, true);
     }
     {
         int32_t n = kafka_read_array_len(r, version >= 4, 3);
@@ -2369,10 +2373,10 @@ int kafka_sync_group_request_encode(struct kafka_writer *w, int16_t version,
     if (!(version >= 3) && !(s->group_instance_id.len == -1))
         return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
     if (version >= 5) {
-        kafka_write_string(w, s->protocol_type, 1);
+        kafka_write_string(w, s->protocol_type, true);
     }
     if (version >= 5) {
-        kafka_write_string(w, s->protocol_name, 1);
+        kafka_write_string(w, s->protocol_name, true);
     }
     if (s->assignments_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -2487,7 +2491,7 @@ int kafka_list_groups_request_decode(struct kafka_reader *r, int16_t version,
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
     kafka_list_groups_request_init(s, version);
     if (version >= 4) {
-        int32_t n = kafka_read_array_len(r, 1, (1) ? 1 : 2);
+        int32_t n = kafka_read_array_len(r, true, (true) ? 1 : 2);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -2500,7 +2504,7 @@ int kafka_list_groups_request_decode(struct kafka_reader *r, int16_t version,
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            s->states_filter[i] = kafka_read_string(r, 1);
+            s->states_filter[i] = kafka_read_string(r, true);
             if (s->states_filter[i].len < 0)
                 return kafka_reader_fail(r, KAFKA_ERR_NULL);
             if (r->err != 0)
@@ -2508,7 +2512,7 @@ int kafka_list_groups_request_decode(struct kafka_reader *r, int16_t version,
         }
     }
     if (version >= 5) {
-        int32_t n = kafka_read_array_len(r, 1, (1) ? 1 : 2);
+        int32_t n = kafka_read_array_len(r, true, (true) ? 1 : 2);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -2521,7 +2525,7 @@ int kafka_list_groups_request_decode(struct kafka_reader *r, int16_t version,
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            s->types_filter[i] = kafka_read_string(r, 1);
+            s->types_filter[i] = kafka_read_string(r, true);
             if (s->types_filter[i].len < 0)
                 return kafka_reader_fail(r, KAFKA_ERR_NULL);
             if (r->err != 0)
@@ -2551,11 +2555,11 @@ int kafka_list_groups_request_encode(struct kafka_writer *w, int16_t version,
     if (version >= 4) {
         if (s->states_filter_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->states_filter_count, 1);
+        kafka_write_array_len(w, s->states_filter_count, true);
         for (int32_t i = 0; i < s->states_filter_count; i++) {
             if (s->states_filter[i].len < 0)
                 return kafka_writer_fail(w, KAFKA_ERR_NULL);
-            kafka_write_string(w, s->states_filter[i], 1);
+            kafka_write_string(w, s->states_filter[i], true);
         }
     }
     if (!(version >= 4) && !(s->states_filter_count == 0))
@@ -2563,11 +2567,11 @@ int kafka_list_groups_request_encode(struct kafka_writer *w, int16_t version,
     if (version >= 5) {
         if (s->types_filter_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->types_filter_count, 1);
+        kafka_write_array_len(w, s->types_filter_count, true);
         for (int32_t i = 0; i < s->types_filter_count; i++) {
             if (s->types_filter[i].len < 0)
                 return kafka_writer_fail(w, KAFKA_ERR_NULL);
-            kafka_write_string(w, s->types_filter[i], 1);
+            kafka_write_string(w, s->types_filter[i], true);
         }
     }
     if (!(version >= 5) && !(s->types_filter_count == 0))
@@ -2593,7 +2597,7 @@ int kafka_sasl_handshake_request_decode(struct kafka_reader *r, int16_t version,
     if (version < 0 || version > 1)
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
     kafka_sasl_handshake_request_init(s, version);
-    s->mechanism = kafka_read_string(r, 0);
+    s->mechanism = kafka_read_string(r, false);
     if (s->mechanism.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     return r->err;
@@ -2606,7 +2610,7 @@ int kafka_sasl_handshake_request_encode(struct kafka_writer *w, int16_t version,
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->mechanism.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->mechanism, 0);
+    kafka_write_string(w, s->mechanism, false);
     return w->err;
 }
 
@@ -2626,12 +2630,12 @@ int kafka_api_versions_request_decode(struct kafka_reader *r, int16_t version,
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
     kafka_api_versions_request_init(s, version);
     if (version >= 3) {
-        s->client_software_name = kafka_read_string(r, 1);
+        s->client_software_name = kafka_read_string(r, true);
         if (s->client_software_name.len < 0)
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     if (version >= 3) {
-        s->client_software_version = kafka_read_string(r, 1);
+        s->client_software_version = kafka_read_string(r, true);
         if (s->client_software_version.len < 0)
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
@@ -2658,12 +2662,12 @@ int kafka_api_versions_request_encode(struct kafka_writer *w, int16_t version,
     if (version >= 3) {
         if (s->client_software_name.len < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->client_software_name, 1);
+        kafka_write_string(w, s->client_software_name, true);
     }
     if (version >= 3) {
         if (s->client_software_version.len < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->client_software_version, 1);
+        kafka_write_string(w, s->client_software_version, true);
     }
     if (version >= 3) {
         uint32_t tag_count = 0;
@@ -3009,7 +3013,7 @@ static int delete_topics_request_delete_topic_state_decode(struct kafka_reader *
     struct kafka_delete_topics_request_delete_topic_state *s, struct kafka_arena *arena)
 {
     delete_topics_request_delete_topic_state_init(s);
-    s->name = kafka_read_string(r, 1);
+    s->name = kafka_read_string(r, true);
     s->topic_id = kafka_read_uuid(r);
     uint32_t tag_count = kafka_read_tag_count(r);
     for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
@@ -3027,7 +3031,7 @@ static int delete_topics_request_delete_topic_state_decode(struct kafka_reader *
 static int delete_topics_request_delete_topic_state_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_delete_topics_request_delete_topic_state *s)
 {
-    kafka_write_string(w, s->name, 1);
+    kafka_write_string(w, s->name, true);
     kafka_write_uuid(w, s->topic_id);
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
@@ -3052,7 +3056,7 @@ int kafka_delete_topics_request_decode(struct kafka_reader *r, int16_t version,
     int rc;
     kafka_delete_topics_request_init(s, version);
     if (version >= 6) {
-        int32_t n = kafka_read_array_len(r, 1, 18);
+        int32_t n = kafka_read_array_len(r, true, 18);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -3117,7 +3121,7 @@ int kafka_delete_topics_request_encode(struct kafka_writer *w, int16_t version,
     if (version >= 6) {
         if (s->topics_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->topics_count, 1);
+        kafka_write_array_len(w, s->topics_count, true);
         for (int32_t i = 0; i < s->topics_count; i++) {
             if (delete_topics_request_delete_topic_state_encode(w, version, &s->topics[i]) != 0)
                 return w->err;
@@ -3730,14 +3734,14 @@ static int add_partitions_to_txn_request_add_partitions_to_txn_transaction_decod
 {
     int rc;
     add_partitions_to_txn_request_add_partitions_to_txn_transaction_init(s);
-    s->transactional_id = kafka_read_string(r, 1);
+    s->transactional_id = kafka_read_string(r, true);
     if (s->transactional_id.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     s->producer_id = kafka_read_int64(r);
     s->producer_epoch = kafka_read_int16(r);
     s->verify_only = kafka_read_bool(r);
     {
-        int32_t n = kafka_read_array_len(r, 1, 3);
+        int32_t n = kafka_read_array_len(r, true, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -3777,13 +3781,13 @@ static int add_partitions_to_txn_request_add_partitions_to_txn_transaction_encod
 {
     if (s->transactional_id.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->transactional_id, 1);
+    kafka_write_string(w, s->transactional_id, true);
     kafka_write_int64(w, s->producer_id);
     kafka_write_int16(w, s->producer_epoch);
     kafka_write_bool(w, s->verify_only);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->topics_count, 1);
+    kafka_write_array_len(w, s->topics_count, true);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (add_partitions_to_txn_request_add_partitions_to_txn_topic_encode(w, version,
             &s->topics[i]) != 0)
@@ -3815,7 +3819,7 @@ int kafka_add_partitions_to_txn_request_decode(struct kafka_reader *r, int16_t v
     int rc;
     kafka_add_partitions_to_txn_request_init(s, version);
     if (version >= 4) {
-        int32_t n = kafka_read_array_len(r, 1, 14);
+        int32_t n = kafka_read_array_len(r, true, 14);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -3892,7 +3896,7 @@ int kafka_add_partitions_to_txn_request_encode(struct kafka_writer *w, int16_t v
     if (version >= 4) {
         if (s->transactions_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->transactions_count, 1);
+        kafka_write_array_len(w, s->transactions_count, true);
         for (int32_t i = 0; i < s->transactions_count; i++) {
             if (add_partitions_to_txn_request_add_partitions_to_txn_transaction_encode(w, version,
                 &s->transactions[i]) != 0)
@@ -4464,12 +4468,12 @@ int kafka_txn_offset_commit_request_decode(struct kafka_reader *r, int16_t versi
         s->generation_id = kafka_read_int32(r);
     }
     if (version >= 3) {
-        s->member_id = kafka_read_string(r, 1);
+        s->member_id = kafka_read_string(r, true);
         if (s->member_id.len < 0)
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     if (version >= 3) {
-        s->group_instance_id = kafka_read_string(r, 1);
+        s->group_instance_id = kafka_read_string(r, true);
     }
     {
         int32_t n = kafka_read_array_len(r, version >= 3, 3);
@@ -4529,12 +4533,12 @@ int kafka_txn_offset_commit_request_encode(struct kafka_writer *w, int16_t versi
     if (version >= 3) {
         if (s->member_id.len < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->member_id, 1);
+        kafka_write_string(w, s->member_id, true);
     }
     if (!(version >= 3) && !(kafka_str_equals_cstr(s->member_id, "")))
         return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
     if (version >= 3) {
-        kafka_write_string(w, s->group_instance_id, 1);
+        kafka_write_string(w, s->group_instance_id, true);
     }
     if (!(version >= 3) && !(s->group_instance_id.len == -1))
         return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
@@ -6035,11 +6039,11 @@ static int offset_delete_request_offset_delete_request_topic_decode(struct kafka
 {
     int rc;
     offset_delete_request_offset_delete_request_topic_init(s);
-    s->name = kafka_read_string(r, 0);
+    s->name = kafka_read_string(r, false);
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, 0, 4);
+        int32_t n = kafka_read_array_len(r, false, 4);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -6068,10 +6072,10 @@ static int offset_delete_request_offset_delete_request_topic_encode(struct kafka
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->name, 0);
+    kafka_write_string(w, s->name, false);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->partitions_count, 0);
+    kafka_write_array_len(w, s->partitions_count, false);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (offset_delete_request_offset_delete_request_partition_encode(w, version,
             &s->partitions[i]) != 0)
@@ -6095,11 +6099,11 @@ int kafka_offset_delete_request_decode(struct kafka_reader *r, int16_t version,
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
     int rc;
     kafka_offset_delete_request_init(s, version);
-    s->group_id = kafka_read_string(r, 0);
+    s->group_id = kafka_read_string(r, false);
     if (s->group_id.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, 0, 6);
+        int32_t n = kafka_read_array_len(r, false, 6);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -6130,10 +6134,10 @@ int kafka_offset_delete_request_encode(struct kafka_writer *w, int16_t version,
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->group_id.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->group_id, 0);
+    kafka_write_string(w, s->group_id, false);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->topics_count, 0);
+    kafka_write_array_len(w, s->topics_count, false);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (offset_delete_request_offset_delete_request_topic_encode(w, version,
             &s->topics[i]) != 0)
@@ -6209,11 +6213,11 @@ static int describe_producers_request_topic_request_decode(struct kafka_reader *
     struct kafka_describe_producers_request_topic_request *s, struct kafka_arena *arena)
 {
     describe_producers_request_topic_request_init(s);
-    s->name = kafka_read_string(r, 1);
+    s->name = kafka_read_string(r, true);
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, 1, 4);
+        int32_t n = kafka_read_array_len(r, true, 4);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -6249,10 +6253,10 @@ static int describe_producers_request_topic_request_encode(struct kafka_writer *
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->name, 1);
+    kafka_write_string(w, s->name, true);
     if (s->partition_indexes_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->partition_indexes_count, 1);
+    kafka_write_array_len(w, s->partition_indexes_count, true);
     for (int32_t i = 0; i < s->partition_indexes_count; i++) {
         kafka_write_int32(w, s->partition_indexes[i]);
     }
@@ -6277,7 +6281,7 @@ int kafka_describe_producers_request_decode(struct kafka_reader *r, int16_t vers
     int rc;
     kafka_describe_producers_request_init(s, version);
     {
-        int32_t n = kafka_read_array_len(r, 1, 3);
+        int32_t n = kafka_read_array_len(r, true, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -6317,7 +6321,7 @@ int kafka_describe_producers_request_encode(struct kafka_writer *w, int16_t vers
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->topics_count, 1);
+    kafka_write_array_len(w, s->topics_count, true);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (describe_producers_request_topic_request_encode(w, version, &s->topics[i]) != 0)
             return w->err;
@@ -6344,7 +6348,7 @@ int kafka_describe_transactions_request_decode(struct kafka_reader *r, int16_t v
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
     kafka_describe_transactions_request_init(s, version);
     {
-        int32_t n = kafka_read_array_len(r, 1, (1) ? 1 : 2);
+        int32_t n = kafka_read_array_len(r, true, (true) ? 1 : 2);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -6357,7 +6361,7 @@ int kafka_describe_transactions_request_decode(struct kafka_reader *r, int16_t v
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            s->transactional_ids[i] = kafka_read_string(r, 1);
+            s->transactional_ids[i] = kafka_read_string(r, true);
             if (s->transactional_ids[i].len < 0)
                 return kafka_reader_fail(r, KAFKA_ERR_NULL);
             if (r->err != 0)
@@ -6384,11 +6388,11 @@ int kafka_describe_transactions_request_encode(struct kafka_writer *w, int16_t v
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->transactional_ids_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->transactional_ids_count, 1);
+    kafka_write_array_len(w, s->transactional_ids_count, true);
     for (int32_t i = 0; i < s->transactional_ids_count; i++) {
         if (s->transactional_ids[i].len < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->transactional_ids[i], 1);
+        kafka_write_string(w, s->transactional_ids[i], true);
     }
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
@@ -6415,7 +6419,7 @@ int kafka_list_transactions_request_decode(struct kafka_reader *r, int16_t versi
         return kafka_reader_fail(r, KAFKA_ERR_VERSION);
     kafka_list_transactions_request_init(s, version);
     {
-        int32_t n = kafka_read_array_len(r, 1, (1) ? 1 : 2);
+        int32_t n = kafka_read_array_len(r, true, (true) ? 1 : 2);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -6428,7 +6432,7 @@ int kafka_list_transactions_request_decode(struct kafka_reader *r, int16_t versi
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            s->state_filters[i] = kafka_read_string(r, 1);
+            s->state_filters[i] = kafka_read_string(r, true);
             if (s->state_filters[i].len < 0)
                 return kafka_reader_fail(r, KAFKA_ERR_NULL);
             if (r->err != 0)
@@ -6436,7 +6440,7 @@ int kafka_list_transactions_request_decode(struct kafka_reader *r, int16_t versi
         }
     }
     {
-        int32_t n = kafka_read_array_len(r, 1, 8);
+        int32_t n = kafka_read_array_len(r, true, 8);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -6477,15 +6481,15 @@ int kafka_list_transactions_request_encode(struct kafka_writer *w, int16_t versi
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->state_filters_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->state_filters_count, 1);
+    kafka_write_array_len(w, s->state_filters_count, true);
     for (int32_t i = 0; i < s->state_filters_count; i++) {
         if (s->state_filters[i].len < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->state_filters[i], 1);
+        kafka_write_string(w, s->state_filters[i], true);
     }
     if (s->producer_id_filters_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->producer_id_filters_count, 1);
+    kafka_write_array_len(w, s->producer_id_filters_count, true);
     for (int32_t i = 0; i < s->producer_id_filters_count; i++) {
         kafka_write_int64(w, s->producer_id_filters[i]);
     }

@@ -55,11 +55,11 @@ static int produce_response_node_endpoint_decode(struct kafka_reader *r, int16_t
 {
     produce_response_node_endpoint_init(s);
     s->node_id = kafka_read_int32(r);
-    s->host = kafka_read_string(r, 1);
+    s->host = kafka_read_string(r, true);
     if (s->host.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     s->port = kafka_read_int32(r);
-    s->rack = kafka_read_string(r, 1);
+    s->rack = kafka_read_string(r, true);
     uint32_t tag_count = kafka_read_tag_count(r);
     for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
         uint32_t tag = kafka_read_uvarint(r);
@@ -79,9 +79,9 @@ static int produce_response_node_endpoint_encode(struct kafka_writer *w, int16_t
     kafka_write_int32(w, s->node_id);
     if (s->host.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->host, 1);
+    kafka_write_string(w, s->host, true);
     kafka_write_int32(w, s->port);
-    kafka_write_string(w, s->rack, 1);
+    kafka_write_string(w, s->rack, true);
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
     return w->err;
@@ -235,12 +235,14 @@ static int produce_response_partition_produce_response_decode(struct kafka_reade
                     rc = produce_response_leader_id_and_epoch_decode(sub, version,
                         &s->current_leader, arena);
                     if (rc != 0)
-                        return kafka_reader_fail(sub, rc);
+                        return kafka_reader_fail(r, rc);
                 }
                 break;
             default:
                 break; /* unknown tag: skipped */
             }
+            if (sub->err != 0) /* the tag body was shorter than its field */
+                return kafka_reader_fail(r, sub->err);
         }
     }
     return r->err;
@@ -420,31 +422,33 @@ int kafka_produce_response_decode(struct kafka_reader *r, int16_t version,
             switch (tag) {
             case 0:
                 if (version >= 10) {
-                    int32_t n = kafka_read_array_len(sub, 1, 11);
+                    int32_t n = kafka_read_array_len(sub, true, 11);
                     if (sub->err != 0)
-                        return sub->err;
+                        return kafka_reader_fail(r, sub->err);
                     if (n < 0)
-                        return kafka_reader_fail(sub, KAFKA_ERR_NULL);
+                        return kafka_reader_fail(r, KAFKA_ERR_NULL);
                     s->node_endpoints_count = n;
                     s->node_endpoints = NULL;
                     if (n > 0) {
                         s->node_endpoints = KAFKA_ARENA_ARRAY(arena, n, s->node_endpoints);
                         if (s->node_endpoints == NULL)
-                            return kafka_reader_fail(sub, KAFKA_ERR_ARENA);
+                            return kafka_reader_fail(r, KAFKA_ERR_ARENA);
                     }
                     for (int32_t i = 0; i < n; i++) {
                         rc = produce_response_node_endpoint_decode(sub, version,
                             &s->node_endpoints[i], arena);
                         if (rc != 0)
-                            return kafka_reader_fail(sub, rc);
+                            return kafka_reader_fail(r, rc);
                         if (sub->err != 0)
-                            return sub->err;
+                            return kafka_reader_fail(r, sub->err);
                     }
                 }
                 break;
             default:
                 break; /* unknown tag: skipped */
             }
+            if (sub->err != 0) /* the tag body was shorter than its field */
+                return kafka_reader_fail(r, sub->err);
         }
     }
     return r->err;
@@ -478,7 +482,7 @@ int kafka_produce_response_encode(struct kafka_writer *w, int16_t version,
             kafka_writer_init_sizer(sizer);
             if (s->node_endpoints_count < 0)
                 return kafka_writer_fail(sizer, KAFKA_ERR_NULL);
-            kafka_write_array_len(sizer, s->node_endpoints_count, 1);
+            kafka_write_array_len(sizer, s->node_endpoints_count, true);
             for (int32_t i = 0; i < s->node_endpoints_count; i++) {
                 if (produce_response_node_endpoint_encode(sizer, version,
                     &s->node_endpoints[i]) != 0)
@@ -488,7 +492,7 @@ int kafka_produce_response_encode(struct kafka_writer *w, int16_t version,
             kafka_write_uvarint(w, (uint32_t)kafka_writer_size(sizer));
             if (s->node_endpoints_count < 0)
                 return kafka_writer_fail(w, KAFKA_ERR_NULL);
-            kafka_write_array_len(w, s->node_endpoints_count, 1);
+            kafka_write_array_len(w, s->node_endpoints_count, true);
             for (int32_t i = 0; i < s->node_endpoints_count; i++) {
                 if (produce_response_node_endpoint_encode(w, version, &s->node_endpoints[i]) != 0)
                     return w->err;
@@ -552,11 +556,11 @@ static int fetch_response_node_endpoint_decode(struct kafka_reader *r, int16_t v
 {
     fetch_response_node_endpoint_init(s);
     s->node_id = kafka_read_int32(r);
-    s->host = kafka_read_string(r, 1);
+    s->host = kafka_read_string(r, true);
     if (s->host.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     s->port = kafka_read_int32(r);
-    s->rack = kafka_read_string(r, 1);
+    s->rack = kafka_read_string(r, true);
     uint32_t tag_count = kafka_read_tag_count(r);
     for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
         uint32_t tag = kafka_read_uvarint(r);
@@ -576,9 +580,9 @@ static int fetch_response_node_endpoint_encode(struct kafka_writer *w, int16_t v
     kafka_write_int32(w, s->node_id);
     if (s->host.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->host, 1);
+    kafka_write_string(w, s->host, true);
     kafka_write_int32(w, s->port);
-    kafka_write_string(w, s->rack, 1);
+    kafka_write_string(w, s->rack, true);
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
     return w->err;
@@ -813,22 +817,24 @@ static int fetch_response_partition_data_decode(struct kafka_reader *r, int16_t 
                 rc = fetch_response_epoch_end_offset_decode(sub, version, &s->diverging_epoch,
                     arena);
                 if (rc != 0)
-                    return kafka_reader_fail(sub, rc);
+                    return kafka_reader_fail(r, rc);
                 break;
             case 1:
                 rc = fetch_response_leader_id_and_epoch_decode(sub, version, &s->current_leader,
                     arena);
                 if (rc != 0)
-                    return kafka_reader_fail(sub, rc);
+                    return kafka_reader_fail(r, rc);
                 break;
             case 2:
                 rc = fetch_response_snapshot_id_decode(sub, version, &s->snapshot_id, arena);
                 if (rc != 0)
-                    return kafka_reader_fail(sub, rc);
+                    return kafka_reader_fail(r, rc);
                 break;
             default:
                 break; /* unknown tag: skipped */
             }
+            if (sub->err != 0) /* the tag body was shorter than its field */
+                return kafka_reader_fail(r, sub->err);
         }
     }
     return r->err;
@@ -1055,31 +1061,33 @@ int kafka_fetch_response_decode(struct kafka_reader *r, int16_t version,
             switch (tag) {
             case 0:
                 if (version >= 16) {
-                    int32_t n = kafka_read_array_len(sub, 1, 11);
+                    int32_t n = kafka_read_array_len(sub, true, 11);
                     if (sub->err != 0)
-                        return sub->err;
+                        return kafka_reader_fail(r, sub->err);
                     if (n < 0)
-                        return kafka_reader_fail(sub, KAFKA_ERR_NULL);
+                        return kafka_reader_fail(r, KAFKA_ERR_NULL);
                     s->node_endpoints_count = n;
                     s->node_endpoints = NULL;
                     if (n > 0) {
                         s->node_endpoints = KAFKA_ARENA_ARRAY(arena, n, s->node_endpoints);
                         if (s->node_endpoints == NULL)
-                            return kafka_reader_fail(sub, KAFKA_ERR_ARENA);
+                            return kafka_reader_fail(r, KAFKA_ERR_ARENA);
                     }
                     for (int32_t i = 0; i < n; i++) {
                         rc = fetch_response_node_endpoint_decode(sub, version,
                             &s->node_endpoints[i], arena);
                         if (rc != 0)
-                            return kafka_reader_fail(sub, rc);
+                            return kafka_reader_fail(r, rc);
                         if (sub->err != 0)
-                            return sub->err;
+                            return kafka_reader_fail(r, sub->err);
                     }
                 }
                 break;
             default:
                 break; /* unknown tag: skipped */
             }
+            if (sub->err != 0) /* the tag body was shorter than its field */
+                return kafka_reader_fail(r, sub->err);
         }
     }
     return r->err;
@@ -1121,7 +1129,7 @@ int kafka_fetch_response_encode(struct kafka_writer *w, int16_t version,
             kafka_writer_init_sizer(sizer);
             if (s->node_endpoints_count < 0)
                 return kafka_writer_fail(sizer, KAFKA_ERR_NULL);
-            kafka_write_array_len(sizer, s->node_endpoints_count, 1);
+            kafka_write_array_len(sizer, s->node_endpoints_count, true);
             for (int32_t i = 0; i < s->node_endpoints_count; i++) {
                 if (fetch_response_node_endpoint_encode(sizer, version, &s->node_endpoints[i]) != 0)
                     return sizer->err;
@@ -1130,7 +1138,7 @@ int kafka_fetch_response_encode(struct kafka_writer *w, int16_t version,
             kafka_write_uvarint(w, (uint32_t)kafka_writer_size(sizer));
             if (s->node_endpoints_count < 0)
                 return kafka_writer_fail(w, KAFKA_ERR_NULL);
-            kafka_write_array_len(w, s->node_endpoints_count, 1);
+            kafka_write_array_len(w, s->node_endpoints_count, true);
             for (int32_t i = 0; i < s->node_endpoints_count; i++) {
                 if (fetch_response_node_endpoint_encode(w, version, &s->node_endpoints[i]) != 0)
                     return w->err;
@@ -1174,7 +1182,7 @@ static int list_offsets_response_list_offsets_partition_response_decode(struct k
     s->partition_index = kafka_read_int32(r);
     s->error_code = kafka_read_int16(r);
     if (version <= 0) {
-        int32_t n = kafka_read_array_len(r, 0, 8);
+        int32_t n = kafka_read_array_len(r, false, 8);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -1224,7 +1232,7 @@ static int list_offsets_response_list_offsets_partition_response_encode(struct k
     if (version <= 0) {
         if (s->old_style_offsets_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->old_style_offsets_count, 0);
+        kafka_write_array_len(w, s->old_style_offsets_count, false);
         for (int32_t i = 0; i < s->old_style_offsets_count; i++) {
             kafka_write_int64(w, s->old_style_offsets[i]);
         }
@@ -2100,7 +2108,7 @@ static int offset_fetch_response_offset_fetch_response_partitions_decode(struct 
     s->partition_index = kafka_read_int32(r);
     s->committed_offset = kafka_read_int64(r);
     s->committed_leader_epoch = kafka_read_int32(r);
-    s->metadata = kafka_read_string(r, 1);
+    s->metadata = kafka_read_string(r, true);
     s->error_code = kafka_read_int16(r);
     uint32_t tag_count = kafka_read_tag_count(r);
     for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
@@ -2121,7 +2129,7 @@ static int offset_fetch_response_offset_fetch_response_partitions_encode(struct 
     kafka_write_int32(w, s->partition_index);
     kafka_write_int64(w, s->committed_offset);
     kafka_write_int32(w, s->committed_leader_epoch);
-    kafka_write_string(w, s->metadata, 1);
+    kafka_write_string(w, s->metadata, true);
     kafka_write_int16(w, s->error_code);
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
@@ -2141,11 +2149,11 @@ static int offset_fetch_response_offset_fetch_response_topics_decode(struct kafk
 {
     int rc;
     offset_fetch_response_offset_fetch_response_topics_init(s);
-    s->name = kafka_read_string(r, 1);
+    s->name = kafka_read_string(r, true);
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, 1, 20);
+        int32_t n = kafka_read_array_len(r, true, 20);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -2184,10 +2192,10 @@ static int offset_fetch_response_offset_fetch_response_topics_encode(struct kafk
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->name, 1);
+    kafka_write_string(w, s->name, true);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->partitions_count, 1);
+    kafka_write_array_len(w, s->partitions_count, true);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (offset_fetch_response_offset_fetch_response_partitions_encode(w, version,
             &s->partitions[i]) != 0)
@@ -2212,11 +2220,11 @@ static int offset_fetch_response_offset_fetch_response_group_decode(struct kafka
 {
     int rc;
     offset_fetch_response_offset_fetch_response_group_init(s);
-    s->group_id = kafka_read_string(r, 1);
+    s->group_id = kafka_read_string(r, true);
     if (s->group_id.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, 1, 3);
+        int32_t n = kafka_read_array_len(r, true, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -2256,10 +2264,10 @@ static int offset_fetch_response_offset_fetch_response_group_encode(struct kafka
 {
     if (s->group_id.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->group_id, 1);
+    kafka_write_string(w, s->group_id, true);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->topics_count, 1);
+    kafka_write_array_len(w, s->topics_count, true);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (offset_fetch_response_offset_fetch_response_topics_encode(w, version,
             &s->topics[i]) != 0)
@@ -2445,7 +2453,7 @@ int kafka_offset_fetch_response_decode(struct kafka_reader *r, int16_t version,
         s->error_code = kafka_read_int16(r);
     }
     if (version >= 8) {
-        int32_t n = kafka_read_array_len(r, 1, 5);
+        int32_t n = kafka_read_array_len(r, true, 5);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -2507,7 +2515,7 @@ int kafka_offset_fetch_response_encode(struct kafka_writer *w, int16_t version,
     if (version >= 8) {
         if (s->groups_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->groups_count, 1);
+        kafka_write_array_len(w, s->groups_count, true);
         for (int32_t i = 0; i < s->groups_count; i++) {
             if (offset_fetch_response_offset_fetch_response_group_encode(w, version,
                 &s->groups[i]) != 0)
@@ -2545,16 +2553,16 @@ static int find_coordinator_response_coordinator_decode(struct kafka_reader *r, 
     struct kafka_find_coordinator_response_coordinator *s, struct kafka_arena *arena)
 {
     find_coordinator_response_coordinator_init(s);
-    s->key = kafka_read_string(r, 1);
+    s->key = kafka_read_string(r, true);
     if (s->key.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     s->node_id = kafka_read_int32(r);
-    s->host = kafka_read_string(r, 1);
+    s->host = kafka_read_string(r, true);
     if (s->host.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     s->port = kafka_read_int32(r);
     s->error_code = kafka_read_int16(r);
-    s->error_message = kafka_read_string(r, 1);
+    s->error_message = kafka_read_string(r, true);
     uint32_t tag_count = kafka_read_tag_count(r);
     for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
         uint32_t tag = kafka_read_uvarint(r);
@@ -2573,14 +2581,14 @@ static int find_coordinator_response_coordinator_encode(struct kafka_writer *w, 
 {
     if (s->key.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->key, 1);
+    kafka_write_string(w, s->key, true);
     kafka_write_int32(w, s->node_id);
     if (s->host.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->host, 1);
+    kafka_write_string(w, s->host, true);
     kafka_write_int32(w, s->port);
     kafka_write_int16(w, s->error_code);
-    kafka_write_string(w, s->error_message, 1);
+    kafka_write_string(w, s->error_message, true);
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
     return w->err;
@@ -2628,7 +2636,7 @@ int kafka_find_coordinator_response_decode(struct kafka_reader *r, int16_t versi
         s->port = kafka_read_int32(r);
     }
     if (version >= 4) {
-        int32_t n = kafka_read_array_len(r, 1, 14);
+        int32_t n = kafka_read_array_len(r, true, 14);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -2700,7 +2708,7 @@ int kafka_find_coordinator_response_encode(struct kafka_writer *w, int16_t versi
     if (version >= 4) {
         if (s->coordinators_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->coordinators_count, 1);
+        kafka_write_array_len(w, s->coordinators_count, true);
         for (int32_t i = 0; i < s->coordinators_count; i++) {
             if (find_coordinator_response_coordinator_encode(w, version, &s->coordinators[i]) != 0)
                 return w->err;
@@ -2807,7 +2815,7 @@ int kafka_join_group_response_decode(struct kafka_reader *r, int16_t version,
     s->error_code = kafka_read_int16(r);
     s->generation_id = kafka_read_int32(r);
     if (version >= 7) {
-        s->protocol_type = kafka_read_string(r, 1);
+        s->protocol_type = kafka_read_string(r, true);
     }
     s->protocol_name = kafka_read_string(r, version >= 6);
     if (s->protocol_name.len < 0 && !(version >= 7))
@@ -2869,7 +2877,7 @@ int kafka_join_group_response_encode(struct kafka_writer *w, int16_t version,
     kafka_write_int16(w, s->error_code);
     kafka_write_int32(w, s->generation_id);
     if (version >= 7) {
-        kafka_write_string(w, s->protocol_type, 1);
+        kafka_write_string(w, s->protocol_type, true);
     }
     if (s->protocol_name.len < 0 && !(version >= 7))
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -3109,10 +3117,10 @@ int kafka_sync_group_response_decode(struct kafka_reader *r, int16_t version,
     }
     s->error_code = kafka_read_int16(r);
     if (version >= 5) {
-        s->protocol_type = kafka_read_string(r, 1);
+        s->protocol_type = kafka_read_string(r, true);
     }
     if (version >= 5) {
-        s->protocol_name = kafka_read_string(r, 1);
+        s->protocol_name = kafka_read_string(r, true);
     }
     s->assignment = kafka_read_bytes(r, version >= 4);
     if (s->assignment.len < 0)
@@ -3142,10 +3150,10 @@ int kafka_sync_group_response_encode(struct kafka_writer *w, int16_t version,
     }
     kafka_write_int16(w, s->error_code);
     if (version >= 5) {
-        kafka_write_string(w, s->protocol_type, 1);
+        kafka_write_string(w, s->protocol_type, true);
     }
     if (version >= 5) {
-        kafka_write_string(w, s->protocol_name, 1);
+        kafka_write_string(w, s->protocol_name, true);
     }
     if (s->assignment.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
@@ -3455,12 +3463,12 @@ static int list_groups_response_listed_group_decode(struct kafka_reader *r, int1
     if (s->protocol_type.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     if (version >= 4) {
-        s->group_state = kafka_read_string(r, 1);
+        s->group_state = kafka_read_string(r, true);
         if (s->group_state.len < 0)
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
     if (version >= 5) {
-        s->group_type = kafka_read_string(r, 1);
+        s->group_type = kafka_read_string(r, true);
         if (s->group_type.len < 0)
             return kafka_reader_fail(r, KAFKA_ERR_NULL);
     }
@@ -3491,12 +3499,12 @@ static int list_groups_response_listed_group_encode(struct kafka_writer *w, int1
     if (version >= 4) {
         if (s->group_state.len < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->group_state, 1);
+        kafka_write_string(w, s->group_state, true);
     }
     if (version >= 5) {
         if (s->group_type.len < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->group_type, 1);
+        kafka_write_string(w, s->group_type, true);
     }
     if (version >= 3) {
         uint32_t tag_count = 0;
@@ -3602,7 +3610,7 @@ int kafka_sasl_handshake_response_decode(struct kafka_reader *r, int16_t version
     kafka_sasl_handshake_response_init(s, version);
     s->error_code = kafka_read_int16(r);
     {
-        int32_t n = kafka_read_array_len(r, 0, (0) ? 1 : 2);
+        int32_t n = kafka_read_array_len(r, false, (false) ? 1 : 2);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -3615,7 +3623,7 @@ int kafka_sasl_handshake_response_decode(struct kafka_reader *r, int16_t version
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            s->mechanisms[i] = kafka_read_string(r, 0);
+            s->mechanisms[i] = kafka_read_string(r, false);
             if (s->mechanisms[i].len < 0)
                 return kafka_reader_fail(r, KAFKA_ERR_NULL);
             if (r->err != 0)
@@ -3633,11 +3641,11 @@ int kafka_sasl_handshake_response_encode(struct kafka_writer *w, int16_t version
     kafka_write_int16(w, s->error_code);
     if (s->mechanisms_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->mechanisms_count, 0);
+    kafka_write_array_len(w, s->mechanisms_count, false);
     for (int32_t i = 0; i < s->mechanisms_count; i++) {
         if (s->mechanisms[i].len < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->mechanisms[i], 0);
+        kafka_write_string(w, s->mechanisms[i], false);
     }
     return w->err;
 }
@@ -3674,7 +3682,7 @@ static int api_versions_response_finalized_feature_key_decode(struct kafka_reade
     struct kafka_arena *arena)
 {
     api_versions_response_finalized_feature_key_init(s);
-    s->name = kafka_read_string(r, 1);
+    s->name = kafka_read_string(r, true);
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     s->max_version_level = kafka_read_int16(r);
@@ -3697,7 +3705,7 @@ static int api_versions_response_finalized_feature_key_encode(struct kafka_write
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->name, 1);
+    kafka_write_string(w, s->name, true);
     kafka_write_int16(w, s->max_version_level);
     kafka_write_int16(w, s->min_version_level);
     uint32_t tag_count = 0;
@@ -3717,7 +3725,7 @@ static int api_versions_response_supported_feature_key_decode(struct kafka_reade
     struct kafka_arena *arena)
 {
     api_versions_response_supported_feature_key_init(s);
-    s->name = kafka_read_string(r, 1);
+    s->name = kafka_read_string(r, true);
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     s->min_version = kafka_read_int16(r);
@@ -3740,7 +3748,7 @@ static int api_versions_response_supported_feature_key_encode(struct kafka_write
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->name, 1);
+    kafka_write_string(w, s->name, true);
     kafka_write_int16(w, s->min_version);
     kafka_write_int16(w, s->max_version);
     uint32_t tag_count = 0;
@@ -3848,25 +3856,25 @@ int kafka_api_versions_response_decode(struct kafka_reader *r, int16_t version,
             switch (tag) {
             case 0:
                 {
-                    int32_t n = kafka_read_array_len(sub, 1, 6);
+                    int32_t n = kafka_read_array_len(sub, true, 6);
                     if (sub->err != 0)
-                        return sub->err;
+                        return kafka_reader_fail(r, sub->err);
                     if (n < 0)
-                        return kafka_reader_fail(sub, KAFKA_ERR_NULL);
+                        return kafka_reader_fail(r, KAFKA_ERR_NULL);
                     s->supported_features_count = n;
                     s->supported_features = NULL;
                     if (n > 0) {
                         s->supported_features = KAFKA_ARENA_ARRAY(arena, n, s->supported_features);
                         if (s->supported_features == NULL)
-                            return kafka_reader_fail(sub, KAFKA_ERR_ARENA);
+                            return kafka_reader_fail(r, KAFKA_ERR_ARENA);
                     }
                     for (int32_t i = 0; i < n; i++) {
                         rc = api_versions_response_supported_feature_key_decode(sub, version,
                             &s->supported_features[i], arena);
                         if (rc != 0)
-                            return kafka_reader_fail(sub, rc);
+                            return kafka_reader_fail(r, rc);
                         if (sub->err != 0)
-                            return sub->err;
+                            return kafka_reader_fail(r, sub->err);
                     }
                 }
                 break;
@@ -3875,25 +3883,25 @@ int kafka_api_versions_response_decode(struct kafka_reader *r, int16_t version,
                 break;
             case 2:
                 {
-                    int32_t n = kafka_read_array_len(sub, 1, 6);
+                    int32_t n = kafka_read_array_len(sub, true, 6);
                     if (sub->err != 0)
-                        return sub->err;
+                        return kafka_reader_fail(r, sub->err);
                     if (n < 0)
-                        return kafka_reader_fail(sub, KAFKA_ERR_NULL);
+                        return kafka_reader_fail(r, KAFKA_ERR_NULL);
                     s->finalized_features_count = n;
                     s->finalized_features = NULL;
                     if (n > 0) {
                         s->finalized_features = KAFKA_ARENA_ARRAY(arena, n, s->finalized_features);
                         if (s->finalized_features == NULL)
-                            return kafka_reader_fail(sub, KAFKA_ERR_ARENA);
+                            return kafka_reader_fail(r, KAFKA_ERR_ARENA);
                     }
                     for (int32_t i = 0; i < n; i++) {
                         rc = api_versions_response_finalized_feature_key_decode(sub, version,
                             &s->finalized_features[i], arena);
                         if (rc != 0)
-                            return kafka_reader_fail(sub, rc);
+                            return kafka_reader_fail(r, rc);
                         if (sub->err != 0)
-                            return sub->err;
+                            return kafka_reader_fail(r, sub->err);
                     }
                 }
                 break;
@@ -3903,6 +3911,8 @@ int kafka_api_versions_response_decode(struct kafka_reader *r, int16_t version,
             default:
                 break; /* unknown tag: skipped */
             }
+            if (sub->err != 0) /* the tag body was shorter than its field */
+                return kafka_reader_fail(r, sub->err);
         }
     }
     return r->err;
@@ -3941,7 +3951,7 @@ int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version,
             kafka_writer_init_sizer(sizer);
             if (s->supported_features_count < 0)
                 return kafka_writer_fail(sizer, KAFKA_ERR_NULL);
-            kafka_write_array_len(sizer, s->supported_features_count, 1);
+            kafka_write_array_len(sizer, s->supported_features_count, true);
             for (int32_t i = 0; i < s->supported_features_count; i++) {
                 if (api_versions_response_supported_feature_key_encode(sizer, version,
                     &s->supported_features[i]) != 0)
@@ -3951,7 +3961,7 @@ int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version,
             kafka_write_uvarint(w, (uint32_t)kafka_writer_size(sizer));
             if (s->supported_features_count < 0)
                 return kafka_writer_fail(w, KAFKA_ERR_NULL);
-            kafka_write_array_len(w, s->supported_features_count, 1);
+            kafka_write_array_len(w, s->supported_features_count, true);
             for (int32_t i = 0; i < s->supported_features_count; i++) {
                 if (api_versions_response_supported_feature_key_encode(w, version,
                     &s->supported_features[i]) != 0)
@@ -3973,7 +3983,7 @@ int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version,
             kafka_writer_init_sizer(sizer);
             if (s->finalized_features_count < 0)
                 return kafka_writer_fail(sizer, KAFKA_ERR_NULL);
-            kafka_write_array_len(sizer, s->finalized_features_count, 1);
+            kafka_write_array_len(sizer, s->finalized_features_count, true);
             for (int32_t i = 0; i < s->finalized_features_count; i++) {
                 if (api_versions_response_finalized_feature_key_encode(sizer, version,
                     &s->finalized_features[i]) != 0)
@@ -3983,7 +3993,7 @@ int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version,
             kafka_write_uvarint(w, (uint32_t)kafka_writer_size(sizer));
             if (s->finalized_features_count < 0)
                 return kafka_writer_fail(w, KAFKA_ERR_NULL);
-            kafka_write_array_len(w, s->finalized_features_count, 1);
+            kafka_write_array_len(w, s->finalized_features_count, true);
             for (int32_t i = 0; i < s->finalized_features_count; i++) {
                 if (api_versions_response_finalized_feature_key_encode(w, version,
                     &s->finalized_features[i]) != 0)
@@ -4032,10 +4042,10 @@ static int create_topics_response_creatable_topic_configs_decode(struct kafka_re
     struct kafka_arena *arena)
 {
     create_topics_response_creatable_topic_configs_init(s);
-    s->name = kafka_read_string(r, 1);
+    s->name = kafka_read_string(r, true);
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    s->value = kafka_read_string(r, 1);
+    s->value = kafka_read_string(r, true);
     s->read_only = kafka_read_bool(r);
     s->config_source = kafka_read_int8(r);
     s->is_sensitive = kafka_read_bool(r);
@@ -4057,8 +4067,8 @@ static int create_topics_response_creatable_topic_configs_encode(struct kafka_wr
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->name, 1);
-    kafka_write_string(w, s->value, 1);
+    kafka_write_string(w, s->name, true);
+    kafka_write_string(w, s->value, true);
     kafka_write_bool(w, s->read_only);
     kafka_write_int8(w, s->config_source);
     kafka_write_bool(w, s->is_sensitive);
@@ -4103,7 +4113,7 @@ static int create_topics_response_creatable_topic_result_decode(struct kafka_rea
         s->replication_factor = kafka_read_int16(r);
     }
     if (version >= 5) {
-        int32_t n = kafka_read_array_len(r, 1, 6);
+        int32_t n = kafka_read_array_len(r, true, 6);
         if (r->err != 0)
             return r->err;
         s->configs_count = n;
@@ -4137,6 +4147,8 @@ static int create_topics_response_creatable_topic_result_decode(struct kafka_rea
             default:
                 break; /* unknown tag: skipped */
             }
+            if (sub->err != 0) /* the tag body was shorter than its field */
+                return kafka_reader_fail(r, sub->err);
         }
     }
     return r->err;
@@ -4162,7 +4174,7 @@ static int create_topics_response_creatable_topic_result_encode(struct kafka_wri
         kafka_write_int16(w, s->replication_factor);
     }
     if (version >= 5) {
-        kafka_write_array_len(w, s->configs_count, 1);
+        kafka_write_array_len(w, s->configs_count, true);
         for (int32_t i = 0; i < s->configs_count; i++) {
             if (create_topics_response_creatable_topic_configs_encode(w, version,
                 &s->configs[i]) != 0)
@@ -4294,7 +4306,7 @@ static int delete_topics_response_deletable_topic_result_decode(struct kafka_rea
     }
     s->error_code = kafka_read_int16(r);
     if (version >= 5) {
-        s->error_message = kafka_read_string(r, 1);
+        s->error_message = kafka_read_string(r, true);
     }
     if (version >= 4) {
         uint32_t tag_count = kafka_read_tag_count(r);
@@ -4322,7 +4334,7 @@ static int delete_topics_response_deletable_topic_result_encode(struct kafka_wri
     }
     kafka_write_int16(w, s->error_code);
     if (version >= 5) {
-        kafka_write_string(w, s->error_message, 1);
+        kafka_write_string(w, s->error_message, true);
     }
     if (version >= 4) {
         uint32_t tag_count = 0;
@@ -5046,11 +5058,11 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_result_decode(st
 {
     int rc;
     add_partitions_to_txn_response_add_partitions_to_txn_result_init(s);
-    s->transactional_id = kafka_read_string(r, 1);
+    s->transactional_id = kafka_read_string(r, true);
     if (s->transactional_id.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, 1, 3);
+        int32_t n = kafka_read_array_len(r, true, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -5090,10 +5102,10 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_result_encode(st
 {
     if (s->transactional_id.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->transactional_id, 1);
+    kafka_write_string(w, s->transactional_id, true);
     if (s->topic_results_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->topic_results_count, 1);
+    kafka_write_array_len(w, s->topic_results_count, true);
     for (int32_t i = 0; i < s->topic_results_count; i++) {
         if (add_partitions_to_txn_response_add_partitions_to_txn_topic_result_encode(w, version,
             &s->topic_results[i]) != 0)
@@ -5128,7 +5140,7 @@ int kafka_add_partitions_to_txn_response_decode(struct kafka_reader *r, int16_t 
         s->error_code = kafka_read_int16(r);
     }
     if (version >= 4) {
-        int32_t n = kafka_read_array_len(r, 1, 3);
+        int32_t n = kafka_read_array_len(r, true, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -5199,7 +5211,7 @@ int kafka_add_partitions_to_txn_response_encode(struct kafka_writer *w, int16_t 
     if (version >= 4) {
         if (s->results_by_transaction_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_array_len(w, s->results_by_transaction_count, 1);
+        kafka_write_array_len(w, s->results_by_transaction_count, true);
         for (int32_t i = 0; i < s->results_by_transaction_count; i++) {
             if (add_partitions_to_txn_response_add_partitions_to_txn_result_encode(w, version,
                 &s->results_by_transaction[i]) != 0)
@@ -7717,11 +7729,11 @@ static int offset_delete_response_offset_delete_response_topic_decode(struct kaf
 {
     int rc;
     offset_delete_response_offset_delete_response_topic_init(s);
-    s->name = kafka_read_string(r, 0);
+    s->name = kafka_read_string(r, false);
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, 0, 6);
+        int32_t n = kafka_read_array_len(r, false, 6);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -7750,10 +7762,10 @@ static int offset_delete_response_offset_delete_response_topic_encode(struct kaf
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->name, 0);
+    kafka_write_string(w, s->name, false);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->partitions_count, 0);
+    kafka_write_array_len(w, s->partitions_count, false);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (offset_delete_response_offset_delete_response_partition_encode(w, version,
             &s->partitions[i]) != 0)
@@ -7781,7 +7793,7 @@ int kafka_offset_delete_response_decode(struct kafka_reader *r, int16_t version,
     s->error_code = kafka_read_int16(r);
     s->throttle_time_ms = kafka_read_int32(r);
     {
-        int32_t n = kafka_read_array_len(r, 0, 6);
+        int32_t n = kafka_read_array_len(r, false, 6);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -7814,7 +7826,7 @@ int kafka_offset_delete_response_encode(struct kafka_writer *w, int16_t version,
     kafka_write_int32(w, s->throttle_time_ms);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->topics_count, 0);
+    kafka_write_array_len(w, s->topics_count, false);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (offset_delete_response_offset_delete_response_topic_encode(w, version,
             &s->topics[i]) != 0)
@@ -7846,11 +7858,11 @@ static int describe_cluster_response_describe_cluster_broker_decode(struct kafka
 {
     describe_cluster_response_describe_cluster_broker_init(s);
     s->broker_id = kafka_read_int32(r);
-    s->host = kafka_read_string(r, 1);
+    s->host = kafka_read_string(r, true);
     if (s->host.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     s->port = kafka_read_int32(r);
-    s->rack = kafka_read_string(r, 1);
+    s->rack = kafka_read_string(r, true);
     uint32_t tag_count = kafka_read_tag_count(r);
     for (uint32_t t = 0; t < tag_count && r->err == 0; t++) {
         uint32_t tag = kafka_read_uvarint(r);
@@ -7870,9 +7882,9 @@ static int describe_cluster_response_describe_cluster_broker_encode(struct kafka
     kafka_write_int32(w, s->broker_id);
     if (s->host.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->host, 1);
+    kafka_write_string(w, s->host, true);
     kafka_write_int32(w, s->port);
-    kafka_write_string(w, s->rack, 1);
+    kafka_write_string(w, s->rack, true);
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
     return w->err;
@@ -7902,16 +7914,16 @@ int kafka_describe_cluster_response_decode(struct kafka_reader *r, int16_t versi
     kafka_describe_cluster_response_init(s, version);
     s->throttle_time_ms = kafka_read_int32(r);
     s->error_code = kafka_read_int16(r);
-    s->error_message = kafka_read_string(r, 1);
+    s->error_message = kafka_read_string(r, true);
     if (version >= 1) {
         s->endpoint_type = kafka_read_int8(r);
     }
-    s->cluster_id = kafka_read_string(r, 1);
+    s->cluster_id = kafka_read_string(r, true);
     if (s->cluster_id.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     s->controller_id = kafka_read_int32(r);
     {
-        int32_t n = kafka_read_array_len(r, 1, 11);
+        int32_t n = kafka_read_array_len(r, true, 11);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -7953,7 +7965,7 @@ int kafka_describe_cluster_response_encode(struct kafka_writer *w, int16_t versi
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     kafka_write_int32(w, s->throttle_time_ms);
     kafka_write_int16(w, s->error_code);
-    kafka_write_string(w, s->error_message, 1);
+    kafka_write_string(w, s->error_message, true);
     if (version >= 1) {
         kafka_write_int8(w, s->endpoint_type);
     }
@@ -7961,11 +7973,11 @@ int kafka_describe_cluster_response_encode(struct kafka_writer *w, int16_t versi
         return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
     if (s->cluster_id.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->cluster_id, 1);
+    kafka_write_string(w, s->cluster_id, true);
     kafka_write_int32(w, s->controller_id);
     if (s->brokers_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->brokers_count, 1);
+    kafka_write_array_len(w, s->brokers_count, true);
     for (int32_t i = 0; i < s->brokers_count; i++) {
         if (describe_cluster_response_describe_cluster_broker_encode(w, version,
             &s->brokers[i]) != 0)
@@ -8063,9 +8075,9 @@ static int describe_producers_response_partition_response_decode(struct kafka_re
     describe_producers_response_partition_response_init(s);
     s->partition_index = kafka_read_int32(r);
     s->error_code = kafka_read_int16(r);
-    s->error_message = kafka_read_string(r, 1);
+    s->error_message = kafka_read_string(r, true);
     {
-        int32_t n = kafka_read_array_len(r, 1, 37);
+        int32_t n = kafka_read_array_len(r, true, 37);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -8104,10 +8116,10 @@ static int describe_producers_response_partition_response_encode(struct kafka_wr
 {
     kafka_write_int32(w, s->partition_index);
     kafka_write_int16(w, s->error_code);
-    kafka_write_string(w, s->error_message, 1);
+    kafka_write_string(w, s->error_message, true);
     if (s->active_producers_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->active_producers_count, 1);
+    kafka_write_array_len(w, s->active_producers_count, true);
     for (int32_t i = 0; i < s->active_producers_count; i++) {
         if (describe_producers_response_producer_state_encode(w, version,
             &s->active_producers[i]) != 0)
@@ -8131,11 +8143,11 @@ static int describe_producers_response_topic_response_decode(struct kafka_reader
 {
     int rc;
     describe_producers_response_topic_response_init(s);
-    s->name = kafka_read_string(r, 1);
+    s->name = kafka_read_string(r, true);
     if (s->name.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, 1, 9);
+        int32_t n = kafka_read_array_len(r, true, 9);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -8174,10 +8186,10 @@ static int describe_producers_response_topic_response_encode(struct kafka_writer
 {
     if (s->name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->name, 1);
+    kafka_write_string(w, s->name, true);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->partitions_count, 1);
+    kafka_write_array_len(w, s->partitions_count, true);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (describe_producers_response_partition_response_encode(w, version,
             &s->partitions[i]) != 0)
@@ -8206,7 +8218,7 @@ int kafka_describe_producers_response_decode(struct kafka_reader *r, int16_t ver
     kafka_describe_producers_response_init(s, version);
     s->throttle_time_ms = kafka_read_int32(r);
     {
-        int32_t n = kafka_read_array_len(r, 1, 3);
+        int32_t n = kafka_read_array_len(r, true, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -8248,7 +8260,7 @@ int kafka_describe_producers_response_encode(struct kafka_writer *w, int16_t ver
     kafka_write_int32(w, s->throttle_time_ms);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->topics_count, 1);
+    kafka_write_array_len(w, s->topics_count, true);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (describe_producers_response_topic_response_encode(w, version, &s->topics[i]) != 0)
             return w->err;
@@ -8285,11 +8297,11 @@ static int describe_transactions_response_topic_data_decode(struct kafka_reader 
     struct kafka_arena *arena)
 {
     describe_transactions_response_topic_data_init(s);
-    s->topic = kafka_read_string(r, 1);
+    s->topic = kafka_read_string(r, true);
     if (s->topic.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     {
-        int32_t n = kafka_read_array_len(r, 1, 4);
+        int32_t n = kafka_read_array_len(r, true, 4);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -8325,10 +8337,10 @@ static int describe_transactions_response_topic_data_encode(struct kafka_writer 
 {
     if (s->topic.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->topic, 1);
+    kafka_write_string(w, s->topic, true);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->partitions_count, 1);
+    kafka_write_array_len(w, s->partitions_count, true);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         kafka_write_int32(w, s->partitions[i]);
     }
@@ -8357,10 +8369,10 @@ static int describe_transactions_response_transaction_state_decode(struct kafka_
     int rc;
     describe_transactions_response_transaction_state_init(s);
     s->error_code = kafka_read_int16(r);
-    s->transactional_id = kafka_read_string(r, 1);
+    s->transactional_id = kafka_read_string(r, true);
     if (s->transactional_id.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
-    s->transaction_state = kafka_read_string(r, 1);
+    s->transaction_state = kafka_read_string(r, true);
     if (s->transaction_state.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     s->transaction_timeout_ms = kafka_read_int32(r);
@@ -8368,7 +8380,7 @@ static int describe_transactions_response_transaction_state_decode(struct kafka_
     s->producer_id = kafka_read_int64(r);
     s->producer_epoch = kafka_read_int16(r);
     {
-        int32_t n = kafka_read_array_len(r, 1, 3);
+        int32_t n = kafka_read_array_len(r, true, 3);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -8407,17 +8419,17 @@ static int describe_transactions_response_transaction_state_encode(struct kafka_
     kafka_write_int16(w, s->error_code);
     if (s->transactional_id.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->transactional_id, 1);
+    kafka_write_string(w, s->transactional_id, true);
     if (s->transaction_state.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->transaction_state, 1);
+    kafka_write_string(w, s->transaction_state, true);
     kafka_write_int32(w, s->transaction_timeout_ms);
     kafka_write_int64(w, s->transaction_start_time_ms);
     kafka_write_int64(w, s->producer_id);
     kafka_write_int16(w, s->producer_epoch);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->topics_count, 1);
+    kafka_write_array_len(w, s->topics_count, true);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (describe_transactions_response_topic_data_encode(w, version, &s->topics[i]) != 0)
             return w->err;
@@ -8445,7 +8457,7 @@ int kafka_describe_transactions_response_decode(struct kafka_reader *r, int16_t 
     kafka_describe_transactions_response_init(s, version);
     s->throttle_time_ms = kafka_read_int32(r);
     {
-        int32_t n = kafka_read_array_len(r, 1, 28);
+        int32_t n = kafka_read_array_len(r, true, 28);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -8487,7 +8499,7 @@ int kafka_describe_transactions_response_encode(struct kafka_writer *w, int16_t 
     kafka_write_int32(w, s->throttle_time_ms);
     if (s->transaction_states_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->transaction_states_count, 1);
+    kafka_write_array_len(w, s->transaction_states_count, true);
     for (int32_t i = 0; i < s->transaction_states_count; i++) {
         if (describe_transactions_response_transaction_state_encode(w, version,
             &s->transaction_states[i]) != 0)
@@ -8519,11 +8531,11 @@ static int list_transactions_response_transaction_state_decode(struct kafka_read
     struct kafka_arena *arena)
 {
     list_transactions_response_transaction_state_init(s);
-    s->transactional_id = kafka_read_string(r, 1);
+    s->transactional_id = kafka_read_string(r, true);
     if (s->transactional_id.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     s->producer_id = kafka_read_int64(r);
-    s->transaction_state = kafka_read_string(r, 1);
+    s->transaction_state = kafka_read_string(r, true);
     if (s->transaction_state.len < 0)
         return kafka_reader_fail(r, KAFKA_ERR_NULL);
     uint32_t tag_count = kafka_read_tag_count(r);
@@ -8544,11 +8556,11 @@ static int list_transactions_response_transaction_state_encode(struct kafka_writ
 {
     if (s->transactional_id.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->transactional_id, 1);
+    kafka_write_string(w, s->transactional_id, true);
     kafka_write_int64(w, s->producer_id);
     if (s->transaction_state.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_string(w, s->transaction_state, 1);
+    kafka_write_string(w, s->transaction_state, true);
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
     return w->err;
@@ -8576,7 +8588,7 @@ int kafka_list_transactions_response_decode(struct kafka_reader *r, int16_t vers
     s->throttle_time_ms = kafka_read_int32(r);
     s->error_code = kafka_read_int16(r);
     {
-        int32_t n = kafka_read_array_len(r, 1, (1) ? 1 : 2);
+        int32_t n = kafka_read_array_len(r, true, (true) ? 1 : 2);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -8589,7 +8601,7 @@ int kafka_list_transactions_response_decode(struct kafka_reader *r, int16_t vers
                 return kafka_reader_fail(r, KAFKA_ERR_ARENA);
         }
         for (int32_t i = 0; i < n; i++) {
-            s->unknown_state_filters[i] = kafka_read_string(r, 1);
+            s->unknown_state_filters[i] = kafka_read_string(r, true);
             if (s->unknown_state_filters[i].len < 0)
                 return kafka_reader_fail(r, KAFKA_ERR_NULL);
             if (r->err != 0)
@@ -8597,7 +8609,7 @@ int kafka_list_transactions_response_decode(struct kafka_reader *r, int16_t vers
         }
     }
     {
-        int32_t n = kafka_read_array_len(r, 1, 11);
+        int32_t n = kafka_read_array_len(r, true, 11);
         if (r->err != 0)
             return r->err;
         if (n < 0)
@@ -8640,15 +8652,15 @@ int kafka_list_transactions_response_encode(struct kafka_writer *w, int16_t vers
     kafka_write_int16(w, s->error_code);
     if (s->unknown_state_filters_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->unknown_state_filters_count, 1);
+    kafka_write_array_len(w, s->unknown_state_filters_count, true);
     for (int32_t i = 0; i < s->unknown_state_filters_count; i++) {
         if (s->unknown_state_filters[i].len < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
-        kafka_write_string(w, s->unknown_state_filters[i], 1);
+        kafka_write_string(w, s->unknown_state_filters[i], true);
     }
     if (s->transaction_states_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
-    kafka_write_array_len(w, s->transaction_states_count, 1);
+    kafka_write_array_len(w, s->transaction_states_count, true);
     for (int32_t i = 0; i < s->transaction_states_count; i++) {
         if (list_transactions_response_transaction_state_encode(w, version,
             &s->transaction_states[i]) != 0)

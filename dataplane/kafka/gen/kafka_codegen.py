@@ -149,6 +149,11 @@ class Versions:
         return " && ".join(parts) if parts else "1"
 
 
+def c_bool(cond):
+    """A condition as a C boolean argument."""
+    return {"1": "true", "0": "false"}.get(cond, cond)
+
+
 def cif(cond, body, indent):
     """Wrap body lines in `if (cond)` unless cond is always true; drop when never."""
     if cond == "0":
@@ -408,7 +413,7 @@ def paren(c):
 
 def decode_value(f, elem, target, rd, ind, is_elem, within):
     """Lines decoding one value of type `elem` into `target`."""
-    compact = f.flexible.cond(within)
+    compact = c_bool(f.flexible.cond(within))
     if elem in PRIMS:
         return [ind + "%s = kafka_read_%s(%s);" % (target, READ_PRIM[elem], rd)]
     if elem in VIEWS:
@@ -432,7 +437,7 @@ def decode_field(f, p, rd, ind, within):
     x = p + f.c
     if not f.is_array:
         return decode_value(f, f.type, x, rd, ind, False, within)
-    compact = f.flexible.cond(within)
+    compact = c_bool(f.flexible.cond(within))
     ncond = f.nullable.cond(within)
     lines = [ind + "{",
              ind + "    int32_t n = kafka_read_array_len(%s, %s, %s);" % (
@@ -488,13 +493,18 @@ def gen_decode(st, top):
         body.append("        switch (tag) {")
         for f in tagged:
             body.append("        case %d:" % f.tag)
-            body += cif(f.tagged.cond(st.flex_ctx),
-                        decode_field(f, "s->", "sub", "            ",
-                                     f.tagged.intersect(st.flex_ctx)), "            ")
+            lines = decode_field(f, "s->", "sub", "            ", f.tagged.intersect(st.flex_ctx))
+            # an error inside the tag body is an error of the whole message: record it in r
+            lines = [l.replace("kafka_reader_fail(sub, ", "kafka_reader_fail(r, ")
+                      .replace("return sub->err;", "return kafka_reader_fail(r, sub->err);")
+                     for l in lines]
+            body += cif(f.tagged.cond(st.flex_ctx), lines, "            ")
             body.append("            break;")
         body += ["        default:",
                  "            break; /* unknown tag: skipped */",
-                 "        }"]
+                 "        }",
+                 "        if (sub->err != 0) /* the tag body was shorter than its field */",
+                 "            return kafka_reader_fail(r, sub->err);"]
     else:
         body.append("        (void)tag; /* no known tags: every tag is skipped */")
         body.append("        (void)sub;")
@@ -509,7 +519,7 @@ def gen_decode(st, top):
 # encode
 
 def encode_value(f, elem, src, wr, ind, is_elem, within):
-    compact = f.flexible.cond(within)
+    compact = c_bool(f.flexible.cond(within))
     if elem in PRIMS:
         return [ind + "kafka_write_%s(%s, %s);" % (READ_PRIM[elem], wr, src)]
     if elem in VIEWS:
@@ -532,7 +542,7 @@ def encode_field(f, p, wr, ind, within):
     x = p + f.c
     if not f.is_array:
         return encode_value(f, f.type, x, wr, ind, False, within)
-    compact = f.flexible.cond(within)
+    compact = c_bool(f.flexible.cond(within))
     ncond = f.nullable.cond(within)
     lines = []
     if ncond != "1":

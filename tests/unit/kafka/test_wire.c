@@ -444,6 +444,28 @@ Test(wire_bad, unknown_tags_skipped, .init = setup)
     cr_assert_eq(d.finalized_features_epoch, 9);
 }
 
+Test(wire_bad, tag_body_shorter_than_field, .init = setup)
+{
+    /* ApiVersions v3 response, tag 1 (int64 FinalizedFeaturesEpoch) with a 2-byte body */
+    static const uint8_t resp[] = {
+        0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+        0x01, 0x01, 0x02, 0x00, 0x05,
+    };
+    /* tag 0 (SupportedFeatures array) whose body says 3 entries but holds one byte */
+    static const uint8_t resp2[] = {
+        0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+        0x01, 0x00, 0x01, 0x04,
+    };
+    struct kafka_api_versions_response d;
+    struct kafka_reader r;
+    kafka_reader_init(&r, resp, sizeof(resp));
+    cr_assert_eq(kafka_api_versions_response_decode(&r, 3, &d, &arena), KAFKA_ERR_TRUNCATED);
+    cr_assert_eq(r.err, KAFKA_ERR_TRUNCATED);
+    kafka_reader_init(&r, resp2, sizeof(resp2));
+    cr_assert_neq(kafka_api_versions_response_decode(&r, 3, &d, &arena), 0);
+    cr_assert_neq(r.err, 0);
+}
+
 Test(wire_bad, tag_past_end, .init = setup)
 {
     static const uint8_t body[] = { 0x02, 'x', 0x02, 'y', 0x01, 0x09, 0x10, 0xaa };
