@@ -188,8 +188,11 @@ const struct catalog_snapshot_topic *catalog_snapshot_find_id(
 int catalog_snapshot_partition_shard(const struct catalog_snapshot_topic *topic,
                                      int32_t partition);
 
+/* One cache line per reader so readers do not write to each other's lines (padding rather
+ * than _Alignas, so a publisher from plain malloc is not over-aligned). */
 struct catalog_reader_slot {
-    _Alignas(64) _Atomic uint64_t announced_epoch; /* written by its reader only */
+    _Atomic uint64_t announced_epoch; /* written by its reader only */
+    char pad[64 - sizeof(uint64_t)];
 };
 
 struct catalog_publisher {

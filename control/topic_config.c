@@ -312,7 +312,9 @@ static int16_t list_edit(const struct topic_config_def *d, const char *a, const 
             if (copy_trimmed(p, len, item, sizeof item)) {
                 snprintf(probe, sizeof probe, ",%s,", item);
                 bool drop = !append && strstr(hay_b, probe);
-                if (item[0] && !drop && used + len + 1 < sizeof joined) {
+                /* a and b are each shorter than TOPIC_CONFIG_VALUE_BYTES: always fits */
+                assert(used + strlen(item) + 1 < sizeof joined);
+                if (item[0] && !drop) {
                     if (used) joined[used++] = ',';
                     memcpy(joined + used, item, strlen(item) + 1);
                     used += strlen(item);
