@@ -50,7 +50,7 @@ int storage_shard_init(struct storage_shard *s, struct io_uring *ring, struct ch
 }
 
 void storage_shard_destroy(struct storage_shard *s) {
-    assert(s->dirty_first == NULL);
+    assert(s->dirty_first == NULL && s->logs_first == NULL);
     batch_cache_destroy(&s->cache);
 }
 
@@ -104,12 +104,42 @@ static struct segment *active_segment(struct plog *log) {
     return log->segments[log->segment_count - 1];
 }
 
+/* Give back the tail chunk of every idle log (its data is written and no flush is in
+ * flight): the partly filled last block is kept in the log's 4 KiB carry buffer, and
+ * the chunk stays in the cache as an ordinary, evictable entry. Called when the pool is
+ * exhausted, so a shard with more partitions than chunks keeps working. */
+static unsigned release_idle_tails(struct storage_shard *s) {
+    unsigned released = 0;
+    for (struct plog *log = s->logs_first; log; log = log->next_open) {
+        if (log->flush_in_flight || log->tail_count != 1) continue;
+        struct tail_chunk *t = &log->tail[0];
+        if (t->written_bytes != t->fill_bytes) continue;
+        uint32_t block = (uint32_t)align_down(t->fill_bytes);
+        log->carry_base = t->file_base + block;
+        log->carry_seg = t->seg;
+        memcpy(log->carry_buf, t->chunk + block, t->fill_bytes - block);
+        t->entry->pins--;
+        chunk_unref(s->pool, t->chunk);
+        log->tail_count = 0;
+        released++;
+    }
+    return released;
+}
+
+/* A chunk for the writer or a reader: evicts cold cache entries, and when that is not
+ * enough, releases idle logs' tail chunks. */
+static uint8_t *storage_alloc_chunk(struct storage_shard *s) {
+    uint8_t *chunk = batch_cache_alloc_chunk(&s->cache);
+    if (!chunk && release_idle_tails(s) > 0) chunk = batch_cache_alloc_chunk(&s->cache);
+    return chunk;
+}
+
 /* Start a new tail chunk for seg at the aligned-down end of its data, carrying the
- * partly filled last block from the previous tail chunk (or from disk at open). */
+ * partly filled last block from the previous tail chunk or from the carry buffer. */
 static int tail_chunk_start(struct plog *log, struct segment *seg) {
     if (log->tail_count == PLOG_MAX_TAIL_CHUNKS) return -ENOBUFS;
     struct storage_shard *s = log->shard;
-    uint8_t *chunk = batch_cache_alloc_chunk(&s->cache);
+    uint8_t *chunk = storage_alloc_chunk(s);
     if (!chunk) return -ENOBUFS;
     uint64_t file_base = align_down(seg->size_bytes);
     uint32_t carry = (uint32_t)(seg->size_bytes - file_base);
@@ -117,12 +147,9 @@ static int tail_chunk_start(struct plog *log, struct segment *seg) {
     if (carry > 0 && prev && prev->seg == seg) {
         assert(prev->file_base + prev->fill_bytes == seg->size_bytes);
         memcpy(chunk, prev->chunk + (file_base - prev->file_base), carry);
-    } else if (carry > 0) { /* only at open: the block is on disk */
-        ssize_t n = pread(seg->fd, chunk, BLOCK_BYTES, (off_t)file_base);
-        if (n < (ssize_t)carry) {
-            chunk_unref(s->pool, chunk);
-            return n < 0 ? -errno : -EIO;
-        }
+    } else if (carry > 0) { /* after open or an idle release */
+        assert(log->carry_seg == seg && log->carry_base == file_base);
+        memcpy(chunk, log->carry_buf, carry);
     }
     struct cache_entry *e = batch_cache_insert(&s->cache, seg, chunk, file_base, carry);
     e->pins++;
@@ -497,7 +524,7 @@ static void read_complete(struct uring_op *op, int32_t res, uint32_t flags);
 static int read_issue(struct plog *log, struct plog_read_req *req, struct segment *seg,
                       uint64_t position) {
     struct storage_shard *s = log->shard;
-    uint8_t *chunk = batch_cache_alloc_chunk(&s->cache);
+    uint8_t *chunk = storage_alloc_chunk(s);
     if (!chunk) return -ENOBUFS;
     uint64_t file_base = align_down(position);
     uint64_t end = align_up(seg->written_bytes);
@@ -962,6 +989,7 @@ static void plog_free(struct plog *log) {
     }
     if (log->dir_fd >= 0) close(log->dir_fd);
     if (log->meta_fd >= 0) close(log->meta_fd);
+    free(log->carry_buf);
     free(log);
 }
 
@@ -986,6 +1014,7 @@ struct plog *plog_open(struct storage_shard *s, const char *data_dir, const char
     if (!*err && (log->meta_fd = openat(log->dir_fd, META_FILE, O_RDWR | O_CREAT | O_CLOEXEC,
                                         0644)) < 0)
         *err = -errno;
+    if (!*err && !(log->carry_buf = aligned_alloc(BLOCK_BYTES, BLOCK_BYTES))) *err = -ENOMEM;
     if (!*err) {
         read_log_start(log);
         *err = plog_open_dir(log);
@@ -997,13 +1026,22 @@ struct plog *plog_open(struct storage_shard *s, const char *data_dir, const char
             log->log_start_offset = log->segments[0]->base_offset;
         if (log->log_start_offset > log->log_end_offset) log->log_start_offset = log->log_end_offset;
         log->high_watermark = log->durable_offset = log->log_end_offset;
-        *err = tail_chunk_start(log, tail);
+        log->carry_seg = tail;
+        log->carry_base = align_down(tail->size_bytes);
+        uint32_t carry = (uint32_t)(tail->size_bytes - log->carry_base);
+        if (carry > 0) {
+            ssize_t got = pread(tail->fd, log->carry_buf, BLOCK_BYTES, (off_t)log->carry_base);
+            if (got < (ssize_t)carry) *err = got < 0 ? -errno : -EIO;
+        }
     }
     if (*err) {
         log_error("plog_open_failed", "dir=%s errno=%d", log->dir, -*err);
         plog_free(log);
         return NULL;
     }
+    log->next_open = s->logs_first;
+    if (s->logs_first) s->logs_first->prev_open = log;
+    s->logs_first = log;
     log_info("plog_open", "dir=%s segments=%u log_start=%" PRId64 " log_end=%" PRId64, log->dir,
              log->segment_count, log->log_start_offset, log->log_end_offset);
     return log;
@@ -1032,6 +1070,9 @@ void plog_close(struct plog *log) {
         *pp = log->dirty_next;
     }
     if (log->failed) fail_partition(log, log->failed);
+    if (log->prev_open) log->prev_open->next_open = log->next_open;
+    else s->logs_first = log->next_open;
+    if (log->next_open) log->next_open->prev_open = log->prev_open;
     for (uint32_t i = 0; i < log->tail_count; i++) {
         log->tail[i].entry->pins--;
         chunk_unref(s->pool, log->tail[i].chunk);

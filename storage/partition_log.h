@@ -44,6 +44,11 @@
  * never straddles two read-ahead chunks (the overlap is at most one index interval
  * plus one batch).
  *
+ * Memory: a log holds a tail chunk only while it appends; when the pool runs dry, the
+ * tail chunks of idle logs (everything written, no flush in flight) are released and
+ * their partial last block kept in a 4 KiB carry buffer, so a shard can own more
+ * partitions than it has chunks.
+ *
  * Blocking (documented debts): a roll opens the new segment file (openat), and the
  * sealed segment's index files are written with write(2) once its data is on disk;
  * retention unlinks files with unlinkat(2). These are rare (once per segment) and
@@ -161,6 +166,11 @@ struct plog {
     struct segment *alloc_seg;
     uint64_t alloc_target_bytes;
     struct segment *seal_pending; /* sealed; its indexes are written once its data is */
+    uint8_t *carry_buf;           /* 4 KiB, aligned: the partial last block while no tail
+                                   * chunk is held (after open, after an idle release) */
+    uint64_t carry_base;
+    struct segment *carry_seg;
+    struct plog *next_open, *prev_open; /* the shard's open logs */
     char meta_buf[32];            /* log start offset being written */
     struct flush_op meta_ops[2];  /* write + fdatasync of the log-start-offset file */
     uint32_t meta_ops_pending;
@@ -190,6 +200,7 @@ struct storage_shard {
     struct readahead readahead[STORAGE_READAHEAD_SLOTS];
     uint64_t readahead_issued;
     struct plog *dirty_first; /* logs with appends not yet flushed */
+    struct plog *logs_first;  /* every open log (idle tail chunks are released on need) */
     uint32_t inflight_ops;    /* SQEs submitted and not yet completed */
 };
 

@@ -531,3 +531,50 @@ Test(plog, missing_or_stale_indexes_are_rebuilt) {
     read_all_and_check(log, base2 + 1, 1);
     plog_close(log);
 }
+
+Test(plog, more_partitions_than_chunks) {
+    struct plog_config cfg = small_config();
+    enum { PARTS = 100 }; /* the pool has 64 chunks */
+    struct plog *logs[PARTS];
+    for (int p = 0; p < PARTS; p++) {
+        int err = 0;
+        logs[p] = plog_open(&H.shard, g_dir, "many", p, &cfg, &err);
+        cr_assert_not_null(logs[p], "open %d: %d", p, err);
+    }
+    for (int round = 0; round < 3; round++) {
+        for (int p = 0; p < PARTS; p++) {
+            size_t len = build_batch(g_batch, sizeof g_batch, (uint64_t)(p * 10 + round), 2,
+                                     300, round, g_scratch);
+            int64_t off = harness_append(&H, logs[p], g_batch, (uint32_t)len, round == 2);
+            cr_assert_eq(off, 2 * round, "partition %d round %d: %lld", p, round, (long long)off);
+        }
+    }
+    for (int p = 0; p < PARTS; p++) {
+        struct sync_read r;
+        cr_assert_eq(harness_read(&H, logs[p], &r, 0, 1 << 20), 1);
+        cr_assert_eq(r.req.next_offset, 6);
+        const uint8_t *q = r.req.frags[0].ptr;
+        for (int b = 0; b < 3; b++) { /* each partition's three batches, intact */
+            struct record_batch_header h;
+            cr_assert_eq(record_batch_header_parse(q, 1 << 20, &h), RECORD_OK);
+            cr_assert(verify_batch(q, record_batch_size_bytes(&h)));
+            cr_assert_eq(h.base_offset, 2 * b);
+            q += record_batch_size_bytes(&h);
+        }
+        plog_read_release(logs[p], &r.req);
+    }
+    for (int p = 0; p < PARTS; p++) plog_close(logs[p]);
+    /* and after reopening, the partial last blocks were carried correctly */
+    for (int p = 0; p < PARTS; p += 7) {
+        int err = 0;
+        struct plog *log = plog_open(&H.shard, g_dir, "many", p, &cfg, &err);
+        cr_assert_eq(plog_log_end_offset(log), 6);
+        size_t len = build_batch(g_batch, sizeof g_batch, 99, 1, 10, 9, g_scratch);
+        cr_assert_eq(harness_append(&H, log, g_batch, (uint32_t)len, true), 6);
+        struct sync_read r;
+        cr_assert_eq(harness_read(&H, log, &r, 0, 1 << 20), 1);
+        cr_assert_eq(r.req.next_offset, 7);
+        plog_read_release(log, &r.req);
+        plog_close(log);
+    }
+}
