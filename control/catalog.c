@@ -664,6 +664,29 @@ static int16_t check_new_name(const struct catalog *cat, const struct catalog_cr
     return ok(res);
 }
 
+/* A new topic with a fresh id and default placement; NULL when memory or entropy ran out. */
+static struct catalog_topic *topic_new(const struct catalog *cat,
+                                       const struct catalog_create_request *req,
+                                       int32_t partitions, int16_t rf,
+                                       const struct topic_config *tc) {
+    struct catalog_topic *t = calloc(1, sizeof *t);
+    uint16_t *shards = malloc((size_t)partitions * sizeof *shards);
+    if (!t || !shards || new_topic_id(cat, t->id) != 0) {
+        free(t);
+        free(shards);
+        return NULL;
+    }
+    snprintf(t->name, sizeof t->name, "%s", req->name);
+    t->partition_count = partitions;
+    t->replication_factor = rf;
+    t->internal = req->internal;
+    t->config = *tc;
+    t->partition_shard = shards;
+    for (int32_t p = 0; p < partitions; p++)
+        shards[p] = (uint16_t)catalog_default_shard(t->name, p, cat->shard_count);
+    return t;
+}
+
 int16_t catalog_create_topic(struct catalog *cat, const struct catalog_create_request *req,
                              bool validate_only, struct catalog_result *res) {
     if (check_new_name(cat, req, res) != 0) return res->error_code;
@@ -687,24 +710,12 @@ int16_t catalog_create_topic(struct catalog *cat, const struct catalog_create_re
     if (!req->internal && strpbrk(req->name, "._"))
         log_warn("catalog_topic_name_dot_underscore", "topic=%s reason=\"topics with a period "
                  "or underscore could collide in metric names\"", req->name);
-    struct catalog_topic *t = calloc(1, sizeof *t);
-    uint16_t *shards = malloc((size_t)partitions * sizeof *shards);
-    if (!t || !shards || new_topic_id(cat, t->id) != 0) {
-        free(t);
-        free(shards);
-        return fail(res, CATALOG_ERR_KAFKA_STORAGE_ERROR, "out of memory or entropy");
-    }
-    snprintf(t->name, sizeof t->name, "%s", req->name);
-    t->partition_count = partitions;
-    t->replication_factor = rf;
-    t->internal = req->internal;
-    t->config = tc;
-    t->partition_shard = shards;
-    for (int32_t p = 0; p < partitions; p++)
-        shards[p] = (uint16_t)catalog_default_shard(t->name, p, cat->shard_count);
+    struct catalog_topic *t = topic_new(cat, req, partitions, rf, &tc);
+    if (!t)
+        return fail(res, CATALOG_ERR_UNKNOWN_SERVER_ERROR, "out of memory or entropy");
     if (insert_topic(cat, t) != 0) {
         topic_free(t);
-        return fail(res, CATALOG_ERR_KAFKA_STORAGE_ERROR, "out of memory");
+        return fail(res, CATALOG_ERR_UNKNOWN_SERVER_ERROR, "out of memory");
     }
     if (persist(cat, res) != 0) {
         bool found;
@@ -768,7 +779,7 @@ int16_t catalog_create_partitions(struct catalog *cat, const char *name,
                     new_partition_count, cat->max_partitions_per_topic);
     if (validate_only) return ok(res);
     uint16_t *shards = malloc((size_t)new_partition_count * sizeof *shards);
-    if (!shards) return fail(res, CATALOG_ERR_KAFKA_STORAGE_ERROR, "out of memory");
+    if (!shards) return fail(res, CATALOG_ERR_UNKNOWN_SERVER_ERROR, "out of memory");
     memcpy(shards, t->partition_shard, (size_t)t->partition_count * sizeof *shards);
     for (int32_t p = t->partition_count; p < new_partition_count; p++)
         shards[p] = (uint16_t)catalog_default_shard(t->name, p, cat->shard_count);

@@ -52,6 +52,7 @@
 #include "control/topic_config.h"
 
 /* Kafka error codes (numbers as Kafka's Errors enum). */
+#define CATALOG_ERR_UNKNOWN_SERVER_ERROR (-1)
 #define CATALOG_ERR_NONE 0
 #define CATALOG_ERR_UNKNOWN_TOPIC_OR_PARTITION 3
 #define CATALOG_ERR_INVALID_TOPIC_EXCEPTION 17
