@@ -134,6 +134,7 @@ static int fill_shard_config(struct broker *b, const struct config *cfg,
         .max_connections = max_connections,
         .connections = &b->connections,
         .max_response_bytes = 64u << 20,
+        .max_input_bytes = (size_t)config_get_i64(cfg, "sluice.shard.input.max.bytes"),
         .identity = &b->identity,
     };
     return 0;

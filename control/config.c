@@ -79,6 +79,8 @@ static const struct config_key registry[] = {
      "Most topics the catalogue holds; creating more fails with POLICY_VIOLATION."},
     {"sluice.max.partitions.per.topic", CONFIG_INT, "10000", 1, 1000000,
      "Most partitions one topic may have; more fails with INVALID_PARTITIONS."},
+    {"sluice.shard.input.max.bytes", CONFIG_LONG, "268435456", 65536, 64 * GIB,
+     "Soft budget for partial request bytes a shard buffers; above it, reading pauses."},
     {"sluice.shutdown.timeout.ms", CONFIG_INT, "4000", 100, 600000,
      "Graceful stop: longest wait for in-flight responses to leave."},
     /* dpdk */

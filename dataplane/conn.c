@@ -64,7 +64,7 @@ struct kconn {
     struct iovec iov[OUT_BLOCKS];
     bool in_use;
     bool paused;
-    bool waiting_chunk;
+    bool waiting_room;           /* paused until the shard has chunks / input budget */
     bool want_close;
     bool force_close;            /* close without waiting for queued responses */
     bool close_requested;
@@ -75,7 +75,8 @@ struct kserver {
     struct net_backend *net;
     struct kconn *conns;
     unsigned live;
-    unsigned chunk_waiters;
+    unsigned waiters;            /* connections with waiting_room */
+    size_t stash_bytes;          /* capacity of every stash: the shard's input buffering */
     bool draining;
     uint64_t now_ms;
     uint64_t next_sweep_ms;
@@ -144,14 +145,20 @@ static struct out_block *out_push(struct kconn *c) {
     return b;
 }
 
+/* Park c until the tick sees shard resources (chunks, input budget) again. */
+static void wait_for_room(struct kserver *ks, struct kconn *c) {
+    if (!c->waiting_room) {
+        c->waiting_room = true;
+        ks->waiters++;
+    }
+    conn_pause(ks, c);
+}
+
 static struct out_block *out_new_chunk(struct kserver *ks, struct kconn *c) {
     if (c->out_count == OUT_BLOCKS) return NULL;
     uint8_t *mem = chunk_alloc(ks->cfg.pool);
     if (!mem) {
-        if (!c->waiting_chunk) {
-            c->waiting_chunk = true;
-            ks->chunk_waiters++;
-        }
+        wait_for_room(ks, c);
         return NULL;
     }
     struct out_block *b = out_push(c);
@@ -322,8 +329,17 @@ static size_t conn_process(struct kserver *ks, struct kconn *c, const uint8_t *b
     return off;
 }
 
+/* Keep bytes the connection cannot handle yet (a partial frame, or frames that arrived
+ * while paused). The first growth for a frame reserves the whole frame (its size is
+ * known from the prefix, already checked against socket.request.max.bytes), so a frame
+ * in progress never needs more memory to complete, as Kafka allocates a request buffer
+ * upfront. The shard's input budget (max_input_bytes) is checked when a connection
+ * starts buffering: over it, that connection stops reading until the tick sees room;
+ * frames already in progress keep reading, so the budget can never deadlock them. */
 static bool stash_append(struct kserver *ks, struct kconn *c, const uint8_t *data,
                          size_t len_bytes) {
+    bool starting = c->stash_len == 0;
+    bool over_budget = starting && ks->stash_bytes + len_bytes > ks->cfg.max_input_bytes;
     size_t need = (size_t)c->stash_len + len_bytes;
     size_t limit = (size_t)ks->cfg.max_request_bytes + 4 + STASH_SLACK_BYTES;
     if (need > limit) {
@@ -334,6 +350,10 @@ static bool stash_append(struct kserver *ks, struct kconn *c, const uint8_t *dat
     }
     if (need > c->stash_cap) {
         size_t cap = c->stash_cap ? (size_t)c->stash_cap * 2 : 4096;
+        if (starting && !over_budget && len_bytes >= 4) { /* reserve the whole frame */
+            size_t frame_bytes = 4 + (size_t)frame_be32(data);
+            if (frame_bytes > cap && frame_bytes <= limit) cap = frame_bytes;
+        }
         while (cap < need) cap *= 2;
         if (cap > limit) cap = limit;
         uint8_t *grown = realloc(c->stash, cap);
@@ -341,12 +361,22 @@ static bool stash_append(struct kserver *ks, struct kconn *c, const uint8_t *dat
             c->want_close = true;
             return false;
         }
+        ks->stash_bytes += cap - c->stash_cap;
         c->stash = grown;
         c->stash_cap = (uint32_t)cap;
     }
     memcpy(c->stash + c->stash_len, data, len_bytes);
     c->stash_len = (uint32_t)need;
+    if (over_budget) wait_for_room(ks, c);
     return true;
+}
+
+static void stash_release(struct kserver *ks, struct kconn *c) {
+    assert(c->stash_len == 0);
+    ks->stash_bytes -= c->stash_cap;
+    free(c->stash);
+    c->stash = NULL;
+    c->stash_cap = 0;
 }
 
 static void stash_process(struct kserver *ks, struct kconn *c) {
@@ -355,6 +385,7 @@ static void stash_process(struct kserver *ks, struct kconn *c) {
     assert(used <= c->stash_len);
     memmove(c->stash, c->stash + used, c->stash_len - used);
     c->stash_len -= (uint32_t)used;
+    if (c->stash_len == 0 && ks->stash_bytes > ks->cfg.max_input_bytes) stash_release(ks, c);
 }
 
 /* ---- backend callbacks ------------------------------------------------------------- */
@@ -415,7 +446,7 @@ static void on_send_done(struct net_send *s, int status) {
     c->out_sending = 0;
     if (status < 0) return; /* the backend is closing the connection */
     c->last_active_ms = ks->now_ms;
-    if (c->paused && !ks->draining && !c->want_close) {
+    if (c->paused && !ks->draining && !c->want_close && !c->waiting_room) {
         c->paused = false;
         stash_process(ks, c);
         if (!c->paused && !c->want_close) net_recv_resume(ks->net, c->nc);
@@ -433,7 +464,8 @@ static void on_closed(void *ctx, struct net_conn *nc, int reason) {
         c->out_head = (uint8_t)((c->out_head + 1) % OUT_BLOCKS);
         c->out_count--;
     }
-    if (c->waiting_chunk) ks->chunk_waiters--;
+    if (c->waiting_room) ks->waiters--;
+    ks->stash_bytes -= c->stash_cap;
     free(c->stash);
     log_debug("conn_closed", "conn=%u reason=%d", nc->id, reason);
     memset(c, 0, sizeof *c);
@@ -486,13 +518,27 @@ struct kserver *kserver_create(const struct kserver_config *cfg) {
 
 void kserver_attach(struct kserver *ks, struct net_backend *net) { ks->net = net; }
 
-static void resume_chunk_waiters(struct kserver *ks) {
-    for (uint32_t i = 0; i < ks->cfg.max_conns && ks->chunk_waiters > 0; i++) {
+/* True when some connection is reading a frame it has started (it will finish it and
+ * give its stash back): then waiters can wait for the budget without stalling. */
+static bool frame_in_progress(const struct kserver *ks) {
+    for (uint32_t i = 0; i < ks->cfg.max_conns; i++) {
+        const struct kconn *c = &ks->conns[i];
+        if (c->in_use && c->stash_len > 0 && !c->paused) return true;
+    }
+    return false;
+}
+
+static void resume_waiters(struct kserver *ks) {
+    /* Over the input budget, admit one waiter at a time, and only when nobody is
+     * finishing a frame: progress is guaranteed, the overshoot is one frame. */
+    bool over = ks->stash_bytes > ks->cfg.max_input_bytes;
+    if (over && frame_in_progress(ks)) return;
+    for (uint32_t i = 0; i < ks->cfg.max_conns && ks->waiters > 0; i++) {
         if (chunk_pool_free_count(ks->cfg.pool) == 0) return;
         struct kconn *c = &ks->conns[i];
-        if (!c->in_use || !c->waiting_chunk) continue;
-        c->waiting_chunk = false;
-        ks->chunk_waiters--;
+        if (!c->in_use || !c->waiting_room) continue;
+        c->waiting_room = false;
+        ks->waiters--;
         if (c->paused && !c->want_close && !ks->draining && c->out_sending == 0) {
             c->paused = false;
             stash_process(ks, c);
@@ -500,6 +546,7 @@ static void resume_chunk_waiters(struct kserver *ks) {
             conn_flush(ks, c);
         }
         conn_settle(ks, c);
+        if (over) return;
     }
 }
 
@@ -515,17 +562,13 @@ static void idle_sweep(struct kserver *ks) {
             conn_settle(ks, c);
             continue;
         }
-        if (c->stash_len == 0 && c->stash && !c->paused) { /* give idle memory back */
-            free(c->stash);
-            c->stash = NULL;
-            c->stash_cap = 0;
-        }
+        if (c->stash_len == 0 && c->stash && !c->paused) stash_release(ks, c); /* idle */
     }
 }
 
 void kserver_tick(struct kserver *ks, uint64_t now_ms) {
     ks->now_ms = now_ms;
-    if (ks->chunk_waiters > 0) resume_chunk_waiters(ks);
+    if (ks->waiters > 0) resume_waiters(ks);
     if (now_ms >= ks->next_sweep_ms) {
         uint64_t every_ms = ks->cfg.idle_timeout_ms / 4;
         if (every_ms > 1000) every_ms = 1000;

@@ -19,6 +19,8 @@ struct kserver_config {
     int32_t max_connections;         /* max.connections, across all shards */
     _Atomic int32_t *connections;    /* the shared count max.connections is checked against */
     size_t max_response_bytes;       /* one response larger than this closes the connection */
+    size_t max_input_bytes;          /* soft budget for partial frames buffered by the shard:
+                                        above it, connections that add to it stop reading */
     const struct broker_identity *identity;
     struct chunk_pool *pool;         /* output buffers come from here */
 };

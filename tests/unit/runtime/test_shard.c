@@ -46,7 +46,7 @@ static void run_shards(enum idle_policy idle) {
         .server = {.max_conns = 16, .max_request_bytes = 1 << 20, .idle_timeout_ms = 60000,
                    .max_inflight_per_conn = 16, .max_connections = 32,
                    .connections = &connections, .max_response_bytes = 1 << 20,
-                   .identity = &identity},
+                   .max_input_bytes = 1 << 20, .identity = &identity},
     };
     for (int i = 0; i < 2; i++) {
         sc.id = i;
