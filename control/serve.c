@@ -18,7 +18,9 @@ static void serve_usage(FILE *out) {
             "usage: sluice serve [--config FILE] [--set key=value]... [--listen HOST:PORT]\n"
             "                    [--data-dir DIR] [--cores N|LIST]\n"
             "Runs the broker. Without options: listener 127.0.0.1:9092, data in\n"
-            "./sluice-data, all online cores, kernel sockets through io_uring.\n");
+            "./sluice-data, all online cores, kernel sockets through io_uring.\n"
+            "--cores takes a count (4), a list (0,2-3) or all; one given core is a\n"
+            "one-element range (3-3). SIGINT/SIGTERM stop it gracefully (exit 0).\n");
 }
 
 static int apply_flag(struct config *cfg, int opt, const char *arg) {

@@ -6,6 +6,8 @@
  * copied into the connection's stash, which grows to what that tail needs and is bounded
  * by socket.request.max.bytes plus one receive burst; an idle connection holds no stash.
  * The frame size is checked as soon as its 4 bytes arrive, before any body is buffered.
+ * All stashes of a shard share a soft budget (sluice.shard.input.max.bytes, see
+ * stash_append) so many large half-sent requests cannot grow the shard without bound.
  *
  * Dispatch. The request header is decoded, the api key looked up in the handler table
  * (handlers.h); an api key without a handler closes the connection (logged,
