@@ -600,6 +600,7 @@ static void *reader_main(void *p) {
 
 Test(catalog, snapshot_publication_under_threads, .timeout = 120) {
     /* tmpfs keeps the per-change fsync cheap; the rule under test is the publication. */
+    cr_assert_eq(rmdir(dir), 0);
     snprintf(dir, sizeof dir, "/dev/shm/sluice-catalog-XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
     open_catalog(3);
