@@ -123,6 +123,8 @@ static int produce_request_topic_produce_data_encode(struct kafka_writer *w, int
     kafka_write_string(w, s->name, version >= 9);
     if (s->partition_data_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partition_data_count > 0 && s->partition_data == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partition_data_count, version >= 9);
     for (int32_t i = 0; i < s->partition_data_count; i++) {
         if (produce_request_partition_produce_data_encode(w, version, &s->partition_data[i]) != 0)
@@ -207,6 +209,8 @@ int kafka_produce_request_encode(struct kafka_writer *w, int16_t version,
     kafka_write_int32(w, s->timeout_ms);
     if (s->topic_data_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topic_data_count > 0 && s->topic_data == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topic_data_count, version >= 9);
     for (int32_t i = 0; i < s->topic_data_count; i++) {
         if (produce_request_topic_produce_data_encode(w, version, &s->topic_data[i]) != 0)
@@ -310,6 +314,8 @@ static int fetch_request_forgotten_topic_encode(struct kafka_writer *w, int16_t 
     }
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, version >= 12);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         kafka_write_int32(w, s->partitions[i]);
@@ -477,6 +483,8 @@ static int fetch_request_fetch_topic_encode(struct kafka_writer *w, int16_t vers
     }
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, version >= 12);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (fetch_request_fetch_partition_encode(w, version, &s->partitions[i]) != 0)
@@ -678,6 +686,8 @@ int kafka_fetch_request_encode(struct kafka_writer *w, int16_t version,
     }
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, version >= 12);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (fetch_request_fetch_topic_encode(w, version, &s->topics[i]) != 0)
@@ -686,6 +696,8 @@ int kafka_fetch_request_encode(struct kafka_writer *w, int16_t version,
     if (version >= 7) {
         if (s->forgotten_topics_data_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->forgotten_topics_data_count > 0 && s->forgotten_topics_data == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->forgotten_topics_data_count, version >= 12);
         for (int32_t i = 0; i < s->forgotten_topics_data_count; i++) {
             if (fetch_request_forgotten_topic_encode(w, version, &s->forgotten_topics_data[i]) != 0)
@@ -860,6 +872,8 @@ static int list_offsets_request_list_offsets_topic_encode(struct kafka_writer *w
     kafka_write_string(w, s->name, version >= 6);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, version >= 6);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (list_offsets_request_list_offsets_partition_encode(w, version, &s->partitions[i]) != 0)
@@ -945,6 +959,8 @@ int kafka_list_offsets_request_encode(struct kafka_writer *w, int16_t version,
         return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, version >= 6);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (list_offsets_request_list_offsets_topic_encode(w, version, &s->topics[i]) != 0)
@@ -1084,6 +1100,8 @@ int kafka_metadata_request_encode(struct kafka_writer *w, int16_t version,
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->topics_count < 0 && !(version >= 1))
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, version >= 9);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (metadata_request_metadata_request_topic_encode(w, version, &s->topics[i]) != 0)
@@ -1246,6 +1264,8 @@ static int offset_commit_request_offset_commit_request_topic_encode(struct kafka
     kafka_write_string(w, s->name, version >= 8);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, version >= 8);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (offset_commit_request_offset_commit_request_partition_encode(w, version,
@@ -1358,6 +1378,8 @@ int kafka_offset_commit_request_encode(struct kafka_writer *w, int16_t version,
     }
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, version >= 8);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (offset_commit_request_offset_commit_request_topic_encode(w, version,
@@ -1447,6 +1469,8 @@ static int offset_fetch_request_offset_fetch_request_topics_encode(struct kafka_
     kafka_write_string(w, s->name, true);
     if (s->partition_indexes_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partition_indexes_count > 0 && s->partition_indexes == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partition_indexes_count, true);
     for (int32_t i = 0; i < s->partition_indexes_count; i++) {
         kafka_write_int32(w, s->partition_indexes[i]);
@@ -1525,6 +1549,8 @@ static int offset_fetch_request_offset_fetch_request_group_encode(struct kafka_w
     if (version >= 9) {
         kafka_write_int32(w, s->member_epoch);
     }
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, true);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (offset_fetch_request_offset_fetch_request_topics_encode(w, version, &s->topics[i]) != 0)
@@ -1592,6 +1618,8 @@ static int offset_fetch_request_offset_fetch_request_topic_encode(struct kafka_w
     kafka_write_string(w, s->name, version >= 6);
     if (s->partition_indexes_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partition_indexes_count > 0 && s->partition_indexes == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partition_indexes_count, version >= 6);
     for (int32_t i = 0; i < s->partition_indexes_count; i++) {
         kafka_write_int32(w, s->partition_indexes[i]);
@@ -1703,6 +1731,8 @@ int kafka_offset_fetch_request_encode(struct kafka_writer *w, int16_t version,
     if (version <= 7) {
         if (s->topics_count < 0 && !(version >= 2))
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->topics_count > 0 && s->topics == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->topics_count, version >= 6);
         for (int32_t i = 0; i < s->topics_count; i++) {
             if (offset_fetch_request_offset_fetch_request_topic_encode(w, version,
@@ -1715,6 +1745,8 @@ int kafka_offset_fetch_request_encode(struct kafka_writer *w, int16_t version,
     if (version >= 8) {
         if (s->groups_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->groups_count > 0 && s->groups == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->groups_count, true);
         for (int32_t i = 0; i < s->groups_count; i++) {
             if (offset_fetch_request_offset_fetch_request_group_encode(w, version,
@@ -1817,6 +1849,8 @@ int kafka_find_coordinator_request_encode(struct kafka_writer *w, int16_t versio
     if (version >= 4) {
         if (s->coordinator_keys_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->coordinator_keys_count > 0 && s->coordinator_keys == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->coordinator_keys_count, true);
         for (int32_t i = 0; i < s->coordinator_keys_count; i++) {
             if (s->coordinator_keys[i].len < 0)
@@ -1992,6 +2026,8 @@ int kafka_join_group_request_encode(struct kafka_writer *w, int16_t version,
     kafka_write_string(w, s->protocol_type, version >= 6);
     if (s->protocols_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->protocols_count > 0 && s->protocols == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->protocols_count, version >= 6);
     for (int32_t i = 0; i < s->protocols_count; i++) {
         if (join_group_request_join_group_request_protocol_encode(w, version,
@@ -2210,6 +2246,8 @@ int kafka_leave_group_request_encode(struct kafka_writer *w, int16_t version,
     if (version >= 3) {
         if (s->members_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->members_count > 0 && s->members == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->members_count, version >= 4);
         for (int32_t i = 0; i < s->members_count; i++) {
             if (leave_group_request_member_identity_encode(w, version, &s->members[i]) != 0)
@@ -2380,6 +2418,8 @@ int kafka_sync_group_request_encode(struct kafka_writer *w, int16_t version,
     }
     if (s->assignments_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->assignments_count > 0 && s->assignments == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->assignments_count, version >= 4);
     for (int32_t i = 0; i < s->assignments_count; i++) {
         if (sync_group_request_sync_group_request_assignment_encode(w, version,
@@ -2455,6 +2495,8 @@ int kafka_describe_groups_request_encode(struct kafka_writer *w, int16_t version
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->groups_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->groups_count > 0 && s->groups == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->groups_count, version >= 5);
     for (int32_t i = 0; i < s->groups_count; i++) {
         if (s->groups[i].len < 0)
@@ -2555,6 +2597,8 @@ int kafka_list_groups_request_encode(struct kafka_writer *w, int16_t version,
     if (version >= 4) {
         if (s->states_filter_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->states_filter_count > 0 && s->states_filter == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->states_filter_count, true);
         for (int32_t i = 0; i < s->states_filter_count; i++) {
             if (s->states_filter[i].len < 0)
@@ -2567,6 +2611,8 @@ int kafka_list_groups_request_encode(struct kafka_writer *w, int16_t version,
     if (version >= 5) {
         if (s->types_filter_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->types_filter_count > 0 && s->types_filter == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->types_filter_count, true);
         for (int32_t i = 0; i < s->types_filter_count; i++) {
             if (s->types_filter[i].len < 0)
@@ -2793,6 +2839,8 @@ static int create_topics_request_creatable_replica_assignment_encode(struct kafk
     kafka_write_int32(w, s->partition_index);
     if (s->broker_ids_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->broker_ids_count > 0 && s->broker_ids == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->broker_ids_count, version >= 5);
     for (int32_t i = 0; i < s->broker_ids_count; i++) {
         kafka_write_int32(w, s->broker_ids[i]);
@@ -2894,6 +2942,8 @@ static int create_topics_request_creatable_topic_encode(struct kafka_writer *w, 
     kafka_write_int16(w, s->replication_factor);
     if (s->assignments_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->assignments_count > 0 && s->assignments == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->assignments_count, version >= 5);
     for (int32_t i = 0; i < s->assignments_count; i++) {
         if (create_topics_request_creatable_replica_assignment_encode(w, version,
@@ -2902,6 +2952,8 @@ static int create_topics_request_creatable_topic_encode(struct kafka_writer *w, 
     }
     if (s->configs_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->configs_count > 0 && s->configs == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->configs_count, version >= 5);
     for (int32_t i = 0; i < s->configs_count; i++) {
         if (create_topics_request_creatable_topic_config_encode(w, version, &s->configs[i]) != 0)
@@ -2977,6 +3029,8 @@ int kafka_create_topics_request_encode(struct kafka_writer *w, int16_t version,
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, version >= 5);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (create_topics_request_creatable_topic_encode(w, version, &s->topics[i]) != 0)
@@ -3121,6 +3175,8 @@ int kafka_delete_topics_request_encode(struct kafka_writer *w, int16_t version,
     if (version >= 6) {
         if (s->topics_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->topics_count > 0 && s->topics == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->topics_count, true);
         for (int32_t i = 0; i < s->topics_count; i++) {
             if (delete_topics_request_delete_topic_state_encode(w, version, &s->topics[i]) != 0)
@@ -3132,6 +3188,8 @@ int kafka_delete_topics_request_encode(struct kafka_writer *w, int16_t version,
     if (version <= 5) {
         if (s->topic_names_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->topic_names_count > 0 && s->topic_names == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->topic_names_count, version >= 4);
         for (int32_t i = 0; i < s->topic_names_count; i++) {
             if (s->topic_names[i].len < 0)
@@ -3263,6 +3321,8 @@ static int delete_records_request_delete_records_topic_encode(struct kafka_write
     kafka_write_string(w, s->name, version >= 2);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, version >= 2);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (delete_records_request_delete_records_partition_encode(w, version,
@@ -3336,6 +3396,8 @@ int kafka_delete_records_request_encode(struct kafka_writer *w, int16_t version,
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, version >= 2);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (delete_records_request_delete_records_topic_encode(w, version, &s->topics[i]) != 0)
@@ -3538,6 +3600,8 @@ static int offset_for_leader_epoch_request_offset_for_leader_topic_encode(struct
     kafka_write_string(w, s->topic, version >= 4);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, version >= 4);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (offset_for_leader_epoch_request_offset_for_leader_partition_encode(w, version,
@@ -3617,6 +3681,8 @@ int kafka_offset_for_leader_epoch_request_encode(struct kafka_writer *w, int16_t
     }
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, version >= 4);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (offset_for_leader_epoch_request_offset_for_leader_topic_encode(w, version,
@@ -3706,6 +3772,8 @@ static int add_partitions_to_txn_request_add_partitions_to_txn_topic_encode(stru
     kafka_write_string(w, s->name, version >= 3);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, version >= 3);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         kafka_write_int32(w, s->partitions[i]);
@@ -3787,6 +3855,8 @@ static int add_partitions_to_txn_request_add_partitions_to_txn_transaction_encod
     kafka_write_bool(w, s->verify_only);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, true);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (add_partitions_to_txn_request_add_partitions_to_txn_topic_encode(w, version,
@@ -3896,6 +3966,8 @@ int kafka_add_partitions_to_txn_request_encode(struct kafka_writer *w, int16_t v
     if (version >= 4) {
         if (s->transactions_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->transactions_count > 0 && s->transactions == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->transactions_count, true);
         for (int32_t i = 0; i < s->transactions_count; i++) {
             if (add_partitions_to_txn_request_add_partitions_to_txn_transaction_encode(w, version,
@@ -3925,6 +3997,8 @@ int kafka_add_partitions_to_txn_request_encode(struct kafka_writer *w, int16_t v
     if (version <= 3) {
         if (s->v3_and_below_topics_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->v3_and_below_topics_count > 0 && s->v3_and_below_topics == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->v3_and_below_topics_count, version >= 3);
         for (int32_t i = 0; i < s->v3_and_below_topics_count; i++) {
             if (add_partitions_to_txn_request_add_partitions_to_txn_topic_encode(w, version,
@@ -4130,6 +4204,8 @@ static int write_txn_markers_request_writable_txn_marker_topic_encode(struct kaf
     kafka_write_string(w, s->name, version >= 1);
     if (s->partition_indexes_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partition_indexes_count > 0 && s->partition_indexes == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partition_indexes_count, version >= 1);
     for (int32_t i = 0; i < s->partition_indexes_count; i++) {
         kafka_write_int32(w, s->partition_indexes[i]);
@@ -4206,6 +4282,8 @@ static int write_txn_markers_request_writable_txn_marker_encode(struct kafka_wri
     kafka_write_bool(w, s->transaction_result);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, version >= 1);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (write_txn_markers_request_writable_txn_marker_topic_encode(w, version,
@@ -4279,6 +4357,8 @@ int kafka_write_txn_markers_request_encode(struct kafka_writer *w, int16_t versi
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->markers_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->markers_count > 0 && s->markers == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->markers_count, version >= 1);
     for (int32_t i = 0; i < s->markers_count; i++) {
         if (write_txn_markers_request_writable_txn_marker_encode(w, version, &s->markers[i]) != 0)
@@ -4421,6 +4501,8 @@ static int txn_offset_commit_request_txn_offset_commit_request_topic_encode(stru
     kafka_write_string(w, s->name, version >= 3);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, version >= 3);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (txn_offset_commit_request_txn_offset_commit_request_partition_encode(w, version,
@@ -4544,6 +4626,8 @@ int kafka_txn_offset_commit_request_encode(struct kafka_writer *w, int16_t versi
         return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, version >= 3);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (txn_offset_commit_request_txn_offset_commit_request_topic_encode(w, version,
@@ -4761,6 +4845,8 @@ int kafka_create_acls_request_encode(struct kafka_writer *w, int16_t version,
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->creations_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->creations_count > 0 && s->creations == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->creations_count, version >= 2);
     for (int32_t i = 0; i < s->creations_count; i++) {
         if (create_acls_request_acl_creation_encode(w, version, &s->creations[i]) != 0)
@@ -4898,6 +4984,8 @@ int kafka_delete_acls_request_encode(struct kafka_writer *w, int16_t version,
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->filters_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->filters_count > 0 && s->filters == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->filters_count, version >= 2);
     for (int32_t i = 0; i < s->filters_count; i++) {
         if (delete_acls_request_delete_acls_filter_encode(w, version, &s->filters[i]) != 0)
@@ -4977,6 +5065,8 @@ static int describe_configs_request_describe_configs_resource_encode(struct kafk
     if (s->resource_name.len < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_string(w, s->resource_name, version >= 4);
+    if (s->configuration_keys_count > 0 && s->configuration_keys == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->configuration_keys_count, version >= 4);
     for (int32_t i = 0; i < s->configuration_keys_count; i++) {
         if (s->configuration_keys[i].len < 0)
@@ -5056,6 +5146,8 @@ int kafka_describe_configs_request_encode(struct kafka_writer *w, int16_t versio
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->resources_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->resources_count > 0 && s->resources == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->resources_count, version >= 4);
     for (int32_t i = 0; i < s->resources_count; i++) {
         if (describe_configs_request_describe_configs_resource_encode(w, version,
@@ -5199,6 +5291,8 @@ static int alter_configs_request_alter_configs_resource_encode(struct kafka_writ
     kafka_write_string(w, s->resource_name, version >= 2);
     if (s->configs_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->configs_count > 0 && s->configs == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->configs_count, version >= 2);
     for (int32_t i = 0; i < s->configs_count; i++) {
         if (alter_configs_request_alterable_config_encode(w, version, &s->configs[i]) != 0)
@@ -5271,6 +5365,8 @@ int kafka_alter_configs_request_encode(struct kafka_writer *w, int16_t version,
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->resources_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->resources_count > 0 && s->resources == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->resources_count, version >= 2);
     for (int32_t i = 0; i < s->resources_count; i++) {
         if (alter_configs_request_alter_configs_resource_encode(w, version, &s->resources[i]) != 0)
@@ -5350,6 +5446,8 @@ static int describe_log_dirs_request_describable_log_dir_topic_encode(struct kaf
     kafka_write_string(w, s->topic, version >= 2);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, version >= 2);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         kafka_write_int32(w, s->partitions[i]);
@@ -5416,6 +5514,8 @@ int kafka_describe_log_dirs_request_encode(struct kafka_writer *w, int16_t versi
 {
     if (version < 0 || version > 4)
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, version >= 2);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (describe_log_dirs_request_describable_log_dir_topic_encode(w, version,
@@ -5542,6 +5642,8 @@ static int create_partitions_request_create_partitions_assignment_encode(struct 
 {
     if (s->broker_ids_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->broker_ids_count > 0 && s->broker_ids == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->broker_ids_count, version >= 2);
     for (int32_t i = 0; i < s->broker_ids_count; i++) {
         kafka_write_int32(w, s->broker_ids[i]);
@@ -5613,6 +5715,8 @@ static int create_partitions_request_create_partitions_topic_encode(struct kafka
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
     kafka_write_string(w, s->name, version >= 2);
     kafka_write_int32(w, s->count);
+    if (s->assignments_count > 0 && s->assignments == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->assignments_count, version >= 2);
     for (int32_t i = 0; i < s->assignments_count; i++) {
         if (create_partitions_request_create_partitions_assignment_encode(w, version,
@@ -5689,6 +5793,8 @@ int kafka_create_partitions_request_encode(struct kafka_writer *w, int16_t versi
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, version >= 2);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (create_partitions_request_create_partitions_topic_encode(w, version,
@@ -5762,6 +5868,8 @@ int kafka_delete_groups_request_encode(struct kafka_writer *w, int16_t version,
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->groups_names_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->groups_names_count > 0 && s->groups_names == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->groups_names_count, version >= 2);
     for (int32_t i = 0; i < s->groups_names_count; i++) {
         if (s->groups_names[i].len < 0)
@@ -5902,6 +6010,8 @@ static int incremental_alter_configs_request_alter_configs_resource_encode(struc
     kafka_write_string(w, s->resource_name, version >= 1);
     if (s->configs_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->configs_count > 0 && s->configs == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->configs_count, version >= 1);
     for (int32_t i = 0; i < s->configs_count; i++) {
         if (incremental_alter_configs_request_alterable_config_encode(w, version,
@@ -5976,6 +6086,8 @@ int kafka_incremental_alter_configs_request_encode(struct kafka_writer *w, int16
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->resources_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->resources_count > 0 && s->resources == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->resources_count, version >= 1);
     for (int32_t i = 0; i < s->resources_count; i++) {
         if (incremental_alter_configs_request_alter_configs_resource_encode(w, version,
@@ -6075,6 +6187,8 @@ static int offset_delete_request_offset_delete_request_topic_encode(struct kafka
     kafka_write_string(w, s->name, false);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, false);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (offset_delete_request_offset_delete_request_partition_encode(w, version,
@@ -6137,6 +6251,8 @@ int kafka_offset_delete_request_encode(struct kafka_writer *w, int16_t version,
     kafka_write_string(w, s->group_id, false);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, false);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (offset_delete_request_offset_delete_request_topic_encode(w, version,
@@ -6256,6 +6372,8 @@ static int describe_producers_request_topic_request_encode(struct kafka_writer *
     kafka_write_string(w, s->name, true);
     if (s->partition_indexes_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partition_indexes_count > 0 && s->partition_indexes == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partition_indexes_count, true);
     for (int32_t i = 0; i < s->partition_indexes_count; i++) {
         kafka_write_int32(w, s->partition_indexes[i]);
@@ -6321,6 +6439,8 @@ int kafka_describe_producers_request_encode(struct kafka_writer *w, int16_t vers
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, true);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (describe_producers_request_topic_request_encode(w, version, &s->topics[i]) != 0)
@@ -6388,6 +6508,8 @@ int kafka_describe_transactions_request_encode(struct kafka_writer *w, int16_t v
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->transactional_ids_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->transactional_ids_count > 0 && s->transactional_ids == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->transactional_ids_count, true);
     for (int32_t i = 0; i < s->transactional_ids_count; i++) {
         if (s->transactional_ids[i].len < 0)
@@ -6481,6 +6603,8 @@ int kafka_list_transactions_request_encode(struct kafka_writer *w, int16_t versi
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->state_filters_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->state_filters_count > 0 && s->state_filters == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->state_filters_count, true);
     for (int32_t i = 0; i < s->state_filters_count; i++) {
         if (s->state_filters[i].len < 0)
@@ -6489,6 +6613,8 @@ int kafka_list_transactions_request_encode(struct kafka_writer *w, int16_t versi
     }
     if (s->producer_id_filters_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->producer_id_filters_count > 0 && s->producer_id_filters == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->producer_id_filters_count, true);
     for (int32_t i = 0; i < s->producer_id_filters_count; i++) {
         kafka_write_int64(w, s->producer_id_filters[i]);

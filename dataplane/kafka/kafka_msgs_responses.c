@@ -263,6 +263,8 @@ static int produce_response_partition_produce_response_encode(struct kafka_write
     if (version >= 8) {
         if (s->record_errors_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->record_errors_count > 0 && s->record_errors == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->record_errors_count, version >= 9);
         for (int32_t i = 0; i < s->record_errors_count; i++) {
             if (produce_response_batch_index_and_error_message_encode(w, version,
@@ -356,6 +358,8 @@ static int produce_response_topic_produce_response_encode(struct kafka_writer *w
     kafka_write_string(w, s->name, version >= 9);
     if (s->partition_responses_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partition_responses_count > 0 && s->partition_responses == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partition_responses_count, version >= 9);
     for (int32_t i = 0; i < s->partition_responses_count; i++) {
         if (produce_response_partition_produce_response_encode(w, version,
@@ -461,6 +465,8 @@ int kafka_produce_response_encode(struct kafka_writer *w, int16_t version,
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->responses_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->responses_count > 0 && s->responses == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->responses_count, version >= 9);
     for (int32_t i = 0; i < s->responses_count; i++) {
         if (produce_response_topic_produce_response_encode(w, version, &s->responses[i]) != 0)
@@ -482,6 +488,8 @@ int kafka_produce_response_encode(struct kafka_writer *w, int16_t version,
             kafka_writer_init_sizer(sizer);
             if (s->node_endpoints_count < 0)
                 return kafka_writer_fail(sizer, KAFKA_ERR_NULL);
+            if (s->node_endpoints_count > 0 && s->node_endpoints == NULL)
+                return kafka_writer_fail(sizer, KAFKA_ERR_LENGTH);
             kafka_write_array_len(sizer, s->node_endpoints_count, true);
             for (int32_t i = 0; i < s->node_endpoints_count; i++) {
                 if (produce_response_node_endpoint_encode(sizer, version,
@@ -492,6 +500,8 @@ int kafka_produce_response_encode(struct kafka_writer *w, int16_t version,
             kafka_write_uvarint(w, (uint32_t)kafka_writer_size(sizer));
             if (s->node_endpoints_count < 0)
                 return kafka_writer_fail(w, KAFKA_ERR_NULL);
+            if (s->node_endpoints_count > 0 && s->node_endpoints == NULL)
+                return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
             kafka_write_array_len(w, s->node_endpoints_count, true);
             for (int32_t i = 0; i < s->node_endpoints_count; i++) {
                 if (produce_response_node_endpoint_encode(w, version, &s->node_endpoints[i]) != 0)
@@ -859,6 +869,8 @@ static int fetch_response_partition_data_encode(struct kafka_writer *w, int16_t 
     if (!(0) && !(version >= 12) && !(fetch_response_snapshot_id_is_default(&s->snapshot_id)))
         return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
     if (version >= 4) {
+        if (s->aborted_transactions_count > 0 && s->aborted_transactions == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->aborted_transactions_count, version >= 12);
         for (int32_t i = 0; i < s->aborted_transactions_count; i++) {
             if (fetch_response_aborted_transaction_encode(w, version,
@@ -988,6 +1000,8 @@ static int fetch_response_fetchable_topic_response_encode(struct kafka_writer *w
     }
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, version >= 12);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (fetch_response_partition_data_encode(w, version, &s->partitions[i]) != 0)
@@ -1111,6 +1125,8 @@ int kafka_fetch_response_encode(struct kafka_writer *w, int16_t version,
         return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
     if (s->responses_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->responses_count > 0 && s->responses == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->responses_count, version >= 12);
     for (int32_t i = 0; i < s->responses_count; i++) {
         if (fetch_response_fetchable_topic_response_encode(w, version, &s->responses[i]) != 0)
@@ -1129,6 +1145,8 @@ int kafka_fetch_response_encode(struct kafka_writer *w, int16_t version,
             kafka_writer_init_sizer(sizer);
             if (s->node_endpoints_count < 0)
                 return kafka_writer_fail(sizer, KAFKA_ERR_NULL);
+            if (s->node_endpoints_count > 0 && s->node_endpoints == NULL)
+                return kafka_writer_fail(sizer, KAFKA_ERR_LENGTH);
             kafka_write_array_len(sizer, s->node_endpoints_count, true);
             for (int32_t i = 0; i < s->node_endpoints_count; i++) {
                 if (fetch_response_node_endpoint_encode(sizer, version, &s->node_endpoints[i]) != 0)
@@ -1138,6 +1156,8 @@ int kafka_fetch_response_encode(struct kafka_writer *w, int16_t version,
             kafka_write_uvarint(w, (uint32_t)kafka_writer_size(sizer));
             if (s->node_endpoints_count < 0)
                 return kafka_writer_fail(w, KAFKA_ERR_NULL);
+            if (s->node_endpoints_count > 0 && s->node_endpoints == NULL)
+                return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
             kafka_write_array_len(w, s->node_endpoints_count, true);
             for (int32_t i = 0; i < s->node_endpoints_count; i++) {
                 if (fetch_response_node_endpoint_encode(w, version, &s->node_endpoints[i]) != 0)
@@ -1232,6 +1252,8 @@ static int list_offsets_response_list_offsets_partition_response_encode(struct k
     if (version <= 0) {
         if (s->old_style_offsets_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->old_style_offsets_count > 0 && s->old_style_offsets == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->old_style_offsets_count, false);
         for (int32_t i = 0; i < s->old_style_offsets_count; i++) {
             kafka_write_int64(w, s->old_style_offsets[i]);
@@ -1322,6 +1344,8 @@ static int list_offsets_response_list_offsets_topic_response_encode(struct kafka
     kafka_write_string(w, s->name, version >= 6);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, version >= 6);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (list_offsets_response_list_offsets_partition_response_encode(w, version,
@@ -1400,6 +1424,8 @@ int kafka_list_offsets_response_encode(struct kafka_writer *w, int16_t version,
     }
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, version >= 6);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (list_offsets_response_list_offsets_topic_response_encode(w, version,
@@ -1542,12 +1568,16 @@ static int metadata_response_metadata_response_partition_encode(struct kafka_wri
     }
     if (s->replica_nodes_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->replica_nodes_count > 0 && s->replica_nodes == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->replica_nodes_count, version >= 9);
     for (int32_t i = 0; i < s->replica_nodes_count; i++) {
         kafka_write_int32(w, s->replica_nodes[i]);
     }
     if (s->isr_nodes_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->isr_nodes_count > 0 && s->isr_nodes == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->isr_nodes_count, version >= 9);
     for (int32_t i = 0; i < s->isr_nodes_count; i++) {
         kafka_write_int32(w, s->isr_nodes[i]);
@@ -1555,6 +1585,8 @@ static int metadata_response_metadata_response_partition_encode(struct kafka_wri
     if (version >= 5) {
         if (s->offline_replicas_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->offline_replicas_count > 0 && s->offline_replicas == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->offline_replicas_count, version >= 9);
         for (int32_t i = 0; i < s->offline_replicas_count; i++) {
             kafka_write_int32(w, s->offline_replicas[i]);
@@ -1649,6 +1681,8 @@ static int metadata_response_metadata_response_topic_encode(struct kafka_writer 
     }
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, version >= 9);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (metadata_response_metadata_response_partition_encode(w, version,
@@ -1821,6 +1855,8 @@ int kafka_metadata_response_encode(struct kafka_writer *w, int16_t version,
     }
     if (s->brokers_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->brokers_count > 0 && s->brokers == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->brokers_count, version >= 9);
     for (int32_t i = 0; i < s->brokers_count; i++) {
         if (metadata_response_metadata_response_broker_encode(w, version, &s->brokers[i]) != 0)
@@ -1834,6 +1870,8 @@ int kafka_metadata_response_encode(struct kafka_writer *w, int16_t version,
     }
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, version >= 9);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (metadata_response_metadata_response_topic_encode(w, version, &s->topics[i]) != 0)
@@ -1967,6 +2005,8 @@ static int offset_commit_response_offset_commit_response_topic_encode(struct kaf
     kafka_write_string(w, s->name, version >= 8);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, version >= 8);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (offset_commit_response_offset_commit_response_partition_encode(w, version,
@@ -2045,6 +2085,8 @@ int kafka_offset_commit_response_encode(struct kafka_writer *w, int16_t version,
     }
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, version >= 8);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (offset_commit_response_offset_commit_response_topic_encode(w, version,
@@ -2195,6 +2237,8 @@ static int offset_fetch_response_offset_fetch_response_topics_encode(struct kafk
     kafka_write_string(w, s->name, true);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, true);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (offset_fetch_response_offset_fetch_response_partitions_encode(w, version,
@@ -2267,6 +2311,8 @@ static int offset_fetch_response_offset_fetch_response_group_encode(struct kafka
     kafka_write_string(w, s->group_id, true);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, true);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (offset_fetch_response_offset_fetch_response_topics_encode(w, version,
@@ -2393,6 +2439,8 @@ static int offset_fetch_response_offset_fetch_response_topic_encode(struct kafka
     kafka_write_string(w, s->name, version >= 6);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, version >= 6);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (offset_fetch_response_offset_fetch_response_partition_encode(w, version,
@@ -2500,6 +2548,8 @@ int kafka_offset_fetch_response_encode(struct kafka_writer *w, int16_t version,
     if (version <= 7) {
         if (s->topics_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->topics_count > 0 && s->topics == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->topics_count, version >= 6);
         for (int32_t i = 0; i < s->topics_count; i++) {
             if (offset_fetch_response_offset_fetch_response_topic_encode(w, version,
@@ -2515,6 +2565,8 @@ int kafka_offset_fetch_response_encode(struct kafka_writer *w, int16_t version,
     if (version >= 8) {
         if (s->groups_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->groups_count > 0 && s->groups == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->groups_count, true);
         for (int32_t i = 0; i < s->groups_count; i++) {
             if (offset_fetch_response_offset_fetch_response_group_encode(w, version,
@@ -2708,6 +2760,8 @@ int kafka_find_coordinator_response_encode(struct kafka_writer *w, int16_t versi
     if (version >= 4) {
         if (s->coordinators_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->coordinators_count > 0 && s->coordinators == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->coordinators_count, true);
         for (int32_t i = 0; i < s->coordinators_count; i++) {
             if (find_coordinator_response_coordinator_encode(w, version, &s->coordinators[i]) != 0)
@@ -2895,6 +2949,8 @@ int kafka_join_group_response_encode(struct kafka_writer *w, int16_t version,
     kafka_write_string(w, s->member_id, version >= 6);
     if (s->members_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->members_count > 0 && s->members == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->members_count, version >= 6);
     for (int32_t i = 0; i < s->members_count; i++) {
         if (join_group_response_join_group_response_member_encode(w, version, &s->members[i]) != 0)
@@ -3079,6 +3135,8 @@ int kafka_leave_group_response_encode(struct kafka_writer *w, int16_t version,
     if (version >= 3) {
         if (s->members_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->members_count > 0 && s->members == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->members_count, version >= 4);
         for (int32_t i = 0; i < s->members_count; i++) {
             if (leave_group_response_member_response_encode(w, version, &s->members[i]) != 0)
@@ -3343,6 +3401,8 @@ static int describe_groups_response_described_group_encode(struct kafka_writer *
     kafka_write_string(w, s->protocol_data, version >= 5);
     if (s->members_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->members_count > 0 && s->members == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->members_count, version >= 5);
     for (int32_t i = 0; i < s->members_count; i++) {
         if (describe_groups_response_described_group_member_encode(w, version, &s->members[i]) != 0)
@@ -3424,6 +3484,8 @@ int kafka_describe_groups_response_encode(struct kafka_writer *w, int16_t versio
     }
     if (s->groups_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->groups_count > 0 && s->groups == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->groups_count, version >= 5);
     for (int32_t i = 0; i < s->groups_count; i++) {
         if (describe_groups_response_described_group_encode(w, version, &s->groups[i]) != 0)
@@ -3580,6 +3642,8 @@ int kafka_list_groups_response_encode(struct kafka_writer *w, int16_t version,
     kafka_write_int16(w, s->error_code);
     if (s->groups_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->groups_count > 0 && s->groups == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->groups_count, version >= 3);
     for (int32_t i = 0; i < s->groups_count; i++) {
         if (list_groups_response_listed_group_encode(w, version, &s->groups[i]) != 0)
@@ -3641,6 +3705,8 @@ int kafka_sasl_handshake_response_encode(struct kafka_writer *w, int16_t version
     kafka_write_int16(w, s->error_code);
     if (s->mechanisms_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->mechanisms_count > 0 && s->mechanisms == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->mechanisms_count, false);
     for (int32_t i = 0; i < s->mechanisms_count; i++) {
         if (s->mechanisms[i].len < 0)
@@ -3926,6 +3992,8 @@ int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version,
     kafka_write_int16(w, s->error_code);
     if (s->api_keys_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->api_keys_count > 0 && s->api_keys == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->api_keys_count, version >= 3);
     for (int32_t i = 0; i < s->api_keys_count; i++) {
         if (api_versions_response_api_version_encode(w, version, &s->api_keys[i]) != 0)
@@ -3951,6 +4019,8 @@ int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version,
             kafka_writer_init_sizer(sizer);
             if (s->supported_features_count < 0)
                 return kafka_writer_fail(sizer, KAFKA_ERR_NULL);
+            if (s->supported_features_count > 0 && s->supported_features == NULL)
+                return kafka_writer_fail(sizer, KAFKA_ERR_LENGTH);
             kafka_write_array_len(sizer, s->supported_features_count, true);
             for (int32_t i = 0; i < s->supported_features_count; i++) {
                 if (api_versions_response_supported_feature_key_encode(sizer, version,
@@ -3961,6 +4031,8 @@ int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version,
             kafka_write_uvarint(w, (uint32_t)kafka_writer_size(sizer));
             if (s->supported_features_count < 0)
                 return kafka_writer_fail(w, KAFKA_ERR_NULL);
+            if (s->supported_features_count > 0 && s->supported_features == NULL)
+                return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
             kafka_write_array_len(w, s->supported_features_count, true);
             for (int32_t i = 0; i < s->supported_features_count; i++) {
                 if (api_versions_response_supported_feature_key_encode(w, version,
@@ -3983,6 +4055,8 @@ int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version,
             kafka_writer_init_sizer(sizer);
             if (s->finalized_features_count < 0)
                 return kafka_writer_fail(sizer, KAFKA_ERR_NULL);
+            if (s->finalized_features_count > 0 && s->finalized_features == NULL)
+                return kafka_writer_fail(sizer, KAFKA_ERR_LENGTH);
             kafka_write_array_len(sizer, s->finalized_features_count, true);
             for (int32_t i = 0; i < s->finalized_features_count; i++) {
                 if (api_versions_response_finalized_feature_key_encode(sizer, version,
@@ -3993,6 +4067,8 @@ int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version,
             kafka_write_uvarint(w, (uint32_t)kafka_writer_size(sizer));
             if (s->finalized_features_count < 0)
                 return kafka_writer_fail(w, KAFKA_ERR_NULL);
+            if (s->finalized_features_count > 0 && s->finalized_features == NULL)
+                return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
             kafka_write_array_len(w, s->finalized_features_count, true);
             for (int32_t i = 0; i < s->finalized_features_count; i++) {
                 if (api_versions_response_finalized_feature_key_encode(w, version,
@@ -4174,6 +4250,8 @@ static int create_topics_response_creatable_topic_result_encode(struct kafka_wri
         kafka_write_int16(w, s->replication_factor);
     }
     if (version >= 5) {
+        if (s->configs_count > 0 && s->configs == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->configs_count, true);
         for (int32_t i = 0; i < s->configs_count; i++) {
             if (create_topics_response_creatable_topic_configs_encode(w, version,
@@ -4264,6 +4342,8 @@ int kafka_create_topics_response_encode(struct kafka_writer *w, int16_t version,
     }
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, version >= 5);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (create_topics_response_creatable_topic_result_encode(w, version, &s->topics[i]) != 0)
@@ -4408,6 +4488,8 @@ int kafka_delete_topics_response_encode(struct kafka_writer *w, int16_t version,
     }
     if (s->responses_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->responses_count > 0 && s->responses == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->responses_count, version >= 4);
     for (int32_t i = 0; i < s->responses_count; i++) {
         if (delete_topics_response_deletable_topic_result_encode(w, version, &s->responses[i]) != 0)
@@ -4539,6 +4621,8 @@ static int delete_records_response_delete_records_topic_result_encode(struct kaf
     kafka_write_string(w, s->name, version >= 2);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, version >= 2);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (delete_records_response_delete_records_partition_result_encode(w, version,
@@ -4613,6 +4697,8 @@ int kafka_delete_records_response_encode(struct kafka_writer *w, int16_t version
     kafka_write_int32(w, s->throttle_time_ms);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, version >= 2);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (delete_records_response_delete_records_topic_result_encode(w, version,
@@ -4809,6 +4895,8 @@ static int offset_for_leader_epoch_response_offset_for_leader_topic_result_encod
     kafka_write_string(w, s->topic, version >= 4);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, version >= 4);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (offset_for_leader_epoch_response_epoch_end_offset_encode(w, version,
@@ -4888,6 +4976,8 @@ int kafka_offset_for_leader_epoch_response_encode(struct kafka_writer *w, int16_
     }
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, version >= 4);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (offset_for_leader_epoch_response_offset_for_leader_topic_result_encode(w, version,
@@ -5032,6 +5122,8 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_topic_result_enc
     kafka_write_string(w, s->name, version >= 3);
     if (s->results_by_partition_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->results_by_partition_count > 0 && s->results_by_partition == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->results_by_partition_count, version >= 3);
     for (int32_t i = 0; i < s->results_by_partition_count; i++) {
         if (add_partitions_to_txn_response_add_partitions_to_txn_partition_result_encode(w,
@@ -5105,6 +5197,8 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_result_encode(st
     kafka_write_string(w, s->transactional_id, true);
     if (s->topic_results_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topic_results_count > 0 && s->topic_results == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topic_results_count, true);
     for (int32_t i = 0; i < s->topic_results_count; i++) {
         if (add_partitions_to_txn_response_add_partitions_to_txn_topic_result_encode(w, version,
@@ -5211,6 +5305,8 @@ int kafka_add_partitions_to_txn_response_encode(struct kafka_writer *w, int16_t 
     if (version >= 4) {
         if (s->results_by_transaction_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->results_by_transaction_count > 0 && s->results_by_transaction == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->results_by_transaction_count, true);
         for (int32_t i = 0; i < s->results_by_transaction_count; i++) {
             if (add_partitions_to_txn_response_add_partitions_to_txn_result_encode(w, version,
@@ -5223,6 +5319,8 @@ int kafka_add_partitions_to_txn_response_encode(struct kafka_writer *w, int16_t 
     if (version <= 3) {
         if (s->results_by_topic_v3_and_below_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->results_by_topic_v3_and_below_count > 0 && s->results_by_topic_v3_and_below == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->results_by_topic_v3_and_below_count, version >= 3);
         for (int32_t i = 0; i < s->results_by_topic_v3_and_below_count; i++) {
             if (add_partitions_to_txn_response_add_partitions_to_txn_topic_result_encode(w,
@@ -5474,6 +5572,8 @@ static int write_txn_markers_response_writable_txn_marker_topic_result_encode(st
     kafka_write_string(w, s->name, version >= 1);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, version >= 1);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (write_txn_markers_response_writable_txn_marker_partition_result_encode(w, version,
@@ -5544,6 +5644,8 @@ static int write_txn_markers_response_writable_txn_marker_result_encode(struct k
     kafka_write_int64(w, s->producer_id);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, version >= 1);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (write_txn_markers_response_writable_txn_marker_topic_result_encode(w, version,
@@ -5616,6 +5718,8 @@ int kafka_write_txn_markers_response_encode(struct kafka_writer *w, int16_t vers
         return kafka_writer_fail(w, KAFKA_ERR_VERSION);
     if (s->markers_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->markers_count > 0 && s->markers == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->markers_count, version >= 1);
     for (int32_t i = 0; i < s->markers_count; i++) {
         if (write_txn_markers_response_writable_txn_marker_result_encode(w, version,
@@ -5751,6 +5855,8 @@ static int txn_offset_commit_response_txn_offset_commit_response_topic_encode(st
     kafka_write_string(w, s->name, version >= 3);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, version >= 3);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (txn_offset_commit_response_txn_offset_commit_response_partition_encode(w, version,
@@ -5826,6 +5932,8 @@ int kafka_txn_offset_commit_response_encode(struct kafka_writer *w, int16_t vers
     kafka_write_int32(w, s->throttle_time_ms);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, version >= 3);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (txn_offset_commit_response_txn_offset_commit_response_topic_encode(w, version,
@@ -5978,6 +6086,8 @@ static int describe_acls_response_describe_acls_resource_encode(struct kafka_wri
         return kafka_writer_fail(w, KAFKA_ERR_UNSUPPORTED_FIELD);
     if (s->acls_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->acls_count > 0 && s->acls == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->acls_count, version >= 2);
     for (int32_t i = 0; i < s->acls_count; i++) {
         if (describe_acls_response_acl_description_encode(w, version, &s->acls[i]) != 0)
@@ -6057,6 +6167,8 @@ int kafka_describe_acls_response_encode(struct kafka_writer *w, int16_t version,
     kafka_write_string(w, s->error_message, version >= 2);
     if (s->resources_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->resources_count > 0 && s->resources == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->resources_count, version >= 2);
     for (int32_t i = 0; i < s->resources_count; i++) {
         if (describe_acls_response_describe_acls_resource_encode(w, version, &s->resources[i]) != 0)
@@ -6176,6 +6288,8 @@ int kafka_create_acls_response_encode(struct kafka_writer *w, int16_t version,
     kafka_write_int32(w, s->throttle_time_ms);
     if (s->results_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->results_count > 0 && s->results == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->results_count, version >= 2);
     for (int32_t i = 0; i < s->results_count; i++) {
         if (create_acls_response_acl_creation_result_encode(w, version, &s->results[i]) != 0)
@@ -6342,6 +6456,8 @@ static int delete_acls_response_delete_acls_filter_result_encode(struct kafka_wr
     kafka_write_string(w, s->error_message, version >= 2);
     if (s->matching_acls_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->matching_acls_count > 0 && s->matching_acls == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->matching_acls_count, version >= 2);
     for (int32_t i = 0; i < s->matching_acls_count; i++) {
         if (delete_acls_response_delete_acls_matching_acl_encode(w, version,
@@ -6416,6 +6532,8 @@ int kafka_delete_acls_response_encode(struct kafka_writer *w, int16_t version,
     kafka_write_int32(w, s->throttle_time_ms);
     if (s->filter_results_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->filter_results_count > 0 && s->filter_results == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->filter_results_count, version >= 2);
     for (int32_t i = 0; i < s->filter_results_count; i++) {
         if (delete_acls_response_delete_acls_filter_result_encode(w, version,
@@ -6594,6 +6712,8 @@ static int describe_configs_response_describe_configs_resource_result_encode(str
     if (version >= 1) {
         if (s->synonyms_count < 0)
             return kafka_writer_fail(w, KAFKA_ERR_NULL);
+        if (s->synonyms_count > 0 && s->synonyms == NULL)
+            return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
         kafka_write_array_len(w, s->synonyms_count, version >= 4);
         for (int32_t i = 0; i < s->synonyms_count; i++) {
             if (describe_configs_response_describe_configs_synonym_encode(w, version,
@@ -6684,6 +6804,8 @@ static int describe_configs_response_describe_configs_result_encode(struct kafka
     kafka_write_string(w, s->resource_name, version >= 4);
     if (s->configs_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->configs_count > 0 && s->configs == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->configs_count, version >= 4);
     for (int32_t i = 0; i < s->configs_count; i++) {
         if (describe_configs_response_describe_configs_resource_result_encode(w, version,
@@ -6759,6 +6881,8 @@ int kafka_describe_configs_response_encode(struct kafka_writer *w, int16_t versi
     kafka_write_int32(w, s->throttle_time_ms);
     if (s->results_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->results_count > 0 && s->results == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->results_count, version >= 4);
     for (int32_t i = 0; i < s->results_count; i++) {
         if (describe_configs_response_describe_configs_result_encode(w, version,
@@ -6892,6 +7016,8 @@ int kafka_alter_configs_response_encode(struct kafka_writer *w, int16_t version,
     kafka_write_int32(w, s->throttle_time_ms);
     if (s->responses_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->responses_count > 0 && s->responses == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->responses_count, version >= 2);
     for (int32_t i = 0; i < s->responses_count; i++) {
         if (alter_configs_response_alter_configs_resource_response_encode(w, version,
@@ -7033,6 +7159,8 @@ static int describe_log_dirs_response_describe_log_dirs_topic_encode(struct kafk
     kafka_write_string(w, s->name, version >= 2);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, version >= 2);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (describe_log_dirs_response_describe_log_dirs_partition_encode(w, version,
@@ -7118,6 +7246,8 @@ static int describe_log_dirs_response_describe_log_dirs_result_encode(struct kaf
     kafka_write_string(w, s->log_dir, version >= 2);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, version >= 2);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (describe_log_dirs_response_describe_log_dirs_topic_encode(w, version,
@@ -7206,6 +7336,8 @@ int kafka_describe_log_dirs_response_encode(struct kafka_writer *w, int16_t vers
     }
     if (s->results_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->results_count > 0 && s->results == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->results_count, version >= 2);
     for (int32_t i = 0; i < s->results_count; i++) {
         if (describe_log_dirs_response_describe_log_dirs_result_encode(w, version,
@@ -7400,6 +7532,8 @@ int kafka_create_partitions_response_encode(struct kafka_writer *w, int16_t vers
     kafka_write_int32(w, s->throttle_time_ms);
     if (s->results_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->results_count > 0 && s->results == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->results_count, version >= 2);
     for (int32_t i = 0; i < s->results_count; i++) {
         if (create_partitions_response_create_partitions_topic_result_encode(w, version,
@@ -7527,6 +7661,8 @@ int kafka_delete_groups_response_encode(struct kafka_writer *w, int16_t version,
     kafka_write_int32(w, s->throttle_time_ms);
     if (s->results_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->results_count > 0 && s->results == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->results_count, version >= 2);
     for (int32_t i = 0; i < s->results_count; i++) {
         if (delete_groups_response_deletable_group_result_encode(w, version, &s->results[i]) != 0)
@@ -7664,6 +7800,8 @@ int kafka_incremental_alter_configs_response_encode(struct kafka_writer *w, int1
     kafka_write_int32(w, s->throttle_time_ms);
     if (s->responses_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->responses_count > 0 && s->responses == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->responses_count, version >= 1);
     for (int32_t i = 0; i < s->responses_count; i++) {
         if (incremental_alter_configs_response_alter_configs_resource_response_encode(w, version,
@@ -7765,6 +7903,8 @@ static int offset_delete_response_offset_delete_response_topic_encode(struct kaf
     kafka_write_string(w, s->name, false);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, false);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (offset_delete_response_offset_delete_response_partition_encode(w, version,
@@ -7826,6 +7966,8 @@ int kafka_offset_delete_response_encode(struct kafka_writer *w, int16_t version,
     kafka_write_int32(w, s->throttle_time_ms);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, false);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (offset_delete_response_offset_delete_response_topic_encode(w, version,
@@ -7977,6 +8119,8 @@ int kafka_describe_cluster_response_encode(struct kafka_writer *w, int16_t versi
     kafka_write_int32(w, s->controller_id);
     if (s->brokers_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->brokers_count > 0 && s->brokers == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->brokers_count, true);
     for (int32_t i = 0; i < s->brokers_count; i++) {
         if (describe_cluster_response_describe_cluster_broker_encode(w, version,
@@ -8119,6 +8263,8 @@ static int describe_producers_response_partition_response_encode(struct kafka_wr
     kafka_write_string(w, s->error_message, true);
     if (s->active_producers_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->active_producers_count > 0 && s->active_producers == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->active_producers_count, true);
     for (int32_t i = 0; i < s->active_producers_count; i++) {
         if (describe_producers_response_producer_state_encode(w, version,
@@ -8189,6 +8335,8 @@ static int describe_producers_response_topic_response_encode(struct kafka_writer
     kafka_write_string(w, s->name, true);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, true);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         if (describe_producers_response_partition_response_encode(w, version,
@@ -8260,6 +8408,8 @@ int kafka_describe_producers_response_encode(struct kafka_writer *w, int16_t ver
     kafka_write_int32(w, s->throttle_time_ms);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, true);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (describe_producers_response_topic_response_encode(w, version, &s->topics[i]) != 0)
@@ -8340,6 +8490,8 @@ static int describe_transactions_response_topic_data_encode(struct kafka_writer 
     kafka_write_string(w, s->topic, true);
     if (s->partitions_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->partitions_count > 0 && s->partitions == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->partitions_count, true);
     for (int32_t i = 0; i < s->partitions_count; i++) {
         kafka_write_int32(w, s->partitions[i]);
@@ -8429,6 +8581,8 @@ static int describe_transactions_response_transaction_state_encode(struct kafka_
     kafka_write_int16(w, s->producer_epoch);
     if (s->topics_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->topics_count > 0 && s->topics == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->topics_count, true);
     for (int32_t i = 0; i < s->topics_count; i++) {
         if (describe_transactions_response_topic_data_encode(w, version, &s->topics[i]) != 0)
@@ -8499,6 +8653,8 @@ int kafka_describe_transactions_response_encode(struct kafka_writer *w, int16_t 
     kafka_write_int32(w, s->throttle_time_ms);
     if (s->transaction_states_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->transaction_states_count > 0 && s->transaction_states == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->transaction_states_count, true);
     for (int32_t i = 0; i < s->transaction_states_count; i++) {
         if (describe_transactions_response_transaction_state_encode(w, version,
@@ -8652,6 +8808,8 @@ int kafka_list_transactions_response_encode(struct kafka_writer *w, int16_t vers
     kafka_write_int16(w, s->error_code);
     if (s->unknown_state_filters_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->unknown_state_filters_count > 0 && s->unknown_state_filters == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->unknown_state_filters_count, true);
     for (int32_t i = 0; i < s->unknown_state_filters_count; i++) {
         if (s->unknown_state_filters[i].len < 0)
@@ -8660,6 +8818,8 @@ int kafka_list_transactions_response_encode(struct kafka_writer *w, int16_t vers
     }
     if (s->transaction_states_count < 0)
         return kafka_writer_fail(w, KAFKA_ERR_NULL);
+    if (s->transaction_states_count > 0 && s->transaction_states == NULL)
+        return kafka_writer_fail(w, KAFKA_ERR_LENGTH);
     kafka_write_array_len(w, s->transaction_states_count, true);
     for (int32_t i = 0; i < s->transaction_states_count; i++) {
         if (list_transactions_response_transaction_state_encode(w, version,

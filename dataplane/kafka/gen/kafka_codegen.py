@@ -549,7 +549,9 @@ def encode_field(f, p, wr, ind, within):
         chk = "%s_count < 0" % x + ("" if ncond == "0" else " && !(%s)" % ncond)
         lines += [ind + "if (%s)" % chk,
                   ind + "    return kafka_writer_fail(%s, KAFKA_ERR_NULL);" % wr]
-    lines += [ind + "kafka_write_array_len(%s, %s_count, %s);" % (wr, x, compact),
+    lines += [ind + "if (%s_count > 0 && %s == NULL)" % (x, x),
+              ind + "    return kafka_writer_fail(%s, KAFKA_ERR_LENGTH);" % wr,
+              ind + "kafka_write_array_len(%s, %s_count, %s);" % (wr, x, compact),
               ind + "for (int32_t i = 0; i < %s_count; i++) {" % x]
     lines += encode_value(f, f.elem, "%s[i]" % x, wr, ind + "    ", True, within)
     lines += [ind + "}"]

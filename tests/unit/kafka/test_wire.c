@@ -586,6 +586,9 @@ Test(wire_bad, encode_null_where_not_allowed)
     struct kafka_writer w;
     kafka_writer_init(&w, out, sizeof(out));
     cr_assert_eq(kafka_metadata_request_encode(&w, 0, &m), KAFKA_ERR_NULL);
+    m.topics_count = 2; /* items missing: an error, not a crash */
+    kafka_writer_init(&w, out, sizeof(out));
+    cr_assert_eq(kafka_metadata_request_encode(&w, 0, &m), KAFKA_ERR_LENGTH);
     struct kafka_request_header h = { 3, 0, 1, { NULL, -1 } };
     kafka_writer_init(&w, out, sizeof(out));
     cr_assert_eq(kafka_request_header_encode(&w, 1, &h), 0); /* client id nullable */
