@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +36,13 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double cpu_s(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 static struct plog *open_bench_log(const char *dir) {
@@ -90,10 +98,12 @@ static double append_run(struct plog *log, uint32_t batch_bytes, bool durable,
 static int cmd_append(const char *dir, uint32_t batch_bytes, bool durable, uint64_t total_mib) {
     struct plog *log = open_bench_log(dir);
     uint64_t bytes;
+    double cpu0 = cpu_s();
     double secs = append_run(log, batch_bytes, durable, total_mib << 20, &bytes);
-    printf("append batch_bytes=%u durable=%d bytes=%llu secs=%.3f flushes=%llu fsyncs=%llu "
-           "append_mib_s=%.1f\n",
-           batch_bytes, durable, (unsigned long long)bytes, secs,
+    double cpu = cpu_s() - cpu0;
+    printf("append batch_bytes=%u durable=%d bytes=%llu secs=%.3f cpu_secs=%.3f flushes=%llu "
+           "fsyncs=%llu append_mib_s=%.1f\n",
+           batch_bytes, durable, (unsigned long long)bytes, secs, cpu,
            (unsigned long long)log->flushes, (unsigned long long)log->fsyncs,
            (double)bytes / secs / (1 << 20));
     plog_close(log);
