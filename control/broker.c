@@ -17,13 +17,16 @@
  * the process is gone within 5 s. */
 #include "control/broker.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -165,6 +168,22 @@ static int fill_identity(struct broker *b, const struct config *cfg, int bound_p
     return 0;
 }
 
+/* SO_REUSEPORT would let this broker silently share a port with another process of the
+ * same user (say, a second broker). Bind once without it first: a port that anyone
+ * listens on fails here with EADDRINUSE, as Kafka's does. */
+static int check_port_free(const char *host, int port) {
+    if (port == 0) return 0;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1) return 0; /* a name: the shard resolves */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc = bind(fd, (struct sockaddr *)&a, sizeof a) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
 static void stop_shards(struct broker *b, int started) {
     int control = mesh_control_id(&b->mesh);
     for (int i = 0; i < started; i++) {
@@ -224,6 +243,13 @@ int broker_run(const struct config *cfg) {
     struct shard_config sc;
     if (fill_shard_config(b, cfg, &sc) != 0) return 2;
     if (fill_identity(b, cfg, sc.listen_port) != 0) return 2;
+    int port_rc = check_port_free(sc.listen_host, sc.listen_port);
+    if (port_rc != 0) {
+        log_error("listen_failed", "listen=%s:%u err=\"%s\"", sc.listen_host, sc.listen_port,
+                  strerror(-port_rc));
+        mesh_destroy(&b->mesh);
+        return 1;
+    }
     int started = 0;
     for (int i = 0; i < b->shard_count; i++) {
         sc.id = i;

@@ -12,7 +12,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Broker, KafkaConn  # noqa: E402
+from harness import Broker, KafkaConn, run  # noqa: E402
 import kafka_schema  # noqa: E402
 
 
@@ -38,6 +38,11 @@ def main():
         idle = [KafkaConn(b.bootstrap) for _ in range(40)]
         for c in idle[:5]:
             assert c.request("ApiVersions", 3)["ErrorCode"] == 0
+        # A second broker on the same port must refuse to start, not share it.
+        rc, out, err = run([sluice, "serve", "--listen", b.bootstrap, "--data-dir",
+                            os.path.join(b.tmp_dir, "second")], timeout_s=20)
+        assert rc == 1 and "Address already in use" in err, (rc, err)
+        print("ok  a second broker on the same port exits 1 (address in use)")
         half = KafkaConn(b.bootstrap)
         half.send_raw(b"\x00\x00\x00\x40\x00\x12")
         stop = threading.Event()
