@@ -129,7 +129,7 @@ void record_batch_set_log_append_time(uint8_t *buf, int64_t timestamp_ms) {
 
 int64_t record_batch_last_offset(const struct record_batch_header *h) {
     assert(h != NULL);
-    return h->base_offset + h->last_offset_delta;
+    return add_wrap64(h->base_offset, h->last_offset_delta);
 }
 
 int32_t record_batch_last_sequence(const struct record_batch_header *h) {

@@ -41,6 +41,16 @@ static inline void be64_store(uint8_t *p, uint64_t v) {
     be32_store(p + 4, (uint32_t)v);
 }
 
+/* Offsets and timestamps read from the wire may be anything: add them with two's
+ * complement wrap-around instead of signed overflow (undefined behaviour). */
+static inline int64_t add_wrap64(int64_t a, int64_t b) {
+    return (int64_t)((uint64_t)a + (uint64_t)b);
+}
+
+static inline int64_t sub_wrap64(int64_t a, int64_t b) {
+    return (int64_t)((uint64_t)a - (uint64_t)b);
+}
+
 #define VARINT_MAX_BYTES 5
 #define VARLONG_MAX_BYTES 10
 

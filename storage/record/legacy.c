@@ -5,7 +5,8 @@
  * outer message; an inner message that is itself compressed is an error, as in
  * Kafka. Every message is checked fully (size, magic, CRC32, key/value lengths
  * ending exactly at the message end) before anything in it is returned. See
- * legacy.h for the format and for the conversion decisions. */
+ * legacy.h for the format and for the conversion decisions (legacy -> v2 on the way
+ * in; v2 -> legacy for consumers that fetch an old message format). */
 #include "storage/record/legacy.h"
 
 #include <assert.h>
@@ -132,7 +133,8 @@ static enum record_error open_wrapper(struct legacy_iter *it, const struct legac
     it->wrapper_timestamp = w->timestamp;
     it->inner_offset_shift = 0;
     if (w->magic == 1)
-        it->inner_offset_shift = w->offset - last_inner_offset(it->inner_pos, it->inner_end);
+        it->inner_offset_shift =
+            sub_wrap64(w->offset, last_inner_offset(it->inner_pos, it->inner_end));
     return RECORD_OK;
 }
 
@@ -143,7 +145,7 @@ static bool next_inner(struct legacy_iter *it, struct legacy_message_view *out) 
         return legacy_fail(it, err);
     if ((out->attributes & LEGACY_ATTR_COMPRESSION_MASK) != 0 || out->magic != it->inner_magic)
         return legacy_fail(it, RECORD_ERR_BAD_RECORD);
-    out->offset += it->inner_offset_shift;
+    out->offset = add_wrap64(out->offset, it->inner_offset_shift);
     if (it->inner_log_append)
         out->timestamp = it->wrapper_timestamp;
     it->inner_pos = next;
@@ -371,5 +373,81 @@ enum record_error legacy_set_to_batch(struct record_codecs *codecs, const uint8_
     record_batch_header_write(out, &spec, s.count, s.base_ts, s.max_ts, section_bytes);
     record_batch_update_crc(out);
     *out_len = RECORD_BATCH_HEADER_BYTES + section_bytes;
+    return RECORD_OK;
+}
+
+/* ---- down-conversion ------------------------------------------------------ */
+
+/* Write the batch's records as plain messages at dst; offsets relative to the
+ * batch (0-based, for a v1 wrapper's inner set) or absolute. */
+static enum record_error write_records_as_messages(struct record_iter *it, int8_t magic,
+                                                   bool relative_offsets, uint8_t *dst,
+                                                   size_t cap, size_t *used,
+                                                   int64_t *last_offset, int64_t *max_ts) {
+    struct record_view r;
+    size_t pos = 0;
+    while (record_iter_next(it, &r)) {
+        size_t n = legacy_message_bytes(magic, r.key.len, r.value.len);
+        if (n > cap - pos)
+            return RECORD_ERR_NO_SPACE;
+        int64_t offset = relative_offsets ? r.offset_delta : r.offset;
+        pos += write_message(dst + pos, magic, 0, offset, r.timestamp, r.key.data, r.key.len,
+                             r.value.data, r.value.len);
+        *last_offset = r.offset;
+        if (r.timestamp > *max_ts)
+            *max_ts = r.timestamp;
+    }
+    *used = pos;
+    return it->err;
+}
+
+enum record_error legacy_from_batch(struct record_codecs *codecs, const uint8_t *batch,
+                                    size_t batch_len, int8_t magic, enum record_codec out_codec,
+                                    const struct legacy_convert_buffers *bufs, uint8_t *out,
+                                    size_t out_cap, size_t *out_len) {
+    assert(bufs != NULL && out_len != NULL);
+    *out_len = 0;
+    if (magic != 0 && magic != 1)
+        return RECORD_ERR_INVALID_ARG;
+    if ((unsigned)out_codec >= RECORD_CODEC_COUNT || out_codec == RECORD_CODEC_ZSTD)
+        return RECORD_ERR_UNSUPPORTED_CODEC;
+    struct record_iter it;
+    enum record_error err = record_iter_init(&it, batch, batch_len, codecs, bufs->decompress,
+                                             bufs->decompress_cap, 0);
+    if (err != RECORD_OK)
+        return err;
+    if (it.header.attributes & RECORD_ATTR_CONTROL)
+        return RECORD_OK; /* transaction markers are not messages */
+    int64_t last_offset = it.header.base_offset, max_ts = INT64_MIN;
+    size_t used = 0;
+    if (out_codec == RECORD_CODEC_NONE) {
+        err = write_records_as_messages(&it, magic, false, out, out_cap, &used, &last_offset,
+                                        &max_ts);
+        *out_len = err == RECORD_OK ? used : 0;
+        return err;
+    }
+    if (codecs == NULL || bufs->records == NULL)
+        return RECORD_ERR_INVALID_ARG;
+    err = write_records_as_messages(&it, magic, magic == 1, bufs->records, bufs->records_cap,
+                                    &used, &last_offset, &max_ts);
+    if (err != RECORD_OK)
+        return err;
+    if (used == 0)
+        return RECORD_OK; /* an empty batch: nothing to wrap */
+    size_t wrapper_hdr = LEGACY_LOG_OVERHEAD_BYTES + legacy_header_bytes(magic);
+    if (out_cap < wrapper_hdr)
+        return RECORD_ERR_NO_SPACE;
+    uint8_t *value_at = out + wrapper_hdr;
+    size_t value_bytes;
+    err = record_compress(codecs, out_codec, bufs->records, used, value_at, out_cap - wrapper_hdr,
+                          &value_bytes);
+    if (err != RECORD_OK)
+        return err;
+    if (value_bytes > INT32_MAX - wrapper_hdr)
+        return RECORD_ERR_TOO_LARGE;
+    if (magic == 0 && out_codec == RECORD_CODEC_LZ4)
+        record_lz4_set_legacy_header_checksum(value_at, value_bytes);
+    *out_len = write_message(out, magic, (int8_t)out_codec, last_offset, max_ts, NULL, -1, value_at,
+                             (int32_t)value_bytes);
     return RECORD_OK;
 }

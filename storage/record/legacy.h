@@ -114,4 +114,19 @@ enum record_error legacy_set_to_batch(struct record_codecs *codecs, const uint8_
                                       const struct legacy_convert_buffers *bufs, uint8_t *out,
                                       size_t out_cap, size_t *out_len);
 
+/* ---- down-conversion ------------------------------------------------------ */
+
+/* Rewrite a v2 batch as a legacy set of magic 0 or 1 (for a consumer that fetches
+ * with an old message format), as Kafka's down-conversion does: absolute offsets
+ * kept, timestamps kept in v1 (dropped in v0), headers dropped (legacy messages
+ * have none), control batches produce no messages (*out_len 0, RECORD_OK). With
+ * out_codec other than NONE the messages are wrapped in one compressed message
+ * (inner offsets relative in v1); zstd is refused for legacy sets. bufs->decompress
+ * takes a compressed batch's records, bufs->records the inner set before
+ * compression. RECORD_ERR_NO_SPACE when out or a buffer is too small. */
+enum record_error legacy_from_batch(struct record_codecs *codecs, const uint8_t *batch,
+                                    size_t batch_len, int8_t magic, enum record_codec out_codec,
+                                    const struct legacy_convert_buffers *bufs, uint8_t *out,
+                                    size_t out_cap, size_t *out_len);
+
 #endif

@@ -160,11 +160,10 @@ bool record_iter_next(struct record_iter *it, struct record_view *out) {
         return iter_fail(it, RECORD_ERR_BAD_COUNT);
 
     const struct record_batch_header *h = &it->header;
-    out->offset = h->base_offset + out->offset_delta;
+    out->offset = add_wrap64(h->base_offset, out->offset_delta);
     out->timestamp = (h->attributes & RECORD_ATTR_TIMESTAMP_LOG_APPEND)
                          ? h->max_timestamp
-                         : (int64_t)((uint64_t)h->base_timestamp +
-                                     (uint64_t)out->timestamp_delta);
+                         : add_wrap64(h->base_timestamp, out->timestamp_delta);
     it->prev_offset_delta = out->offset_delta;
     it->pos = body.end;
     it->records_left--;

@@ -3,12 +3,14 @@
  * Every input is tried as: a RecordBatch v2 (validate contiguous and in three
  * fragments -- the two must agree --, then iterate with and without
  * the CRC check so the fuzzer can reach the record parser, walking headers and
- * control keys), a legacy MessageSet (iterate, convert to v2 and read the result
+ * control keys; a batch that reads cleanly is down-converted to a legacy set and
+ * read back), a legacy MessageSet (iterate, convert to v2 and read the result
  * back), and a compressed payload for each codec. All buffers are fixed and
  * bounded; the codec contexts are made once. Any crash, sanitizer report or
  * assertion is a bug; error values are the expected outcome for junk. */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/uio.h>
 
@@ -70,6 +72,34 @@ static void legacy(const uint8_t *data, size_t size) {
         abort();
 }
 
+/* A batch that iterated cleanly must down-convert to a legacy set holding as many
+ * messages (control batches: none), which must read back. */
+static void down_convert(const uint8_t *data, size_t size, size_t records) {
+    struct record_batch_header h;
+    if (records == 0 || record_batch_validate(data, size, &h) != RECORD_OK)
+        return;
+    struct legacy_convert_buffers bufs = {scratch, sizeof(scratch), records_buf,
+                                          sizeof(records_buf)};
+    int8_t magic = (int8_t)(size & 1);
+    enum record_codec codec = (enum record_codec)(size % RECORD_CODEC_ZSTD);
+    size_t len;
+    if (legacy_from_batch(&codecs, data, size, magic, codec, &bufs, out, sizeof(out), &len) !=
+        RECORD_OK)
+        return;
+    struct legacy_iter it;
+    legacy_iter_init(&it, out, len, &codecs, scratch, sizeof(scratch));
+    struct legacy_message_view m;
+    size_t n = 0;
+    while (legacy_iter_next(&it, &m))
+        n++;
+    size_t want = (h.attributes & RECORD_ATTR_CONTROL) ? 0 : records;
+    if (it.err != RECORD_OK || n != want) {
+        fprintf(stderr, "down_convert: size %zu magic %d codec %d len %zu: %zu of %zu messages, %s\n",
+                size, magic, codec, len, n, want, record_error_str(it.err));
+        abort();
+    }
+}
+
 /* Field by field: the struct has padding that memcmp would compare. */
 static bool same_header(const struct record_batch_header *a, const struct record_batch_header *b) {
     return a->base_offset == b->base_offset && a->batch_length == b->batch_length &&
@@ -96,7 +126,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (err == RECORD_OK && !same_header(&h, &h_iov))
             abort();
     }
-    iterate_batch(data, size, 0);
+    size_t n = iterate_batch(data, size, 0);
+    down_convert(data, size, n);
     iterate_batch(data, size, RECORD_ITER_SKIP_CRC);
     iterate_batch(data, size, RECORD_ITER_SKIP_CRC | RECORD_ITER_STRICT_OFFSETS);
     legacy(data, size);

@@ -393,3 +393,91 @@ Test(legacy, bad_wrappers) {
     cr_assert_eq(legacy_set_to_batch(&codecs, out, set_len, RECORD_CODEC_NONE, &bufs, v2, 200,
                                      &v2_len), RECORD_ERR_NO_SPACE);
 }
+
+/* v2 -> legacy (down-conversion) -> read back, for both magics and every legacy codec;
+ * then legacy -> v2 again gives the same records. */
+Test(legacy, down_conversion_round_trip) {
+    make_msgs();
+    struct record_in recs[N];
+    struct record_header_in hdr = {.key = (const uint8_t *)"h", .key_len = 1, .value_len = -1};
+    for (int i = 0; i < N; i++)
+        recs[i] = (struct record_in){.key = msgs[i].key, .key_len = msgs[i].key_len,
+                                     .value = msgs[i].value, .value_len = msgs[i].value_len,
+                                     .timestamp_ms = msgs[i].timestamp_ms,
+                                     .headers = &hdr, .header_count = i % 2};
+    struct record_batch_spec spec = record_batch_spec_default();
+    spec.base_offset = 7000;
+    spec.codec = RECORD_CODEC_ZSTD; /* the stored batch may use any codec */
+    static uint8_t batch[1 << 20], wscratch[1 << 20], legacy_set[1 << 20];
+    size_t batch_len;
+    cr_assert_eq(record_batch_write(&codecs, &spec, recs, N, batch, sizeof(batch), wscratch,
+                                    sizeof(wscratch), &batch_len), RECORD_OK);
+    struct legacy_convert_buffers bufs = {scratch, sizeof(scratch), records_buf,
+                                          sizeof(records_buf)};
+    for (int magic = 0; magic <= 1; magic++) {
+        for (int c = 0; c < RECORD_CODEC_ZSTD; c++) {
+            size_t set_len;
+            cr_assert_eq(legacy_from_batch(&codecs, batch, batch_len, (int8_t)magic,
+                                           (enum record_codec)c, &bufs, legacy_set,
+                                           sizeof(legacy_set), &set_len), RECORD_OK,
+                         "magic %d codec %d", magic, c);
+            struct legacy_iter it;
+            legacy_iter_init(&it, legacy_set, set_len, &codecs, scratch, sizeof(scratch));
+            struct legacy_message_view m;
+            int i = 0;
+            while (legacy_iter_next(&it, &m)) {
+                cr_assert_eq(m.offset, 7000 + i, "magic %d codec %d msg %d", magic, c, i);
+                cr_assert_eq(m.magic, magic);
+                cr_assert_eq(m.timestamp, magic ? msgs[i].timestamp_ms : LEGACY_NO_TIMESTAMP);
+                cr_assert_eq(m.key.len, msgs[i].key_len);
+                cr_assert(m.key.len < 0 || memcmp(m.key.data, msgs[i].key, (size_t)m.key.len) == 0);
+                cr_assert_eq(m.value.len, msgs[i].value_len);
+                cr_assert(m.value.len < 0 ||
+                          memcmp(m.value.data, msgs[i].value, (size_t)m.value.len) == 0);
+                i++;
+            }
+            cr_assert_eq(it.err, RECORD_OK, "%s", record_error_str(it.err));
+            cr_assert_eq(i, N);
+            /* and back up to v2 */
+            size_t v2_len;
+            cr_assert_eq(legacy_set_to_batch(&codecs, legacy_set, set_len, RECORD_CODEC_NONE,
+                                             &bufs, v2, sizeof(v2), &v2_len), RECORD_OK);
+            struct record_iter rit;
+            cr_assert_eq(record_iter_init(&rit, v2, v2_len, NULL, NULL, 0,
+                                          RECORD_ITER_STRICT_OFFSETS), RECORD_OK);
+            cr_assert_eq(rit.header.base_offset, 7000);
+            cr_assert_eq(rit.header.record_count, N);
+        }
+    }
+    size_t set_len;
+    cr_assert_eq(legacy_from_batch(&codecs, batch, batch_len, 1, RECORD_CODEC_ZSTD, &bufs,
+                                   legacy_set, sizeof(legacy_set), &set_len),
+                 RECORD_ERR_UNSUPPORTED_CODEC);
+    cr_assert_eq(legacy_from_batch(&codecs, batch, batch_len, 2, RECORD_CODEC_NONE, &bufs,
+                                   legacy_set, sizeof(legacy_set), &set_len),
+                 RECORD_ERR_INVALID_ARG);
+    cr_assert_eq(legacy_from_batch(&codecs, batch, batch_len, 1, RECORD_CODEC_NONE, &bufs,
+                                   legacy_set, 100, &set_len), RECORD_ERR_NO_SPACE);
+    cr_assert_eq(legacy_from_batch(&codecs, batch, batch_len, 1, RECORD_CODEC_GZIP, &bufs,
+                                   legacy_set, 10, &set_len), RECORD_ERR_NO_SPACE);
+    batch[batch_len - 1] ^= 1;
+    cr_assert_eq(legacy_from_batch(&codecs, batch, batch_len, 1, RECORD_CODEC_NONE, &bufs,
+                                   legacy_set, sizeof(legacy_set), &set_len), RECORD_ERR_BAD_CRC);
+}
+
+Test(legacy, down_conversion_drops_control_batches) {
+    uint8_t key[RECORD_CONTROL_KEY_BYTES], value[RECORD_CONTROL_VALUE_BYTES];
+    record_control_key_write(key, RECORD_CONTROL_COMMIT);
+    record_control_value_write(value, 1);
+    struct record_in r = {.key = key, .key_len = 4, .value = value, .value_len = 6};
+    struct record_batch_spec spec = record_batch_spec_default();
+    spec.control = spec.transactional = true;
+    size_t len, set_len = 99;
+    cr_assert_eq(record_batch_write(&codecs, &spec, &r, 1, v2, sizeof(v2), NULL, 0, &len),
+                 RECORD_OK);
+    struct legacy_convert_buffers bufs = {scratch, sizeof(scratch), records_buf,
+                                          sizeof(records_buf)};
+    cr_assert_eq(legacy_from_batch(&codecs, v2, len, 1, RECORD_CODEC_NONE, &bufs, out,
+                                   sizeof(out), &set_len), RECORD_OK);
+    cr_assert_eq(set_len, 0u);
+}

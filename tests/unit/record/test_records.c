@@ -478,3 +478,29 @@ Test(records, empty_batch_after_compaction) {
     cr_assert_eq(iterate_all(out, RECORD_BATCH_HEADER_BYTES, 0, &n), RECORD_OK);
     cr_assert_eq(n, 0);
 }
+
+/* Offsets and timestamps near the int64 limits wrap instead of overflowing (no UB;
+ * run under UBSan with -fno-sanitize-recover to check). */
+Test(records, extreme_offsets_and_timestamps_do_not_overflow) {
+    make_records(3);
+    fx.recs[0].timestamp_ms = INT64_MAX;
+    fx.recs[1].timestamp_ms = INT64_MIN;
+    struct record_batch_spec spec = record_batch_spec_default();
+    spec.base_offset = INT64_MAX;
+    size_t len;
+    cr_assert_eq(record_batch_write(&codecs, &spec, fx.recs, 3, out, sizeof(out), NULL, 0, &len),
+                 RECORD_OK);
+    struct record_iter it;
+    cr_assert_eq(record_iter_init(&it, out, len, &codecs, scratch, sizeof(scratch), 0), RECORD_OK);
+    cr_assert_eq(record_batch_last_offset(&it.header), INT64_MIN + 1);
+    struct record_view r;
+    cr_assert(record_iter_next(&it, &r));
+    cr_assert_eq(r.offset, INT64_MAX);
+    cr_assert_eq(r.timestamp, INT64_MAX);
+    cr_assert(record_iter_next(&it, &r));
+    cr_assert_eq(r.offset, INT64_MIN);
+    cr_assert_eq(r.timestamp, INT64_MIN);
+    cr_assert(record_iter_next(&it, &r));
+    cr_assert_not(record_iter_next(&it, &r));
+    cr_assert_eq(it.err, RECORD_OK);
+}
