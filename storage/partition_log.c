@@ -667,6 +667,9 @@ static int read_continue(struct plog *log, struct plog_read_req *req) {
                                                e->file_base + e->valid_bytes - pos, &h) != RECORD_OK)
                 return -EIO; /* stored bytes do not parse: corrupt */
             uint32_t size = e ? (uint32_t)record_batch_size_bytes(&h) : 0;
+            if (e && (size > log->shard->pool->chunk_bytes - BLOCK_BYTES ||
+                      pos + size > seg->size_bytes))
+                return -EIO; /* a length no append could have written: corrupt */
             if (e && pos + size > e->file_base + e->valid_bytes)
                 e = batch_cache_find(cache, seg, pos, size);
             if (!e) {
