@@ -812,16 +812,20 @@ static bool segment_deletable(const struct plog *log, const struct segment *seg)
     return true;
 }
 
-static void delete_first_segment(struct plog *log) {
-    struct segment *seg = log->segments[0];
-    batch_cache_drop_segment(&log->shard->cache, seg);
+static void unlink_segment_files(struct plog *log, int64_t base_offset) {
     const char *suffixes[] = {".log", ".index", ".timeindex"};
     for (int i = 0; i < 3; i++) {
         char name[SEGMENT_NAME_BYTES];
-        segment_file_name(name, sizeof name, seg->base_offset, suffixes[i]);
+        segment_file_name(name, sizeof name, base_offset, suffixes[i]);
         if (unlinkat(log->dir_fd, name, 0) != 0 && errno != ENOENT)
             log_warn("segment_unlink_failed", "dir=%s file=%s errno=%d", log->dir, name, errno);
     }
+}
+
+static void delete_first_segment(struct plog *log) {
+    struct segment *seg = log->segments[0];
+    batch_cache_drop_segment(&log->shard->cache, seg);
+    unlink_segment_files(log, seg->base_offset);
     log_info("segment_deleted", "dir=%s base_offset=%" PRId64 " bytes=%" PRIu64, log->dir,
              seg->base_offset, seg->size_bytes);
     segment_free(seg);
@@ -979,6 +983,19 @@ static int plog_open_dir(struct plog *log) {
             else close(fd);
         }
         if (rc == 0) rc = recover_segment(log, seg, is_tail);
+        if (rc == 0 && !is_tail && seg->next_offset != bases[i + 1]) {
+            /* The writer keeps offsets contiguous across segments and acknowledges in
+             * order, so a segment that ends short of the next one's base lost writes
+             * that were never acknowledged -- and so was everything after them. */
+            log_warn("recovery_gap", "dir=%s segment=%" PRId64 " ends_at=%" PRId64
+                     " next_segment=%" PRId64 " dropped_segments=%d", log->dir,
+                     seg->base_offset, seg->next_offset, bases[i + 1], n - 1 - i);
+            for (int j = i + 1; j < n; j++) unlink_segment_files(log, bases[j]);
+            n = i + 1;
+            segment_free(seg); /* recover it again, as the tail */
+            rc = segment_init(seg, bases[i], cap_bytes, log->cfg.index_interval_bytes);
+            if (rc == 0) rc = recover_segment(log, seg, true);
+        }
     }
     free(bases);
     return rc;

@@ -578,3 +578,44 @@ Test(plog, more_partitions_than_chunks) {
         plog_close(log);
     }
 }
+
+Test(plog, lost_tail_of_a_sealed_segment_drops_what_follows) {
+    /* A crash while a flush spans a roll can leave the old segment short and the new one
+     * written: nothing from the lost write on was acknowledged, so recovery must end the
+     * log at the first gap instead of leaving a hole in the offsets. */
+    struct plog_config cfg = small_config();
+    struct plog *log = open_log(&cfg);
+    g_app_count = 0;
+    for (int i = 0; i < 250; i++) append_one(log, (uint64_t)i, 3, 300, i, true);
+    cr_assert_geq(log->segment_count, 4);
+    int64_t base1 = log->segments[1]->base_offset, base2 = log->segments[2]->base_offset;
+    plog_close(log);
+    char path[400];
+    snprintf(path, sizeof path, "%s/t-0/%020lld.log", g_dir, (long long)base1);
+    uint8_t *data;
+    size_t len;
+    read_file(path, &data, &len);
+    size_t pos = 0, last_pos = 0;
+    while (pos < len) { /* find the last batch of segment 1 */
+        struct record_batch_header h;
+        if (record_batch_header_parse(data + pos, len - pos, &h) != RECORD_OK) break;
+        last_pos = pos;
+        pos += record_batch_size_bytes(&h);
+    }
+    write_file(path, data, last_pos + 20); /* its last write never happened */
+    free(data);
+    log = open_log(&cfg);
+    cr_assert_eq(log->segment_count, 2, "segments after the gap are dropped");
+    int idx = 0;
+    while (idx < g_app_count && g_app[idx].last < base2) idx++;
+    int64_t lost_from = g_app[idx - 1].base; /* the last batch of segment 1 */
+    cr_assert_eq(plog_log_end_offset(log), lost_from);
+    g_app_count = idx - 1;
+    read_all_and_check(log, 0, 1 << 16);
+    int64_t off = append_one(log, 4242, 2, 50, 1, true);
+    cr_assert_eq(off, lost_from, "appends continue with no gap");
+    read_all_and_check(log, 0, 1 << 16);
+    snprintf(path, sizeof path, "%s/t-0/%020lld.log", g_dir, (long long)base2);
+    cr_expect_neq(access(path, F_OK), 0, "the orphaned segment file is gone");
+    plog_close(log);
+}
