@@ -222,9 +222,12 @@ struct plog *plog_open(struct storage_shard *s, const char *data_dir, const char
 void plog_close(struct plog *log);
 
 /* Append one batch (len_bytes, a whole RecordBatch v2). Returns the assigned base offset
- * or a negative errno: -EIO failed partition (KAFKA_STORAGE_ERROR), -EMSGSIZE larger
- * than a chunk allows, -EBADMSG not a v2 batch, -ENOBUFS no chunk memory (backpressure:
- * retry after the next flush). req may be NULL (acks=0). */
+ * or a negative errno, which the broker maps to Kafka error codes: -EIO failed
+ * partition (KAFKA_STORAGE_ERROR), -EMSGSIZE larger than a chunk allows minus 4 KiB
+ * (MESSAGE_TOO_LARGE), -EBADMSG not a v2 batch (CORRUPT_MESSAGE), -ENOBUFS no chunk
+ * memory (backpressure: stop reading, retry after the next completions), -ENOSPC/
+ * -ENOMEM/-errno from a roll (KAFKA_STORAGE_ERROR). req may be NULL (acks=0); otherwise
+ * req->done(req, 0 or -EIO) runs from a completion, after storage_poll and the reap. */
 int64_t plog_append(struct plog *log, const uint8_t *batch, uint32_t len_bytes, bool durable,
                     struct plog_append_req *req);
 

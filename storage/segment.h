@@ -14,7 +14,8 @@
  * (O_DIRECT writes whole blocks); the logical size is where the batch scan stops.
  *
  * Both indexes live in memory for every open segment (arrays sized at creation from
- * segment.bytes and index.interval.bytes; a full index rolls the segment, as in Kafka).
+ * segment.bytes and index.interval.bytes, trimmed to their use when the segment is
+ * sealed; a full index rolls the segment, as in Kafka).
  * Only RecordBatch v2 is stored: legacy MessageSets are converted by the records layer
  * before append, so every batch here starts with the 61-byte v2 header. */
 #ifndef SLUICE_STORAGE_SEGMENT_H
