@@ -209,6 +209,7 @@ static enum record_error xerial_decompress(const uint8_t *src, size_t src_len, u
             return err;
         in_pos += block_bytes;
         out_pos += got_bytes;
+        assert(out_pos <= dst_limit);
     }
     *out_len = out_pos;
     return RECORD_OK;
@@ -352,6 +353,7 @@ static enum record_error lz4_decompress(struct record_codecs *c, const uint8_t *
             return RECORD_ERR_DECOMPRESS;
         in_pos += in_n;
         out_pos += out_n;
+        assert(in_pos <= src_len && out_pos <= dst_limit);
         /* liblz4 may need one empty turn to change state; two means stuck. */
         stalled_turns = (in_n == 0 && out_n == 0) ? stalled_turns + 1 : 0;
         if (stalled_turns >= 2) {

@@ -149,6 +149,7 @@ static bool next_inner(struct legacy_iter *it, struct legacy_message_view *out) 
     if (it->inner_log_append)
         out->timestamp = it->wrapper_timestamp;
     it->inner_pos = next;
+    assert(it->inner_pos <= it->inner_end);
     return true;
 }
 
@@ -166,6 +167,7 @@ bool legacy_iter_next(struct legacy_iter *it, struct legacy_message_view *out) {
     if (err != RECORD_OK)
         return legacy_fail(it, err);
     it->pos = next;
+    assert(it->pos <= it->end);
     if ((out->attributes & LEGACY_ATTR_COMPRESSION_MASK) == 0)
         return true;
     struct legacy_message_view wrapper = *out;

@@ -166,6 +166,7 @@ bool record_iter_next(struct record_iter *it, struct record_view *out) {
                          : add_wrap64(h->base_timestamp, out->timestamp_delta);
     it->prev_offset_delta = out->offset_delta;
     it->pos = body.end;
+    assert(it->pos <= it->end);
     it->records_left--;
     it->next_index++;
     return true;
