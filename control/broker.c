@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "control/control_plane.h"
 #include "dataplane/handlers.h"
 #include "dataplane/mesh.h"
 #include "dataplane/shard.h"
@@ -47,6 +48,7 @@ struct broker {
     struct broker_identity identity;
     _Atomic int32_t connections;
     int signal_fd;
+    struct control_plane control;
 };
 
 /* "PLAINTEXT://host:port[,...]" -> host, port (the first listener). */
@@ -196,9 +198,9 @@ static void stop_shards(struct broker *b, int started) {
     for (int i = 0; i < started; i++) shard_join(&b->shards[i]);
 }
 
-static void discard_message(void *ctx, const struct shard_msg *msg) {
-    (void)ctx;
-    log_debug("control_message", "type=%d from=%d", msg->type, msg->from);
+static void control_message(void *ctx, const struct shard_msg *msg) {
+    struct broker *b = ctx;
+    control_plane_on_message(&b->control, msg);
 }
 
 /* Wait for SIGINT/SIGTERM, serving the control end of the mesh meanwhile. */
@@ -207,9 +209,11 @@ static int control_loop(struct broker *b) {
     for (;;) {
         struct pollfd fds[2] = {{.fd = b->signal_fd, .events = POLLIN},
                                 {.fd = mesh_doorbell_fd(&b->mesh, control), .events = POLLIN}};
-        mesh_drain(&b->mesh, control, 1024, discard_message, b);
+        mesh_drain(&b->mesh, control, 1024, control_message, b);
+        control_plane_tick(&b->control);
+        bool busy = b->control.retry_first || b->control.publish_pending;
         bool may_sleep = mesh_prepare_sleep(&b->mesh, control);
-        int n = poll(fds, 2, may_sleep ? 1000 : 0);
+        int n = poll(fds, 2, may_sleep ? (busy ? 1 : 1000) : 0);
         mesh_awake(&b->mesh, control);
         if (n < 0 && errno != EINTR) return -1;
         if (fds[1].revents & POLLIN) mesh_doorbell_clear(&b->mesh, control);
@@ -250,13 +254,26 @@ int broker_run(const struct config *cfg) {
         mesh_destroy(&b->mesh);
         return 1;
     }
+    char err[512];
+    if (control_plane_init(&b->control, &b->mesh, data_dir, cfg, err, sizeof err) != 0) {
+        log_error("catalog_failed", "error=\"%s\"", err);
+        control_plane_destroy(&b->control);
+        mesh_destroy(&b->mesh);
+        return 1;
+    }
+    b->control.node_id = b->identity.node_id;
+    sc.data_dir = data_dir;
+    sc.auto_create_topics = config_get_bool(cfg, "auto.create.topics.enable");
+    sc.cache_bytes = (uint64_t)config_get_i64(cfg, "sluice.batch.cache.bytes");
     int started = 0;
     for (int i = 0; i < b->shard_count; i++) {
         sc.id = i;
         sc.cpu = b->cores[i];
+        control_plane_topic_source(&b->control, i, &sc.topics);
         if (shard_start(&b->shards[i], &sc) != 0) {
             log_error("shard_start_failed", "shard=%d error=\"%s\"", i, b->shards[i].error);
             stop_shards(b, started);
+            control_plane_destroy(&b->control);
             mesh_destroy(&b->mesh);
             return 1;
         }
@@ -272,6 +289,7 @@ int broker_run(const struct config *cfg) {
     int signo = control_loop(b);
     log_info("shutdown", "signal=%d", signo);
     stop_shards(b, started);
+    control_plane_destroy(&b->control);
     mesh_destroy(&b->mesh);
     close(b->signal_fd);
     log_info("stopped", "exit=0");

@@ -38,7 +38,8 @@
 #include "dataplane/kafka/kafka_msgs.h"
 #include "hw/log.h"
 
-#define OUT_BLOCKS 4
+#define OUT_BLOCKS 4                  /* blocks new responses may use */
+#define OUT_SLOTS (OUT_BLOCKS + 1)    /* + one for a deferred completion */
 #define ARENA_BYTES (1u << 20)
 #define STASH_SLACK_BYTES (1u << 20) /* bytes that may arrive after a pause is asked */
 
@@ -57,19 +58,24 @@ struct kconn {
     uint8_t *stash;
     uint32_t stash_len;
     uint32_t stash_cap;
-    struct out_block out[OUT_BLOCKS];
+    struct out_block out[OUT_SLOTS];
     uint8_t out_head;
     uint8_t out_count;
     uint8_t out_sending;         /* blocks (from out_head) in the send in flight */
     uint32_t inflight;           /* responses queued or being sent */
     struct net_send send;
-    struct iovec iov[OUT_BLOCKS];
+    struct iovec iov[OUT_SLOTS];
     bool in_use;
     bool paused;
     bool waiting_room;           /* paused until the shard has chunks / input budget */
     bool want_close;
     bool force_close;            /* close without waiting for queued responses */
     bool close_requested;
+    bool deferred;               /* a handler answers later (kserver_complete) */
+    uint32_t generation;         /* tells this connection from a later one in the slot */
+    int32_t deferred_correlation_id;
+    int16_t deferred_api_key;
+    int8_t deferred_rhv;         /* response header version */
 };
 
 struct kserver {
@@ -82,6 +88,7 @@ struct kserver {
     bool draining;
     uint64_t now_ms;
     uint64_t next_sweep_ms;
+    uint32_t next_generation;
     struct kafka_arena arena;
     uint8_t *arena_mem;
     struct kserver_stats stats;
@@ -90,7 +97,7 @@ struct kserver {
     struct log_ratelimit refuse_rl;
 };
 
-enum req_result { REQ_DONE, REQ_WAIT, REQ_CLOSE };
+enum req_result { REQ_DONE, REQ_WAIT, REQ_CLOSE, REQ_DEFERRED };
 
 static void conn_flush(struct kserver *ks, struct kconn *c);
 
@@ -123,7 +130,7 @@ static void conn_pause(struct kserver *ks, struct kconn *c) {
 
 static struct out_block *out_at(struct kconn *c, unsigned i) {
     assert(i < c->out_count);
-    return &c->out[(c->out_head + i) % OUT_BLOCKS];
+    return &c->out[(c->out_head + i) % OUT_SLOTS];
 }
 
 static void block_release(struct kserver *ks, struct out_block *b) {
@@ -140,8 +147,8 @@ static struct out_block *out_tail_open(struct kconn *c) {
 }
 
 static struct out_block *out_push(struct kconn *c) {
-    if (c->out_count == OUT_BLOCKS) return NULL;
-    struct out_block *b = &c->out[(c->out_head + c->out_count) % OUT_BLOCKS];
+    if (c->out_count == OUT_SLOTS) return NULL;
+    struct out_block *b = &c->out[(c->out_head + c->out_count) % OUT_SLOTS];
     c->out_count++;
     memset(b, 0, sizeof *b);
     return b;
@@ -156,11 +163,13 @@ static void wait_for_room(struct kserver *ks, struct kconn *c) {
     conn_pause(ks, c);
 }
 
-static struct out_block *out_new_chunk(struct kserver *ks, struct kconn *c) {
-    if (c->out_count == OUT_BLOCKS) return NULL;
+/* A new chunk block. A deferred completion (completing) may take the spare slot and
+ * never parks the connection: without a chunk it falls back to a heap block. */
+static struct out_block *out_new_chunk(struct kserver *ks, struct kconn *c, bool completing) {
+    if (c->out_count >= (completing ? OUT_SLOTS : OUT_BLOCKS)) return NULL;
     uint8_t *mem = chunk_alloc(ks->cfg.pool);
     if (!mem) {
-        wait_for_room(ks, c);
+        if (!completing) wait_for_room(ks, c);
         return NULL;
     }
     struct out_block *b = out_push(c);
@@ -182,36 +191,63 @@ static void out_drop_empty_tail(struct kserver *ks, struct kconn *c) {
 
 static int16_t be16(const uint8_t *p) { return (int16_t)((uint16_t)p[0] << 8 | p[1]); }
 
-/* Encode size prefix + response header + body into w. 0 or a KAFKA_ERR_*. */
-static int encode_response(struct kserver *ks, const struct handler *h,
-                           const struct kafka_request_header *hdr, int response_header_version,
-                           const struct kafka_reader *body, struct kafka_writer *w) {
-    kafka_arena_reset(&ks->arena);
+/* Where a response body comes from: a handler run now, or a deferred completion. */
+struct body_source {
+    response_body_fn body;       /* deferred completion; NULL: run the handler */
+    void *body_arg;
+    const struct handler *h;
+    const struct kafka_request_header *hdr;
+    const struct kafka_reader *reader;
+    struct kconn *c;
+    const uint8_t *frame;
+    uint32_t frame_bytes;
+    int32_t correlation_id;
+};
+
+/* Encode size prefix + response header + body into w. 0, HANDLER_DEFERRED or a
+ * KAFKA_ERR_*. */
+static int encode_response(struct kserver *ks, const struct body_source *src,
+                           int response_header_version, struct kafka_writer *w) {
     size_t size_at = kafka_writer_reserve(w, 4);
-    struct kafka_response_header rh = {.correlation_id = hdr->correlation_id};
+    struct kafka_response_header rh = {.correlation_id = src->correlation_id};
     kafka_response_header_encode(w, (int16_t)response_header_version, &rh);
-    struct kafka_reader r = *body;
-    struct handler_ctx ctx = {.identity = ks->cfg.identity, .arena = &ks->arena};
-    int rc = h->handle(&ctx, hdr, &r, w);
+    int rc;
+    if (src->body) {
+        rc = src->body(src->body_arg, w);
+    } else {
+        kafka_arena_reset(&ks->arena);
+        struct kafka_reader r = *src->reader;
+        struct handler_ctx ctx = {
+            .identity = ks->cfg.identity, .arena = &ks->arena, .owner = ks->cfg.owner,
+            .ks = ks, .token = {src->c->nc->id, src->c->generation}, .hdr = src->hdr,
+            .frame = src->frame, .frame_bytes = src->frame_bytes};
+        rc = src->h->handle(&ctx, src->hdr, &r, w);
+    }
     if (rc == 0) rc = w->err;
     if (rc == 0 && w->buf) kafka_writer_patch_int32(w, size_at, (int32_t)(w->len_bytes - 4));
     return rc;
 }
 
-static enum req_result respond(struct kserver *ks, struct kconn *c, const struct handler *h,
-                               const struct kafka_request_header *hdr, int rhv,
-                               const struct kafka_reader *body) {
+static enum req_result respond(struct kserver *ks, struct kconn *c,
+                               const struct body_source *src, int rhv) {
     struct out_block *b = out_tail_open(c);
     bool fresh = false;
+    bool completing = src->body != NULL;
     if (!b) {
-        b = out_new_chunk(ks, c);
+        b = out_new_chunk(ks, c, completing);
         fresh = true;
+        if (!b && completing) goto heap;
         if (!b) return REQ_WAIT;
     }
     for (int attempt = 0; attempt < 2; attempt++) {
         struct kafka_writer w;
         kafka_writer_init(&w, b->base + b->len_bytes, b->cap_bytes - b->len_bytes);
-        int rc = encode_response(ks, h, hdr, rhv, body, &w);
+        int rc = encode_response(ks, src, rhv, &w);
+        if (rc == HANDLER_DEFERRED) {
+            assert(!src->body);
+            if (fresh) out_drop_empty_tail(ks, c);
+            return REQ_DEFERRED;
+        }
         if (rc == 0) {
             b->len_bytes += (uint32_t)w.len_bytes;
             b->responses++;
@@ -221,35 +257,37 @@ static enum req_result respond(struct kserver *ks, struct kconn *c, const struct
         }
         if (rc != KAFKA_ERR_NO_SPACE) {
             if (log_ratelimit_ok(&ks->bad_frame_rl))
-                log_warn("request_failed", "conn=%u api_key=%d version=%d err=%s", c->nc->id,
-                         hdr->request_api_key, hdr->request_api_version, kafka_err_str(rc));
+                log_warn("request_failed", "conn=%u correlation_id=%d err=%s", c->nc->id,
+                         src->correlation_id, kafka_err_str(rc));
             out_drop_empty_tail(ks, c);
             return REQ_CLOSE;
         }
         if (fresh || b->len_bytes == 0) break; /* a whole chunk is too small */
-        b = out_new_chunk(ks, c);
+        b = out_new_chunk(ks, c, completing);
         fresh = true;
+        if (!b && completing) goto heap;
         if (!b) return REQ_WAIT;
     }
+heap:
     out_drop_empty_tail(ks, c);
     /* Bigger than a chunk: size it, then encode into a heap block of exactly that size. */
     struct kafka_writer sizer;
     kafka_writer_init_sizer(&sizer);
-    int rc = encode_response(ks, h, hdr, rhv, body, &sizer);
+    int rc = encode_response(ks, src, rhv, &sizer);
     size_t need = kafka_writer_size(&sizer);
     if (rc != 0 || need > ks->cfg.max_response_bytes) {
-        log_warn("response_too_large", "conn=%u api_key=%d bytes=%zu", c->nc->id,
-                 hdr->request_api_key, need);
+        log_warn("response_too_large", "conn=%u correlation_id=%d bytes=%zu", c->nc->id,
+                 src->correlation_id, need);
         return REQ_CLOSE;
     }
-    if (c->out_count == OUT_BLOCKS) return REQ_WAIT;
+    if (c->out_count >= (src->body ? OUT_SLOTS : OUT_BLOCKS)) return REQ_WAIT;
     uint8_t *mem = malloc(need);
     if (!mem) return REQ_CLOSE;
     b = out_push(c);
     *b = (struct out_block){.base = mem, .cap_bytes = (uint32_t)need, .heap = true};
     struct kafka_writer w;
     kafka_writer_init(&w, mem, need);
-    rc = encode_response(ks, h, hdr, rhv, body, &w);
+    rc = encode_response(ks, src, rhv, &w);
     assert(rc == 0 && w.len_bytes == need);
     b->len_bytes = (uint32_t)need;
     b->responses = 1;
@@ -292,7 +330,16 @@ static enum req_result handle_request(struct kserver *ks, struct kconn *c,
     }
     int rhv = kafka_response_header_version(api_key, supported ? version : 0);
     assert(rhv >= 0);
-    return respond(ks, c, h, &hdr, rhv, &r);
+    struct body_source src = {.h = h, .hdr = &hdr, .reader = &r, .c = c, .frame = frame,
+                              .frame_bytes = size_bytes, .correlation_id = hdr.correlation_id};
+    enum req_result res = respond(ks, c, &src, rhv);
+    if (res == REQ_DEFERRED) {
+        c->deferred = true;
+        c->deferred_correlation_id = hdr.correlation_id;
+        c->deferred_api_key = api_key;
+        c->deferred_rhv = (int8_t)rhv;
+    }
+    return res;
 }
 
 /* Handle every complete frame in buf; returns the bytes consumed. Stops early when the
@@ -319,6 +366,11 @@ static size_t conn_process(struct kserver *ks, struct kconn *c, const uint8_t *b
         }
         enum req_result res = handle_request(ks, c, buf + off + 4, body);
         if (res == REQ_WAIT) {
+            conn_pause(ks, c);
+            break;
+        }
+        if (res == REQ_DEFERRED) { /* consumed; nothing more until it completes */
+            off += 4 + (size_t)body;
             conn_pause(ks, c);
             break;
         }
@@ -410,6 +462,7 @@ static int on_accepted(void *ctx, struct net_conn *nc) {
     c->nc = nc;
     c->ks = ks;
     c->in_use = true;
+    c->generation = ++ks->next_generation;
     c->last_active_ms = ks->now_ms;
     nc->user = c;
     ks->live++;
@@ -442,13 +495,13 @@ static void on_send_done(struct net_send *s, int status) {
         c->inflight -= b->responses;
         ks->stats.responses_bytes += b->len_bytes;
         block_release(ks, b);
-        c->out_head = (uint8_t)((c->out_head + 1) % OUT_BLOCKS);
+        c->out_head = (uint8_t)((c->out_head + 1) % OUT_SLOTS);
         c->out_count--;
     }
     c->out_sending = 0;
     if (status < 0) return; /* the backend is closing the connection */
     c->last_active_ms = ks->now_ms;
-    if (c->paused && !ks->draining && !c->want_close && !c->waiting_room) {
+    if (c->paused && !ks->draining && !c->want_close && !c->waiting_room && !c->deferred) {
         c->paused = false;
         stash_process(ks, c);
         if (!c->paused && !c->want_close) net_recv_resume(ks->net, c->nc);
@@ -463,7 +516,7 @@ static void on_closed(void *ctx, struct net_conn *nc, int reason) {
     assert(c && c->in_use);
     while (c->out_count > 0) { /* blocks never sent */
         block_release(ks, out_at(c, 0));
-        c->out_head = (uint8_t)((c->out_head + 1) % OUT_BLOCKS);
+        c->out_head = (uint8_t)((c->out_head + 1) % OUT_SLOTS);
         c->out_count--;
     }
     if (c->waiting_room) ks->waiters--;
@@ -541,7 +594,8 @@ static void resume_waiters(struct kserver *ks) {
         if (!c->in_use || !c->waiting_room) continue;
         c->waiting_room = false;
         ks->waiters--;
-        if (c->paused && !c->want_close && !ks->draining && c->out_sending == 0) {
+        if (c->paused && !c->want_close && !ks->draining && c->out_sending == 0 &&
+            !c->deferred) {
             c->paused = false;
             stash_process(ks, c);
             if (!c->paused && !c->want_close) net_recv_resume(ks->net, c->nc);
@@ -580,6 +634,36 @@ void kserver_tick(struct kserver *ks, uint64_t now_ms) {
     }
 }
 
+bool kserver_complete(struct kserver *ks, struct conn_token token, response_body_fn body,
+                      void *arg) {
+    if (token.conn_id >= ks->cfg.max_conns) return false;
+    struct kconn *c = &ks->conns[token.conn_id];
+    if (!c->in_use || c->generation != token.generation || !c->deferred) return false;
+    c->deferred = false;
+    c->last_active_ms = ks->now_ms;
+    if (body && !c->want_close) {
+        struct body_source src = {.body = body, .body_arg = arg, .c = c,
+                                  .correlation_id = c->deferred_correlation_id};
+        enum req_result res = respond(ks, c, &src, c->deferred_rhv);
+        /* A completion may use the spare slot and falls back to an exact heap block, so
+         * only an oversized or unencodable response fails here. */
+        if (res != REQ_DONE) {
+            log_warn("deferred_response_failed", "conn=%u api_key=%d", token.conn_id,
+                     c->deferred_api_key);
+            c->want_close = true;
+        }
+    }
+    if (c->paused && !ks->draining && !c->want_close && !c->waiting_room &&
+        c->out_sending == 0) {
+        c->paused = false;
+        stash_process(ks, c);
+        if (!c->paused && !c->want_close) net_recv_resume(ks->net, c->nc);
+    }
+    conn_flush(ks, c);
+    conn_settle(ks, c);
+    return true;
+}
+
 void kserver_begin_drain(struct kserver *ks) {
     if (ks->draining) return;
     ks->draining = true;
@@ -604,7 +688,7 @@ void kserver_destroy(struct kserver *ks) {
             if (!c->in_use) continue;
             while (c->out_count > 0) {
                 block_release(ks, out_at(c, 0));
-                c->out_head = (uint8_t)((c->out_head + 1) % OUT_BLOCKS);
+                c->out_head = (uint8_t)((c->out_head + 1) % OUT_SLOTS);
                 c->out_count--;
             }
             free(c->stash);

@@ -23,6 +23,7 @@ struct kserver_config {
                                         above it, connections that add to it stop reading */
     const struct broker_identity *identity;
     struct chunk_pool *pool;         /* output buffers come from here */
+    void *owner;                     /* handed to handlers as ctx->owner (the shard) */
 };
 
 struct kserver_stats {
@@ -42,6 +43,13 @@ void kserver_tick(struct kserver *ks, uint64_t now_ms);
 void kserver_begin_drain(struct kserver *ks);
 unsigned kserver_conn_count(const struct kserver *ks);
 void kserver_stats(const struct kserver *ks, struct kserver_stats *out);
+/* Complete a request a handler deferred (HANDLER_DEFERRED): body writes the response
+ * body (NULL: the request has no response, e.g. Produce acks=0), then the connection
+ * reads again. Returns false when the connection has gone meanwhile (nothing is sent;
+ * the caller just frees what it kept). */
+typedef int (*response_body_fn)(void *arg, struct kafka_writer *w);
+bool kserver_complete(struct kserver *ks, struct conn_token token, response_body_fn body,
+                      void *arg);
 /* Frees what the server owns; the backend must be destroyed first. */
 void kserver_destroy(struct kserver *ks);
 

@@ -11,19 +11,36 @@
 #include <assert.h>
 #include <string.h>
 
+#include "dataplane/router.h"
+
 static int handle_api_versions(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
                                struct kafka_reader *body, struct kafka_writer *w);
 static int handle_metadata(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
                            struct kafka_reader *body, struct kafka_writer *w);
 
+static int handle_routed(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
+                         struct kafka_reader *body, struct kafka_writer *w);
+
+/* Versions: -1 takes the codec's whole range. Produce from v0 (legacy message sets are
+ * converted to v2), up to 9 (v10+ adds nothing sluice uses, v9 is what clients of 2024
+ * send); Fetch from v4 (v0-v3 consumers expect legacy message sets and this broker does
+ * not down-convert; every client here negotiates v4+) to 13 (topic ids); ListOffsets
+ * 0-6 (v7's max-timestamp lookup needs a scan the log does not offer yet). */
 static struct handler handlers[] = {
-    {KAFKA_API_METADATA, 0, -1, handle_metadata},
+    {KAFKA_API_PRODUCE, 0, 9, handle_routed},
+    {KAFKA_API_FETCH, 4, 13, handle_routed},
+    {KAFKA_API_LIST_OFFSETS, 0, 6, handle_routed},
+    {KAFKA_API_METADATA, 0, 12, handle_metadata},
     {KAFKA_API_API_VERSIONS, 0, -1, handle_api_versions},
+    {KAFKA_API_CREATE_TOPICS, 0, 7, handle_routed},
+    {KAFKA_API_DELETE_TOPICS, 0, 6, handle_routed},
 };
 #define HANDLER_COUNT (sizeof handlers / sizeof handlers[0])
 
 /* Versions come from the codec's table: a handler serves every version the codec has.
  * Filled once before any shard starts (the table is read-only afterwards). */
+static bool handlers_ready;
+
 void handlers_init(void) {
     for (size_t i = 0; i < HANDLER_COUNT; i++) {
         if (handlers[i].max_version >= 0) continue;
@@ -31,17 +48,22 @@ void handlers_init(void) {
         handlers[i].min_version = info ? info->min_version : 0;
         handlers[i].max_version = info ? info->max_version : 0;
     }
+    for (size_t i = 0; i < HANDLER_COUNT; i++) { /* never beyond what the codec parses */
+        const struct kafka_api_info *info = kafka_api_lookup(handlers[i].api_key);
+        assert(info && handlers[i].max_version <= info->max_version);
+    }
+    handlers_ready = true;
 }
 
 const struct handler *handler_find(int16_t api_key) {
-    assert(handlers[0].max_version >= 0); /* handlers_init() ran */
+    assert(handlers_ready);
     for (size_t i = 0; i < HANDLER_COUNT; i++)
         if (handlers[i].api_key == api_key) return &handlers[i];
     return NULL;
 }
 
 const struct handler *handler_table(size_t *count) {
-    assert(handlers[0].max_version >= 0);
+    assert(handlers_ready);
     *count = HANDLER_COUNT;
     return handlers;
 }
@@ -74,8 +96,22 @@ static int handle_api_versions(struct handler_ctx *ctx, const struct kafka_reque
     return kafka_api_versions_response_encode(w, resp_version, &resp);
 }
 
+/* The APIs that need partitions or the catalogue go through the shard's router (none
+ * when a shard runs without a catalogue, as in unit tests: the connection closes). */
+static int handle_routed(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
+                         struct kafka_reader *body, struct kafka_writer *w) {
+    if (!ctx->owner) return KAFKA_ERR_UNKNOWN_API;
+    switch (hdr->request_api_key) {
+    case KAFKA_API_PRODUCE: return router_handle_produce(ctx, hdr, body, w);
+    case KAFKA_API_FETCH: return router_handle_fetch(ctx, hdr, body, w);
+    case KAFKA_API_LIST_OFFSETS: return router_handle_list_offsets(ctx, hdr, body, w);
+    default: return router_handle_control(ctx, hdr, body, w);
+    }
+}
+
 static int handle_metadata(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
                            struct kafka_reader *body, struct kafka_writer *w) {
+    if (ctx->owner) return router_handle_metadata(ctx, hdr, body, w);
     int16_t version = hdr->request_api_version;
     struct kafka_metadata_request req;
     int rc = kafka_metadata_request_decode(body, version, &req, ctx->arena);

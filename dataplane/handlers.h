@@ -26,9 +26,30 @@ struct broker_identity {
     char cluster_id[64];
 };
 
+/* Names one request of one connection across time: a deferred handler keeps it and
+ * completes with kserver_complete() (conn.h). The generation tells a connection that
+ * closed (and whose slot was reused) from the one that asked. */
+struct conn_token {
+    uint32_t conn_id;
+    uint32_t generation;
+};
+
+/* A handler returns this (after taking ctx->token) when it answers later: the connection
+ * stops reading (as Kafka mutes a channel with a request in progress), so responses
+ * still leave in request order. It must decide before writing anything. */
+#define HANDLER_DEFERRED 1
+
+struct kserver;
+
 struct handler_ctx {
     const struct broker_identity *identity;
     struct kafka_arena *arena; /* reset by the caller before each attempt */
+    void *owner;               /* the shard (kserver_config.owner) */
+    struct kserver *ks;
+    struct conn_token token;
+    const struct kafka_request_header *hdr;
+    const uint8_t *frame;      /* the whole request (header + body), for handlers that keep it */
+    uint32_t frame_bytes;
 };
 
 typedef int (*handler_fn)(struct handler_ctx *ctx, const struct kafka_request_header *hdr,

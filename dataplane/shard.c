@@ -87,6 +87,10 @@ static void on_message(void *ctx, const struct shard_msg *msg) {
         break;
     }
     default:
+        if (s->has_router && msg->type >= ROUTER_MSG_CONTROL_REQ) {
+            router_on_message(&s->router, msg);
+            break;
+        }
         log_warn("shard_unknown_message", "type=%d from=%d", msg->type, msg->from);
     }
 }
@@ -141,6 +145,16 @@ static int shard_setup(struct shard *s) {
     }
     struct kserver_config kc = cfg->server;
     kc.pool = &s->pool;
+    if (cfg->topics.refresh) {
+        struct router_config rc_cfg = {
+            .shard_id = cfg->id, .mesh = cfg->mesh, .ring = &s->ring, .pool = &s->pool,
+            .topics = cfg->topics, .identity = cfg->server.identity,
+            .data_dir = cfg->data_dir, .auto_create_topics = cfg->auto_create_topics,
+            .cache_bytes = cfg->cache_bytes, .max_conns = cfg->server.max_conns};
+        s->has_router = true; /* teardown destroys what init got to */
+        if (router_init(&s->router, &rc_cfg, s->error, sizeof s->error) != 0) return -1;
+        kc.owner = &s->router;
+    }
     s->server = kserver_create(&kc);
     if (!s->server) {
         snprintf(s->error, sizeof s->error, "out of memory");
@@ -161,6 +175,7 @@ static int shard_setup(struct shard *s) {
     s->net = net_uring_create(&nc, &events, s->server, s->error, sizeof s->error);
     if (!s->net) return -1;
     kserver_attach(s->server, s->net);
+    if (s->has_router) router_attach(&s->router, s->server);
     rc = net_listen(s->net, cfg->listen_host, cfg->listen_port);
     if (rc < 0) {
         snprintf(s->error, sizeof s->error, "listen %s:%u: %s", cfg->listen_host,
@@ -179,6 +194,8 @@ static void shard_teardown(struct shard *s) {
     s->net = NULL;
     kserver_destroy(s->server);
     s->server = NULL;
+    if (s->has_router) router_destroy(&s->router);
+    s->has_router = false;
     if (s->recv_buffers) {
         for (uint32_t i = 0; i < s->cfg.recv_buffer_count; i++)
             if (s->recv_buffers[i]) chunk_unref(&s->pool, s->recv_buffers[i]);
@@ -205,11 +222,13 @@ static void shard_loop(struct shard *s) {
     uint64_t busy_ns = 0, idle_ns = 0;
     for (;;) {
         uint64_t t0 = clock_ns();
+        if (s->has_router) router_refresh(&s->router);
         unsigned work = uring_op_dispatch_ready(&s->ring, SHARD_CQE_BUDGET);
         work += mesh_drain(s->cfg.mesh, s->cfg.id, SHARD_MSG_BUDGET, on_message, s);
         uint64_t now_ms = t0 / 1000000ull;
         kserver_tick(s->server, now_ms);
         net_tick(s->net, now_ms);
+        if (s->has_router) work += router_tick(&s->router, now_ms);
         if (s->stopping &&
             (kserver_conn_count(s->server) == 0 || now_ms >= s->stop_deadline_ms))
             break;

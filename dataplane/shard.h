@@ -12,6 +12,8 @@
 
 #include "dataplane/conn.h"
 #include "dataplane/mesh.h"
+#include "dataplane/router.h"
+#include "dataplane/topics.h"
 #include "hw/chunk.h"
 #include "hw/uring_op.h"
 
@@ -38,6 +40,12 @@ struct shard_config {
     size_t zc_threshold_bytes;
     uint32_t drain_timeout_ms;      /* graceful stop gives up after this */
     struct kserver_config server;   /* pool is filled in by the shard */
+    /* The catalogue (control's reader for this shard). Without one (refresh NULL) the
+     * shard serves only ApiVersions and a topic-less Metadata (unit tests). */
+    struct topic_source topics;
+    const char *data_dir;
+    bool auto_create_topics;
+    uint64_t cache_bytes;           /* batch cache budget */
 };
 
 struct shard {
@@ -52,6 +60,8 @@ struct shard {
     uint8_t **recv_buffers;
     struct net_backend *net;
     struct kserver *server;
+    struct router router;
+    bool has_router;
     struct uring_op doorbell_op;
     uint64_t doorbell_value;
     bool stopping;

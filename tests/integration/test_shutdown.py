@@ -70,7 +70,9 @@ def main():
 
     # A client that pipelines large requests and never reads: its responses cannot leave,
     # so the drain gives up at sluice.shutdown.timeout.ms and the broker still exits 0.
-    with Broker(sluice, cores="1", config={"sluice.shutdown.timeout.ms": 2000}) as b:
+    # (auto-creation off: 3000 named topics would otherwise be created)
+    with Broker(sluice, cores="1", config={"sluice.shutdown.timeout.ms": 2000,
+                                           "auto.create.topics.enable": "false"}) as b:
         big = {"Topics": [{"Name": "t-%05d-%s" % (i, "y" * 40)} for i in range(3000)]}
         req = kafka_schema.encode_request(3, 12, 1, "stuck", big)
         host, port = b.bootstrap.rsplit(":", 1)

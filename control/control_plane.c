@@ -1,0 +1,421 @@
+/* control_plane.c - the control thread's side of the control-plane round trip.
+ *
+ * Shards send struct control_job (dataplane/router.h) over the mesh. Control owns the
+ * catalogue: it decodes the request body the job carries, acts on the catalogue (each
+ * change is persisted before it returns, see catalog.h), publishes a new snapshot when
+ * something changed -- before answering, so the shard that gets the answer, and every
+ * shard the client talks to next, can already see the change -- encodes the response
+ * body into a buffer of its exact size and sends the job back. A reply a full ring
+ * refuses waits in a list retried on every loop turn (bounded: one job per connection).
+ *
+ * Adding a control API: a case in control_plane_on_message's dispatch (execute_job) that
+ * decodes, acts and encodes, and a row for it in dataplane/handlers.c.
+ *
+ * It also implements the shards' struct topic_source over catalog_reader: lookups in the
+ * snapshot a shard holds, converted to struct topic_info. */
+#include "control/control_plane.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hw/log.h"
+
+#define CREATE_NAME_BYTES (CATALOG_TOPIC_NAME_MAX_BYTES + 1)
+#define CONTROL_ARENA_BYTES (4u << 20)
+#define CONTROL_MAX_CONFIGS 64
+#define ERR_INVALID_REQUEST 42
+#define ERR_INVALID_REPLICA_ASSIGNMENT 39
+
+/* ---- topic_source over the catalogue snapshot -------------------------------------- */
+
+static void snapshot_info(const struct catalog_snapshot_topic *t, struct topic_info *out) {
+    out->name = t->name;
+    out->id = t->id;
+    out->partition_count = t->partition_count;
+    out->internal = t->internal;
+    out->partition_shard = t->partition_shard;
+    out->max_message_bytes = t->config.max_message_bytes;
+    out->log_append_time = t->config.message_timestamp_type == TOPIC_TIMESTAMP_LOG_APPEND_TIME;
+    plog_config_default(&out->log);
+    out->log.segment_bytes = (uint64_t)t->config.segment_bytes;
+    out->log.segment_ms = t->config.segment_ms;
+    out->log.retention_ms = t->config.retention_ms;
+    out->log.retention_bytes = t->config.retention_bytes;
+    out->log.index_interval_bytes = (uint32_t)t->config.index_interval_bytes;
+}
+
+static uint64_t src_refresh(void *reader) {
+    return catalog_reader_refresh(reader)->epoch;
+}
+
+static size_t src_count(void *reader) {
+    return ((struct catalog_reader *)reader)->held->topic_count;
+}
+
+static bool src_at(void *reader, size_t index, struct topic_info *out) {
+    const struct catalog_snapshot *snap = ((struct catalog_reader *)reader)->held;
+    if (index >= snap->topic_count) return false;
+    snapshot_info(&snap->topics[index], out);
+    return true;
+}
+
+static bool src_find(void *reader, const char *name, size_t name_len, struct topic_info *out) {
+    char buf[CREATE_NAME_BYTES];
+    if (name_len == 0 || name_len >= sizeof buf) return false;
+    memcpy(buf, name, name_len);
+    buf[name_len] = '\0';
+    const struct catalog_snapshot_topic *t =
+        catalog_snapshot_find(((struct catalog_reader *)reader)->held, buf);
+    if (!t) return false;
+    snapshot_info(t, out);
+    return true;
+}
+
+static bool src_find_id(void *reader, const uint8_t id[16], struct topic_info *out) {
+    const struct catalog_snapshot_topic *t =
+        catalog_snapshot_find_id(((struct catalog_reader *)reader)->held, id);
+    if (!t) return false;
+    snapshot_info(t, out);
+    return true;
+}
+
+void control_plane_topic_source(struct control_plane *cp, int shard, struct topic_source *out) {
+    assert(shard >= 0 && shard < cp->shard_count);
+    catalog_reader_init(&cp->readers[shard], &cp->publisher, (uint32_t)shard);
+    catalog_reader_refresh(&cp->readers[shard]);
+    *out = (struct topic_source){.reader = &cp->readers[shard], .refresh = src_refresh,
+                                 .count = src_count, .at = src_at, .find = src_find,
+                                 .find_id = src_find_id};
+}
+
+/* ---- setup ------------------------------------------------------------------------- */
+
+int control_plane_init(struct control_plane *cp, struct mesh *mesh, const char *data_dir,
+                       const struct config *broker, char *err, size_t err_bytes) {
+    memset(cp, 0, sizeof *cp);
+    cp->mesh = mesh;
+    cp->shard_count = mesh->shard_count;
+    cp->broker = broker;
+    cp->readers = calloc((size_t)cp->shard_count, sizeof cp->readers[0]);
+    cp->arena_mem = malloc(CONTROL_ARENA_BYTES);
+    if (!cp->readers || !cp->arena_mem) {
+        snprintf(err, err_bytes, "control: out of memory");
+        return -1;
+    }
+    kafka_arena_init(&cp->arena, cp->arena_mem, CONTROL_ARENA_BYTES);
+    if (catalog_open(&cp->catalog, data_dir, broker, (uint32_t)cp->shard_count, err,
+                     err_bytes) != 0)
+        return -1;
+    cp->catalog_open = true;
+    if (catalog_publisher_init(&cp->publisher, (uint32_t)cp->shard_count, &cp->catalog) != 0) {
+        snprintf(err, err_bytes, "control: catalogue snapshot");
+        return -1;
+    }
+    cp->publisher_ready = true;
+    log_info("catalog_loaded", "topics=%zu", catalog_topic_count(&cp->catalog));
+    return 0;
+}
+
+void control_plane_destroy(struct control_plane *cp) {
+    while (cp->retry_first) {
+        struct control_job *j = cp->retry_first;
+        cp->retry_first = j->next;
+        free(j->request);
+        free(j->response);
+        free(j);
+    }
+    if (cp->publisher_ready) catalog_publisher_destroy(&cp->publisher);
+    if (cp->catalog_open) catalog_close(&cp->catalog);
+    free(cp->readers);
+    free(cp->arena_mem);
+    memset(cp, 0, sizeof *cp);
+}
+
+/* Publish after a change; a lagging reader can make this fail for a while: retried on
+ * the next loop turn. */
+static void publish(struct control_plane *cp) {
+    if (catalog_publish(&cp->publisher, &cp->catalog) != 0) {
+        cp->publish_pending = true;
+        log_warn("catalog_publish_deferred", "retired=%zu", cp->publisher.retired_count);
+        return;
+    }
+    cp->publish_pending = false;
+}
+
+/* ---- CreateTopics ------------------------------------------------------------------ */
+
+static void str_copy(char *dst, size_t cap, struct kafka_str s) {
+    size_t n = s.len > 0 ? (size_t)s.len : 0;
+    if (n >= cap) n = cap - 1;
+    if (n) memcpy(dst, s.ptr, n);
+    dst[n] = '\0';
+}
+
+static void create_one(struct control_plane *cp, int16_t version,
+                       const struct kafka_create_topics_request_creatable_topic *t,
+                       bool validate_only,
+                       struct kafka_create_topics_response_creatable_topic_result *out,
+                       bool *changed) {
+    struct kafka_arena *arena = &cp->arena;
+    char *name = kafka_arena_alloc(arena, CREATE_NAME_BYTES, 1, 1);
+    char *message = kafka_arena_alloc(arena, CATALOG_MESSAGE_BYTES, 1, 1);
+    if (!name || !message) {
+        out->error_code = CATALOG_ERR_UNKNOWN_SERVER_ERROR;
+        return;
+    }
+    str_copy(name, CREATE_NAME_BYTES, t->name);
+    out->name = t->name;
+    out->num_partitions = -1;
+    out->replication_factor = -1;
+    out->configs_count = version >= 5 ? 0 : -1;
+    out->configs = NULL;
+    out->error_message = kafka_str_from_cstr(NULL);
+    struct catalog_create_request req = {.name = name, .partition_count = t->num_partitions,
+                                         .replication_factor = t->replication_factor};
+    if (t->assignments_count > 0) { /* manual assignment: only this node can hold them */
+        for (int32_t i = 0; i < t->assignments_count; i++) {
+            for (int32_t j = 0; j < t->assignments[i].broker_ids_count; j++) {
+                if (t->assignments[i].broker_ids[j] != cp->node_id) {
+                    out->error_code = ERR_INVALID_REPLICA_ASSIGNMENT;
+                    out->error_message = kafka_str_from_cstr("Replicas must be on this broker");
+                    return;
+                }
+            }
+        }
+        if (t->num_partitions != -1 || t->replication_factor != -1) {
+            out->error_code = ERR_INVALID_REQUEST;
+            out->error_message = kafka_str_from_cstr(
+                "Both numPartitions or replicationFactor and replicasAssignments were set");
+            return;
+        }
+        req.partition_count = t->assignments_count;
+    }
+    int32_t config_count = t->configs_count > 0 ? t->configs_count : 0;
+    if (config_count > CONTROL_MAX_CONFIGS) {
+        out->error_code = ERR_INVALID_REQUEST;
+        out->error_message = kafka_str_from_cstr("Too many configs");
+        return;
+    }
+    struct catalog_config_kv kv[CONTROL_MAX_CONFIGS];
+    for (int32_t i = 0; i < config_count; i++) {
+        struct kafka_str k = t->configs[i].name, v = t->configs[i].value;
+        char *ks = kafka_arena_alloc(arena, (size_t)(k.len > 0 ? k.len : 0) + 1, 1, 1);
+        char *vs = v.len >= 0 ? kafka_arena_alloc(arena, (size_t)v.len + 1, 1, 1) : NULL;
+        if (!ks || (v.len >= 0 && !vs)) {
+            out->error_code = CATALOG_ERR_UNKNOWN_SERVER_ERROR;
+            return;
+        }
+        str_copy(ks, (size_t)(k.len > 0 ? k.len : 0) + 1, k);
+        if (vs) str_copy(vs, (size_t)v.len + 1, v);
+        kv[i] = (struct catalog_config_kv){.name = ks, .value = vs};
+    }
+    req.configs = kv;
+    req.config_count = (size_t)config_count;
+    struct catalog_result res;
+    int16_t ec = catalog_create_topic(&cp->catalog, &req, validate_only, &res);
+    out->error_code = ec;
+    if (ec != 0) {
+        memcpy(message, res.message, CATALOG_MESSAGE_BYTES);
+        message[CATALOG_MESSAGE_BYTES - 1] = '\0';
+        out->error_message = kafka_str_from_cstr(message);
+        return;
+    }
+    const struct catalog_topic *ct = catalog_find(&cp->catalog, name);
+    if (ct) {
+        memcpy(out->topic_id.bytes, ct->id, 16);
+        out->num_partitions = ct->partition_count;
+        out->replication_factor = ct->replication_factor;
+    } else { /* validate_only: report what would be created */
+        out->num_partitions = req.partition_count > 0
+                                  ? req.partition_count
+                                  : (int32_t)config_get_i64(cp->broker, "num.partitions");
+        out->replication_factor = 1;
+    }
+    if (!validate_only) *changed = true;
+}
+
+static int create_topics(struct control_plane *cp, struct control_job *job,
+                         struct kafka_reader *r, void *resp_out) {
+    struct kafka_create_topics_request req;
+    int rc = kafka_create_topics_request_decode(r, job->api_version, &req, &cp->arena);
+    if (rc != 0) return rc;
+    struct kafka_create_topics_response *resp = resp_out;
+    kafka_create_topics_response_init(resp, job->api_version);
+    int32_t n = req.topics_count > 0 ? req.topics_count : 0;
+    resp->topics_count = n;
+    resp->topics = kafka_arena_alloc(&cp->arena, (size_t)(n ? n : 1), sizeof resp->topics[0],
+                                     _Alignof(struct kafka_create_topics_response_creatable_topic_result));
+    if (!resp->topics) return KAFKA_ERR_ARENA;
+    bool changed = false;
+    for (int32_t i = 0; i < n; i++) {
+        memset(&resp->topics[i], 0, sizeof resp->topics[i]);
+        bool dup = false;
+        for (int32_t j = 0; j < i; j++)
+            dup = dup || kafka_str_equals(req.topics[j].name, req.topics[i].name);
+        if (dup) { /* Kafka answers every copy of a duplicated name INVALID_REQUEST */
+            resp->topics[i].name = req.topics[i].name;
+            resp->topics[i].error_code = ERR_INVALID_REQUEST;
+            resp->topics[i].error_message = kafka_str_from_cstr("Duplicate topic name");
+            resp->topics[i].num_partitions = -1;
+            resp->topics[i].replication_factor = -1;
+            resp->topics[i].configs_count = job->api_version >= 5 ? 0 : -1;
+            continue;
+        }
+        create_one(cp, job->api_version, &req.topics[i], req.validate_only, &resp->topics[i],
+                   &changed);
+        log_info("create_topic", "name=%.*s error=%d validate_only=%d",
+                 req.topics[i].name.len > 0 ? (int)req.topics[i].name.len : 0,
+                 req.topics[i].name.ptr ? req.topics[i].name.ptr : "",
+                 resp->topics[i].error_code, req.validate_only);
+    }
+    if (changed) publish(cp);
+    return 0;
+}
+
+/* ---- DeleteTopics ------------------------------------------------------------------ */
+
+static void delete_one(struct control_plane *cp, struct kafka_str name, const uint8_t *id,
+                       struct kafka_delete_topics_response_deletable_topic_result *out,
+                       bool *changed) {
+    struct catalog_result res;
+    int16_t ec;
+    out->name = name;
+    out->error_message = kafka_str_from_cstr(NULL);
+    if (name.len >= 0) {
+        char buf[CREATE_NAME_BYTES];
+        str_copy(buf, sizeof buf, name);
+        const struct catalog_topic *t = catalog_find(&cp->catalog, buf);
+        if (t) memcpy(out->topic_id.bytes, t->id, 16);
+        ec = catalog_delete_topic(&cp->catalog, buf, &res);
+    } else {
+        memcpy(out->topic_id.bytes, id, 16);
+        const struct catalog_topic *t = catalog_find_id(&cp->catalog, id);
+        char *nm = NULL;
+        if (t && (nm = kafka_arena_alloc(&cp->arena, CREATE_NAME_BYTES, 1, 1)))
+            snprintf(nm, CREATE_NAME_BYTES, "%s", t->name);
+        out->name = kafka_str_from_cstr(nm);
+        ec = catalog_delete_topic_id(&cp->catalog, id, &res);
+    }
+    out->error_code = ec;
+    if (ec != 0) {
+        char *m = kafka_arena_alloc(&cp->arena, CATALOG_MESSAGE_BYTES, 1, 1);
+        if (m) {
+            memcpy(m, res.message, CATALOG_MESSAGE_BYTES);
+            m[CATALOG_MESSAGE_BYTES - 1] = '\0';
+        }
+        out->error_message = kafka_str_from_cstr(m);
+    } else {
+        *changed = true;
+    }
+}
+
+static int delete_topics(struct control_plane *cp, struct control_job *job,
+                         struct kafka_reader *r, void *resp_out) {
+    struct kafka_delete_topics_request req;
+    int16_t v = job->api_version;
+    int rc = kafka_delete_topics_request_decode(r, v, &req, &cp->arena);
+    if (rc != 0) return rc;
+    struct kafka_delete_topics_response *resp = resp_out;
+    kafka_delete_topics_response_init(resp, v);
+    int32_t n = v >= 6 ? req.topics_count : req.topic_names_count;
+    if (n < 0) n = 0;
+    resp->responses_count = n;
+    resp->responses = kafka_arena_alloc(&cp->arena, (size_t)(n ? n : 1), sizeof resp->responses[0],
+                                        _Alignof(struct kafka_delete_topics_response_deletable_topic_result));
+    if (!resp->responses) return KAFKA_ERR_ARENA;
+    bool changed = false;
+    for (int32_t i = 0; i < n; i++) {
+        memset(&resp->responses[i], 0, sizeof resp->responses[i]);
+        struct kafka_str name = v >= 6 ? req.topics[i].name : req.topic_names[i];
+        const uint8_t *id = v >= 6 ? req.topics[i].topic_id.bytes : NULL;
+        delete_one(cp, name, id, &resp->responses[i], &changed);
+        log_info("delete_topic", "name=%.*s error=%d", name.len > 0 ? (int)name.len : 0,
+                 name.ptr ? name.ptr : "", resp->responses[i].error_code);
+    }
+    if (changed) publish(cp);
+    return 0;
+}
+
+/* ---- dispatch ---------------------------------------------------------------------- */
+
+/* Decode, act, and encode the response body into job->response. */
+static void execute_job(struct control_plane *cp, struct control_job *job) {
+    kafka_arena_reset(&cp->arena);
+    struct kafka_reader r;
+    kafka_reader_init(&r, job->request, job->request_bytes);
+    union kafka_response_any resp;
+    int rc;
+    switch (job->api_key) {
+    case KAFKA_API_CREATE_TOPICS: rc = create_topics(cp, job, &r, &resp); break;
+    case KAFKA_API_DELETE_TOPICS: rc = delete_topics(cp, job, &r, &resp); break;
+    default: rc = KAFKA_ERR_UNKNOWN_API;
+    }
+    if (rc == 0) {
+        struct kafka_writer sizer;
+        kafka_writer_init_sizer(&sizer);
+        rc = kafka_response_encode(job->api_key, job->api_version, &sizer, &resp);
+        size_t need = kafka_writer_size(&sizer);
+        job->response = rc == 0 ? malloc(need ? need : 1) : NULL;
+        if (job->response) {
+            struct kafka_writer w;
+            kafka_writer_init(&w, job->response, need);
+            rc = kafka_response_encode(job->api_key, job->api_version, &w, &resp);
+            job->response_bytes = (uint32_t)w.len_bytes;
+        }
+    }
+    if (rc != 0 || !job->response) { /* the connection closes, as for a bad request */
+        log_warn("control_request_failed", "api_key=%d version=%d err=%s", job->api_key,
+                 job->api_version, kafka_err_str(rc));
+        free(job->response);
+        job->response = NULL;
+    }
+}
+
+static void reply(struct control_plane *cp, struct control_job *job) {
+    struct shard_msg m = {.type = ROUTER_MSG_CONTROL_REPLY, .ptr = job};
+    int control = mesh_control_id(cp->mesh);
+    if (!cp->retry_first && mesh_send(cp->mesh, control, job->origin_shard, &m)) return;
+    job->next = NULL;
+    if (cp->retry_last) cp->retry_last->next = job;
+    else cp->retry_first = job;
+    cp->retry_last = job;
+}
+
+static void auto_create(struct control_plane *cp, char *name) {
+    struct catalog_create_request req = {.name = name, .partition_count = -1,
+                                         .replication_factor = -1};
+    struct catalog_result res;
+    int16_t ec = catalog_create_topic(&cp->catalog, &req, false, &res);
+    log_info("auto_create_topic", "name=%s error=%d", name, ec);
+    if (ec == 0) publish(cp);
+    free(name);
+}
+
+void control_plane_on_message(struct control_plane *cp, const struct shard_msg *msg) {
+    switch (msg->type) {
+    case ROUTER_MSG_CONTROL_REQ:
+        execute_job(cp, msg->ptr);
+        reply(cp, msg->ptr);
+        break;
+    case ROUTER_MSG_AUTO_CREATE:
+        auto_create(cp, msg->ptr);
+        break;
+    default:
+        log_debug("control_message", "type=%d from=%d", msg->type, msg->from);
+    }
+}
+
+void control_plane_tick(struct control_plane *cp) {
+    int control = mesh_control_id(cp->mesh);
+    while (cp->retry_first) {
+        struct control_job *job = cp->retry_first;
+        struct shard_msg m = {.type = ROUTER_MSG_CONTROL_REPLY, .ptr = job};
+        if (!mesh_send(cp->mesh, control, job->origin_shard, &m)) break;
+        cp->retry_first = job->next;
+        if (!cp->retry_first) cp->retry_last = NULL;
+    }
+    if (cp->publish_pending) publish(cp);
+    catalog_publisher_reclaim(&cp->publisher);
+}

@@ -1,0 +1,43 @@
+/* control_plane.h - the control thread's catalogue service for the shards: answers
+ * control-plane jobs (CreateTopics, DeleteTopics, Metadata auto-creation) and gives each
+ * shard its topic_source over the published snapshots. See control_plane.c. */
+#ifndef SLUICE_CONTROL_CONTROL_PLANE_H
+#define SLUICE_CONTROL_CONTROL_PLANE_H
+
+#include <stdbool.h>
+
+#include "control/catalog.h"
+#include "control/config.h"
+#include "dataplane/mesh.h"
+#include "dataplane/router.h"
+#include "dataplane/topics.h"
+
+struct control_plane {
+    struct mesh *mesh;
+    int shard_count;
+    int32_t node_id;
+    const struct config *broker;
+    struct catalog catalog;
+    bool catalog_open;
+    struct catalog_publisher publisher;
+    bool publisher_ready;
+    bool publish_pending;
+    struct catalog_reader *readers;        /* one per shard */
+    struct control_job *retry_first, *retry_last; /* replies a full ring refused */
+    struct kafka_arena arena;
+    uint8_t *arena_mem;
+};
+
+/* Open the catalogue in data_dir and publish its first snapshot. 0 or -1 with err. */
+int control_plane_init(struct control_plane *cp, struct mesh *mesh, const char *data_dir,
+                       const struct config *broker, char *err, size_t err_bytes);
+/* The topic source shard `shard` reads through (before that shard starts). */
+void control_plane_topic_source(struct control_plane *cp, int shard, struct topic_source *out);
+/* A message from a shard to control. */
+void control_plane_on_message(struct control_plane *cp, const struct shard_msg *msg);
+/* Every loop turn: retry refused replies and publications, reclaim old snapshots. */
+void control_plane_tick(struct control_plane *cp);
+/* After every shard has stopped. */
+void control_plane_destroy(struct control_plane *cp);
+
+#endif
