@@ -332,14 +332,46 @@ bool record_lz4_set_legacy_header_checksum(uint8_t *frame, size_t len) {
     return true;
 }
 
+/* liblz4 1.9.4's LZ4F_resetDecompressionContext() does not clear the remaining
+ * content size of a frame abandoned midway (after an error or at our output limit);
+ * the next frame without a content size then fails with frameSize_wrong. fuzz_records
+ * found it. So a context whose last frame did not finish is replaced -- an
+ * allocation on the error path only; a clean frame leaves the context as is. */
+static bool lz4_dctx_ready(struct record_codecs *c) {
+    if (c->lz4_dctx != NULL && !c->lz4_dctx_dirty) {
+        LZ4F_resetDecompressionContext(c->lz4_dctx);
+        return true;
+    }
+    if (c->lz4_dctx != NULL)
+        LZ4F_freeDecompressionContext(c->lz4_dctx);
+    c->lz4_dctx = NULL;
+    if (LZ4F_isError(LZ4F_createDecompressionContext(&c->lz4_dctx, LZ4F_VERSION)))
+        c->lz4_dctx = NULL;
+    c->lz4_dctx_dirty = false;
+    return c->lz4_dctx != NULL;
+}
+
+static enum record_error lz4_decompress_frames(struct record_codecs *c, const uint8_t *src,
+                                               size_t src_len, uint8_t *dst, size_t dst_limit,
+                                               size_t *out_len, unsigned flags);
+
 static enum record_error lz4_decompress(struct record_codecs *c, const uint8_t *src,
                                         size_t src_len, uint8_t *dst, size_t dst_limit,
                                         size_t *out_len, unsigned flags) {
+    if (!lz4_dctx_ready(c))
+        return RECORD_ERR_NO_SPACE;
+    enum record_error err = lz4_decompress_frames(c, src, src_len, dst, dst_limit, out_len, flags);
+    c->lz4_dctx_dirty = err != RECORD_OK;
+    return err;
+}
+
+static enum record_error lz4_decompress_frames(struct record_codecs *c, const uint8_t *src,
+                                               size_t src_len, uint8_t *dst, size_t dst_limit,
+                                               size_t *out_len, unsigned flags) {
     uint8_t hdr[LZ4_FRAME_HEADER_MAX_BYTES];
     size_t hdr_len = 0;
     if (flags & RECORD_DECOMPRESS_LZ4_LEGACY_HC)
         hdr_len = lz4_fix_legacy_header(src, src_len, hdr);
-    LZ4F_resetDecompressionContext(c->lz4_dctx);
 
     size_t in_pos = 0, out_pos = 0, hint = 1;
     unsigned stalled_turns = 0;

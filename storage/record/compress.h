@@ -9,7 +9,8 @@
  * lz4 frame contexts) are created once in record_codecs_init() -- one struct per
  * shard, not thread-safe -- and reused for every call. The one exception we cannot
  * avoid is snappy: libsnappy's C API allocates its hash table per compress call
- * (decompression does not allocate).
+ * (decompression does not allocate), and liblz4's decompression context, which is
+ * replaced after a frame that did not finish (see lz4_decompress in compress.c).
  *
  * Formats on the wire:
  *   gzip   RFC 1952 members (concatenated members are read in sequence), via igzip.
@@ -54,6 +55,7 @@ struct record_codecs {
     ZSTD_DCtx *zstd_dctx;
     LZ4F_cctx *lz4_cctx;
     LZ4F_dctx *lz4_dctx;
+    bool lz4_dctx_dirty; /* its last frame did not finish: replace before reuse */
 };
 
 /* Allocate every context once. Returns RECORD_OK or RECORD_ERR_NO_SPACE (out of
@@ -72,7 +74,8 @@ enum record_error record_compress(struct record_codecs *c, enum record_codec cod
 
 /* Decompress src into dst, writing at most dst_limit bytes. RECORD_ERR_TOO_LARGE if
  * the data decompresses to more, RECORD_ERR_DECOMPRESS if it is corrupt or
- * truncated, RECORD_ERR_UNSUPPORTED_CODEC for ids outside 0..4. */
+ * truncated, RECORD_ERR_UNSUPPORTED_CODEC for ids outside 0..4, RECORD_ERR_NO_SPACE
+ * if the lz4 context could not be re-created (out of memory). */
 enum record_error record_decompress(struct record_codecs *c, enum record_codec codec,
                                     const uint8_t *src, size_t src_len, uint8_t *dst,
                                     size_t dst_limit, size_t *out_len, unsigned flags);

@@ -323,3 +323,36 @@ Test(codecs, lz4_kafka3160_legacy_header_checksum) {
     free(z);
     free(out);
 }
+
+/* liblz4 1.9.4's LZ4F_resetDecompressionContext() does not clear the remaining
+ * content size of an abandoned frame that declared one; the next frame without a
+ * content size then fails with frameSize_wrong. Found by fuzz_records; the codec
+ * replaces a context whose last frame did not finish. */
+Test(codecs, lz4_context_survives_abandoned_content_size_frame) {
+    size_t text_len, z_len, out_len;
+    uint8_t *text = load_vector("text.txt", &text_len);
+    uint8_t *plain = load_vector("text.txt.lz4", &z_len);
+    LZ4F_preferences_t prefs = {.frameInfo = {.contentSize = text_len,
+                                              .blockMode = LZ4F_blockIndependent}};
+    size_t sized_cap = LZ4F_compressFrameBound(text_len, &prefs);
+    uint8_t *sized = malloc(sized_cap), *out = malloc(text_len);
+    size_t sized_len = LZ4F_compressFrame(sized, sized_cap, text, text_len, &prefs);
+    cr_assert(!LZ4F_isError(sized_len));
+    /* abandon the sized frame three ways: limit, truncation, then a full read */
+    cr_assert_eq(record_decompress(&codecs, RECORD_CODEC_LZ4, sized, sized_len, out, 1000,
+                                   &out_len, 0), RECORD_ERR_TOO_LARGE);
+    cr_assert_eq(record_decompress(&codecs, RECORD_CODEC_LZ4, plain, z_len, out, text_len,
+                                   &out_len, 0), RECORD_OK);
+    cr_assert_eq(out_len, text_len);
+    cr_assert_eq(record_decompress(&codecs, RECORD_CODEC_LZ4, sized, sized_len / 2, out, text_len,
+                                   &out_len, 0), RECORD_ERR_DECOMPRESS);
+    cr_assert_eq(record_decompress(&codecs, RECORD_CODEC_LZ4, plain, z_len, out, text_len,
+                                   &out_len, 0), RECORD_OK);
+    cr_assert_eq(record_decompress(&codecs, RECORD_CODEC_LZ4, sized, sized_len, out, text_len,
+                                   &out_len, 0), RECORD_OK);
+    cr_assert(memcmp(out, text, text_len) == 0);
+    free(text);
+    free(plain);
+    free(sized);
+    free(out);
+}
