@@ -16,7 +16,7 @@ import struct
 import sys
 import time
 
-from harness import Broker, KafkaConn
+from harness import Broker, KafkaConn, wait_for
 
 
 def check(cond, what):
@@ -109,9 +109,11 @@ def main():
         check(create(c, "err", 4) == 0 and
               create(c, "small", 1, [("max.message.bytes", "1000")]) == 0,
               "CreateTopics v5: 'err' (4 partitions) and 'small' (max.message.bytes=1000)")
-        owners = {line.split("shard=")[1].split()[0] for line in b.stderr_tail().splitlines()
-                  if "event=plog_open" in line and "/err-" in line}
-        check(owners == {"0", "1"}, "topic 'err' has partitions on both shards")
+        def owners():
+            return {line.split("shard=")[1].split()[0] for line in b.stderr_tail().splitlines()
+                    if "event=plog_open" in line and "/err-" in line}
+        check(wait_for(lambda: owners() == {"0", "1"}, 5),
+              "topic 'err' has partitions on both shards")
         good = record_batch([b"good-%d" % i for i in range(10)])
         bad = bytearray(record_batch([b"bad-%d" % i for i in range(10)]))
         bad[-1] ^= 0xFF  # a byte under the CRC
