@@ -69,9 +69,10 @@
 #define ERR_KAFKA_STORAGE_ERROR 56
 #define ERR_UNKNOWN_SERVER_ERROR (-1)
 #define ERR_UNKNOWN_TOPIC_ID 100
+#define ERR_INVALID_RECORD 87
 
 #define ROUTER_ARENA_BYTES (4u << 20)
-#define CONVERT_BYTES (8u << 20)
+#define CONVERT_BYTES (2u << 20)   /* a converted legacy set; larger ones are refused */
 
 struct data_part {
     struct data_job *job;
@@ -122,7 +123,10 @@ struct data_job {
     struct router **routers;
 };
 
-static struct router *all_routers[MESH_MAX_SHARDS];
+/* Every shard's router, for the appends_done counters parked fetches read. Set by each
+ * shard during its setup; NULL until then (a fetch can arrive at shard 0 before shard 1
+ * has started). One broker per process. */
+static struct router *_Atomic all_routers[MESH_MAX_SHARDS];
 
 /* ---- outbox ------------------------------------------------------------------------ */
 
@@ -246,6 +250,8 @@ void router_refresh(struct router *r) {
     ptable_sync(r);
 }
 
+static void job_free(struct data_job *job);
+
 /* ---- setup ------------------------------------------------------------------------- */
 
 int router_init(struct router *r, const struct router_config *cfg, char *err, size_t err_bytes) {
@@ -276,7 +282,7 @@ int router_init(struct router *r, const struct router_config *cfg, char *err, si
         return -1;
     }
     r->storage_ready = true;
-    all_routers[cfg->shard_id] = r;
+    atomic_store_explicit(&all_routers[cfg->shard_id], r, memory_order_release);
     router_refresh(r); /* opens the partitions this shard owns (blocking, at startup) */
     return 0;
 }
@@ -284,10 +290,23 @@ int router_init(struct router *r, const struct router_config *cfg, char *err, si
 void router_attach(struct router *r, struct kserver *ks) { r->ks = ks; }
 
 void router_destroy(struct router *r) {
+    if (r->cfg.mesh) atomic_store_explicit(&all_routers[r->cfg.shard_id], NULL,
+                                           memory_order_release);
     if (r->table) {
         for (uint32_t i = 0; i < ROUTER_PTABLE_SLOTS; i++)
             if (r->table[i].used && r->table[i].log) plog_close(r->table[i].log);
     }
+    /* Parked and answered jobs have heard from every owner: free them. (A job still
+     * waiting for another shard at shutdown is left to the process exit.) */
+    struct data_job *lists[2] = {r->parked, r->ready};
+    for (int i = 0; i < 2; i++) {
+        while (lists[i]) {
+            struct data_job *job = lists[i];
+            lists[i] = job->next_parked;
+            job_free(job);
+        }
+    }
+    r->parked = r->ready = NULL;
     if (r->storage_ready) storage_shard_destroy(&r->storage);
     record_codecs_destroy(&r->codecs);
     free(r->table);
@@ -336,8 +355,16 @@ static void job_free(struct data_job *job) {
 }
 
 static struct router *self_router(int shard) {
-    assert(shard >= 0 && shard < MESH_MAX_SHARDS && all_routers[shard]);
-    return all_routers[shard];
+    assert(shard >= 0 && shard < MESH_MAX_SHARDS);
+    struct router *r = atomic_load_explicit(&all_routers[shard], memory_order_acquire);
+    assert(r);
+    return r;
+}
+
+/* Appends completed on shard s so far (0 while it is starting). */
+static uint64_t appends_seen(int shard) {
+    struct router *r = atomic_load_explicit(&all_routers[shard], memory_order_acquire);
+    return r ? atomic_load_explicit(&r->appends_done, memory_order_acquire) : 0;
 }
 
 static void owner_process(struct router *r, struct data_job *job);
@@ -352,8 +379,7 @@ static void job_dispatch(struct router *r, struct data_job *job) {
     for (int s = 0; s < r->shard_count; s++) {
         if (!has[s]) continue;
         job->owners_waiting++;
-        job->seen_appends[s] = atomic_load_explicit(&self_router(s)->appends_done,
-                                                    memory_order_acquire);
+        job->seen_appends[s] = appends_seen(s);
         if (s == r->cfg.shard_id) continue;
         struct shard_msg m = {.type = ROUTER_MSG_PART_REQ, .arg32 = (uint32_t)s, .ptr = job};
         router_send(r, s, &m);
@@ -415,6 +441,10 @@ static void produce_part(struct router *r, struct data_part *p, const struct top
         p->error = ERR_CORRUPT_MESSAGE;
         return;
     }
+    if (buf[16] < 2 && p->job->version >= 3) { /* v3+ carries record batches only */
+        p->error = p->job->version >= 8 ? ERR_INVALID_RECORD : ERR_CORRUPT_MESSAGE;
+        return;
+    }
     if (buf[16] < 2) { /* a legacy message set (Produce v0-v2): convert to one v2 batch */
         struct legacy_convert_buffers bufs = {r->convert_decompress, CONVERT_BYTES,
                                               r->convert_records, CONVERT_BYTES};
@@ -428,8 +458,6 @@ static void produce_part(struct router *r, struct data_part *p, const struct top
         }
         buf = r->convert_out;
         len = out_len;
-    } else if (len > (size_t)t->max_message_bytes + 4096u * 0) {
-        /* checked per batch below */
     }
     int batches = count_v2_batches(buf, len, t->max_message_bytes);
     if (batches < 0) {
@@ -462,9 +490,9 @@ static void produce_part(struct router *r, struct data_part *p, const struct top
         int64_t base = plog_append(log, batch, (uint32_t)size, p->job->acks == -1,
                                    last ? &p->append : NULL);
         if (base < 0) {
-            p->error = base == -EMSGSIZE ? ERR_MESSAGE_TOO_LARGE
-                                         : base == -ENOBUFS ? ERR_KAFKA_STORAGE_ERROR
-                                                            : ERR_KAFKA_STORAGE_ERROR;
+            /* -EMSGSIZE: the batch does not fit in one storage chunk (64 KiB). -ENOBUFS (no
+             * chunk free) is answered KAFKA_STORAGE_ERROR, which producers retry. */
+            p->error = base == -EMSGSIZE ? ERR_MESSAGE_TOO_LARGE : ERR_KAFKA_STORAGE_ERROR;
             if (base == -ENOBUFS) log_warn("produce_no_buffers", "partition=%d", p->partition);
             return;
         }
@@ -637,9 +665,7 @@ static unsigned parked_tick(struct router *r) {
         for (uint32_t i = 0; i < job->part_count && !moved; i++) {
             int s = job->parts[i].owner;
             if (s < 0) continue;
-            uint64_t now = atomic_load_explicit(&self_router(s)->appends_done,
-                                                memory_order_acquire);
-            moved = now != job->seen_appends[s];
+            moved = appends_seen(s) != job->seen_appends[s];
         }
         bool expired = r->now_ms >= job->deadline_ms;
         if (!moved && !expired) {
