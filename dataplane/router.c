@@ -218,26 +218,39 @@ static void open_owned(struct router *r, const struct topic_info *t) {
     }
 }
 
-/* Rebuild the table for the snapshot just loaded; close what is no longer ours. */
+/* Close (first, so a topic deleted and created again under the same name never reopens
+ * the old directory) the logs the new snapshot no longer places here; remove the
+ * directories of deleted topics. */
+static void close_unowned(struct router *r) {
+    for (uint32_t i = 0; i < ROUTER_PTABLE_SLOTS; i++) {
+        struct ptable_entry *e = &r->table[i];
+        if (!e->used || !e->log) continue;
+        struct topic_info t;
+        bool exists = r->cfg.topics.find_id(r->cfg.topics.reader, e->id, &t);
+        if (exists && e->partition < t.partition_count &&
+            t.partition_shard[e->partition] == r->cfg.shard_id)
+            continue;
+        char dir[PLOG_PATH_BYTES];
+        snprintf(dir, sizeof dir, "%s", e->log->dir);
+        plog_close(e->log); /* drains its I/O: callbacks of in-flight work run here */
+        e->log = NULL;
+        r->open_count--;
+        if (!exists) remove_partition_dir(dir);
+        log_info("partition_closed", "dir=%s deleted=%d", dir, !exists);
+    }
+}
+
+/* Rebuild the table for the snapshot just loaded: keep what stays ours, open the new. */
 static void ptable_sync(struct router *r) {
+    close_unowned(r);
     memset(r->spare, 0, ROUTER_PTABLE_SLOTS * sizeof r->spare[0]);
     size_t n = r->cfg.topics.count(r->cfg.topics.reader);
     for (size_t i = 0; i < n; i++) {
         struct topic_info t;
         if (r->cfg.topics.at(r->cfg.topics.reader, i, &t)) open_owned(r, &t);
     }
-    for (uint32_t i = 0; i < ROUTER_PTABLE_SLOTS; i++) {
-        struct ptable_entry *e = &r->table[i];
-        if (!e->used || !e->log) continue;
-        char dir[PLOG_PATH_BYTES];
-        snprintf(dir, sizeof dir, "%s", e->log->dir);
-        struct topic_info t;
-        bool still = r->cfg.topics.find_id(r->cfg.topics.reader, e->id, &t);
-        plog_close(e->log);
-        r->open_count--;
-        if (!still) remove_partition_dir(dir); /* the topic was deleted */
-        log_info("partition_closed", "dir=%s deleted=%d", dir, !still);
-    }
+    for (uint32_t i = 0; i < ROUTER_PTABLE_SLOTS; i++)
+        assert(!r->table[i].used || !r->table[i].log); /* every kept log was carried */
     struct ptable_entry *t = r->table;
     r->table = r->spare;
     r->spare = t;

@@ -9,6 +9,8 @@
 - An unknown topic with auto.create.topics.enable=false: UNKNOWN_TOPIC_OR_PARTITION (3);
   a partition beyond the topic's count: 3 as well.
 - acks=0: no response, and the next request on the connection is answered in order.
+- DeleteTopics by name (v4) and by topic id (v6), then CreateTopics of the same name:
+  the new topic starts empty (the old partition directories are gone).
 - Fetch outside [log start, high watermark]: OFFSET_OUT_OF_RANGE (1); Fetch at the high
   watermark with max_wait waits about max_wait and returns no records.
 """
@@ -103,6 +105,41 @@ def create(conn, name, partitions, configs=()):
     return resp["Topics"][0]["ErrorCode"]
 
 
+def create_v7(conn, name, partitions):
+    body = {"Topics": [{"Name": name, "NumPartitions": partitions, "ReplicationFactor": -1,
+                        "Assignments": [], "Configs": []}],
+            "TimeoutMs": 5000, "ValidateOnly": False}
+    t = conn.request("CreateTopics", 7, body)["Topics"][0]
+    return t["ErrorCode"], t["TopicId"], t["NumPartitions"]
+
+
+def recreate_checks(c, good):
+    for how in ("name", "id"):
+        err, topic_id, n = create_v7(c, "re", 2)
+        check(err == 0 and n == 2 and topic_id != bytes(16),
+              "CreateTopics v7: a topic id and 2 partitions")
+        for p in (0, 1):
+            errs = partition_errors(produce(c, 9, [("re", [(p, good)])]))
+            check(errs[("re", p)] == (0, 0), "produce to re-%d at offset 0" % p)
+        if how == "name":
+            resp = c.request("DeleteTopics", 4, {"TopicNames": ["re"], "TimeoutMs": 5000})
+            ok = resp["Responses"][0]["ErrorCode"] == 0
+        else:
+            resp = c.request("DeleteTopics", 6, {"Topics": [{"Name": None, "TopicId": topic_id}],
+                                                 "TimeoutMs": 5000})
+            r0 = resp["Responses"][0]
+            ok = r0["ErrorCode"] == 0 and r0["Name"] == "re"
+        check(ok, "DeleteTopics by %s: %s" % (how, resp))
+        errs = partition_errors(produce(c, 9, [("re", [(0, good)])]))
+        check(errs[("re", 0)][0] == 3, "produce to the deleted topic: UNKNOWN_TOPIC_OR_PARTITION")
+    err, topic_id, n = create_v7(c, "re", 2)
+    check(err == 0, "create 're' a third time")
+    for p in (0, 1):
+        part = fetch(c, "re", p, 0)
+        check(part["ErrorCode"] == 0 and part["HighWatermark"] == 0 and not part["Records"],
+              "re-%d starts empty: the deleted topic's data is gone" % p)
+
+
 def main():
     config = {"auto.create.topics.enable": "false"}
     with Broker(sys.argv[1], cores="2", config=config) as b, KafkaConn(b.bootstrap) as c:
@@ -150,6 +187,7 @@ def main():
               "Fetch's (HW %d)" % part["HighWatermark"])
         part = fetch(c, "err", 2, 11)
         check(part["ErrorCode"] == 1, "Fetch beyond the high watermark: OFFSET_OUT_OF_RANGE")
+        recreate_checks(c, good)
         t0 = time.monotonic()
         part = fetch(c, "err", 2, 10, max_wait_ms=300)
         waited = time.monotonic() - t0
