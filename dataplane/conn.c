@@ -14,8 +14,16 @@
  * rate-limited), as Kafka does with a request it cannot parse. ApiVersions at an
  * unsupported version is answered (v0 fallback) by its handler.
  *
- * Output, in request order. Handlers run to completion today, so responses are appended
- * in arrival order to a short FIFO of output blocks: 64 KiB chunks of the shard's chunk
+ * Deferred requests. A handler may answer later (HANDLER_DEFERRED: a request routed to
+ * other shards or to control). The connection then stops reading, as Kafka mutes a
+ * channel while a request is in progress, and kserver_complete() encodes the response
+ * when the answer arrives (or nothing, for Produce acks=0) and reads again; so responses
+ * still leave in request order without a reordering buffer, and a connection has at
+ * most one deferred request. A completion may use one spare output slot and falls back
+ * to an exact-size heap block when no chunk is free, so it never has to wait.
+ *
+ * Output, in request order. Responses are appended in arrival order to a short FIFO of
+ * output blocks: 64 KiB chunks of the shard's chunk
  * pool, or, for one response bigger than a chunk, a heap block of its exact size. At most
  * one send per connection is in flight; it carries every block queued when it started.
  * Blocks are frozen once in a send, released when it completes. Pipelining is bounded:

@@ -2,10 +2,13 @@
  *
  * A handler gets the decoded request header and a reader over the request body, and
  * writes the response BODY (conn.c writes the size prefix and the response header). It
- * may be run twice for one request when its first attempt hits KAFKA_ERR_NO_SPACE (the
- * connection then retries into a bigger buffer), so today's handlers are pure functions
- * of the request. The table is also what ApiVersions advertises: exactly the APIs that
- * have a handler, at the versions the handler accepts. */
+ * may be run again for one request when an attempt hits KAFKA_ERR_NO_SPACE (the
+ * connection then sizes and retries into a bigger buffer), so a handler that answers at
+ * once must be a pure function of the request and the shard's current catalogue
+ * snapshot. A handler that needs other shards or the control thread copies what it
+ * needs, returns HANDLER_DEFERRED before writing anything, and the answer is written
+ * later through kserver_complete() (router.c). The table is also what ApiVersions
+ * advertises: exactly the APIs that have a handler, at the versions it accepts. */
 #ifndef SLUICE_DATAPLANE_HANDLERS_H
 #define SLUICE_DATAPLANE_HANDLERS_H
 

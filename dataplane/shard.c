@@ -7,9 +7,12 @@
  * provided-buffer ring), the Kafka connection layer and the socket backend.
  *
  * The loop, in plain sight:
- *     reap CQEs (network; later disk) and run their callbacks
+ *     refresh the catalogue snapshot (router.c opens/closes this shard's partitions)
+ *     reap CQEs (network and disk) and run their callbacks
  *     drain the mesh rings addressed to this shard
- *     tick: clock, idle connections, connections waiting for buffers, backend retries
+ *     tick: clock, idle connections, connections waiting for buffers, backend retries,
+ *       router: group commit (storage_poll), refused mesh messages, answered and
+ *       parked fetches
  *     submit every SQE queued above and collect new completions in one io_uring_enter
  *     nothing done? idle policy: poll = go round again; block = arm the doorbell, wait
  *       in io_uring for one CQE or block_timeout_ms
