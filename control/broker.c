@@ -265,6 +265,13 @@ int broker_run(const struct config *cfg) {
     sc.data_dir = data_dir;
     sc.auto_create_topics = config_get_bool(cfg, "auto.create.topics.enable");
     sc.cache_bytes = (uint64_t)config_get_i64(cfg, "sluice.batch.cache.bytes");
+    sc.storage_chunk_bytes = (size_t)config_get_i64(cfg, "sluice.storage.chunk.bytes");
+    if (sc.storage_chunk_bytes % 4096 != 0) {
+        fprintf(stderr, "sluice serve: sluice.storage.chunk.bytes must be a multiple of 4096\n");
+        control_plane_destroy(&b->control);
+        mesh_destroy(&b->mesh);
+        return 2;
+    }
     int started = 0;
     for (int i = 0; i < b->shard_count; i++) {
         sc.id = i;

@@ -64,6 +64,8 @@ static const struct config_key registry[] = {
      "Buffer memory each shard allocates and registers at start."},
     {"sluice.batch.cache.bytes", CONFIG_LONG, "268435456", 0, 1024 * GIB,
      "Batch cache budget per shard."},
+    {"sluice.storage.chunk.bytes", CONFIG_LONG, "1114112", 64 * 1024, 1 * GIB,
+     "Storage chunk size (a multiple of 4096); a stored batch must fit in one minus 4 KiB."},
     {"sluice.log.level", CONFIG_STRING, "info", 0, 0, "debug, info, warn or error."},
     {"sluice.cluster.id", CONFIG_STRING, "sluice-cluster-0001", 0, 0,
      "Cluster id given to clients in Metadata."},

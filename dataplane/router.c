@@ -503,7 +503,8 @@ static void produce_part(struct router *r, struct data_part *p, const struct top
         int64_t base = plog_append(log, batch, (uint32_t)size, p->job->acks == -1,
                                    last ? &p->append : NULL);
         if (base < 0) {
-            /* -EMSGSIZE: the batch does not fit in one storage chunk (64 KiB). -ENOBUFS (no
+            /* -EMSGSIZE: the batch does not fit in one storage chunk (sluice.storage.chunk.bytes
+             * less 4 KiB; the default takes 1 MiB batches). -ENOBUFS (no
              * chunk free) is answered KAFKA_STORAGE_ERROR, which producers retry. */
             p->error = base == -EMSGSIZE ? ERR_MESSAGE_TOO_LARGE : ERR_KAFKA_STORAGE_ERROR;
             if (base == -ENOBUFS) log_warn("produce_no_buffers", "partition=%d", p->partition);

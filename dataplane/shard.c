@@ -3,7 +3,10 @@
  * Setup happens on the shard's own thread (pinned first), so its io_uring can be created
  * SINGLE_ISSUER with DEFER_TASKRUN (completion work runs only when the shard asks for
  * events, batched, never interrupting it; COOP_TASKRUN before 6.1) and its memory is first touched on its own core/NUMA node: the ring, the
- * chunk pool (registered as fixed buffers), the receive buffers (chunks lent to the
+ * two chunk pools -- the network's (64 KiB chunks: receive buffers and response blocks)
+ * and the storage's (storage_chunk_bytes chunks, registered as fixed buffers for the
+ * log's READ_FIXED/WRITE_FIXED; a stored batch must fit in one, so they are sized for
+ * Kafka's default 1 MiB batches) -- the receive buffers (chunks lent to the
  * provided-buffer ring), the Kafka connection layer and the socket backend.
  *
  * The loop, in plain sight:
@@ -41,6 +44,8 @@
 #define SHARD_MSG_BUDGET 256
 #define SHARD_CHUNK_BYTES (64u * 1024u)
 #define SHARD_BUF_GROUP 1
+#define SHARD_NET_SPARE_CHUNKS 256u  /* response blocks, beyond the receive buffers */
+#define SHARD_MIN_STORAGE_CHUNKS 16u
 
 static uint64_t clock_ns(void) {
     struct timespec ts;
@@ -128,14 +133,26 @@ static int shard_setup(struct shard *s) {
         snprintf(s->error, sizeof s->error, "io_uring setup: %s", strerror(-rc));
         return -1;
     }
+    bool with_storage = cfg->topics.refresh != NULL;
     uint32_t chunks = (uint32_t)(cfg->buffer_bytes / SHARD_CHUNK_BYTES);
+    if (with_storage) chunks = cfg->recv_buffer_count + SHARD_NET_SPARE_CHUNKS;
     if (chunks < cfg->recv_buffer_count + 16) chunks = cfg->recv_buffer_count + 16;
     rc = chunk_pool_init(&s->pool, SHARD_CHUNK_BYTES, chunks);
     if (rc != 0) {
         snprintf(s->error, sizeof s->error, "chunk pool: %s", strerror(-rc));
         return -1;
     }
-    rc = chunk_pool_register(&s->pool, &s->ring);
+    if (with_storage) {
+        uint32_t storage_chunks = (uint32_t)(cfg->buffer_bytes / cfg->storage_chunk_bytes);
+        if (storage_chunks < SHARD_MIN_STORAGE_CHUNKS) storage_chunks = SHARD_MIN_STORAGE_CHUNKS;
+        rc = chunk_pool_init(&s->storage_pool, cfg->storage_chunk_bytes, storage_chunks);
+        if (rc != 0) {
+            snprintf(s->error, sizeof s->error, "storage chunk pool: %s", strerror(-rc));
+            return -1;
+        }
+    }
+    /* Only the storage does fixed-buffer I/O; without it (unit tests) register the net's. */
+    rc = chunk_pool_register(with_storage ? &s->storage_pool : &s->pool, &s->ring);
     if (rc != 0) log_warn("chunk_register_failed", "err=%s", strerror(-rc));
     s->recv_buffers = calloc(cfg->recv_buffer_count, sizeof s->recv_buffers[0]);
     if (!s->recv_buffers) {
@@ -150,7 +167,7 @@ static int shard_setup(struct shard *s) {
     kc.pool = &s->pool;
     if (cfg->topics.refresh) {
         struct router_config rc_cfg = {
-            .shard_id = cfg->id, .mesh = cfg->mesh, .ring = &s->ring, .pool = &s->pool,
+            .shard_id = cfg->id, .mesh = cfg->mesh, .ring = &s->ring, .pool = &s->storage_pool,
             .topics = cfg->topics, .identity = cfg->server.identity,
             .data_dir = cfg->data_dir, .auto_create_topics = cfg->auto_create_topics,
             .cache_bytes = cfg->cache_bytes, .max_conns = cfg->server.max_conns};
@@ -207,6 +224,7 @@ static void shard_teardown(struct shard *s) {
     }
     if (s->ring.ring_fd > 0) io_uring_queue_exit(&s->ring);
     if (s->pool.base) chunk_pool_destroy(&s->pool);
+    if (s->storage_pool.base) chunk_pool_destroy(&s->storage_pool);
 }
 
 static void shard_wait(struct shard *s) {

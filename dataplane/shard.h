@@ -35,7 +35,8 @@ struct shard_config {
     char listen_host[128];
     uint16_t listen_port;           /* 0: any (the broker passes shard 0's port on) */
     struct mesh *mesh;
-    size_t buffer_bytes;            /* chunk pool of the shard */
+    size_t buffer_bytes;            /* the storage chunk pool (the network pool alone when
+                                       the shard has no catalogue) */
     uint32_t recv_buffer_count;     /* provided receive buffers (one chunk each) */
     size_t zc_threshold_bytes;
     uint32_t drain_timeout_ms;      /* graceful stop gives up after this */
@@ -46,6 +47,7 @@ struct shard_config {
     const char *data_dir;
     bool auto_create_topics;
     uint64_t cache_bytes;           /* batch cache budget */
+    size_t storage_chunk_bytes;     /* storage chunks: the largest batch + 4 KiB */
 };
 
 struct shard {
@@ -56,7 +58,8 @@ struct shard {
     char error[512];
     /* owned by the shard thread */
     struct io_uring ring;
-    struct chunk_pool pool;
+    struct chunk_pool pool;         /* network: receive buffers, response blocks */
+    struct chunk_pool storage_pool; /* the log's chunks (registered) */
     uint8_t **recv_buffers;
     struct net_backend *net;
     struct kserver *server;

@@ -28,7 +28,7 @@ def check(cond, what):
 
 def produce_confluent(bootstrap, topic, count, prefix, partition=None):
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all",
-                  "enable.idempotence": False, "batch.size": 50000, "linger.ms": 5})
+                  "enable.idempotence": False, "linger.ms": 5})
     delivered = []
 
     def report(err, msg):
