@@ -102,9 +102,10 @@ static int cmd_append(const char *dir, uint32_t batch_bytes, bool durable, uint6
     double secs = append_run(log, batch_bytes, durable, total_mib << 20, &bytes);
     double cpu = cpu_s() - cpu0;
     printf("append batch_bytes=%u durable=%d bytes=%llu secs=%.3f cpu_secs=%.3f flushes=%llu "
-           "fsyncs=%llu append_mib_s=%.1f\n",
+           "fsyncs=%llu pipelined=%llu max_in_flight=%u append_mib_s=%.1f\n",
            batch_bytes, durable, (unsigned long long)bytes, secs, cpu,
            (unsigned long long)log->flushes, (unsigned long long)log->fsyncs,
+           (unsigned long long)log->flushes_pipelined, log->max_flushes_in_flight,
            (double)bytes / secs / (1 << 20));
     plog_close(log);
     return 0;

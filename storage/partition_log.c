@@ -90,10 +90,15 @@ static void fail_partition(struct plog *log, int err) {
         log_error("storage_partition_failed", "dir=%s errno=%d err=%s hw=%" PRId64, log->dir,
                   -err, strerror(-err), log->high_watermark);
     }
-    struct plog_append_req *inflight = log->inflight_first, *pending = log->pending_first;
-    log->inflight_first = log->inflight_last = NULL;
+    /* in offset order: every flush in flight, oldest first, then the pending appends */
+    for (uint32_t i = 0; i < log->flush_count; i++) {
+        struct plog_flush *f = &log->flush_ring[(log->flush_head + i) % PLOG_MAX_FLUSHES];
+        struct plog_append_req *reqs = f->reqs_first;
+        f->reqs_first = f->reqs_last = NULL;
+        complete_list(reqs, -EIO);
+    }
+    struct plog_append_req *pending = log->pending_first;
     log->pending_first = log->pending_last = NULL;
-    complete_list(inflight, -EIO);
     complete_list(pending, -EIO);
 }
 
@@ -111,7 +116,7 @@ static struct segment *active_segment(struct plog *log) {
 static unsigned release_idle_tails(struct storage_shard *s) {
     unsigned released = 0;
     for (struct plog *log = s->logs_first; log; log = log->next_open) {
-        if (log->flush_in_flight || log->tail_count != 1) continue;
+        if (log->flush_count > 0 || log->tail_count != 1) continue;
         struct tail_chunk *t = &log->tail[0];
         if (t->written_bytes != t->fill_bytes) continue;
         uint32_t block = (uint32_t)align_down(t->fill_bytes);
@@ -144,37 +149,23 @@ static int tail_chunk_start(struct plog *log, struct segment *seg) {
     uint64_t file_base = align_down(seg->size_bytes);
     uint32_t carry = (uint32_t)(seg->size_bytes - file_base);
     struct tail_chunk *prev = log->tail_count ? &log->tail[log->tail_count - 1] : NULL;
+    if (prev) prev->cut_offset = log->block_cut_offset; /* prev ends at that cut now */
+    uint32_t on_disk_bytes = 0; /* of the carried block: only the carry buffer's is */
     if (carry > 0 && prev && prev->seg == seg) {
         assert(prev->file_base + prev->fill_bytes == seg->size_bytes);
         memcpy(chunk, prev->chunk + (file_base - prev->file_base), carry);
     } else if (carry > 0) { /* after open or an idle release */
         assert(log->carry_seg == seg && log->carry_base == file_base);
         memcpy(chunk, log->carry_buf, carry);
+        on_disk_bytes = carry;
     }
     struct cache_entry *e = batch_cache_insert(&s->cache, seg, chunk, file_base, carry);
     e->pins++;
     chunk_ref(s->pool, chunk); /* the writer's own reference, dropped when retired */
     log->tail[log->tail_count++] = (struct tail_chunk){
         .chunk = chunk, .seg = seg, .entry = e, .file_base = file_base, .fill_bytes = carry,
-        .written_bytes = carry, .flush_fill_bytes = carry};
+        .written_bytes = on_disk_bytes, .issued_bytes = on_disk_bytes};
     return 0;
-}
-
-/* Drop written tail chunks that are no longer appended into (all but the last). */
-static void tail_retire_written(struct plog *log) {
-    uint32_t keep_from = 0;
-    while (keep_from + 1 < log->tail_count || (keep_from < log->tail_count &&
-                                                log->tail[keep_from].seg->sealed)) {
-        struct tail_chunk *t = &log->tail[keep_from];
-        if (t->written_bytes < t->fill_bytes) break;
-        assert(t->entry->pins > 0);
-        t->entry->pins--;
-        chunk_unref(log->shard->pool, t->chunk); /* the writer's reference */
-        keep_from++;
-    }
-    if (keep_from == 0) return;
-    memmove(log->tail, log->tail + keep_from, (log->tail_count - keep_from) * sizeof log->tail[0]);
-    log->tail_count -= keep_from;
 }
 
 /* ---------------------------------------------------------------- preallocation */
@@ -242,6 +233,7 @@ static int roll(struct plog *log) {
     seg->created_ms = wall_ms();
     seg->needs_dir_sync = true;
     old->sealed = true;
+    log->block_cut_offset = seg->base_offset; /* the old segment ends at a flush cut */
     if (log->seal_pending) { /* two rolls within one flush: write what we have */
         (void)segment_write_indexes(log->seal_pending, log->dir);
         log->seal_pending->index_dirty = false;
@@ -264,6 +256,19 @@ int plog_maybe_roll_by_age(struct plog *log, int64_t now_ms) {
 }
 
 /* ---------------------------------------------------------------- append */
+
+/* Keep block_cut_offset: the end of the batches that lie wholly below the last block
+ * boundary of the active segment, which is where a whole-blocks flush stops. A batch
+ * at [pos, pos + len) that ends on a boundary moves the cut past itself; one that
+ * crosses a boundary moves it to its own start; one inside the last block leaves it. */
+static void note_block_cut(struct plog *log, uint64_t pos, uint32_t len_bytes,
+                           int64_t base_offset, int64_t end_offset) {
+    uint64_t end = pos + len_bytes;
+    uint64_t boundary = align_down(end);
+    if (boundary == end) log->block_cut_offset = end_offset;
+    else if (pos < boundary) log->block_cut_offset = base_offset;
+    assert(log->block_cut_offset <= end_offset);
+}
 
 int64_t plog_append(struct plog *log, const uint8_t *batch, uint32_t len_bytes, bool durable,
                     struct plog_append_req *req) {
@@ -294,6 +299,7 @@ int64_t plog_append(struct plog *log, const uint8_t *batch, uint32_t len_bytes, 
     uint8_t *dst = t->chunk + t->fill_bytes;
     memcpy(dst, batch, len_bytes);
     record_batch_set_base_offset(dst, base_offset);
+    note_block_cut(log, seg->size_bytes, len_bytes, base_offset, end_offset);
     segment_note_batch(seg, (uint32_t)seg->size_bytes, base_offset, end_offset,
                        h.max_timestamp, len_bytes, log->cfg.index_interval_bytes);
     t->fill_bytes += len_bytes;
@@ -309,7 +315,7 @@ int64_t plog_append(struct plog *log, const uint8_t *batch, uint32_t len_bytes, 
         else log->pending_first = req;
         log->pending_last = req;
     }
-    log->pending_durable |= durable;
+    if (durable) log->durable_wanted_offset = end_offset;
     mark_dirty(log);
     maybe_preallocate(log, seg);
     return base_offset;
@@ -317,24 +323,36 @@ int64_t plog_append(struct plog *log, const uint8_t *batch, uint32_t len_bytes, 
 
 /* ---------------------------------------------------------------- flush */
 
-/* Phase 2 done (or phase 1 of a non-durable flush): the flush is over. */
-static void flush_done(struct plog *log) {
-    log->flush_in_flight = false;
-    if (log->flush_durable) {
-        log->durable_offset = log->flush_end_offset;
-        for (uint32_t i = 0; i < log->flush_seg_count; i++)
-            log->flush_segs[i]->needs_dir_sync = false;
+static struct plog_flush *flush_at(struct plog *log, uint32_t i) {
+    assert(i < log->flush_count);
+    return &log->flush_ring[(log->flush_head + i) % PLOG_MAX_FLUSHES];
+}
+
+static struct tail_chunk *tail_find(struct plog *log, const uint8_t *chunk) {
+    for (uint32_t i = 0; i < log->tail_count; i++)
+        if (log->tail[i].chunk == chunk) return &log->tail[i];
+    return NULL;
+}
+
+/* Move the pending appends that end at or below the flush's end into it (the pending
+ * list is in offset order, so it is a prefix). */
+static void flush_take_reqs(struct plog *log, struct plog_flush *f) {
+    f->reqs_first = f->reqs_last = NULL;
+    while (log->pending_first && log->pending_first->end_offset <= f->end_offset) {
+        struct plog_append_req *r = log->pending_first;
+        log->pending_first = r->next;
+        r->next = NULL;
+        if (f->reqs_last) f->reqs_last->next = r;
+        else f->reqs_first = r;
+        f->reqs_last = r;
     }
-    struct plog_append_req *done = log->inflight_first;
-    log->inflight_first = log->inflight_last = NULL;
-    complete_list(done, 0);
-    if (log->pending_first || log->log_end_offset > log->high_watermark) mark_dirty(log);
+    if (!log->pending_first) log->pending_last = NULL;
 }
 
 /* Complete the non-durable appends of the flush (acks=1: the bytes are written). */
-static void complete_written(struct plog *log) {
-    struct plog_append_req **pp = &log->inflight_first, *done = NULL, **done_tail = &done;
-    log->inflight_last = NULL;
+static void complete_written(struct plog_flush *f) {
+    struct plog_append_req **pp = &f->reqs_first, *done = NULL, **done_tail = &done;
+    f->reqs_last = NULL;
     while (*pp) {
         struct plog_append_req *r = *pp;
         if (!r->durable) {
@@ -343,7 +361,7 @@ static void complete_written(struct plog *log) {
             *done_tail = r;
             done_tail = &r->next;
         } else {
-            log->inflight_last = r;
+            f->reqs_last = r;
             pp = &r->next;
         }
     }
@@ -352,52 +370,77 @@ static void complete_written(struct plog *log) {
 
 static void flush_op_complete(struct uring_op *op, int32_t res, uint32_t flags);
 
-static void flush_add(struct plog *log, struct io_uring_sqe *sqe, uint32_t expected_bytes) {
-    assert(log->flush_ops_issued < PLOG_FLUSH_MAX_OPS);
-    struct flush_op *fo = &log->flush_ops[log->flush_ops_issued++];
+static void flush_add(struct plog_flush *f, struct io_uring_sqe *sqe, uint32_t expected_bytes) {
+    assert(f->ops_issued < PLOG_FLUSH_MAX_OPS);
+    struct flush_op *fo = &f->ops[f->ops_issued++];
     fo->op.complete = flush_op_complete;
-    fo->log = log;
+    fo->log = f->log;
+    fo->flush = f;
     fo->expected_bytes = expected_bytes;
     uring_op_attach(sqe, &fo->op);
-    log->shard->inflight_ops++;
+    f->log->shard->inflight_ops++;
 }
 
-/* Phase 2: fdatasync every file written (and the directory after a roll). Issued from
- * the completion of the last write, so it is ordered after all of them in code. */
-static void flush_start_sync(struct plog *log) {
-    struct storage_shard *s = log->shard;
-    log->flush_phase = 2;
-    log->flush_ops_issued = log->flush_ops_done = 0;
+/* Phase 2: fdatasync every file the flush wrote (and the directory after a roll).
+ * Issued when the flush's writes are applied, i.e. after they and the writes of every
+ * earlier flush completed, so each fdatasync covers all of them in its file. */
+static void flush_start_sync(struct plog_flush *f) {
+    struct storage_shard *s = f->log->shard;
+    f->phase = FLUSH_SYNCING;
+    f->ops_issued = f->ops_done = 0;
     bool dir_sync = false;
-    for (uint32_t i = 0; i < log->flush_seg_count; i++) {
+    for (uint32_t i = 0; i < f->seg_count; i++) {
         struct io_uring_sqe *sqe = get_sqe(s);
-        io_uring_prep_fsync(sqe, log->flush_segs[i]->fd, IORING_FSYNC_DATASYNC);
-        flush_add(log, sqe, 0);
-        dir_sync |= log->flush_segs[i]->needs_dir_sync;
+        io_uring_prep_fsync(sqe, f->segs[i]->fd, IORING_FSYNC_DATASYNC);
+        flush_add(f, sqe, 0);
+        dir_sync |= f->segs[i]->needs_dir_sync;
     }
     if (dir_sync) {
         struct io_uring_sqe *sqe = get_sqe(s);
-        io_uring_prep_fsync(sqe, log->dir_fd, 0);
-        flush_add(log, sqe, 0);
+        io_uring_prep_fsync(sqe, f->log->dir_fd, 0);
+        flush_add(f, sqe, 0);
     }
-    log->fsyncs++;
-    if (log->flush_ops_issued == 0) flush_done(log);
+    f->log->fsyncs++;
 }
 
-/* Phase 1 done: every write of the flush completed. */
-static void flush_written(struct plog *log) {
-    if (log->flush_err) {
-        log->flush_in_flight = false;
-        fail_partition(log, log->flush_err);
-        return;
+/* Drop written tail chunks that are no longer appended into (all but the last). */
+static void tail_retire_written(struct plog *log) {
+    uint32_t keep_from = 0;
+    while (keep_from + 1 < log->tail_count || (keep_from < log->tail_count &&
+                                                log->tail[keep_from].seg->sealed)) {
+        struct tail_chunk *t = &log->tail[keep_from];
+        if (t->written_bytes < t->fill_bytes) break;
+        for (uint32_t i = 0; i < log->flush_count; i++) { /* no later flush covers it */
+            const struct plog_flush *f = flush_at(log, i);
+            for (uint32_t c = 0; f->phase == FLUSH_WRITING && c < f->chunk_count; c++)
+                assert(f->chunks[c].chunk != t->chunk || f->chunks[c].issued_bytes <=
+                                                             t->written_bytes);
+        }
+        assert(t->entry->pins > 0);
+        t->entry->pins--;
+        chunk_unref(log->shard->pool, t->chunk); /* the writer's reference */
+        keep_from++;
     }
-    for (uint32_t i = 0; i < log->tail_count; i++) {
-        struct tail_chunk *t = &log->tail[i];
-        if (t->flush_fill_bytes > t->written_bytes) t->written_bytes = t->flush_fill_bytes;
+    if (keep_from == 0) return;
+    memmove(log->tail, log->tail + keep_from, (log->tail_count - keep_from) * sizeof log->tail[0]);
+    log->tail_count -= keep_from;
+}
+
+/* The flush's writes completed, and every earlier flush's writes were applied: record
+ * what is on disk, move the high watermark, complete acks=1, write a sealed segment's
+ * indexes once its data is down, and start the fdatasyncs of a durable flush. */
+static void flush_apply_written(struct plog *log, struct plog_flush *f) {
+    assert(f->phase == FLUSH_WRITING && f->ops_done == f->ops_issued && !f->err);
+    for (uint32_t i = 0; i < f->chunk_count; i++) {
+        struct tail_chunk *t = tail_find(log, f->chunks[i].chunk);
+        assert(t); /* retired only once written, and then no later flush covers it */
+        if (f->chunks[i].issued_bytes > t->written_bytes) t->written_bytes = f->chunks[i].issued_bytes;
+        assert(t->written_bytes <= t->issued_bytes && t->issued_bytes <= t->fill_bytes);
         uint64_t written_end = t->file_base + t->written_bytes;
         if (written_end > t->seg->written_bytes) t->seg->written_bytes = written_end;
     }
-    log->high_watermark = log->flush_end_offset;
+    assert(f->end_offset >= log->high_watermark && f->end_offset <= log->log_end_offset);
+    log->high_watermark = f->end_offset;
     tail_retire_written(log);
     struct segment *sealed = log->seal_pending;
     if (sealed && sealed->written_bytes >= sealed->size_bytes) {
@@ -406,70 +449,179 @@ static void flush_written(struct plog *log) {
         if (rc < 0) log_warn("segment_index_write_failed", "dir=%s errno=%d", log->dir, -rc);
         sealed->index_dirty = false;
     }
-    if (log->flush_durable) {
-        complete_written(log);
-        flush_start_sync(log);
-    } else {
-        flush_done(log);
+    complete_written(f);
+    if (f->durable) flush_start_sync(f);
+    else f->phase = FLUSH_DONE;
+}
+
+/* A durable flush's fdatasyncs completed and every earlier flush is done. */
+static void flush_finish_durable(struct plog *log, struct plog_flush *f) {
+    assert(f->durable && f->end_offset <= log->high_watermark);
+    if (f->end_offset > log->durable_offset) log->durable_offset = f->end_offset;
+    for (uint32_t i = 0; i < f->seg_count; i++) f->segs[i]->needs_dir_sync = false;
+    struct plog_append_req *done = f->reqs_first;
+    f->reqs_first = f->reqs_last = NULL;
+    complete_list(done, 0);
+}
+
+/* Called after any completion of a flush op: applies finished flushes in the order
+ * they started and retires them from the head of the FIFO. */
+static void flush_advance(struct plog *log) {
+    for (uint32_t i = 0; i < log->flush_count; i++) { /* writes, in start order */
+        struct plog_flush *f = flush_at(log, i);
+        if (f->phase != FLUSH_WRITING) continue;
+        if (f->ops_done < f->ops_issued) break; /* holds back every later flush */
+        if (f->err && !log->failed) fail_partition(log, f->err);
+        if (log->failed) f->phase = FLUSH_DONE;
+        else flush_apply_written(log, f);
     }
+    while (log->flush_count > 0) { /* retire from the head */
+        struct plog_flush *f = flush_at(log, 0);
+        if (f->phase == FLUSH_WRITING || f->ops_done < f->ops_issued) break;
+        if (f->phase == FLUSH_SYNCING) {
+            if (f->err && !log->failed) fail_partition(log, f->err);
+            if (!log->failed) flush_finish_durable(log, f);
+        }
+        assert(f->reqs_first == NULL);
+        f->phase = FLUSH_DONE;
+        log->flush_head = (log->flush_head + 1) % PLOG_MAX_FLUSHES;
+        log->flush_count--;
+    }
+    if (!log->failed && (log->pending_first || log->log_end_offset > log->issued_end_offset))
+        mark_dirty(log);
 }
 
 static void flush_op_complete(struct uring_op *op, int32_t res, uint32_t flags) {
+    (void)flags;
     struct flush_op *fo = container_of(op, struct flush_op, op);
-    struct plog *log = fo->log;
-    log->shard->inflight_ops--;
-    log->flush_ops_done++;
+    struct plog_flush *f = fo->flush;
+    f->log->shard->inflight_ops--;
+    f->ops_done++;
+    assert(f->ops_done <= f->ops_issued);
     int32_t err = res < 0 ? res : (fo->expected_bytes && (uint32_t)res != fo->expected_bytes
                                        ? -ENOSPC : 0);
-    if (err && !log->flush_err) log->flush_err = err;
-    if (log->flush_ops_done < log->flush_ops_issued) return;
-    if (log->flush_phase == 1) {
-        flush_written(log);
-    } else if (log->flush_err) {
-        log->flush_in_flight = false;
-        fail_partition(log, log->flush_err);
-    } else {
-        flush_done(log);
+    if (err && !f->err) f->err = err;
+    if (f->ops_done == f->ops_issued) flush_advance(f->log);
+}
+
+/* One aligned range of one tail chunk that a flush writes. */
+struct flush_range {
+    uint32_t tail_index;
+    uint32_t start, end; /* chunk-relative, block aligned; start >= end: nothing to write */
+};
+
+/* The ranges a flush would write: for each tail chunk, from the block holding the
+ * first byte no started flush covers, to the end of its data -- its last whole block
+ * when a later chunk of the same segment owns the partial block, or when whole_blocks
+ * and the chunk may still grow; else zero padded to the block end. At most
+ * PLOG_FLUSH_MAX_WRITES non-empty ranges, so the chunks of a flush come back for
+ * reuse while later flushes keep the device busy; *truncated_at is the tail index of
+ * the first chunk left to a later flush (tail_count if none). Returns the number of
+ * ranges; *write_count counts the non-empty ones. */
+static uint32_t flush_plan(const struct plog *log, bool whole_blocks, struct flush_range *r,
+                           uint32_t *write_count, uint32_t *truncated_at) {
+    uint32_t n = 0;
+    *write_count = 0;
+    *truncated_at = log->tail_count;
+    for (uint32_t i = 0; i < log->tail_count; i++) {
+        const struct tail_chunk *t = &log->tail[i];
+        if (t->issued_bytes == t->fill_bytes) continue;
+        if (*write_count == PLOG_FLUSH_MAX_WRITES) {
+            *truncated_at = i;
+            break;
+        }
+        bool successor_same_seg = i + 1 < log->tail_count && log->tail[i + 1].seg == t->seg;
+        bool may_grow = !successor_same_seg && !t->seg->sealed;
+        uint32_t end = (uint32_t)(successor_same_seg || (whole_blocks && may_grow)
+                                      ? align_down(t->fill_bytes)
+                                      : align_up(t->fill_bytes));
+        r[n] = (struct flush_range){.tail_index = i,
+                                    .start = (uint32_t)align_down(t->issued_bytes), .end = end};
+        if (r[n].start < r[n].end) (*write_count)++;
+        n++;
+    }
+    return n;
+}
+
+static void flush_note_chunk(struct plog_flush *f, uint8_t *chunk, uint32_t issued_bytes) {
+    assert(f->chunk_count < 2 * PLOG_MAX_TAIL_CHUNKS);
+    f->chunks[f->chunk_count++] = (struct flush_chunk){.chunk = chunk, .issued_bytes = issued_bytes};
+}
+
+/* Issue the planned writes of f. A chunk's range may start inside a block an earlier
+ * flush wrote zero padded only if that flush has completed (flush_try_start admits no
+ * flush while one that wrote a partial block is in flight). */
+static void flush_issue(struct plog *log, struct plog_flush *f, const struct flush_range *r,
+                        uint32_t n) {
+    struct storage_shard *s = log->shard;
+    for (uint32_t k = 0; k < n; k++) {
+        struct tail_chunk *t = &log->tail[r[k].tail_index];
+        if (r[k].start < r[k].end) {
+            assert(t->issued_bytes % BLOCK_BYTES == 0 || t->written_bytes == t->issued_bytes);
+            if (r[k].end > t->fill_bytes) { /* zero padding of the last block */
+                memset(t->chunk + t->fill_bytes, 0, r[k].end - t->fill_bytes);
+                if (!t->seg->sealed) f->wrote_partial = true;
+            }
+            struct io_uring_sqe *sqe = get_sqe(s);
+            io_uring_prep_write_fixed(sqe, t->seg->fd, t->chunk + r[k].start,
+                                      r[k].end - r[k].start, t->file_base + r[k].start,
+                                      chunk_buf_index(s->pool, t->chunk));
+            flush_add(f, sqe, r[k].end - r[k].start);
+            if (f->seg_count == 0 || f->segs[f->seg_count - 1] != t->seg)
+                f->segs[f->seg_count++] = t->seg;
+            /* this write covers block 0, the partial last block of the chunk before */
+            struct tail_chunk *prev = r[k].tail_index > 0 ? t - 1 : NULL;
+            if (r[k].start == 0 && prev && prev->seg == t->seg &&
+                prev->issued_bytes < prev->fill_bytes) {
+                prev->issued_bytes = prev->fill_bytes;
+                flush_note_chunk(f, prev->chunk, prev->issued_bytes);
+            }
+        }
+        uint32_t issued = r[k].end >= t->fill_bytes ? t->fill_bytes : r[k].end;
+        if (issued > t->issued_bytes) {
+            t->issued_bytes = issued;
+            flush_note_chunk(f, t->chunk, issued);
+        }
     }
 }
 
-/* Phase 1: write the dirty range of every tail chunk, all in parallel. Ranges never
- * overlap: a chunk followed by another chunk of the same segment stops at its last
- * whole block (the successor starts with a copy of the partial block and writes it). */
-static unsigned flush_start(struct plog *log) {
-    struct storage_shard *s = log->shard;
-    log->flush_phase = 1;
-    log->flush_ops_issued = log->flush_ops_done = 0;
-    log->flush_err = 0;
-    log->flush_seg_count = 0;
-    for (uint32_t i = 0; i < log->tail_count; i++) {
-        struct tail_chunk *t = &log->tail[i];
-        t->flush_fill_bytes = t->fill_bytes;
-        if (t->fill_bytes == t->written_bytes) continue; /* already on disk */
-        bool successor_same_seg = i + 1 < log->tail_count && log->tail[i + 1].seg == t->seg;
-        uint32_t start = (uint32_t)align_down(t->written_bytes);
-        uint32_t end = (uint32_t)(successor_same_seg ? align_down(t->fill_bytes)
-                                                     : align_up(t->fill_bytes));
-        if (start >= end) continue;
-        if (!successor_same_seg)
-            memset(t->chunk + t->fill_bytes, 0, end - t->fill_bytes); /* zero padding */
-        struct io_uring_sqe *sqe = get_sqe(s);
-        io_uring_prep_write_fixed(sqe, t->seg->fd, t->chunk + start, end - start,
-                                  t->file_base + start, chunk_buf_index(s->pool, t->chunk));
-        flush_add(log, sqe, end - start);
-        if (log->flush_seg_count == 0 || log->flush_segs[log->flush_seg_count - 1] != t->seg)
-            log->flush_segs[log->flush_seg_count++] = t->seg;
+/* Start a flush if one may start now (see "Pipelined flushes" in partition_log.h).
+ * Returns the SQEs queued, or -1 when it must wait for a flush in flight. */
+static int flush_try_start(struct plog *log) {
+    if (log->flush_count == PLOG_MAX_FLUSHES) return -1;
+    for (uint32_t i = 0; i < log->flush_count; i++)
+        if (flush_at(log, i)->wrote_partial) return -1;
+    uint64_t unissued_bytes = 0;
+    for (uint32_t i = 0; i < log->tail_count; i++)
+        unissued_bytes += log->tail[i].fill_bytes - log->tail[i].issued_bytes;
+    bool whole_blocks = log->flush_count > 0 || unissued_bytes >= PLOG_PIPELINE_MIN_BYTES;
+    struct flush_range ranges[PLOG_MAX_TAIL_CHUNKS];
+    uint32_t writes, truncated_at;
+    uint32_t n = flush_plan(log, whole_blocks, ranges, &writes, &truncated_at);
+    int64_t cut = truncated_at < log->tail_count
+                      ? log->tail[ranges[n - 1].tail_index].cut_offset /* not the last chunk */
+                      : log->block_cut_offset;
+    int64_t end_offset = cut > log->issued_end_offset ? cut : log->issued_end_offset;
+    if (whole_blocks && writes == 0 && end_offset == log->issued_end_offset) {
+        if (log->flush_count > 0) return -1; /* no whole block yet: wait */
+        whole_blocks = false;
+        n = flush_plan(log, false, ranges, &writes, &truncated_at);
     }
-    log->inflight_first = log->pending_first;
-    log->inflight_last = log->pending_last;
-    log->pending_first = log->pending_last = NULL;
-    log->flush_durable = log->pending_durable;
-    log->pending_durable = false;
-    log->flush_end_offset = log->log_end_offset;
-    log->flush_in_flight = true;
+    if (!whole_blocks && truncated_at == log->tail_count) end_offset = log->log_end_offset;
+    struct plog_flush *f = &log->flush_ring[(log->flush_head + log->flush_count) % PLOG_MAX_FLUSHES];
+    *f = (struct plog_flush){.log = log, .phase = FLUSH_WRITING, .end_offset = end_offset,
+                             .durable = log->durable_wanted_offset > log->issued_end_offset};
+    if (log->flush_count > 0) log->flushes_pipelined++;
+    log->flush_count++;
+    if (log->flush_count > log->max_flushes_in_flight) log->max_flushes_in_flight = log->flush_count;
     log->flushes++;
-    if (log->flush_ops_issued == 0) flush_written(log); /* nothing new to write */
-    return log->flush_ops_issued;
+    flush_issue(log, f, ranges, n);
+    assert(end_offset >= log->issued_end_offset && end_offset <= log->log_end_offset);
+    log->issued_end_offset = end_offset;
+    flush_take_reqs(log, f);
+    int queued = (int)f->ops_issued;
+    if (f->ops_issued == 0) flush_advance(log); /* nothing new to write */
+    return queued;
 }
 
 unsigned storage_poll(struct storage_shard *s) {
@@ -483,12 +635,19 @@ unsigned storage_poll(struct storage_shard *s) {
         log->dirty_listed = false;
         if (log->failed) {
             fail_partition(log, log->failed);
-        } else if (log->flush_in_flight) {
-            log->dirty_listed = true; /* flush again when this one completes */
-            log->dirty_next = keep;
-            keep = log;
-        } else if (log->pending_first || log->log_end_offset > log->high_watermark) {
-            queued += flush_start(log);
+        } else {
+            /* as many flushes as may start: each ends further on, or writes more */
+            while (!log->failed &&
+                   (log->pending_first || log->log_end_offset > log->issued_end_offset)) {
+                int rc = flush_try_start(log);
+                if (rc < 0) {
+                    log->dirty_listed = true; /* try again when a flush completes */
+                    log->dirty_next = keep;
+                    keep = log;
+                    break;
+                }
+                queued += (unsigned)rc;
+            }
         }
         log = next;
     }
@@ -1046,6 +1205,8 @@ struct plog *plog_open(struct storage_shard *s, const char *data_dir, const char
             log->log_start_offset = log->segments[0]->base_offset;
         if (log->log_start_offset > log->log_end_offset) log->log_start_offset = log->log_end_offset;
         log->high_watermark = log->durable_offset = log->log_end_offset;
+        log->issued_end_offset = log->block_cut_offset = log->log_end_offset;
+        log->durable_wanted_offset = log->log_end_offset;
         log->carry_seg = tail;
         log->carry_base = align_down(tail->size_bytes);
         uint32_t carry = (uint32_t)(tail->size_bytes - log->carry_base);
@@ -1070,7 +1231,7 @@ struct plog *plog_open(struct storage_shard *s, const char *data_dir, const char
 /* Reap until this log has nothing in flight (shutdown and tests only). */
 static void drain(struct plog *log) {
     struct storage_shard *s = log->shard;
-    for (int spins = 0; log->flush_in_flight || log->alloc_in_flight || log->reads_in_flight ||
+    for (int spins = 0; log->flush_count > 0 || log->alloc_in_flight || log->reads_in_flight ||
                         log->meta_ops_pending ||
                         (!log->failed && log->log_end_offset > log->high_watermark);
          spins++) {

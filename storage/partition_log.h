@@ -17,13 +17,29 @@
  * commit), in two phases ordered in code: (1) WRITE_FIXED of each dirty aligned range,
  * all in parallel -- the ranges never overlap, because a chunk followed by another
  * chunk of the same segment stops at its last whole block and the partial block is
- * written (zero padded) by the newest chunk, then rewritten by the next flush; when
- * every write has completed, acks=1 appends complete and the high watermark moves;
- * (2) if any append in the group asked for durability, IORING_OP_FSYNC(DATASYNC) of
- * each file written (and of the directory after a roll); when those complete, the
- * acks=all appends complete. One flush is in flight per partition, so two writes of
- * the same block never race. Callbacks get 0 or a negative errno; acks=0 appends pass
- * no request.
+ * written (zero padded) by the newest chunk; when every write has completed, acks=1
+ * appends complete and the high watermark moves; (2) if any append in the group asked
+ * for durability, IORING_OP_FSYNC(DATASYNC) of each file written (and of the directory
+ * after a roll); when those complete, the acks=all appends complete. Callbacks get 0
+ * or a negative errno; acks=0 appends pass no request.
+ *
+ * Pipelined flushes. Up to PLOG_MAX_FLUSHES flushes are in flight per partition, so
+ * the device queue stays full instead of draining once per flush. The one hazard is
+ * the partly filled last block: a flush that writes it (zero padded) must complete
+ * before any later flush rewrites that block. So a flush started while another is in
+ * flight, or one larger than PLOG_PIPELINE_MIN_BYTES, writes whole blocks only: it
+ * stops at the last block boundary and acknowledges only the batches wholly before it
+ * (the batch straddling the boundary, and those after, go to a later flush); and a
+ * flush that does write a partial block (a small flush with nothing in flight, the
+ * latency case, or the end of a sealed segment) is the last one admitted until it
+ * completes. Completions may arrive in any order; flushes are retired strictly in the
+ * order they started: a flush's writes are applied (high watermark, acks=1 callbacks,
+ * fdatasync issued) only after every earlier flush's writes were, and its acks=all
+ * callbacks run (and the durable offset moves) only after every earlier flush is
+ * done. So acks=1 callbacks run in offset order, acks=all callbacks run in offset order,
+ * and each runs only when everything before it is written (acks=all: and synced by an
+ * fdatasync issued after those writes completed). An acks=1 callback may run before an
+ * earlier acks=all one, which waits for its fdatasync.
  *
  * A write or fsync error (ENOSPC, EIO, short write) puts the partition in a failed
  * state: the appends of the failed group and every later append get -EIO
@@ -68,6 +84,9 @@
 #define PLOG_MAX_SEGMENTS 4096       /* per partition */
 #define PLOG_MAX_TAIL_CHUNKS 16      /* chunks appended into but not yet fully written */
 #define PLOG_FLUSH_MAX_OPS (PLOG_MAX_TAIL_CHUNKS + 4)
+#define PLOG_MAX_FLUSHES 8           /* flushes in flight per partition (pipelined) */
+#define PLOG_FLUSH_MAX_WRITES 4      /* chunk writes per flush */
+#define PLOG_PIPELINE_MIN_BYTES (128u * 1024u) /* larger flushes write whole blocks only */
 #define PLOG_READ_MAX_FRAGS 16
 #define PLOG_PATH_BYTES 1024
 
@@ -121,14 +140,45 @@ struct tail_chunk {
     struct cache_entry *entry;
     uint64_t file_base;
     uint32_t fill_bytes;
-    uint32_t written_bytes;    /* bytes known on disk (completed writes) */
-    uint32_t flush_fill_bytes; /* fill captured by the flush in flight */
+    uint32_t written_bytes;    /* bytes known on disk (writes completed and applied) */
+    uint32_t issued_bytes;     /* bytes a started flush covers (>= written_bytes) */
+    int64_t cut_offset;        /* once a later chunk exists: end of the batches wholly
+                                * below this chunk's last block boundary */
 };
+
+struct plog_flush;
 
 struct flush_op {
     struct uring_op op;
     struct plog *log;
-    uint32_t expected_bytes; /* writes: a shorter result is a failure */
+    struct plog_flush *flush;  /* NULL for the preallocation and metadata ops */
+    uint32_t expected_bytes;   /* writes: a shorter result is a failure */
+};
+
+/* What one flush covered of one tail chunk (applied to written_bytes in order). */
+struct flush_chunk {
+    uint8_t *chunk;
+    uint32_t issued_bytes;
+};
+
+enum flush_phase { FLUSH_WRITING = 1, FLUSH_SYNCING, FLUSH_DONE };
+
+/* One group commit in flight; a log holds up to PLOG_MAX_FLUSHES in a FIFO. */
+struct plog_flush {
+    struct plog *log;
+    enum flush_phase phase;
+    bool durable;
+    bool wrote_partial;        /* wrote a zero-padded block that a later flush rewrites */
+    int32_t err;
+    int64_t end_offset;        /* every offset below it is covered by this or earlier */
+    struct plog_append_req *reqs_first, *reqs_last;
+    struct flush_op ops[PLOG_FLUSH_MAX_OPS];
+    uint32_t ops_issued, ops_done;
+    struct flush_chunk chunks[2 * PLOG_MAX_TAIL_CHUNKS]; /* a chunk, and the one before it
+                                                          * when this writes its block 0 */
+    uint32_t chunk_count;
+    struct segment *segs[PLOG_MAX_TAIL_CHUNKS]; /* files written by this flush */
+    uint32_t seg_count;
 };
 
 struct plog {
@@ -148,19 +198,14 @@ struct plog {
     struct tail_chunk tail[PLOG_MAX_TAIL_CHUNKS];
     uint32_t tail_count;
     struct plog_append_req *pending_first, *pending_last;   /* not yet in a flush */
-    struct plog_append_req *inflight_first, *inflight_last; /* in the flush in flight */
-    bool pending_durable;
-    bool flush_in_flight;
+    int64_t durable_wanted_offset; /* end of the last durable append */
+    int64_t issued_end_offset;     /* end offset of the newest flush started */
+    int64_t block_cut_offset;      /* end of the batches wholly below the active
+                                    * segment's last block boundary */
     bool dirty_listed;
     struct plog *dirty_next;
-    struct flush_op flush_ops[PLOG_FLUSH_MAX_OPS];
-    uint32_t flush_ops_issued, flush_ops_done;
-    int32_t flush_err;
-    int64_t flush_end_offset;
-    bool flush_durable;
-    int flush_phase;           /* 1: writes in flight, 2: fdatasyncs in flight */
-    struct segment *flush_segs[PLOG_MAX_TAIL_CHUNKS]; /* files written by this flush */
-    uint32_t flush_seg_count;
+    struct plog_flush flush_ring[PLOG_MAX_FLUSHES]; /* FIFO of flushes in flight */
+    uint32_t flush_head, flush_count;
     bool alloc_in_flight;
     struct flush_op alloc_op;
     struct segment *alloc_seg;
@@ -177,6 +222,8 @@ struct plog {
     bool meta_dirty;              /* changed while a write was in flight */
     uint32_t reads_in_flight;
     uint64_t appends, flushes, fsyncs;
+    uint64_t flushes_pipelined;    /* started while another flush was in flight */
+    uint32_t max_flushes_in_flight;
 };
 
 #define STORAGE_READAHEAD_SLOTS 16 /* read-ahead reads in flight per shard */

@@ -619,3 +619,201 @@ Test(plog, lost_tail_of_a_sealed_segment_drops_what_follows) {
     cr_expect_neq(access(path, F_OK), 0, "the orphaned segment file is gone");
     plog_close(log);
 }
+
+/* ---------------------------------------------------------------- pipelined flushes */
+
+/* One shard loop step that waits for every op in flight and then delivers the
+ * completions it reaped in reverse order, so later flushes' writes complete before
+ * earlier ones' (real I/O, real files: only the delivery order is changed). */
+static void reversed_step(void) {
+    storage_poll(&H.shard);
+    if (H.shard.inflight_ops == 0 && io_uring_sq_ready(&H.ring) == 0) return;
+    io_uring_submit_and_wait(&H.ring, H.shard.inflight_ops);
+    static struct {
+        struct uring_op *op;
+        int32_t res;
+        uint32_t flags;
+    } cqes[256];
+    unsigned n = 0;
+    struct io_uring_cqe *cqe;
+    while (n < 256 && io_uring_peek_cqe(&H.ring, &cqe) == 0) {
+        cqes[n].op = io_uring_cqe_get_data(cqe);
+        cqes[n].res = cqe->res;
+        cqes[n].flags = cqe->flags;
+        io_uring_cqe_seen(&H.ring, cqe);
+        n++;
+    }
+    while (n > 0) {
+        n--;
+        if (cqes[n].op) cqes[n].op->complete(cqes[n].op, cqes[n].res, cqes[n].flags);
+    }
+}
+
+struct ordered {
+    struct plog_append_req req;
+    bool done;
+    int status;
+    int order;
+    int64_t hw_at_done, durable_at_done;
+};
+static struct plog *g_cb_log;
+static int g_seq;
+static void ordered_done(struct plog_append_req *req, int status) {
+    struct ordered *o = (struct ordered *)req;
+    cr_assert(!o->done, "completed twice");
+    o->done = true;
+    o->status = status;
+    o->order = ++g_seq;
+    o->hw_at_done = plog_high_watermark(g_cb_log);
+    o->durable_at_done = g_cb_log->durable_offset;
+}
+
+#define PIPE_ROUNDS 3
+#define PIPE_PER_ROUND 48
+static struct ordered g_ord[PIPE_ROUNDS * PIPE_PER_ROUND];
+
+/* Append one ~30 KiB batch (29 records of 1000 bytes) with an ordered request. */
+static void append_ordered(struct plog *log, int i, bool durable) {
+    size_t len = build_batch(g_batch, sizeof g_batch, 1000u + (uint64_t)i * 100, 29, 1000, 5000 + i,
+                             g_scratch);
+    cr_assert(len > 0);
+    g_ord[i] = (struct ordered){.req = {.done = ordered_done}};
+    int64_t off = plog_append(log, g_batch, (uint32_t)len, durable, &g_ord[i].req);
+    cr_assert(off >= 0, "append %d: %lld", i, (long long)off);
+    cr_assert_lt(g_app_count, MAX_APPENDED);
+    g_app[g_app_count++] = (struct appended){off, off + 28, 1000u + (uint64_t)i * 100, 29, 1000, 5000 + i};
+}
+
+/* Callbacks of one class (acks=1 or acks=all) ran in offset order, each after the
+ * high watermark (and for acks=all the durable offset) passed its last offset. */
+static void check_order(int count) {
+    for (int durable = 0; durable <= 1; durable++) {
+        int last_order = 0;
+        for (int i = 0; i < count; i++) {
+            struct ordered *o = &g_ord[i];
+            if (o->req.durable != (durable == 1)) continue;
+            cr_assert(o->done, "append %d never completed", i);
+            cr_assert_eq(o->status, 0);
+            cr_assert_gt(o->order, last_order, "append %d acked out of offset order", i);
+            last_order = o->order;
+            cr_assert_geq(o->hw_at_done, o->req.end_offset, "acked above the high watermark");
+            if (durable) cr_assert_geq(o->durable_at_done, o->req.end_offset, "acks=all before sync");
+        }
+    }
+}
+
+Test(plog, pipelined_flushes_ack_in_offset_order_when_completions_arrive_reversed) {
+    struct plog_config cfg = small_config();
+    cfg.segment_bytes = 1 << 20; /* ~35 batches a segment: the run rolls */
+    struct plog *log = open_log(&cfg);
+    g_cb_log = log;
+    g_seq = 0;
+    g_app_count = 0;
+    int appended = 0;
+    for (int round = 0; round < PIPE_ROUNDS; round++) {
+        for (int k = 0; k < PIPE_PER_ROUND; k++, appended++)
+            append_ordered(log, appended, appended % 3 == 0 || appended == PIPE_ROUNDS * PIPE_PER_ROUND - 1);
+        storage_poll(&H.shard);
+        cr_assert_geq(log->flush_count, 2, "~1.4 MiB over 256 KiB chunks: several flushes in flight");
+        reversed_step(); /* appends of the next round arrive while flushes are in flight */
+        int64_t hw = plog_high_watermark(log);
+        cr_assert_leq(hw, plog_log_end_offset(log));
+    }
+    for (int i = 0; i < 1000 && g_seq < appended; i++) reversed_step();
+    cr_assert_eq(g_seq, appended);
+    check_order(appended);
+    cr_expect_gt(log->flushes_pipelined, 0);
+    cr_expect_geq(log->max_flushes_in_flight, 2);
+    cr_assert_eq(plog_high_watermark(log), plog_log_end_offset(log));
+    cr_assert_eq(log->durable_offset, plog_log_end_offset(log));
+    cr_expect_gt(log->segment_count, 2);
+    read_all_and_check(log, 0, 1u << 20);
+    int64_t end = plog_log_end_offset(log);
+    plog_close(log);
+    log = open_log(&cfg); /* from disk: every acknowledged batch is there, whole */
+    cr_assert_eq(plog_log_end_offset(log), end);
+    read_all_and_check(log, 0, 100000);
+    plog_close(log);
+}
+
+/* Small appends, each flushed with its partial last block while bigger flushes are in
+ * flight: the partial block is never written by two flushes at once (asserted in the
+ * engine) and the content on disk is exact. */
+Test(plog, pipelined_flushes_mixed_with_partial_block_flushes) {
+    struct plog_config cfg = small_config();
+    cfg.segment_bytes = 1 << 20;
+    struct plog *log = open_log(&cfg);
+    g_cb_log = log;
+    g_seq = 0;
+    g_app_count = 0;
+    uint64_t rng = 7;
+    int appended = 0;
+    for (int step = 0; step < 60; step++) {
+        int n = (int)(splitmix64(&rng) % 8); /* 0..7 batches of ~30 KiB, or one tiny one */
+        if (n == 0 && appended < PIPE_ROUNDS * PIPE_PER_ROUND) {
+            append_one(log, 9000u + (uint64_t)step, 1, 10, 1, false);
+        }
+        for (int k = 0; k < n && appended < PIPE_ROUNDS * PIPE_PER_ROUND; k++, appended++)
+            append_ordered(log, appended, splitmix64(&rng) % 2 == 0);
+        if (step % 2) reversed_step();
+        else harness_step(&H);
+    }
+    for (int i = 0; i < 1000 && (g_seq < appended || plog_high_watermark(log) <
+                                                          plog_log_end_offset(log)); i++)
+        reversed_step();
+    check_order(appended);
+    cr_assert_eq(plog_high_watermark(log), plog_log_end_offset(log));
+    read_all_and_check(log, 0, 1u << 20);
+    int64_t end = plog_log_end_offset(log);
+    plog_close(log);
+    log = open_log(&cfg);
+    cr_assert_eq(plog_log_end_offset(log), end);
+    read_all_and_check(log, 0, 100000);
+    plog_close(log);
+}
+
+/* A write error while flushes are pipelined: the partition fails, every append not yet
+ * acknowledged gets -EIO in offset order, the high watermark stays, and after reopen
+ * the acknowledged batches are intact and nothing else is there. The error is real:
+ * the active segment's descriptor is replaced by a read-only one (EBADF on write). */
+Test(plog, write_error_in_a_pipeline_fails_only_the_unacknowledged) {
+    struct plog_config cfg = small_config();
+    cfg.segment_bytes = 8 << 20;
+    struct plog *log = open_log(&cfg);
+    g_cb_log = log;
+    g_seq = 0;
+    g_app_count = 0;
+    for (int i = 0; i < PIPE_PER_ROUND; i++) append_ordered(log, i, i % 2 == 0);
+    for (int i = 0; i < 1000 && g_seq < PIPE_PER_ROUND; i++) reversed_step();
+    check_order(PIPE_PER_ROUND);
+    int64_t acked_end = plog_high_watermark(log);
+    cr_assert_eq(acked_end, plog_log_end_offset(log));
+    int acked_count = g_app_count;
+
+    char name[PLOG_PATH_BYTES + 64];
+    snprintf(name, sizeof name, "%s/%020lld.log", log->dir,
+             (long long)log->segments[log->segment_count - 1]->base_offset);
+    int ro = open(name, O_RDONLY);
+    cr_assert_geq(ro, 0);
+    cr_assert_geq(dup2(ro, log->segments[log->segment_count - 1]->fd), 0);
+    close(ro);
+    for (int i = PIPE_PER_ROUND; i < 2 * PIPE_PER_ROUND; i++) append_ordered(log, i, i % 2 == 0);
+    storage_poll(&H.shard);
+    cr_assert_geq(log->flush_count, 2);
+    for (int i = 0; i < 1000 && g_seq < 2 * PIPE_PER_ROUND; i++) reversed_step();
+    cr_assert_eq(g_seq, 2 * PIPE_PER_ROUND);
+    for (int i = PIPE_PER_ROUND; i < 2 * PIPE_PER_ROUND; i++) {
+        cr_assert_eq(g_ord[i].status, -EIO);
+        cr_assert_gt(g_ord[i].order, g_ord[i - 1].order, "failed in offset order");
+    }
+    cr_assert_eq(plog_high_watermark(log), acked_end);
+    cr_assert_neq(log->failed, 0);
+    cr_assert_eq(plog_append(log, g_batch, 100, false, NULL), -EIO);
+    plog_close(log);
+
+    g_app_count = acked_count;
+    log = open_log(&cfg);
+    cr_assert_eq(plog_log_end_offset(log), acked_end);
+    read_all_and_check(log, 0, 100000);
+    plog_close(log);
+}
