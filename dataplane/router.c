@@ -36,7 +36,8 @@
  * Fetch long poll: a fetch with less than min_bytes and max_wait_ms > 0 is parked on its
  * origin; each tick compares the owners' appends_done counters with what it saw when it
  * read, and re-reads when an owner appended, or answers at the deadline. A wake from
- * another shard is seen when the origin's loop turns (at most sluice.idle.block.timeout.ms).
+ * another shard is seen when the origin's loop turns: while it has parked fetches, a shard
+ * sleeps at most ROUTER_PARKED_POLL_MS (router_wait_ms), so that wake costs <= 2 ms.
  *
  * Bounds: a full mesh ring is retried from the outbox (sized for every job's messages),
  * parts per request <= ROUTER_MAX_PARTS, open partitions <= ROUTER_PTABLE_SLOTS / 2.
@@ -715,6 +716,11 @@ unsigned router_tick(struct router *r, uint64_t now_ms) {
     }
     if (r->parked) work += parked_tick(r);
     return work;
+}
+
+uint32_t router_wait_ms(const struct router *r, uint32_t block_timeout_ms) {
+    if (!r->parked) return block_timeout_ms;
+    return block_timeout_ms < ROUTER_PARKED_POLL_MS ? block_timeout_ms : ROUTER_PARKED_POLL_MS;
 }
 
 void router_on_message(struct router *r, const struct shard_msg *msg) {

@@ -95,6 +95,10 @@ void router_attach(struct router *r, struct kserver *ks);
 void router_refresh(struct router *r);
 /* Each iteration: group commit, outbox retry, parked fetches. Returns work done. */
 unsigned router_tick(struct router *r, uint64_t now_ms);
+/* How long the shard may block in io_uring: short while fetches are parked (they watch
+ * other shards' append counters, which ring no doorbell). */
+#define ROUTER_PARKED_POLL_MS 2u
+uint32_t router_wait_ms(const struct router *r, uint32_t block_timeout_ms);
 /* A mesh message of a ROUTER_MSG_* type. */
 void router_on_message(struct router *r, const struct shard_msg *msg);
 void router_destroy(struct router *r);

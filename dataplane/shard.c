@@ -229,9 +229,11 @@ static void shard_teardown(struct shard *s) {
 
 static void shard_wait(struct shard *s) {
     if (!mesh_prepare_sleep(s->cfg.mesh, s->cfg.id)) return;
+    uint32_t wait_ms = s->cfg.block_timeout_ms;
+    if (s->has_router) wait_ms = router_wait_ms(&s->router, wait_ms);
     struct __kernel_timespec ts = {
-        .tv_sec = s->cfg.block_timeout_ms / 1000,
-        .tv_nsec = (long long)(s->cfg.block_timeout_ms % 1000) * 1000000ll,
+        .tv_sec = wait_ms / 1000,
+        .tv_nsec = (long long)(wait_ms % 1000) * 1000000ll,
     };
     struct io_uring_cqe *cqe = NULL;
     int rc = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);

@@ -12,10 +12,13 @@
 - DeleteTopics by name (v4) and by topic id (v6), then CreateTopics of the same name:
   the new topic starts empty (the old partition directories are gone).
 - Fetch outside [log start, high watermark]: OFFSET_OUT_OF_RANGE (1); Fetch at the high
-  watermark with max_wait waits about max_wait and returns no records.
+  watermark with max_wait waits about max_wait and returns no records; a Fetch parked
+  with max_wait 5 s is woken by a produce on another connection, for each partition of
+  the 4 (so both the same-shard and the cross-shard wake are exercised).
 """
 import struct
 import sys
+import threading
 import time
 
 from harness import Broker, KafkaConn, wait_for
@@ -188,8 +191,28 @@ def main():
         part = fetch(c, "err", 2, 11)
         check(part["ErrorCode"] == 1, "Fetch beyond the high watermark: OFFSET_OUT_OF_RANGE")
         recreate_checks(c, good)
+        for p in range(4):
+            hw = fetch(c, "err", p, 0)["HighWatermark"]
+            result = {}
+
+            def park():
+                with KafkaConn(b.bootstrap) as c2:
+                    t = time.monotonic()
+                    result["part"] = fetch(c2, "err", p, hw, max_wait_ms=5000)
+                    result["s"] = time.monotonic() - t
+            th = threading.Thread(target=park)
+            th.start()
+            time.sleep(0.3)
+            produce(c, 9, [("err", [(p, good)])])
+            th.join(10)
+            part = result.get("part", {})
+            check(part.get("ErrorCode") == 0 and b"good-9" in (part.get("Records") or b"") and
+                  result["s"] < 1.5,
+                  "a Fetch parked on err-%d (max_wait 5 s) is woken by a produce after %.2f s"
+                  % (p, result.get("s", -1)))
+        hw = fetch(c, "err", 2, 0)["HighWatermark"]
         t0 = time.monotonic()
-        part = fetch(c, "err", 2, 10, max_wait_ms=300)
+        part = fetch(c, "err", 2, hw, max_wait_ms=300)
         waited = time.monotonic() - t0
         check(part["ErrorCode"] == 0 and not part["Records"] and 0.25 < waited < 2.0,
               "Fetch at the high watermark with max_wait 300 ms: empty after %.2f s" % waited)
