@@ -57,6 +57,7 @@
 #include "hw/log.h"
 #include "storage/record/batch.h"
 #include "storage/record/legacy.h"
+#include "storage/record/records.h"
 
 #define ERR_NONE 0
 #define ERR_OFFSET_OUT_OF_RANGE 1
@@ -73,6 +74,8 @@
 #define ERR_INVALID_RECORD 87
 
 #define ROUTER_ARENA_BYTES (4u << 20)
+#define CHECK_SCRATCH_BYTES (8u << 20) /* a produced batch's records, decompressed; above
+                                          this it is refused with MESSAGE_TOO_LARGE */
 #define CONVERT_BYTES (2u << 20)   /* a converted legacy set; larger ones are refused */
 
 struct data_part {
@@ -280,8 +283,9 @@ int router_init(struct router *r, const struct router_config *cfg, char *err, si
     r->convert_out = malloc(CONVERT_BYTES);
     r->convert_decompress = malloc(CONVERT_BYTES);
     r->convert_records = malloc(CONVERT_BYTES);
+    r->check_scratch = malloc(CHECK_SCRATCH_BYTES);
     if (!r->table || !r->spare || !r->outbox || !r->arena_mem || !r->convert_out ||
-        !r->convert_decompress || !r->convert_records) {
+        !r->convert_decompress || !r->convert_records || !r->check_scratch) {
         snprintf(err, err_bytes, "router: out of memory");
         return -1;
     }
@@ -330,6 +334,7 @@ void router_destroy(struct router *r) {
     free(r->convert_out);
     free(r->convert_decompress);
     free(r->convert_records);
+    free(r->check_scratch);
     memset(r, 0, sizeof *r);
 }
 
@@ -430,14 +435,19 @@ static int64_t wall_clock_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Validate every batch of a v2 records field; returns the number of batches or an error
- * code (negated Kafka code). */
-static int count_v2_batches(const uint8_t *buf, size_t len, int64_t max_message_bytes) {
+/* Validate every batch of a v2 records field down to each record, as Kafka's
+ * LogValidator does (CRC, lengths, record count, offset deltas 0..n-1; a compressed batch
+ * is decompressed into check_scratch for that). Returns the number of batches or a
+ * negated Kafka error code. */
+static int count_v2_batches(struct router *r, const uint8_t *buf, size_t len,
+                            int64_t max_message_bytes) {
     size_t off = 0;
     int n = 0;
     while (off < len) {
         struct record_batch_header h;
-        enum record_error e = record_batch_validate(buf + off, len - off, &h);
+        enum record_error e = record_batch_check_records(buf + off, len - off, &r->codecs,
+                                                         r->check_scratch, CHECK_SCRATCH_BYTES,
+                                                         RECORD_ITER_STRICT_OFFSETS, &h);
         if (e != RECORD_OK) return -record_error_kafka_code(e);
         size_t size = record_batch_size_bytes(&h);
         if ((int64_t)size > max_message_bytes) return -ERR_MESSAGE_TOO_LARGE;
@@ -473,7 +483,7 @@ static void produce_part(struct router *r, struct data_part *p, const struct top
         buf = r->convert_out;
         len = out_len;
     }
-    int batches = count_v2_batches(buf, len, t->max_message_bytes);
+    int batches = count_v2_batches(r, buf, len, t->max_message_bytes);
     if (batches < 0) {
         p->error = (int16_t)-batches;
         return;

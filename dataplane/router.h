@@ -83,6 +83,7 @@ struct router {
     struct data_job *ready;        /* answered by the next tick */
     struct record_codecs codecs;
     uint8_t *convert_out, *convert_decompress, *convert_records; /* legacy conversion */
+    uint8_t *check_scratch;        /* decompressed records while validating a batch */
     struct kafka_arena arena;      /* response assembly */
     uint8_t *arena_mem;
     _Atomic uint64_t appends_done; /* read by other shards' parked fetches */
