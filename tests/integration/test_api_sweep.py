@@ -1,0 +1,97 @@
+#!/usr/bin/python3
+"""Every advertised version of the data-path and topic APIs, answered and decoded.
+
+With the harness's independent codec (tests/tools/kafka_schema.py), against 2 shards:
+CreateTopics v0-7 (created, TOPIC_ALREADY_EXISTS, INVALID_TOPIC_EXCEPTION for an
+illegal name), Metadata v0-12 (the topic with its partitions, led by node 1; topic ids
+from v10), Produce v3-9 (record batches; offsets continue from version to version),
+Fetch v4-13 (v13 addresses the topic by id) returning the produced bytes with high
+watermark = log end and log start 0, ListOffsets v0-6 (earliest, latest),
+DeleteTopics v0-6 (by name; v6 also by id).
+"""
+import sys
+
+from harness import Broker, KafkaConn
+from test_produce_errors import record_batch
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+    print("ok  " + what)
+
+
+def create(c, v, name, n=2):
+    body = {"Topics": [{"Name": name, "NumPartitions": n, "ReplicationFactor": 1,
+                        "Assignments": [], "Configs": []}],
+            "TimeoutMs": 1000, "ValidateOnly": False}
+    return c.request("CreateTopics", v, body)["Topics"][0]["ErrorCode"]
+
+
+def main():
+    with Broker(sys.argv[1], cores="2", config={"auto.create.topics.enable": "false"}) as b, \
+            KafkaConn(b.bootstrap) as c:
+        for v in range(8):
+            errs = (create(c, v, "s%d" % v), create(c, v, "s%d" % v), create(c, v, "bad name!"))
+            check(errs == (0, 36, 17), "CreateTopics v%d: created, exists, illegal name" % v)
+        topic_id = None
+        for v in range(13):
+            body = {"Topics": [{"Name": "s0", "TopicId": bytes(16)}],
+                    "AllowAutoTopicCreation": False,
+                    "IncludeClusterAuthorizedOperations": False,
+                    "IncludeTopicAuthorizedOperations": False}
+            t = c.request("Metadata", v, body)["Topics"][0]
+            parts = t["Partitions"]
+            check(t["ErrorCode"] == 0 and len(parts) == 2 and
+                  all(p["LeaderId"] == 1 and p["ReplicaNodes"] == [1] and p["IsrNodes"] == [1]
+                      for p in parts), "Metadata v%d: s0 with 2 partitions led by 1" % v)
+            if v >= 10:
+                topic_id = t["TopicId"]
+                check(topic_id != bytes(16), "Metadata v%d: a topic id" % v)
+        expected_end = 0
+        for v in range(3, 10):
+            batch = record_batch([b"sweep-v%d-%d" % (v, i) for i in range(5)])
+            body = {"TransactionalId": None, "Acks": -1, "TimeoutMs": 5000,
+                    "TopicData": [{"Name": "s0", "PartitionData": [{"Index": 0,
+                                                                    "Records": batch}]}]}
+            p = c.request("Produce", v, body)["Responses"][0]["PartitionResponses"][0]
+            check(p["ErrorCode"] == 0 and p["BaseOffset"] == expected_end,
+                  "Produce v%d: base offset %d" % (v, expected_end))
+            expected_end += 5
+        for v in range(4, 14):
+            topic = {"Topic": "s0", "TopicId": topic_id, "Partitions": [
+                {"Partition": 0, "CurrentLeaderEpoch": -1, "FetchOffset": 0,
+                 "LogStartOffset": -1, "PartitionMaxBytes": 1 << 20}]}
+            body = {"ReplicaId": -1, "MaxWaitMs": 0, "MinBytes": 1, "MaxBytes": 1 << 20,
+                    "IsolationLevel": 1, "SessionId": 0, "SessionEpoch": -1,
+                    "Topics": [topic], "ForgottenTopicsData": [], "RackId": ""}
+            resp = c.request("Fetch", v, body)
+            p = resp["Responses"][0]["Partitions"][0]
+            check(p["ErrorCode"] == 0 and p["HighWatermark"] == expected_end and
+                  p.get("LogStartOffset", 0) == 0 and
+                  all(b"sweep-v%d-4" % pv in p["Records"] for pv in range(3, 10)),
+                  "Fetch v%d: HW %d, every produced batch" % (v, expected_end))
+        for v in range(7):
+            res = []
+            for ts in (-2, -1):
+                body = {"ReplicaId": -1, "IsolationLevel": 0, "Topics": [
+                    {"Name": "s0", "Partitions": [{"PartitionIndex": 0, "Timestamp": ts,
+                                                   "MaxNumOffsets": 1,
+                                                   "CurrentLeaderEpoch": -1}]}]}
+                p = c.request("ListOffsets", v, body)["Topics"][0]["Partitions"][0]
+                res.append(p["OldStyleOffsets"][0] if v == 0 else p["Offset"])
+            check(res == [0, expected_end], "ListOffsets v%d: earliest 0, latest %d" % (v, expected_end))
+        for v in range(7):
+            name = "s%d" % (v + 1 if v < 7 else 0)
+            if v < 6:
+                r = c.request("DeleteTopics", v, {"TopicNames": [name], "TimeoutMs": 1000})
+            else:
+                r = c.request("DeleteTopics", v, {"Topics": [{"Name": name,
+                                                              "TopicId": bytes(16)}],
+                                                  "TimeoutMs": 1000})
+            check([(x["Name"], x["ErrorCode"]) for x in r["Responses"]] == [(name, 0)],
+                  "DeleteTopics v%d: %s deleted" % (v, name))
+
+
+if __name__ == "__main__":
+    main()
