@@ -267,6 +267,45 @@ void router_refresh(struct router *r) {
     ptable_sync(r);
 }
 
+/* From inside a callback (a mesh message, a handler): take the newest snapshot and open
+ * the partitions it newly places here, but close nothing -- plog_close waits on the ring
+ * and runs other completions, which must not re-enter a connection mid-request. The next
+ * loop turn's router_refresh does the full sync (r->epoch is left behind on purpose). */
+static void refresh_open_only(struct router *r) {
+    uint64_t epoch = r->cfg.topics.refresh(r->cfg.topics.reader);
+    if (epoch == r->epoch) return;
+    /* A deleted topic still open here could share its directory name with a new one:
+     * leave everything to the loop's full sync (the client retries UNKNOWN_TOPIC...). */
+    for (uint32_t i = 0; i < ROUTER_PTABLE_SLOTS; i++) {
+        struct topic_info gone;
+        const struct ptable_entry *e = &r->table[i];
+        if (e->used && e->log && !r->cfg.topics.find_id(r->cfg.topics.reader, e->id, &gone))
+            return;
+    }
+    size_t n = r->cfg.topics.count(r->cfg.topics.reader);
+    for (size_t i = 0; i < n; i++) {
+        struct topic_info t;
+        if (!r->cfg.topics.at(r->cfg.topics.reader, i, &t)) continue;
+        for (int32_t p = 0; p < t.partition_count; p++) {
+            if (t.partition_shard[p] != r->cfg.shard_id) continue;
+            struct ptable_entry *e = ptable_slot(r->table, t.id, p, true);
+            if (!e || e->used || r->open_count >= ROUTER_PTABLE_SLOTS / 2) continue;
+            int err = 0;
+            struct plog *log = plog_open(&r->storage, r->cfg.data_dir, t.name, p, &t.log, &err);
+            if (!log) {
+                log_error("partition_open_failed", "topic=%s partition=%d err=%s", t.name, p,
+                          strerror(-err));
+                continue;
+            }
+            memcpy(e->id, t.id, 16);
+            e->partition = p;
+            e->used = true;
+            e->log = log;
+            r->open_count++;
+        }
+    }
+}
+
 static void job_free(struct data_job *job);
 
 /* ---- setup ------------------------------------------------------------------------- */
@@ -621,7 +660,7 @@ static void owner_process(struct router *r, struct data_job *job) {
         struct plog *log = ptable_find(r, p->id, p->partition);
         struct topic_info t;
         if (!log) { /* a snapshot newer than ours may hold it */
-            router_refresh(r);
+            refresh_open_only(r);
             log = ptable_find(r, p->id, p->partition);
         }
         if (!log || !r->cfg.topics.find_id(r->cfg.topics.reader, p->id, &t)) {
@@ -743,7 +782,7 @@ void router_on_message(struct router *r, const struct shard_msg *msg) {
         break;
     case ROUTER_MSG_CONTROL_REPLY: {
         struct control_job *cj = msg->ptr;
-        router_refresh(r); /* the answer may name topics of a newer snapshot */
+        refresh_open_only(r); /* the answer may name topics of a newer snapshot */
         struct kafka_bytes body = {cj->response, (int32_t)cj->response_bytes};
         kserver_complete(r->ks, cj->token, cj->response ? encode_raw : NULL, &body);
         free(cj->request);
