@@ -61,7 +61,8 @@ static const struct config_key registry[] = {
     {"sluice.idle.block.timeout.ms", CONFIG_INT, "100", 1, 60000,
      "Longest a blocked shard sleeps before checking timers."},
     {"sluice.shard.buffer.bytes", CONFIG_LONG, "67108864", 1 * MIB, 64 * GIB,
-     "Buffer memory each shard allocates and registers at start."},
+     "Storage chunk memory each shard allocates and registers at start (the network's "
+     "64 KiB chunks, receive buffers + 256, come on top)."},
     {"sluice.batch.cache.bytes", CONFIG_LONG, "268435456", 0, 1024 * GIB,
      "Batch cache budget per shard."},
     {"sluice.storage.chunk.bytes", CONFIG_LONG, "1114112", 64 * 1024, 1 * GIB,
