@@ -672,6 +672,17 @@ bool kserver_complete(struct kserver *ks, struct conn_token token, response_body
     return true;
 }
 
+void kserver_fail(struct kserver *ks, struct conn_token token) {
+    if (token.conn_id >= ks->cfg.max_conns) return;
+    struct kconn *c = &ks->conns[token.conn_id];
+    if (!c->in_use || c->generation != token.generation || !c->deferred) return;
+    c->deferred = false;
+    c->want_close = true;
+    ks->stats.closed_bad_frame++;
+    conn_flush(ks, c);
+    conn_settle(ks, c);
+}
+
 void kserver_begin_drain(struct kserver *ks) {
     if (ks->draining) return;
     ks->draining = true;

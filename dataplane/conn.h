@@ -50,6 +50,9 @@ void kserver_stats(const struct kserver *ks, struct kserver_stats *out);
 typedef int (*response_body_fn)(void *arg, struct kafka_writer *w);
 bool kserver_complete(struct kserver *ks, struct conn_token token, response_body_fn body,
                       void *arg);
+/* A deferred request that could not be answered (it did not decode): close the
+ * connection after the responses queued before it, as for a bad request. */
+void kserver_fail(struct kserver *ks, struct conn_token token);
 /* Frees what the server owns; the backend must be destroyed first. */
 void kserver_destroy(struct kserver *ks);
 

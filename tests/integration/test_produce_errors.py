@@ -11,6 +11,8 @@
 - acks=0: no response, and the next request on the connection is answered in order.
 - DeleteTopics by name (v4) and by topic id (v6), then CreateTopics of the same name:
   the new topic starts empty (the old partition directories are gone).
+- A CreateTopics whose body does not decode (decoded by control): the connection
+  closes; a new connection is served.
 - Fetch outside [log start, high watermark]: OFFSET_OUT_OF_RANGE (1); Fetch at the high
   watermark with max_wait waits about max_wait and returns no records; a Fetch parked
   with max_wait 5 s is woken by a produce on another connection, for each partition of
@@ -215,6 +217,12 @@ def main():
                   result["s"] < 4.0,
                   "a Fetch parked on err-%d (max_wait 5 s) is woken by a produce after %.2f s"
                   % (p, result.get("s", -1)))
+        with KafkaConn(b.bootstrap) as bad:
+            hdr = struct.pack(">hhih", 19, 5, 7, 2) + b"it" + b"\x00"  # header v2
+            bad.send_frame(hdr + b"\xff\xff\xff")
+            check(bad.is_closed(), "CreateTopics with an undecodable body: connection closed")
+        with KafkaConn(b.bootstrap) as again:
+            check(create(again, "after-bad", 1) == 0, "a new connection is served")
         hw = fetch(c, "err", 2, 0)["HighWatermark"]
         t0 = time.monotonic()
         part = fetch(c, "err", 2, hw, max_wait_ms=300)
