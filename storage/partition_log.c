@@ -968,6 +968,11 @@ static bool segment_deletable(const struct plog *log, const struct segment *seg)
         return false;
     for (uint32_t i = 0; i < log->tail_count; i++)
         if (log->tail[i].seg == seg) return false;
+    for (uint32_t i = 0; i < log->flush_count; i++) { /* an fdatasync may be in flight */
+        const struct plog_flush *f = &log->flush_ring[(log->flush_head + i) % PLOG_MAX_FLUSHES];
+        for (uint32_t k = 0; k < f->seg_count; k++)
+            if (f->segs[k] == seg) return false;
+    }
     return true;
 }
 
