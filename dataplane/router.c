@@ -24,14 +24,17 @@
  * its last async operation completes; the origin assembles the response when every
  * owner has answered. Parts of different owners are written by different threads only,
  * and the ring's release/acquire orders them with the origin. Adding a partition API
- * (DeleteRecords, OffsetForLeaderEpoch, ...) = a decode function that fills parts, a
- * case in owner_process_part, and an encode function.
+ * (DeleteRecords, OffsetForLeaderEpoch, ...) = a handler that decodes into parts (like
+ * router_handle_list_offsets), a case in owner_process, a case in job_finish with its
+ * encode function, and a row in handlers.c.
  *
  * Partition table. On a new snapshot the shard rebuilds its table of open logs
  * (topic id, partition) -> plog: logs it owns and has open are carried over, new ones
  * are opened (plog_open: blocking file I/O, at startup and when a topic is created --
  * a known, short stall), logs of deleted topics are closed and their directories
- * removed (also blocking, rare).
+ * removed (also blocking, rare). Only the loop's refresh closes anything: plog_close
+ * waits on the ring and runs other completions, so a refresh from inside a callback
+ * (refresh_open_only) only opens.
  *
  * Fetch long poll: a fetch with less than min_bytes and max_wait_ms > 0 is parked on its
  * origin; each tick compares the owners' appends_done counters with what it saw when it
@@ -41,7 +44,10 @@
  *
  * Bounds: a full mesh ring is retried from the outbox (sized for every job's messages),
  * parts per request <= ROUTER_MAX_PARTS, open partitions <= ROUTER_PTABLE_SLOTS / 2.
- * Fetch data is copied from the log's fragments into the job (no zero copy yet). */
+ * A job holds a copy of its request (at most socket.request.max.bytes; one job per
+ * connection). Fetch data is copied from the log's fragments into the job (no zero copy
+ * yet). ListOffsets answers timestamp -1 (the offset is right; the record's timestamp
+ * would need a read). */
 #include "dataplane/router.h"
 
 #include <assert.h>
