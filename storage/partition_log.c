@@ -442,22 +442,32 @@ static void flush_apply_written(struct plog *log, struct plog_flush *f) {
     assert(f->end_offset >= log->high_watermark && f->end_offset <= log->log_end_offset);
     log->high_watermark = f->end_offset;
     tail_retire_written(log);
+    /* A sealed segment whose data is all down is fdatasynced by this flush even when no
+     * append asked for it, so no acks=all batch of a later segment is ever acknowledged
+     * while an earlier segment's tail could still be lost (recovery ends the log at a
+     * gap and would drop it). */
+    bool seal_sync = false;
     struct segment *sealed = log->seal_pending;
     if (sealed && sealed->written_bytes >= sealed->size_bytes) {
         log->seal_pending = NULL;
         int rc = segment_write_indexes(sealed, log->dir);
         if (rc < 0) log_warn("segment_index_write_failed", "dir=%s errno=%d", log->dir, -rc);
         sealed->index_dirty = false;
+        bool listed = false;
+        for (uint32_t i = 0; i < f->seg_count; i++) listed |= f->segs[i] == sealed;
+        assert(listed || f->seg_count < PLOG_MAX_TAIL_CHUNKS + 1);
+        if (!listed) f->segs[f->seg_count++] = sealed;
+        seal_sync = true;
     }
     complete_written(f);
-    if (f->durable) flush_start_sync(f);
+    if (f->durable || seal_sync) flush_start_sync(f);
     else f->phase = FLUSH_DONE;
 }
 
-/* A durable flush's fdatasyncs completed and every earlier flush is done. */
+/* A flush's fdatasyncs completed and every earlier flush is done. */
 static void flush_finish_durable(struct plog *log, struct plog_flush *f) {
-    assert(f->durable && f->end_offset <= log->high_watermark);
-    if (f->end_offset > log->durable_offset) log->durable_offset = f->end_offset;
+    assert(f->end_offset <= log->high_watermark);
+    if (f->durable && f->end_offset > log->durable_offset) log->durable_offset = f->end_offset;
     for (uint32_t i = 0; i < f->seg_count; i++) f->segs[i]->needs_dir_sync = false;
     struct plog_append_req *done = f->reqs_first;
     f->reqs_first = f->reqs_last = NULL;

@@ -20,8 +20,11 @@
  * written (zero padded) by the newest chunk; when every write has completed, acks=1
  * appends complete and the high watermark moves; (2) if any append in the group asked
  * for durability, IORING_OP_FSYNC(DATASYNC) of each file written (and of the directory
- * after a roll); when those complete, the acks=all appends complete. Callbacks get 0
- * or a negative errno; acks=0 appends pass no request.
+ * after a roll); when those complete, the acks=all appends complete. The flush whose
+ * writes complete a sealed segment's data also fdatasyncs that segment, durable or not,
+ * so an acks=all batch in a later segment is never acknowledged while an earlier
+ * segment's tail is still only in the page cache (recovery ends the log at such a gap).
+ * Callbacks get 0 or a negative errno; acks=0 appends pass no request.
  *
  * Pipelined flushes. Up to PLOG_MAX_FLUSHES flushes are in flight per partition, so
  * the device queue stays full instead of draining once per flush. The one hazard is
@@ -177,7 +180,8 @@ struct plog_flush {
     struct flush_chunk chunks[2 * PLOG_MAX_TAIL_CHUNKS]; /* a chunk, and the one before it
                                                           * when this writes its block 0 */
     uint32_t chunk_count;
-    struct segment *segs[PLOG_MAX_TAIL_CHUNKS]; /* files written by this flush */
+    struct segment *segs[PLOG_MAX_TAIL_CHUNKS + 1]; /* files written (+ a sealed one
+                                                     * to fdatasync) by this flush */
     uint32_t seg_count;
 };
 

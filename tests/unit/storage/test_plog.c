@@ -1,7 +1,10 @@
 /* test_plog.c - the partition log on real files in a fresh temp dir with a real
  * io_uring: round trips across rolls (from cache and, after reopen, from disk), index
  * lookups by offset and time, retention by time and size, DeleteRecords, KIP-74, the
- * tail truncated at every byte of its last batch, and a flipped byte in the middle. */
+ * tail truncated at every byte of its last batch, and a flipped byte in the middle;
+ * pipelined flushes: acks in offset order when real completions are delivered in
+ * reverse, partial-block flushes mixed in, a real write error mid-pipeline, and the
+ * fdatasync of a sealed segment before a later durable ack. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -815,5 +818,23 @@ Test(plog, write_error_in_a_pipeline_fails_only_the_unacknowledged) {
     log = open_log(&cfg);
     cr_assert_eq(plog_log_end_offset(log), acked_end);
     read_all_and_check(log, 0, 100000);
+    plog_close(log);
+}
+
+/* acks=1 traffic across a roll, then one acks=all append in the new segment: the
+ * sealed segment was fdatasynced when its data was down, before that ack. */
+Test(plog, sealed_segment_is_synced_before_a_later_durable_ack) {
+    struct plog_config cfg = small_config(); /* 64 KiB segments */
+    struct plog *log = open_log(&cfg);
+    g_app_count = 0;
+    for (int i = 0; i < 8; i++) append_one(log, 300u + (uint64_t)i, 10, 1000, 1, false);
+    cr_assert_gt(log->segment_count, 1, "rolled");
+    cr_expect_gt(log->fsyncs, 0, "a sealed segment is synced even with acks=1 only");
+    uint64_t fsyncs = log->fsyncs;
+    for (int i = 0; i < 8; i++) append_one(log, 400u + (uint64_t)i, 1, 100, 1, false);
+    cr_expect_eq(log->fsyncs, fsyncs, "no roll, no durable append: no fdatasync");
+    append_one(log, 500, 1, 100, 1, true);
+    cr_expect_eq(log->durable_offset, plog_log_end_offset(log));
+    read_all_and_check(log, 0, 1u << 20);
     plog_close(log);
 }
