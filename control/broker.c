@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -224,6 +225,18 @@ static int control_loop(struct broker *b) {
     }
 }
 
+/* Each open partition holds a few descriptors (directory, segment files, the log start
+ * file): raise the soft limit on open files to the hard limit, as Kafka's operators do. */
+static void raise_open_files_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == rl.rlim_max) return;
+    rlim_t before = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        log_info("open_files_limit", "soft=%llu was=%llu", (unsigned long long)rl.rlim_cur,
+                 (unsigned long long)before);
+}
+
 int broker_run(const struct config *cfg) {
     static struct broker broker; /* large; one per process */
     struct broker *b = &broker;
@@ -234,6 +247,7 @@ int broker_run(const struct config *cfg) {
         return 1;
     }
     if (pick_cores(b, cfg) != 0) return 2;
+    raise_open_files_limit();
     const char *data_dir = config_get(cfg, "log.dirs");
     if (mkdir(data_dir, 0755) != 0 && errno != EEXIST) {
         log_error("data_dir_failed", "dir=%s err=%s", data_dir, strerror(errno));

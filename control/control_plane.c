@@ -44,6 +44,12 @@ static void snapshot_info(const struct catalog_snapshot_topic *t, struct topic_i
     out->log.retention_ms = t->config.retention_ms;
     out->log.retention_bytes = t->config.retention_bytes;
     out->log.index_interval_bytes = (uint32_t)t->config.index_interval_bytes;
+    /* preallocate=true: the whole segment up front, as Kafka does. false (Kafka's default,
+     * no preallocation): sluice still fallocates ahead of the writes, in 1 MiB steps, so
+     * an idle partition wastes at most 1 MiB (the storage default, 64 MiB, would cost
+     * 64 GB of disk for 1000 partitions holding one message each). */
+    out->log.preallocate_step_bytes =
+        t->config.preallocate ? (uint64_t)t->config.segment_bytes : 1ull << 20;
 }
 
 static uint64_t src_refresh(void *reader) {

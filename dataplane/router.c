@@ -1142,28 +1142,22 @@ static void request_auto_create(struct router *r, struct kafka_str name) {
         free(copy);
 }
 
-static int fill_topic(struct handler_ctx *ctx, const struct topic_info *t,
-                      struct kafka_metadata_response_metadata_response_topic *out,
-                      int16_t version) {
-    const struct broker_identity *id = ctx->identity;
-    out->error_code = 0;
-    out->name = kafka_str_from_cstr(t->name);
-    memcpy(out->topic_id.bytes, t->id, 16);
-    out->is_internal = t->internal;
-    out->topic_authorized_operations = INT32_MIN;
-    out->partitions_count = t->partition_count;
-    out->partitions = kafka_arena_alloc(ctx->arena, (size_t)(t->partition_count ? t->partition_count : 1),
-                                        sizeof out->partitions[0],
-                                        _Alignof(struct kafka_metadata_response_metadata_response_partition));
+/* Every partition of every topic is alike here (led by this node, replicas = isr =
+ * [this node], epoch 0) but for its index, so all topics share one array of the largest
+ * partition count: the arena holds one array per response, not one per topic. */
+static struct kafka_metadata_response_metadata_response_partition *shared_partitions(
+    struct handler_ctx *ctx, int32_t count) {
+    struct kafka_metadata_response_metadata_response_partition *parts = kafka_arena_alloc(
+        ctx->arena, (size_t)(count ? count : 1), sizeof parts[0],
+        _Alignof(struct kafka_metadata_response_metadata_response_partition));
     int32_t *node = kafka_arena_alloc(ctx->arena, 1, sizeof *node, _Alignof(int32_t));
-    if (!out->partitions || !node) return KAFKA_ERR_ARENA;
-    *node = id->node_id;
-    for (int32_t p = 0; p < t->partition_count; p++) {
-        struct kafka_metadata_response_metadata_response_partition *x = &out->partitions[p];
+    if (!parts || !node) return NULL;
+    *node = ctx->identity->node_id;
+    for (int32_t p = 0; p < count; p++) {
+        struct kafka_metadata_response_metadata_response_partition *x = &parts[p];
         memset(x, 0, sizeof *x);
-        x->error_code = 0;
         x->partition_index = p;
-        x->leader_id = id->node_id;
+        x->leader_id = *node;
         x->leader_epoch = 0;
         x->replica_nodes = node;
         x->replica_nodes_count = 1;
@@ -1172,8 +1166,19 @@ static int fill_topic(struct handler_ctx *ctx, const struct topic_info *t,
         x->offline_replicas = NULL;
         x->offline_replicas_count = 0;
     }
-    (void)version;
-    return 0;
+    return parts;
+}
+
+static void fill_topic(const struct topic_info *t,
+                       struct kafka_metadata_response_metadata_response_partition *parts,
+                       struct kafka_metadata_response_metadata_response_topic *out) {
+    out->error_code = 0;
+    out->name = kafka_str_from_cstr(t->name);
+    memcpy(out->topic_id.bytes, t->id, 16);
+    out->is_internal = t->internal;
+    out->topic_authorized_operations = INT32_MIN;
+    out->partitions_count = t->partition_count;
+    out->partitions = parts;
 }
 
 int router_handle_metadata(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
@@ -1206,6 +1211,7 @@ int router_handle_metadata(struct handler_ctx *ctx, const struct kafka_request_h
                                     _Alignof(struct kafka_metadata_response_metadata_response_topic));
     if (!resp.topics) return KAFKA_ERR_ARENA;
     bool may_create = r->cfg.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    int32_t max_partitions = 0;
     for (size_t i = 0; i < n; i++) {
         struct kafka_metadata_response_metadata_response_topic *t = &resp.topics[i];
         memset(t, 0, sizeof *t);
@@ -1237,7 +1243,15 @@ int router_handle_metadata(struct handler_ctx *ctx, const struct kafka_request_h
                 continue;
             }
         }
-        if (found && (rc = fill_topic(ctx, &info, t, version)) != 0) return rc;
+        if (found) {
+            fill_topic(&info, NULL, t);
+            if (info.partition_count > max_partitions) max_partitions = info.partition_count;
+        }
     }
+    struct kafka_metadata_response_metadata_response_partition *parts =
+        shared_partitions(ctx, max_partitions);
+    if (!parts) return KAFKA_ERR_ARENA;
+    for (size_t i = 0; i < n; i++)
+        if (resp.topics[i].partitions_count > 0) resp.topics[i].partitions = parts;
     return kafka_metadata_response_encode(w, version, &resp);
 }
