@@ -11,6 +11,15 @@
  * Adding a control API: a case in control_plane_on_message's dispatch (execute_job) that
  * decodes, acts and encodes, and a row for it in dataplane/handlers.c.
  *
+ * Admin APIs here: DescribeConfigs (topic keys from topic_config_describe; the broker
+ * resource, named by node id, from the static config registry, every key read-only),
+ * AlterConfigs (a full replace of a topic's overrides, expressed as SET ops for the keys
+ * given and DELETE ops for every other key, applied atomically), IncrementalAlterConfigs
+ * (the request's ops as they are), CreatePartitions (no manual assignments: placement is
+ * hash mod shards). Changes persist in the catalogue before the answer and reach the
+ * shards through the new snapshot (new partitions are opened by their owners). Dynamic
+ * broker configs do not exist: altering a broker resource is refused with a message.
+ *
  * It also implements the shards' struct topic_source over catalog_reader: lookups in the
  * snapshot a shard holds, converted to struct topic_info. */
 #include "control/control_plane.h"
@@ -344,6 +353,428 @@ static int delete_topics(struct control_plane *cp, struct control_job *job,
     return 0;
 }
 
+/* ---- DescribeConfigs --------------------------------------------------------------- */
+
+#define RESOURCE_TOPIC 2
+#define RESOURCE_BROKER 4
+#define ERR_UNKNOWN_TOPIC_OR_PARTITION 3
+#define ERR_INVALID_PARTITIONS 37
+
+/* A NUL-terminated arena copy of s (NULL when s is null or the arena is full). */
+static char *arena_cstr(struct kafka_arena *arena, struct kafka_str s) {
+    if (s.len < 0) return NULL;
+    char *out = kafka_arena_alloc(arena, (size_t)s.len + 1, 1, 1);
+    if (out) str_copy(out, (size_t)s.len + 1, s);
+    return out;
+}
+
+static struct kafka_str arena_message(struct kafka_arena *arena, const char *text) {
+    size_t n = strlen(text);
+    char *m = kafka_arena_alloc(arena, n + 1, 1, 1);
+    if (m) memcpy(m, text, n + 1);
+    return kafka_str_from_cstr(m);
+}
+
+/* Is key one of the requested configuration keys (null list = every key)? */
+static bool key_wanted(const struct kafka_describe_configs_request_describe_configs_resource *res,
+                       const char *key) {
+    if (res->configuration_keys_count < 0 || !res->configuration_keys) return true;
+    for (int32_t i = 0; i < res->configuration_keys_count; i++)
+        if (kafka_str_equals_cstr(res->configuration_keys[i], key)) return true;
+    return false;
+}
+
+typedef struct kafka_describe_configs_response_describe_configs_resource_result dc_entry;
+typedef struct kafka_describe_configs_response_describe_configs_synonym dc_synonym;
+
+static int describe_topic(struct control_plane *cp, const struct kafka_describe_configs_request *req,
+                          const struct kafka_describe_configs_request_describe_configs_resource *res,
+                          struct kafka_describe_configs_response_describe_configs_result *out) {
+    struct kafka_arena *arena = &cp->arena;
+    char name[CREATE_NAME_BYTES];
+    str_copy(name, sizeof name, res->resource_name);
+    const struct catalog_topic *t = catalog_find(&cp->catalog, name);
+    if (!t) {
+        out->error_code = ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        out->error_message = arena_message(arena, "This server does not host this topic.");
+        return 0;
+    }
+    out->configs = kafka_arena_alloc(arena, TOPIC_CONFIG_KEY_COUNT, sizeof out->configs[0],
+                                     _Alignof(dc_entry));
+    if (!out->configs) return KAFKA_ERR_ARENA;
+    size_t def_count;
+    const struct topic_config_def *defs = topic_config_defs(&def_count);
+    int32_t n = 0;
+    for (size_t k = 0; k < def_count; k++) {
+        if (!key_wanted(res, defs[k].name)) continue;
+        struct topic_config_entry e;
+        topic_config_describe(&t->config, cp->broker, (int)k, &e);
+        dc_entry *c = &out->configs[n++];
+        memset(c, 0, sizeof *c);
+        c->name = kafka_str_from_cstr(e.name);
+        c->value = arena_message(arena, e.value);
+        c->read_only = e.read_only;
+        c->is_default = e.source == KAFKA_CONFIG_SOURCE_DEFAULT_CONFIG;
+        c->config_source = (int8_t)e.source;
+        c->is_sensitive = e.is_sensitive;
+        c->config_type = (int8_t)e.config_type;
+        c->documentation = kafka_str_from_cstr(req->include_documentation ? e.documentation : NULL);
+        c->synonyms_count = 0;
+        if (!req->include_synonyms) continue;
+        c->synonyms = kafka_arena_alloc(arena, (size_t)e.synonym_count, sizeof c->synonyms[0],
+                                        _Alignof(dc_synonym));
+        if (!c->synonyms) return KAFKA_ERR_ARENA;
+        for (int s = 0; s < e.synonym_count; s++) {
+            c->synonyms[s].name = kafka_str_from_cstr(e.synonyms[s].name);
+            c->synonyms[s].value = arena_message(arena, e.synonyms[s].value);
+            c->synonyms[s].source = (int8_t)e.synonyms[s].source;
+        }
+        c->synonyms_count = e.synonym_count;
+    }
+    out->configs_count = n;
+    return 0;
+}
+
+static int8_t broker_config_type(enum config_type type) {
+    switch (type) {
+    case CONFIG_INT: return KAFKA_CONFIG_TYPE_INT;
+    case CONFIG_LONG: return KAFKA_CONFIG_TYPE_LONG;
+    case CONFIG_BOOL: return KAFKA_CONFIG_TYPE_BOOLEAN;
+    case CONFIG_LIST: return KAFKA_CONFIG_TYPE_LIST;
+    default: return KAFKA_CONFIG_TYPE_STRING;
+    }
+}
+
+/* Parse a broker resource name: true when it names this node. Sets an error otherwise. */
+static bool broker_name_is_self(struct control_plane *cp, struct kafka_str name,
+                                int16_t *error_code, const char **message) {
+    char buf[16];
+    if (name.len <= 0 || name.len >= (int32_t)sizeof buf) {
+        *error_code = ERR_INVALID_REQUEST;
+        *message = "Broker id must be an integer";
+        return false;
+    }
+    str_copy(buf, sizeof buf, name);
+    char *end = NULL;
+    long id = strtol(buf, &end, 10);
+    if (*end != '\0') {
+        *error_code = ERR_INVALID_REQUEST;
+        *message = "Broker id must be an integer";
+        return false;
+    }
+    if (id != cp->node_id) {
+        *error_code = ERR_INVALID_REQUEST;
+        *message = "Unexpected broker id";
+        return false;
+    }
+    return true;
+}
+
+/* Broker resource: the static registry (dynamic broker configs do not exist here). An
+ * empty name asks for the cluster-wide dynamic defaults, of which there are none. */
+static int describe_broker(struct control_plane *cp, const struct kafka_describe_configs_request *req,
+                           const struct kafka_describe_configs_request_describe_configs_resource *res,
+                           struct kafka_describe_configs_response_describe_configs_result *out) {
+    struct kafka_arena *arena = &cp->arena;
+    if (res->resource_name.len == 0) return 0;
+    const char *message = NULL;
+    if (!broker_name_is_self(cp, res->resource_name, &out->error_code, &message)) {
+        out->error_message = kafka_str_from_cstr(message);
+        return 0;
+    }
+    size_t count;
+    const struct config_key *keys = config_registry(&count);
+    out->configs = kafka_arena_alloc(arena, count ? count : 1, sizeof out->configs[0],
+                                     _Alignof(dc_entry));
+    if (!out->configs) return KAFKA_ERR_ARENA;
+    int32_t n = 0;
+    for (size_t k = 0; k < count; k++) {
+        if (!key_wanted(res, keys[k].name)) continue;
+        bool set = config_source_of(cp->broker, keys[k].name) != CONFIG_SOURCE_DEFAULT;
+        int8_t source = set ? KAFKA_CONFIG_SOURCE_STATIC_BROKER_CONFIG
+                            : KAFKA_CONFIG_SOURCE_DEFAULT_CONFIG;
+        dc_entry *c = &out->configs[n++];
+        memset(c, 0, sizeof *c);
+        c->name = kafka_str_from_cstr(keys[k].name);
+        c->value = kafka_str_from_cstr(config_get(cp->broker, keys[k].name));
+        c->read_only = true; /* no dynamic broker configs */
+        c->is_default = !set;
+        c->config_source = source;
+        c->is_sensitive = false;
+        c->config_type = broker_config_type(keys[k].type);
+        c->documentation = kafka_str_from_cstr(req->include_documentation ? keys[k].doc : NULL);
+        c->synonyms_count = 0;
+        if (!req->include_synonyms) continue;
+        c->synonyms = kafka_arena_alloc(arena, 1, sizeof c->synonyms[0], _Alignof(dc_synonym));
+        if (!c->synonyms) return KAFKA_ERR_ARENA;
+        c->synonyms[0] = (dc_synonym){.name = c->name, .value = c->value, .source = source};
+        c->synonyms_count = 1;
+    }
+    out->configs_count = n;
+    return 0;
+}
+
+static int describe_configs(struct control_plane *cp, struct control_job *job,
+                            struct kafka_reader *r, void *resp_out) {
+    struct kafka_describe_configs_request req;
+    int rc = kafka_describe_configs_request_decode(r, job->api_version, &req, &cp->arena);
+    if (rc != 0) return rc;
+    if (job->api_version == 0) req.include_synonyms = false;
+    struct kafka_describe_configs_response *resp = resp_out;
+    kafka_describe_configs_response_init(resp, job->api_version);
+    int32_t n = req.resources_count > 0 ? req.resources_count : 0;
+    resp->results = kafka_arena_alloc(&cp->arena, (size_t)(n ? n : 1), sizeof resp->results[0],
+                                      _Alignof(struct kafka_describe_configs_response_describe_configs_result));
+    if (!resp->results) return KAFKA_ERR_ARENA;
+    resp->results_count = n;
+    for (int32_t i = 0; i < n; i++) {
+        const struct kafka_describe_configs_request_describe_configs_resource *res =
+            &req.resources[i];
+        struct kafka_describe_configs_response_describe_configs_result *out = &resp->results[i];
+        memset(out, 0, sizeof *out);
+        out->resource_type = res->resource_type;
+        out->resource_name = res->resource_name;
+        out->error_message = kafka_str_from_cstr(NULL);
+        if (res->resource_type == RESOURCE_TOPIC) rc = describe_topic(cp, &req, res, out);
+        else if (res->resource_type == RESOURCE_BROKER) rc = describe_broker(cp, &req, res, out);
+        else {
+            out->error_code = ERR_INVALID_REQUEST;
+            out->error_message = kafka_str_from_cstr("Unsupported resource type");
+        }
+        if (rc != 0) return rc;
+        for (int32_t c = 0; c < out->configs_count && job->api_version >= 1; c++)
+            out->configs[c].is_default = false; /* v0 only: v1+ carries config_source */
+    }
+    return 0;
+}
+
+/* ---- AlterConfigs and IncrementalAlterConfigs -------------------------------------- */
+
+/* The answer for a resource that is not a topic (0 when it is one). */
+static int16_t alter_non_topic(struct control_plane *cp, int8_t type, struct kafka_str name,
+                               const char **message) {
+    if (type == RESOURCE_TOPIC) return 0;
+    int16_t ec = ERR_INVALID_REQUEST;
+    if (type != RESOURCE_BROKER) {
+        *message = "Unsupported resource type";
+        return ec;
+    }
+    if (name.len != 0 && !broker_name_is_self(cp, name, &ec, message)) return ec;
+    *message = "Dynamic broker configs are not supported by sluice: set broker keys in the "
+               "properties file (--config) or with --set and restart";
+    return ERR_INVALID_REQUEST;
+}
+
+/* Apply ops to one topic; fills error code and message. */
+static int16_t alter_topic(struct control_plane *cp, struct kafka_str topic,
+                           const struct topic_config_alter_op *ops, size_t op_count,
+                           bool validate_only, struct kafka_str *message, bool *changed) {
+    char name[CREATE_NAME_BYTES];
+    str_copy(name, sizeof name, topic);
+    struct catalog_result res;
+    int16_t ec = catalog_alter_topic_config(&cp->catalog, name, ops, op_count, validate_only,
+                                            &res);
+    if (ec != 0) {
+        res.message[CATALOG_MESSAGE_BYTES - 1] = '\0';
+        *message = arena_message(&cp->arena, res.message);
+    } else if (!validate_only) {
+        *changed = true;
+    }
+    log_info("alter_topic_config", "name=%s ops=%zu error=%d validate_only=%d", name, op_count,
+             ec, validate_only);
+    return ec;
+}
+
+/* AlterConfigs replaces a topic's overrides: SET each given key, DELETE every other
+ * override the topic has. A null value leaves the key unset (Kafka drops it). */
+static int16_t full_replace_ops(struct control_plane *cp,
+                                const struct kafka_alter_configs_request_alter_configs_resource *res,
+                                struct topic_config_alter_op *ops, size_t *op_count,
+                                const char **message) {
+    size_t n = 0;
+    int32_t given = res->configs_count > 0 ? res->configs_count : 0;
+    for (int32_t i = 0; i < given; i++) {
+        if (res->configs[i].value.len < 0) continue;
+        if (n >= TOPIC_CONFIG_MAX_OPS - TOPIC_CONFIG_KEY_COUNT) {
+            *message = "Too many configs";
+            return ERR_INVALID_REQUEST;
+        }
+        char *k = arena_cstr(&cp->arena, res->configs[i].name);
+        char *v = arena_cstr(&cp->arena, res->configs[i].value);
+        if (!k || !v) return CATALOG_ERR_UNKNOWN_SERVER_ERROR;
+        ops[n++] = (struct topic_config_alter_op){.name = k, .op = TOPIC_CONFIG_OP_SET, .value = v};
+    }
+    size_t def_count;
+    const struct topic_config_def *defs = topic_config_defs(&def_count);
+    for (size_t k = 0; k < def_count; k++) {
+        bool named = false;
+        for (int32_t i = 0; i < given && !named; i++)
+            named = res->configs[i].value.len >= 0 &&
+                    kafka_str_equals_cstr(res->configs[i].name, defs[k].name);
+        if (named) continue;
+        assert(n < TOPIC_CONFIG_MAX_OPS);
+        ops[n++] = (struct topic_config_alter_op){.name = defs[k].name,
+                                                  .op = TOPIC_CONFIG_OP_DELETE, .value = NULL};
+    }
+    *op_count = n;
+    return 0;
+}
+
+static int alter_configs(struct control_plane *cp, struct control_job *job,
+                         struct kafka_reader *r, void *resp_out) {
+    struct kafka_alter_configs_request req;
+    int rc = kafka_alter_configs_request_decode(r, job->api_version, &req, &cp->arena);
+    if (rc != 0) return rc;
+    struct kafka_alter_configs_response *resp = resp_out;
+    kafka_alter_configs_response_init(resp, job->api_version);
+    int32_t n = req.resources_count > 0 ? req.resources_count : 0;
+    resp->responses = kafka_arena_alloc(&cp->arena, (size_t)(n ? n : 1), sizeof resp->responses[0],
+                                        _Alignof(struct kafka_alter_configs_response_alter_configs_resource_response));
+    if (!resp->responses) return KAFKA_ERR_ARENA;
+    resp->responses_count = n;
+    bool changed = false;
+    for (int32_t i = 0; i < n; i++) {
+        const struct kafka_alter_configs_request_alter_configs_resource *res = &req.resources[i];
+        struct kafka_alter_configs_response_alter_configs_resource_response *out =
+            &resp->responses[i];
+        memset(out, 0, sizeof *out);
+        out->resource_type = res->resource_type;
+        out->resource_name = res->resource_name;
+        out->error_message = kafka_str_from_cstr(NULL);
+        const char *message = NULL;
+        out->error_code = alter_non_topic(cp, res->resource_type, res->resource_name, &message);
+        if (out->error_code == 0) {
+            struct topic_config_alter_op ops[TOPIC_CONFIG_MAX_OPS];
+            size_t op_count = 0;
+            out->error_code = full_replace_ops(cp, res, ops, &op_count, &message);
+            if (out->error_code == 0)
+                out->error_code = alter_topic(cp, res->resource_name, ops, op_count,
+                                              req.validate_only, &out->error_message, &changed);
+        }
+        if (message) out->error_message = kafka_str_from_cstr(message);
+    }
+    if (changed) publish(cp);
+    return 0;
+}
+
+static int16_t incremental_ops(struct control_plane *cp,
+                               const struct kafka_incremental_alter_configs_request_alter_configs_resource *res,
+                               struct topic_config_alter_op *ops, size_t *op_count,
+                               const char **message) {
+    int32_t n = res->configs_count > 0 ? res->configs_count : 0;
+    if (n > TOPIC_CONFIG_MAX_OPS) {
+        *message = "Too many configs";
+        return ERR_INVALID_REQUEST;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        int8_t op = res->configs[i].config_operation;
+        if (op < TOPIC_CONFIG_OP_SET || op > TOPIC_CONFIG_OP_SUBTRACT) {
+            *message = "Unknown config operation";
+            return ERR_INVALID_REQUEST;
+        }
+        char *k = arena_cstr(&cp->arena, res->configs[i].name);
+        char *v = res->configs[i].value.len >= 0 ? arena_cstr(&cp->arena, res->configs[i].value)
+                                                 : NULL;
+        if (!k || (res->configs[i].value.len >= 0 && !v)) return CATALOG_ERR_UNKNOWN_SERVER_ERROR;
+        ops[i] = (struct topic_config_alter_op){.name = k, .op = (enum topic_config_op)op,
+                                                .value = v};
+    }
+    *op_count = (size_t)n;
+    return 0;
+}
+
+static int incremental_alter_configs(struct control_plane *cp, struct control_job *job,
+                                     struct kafka_reader *r, void *resp_out) {
+    struct kafka_incremental_alter_configs_request req;
+    int rc = kafka_incremental_alter_configs_request_decode(r, job->api_version, &req, &cp->arena);
+    if (rc != 0) return rc;
+    struct kafka_incremental_alter_configs_response *resp = resp_out;
+    kafka_incremental_alter_configs_response_init(resp, job->api_version);
+    int32_t n = req.resources_count > 0 ? req.resources_count : 0;
+    resp->responses = kafka_arena_alloc(&cp->arena, (size_t)(n ? n : 1), sizeof resp->responses[0],
+                                        _Alignof(struct kafka_incremental_alter_configs_response_alter_configs_resource_response));
+    if (!resp->responses) return KAFKA_ERR_ARENA;
+    resp->responses_count = n;
+    bool changed = false;
+    for (int32_t i = 0; i < n; i++) {
+        const struct kafka_incremental_alter_configs_request_alter_configs_resource *res =
+            &req.resources[i];
+        struct kafka_incremental_alter_configs_response_alter_configs_resource_response *out =
+            &resp->responses[i];
+        memset(out, 0, sizeof *out);
+        out->resource_type = res->resource_type;
+        out->resource_name = res->resource_name;
+        out->error_message = kafka_str_from_cstr(NULL);
+        const char *message = NULL;
+        out->error_code = alter_non_topic(cp, res->resource_type, res->resource_name, &message);
+        if (out->error_code == 0) {
+            struct topic_config_alter_op ops[TOPIC_CONFIG_MAX_OPS];
+            size_t op_count = 0;
+            out->error_code = incremental_ops(cp, res, ops, &op_count, &message);
+            if (out->error_code == 0)
+                out->error_code = alter_topic(cp, res->resource_name, ops, op_count,
+                                              req.validate_only, &out->error_message, &changed);
+        }
+        if (message) out->error_message = kafka_str_from_cstr(message);
+    }
+    if (changed) publish(cp);
+    return 0;
+}
+
+/* ---- CreatePartitions -------------------------------------------------------------- */
+
+static int create_partitions(struct control_plane *cp, struct control_job *job,
+                             struct kafka_reader *r, void *resp_out) {
+    struct kafka_create_partitions_request req;
+    int rc = kafka_create_partitions_request_decode(r, job->api_version, &req, &cp->arena);
+    if (rc != 0) return rc;
+    struct kafka_create_partitions_response *resp = resp_out;
+    kafka_create_partitions_response_init(resp, job->api_version);
+    int32_t n = req.topics_count > 0 ? req.topics_count : 0;
+    resp->results = kafka_arena_alloc(&cp->arena, (size_t)(n ? n : 1), sizeof resp->results[0],
+                                      _Alignof(struct kafka_create_partitions_response_create_partitions_topic_result));
+    if (!resp->results) return KAFKA_ERR_ARENA;
+    resp->results_count = n;
+    bool changed = false;
+    for (int32_t i = 0; i < n; i++) {
+        const struct kafka_create_partitions_request_create_partitions_topic *t = &req.topics[i];
+        struct kafka_create_partitions_response_create_partitions_topic_result *out =
+            &resp->results[i];
+        memset(out, 0, sizeof *out);
+        out->name = t->name;
+        out->error_message = kafka_str_from_cstr(NULL);
+        bool dup = false;
+        for (int32_t j = 0; j < n; j++)
+            dup = dup || (j != i && kafka_str_equals(req.topics[j].name, t->name));
+        if (dup) {
+            out->error_code = ERR_INVALID_REQUEST;
+            out->error_message = kafka_str_from_cstr("Duplicate topic in request.");
+            continue;
+        }
+        if (t->assignments_count > 0) { /* placement is the broker's: hash mod shards */
+            out->error_code = ERR_INVALID_REPLICA_ASSIGNMENT;
+            out->error_message = kafka_str_from_cstr(
+                "Manual partition assignment is not supported by sluice");
+            continue;
+        }
+        char name[CREATE_NAME_BYTES];
+        str_copy(name, sizeof name, t->name);
+        struct catalog_result res;
+        out->error_code = catalog_create_partitions(&cp->catalog, name, t->count,
+                                                    req.validate_only, &res);
+        if (out->error_code != 0) {
+            res.message[CATALOG_MESSAGE_BYTES - 1] = '\0';
+            out->error_message = arena_message(&cp->arena, res.message);
+        } else if (!req.validate_only) {
+            changed = true;
+        }
+        log_info("create_partitions", "name=%s count=%d error=%d validate_only=%d", name,
+                 t->count, out->error_code, req.validate_only);
+    }
+    if (changed) publish(cp);
+    return 0;
+}
+
 /* ---- dispatch ---------------------------------------------------------------------- */
 
 /* Decode, act, and encode the response body into job->response. */
@@ -356,6 +787,12 @@ static void execute_job(struct control_plane *cp, struct control_job *job) {
     switch (job->api_key) {
     case KAFKA_API_CREATE_TOPICS: rc = create_topics(cp, job, &r, &resp); break;
     case KAFKA_API_DELETE_TOPICS: rc = delete_topics(cp, job, &r, &resp); break;
+    case KAFKA_API_DESCRIBE_CONFIGS: rc = describe_configs(cp, job, &r, &resp); break;
+    case KAFKA_API_ALTER_CONFIGS: rc = alter_configs(cp, job, &r, &resp); break;
+    case KAFKA_API_INCREMENTAL_ALTER_CONFIGS:
+        rc = incremental_alter_configs(cp, job, &r, &resp);
+        break;
+    case KAFKA_API_CREATE_PARTITIONS: rc = create_partitions(cp, job, &r, &resp); break;
     default: rc = KAFKA_ERR_UNKNOWN_API;
     }
     if (rc == 0) {

@@ -5,7 +5,10 @@
  * UNSUPPORTED_VERSION (35) and the supported ranges, so the client can retry at a version
  * both sides know. Metadata lists this one broker (advertised host/port), the cluster id
  * and this node as controller; every named topic is UNKNOWN_TOPIC_OR_PARTITION until the
- * topic catalogue exists (storage/control issues). */
+ * topic catalogue exists (storage/control issues). DescribeCluster is answered here too,
+ * from the broker identity: this one node, the cluster id, this node as controller.
+ * The admin APIs on topic configs and partitions (DescribeConfigs, AlterConfigs,
+ * IncrementalAlterConfigs, CreatePartitions) go to control (control_plane.c). */
 #include "dataplane/handlers.h"
 
 #include <assert.h>
@@ -20,6 +23,8 @@ static int handle_metadata(struct handler_ctx *ctx, const struct kafka_request_h
 
 static int handle_routed(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
                          struct kafka_reader *body, struct kafka_writer *w);
+static int handle_describe_cluster(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
+                                   struct kafka_reader *body, struct kafka_writer *w);
 
 /* Versions: -1 takes the codec's whole range. Produce from v0 (legacy message sets are
  * converted to v2), up to 9 (v10+ adds nothing sluice uses, v9 is what clients of 2024
@@ -34,6 +39,11 @@ static struct handler handlers[] = {
     {KAFKA_API_API_VERSIONS, 0, -1, handle_api_versions},
     {KAFKA_API_CREATE_TOPICS, 0, 7, handle_routed},
     {KAFKA_API_DELETE_TOPICS, 0, 6, handle_routed},
+    {KAFKA_API_DESCRIBE_CONFIGS, 0, -1, handle_routed},
+    {KAFKA_API_ALTER_CONFIGS, 0, -1, handle_routed},
+    {KAFKA_API_INCREMENTAL_ALTER_CONFIGS, 0, -1, handle_routed},
+    {KAFKA_API_CREATE_PARTITIONS, 0, -1, handle_routed},
+    {KAFKA_API_DESCRIBE_CLUSTER, 0, -1, handle_describe_cluster},
 };
 #define HANDLER_COUNT (sizeof handlers / sizeof handlers[0])
 
@@ -150,4 +160,42 @@ static int handle_metadata(struct handler_ctx *ctx, const struct kafka_request_h
         t->topic_authorized_operations = INT32_MIN;
     }
     return kafka_metadata_response_encode(w, version, &resp);
+}
+
+/* Kafka's UNSUPPORTED_ENDPOINT_TYPE: v1 may ask for the controllers (endpoint type 2),
+ * which only a KRaft controller listener answers. */
+#define ERR_UNSUPPORTED_ENDPOINT_TYPE 115
+#define ENDPOINT_TYPE_BROKERS 1
+
+static int handle_describe_cluster(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
+                                   struct kafka_reader *body, struct kafka_writer *w) {
+    int16_t version = hdr->request_api_version;
+    struct kafka_describe_cluster_request req;
+    int rc = kafka_describe_cluster_request_decode(body, version, &req, ctx->arena);
+    if (rc != 0) return rc;
+    struct kafka_describe_cluster_response resp;
+    kafka_describe_cluster_response_init(&resp, version);
+    const struct broker_identity *id = ctx->identity;
+    resp.error_message = kafka_str_from_cstr(NULL);
+    resp.endpoint_type = req.endpoint_type;
+    resp.cluster_id = kafka_str_from_cstr(id->cluster_id);
+    resp.controller_id = id->node_id;
+    resp.cluster_authorized_operations = INT32_MIN;
+    resp.brokers_count = 0;
+    resp.brokers = NULL;
+    if (version >= 1 && req.endpoint_type != ENDPOINT_TYPE_BROKERS) {
+        resp.error_code = ERR_UNSUPPORTED_ENDPOINT_TYPE;
+        resp.error_message = kafka_str_from_cstr("The request was sent to an endpoint of the wrong type.");
+        resp.controller_id = -1;
+        return kafka_describe_cluster_response_encode(w, version, &resp);
+    }
+    resp.brokers = kafka_arena_alloc(ctx->arena, 1, sizeof resp.brokers[0],
+                                     _Alignof(struct kafka_describe_cluster_response_describe_cluster_broker));
+    if (!resp.brokers) return KAFKA_ERR_ARENA;
+    resp.brokers[0].broker_id = id->node_id;
+    resp.brokers[0].host = kafka_str_from_cstr(id->advertised_host);
+    resp.brokers[0].port = id->advertised_port;
+    resp.brokers[0].rack = kafka_str_from_cstr(NULL);
+    resp.brokers_count = 1;
+    return kafka_describe_cluster_response_encode(w, version, &resp);
 }

@@ -1,0 +1,236 @@
+#!/usr/bin/python3
+"""Admin APIs against a 2-shard broker with real clients and the raw harness codec.
+
+confluent-kafka (librdkafka 1.7) AdminClient: describe_configs on a topic (override,
+defaults, key subset) and on the broker (STATIC_BROKER_CONFIG for a key set with --set,
+DEFAULT_CONFIG otherwise), alter_configs (full replace), create_partitions (then a
+produce to the new partition read back), bad input (unknown key, cleanup.policy=compact,
+a partition decrease, a wrong broker id, an unknown topic). IncrementalAlterConfigs
+(absent from confluent-kafka 1.7 and kafka-python 2.0.2) and DescribeCluster go through
+a raw KafkaConn. kafka-python KafkaAdminClient: create_topics + describe_configs.
+A restart keeps the altered configs and the added partitions.
+"""
+import sys
+import time
+
+from harness import Broker, KafkaConn
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import (AdminClient, ConfigResource, NewPartitions,
+                                   NewTopic)
+
+INVALID_CONFIG = 40
+INVALID_PARTITIONS = 37
+INVALID_REQUEST = 42
+UNKNOWN_TOPIC = 3
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+    print("ok  " + what)
+
+
+def error_code(future):
+    try:
+        future.result()
+    except Exception as e:  # KafkaException carries a KafkaError
+        err = e.args[0]
+        return err.code(), err.str()
+    return 0, ""
+
+
+def topic_configs(admin, topic, keys=None):
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    if keys:
+        res.set_config = None
+    fs = admin.describe_configs([res])
+    return list(fs.values())[0].result()
+
+
+def describe_checks(a):
+    entries = topic_configs(a, "adm-a")
+    check(entries["retention.ms"].value == "3600000" and
+          entries["retention.ms"].source == 1,
+          "describe_configs topic: override retention.ms=3600000, DYNAMIC_TOPIC_CONFIG")
+    check(entries["segment.bytes"].value == "1073741824" and
+          entries["segment.bytes"].is_default,
+          "describe_configs topic: segment.bytes default 1073741824")
+    check(len(entries) >= 20, "describe_configs topic: every key (%d)" % len(entries))
+    fs = a.describe_configs([ConfigResource(ConfigResource.Type.BROKER, "1")])
+    broker = list(fs.values())[0].result()
+    check(broker["num.partitions"].value == "2" and broker["num.partitions"].source == 4,
+          "describe_configs broker: num.partitions=2 STATIC_BROKER_CONFIG")
+    dflt = [e for e in broker.values() if e.source == 5]
+    check(len(dflt) > 0 and all(e.is_read_only for e in broker.values()),
+          "describe_configs broker: %d keys DEFAULT_CONFIG, all read-only" % len(dflt))
+    fs = a.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, "adm-none")])
+    code, msg = error_code(list(fs.values())[0])
+    check(code == UNKNOWN_TOPIC, "describe_configs unknown topic: UNKNOWN_TOPIC_OR_PARTITION")
+
+
+def alter_checks(a):
+    res = ConfigResource(ConfigResource.Type.TOPIC, "adm-a",
+                         set_config={"segment.ms": "600000"})
+    code, _ = error_code(list(a.alter_configs([res]).values())[0])
+    entries = topic_configs(a, "adm-a")
+    check(code == 0 and entries["segment.ms"].value == "600000" and
+          entries["retention.ms"].is_default,
+          "alter_configs: full replace (segment.ms set, retention.ms back to default)")
+    res = ConfigResource(ConfigResource.Type.TOPIC, "adm-a",
+                         set_config={"retention.ms": "1000"})
+    code, _ = error_code(list(a.alter_configs([res], validate_only=True).values())[0])
+    entries = topic_configs(a, "adm-a")
+    check(code == 0 and entries["retention.ms"].is_default and
+          entries["segment.ms"].value == "600000",
+          "alter_configs validate_only: nothing changes")
+    res = ConfigResource(ConfigResource.Type.TOPIC, "adm-a", set_config={"no.such.key": "1"})
+    code, msg = error_code(list(a.alter_configs([res]).values())[0])
+    check(code == INVALID_CONFIG, "alter_configs unknown key: INVALID_CONFIG (%s)" % msg)
+    res = ConfigResource(ConfigResource.Type.TOPIC, "adm-a",
+                         set_config={"cleanup.policy": "compact"})
+    code, msg = error_code(list(a.alter_configs([res]).values())[0])
+    check(code == INVALID_CONFIG and "not supported yet" in msg,
+          "alter_configs cleanup.policy=compact: INVALID_CONFIG (%s)" % msg)
+    res = ConfigResource(ConfigResource.Type.BROKER, "1", set_config={"num.partitions": "3"})
+    code, msg = error_code(list(a.alter_configs([res]).values())[0])
+    check(code == INVALID_REQUEST and "not supported" in msg,
+          "alter_configs broker: refused (%s)" % msg)
+
+
+def incremental_checks(bootstrap):
+    with KafkaConn(bootstrap) as c:
+        body = {"Resources": [{"ResourceType": 2, "ResourceName": "adm-a", "Configs": [
+            {"Name": "retention.ms", "ConfigOperation": 0, "Value": "7200000"},
+            {"Name": "segment.ms", "ConfigOperation": 1, "Value": None}]}],
+            "ValidateOnly": False}
+        r = c.request("IncrementalAlterConfigs", 1, body)
+        check(r["Responses"][0]["ErrorCode"] == 0, "IncrementalAlterConfigs v1: SET + DELETE")
+        r = c.request("DescribeConfigs", 4, {"Resources": [
+            {"ResourceType": 2, "ResourceName": "adm-a",
+             "ConfigurationKeys": ["retention.ms", "segment.ms"]}],
+            "IncludeSynonyms": True, "IncludeDocumentation": True})
+        got = {e["Name"]: e for e in r["Results"][0]["Configs"]}
+        check(set(got) == {"retention.ms", "segment.ms"},
+              "DescribeConfigs v4: only the requested keys")
+        ret = got["retention.ms"]
+        check(ret["Value"] == "7200000" and ret["ConfigSource"] == 1 and
+              ret["Synonyms"][0]["Source"] == 1 and ret["Synonyms"][-1]["Source"] == 5 and
+              ret["Documentation"] and ret["ConfigType"] == 5,
+              "DescribeConfigs v4: value, source, synonyms, documentation, LONG type")
+        check(got["segment.ms"]["ConfigSource"] == 5, "segment.ms deleted: DEFAULT_CONFIG")
+        body["Resources"][0]["Configs"] = [
+            {"Name": "cleanup.policy", "ConfigOperation": 0, "Value": "compact"}]
+        r = c.request("IncrementalAlterConfigs", 0, body)
+        e = r["Responses"][0]
+        check(e["ErrorCode"] == INVALID_CONFIG and "not supported yet" in e["ErrorMessage"],
+              "IncrementalAlterConfigs compact: INVALID_CONFIG (%s)" % e["ErrorMessage"])
+        body["Resources"][0]["Configs"] = [
+            {"Name": "no.such.key", "ConfigOperation": 0, "Value": "1"}]
+        e = c.request("IncrementalAlterConfigs", 1, body)["Responses"][0]
+        check(e["ErrorCode"] == INVALID_CONFIG,
+              "IncrementalAlterConfigs unknown key: INVALID_CONFIG (%s)" % e["ErrorMessage"])
+        # librdkafka routes a broker resource to that broker: a wrong id only raw
+        r = c.request("DescribeConfigs", 2, {"Resources": [
+            {"ResourceType": 4, "ResourceName": "7", "ConfigurationKeys": None},
+            {"ResourceType": 4, "ResourceName": "x", "ConfigurationKeys": None}],
+            "IncludeSynonyms": False})
+        check([e["ErrorCode"] for e in r["Results"]] == [INVALID_REQUEST] * 2,
+              "DescribeConfigs broker 7 / 'x': INVALID_REQUEST (%s)"
+              % r["Results"][0]["ErrorMessage"])
+        port = int(bootstrap.rsplit(":", 1)[1])
+        for v in (0, 1):
+            r = c.request("DescribeCluster", v, {})
+            check(r["ErrorCode"] == 0 and r["ControllerId"] == 1 and
+                  [(b["BrokerId"], b["Port"]) for b in r["Brokers"]] == [(1, port)] and
+                  r["ClusterId"],
+                  "DescribeCluster v%d: node 1, cluster id %s, controller 1"
+                  % (v, r["ClusterId"]))
+
+
+def produce_to(bootstrap, topic, partition, value):
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": False,
+                  "topic.metadata.refresh.interval.ms": 500})
+    done = []
+    deadline = time.time() + 20
+    while not done and time.time() < deadline:
+        p.produce(topic, value=value, partition=partition,
+                  on_delivery=lambda err, m: done.append((err, m.offset())))
+        p.flush(10)
+        if done and done[-1][0] is not None:
+            done.clear()
+            time.sleep(0.3)
+    return done
+
+
+def consume_partition(bootstrap, topic, partition):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "none",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, partition, -2)])
+    got, deadline = [], time.time() + 20
+    while not got and time.time() < deadline:
+        m = c.poll(1.0)
+        if m is not None and not m.error():
+            got.append(m.value())
+    c.close()
+    return got
+
+
+def partition_checks(a, bootstrap):
+    fs = a.create_partitions([NewPartitions("adm-a", 5)], validate_only=True)
+    code, _ = error_code(fs["adm-a"])
+    check(code == 0 and len(a.list_topics(timeout=10).topics["adm-a"].partitions) == 2,
+          "create_partitions validate_only: still 2 partitions")
+    fs = a.create_partitions([NewPartitions("adm-a", 5)])
+    code, _ = error_code(fs["adm-a"])
+    check(code == 0 and len(a.list_topics(timeout=10).topics["adm-a"].partitions) == 5,
+          "create_partitions: 2 -> 5")
+    fs = a.create_partitions([NewPartitions("adm-a", 3)])
+    code, msg = error_code(fs["adm-a"])
+    check(code == INVALID_PARTITIONS, "create_partitions 5 -> 3: INVALID_PARTITIONS (%s)" % msg)
+    fs = a.create_partitions([NewPartitions("adm-a", 6, [[0], [0], [0], [0], [0], [0]][:1])])
+    code, msg = error_code(fs["adm-a"])
+    check(code == 39, "create_partitions manual assignment: INVALID_REPLICA_ASSIGNMENT")
+    done = produce_to(bootstrap, "adm-a", 4, b"on-new-partition")
+    check(done and done[-1][0] is None, "produce to new partition 4")
+    check(consume_partition(bootstrap, "adm-a", 4) == [b"on-new-partition"],
+          "consume partition 4 back")
+
+
+def kafka_python_checks(bootstrap):
+    from kafka.admin import KafkaAdminClient, NewTopic as KNewTopic
+    from kafka.admin import ConfigResource as KRes, ConfigResourceType
+    k = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    k.create_topics([KNewTopic("adm-kp", 3, 1, topic_configs={"max.message.bytes": "5000"})])
+    resp = k.describe_configs([KRes(ConfigResourceType.TOPIC, "adm-kp")])
+    entries = {e[0]: e[1] for e in resp[0].resources[0][4]}
+    check(entries.get("max.message.bytes") == "5000",
+          "kafka-python create_topics + describe_configs: max.message.bytes=5000")
+    k.close()
+
+
+def main(sluice):
+    with Broker(sluice, cores="2", config={"num.partitions": "2"}) as b:
+        a = AdminClient({"bootstrap.servers": b.bootstrap})
+        for f in a.create_topics([NewTopic("adm-a", -1, -1,
+                                           config={"retention.ms": "3600000"})]).values():
+            f.result()
+        describe_checks(a)
+        alter_checks(a)
+        incremental_checks(b.bootstrap)
+        partition_checks(a, b.bootstrap)
+        kafka_python_checks(b.bootstrap)
+        b.restart()
+        a = AdminClient({"bootstrap.servers": b.bootstrap})
+        entries = topic_configs(a, "adm-a")
+        check(entries["retention.ms"].value == "7200000",
+              "restart keeps altered config retention.ms=7200000")
+        check(len(a.list_topics(timeout=10).topics["adm-a"].partitions) == 5,
+              "restart keeps 5 partitions")
+        check(consume_partition(b.bootstrap, "adm-a", 4) == [b"on-new-partition"],
+              "restart: partition 4 still holds its record")
+    print("all admin checks passed")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
