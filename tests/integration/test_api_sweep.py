@@ -7,7 +7,9 @@ illegal name), Metadata v0-12 (the topic with its partitions, led by node 1; top
 from v10), Produce v3-9 (record batches; offsets continue from version to version),
 Fetch v4-13 (v13 addresses the topic by id) returning the produced bytes with high
 watermark = log end and log start 0, ListOffsets v0-6 (earliest, latest),
-DeleteTopics v0-6 (by name; v6 also by id).
+DeleteTopics v0-6 (by name; v6 also by id). The admin APIs: DescribeConfigs v0-4
+(topic and broker), AlterConfigs v0-2 and IncrementalAlterConfigs v0-1 (the value read
+back), CreatePartitions v0-3 (one more partition per version), DescribeCluster v0-1.
 """
 import sys
 
@@ -26,6 +28,49 @@ def create(c, v, name, n=2):
                         "Assignments": [], "Configs": []}],
             "TimeoutMs": 1000, "ValidateOnly": False}
     return c.request("CreateTopics", v, body)["Topics"][0]["ErrorCode"]
+
+
+def describe(c, v, rtype, name, keys):
+    body = {"Resources": [{"ResourceType": rtype, "ResourceName": name,
+                           "ConfigurationKeys": keys}],
+            "IncludeSynonyms": v >= 1, "IncludeDocumentation": v >= 3}
+    r = c.request("DescribeConfigs", v, body)["Results"][0]
+    return r["ErrorCode"], {e["Name"]: e["Value"] for e in r["Configs"]}
+
+
+def admin_sweep(c):
+    for v in range(5):
+        ec, topic = describe(c, v, 2, "s0", None)
+        ec_b, broker = describe(c, v, 4, "1", ["num.partitions", "node.id"])
+        check(ec == 0 and topic["retention.ms"] == "604800000" and ec_b == 0 and
+              broker == {"num.partitions": "1", "node.id": "1"},
+              "DescribeConfigs v%d: topic s0 (%d keys) and broker 1" % (v, len(topic)))
+    for v in range(3):
+        body = {"Resources": [{"ResourceType": 2, "ResourceName": "s0", "Configs": [
+            {"Name": "retention.ms", "Value": str(1000 + v)}]}], "ValidateOnly": False}
+        e = c.request("AlterConfigs", v, body)["Responses"][0]
+        check(e["ErrorCode"] == 0 and describe(c, 0, 2, "s0", ["retention.ms"])[1] ==
+              {"retention.ms": str(1000 + v)}, "AlterConfigs v%d: retention.ms read back" % v)
+    for v in range(2):
+        body = {"Resources": [{"ResourceType": 2, "ResourceName": "s0", "Configs": [
+            {"Name": "segment.ms", "ConfigOperation": 0, "Value": str(60000 + v)}]}],
+            "ValidateOnly": False}
+        e = c.request("IncrementalAlterConfigs", v, body)["Responses"][0]
+        check(e["ErrorCode"] == 0 and describe(c, 4, 2, "s0", ["segment.ms"])[1] ==
+              {"segment.ms": str(60000 + v)},
+              "IncrementalAlterConfigs v%d: segment.ms read back" % v)
+    for v in range(4):
+        body = {"Topics": [{"Name": "s0", "Count": 3 + v, "Assignments": None}],
+                "TimeoutMs": 1000, "ValidateOnly": False}
+        e = c.request("CreatePartitions", v, body)["Results"][0]
+        md = c.request("Metadata", 1, {"Topics": [{"Name": "s0"}]})["Topics"][0]
+        check(e["ErrorCode"] == 0 and len(md["Partitions"]) == 3 + v,
+              "CreatePartitions v%d: s0 has %d partitions" % (v, 3 + v))
+    for v in range(2):
+        r = c.request("DescribeCluster", v, {"IncludeClusterAuthorizedOperations": False,
+                                             "EndpointType": 1})
+        check(r["ErrorCode"] == 0 and r["ControllerId"] == 1 and len(r["Brokers"]) == 1,
+              "DescribeCluster v%d: one broker, controller 1" % v)
 
 
 def main():
@@ -81,6 +126,7 @@ def main():
                 p = c.request("ListOffsets", v, body)["Topics"][0]["Partitions"][0]
                 res.append(p["OldStyleOffsets"][0] if v == 0 else p["Offset"])
             check(res == [0, expected_end], "ListOffsets v%d: earliest 0, latest %d" % (v, expected_end))
+        admin_sweep(c)
         for v in range(7):
             name = "s%d" % (v + 1 if v < 7 else 0)
             if v < 6:
