@@ -16,7 +16,8 @@
  * control/control_plane.c that decodes, acts and encodes. Metadata auto-creation sends
  * ROUTER_MSG_AUTO_CREATE and answers LEADER_NOT_AVAILABLE at once, as Kafka does.
  *
- * Partition requests (Produce, Fetch, ListOffsets): the connection's shard (the origin)
+ * Partition requests (Produce, Fetch, ListOffsets, DeleteRecords, OffsetForLeaderEpoch):
+ * the connection's shard (the origin)
  * decodes the request from its copy, makes one struct data_part per partition, looks
  * each up in its catalogue snapshot and sends the job once to every owner shard
  * (ROUTER_MSG_PART_REQ; the origin itself is served without a message). An owner works
@@ -47,7 +48,9 @@
  * A job holds a copy of its request (at most socket.request.max.bytes; one job per
  * connection). Fetch data is copied from the log's fragments into the job (no zero copy
  * yet). ListOffsets answers timestamp -1 (the offset is right; the record's timestamp
- * would need a read). */
+ * would need a read). DeleteRecords answers once the new log start is set in memory (its
+ * checkpoint is written through the ring, as Kafka checkpoints it); OffsetForLeaderEpoch
+ * knows one epoch, 0, which ends at the log end. */
 #include "dataplane/router.h"
 
 #include <assert.h>
@@ -78,6 +81,10 @@
 #define ERR_UNKNOWN_SERVER_ERROR (-1)
 #define ERR_UNKNOWN_TOPIC_ID 100
 #define ERR_INVALID_RECORD 87
+#define ERR_FENCED_LEADER_EPOCH 74
+#define ERR_UNKNOWN_LEADER_EPOCH 75
+#define DELETE_RECORDS_HIGH_WATERMARK (-1)
+#define LEADER_EPOCH 0             /* this broker never changes leader: epoch 0 forever */
 
 #define ROUTER_ARENA_BYTES (4u << 20)
 #define CHECK_SCRATCH_BYTES (8u << 20) /* a produced batch's records, decompressed; above
@@ -103,8 +110,10 @@ struct data_part {
     uint8_t *data;
     uint32_t data_bytes;
     struct part_read *read;
-    /* list offsets */
+    /* list offsets; delete records (offset: requested, then the low watermark) */
     int64_t timestamp, offset;
+    /* offset for leader epoch */
+    int32_t leader_epoch, current_leader_epoch;
 };
 
 /* A read in flight for one part. */
@@ -657,6 +666,36 @@ static void list_offsets_part(struct data_part *p, struct plog *log) {
     }
 }
 
+/* DeleteRecords: -1 means the high watermark; beyond it (or another negative) is
+ * OFFSET_OUT_OF_RANGE; below the log start changes nothing. Answers the low watermark. */
+static void delete_records_part(struct data_part *p, struct plog *log) {
+    int64_t offset = p->offset == DELETE_RECORDS_HIGH_WATERMARK ? plog_high_watermark(log)
+                                                                : p->offset;
+    if (plog_delete_records(log, offset) != 0) {
+        p->error = ERR_OFFSET_OUT_OF_RANGE;
+        p->offset = -1;
+        return;
+    }
+    p->offset = plog_log_start_offset(log);
+}
+
+/* OffsetForLeaderEpoch with one epoch (0) ever: as Kafka's leader epoch cache answers,
+ * epoch 0 ends at the log end and a later (or undefined) epoch is unknown (-1, -1). A
+ * current_leader_epoch newer than 0 is UNKNOWN_LEADER_EPOCH (the client knows a leader
+ * this broker has not seen); -1 skips the check. */
+static void leader_epoch_part(struct data_part *p, struct plog *log) {
+    if (p->current_leader_epoch > LEADER_EPOCH) {
+        p->error = ERR_UNKNOWN_LEADER_EPOCH;
+    } else if (p->current_leader_epoch >= 0 && p->current_leader_epoch < LEADER_EPOCH) {
+        p->error = ERR_FENCED_LEADER_EPOCH; /* unreachable while the epoch is 0 */
+    } else if (p->leader_epoch == LEADER_EPOCH) {
+        p->offset = plog_log_end_offset(log);
+        return;
+    }
+    p->leader_epoch = -1;
+    p->offset = -1;
+}
+
 static void owner_process(struct router *r, struct data_job *job) {
     uint32_t *pending = &job->owner_pending[r->cfg.shard_id];
     *pending = 1; /* guard */
@@ -675,6 +714,8 @@ static void owner_process(struct router *r, struct data_job *job) {
         }
         if (job->api_key == KAFKA_API_PRODUCE) produce_part(r, p, &t, log);
         else if (job->api_key == KAFKA_API_FETCH) fetch_part(r, p, log);
+        else if (job->api_key == KAFKA_API_DELETE_RECORDS) delete_records_part(p, log);
+        else if (job->api_key == KAFKA_API_OFFSET_FOR_LEADER_EPOCH) leader_epoch_part(p, log);
         else list_offsets_part(p, log);
     }
     owner_op_done(r, job);
@@ -686,6 +727,8 @@ static int encode_produce(void *arg, struct kafka_writer *w);
 static int encode_raw(void *arg, struct kafka_writer *w);
 static int encode_fetch(void *arg, struct kafka_writer *w);
 static int encode_list_offsets(void *arg, struct kafka_writer *w);
+static int encode_delete_records(void *arg, struct kafka_writer *w);
+static int encode_leader_epoch(void *arg, struct kafka_writer *w);
 
 static uint32_t fetch_bytes(const struct data_job *job) {
     uint32_t n = 0;
@@ -700,9 +743,14 @@ static bool fetch_has_error(const struct data_job *job) {
 }
 
 static void job_finish(struct router *r, struct data_job *job) {
-    response_body_fn fn = job->api_key == KAFKA_API_PRODUCE ? encode_produce
-                          : job->api_key == KAFKA_API_FETCH ? encode_fetch
-                                                            : encode_list_offsets;
+    response_body_fn fn;
+    switch (job->api_key) {
+    case KAFKA_API_PRODUCE: fn = encode_produce; break;
+    case KAFKA_API_FETCH: fn = encode_fetch; break;
+    case KAFKA_API_DELETE_RECORDS: fn = encode_delete_records; break;
+    case KAFKA_API_OFFSET_FOR_LEADER_EPOCH: fn = encode_leader_epoch; break;
+    default: fn = encode_list_offsets;
+    }
     if (job->api_key == KAFKA_API_PRODUCE && job->acks == 0) fn = NULL;
     kserver_complete(r->ks, job->token, fn, job);
     job_free(job);
@@ -1112,6 +1160,141 @@ static int encode_list_offsets(void *arg, struct kafka_writer *w) {
         if (job->version == 0) x->offset = -1; /* v0 answers in old_style_offsets only */
     }
     return kafka_list_offsets_response_encode(w, job->version, &resp);
+}
+
+/* ---- DeleteRecords and OffsetForLeaderEpoch ---------------------------------------- */
+
+int router_handle_delete_records(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
+                                 struct kafka_reader *body, struct kafka_writer *w) {
+    (void)w;
+    struct router *r = ctx_router(ctx);
+    struct data_job *job = job_new(r, ctx, body);
+    if (!job) return KAFKA_ERR_ARENA;
+    struct kafka_reader rd;
+    kafka_reader_init(&rd, job->frame, job->frame_bytes);
+    struct kafka_delete_records_request req;
+    int rc = kafka_delete_records_request_decode(&rd, hdr->request_api_version, &req, ctx->arena);
+    uint32_t count = 0;
+    for (int32_t i = 0; rc == 0 && i < req.topics_count; i++)
+        count += (uint32_t)(req.topics[i].partitions_count > 0 ? req.topics[i].partitions_count : 0);
+    if (rc != 0 || job_alloc_parts(job, count) != 0) {
+        job_free(job);
+        return rc != 0 ? rc : KAFKA_ERR_LENGTH;
+    }
+    job->topic_count = (uint32_t)(req.topics_count > 0 ? req.topics_count : 0);
+    uint32_t k = 0;
+    for (int32_t i = 0; i < req.topics_count; i++) {
+        const struct kafka_delete_records_request_delete_records_topic *t = &req.topics[i];
+        for (int32_t j = 0; j < t->partitions_count; j++, k++) {
+            struct data_part *p = &job->parts[k];
+            p->topic_index = (uint32_t)i;
+            p->name = t->name;
+            p->partition = t->partitions[j].partition_index;
+            p->offset = t->partitions[j].offset;
+            lookup_part(r, p, false);
+        }
+    }
+    job_dispatch(r, job);
+    return HANDLER_DEFERRED;
+}
+
+static int encode_delete_records(void *arg, struct kafka_writer *w) {
+    struct data_job *job = arg;
+    struct router *r = job->origin;
+    kafka_arena_reset(&r->arena);
+    struct kafka_delete_records_response resp;
+    kafka_delete_records_response_init(&resp, job->version);
+    resp.topics = kafka_arena_alloc(&r->arena, job->topic_count ? job->topic_count : 1,
+                                    sizeof resp.topics[0], _Alignof(struct kafka_delete_records_response_delete_records_topic_result));
+    struct kafka_delete_records_response_delete_records_partition_result *pr =
+        kafka_arena_alloc(&r->arena, job->part_count ? job->part_count : 1, sizeof *pr,
+                          _Alignof(struct kafka_delete_records_response_delete_records_partition_result));
+    if (!resp.topics || !pr) return KAFKA_ERR_ARENA;
+    resp.topics_count = (int32_t)job->topic_count;
+    for (uint32_t t = 0; t < job->topic_count; t++) memset(&resp.topics[t], 0, sizeof resp.topics[t]);
+    for (uint32_t i = 0; i < job->part_count; i++) { /* a topic's parts are contiguous */
+        const struct data_part *p = &job->parts[i];
+        struct kafka_delete_records_response_delete_records_topic_result *tr =
+            &resp.topics[p->topic_index];
+        tr->name = p->name;
+        if (!tr->partitions) tr->partitions = &pr[i];
+        struct kafka_delete_records_response_delete_records_partition_result *x =
+            &tr->partitions[tr->partitions_count++];
+        x->partition_index = p->partition;
+        x->error_code = p->error;
+        x->low_watermark = p->error ? -1 : p->offset;
+    }
+    return kafka_delete_records_response_encode(w, job->version, &resp);
+}
+
+int router_handle_offset_for_leader_epoch(struct handler_ctx *ctx,
+                                          const struct kafka_request_header *hdr,
+                                          struct kafka_reader *body, struct kafka_writer *w) {
+    (void)w;
+    struct router *r = ctx_router(ctx);
+    struct data_job *job = job_new(r, ctx, body);
+    if (!job) return KAFKA_ERR_ARENA;
+    struct kafka_reader rd;
+    kafka_reader_init(&rd, job->frame, job->frame_bytes);
+    struct kafka_offset_for_leader_epoch_request req;
+    int rc = kafka_offset_for_leader_epoch_request_decode(&rd, hdr->request_api_version, &req,
+                                                          ctx->arena);
+    uint32_t count = 0;
+    for (int32_t i = 0; rc == 0 && i < req.topics_count; i++)
+        count += (uint32_t)(req.topics[i].partitions_count > 0 ? req.topics[i].partitions_count : 0);
+    if (rc != 0 || job_alloc_parts(job, count) != 0) {
+        job_free(job);
+        return rc != 0 ? rc : KAFKA_ERR_LENGTH;
+    }
+    job->topic_count = (uint32_t)(req.topics_count > 0 ? req.topics_count : 0);
+    uint32_t k = 0;
+    for (int32_t i = 0; i < req.topics_count; i++) {
+        const struct kafka_offset_for_leader_epoch_request_offset_for_leader_topic *t =
+            &req.topics[i];
+        for (int32_t j = 0; j < t->partitions_count; j++, k++) {
+            struct data_part *p = &job->parts[k];
+            p->topic_index = (uint32_t)i;
+            p->name = t->topic;
+            p->partition = t->partitions[j].partition;
+            p->leader_epoch = t->partitions[j].leader_epoch;
+            p->current_leader_epoch = hdr->request_api_version >= 2
+                                          ? t->partitions[j].current_leader_epoch : -1;
+            p->offset = -1;
+            lookup_part(r, p, false);
+        }
+    }
+    job_dispatch(r, job);
+    return HANDLER_DEFERRED;
+}
+
+static int encode_leader_epoch(void *arg, struct kafka_writer *w) {
+    struct data_job *job = arg;
+    struct router *r = job->origin;
+    kafka_arena_reset(&r->arena);
+    struct kafka_offset_for_leader_epoch_response resp;
+    kafka_offset_for_leader_epoch_response_init(&resp, job->version);
+    resp.topics = kafka_arena_alloc(&r->arena, job->topic_count ? job->topic_count : 1,
+                                    sizeof resp.topics[0], _Alignof(struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result));
+    struct kafka_offset_for_leader_epoch_response_epoch_end_offset *pr =
+        kafka_arena_alloc(&r->arena, job->part_count ? job->part_count : 1, sizeof *pr,
+                          _Alignof(struct kafka_offset_for_leader_epoch_response_epoch_end_offset));
+    if (!resp.topics || !pr) return KAFKA_ERR_ARENA;
+    resp.topics_count = (int32_t)job->topic_count;
+    for (uint32_t t = 0; t < job->topic_count; t++) memset(&resp.topics[t], 0, sizeof resp.topics[t]);
+    for (uint32_t i = 0; i < job->part_count; i++) {
+        const struct data_part *p = &job->parts[i];
+        struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *tr =
+            &resp.topics[p->topic_index];
+        tr->topic = p->name;
+        if (!tr->partitions) tr->partitions = &pr[i];
+        struct kafka_offset_for_leader_epoch_response_epoch_end_offset *x =
+            &tr->partitions[tr->partitions_count++];
+        x->error_code = p->error;
+        x->partition = p->partition;
+        x->leader_epoch = p->error ? -1 : p->leader_epoch;
+        x->end_offset = p->error ? -1 : p->offset;
+    }
+    return kafka_offset_for_leader_epoch_response_encode(w, job->version, &resp);
 }
 
 /* ---- Metadata ---------------------------------------------------------------------- */

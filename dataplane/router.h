@@ -115,5 +115,10 @@ int router_handle_fetch(struct handler_ctx *ctx, const struct kafka_request_head
                         struct kafka_reader *body, struct kafka_writer *w);
 int router_handle_list_offsets(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
                                struct kafka_reader *body, struct kafka_writer *w);
+int router_handle_delete_records(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
+                                 struct kafka_reader *body, struct kafka_writer *w);
+int router_handle_offset_for_leader_epoch(struct handler_ctx *ctx,
+                                          const struct kafka_request_header *hdr,
+                                          struct kafka_reader *body, struct kafka_writer *w);
 
 #endif

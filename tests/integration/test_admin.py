@@ -5,10 +5,12 @@ confluent-kafka (librdkafka 1.7) AdminClient: describe_configs on a topic (overr
 defaults, key subset) and on the broker (STATIC_BROKER_CONFIG for a key set with --set,
 DEFAULT_CONFIG otherwise), alter_configs (full replace), create_partitions (then a
 produce to the new partition read back), bad input (unknown key, cleanup.policy=compact,
-a partition decrease, a wrong broker id, an unknown topic). IncrementalAlterConfigs
-(absent from confluent-kafka 1.7 and kafka-python 2.0.2) and DescribeCluster go through
-a raw KafkaConn. kafka-python KafkaAdminClient: create_topics + describe_configs.
-A restart keeps the altered configs and the added partitions.
+a partition decrease, a wrong broker id, an unknown topic). IncrementalAlterConfigs,
+DeleteRecords (absent from confluent-kafka 1.7 and kafka-python 2.0.2),
+OffsetForLeaderEpoch and DescribeCluster go through a raw KafkaConn; the low watermark
+DeleteRecords sets is what librdkafka's watermark query (ListOffsets) and a consumer
+from the beginning see. kafka-python KafkaAdminClient: create_topics + describe_configs.
+A restart keeps the altered configs, the added partitions and the low watermark.
 """
 import sys
 import time
@@ -197,6 +199,67 @@ def partition_checks(a, bootstrap):
           "consume partition 4 back")
 
 
+def delete_records(c, v, topic, partition, offset):
+    r = c.request("DeleteRecords", v, {"Topics": [{"Name": topic, "Partitions": [
+        {"PartitionIndex": partition, "Offset": offset}]}], "TimeoutMs": 1000})
+    p = r["Topics"][0]["Partitions"][0]
+    return p["ErrorCode"], p["LowWatermark"]
+
+
+def leader_epoch(c, v, topic, partition, epoch, current=-1):
+    r = c.request("OffsetForLeaderEpoch", v, {"ReplicaId": -1, "Topics": [
+        {"Topic": topic, "Partitions": [{"Partition": partition,
+                                         "CurrentLeaderEpoch": current,
+                                         "LeaderEpoch": epoch}]}]})
+    p = r["Topics"][0]["Partitions"][0]
+    return p["ErrorCode"], p.get("LeaderEpoch", -1), p["EndOffset"]
+
+
+def watermarks(bootstrap, topic, partition):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "none"})
+    lo_hi = c.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+    c.close()
+    return lo_hi
+
+
+def records_checks(bootstrap):
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": False})
+    for i in range(10):
+        p.produce("adm-a", value=b"r%d" % i, partition=0)
+    check(p.flush(20) == 0, "10 records produced to adm-a/0")
+    with KafkaConn(bootstrap) as c:
+        check(delete_records(c, 2, "adm-a", 0, 4) == (0, 4), "DeleteRecords v2 offset 4: low watermark 4")
+        check(watermarks(bootstrap, "adm-a", 0) == (4, 10),
+              "list_offsets (get_watermark_offsets) after DeleteRecords: (4, 10)")
+        check(delete_records(c, 1, "adm-a", 0, 2) == (0, 4), "DeleteRecords below start: stays 4")
+        check(delete_records(c, 1, "adm-a", 0, 11)[0] == 1,
+              "DeleteRecords beyond HW: OFFSET_OUT_OF_RANGE")
+        check(delete_records(c, 0, "adm-a", 0, -1) == (0, 10), "DeleteRecords -1: up to HW 10")
+        check(delete_records(c, 0, "adm-none", 0, 1)[0] == UNKNOWN_TOPIC,
+              "DeleteRecords unknown topic: UNKNOWN_TOPIC_OR_PARTITION")
+        check(leader_epoch(c, 4, "adm-a", 0, 0) == (0, 0, 10),
+              "OffsetForLeaderEpoch epoch 0: end offset 10 (log end)")
+        check(leader_epoch(c, 4, "adm-a", 0, 3) == (0, -1, -1),
+              "OffsetForLeaderEpoch epoch 3: unknown epoch (-1, -1), as Kafka's epoch cache")
+        check(leader_epoch(c, 3, "adm-a", 0, 0, current=2)[0] == 75,
+              "OffsetForLeaderEpoch current epoch 2: UNKNOWN_LEADER_EPOCH")
+        check(leader_epoch(c, 0, "adm-a", 9, 0)[0] == UNKNOWN_TOPIC,
+              "OffsetForLeaderEpoch unknown partition: UNKNOWN_TOPIC_OR_PARTITION")
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": False})
+    p.produce("adm-a", value=b"after-delete", partition=0)
+    p.flush(20)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "none",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition("adm-a", 0, -2)])
+    got, deadline = [], time.time() + 20
+    while not got and time.time() < deadline:
+        m = c.poll(1.0)
+        if m is not None and not m.error():
+            got.append((m.offset(), m.value()))
+    c.close()
+    check(got == [(10, b"after-delete")], "consume from the beginning starts at the low watermark")
+
+
 def kafka_python_checks(bootstrap):
     from kafka.admin import KafkaAdminClient, NewTopic as KNewTopic
     from kafka.admin import ConfigResource as KRes, ConfigResourceType
@@ -220,6 +283,7 @@ def main(sluice):
         incremental_checks(b.bootstrap)
         partition_checks(a, b.bootstrap)
         kafka_python_checks(b.bootstrap)
+        records_checks(b.bootstrap)
         b.restart()
         a = AdminClient({"bootstrap.servers": b.bootstrap})
         entries = topic_configs(a, "adm-a")
@@ -229,6 +293,8 @@ def main(sluice):
               "restart keeps 5 partitions")
         check(consume_partition(b.bootstrap, "adm-a", 4) == [b"on-new-partition"],
               "restart: partition 4 still holds its record")
+        check(watermarks(b.bootstrap, "adm-a", 0) == (10, 11),
+              "restart keeps the low watermark DeleteRecords set: (10, 11)")
     print("all admin checks passed")
 
 

@@ -9,7 +9,8 @@ Fetch v4-13 (v13 addresses the topic by id) returning the produced bytes with hi
 watermark = log end and log start 0, ListOffsets v0-6 (earliest, latest),
 DeleteTopics v0-6 (by name; v6 also by id). The admin APIs: DescribeConfigs v0-4
 (topic and broker), AlterConfigs v0-2 and IncrementalAlterConfigs v0-1 (the value read
-back), CreatePartitions v0-3 (one more partition per version), DescribeCluster v0-1.
+back), CreatePartitions v0-3 (one more partition per version), DescribeCluster v0-1,
+OffsetForLeaderEpoch v0-4 (epoch 0 ends at the log end), DeleteRecords v0-2.
 """
 import sys
 
@@ -127,6 +128,19 @@ def main():
                 res.append(p["OldStyleOffsets"][0] if v == 0 else p["Offset"])
             check(res == [0, expected_end], "ListOffsets v%d: earliest 0, latest %d" % (v, expected_end))
         admin_sweep(c)
+        for v in range(5):
+            r = c.request("OffsetForLeaderEpoch", v, {"ReplicaId": -1, "Topics": [
+                {"Topic": "s0", "Partitions": [{"Partition": 0, "CurrentLeaderEpoch": -1,
+                                                "LeaderEpoch": 0}]}]})
+            p = r["Topics"][0]["Partitions"][0]
+            check(p["ErrorCode"] == 0 and p["EndOffset"] == expected_end,
+                  "OffsetForLeaderEpoch v%d: epoch 0 ends at %d" % (v, expected_end))
+        for v in range(3):
+            r = c.request("DeleteRecords", v, {"Topics": [{"Name": "s0", "Partitions": [
+                {"PartitionIndex": 0, "Offset": 5 * (v + 1)}]}], "TimeoutMs": 1000})
+            p = r["Topics"][0]["Partitions"][0]
+            check(p["ErrorCode"] == 0 and p["LowWatermark"] == 5 * (v + 1),
+                  "DeleteRecords v%d: low watermark %d" % (v, 5 * (v + 1)))
         for v in range(7):
             name = "s%d" % (v + 1 if v < 7 else 0)
             if v < 6:
