@@ -46,6 +46,7 @@ static struct handler handlers[] = {
     {KAFKA_API_DESCRIBE_CLUSTER, 0, -1, handle_describe_cluster},
     {KAFKA_API_DELETE_RECORDS, 0, -1, handle_routed},
     {KAFKA_API_OFFSET_FOR_LEADER_EPOCH, 0, -1, handle_routed},
+    {KAFKA_API_DESCRIBE_LOG_DIRS, 0, -1, handle_routed},
 };
 #define HANDLER_COUNT (sizeof handlers / sizeof handlers[0])
 
@@ -120,6 +121,7 @@ static int handle_routed(struct handler_ctx *ctx, const struct kafka_request_hea
     case KAFKA_API_DELETE_RECORDS: return router_handle_delete_records(ctx, hdr, body, w);
     case KAFKA_API_OFFSET_FOR_LEADER_EPOCH:
         return router_handle_offset_for_leader_epoch(ctx, hdr, body, w);
+    case KAFKA_API_DESCRIBE_LOG_DIRS: return router_handle_describe_log_dirs(ctx, hdr, body, w);
     default: return router_handle_control(ctx, hdr, body, w);
     }
 }

@@ -50,7 +50,8 @@
  * yet). ListOffsets answers timestamp -1 (the offset is right; the record's timestamp
  * would need a read). DeleteRecords answers once the new log start is set in memory (its
  * checkpoint is written through the ring, as Kafka checkpoints it); OffsetForLeaderEpoch
- * knows one epoch, 0, which ends at the log end. */
+ * knows one epoch, 0, which ends at the log end. DescribeLogDirs is a partition request
+ * too: each owner reports plog_size_bytes of its parts. */
 #include "dataplane/router.h"
 
 #include <assert.h>
@@ -60,6 +61,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -716,6 +718,8 @@ static void owner_process(struct router *r, struct data_job *job) {
         else if (job->api_key == KAFKA_API_FETCH) fetch_part(r, p, log);
         else if (job->api_key == KAFKA_API_DELETE_RECORDS) delete_records_part(p, log);
         else if (job->api_key == KAFKA_API_OFFSET_FOR_LEADER_EPOCH) leader_epoch_part(p, log);
+        else if (job->api_key == KAFKA_API_DESCRIBE_LOG_DIRS)
+            p->offset = (int64_t)plog_size_bytes(log);
         else list_offsets_part(p, log);
     }
     owner_op_done(r, job);
@@ -729,6 +733,7 @@ static int encode_fetch(void *arg, struct kafka_writer *w);
 static int encode_list_offsets(void *arg, struct kafka_writer *w);
 static int encode_delete_records(void *arg, struct kafka_writer *w);
 static int encode_leader_epoch(void *arg, struct kafka_writer *w);
+static int encode_log_dirs(void *arg, struct kafka_writer *w);
 
 static uint32_t fetch_bytes(const struct data_job *job) {
     uint32_t n = 0;
@@ -749,6 +754,7 @@ static void job_finish(struct router *r, struct data_job *job) {
     case KAFKA_API_FETCH: fn = encode_fetch; break;
     case KAFKA_API_DELETE_RECORDS: fn = encode_delete_records; break;
     case KAFKA_API_OFFSET_FOR_LEADER_EPOCH: fn = encode_leader_epoch; break;
+    case KAFKA_API_DESCRIBE_LOG_DIRS: fn = encode_log_dirs; break;
     default: fn = encode_list_offsets;
     }
     if (job->api_key == KAFKA_API_PRODUCE && job->acks == 0) fn = NULL;
@@ -1295,6 +1301,144 @@ static int encode_leader_epoch(void *arg, struct kafka_writer *w) {
         x->end_offset = p->error ? -1 : p->offset;
     }
     return kafka_offset_for_leader_epoch_response_encode(w, job->version, &resp);
+}
+
+/* ---- DescribeLogDirs --------------------------------------------------------------- */
+
+/* Every partition of every topic (a null topic list). The names are copied into a buffer
+ * that replaces the job's frame (the request is fully decoded and nothing points into it):
+ * the snapshot they come from may be reclaimed before the job completes. */
+static int log_dirs_all_topics(struct router *r, struct data_job *job) {
+    struct topic_source *src = &r->cfg.topics;
+    size_t topic_count = src->count(src->reader), name_bytes = 0;
+    uint32_t count = 0;
+    struct topic_info t;
+    for (size_t i = 0; i < topic_count; i++) {
+        if (!src->at(src->reader, i, &t)) return KAFKA_ERR_LENGTH;
+        count += (uint32_t)t.partition_count;
+        name_bytes += strlen(t.name);
+        if (count > ROUTER_MAX_PARTS) return KAFKA_ERR_LENGTH;
+    }
+    char *names = malloc(name_bytes ? name_bytes : 1);
+    if (!names || job_alloc_parts(job, count) != 0) {
+        free(names);
+        return KAFKA_ERR_LENGTH;
+    }
+    free(job->frame);
+    job->frame = (uint8_t *)names;
+    job->frame_bytes = (uint32_t)name_bytes;
+    job->topic_count = (uint32_t)topic_count;
+    uint32_t k = 0;
+    for (size_t i = 0; i < topic_count; i++) {
+        src->at(src->reader, i, &t);
+        size_t len = strlen(t.name);
+        memcpy(names, t.name, len);
+        for (int32_t j = 0; j < t.partition_count; j++, k++) {
+            struct data_part *p = &job->parts[k];
+            p->topic_index = (uint32_t)i;
+            p->name = (struct kafka_str){.ptr = names, .len = (int32_t)len};
+            p->partition = j;
+            memcpy(p->id, t.id, 16);
+            p->owner = t.partition_shard[j];
+        }
+        names += len;
+    }
+    assert(k == count);
+    return 0;
+}
+
+int router_handle_describe_log_dirs(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
+                                    struct kafka_reader *body, struct kafka_writer *w) {
+    (void)w;
+    struct router *r = ctx_router(ctx);
+    struct data_job *job = job_new(r, ctx, body);
+    if (!job) return KAFKA_ERR_ARENA;
+    struct kafka_reader rd;
+    kafka_reader_init(&rd, job->frame, job->frame_bytes);
+    struct kafka_describe_log_dirs_request req;
+    int rc = kafka_describe_log_dirs_request_decode(&rd, hdr->request_api_version, &req,
+                                                    ctx->arena);
+    if (rc == 0 && req.topics_count < 0) {
+        rc = log_dirs_all_topics(r, job);
+        if (rc != 0) {
+            job_free(job);
+            return rc;
+        }
+        job_dispatch(r, job);
+        return HANDLER_DEFERRED;
+    }
+    uint32_t count = 0;
+    for (int32_t i = 0; rc == 0 && i < req.topics_count; i++)
+        count += (uint32_t)(req.topics[i].partitions_count > 0 ? req.topics[i].partitions_count : 0);
+    if (rc != 0 || job_alloc_parts(job, count) != 0) {
+        job_free(job);
+        return rc != 0 ? rc : KAFKA_ERR_LENGTH;
+    }
+    job->topic_count = (uint32_t)(req.topics_count > 0 ? req.topics_count : 0);
+    uint32_t k = 0;
+    for (int32_t i = 0; i < req.topics_count; i++) {
+        const struct kafka_describe_log_dirs_request_describable_log_dir_topic *t = &req.topics[i];
+        for (int32_t j = 0; j < t->partitions_count; j++, k++) {
+            struct data_part *p = &job->parts[k];
+            p->topic_index = (uint32_t)i;
+            p->name = t->topic;
+            p->partition = t->partitions[j];
+            lookup_part(r, p, false);
+        }
+    }
+    job_dispatch(r, job);
+    return HANDLER_DEFERRED;
+}
+
+typedef struct kafka_describe_log_dirs_response_describe_log_dirs_topic log_dirs_topic;
+typedef struct kafka_describe_log_dirs_response_describe_log_dirs_partition log_dirs_partition;
+
+/* One log dir (the data dir). Partitions this broker does not have are left out, as Kafka
+ * does. Total and usable bytes from statvfs (a short blocking call, as plog_open). */
+static int encode_log_dirs(void *arg, struct kafka_writer *w) {
+    struct data_job *job = arg;
+    struct router *r = job->origin;
+    kafka_arena_reset(&r->arena);
+    struct kafka_describe_log_dirs_response resp;
+    kafka_describe_log_dirs_response_init(&resp, job->version);
+    struct kafka_describe_log_dirs_response_describe_log_dirs_result *dir =
+        kafka_arena_alloc(&r->arena, 1, sizeof *dir,
+                          _Alignof(struct kafka_describe_log_dirs_response_describe_log_dirs_result));
+    log_dirs_topic *topics = kafka_arena_alloc(&r->arena, job->topic_count ? job->topic_count : 1,
+                                               sizeof *topics, _Alignof(log_dirs_topic));
+    log_dirs_partition *parts = kafka_arena_alloc(&r->arena, job->part_count ? job->part_count : 1,
+                                                  sizeof *parts, _Alignof(log_dirs_partition));
+    if (!dir || !topics || !parts) return KAFKA_ERR_ARENA;
+    memset(dir, 0, sizeof *dir);
+    dir->log_dir = kafka_str_from_cstr(r->cfg.data_dir);
+    struct statvfs fs;
+    dir->total_bytes = -1;
+    dir->usable_bytes = -1;
+    if (statvfs(r->cfg.data_dir, &fs) == 0) {
+        dir->total_bytes = (int64_t)((uint64_t)fs.f_blocks * fs.f_frsize);
+        dir->usable_bytes = (int64_t)((uint64_t)fs.f_bavail * fs.f_frsize);
+    }
+    dir->topics = topics;
+    uint32_t last_topic = UINT32_MAX, used = 0;
+    for (uint32_t i = 0; i < job->part_count; i++) { /* a topic's parts are contiguous */
+        const struct data_part *p = &job->parts[i];
+        if (p->error != ERR_NONE) continue;
+        if (p->topic_index != last_topic) {
+            log_dirs_topic *t = &topics[dir->topics_count++];
+            t->name = p->name;
+            t->partitions = &parts[used];
+            t->partitions_count = 0;
+            last_topic = p->topic_index;
+        }
+        log_dirs_topic *t = &topics[dir->topics_count - 1];
+        log_dirs_partition *x = &parts[used++];
+        t->partitions_count++;
+        *x = (log_dirs_partition){.partition_index = p->partition, .partition_size = p->offset,
+                                  .offset_lag = 0, .is_future_key = false};
+    }
+    resp.results = dir;
+    resp.results_count = 1;
+    return kafka_describe_log_dirs_response_encode(w, job->version, &resp);
 }
 
 /* ---- Metadata ---------------------------------------------------------------------- */

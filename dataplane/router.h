@@ -120,5 +120,7 @@ int router_handle_delete_records(struct handler_ctx *ctx, const struct kafka_req
 int router_handle_offset_for_leader_epoch(struct handler_ctx *ctx,
                                           const struct kafka_request_header *hdr,
                                           struct kafka_reader *body, struct kafka_writer *w);
+int router_handle_describe_log_dirs(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
+                                    struct kafka_reader *body, struct kafka_writer *w);
 
 #endif

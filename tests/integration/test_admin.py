@@ -7,7 +7,7 @@ DEFAULT_CONFIG otherwise), alter_configs (full replace), create_partitions (then
 produce to the new partition read back), bad input (unknown key, cleanup.policy=compact,
 a partition decrease, a wrong broker id, an unknown topic). IncrementalAlterConfigs,
 DeleteRecords (absent from confluent-kafka 1.7 and kafka-python 2.0.2),
-OffsetForLeaderEpoch and DescribeCluster go through a raw KafkaConn; the low watermark
+OffsetForLeaderEpoch, DescribeLogDirs and DescribeCluster go through a raw KafkaConn; the low watermark
 DeleteRecords sets is what librdkafka's watermark query (ListOffsets) and a consumer
 from the beginning see. kafka-python KafkaAdminClient: create_topics + describe_configs.
 A restart keeps the altered configs, the added partitions and the low watermark.
@@ -260,6 +260,30 @@ def records_checks(bootstrap):
     check(got == [(10, b"after-delete")], "consume from the beginning starts at the low watermark")
 
 
+def log_dirs_checks(bootstrap, data_dir):
+    with KafkaConn(bootstrap) as c:
+        r = c.request("DescribeLogDirs", 4, {"Topics": None})
+        check(r["ErrorCode"] == 0 and len(r["Results"]) == 1, "DescribeLogDirs v4: one log dir")
+        d = r["Results"][0]
+        sizes = {(t["Name"], p["PartitionIndex"]): p["PartitionSize"]
+                 for t in d["Topics"] for p in t["Partitions"]}
+        check(d["LogDir"] == data_dir and d["TotalBytes"] > 0 and
+              0 < d["UsableBytes"] <= d["TotalBytes"],
+              "DescribeLogDirs v4: data dir, total %d / usable %d bytes"
+              % (d["TotalBytes"], d["UsableBytes"]))
+        check(len([k for k in sizes if k[0] == "adm-a"]) == 5 and sizes[("adm-a", 0)] > 0 and
+              ("adm-kp", 2) in sizes and
+              all(p["OffsetLag"] == 0 for t in d["Topics"] for p in t["Partitions"]),
+              "DescribeLogDirs all topics: adm-a 5 partitions (p0 %d bytes), adm-kp, lag 0"
+              % sizes[("adm-a", 0)])
+        r = c.request("DescribeLogDirs", 0, {"Topics": [
+            {"Topic": "adm-a", "Partitions": [0, 4, 99]}, {"Topic": "adm-none", "Partitions": [0]}]})
+        d = r["Results"][0]
+        got = [(t["Name"], [p["PartitionIndex"] for p in t["Partitions"]]) for t in d["Topics"]]
+        check(got == [("adm-a", [0, 4])],
+              "DescribeLogDirs v0 subset: adm-a 0 and 4 (absent partition and topic left out)")
+
+
 def kafka_python_checks(bootstrap):
     from kafka.admin import KafkaAdminClient, NewTopic as KNewTopic
     from kafka.admin import ConfigResource as KRes, ConfigResourceType
@@ -284,6 +308,7 @@ def main(sluice):
         partition_checks(a, b.bootstrap)
         kafka_python_checks(b.bootstrap)
         records_checks(b.bootstrap)
+        log_dirs_checks(b.bootstrap, b.data_dir)
         b.restart()
         a = AdminClient({"bootstrap.servers": b.bootstrap})
         entries = topic_configs(a, "adm-a")

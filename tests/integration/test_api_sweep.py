@@ -10,7 +10,8 @@ watermark = log end and log start 0, ListOffsets v0-6 (earliest, latest),
 DeleteTopics v0-6 (by name; v6 also by id). The admin APIs: DescribeConfigs v0-4
 (topic and broker), AlterConfigs v0-2 and IncrementalAlterConfigs v0-1 (the value read
 back), CreatePartitions v0-3 (one more partition per version), DescribeCluster v0-1,
-OffsetForLeaderEpoch v0-4 (epoch 0 ends at the log end), DeleteRecords v0-2.
+OffsetForLeaderEpoch v0-4 (epoch 0 ends at the log end), DescribeLogDirs v0-4,
+DeleteRecords v0-2.
 """
 import sys
 
@@ -135,6 +136,14 @@ def main():
             p = r["Topics"][0]["Partitions"][0]
             check(p["ErrorCode"] == 0 and p["EndOffset"] == expected_end,
                   "OffsetForLeaderEpoch v%d: epoch 0 ends at %d" % (v, expected_end))
+        for v in range(5):
+            r = c.request("DescribeLogDirs", v, {"Topics": [{"Topic": "s0",
+                                                              "Partitions": [0, 1]}]})
+            t = r["Results"][0]["Topics"]
+            check(len(t) == 1 and [p["PartitionIndex"] for p in t[0]["Partitions"]] == [0, 1]
+                  and t[0]["Partitions"][0]["PartitionSize"] > 0,
+                  "DescribeLogDirs v%d: s0 partitions 0 and 1, p0 %d bytes"
+                  % (v, t[0]["Partitions"][0]["PartitionSize"]))
         for v in range(3):
             r = c.request("DeleteRecords", v, {"Topics": [{"Name": "s0", "Partitions": [
                 {"PartitionIndex": 0, "Offset": 5 * (v + 1)}]}], "TimeoutMs": 1000})
