@@ -9,13 +9,18 @@ a partition decrease, a wrong broker id, an unknown topic). IncrementalAlterConf
 DeleteRecords (absent from confluent-kafka 1.7 and kafka-python 2.0.2),
 OffsetForLeaderEpoch, DescribeLogDirs and DescribeCluster go through a raw KafkaConn; the low watermark
 DeleteRecords sets is what librdkafka's watermark query (ListOffsets) and a consumer
-from the beginning see. kafka-python KafkaAdminClient: create_topics + describe_configs.
+from the beginning see. kafka-python KafkaAdminClient: create_topics + describe_configs. kafkajs 2.2.4
+(js/admin_configs.js): describeConfigs, alterConfigs, createPartitions,
+deleteTopicRecords and fetchTopicOffsets.
 A restart keeps the altered configs, the added partitions and the low watermark.
 """
 import sys
 import time
 
-from harness import Broker, KafkaConn
+import json
+import os
+
+from harness import JS_DIR, Broker, KafkaConn, node_available, npm_ci, run
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import (AdminClient, ConfigResource, NewPartitions,
@@ -296,6 +301,36 @@ def kafka_python_checks(bootstrap):
     k.close()
 
 
+def kafkajs_checks(bootstrap):
+    """kafkajs 2.2.4: describeConfigs, alterConfigs, createPartitions, deleteTopicRecords."""
+    if not node_available():
+        print("skip kafkajs checks: node missing")
+        return
+    npm_ci()
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    for f in a.create_topics([NewTopic("adm-js", 2, 1)]).values():
+        f.result()
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": False})
+    for i in range(6):
+        p.produce("adm-js", value=b"js%d" % i, partition=0)
+    check(p.flush(20) == 0, "6 records in adm-js/0 for kafkajs")
+    rc, out, err = run(["node", os.path.join(JS_DIR, "admin_configs.js"), bootstrap, "adm-js"],
+                       timeout_s=90)
+    check(rc == 0, "kafkajs admin_configs.js exits 0\n" + out + err)
+    d = json.loads(out)
+    check(d["before"]["value"] == "604800000" and d["before"]["isDefault"],
+          "kafkajs describeConfigs: retention.ms default 604800000")
+    check(d["after"]["value"] == "123456789" and d["after"]["source"] == 1,
+          "kafkajs alterConfigs then describeConfigs: retention.ms=123456789 (topic config)")
+    check(d["broker"]["num.partitions"]["value"] == "2" and
+          d["broker"]["num.partitions"]["source"] == 4 and len(d["broker"]) == 2,
+          "kafkajs describeConfigs broker 1: the two requested keys")
+    check(d["partitions"] == 4, "kafkajs createPartitions: 2 -> 4")
+    lows = {o["p"]: (o["low"], o["high"]) for o in d["offsets"]}
+    check(lows[0] == ("3", "6") and len(lows) == 4,
+          "kafkajs deleteTopicRecords to 3, fetchTopicOffsets: low 3 high 6 (%s)" % lows)
+
+
 def main(sluice):
     with Broker(sluice, cores="2", config={"num.partitions": "2"}) as b:
         a = AdminClient({"bootstrap.servers": b.bootstrap})
@@ -309,6 +344,7 @@ def main(sluice):
         kafka_python_checks(b.bootstrap)
         records_checks(b.bootstrap)
         log_dirs_checks(b.bootstrap, b.data_dir)
+        kafkajs_checks(b.bootstrap)
         b.restart()
         a = AdminClient({"bootstrap.servers": b.bootstrap})
         entries = topic_configs(a, "adm-a")
