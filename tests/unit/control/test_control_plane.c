@@ -4,7 +4,9 @@
  * an encoded response that the C codec decodes, and shard 0's topic_source sees the new
  * topic (placement, configs) only after the reply was sent; DeleteTopics by id removes it;
  * an undecodable request comes back with no response; auto-creation creates with the
- * broker defaults. */
+ * broker defaults; IncrementalAlterConfigs, AlterConfigs (full replace) and
+ * CreatePartitions reach shard 0's snapshot by reply time, validate_only changes nothing,
+ * and compact / unknown topic / a partition decrease get their Kafka error codes. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,4 +186,122 @@ Test(control_plane, auto_create_uses_broker_defaults) {
     control_plane_on_message(&cp, &m);
     src.refresh(src.reader);
     cr_assert_eq(src.count(src.reader), 1u);
+}
+
+/* ---- admin APIs: each change is in shard 0's snapshot by the time the reply arrives */
+
+static int16_t incremental_set(const char *topic, const char *key, const char *value,
+                               bool validate_only) {
+    static uint8_t buf[4096], arena_mem[16384];
+    struct kafka_incremental_alter_configs_request req;
+    kafka_incremental_alter_configs_request_init(&req, 1);
+    struct kafka_incremental_alter_configs_request_alterable_config c = {
+        .name = kafka_str_from_cstr(key), .config_operation = 0,
+        .value = kafka_str_from_cstr(value)};
+    struct kafka_incremental_alter_configs_request_alter_configs_resource res = {
+        .resource_type = 2, .resource_name = kafka_str_from_cstr(topic), .configs = &c,
+        .configs_count = 1};
+    req.resources = &res;
+    req.resources_count = 1;
+    req.validate_only = validate_only;
+    struct kafka_writer w;
+    kafka_writer_init(&w, buf, sizeof buf);
+    cr_assert_eq(kafka_incremental_alter_configs_request_encode(&w, 1, &req), 0);
+    struct control_job *job = round_trip(44, 1, buf, w.len_bytes);
+    struct kafka_arena arena;
+    kafka_arena_init(&arena, arena_mem, sizeof arena_mem);
+    struct kafka_reader r;
+    kafka_reader_init(&r, job->response, job->response_bytes);
+    struct kafka_incremental_alter_configs_response resp;
+    cr_assert_eq(kafka_incremental_alter_configs_response_decode(&r, 1, &resp, &arena), 0);
+    cr_assert_eq(resp.responses_count, 1);
+    int16_t ec = resp.responses[0].error_code;
+    job_free(job);
+    return ec;
+}
+
+static int16_t alter_replace_empty(const char *topic) {
+    static uint8_t buf[4096], arena_mem[16384];
+    struct kafka_alter_configs_request req;
+    kafka_alter_configs_request_init(&req, 2);
+    struct kafka_alter_configs_request_alter_configs_resource res = {
+        .resource_type = 2, .resource_name = kafka_str_from_cstr(topic), .configs = NULL,
+        .configs_count = 0};
+    req.resources = &res;
+    req.resources_count = 1;
+    struct kafka_writer w;
+    kafka_writer_init(&w, buf, sizeof buf);
+    cr_assert_eq(kafka_alter_configs_request_encode(&w, 2, &req), 0);
+    struct control_job *job = round_trip(33, 2, buf, w.len_bytes);
+    struct kafka_arena arena;
+    kafka_arena_init(&arena, arena_mem, sizeof arena_mem);
+    struct kafka_reader r;
+    kafka_reader_init(&r, job->response, job->response_bytes);
+    struct kafka_alter_configs_response resp;
+    cr_assert_eq(kafka_alter_configs_response_decode(&r, 2, &resp, &arena), 0);
+    int16_t ec = resp.responses[0].error_code;
+    job_free(job);
+    return ec;
+}
+
+static int16_t create_partitions(const char *topic, int32_t count, bool validate_only) {
+    static uint8_t buf[4096], arena_mem[16384];
+    struct kafka_create_partitions_request req;
+    kafka_create_partitions_request_init(&req, 3);
+    struct kafka_create_partitions_request_create_partitions_topic t = {
+        .name = kafka_str_from_cstr(topic), .count = count, .assignments = NULL,
+        .assignments_count = -1};
+    req.topics = &t;
+    req.topics_count = 1;
+    req.validate_only = validate_only;
+    struct kafka_writer w;
+    kafka_writer_init(&w, buf, sizeof buf);
+    cr_assert_eq(kafka_create_partitions_request_encode(&w, 3, &req), 0);
+    struct control_job *job = round_trip(37, 3, buf, w.len_bytes);
+    struct kafka_arena arena;
+    kafka_arena_init(&arena, arena_mem, sizeof arena_mem);
+    struct kafka_reader r;
+    kafka_reader_init(&r, job->response, job->response_bytes);
+    struct kafka_create_partitions_response resp;
+    cr_assert_eq(kafka_create_partitions_response_decode(&r, 3, &resp, &arena), 0);
+    int16_t ec = resp.results[0].error_code;
+    job_free(job);
+    return ec;
+}
+
+Test(control_plane, admin_changes_reach_the_shard_snapshot) {
+    static uint8_t buf[4096];
+    size_t len = encode_create(buf, sizeof buf, "adm", 1, NULL, NULL);
+    job_free(round_trip(19, 7, buf, len));
+    struct topic_info info;
+    src.refresh(src.reader);
+    cr_assert(src.find(src.reader, "adm", 3, &info));
+    int64_t default_max = info.max_message_bytes;
+
+    cr_assert_eq(incremental_set("adm", "max.message.bytes", "7000", true), 0);
+    src.refresh(src.reader);
+    cr_assert(src.find(src.reader, "adm", 3, &info));
+    cr_assert_eq(info.max_message_bytes, default_max, "validate_only changed nothing");
+    cr_assert_eq(incremental_set("adm", "max.message.bytes", "7000", false), 0);
+    src.refresh(src.reader);
+    cr_assert(src.find(src.reader, "adm", 3, &info));
+    cr_assert_eq(info.max_message_bytes, 7000);
+    cr_assert_eq(incremental_set("adm", "cleanup.policy", "compact", false), 40);
+    cr_assert_eq(incremental_set("nope", "max.message.bytes", "7000", false), 3);
+
+    cr_assert_eq(alter_replace_empty("adm"), 0);
+    src.refresh(src.reader);
+    cr_assert(src.find(src.reader, "adm", 3, &info));
+    cr_assert_eq(info.max_message_bytes, default_max, "a full replace with no keys resets");
+
+    cr_assert_eq(create_partitions("adm", 4, true), 0);
+    src.refresh(src.reader);
+    cr_assert(src.find(src.reader, "adm", 3, &info));
+    cr_assert_eq(info.partition_count, 1);
+    cr_assert_eq(create_partitions("adm", 4, false), 0);
+    src.refresh(src.reader);
+    cr_assert(src.find(src.reader, "adm", 3, &info));
+    cr_assert_eq(info.partition_count, 4);
+    for (int32_t p = 0; p < 4; p++) cr_assert(info.partition_shard[p] < 2);
+    cr_assert_eq(create_partitions("adm", 2, false), 37);
 }
