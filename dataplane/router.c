@@ -51,7 +51,8 @@
  * would need a read). DeleteRecords answers once the new log start is set in memory (its
  * checkpoint is written through the ring, as Kafka checkpoints it); OffsetForLeaderEpoch
  * knows one epoch, 0, which ends at the log end. DescribeLogDirs is a partition request
- * too: each owner reports plog_size_bytes of its parts. */
+ * too: each owner reports plog_size_bytes of its parts; a request for every topic is
+ * bounded by ROUTER_MAX_PARTS like any other (beyond it the connection closes). */
 #include "dataplane/router.h"
 
 #include <assert.h>
