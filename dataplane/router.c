@@ -728,6 +728,18 @@ static void owner_process(struct router *r, struct data_job *job) {
 
 /* ---- origin side ------------------------------------------------------------------- */
 
+/* The result arrays of a split request's answer (one per topic, one per part), zeroed,
+ * in the router's arena; at least one element so an empty answer still gets a valid
+ * pointer. NULL when the arena is full (the encoder then answers KAFKA_ERR_ARENA). */
+static void *job_array(struct router *r, uint32_t count, size_t elem_bytes, size_t align) {
+    size_t n = count ? count : 1;
+    void *p = kafka_arena_alloc(&r->arena, n, elem_bytes, align);
+    if (p) memset(p, 0, n * elem_bytes);
+    return p;
+}
+#define JOB_ARRAY(r, count, ptr) \
+    job_array((r), (count), sizeof(*(ptr)), _Alignof(__typeof__(*(ptr))))
+
 static int encode_produce(void *arg, struct kafka_writer *w);
 static int encode_raw(void *arg, struct kafka_writer *w);
 static int encode_fetch(void *arg, struct kafka_writer *w);
@@ -967,17 +979,10 @@ static int encode_produce(void *arg, struct kafka_writer *w) {
     kafka_arena_reset(&r->arena);
     struct kafka_produce_response resp;
     kafka_produce_response_init(&resp, job->version);
-    resp.responses = kafka_arena_alloc(&r->arena, job->topic_count ? job->topic_count : 1,
-                                       sizeof resp.responses[0], _Alignof(struct kafka_produce_response_topic_produce_response));
-    struct kafka_produce_response_partition_produce_response *pr =
-        kafka_arena_alloc(&r->arena, job->part_count ? job->part_count : 1, sizeof *pr,
-                          _Alignof(struct kafka_produce_response_partition_produce_response));
+    resp.responses = JOB_ARRAY(r, job->topic_count, resp.responses);
+    struct kafka_produce_response_partition_produce_response *pr = JOB_ARRAY(r, job->part_count, pr);
     if (!resp.responses || !pr) return KAFKA_ERR_ARENA;
     resp.responses_count = (int32_t)job->topic_count;
-    for (uint32_t t = 0; t < job->topic_count; t++) {
-        resp.responses[t].partition_responses = NULL;
-        resp.responses[t].partition_responses_count = 0;
-    }
     for (uint32_t i = 0; i < job->part_count; i++) {
         const struct data_part *p = &job->parts[i];
         struct kafka_produce_response_topic_produce_response *tr = &resp.responses[p->topic_index];
@@ -1052,16 +1057,10 @@ static int encode_fetch(void *arg, struct kafka_writer *w) {
     struct kafka_fetch_response resp;
     kafka_fetch_response_init(&resp, job->version);
     resp.session_id = 0; /* no incremental sessions: every fetch is a full fetch */
-    resp.responses = kafka_arena_alloc(&r->arena, job->topic_count ? job->topic_count : 1,
-                                       sizeof resp.responses[0], _Alignof(struct kafka_fetch_response_fetchable_topic_response));
-    struct kafka_fetch_response_partition_data *pd =
-        kafka_arena_alloc(&r->arena, job->part_count ? job->part_count : 1, sizeof *pd,
-                          _Alignof(struct kafka_fetch_response_partition_data));
+    resp.responses = JOB_ARRAY(r, job->topic_count, resp.responses);
+    struct kafka_fetch_response_partition_data *pd = JOB_ARRAY(r, job->part_count, pd);
     if (!resp.responses || !pd) return KAFKA_ERR_ARENA;
     resp.responses_count = (int32_t)job->topic_count;
-    for (uint32_t t = 0; t < job->topic_count; t++) {
-        memset(&resp.responses[t], 0, sizeof resp.responses[t]);
-    }
     uint64_t total = 0;
     for (uint32_t i = 0; i < job->part_count; i++) {
         const struct data_part *p = &job->parts[i];
@@ -1138,16 +1137,11 @@ static int encode_list_offsets(void *arg, struct kafka_writer *w) {
     kafka_arena_reset(&r->arena);
     struct kafka_list_offsets_response resp;
     kafka_list_offsets_response_init(&resp, job->version);
-    resp.topics = kafka_arena_alloc(&r->arena, job->topic_count ? job->topic_count : 1,
-                                    sizeof resp.topics[0], _Alignof(struct kafka_list_offsets_response_list_offsets_topic_response));
-    struct kafka_list_offsets_response_list_offsets_partition_response *pr =
-        kafka_arena_alloc(&r->arena, job->part_count ? job->part_count : 1, sizeof *pr,
-                          _Alignof(struct kafka_list_offsets_response_list_offsets_partition_response));
-    int64_t *old = kafka_arena_alloc(&r->arena, job->part_count ? job->part_count : 1,
-                                     sizeof *old, _Alignof(int64_t));
+    resp.topics = JOB_ARRAY(r, job->topic_count, resp.topics);
+    struct kafka_list_offsets_response_list_offsets_partition_response *pr = JOB_ARRAY(r, job->part_count, pr);
+    int64_t *old = JOB_ARRAY(r, job->part_count, old);
     if (!resp.topics || !pr || !old) return KAFKA_ERR_ARENA;
     resp.topics_count = (int32_t)job->topic_count;
-    for (uint32_t t = 0; t < job->topic_count; t++) memset(&resp.topics[t], 0, sizeof resp.topics[t]);
     for (uint32_t i = 0; i < job->part_count; i++) {
         const struct data_part *p = &job->parts[i];
         struct kafka_list_offsets_response_list_offsets_topic_response *tr = &resp.topics[p->topic_index];
@@ -1211,14 +1205,10 @@ static int encode_delete_records(void *arg, struct kafka_writer *w) {
     kafka_arena_reset(&r->arena);
     struct kafka_delete_records_response resp;
     kafka_delete_records_response_init(&resp, job->version);
-    resp.topics = kafka_arena_alloc(&r->arena, job->topic_count ? job->topic_count : 1,
-                                    sizeof resp.topics[0], _Alignof(struct kafka_delete_records_response_delete_records_topic_result));
-    struct kafka_delete_records_response_delete_records_partition_result *pr =
-        kafka_arena_alloc(&r->arena, job->part_count ? job->part_count : 1, sizeof *pr,
-                          _Alignof(struct kafka_delete_records_response_delete_records_partition_result));
+    resp.topics = JOB_ARRAY(r, job->topic_count, resp.topics);
+    struct kafka_delete_records_response_delete_records_partition_result *pr = JOB_ARRAY(r, job->part_count, pr);
     if (!resp.topics || !pr) return KAFKA_ERR_ARENA;
     resp.topics_count = (int32_t)job->topic_count;
-    for (uint32_t t = 0; t < job->topic_count; t++) memset(&resp.topics[t], 0, sizeof resp.topics[t]);
     for (uint32_t i = 0; i < job->part_count; i++) { /* a topic's parts are contiguous */
         const struct data_part *p = &job->parts[i];
         struct kafka_delete_records_response_delete_records_topic_result *tr =
@@ -1280,14 +1270,10 @@ static int encode_leader_epoch(void *arg, struct kafka_writer *w) {
     kafka_arena_reset(&r->arena);
     struct kafka_offset_for_leader_epoch_response resp;
     kafka_offset_for_leader_epoch_response_init(&resp, job->version);
-    resp.topics = kafka_arena_alloc(&r->arena, job->topic_count ? job->topic_count : 1,
-                                    sizeof resp.topics[0], _Alignof(struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result));
-    struct kafka_offset_for_leader_epoch_response_epoch_end_offset *pr =
-        kafka_arena_alloc(&r->arena, job->part_count ? job->part_count : 1, sizeof *pr,
-                          _Alignof(struct kafka_offset_for_leader_epoch_response_epoch_end_offset));
+    resp.topics = JOB_ARRAY(r, job->topic_count, resp.topics);
+    struct kafka_offset_for_leader_epoch_response_epoch_end_offset *pr = JOB_ARRAY(r, job->part_count, pr);
     if (!resp.topics || !pr) return KAFKA_ERR_ARENA;
     resp.topics_count = (int32_t)job->topic_count;
-    for (uint32_t t = 0; t < job->topic_count; t++) memset(&resp.topics[t], 0, sizeof resp.topics[t]);
     for (uint32_t i = 0; i < job->part_count; i++) {
         const struct data_part *p = &job->parts[i];
         struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *tr =
@@ -1405,10 +1391,8 @@ static int encode_log_dirs(void *arg, struct kafka_writer *w) {
     struct kafka_describe_log_dirs_response_describe_log_dirs_result *dir =
         kafka_arena_alloc(&r->arena, 1, sizeof *dir,
                           _Alignof(struct kafka_describe_log_dirs_response_describe_log_dirs_result));
-    log_dirs_topic *topics = kafka_arena_alloc(&r->arena, job->topic_count ? job->topic_count : 1,
-                                               sizeof *topics, _Alignof(log_dirs_topic));
-    log_dirs_partition *parts = kafka_arena_alloc(&r->arena, job->part_count ? job->part_count : 1,
-                                                  sizeof *parts, _Alignof(log_dirs_partition));
+    log_dirs_topic *topics = JOB_ARRAY(r, job->topic_count, topics);
+    log_dirs_partition *parts = JOB_ARRAY(r, job->part_count, parts);
     if (!dir || !topics || !parts) return KAFKA_ERR_ARENA;
     memset(dir, 0, sizeof *dir);
     dir->log_dir = kafka_str_from_cstr(r->cfg.data_dir);
