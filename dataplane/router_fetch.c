@@ -1,0 +1,191 @@
+/* router_fetch.c - Fetch on the router: the origin decodes the request into one part per
+ * partition (router_handle_fetch), each owner reads from its log (batch cache or disk,
+ * router_fetch_part) and copies the fragments into the part, and the origin encodes the
+ * answer (router_encode_fetch) -- at once, or after the long poll in router.c when fewer
+ * than min_bytes came back. KIP-74: partitions are filled in request order until the
+ * response's max_bytes; the first partition's first batch is returned whole even above
+ * the limits, so a consumer always progresses. Sessions (KIP-227) are not kept: a session
+ * request is answered with session id 0, which clients take as "full fetches". */
+#include "dataplane/router_internal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hw/log.h"
+
+#include "storage/record/batch.h"
+
+static void read_done(struct plog_read_req *req, int status);
+
+static void fetch_copy(struct data_part *p, struct plog *log) {
+    struct plog_read_req *rq = &p->read->req;
+    if (rq->bytes > 0) {
+        p->data = malloc(rq->bytes);
+        if (p->data) {
+            uint32_t at = 0;
+            for (uint32_t i = 0; i < rq->frag_count; i++) {
+                memcpy(p->data + at, rq->frags[i].ptr, rq->frags[i].len);
+                at += rq->frags[i].len;
+            }
+            p->data_bytes = at;
+        } else {
+            p->error = ERR_UNKNOWN_SERVER_ERROR;
+        }
+    }
+    plog_read_release(log, rq);
+    free(p->read);
+    p->read = NULL;
+}
+
+void router_fetch_part(struct router *r, struct data_part *p, struct plog *log) {
+    p->log_start = plog_log_start_offset(log);
+    p->high_watermark = plog_high_watermark(log);
+    if (p->fetch_offset < p->log_start || p->fetch_offset > p->high_watermark) {
+        p->error = ERR_OFFSET_OUT_OF_RANGE;
+        return;
+    }
+    if (p->fetch_offset == p->high_watermark || p->max_bytes <= 0) return;
+    p->read = calloc(1, sizeof *p->read);
+    if (!p->read) {
+        p->error = ERR_UNKNOWN_SERVER_ERROR;
+        return;
+    }
+    p->read->part = p;
+    p->read->owner = r;
+    p->read->req.offset = p->fetch_offset;
+    p->read->req.max_bytes = (uint32_t)p->max_bytes;
+    p->read->req.done = read_done;
+    int rc = plog_read(log, &p->read->req);
+    if (rc == 1) {
+        fetch_copy(p, log);
+    } else if (rc == 0) {
+        p->job->owner_pending[r->cfg.shard_id]++;
+    } else {
+        p->error = rc == -ERANGE ? ERR_OFFSET_OUT_OF_RANGE : ERR_KAFKA_STORAGE_ERROR;
+        if (rc == -ENOBUFS) p->error = ERR_NONE; /* nothing now; the client fetches again */
+        free(p->read);
+        p->read = NULL;
+    }
+}
+
+static void read_done(struct plog_read_req *req, int status) {
+    struct part_read *pr = (struct part_read *)((char *)req - offsetof(struct part_read, req));
+    struct data_part *p = pr->part;
+    struct router *r = pr->owner;
+    if (status < 0) {
+        p->error = status == -ERANGE ? ERR_OFFSET_OUT_OF_RANGE : ERR_KAFKA_STORAGE_ERROR;
+        plog_read_release(req->log, req);
+        free(pr);
+        p->read = NULL;
+    } else {
+        fetch_copy(p, req->log);
+    }
+    router_owner_op_done(r, p->job);
+}
+
+
+uint32_t router_fetch_bytes(const struct data_job *job) {
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < job->part_count; i++) n += job->parts[i].data_bytes;
+    return n;
+}
+
+bool router_fetch_has_error(const struct data_job *job) {
+    for (uint32_t i = 0; i < job->part_count; i++)
+        if (job->parts[i].error != ERR_NONE) return true;
+    return false;
+}
+
+
+int router_handle_fetch(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
+                        struct kafka_reader *body, struct kafka_writer *w) {
+    (void)w;
+    struct router *r = router_of_ctx(ctx);
+    struct data_job *job = router_job_new(r, ctx, body);
+    if (!job) return KAFKA_ERR_ARENA;
+    struct kafka_reader rd;
+    kafka_reader_init(&rd, job->frame, job->frame_bytes);
+    struct kafka_fetch_request req;
+    int16_t v = hdr->request_api_version;
+    int rc = kafka_fetch_request_decode(&rd, v, &req, ctx->arena);
+    uint32_t count = 0;
+    for (int32_t i = 0; rc == 0 && i < req.topics_count; i++)
+        count += (uint32_t)(req.topics[i].partitions_count > 0 ? req.topics[i].partitions_count : 0);
+    if (rc != 0 || router_job_alloc_parts(job, count) != 0) {
+        router_job_free(job);
+        return rc != 0 ? rc : KAFKA_ERR_LENGTH;
+    }
+    job->topic_count = (uint32_t)(req.topics_count > 0 ? req.topics_count : 0);
+    job->max_wait_ms = req.max_wait_ms;
+    job->min_bytes = req.min_bytes;
+    job->max_bytes = v >= 3 ? req.max_bytes : INT32_MAX;
+    if (job->max_bytes <= 0) job->max_bytes = 1;
+    job->deadline_ms = r->now_ms + (uint64_t)(req.max_wait_ms > 0 ? req.max_wait_ms : 0);
+    uint32_t k = 0;
+    for (int32_t i = 0; i < req.topics_count; i++) {
+        const struct kafka_fetch_request_fetch_topic *ft = &req.topics[i];
+        for (int32_t j = 0; j < ft->partitions_count; j++, k++) {
+            struct data_part *p = &job->parts[k];
+            p->topic_index = (uint32_t)i;
+            p->name = ft->topic;
+            memcpy(p->id, ft->topic_id.bytes, 16);
+            p->partition = ft->partitions[j].partition;
+            p->fetch_offset = ft->partitions[j].fetch_offset;
+            p->max_bytes = ft->partitions[j].partition_max_bytes;
+            if (p->max_bytes > job->max_bytes) p->max_bytes = job->max_bytes;
+            p->high_watermark = -1;
+            p->log_start = -1;
+            router_lookup_part(r, p, v >= 13);
+        }
+    }
+    router_job_dispatch(r, job);
+    return HANDLER_DEFERRED;
+}
+
+int router_encode_fetch(void *arg, struct kafka_writer *w) {
+    struct data_job *job = arg;
+    struct router *r = job->origin;
+    kafka_arena_reset(&r->arena);
+    struct kafka_fetch_response resp;
+    kafka_fetch_response_init(&resp, job->version);
+    resp.session_id = 0; /* no incremental sessions: every fetch is a full fetch */
+    resp.responses = JOB_ARRAY(r, job->topic_count, resp.responses);
+    struct kafka_fetch_response_partition_data *pd = JOB_ARRAY(r, job->part_count, pd);
+    if (!resp.responses || !pd) return KAFKA_ERR_ARENA;
+    resp.responses_count = (int32_t)job->topic_count;
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < job->part_count; i++) {
+        const struct data_part *p = &job->parts[i];
+        struct kafka_fetch_response_fetchable_topic_response *tr = &resp.responses[p->topic_index];
+        tr->topic = p->name;
+        memcpy(tr->topic_id.bytes, p->id, 16);
+        if (!tr->partitions) tr->partitions = &pd[i];
+        struct kafka_fetch_response_partition_data *x = &tr->partitions[tr->partitions_count++];
+        memset(x, 0, sizeof *x);
+        x->diverging_epoch.epoch = -1;
+        x->diverging_epoch.end_offset = -1;
+        x->current_leader.leader_id = -1;
+        x->current_leader.leader_epoch = -1;
+        x->snapshot_id.end_offset = -1;
+        x->snapshot_id.epoch = -1;
+        x->partition_index = p->partition;
+        x->error_code = p->error;
+        x->high_watermark = p->high_watermark;
+        x->last_stable_offset = p->high_watermark;
+        x->log_start_offset = p->log_start;
+        x->aborted_transactions = NULL;
+        x->aborted_transactions_count = job->version >= 4 ? 0 : -1;
+        x->preferred_read_replica = -1;
+        /* Response max_bytes: the first data always goes (KIP-74), the rest while it fits. */
+        bool fits = total == 0 || total + p->data_bytes <= (uint64_t)job->max_bytes;
+        if (p->data && fits) {
+            x->records = (struct kafka_bytes){p->data, (int32_t)p->data_bytes};
+            total += p->data_bytes;
+        } else {
+            x->records = (struct kafka_bytes){(const uint8_t *)"", 0};
+        }
+    }
+    return kafka_fetch_response_encode(w, job->version, &resp);
+}
