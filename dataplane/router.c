@@ -29,6 +29,11 @@
  * router_handle_list_offsets), a case in owner_process, a case in job_finish with its
  * encode function, and a row in handlers.c.
  *
+ * Files: this one holds routing, the partition table, jobs and the mesh; each API family
+ * has its own file (router_produce.c, router_fetch.c, router_partition.c for ListOffsets,
+ * DeleteRecords, OffsetForLeaderEpoch and DescribeLogDirs, router_metadata.c), and
+ * router_internal.h is what they share.
+ *
  * Partition table. On a new snapshot the shard rebuilds its table of open logs
  * (topic id, partition) -> plog: logs it owns and has open are carried over, new ones
  * are opened (plog_open: blocking file I/O, at startup and when a topic is created --
