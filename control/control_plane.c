@@ -836,6 +836,45 @@ static void auto_create(struct control_plane *cp, char *name) {
     free(name);
 }
 
+/* ---- appends to internal topics (on their owner shards) ---------------------------- */
+
+static bool append_send(struct control_plane *cp, struct internal_append_job *job) {
+    struct shard_msg m = {.type = ROUTER_MSG_INTERNAL_APPEND, .ptr = job};
+    return mesh_send(cp->mesh, mesh_control_id(cp->mesh), job->owner_shard, &m);
+}
+
+int16_t control_plane_internal_append(struct control_plane *cp, struct internal_append_job *job) {
+    const struct catalog_topic *t = catalog_find_id(&cp->catalog, job->topic_id);
+    if (!t || job->partition < 0 || job->partition >= t->partition_count)
+        return KAFKA_ERROR_UNKNOWN_TOPIC_OR_PARTITION;
+    if (cp->appends_in_flight >= ROUTER_MAX_INTERNAL_APPENDS) {
+        log_warn("internal_append_busy", "in_flight=%u", cp->appends_in_flight);
+        return CATALOG_ERR_KAFKA_STORAGE_ERROR;
+    }
+    assert(job->done);
+    job->owner_shard = t->partition_shard[job->partition];
+    job->next = NULL;
+    cp->appends_in_flight++;
+    if (!cp->append_first && append_send(cp, job)) return 0;
+    if (cp->append_last) cp->append_last->next = job;
+    else cp->append_first = job;
+    cp->append_last = job;
+    return 0;
+}
+
+static void append_retry(struct control_plane *cp) {
+    while (cp->append_first && append_send(cp, cp->append_first)) {
+        cp->append_first = cp->append_first->next;
+        if (!cp->append_first) cp->append_last = NULL;
+    }
+}
+
+static void append_answered(struct control_plane *cp, struct internal_append_job *job) {
+    assert(cp->appends_in_flight > 0);
+    cp->appends_in_flight--;
+    job->done(job);
+}
+
 void control_plane_on_message(struct control_plane *cp, const struct shard_msg *msg) {
     switch (msg->type) {
     case ROUTER_MSG_CONTROL_REQ:
@@ -844,6 +883,9 @@ void control_plane_on_message(struct control_plane *cp, const struct shard_msg *
         break;
     case ROUTER_MSG_AUTO_CREATE:
         auto_create(cp, msg->ptr);
+        break;
+    case ROUTER_MSG_INTERNAL_APPEND_DONE:
+        append_answered(cp, msg->ptr);
         break;
     default:
         log_debug("control_message", "type=%d from=%d", msg->type, msg->from);
@@ -859,6 +901,7 @@ void control_plane_tick(struct control_plane *cp) {
         cp->retry_first = job->next;
         if (!cp->retry_first) cp->retry_last = NULL;
     }
+    append_retry(cp);
     if (cp->publish_pending) publish(cp);
     catalog_publisher_reclaim(&cp->publisher);
 }

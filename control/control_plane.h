@@ -24,6 +24,8 @@ struct control_plane {
     bool publish_pending;
     struct catalog_reader *readers;        /* one per shard */
     struct control_job *retry_first, *retry_last; /* replies a full ring refused */
+    struct internal_append_job *append_first, *append_last; /* appends a ring refused */
+    uint32_t appends_in_flight;    /* <= ROUTER_MAX_INTERNAL_APPENDS */
     struct kafka_arena arena;
     uint8_t *arena_mem;
 };
@@ -37,6 +39,12 @@ void control_plane_topic_source(struct control_plane *cp, int shard, struct topi
 void control_plane_on_message(struct control_plane *cp, const struct shard_msg *msg);
 /* Every loop turn: retry refused replies and publications, reclaim old snapshots. */
 void control_plane_tick(struct control_plane *cp);
+/* Append job->batch durably to (job->topic_id, job->partition) on its owner shard;
+ * job->done runs on the control thread with the answer. 0, or a Kafka error code when it
+ * cannot be sent (UNKNOWN_TOPIC_OR_PARTITION; KAFKA_STORAGE_ERROR while
+ * ROUTER_MAX_INTERNAL_APPENDS are in flight -- the caller answers its client with it, and
+ * Kafka clients retry that). */
+int16_t control_plane_internal_append(struct control_plane *cp, struct internal_append_job *job);
 /* After every shard has stopped. */
 void control_plane_destroy(struct control_plane *cp);
 

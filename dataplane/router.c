@@ -262,7 +262,8 @@ int router_init(struct router *r, const struct router_config *cfg, char *err, si
     memset(r, 0, sizeof *r);
     r->cfg = *cfg;
     r->shard_count = cfg->mesh->shard_count;
-    r->outbox_cap = (cfg->max_conns + 2u) * (uint32_t)(r->shard_count + 1);
+    r->outbox_cap = (cfg->max_conns + 2u) * (uint32_t)(r->shard_count + 1) +
+                    ROUTER_MAX_INTERNAL_APPENDS;
     r->table = calloc(ROUTER_PTABLE_SLOTS, sizeof r->table[0]);
     r->spare = calloc(ROUTER_PTABLE_SLOTS, sizeof r->spare[0]);
     r->outbox = calloc(r->outbox_cap, sizeof r->outbox[0]);
@@ -539,6 +540,56 @@ uint32_t router_wait_ms(const struct router *r, uint32_t block_timeout_ms) {
     return block_timeout_ms < ROUTER_PARKED_POLL_MS ? block_timeout_ms : ROUTER_PARKED_POLL_MS;
 }
 
+/* ---- control's appends to internal topics ----------------------------------------- */
+
+static void internal_append_answer(struct router *r, struct internal_append_job *job) {
+    struct shard_msg m = {.type = ROUTER_MSG_INTERNAL_APPEND_DONE, .ptr = job};
+    router_send(r, mesh_control_id(r->cfg.mesh), &m);
+}
+
+static void internal_append_done(struct plog_append_req *req, int status) {
+    struct internal_append_job *job =
+        (struct internal_append_job *)((char *)req - offsetof(struct internal_append_job, append));
+    struct router *r = router_of_shard(job->owner_shard);
+    if (status < 0) {
+        job->error_code = ERR_KAFKA_STORAGE_ERROR;
+        job->base_offset = -1;
+    } else {
+        job->base_offset = req->base_offset;
+    }
+    atomic_fetch_add_explicit(&r->appends_done, 1, memory_order_release);
+    internal_append_answer(r, job);
+}
+
+static void internal_append(struct router *r, struct internal_append_job *job) {
+    job->owner_shard = r->cfg.shard_id;
+    job->error_code = ERR_NONE;
+    job->base_offset = -1;
+    struct plog *log = router_ptable_find(r, job->topic_id, job->partition);
+    if (!log) { /* created a moment ago: a snapshot newer than ours holds it */
+        router_refresh_open_only(r);
+        log = router_ptable_find(r, job->topic_id, job->partition);
+    }
+    struct record_batch_header h;
+    if (!log) {
+        job->error_code = ERR_UNKNOWN_TOPIC_OR_PARTITION;
+    } else if (record_batch_validate(job->batch, job->batch_bytes, &h) != RECORD_OK ||
+               record_batch_size_bytes(&h) != job->batch_bytes) {
+        job->error_code = ERR_CORRUPT_MESSAGE;
+    } else if (log->failed) {
+        job->error_code = ERR_KAFKA_STORAGE_ERROR;
+    } else {
+        job->append.done = internal_append_done;
+        job->append.durable = true;
+        int64_t base = plog_append(log, job->batch, job->batch_bytes, true, &job->append);
+        if (base >= 0) return; /* answered by internal_append_done */
+        job->error_code = base == -EMSGSIZE ? ERR_MESSAGE_TOO_LARGE : ERR_KAFKA_STORAGE_ERROR;
+        log_warn("internal_append_failed", "partition=%d err=%s", job->partition,
+                 strerror((int)-base));
+    }
+    internal_append_answer(r, job);
+}
+
 void router_on_message(struct router *r, const struct shard_msg *msg) {
     switch (msg->type) {
     case ROUTER_MSG_PART_REQ:
@@ -546,6 +597,9 @@ void router_on_message(struct router *r, const struct shard_msg *msg) {
         break;
     case ROUTER_MSG_PART_DONE:
         origin_part_done(r, msg->ptr);
+        break;
+    case ROUTER_MSG_INTERNAL_APPEND:
+        internal_append(r, msg->ptr);
         break;
     case ROUTER_MSG_CONTROL_REPLY: {
         struct control_job *cj = msg->ptr;

@@ -21,6 +21,30 @@ enum router_msg_type {
     ROUTER_MSG_AUTO_CREATE = 18,   /* shard -> control: ptr = malloc'd topic name */
     ROUTER_MSG_PART_REQ = 19,      /* origin -> owner: ptr = struct data_job */
     ROUTER_MSG_PART_DONE = 20,     /* owner -> origin: the same job */
+    ROUTER_MSG_INTERNAL_APPEND = 21,      /* control -> owner: struct internal_append_job */
+    ROUTER_MSG_INTERNAL_APPEND_DONE = 22, /* owner -> control: the same job, answered */
+};
+
+/* Control appending one RecordBatch v2 to a partition a shard owns (the internal topics:
+ * __consumer_offsets, later __transaction_state). The owner checks the batch (header and
+ * CRC), appends it durably (written and fdatasync'd, as acks=all) and sends the job back;
+ * control then calls done() on its own thread. The batch's base offset is assigned by the
+ * log. Control bounds how many it has in flight (ROUTER_MAX_INTERNAL_APPENDS): the owners'
+ * outboxes are sized for that many answers. */
+#define ROUTER_MAX_INTERNAL_APPENDS 1024u
+struct internal_append_job {
+    uint8_t topic_id[16];
+    int32_t partition;
+    const uint8_t *batch;          /* owned by the sender until done() */
+    uint32_t batch_bytes;
+    int16_t error_code;            /* answer: 0 or a Kafka error code */
+    int64_t base_offset;           /* answer: where the batch landed (-1 on error) */
+    void (*done)(struct internal_append_job *job); /* on the control thread */
+    void *user;                    /* the sender's context */
+    /* the router's and control's bookkeeping */
+    int owner_shard;
+    struct plog_append_req append;
+    struct internal_append_job *next;
 };
 
 /* A control-plane request travelling to the control thread and back. Control decodes

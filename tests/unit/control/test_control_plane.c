@@ -305,3 +305,49 @@ Test(control_plane, admin_changes_reach_the_shard_snapshot) {
     for (int32_t p = 0; p < 4; p++) cr_assert(info.partition_shard[p] < 2);
     cr_assert_eq(create_partitions("adm", 2, false), 37);
 }
+
+/* ---- appends to internal topics: control's side (the test plays the owner shard) ---- */
+
+static struct internal_append_job *append_seen;
+static int appends_answered;
+
+static void on_append(void *ctx, const struct shard_msg *msg) {
+    (void)ctx;
+    cr_assert_eq(msg->type, ROUTER_MSG_INTERNAL_APPEND);
+    append_seen = msg->ptr;
+}
+
+static void append_done(struct internal_append_job *job) {
+    cr_assert_eq(job->base_offset, 42);
+    appends_answered++;
+}
+
+Test(control_plane, internal_append_goes_to_the_owner_and_comes_back) {
+    static uint8_t buf[4096];
+    size_t len = encode_create(buf, sizeof buf, "internal-t", 2, NULL, NULL);
+    struct control_job *cj = round_trip(19, 7, buf, len);
+    job_free(cj);
+    const struct catalog_topic *t = catalog_find(&cp.catalog, "internal-t");
+    cr_assert_not_null(t);
+    static const uint8_t batch[61];
+    struct internal_append_job job = {.partition = 1, .batch = batch, .batch_bytes = 61,
+                                      .done = append_done};
+    memcpy(job.topic_id, t->id, 16);
+    cr_assert_eq(control_plane_internal_append(&cp, &job), 0);
+    int owner = t->partition_shard[1];
+    cr_assert_eq(job.owner_shard, owner);
+    append_seen = NULL;
+    cr_assert_eq(mesh_drain(&mesh, owner, 16, on_append, NULL), 1u);
+    cr_assert_eq(append_seen, &job);
+    cr_assert_eq(cp.appends_in_flight, 1u);
+    /* The owner answers. */
+    job.base_offset = 42;
+    struct shard_msg m = {.type = ROUTER_MSG_INTERNAL_APPEND_DONE, .from = owner, .ptr = &job};
+    control_plane_on_message(&cp, &m);
+    cr_assert_eq(appends_answered, 1);
+    cr_assert_eq(cp.appends_in_flight, 0u);
+    /* An unknown partition is refused without a message. */
+    job.partition = 2;
+    cr_assert_eq(control_plane_internal_append(&cp, &job), KAFKA_ERROR_UNKNOWN_TOPIC_OR_PARTITION);
+    cr_assert_eq(cp.appends_in_flight, 0u);
+}
