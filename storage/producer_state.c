@@ -1,0 +1,480 @@
+/* producer_state.c - the idempotent-producer table of one partition (see the header for
+ * the rules, the bounds and the snapshot format).
+ *
+ * Entries live in one array, indexes [0, count); a removed entry is replaced by the last
+ * one (its hash chain and LRU links are patched), so the array stays dense and a snapshot
+ * is a walk over it. The hash chains and the LRU list hold array indexes, PRODUCER_NONE
+ * ending them. */
+#include "storage/producer_state.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include "storage/record/crc.h"
+
+#define PRODUCER_NONE UINT32_MAX
+#define SNAPSHOT_MAGIC 0x53504c53u /* "SLPS" little-endian */
+#define SNAPSHOT_VERSION 1u
+#define SNAPSHOT_HEADER_BYTES 24u
+#define SNAPSHOT_ENTRY_BYTES 20u
+#define SNAPSHOT_BATCH_BYTES 28u
+#define SNAPSHOT_NAME_BYTES 64
+
+/* ---------------------------------------------------------------- table */
+
+static uint32_t bucket_of(const struct producer_state *ps, int64_t producer_id) {
+    uint64_t h = (uint64_t)producer_id * 0x9e3779b97f4a7c15ull;
+    return (uint32_t)(h >> 32) & (ps->bucket_count - 1);
+}
+
+static uint32_t pow2_at_least(uint32_t n) {
+    uint32_t p = 1;
+    while (p < n) p <<= 1;
+    return p;
+}
+
+static void rehash(struct producer_state *ps) {
+    for (uint32_t b = 0; b < ps->bucket_count; b++) ps->buckets[b] = PRODUCER_NONE;
+    for (uint32_t i = 0; i < ps->count; i++) {
+        uint32_t b = bucket_of(ps, ps->entries[i].producer_id);
+        ps->entries[i].hash_next = ps->buckets[b];
+        ps->buckets[b] = i;
+    }
+}
+
+/* Resize to new_capacity entries (>= count). Returns 0 or -ENOMEM (state unchanged). */
+static int resize(struct producer_state *ps, uint32_t new_capacity) {
+    assert(new_capacity >= ps->count && new_capacity <= ps->max_producers);
+    uint32_t bucket_count = pow2_at_least(new_capacity);
+    struct producer_entry *e = realloc(ps->entries, new_capacity * sizeof *e);
+    if (!e) return -ENOMEM;
+    ps->entries = e;
+    uint32_t *b = realloc(ps->buckets, bucket_count * sizeof *b);
+    if (!b) return -ENOMEM; /* entries grew; capacity stays: still consistent */
+    ps->buckets = b;
+    ps->bucket_count = bucket_count;
+    ps->capacity = new_capacity;
+    rehash(ps);
+    return 0;
+}
+
+int producer_state_init(struct producer_state *ps, uint32_t max_producers, int64_t expiration_ms) {
+    assert(max_producers >= 1);
+    memset(ps, 0, sizeof *ps);
+    ps->max_producers = max_producers;
+    ps->expiration_ms = expiration_ms;
+    ps->lru_head = ps->lru_tail = PRODUCER_NONE;
+    uint32_t cap = max_producers < PRODUCER_STATE_INITIAL_CAPACITY ? max_producers
+                                                                   : PRODUCER_STATE_INITIAL_CAPACITY;
+    return resize(ps, cap);
+}
+
+void producer_state_free(struct producer_state *ps) {
+    free(ps->entries);
+    free(ps->buckets);
+    memset(ps, 0, sizeof *ps);
+}
+
+void producer_state_clear(struct producer_state *ps) {
+    ps->count = 0;
+    ps->lru_head = ps->lru_tail = PRODUCER_NONE;
+    for (uint32_t b = 0; b < ps->bucket_count; b++) ps->buckets[b] = PRODUCER_NONE;
+}
+
+static uint32_t find_index(const struct producer_state *ps, int64_t producer_id) {
+    uint32_t i = ps->buckets[bucket_of(ps, producer_id)];
+    for (uint32_t steps = 0; i != PRODUCER_NONE; steps++) {
+        assert(steps <= ps->count);
+        if (ps->entries[i].producer_id == producer_id) return i;
+        i = ps->entries[i].hash_next;
+    }
+    return PRODUCER_NONE;
+}
+
+const struct producer_entry *producer_state_find(const struct producer_state *ps,
+                                                 int64_t producer_id) {
+    uint32_t i = find_index(ps, producer_id);
+    return i == PRODUCER_NONE ? NULL : &ps->entries[i];
+}
+
+static void lru_unlink(struct producer_state *ps, uint32_t i) {
+    struct producer_entry *e = &ps->entries[i];
+    if (e->lru_prev != PRODUCER_NONE) ps->entries[e->lru_prev].lru_next = e->lru_next;
+    else ps->lru_head = e->lru_next;
+    if (e->lru_next != PRODUCER_NONE) ps->entries[e->lru_next].lru_prev = e->lru_prev;
+    else ps->lru_tail = e->lru_prev;
+    e->lru_prev = e->lru_next = PRODUCER_NONE;
+}
+
+static void lru_push_front(struct producer_state *ps, uint32_t i) {
+    struct producer_entry *e = &ps->entries[i];
+    e->lru_prev = PRODUCER_NONE;
+    e->lru_next = ps->lru_head;
+    if (ps->lru_head != PRODUCER_NONE) ps->entries[ps->lru_head].lru_prev = i;
+    else ps->lru_tail = i;
+    ps->lru_head = i;
+}
+
+/* Unlink entry i from its hash chain. */
+static void hash_unlink(struct producer_state *ps, uint32_t i) {
+    uint32_t *pp = &ps->buckets[bucket_of(ps, ps->entries[i].producer_id)];
+    while (*pp != i) {
+        assert(*pp != PRODUCER_NONE);
+        pp = &ps->entries[*pp].hash_next;
+    }
+    *pp = ps->entries[i].hash_next;
+}
+
+/* Remove entry i; the last entry moves into its slot. */
+static void remove_entry(struct producer_state *ps, uint32_t i) {
+    assert(i < ps->count);
+    hash_unlink(ps, i);
+    lru_unlink(ps, i);
+    uint32_t last = ps->count - 1;
+    if (i != last) { /* move the last entry into slot i, patching who points at it */
+        ps->entries[i] = ps->entries[last];
+        struct producer_entry *e = &ps->entries[i];
+        uint32_t *pp = &ps->buckets[bucket_of(ps, e->producer_id)];
+        while (*pp != last) {
+            assert(*pp != PRODUCER_NONE);
+            pp = &ps->entries[*pp].hash_next;
+        }
+        *pp = i;
+        if (e->lru_prev != PRODUCER_NONE) ps->entries[e->lru_prev].lru_next = i;
+        else ps->lru_head = i;
+        if (e->lru_next != PRODUCER_NONE) ps->entries[e->lru_next].lru_prev = i;
+        else ps->lru_tail = i;
+    }
+    ps->count--;
+}
+
+/* A new entry for producer_id, evicting the least recently used when full. */
+static uint32_t add_entry(struct producer_state *ps, int64_t producer_id) {
+    if (ps->count == ps->capacity && ps->capacity < ps->max_producers) {
+        uint32_t want = ps->capacity * 2 > ps->max_producers ? ps->max_producers : ps->capacity * 2;
+        (void)resize(ps, want); /* on -ENOMEM: evict below instead */
+    }
+    if (ps->count == ps->capacity) {
+        assert(ps->lru_tail != PRODUCER_NONE);
+        remove_entry(ps, ps->lru_tail);
+        ps->evictions++;
+    }
+    uint32_t i = ps->count++;
+    struct producer_entry *e = &ps->entries[i];
+    memset(e, 0, sizeof *e);
+    e->producer_id = producer_id;
+    e->epoch = -1;
+    uint32_t b = bucket_of(ps, producer_id);
+    e->hash_next = ps->buckets[b];
+    ps->buckets[b] = i;
+    e->lru_prev = e->lru_next = PRODUCER_NONE;
+    lru_push_front(ps, i);
+    return i;
+}
+
+/* ---------------------------------------------------------------- rules */
+
+int16_t producer_verdict_kafka_code(enum producer_verdict v) {
+    switch (v) {
+    case PRODUCER_OUT_OF_ORDER: return 45;
+    case PRODUCER_FENCED: return 47;
+    default: return 0;
+    }
+}
+
+int32_t producer_last_seq(int32_t first_seq, int32_t last_offset_delta) {
+    assert(first_seq >= 0 && last_offset_delta >= 0);
+    if (first_seq > INT32_MAX - last_offset_delta)
+        return last_offset_delta - (INT32_MAX - first_seq) - 1;
+    return first_seq + last_offset_delta;
+}
+
+static bool in_sequence(int32_t last_seq, int32_t next_seq) {
+    return (int64_t)next_seq == (int64_t)last_seq + 1 || (next_seq == 0 && last_seq == INT32_MAX);
+}
+
+static const struct producer_batch *kept_batch(const struct producer_entry *e, uint32_t k) {
+    assert(k < e->batch_count);
+    return &e->batches[(e->batch_head + k) % PRODUCER_BATCHES_KEPT];
+}
+
+enum producer_verdict producer_state_check(const struct producer_state *ps,
+                                           const struct producer_append *a, int64_t now_ms,
+                                           struct producer_batch *dup) {
+    assert(a->producer_id >= 0);
+    uint32_t i = find_index(ps, a->producer_id);
+    if (i == PRODUCER_NONE) return PRODUCER_APPEND; /* KIP-360: any sequence */
+    const struct producer_entry *e = &ps->entries[i];
+    if (ps->expiration_ms > 0 && now_ms - e->last_used_ms > ps->expiration_ms)
+        return PRODUCER_APPEND; /* expired: as unknown */
+    if (a->epoch < e->epoch) return PRODUCER_FENCED;
+    if (a->epoch > e->epoch) return a->first_seq == 0 ? PRODUCER_APPEND : PRODUCER_OUT_OF_ORDER;
+    int32_t last_seq = producer_last_seq(a->first_seq, a->last_offset_delta);
+    for (uint32_t k = 0; k < e->batch_count; k++) {
+        const struct producer_batch *b = kept_batch(e, k);
+        if (b->first_seq == a->first_seq && b->last_seq == last_seq) {
+            if (dup) *dup = *b;
+            return PRODUCER_DUPLICATE;
+        }
+    }
+    if (e->batch_count == 0) /* epoch known, no sequence yet: it starts at 0 */
+        return a->first_seq == 0 ? PRODUCER_APPEND : PRODUCER_OUT_OF_ORDER;
+    const struct producer_batch *newest = kept_batch(e, e->batch_count - 1u);
+    return in_sequence(newest->last_seq, a->first_seq) ? PRODUCER_APPEND : PRODUCER_OUT_OF_ORDER;
+}
+
+int producer_state_update(struct producer_state *ps, const struct producer_append *a,
+                          int64_t base_offset, int64_t now_ms) {
+    assert(a->producer_id >= 0 && a->last_offset_delta >= 0);
+    uint32_t i = find_index(ps, a->producer_id);
+    if (i == PRODUCER_NONE) i = add_entry(ps, a->producer_id);
+    struct producer_entry *e = &ps->entries[i];
+    if (a->epoch != e->epoch) { /* a new epoch starts a new sequence */
+        e->epoch = a->epoch;
+        e->batch_count = 0;
+        e->batch_head = 0;
+    }
+    if (e->batch_count == PRODUCER_BATCHES_KEPT) { /* drop the oldest */
+        e->batch_head = (uint8_t)((e->batch_head + 1) % PRODUCER_BATCHES_KEPT);
+        e->batch_count--;
+    }
+    struct producer_batch *b = &e->batches[(e->batch_head + e->batch_count) % PRODUCER_BATCHES_KEPT];
+    b->first_seq = a->first_seq;
+    b->last_seq = producer_last_seq(a->first_seq, a->last_offset_delta);
+    b->base_offset = base_offset;
+    b->last_offset_delta = a->last_offset_delta;
+    b->max_timestamp_ms = a->max_timestamp_ms;
+    e->batch_count++;
+    e->last_used_ms = now_ms;
+    lru_unlink(ps, i);
+    lru_push_front(ps, i);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- snapshots */
+
+static void put_u16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void put_u32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put_u64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint16_t get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static uint32_t get_u32(const uint8_t *p) {
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+static uint64_t get_u64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+static void snapshot_name(char *out, size_t out_bytes, int64_t offset) {
+    snprintf(out, out_bytes, "%020" PRId64 "%s", offset, PRODUCER_SNAPSHOT_SUFFIX);
+}
+
+static size_t snapshot_size_bytes(const struct producer_state *ps) {
+    size_t n = SNAPSHOT_HEADER_BYTES;
+    for (uint32_t i = 0; i < ps->count; i++)
+        n += SNAPSHOT_ENTRY_BYTES + ps->entries[i].batch_count * (size_t)SNAPSHOT_BATCH_BYTES;
+    return n;
+}
+
+static int write_all(int fd, const uint8_t *buf, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0) return -errno;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int producer_state_write_snapshot(const struct producer_state *ps, const char *dir,
+                                  int64_t offset) {
+    size_t size = snapshot_size_bytes(ps); /* bounded: max_producers entries */
+    uint8_t *buf = malloc(size);
+    if (!buf) return -ENOMEM;
+    uint8_t *p = buf + SNAPSHOT_HEADER_BYTES;
+    for (uint32_t i = 0; i < ps->count; i++) {
+        const struct producer_entry *e = &ps->entries[i];
+        put_u64(p, (uint64_t)e->producer_id);
+        put_u16(p + 8, (uint16_t)e->epoch);
+        put_u16(p + 10, e->batch_count);
+        put_u64(p + 12, (uint64_t)e->last_used_ms);
+        p += SNAPSHOT_ENTRY_BYTES;
+        for (uint32_t k = 0; k < e->batch_count; k++) {
+            const struct producer_batch *b = kept_batch(e, k);
+            put_u32(p, (uint32_t)b->first_seq);
+            put_u32(p + 4, (uint32_t)b->last_seq);
+            put_u64(p + 8, (uint64_t)b->base_offset);
+            put_u32(p + 16, (uint32_t)b->last_offset_delta);
+            put_u64(p + 20, (uint64_t)b->max_timestamp_ms);
+            p += SNAPSHOT_BATCH_BYTES;
+        }
+    }
+    assert((size_t)(p - buf) == size);
+    put_u32(buf, SNAPSHOT_MAGIC);
+    put_u16(buf + 4, SNAPSHOT_VERSION);
+    put_u16(buf + 6, 0);
+    put_u32(buf + 8, ps->count);
+    put_u64(buf + 12, (uint64_t)offset);
+    put_u32(buf + 20, crc32c(buf + SNAPSHOT_HEADER_BYTES, size - SNAPSHOT_HEADER_BYTES));
+    char name[SNAPSHOT_NAME_BYTES], path[1200], tmp[1200];
+    snapshot_name(name, sizeof name, offset);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
+    int rc = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) rc = -errno;
+    if (rc == 0) rc = write_all(fd, buf, size);
+    if (fd >= 0 && close(fd) != 0 && rc == 0) rc = -errno;
+    /* No fsync: a snapshot lost or torn by a crash fails its CRC and the log is scanned
+     * from an older snapshot instead; it is an optimisation, never the only copy. */
+    if (rc == 0 && rename(tmp, path) != 0) rc = -errno;
+    if (rc != 0) (void)unlink(tmp);
+    free(buf);
+    return rc;
+}
+
+static int read_file(const char *path, uint8_t **out, size_t *out_bytes, size_t max_bytes) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    struct stat st;
+    int rc = fstat(fd, &st) == 0 ? 0 : -errno;
+    if (rc == 0 && ((size_t)st.st_size < SNAPSHOT_HEADER_BYTES || (size_t)st.st_size > max_bytes))
+        rc = -EBADMSG;
+    uint8_t *buf = rc == 0 ? malloc((size_t)st.st_size) : NULL;
+    if (rc == 0 && !buf) rc = -ENOMEM;
+    size_t got = 0;
+    while (rc == 0 && got < (size_t)st.st_size) {
+        ssize_t n = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
+        if (n < 0) rc = -errno;
+        else if (n == 0) rc = -EBADMSG;
+        else got += (size_t)n;
+    }
+    close(fd);
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    *out_bytes = got;
+    return 0;
+}
+
+/* Parse buf into ps (already cleared). Returns 0 or -EBADMSG. */
+static int parse_snapshot(struct producer_state *ps, const uint8_t *buf, size_t len,
+                          int64_t offset, int64_t now_ms) {
+    if (get_u32(buf) != SNAPSHOT_MAGIC || get_u16(buf + 4) != SNAPSHOT_VERSION ||
+        (int64_t)get_u64(buf + 12) != offset ||
+        get_u32(buf + 20) != crc32c(buf + SNAPSHOT_HEADER_BYTES, len - SNAPSHOT_HEADER_BYTES))
+        return -EBADMSG;
+    uint32_t count = get_u32(buf + 8);
+    size_t pos = SNAPSHOT_HEADER_BYTES;
+    for (uint32_t i = 0; i < count; i++) {
+        if (len - pos < SNAPSHOT_ENTRY_BYTES) return -EBADMSG;
+        const uint8_t *p = buf + pos;
+        struct producer_append a = {.producer_id = (int64_t)get_u64(p),
+                                    .epoch = (int16_t)get_u16(p + 8)};
+        uint16_t batches = get_u16(p + 10);
+        int64_t last_used_ms = (int64_t)get_u64(p + 12);
+        pos += SNAPSHOT_ENTRY_BYTES;
+        if (a.producer_id < 0 || batches > PRODUCER_BATCHES_KEPT ||
+            (len - pos) / SNAPSHOT_BATCH_BYTES < batches)
+            return -EBADMSG;
+        if (ps->expiration_ms > 0 && now_ms - last_used_ms > ps->expiration_ms) {
+            pos += batches * (size_t)SNAPSHOT_BATCH_BYTES; /* expired while stored */
+            continue;
+        }
+        for (uint16_t k = 0; k < batches; k++, pos += SNAPSHOT_BATCH_BYTES) {
+            p = buf + pos;
+            a.first_seq = (int32_t)get_u32(p);
+            a.last_offset_delta = (int32_t)get_u32(p + 16);
+            a.max_timestamp_ms = (int64_t)get_u64(p + 20);
+            if (a.first_seq < 0 || a.last_offset_delta < 0 ||
+                producer_last_seq(a.first_seq, a.last_offset_delta) != (int32_t)get_u32(p + 4))
+                return -EBADMSG;
+            (void)producer_state_update(ps, &a, (int64_t)get_u64(p + 8), last_used_ms);
+        }
+        if (batches == 0) { /* an epoch with no batch kept: keep the epoch */
+            uint32_t idx = find_index(ps, a.producer_id);
+            if (idx == PRODUCER_NONE) idx = add_entry(ps, a.producer_id);
+            ps->entries[idx].epoch = a.epoch;
+            ps->entries[idx].last_used_ms = last_used_ms;
+        }
+    }
+    return pos == len ? 0 : -EBADMSG;
+}
+
+int producer_state_read_snapshot(struct producer_state *ps, const char *dir, int64_t offset,
+                                 int64_t now_ms) {
+    char name[SNAPSHOT_NAME_BYTES], path[1200];
+    snapshot_name(name, sizeof name, offset);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    size_t max_bytes = SNAPSHOT_HEADER_BYTES +
+                       (size_t)ps->max_producers * (SNAPSHOT_ENTRY_BYTES +
+                                                    PRODUCER_BATCHES_KEPT * SNAPSHOT_BATCH_BYTES);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = read_file(path, &buf, &len, max_bytes);
+    if (rc != 0) return rc;
+    producer_state_clear(ps);
+    rc = parse_snapshot(ps, buf, len, offset, now_ms);
+    if (rc != 0) producer_state_clear(ps);
+    free(buf);
+    return rc;
+}
+
+static bool parse_snapshot_name(const char *name, int64_t *offset) {
+    size_t suffix = strlen(PRODUCER_SNAPSHOT_SUFFIX);
+    if (strlen(name) != 20 + suffix || strcmp(name + 20, PRODUCER_SNAPSHOT_SUFFIX) != 0)
+        return false;
+    for (int i = 0; i < 20; i++)
+        if (name[i] < '0' || name[i] > '9') return false;
+    *offset = strtoll(name, NULL, 10);
+    return true;
+}
+
+static void unlink_snapshot(const char *dir, int64_t offset) {
+    char name[SNAPSHOT_NAME_BYTES], path[1200];
+    snapshot_name(name, sizeof name, offset);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    (void)unlink(path);
+}
+
+int64_t producer_snapshot_latest(const char *dir, int64_t max_offset) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int64_t newest = -1, second = -1;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) { /* pass 1: the two newest usable */
+        int64_t off;
+        if (!parse_snapshot_name(de->d_name, &off) || off > max_offset) continue;
+        if (off > newest) {
+            second = newest;
+            newest = off;
+        } else if (off > second) {
+            second = off;
+        }
+    }
+    rewinddir(d);
+    while ((de = readdir(d)) != NULL) { /* pass 2: delete the rest */
+        int64_t off;
+        if (!parse_snapshot_name(de->d_name, &off)) continue;
+        if (off > max_offset || off < second) unlink_snapshot(dir, off);
+    }
+    closedir(d);
+    return newest;
+}

@@ -1,0 +1,140 @@
+/* producer_state.h - idempotent-producer state of one partition: for each producer id,
+ * its epoch and the metadata of its last PRODUCER_BATCHES_KEPT batches, so a retried
+ * batch is recognised and answered with the offset it was first written at.
+ *
+ * Ownership: a partition's state lives with its log (struct plog) on the partition's
+ * owner shard; nothing here is thread-safe or blocks, except the snapshot file calls,
+ * which run at open, at a segment roll and at close (see partition_log.h).
+ *
+ * The rules are Kafka's (ProducerStateManager / ProducerAppendInfo, 2.7+), checked in
+ * append order on the owner shard by producer_state_check() before the append and made
+ * true by producer_state_update() once the append has its offset:
+ *   - epoch older than the producer's: FENCED (Kafka answers INVALID_PRODUCER_EPOCH, 47);
+ *   - same epoch and (first seq, last seq) equal to one of the kept batches: DUPLICATE,
+ *     answered with that batch's base offset and not appended again;
+ *   - newer epoch: the first sequence must be 0 (else OUT_OF_ORDER); the batches kept
+ *     for the old epoch are forgotten;
+ *   - same epoch: the first sequence must follow the last one (last + 1, or 0 after
+ *     INT32_MAX: sequences wrap as Kafka's DefaultRecordBatch.incrementSequence);
+ *     anything else, including a retry older than the kept window, is OUT_OF_ORDER (45);
+ *   - an unknown producer id is accepted at any sequence. Kafka did answer
+ *     UNKNOWN_PRODUCER_ID (59) there before 2.5; since KIP-360 (2.5) the broker accepts
+ *     it, because the state may have been lost to retention or expiry and the client
+ *     cannot do better than resume. sluice follows 2.5+.
+ * Batches with producer id -1 (RECORD_NO_PRODUCER_ID) never reach this table.
+ *
+ * Bounds: at most max_producers entries per partition (the table grows by doubling
+ * from PRODUCER_STATE_INITIAL_CAPACITY when a new producer id arrives, never per
+ * append); when full, the least recently used producer is evicted, as Kafka expires
+ * producer ids idle for producer.id.expiration.ms; an entry idle longer than
+ * expiration_ms is treated as unknown. Lookup is a chained hash on the producer id;
+ * recency is a doubly linked list through entry indexes (no allocation).
+ *
+ * Snapshot file format (<20-digit offset>.snapshot in the partition directory, the
+ * state as of every batch below that offset): a 24-byte header (magic "SLPS", version
+ * 1, entry count, the offset, CRC32C of everything after the header), then per producer:
+ * id (8), epoch (2), batch count (2), last-used time (8), then per batch first seq (4),
+ * last seq (4), base offset (8), last offset delta (4), max timestamp (8). Little-endian.
+ * A file whose CRC or size does not check is ignored (the log is scanned instead). */
+#ifndef SLUICE_STORAGE_PRODUCER_STATE_H
+#define SLUICE_STORAGE_PRODUCER_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PRODUCER_BATCHES_KEPT 5 /* Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN */
+#define PRODUCER_STATE_INITIAL_CAPACITY 8
+#define PRODUCER_STATE_DEFAULT_MAX 4096 /* producers per partition */
+#define PRODUCER_STATE_DEFAULT_EXPIRATION_MS (24LL * 3600 * 1000) /* producer.id.expiration.ms */
+#define PRODUCER_SNAPSHOT_SUFFIX ".snapshot"
+
+struct producer_batch {
+    int32_t first_seq;
+    int32_t last_seq;
+    int64_t base_offset;
+    int32_t last_offset_delta;
+    int64_t max_timestamp_ms;
+};
+
+struct producer_entry {
+    int64_t producer_id;
+    int16_t epoch;
+    uint8_t batch_count;       /* kept batches, oldest first from batch_head */
+    uint8_t batch_head;
+    struct producer_batch batches[PRODUCER_BATCHES_KEPT];
+    int64_t last_used_ms;
+    uint32_t hash_next;        /* chain in the bucket (PRODUCER_NONE ends it) */
+    uint32_t lru_prev, lru_next; /* most recent at lru_head */
+};
+
+struct producer_state {
+    struct producer_entry *entries;
+    uint32_t capacity;         /* entries allocated (<= max_producers) */
+    uint32_t count;            /* entries in use: indexes [0, count) */
+    uint32_t max_producers;
+    int64_t expiration_ms;
+    uint32_t *buckets;         /* bucket_count heads, a power of two >= capacity */
+    uint32_t bucket_count;
+    uint32_t lru_head, lru_tail;
+    uint64_t evictions;
+};
+
+/* One incoming batch's idempotence fields (from its RecordBatch v2 header). */
+struct producer_append {
+    int64_t producer_id;
+    int16_t epoch;
+    int32_t first_seq;
+    int32_t last_offset_delta; /* record count - 1 */
+    int64_t max_timestamp_ms;
+};
+
+enum producer_verdict {
+    PRODUCER_APPEND = 0,       /* write it, then producer_state_update() */
+    PRODUCER_DUPLICATE,        /* already written: *dup has where */
+    PRODUCER_OUT_OF_ORDER,     /* OUT_OF_ORDER_SEQUENCE_NUMBER (45) */
+    PRODUCER_FENCED,           /* INVALID_PRODUCER_EPOCH (47) */
+};
+
+/* Allocates the initial table. Returns 0 or -ENOMEM. max_producers >= 1. */
+int producer_state_init(struct producer_state *ps, uint32_t max_producers, int64_t expiration_ms);
+void producer_state_free(struct producer_state *ps);
+void producer_state_clear(struct producer_state *ps);
+
+/* The Kafka error code for a verdict (0 for APPEND and DUPLICATE). */
+int16_t producer_verdict_kafka_code(enum producer_verdict v);
+
+/* Last sequence of a batch: first_seq + last_offset_delta, wrapping past INT32_MAX to 0. */
+int32_t producer_last_seq(int32_t first_seq, int32_t last_offset_delta);
+
+/* Decide what to do with a batch (no change to the table). */
+enum producer_verdict producer_state_check(const struct producer_state *ps,
+                                           const struct producer_append *a, int64_t now_ms,
+                                           struct producer_batch *dup);
+
+/* Record a batch written at base_offset (after PRODUCER_APPEND, and when rebuilding from
+ * the log). May evict the least recently used producer, or grow the table; returns 0,
+ * or -ENOMEM when growing failed (then the least recently used is evicted instead). */
+int producer_state_update(struct producer_state *ps, const struct producer_append *a,
+                          int64_t base_offset, int64_t now_ms);
+
+/* Look a producer up (NULL when unknown). */
+const struct producer_entry *producer_state_find(const struct producer_state *ps,
+                                                 int64_t producer_id);
+
+/* Write the state as "<dir>/<offset>.snapshot" (temp file, then rename; blocking).
+ * Returns 0 or -errno. */
+int producer_state_write_snapshot(const struct producer_state *ps, const char *dir,
+                                  int64_t offset);
+
+/* Replace the state with the snapshot "<dir>/<offset>.snapshot". Returns 0, -EBADMSG
+ * when the file does not check (the state is then empty), or -errno. */
+int producer_state_read_snapshot(struct producer_state *ps, const char *dir, int64_t offset,
+                                 int64_t now_ms);
+
+/* The largest snapshot offset in dir that is <= max_offset (-1 when none); snapshots
+ * above max_offset (written before a crash cut the log shorter) are deleted, and so are
+ * those below the second newest kept one (at most two are kept). Blocking. */
+int64_t producer_snapshot_latest(const char *dir, int64_t max_offset);
+
+#endif
