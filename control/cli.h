@@ -4,5 +4,8 @@
 
 int cmd_serve(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_topics(int argc, char **argv);  /* cli_topics.c */
+int cmd_configs(int argc, char **argv); /* cli_configs.c */
+int cmd_offsets(int argc, char **argv); /* cli_offsets.c */
 
 #endif

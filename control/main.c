@@ -30,6 +30,9 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
     {"serve", cmd_serve, "run the broker (defaults: 127.0.0.1:9092, ./sluice-data)"},
     {"check", cmd_check, "report what this machine offers and lacks"},
+    {"topics", cmd_topics, "list|create|describe|delete|alter-config|add-partitions topics"},
+    {"configs", cmd_configs, "describe|alter topic and broker configs"},
+    {"offsets", cmd_offsets, "earliest/latest/by-time offsets per partition"},
     {"version", cmd_version, "print the version"},
 };
 
