@@ -5,7 +5,16 @@
  * (Produce v0-v2) to one v2 batch, stamps LogAppendTime on a copy when the topic says so,
  * and appends (router_produce_part); the answer is encoded on the origin when every owner
  * is done (router_encode_produce). acks=all completes after the append is durable,
- * acks=1 once it is written, acks=0 never answers. See router.c for the job lifecycle. */
+ * acks=1 once it is written, acks=0 never answers. See router.c for the job lifecycle.
+ *
+ * Idempotent producers: a batch with a producer id is checked against the partition's
+ * producer state on the owner, in append order, right before its append
+ * (plog_producer_check; plog_append records it). A duplicate is answered with the
+ * original base offset and error NONE, as Kafka does, and is not appended again; when
+ * the original is not yet written (acks=all: synced) the answer waits for it
+ * (plog_wait), so a retry is never acknowledged before the batch it stands for. A gap
+ * gets OUT_OF_ORDER_SEQUENCE_NUMBER, an old epoch INVALID_PRODUCER_EPOCH. An idempotent
+ * batch must come alone in its partition's records (Kafka's rule for v3+). */
 #include "dataplane/router_internal.h"
 
 #include <assert.h>
@@ -14,6 +23,7 @@
 #include <string.h>
 
 #include "hw/log.h"
+#include <inttypes.h>
 #include <time.h>
 
 #include "storage/record/batch.h"
@@ -56,6 +66,40 @@ static int count_v2_batches(struct router *r, const uint8_t *buf, size_t len,
     return n > 0 ? n : -ERR_CORRUPT_MESSAGE;
 }
 
+/* The idempotence check of a part's batch (see the top comment). Returns true when the
+ * part is answered without an append (a duplicate, or an error). */
+static bool check_idempotent(struct router *r, struct data_part *p, struct plog *log,
+                             const uint8_t *buf, size_t len, int batches) {
+    struct record_batch_header h;
+    if (record_batch_header_parse(buf, len, &h) != RECORD_OK || h.producer_id < 0) return false;
+    if (batches != 1) {
+        p->error = p->job->version >= 8 ? ERR_INVALID_RECORD : ERR_CORRUPT_MESSAGE;
+        return true;
+    }
+    struct producer_batch dup;
+    int verdict = plog_producer_check(log, &h, &dup);
+    if (verdict < 0) {
+        p->error = ERR_KAFKA_STORAGE_ERROR;
+        return true;
+    }
+    if (verdict != PRODUCER_DUPLICATE) {
+        p->error = producer_verdict_kafka_code((enum producer_verdict)verdict);
+        if (p->error)
+            log_warn("produce_sequence_rejected", "partition=%d producer_id=%" PRId64
+                     " epoch=%d base_sequence=%d error=%d", p->partition, h.producer_id,
+                     h.producer_epoch, h.base_sequence, p->error);
+        return p->error != 0;
+    }
+    p->base_offset = dup.base_offset;
+    p->log_start = plog_log_start_offset(log);
+    p->append.done = append_done;
+    int rc = plog_wait(log, dup.base_offset + dup.last_offset_delta + 1, p->job->acks == -1,
+                       &p->append);
+    if (rc < 0) p->error = ERR_KAFKA_STORAGE_ERROR;
+    if (rc == 0) p->job->owner_pending[r->cfg.shard_id]++;
+    return true;
+}
+
 void router_produce_part(struct router *r, struct data_part *p, const struct topic_info *t,
                          struct plog *log) {
     const uint8_t *buf = p->records.ptr;
@@ -91,6 +135,7 @@ void router_produce_part(struct router *r, struct data_part *p, const struct top
         p->error = ERR_KAFKA_STORAGE_ERROR;
         return;
     }
+    if (check_idempotent(r, p, log, buf, len, batches)) return;
     int64_t now_ms = wall_clock_ms();
     size_t off = 0;
     uint8_t *scratch = r->convert_out;

@@ -72,7 +72,23 @@
  * sealed segment's index files are written with write(2) once its data is on disk;
  * retention unlinks files with unlinkat(2). These are rare (once per segment) and
  * short, but they are syscalls on the shard. Everything per append, per flush, per
- * fetch and the log start offset go through io_uring. */
+ * fetch and the log start offset go through io_uring.
+ *
+ * Idempotent producers. Each log holds its partition's producer state
+ * (storage/producer_state.h). The caller checks a batch with plog_producer_check()
+ * before plog_append(); plog_append() records every batch carrying a producer id in the
+ * state as it assigns the offset, so the state always describes exactly the batches
+ * appended, in append order (a later write failure fails the partition: every later
+ * append and check answers -EIO, and a reopen rebuilds the state from what recovery
+ * kept). A duplicate whose original is not yet written (or, for acks=all, not yet
+ * synced) waits with plog_wait() and is answered when the original is. The state is
+ * snapshotted to <log end offset>.snapshot at every segment roll and at clean close
+ * (blocking write + rename, like the roll itself; at most two are kept). plog_open()
+ * loads the newest snapshot not beyond the recovered log end (newer ones are deleted:
+ * a crash cut the log shorter than they describe) and scans the batch headers from
+ * there to the end, which is at most about one segment (a buffered pread per 64 KiB
+ * and no CRC work: recovery already checked the tail); without a usable snapshot it
+ * scans every segment, headers only, reading each segment file once. */
 #ifndef SLUICE_STORAGE_PARTITION_LOG_H
 #define SLUICE_STORAGE_PARTITION_LOG_H
 
@@ -82,6 +98,7 @@
 #include "hw/chunk.h"
 #include "hw/uring_op.h"
 #include "storage/batch_cache.h"
+#include "storage/producer_state.h"
 #include "storage/segment.h"
 
 #define PLOG_MAX_SEGMENTS 4096       /* per partition */
@@ -95,6 +112,7 @@
 
 struct storage_shard;
 struct plog;
+struct record_batch_header;
 
 struct plog_config {
     uint64_t segment_bytes;          /* segment.bytes */
@@ -103,6 +121,8 @@ struct plog_config {
     int64_t retention_bytes;         /* retention.bytes (< 0: unlimited) */
     uint32_t index_interval_bytes;   /* index.interval.bytes */
     uint64_t preallocate_step_bytes; /* fallocate step */
+    uint32_t max_producers;          /* idempotent producers kept per partition (LRU) */
+    int64_t producer_expiration_ms;  /* producer.id.expiration.ms */
 };
 
 void plog_config_default(struct plog_config *cfg);
@@ -228,6 +248,11 @@ struct plog {
     uint64_t appends, flushes, fsyncs;
     uint64_t flushes_pipelined;    /* started while another flush was in flight */
     uint32_t max_flushes_in_flight;
+    /* idempotent producers */
+    struct producer_state producers;
+    int64_t snapshot_offsets[2];   /* newest snapshot written, and the one before (-1) */
+    struct plog_append_req *waiters_first; /* plog_wait: duplicates waiting on originals */
+    uint64_t producer_batches_scanned; /* at open, to rebuild the producer state */
 };
 
 #define STORAGE_READAHEAD_SLOTS 16 /* read-ahead reads in flight per shard */
@@ -281,6 +306,19 @@ void plog_close(struct plog *log);
  * req->done(req, 0 or -EIO) runs from a completion, after storage_poll and the reap. */
 int64_t plog_append(struct plog *log, const uint8_t *batch, uint32_t len_bytes, bool durable,
                     struct plog_append_req *req);
+
+/* Idempotence check of one batch about to be appended (its parsed v2 header; producer
+ * id >= 0). Returns PRODUCER_APPEND, PRODUCER_DUPLICATE with *dup the original batch,
+ * or an error verdict; -EIO when the partition failed. Does not change the state:
+ * plog_append() records the batch. */
+int plog_producer_check(struct plog *log, const struct record_batch_header *h,
+                        struct producer_batch *dup);
+
+/* Answer a duplicate when its original [.., end_offset) is written (durable: and
+ * synced, when the original asked for that). Returns 1 when that is already so, -EIO
+ * on a failed partition, or 0 when req was queued: req->done(req, 0 or -EIO) runs from
+ * a completion, as for an append. The waiters are bounded by the caller's requests. */
+int plog_wait(struct plog *log, int64_t end_offset, bool durable, struct plog_append_req *req);
 
 /* Start a read. Returns 1 when answered now (req->frags filled, possibly empty at the
  * high watermark), 0 when a disk read is in flight (req->done will run), or -ERANGE when
