@@ -21,7 +21,9 @@
  * broker configs do not exist: altering a broker resource is refused with a message.
  *
  * It also implements the shards' struct topic_source over catalog_reader: lookups in the
- * snapshot a shard holds, converted to struct topic_info. */
+ * snapshot a shard holds, converted to struct topic_info.
+ *
+ * InitProducerId is answered here too, by control/producer_ids.c (ids persisted in blocks). */
 #include "control/control_plane.h"
 
 #include <assert.h>
@@ -124,6 +126,7 @@ int control_plane_init(struct control_plane *cp, struct mesh *mesh, const char *
                      err_bytes) != 0)
         return -1;
     cp->catalog_open = true;
+    if (producer_ids_open(&cp->producer_ids, data_dir, err, err_bytes) != 0) return -1;
     if (catalog_publisher_init(&cp->publisher, (uint32_t)cp->shard_count, &cp->catalog) != 0) {
         snprintf(err, err_bytes, "control: catalogue snapshot");
         return -1;
@@ -778,6 +781,19 @@ static int create_partitions(struct control_plane *cp, struct control_job *job,
 /* ---- dispatch ---------------------------------------------------------------------- */
 
 /* Decode, act, and encode the response body into job->response. */
+/* ---- InitProducerId (control/producer_ids.c) --------------------------------------- */
+
+static int init_producer_id(struct control_plane *cp, struct control_job *job,
+                            struct kafka_reader *r, void *resp_out) {
+    struct kafka_init_producer_id_request req;
+    int rc = kafka_init_producer_id_request_decode(r, job->api_version, &req, &cp->arena);
+    if (rc != 0) return rc;
+    struct kafka_init_producer_id_response *resp = resp_out;
+    kafka_init_producer_id_response_init(resp, job->api_version);
+    producer_ids_init_producer(&cp->producer_ids, &req, resp);
+    return 0;
+}
+
 static void execute_job(struct control_plane *cp, struct control_job *job) {
     kafka_arena_reset(&cp->arena);
     struct kafka_reader r;
@@ -793,6 +809,7 @@ static void execute_job(struct control_plane *cp, struct control_job *job) {
         rc = incremental_alter_configs(cp, job, &r, &resp);
         break;
     case KAFKA_API_CREATE_PARTITIONS: rc = create_partitions(cp, job, &r, &resp); break;
+    case KAFKA_API_INIT_PRODUCER_ID: rc = init_producer_id(cp, job, &r, &resp); break;
     default: rc = KAFKA_ERR_UNKNOWN_API;
     }
     if (rc == 0) {

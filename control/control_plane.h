@@ -8,6 +8,7 @@
 
 #include "control/catalog.h"
 #include "control/config.h"
+#include "control/producer_ids.h"
 #include "dataplane/mesh.h"
 #include "dataplane/router.h"
 #include "dataplane/topics.h"
@@ -28,6 +29,7 @@ struct control_plane {
     uint32_t appends_in_flight;    /* <= ROUTER_MAX_INTERNAL_APPENDS */
     struct kafka_arena arena;
     uint8_t *arena_mem;
+    struct producer_ids producer_ids;     /* InitProducerId */
 };
 
 /* Open the catalogue in data_dir and publish its first snapshot. 0 or -1 with err. */
