@@ -30,11 +30,11 @@ static int handle_describe_cluster(struct handler_ctx *ctx, const struct kafka_r
  * converted to v2), up to 9 (v10+ adds nothing sluice uses, v9 is what clients of 2024
  * send); Fetch from v4 (v0-v3 consumers expect legacy message sets and this broker does
  * not down-convert; every client here negotiates v4+) to 13 (topic ids); ListOffsets
- * 0-6 (v7's max-timestamp lookup needs a scan the log does not offer yet). */
+ * 0-7 (v7: max timestamp; v8+ are tiered-storage lookups, KIP-405/1005). */
 static struct handler handlers[] = {
     {KAFKA_API_PRODUCE, 0, 9, handle_routed},
     {KAFKA_API_FETCH, 4, 13, handle_routed},
-    {KAFKA_API_LIST_OFFSETS, 0, 6, handle_routed},
+    {KAFKA_API_LIST_OFFSETS, 0, 7, handle_routed},
     {KAFKA_API_METADATA, 0, 12, handle_metadata},
     {KAFKA_API_API_VERSIONS, 0, -1, handle_api_versions},
     {KAFKA_API_CREATE_TOPICS, 0, 7, handle_routed},

@@ -433,7 +433,7 @@ static void owner_process(struct router *r, struct data_job *job) {
         else if (job->api_key == KAFKA_API_OFFSET_FOR_LEADER_EPOCH) router_leader_epoch_part(p, log);
         else if (job->api_key == KAFKA_API_DESCRIBE_LOG_DIRS)
             p->offset = (int64_t)plog_size_bytes(log);
-        else router_list_offsets_part(p, log);
+        else router_list_offsets_part(r, p, log);
     }
     router_owner_op_done(r, job);
 }

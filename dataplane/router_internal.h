@@ -116,7 +116,7 @@ void router_fetch_part(struct router *r, struct data_part *p, struct plog *log);
 uint32_t router_fetch_bytes(const struct data_job *job);
 bool router_fetch_has_error(const struct data_job *job);
 int router_encode_fetch(void *arg, struct kafka_writer *w);
-void router_list_offsets_part(struct data_part *p, struct plog *log);
+void router_list_offsets_part(struct router *r, struct data_part *p, struct plog *log);
 int router_encode_list_offsets(void *arg, struct kafka_writer *w);
 void router_delete_records_part(struct data_part *p, struct plog *log);
 int router_encode_delete_records(void *arg, struct kafka_writer *w);

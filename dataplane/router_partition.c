@@ -1,5 +1,5 @@
 /* router_partition.c - the partition APIs other than Produce and Fetch, on the router:
- * ListOffsets (earliest, latest, by timestamp), DeleteRecords (moves the log start; the
+ * ListOffsets (earliest, latest, by timestamp, max timestamp), DeleteRecords (moves the log start; the
  * checkpoint is written through the ring), OffsetForLeaderEpoch (one epoch, 0, which ends
  * at the log end) and DescribeLogDirs (each owner reports its parts' sizes; a request for
  * every topic is bounded by ROUTER_MAX_PARTS like any other). Each is a decode into parts
@@ -12,23 +12,138 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hw/log.h"
 #include <stdio.h>
 #include <sys/statvfs.h>
 
-void router_list_offsets_part(struct data_part *p, struct plog *log) {
+#include "hw/log.h"
+#include "storage/record/records.h"
+#include "storage/segment.h"
+
+/* ---- ListOffsets -------------------------------------------------------------------- */
+
+#define LIST_OFFSETS_MAX_TIMESTAMP (-3) /* KIP-734, v7+ */
+
+/* The largest batch timestamp of the log (-1 when empty). Segments keep theirs. */
+static int64_t log_max_timestamp(const struct plog *log) {
+    int64_t max_ms = -1;
+    for (uint32_t i = 0; i < log->segment_count; i++)
+        if (log->segments[i]->max_timestamp_ms > max_ms)
+            max_ms = log->segments[i]->max_timestamp_ms;
+    return max_ms;
+}
+
+/* The first record at or after p->offset whose timestamp reaches target_ms, in the batch
+ * the read returned (the time index named it: the first batch whose max timestamp
+ * reaches the target, so the record is in it). Answers its offset and timestamp. */
+static void list_offsets_scan(struct router *r, struct data_part *p, const uint8_t *buf,
+                              size_t len, int64_t target_ms) {
+    struct record_iter it;
+    if (record_iter_init(&it, buf, len, &r->codecs, r->check_scratch, CHECK_SCRATCH_BYTES, 0) !=
+        RECORD_OK) {
+        p->error = ERR_CORRUPT_MESSAGE;
+        log_warn("list_offsets_bad_batch", "partition=%d offset=%lld", p->partition,
+                 (long long)p->offset);
+        return;
+    }
+    struct record_view rec;
+    while (record_iter_next(&it, &rec)) {
+        if (rec.offset < p->offset || rec.timestamp < target_ms) continue;
+        p->offset = rec.offset;
+        p->timestamp = rec.timestamp;
+        return;
+    }
+    p->offset = -1; /* the index and the batch disagree: answer "none" as Kafka would */
+    p->timestamp = -1;
+}
+
+static void list_offsets_read_done(struct plog_read_req *req, int status);
+
+/* The read came back (from the cache at once, or from the disk): the batch's fragments
+ * are copied into one buffer for the record walk (one batch, <= max.message.bytes). */
+static void list_offsets_finish_read(struct data_part *p, struct plog *log, int status) {
+    struct part_read *pr = p->read;
+    struct plog_read_req *rq = &pr->req;
+    int64_t target_ms = p->timestamp;
+    p->timestamp = -1;
+    uint8_t *buf = status >= 0 && rq->bytes > 0 ? malloc(rq->bytes) : NULL;
+    if (buf) {
+        uint32_t at = 0;
+        for (uint32_t i = 0; i < rq->frag_count; i++) {
+            memcpy(buf + at, rq->frags[i].ptr, rq->frags[i].len);
+            at += rq->frags[i].len;
+        }
+        list_offsets_scan(pr->owner, p, buf, at, target_ms);
+        free(buf);
+    } else {
+        p->error = status < 0 ? ERR_KAFKA_STORAGE_ERROR : ERR_UNKNOWN_SERVER_ERROR;
+    }
+    plog_read_release(log, rq);
+    free(pr);
+    p->read = NULL;
+}
+
+static void list_offsets_read_done(struct plog_read_req *req, int status) {
+    struct part_read *pr = (struct part_read *)((char *)req - offsetof(struct part_read, req));
+    struct data_part *p = pr->part;
+    struct router *r = pr->owner;
+    list_offsets_finish_read(p, req->log, status);
+    router_owner_op_done(r, p->job);
+}
+
+/* Earliest (-2), latest (-1), by timestamp (>= 0) and max timestamp (-3). The last two
+ * find the batch through the segments' time indexes and read it (cache or disk) to answer
+ * the exact record and its timestamp, as Kafka's findOffsetByTimestamp does; p->timestamp
+ * holds the target until then and the answer's timestamp after (-1 for -1/-2). */
+void router_list_offsets_part(struct router *r, struct data_part *p, struct plog *log) {
     p->log_start = plog_log_start_offset(log);
     p->high_watermark = plog_high_watermark(log);
-    if (p->timestamp == -2) {
+    int64_t target_ms = p->timestamp;
+    p->timestamp = -1;
+    if (target_ms == -2) {
         p->offset = p->log_start;
-    } else if (p->timestamp == -1) {
+        return;
+    }
+    if (target_ms == -1) {
         p->offset = p->high_watermark;
-    } else if (p->timestamp >= 0) {
-        int64_t off = plog_offset_for_timestamp(log, p->timestamp);
-        p->offset = off >= p->high_watermark ? -1 : off;
-    } else {
+        return;
+    }
+    if (target_ms == LIST_OFFSETS_MAX_TIMESTAMP && p->job->version >= 7)
+        target_ms = log_max_timestamp(log);
+    if (target_ms < 0) { /* an empty log's max, or an unknown special value */
         p->offset = -1;
+        if (p->job->version < 7 || target_ms != -1) p->error = ERR_UNKNOWN_SERVER_ERROR;
+        return;
+    }
+    p->offset = plog_offset_for_timestamp(log, target_ms);
+    if (p->offset >= p->high_watermark) {
+        p->offset = -1;
+        return;
+    }
+    p->read = calloc(1, sizeof *p->read);
+    if (!p->read) {
         p->error = ERR_UNKNOWN_SERVER_ERROR;
+        return;
+    }
+    p->timestamp = target_ms;
+    p->read->part = p;
+    p->read->owner = r;
+    p->read->req.offset = p->offset;
+    p->read->req.max_bytes = 1; /* the first batch, whole */
+    p->read->req.done = list_offsets_read_done;
+    int rc = plog_read(log, &p->read->req);
+    if (rc == 1) {
+        list_offsets_finish_read(p, log, 0);
+    } else if (rc == 0) {
+        p->job->owner_pending[r->cfg.shard_id]++;
+    } else {
+        p->error = rc == -ENOBUFS ? ERR_KAFKA_STORAGE_ERROR : ERR_UNKNOWN_SERVER_ERROR;
+        if (rc == -ERANGE) { /* the log start moved past it: nothing to answer */
+            p->error = ERR_NONE;
+            p->offset = -1;
+        }
+        p->timestamp = -1;
+        free(p->read);
+        p->read = NULL;
     }
 }
 
@@ -119,7 +234,7 @@ int router_encode_list_offsets(void *arg, struct kafka_writer *w) {
         x->partition_index = p->partition;
         x->error_code = p->error;
         x->offset = p->error ? -1 : p->offset;
-        x->timestamp = -1;
+        x->timestamp = p->error ? -1 : p->timestamp;
         x->leader_epoch = p->error || job->version < 4 ? -1 : 0;
         old[i] = x->offset;
         x->old_style_offsets = &old[i];
