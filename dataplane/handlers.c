@@ -47,6 +47,7 @@ static struct handler handlers[] = {
     {KAFKA_API_DELETE_RECORDS, 0, -1, handle_routed},
     {KAFKA_API_OFFSET_FOR_LEADER_EPOCH, 0, -1, handle_routed},
     {KAFKA_API_DESCRIBE_LOG_DIRS, 0, -1, handle_routed},
+    {KAFKA_API_INIT_PRODUCER_ID, 0, -1, handle_routed}, /* control: producer_ids.c */
 };
 #define HANDLER_COUNT (sizeof handlers / sizeof handlers[0])
 
