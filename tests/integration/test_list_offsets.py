@@ -44,7 +44,7 @@ def produce(bootstrap, topic, compression):
 
 
 def offsets_for(bootstrap, topic, partition, targets):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "none"})
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "none", "enable.auto.commit": False})
     # One target per call: librdkafka keeps one entry per partition in a request.
     got = [c.offsets_for_times([TopicPartition(topic, partition, t)], timeout=10)[0].offset
            for t in targets]
@@ -64,7 +64,7 @@ def list_offsets_raw(bootstrap, version, topic, partition, timestamp):
 
 def batches_share_records(bootstrap, topic):
     """True when partition 0's records came in multi-record batches (the point of the test)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "none"})
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "none", "enable.auto.commit": False})
     c.assign([TopicPartition(topic, 0, 0)])
     got = []
     while len(got) < COUNT:
