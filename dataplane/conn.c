@@ -34,13 +34,19 @@
  * Closing is requested with want_close and carried out by conn_settle() at the end of
  * each entry point (received, send done, tick), so no callback frees a connection that
  * a caller further up the stack is still using. Queued responses are flushed before the
- * close (reading stops meanwhile); an idle timeout closes at once. */
+ * close (reading stops meanwhile); an idle timeout closes at once.
+ *
+ * Metrics (cfg.stats, dataplane/stats.h): connections accepted/closed, and per API the
+ * requests answered with their latency (frame handled -> response queued; a deferred
+ * request from its arrival to kserver_complete), and requests refused at the framing
+ * level (unsupported version: 35, unparsable: -1). */
 #include "dataplane/conn.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dataplane/frame.h"
 #include "dataplane/kafka/kafka_msgs.h"
@@ -84,6 +90,7 @@ struct kconn {
     int32_t deferred_correlation_id;
     int16_t deferred_api_key;
     int8_t deferred_rhv;         /* response header version */
+    uint64_t deferred_start_us;  /* when the deferred request arrived (metrics) */
 };
 
 struct kserver {
@@ -108,6 +115,20 @@ struct kserver {
 enum req_result { REQ_DONE, REQ_WAIT, REQ_CLOSE, REQ_DEFERRED };
 
 static void conn_flush(struct kserver *ks, struct kconn *c);
+
+static uint64_t clock_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000ull + (uint64_t)ts.tv_nsec / 1000ull;
+}
+
+static void count_request(struct kserver *ks, int16_t api_key, uint64_t start_us) {
+    if (ks->cfg.stats) stats_request(ks->cfg.stats, api_key, clock_us() - start_us);
+}
+
+static void count_refused(struct kserver *ks, int16_t api_key, int16_t error_code) {
+    if (ks->cfg.stats) stats_error(ks->cfg.stats, api_key, error_code);
+}
 
 /* ---- closing and pausing ----------------------------------------------------------- */
 
@@ -312,6 +333,7 @@ static enum req_result handle_request(struct kserver *ks, struct kconn *c,
         ks->stats.closed_bad_frame++;
         return REQ_CLOSE;
     }
+    uint64_t start_us = clock_us();
     int16_t api_key = be16(frame), version = be16(frame + 2);
     const struct handler *h = handler_find(api_key);
     bool supported = h && version >= h->min_version && version <= h->max_version;
@@ -323,6 +345,7 @@ static enum req_result handle_request(struct kserver *ks, struct kconn *c,
             log_warn("unsupported_request", "conn=%u api_key=%d version=%d", c->nc->id, api_key,
                      version);
         ks->stats.closed_unsupported++;
+        count_refused(ks, api_key, h ? KAFKA_ERROR_UNSUPPORTED_VERSION : -1);
         return REQ_CLOSE;
     }
     struct kafka_reader r;
@@ -334,6 +357,7 @@ static enum req_result handle_request(struct kserver *ks, struct kconn *c,
             log_warn("bad_request_header", "conn=%u api_key=%d version=%d", c->nc->id, api_key,
                      version);
         ks->stats.closed_bad_frame++;
+        count_refused(ks, api_key, -1);
         return REQ_CLOSE;
     }
     int rhv = kafka_response_header_version(api_key, supported ? version : 0);
@@ -346,7 +370,10 @@ static enum req_result handle_request(struct kserver *ks, struct kconn *c,
         c->deferred_correlation_id = hdr.correlation_id;
         c->deferred_api_key = api_key;
         c->deferred_rhv = (int8_t)rhv;
+        c->deferred_start_us = start_us;
     }
+    if (res == REQ_DONE) count_request(ks, api_key, start_us);
+    if (res == REQ_CLOSE) count_refused(ks, api_key, -1);
     return res;
 }
 
@@ -474,6 +501,7 @@ static int on_accepted(void *ctx, struct net_conn *nc) {
     c->last_active_ms = ks->now_ms;
     nc->user = c;
     ks->live++;
+    if (ks->cfg.stats) stats_add(&ks->cfg.stats->connections_accepted, 1);
     return 0;
 }
 
@@ -535,6 +563,7 @@ static void on_closed(void *ctx, struct net_conn *nc, int reason) {
     nc->user = NULL;
     ks->live--;
     atomic_fetch_sub(ks->cfg.connections, 1);
+    if (ks->cfg.stats) stats_add(&ks->cfg.stats->connections_closed, 1);
 }
 
 void kserver_net_events(struct net_events *out) {
@@ -661,6 +690,7 @@ bool kserver_complete(struct kserver *ks, struct conn_token token, response_body
             c->want_close = true;
         }
     }
+    count_request(ks, c->deferred_api_key, c->deferred_start_us);
     if (c->paused && !ks->draining && !c->want_close && !c->waiting_room &&
         c->out_sending == 0) {
         c->paused = false;

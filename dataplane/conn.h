@@ -9,6 +9,7 @@
 
 #include "dataplane/handlers.h"
 #include "dataplane/net/net.h"
+#include "dataplane/stats.h"
 #include "hw/chunk.h"
 
 struct kserver_config {
@@ -24,6 +25,7 @@ struct kserver_config {
     const struct broker_identity *identity;
     struct chunk_pool *pool;         /* output buffers come from here */
     void *owner;                     /* handed to handlers as ctx->owner (the shard) */
+    struct shard_stats *stats;       /* metrics (dataplane/stats.h) written here; NULL: none */
 };
 
 struct kserver_stats {

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dataplane/stats.h"
 #include "hw/log.h"
 
 #include "storage/record/batch.h"
@@ -30,6 +31,8 @@ static void fetch_copy(struct data_part *p, struct plog *log) {
                 at += rq->frags[i].len;
             }
             p->data_bytes = at;
+            stats_topic_out(p->name.ptr, p->name.len > 0 ? (uint32_t)p->name.len : 0, at,
+                            stats_count_records(p->data, at));
         } else {
             p->error = ERR_UNKNOWN_SERVER_ERROR;
         }

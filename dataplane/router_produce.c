@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dataplane/stats.h"
 #include "hw/log.h"
 #include <inttypes.h>
 #include <time.h>
@@ -66,6 +67,10 @@ static int count_v2_batches(struct router *r, const uint8_t *buf, size_t len,
     return n > 0 ? n : -ERR_CORRUPT_MESSAGE;
 }
 
+/* Per shard thread: rejected sequences and duplicates are logged, at a bounded rate. */
+static _Thread_local struct log_ratelimit sequence_rejected_rl = LOG_RATELIMIT_INIT(10, 1);
+static _Thread_local struct log_ratelimit duplicate_rl = LOG_RATELIMIT_INIT(10, 1);
+
 /* The idempotence check of a part's batch (see the top comment). Returns true when the
  * part is answered without an append (a duplicate, or an error). */
 static bool check_idempotent(struct router *r, struct data_part *p, struct plog *log,
@@ -84,12 +89,16 @@ static bool check_idempotent(struct router *r, struct data_part *p, struct plog 
     }
     if (verdict != PRODUCER_DUPLICATE) {
         p->error = producer_verdict_kafka_code((enum producer_verdict)verdict);
-        if (p->error)
+        if (p->error && log_ratelimit_ok(&sequence_rejected_rl))
             log_warn("produce_sequence_rejected", "partition=%d producer_id=%" PRId64
                      " epoch=%d base_sequence=%d error=%d", p->partition, h.producer_id,
                      h.producer_epoch, h.base_sequence, p->error);
         return p->error != 0;
     }
+    if (log_ratelimit_ok(&duplicate_rl))
+        log_info("produce_duplicate", "partition=%d producer_id=%" PRId64 " epoch=%d"
+                 " base_sequence=%d original_offset=%" PRId64, p->partition, h.producer_id,
+                 h.producer_epoch, h.base_sequence, dup.base_offset);
     p->base_offset = dup.base_offset;
     p->log_start = plog_log_start_offset(log);
     p->append.done = append_done;
@@ -169,6 +178,7 @@ void router_produce_part(struct router *r, struct data_part *p, const struct top
         if (last) p->job->owner_pending[r->cfg.shard_id]++;
         off += size;
     }
+    stats_topic_in(t->name, (uint32_t)strlen(t->name), len, stats_count_records(buf, len));
     p->log_start = plog_log_start_offset(log);
 }
 

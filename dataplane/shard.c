@@ -246,7 +246,8 @@ static void shard_loop(struct shard *s) {
     for (;;) {
         uint64_t t0 = clock_ns();
         if (s->has_router) router_refresh(&s->router);
-        unsigned work = uring_op_dispatch_ready(&s->ring, SHARD_CQE_BUDGET);
+        unsigned reaped = uring_op_dispatch_ready(&s->ring, SHARD_CQE_BUDGET);
+        unsigned work = reaped;
         work += mesh_drain(s->cfg.mesh, s->cfg.id, SHARD_MSG_BUDGET, on_message, s);
         uint64_t now_ms = t0 / 1000000ull;
         kserver_tick(s->server, now_ms);
@@ -255,13 +256,18 @@ static void shard_loop(struct shard *s) {
         if (s->stopping &&
             (kserver_conn_count(s->server) == 0 || now_ms >= s->stop_deadline_ms))
             break;
+        int submitted = 0;
         if (s->defer_taskrun) {
             /* Completions are only posted when the shard enters the kernel asking for
              * them: submit and collect in the same io_uring_enter. */
-            io_uring_submit_and_get_events(&s->ring);
+            submitted = io_uring_submit_and_get_events(&s->ring);
             if (io_uring_cq_ready(&s->ring) > 0) work++;
         } else if (io_uring_sq_ready(&s->ring) > 0) {
-            io_uring_submit(&s->ring);
+            submitted = io_uring_submit(&s->ring);
+        }
+        if (s->cfg.server.stats) { /* metrics: dataplane/stats.h */
+            stats_add(&s->cfg.server.stats->uring_completed, reaped);
+            stats_add(&s->cfg.server.stats->uring_submitted, submitted > 0 ? (uint64_t)submitted : 0);
         }
         uint64_t t1 = clock_ns();
         s->loops++;
@@ -292,6 +298,7 @@ static void shard_loop(struct shard *s) {
 static void *shard_main(void *arg) {
     struct shard *s = arg;
     log_set_thread_shard(s->cfg.id);
+    stats_bind_thread(s->cfg.server.stats); /* metrics: dataplane/stats.h */
     if (s->cfg.cpu >= 0) {
         int rc = topology_pin_self(s->cfg.cpu);
         if (rc != 0) log_warn("pin_failed", "cpu=%d err=%s", s->cfg.cpu, strerror(rc));

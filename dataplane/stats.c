@@ -1,0 +1,115 @@
+/* stats.c - the writer and reader helpers of the per-shard statistics (see stats.h). */
+#include "dataplane/stats.h"
+
+#include <assert.h>
+#include <stdbool.h>
+#include <string.h>
+
+static _Thread_local struct shard_stats *thread_stats;
+
+/* 100 us .. 10 s, roughly 1-2.5-5 steps, then +Inf. */
+const uint64_t stats_latency_bounds_us[STATS_LATENCY_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+    1000000, 2500000, 10000000, UINT64_MAX,
+};
+
+void stats_request(struct shard_stats *s, int16_t api_key, uint64_t latency_us) {
+    if (api_key < 0 || api_key >= STATS_API_SLOTS) return;
+    unsigned b = 0;
+    while (latency_us > stats_latency_bounds_us[b]) b++; /* the last bound is +Inf */
+    assert(b < STATS_LATENCY_BUCKETS);
+    stats_add(&s->requests[api_key], 1);
+    stats_add(&s->latency_buckets[api_key][b], 1);
+    stats_add(&s->latency_sum_us[api_key], latency_us);
+}
+
+void stats_error(struct shard_stats *s, int16_t api_key, int16_t error_code) {
+    uint32_t key = ((uint32_t)(uint16_t)api_key << 16 | (uint16_t)error_code) + 1;
+    unsigned start = (key * 2654435761u) % STATS_ERROR_SLOTS;
+    for (unsigned n = 0; n < STATS_ERROR_SLOTS; n++) {
+        struct stats_error_slot *slot = &s->errors[(start + n) % STATS_ERROR_SLOTS];
+        uint32_t k = atomic_load_explicit(&slot->key, memory_order_relaxed);
+        if (k == key) {
+            stats_add(&slot->count, 1);
+            return;
+        }
+        if (k == 0) { /* claim: count first, then publish the key */
+            atomic_store_explicit(&slot->count, 1, memory_order_relaxed);
+            atomic_store_explicit(&slot->key, key, memory_order_release);
+            return;
+        }
+    }
+    stats_add(&s->errors_dropped, 1);
+}
+
+bool stats_error_at(const struct shard_stats *s, unsigned i, int16_t *api_key,
+                    int16_t *error_code, uint64_t *count) {
+    assert(i < STATS_ERROR_SLOTS);
+    const struct stats_error_slot *slot = &s->errors[i];
+    uint32_t k = atomic_load_explicit((_Atomic uint32_t *)&slot->key, memory_order_acquire);
+    if (k == 0) return false;
+    k -= 1;
+    *api_key = (int16_t)(uint16_t)(k >> 16);
+    *error_code = (int16_t)(uint16_t)(k & 0xffff);
+    *count = stats_read(&slot->count);
+    return true;
+}
+
+void stats_bind_thread(struct shard_stats *s) { thread_stats = s; }
+
+static uint32_t name_hash(const char *name, uint32_t len) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (uint32_t i = 0; i < len; i++) h = (h ^ (uint8_t)name[i]) * 16777619u;
+    return h;
+}
+
+/* The topic's counters in the thread's table, claiming a slot on first use. */
+static struct stats_topic_counters *topic_counters(const char *name, uint32_t len) {
+    struct shard_stats *s = thread_stats;
+    if (len == 0 || len >= STATS_TOPIC_NAME_BYTES) return &s->other_topics;
+    uint32_t start = name_hash(name, len) & (STATS_MAX_TOPICS - 1);
+    for (uint32_t n = 0; n < STATS_MAX_TOPICS; n++) {
+        struct stats_topic *t = &s->topics[(start + n) & (STATS_MAX_TOPICS - 1)];
+        if (!atomic_load_explicit(&t->used, memory_order_relaxed)) { /* only we write it */
+            memcpy(t->name, name, len);
+            t->name[len] = '\0';
+            t->name_len = len;
+            atomic_store_explicit(&t->used, 1, memory_order_release);
+            return &t->c;
+        }
+        if (t->name_len == len && memcmp(t->name, name, len) == 0) return &t->c;
+    }
+    return &s->other_topics;
+}
+
+void stats_topic_in(const char *name, uint32_t name_len, uint64_t bytes, uint64_t messages) {
+    if (!thread_stats) return;
+    struct stats_topic_counters *c = topic_counters(name, name_len);
+    stats_add(&c->bytes_in, bytes);
+    stats_add(&c->messages_in, messages);
+}
+
+void stats_topic_out(const char *name, uint32_t name_len, uint64_t bytes, uint64_t messages) {
+    if (!thread_stats) return;
+    struct stats_topic_counters *c = topic_counters(name, name_len);
+    stats_add(&c->bytes_out, bytes);
+    stats_add(&c->messages_out, messages);
+}
+
+/* RecordBatch v2: baseOffset int64, batchLength int32 (bytes after it), ..., recordCount
+ * int32 at byte 57; a batch is 12 + batchLength bytes. */
+uint64_t stats_count_records(const uint8_t *buf, size_t len_bytes) {
+    uint64_t records = 0;
+    size_t off = 0;
+    while (len_bytes - off >= 61) {
+        const uint8_t *b = buf + off;
+        uint32_t batch_length = (uint32_t)b[8] << 24 | (uint32_t)b[9] << 16 |
+                                (uint32_t)b[10] << 8 | b[11];
+        if (batch_length < 49 || batch_length > len_bytes - off - 12) break;
+        int32_t count = (int32_t)((uint32_t)b[57] << 24 | (uint32_t)b[58] << 16 |
+                                  (uint32_t)b[59] << 8 | b[60]);
+        if (count > 0) records += (uint64_t)count;
+        off += 12 + (size_t)batch_length;
+    }
+    return records;
+}
