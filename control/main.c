@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "control/cli.h"
+#include "perf/loadgen.h"
 #include "sluice_config.h"
 
 static int cmd_version(int argc, char **argv) {
@@ -30,6 +31,7 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
     {"serve", cmd_serve, "run the broker (defaults: 127.0.0.1:9092, ./sluice-data)"},
     {"check", cmd_check, "report what this machine offers and lacks"},
+    {"loadgen", cmd_loadgen, "generate Kafka load against any broker and measure it"},
     {"topics", cmd_topics, "list|create|describe|delete|alter-config|add-partitions topics"},
     {"configs", cmd_configs, "describe|alter topic and broker configs"},
     {"offsets", cmd_offsets, "earliest/latest/by-time offsets per partition"},

@@ -20,10 +20,15 @@
  *                 runs exactly once per connection, after which it must not be touched
  *   stop_listening  close the listeners (graceful shutdown); connections stay.
  *   tick          called by the shard about every few ms for the backend's timers.
+ *   connect       (client side, used by the load generator) open a connection to
+ *                 host:port; `connected(conn, status)` runs once when it is up (0: bytes
+ *                 may be sent and `received` starts) or failed (-errno: `closed` follows).
+ *                 A backend without client support leaves the op NULL.
  */
 #ifndef SLUICE_DATAPLANE_NET_NET_H
 #define SLUICE_DATAPLANE_NET_NET_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -64,6 +69,9 @@ struct net_backend_ops {
     unsigned (*conn_count)(const struct net_backend *b);
     void (*tick)(struct net_backend *b, uint64_t now_ms); /* timers, retries */
     void (*destroy)(struct net_backend *b);
+    struct net_conn *(*connect)(struct net_backend *b, const char *host, uint16_t port,
+                                void *user, void (*connected)(struct net_conn *c, int status),
+                                int *err);
 };
 
 struct net_backend {
@@ -92,5 +100,16 @@ static inline unsigned net_conn_count(const struct net_backend *b) {
 }
 static inline void net_tick(struct net_backend *b, uint64_t now_ms) { b->ops->tick(b, now_ms); }
 static inline void net_destroy(struct net_backend *b) { b->ops->destroy(b); }
+/* NULL with *err = -errno when no connection could be started (-ENOTSUP: no client side). */
+static inline struct net_conn *net_connect(struct net_backend *b, const char *host,
+                                           uint16_t port, void *user,
+                                           void (*connected)(struct net_conn *c, int status),
+                                           int *err) {
+    if (!b->ops->connect) {
+        *err = -ENOTSUP;
+        return NULL;
+    }
+    return b->ops->connect(b, host, port, user, connected, err);
+}
 
 #endif

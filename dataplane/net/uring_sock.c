@@ -17,7 +17,11 @@
  * Close: shutdown(2) ends the multishot recv and any pending send; the fd is closed and
  * the user's `closed` runs only when no operation of the connection is still in the
  * kernel, so a uring_op never outlives its connection slot. Connection slots are a fixed
- * array with a free list, sized max_conns at create: a full table refuses the accept. */
+ * array with a free list, sized max_conns at create: a full table refuses the accept.
+ *
+ * Client side (the load generator): connect takes a slot, makes a non-blocking socket
+ * and submits one IORING_OP_CONNECT (the address lives in the slot until it completes);
+ * on success the connection is armed exactly like an accepted one. */
 #include "dataplane/net/uring_sock.h"
 
 #include <arpa/inet.h>
@@ -45,6 +49,9 @@ struct uconn {
     int fd;
     struct uring_op recv_op;
     struct uring_op send_op;
+    struct uring_op connect_op;
+    struct sockaddr_in connect_addr;
+    void (*connected)(struct net_conn *c, int status);
     struct msghdr msg;
     struct net_send *send_head;
     struct net_send *send_tail;
@@ -57,6 +64,7 @@ struct uconn {
     bool send_active;
     bool send_zc;
     bool zc_notif_pending;
+    bool connecting;
     bool closing;
 };
 
@@ -418,7 +426,9 @@ static int uring_send(struct net_backend *b, struct net_conn *conn, struct net_s
 static void close_finish_if_quiet(struct uconn *c) {
     if (!c->in_use || c->fd < 0) return; /* already finished by a nested call */
     assert(c->closing);
-    if (c->recv_armed || c->send_active || c->zc_notif_pending || c->send_head) return;
+    if (c->recv_armed || c->send_active || c->zc_notif_pending || c->send_head ||
+        c->connecting)
+        return;
     struct net_uring *nu = c->owner;
     close(c->fd);
     c->fd = -1;
@@ -438,6 +448,64 @@ static void close_begin(struct uconn *c, int reason) {
 static void uring_close(struct net_backend *b, struct net_conn *conn) {
     (void)b;
     close_begin((struct uconn *)conn, 0);
+}
+
+/* ---- connect (client side) -------------------------------------------------------- */
+
+static void connect_complete(struct uring_op *op, int32_t res, uint32_t flags) {
+    (void)flags;
+    struct uconn *c = container_of(op, struct uconn, connect_op);
+    assert(c->connecting);
+    c->connecting = false;
+    if (res == 0 && !c->closing) {
+        c->owner->stats.connected++;
+        recv_arm(c);
+        c->connected(&c->base, 0);
+        return;
+    }
+    int status = res < 0 ? res : -ECANCELED;
+    if (!c->closing) {
+        c->connected(&c->base, status);
+        close_begin(c, status);
+    } else {
+        close_finish_if_quiet(c);
+    }
+}
+
+static struct net_conn *uring_connect(struct net_backend *b, const char *host, uint16_t port,
+                                      void *user,
+                                      void (*connected)(struct net_conn *c, int status),
+                                      int *err) {
+    struct net_uring *nu = (struct net_uring *)b;
+    assert(connected);
+    struct sockaddr_in addr;
+    if (resolve_ipv4(host, port, &addr) != 0) {
+        *err = -EADDRNOTAVAIL;
+        return NULL;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *err = -errno;
+        return NULL;
+    }
+    struct uconn *c = slot_take(nu);
+    if (!c) {
+        close(fd);
+        *err = -EMFILE;
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->fd = fd;
+    c->base.user = user;
+    c->connected = connected;
+    c->connect_addr = addr;
+    c->connecting = true;
+    c->connect_op.complete = connect_complete;
+    struct io_uring_sqe *sqe = get_sqe(nu);
+    io_uring_prep_connect(sqe, fd, (struct sockaddr *)&c->connect_addr, sizeof c->connect_addr);
+    uring_op_attach(sqe, &c->connect_op);
+    return &c->base;
 }
 
 /* ---- backend ----------------------------------------------------------------------- */
@@ -477,6 +545,7 @@ static const struct net_backend_ops uring_ops = {
     .conn_count = uring_conn_count,
     .tick = uring_tick,
     .destroy = uring_destroy,
+    .connect = uring_connect,
 };
 
 static int setup_buf_ring(struct net_uring *nu) {

@@ -28,7 +28,7 @@ struct net_backend *net_uring_create(const struct net_uring_config *cfg,
 
 /* Counters for metrics and tests. */
 struct net_uring_stats {
-    uint64_t accepted, refused, recv_bytes, recv_enobufs, sends, sends_zc, send_bytes;
+    uint64_t accepted, connected, refused, recv_bytes, recv_enobufs, sends, sends_zc, send_bytes;
 };
 void net_uring_stats(const struct net_backend *b, struct net_uring_stats *out);
 

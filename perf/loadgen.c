@@ -1,0 +1,327 @@
+/* loadgen.c - `sluice loadgen`: parse the workload, prepare the topics, run the workers,
+ * report.
+ *
+ * A run: the shared state is built (partition maps, per-partition acked offsets), the
+ * schedule origin is set a little ahead of now, the worker threads start and connect.
+ * The main thread samples the workers' counters every second for the progress line,
+ * snapshots them when the warm-up ends and when the producers stop, and reports the
+ * difference (the measured window). Latency histograms only ever hold messages whose
+ * intended send time is inside the measured window. The correctness check (lost,
+ * duplicated, out of order, CRC) covers the whole run, warm-up included.
+ *
+ * A sweep first runs at rate 0 (as fast as possible) to measure the maximum acked rate,
+ * then once per requested percentage of it.
+ *
+ * Exit status: 0 all well; 1 the run could not be done; 3 the correctness check failed
+ * (anything lost, duplicated, out of order or corrupt). */
+#include "perf/loadgen.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "perf/loadgen_report.h"
+#include "perf/loadgen_setup.h"
+#include "perf/loadgen_worker.h"
+
+#define LG_START_DELAY_NS (20 * 1000000ull)
+#define LG_TICK_NS (100 * 1000000ull)
+
+static _Atomic int interrupted;
+
+static void on_signal(int sig) {
+    (void)sig;
+    atomic_store(&interrupted, 1);
+}
+
+static void counters_sum(struct lg_worker *ws, uint32_t n, struct lg_result *r) {
+    memset(r, 0, offsetof(struct lg_result, produce_latency));
+    for (uint32_t i = 0; i < n; i++) {
+        struct lg_counters *c = &ws[i].counters;
+        r->produced_msgs += atomic_load(&c->produced_msgs);
+        r->produced_bytes += atomic_load(&c->produced_bytes);
+        r->acked_msgs += atomic_load(&c->acked_msgs);
+        r->produce_errors += atomic_load(&c->produce_errors);
+        r->consumed_msgs += atomic_load(&c->consumed_msgs);
+        r->consumed_bytes += atomic_load(&c->consumed_bytes);
+        r->consumed_batches += atomic_load(&c->consumed_batches);
+        r->crc_errors += atomic_load(&c->crc_errors);
+        r->duplicated += atomic_load(&c->duplicated);
+        r->out_of_order += atomic_load(&c->out_of_order);
+        r->fetch_errors += atomic_load(&c->fetch_errors);
+        r->conn_errors += atomic_load(&c->conn_errors);
+        r->lost += atomic_load(&c->lost);
+    }
+}
+
+/* d = a - b for the throughput counters. */
+static void counters_diff(const struct lg_result *a, const struct lg_result *b,
+                          struct lg_result *d) {
+    memset(d, 0, offsetof(struct lg_result, produce_latency));
+    d->produced_msgs = a->produced_msgs - b->produced_msgs;
+    d->produced_bytes = a->produced_bytes - b->produced_bytes;
+    d->acked_msgs = a->acked_msgs - b->acked_msgs;
+    d->consumed_msgs = a->consumed_msgs - b->consumed_msgs;
+    d->consumed_bytes = a->consumed_bytes - b->consumed_bytes;
+    d->consumed_batches = a->consumed_batches - b->consumed_batches;
+}
+
+static void hists_merge(struct lg_worker *ws, uint32_t n, struct lg_result *r) {
+    hist_init(&r->produce_latency);
+    hist_init(&r->e2e_latency);
+    for (uint32_t i = 0; i < n; i++) {
+        hist_merge(&r->produce_latency, &ws[i].produce_latency);
+        hist_merge(&r->e2e_latency, &ws[i].e2e_latency);
+    }
+}
+
+static int shared_init(struct lg_shared *sh, const struct lg_options *o,
+                       const struct lg_cluster *c) {
+    memset(sh, 0, sizeof *sh);
+    sh->o = o;
+    sh->c = c;
+    for (uint32_t t = 0; t < c->topic_count; t++) sh->partition_count += c->topics[t].partitions;
+    uint32_t n = sh->partition_count;
+    sh->part_topic = calloc(n, sizeof sh->part_topic[0]);
+    sh->part_index = calloc(n, sizeof sh->part_index[0]);
+    sh->acked_end = calloc(n, sizeof sh->acked_end[0]);
+    sh->acked_msgs = calloc(n, sizeof sh->acked_msgs[0]);
+    if (!sh->part_topic || !sh->part_index || !sh->acked_end || !sh->acked_msgs) return -1;
+    uint32_t g = 0;
+    for (uint32_t t = 0; t < c->topic_count; t++)
+        for (uint32_t p = 0; p < c->topics[t].partitions; p++, g++) {
+            sh->part_topic[g] = t;
+            sh->part_index[g] = p;
+            atomic_init(&sh->acked_end[g], -1);
+            atomic_init(&sh->acked_msgs[g], 0);
+        }
+    return 0;
+}
+
+static void shared_fini(struct lg_shared *sh) {
+    free(sh->part_topic);
+    free(sh->part_index);
+    free((void *)sh->acked_end);
+    free((void *)sh->acked_msgs);
+}
+
+static void sleep_ns(uint64_t ns) {
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull),
+                          .tv_nsec = (long)(ns % 1000000000ull)};
+    nanosleep(&ts, NULL);
+}
+
+static bool all_done(struct lg_worker *ws, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++)
+        if (!atomic_load(&ws[i].done)) return false;
+    return true;
+}
+
+/* The main thread's part of a run: progress lines and the two snapshots. */
+static void watch(const struct lg_options *o, struct lg_shared *sh, struct lg_worker *ws,
+                  uint32_t n, struct lg_result *at_start, struct lg_result *at_end,
+                  uint64_t *window_start_ns, uint64_t *window_end_ns) {
+    bool started = false, ended = false;
+    struct lg_result last, now_r, delta;
+    memset(&last, 0, sizeof last);
+    memset(at_start, 0, offsetof(struct lg_result, produce_latency));
+    *window_start_ns = sh->start_ns;
+    uint64_t last_print = sh->start_ns;
+    struct lg_result *live = malloc(sizeof *live);
+    while (!all_done(ws, n)) {
+        sleep_ns(LG_TICK_NS);
+        uint64_t now = lg_now_ns();
+        if (atomic_load(&interrupted)) atomic_store(&sh->abort, 1);
+        if (!started && now >= sh->measure_from_ns) {
+            counters_sum(ws, n, at_start);
+            *window_start_ns = now;
+            started = true;
+        }
+        bool producers_done = atomic_load(&sh->producers_running) == 0;
+        if (!ended && (producers_done || now >= sh->produce_until_ns)) {
+            counters_sum(ws, n, at_end);
+            *window_end_ns = now;
+            ended = true;
+        }
+        if (!o->quiet && live && now >= last_print + 1000000000ull) {
+            counters_sum(ws, n, &now_r);
+            counters_diff(&now_r, &last, &delta);
+            hists_merge(ws, n, live);
+            memcpy(live, &now_r, offsetof(struct lg_result, produce_latency));
+            lg_report_progress(stderr, (double)(now - sh->start_ns) / 1e9,
+                               (double)(now - last_print) / 1e9, &delta, live);
+            last = now_r;
+            last_print = now;
+        }
+    }
+    free(live);
+    if (!ended) {
+        counters_sum(ws, n, at_end);
+        *window_end_ns = lg_now_ns();
+    }
+}
+
+/* One run at rate_msgs (0 = max). Returns 0, or -1 if it could not run. */
+static int run_once(const struct lg_options *o, const struct lg_cluster *c, const struct lg_zipf *z,
+                    double rate_msgs, struct lg_result *out) {
+    struct lg_shared sh;
+    if (shared_init(&sh, o, c) != 0) {
+        shared_fini(&sh);
+        fprintf(stderr, "loadgen: out of memory\n");
+        return -1;
+    }
+    sh.zipf = z;
+    uint32_t active = o->producers < sh.partition_count ? o->producers : sh.partition_count;
+    if (active < o->producers)
+        fprintf(stderr, "loadgen: %u producers idle (only %u partitions)\n",
+                o->producers - active, sh.partition_count);
+    atomic_init(&sh.producers_running, active);
+    sh.rate_per_producer = active ? rate_msgs / active : 0;
+    sh.run_id = (uint32_t)(lg_now_ns() ^ ((uint64_t)getpid() << 16));
+    sh.start_ns = lg_now_ns() + LG_START_DELAY_NS;
+    sh.measure_from_ns = sh.start_ns + (uint64_t)(o->warmup_s * 1e9);
+    sh.produce_until_ns = o->messages > 0 ? UINT64_MAX
+                                          : sh.measure_from_ns + (uint64_t)(o->duration_s * 1e9);
+    uint32_t n = o->threads;
+    struct lg_worker *ws = calloc(n, sizeof ws[0]);
+    if (!ws) {
+        shared_fini(&sh);
+        return -1;
+    }
+    uint32_t started = 0;
+    int rc = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        struct lg_worker *w = &ws[i];
+        w->sh = &sh;
+        w->index = i;
+        w->cpu = o->cpu_count ? o->cpus[i % o->cpu_count] : -1;
+        w->producer_first = (uint32_t)((uint64_t)o->producers * i / n);
+        w->producer_count = (uint32_t)((uint64_t)o->producers * (i + 1) / n) - w->producer_first;
+        w->consumer_first = (uint32_t)((uint64_t)o->consumers * i / n);
+        w->consumer_count = (uint32_t)((uint64_t)o->consumers * (i + 1) / n) - w->consumer_first;
+        if (lg_worker_start(w) != 0) {
+            atomic_store(&sh.abort, 1);
+            rc = -1;
+            break;
+        }
+        started++;
+    }
+    struct lg_result a, b;
+    uint64_t t0 = 0, t1 = 0;
+    if (rc == 0) watch(o, &sh, ws, n, &a, &b, &t0, &t1);
+    for (uint32_t i = 0; i < started; i++) lg_worker_join(&ws[i]);
+    for (uint32_t i = 0; i < started; i++)
+        if (ws[i].error[0]) {
+            fprintf(stderr, "loadgen: thread %u: %s\n", i, ws[i].error);
+            if (ws[i].failed) rc = -1;
+        }
+    struct lg_result final;
+    counters_sum(ws, started, &final);
+    counters_diff(&b, &a, out);
+    out->produce_errors = final.produce_errors;
+    out->crc_errors = final.crc_errors;
+    out->lost = final.lost;
+    out->duplicated = final.duplicated;
+    out->out_of_order = final.out_of_order;
+    out->fetch_errors = final.fetch_errors;
+    out->conn_errors = final.conn_errors;
+    out->seconds = t1 > t0 ? (double)(t1 - t0) / 1e9 : 0;
+    out->rate_target_msgs = rate_msgs;
+    hists_merge(ws, started, out);
+    free(ws);
+    shared_fini(&sh);
+    return rc;
+}
+
+static bool check_failed(const struct lg_result *r) {
+    return r->lost || r->duplicated || r->out_of_order || r->crc_errors;
+}
+
+static int run_sweep(struct lg_options *o, struct lg_cluster *c, const struct lg_zipf *z,
+                     struct lg_result *runs, double *pcts, uint32_t *count) {
+    char err[256];
+    fprintf(stderr, "loadgen: sweep: measuring the maximum rate\n");
+    if (run_once(o, c, z, 0, &runs[0]) != 0) return -1;
+    lg_report_summary(stdout, &runs[0]);
+    double max = runs[0].seconds > 0 ? (double)runs[0].acked_msgs / runs[0].seconds : 0;
+    pcts[0] = 100;
+    *count = 1;
+    if (max <= 0) {
+        fprintf(stderr, "loadgen: sweep: nothing was acknowledged\n");
+        return -1;
+    }
+    for (uint32_t i = 0; i < o->sweep_count && !atomic_load(&interrupted); i++) {
+        if (lg_setup_offsets(o, c, err, sizeof err) != 0) {
+            fprintf(stderr, "loadgen: %s\n", err);
+            return -1;
+        }
+        double rate = max * o->sweep_pct[i] / 100.0;
+        fprintf(stderr, "loadgen: sweep: %.0f%% of %.0f = %.0f msg/s\n", o->sweep_pct[i], max,
+                rate);
+        if (run_once(o, c, z, rate, &runs[*count]) != 0) return -1;
+        lg_report_summary(stdout, &runs[*count]);
+        pcts[*count] = o->sweep_pct[i];
+        (*count)++;
+    }
+    lg_report_sweep(stdout, runs, pcts, *count);
+    return 0;
+}
+
+int cmd_loadgen(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            lg_options_usage();
+            return 0;
+        }
+    static struct lg_options o;
+    char err[512];
+    lg_options_default(&o);
+    if (lg_options_parse_args(&o, argc, argv, err, sizeof err) != 0 ||
+        lg_options_check(&o, err, sizeof err) != 0) {
+        fprintf(stderr, "loadgen: %s\n", err);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    static struct lg_cluster cluster;
+    if (lg_setup(&o, &cluster, err, sizeof err) != 0) {
+        fprintf(stderr, "loadgen: setup: %s\n", err);
+        lg_cluster_destroy(&cluster);
+        return 1;
+    }
+    struct lg_zipf zipf = {0};
+    if (o.key_dist == LG_KEY_ZIPF && lg_zipf_init(&zipf, o.key_count, o.zipf_s) != 0) {
+        fprintf(stderr, "loadgen: zipf over %u keys: too many (max %u)\n", o.key_count,
+                LG_ZIPF_MAX_KEYS);
+        lg_cluster_destroy(&cluster);
+        return 2;
+    }
+    lg_report_workload(stdout, &o);
+    uint32_t count = 0;
+    struct lg_result *runs = calloc(LG_MAX_SWEEP + 1, sizeof runs[0]);
+    double pcts[LG_MAX_SWEEP + 1] = {0};
+    int rc = runs ? 0 : -1;
+    if (rc == 0 && o.sweep_count > 0) {
+        rc = run_sweep(&o, &cluster, o.key_dist == LG_KEY_ZIPF ? &zipf : NULL, runs, pcts, &count);
+    } else if (rc == 0) {
+        rc = run_once(&o, &cluster, o.key_dist == LG_KEY_ZIPF ? &zipf : NULL, o.rate_msgs, &runs[0]);
+        if (rc == 0) {
+            lg_report_summary(stdout, &runs[0]);
+            count = 1;
+        }
+    }
+    bool failed_check = false;
+    for (uint32_t i = 0; i < count; i++) failed_check |= check_failed(&runs[i]);
+    if (count > 0 && o.json_path[0] &&
+        lg_report_json(o.json_path, &o, runs, o.sweep_count ? pcts : NULL, count) != 0)
+        rc = -1;
+    free(runs);
+    lg_zipf_destroy(&zipf);
+    lg_cluster_destroy(&cluster);
+    if (rc != 0) return 1;
+    return failed_check ? 3 : 0;
+}

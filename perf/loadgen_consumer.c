@@ -1,0 +1,376 @@
+/* loadgen_consumer.c - a consumer connection: fetch, verify, measure end to end.
+ *
+ * Assigned partitions (no group protocol): in fanout mode every consumer reads every
+ * partition (tailing fan-out), in split mode consumer k of C reads the global partitions
+ * g with g % C == k. One fetch is in flight at a time, covering all of the consumer's
+ * partitions, from the offsets the setup listed (latest or earliest).
+ *
+ * Every batch's CRC32C is checked (record_iter_init) and every record read. A record
+ * whose value carries this run's payload header is checked against its partition's
+ * sequence: the expected one counts as unique, a lower one as duplicated, a higher one
+ * as out of order (a gap). End-to-end latency is now minus the intended send time in
+ * the payload (same process, same monotonic clock). Messages of another run (an
+ * earlier loadgen into the same topic) are counted but not sequence-checked.
+ *
+ * The consumer is finished when the producers are, and a fetch sent after that found
+ * every partition at its high watermark and past every acknowledged offset -- or when
+ * drain seconds have passed since the producers finished. */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hw/log.h"
+#include "perf/loadgen_worker.h"
+
+struct cpart {
+    uint32_t g;
+    int64_t fetch_offset;
+    int64_t high_watermark;
+    uint64_t expected_seq;       /* next sequence of this run */
+    uint64_t unique;             /* this run's messages seen once, in order */
+};
+
+struct lg_consumer {
+    enum lg_kind kind;           /* first: the worker dispatches on it */
+    struct lg_worker *w;
+    uint32_t number;
+    struct net_conn *conn;
+    bool connected, closed, finished;
+    bool fetch_in_flight, fetch_after_producers;
+    bool send_busy;              /* the backend still holds `send` */
+    uint64_t retry_at_ns, producers_done_ns;
+    struct cpart *parts;
+    uint32_t part_count;
+    int32_t *local_of_g;         /* global partition -> index in parts, -1 */
+    int32_t correlation_id;
+    struct kafka_fetch_request_fetch_topic *req_topics;
+    struct kafka_fetch_request_fetch_partition *req_parts;
+    uint8_t *req_buf;
+    size_t req_bytes;
+    struct net_send send;
+    struct iovec iov[1];
+    struct lg_frames frames;
+    uint8_t *arena_mem;
+    size_t arena_bytes;
+    struct kafka_arena arena;
+};
+
+struct lg_consumer *lg_consumer_at(struct lg_worker *w, uint32_t i) {
+    assert(i < w->consumer_count);
+    return &w->consumers[i];
+}
+
+bool lg_consumer_finished(const struct lg_consumer *c) { return c->finished; }
+
+static int consumer_alloc(struct lg_worker *w, struct lg_consumer *c, uint32_t number) {
+    const struct lg_shared *sh = w->sh;
+    const struct lg_options *o = sh->o;
+    c->kind = LG_KIND_CONSUMER;
+    c->w = w;
+    c->number = number;
+    c->parts = calloc(sh->partition_count, sizeof c->parts[0]);
+    c->local_of_g = malloc(sh->partition_count * sizeof c->local_of_g[0]);
+    c->req_topics = calloc(LG_MAX_TOPICS, sizeof c->req_topics[0]);
+    c->req_parts = calloc(sh->partition_count, sizeof c->req_parts[0]);
+    c->req_bytes = 1024 + (size_t)sh->c->topic_count * (LG_TOPIC_NAME_BYTES + 64) +
+                   (size_t)sh->partition_count * 48;
+    c->req_buf = malloc(c->req_bytes);
+    c->frames.cap_bytes = (size_t)o->fetch_max_bytes + o->batch_bytes + (1 << 20);
+    c->frames.buf = malloc(c->frames.cap_bytes);
+    c->arena_bytes = (1 << 20) + (size_t)sh->partition_count * 256;
+    c->arena_mem = malloc(c->arena_bytes);
+    if (!c->parts || !c->local_of_g || !c->req_topics || !c->req_parts || !c->req_buf ||
+        !c->frames.buf || !c->arena_mem)
+        return -1;
+    kafka_arena_init(&c->arena, c->arena_mem, c->arena_bytes);
+    for (uint32_t g = 0; g < sh->partition_count; g++) {
+        c->local_of_g[g] = -1;
+        bool mine = o->consumer_mode == LG_CONSUMERS_FANOUT || g % o->consumers == number;
+        if (!mine) continue;
+        const struct lg_topic *t = &sh->c->topics[sh->part_topic[g]];
+        c->local_of_g[g] = (int32_t)c->part_count;
+        c->parts[c->part_count++] = (struct cpart){
+            .g = g, .fetch_offset = t->start_offsets[sh->part_index[g]], .high_watermark = -1};
+    }
+    if (c->part_count == 0) c->finished = true;
+    return 0;
+}
+
+struct lg_consumer *lg_consumers_create(struct lg_worker *w) {
+    w->consumers = calloc(w->consumer_count ? w->consumer_count : 1, sizeof w->consumers[0]);
+    if (!w->consumers) return NULL;
+    for (uint32_t i = 0; i < w->consumer_count; i++)
+        if (consumer_alloc(w, &w->consumers[i], w->consumer_first + i) != 0) return NULL;
+    return w->consumers;
+}
+
+void lg_consumers_destroy(struct lg_worker *w) {
+    if (!w->consumers) return;
+    for (uint32_t i = 0; i < w->consumer_count; i++) {
+        struct lg_consumer *c = &w->consumers[i];
+        free(c->parts);
+        free(c->local_of_g);
+        free(c->req_topics);
+        free(c->req_parts);
+        free(c->req_buf);
+        free(c->frames.buf);
+        free(c->arena_mem);
+    }
+    free(w->consumers);
+    w->consumers = NULL;
+}
+
+uint64_t lg_consumer_lost(const struct lg_worker *w, const struct lg_consumer *c) {
+    uint64_t lost = 0;
+    for (uint32_t i = 0; i < c->part_count; i++) {
+        uint64_t acked = atomic_load(&w->sh->acked_msgs[c->parts[i].g]);
+        if (acked > c->parts[i].unique) lost += acked - c->parts[i].unique;
+    }
+    return lost;
+}
+
+/* ---- records ----------------------------------------------------------------------- */
+
+static void check_record(struct lg_consumer *c, struct cpart *cp, const struct record_view *r,
+                         uint64_t now_ns) {
+    struct lg_worker *w = c->w;
+    const struct lg_shared *sh = w->sh;
+    lg_add(&w->counters.consumed_msgs, 1);
+    if (r->value.len > 0) lg_add(&w->counters.consumed_bytes, (uint64_t)r->value.len);
+    if (r->value.len < LG_PAYLOAD_HEADER_BYTES) return;
+    const uint8_t *v = r->value.data;
+    if (lg_get_u32(v) != LG_PAYLOAD_MAGIC || lg_get_u32(v + 4) != sh->run_id) return;
+    uint64_t seq = lg_get_u64(v + 8), intended_ns = lg_get_u64(v + 16);
+    if (seq == cp->expected_seq) {
+        cp->expected_seq++;
+        cp->unique++;
+    } else if (seq < cp->expected_seq) {
+        lg_add(&w->counters.duplicated, 1);
+    } else {
+        lg_add(&w->counters.out_of_order, 1);
+        cp->expected_seq = seq + 1;
+        cp->unique++;
+    }
+    if (intended_ns >= sh->measure_from_ns && now_ns >= intended_ns)
+        hist_record(&w->e2e_latency, (now_ns - intended_ns) / 1000);
+}
+
+static void consume_records(struct lg_consumer *c, struct cpart *cp, struct kafka_bytes recs,
+                            uint64_t now_ns) {
+    struct lg_worker *w = c->w;
+    const uint8_t *p = recs.ptr;
+    size_t left = recs.len > 0 ? (size_t)recs.len : 0;
+    while (left >= RECORD_BATCH_HEADER_BYTES) {
+        struct record_batch_header h;
+        if (record_batch_header_parse(p, left, &h) != RECORD_OK) {
+            lg_add(&w->counters.crc_errors, 1);
+            return;
+        }
+        size_t size = record_batch_size_bytes(&h);
+        if (size > left) return; /* a partial batch at the end of the response */
+        int64_t last = record_batch_last_offset(&h);
+        if (last >= cp->fetch_offset) {
+            struct record_iter it;
+            if (record_iter_init(&it, p, size, &w->codecs, w->scratch, w->scratch_bytes, 0) !=
+                RECORD_OK) {
+                lg_add(&w->counters.crc_errors, 1);
+            } else {
+                lg_add(&w->counters.consumed_batches, 1);
+                bool control = (h.attributes & RECORD_ATTR_CONTROL) != 0;
+                struct record_view r;
+                while (record_iter_next(&it, &r))
+                    if (!control && r.offset >= cp->fetch_offset) check_record(c, cp, &r, now_ns);
+                if (it.err != RECORD_OK) lg_add(&w->counters.crc_errors, 1);
+            }
+            cp->fetch_offset = last + 1;
+        }
+        p += size;
+        left -= size;
+    }
+}
+
+static int topic_index(const struct lg_cluster *cl, struct kafka_str name) {
+    for (uint32_t t = 0; t < cl->topic_count; t++)
+        if (kafka_str_equals_cstr(name, cl->topics[t].name)) return (int)t;
+    return -1;
+}
+
+static struct cpart *find_part(struct lg_consumer *c, int t, int32_t partition) {
+    const struct lg_cluster *cl = c->w->sh->c;
+    if (t < 0 || partition < 0 || (uint32_t)partition >= cl->topics[t].partitions) return NULL;
+    uint32_t g = 0; /* global index: topics flattened in order */
+    for (int k = 0; k < t; k++) g += cl->topics[k].partitions;
+    g += (uint32_t)partition;
+    int32_t local = c->local_of_g[g];
+    return local < 0 ? NULL : &c->parts[local];
+}
+
+static bool caught_up(const struct lg_consumer *c) {
+    const struct lg_shared *sh = c->w->sh;
+    for (uint32_t i = 0; i < c->part_count; i++) {
+        const struct cpart *cp = &c->parts[i];
+        int64_t acked_end = atomic_load(&sh->acked_end[cp->g]);
+        if (cp->fetch_offset < cp->high_watermark || cp->fetch_offset < acked_end) return false;
+    }
+    return true;
+}
+
+static int on_fetch_response(void *ctx, const uint8_t *frame, size_t len) {
+    struct lg_consumer *c = ctx;
+    struct lg_worker *w = c->w;
+    if (!c->fetch_in_flight) return -1;
+    struct kafka_fetch_response resp;
+    int32_t corr;
+    kafka_arena_reset(&c->arena);
+    int16_t ver = w->sh->c->versions.fetch;
+    if (lg_response_decode(frame, len, KAFKA_API_FETCH, ver, &corr, &resp, &c->arena) != 0 ||
+        corr != c->correlation_id)
+        return -1;
+    c->fetch_in_flight = false;
+    uint64_t now = lg_now_ns();
+    bool errors = resp.error_code != 0;
+    for (int32_t t = 0; t < resp.responses_count; t++) {
+        const struct kafka_fetch_response_fetchable_topic_response *tr = &resp.responses[t];
+        int ti = topic_index(w->sh->c, tr->topic);
+        for (int32_t i = 0; i < tr->partitions_count; i++) {
+            const struct kafka_fetch_response_partition_data *pd = &tr->partitions[i];
+            struct cpart *cp = find_part(c, ti, pd->partition_index);
+            if (!cp) continue;
+            if (pd->error_code != 0) {
+                errors = true;
+                continue;
+            }
+            cp->high_watermark = pd->high_watermark;
+            consume_records(c, cp, pd->records, now);
+        }
+    }
+    if (errors) {
+        lg_add(&w->counters.fetch_errors, 1);
+        c->retry_at_ns = now + LG_RETRY_BACKOFF_NS;
+    }
+    if (c->fetch_after_producers && caught_up(c)) c->finished = true;
+    return 0;
+}
+
+static void on_fetch_sent(struct net_send *send, int status) {
+    struct lg_consumer *c = send->user;
+    c->send_busy = false;
+    if (status != 0) lg_add(&c->w->counters.conn_errors, 1);
+}
+
+/* ---- connection -------------------------------------------------------------------- */
+
+static void on_connected(struct net_conn *nc, int status) {
+    struct lg_consumer *c = nc->user;
+    if (status == 0) c->connected = true;
+    else snprintf(c->w->error, sizeof c->w->error, "consumer connect: %s", strerror(-status));
+}
+
+void lg_consumer_connect(struct lg_worker *w, struct lg_consumer *c) {
+    if (c->part_count == 0) return;
+    int err = 0;
+    c->conn = net_connect(w->net, w->sh->o->host, w->sh->o->port, c, on_connected, &err);
+    if (!c->conn) {
+        snprintf(w->error, sizeof w->error, "consumer connect: %s", strerror(-err));
+        c->closed = c->finished = true;
+        lg_add(&w->counters.conn_errors, 1);
+        return;
+    }
+    w->conns_open++;
+}
+
+int lg_consumer_received(struct lg_consumer *c, const uint8_t *data, size_t len) {
+    return lg_frames_push(&c->frames, data, len, on_fetch_response, c);
+}
+
+void lg_consumer_closed(struct lg_consumer *c, int reason) {
+    c->closed = true;
+    c->conn = NULL;
+    c->w->conns_open--;
+    if (!c->finished) {
+        lg_add(&c->w->counters.conn_errors, 1);
+        if (!c->w->error[0])
+            snprintf(c->w->error, sizeof c->w->error, "consumer connection closed (%s)",
+                     reason ? strerror(-reason) : "by the broker");
+        c->finished = true;
+    }
+}
+
+static int send_fetch(struct lg_consumer *c) {
+    struct lg_worker *w = c->w;
+    const struct lg_shared *sh = w->sh;
+    const struct lg_options *o = sh->o;
+    int16_t ver = sh->c->versions.fetch;
+    int32_t topic_count = 0;
+    uint32_t np = 0;
+    for (uint32_t t = 0; t < sh->c->topic_count; t++) {
+        struct kafka_fetch_request_fetch_topic *ft = &c->req_topics[topic_count];
+        memset(ft, 0, sizeof *ft);
+        ft->topic = kafka_str_from_cstr(sh->c->topics[t].name);
+        ft->partitions = &c->req_parts[np];
+        for (uint32_t i = 0; i < c->part_count; i++) {
+            const struct cpart *cp = &c->parts[i];
+            if (sh->part_topic[cp->g] != t) continue;
+            c->req_parts[np++] = (struct kafka_fetch_request_fetch_partition){
+                .partition = (int32_t)sh->part_index[cp->g],
+                .current_leader_epoch = -1,
+                .fetch_offset = cp->fetch_offset,
+                .last_fetched_epoch = -1,
+                .log_start_offset = -1,
+                .partition_max_bytes = (int32_t)o->fetch_partition_max_bytes,
+            };
+            ft->partitions_count++;
+        }
+        if (ft->partitions_count > 0) topic_count++;
+    }
+    struct kafka_fetch_request req;
+    kafka_fetch_request_init(&req, ver);
+    req.replica_id = -1;
+    req.max_wait_ms = (int32_t)o->fetch_max_wait_ms;
+    req.min_bytes = 1;
+    req.max_bytes = (int32_t)o->fetch_max_bytes;
+    req.isolation_level = 0;
+    req.session_id = 0;
+    req.session_epoch = -1;
+    req.topics = c->req_topics;
+    req.topics_count = topic_count;
+    struct kafka_writer wr;
+    kafka_writer_init(&wr, c->req_buf, c->req_bytes);
+    c->correlation_id++;
+    int rc = lg_request_encode(&wr, KAFKA_API_FETCH, ver, c->correlation_id, &req);
+    if (rc != 0) {
+        snprintf(w->error, sizeof w->error, "encode fetch: %s", kafka_err_str(rc));
+        return -1;
+    }
+    c->iov[0] = (struct iovec){.iov_base = c->req_buf, .iov_len = wr.len_bytes};
+    c->send = (struct net_send){.iov = c->iov, .iov_count = 1, .done = on_fetch_sent, .user = c};
+    c->fetch_in_flight = true;
+    c->send_busy = true;
+    return net_send(w->net, c->conn, &c->send);
+}
+
+uint64_t lg_consumer_step(struct lg_worker *w, struct lg_consumer *c, uint64_t now_ns) {
+    if (c->finished || !c->connected || c->closed) return UINT64_MAX;
+    if (atomic_load_explicit(&w->sh->abort, memory_order_relaxed)) {
+        c->finished = true;
+        return UINT64_MAX;
+    }
+    if (atomic_load(&w->sh->producers_running) == 0) {
+        if (c->producers_done_ns == 0) c->producers_done_ns = now_ns;
+        if (now_ns > c->producers_done_ns + (uint64_t)(w->sh->o->drain_s * 1e9)) {
+            c->finished = true; /* gave up: what is missing is reported as lost */
+            return UINT64_MAX;
+        }
+    }
+    if (c->fetch_in_flight || c->send_busy) return UINT64_MAX;
+    if (now_ns < c->retry_at_ns) return c->retry_at_ns - now_ns;
+    c->fetch_after_producers = atomic_load(&w->sh->producers_running) == 0;
+    if (send_fetch(c) != 0) {
+        net_close(w->net, c->conn);
+        return UINT64_MAX;
+    }
+    return UINT64_MAX;
+}
+
+struct net_conn *lg_consumer_conn(struct lg_consumer *c) { return c->closed ? NULL : c->conn; }

@@ -1,0 +1,261 @@
+/* loadgen_worker.c - the load generator's thread: its ring, its client connections, its
+ * loop (see loadgen_worker.h for the design).
+ *
+ * The loop, in plain sight:
+ *   now = clock
+ *   for each producer: generate due messages, seal, send     -> time until more work
+ *   for each consumer: send a fetch when none is in flight
+ *   submit SQEs; wait for a completion at most until the earliest next work (<= 10 ms)
+ *   dispatch completions (receives assemble frames, which complete requests)
+ * It ends when every producer has its last request answered and every consumer has
+ * caught up (or given up after the drain time). Then it closes its connections and
+ * waits (bounded) for the backend to report them closed. */
+#include "perf/loadgen_worker.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dataplane/net/uring_sock.h"
+#include "hw/log.h"
+#include "hw/uring_op.h"
+
+#define LG_RING_ENTRIES 512
+#define LG_MAX_WAIT_NS (10 * 1000000ull)
+#define LG_CLOSE_TIMEOUT_NS (2000 * 1000000ull)
+#define LG_SCRATCH_EXTRA_BYTES (8u << 20)
+
+uint64_t lg_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int lg_frames_push(struct lg_frames *f, const uint8_t *data, size_t len,
+                   int (*on_frame)(void *ctx, const uint8_t *frame, size_t len), void *ctx) {
+    while (len > 0) {
+        size_t room = f->cap_bytes - f->len_bytes;
+        size_t n = len < room ? len : room;
+        memcpy(f->buf + f->len_bytes, data, n);
+        f->len_bytes += n;
+        data += n;
+        len -= n;
+        size_t at = 0;
+        while (f->len_bytes - at >= 4) {
+            uint32_t size = lg_get_u32(f->buf + at);
+            if ((size_t)size + 4 > f->cap_bytes || size > INT32_MAX) return -1;
+            if (f->len_bytes - at < (size_t)size + 4) break;
+            if (on_frame(ctx, f->buf + at + 4, size) != 0) return -1;
+            at += (size_t)size + 4;
+        }
+        if (at > 0) {
+            memmove(f->buf, f->buf + at, f->len_bytes - at);
+            f->len_bytes -= at;
+        } else if (n == 0) {
+            return -1; /* full and no whole frame: cannot happen when cap is checked */
+        }
+    }
+    return 0;
+}
+
+/* ---- backend events ---------------------------------------------------------------- */
+
+static int on_accepted(void *ctx, struct net_conn *conn) {
+    (void)ctx;
+    (void)conn;
+    return -1; /* a client never listens */
+}
+
+static void on_received(void *ctx, struct net_conn *conn, const uint8_t *data, size_t len) {
+    struct lg_worker *w = ctx;
+    enum lg_kind *kind = conn->user;
+    int rc = *kind == LG_KIND_PRODUCER
+                 ? lg_producer_received((struct lg_producer *)kind, data, len)
+                 : lg_consumer_received((struct lg_consumer *)kind, data, len);
+    if (rc != 0) {
+        lg_add(&w->counters.conn_errors, 1);
+        if (!w->error[0])
+            snprintf(w->error, sizeof w->error, "%s: response did not decode or match",
+                     *kind == LG_KIND_PRODUCER ? "produce" : "fetch");
+        net_close(w->net, conn);
+    }
+}
+
+static void on_closed(void *ctx, struct net_conn *conn, int reason) {
+    (void)ctx;
+    enum lg_kind *kind = conn->user;
+    if (*kind == LG_KIND_PRODUCER) lg_producer_closed((struct lg_producer *)kind, reason);
+    else lg_consumer_closed((struct lg_consumer *)kind, reason);
+}
+
+/* ---- setup and teardown ------------------------------------------------------------ */
+
+static int ring_init(struct lg_worker *w) {
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN;
+    p.cq_entries = 8192;
+    int rc = io_uring_queue_init_params(LG_RING_ENTRIES, &w->ring, &p);
+    if (rc < 0) {
+        memset(&p, 0, sizeof p);
+        p.flags = IORING_SETUP_CQSIZE;
+        p.cq_entries = 8192;
+        rc = io_uring_queue_init_params(LG_RING_ENTRIES, &w->ring, &p);
+    }
+    if (rc < 0) {
+        snprintf(w->error, sizeof w->error, "io_uring_queue_init: %s", strerror(-rc));
+        return -1;
+    }
+    w->ring_ready = true;
+    return 0;
+}
+
+static int worker_init(struct lg_worker *w) {
+    const struct lg_options *o = w->sh->o;
+    if (ring_init(w) != 0) return -1;
+    w->recv_mem = malloc((size_t)LG_RECV_BUFFERS * LG_RECV_BUFFER_BYTES);
+    if (!w->recv_mem) goto oom;
+    for (uint32_t i = 0; i < LG_RECV_BUFFERS; i++)
+        w->recv_buffers[i] = w->recv_mem + (size_t)i * LG_RECV_BUFFER_BYTES;
+    struct net_uring_config cfg = {
+        .ring = &w->ring,
+        .max_conns = w->producer_count + w->consumer_count + 1,
+        .recv_buffer_count = LG_RECV_BUFFERS,
+        .recv_buffer_bytes = LG_RECV_BUFFER_BYTES,
+        .recv_buffers = w->recv_buffers,
+        .buf_group = 1,
+        .zc_threshold_bytes = 0,
+    };
+    struct net_events ev = {.accepted = on_accepted, .received = on_received,
+                            .closed = on_closed};
+    w->net = net_uring_create(&cfg, &ev, w, w->error, sizeof w->error);
+    if (!w->net) return -1;
+    if (record_codecs_init(&w->codecs) != RECORD_OK) goto oom;
+    w->codecs_ready = true;
+    w->scratch_bytes = 2 * (size_t)o->batch_bytes + LG_SCRATCH_EXTRA_BYTES;
+    w->scratch = malloc(w->scratch_bytes);
+    if (!w->scratch) goto oom;
+    if (!lg_producers_create(w) || !lg_consumers_create(w)) goto oom;
+    return 0;
+oom:
+    snprintf(w->error, sizeof w->error, "out of memory");
+    return -1;
+}
+
+static void worker_fini(struct lg_worker *w) {
+    lg_producers_destroy(w);
+    lg_consumers_destroy(w);
+    if (w->net) net_destroy(w->net);
+    w->net = NULL;
+    if (w->ring_ready) io_uring_queue_exit(&w->ring);
+    w->ring_ready = false;
+    if (w->codecs_ready) record_codecs_destroy(&w->codecs);
+    w->codecs_ready = false;
+    free(w->scratch);
+    free(w->recv_mem);
+    w->scratch = NULL;
+    w->recv_mem = NULL;
+}
+
+static void pin(struct lg_worker *w) {
+    if (w->cpu < 0) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(w->cpu, &set);
+    int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    if (rc != 0) log_warn("loadgen_pin_failed", "cpu=%d err=%s", w->cpu, strerror(rc));
+}
+
+/* ---- the loop ---------------------------------------------------------------------- */
+
+static void wait_for_completions(struct lg_worker *w, uint64_t wait_ns) {
+    if (wait_ns == 0) {
+        io_uring_submit(&w->ring);
+    } else {
+        if (wait_ns > LG_MAX_WAIT_NS) wait_ns = LG_MAX_WAIT_NS;
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = (long long)wait_ns};
+        struct io_uring_cqe *cqe;
+        io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+    }
+    uring_op_dispatch_ready(&w->ring, 8192);
+}
+
+static bool step_all(struct lg_worker *w, uint64_t *wait_ns) {
+    uint64_t now = lg_now_ns();
+    bool all_done = true;
+    *wait_ns = LG_MAX_WAIT_NS;
+    for (uint32_t i = 0; i < w->producer_count; i++) {
+        struct lg_producer *p = lg_producer_at(w, i);
+        uint64_t t = lg_producer_step(w, p, now);
+        if (t < *wait_ns) *wait_ns = t;
+        if (!lg_producer_finished(p)) all_done = false;
+    }
+    for (uint32_t i = 0; i < w->consumer_count; i++) {
+        struct lg_consumer *c = lg_consumer_at(w, i);
+        uint64_t t = lg_consumer_step(w, c, now);
+        if (t < *wait_ns) *wait_ns = t;
+        if (!lg_consumer_finished(c)) all_done = false;
+    }
+    return all_done;
+}
+
+static void close_all(struct lg_worker *w) {
+    for (uint32_t i = 0; i < w->producer_count; i++) {
+        struct net_conn *c = lg_producer_conn(lg_producer_at(w, i));
+        if (c) net_close(w->net, c);
+    }
+    for (uint32_t i = 0; i < w->consumer_count; i++) {
+        struct net_conn *c = lg_consumer_conn(lg_consumer_at(w, i));
+        if (c) net_close(w->net, c);
+    }
+    uint64_t deadline = lg_now_ns() + LG_CLOSE_TIMEOUT_NS;
+    while (net_conn_count(w->net) > 0 && lg_now_ns() < deadline)
+        wait_for_completions(w, 1000000);
+}
+
+static void *worker_main(void *arg) {
+    struct lg_worker *w = arg;
+    pin(w);
+    if (worker_init(w) != 0) {
+        w->failed = 1;
+        for (uint32_t i = 0; i < w->producer_count; i++) /* those that own partitions */
+            if (w->producer_first + i < w->sh->partition_count)
+                atomic_fetch_sub(&w->sh->producers_running, 1);
+        worker_fini(w);
+        atomic_store(&w->done, 1);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < w->producer_count; i++) lg_producer_connect(w, lg_producer_at(w, i));
+    for (uint32_t i = 0; i < w->consumer_count; i++) lg_consumer_connect(w, lg_consumer_at(w, i));
+    for (;;) {
+        uint64_t wait_ns;
+        if (step_all(w, &wait_ns)) break;
+        wait_for_completions(w, wait_ns);
+    }
+    uint64_t lost = 0;
+    for (uint32_t i = 0; i < w->consumer_count; i++)
+        lost += lg_consumer_lost(w, lg_consumer_at(w, i));
+    atomic_store(&w->counters.lost, lost);
+    close_all(w);
+    worker_fini(w);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+int lg_worker_start(struct lg_worker *w) {
+    hist_init(&w->produce_latency);
+    hist_init(&w->e2e_latency);
+    w->rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)w->index << 32) ^ w->sh->run_id;
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc != 0) {
+        snprintf(w->error, sizeof w->error, "pthread_create: %s", strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+void lg_worker_join(struct lg_worker *w) { pthread_join(w->thread, NULL); }
