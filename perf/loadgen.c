@@ -28,7 +28,7 @@
 #include "perf/loadgen_worker.h"
 
 #define LG_START_DELAY_NS (20 * 1000000ull)
-#define LG_TICK_NS (100 * 1000000ull)
+#define LG_TICK_NS (10 * 1000000ull)
 
 static _Atomic int interrupted;
 
@@ -136,17 +136,24 @@ static void watch(const struct lg_options *o, struct lg_shared *sh, struct lg_wo
         uint64_t now = lg_now_ns();
         if (atomic_load(&interrupted)) atomic_store(&sh->abort, 1);
         if (!started && now >= sh->measure_from_ns) {
-            counters_sum(ws, n, at_start);
-            *window_start_ns = now;
+            if (o->warmup_s > 0) counters_sum(ws, n, at_start); /* else: zero at start */
+            *window_start_ns = o->warmup_s > 0 ? now : sh->measure_from_ns;
             started = true;
         }
         bool producers_done = atomic_load(&sh->producers_running) == 0;
-        if (!ended && (producers_done || now >= sh->produce_until_ns)) {
+        /* without producers (a catch-up read) the window is the consumers' whole run */
+        if (!ended && o->producers > 0 && (producers_done || now >= sh->produce_until_ns)) {
+            /* the window ends when the last producer did (seen up to a tick later) */
             counters_sum(ws, n, at_end);
-            *window_end_ns = now;
+            uint64_t done_ns = atomic_load(&sh->producers_done_ns);
+            *window_end_ns = producers_done && done_ns && done_ns < now ? done_ns : now;
+            if (!started) { /* everything happened inside the first tick */
+                *window_start_ns = sh->measure_from_ns;
+                started = true;
+            }
             ended = true;
         }
-        if (!o->quiet && live && now >= last_print + 1000000000ull) {
+        if (!o->quiet && live && now >= last_print + 1000000000ull && !all_done(ws, n)) {
             counters_sum(ws, n, &now_r);
             counters_diff(&now_r, &last, &delta);
             hists_merge(ws, n, live);

@@ -181,7 +181,8 @@ void lg_producers_destroy(struct lg_worker *w) {
 static void producer_finish(struct lg_producer *p) {
     if (p->finished) return;
     p->finished = true;
-    atomic_fetch_sub(&p->w->sh->producers_running, 1);
+    if (atomic_fetch_sub(&p->w->sh->producers_running, 1) == 1)
+        atomic_store(&p->w->sh->producers_done_ns, lg_now_ns());
 }
 
 /* ---- responses --------------------------------------------------------------------- */

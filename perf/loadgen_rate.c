@@ -17,6 +17,7 @@ static uint64_t due_ns(const struct lg_schedule *s) {
 }
 
 int lg_schedule_take(struct lg_schedule *s, uint64_t now_ns, uint64_t *intended_ns) {
+    if (now_ns < s->start_ns) return 0;
     if (s->interval_ns == 0) {
         *intended_ns = now_ns;
         s->next_index++;
@@ -30,6 +31,7 @@ int lg_schedule_take(struct lg_schedule *s, uint64_t now_ns, uint64_t *intended_
 }
 
 uint64_t lg_schedule_wait_ns(const struct lg_schedule *s, uint64_t now_ns) {
+    if (now_ns < s->start_ns) return s->start_ns - now_ns;
     if (s->interval_ns == 0) return 0;
     uint64_t due = due_ns(s);
     return due > now_ns ? due - now_ns : 0;

@@ -17,6 +17,7 @@ struct lg_schedule {
 };
 
 void lg_schedule_init(struct lg_schedule *s, uint64_t start_ns, double rate_msgs);
+/* Nothing is due before start_ns, at any rate. */
 /* If a message is due at now_ns, take it: store its intended time and return 1. */
 int lg_schedule_take(struct lg_schedule *s, uint64_t now_ns, uint64_t *intended_ns);
 /* Nanoseconds until the next message is due (0 if one is due now or rate is 0). */

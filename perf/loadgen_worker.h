@@ -53,6 +53,7 @@ struct lg_shared {
     uint64_t drain_until_ns;             /* consumers give up */
     double rate_per_producer;            /* messages/s, 0 = max */
     _Atomic uint32_t producers_running;  /* producer connections not yet finished */
+    _Atomic uint64_t producers_done_ns;  /* when the last one finished */
     _Atomic int abort;                   /* stop now (signal) */
 };
 

@@ -25,11 +25,13 @@ Test(schedule, rate_zero_is_as_fast_as_possible) {
     struct lg_schedule s;
     lg_schedule_init(&s, 5, 0);
     uint64_t t;
+    cr_assert_eq(lg_schedule_take(&s, 4, &t), 0); /* not before the start */
+    cr_assert_eq(lg_schedule_wait_ns(&s, 2), 3);
     for (int i = 0; i < 100; i++) {
         cr_assert_eq(lg_schedule_take(&s, 77 + (uint64_t)i, &t), 1);
         cr_assert_eq(t, 77 + (uint64_t)i); /* intended = when generated */
     }
-    cr_assert_eq(lg_schedule_wait_ns(&s, 1), 0);
+    cr_assert_eq(lg_schedule_wait_ns(&s, 200), 0);
 }
 
 Test(zipf, frequencies_follow_the_law) {

@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""`sluice loadgen` against a real sluice broker (issue 7's CI test).
+
+Runs the load generator for 5 s at a small open-loop rate with 2 producers, 2
+fan-out consumers and 4 partitions, then checks what it reports:
+  - exit status 0, and in the JSON: zero lost, duplicated, out-of-order, CRC,
+    produce, fetch and connection errors;
+  - every acknowledged message was consumed by both consumers (fan-out);
+  - histogram sanity: p50 <= p90 <= p99 <= p99.9 <= max, min <= p50, counts > 0
+    and no more samples than messages acknowledged / consumed;
+  - the measured rate is within 10 % of the requested one (open loop).
+Then a fixed message count with zstd compression and keyed (zipf) messages, and a
+catch-up read from the earliest offset with no producers. Finally kcat reads the
+topic back: the batches the load generator wrote are valid for librdkafka too."""
+import json
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Broker, kcat, run  # noqa: E402
+
+SLUICE = sys.argv[1]
+RATE = 2000
+
+
+def loadgen(bootstrap, json_path, *args, timeout_s=60):
+    cmd = [SLUICE, "loadgen", "--bootstrap", bootstrap, "--json", json_path,
+           "--quiet", "true"] + list(args)
+    rc, out, err = run(cmd, timeout_s=timeout_s)
+    assert rc == 0, (rc, out, err)
+    with open(json_path) as f:
+        doc = json.load(f)
+    return doc, out
+
+
+def check_clean(run_):
+    for k in ("lost", "duplicated", "out_of_order", "crc_errors", "produce_errors",
+              "fetch_errors", "connection_errors"):
+        assert run_[k] == 0, (k, run_)
+
+
+def check_hist(h, max_count):
+    assert h["count"] > 0, h
+    assert h["count"] <= max_count, (h, max_count)
+    assert h["min"] <= h["p50"] <= h["p90"] <= h["p99"] <= h["p99_9"] <= h["p99_99"] \
+        <= h["max"], h
+
+
+with tempfile.TemporaryDirectory() as tmp, Broker(SLUICE, cores="1") as b:
+    j = os.path.join(tmp, "run.json")
+
+    # 1. open loop at a small rate, fan-out to two consumers
+    doc, out = loadgen(b.bootstrap, j, "--topic", "lg-ci", "--partitions", "4",
+                       "--producers", "2", "--consumers", "2", "--rate", str(RATE),
+                       "--message-size", "200", "--warmup", "1", "--duration", "5")
+    assert "check: lost 0 duplicated 0" in out, out
+    r = doc["runs"][0]
+    check_clean(r)
+    assert doc["workload"]["partitions"] == 4
+    assert abs(r["produce_msgs_per_s"] - RATE) < 0.1 * RATE, r
+    # both consumers read every partition: each acked message is consumed twice
+    # (the window counts differ by what was in flight at its edges)
+    assert r["consumed_msgs"] >= 1.8 * r["acked_msgs"], r
+    check_hist(r["produce_latency_us"], r["acked_msgs"] + 2 * RATE)
+    check_hist(r["e2e_latency_us"], r["consumed_msgs"] + 4 * RATE)
+    # histogram samples cover the measured window: about rate x duration messages
+    assert abs(r["produce_latency_us"]["count"] - 5 * RATE) < 0.1 * 5 * RATE, r
+    assert r["e2e_latency_us"]["count"] >= 1.8 * r["produce_latency_us"]["count"], r
+    print("ok  open loop %d msg/s: %.0f acked/s, p99 produce %d us, p99 e2e %d us, 0 lost"
+          % (RATE, r["produce_msgs_per_s"], r["produce_latency_us"]["p99"],
+             r["e2e_latency_us"]["p99"]))
+
+    # 2. a message count, compressed keyed batches, acks=all
+    doc, out = loadgen(b.bootstrap, j, "--topic", "lg-ci-count", "--partitions", "3",
+                       "--messages", "20000", "--compression", "zstd", "--acks", "all",
+                       "--key-distribution", "zipf", "--keys", "50", "--warmup", "0",
+                       "--message-size", "uniform:64-512")
+    r = doc["runs"][0]
+    check_clean(r)
+    assert r["produced_msgs"] == 20000 and r["acked_msgs"] == 20000, r
+    assert r["consumed_msgs"] == 20000, r
+    check_hist(r["produce_latency_us"], 20000)
+    print("ok  20000 zstd zipf-keyed messages, acks=all: all acked and consumed once")
+
+    # 3. catch-up: no producers, read the topic from the start; every message of
+    #    the earlier run is there (its sequence check is per run id: none is ours)
+    doc, out = loadgen(b.bootstrap, j, "--topic", "lg-ci-count", "--create-topics", "false",
+                       "--producers", "0", "--consumers", "1", "--consume-from", "earliest",
+                       "--warmup", "0", "--drain", "10")
+    r = doc["runs"][0]
+    check_clean(r)
+    assert r["consumed_msgs"] == 20000, r
+    print("ok  catch-up read of 20000 messages from the earliest offset")
+
+    # 4. librdkafka reads what the load generator wrote
+    rc, out, err = kcat(b.bootstrap, "-C", "-t", "lg-ci-count", "-o", "beginning", "-e",
+                        "-f", "%p %o\n", timeout_s=60)
+    assert rc == 0, (rc, err)
+    assert len(out.splitlines()) == 20000, len(out.splitlines())
+    print("ok  kcat consumed the 20000 messages loadgen produced")
+
+    # 5. bad workloads fail cleanly
+    rc, out, err = run([SLUICE, "loadgen", "--acks", "7"], timeout_s=10)
+    assert rc == 2 and "acks" in err, (rc, err)
+    rc, out, err = run([SLUICE, "loadgen", "--bootstrap", "127.0.0.1:1", "--duration", "1"],
+                       timeout_s=30)
+    assert rc == 1 and "setup" in err, (rc, err)
+    print("ok  bad workload and unreachable broker exit 2 and 1 with a message")
