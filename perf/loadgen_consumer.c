@@ -13,7 +13,8 @@
  * earlier loadgen into the same topic) are counted but not sequence-checked.
  *
  * The consumer is finished when the producers are, and a fetch sent after that found
- * every partition at its high watermark and past every acknowledged offset -- or when
+ * every partition at its high watermark and past every acknowledged offset (with acks=0,
+ * which acknowledges nothing, when it has seen every message sent) -- or when
  * drain seconds have passed since the producers finished. */
 #include <assert.h>
 #include <stdio.h>
@@ -212,6 +213,8 @@ static bool caught_up(const struct lg_consumer *c) {
         const struct cpart *cp = &c->parts[i];
         int64_t acked_end = atomic_load(&sh->acked_end[cp->g]);
         if (cp->fetch_offset < cp->high_watermark || cp->fetch_offset < acked_end) return false;
+        /* acks=0 tells no offsets: wait until every message sent was seen (or drain) */
+        if (sh->o->acks == 0 && cp->unique < atomic_load(&sh->acked_msgs[cp->g])) return false;
     }
     return true;
 }

@@ -269,8 +269,9 @@ static int on_produce_response(void *ctx, const uint8_t *frame, size_t len) {
                 batch_acked(p, s, pr->base_offset, now);
             } else {
                 lg_add(&w->counters.produce_errors, s->count);
-                log_warn("loadgen_produce_error", "partition=%d error=%d", pr->index,
-                         pr->error_code);
+                if (log_ratelimit_ok(&w->error_rl))
+                    log_warn("loadgen_produce_error", "partition=%d error=%d (not retried)",
+                             pr->index, pr->error_code);
             }
         }
     }

@@ -249,6 +249,7 @@ static void *worker_main(void *arg) {
 int lg_worker_start(struct lg_worker *w) {
     hist_init(&w->produce_latency);
     hist_init(&w->e2e_latency);
+    w->error_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(5, 1);
     w->rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)w->index << 32) ^ w->sh->run_id;
     int rc = pthread_create(&w->thread, NULL, worker_main, w);
     if (rc != 0) {

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "dataplane/net/net.h"
+#include "hw/log.h"
 #include "perf/loadgen.h"
 #include "perf/loadgen_proto.h"
 #include "perf/loadgen_rate.h"
@@ -93,6 +94,7 @@ struct lg_worker {
     uint8_t *scratch;                    /* compression / decompression */
     size_t scratch_bytes;
     uint64_t rng;
+    struct log_ratelimit error_rl;       /* produce errors are logged, a few a second */
     struct lg_producer *producers;
     struct lg_consumer *consumers;
     uint32_t conns_open;
