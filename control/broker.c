@@ -14,7 +14,12 @@
  * Stop. Control sends SHARD_MSG_STOP to every shard over the mesh; each stops accepting
  * and reading, flushes queued responses, closes its connections and exits; control joins
  * them and returns 0. A shard gives up waiting after sluice.shutdown.timeout.ms (4 s), so
- * the process is gone within 5 s. */
+ * the process is gone within 5 s.
+ *
+ * Metrics. Each shard writes its own struct shard_stats (here, one per shard); the
+ * control loop serves GET /metrics (metrics_http.c) from them on sluice.metrics.listen.
+ * A metrics listener that cannot bind is a warning, not a failure: the broker still
+ * serves Kafka clients (several test brokers on one host share the default port). */
 #include "control/broker.h"
 
 #include <arpa/inet.h>
@@ -32,6 +37,7 @@
 #include <unistd.h>
 
 #include "control/control_plane.h"
+#include "control/metrics_http.h"
 #include "dataplane/handlers.h"
 #include "dataplane/mesh.h"
 #include "dataplane/shard.h"
@@ -50,6 +56,9 @@ struct broker {
     _Atomic int32_t connections;
     int signal_fd;
     struct control_plane control;
+    struct shard_stats stats[MESH_MAX_SHARDS];
+    struct metrics metrics;
+    struct metrics_http metrics_http;
 };
 
 /* "PLAINTEXT://host:port[,...]" -> host, port (the first listener). */
@@ -204,18 +213,38 @@ static void control_message(void *ctx, const struct shard_msg *msg) {
     control_plane_on_message(&b->control, msg);
 }
 
+/* GET /metrics on sluice.metrics.listen (empty: off). Failing to bind is not fatal. */
+static void start_metrics(struct broker *b, const struct config *cfg) {
+    b->metrics_http.epoll_fd = -1;
+    const char *listen = config_get(cfg, "sluice.metrics.listen");
+    if (!listen || !listen[0]) return;
+    char err[256];
+    if (metrics_init(&b->metrics, b->shard_count, b->stats, b->shards) != 0) {
+        log_error("metrics_failed", "error=\"out of memory\"");
+        return;
+    }
+    if (metrics_http_start(&b->metrics_http, listen, &b->metrics, err, sizeof err) != 0) {
+        log_warn("metrics_unavailable", "listen=%s error=\"%s\"", listen, err);
+        return;
+    }
+    log_info("metrics_ready", "listen=%s port=%d path=/metrics", listen, b->metrics_http.port);
+}
+
 /* Wait for SIGINT/SIGTERM, serving the control end of the mesh meanwhile. */
 static int control_loop(struct broker *b) {
     int control = mesh_control_id(&b->mesh);
     for (;;) {
-        struct pollfd fds[2] = {{.fd = b->signal_fd, .events = POLLIN},
-                                {.fd = mesh_doorbell_fd(&b->mesh, control), .events = POLLIN}};
+        struct pollfd fds[3] = {{.fd = b->signal_fd, .events = POLLIN},
+                                {.fd = mesh_doorbell_fd(&b->mesh, control), .events = POLLIN},
+                                {.fd = metrics_http_fd(&b->metrics_http), .events = POLLIN}};
         mesh_drain(&b->mesh, control, 1024, control_message, b);
         control_plane_tick(&b->control);
         bool busy = b->control.retry_first || b->control.publish_pending;
         bool may_sleep = mesh_prepare_sleep(&b->mesh, control);
-        int n = poll(fds, 2, may_sleep ? (busy ? 1 : 1000) : 0);
+        int n = poll(fds, 3, may_sleep ? (busy ? 1 : 1000) : 0);
         mesh_awake(&b->mesh, control);
+        if (fds[2].fd >= 0 && (n == 0 || (fds[2].revents & POLLIN))) /* ready, or timers */
+            metrics_http_run(&b->metrics_http);
         if (n < 0 && errno != EINTR) return -1;
         if (fds[1].revents & POLLIN) mesh_doorbell_clear(&b->mesh, control);
         if (fds[0].revents & POLLIN) {
@@ -290,6 +319,7 @@ int broker_run(const struct config *cfg) {
     for (int i = 0; i < b->shard_count; i++) {
         sc.id = i;
         sc.cpu = b->cores[i];
+        sc.server.stats = &b->stats[i];
         control_plane_topic_source(&b->control, i, &sc.topics);
         if (shard_start(&b->shards[i], &sc) != 0) {
             log_error("shard_start_failed", "shard=%d error=\"%s\"", i, b->shards[i].error);
@@ -307,9 +337,12 @@ int broker_run(const struct config *cfg) {
     log_info("ready", "listen=%s:%d advertised=%s:%d shards=%d node_id=%d data_dir=%s",
              sc.listen_host, b->shards[0].bound_port, b->identity.advertised_host,
              b->identity.advertised_port, b->shard_count, b->identity.node_id, data_dir);
+    start_metrics(b, cfg);
     int signo = control_loop(b);
     log_info("shutdown", "signal=%d", signo);
+    metrics_http_stop(&b->metrics_http);
     stop_shards(b, started);
+    metrics_destroy(&b->metrics);
     control_plane_destroy(&b->control);
     mesh_destroy(&b->mesh);
     close(b->signal_fd);

@@ -89,6 +89,8 @@ static const struct config_key registry[] = {
     /* sluice runtime */
     {"sluice.cores", CONFIG_STRING, "all", 0, 0,
      "Cores for shards: a count N or a list like 0,2-3 (all = every online core)."},
+    {"sluice.metrics.listen", CONFIG_STRING, "127.0.0.1:9644", 0, 0,
+     "HTTP listener (IPV4:PORT) of the Prometheus endpoint GET /metrics; empty: none."},
     {"sluice.idle.policy", CONFIG_STRING, "block", 0, 0,
      "What an idle shard does: block (wait in io_uring) or poll (spin)."},
     {"sluice.idle.block.timeout.ms", CONFIG_INT, "100", 1, 60000,

@@ -1,0 +1,270 @@
+/* metrics.c - render the shards' statistics as Prometheus text (see metrics.h).
+ *
+ * Each family gets its # HELP and # TYPE lines once, then its samples. Label values are
+ * Kafka API names and error names (fixed identifiers: nothing to escape) and shard ids.
+ * Histograms are made cumulative here from the shards' per-bucket counts; a histogram's
+ * _count is the sum of the buckets read, so it always equals its +Inf bucket. */
+#include "control/metrics.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control/cli_client.h"
+#include "dataplane/kafka/kafka_msgs.h"
+#include "sluice_config.h"
+
+int metrics_init(struct metrics *m, int shard_count, const struct shard_stats *stats,
+                 const struct shard *shards) {
+    assert(shard_count > 0 && shard_count <= MESH_MAX_SHARDS);
+    memset(m, 0, sizeof *m);
+    m->shard_count = shard_count;
+    m->stats = stats;
+    m->shards = shards;
+    m->topic_slots = 1;
+    while (m->topic_slots < 2u * (size_t)shard_count * STATS_MAX_TOPICS) m->topic_slots *= 2;
+    m->topics = calloc(m->topic_slots, sizeof m->topics[0]);
+    m->buf = malloc(METRICS_BUFFER_BYTES);
+    return m->buf && m->topics ? 0 : -1;
+}
+
+void metrics_destroy(struct metrics *m) {
+    free(m->buf);
+    free(m->topics);
+    m->buf = NULL;
+    m->topics = NULL;
+}
+
+/* Append printf output; a full buffer sets len past the capacity (checked at the end). */
+static void emit(struct metrics *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void emit(struct metrics *m, const char *fmt, ...) {
+    if (m->len_bytes >= METRICS_BUFFER_BYTES) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(m->buf + m->len_bytes, METRICS_BUFFER_BYTES - m->len_bytes, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    m->len_bytes += (size_t)n; /* may exceed the capacity: the render then fails */
+}
+
+static void family(struct metrics *m, const char *name, const char *type, const char *help) {
+    emit(m, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static const char *api_name(int api_key) {
+    const struct kafka_api_info *info = kafka_api_lookup((int16_t)api_key);
+    return info ? info->name : NULL;
+}
+
+static uint64_t sum_requests(const struct metrics *m, int api) {
+    uint64_t total = 0;
+    for (int s = 0; s < m->shard_count; s++) total += stats_read(&m->stats[s].requests[api]);
+    return total;
+}
+
+static void render_requests(struct metrics *m) {
+    family(m, "sluice_requests_total", "counter", "Kafka requests answered, by API.");
+    for (int api = 0; api < STATS_API_SLOTS; api++) {
+        uint64_t n = sum_requests(m, api);
+        if (n > 0 && api_name(api))
+            emit(m, "sluice_requests_total{api=\"%s\"} %llu\n", api_name(api),
+                 (unsigned long long)n);
+    }
+}
+
+static void render_latency(struct metrics *m) {
+    family(m, "sluice_request_latency_seconds", "histogram",
+           "Time from a request's arrival to its response being queued, by API.");
+    for (int api = 0; api < STATS_API_SLOTS; api++) {
+        if (sum_requests(m, api) == 0 || !api_name(api)) continue;
+        uint64_t cumulative = 0, sum_us = 0;
+        for (int b = 0; b < STATS_LATENCY_BUCKETS; b++) {
+            for (int s = 0; s < m->shard_count; s++)
+                cumulative += stats_read(&m->stats[s].latency_buckets[api][b]);
+            if (b + 1 < STATS_LATENCY_BUCKETS)
+                emit(m, "sluice_request_latency_seconds_bucket{api=\"%s\",le=\"%g\"} %llu\n",
+                     api_name(api), (double)stats_latency_bounds_us[b] / 1e6,
+                     (unsigned long long)cumulative);
+            else
+                emit(m, "sluice_request_latency_seconds_bucket{api=\"%s\",le=\"+Inf\"} %llu\n",
+                     api_name(api), (unsigned long long)cumulative);
+        }
+        for (int s = 0; s < m->shard_count; s++) sum_us += stats_read(&m->stats[s].latency_sum_us[api]);
+        emit(m, "sluice_request_latency_seconds_sum{api=\"%s\"} %.6f\n", api_name(api),
+             (double)sum_us / 1e6);
+        emit(m, "sluice_request_latency_seconds_count{api=\"%s\"} %llu\n", api_name(api),
+             (unsigned long long)cumulative);
+    }
+}
+
+/* Errors are summed over shards: gather (api, code) pairs into a bounded local table. */
+struct error_sum {
+    int16_t api, code;
+    uint64_t count;
+};
+
+static void render_errors(struct metrics *m) {
+    enum { MAX_PAIRS = STATS_ERROR_SLOTS * 2 };
+    struct error_sum sums[MAX_PAIRS];
+    int pairs = 0;
+    uint64_t dropped = 0;
+    for (int s = 0; s < m->shard_count; s++) {
+        dropped += stats_read(&m->stats[s].errors_dropped);
+        for (unsigned i = 0; i < STATS_ERROR_SLOTS; i++) {
+            struct error_sum e;
+            if (!stats_error_at(&m->stats[s], i, &e.api, &e.code, &e.count)) continue;
+            int j = 0;
+            while (j < pairs && (sums[j].api != e.api || sums[j].code != e.code)) j++;
+            if (j == pairs && pairs == MAX_PAIRS) {
+                dropped += e.count;
+                continue;
+            }
+            if (j == pairs) sums[pairs++] = (struct error_sum){e.api, e.code, 0};
+            sums[j].count += e.count;
+        }
+    }
+    family(m, "sluice_request_errors_total", "counter",
+           "Requests refused, by API and Kafka error code (code -1: the connection was "
+           "closed because the request could not be parsed).");
+    for (int j = 0; j < pairs; j++) {
+        const char *api = api_name(sums[j].api);
+        emit(m, "sluice_request_errors_total{api=\"%s\",code=\"%d\",error=\"%s\"} %llu\n",
+             api ? api : "unknown", sums[j].code,
+             sums[j].code == -1 ? "CLOSED" : kafka_error_name(sums[j].code),
+             (unsigned long long)sums[j].count);
+    }
+    family(m, "sluice_request_errors_untracked_total", "counter",
+           "Errors not broken down because the per-shard error table was full.");
+    emit(m, "sluice_request_errors_untracked_total %llu\n", (unsigned long long)dropped);
+}
+
+static void render_connections(struct metrics *m) {
+    uint64_t accepted = 0, closed = 0;
+    for (int s = 0; s < m->shard_count; s++) {
+        accepted += stats_read(&m->stats[s].connections_accepted);
+        closed += stats_read(&m->stats[s].connections_closed);
+    }
+    family(m, "sluice_connections_accepted_total", "counter", "Client connections accepted.");
+    emit(m, "sluice_connections_accepted_total %llu\n", (unsigned long long)accepted);
+    family(m, "sluice_connections_closed_total", "counter", "Client connections closed.");
+    emit(m, "sluice_connections_closed_total %llu\n", (unsigned long long)closed);
+    family(m, "sluice_connections_open", "gauge", "Client connections open now.");
+    /* closed is read after accepted, so it can only lag: never negative */
+    emit(m, "sluice_connections_open %llu\n",
+         (unsigned long long)(accepted >= closed ? accepted - closed : 0));
+}
+
+static void render_shards(struct metrics *m) {
+    family(m, "sluice_shard_busy_seconds_total", "counter",
+           "Time a shard's loop spent in iterations that did work.");
+    for (int s = 0; s < m->shard_count; s++)
+        emit(m, "sluice_shard_busy_seconds_total{shard=\"%d\"} %.6f\n", s,
+             (double)atomic_load_explicit(&m->shards[s].busy_ns, memory_order_relaxed) / 1e9);
+    family(m, "sluice_shard_busy_ratio", "gauge",
+           "Share of a shard's loop time that did work, since the previous scrape.");
+    for (int s = 0; s < m->shard_count; s++) {
+        uint64_t busy = atomic_load_explicit(&m->shards[s].busy_ns, memory_order_relaxed);
+        uint64_t idle = atomic_load_explicit(&m->shards[s].idle_ns, memory_order_relaxed);
+        uint64_t d_busy = busy - m->last_busy_ns[s], d_idle = idle - m->last_idle_ns[s];
+        double ratio = d_busy + d_idle ? (double)d_busy / (double)(d_busy + d_idle) : 0.0;
+        m->last_busy_ns[s] = busy;
+        m->last_idle_ns[s] = idle;
+        emit(m, "sluice_shard_busy_ratio{shard=\"%d\"} %.4f\n", s, ratio);
+    }
+    family(m, "sluice_uring_submissions_total", "counter",
+           "io_uring SQEs a shard's loop submitted (network and disk).");
+    for (int s = 0; s < m->shard_count; s++)
+        emit(m, "sluice_uring_submissions_total{shard=\"%d\"} %llu\n", s,
+             (unsigned long long)stats_read(&m->stats[s].uring_submitted));
+    family(m, "sluice_uring_completions_total", "counter",
+           "io_uring CQEs a shard's loop reaped (network and disk).");
+    for (int s = 0; s < m->shard_count; s++)
+        emit(m, "sluice_uring_completions_total{shard=\"%d\"} %llu\n", s,
+             (unsigned long long)stats_read(&m->stats[s].uring_completed));
+}
+
+static struct metrics_topic *topic_slot(struct metrics *m, const char *name, uint32_t len) {
+    uint32_t h = 2166136261u;
+    for (uint32_t i = 0; i < len; i++) h = (h ^ (uint8_t)name[i]) * 16777619u;
+    for (size_t n = 0; n < m->topic_slots; n++) {
+        struct metrics_topic *t = &m->topics[(h + n) & (m->topic_slots - 1)];
+        if (!t->name) {
+            *t = (struct metrics_topic){.name = name, .name_len = len};
+            return t;
+        }
+        if (t->name_len == len && memcmp(t->name, name, len) == 0) return t;
+    }
+    return NULL; /* cannot happen: the table has room for every shard's table twice */
+}
+
+static void add_counters(struct metrics_topic *t, const struct stats_topic_counters *c) {
+    t->bytes_in += stats_read(&c->bytes_in);
+    t->messages_in += stats_read(&c->messages_in);
+    t->bytes_out += stats_read(&c->bytes_out);
+    t->messages_out += stats_read(&c->messages_out);
+}
+
+static void render_topics(struct metrics *m) {
+    memset(m->topics, 0, m->topic_slots * sizeof m->topics[0]);
+    struct metrics_topic other = {.name = "_other", .name_len = 6};
+    for (int s = 0; s < m->shard_count; s++) {
+        add_counters(&other, &m->stats[s].other_topics);
+        for (unsigned i = 0; i < STATS_MAX_TOPICS; i++) {
+            const struct stats_topic *st = &m->stats[s].topics[i];
+            if (!atomic_load_explicit((_Atomic uint32_t *)&st->used, memory_order_acquire))
+                continue;
+            struct metrics_topic *t = topic_slot(m, st->name, st->name_len);
+            assert(t != NULL);
+            add_counters(t, &st->c);
+        }
+    }
+    static const struct {
+        const char *name, *help;
+        size_t offset;
+    } families[] = {
+        {"sluice_topic_bytes_in_total", "Record batch bytes produced to a topic.",
+         offsetof(struct metrics_topic, bytes_in)},
+        {"sluice_topic_messages_in_total", "Records produced to a topic.",
+         offsetof(struct metrics_topic, messages_in)},
+        {"sluice_topic_bytes_out_total", "Record batch bytes fetched from a topic.",
+         offsetof(struct metrics_topic, bytes_out)},
+        {"sluice_topic_messages_out_total", "Records fetched from a topic (whole batches).",
+         offsetof(struct metrics_topic, messages_out)},
+    };
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
+        family(m, families[f].name, "counter", families[f].help);
+        for (size_t i = 0; i <= m->topic_slots; i++) {
+            const struct metrics_topic *t = i < m->topic_slots ? &m->topics[i] : &other;
+            if (!t->name) continue;
+            uint64_t v = *(const uint64_t *)((const char *)t + families[f].offset);
+            if (t == &other && v == 0) continue;
+            /* Kafka topic names are [a-zA-Z0-9._-]: nothing to escape in a label */
+            emit(m, "%s{topic=\"%.*s\"} %llu\n", families[f].name, (int)t->name_len, t->name,
+                 (unsigned long long)v);
+        }
+    }
+}
+
+size_t metrics_render(struct metrics *m) {
+    m->len_bytes = 0;
+    family(m, "sluice_build_info", "gauge", "Always 1; the version as a label.");
+    emit(m, "sluice_build_info{version=\"%s\"} 1\n", SLUICE_VERSION);
+    family(m, "sluice_shards", "gauge", "Shard threads serving clients.");
+    emit(m, "sluice_shards %d\n", m->shard_count);
+    render_requests(m);
+    render_latency(m);
+    render_errors(m);
+    render_connections(m);
+    render_shards(m);
+    render_topics(m);
+    family(m, "sluice_under_replicated_partitions", "gauge",
+           "Partitions with fewer in-sync replicas than replicas (a single node has none).");
+    emit(m, "sluice_under_replicated_partitions 0\n");
+    m->renders++;
+    if (m->len_bytes >= METRICS_BUFFER_BYTES) return 0;
+    return m->len_bytes;
+}

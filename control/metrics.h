@@ -1,0 +1,51 @@
+/* metrics.h - the broker's metrics in the Prometheus text format (version 0.0.4).
+ *
+ * The control thread aggregates what the shards publish in their struct shard_stats
+ * (dataplane/stats.h: single-writer counters read without locks) and their loop times
+ * (struct shard busy_ns/idle_ns), and renders one exposition into a buffer allocated
+ * once (METRICS_BUFFER_BYTES). Counters are summed over shards except where the shard
+ * is the point (loop busy ratio, io_uring traffic: label shard="N").
+ *
+ * The busy ratio gauge is measured between two renders (scrapes); the first render
+ * reports the ratio since the shard started.
+ *
+ * Per-topic counters are summed over shards (a topic's partitions live on several) in
+ * an open-addressing table sized at init for every shard's table full. */
+#ifndef SLUICE_CONTROL_METRICS_H
+#define SLUICE_CONTROL_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataplane/shard.h"
+#include "dataplane/stats.h"
+
+#define METRICS_BUFFER_BYTES (4u << 20)
+
+struct metrics_topic {
+    const char *name; /* NULL: empty slot; points into a shard's stats (never freed) */
+    uint32_t name_len;
+    uint64_t bytes_in, messages_in, bytes_out, messages_out;
+};
+
+struct metrics {
+    int shard_count;
+    const struct shard_stats *stats; /* shard_count of them */
+    const struct shard *shards;      /* for busy_ns / idle_ns */
+    uint64_t last_busy_ns[MESH_MAX_SHARDS];
+    uint64_t last_idle_ns[MESH_MAX_SHARDS];
+    struct metrics_topic *topics;
+    size_t topic_slots;   /* a power of two >= 2 * shards * STATS_MAX_TOPICS */
+    char *buf;
+    size_t len_bytes;
+    uint64_t renders;
+};
+
+int metrics_init(struct metrics *m, int shard_count, const struct shard_stats *stats,
+                 const struct shard *shards);
+void metrics_destroy(struct metrics *m);
+/* Render the exposition into m->buf; returns its length, or 0 when it would not fit
+ * (never the case with the bounded series this broker has, but checked). */
+size_t metrics_render(struct metrics *m);
+
+#endif
