@@ -4,7 +4,8 @@
  *                [--cores N|LIST]                   the broker
  *   sluice check                                     is this machine ready
  *   sluice version
- *   sluice loadgen|topics|groups|configs ...         (later issues)
+ *   sluice topics|groups|configs|offsets ...         admin CLI (control/cli_*.c)
+ *   sluice loadgen ...                               load against any broker (perf/)
  *
  * Each subcommand lives with the subsystem it belongs to and has the shape
  * int cmd(int argc, char **argv), argv[0] being the subcommand's name. */
@@ -35,6 +36,7 @@ static const struct subcommand subcommands[] = {
     {"topics", cmd_topics, "list|create|describe|delete|alter-config|add-partitions topics"},
     {"configs", cmd_configs, "describe|alter topic and broker configs"},
     {"offsets", cmd_offsets, "earliest/latest/by-time offsets per partition"},
+    {"groups", cmd_groups, "list|describe|delete|reset-offsets consumer groups"},
     {"version", cmd_version, "print the version"},
 };
 
