@@ -385,8 +385,60 @@ void kafka_write_bytes(struct kafka_writer *w, struct kafka_bytes b, bool compac
         kafka_write_raw(w, b.ptr, (size_t)b.len);
 }
 
+void kafka_writer_set_scatter(struct kafka_writer *w, const struct kafka_scatter *list,
+    uint32_t count)
+{
+    assert(list != NULL || count == 0);
+    w->scatter = list;
+    w->scatter_count = count;
+}
+
+void kafka_write_records_iov(struct kafka_writer *w, const struct iovec *iov,
+    uint32_t iov_count, bool compact)
+{
+    size_t total = 0;
+    for (uint32_t i = 0; i < iov_count; i++)
+        total += iov[i].iov_len;
+    if (total > INT32_MAX) {
+        kafka_writer_fail(w, KAFKA_ERR_LENGTH);
+        return;
+    }
+    write_len(w, (int32_t)total, compact, 4);
+    if (w->iov == NULL) { /* copy (or, for a sizer, count) */
+        for (uint32_t i = 0; i < iov_count; i++)
+            kafka_write_raw(w, iov[i].iov_base, iov[i].iov_len);
+        return;
+    }
+    if (total == 0)
+        return;
+    close_segment(w);
+    for (uint32_t i = 0; i < iov_count; i++)
+        push_iov(w, iov[i].iov_base, iov[i].iov_len);
+    if (w->err == 0)
+        w->external_bytes += total;
+}
+
+/* The scatter entry b points at, or NULL when b is plain bytes. */
+static const struct kafka_scatter *scatter_of(const struct kafka_writer *w,
+    struct kafka_bytes b)
+{
+    if (w->scatter == NULL || b.ptr == NULL)
+        return NULL;
+    uintptr_t p = (uintptr_t)b.ptr, lo = (uintptr_t)w->scatter;
+    uintptr_t hi = (uintptr_t)(w->scatter + w->scatter_count);
+    if (p < lo || p >= hi)
+        return NULL;
+    assert((p - lo) % sizeof(struct kafka_scatter) == 0);
+    return (const struct kafka_scatter *)b.ptr;
+}
+
 void kafka_write_records(struct kafka_writer *w, struct kafka_bytes b, bool compact)
 {
+    const struct kafka_scatter *sc = scatter_of(w, b);
+    if (sc != NULL) {
+        kafka_write_records_iov(w, sc->iov, sc->iov_count, compact);
+        return;
+    }
     if (w->iov == NULL || b.len <= 0) {
         kafka_write_bytes(w, b, compact);
         return;

@@ -20,6 +20,12 @@
  *   appends one iovec pointing at the caller's record bytes instead of copying them. After
  *   encoding, kafka_writer_finish() closes the last inline segment; the iovecs, in order,
  *   are the message. A writer without an iovec list copies records inline.
+ * - Scattered records: a records value may live in several byte ranges (a partition's
+ *   batches in several chunk fragments). The encoder registers a list of them on the
+ *   writer (kafka_writer_set_scatter) and puts into the message a records value whose ptr
+ *   is the address of a list entry and whose len is that entry's total: the generated code
+ *   is unchanged, and kafka_write_records writes the entry's ranges -- one iovec each in
+ *   iovec mode, copied by other writers, counted by a sizer.
  *
  * Public API
  *   reader: kafka_reader_init, kafka_reader_remaining, kafka_reader_fail, kafka_read_int8/
@@ -29,7 +35,8 @@
  *   writer: kafka_writer_init/init_iov/init_sizer, kafka_writer_size, kafka_writer_fail,
  *     kafka_write_* (same types), kafka_write_records, kafka_write_array_len,
  *     kafka_writer_reserve + kafka_writer_patch_int32 (frame size prefixes),
- *     kafka_writer_finish (iovec mode).
+ *     kafka_writer_finish (iovec mode), kafka_writer_set_scatter + kafka_write_records_iov
+ *     (records in several ranges).
  *   arena: kafka_arena_init, kafka_arena_reset, kafka_arena_alloc.
  *   errors: KAFKA_ERR_* (negative), kafka_err_str().
  */
@@ -111,7 +118,15 @@ struct kafka_writer {
     uint32_t iov_cap;
     uint32_t iov_count;
     size_t segment_start_bytes; /* start in buf of the inline segment not yet in iov */
+    const struct kafka_scatter *scatter; /* records values that point into it are lists */
+    uint32_t scatter_count;
     int err;
+};
+
+/* One records value in several byte ranges, in order. */
+struct kafka_scatter {
+    const struct iovec *iov;
+    uint32_t iov_count;
 };
 
 void kafka_writer_init(struct kafka_writer *w, void *buf, size_t cap_bytes);
@@ -138,6 +153,14 @@ void kafka_write_bytes(struct kafka_writer *w, struct kafka_bytes b, bool compac
 /* Like bytes, but in iovec mode the data is referenced, not copied. */
 void kafka_write_records(struct kafka_writer *w, struct kafka_bytes b, bool compact);
 void kafka_write_array_len(struct kafka_writer *w, int32_t count, bool compact);
+/* Records made of iov_count ranges (length prefix = their total): referenced in iovec mode
+ * (one iovec per range), copied otherwise. */
+void kafka_write_records_iov(struct kafka_writer *w, const struct iovec *iov,
+    uint32_t iov_count, bool compact);
+/* From now on a records value whose ptr is &list[i] (len = list[i]'s total bytes) is
+ * written as kafka_write_records_iov(list[i]). list must outlive the encoding. */
+void kafka_writer_set_scatter(struct kafka_writer *w, const struct kafka_scatter *list,
+    uint32_t count);
 
 /* ---- inline fast paths ----------------------------------------------------------------
  * Fixed-width values and one-byte varints are most of the codec's work; they are inline
