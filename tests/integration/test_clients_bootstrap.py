@@ -118,7 +118,8 @@ def protocol_checks(bootstrap, port):
 # What the broker implements: Produce, Fetch (from v4: no down-conversion), ListOffsets,
 # Metadata, ApiVersions, CreateTopics, DeleteTopics.
 ADVERTISED = {0: (0, 9), 1: (4, 13), 2: (0, 7), 3: (0, 12), 18: (0, 4), 19: (0, 7), 20: (0, 6),
-              21: (0, 2), 23: (0, 4), 32: (0, 4), 33: (0, 2), 35: (0, 4), 37: (0, 3),
+              21: (0, 2), 22: (0, 5), 23: (0, 4), 32: (0, 4), 33: (0, 2), 35: (0, 4),
+              37: (0, 3),
               44: (0, 1), 60: (0, 1)}
 
 
