@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "control/group_api.h"
 #include "hw/log.h"
 
 #define CREATE_NAME_BYTES (CATALOG_TOPIC_NAME_MAX_BYTES + 1)
@@ -133,6 +134,12 @@ int control_plane_init(struct control_plane *cp, struct mesh *mesh, const char *
     }
     cp->publisher_ready = true;
     log_info("catalog_loaded", "topics=%zu", catalog_topic_count(&cp->catalog));
+    cp->groups = calloc(1, sizeof *cp->groups);
+    if (!cp->groups) {
+        snprintf(err, err_bytes, "control: out of memory");
+        return -1;
+    }
+    if (group_api_init(cp->groups, cp, data_dir, err, err_bytes) != 0) return -1;
     return 0;
 }
 
@@ -144,6 +151,8 @@ void control_plane_destroy(struct control_plane *cp) {
         free(j->response);
         free(j);
     }
+    if (cp->groups) group_api_destroy(cp->groups);
+    free(cp->groups);
     if (cp->publisher_ready) catalog_publisher_destroy(&cp->publisher);
     if (cp->catalog_open) catalog_close(&cp->catalog);
     free(cp->readers);
@@ -326,6 +335,11 @@ static void delete_one(struct control_plane *cp, struct kafka_str name, const ui
         out->error_message = kafka_str_from_cstr(m);
     } else {
         *changed = true;
+        if (cp->groups && out->name.len > 0) { /* its committed offsets go with it */
+            char buf[CREATE_NAME_BYTES];
+            str_copy(buf, sizeof buf, out->name);
+            group_api_topic_deleted(cp->groups, buf);
+        }
     }
 }
 
@@ -794,7 +808,11 @@ static int init_producer_id(struct control_plane *cp, struct control_job *job,
     return 0;
 }
 
-static void execute_job(struct control_plane *cp, struct control_job *job) {
+static void encode_job(struct control_job *job, int rc, const void *resp);
+
+/* Returns false when the job was parked: the group APIs answer it later through
+ * control_plane_answer(). */
+static bool execute_job(struct control_plane *cp, struct control_job *job) {
     kafka_arena_reset(&cp->arena);
     struct kafka_reader r;
     kafka_reader_init(&r, job->request, job->request_bytes);
@@ -810,18 +828,27 @@ static void execute_job(struct control_plane *cp, struct control_job *job) {
         break;
     case KAFKA_API_CREATE_PARTITIONS: rc = create_partitions(cp, job, &r, &resp); break;
     case KAFKA_API_INIT_PRODUCER_ID: rc = init_producer_id(cp, job, &r, &resp); break;
-    default: rc = KAFKA_ERR_UNKNOWN_API;
+    default:
+        rc = group_api_handles(job->api_key) ? group_api_execute(cp->groups, job, &r, &resp)
+                                             : KAFKA_ERR_UNKNOWN_API;
     }
+    if (rc == GROUP_API_PARKED) return false;
+    encode_job(job, rc, &resp);
+    return true;
+}
+
+/* Encode resp into job->response (NULL on failure: the connection closes). */
+static void encode_job(struct control_job *job, int rc, const void *resp) {
     if (rc == 0) {
         struct kafka_writer sizer;
         kafka_writer_init_sizer(&sizer);
-        rc = kafka_response_encode(job->api_key, job->api_version, &sizer, &resp);
+        rc = kafka_response_encode(job->api_key, job->api_version, &sizer, resp);
         size_t need = kafka_writer_size(&sizer);
         job->response = rc == 0 ? malloc(need ? need : 1) : NULL;
         if (job->response) {
             struct kafka_writer w;
             kafka_writer_init(&w, job->response, need);
-            rc = kafka_response_encode(job->api_key, job->api_version, &w, &resp);
+            rc = kafka_response_encode(job->api_key, job->api_version, &w, resp);
             job->response_bytes = (uint32_t)w.len_bytes;
         }
     }
@@ -842,6 +869,13 @@ static void reply(struct control_plane *cp, struct control_job *job) {
     else cp->retry_first = job;
     cp->retry_last = job;
 }
+
+void control_plane_answer(struct control_plane *cp, struct control_job *job, const void *resp) {
+    encode_job(job, resp ? 0 : KAFKA_ERR_ARENA, resp);
+    reply(cp, job);
+}
+
+void control_plane_publish(struct control_plane *cp) { publish(cp); }
 
 static void auto_create(struct control_plane *cp, char *name) {
     struct catalog_create_request req = {.name = name, .partition_count = -1,
@@ -895,8 +929,7 @@ static void append_answered(struct control_plane *cp, struct internal_append_job
 void control_plane_on_message(struct control_plane *cp, const struct shard_msg *msg) {
     switch (msg->type) {
     case ROUTER_MSG_CONTROL_REQ:
-        execute_job(cp, msg->ptr);
-        reply(cp, msg->ptr);
+        if (execute_job(cp, msg->ptr)) reply(cp, msg->ptr);
         break;
     case ROUTER_MSG_AUTO_CREATE:
         auto_create(cp, msg->ptr);
@@ -919,6 +952,7 @@ void control_plane_tick(struct control_plane *cp) {
         if (!cp->retry_first) cp->retry_last = NULL;
     }
     append_retry(cp);
+    if (cp->groups) group_api_tick(cp->groups);
     if (cp->publish_pending) publish(cp);
     catalog_publisher_reclaim(&cp->publisher);
 }

@@ -13,6 +13,8 @@
 #include "dataplane/router.h"
 #include "dataplane/topics.h"
 
+struct group_api;
+
 struct control_plane {
     struct mesh *mesh;
     int shard_count;
@@ -30,6 +32,7 @@ struct control_plane {
     struct kafka_arena arena;
     uint8_t *arena_mem;
     struct producer_ids producer_ids;     /* InitProducerId */
+    struct group_api *groups;             /* consumer groups and offsets (group_api.c) */
 };
 
 /* Open the catalogue in data_dir and publish its first snapshot. 0 or -1 with err. */
@@ -47,6 +50,11 @@ void control_plane_tick(struct control_plane *cp);
  * ROUTER_MAX_INTERNAL_APPENDS are in flight -- the caller answers its client with it, and
  * Kafka clients retry that). */
 int16_t control_plane_internal_append(struct control_plane *cp, struct internal_append_job *job);
+/* Answer a job a group API kept (GROUP_API_PARKED): encode resp (a response struct of
+ * job's API and version; NULL: the connection closes) and send the job back. */
+void control_plane_answer(struct control_plane *cp, struct control_job *job, const void *resp);
+/* Publish a catalogue change (a topic control created for itself). */
+void control_plane_publish(struct control_plane *cp);
 /* After every shard has stopped. */
 void control_plane_destroy(struct control_plane *cp);
 

@@ -170,7 +170,22 @@ int group_api_init(struct group_api *api, struct control_plane *cp, const char *
     return 0;
 }
 
-void group_api_destroy(struct group_api *api) { group_coordinator_destroy(&api->gc); }
+static void job_free(struct control_job *job) {
+    free(job->request);
+    free(job->response);
+    free(job);
+}
+
+/* At shutdown (shards stopped): parked requests are dropped with their jobs. */
+void group_api_destroy(struct group_api *api) {
+    for (struct group *g = api->gc.groups; g; g = g->next)
+        for (struct group_member *m = g->members; m; m = m->next) {
+            if (m->join_waiter) job_free(m->join_waiter);
+            if (m->sync_waiter) job_free(m->sync_waiter);
+            m->join_waiter = m->sync_waiter = NULL;
+        }
+    group_coordinator_destroy(&api->gc);
+}
 
 bool group_api_handles(int16_t api_key) {
     switch (api_key) {

@@ -25,6 +25,8 @@ static int handle_routed(struct handler_ctx *ctx, const struct kafka_request_hea
                          struct kafka_reader *body, struct kafka_writer *w);
 static int handle_describe_cluster(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
                                    struct kafka_reader *body, struct kafka_writer *w);
+static int handle_find_coordinator(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
+                                   struct kafka_reader *body, struct kafka_writer *w);
 
 /* Versions: -1 takes the codec's whole range. Produce from v0 (legacy message sets are
  * converted to v2), up to 9 (v10+ adds nothing sluice uses, v9 is what clients of 2024
@@ -48,6 +50,19 @@ static struct handler handlers[] = {
     {KAFKA_API_OFFSET_FOR_LEADER_EPOCH, 0, -1, handle_routed},
     {KAFKA_API_DESCRIBE_LOG_DIRS, 0, -1, handle_routed},
     {KAFKA_API_INIT_PRODUCER_ID, 0, -1, handle_routed}, /* control: producer_ids.c */
+    /* consumer groups: control/group_api.c (FindCoordinator answered here: this node).
+     * OffsetCommit/OffsetFetch stop at v8 (v9 is KIP-848's member epochs). */
+    {KAFKA_API_FIND_COORDINATOR, 0, 4, handle_find_coordinator},
+    {KAFKA_API_JOIN_GROUP, 0, 9, handle_routed},
+    {KAFKA_API_SYNC_GROUP, 0, 5, handle_routed},
+    {KAFKA_API_HEARTBEAT, 0, 4, handle_routed},
+    {KAFKA_API_LEAVE_GROUP, 0, 5, handle_routed},
+    {KAFKA_API_OFFSET_COMMIT, 0, 8, handle_routed},
+    {KAFKA_API_OFFSET_FETCH, 0, 8, handle_routed},
+    {KAFKA_API_DESCRIBE_GROUPS, 0, 5, handle_routed},
+    {KAFKA_API_LIST_GROUPS, 0, 5, handle_routed},
+    {KAFKA_API_DELETE_GROUPS, 0, 2, handle_routed},
+    {KAFKA_API_OFFSET_DELETE, 0, 0, handle_routed},
 };
 #define HANDLER_COUNT (sizeof handlers / sizeof handlers[0])
 
@@ -206,4 +221,51 @@ static int handle_describe_cluster(struct handler_ctx *ctx, const struct kafka_r
     resp.brokers[0].rack = kafka_str_from_cstr(NULL);
     resp.brokers_count = 1;
     return kafka_describe_cluster_response_encode(w, version, &resp);
+}
+
+/* FindCoordinator: this node coordinates every group (key type 0). Transactions do not
+ * exist yet: key type 1 gets COORDINATOR_NOT_AVAILABLE with a message, as a Kafka
+ * cluster without a transaction coordinator answers; other key types INVALID_REQUEST.
+ * v4 batches keys (coordinator_keys -> coordinators). */
+#define ERR_COORDINATOR_NOT_AVAILABLE 15
+#define ERR_INVALID_REQUEST 42
+
+static void coordinator_answer(const struct broker_identity *id, int8_t key_type,
+                               int16_t *error_code, struct kafka_str *message, int32_t *node_id,
+                               struct kafka_str *host, int32_t *port) {
+    bool group = key_type == 0;
+    *error_code = group ? 0 : key_type == 1 ? ERR_COORDINATOR_NOT_AVAILABLE : ERR_INVALID_REQUEST;
+    *message = kafka_str_from_cstr(group ? NULL
+                                   : key_type == 1 ? "Transactions are not supported by this broker"
+                                                   : "Unknown coordinator key type");
+    *node_id = group ? id->node_id : -1;
+    *host = kafka_str_from_cstr(group ? id->advertised_host : "");
+    *port = group ? id->advertised_port : -1;
+}
+
+static int handle_find_coordinator(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
+                                   struct kafka_reader *body, struct kafka_writer *w) {
+    int16_t version = hdr->request_api_version;
+    struct kafka_find_coordinator_request req;
+    int rc = kafka_find_coordinator_request_decode(body, version, &req, ctx->arena);
+    if (rc != 0) return rc;
+    struct kafka_find_coordinator_response resp;
+    kafka_find_coordinator_response_init(&resp, version);
+    int8_t key_type = version >= 1 ? req.key_type : 0;
+    if (version < 4) {
+        coordinator_answer(ctx->identity, key_type, &resp.error_code, &resp.error_message,
+                           &resp.node_id, &resp.host, &resp.port);
+        return kafka_find_coordinator_response_encode(w, version, &resp);
+    }
+    int32_t n = req.coordinator_keys_count > 0 ? req.coordinator_keys_count : 0;
+    resp.coordinators = KAFKA_ARENA_ARRAY(ctx->arena, n ? n : 1, resp.coordinators);
+    if (!resp.coordinators) return KAFKA_ERR_ARENA;
+    resp.coordinators_count = n;
+    for (int32_t i = 0; i < n; i++) {
+        struct kafka_find_coordinator_response_coordinator *c = &resp.coordinators[i];
+        c->key = req.coordinator_keys[i];
+        coordinator_answer(ctx->identity, key_type, &c->error_code, &c->error_message,
+                           &c->node_id, &c->host, &c->port);
+    }
+    return kafka_find_coordinator_response_encode(w, version, &resp);
 }

@@ -84,8 +84,8 @@ def main():
     args = ap.parse_args()
     cfg = {"group.initial.rebalance.delay.ms": 0, "offsets.topic.num.partitions": 50}
     with Broker(args.sluice, config=cfg, cores="2") as b:
-        AdminClient({"bootstrap.servers": b.bootstrap}).create_topics(
-            [NewTopic("bench-100", 100, 1)])["bench-100"].result()
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        admin.create_topics([NewTopic("bench-100", 100, 1)])["bench-100"].result()
         times = []
         for r in range(args.rounds):
             t = rebalance_once(b.bootstrap, "bench-100", "bench-g%d" % r, 10)

@@ -143,7 +143,18 @@ def group_kill_test(bootstrap, strategy, total, tmp):
             procs[n] = start_consumer(script, bootstrap, group, topic, strategy, n, outdir)
         time.sleep(4)
         procs["c4"] = start_consumer(script, bootstrap, group, topic, strategy, "c4", outdir)
-        time.sleep(4)
+        # kill once the four share the six partitions (a settled generation)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            held = {}
+            for n in procs:
+                last = [l for l in read_lines(outdir, n) if l.startswith("S ")]
+                held[n] = set(int(x) for x in last[-1][2:].split(",") if x) if last else set()
+            if all(held.values()) and sum(len(h) for h in held.values()) == 6 and \
+                    set().union(*held.values()) == set(range(6)):
+                break
+            time.sleep(0.2)
+        check(all(held.values()), "%s: four consumers share the partitions %s" % (strategy, held))
         victim = "c2"
         procs[victim][0].kill()  # SIGKILL: no LeaveGroup, the session timeout must find it
         procs[victim][0].wait()
