@@ -415,12 +415,74 @@ def raw_errors_test(bootstrap):
         check(r["Topics"][0]["Partitions"][0]["ErrorCode"] == 0, "OffsetCommit: simple commit")
 
 
+def version_sweep_test(bootstrap):
+    """Every advertised version of each group API answers and decodes (independent codec)."""
+    with KafkaConn(bootstrap) as c:
+        for v in range(0, 5):
+            fc = c.request("FindCoordinator", v, {"Key": "sw", "KeyType": 0,
+                                                  "CoordinatorKeys": ["sw"]})
+            err = fc["Coordinators"][0]["ErrorCode"] if v >= 4 else fc["ErrorCode"]
+            check(err == 0, "FindCoordinator v%d" % v)
+        for v in range(0, 10):
+            gid = "sw-j%d" % v
+            join = {"GroupId": gid, "SessionTimeoutMs": 10000, "RebalanceTimeoutMs": 10000,
+                    "MemberId": "", "GroupInstanceId": None, "ProtocolType": "consumer",
+                    "Protocols": [{"Name": "range", "Metadata": SUBSCRIPTION}], "Reason": None}
+            j = c.request("JoinGroup", v, join)
+            if v >= 4:
+                check(j["ErrorCode"] == 79, "JoinGroup v%d: MEMBER_ID_REQUIRED" % v)
+                join["MemberId"] = j["MemberId"]
+                j = c.request("JoinGroup", v, join)
+            check(j["ErrorCode"] == 0 and j["GenerationId"] == 1, "JoinGroup v%d: joined" % v)
+            mid = j["MemberId"]
+            sv, hv, lv = min(v, 5), min(v, 4), min(v, 5)
+            s = c.request("SyncGroup", sv, {"GroupId": gid, "GenerationId": 1, "MemberId": mid,
+                                            "GroupInstanceId": None, "ProtocolType": "consumer",
+                                            "ProtocolName": "range",
+                                            "Assignments": [{"MemberId": mid, "Assignment": b"a"}]})
+            check(s["ErrorCode"] == 0 and s["Assignment"] == b"a", "SyncGroup v%d" % sv)
+            h = c.request("Heartbeat", hv, {"GroupId": gid, "GenerationId": 1, "MemberId": mid,
+                                            "GroupInstanceId": None})
+            check(h["ErrorCode"] == 0, "Heartbeat v%d" % hv)
+            l = c.request("LeaveGroup", lv, {"GroupId": gid, "MemberId": mid, "Members": [
+                {"MemberId": mid, "GroupInstanceId": None, "Reason": None}]})
+            check(l["ErrorCode"] == 0, "LeaveGroup v%d" % lv)
+        for v in range(0, 9):
+            gid = "sw-c%d" % v
+            c.request("OffsetCommit", v, {"GroupId": gid, "GenerationIdOrMemberEpoch": -1,
+                                          "MemberId": "", "GroupInstanceId": None,
+                                          "RetentionTimeMs": -1, "Topics": [
+                {"Name": "raw-t", "Partitions": [{"PartitionIndex": 1, "CommittedOffset": 40 + v,
+                                                  "CommittedLeaderEpoch": -1, "CommitTimestamp": -1,
+                                                  "CommittedMetadata": "m%d" % v}]}]})
+            if v < 8:
+                f = c.request("OffsetFetch", v, {"GroupId": gid, "Topics": [
+                    {"Name": "raw-t", "PartitionIndexes": [1]}], "RequireStable": False})
+                p = f["Topics"][0]["Partitions"][0]
+            else:
+                f = c.request("OffsetFetch", v, {"Groups": [{"GroupId": gid, "Topics": [
+                    {"Name": "raw-t", "PartitionIndexes": [1]}]}], "RequireStable": False})
+                p = f["Groups"][0]["Topics"][0]["Partitions"][0]
+            check(p["CommittedOffset"] == 40 + v and p["Metadata"] == "m%d" % v,
+                  "OffsetCommit v%d stored, OffsetFetch v%d read it back" % (v, v))
+        for v in range(0, 6):
+            d = c.request("DescribeGroups", v, {"Groups": ["sw-c1"], "IncludeAuthorizedOperations": False})
+            check(d["Groups"][0]["GroupState"] == "Empty", "DescribeGroups v%d" % v)
+            lg = c.request("ListGroups", v, {"StatesFilter": [], "TypesFilter": []})
+            check(lg["ErrorCode"] == 0 and "sw-c1" in [g["GroupId"] for g in lg["Groups"]],
+                  "ListGroups v%d" % v)
+        for v in range(0, 3):
+            dg = c.request("DeleteGroups", v, {"GroupsNames": ["sw-c%d" % v]})
+            check(dg["Results"][0]["ErrorCode"] == 0, "DeleteGroups v%d" % v)
+
+
 def main():
     sluice = sys.argv[1]
     cfg = {"group.initial.rebalance.delay.ms": 0, "offsets.topic.num.partitions": 5,
            "group.min.session.timeout.ms": 1000}
     with tempfile.TemporaryDirectory() as tmp, Broker(sluice, config=cfg, cores="2") as b:
         raw_errors_test(b.bootstrap)
+        version_sweep_test(b.bootstrap)
         topic, group = group_kill_test(b.bootstrap, "range", 3000, tmp)
         group_kill_test(b.bootstrap, "cooperative-sticky", 3000, tmp)
         static_membership_test(b.bootstrap, tmp)
