@@ -10,12 +10,14 @@
 - Broker restart: committed offsets survive, a consumer resumes where the group left off.
 - Static membership: a consumer with group.instance.id closed and restarted within the
   session timeout gets the same partitions, and the other member sees no revocation.
-- kafka-python group consumer with commits; kcat -G balanced consumer.
+- kafka-python group consumer with commits; kafkajs eachMessage consumer committing each
+  offset; kcat -G balanced consumer.
 - Bad input over raw requests: SyncGroup from an unknown member (25), wrong generation
   (22), heartbeat after leave (25), commit for an unknown partition (3), a transaction
   coordinator lookup (15), DescribeGroups / ListGroups with a state filter /
   DeleteGroups / OffsetDelete.
 """
+import json
 import os
 import signal
 import subprocess
@@ -23,7 +25,7 @@ import sys
 import tempfile
 import time
 
-from harness import Broker, KafkaConn, kcat_path, run
+from harness import JS_DIR, Broker, KafkaConn, kcat_path, node_available, npm_ci, run
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -309,6 +311,24 @@ def kafka_python_test(bootstrap):
           "kafka-python: its commits reached the high watermarks")
 
 
+def kafkajs_test(bootstrap):
+    if not node_available():
+        print("skip kafkajs: node missing", flush=True)
+        return
+    npm_ci(JS_DIR)
+    topic, group = "js-t", "g-kafkajs"
+    create(bootstrap, topic, 3)
+    produce(bootstrap, topic, 150, "js")
+    rc, out, err = run(["node", os.path.join(JS_DIR, "group_consume.js"), bootstrap, topic,
+                        group, "150"], timeout=60)
+    check(rc == 0, "kafkajs: eachMessage group consumer finished (%s)" % err.strip()[-300:])
+    res = json.loads(out)
+    check(res["count"] == 150 and res["partitions"] == [0, 1, 2],
+          "kafkajs: read 150 messages from partitions %s" % res["partitions"])
+    check(committed(bootstrap, group, topic, 3) == high_watermarks(bootstrap, topic, 3),
+          "kafkajs: its commits reached the high watermarks")
+
+
 def kcat_test(bootstrap):
     topic, group = "kcat-t", "g-kcat"
     create(bootstrap, topic, 2)
@@ -488,6 +508,7 @@ def main():
         static_membership_test(b.bootstrap, tmp)
         kafka_python_test(b.bootstrap)
         kcat_test(b.bootstrap)
+        kafkajs_test(b.bootstrap)
         restart_test(b, topic, group)
     print("all group tests passed")
 
