@@ -31,6 +31,18 @@
  * the connection stops reading (net_recv_pause) and resumes when a send completes (or, for
  * the pool, when the tick sees free chunks).
  *
+ * Zero-copy completions (kserver_complete_zc, for Fetch). The response is encoded with an
+ * iovec-mode writer into a fresh chunk: size prefix, header and the other inline fields
+ * fill the chunk's front, the record bytes stay where the caller holds them (batch cache
+ * chunks) and are referenced by iovecs kept at the chunk's end (NET_SEND_MAX_IOV of
+ * them). That block sits in the FIFO like any other but is sent alone, with its own iovec
+ * list (big ones go out as SENDMSG_ZC), and its release(arg) runs exactly once when the
+ * block is released: after that send's done (0 or error), or when the connection closes
+ * or the server is destroyed with it still queued. No new response is ever appended to
+ * it, so request order holds. When the iovecs would not fit (many partitions), no chunk
+ * is free, or the referenced bytes are small (a copy is cheaper than a separate send),
+ * the response takes the copying path and release runs at once.
+ *
  * Closing is requested with want_close and carried out by conn_settle() at the end of
  * each entry point (received, send done, tick), so no callback frees a connection that
  * a caller further up the stack is still using. Queued responses are flushed before the
@@ -56,6 +68,7 @@
 #define OUT_SLOTS (OUT_BLOCKS + 1)    /* + one for a deferred completion */
 #define ARENA_BYTES (1u << 20)
 #define STASH_SLACK_BYTES (1u << 20) /* bytes that may arrive after a pause is asked */
+#define ZC_MIN_EXTERNAL_BYTES (16u << 10) /* below this a zero-copy response is copied */
 
 struct out_block {
     uint8_t *base;
@@ -63,6 +76,12 @@ struct out_block {
     uint32_t cap_bytes;
     uint32_t responses;
     bool heap;
+    bool zc;                     /* a zero-copy response: sent alone, with its own iovecs */
+    uint32_t iov_count;          /* zc: the iovecs at iov (inside the chunk, past cap_bytes) */
+    struct iovec *iov;
+    size_t external_bytes;       /* zc: bytes the iovecs reference outside the block */
+    void (*release)(void *arg);  /* zc: runs once when the block is released */
+    void *release_arg;
 };
 
 struct kconn {
@@ -165,14 +184,17 @@ static struct out_block *out_at(struct kconn *c, unsigned i) {
 static void block_release(struct kserver *ks, struct out_block *b) {
     if (b->heap) free(b->base);
     else if (b->base) chunk_unref(ks->cfg.pool, b->base);
+    void (*release)(void *arg) = b->release;
+    void *release_arg = b->release_arg;
     memset(b, 0, sizeof *b);
+    if (release) release(release_arg); /* the referenced bytes are no longer needed */
 }
 
 /* The last block when it can still take bytes (a chunk not yet in a send). */
 static struct out_block *out_tail_open(struct kconn *c) {
     if (c->out_count == 0 || c->out_count == c->out_sending) return NULL;
     struct out_block *b = out_at(c, c->out_count - 1u);
-    return b->heap ? NULL : b;
+    return b->heap || b->zc ? NULL : b;
 }
 
 static struct out_block *out_push(struct kconn *c) {
@@ -253,7 +275,8 @@ static int encode_response(struct kserver *ks, const struct body_source *src,
         rc = src->h->handle(&ctx, src->hdr, &r, w);
     }
     if (rc == 0) rc = w->err;
-    if (rc == 0 && w->buf) kafka_writer_patch_int32(w, size_at, (int32_t)(w->len_bytes - 4));
+    if (rc == 0 && w->buf)
+        kafka_writer_patch_int32(w, size_at, (int32_t)(kafka_writer_size(w) - 4));
     return rc;
 }
 
@@ -335,7 +358,8 @@ static enum req_result handle_request(struct kserver *ks, struct kconn *c,
     }
     uint64_t start_us = clock_us();
     int16_t api_key = be16(frame), version = be16(frame + 2);
-    const struct handler *h = handler_find(api_key);
+    const struct handler *h =
+        ks->cfg.find_handler ? ks->cfg.find_handler(api_key) : handler_find(api_key);
     bool supported = h && version >= h->min_version && version <= h->max_version;
     int hv = -1;
     if (supported) hv = kafka_request_header_version(api_key, version);
@@ -529,7 +553,7 @@ static void on_send_done(struct net_send *s, int status) {
         struct out_block *b = out_at(c, 0);
         assert(c->inflight >= b->responses);
         c->inflight -= b->responses;
-        ks->stats.responses_bytes += b->len_bytes;
+        ks->stats.responses_bytes += b->len_bytes + b->external_bytes;
         block_release(ks, b);
         c->out_head = (uint8_t)((c->out_head + 1) % OUT_SLOTS);
         c->out_count--;
@@ -577,13 +601,24 @@ static void conn_flush(struct kserver *ks, struct kconn *c) {
     if (c->out_sending > 0 || c->close_requested) return;
     out_drop_empty_tail(ks, c);
     if (c->out_count == 0) return;
-    for (unsigned i = 0; i < c->out_count; i++) {
-        struct out_block *b = out_at(c, i);
-        c->iov[i].iov_base = b->base;
-        c->iov[i].iov_len = b->len_bytes;
+    struct out_block *head = out_at(c, 0);
+    struct iovec *iov = c->iov;
+    unsigned blocks = 0, iov_count = 0;
+    if (head->zc) { /* a zero-copy response goes alone, with its own iovec list */
+        iov = head->iov;
+        iov_count = head->iov_count;
+        blocks = 1;
+    } else {
+        for (; blocks < c->out_count && !out_at(c, blocks)->zc; blocks++) {
+            struct out_block *b = out_at(c, blocks);
+            c->iov[blocks].iov_base = b->base;
+            c->iov[blocks].iov_len = b->len_bytes;
+        }
+        iov_count = blocks;
     }
-    c->out_sending = c->out_count;
-    c->send = (struct net_send){.iov = c->iov, .iov_count = c->out_count,
+    assert(blocks > 0 && iov_count > 0 && iov_count <= NET_SEND_MAX_IOV);
+    c->out_sending = (uint8_t)blocks;
+    c->send = (struct net_send){.iov = iov, .iov_count = (int)iov_count,
                                 .done = on_send_done, .user = c};
     if (net_send(ks->net, c->nc, &c->send) != 0) c->out_sending = 0;
 }
@@ -700,6 +735,54 @@ bool kserver_complete(struct kserver *ks, struct conn_token token, response_body
     conn_flush(ks, c);
     conn_settle(ks, c);
     return true;
+}
+
+/* Queue body's response as a zero-copy block (see the top comment). False when it must
+ * take the copying path instead (nothing queued, release not taken). */
+static bool respond_zc(struct kserver *ks, struct kconn *c, response_body_fn body, void *arg,
+                       void (*release)(void *arg)) {
+    if (c->out_count >= OUT_SLOTS) return false;
+    size_t iov_bytes = NET_SEND_MAX_IOV * sizeof(struct iovec);
+    if (ks->cfg.pool->chunk_bytes < 2 * iov_bytes) return false;
+    uint8_t *mem = chunk_alloc(ks->cfg.pool);
+    if (!mem) return false;
+    size_t cap_bytes = ks->cfg.pool->chunk_bytes - iov_bytes;
+    struct iovec *iov = (struct iovec *)(void *)(mem + cap_bytes);
+    struct kafka_writer w;
+    kafka_writer_init_iov(&w, mem, cap_bytes, iov, NET_SEND_MAX_IOV);
+    struct body_source src = {.body = body, .body_arg = arg, .c = c,
+                              .correlation_id = c->deferred_correlation_id};
+    int rc = encode_response(ks, &src, c->deferred_rhv, &w);
+    int iov_count = rc == 0 ? kafka_writer_finish(&w) : rc;
+    if (iov_count <= 0 || w.external_bytes < ZC_MIN_EXTERNAL_BYTES ||
+        kafka_writer_size(&w) > ks->cfg.max_response_bytes) {
+        chunk_unref(ks->cfg.pool, mem);
+        return false;
+    }
+    struct out_block *b = out_push(c);
+    *b = (struct out_block){.base = mem, .len_bytes = (uint32_t)w.len_bytes,
+                            .cap_bytes = (uint32_t)cap_bytes, .responses = 1, .zc = true,
+                            .iov = iov, .iov_count = (uint32_t)iov_count,
+                            .external_bytes = w.external_bytes, .release = release,
+                            .release_arg = arg};
+    c->inflight++;
+    ks->stats.requests++;
+    return true;
+}
+
+bool kserver_complete_zc(struct kserver *ks, struct conn_token token, response_body_fn body,
+                         void *arg, void (*release)(void *arg)) {
+    assert(body && release);
+    struct kconn *c = token.conn_id < ks->cfg.max_conns ? &ks->conns[token.conn_id] : NULL;
+    if (!c || !c->in_use || c->generation != token.generation || !c->deferred) {
+        release(arg);
+        return false;
+    }
+    if (!c->want_close && respond_zc(ks, c, body, arg, release))
+        return kserver_complete(ks, token, NULL, NULL); /* resume, count, flush */
+    bool ok = kserver_complete(ks, token, body, arg);   /* the copying path */
+    release(arg);
+    return ok;
 }
 
 void kserver_fail(struct kserver *ks, struct conn_token token) {

@@ -26,6 +26,8 @@ struct kserver_config {
     struct chunk_pool *pool;         /* output buffers come from here */
     void *owner;                     /* handed to handlers as ctx->owner (the shard) */
     struct shard_stats *stats;       /* metrics (dataplane/stats.h) written here; NULL: none */
+    /* The handler table; NULL: handler_find (tests give their own handlers here). */
+    const struct handler *(*find_handler)(int16_t api_key);
 };
 
 struct kserver_stats {
@@ -52,6 +54,14 @@ void kserver_stats(const struct kserver *ks, struct kserver_stats *out);
 typedef int (*response_body_fn)(void *arg, struct kafka_writer *w);
 bool kserver_complete(struct kserver *ks, struct conn_token token, response_body_fn body,
                       void *arg);
+/* Like kserver_complete, for a response that references bytes the caller holds (Fetch's
+ * record batches): body encodes with an iovec-mode writer and the response goes out
+ * without copying them; release(arg) runs exactly once, when the kernel no longer needs
+ * the bytes (send done, or the connection closed first) -- or at once when the
+ * connection has gone, or the response was copied instead (too many iovecs, no chunk,
+ * little data). body may be called more than once and must encode the same bytes. */
+bool kserver_complete_zc(struct kserver *ks, struct conn_token token, response_body_fn body,
+                         void *arg, void (*release)(void *arg));
 /* A deferred request that could not be answered (it did not decode): close the
  * connection after the responses queued before it, as for a bad request. */
 void kserver_fail(struct kserver *ks, struct conn_token token);

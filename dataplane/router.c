@@ -51,8 +51,8 @@
  * Bounds: a full mesh ring is retried from the outbox (sized for every job's messages),
  * parts per request <= ROUTER_MAX_PARTS, open partitions <= ROUTER_PTABLE_SLOTS / 2.
  * A job holds a copy of its request (at most socket.request.max.bytes; one job per
- * connection). Fetch data is copied from the log's fragments into the job (no zero copy
- * yet). ListOffsets answers timestamp -1 (the offset is right; the record's timestamp
+ * connection). Fetch data: the origin's own parts keep the log's fragments and are sent
+ * zero-copy; other owners' parts are copied once (router_fetch.c). ListOffsets answers timestamp -1 (the offset is right; the record's timestamp
  * would need a read). DeleteRecords answers once the new log start is set in memory (its
  * checkpoint is written through the ring, as Kafka checkpoints it); OffsetForLeaderEpoch
  * knows one epoch, 0, which ends at the log end. DescribeLogDirs is a partition request
@@ -353,7 +353,7 @@ struct data_job *router_job_new(struct router *r, const struct handler_ctx *ctx,
 }
 
 void router_job_free(struct data_job *job) {
-    for (uint32_t i = 0; i < job->part_count; i++) free(job->parts[i].data);
+    for (uint32_t i = 0; i < job->part_count; i++) router_fetch_part_drop(&job->parts[i]);
     free(job->parts);
     free(job->frame);
     free(job->owner_pending);
@@ -466,6 +466,10 @@ static void job_finish(struct router *r, struct data_job *job) {
     default: fn = router_encode_list_offsets;
     }
     if (job->api_key == KAFKA_API_PRODUCE && job->acks == 0) fn = NULL;
+    if (job->api_key == KAFKA_API_FETCH) { /* its release frees the job */
+        kserver_complete_zc(r->ks, job->token, fn, job, router_fetch_release);
+        return;
+    }
     kserver_complete(r->ks, job->token, fn, job);
     router_job_free(job);
 }
@@ -511,11 +515,8 @@ static unsigned parked_tick(struct router *r) {
             r->ready = job;
             continue;
         }
-        for (uint32_t i = 0; i < job->part_count; i++) {
-            free(job->parts[i].data);
-            job->parts[i].data = NULL;
-            job->parts[i].data_bytes = 0;
-        }
+        for (uint32_t i = 0; i < job->part_count; i++) /* release before re-read */
+            router_fetch_part_drop(&job->parts[i]);
         router_job_dispatch(r, job);
     }
     return work;

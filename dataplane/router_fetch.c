@@ -1,8 +1,22 @@
 /* router_fetch.c - Fetch on the router: the origin decodes the request into one part per
  * partition (router_handle_fetch), each owner reads from its log (batch cache or disk,
- * router_fetch_part) and copies the fragments into the part, and the origin encodes the
- * answer (router_encode_fetch) -- at once, or after the long poll in router.c when fewer
- * than min_bytes came back. KIP-74: partitions are filled in request order until the
+ * router_fetch_part), and the origin encodes the answer (router_encode_fetch) -- at
+ * once, or after the long poll in router.c when fewer than min_bytes came back.
+ *
+ * Zero copy. A part read by the connection's own shard keeps the log's fragments (each
+ * holds a chunk reference) in its part_read: the response references the cached batch
+ * bytes in place (one iovec per fragment, kafka_writer_set_scatter) and is sent with
+ * kserver_complete_zc, whose release (router_fetch_release) frees the job and drops the
+ * fragment references -- on this shard, whose pool they belong to, once the kernel no
+ * longer needs the bytes. Every consumer tailing a partition on the same shard is thus
+ * served from the same cached bytes. A part owned by another shard is copied once, on
+ * the owner, into a malloc'd buffer that the origin references without a second copy
+ * and frees at release. Why not keep those fragments too: chunk refcounts are
+ * single-threaded, so the release would have to travel back to the owner as a mesh
+ * message, and a full ring would then have to hold the release in an outbox -- while
+ * the owner's cache chunks stay pinned by consumers on other shards; one copy on the
+ * owner keeps each pool's memory under its own shard's control. (Was: two copies for
+ * every part.) KIP-74: partitions are filled in request order until the
  * response's max_bytes; the first partition's first batch is returned whole even above
  * the limits, so a consumer always progresses. Sessions (KIP-227) are not kept: a session
  * request is answered with session id 0, which clients take as "full fetches". */
@@ -19,6 +33,26 @@
 #include "storage/record/batch.h"
 
 static void read_done(struct plog_read_req *req, int status);
+static void fetch_copy(struct data_part *p, struct plog *log);
+
+/* The owner is the origin: keep the fragments for the response (released with the job). */
+static void fetch_keep(struct data_part *p) {
+    struct plog_read_req *rq = &p->read->req;
+    p->data_bytes = rq->bytes;
+    for (uint32_t i = 0; i < rq->frag_count; i++)
+        stats_topic_out(p->name.ptr, p->name.len > 0 ? (uint32_t)p->name.len : 0,
+                        rq->frags[i].len, stats_count_records(rq->frags[i].ptr, rq->frags[i].len));
+    if (rq->frag_count == 0) {
+        free(p->read);
+        p->read = NULL;
+    }
+}
+
+/* What a read left in the part: kept on the origin, copied for another shard. */
+static void fetch_take(struct router *r, struct data_part *p, struct plog *log) {
+    if (p->job->origin == r) fetch_keep(p);
+    else fetch_copy(p, log);
+}
 
 static void fetch_copy(struct data_part *p, struct plog *log) {
     struct plog_read_req *rq = &p->read->req;
@@ -62,7 +96,7 @@ void router_fetch_part(struct router *r, struct data_part *p, struct plog *log) 
     p->read->req.done = read_done;
     int rc = plog_read(log, &p->read->req);
     if (rc == 1) {
-        fetch_copy(p, log);
+        fetch_take(r, p, log);
     } else if (rc == 0) {
         p->job->owner_pending[r->cfg.shard_id]++;
     } else {
@@ -83,11 +117,26 @@ static void read_done(struct plog_read_req *req, int status) {
         free(pr);
         p->read = NULL;
     } else {
-        fetch_copy(p, req->log);
+        fetch_take(r, p, req->log);
     }
     router_owner_op_done(r, p->job);
 }
 
+
+void router_fetch_part_drop(struct data_part *p) {
+    free(p->data);
+    p->data = NULL;
+    p->data_bytes = 0;
+    if (!p->read) return;
+    struct router *origin = p->job->origin;
+    assert(p->owner == origin->cfg.shard_id); /* only the origin's own reads are kept */
+    struct plog_read_req *rq = &p->read->req;
+    for (uint32_t i = 0; i < rq->frag_count; i++) frag_release(origin->cfg.pool, &rq->frags[i]);
+    free(p->read);
+    p->read = NULL;
+}
+
+void router_fetch_release(void *arg) { router_job_free(arg); }
 
 uint32_t router_fetch_bytes(const struct data_job *job) {
     uint32_t n = 0;
@@ -147,6 +196,21 @@ int router_handle_fetch(struct handler_ctx *ctx, const struct kafka_request_head
     return HANDLER_DEFERRED;
 }
 
+/* The part's record bytes as a list of ranges: its kept fragments, or its one copy. */
+static int fetch_scatter(struct router *r, const struct data_part *p, struct kafka_scatter *out) {
+    uint32_t n = p->data ? 1 : p->read ? p->read->req.frag_count : 0;
+    struct iovec *iov = JOB_ARRAY(r, n, iov);
+    if (!iov) return -1;
+    if (p->data) {
+        iov[0] = (struct iovec){p->data, p->data_bytes};
+    } else {
+        for (uint32_t i = 0; i < n; i++)
+            iov[i] = (struct iovec){p->read->req.frags[i].ptr, p->read->req.frags[i].len};
+    }
+    *out = (struct kafka_scatter){iov, n};
+    return 0;
+}
+
 int router_encode_fetch(void *arg, struct kafka_writer *w) {
     struct data_job *job = arg;
     struct router *r = job->origin;
@@ -156,7 +220,9 @@ int router_encode_fetch(void *arg, struct kafka_writer *w) {
     resp.session_id = 0; /* no incremental sessions: every fetch is a full fetch */
     resp.responses = JOB_ARRAY(r, job->topic_count, resp.responses);
     struct kafka_fetch_response_partition_data *pd = JOB_ARRAY(r, job->part_count, pd);
-    if (!resp.responses || !pd) return KAFKA_ERR_ARENA;
+    struct kafka_scatter *scatter = JOB_ARRAY(r, job->part_count, scatter);
+    if (!resp.responses || !pd || !scatter) return KAFKA_ERR_ARENA;
+    kafka_writer_set_scatter(w, scatter, job->part_count);
     resp.responses_count = (int32_t)job->topic_count;
     uint64_t total = 0;
     for (uint32_t i = 0; i < job->part_count; i++) {
@@ -183,8 +249,9 @@ int router_encode_fetch(void *arg, struct kafka_writer *w) {
         x->preferred_read_replica = -1;
         /* Response max_bytes: the first data always goes (KIP-74), the rest while it fits. */
         bool fits = total == 0 || total + p->data_bytes <= (uint64_t)job->max_bytes;
-        if (p->data && fits) {
-            x->records = (struct kafka_bytes){p->data, (int32_t)p->data_bytes};
+        if (p->data_bytes > 0 && fits) {
+            if (fetch_scatter(r, p, &scatter[i]) != 0) return KAFKA_ERR_ARENA;
+            x->records = (struct kafka_bytes){(const uint8_t *)&scatter[i], (int32_t)p->data_bytes};
             total += p->data_bytes;
         } else {
             x->records = (struct kafka_bytes){(const uint8_t *)"", 0};

@@ -49,9 +49,9 @@ struct data_part {
     /* fetch */
     int64_t fetch_offset;
     int32_t max_bytes;
-    uint8_t *data;
-    uint32_t data_bytes;
-    struct part_read *read;
+    uint8_t *data;                 /* copied by another owner shard (malloc'd), or NULL */
+    uint32_t data_bytes;           /* record bytes: the copy's, or the kept fragments' */
+    struct part_read *read;        /* a read in flight, or the origin's kept fragments */
     /* list offsets; delete records (offset: requested, then the low watermark) */
     int64_t timestamp, offset;
     /* offset for leader epoch */
@@ -116,6 +116,10 @@ void router_fetch_part(struct router *r, struct data_part *p, struct plog *log);
 uint32_t router_fetch_bytes(const struct data_job *job);
 bool router_fetch_has_error(const struct data_job *job);
 int router_encode_fetch(void *arg, struct kafka_writer *w);
+/* Drop a fetch part's data (its copy, or its kept fragments: on the origin only). */
+void router_fetch_part_drop(struct data_part *p);
+/* kserver_complete_zc's release for a Fetch job: frees it and its data. */
+void router_fetch_release(void *arg);
 void router_list_offsets_part(struct router *r, struct data_part *p, struct plog *log);
 int router_encode_list_offsets(void *arg, struct kafka_writer *w);
 void router_delete_records_part(struct data_part *p, struct plog *log);
