@@ -19,11 +19,15 @@
  * writes tombstones the same way. The topic itself is created on the first write
  * (offsets.topic.num.partitions partitions, internal), as Kafka creates it lazily.
  *
+ * DeleteGroups removes the group and its offsets in memory and writes tombstones for
+ * them (and for the group metadata key), answering after the append.
+ *
  * Not done here: group metadata records (a restarted broker knows each group's
- * offsets, and its members simply rejoin an Empty group); DeleteGroups removes the
- * group and its offsets in memory and writes tombstones for them, answering after the
- * append. Commits inside transactions (TxnOffsetCommit) belong to the transaction
- * coordinator. */
+ * offsets, and its members simply rejoin an Empty group); tombstones for offsets that
+ * expire (offsets.retention.minutes) or whose topic is deleted -- both are dropped in
+ * memory, and at reload offsets of topics the catalogue no longer has are skipped, but
+ * expired ones come back and expire again a retention period after the restart.
+ * Commits inside transactions (TxnOffsetCommit) belong to the transaction coordinator. */
 #include "control/group_api.h"
 
 #include <assert.h>
@@ -129,6 +133,11 @@ static void replay_record(void *arg, const struct group_record *rec) {
     if (rec->topic_len == 0 || rec->topic_len > GROUP_TOPIC_MAX_BYTES ||
         rec->metadata_len > GROUP_METADATA_MAX_BYTES)
         return;
+    char topic[GROUP_TOPIC_MAX_BYTES + 1];
+    memcpy(topic, rec->topic, rec->topic_len);
+    topic[rec->topic_len] = '\0';
+    if (!rec->tombstone && !catalog_find(&api->cp->catalog, topic))
+        return; /* the topic was deleted: its offsets went with it (no tombstones written) */
     uint64_t now = mono_ms();
     struct group *g = rec->tombstone ? group_find(&api->gc, rec->group, rec->group_len)
                                      : group_get_or_create(&api->gc, rec->group, rec->group_len, now);

@@ -66,7 +66,7 @@ def committed(bootstrap, group, topic, partitions):
     return [tp.offset for tp in got]
 
 
-# A consumer process: prints "C <partition> <offset> <value>" per message before its
+# A consumer process: prints "C <partition> <offset> <value> <time>" per message before its
 # commit, "F <partition> <offset>" when the group refused that commit (a rebalance had
 # begun: the partition may move and be read again), "A <partitions>" / "R <partitions>"
 # on each assignment / revocation (incremental ones with cooperative-sticky), and
@@ -93,7 +93,8 @@ while True:
     m = c.poll(0.2)
     if m is None or m.error():
         continue
-    print("C %d %d %s" % (m.partition(), m.offset(), m.value().decode()), flush=True)
+    print("C %d %d %s %.6f" % (m.partition(), m.offset(), m.value().decode(), time.time()),
+          flush=True)
     while True:
         try:
             c.commit(message=m, asynchronous=False)
@@ -125,9 +126,9 @@ def consumed(outdir, names):
     for n in names:
         for line in read_lines(outdir, n):
             if line.startswith("C "):
-                _, part, off, value = line.split(" ", 3)
-                seen.setdefault(value, []).append((n, int(part), int(off)))
-    return seen
+                _, part, off, value, ts = line.split(" ")
+                seen.setdefault(value, []).append((float(ts), n, int(part), int(off)))
+    return {v: [r[1:] for r in sorted(reads)] for v, reads in seen.items()}  # by time
 
 
 def group_kill_test(bootstrap, strategy, total, tmp):
@@ -221,12 +222,33 @@ def group_kill_test(bootstrap, strategy, total, tmp):
     return topic, group
 
 
+def fetch_all(bootstrap, group):
+    with KafkaConn(bootstrap) as c:
+        f = c.request("OffsetFetch", 8, {"Groups": [{"GroupId": group, "Topics": None}],
+                                         "RequireStable": False})
+    return [(t["Name"], p["PartitionIndex"], p["CommittedOffset"])
+            for t in f["Groups"][0]["Topics"] for p in t["Partitions"]]
+
+
 def restart_test(b, topic, group):
+    create(b.bootstrap, "del-t", 1)
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g-del"})
+    c.commit(offsets=[TopicPartition("del-t", 0, 7), TopicPartition(topic, 0, 1)],
+             asynchronous=False)
+    c.close()
+    check(sorted(fetch_all(b.bootstrap, "g-del")) == [("del-t", 0, 7), (topic, 0, 1)],
+          "two topics' offsets committed")
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    admin.delete_topics(["del-t"])["del-t"].result()
+    check(fetch_all(b.bootstrap, "g-del") == [(topic, 0, 1)],
+          "deleting a topic drops its committed offsets")
     before = committed(b.bootstrap, group, topic, 6)
     produce(b.bootstrap, topic, 60, "after")
     b.restart()
     after = committed(b.bootstrap, group, topic, 6)
     check(before == after, "restart: committed offsets survive %s" % after)
+    check(fetch_all(b.bootstrap, "g-del") == [(topic, 0, 1)],
+          "restart: the deleted topic's offsets stay gone")
     c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group,
                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
     c.subscribe([topic])
