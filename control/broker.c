@@ -19,7 +19,10 @@
  * Metrics. Each shard writes its own struct shard_stats (here, one per shard); the
  * control loop serves GET /metrics (metrics_http.c) from them on sluice.metrics.listen.
  * A metrics listener that cannot bind is a warning, not a failure: the broker still
- * serves Kafka clients (several test brokers on one host share the default port). */
+ * serves Kafka clients (several test brokers on one host share the default port).
+ *
+ * Logs. Shards write their log lines into rings (hw/log.h); the control loop drains them
+ * on every turn (woken by the rings' eventfd) and once more after the shards are joined. */
 #include "control/broker.h"
 
 #include <arpa/inet.h>
@@ -59,6 +62,7 @@ struct broker {
     struct shard_stats stats[MESH_MAX_SHARDS];
     struct metrics metrics;
     struct metrics_http metrics_http;
+    int log_wake_fd; /* shards' log rings have lines (hw/log.h) */
 };
 
 /* "PLAINTEXT://host:port[,...]" -> host, port (the first listener). */
@@ -206,6 +210,7 @@ static void stop_shards(struct broker *b, int started) {
         }
     }
     for (int i = 0; i < started; i++) shard_join(&b->shards[i]);
+    log_drain(); /* the shards' last lines */
 }
 
 static void control_message(void *ctx, const struct shard_msg *msg) {
@@ -234,14 +239,16 @@ static void start_metrics(struct broker *b, const struct config *cfg) {
 static int control_loop(struct broker *b) {
     int control = mesh_control_id(&b->mesh);
     for (;;) {
-        struct pollfd fds[3] = {{.fd = b->signal_fd, .events = POLLIN},
+        struct pollfd fds[4] = {{.fd = b->signal_fd, .events = POLLIN},
                                 {.fd = mesh_doorbell_fd(&b->mesh, control), .events = POLLIN},
-                                {.fd = metrics_http_fd(&b->metrics_http), .events = POLLIN}};
+                                {.fd = metrics_http_fd(&b->metrics_http), .events = POLLIN},
+                                {.fd = b->log_wake_fd, .events = POLLIN}};
+        log_drain();
         mesh_drain(&b->mesh, control, 1024, control_message, b);
         control_plane_tick(&b->control);
         bool busy = b->control.retry_first || b->control.publish_pending;
         bool may_sleep = mesh_prepare_sleep(&b->mesh, control);
-        int n = poll(fds, 3, may_sleep ? (busy ? 1 : 1000) : 0);
+        int n = poll(fds, 4, may_sleep ? (busy ? 1 : 1000) : 0);
         mesh_awake(&b->mesh, control);
         if (fds[2].fd >= 0 && (n == 0 || (fds[2].revents & POLLIN))) /* ready, or timers */
             metrics_http_run(&b->metrics_http);
@@ -271,6 +278,7 @@ int broker_run(const struct config *cfg) {
     struct broker *b = &broker;
     memset(b, 0, sizeof *b);
     b->signal_fd = -1;
+    b->log_wake_fd = -1;
     if (block_signals(b) != 0) {
         log_error("signals_failed", "err=%s", strerror(errno));
         return 1;
@@ -283,6 +291,7 @@ int broker_run(const struct config *cfg) {
         return 1;
     }
     handlers_init();
+    b->log_wake_fd = log_ring_enable(); /* before the shards: they attach at start */
     if (mesh_init(&b->mesh, b->shard_count, BROKER_MESH_RING_CAPACITY) != 0) {
         log_error("mesh_failed", "shards=%d", b->shard_count);
         return 1;

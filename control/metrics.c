@@ -16,6 +16,7 @@
 
 #include "control/cli_client.h"
 #include "dataplane/kafka/kafka_msgs.h"
+#include "hw/log.h"
 #include "sluice_config.h"
 
 int metrics_init(struct metrics *m, int shard_count, const struct shard_stats *stats,
@@ -261,6 +262,9 @@ size_t metrics_render(struct metrics *m) {
     render_connections(m);
     render_shards(m);
     render_topics(m);
+    family(m, "sluice_log_lines_dropped_total", "counter",
+           "Shard log lines dropped because the shard's log ring was full.");
+    emit(m, "sluice_log_lines_dropped_total %llu\n", (unsigned long long)log_dropped_total());
     family(m, "sluice_under_replicated_partitions", "gauge",
            "Partitions with fewer in-sync replicas than replicas (a single node has none).");
     emit(m, "sluice_under_replicated_partitions 0\n");

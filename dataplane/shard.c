@@ -298,6 +298,7 @@ static void shard_loop(struct shard *s) {
 static void *shard_main(void *arg) {
     struct shard *s = arg;
     log_set_thread_shard(s->cfg.id);
+    log_ring_attach(); /* lines go to a ring the control thread drains (hw/log.h) */
     stats_bind_thread(s->cfg.server.stats); /* metrics: dataplane/stats.h */
     if (s->cfg.cpu >= 0) {
         int rc = topology_pin_self(s->cfg.cpu);
