@@ -148,7 +148,7 @@ static int topics_describe(struct cli_common *o, struct kclient *c, int argc, ch
             cli_table_add_row(&t, cells);
         }
     }
-    cli_table_print(&t, stdout, o->json);
+    if (t.row_count > 0 || exit_code == CLI_EXIT_OK) cli_table_print(&t, stdout, o->json);
     cli_table_free(&t);
     return exit_code;
 }
