@@ -44,6 +44,7 @@ static void counters_sum(struct lg_worker *ws, uint32_t n, struct lg_result *r) 
         r->produced_msgs += atomic_load(&c->produced_msgs);
         r->produced_bytes += atomic_load(&c->produced_bytes);
         r->acked_msgs += atomic_load(&c->acked_msgs);
+        r->acked_bytes += atomic_load(&c->acked_bytes);
         r->produce_errors += atomic_load(&c->produce_errors);
         r->consumed_msgs += atomic_load(&c->consumed_msgs);
         r->consumed_bytes += atomic_load(&c->consumed_bytes);
@@ -64,6 +65,7 @@ static void counters_diff(const struct lg_result *a, const struct lg_result *b,
     d->produced_msgs = a->produced_msgs - b->produced_msgs;
     d->produced_bytes = a->produced_bytes - b->produced_bytes;
     d->acked_msgs = a->acked_msgs - b->acked_msgs;
+    d->acked_bytes = a->acked_bytes - b->acked_bytes;
     d->consumed_msgs = a->consumed_msgs - b->consumed_msgs;
     d->consumed_bytes = a->consumed_bytes - b->consumed_bytes;
     d->consumed_batches = a->consumed_batches - b->consumed_batches;

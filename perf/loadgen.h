@@ -76,7 +76,7 @@ struct lg_options {
 struct lg_result {
     double rate_target_msgs;
     double seconds;
-    uint64_t produced_msgs, produced_bytes, produce_errors, acked_msgs;
+    uint64_t produced_msgs, produced_bytes, produce_errors, acked_msgs, acked_bytes;
     uint64_t consumed_msgs, consumed_bytes, consumed_batches;
     uint64_t crc_errors, lost, duplicated, out_of_order, fetch_errors, conn_errors;
     struct hist produce_latency;      /* intended send -> ack, us */

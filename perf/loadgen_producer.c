@@ -35,6 +35,7 @@ struct slot {
     enum slot_state state;
     uint32_t part;               /* index into the producer's partitions */
     uint32_t count;
+    uint64_t value_bytes;        /* message values in the batch (what MB/s counts) */
     size_t staging_used;
     uint8_t *staging;
     struct record_in *recs;
@@ -192,6 +193,7 @@ static void slot_release(struct lg_producer *p, uint32_t id) {
     assert(s->state == SLOT_INFLIGHT);
     s->state = SLOT_FREE;
     s->count = 0;
+    s->value_bytes = 0;
     s->staging_used = 0;
     p->free_count++;
 }
@@ -208,6 +210,7 @@ static void batch_acked(struct lg_producer *p, struct slot *s, int64_t base_offs
     struct lg_shared *sh = w->sh;
     uint32_t g = p->parts[s->part].g;
     lg_add(&w->counters.acked_msgs, s->count);
+    lg_add(&w->counters.acked_bytes, s->value_bytes);
     atomic_fetch_add_explicit(&sh->acked_msgs[g], s->count, memory_order_relaxed);
     if (base_offset >= 0) atomic_max_i64(&sh->acked_end[g], base_offset + s->count);
     for (uint32_t i = 0; i < s->count; i++)
@@ -416,6 +419,7 @@ static int32_t slot_take(struct lg_producer *p, uint32_t part) {
         s->state = SLOT_FILLING;
         s->part = part;
         s->count = 0;
+        s->value_bytes = 0;
         s->staging_used = 0;
         p->free_count--;
         return (int32_t)i;
@@ -474,6 +478,7 @@ static bool append_message(struct lg_producer *p, uint64_t intended_ns, int64_t 
     r->value = dst;
     r->value_len = (int32_t)size;
     s->staging_used += size;
+    s->value_bytes += size;
     s->intended_ns[s->count++] = intended_ns;
     lg_add(&p->w->counters.produced_msgs, 1);
     lg_add(&p->w->counters.produced_bytes, size);

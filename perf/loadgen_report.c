@@ -17,8 +17,7 @@ void lg_report_progress(FILE *out, double elapsed_s, double interval_s,
     fprintf(out,
             "[%6.1fs] produce %9.0f msg/s %8.2f MB/s p99 %8.3f ms | consume %9.0f msg/s "
             "%8.2f MB/s e2e p99 %8.3f ms | errors %llu\n",
-            elapsed_s, per_s(d->acked_msgs, interval_s),
-            per_s(d->produced_bytes, interval_s) / 1e6,
+            elapsed_s, per_s(d->acked_msgs, interval_s), per_s(d->acked_bytes, interval_s) / 1e6,
             ms(hist_percentile(&t->produce_latency, 99)), per_s(d->consumed_msgs, interval_s),
             per_s(d->consumed_bytes, interval_s) / 1e6, ms(hist_percentile(&t->e2e_latency, 99)),
             (unsigned long long)errors);
@@ -50,7 +49,7 @@ void lg_report_summary(FILE *out, const struct lg_result *r) {
     fprintf(out, "\n%-11s %12s %9s %9s %9s %9s %9s %9s %9s %11s\n", "", "msgs/s", "MB/s",
             "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "p99.99", "max ms", "samples");
     latency_row(out, "produce", per_s(r->acked_msgs, r->seconds),
-                per_s(r->produced_bytes, r->seconds) / 1e6, &r->produce_latency);
+                per_s(r->acked_bytes, r->seconds) / 1e6, &r->produce_latency);
     latency_row(out, "end-to-end", per_s(r->consumed_msgs, r->seconds),
                 per_s(r->consumed_bytes, r->seconds) / 1e6, &r->e2e_latency);
     fprintf(out,
@@ -99,9 +98,10 @@ static void json_run(FILE *f, const struct lg_result *r, double pct) {
             pct, r->rate_target_msgs, r->seconds);
     fprintf(f,
             "     \"produced_msgs\": %llu, \"produced_bytes\": %llu, \"acked_msgs\": %llu, "
-            "\"produce_errors\": %llu,\n",
+            "\"acked_bytes\": %llu, \"produce_errors\": %llu,\n",
             (unsigned long long)r->produced_msgs, (unsigned long long)r->produced_bytes,
-            (unsigned long long)r->acked_msgs, (unsigned long long)r->produce_errors);
+            (unsigned long long)r->acked_msgs, (unsigned long long)r->acked_bytes,
+            (unsigned long long)r->produce_errors);
     fprintf(f,
             "     \"consumed_msgs\": %llu, \"consumed_bytes\": %llu, \"consumed_batches\": %llu,\n",
             (unsigned long long)r->consumed_msgs, (unsigned long long)r->consumed_bytes,
@@ -109,7 +109,7 @@ static void json_run(FILE *f, const struct lg_result *r, double pct) {
     fprintf(f,
             "     \"produce_msgs_per_s\": %.1f, \"produce_mb_per_s\": %.3f, "
             "\"consume_msgs_per_s\": %.1f, \"consume_mb_per_s\": %.3f,\n",
-            per_s(r->acked_msgs, r->seconds), per_s(r->produced_bytes, r->seconds) / 1e6,
+            per_s(r->acked_msgs, r->seconds), per_s(r->acked_bytes, r->seconds) / 1e6,
             per_s(r->consumed_msgs, r->seconds), per_s(r->consumed_bytes, r->seconds) / 1e6);
     fprintf(f,
             "     \"lost\": %llu, \"duplicated\": %llu, \"out_of_order\": %llu, "

@@ -60,7 +60,7 @@ struct lg_shared {
 
 /* Live counters of one worker, read by the main thread (relaxed). */
 struct lg_counters {
-    _Atomic uint64_t produced_msgs, produced_bytes, acked_msgs, produce_errors;
+    _Atomic uint64_t produced_msgs, produced_bytes, acked_msgs, acked_bytes, produce_errors;
     _Atomic uint64_t consumed_msgs, consumed_bytes, consumed_batches;
     _Atomic uint64_t crc_errors, duplicated, out_of_order, fetch_errors, conn_errors;
     _Atomic uint64_t lost;               /* set once at the end */

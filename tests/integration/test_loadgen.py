@@ -59,6 +59,7 @@ with tempfile.TemporaryDirectory() as tmp, Broker(SLUICE, cores="1") as b:
     check_clean(r)
     assert doc["workload"]["partitions"] == 4
     assert abs(r["produce_msgs_per_s"] - RATE) < 0.1 * RATE, r
+    assert r["acked_bytes"] == 200 * r["acked_msgs"], r  # MB/s counts acknowledged values
     # both consumers read every partition: each acked message is consumed twice
     # (the window counts differ by what was in flight at its edges)
     assert r["consumed_msgs"] >= 1.8 * r["acked_msgs"], r
