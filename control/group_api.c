@@ -22,11 +22,13 @@
  * DeleteGroups removes the group and its offsets in memory and writes tombstones for
  * them (and for the group metadata key), answering after the append.
  *
+ * Expired offsets (offsets.retention.minutes) get tombstones the same way, with nobody
+ * waiting for them.
+ *
  * Not done here: group metadata records (a restarted broker knows each group's
- * offsets, and its members simply rejoin an Empty group); tombstones for offsets that
- * expire (offsets.retention.minutes) or whose topic is deleted -- both are dropped in
- * memory, and at reload offsets of topics the catalogue no longer has are skipped, but
- * expired ones come back and expire again a retention period after the restart.
+ * offsets, and its members simply rejoin an Empty group); tombstones for the offsets of
+ * a deleted topic -- dropped in memory, and at reload offsets of topics the catalogue
+ * no longer has are skipped.
  * Commits inside transactions (TxnOffsetCommit) belong to the transaction coordinator. */
 #include "control/group_api.h"
 
@@ -120,6 +122,18 @@ static void sync_reply(void *ctx, void *waiter, int16_t error_code, const struct
     control_plane_answer(api->cp, job, &resp);
 }
 
+struct delete_groups_wait;
+static int16_t delete_group_write(struct group_api *api, const struct group *g,
+                                  struct delete_groups_wait *parent, int32_t index);
+
+/* Expired offsets: tombstones, so a restart does not bring them back. */
+static void expired_reply(void *ctx, const struct group *g) {
+    struct group_api *api = ctx;
+    if (g->offsets.count == 0) return;
+    int16_t ec = delete_group_write(api, g, NULL, 0);
+    if (ec != 0) log_warn("offsets_expire_write_failed", "group=%s error=%d", g->group_id, ec);
+}
+
 /* ---- setup ------------------------------------------------------------------------- */
 
 static void replay_record(void *arg, const struct group_record *rec) {
@@ -166,7 +180,8 @@ int group_api_init(struct group_api *api, struct control_plane *cp, const char *
         .max_size = (int32_t)config_get_i64(c, "group.max.size"),
         .offsets_retention_ms = config_get_i64(c, "offsets.retention.minutes") * 60000,
     };
-    struct group_replies replies = {.ctx = api, .join = join_reply, .sync = sync_reply};
+    struct group_replies replies = {.ctx = api, .join = join_reply, .sync = sync_reply,
+                                    .expired = expired_reply};
     group_coordinator_init(&api->gc, &gcfg, &replies);
     const struct catalog_topic *t = catalog_find(&cp->catalog, GROUP_OFFSETS_TOPIC);
     api->offsets_partitions = t ? t->partition_count
@@ -341,7 +356,7 @@ static int leave_group(struct group_api *api, struct control_job *job, struct ka
 
 /* ---- writes to __consumer_offsets ------------------------------------------------ */
 
-enum write_kind { WRITE_COMMIT, WRITE_OFFSET_DELETE, WRITE_DELETE_GROUP };
+enum write_kind { WRITE_COMMIT, WRITE_OFFSET_DELETE, WRITE_DELETE_GROUP, WRITE_EXPIRED };
 
 /* A DeleteGroups request waiting for the tombstones of each deleted group. */
 struct delete_groups_wait {
@@ -795,8 +810,9 @@ static int list_groups(struct group_api *api, struct control_job *job, struct ka
 
 /* ---- DeleteGroups / OffsetDelete ---------------------------------------------------- */
 
-/* Tombstones for every offset of g and for the group itself. */
-static int16_t delete_group_write(struct group_api *api, struct group *g,
+/* Tombstones for every offset of g and for the group itself: for DeleteGroups (parent
+ * answered when all its writes are) or for expired offsets (parent NULL: nobody waits). */
+static int16_t delete_group_write(struct group_api *api, const struct group *g,
                                   struct delete_groups_wait *parent, int32_t index) {
     struct kafka_arena *arena = &api->cp->arena;
     uint32_t count = g->offsets.count + 1;
@@ -833,8 +849,8 @@ static int16_t delete_group_write(struct group_api *api, struct group *g,
     recs[count - 1] = (struct record_in){.key = gk, .key_len = (int32_t)gb, .value_len = -1,
                                          .timestamp_ms = now};
     w->api = api;
-    w->job = parent->job;
-    w->kind = WRITE_DELETE_GROUP;
+    w->job = parent ? parent->job : NULL;
+    w->kind = parent ? WRITE_DELETE_GROUP : WRITE_EXPIRED;
     w->parent = parent;
     w->parent_index = index;
     int16_t ec = write_send(w, g->group_id, glen, recs, (int32_t)count);
@@ -1033,6 +1049,7 @@ static void write_done(struct internal_append_job *aj) {
     switch (w->kind) {
     case WRITE_COMMIT: commit_done(w); break;
     case WRITE_OFFSET_DELETE: offset_delete_done(w); break;
+    case WRITE_EXPIRED: break; /* logged above when it failed */
     case WRITE_DELETE_GROUP: {
         struct delete_groups_wait *dw = w->parent;
         if (aj->error_code) dw->errors[w->parent_index] = append_error(aj->error_code);

@@ -916,6 +916,7 @@ static bool expire_offsets(struct group_coordinator *gc, struct group *g, uint64
     if (gc->cfg.offsets_retention_ms < 0 || now_ms < since + (uint64_t)gc->cfg.offsets_retention_ms)
         return false;
     log_info("group_offsets_expired", "group=%s offsets=%u", g->group_id, g->offsets.count);
+    if (gc->replies.expired) gc->replies.expired(gc->replies.ctx, g);
     group_unlink(gc, g);
     group_free(g);
     return true;

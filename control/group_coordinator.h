@@ -129,6 +129,8 @@ struct group_replies {
     void (*join)(void *ctx, void *waiter, int16_t version, const struct group_join_answer *a);
     void (*sync)(void *ctx, void *waiter, int16_t error_code, const struct group *g,
                  const uint8_t *assignment, uint32_t assignment_bytes);
+    /* Optional: g's offsets expired and g is about to be freed (write tombstones). */
+    void (*expired)(void *ctx, const struct group *g);
 };
 
 struct group_config {

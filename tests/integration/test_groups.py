@@ -7,7 +7,8 @@
   killed consumer's partitions (its uncommitted window); the group's committed offsets
   end at each partition's high watermark. Run with the range assignor and again with
   cooperative-sticky.
-- Broker restart: committed offsets survive, a consumer resumes where the group left off.
+- Broker restart: committed offsets survive, a consumer resumes where the group left off;
+  a deleted topic's offsets and expired offsets (offsets.retention.minutes=1) stay gone.
 - Static membership: a consumer with group.instance.id closed and restarted within the
   session timeout gets the same partitions, and the other member sees no revocation.
 - kafka-python group consumer with commits; kafkajs eachMessage consumer committing each
@@ -518,6 +519,29 @@ def version_sweep_test(bootstrap):
             check(dg["Results"][0]["ErrorCode"] == 0, "DeleteGroups v%d" % v)
 
 
+def retention_test(sluice):
+    """offsets.retention.minutes=1: an empty group's offsets expire a minute after its last
+    commit, and their tombstones keep them gone across a restart."""
+    cfg = {"offsets.retention.minutes": 1, "offsets.topic.num.partitions": 2}
+    with Broker(sluice, config=cfg, cores="2") as b:
+        create(b.bootstrap, "ret-t", 1)
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g-ret"})
+        c.commit(offsets=[TopicPartition("ret-t", 0, 9)], asynchronous=False)
+        c.close()
+        check(fetch_all(b.bootstrap, "g-ret") == [("ret-t", 0, 9)], "retention: committed")
+        time.sleep(50)
+        check(fetch_all(b.bootstrap, "g-ret") == [("ret-t", 0, 9)], "retention: kept at 50 s")
+        ok = False
+        for _ in range(40):
+            time.sleep(0.5)
+            if fetch_all(b.bootstrap, "g-ret") == []:
+                ok = True
+                break
+        check(ok, "retention: expired after a minute")
+        b.restart()
+        check(fetch_all(b.bootstrap, "g-ret") == [], "retention: still gone after a restart")
+
+
 def main():
     sluice = sys.argv[1]
     cfg = {"group.initial.rebalance.delay.ms": 0, "offsets.topic.num.partitions": 5,
@@ -532,6 +556,7 @@ def main():
         kcat_test(b.bootstrap)
         kafkajs_test(b.bootstrap)
         restart_test(b, topic, group)
+    retention_test(sluice)
     print("all group tests passed")
 
 

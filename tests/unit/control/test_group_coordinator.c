@@ -27,6 +27,13 @@ struct answer {
 };
 
 static struct answer answers[SLOTS];
+static int expired_calls;
+
+static void on_expired(void *ctx, const struct group *g) {
+    (void)ctx;
+    cr_assert_eq(g->offsets.count, 1, "called while the offsets are still there");
+    expired_calls++;
+}
 static struct group_coordinator gc;
 
 static void on_join(void *ctx, void *waiter, int16_t version, const struct group_join_answer *a) {
@@ -63,7 +70,9 @@ static void setup_with_delay(int32_t delay_ms) {
     struct group_config cfg = {.min_session_timeout_ms = 6000, .max_session_timeout_ms = 300000,
                                .initial_rebalance_delay_ms = delay_ms, .max_size = 100,
                                .offsets_retention_ms = 60000};
-    struct group_replies r = {.ctx = NULL, .join = on_join, .sync = on_sync};
+    struct group_replies r = {.ctx = NULL, .join = on_join, .sync = on_sync,
+                              .expired = on_expired};
+    expired_calls = 0;
     group_coordinator_init(&gc, &cfg, &r);
 }
 
@@ -336,6 +345,8 @@ Test(group, delete_and_expire) {
     g->last_commit_ms = 5000;
     group_tick(&gc, 64000);
     cr_assert_not_null(group_find(&gc, "h", 1));
+    cr_assert_eq(expired_calls, 0);
     group_tick(&gc, 65000);
     cr_assert_null(group_find(&gc, "h", 1));
+    cr_assert_eq(expired_calls, 1, "the owner was told, to write tombstones");
 }
