@@ -59,7 +59,7 @@ struct broker {
     _Atomic int32_t connections;
     int signal_fd;
     struct control_plane control;
-    struct shard_stats stats[MESH_MAX_SHARDS];
+    struct shard_stats *stats;     /* shard_count of them, cache-line aligned */
     struct metrics metrics;
     struct metrics_http metrics_http;
     int log_wake_fd; /* shards' log rings have lines (hw/log.h) */
@@ -218,6 +218,11 @@ static void control_message(void *ctx, const struct shard_msg *msg) {
     control_plane_on_message(&b->control, msg);
 }
 
+static const char *topic_name_of(void *catalog, const uint8_t id[16]) {
+    const struct catalog_topic *t = catalog_find_id(catalog, id);
+    return t ? t->name : NULL;
+}
+
 /* GET /metrics on sluice.metrics.listen (empty: off). Failing to bind is not fatal. */
 static void start_metrics(struct broker *b, const struct config *cfg) {
     b->metrics_http.epoll_fd = -1;
@@ -228,6 +233,8 @@ static void start_metrics(struct broker *b, const struct config *cfg) {
         log_error("metrics_failed", "error=\"out of memory\"");
         return;
     }
+    b->metrics.topic_name = topic_name_of;
+    b->metrics.topic_name_ctx = &b->control.catalog;
     if (metrics_http_start(&b->metrics_http, listen, &b->metrics, err, sizeof err) != 0) {
         log_warn("metrics_unavailable", "listen=%s error=\"%s\"", listen, err);
         return;
@@ -284,6 +291,13 @@ int broker_run(const struct config *cfg) {
         return 1;
     }
     if (pick_cores(b, cfg) != 0) return 2;
+    b->stats = aligned_alloc(_Alignof(struct shard_stats),
+                             (size_t)b->shard_count * sizeof b->stats[0]);
+    if (!b->stats) {
+        log_error("stats_failed", "error=\"out of memory\"");
+        return 1;
+    }
+    memset(b->stats, 0, (size_t)b->shard_count * sizeof b->stats[0]);
     raise_open_files_limit();
     const char *data_dir = config_get(cfg, "log.dirs");
     if (mkdir(data_dir, 0755) != 0 && errno != EEXIST) {
@@ -352,6 +366,7 @@ int broker_run(const struct config *cfg) {
     metrics_http_stop(&b->metrics_http);
     stop_shards(b, started);
     metrics_destroy(&b->metrics);
+    free(b->stats); /* the shards that wrote them are joined */
     control_plane_destroy(&b->control);
     mesh_destroy(&b->mesh);
     close(b->signal_fd);

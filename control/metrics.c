@@ -29,13 +29,16 @@ int metrics_init(struct metrics *m, int shard_count, const struct shard_stats *s
     m->topic_slots = 1;
     while (m->topic_slots < 2u * (size_t)shard_count * STATS_MAX_TOPICS) m->topic_slots *= 2;
     m->topics = calloc(m->topic_slots, sizeof m->topics[0]);
+    m->partitions = calloc((size_t)shard_count * STATS_MAX_PARTITIONS, sizeof m->partitions[0]);
     m->buf = malloc(METRICS_BUFFER_BYTES);
-    return m->buf && m->topics ? 0 : -1;
+    return m->buf && m->topics && m->partitions ? 0 : -1;
 }
 
 void metrics_destroy(struct metrics *m) {
     free(m->buf);
     free(m->topics);
+    free(m->partitions);
+    m->partitions = NULL;
     m->buf = NULL;
     m->topics = NULL;
 }
@@ -250,6 +253,44 @@ static void render_topics(struct metrics *m) {
     }
 }
 
+/* One family of partition gauges from the copies read by render_partitions. */
+static void partition_family(struct metrics *m, const char *name, const char *help,
+                             size_t offset) {
+    family(m, name, "gauge", help);
+    for (int s = 0; s < m->shard_count; s++) {
+        const struct stats_partition_copy *copies = &m->partitions[(size_t)s * STATS_MAX_PARTITIONS];
+        for (int i = 0; i < m->partition_counts[s]; i++) {
+            const char *topic = m->topic_name(m->topic_name_ctx, copies[i].topic_id);
+            if (!topic) continue;
+            emit(m, "%s{topic=\"%s\",partition=\"%d\"} %lld\n", name, topic,
+                 copies[i].partition,
+                 (long long)*(const int64_t *)((const char *)&copies[i] + offset));
+        }
+    }
+}
+
+static void render_partitions(struct metrics *m) {
+    if (!m->topic_name) return;
+    uint64_t unpublished = 0;
+    for (int s = 0; s < m->shard_count; s++) {
+        m->partition_counts[s] =
+            stats_partitions_read(&m->stats[s], &m->partitions[(size_t)s * STATS_MAX_PARTITIONS]);
+        if (m->partition_counts[s] < 0) m->partition_counts[s] = 0; /* busy: next scrape */
+        unpublished += stats_read(&m->stats[s].partitions_unpublished);
+    }
+    partition_family(m, "sluice_partition_high_watermark",
+                     "Offset after the last committed record of a partition.",
+                     offsetof(struct stats_partition_copy, high_watermark));
+    partition_family(m, "sluice_partition_log_start_offset",
+                     "First offset still in a partition's log.",
+                     offsetof(struct stats_partition_copy, log_start_offset));
+    partition_family(m, "sluice_partition_size_bytes", "Bytes of a partition's segments.",
+                     offsetof(struct stats_partition_copy, size_bytes));
+    family(m, "sluice_partitions_unpublished", "gauge",
+           "Open partitions beyond the per-shard metrics table (not listed above).");
+    emit(m, "sluice_partitions_unpublished %llu\n", (unsigned long long)unpublished);
+}
+
 size_t metrics_render(struct metrics *m) {
     m->len_bytes = 0;
     family(m, "sluice_build_info", "gauge", "Always 1; the version as a label.");
@@ -262,6 +303,7 @@ size_t metrics_render(struct metrics *m) {
     render_connections(m);
     render_shards(m);
     render_topics(m);
+    render_partitions(m);
     family(m, "sluice_log_lines_dropped_total", "counter",
            "Shard log lines dropped because the shard's log ring was full.");
     emit(m, "sluice_log_lines_dropped_total %llu\n", (unsigned long long)log_dropped_total());

@@ -9,6 +9,10 @@
  * The busy ratio gauge is measured between two renders (scrapes); the first render
  * reports the ratio since the shard started.
  *
+ * Partitions (high watermark, log start offset, size) come from each shard's
+ * seqlocked table; their topic ids are named through topic_name (the catalogue, which
+ * the control thread owns); a partition of a topic no longer named is left out.
+ *
  * Per-topic counters are summed over shards (a topic's partitions live on several) in
  * an open-addressing table sized at init for every shard's table full. */
 #ifndef SLUICE_CONTROL_METRICS_H
@@ -28,6 +32,9 @@ struct metrics_topic {
     uint64_t bytes_in, messages_in, bytes_out, messages_out;
 };
 
+/* The name of the topic with this id, NULL when there is none. */
+typedef const char *(*metrics_topic_name_fn)(void *ctx, const uint8_t topic_id[16]);
+
 struct metrics {
     int shard_count;
     const struct shard_stats *stats; /* shard_count of them */
@@ -36,6 +43,10 @@ struct metrics {
     uint64_t last_idle_ns[MESH_MAX_SHARDS];
     struct metrics_topic *topics;
     size_t topic_slots;   /* a power of two >= 2 * shards * STATS_MAX_TOPICS */
+    struct stats_partition_copy *partitions; /* shard_count * STATS_MAX_PARTITIONS */
+    int partition_counts[MESH_MAX_SHARDS];     /* of the last read, -1: unreadable */
+    metrics_topic_name_fn topic_name;
+    void *topic_name_ctx;
     char *buf;
     size_t len_bytes;
     uint64_t renders;

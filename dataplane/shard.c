@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "dataplane/net/uring_sock.h"
+#include "dataplane/router_stats.h"
 #include "hw/log.h"
 #include "hw/topology.h"
 
@@ -253,6 +254,7 @@ static void shard_loop(struct shard *s) {
         kserver_tick(s->server, now_ms);
         net_tick(s->net, now_ms);
         if (s->has_router) work += router_tick(&s->router, now_ms);
+        if (s->has_router) router_publish_stats(&s->router, s->cfg.server.stats, now_ms);
         if (s->stopping &&
             (kserver_conn_count(s->server) == 0 || now_ms >= s->stop_deadline_ms))
             break;

@@ -113,3 +113,65 @@ uint64_t stats_count_records(const uint8_t *buf, size_t len_bytes) {
     }
     return records;
 }
+
+static uint64_t load_be64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = v << 8 | p[i];
+    return v;
+}
+
+static void store_be64(uint8_t *p, uint64_t v) {
+    for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
+}
+
+void stats_partitions_begin(struct shard_stats *s) {
+    uint32_t seq = atomic_load_explicit(&s->partitions_seq, memory_order_relaxed);
+    assert(seq % 2 == 0);
+    atomic_store_explicit(&s->partitions_seq, seq + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release); /* odd before any entry changes */
+}
+
+void stats_partition_put(struct shard_stats *s, uint32_t index, const uint8_t topic_id[16],
+                         int32_t partition, int64_t high_watermark, int64_t log_start_offset,
+                         int64_t size_bytes) {
+    assert(index < STATS_MAX_PARTITIONS);
+    struct stats_partition *p = &s->partitions[index];
+    atomic_store_explicit(&p->id_hi, load_be64(topic_id), memory_order_relaxed);
+    atomic_store_explicit(&p->id_lo, load_be64(topic_id + 8), memory_order_relaxed);
+    atomic_store_explicit(&p->partition, partition, memory_order_relaxed);
+    atomic_store_explicit(&p->high_watermark, high_watermark, memory_order_relaxed);
+    atomic_store_explicit(&p->log_start_offset, log_start_offset, memory_order_relaxed);
+    atomic_store_explicit(&p->size_bytes, size_bytes, memory_order_relaxed);
+}
+
+void stats_partitions_end(struct shard_stats *s, uint32_t count, uint64_t unpublished) {
+    assert(count <= STATS_MAX_PARTITIONS);
+    atomic_store_explicit(&s->partition_count, count, memory_order_relaxed);
+    atomic_store_explicit(&s->partitions_unpublished, unpublished, memory_order_relaxed);
+    uint32_t seq = atomic_load_explicit(&s->partitions_seq, memory_order_relaxed);
+    atomic_store_explicit(&s->partitions_seq, seq + 1, memory_order_release); /* even: done */
+}
+
+int stats_partitions_read(const struct shard_stats *cs, struct stats_partition_copy *out) {
+    struct shard_stats *s = (struct shard_stats *)cs; /* atomics are only loaded */
+    for (int attempt = 0; attempt < 8; attempt++) {
+        uint32_t seq = atomic_load_explicit(&s->partitions_seq, memory_order_acquire);
+        if (seq % 2 != 0) continue;
+        uint32_t count = atomic_load_explicit(&s->partition_count, memory_order_relaxed);
+        if (count > STATS_MAX_PARTITIONS) count = STATS_MAX_PARTITIONS;
+        for (uint32_t i = 0; i < count; i++) {
+            struct stats_partition *p = &s->partitions[i];
+            store_be64(out[i].topic_id, atomic_load_explicit(&p->id_hi, memory_order_relaxed));
+            store_be64(out[i].topic_id + 8, atomic_load_explicit(&p->id_lo, memory_order_relaxed));
+            out[i].partition = (int32_t)atomic_load_explicit(&p->partition, memory_order_relaxed);
+            out[i].high_watermark = atomic_load_explicit(&p->high_watermark, memory_order_relaxed);
+            out[i].log_start_offset =
+                atomic_load_explicit(&p->log_start_offset, memory_order_relaxed);
+            out[i].size_bytes = atomic_load_explicit(&p->size_bytes, memory_order_relaxed);
+        }
+        atomic_thread_fence(memory_order_acquire); /* the copy before the re-check */
+        if (atomic_load_explicit(&s->partitions_seq, memory_order_relaxed) == seq)
+            return (int)count;
+    }
+    return -1;
+}

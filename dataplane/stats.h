@@ -23,7 +23,14 @@
  * store of `used`. A topic that finds the table full is counted under other_topics.
  * The hooks sit deep in the router, so the shard's stats are reached through a
  * thread-local pointer the shard thread binds once at start (stats_bind_thread);
- * threads that never bind (unit tests, control) count nothing. */
+ * threads that never bind (unit tests, control) count nothing.
+ *
+ * Partitions: once a second the shard republishes a table of its open partitions (topic
+ * id, partition, high watermark, log start offset, bytes on disk), at most
+ * STATS_MAX_PARTITIONS, under a sequence lock: partitions_seq is odd while the shard
+ * rewrites the table; a reader copies it and keeps the copy only if the sequence was even
+ * and unchanged across the copy (every field is a relaxed atomic, so a torn copy is
+ * detected, never undefined). */
 #ifndef SLUICE_DATAPLANE_STATS_H
 #define SLUICE_DATAPLANE_STATS_H
 
@@ -36,6 +43,7 @@
 #define STATS_ERROR_SLOTS 128
 #define STATS_MAX_TOPICS 256          /* per shard; a power of two */
 #define STATS_TOPIC_NAME_BYTES 256    /* Kafka topic names have at most 249 bytes */
+#define STATS_MAX_PARTITIONS 4096     /* published per shard; the rest are counted */
 
 struct stats_error_slot {
     _Atomic uint32_t key; /* 0 empty; else ((uint32_t)api << 16 | (uint16_t)code) + 1 */
@@ -53,6 +61,18 @@ struct stats_topic {
     struct stats_topic_counters c;
 };
 
+struct stats_partition {
+    _Atomic uint64_t id_hi, id_lo; /* topic id, big-endian halves */
+    _Atomic int64_t partition, high_watermark, log_start_offset, size_bytes;
+};
+
+/* A reader's copy of one published partition. */
+struct stats_partition_copy {
+    uint8_t topic_id[16];
+    int32_t partition;
+    int64_t high_watermark, log_start_offset, size_bytes;
+};
+
 struct shard_stats {
     _Atomic uint64_t requests[STATS_API_SLOTS];
     _Atomic uint64_t latency_buckets[STATS_API_SLOTS][STATS_LATENCY_BUCKETS];
@@ -65,6 +85,10 @@ struct shard_stats {
     _Atomic uint64_t uring_completed;  /* CQEs reaped */
     struct stats_topic topics[STATS_MAX_TOPICS];
     struct stats_topic_counters other_topics; /* topics that found the table full */
+    _Atomic uint32_t partitions_seq;
+    _Atomic uint32_t partition_count;
+    _Atomic uint64_t partitions_unpublished; /* open beyond STATS_MAX_PARTITIONS */
+    struct stats_partition partitions[STATS_MAX_PARTITIONS];
 } __attribute__((aligned(64)));
 
 /* Upper bounds of the latency buckets in microseconds; the last is UINT64_MAX (+Inf). */
@@ -92,6 +116,16 @@ void stats_topic_in(const char *name, uint32_t name_len, uint64_t bytes, uint64_
 void stats_topic_out(const char *name, uint32_t name_len, uint64_t bytes, uint64_t messages);
 /* Records in the complete v2 batches of buf (a partial last batch is not counted). */
 uint64_t stats_count_records(const uint8_t *buf, size_t len_bytes);
+
+/* Writer (the shard): rewrite the partition table. begin, put each (index < max), end. */
+void stats_partitions_begin(struct shard_stats *s);
+void stats_partition_put(struct shard_stats *s, uint32_t index, const uint8_t topic_id[16],
+                         int32_t partition, int64_t high_watermark, int64_t log_start_offset,
+                         int64_t size_bytes);
+void stats_partitions_end(struct shard_stats *s, uint32_t count, uint64_t unpublished);
+/* Reader: copy the table into out (STATS_MAX_PARTITIONS entries); the count, or -1 when
+ * the shard kept rewriting it through every attempt. */
+int stats_partitions_read(const struct shard_stats *s, struct stats_partition_copy *out);
 
 /* Reader side: the error slot i's api, code and count; false when the slot is empty. */
 _Bool stats_error_at(const struct shard_stats *s, unsigned i, int16_t *api_key,

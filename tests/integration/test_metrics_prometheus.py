@@ -9,7 +9,8 @@
    sluice_request_errors_total{api="Produce",code="35"}; 3 open connections show in
    sluice_connections_open and leave it when closed. Real clients (confluent-kafka
    produce + consume of 10 records) show up as Produce and Fetch requests and as 10
-   messages in / at least 10 out on the topic.
+   messages in / at least 10 out on the topic, and as the partition's high watermark
+   (10), log start offset (0) and size on disk.
 3. Prometheus, on loopback with a temporary config scraping the broker every second,
    answers PromQL over its HTTP API: up{job="sluice"} is 1 and
    sluice_requests_total{api="Metadata"} is at least what the direct scrape showed.
@@ -139,6 +140,18 @@ def counter_checks(url, bootstrap):
           % (s.get('sluice_topic_messages_out_total{topic="m-topic"}', 0),
              s.get('sluice_topic_bytes_in_total{topic="m-topic"}', 0),
              s.get('sluice_topic_bytes_out_total{topic="m-topic"}', 0)))
+    hw = 'sluice_partition_high_watermark{topic="m-topic",partition="0"}'
+    deadline = time.time() + 5  # shards republish their partitions once a second
+    while scrape(url).get(hw) != 10 and time.time() < deadline:
+        time.sleep(0.2)
+    s = scrape(url)
+    check(s.get(hw) == 10 and
+          s.get('sluice_partition_log_start_offset{topic="m-topic",partition="0"}') == 0 and
+          s.get('sluice_partition_size_bytes{topic="m-topic",partition="0"}', 0) >=
+          s['sluice_topic_bytes_in_total{topic="m-topic"}'],
+          "partition m-topic/0: high watermark 10, log start 0, size >= the bytes produced")
+    rc, out, err = run(["promtool", "check", "metrics"], input=http_get(url)[2], timeout_s=30)
+    check(rc == 0, "promtool check metrics passes with topics, partitions and errors present")
     return s[meta]
 
 

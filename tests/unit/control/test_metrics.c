@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "control/metrics.h"
 #include "dataplane/stats.h"
@@ -117,4 +118,63 @@ Test(metrics, render_while_a_shard_writes) {
     cr_assert_gt(metrics_render(&m), 0);
     cr_assert_eq(sample("sluice_requests_total{api=\"Fetch\"}"), WRITER_REQUESTS);
     cr_assert_eq(sample("sluice_request_latency_seconds_count{api=\"Fetch\"}"), WRITER_REQUESTS);
+}
+
+static const char *name_of(void *ctx, const uint8_t id[16]) {
+    (void)ctx;
+    return id[0] == 0xab ? "orders" : NULL; /* any other id: a deleted topic */
+}
+
+Test(metrics, partitions_are_named_and_unknown_topics_left_out) {
+    uint8_t orders[16] = {0xab, 1, 2, 3}, gone[16] = {0xcd};
+    stats_partitions_begin(&stats[1]);
+    stats_partition_put(&stats[1], 0, orders, 3, 120, 20, 4096);
+    stats_partition_put(&stats[1], 1, gone, 0, 7, 0, 100);
+    stats_partitions_end(&stats[1], 2, 5);
+    m.topic_name = name_of;
+    cr_assert_gt(metrics_render(&m), 0);
+    cr_assert_eq(sample("sluice_partition_high_watermark{topic=\"orders\",partition=\"3\"}"), 120);
+    cr_assert_eq(sample("sluice_partition_log_start_offset{topic=\"orders\",partition=\"3\"}"), 20);
+    cr_assert_eq(sample("sluice_partition_size_bytes{topic=\"orders\",partition=\"3\"}"), 4096);
+    cr_assert_eq(sample("sluice_partitions_unpublished"), 5);
+    cr_assert_null(strstr(m.buf, "partition=\"0\""), "the unnamed topic's partition is left out");
+}
+
+#define SEQ_ROUNDS 20000
+
+static atomic_bool writer_done;
+
+static void *partition_writer(void *arg) {
+    struct shard_stats *s = arg;
+    uint8_t id[16] = {0xab};
+    for (int64_t gen = 1; gen <= SEQ_ROUNDS; gen++) {
+        stats_partitions_begin(s);
+        uint32_t n = (uint32_t)(gen % 64) + 1;
+        for (uint32_t i = 0; i < n; i++) stats_partition_put(s, i, id, (int32_t)i, gen, gen, gen);
+        stats_partitions_end(s, n, 0);
+        if (gen % 8 == 0) { /* a gap now and then, as the real once-a-second writer has */
+            struct timespec gap = {0, 20000};
+            nanosleep(&gap, NULL);
+        }
+    }
+    atomic_store(&writer_done, true);
+    return NULL;
+}
+
+Test(metrics, a_partition_copy_is_never_torn) {
+    static struct stats_partition_copy copy[STATS_MAX_PARTITIONS];
+    pthread_t t;
+    pthread_create(&t, NULL, partition_writer, &stats[0]);
+    int good = 0;
+    while (!atomic_load(&writer_done)) {
+        int n = stats_partitions_read(&stats[0], copy);
+        if (n <= 0) continue;
+        good++;
+        for (int i = 1; i < n; i++) /* one generation per copy, count matching it */
+            cr_assert_eq(copy[i].high_watermark, copy[0].high_watermark);
+        cr_assert_eq(n, (int)(copy[0].high_watermark % 64) + 1);
+    }
+    pthread_join(t, NULL);
+    cr_assert_eq(stats_partitions_read(&stats[0], copy), SEQ_ROUNDS % 64 + 1);
+    cr_assert_gt(good, 0);
 }

@@ -1,0 +1,30 @@
+/* router_stats.c - publish this shard's open partitions to its metrics table
+ * (dataplane/stats.h) at most once a second: topic id, partition, high watermark, log
+ * start offset and bytes on disk, read from each partition's log on the owner shard. */
+#include "dataplane/router_stats.h"
+
+#include "dataplane/router_internal.h"
+#include "dataplane/stats.h"
+
+#define ROUTER_STATS_PERIOD_MS 1000u
+
+static _Thread_local uint64_t next_publish_ms; /* per shard thread */
+
+void router_publish_stats(struct router *r, struct shard_stats *s, uint64_t now_ms) {
+    if (!s || now_ms < next_publish_ms) return;
+    next_publish_ms = now_ms + ROUTER_STATS_PERIOD_MS;
+    uint32_t count = 0;
+    uint64_t unpublished = 0;
+    stats_partitions_begin(s);
+    for (uint32_t i = 0; i < ROUTER_PTABLE_SLOTS; i++) {
+        const struct ptable_entry *e = &r->table[i];
+        if (!e->used || !e->log) continue;
+        if (count == STATS_MAX_PARTITIONS) {
+            unpublished++;
+            continue;
+        }
+        stats_partition_put(s, count++, e->id, e->partition, plog_high_watermark(e->log),
+                            plog_log_start_offset(e->log), (int64_t)plog_size_bytes(e->log));
+    }
+    stats_partitions_end(s, count, unpublished);
+}
