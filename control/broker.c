@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "control/control_plane.h"
+#include "control/group_api.h"
 #include "control/metrics_http.h"
 #include "dataplane/handlers.h"
 #include "dataplane/mesh.h"
@@ -223,6 +224,16 @@ static const char *topic_name_of(void *catalog, const uint8_t id[16]) {
     return t ? t->name : NULL;
 }
 
+static bool topic_id_of(void *catalog, const char *name, uint8_t id[16]) {
+    const struct catalog_topic *t = catalog_find(catalog, name);
+    if (t) memcpy(id, t->id, 16);
+    return t != NULL;
+}
+
+static void visit_group_offsets(void *groups, metrics_offset_fn fn, void *arg) {
+    if (groups) group_api_visit_offsets(groups, fn, arg);
+}
+
 /* GET /metrics on sluice.metrics.listen (empty: off). Failing to bind is not fatal. */
 static void start_metrics(struct broker *b, const struct config *cfg) {
     b->metrics_http.epoll_fd = -1;
@@ -234,7 +245,10 @@ static void start_metrics(struct broker *b, const struct config *cfg) {
         return;
     }
     b->metrics.topic_name = topic_name_of;
+    b->metrics.topic_id = topic_id_of;
     b->metrics.topic_name_ctx = &b->control.catalog;
+    b->metrics.visit_offsets = visit_group_offsets;
+    b->metrics.visit_offsets_ctx = b->control.groups;
     if (metrics_http_start(&b->metrics_http, listen, &b->metrics, err, sizeof err) != 0) {
         log_warn("metrics_unavailable", "listen=%s error=\"%s\"", listen, err);
         return;

@@ -30,6 +30,11 @@ int metrics_init(struct metrics *m, int shard_count, const struct shard_stats *s
     while (m->topic_slots < 2u * (size_t)shard_count * STATS_MAX_TOPICS) m->topic_slots *= 2;
     m->topics = calloc(m->topic_slots, sizeof m->topics[0]);
     m->partitions = calloc((size_t)shard_count * STATS_MAX_PARTITIONS, sizeof m->partitions[0]);
+    m->partition_index_slots = 1;
+    while (m->partition_index_slots < 2u * (size_t)shard_count * STATS_MAX_PARTITIONS)
+        m->partition_index_slots *= 2;
+    m->partition_index = calloc(m->partition_index_slots, sizeof m->partition_index[0]);
+    if (!m->partition_index) return -1;
     m->buf = malloc(METRICS_BUFFER_BYTES);
     return m->buf && m->topics && m->partitions ? 0 : -1;
 }
@@ -38,7 +43,9 @@ void metrics_destroy(struct metrics *m) {
     free(m->buf);
     free(m->topics);
     free(m->partitions);
+    free(m->partition_index);
     m->partitions = NULL;
+    m->partition_index = NULL;
     m->buf = NULL;
     m->topics = NULL;
 }
@@ -291,6 +298,99 @@ static void render_partitions(struct metrics *m) {
     emit(m, "sluice_partitions_unpublished %llu\n", (unsigned long long)unpublished);
 }
 
+/* ---- consumer group lag ---------------------------------------------------------- */
+
+static uint32_t partition_hash(const uint8_t id[16], int32_t partition) {
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 16; i++) h = (h ^ id[i]) * 16777619u;
+    return (h ^ (uint32_t)partition) * 16777619u;
+}
+
+/* Index every copy read by render_partitions (copy i stored as i + 1). */
+static void index_partitions(struct metrics *m) {
+    memset(m->partition_index, 0, m->partition_index_slots * sizeof m->partition_index[0]);
+    size_t mask = m->partition_index_slots - 1;
+    for (int s = 0; s < m->shard_count; s++)
+        for (int i = 0; i < m->partition_counts[s]; i++) {
+            size_t at = (size_t)s * STATS_MAX_PARTITIONS + (size_t)i;
+            const struct stats_partition_copy *c = &m->partitions[at];
+            size_t h = partition_hash(c->topic_id, c->partition) & mask;
+            while (m->partition_index[h]) h = (h + 1) & mask; /* at most half full */
+            m->partition_index[h] = (uint32_t)at + 1;
+        }
+}
+
+static const struct stats_partition_copy *find_partition(const struct metrics *m,
+                                                         const uint8_t id[16], int32_t partition) {
+    size_t mask = m->partition_index_slots - 1;
+    for (size_t h = partition_hash(id, partition) & mask, n = 0; n <= mask; h = (h + 1) & mask, n++) {
+        uint32_t v = m->partition_index[h];
+        if (!v) return NULL;
+        const struct stats_partition_copy *c = &m->partitions[v - 1];
+        if (c->partition == partition && memcmp(c->topic_id, id, 16) == 0) return c;
+    }
+    return NULL;
+}
+
+/* A label value in the text format: backslash, double quote and newline escaped. */
+static void emit_label_value(struct metrics *m, const char *v) {
+    char buf[2 * 256 + 1];
+    size_t n = 0;
+    for (; *v && n + 2 < sizeof buf; v++) {
+        if (*v == '\\' || *v == '"') buf[n++] = '\\', buf[n++] = *v;
+        else if (*v == '\n') buf[n++] = '\\', buf[n++] = 'n';
+        else buf[n++] = *v;
+    }
+    buf[n] = '\0';
+    emit(m, "%s", buf);
+}
+
+struct lag_visit {
+    struct metrics *m;
+    uint32_t series;
+    bool committed_pass; /* the committed-offset family; else the lag family */
+};
+
+static bool emit_lag(void *arg, const char *group, const char *topic, int32_t partition,
+                     int64_t committed) {
+    struct lag_visit *v = arg;
+    struct metrics *m = v->m;
+    if (v->series == METRICS_MAX_LAG_SERIES) {
+        if (!v->committed_pass) m->lag_series_dropped++;
+        return true; /* keep counting what is left out */
+    }
+    uint8_t id[16];
+    if (!m->topic_id(m->topic_name_ctx, topic, id)) return true;
+    const struct stats_partition_copy *c = find_partition(m, id, partition);
+    if (!c) return true;
+    v->series++;
+    int64_t value = v->committed_pass ? committed
+                    : (c->high_watermark > committed ? c->high_watermark - committed : 0);
+    emit(m, v->committed_pass ? "sluice_consumergroup_committed_offset{group=\""
+                              : "sluice_consumergroup_lag{group=\"");
+    emit_label_value(m, group);
+    emit(m, "\",topic=\"%s\",partition=\"%d\"} %lld\n", topic, partition, (long long)value);
+    return true;
+}
+
+static void render_group_lag(struct metrics *m) {
+    if (!m->visit_offsets || !m->topic_id) return;
+    index_partitions(m);
+    m->lag_series_dropped = 0;
+    struct lag_visit v = {.m = m};
+    family(m, "sluice_consumergroup_lag", "gauge",
+           "High watermark minus the group's committed offset, per partition.");
+    m->visit_offsets(m->visit_offsets_ctx, emit_lag, &v);
+    v = (struct lag_visit){.m = m, .committed_pass = true};
+    family(m, "sluice_consumergroup_committed_offset", "gauge",
+           "A group's committed offset, per partition.");
+    m->visit_offsets(m->visit_offsets_ctx, emit_lag, &v);
+    family(m, "sluice_consumergroup_lag_series_dropped", "gauge",
+           "Committed offsets left out of the lag families (beyond the series bound).");
+    emit(m, "sluice_consumergroup_lag_series_dropped %llu\n",
+         (unsigned long long)m->lag_series_dropped);
+}
+
 size_t metrics_render(struct metrics *m) {
     m->len_bytes = 0;
     family(m, "sluice_build_info", "gauge", "Always 1; the version as a label.");
@@ -304,6 +404,7 @@ size_t metrics_render(struct metrics *m) {
     render_shards(m);
     render_topics(m);
     render_partitions(m);
+    render_group_lag(m);
     family(m, "sluice_log_lines_dropped_total", "counter",
            "Shard log lines dropped because the shard's log ring was full.");
     emit(m, "sluice_log_lines_dropped_total %llu\n", (unsigned long long)log_dropped_total());

@@ -13,11 +13,16 @@
  * seqlocked table; their topic ids are named through topic_name (the catalogue, which
  * the control thread owns); a partition of a topic no longer named is left out.
  *
+ * Consumer group lag: for every committed offset control holds (visit_offsets), the
+ * partition's high watermark from those tables minus the offset (never negative), found
+ * through a hash index of the tables built per render; at most METRICS_MAX_LAG_SERIES.
+ *
  * Per-topic counters are summed over shards (a topic's partitions live on several) in
  * an open-addressing table sized at init for every shard's table full. */
 #ifndef SLUICE_CONTROL_METRICS_H
 #define SLUICE_CONTROL_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +30,7 @@
 #include "dataplane/stats.h"
 
 #define METRICS_BUFFER_BYTES (4u << 20)
+#define METRICS_MAX_LAG_SERIES 10000
 
 struct metrics_topic {
     const char *name; /* NULL: empty slot; points into a shard's stats (never freed) */
@@ -34,6 +40,12 @@ struct metrics_topic {
 
 /* The name of the topic with this id, NULL when there is none. */
 typedef const char *(*metrics_topic_name_fn)(void *ctx, const uint8_t topic_id[16]);
+/* The id of the topic with this name; false when there is none. */
+typedef bool (*metrics_topic_id_fn)(void *ctx, const char *name, uint8_t topic_id[16]);
+/* Every committed offset of every group (fn returns false to stop). */
+typedef bool (*metrics_offset_fn)(void *arg, const char *group, const char *topic,
+                                  int32_t partition, int64_t committed_offset);
+typedef void (*metrics_visit_offsets_fn)(void *ctx, metrics_offset_fn fn, void *arg);
 
 struct metrics {
     int shard_count;
@@ -46,7 +58,13 @@ struct metrics {
     struct stats_partition_copy *partitions; /* shard_count * STATS_MAX_PARTITIONS */
     int partition_counts[MESH_MAX_SHARDS];     /* of the last read, -1: unreadable */
     metrics_topic_name_fn topic_name;
-    void *topic_name_ctx;
+    metrics_topic_id_fn topic_id;
+    void *topic_name_ctx;             /* for topic_name and topic_id */
+    metrics_visit_offsets_fn visit_offsets;
+    void *visit_offsets_ctx;
+    uint32_t *partition_index;        /* hash of the copies: index + 1, 0 empty */
+    size_t partition_index_slots;     /* a power of two >= 2 * every copy */
+    uint64_t lag_series_dropped;
     char *buf;
     size_t len_bytes;
     uint64_t renders;

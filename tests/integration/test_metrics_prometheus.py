@@ -10,7 +10,8 @@
    sluice_connections_open and leave it when closed. Real clients (confluent-kafka
    produce + consume of 10 records) show up as Produce and Fetch requests and as 10
    messages in / at least 10 out on the topic, and as the partition's high watermark
-   (10), log start offset (0) and size on disk.
+   (10), log start offset (0) and size on disk; the consumer's group commits offset 4 and
+   sluice_consumergroup_lag shows 6.
 3. Prometheus, on loopback with a temporary config scraping the broker every second,
    answers PromQL over its HTTP API: up{job="sluice"} is 1 and
    sluice_requests_total{api="Metadata"} is at least what the direct scrape showed.
@@ -125,6 +126,7 @@ def counter_checks(url, bootstrap):
         m = cons.poll(0.5)
         if m is not None and not m.error():
             got += 1
+    cons.commit(offsets=[TopicPartition("m-topic", 0, 4)], asynchronous=False)
     cons.close()
     s = scrape(url)
     check(got == 10 and s.get('sluice_requests_total{api="Produce"}', 0) >= 1 and
@@ -150,6 +152,11 @@ def counter_checks(url, bootstrap):
           s.get('sluice_partition_size_bytes{topic="m-topic",partition="0"}', 0) >=
           s['sluice_topic_bytes_in_total{topic="m-topic"}'],
           "partition m-topic/0: high watermark 10, log start 0, size >= the bytes produced")
+    lag = 'sluice_consumergroup_lag{group="m-none",topic="m-topic",partition="0"}'
+    committed = 'sluice_consumergroup_committed_offset{group="m-none",topic="m-topic",partition="0"}'
+    check(s.get(lag) == 6 and s.get(committed) == 4,
+          "group m-none committed 4 of 10: consumergroup_lag 6, committed_offset 4 (%s, %s)"
+          % (s.get(lag), s.get(committed)))
     rc, out, err = run(["promtool", "check", "metrics"], input=http_get(url)[2], timeout_s=30)
     check(rc == 0, "promtool check metrics passes with topics, partitions and errors present")
     return s[meta]

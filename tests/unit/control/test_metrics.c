@@ -178,3 +178,35 @@ Test(metrics, a_partition_copy_is_never_torn) {
     cr_assert_eq(stats_partitions_read(&stats[0], copy), SEQ_ROUNDS % 64 + 1);
     cr_assert_gt(good, 0);
 }
+
+static bool id_of(void *ctx, const char *name, uint8_t id[16]) {
+    (void)ctx;
+    if (strcmp(name, "orders") != 0) return false;
+    memset(id, 0, 16);
+    id[0] = 0xab;
+    return true;
+}
+
+static void visit(void *ctx, metrics_offset_fn fn, void *arg) {
+    (void)ctx;
+    fn(arg, "billing \"eu\"", "orders", 3, 100); /* a quote in a group id is escaped */
+    fn(arg, "late", "orders", 3, 150);             /* ahead of the watermark: lag 0 */
+    fn(arg, "other", "gone", 0, 1);                /* an unknown topic: no series */
+}
+
+Test(metrics, group_lag_from_watermarks) {
+    uint8_t orders[16] = {0xab};
+    stats_partitions_begin(&stats[0]);
+    stats_partition_put(&stats[0], 0, orders, 3, 120, 0, 1);
+    stats_partitions_end(&stats[0], 1, 0);
+    m.topic_name = name_of;
+    m.topic_id = id_of;
+    m.visit_offsets = visit;
+    cr_assert_gt(metrics_render(&m), 0);
+    cr_assert_eq(sample("sluice_consumergroup_lag{group=\"billing \\\"eu\\\"\",topic=\"orders\","
+                        "partition=\"3\"}"), 20);
+    cr_assert_eq(sample("sluice_consumergroup_lag{group=\"late\",topic=\"orders\",partition=\"3\"}"), 0);
+    cr_assert_eq(sample("sluice_consumergroup_committed_offset{group=\"late\",topic=\"orders\","
+                        "partition=\"3\"}"), 150);
+    cr_assert_null(strstr(m.buf, "group=\"other\""));
+}
