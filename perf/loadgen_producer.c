@@ -89,6 +89,9 @@ struct lg_producer {
 };
 
 #define NO_SLOT UINT32_MAX
+/* A record's bytes besides its key and value: length, attributes, timestamp and offset
+ * deltas, key and value lengths, header count, as varints (an upper bound). */
+#define LG_RECORD_OVERHEAD_MAX_BYTES 24
 
 struct lg_producer *lg_producer_at(struct lg_worker *w, uint32_t i) {
     assert(i < w->producer_count);
@@ -432,8 +435,12 @@ static bool batch_full(const struct lg_producer *p, const struct ppart *pp, uint
                        size_t need) {
     if (pp->filling < 0) return false;
     const struct slot *s = &p->slots[pp->filling];
+    /* batch-size bounds the encoded batch, as librdkafka's batch.size does: brokers
+     * refuse batches over message.max.bytes (Kafka's default is 1 MiB + 12) */
+    size_t encoded = RECORD_BATCH_HEADER_BYTES + s->staging_used + size +
+                     (size_t)(s->count + 1) * LG_RECORD_OVERHEAD_MAX_BYTES;
     return s->count == p->max_records || s->staging_used + need > p->staging_bytes ||
-           s->staging_used + size > p->w->sh->o->batch_bytes;
+           encoded > p->w->sh->o->batch_bytes;
 }
 
 /* Append one message; false when no slot is available (backpressure). */
