@@ -298,6 +298,32 @@ static void render_partitions(struct metrics *m) {
     emit(m, "sluice_partitions_unpublished %llu\n", (unsigned long long)unpublished);
 }
 
+static void shard_family(struct metrics *m, const char *name, const char *type,
+                         const char *help, size_t offset) {
+    family(m, name, type, help);
+    for (int s = 0; s < m->shard_count; s++)
+        emit(m, "%s{shard=\"%d\"} %llu\n", name, s,
+             (unsigned long long)stats_read(
+                 (const _Atomic uint64_t *)((const char *)&m->stats[s] + offset)));
+}
+
+static void render_storage(struct metrics *m) {
+    shard_family(m, "sluice_batch_cache_bytes", "gauge", "Bytes of the shard's batch cache in use.",
+                 offsetof(struct shard_stats, cache_bytes));
+    shard_family(m, "sluice_batch_cache_budget_bytes", "gauge", "The shard's batch cache budget.",
+                 offsetof(struct shard_stats, cache_budget_bytes));
+    shard_family(m, "sluice_batch_cache_hits_total", "counter",
+                 "Reads served from the batch cache.", offsetof(struct shard_stats, cache_hits));
+    shard_family(m, "sluice_batch_cache_misses_total", "counter",
+                 "Reads that went to disk.", offsetof(struct shard_stats, cache_misses));
+    shard_family(m, "sluice_batch_cache_evictions_total", "counter",
+                 "Chunks evicted from the batch cache.",
+                 offsetof(struct shard_stats, cache_evictions));
+    shard_family(m, "sluice_storage_failed_partitions", "gauge",
+                 "Open partitions a storage error failed (they answer KAFKA_STORAGE_ERROR).",
+                 offsetof(struct shard_stats, partitions_failed));
+}
+
 /* ---- consumer group lag ---------------------------------------------------------- */
 
 static uint32_t partition_hash(const uint8_t id[16], int32_t partition) {
@@ -405,6 +431,7 @@ size_t metrics_render(struct metrics *m) {
     render_topics(m);
     render_partitions(m);
     render_group_lag(m);
+    render_storage(m);
     family(m, "sluice_log_lines_dropped_total", "counter",
            "Shard log lines dropped because the shard's log ring was full.");
     emit(m, "sluice_log_lines_dropped_total %llu\n", (unsigned long long)log_dropped_total());

@@ -1,6 +1,8 @@
 /* router_stats.c - publish this shard's open partitions to its metrics table
  * (dataplane/stats.h) at most once a second: topic id, partition, high watermark, log
- * start offset and bytes on disk, read from each partition's log on the owner shard. */
+ * start offset and bytes on disk, read from each partition's log on the owner shard; and
+ * the batch cache's size, hits, misses and evictions and how many partitions a storage
+ * error failed (plain shard-private counters, copied here into the atomics control reads). */
 #include "dataplane/router_stats.h"
 
 #include "dataplane/router_internal.h"
@@ -14,11 +16,12 @@ void router_publish_stats(struct router *r, struct shard_stats *s, uint64_t now_
     if (!s || now_ms < next_publish_ms) return;
     next_publish_ms = now_ms + ROUTER_STATS_PERIOD_MS;
     uint32_t count = 0;
-    uint64_t unpublished = 0;
+    uint64_t unpublished = 0, failed = 0;
     stats_partitions_begin(s);
     for (uint32_t i = 0; i < ROUTER_PTABLE_SLOTS; i++) {
         const struct ptable_entry *e = &r->table[i];
         if (!e->used || !e->log) continue;
+        if (e->log->failed) failed++;
         if (count == STATS_MAX_PARTITIONS) {
             unpublished++;
             continue;
@@ -27,4 +30,11 @@ void router_publish_stats(struct router *r, struct shard_stats *s, uint64_t now_
                             plog_log_start_offset(e->log), (int64_t)plog_size_bytes(e->log));
     }
     stats_partitions_end(s, count, unpublished);
+    const struct batch_cache *c = &r->storage.cache;
+    atomic_store_explicit(&s->cache_bytes, c->cached_bytes, memory_order_relaxed);
+    atomic_store_explicit(&s->cache_budget_bytes, c->budget_bytes, memory_order_relaxed);
+    atomic_store_explicit(&s->cache_hits, c->hits, memory_order_relaxed);
+    atomic_store_explicit(&s->cache_misses, c->misses, memory_order_relaxed);
+    atomic_store_explicit(&s->cache_evictions, c->evictions, memory_order_relaxed);
+    atomic_store_explicit(&s->partitions_failed, failed, memory_order_relaxed);
 }

@@ -85,6 +85,10 @@ struct shard_stats {
     _Atomic uint64_t uring_completed;  /* CQEs reaped */
     struct stats_topic topics[STATS_MAX_TOPICS];
     struct stats_topic_counters other_topics; /* topics that found the table full */
+    /* storage, copied from the shard's batch cache and logs with the partition table */
+    _Atomic uint64_t cache_bytes, cache_budget_bytes, cache_hits, cache_misses,
+        cache_evictions;
+    _Atomic uint64_t partitions_failed; /* open partitions failed by a storage error */
     _Atomic uint32_t partitions_seq;
     _Atomic uint32_t partition_count;
     _Atomic uint64_t partitions_unpublished; /* open beyond STATS_MAX_PARTITIONS */

@@ -152,6 +152,13 @@ def counter_checks(url, bootstrap):
           s.get('sluice_partition_size_bytes{topic="m-topic",partition="0"}', 0) >=
           s['sluice_topic_bytes_in_total{topic="m-topic"}'],
           "partition m-topic/0: high watermark 10, log start 0, size >= the bytes produced")
+    hits = sum(v for k, v in s.items() if k.startswith("sluice_batch_cache_hits_total{"))
+    misses = sum(v for k, v in s.items() if k.startswith("sluice_batch_cache_misses_total{"))
+    failed = sum(v for k, v in s.items() if k.startswith("sluice_storage_failed_partitions{"))
+    budget = sum(v for k, v in s.items() if k.startswith("sluice_batch_cache_budget_bytes{"))
+    check(hits + misses >= 1 and failed == 0 and budget > 0,
+          "batch cache: %d hits, %d misses for the fetches; budget %d; 0 failed partitions"
+          % (hits, misses, budget))
     lag = 'sluice_consumergroup_lag{group="m-none",topic="m-topic",partition="0"}'
     committed = 'sluice_consumergroup_committed_offset{group="m-none",topic="m-topic",partition="0"}'
     check(s.get(lag) == 6 and s.get(committed) == 4,
