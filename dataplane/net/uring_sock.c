@@ -19,6 +19,14 @@
  * kernel, so a uring_op never outlives its connection slot. Connection slots are a fixed
  * array with a free list, sized max_conns at create: a full table refuses the accept.
  *
+ * Stopping the listener: shutdown(2) takes it out of LISTEN at once (its accept backlog
+ * is reset then, by the broker that is going away) before the multishot ACCEPT is
+ * cancelled. close(2) alone is not enough: an ACCEPT still in the kernel holds a
+ * reference to the socket, so it stays in the SO_REUSEPORT group, accepting, until the
+ * ring is torn down -- which the kernel does asynchronously after the process exits. A
+ * broker restarted on the same port would then share it with that orphan listener:
+ * connections the kernel hashed onto it were reset when it finally went away.
+ *
  * Client side (the load generator): connect takes a slot, makes a non-blocking socket
  * and submits one IORING_OP_CONNECT (the address lives in the slot until it completes);
  * on success the connection is armed exactly like an accepted one. */
@@ -171,7 +179,7 @@ static void accept_complete(struct uring_op *op, int32_t res, uint32_t flags) {
     if (res >= 0) {
         if (l->stopping) close(res);
         else on_new_socket(nu, res);
-    } else if (res != -ECANCELED && log_ratelimit_ok(&nu->error_rl)) {
+    } else if (res != -ECANCELED && !l->stopping && log_ratelimit_ok(&nu->error_rl)) {
         log_warn("accept_error", "err=%s", strerror(-res));
     }
     if (flags & IORING_CQE_F_MORE) return;
@@ -230,6 +238,7 @@ static void uring_stop_listening(struct net_backend *b) {
     struct listener *l = &nu->listener;
     if (!nu->has_listener || l->stopping) return;
     l->stopping = true;
+    if (l->fd >= 0) shutdown(l->fd, SHUT_RDWR); /* out of LISTEN now, not at ring exit */
     if (l->armed) {
         struct io_uring_sqe *sqe = get_sqe(nu);
         io_uring_prep_cancel(sqe, &l->accept_op, 0);
@@ -528,7 +537,10 @@ static void uring_destroy(struct net_backend *b) {
     struct net_uring *nu = (struct net_uring *)b;
     for (uint32_t i = 0; i < nu->cfg.max_conns; i++)
         if (nu->conns[i].in_use && nu->conns[i].fd >= 0) close(nu->conns[i].fd);
-    if (nu->has_listener && nu->listener.fd >= 0) close(nu->listener.fd);
+    if (nu->has_listener && nu->listener.fd >= 0) {
+        shutdown(nu->listener.fd, SHUT_RDWR); /* an ACCEPT in flight would keep it open */
+        close(nu->listener.fd);
+    }
     if (nu->buf_ring_registered) io_uring_unregister_buf_ring(nu->cfg.ring, nu->cfg.buf_group);
     if (nu->buf_ring) munmap(nu->buf_ring, nu->buf_ring_bytes);
     free(nu->conns);

@@ -22,7 +22,9 @@ directory (data dir and logs) unless keep_dir=True.
 
 .stop(sig, timeout) sends a signal and waits, escalating to SIGKILL after the
 timeout; it returns the exit code (negative = killed by that signal, as in
-subprocess). .kill() is a SIGKILL crash. .restart() starts again on the same
+subprocess) once the port refuses connections again (a dead broker's
+io_uring-held listener can outlive it by milliseconds; see
+_wait_listeners_gone). .kill() is a SIGKILL crash. .restart() starts again on the same
 port and data dir (crash/recovery tests: kill(), then restart()).
 
 Helpers: free_port(), wait_port(host, port, timeout_s), run(cmd, timeout_s)
@@ -466,7 +468,21 @@ class Broker:
                               b"SIGKILL\n" % (timeout, sig))
                 self.proc.kill()
                 self.proc.wait()
+        self._wait_listeners_gone()
         return self.proc.returncode
+
+    def _wait_listeners_gone(self, timeout_s=5.0):
+        """Wait until the port refuses connections again.
+
+        A process's exit does not close its listeners at once: a socket with
+        an io_uring ACCEPT in flight is released when the kernel tears the
+        ring down, asynchronously, some milliseconds after a SIGKILL. Until
+        then it still accepts, so a restart's port probe could be answered
+        by the dead broker and return before the new one listens (its first
+        clients refused, or reset when the orphan goes).
+        """
+        wait_for(lambda: not port_accepts(LOOPBACK, self.port), timeout_s,
+                 interval_s=0.005)
 
     def kill(self):
         """Crash the broker (SIGKILL). Returns rc (-9)."""

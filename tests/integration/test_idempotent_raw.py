@@ -86,22 +86,6 @@ def count_records(conn, value_prefix):
     return seen
 
 
-def connect_and_send(b, batch):
-    """The first produce after a restart: retried (on a new connection) until the
-    partition is open, as a client would."""
-    for _ in range(100):
-        try:
-            with KafkaConn(b.bootstrap) as c:
-                r = send(c, batch)
-            if r[0] == 0:
-                return r
-            print("retry: produce after restart answered %r" % (r,))
-        except OSError as e:
-            print("retry: produce after restart: %s" % e)
-        time.sleep(0.1)
-    return r
-
-
 def main():
     sluice = sys.argv[1]
     cfg = {"num.partitions": 1, "log.segment.bytes": 4096}
@@ -161,8 +145,8 @@ def main():
             else:
                 b.kill()
             b.restart()
-            r = connect_and_send(b, last_batch)
             with KafkaConn(b.bootstrap) as c:
+                r = send(c, last_batch)
                 check(r == (0, off_next), "after %s restart: retried duplicate answers %d" % (how, off_next))
                 check(send(c, idem_batch(pid_b, 0, 0, values(b"pb", 2))) == (0, off_b),
                       "after %s: second producer's duplicate answers %d" % (how, off_b))
