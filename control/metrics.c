@@ -307,7 +307,39 @@ static void shard_family(struct metrics *m, const char *name, const char *type,
                  (const _Atomic uint64_t *)((const char *)&m->stats[s] + offset)));
 }
 
+/* A histogram summed over shards from per-shard buckets at bucket_offset / sum_offset. */
+static void shard_histogram(struct metrics *m, const char *name, const char *help,
+                            size_t bucket_offset, size_t sum_offset) {
+    family(m, name, "histogram", help);
+    uint64_t cumulative = 0, sum_us = 0;
+    for (int b = 0; b < STATS_LATENCY_BUCKETS; b++) {
+        for (int s = 0; s < m->shard_count; s++)
+            cumulative += stats_read((const _Atomic uint64_t *)((const char *)&m->stats[s] +
+                                                                 bucket_offset) + b);
+        if (b + 1 < STATS_LATENCY_BUCKETS)
+            emit(m, "%s_bucket{le=\"%g\"} %llu\n", name,
+                 (double)stats_latency_bounds_us[b] / 1e6, (unsigned long long)cumulative);
+        else
+            emit(m, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cumulative);
+    }
+    for (int s = 0; s < m->shard_count; s++)
+        sum_us += stats_read((const _Atomic uint64_t *)((const char *)&m->stats[s] + sum_offset));
+    emit(m, "%s_sum %.6f\n%s_count %llu\n", name, (double)sum_us / 1e6, name,
+         (unsigned long long)cumulative);
+}
+
 static void render_storage(struct metrics *m) {
+    shard_histogram(m, "sluice_disk_write_latency_seconds",
+                    "A flush's writes, from issue to the last completion (group commit).",
+                    offsetof(struct shard_stats, disk_write_buckets),
+                    offsetof(struct shard_stats, disk_write_sum_us));
+    shard_histogram(m, "sluice_disk_fsync_latency_seconds",
+                    "A flush's fdatasyncs, from issue to the last completion.",
+                    offsetof(struct shard_stats, disk_fsync_buckets),
+                    offsetof(struct shard_stats, disk_fsync_sum_us));
+    shard_family(m, "sluice_storage_io_errors_total", "counter",
+                 "Disk writes and fdatasyncs that failed or came back short.",
+                 offsetof(struct shard_stats, storage_io_errors));
     shard_family(m, "sluice_batch_cache_bytes", "gauge", "Bytes of the shard's batch cache in use.",
                  offsetof(struct shard_stats, cache_bytes));
     shard_family(m, "sluice_batch_cache_budget_bytes", "gauge", "The shard's batch cache budget.",

@@ -1,8 +1,8 @@
 /* router_stats.c - publish this shard's open partitions to its metrics table
  * (dataplane/stats.h) at most once a second: topic id, partition, high watermark, log
  * start offset and bytes on disk, read from each partition's log on the owner shard; and
- * the batch cache's size, hits, misses and evictions and how many partitions a storage
- * error failed (plain shard-private counters, copied here into the atomics control reads). */
+ * the batch cache's size, hits, misses and evictions, the disk write / fdatasync latency
+ * histograms and failed disk operations, and how many partitions a storage error failed (plain shard-private counters, copied here into the atomics control reads). */
 #include "dataplane/router_stats.h"
 
 #include "dataplane/router_internal.h"
@@ -11,6 +11,13 @@
 #define ROUTER_STATS_PERIOD_MS 1000u
 
 static _Thread_local uint64_t next_publish_ms; /* per shard thread */
+
+static void copy_histogram(_Atomic uint64_t *buckets, _Atomic uint64_t *sum_us,
+                           const struct latency_histogram *h) {
+    for (unsigned b = 0; b < LATENCY_BUCKETS; b++)
+        atomic_store_explicit(&buckets[b], h->buckets[b], memory_order_relaxed);
+    atomic_store_explicit(sum_us, h->sum_us, memory_order_relaxed);
+}
 
 void router_publish_stats(struct router *r, struct shard_stats *s, uint64_t now_ms) {
     if (!s || now_ms < next_publish_ms) return;
@@ -37,4 +44,7 @@ void router_publish_stats(struct router *r, struct shard_stats *s, uint64_t now_
     atomic_store_explicit(&s->cache_misses, c->misses, memory_order_relaxed);
     atomic_store_explicit(&s->cache_evictions, c->evictions, memory_order_relaxed);
     atomic_store_explicit(&s->partitions_failed, failed, memory_order_relaxed);
+    copy_histogram(s->disk_write_buckets, &s->disk_write_sum_us, &r->storage.write_latency);
+    copy_histogram(s->disk_fsync_buckets, &s->disk_fsync_sum_us, &r->storage.fsync_latency);
+    atomic_store_explicit(&s->storage_io_errors, r->storage.io_errors, memory_order_relaxed);
 }

@@ -7,16 +7,12 @@
 
 static _Thread_local struct shard_stats *thread_stats;
 
-/* 100 us .. 10 s, roughly 1-2.5-5 steps, then +Inf. */
-const uint64_t stats_latency_bounds_us[STATS_LATENCY_BUCKETS] = {
-    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
-    1000000, 2500000, 10000000, UINT64_MAX,
-};
+/* 100 us .. 10 s, roughly 1-2.5-5 steps, then +Inf (hw/latency.h). */
+const uint64_t stats_latency_bounds_us[STATS_LATENCY_BUCKETS] = LATENCY_BOUNDS_US_INIT;
 
 void stats_request(struct shard_stats *s, int16_t api_key, uint64_t latency_us) {
     if (api_key < 0 || api_key >= STATS_API_SLOTS) return;
-    unsigned b = 0;
-    while (latency_us > stats_latency_bounds_us[b]) b++; /* the last bound is +Inf */
+    unsigned b = latency_bucket(latency_us);
     assert(b < STATS_LATENCY_BUCKETS);
     stats_add(&s->requests[api_key], 1);
     stats_add(&s->latency_buckets[api_key][b], 1);

@@ -38,8 +38,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hw/latency.h"
+
 #define STATS_API_SLOTS 72           /* Kafka api keys 0..71 */
-#define STATS_LATENCY_BUCKETS 16     /* the last one is +Inf */
+#define STATS_LATENCY_BUCKETS LATENCY_BUCKETS /* hw/latency.h; the last one is +Inf */
 #define STATS_ERROR_SLOTS 128
 #define STATS_MAX_TOPICS 256          /* per shard; a power of two */
 #define STATS_TOPIC_NAME_BYTES 256    /* Kafka topic names have at most 249 bytes */
@@ -89,6 +91,9 @@ struct shard_stats {
     _Atomic uint64_t cache_bytes, cache_budget_bytes, cache_hits, cache_misses,
         cache_evictions;
     _Atomic uint64_t partitions_failed; /* open partitions failed by a storage error */
+    _Atomic uint64_t disk_write_buckets[STATS_LATENCY_BUCKETS], disk_write_sum_us;
+    _Atomic uint64_t disk_fsync_buckets[STATS_LATENCY_BUCKETS], disk_fsync_sum_us;
+    _Atomic uint64_t storage_io_errors;
     _Atomic uint32_t partitions_seq;
     _Atomic uint32_t partition_count;
     _Atomic uint64_t partitions_unpublished; /* open beyond STATS_MAX_PARTITIONS */

@@ -456,6 +456,12 @@ static void complete_written(struct plog_flush *f) {
 
 static void flush_op_complete(struct uring_op *op, int32_t res, uint32_t flags);
 
+static uint64_t monotonic_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static void flush_add(struct plog_flush *f, struct io_uring_sqe *sqe, uint32_t expected_bytes) {
     assert(f->ops_issued < PLOG_FLUSH_MAX_OPS);
     struct flush_op *fo = &f->ops[f->ops_issued++];
@@ -474,6 +480,7 @@ static void flush_start_sync(struct plog_flush *f) {
     struct storage_shard *s = f->log->shard;
     f->phase = FLUSH_SYNCING;
     f->ops_issued = f->ops_done = 0;
+    f->phase_start_us = monotonic_us();
     bool dir_sync = false;
     for (uint32_t i = 0; i < f->seg_count; i++) {
         struct io_uring_sqe *sqe = get_sqe(s);
@@ -598,7 +605,13 @@ static void flush_op_complete(struct uring_op *op, int32_t res, uint32_t flags) 
     int32_t err = res < 0 ? res : (fo->expected_bytes && (uint32_t)res != fo->expected_bytes
                                        ? -ENOSPC : 0);
     if (err && !f->err) f->err = err;
-    if (f->ops_done == f->ops_issued) flush_advance(f->log);
+    if (err) f->log->shard->io_errors++;
+    if (f->ops_done == f->ops_issued) { /* the phase's last op: its latency (metrics) */
+        struct storage_shard *s = f->log->shard;
+        latency_observe(f->phase == FLUSH_SYNCING ? &s->fsync_latency : &s->write_latency,
+                        monotonic_us() - f->phase_start_us);
+        flush_advance(f->log);
+    }
 }
 
 /* One aligned range of one tail chunk that a flush writes. */
@@ -707,7 +720,8 @@ static int flush_try_start(struct plog *log) {
     if (!whole_blocks && truncated_at == log->tail_count) end_offset = log->log_end_offset;
     struct plog_flush *f = &log->flush_ring[(log->flush_head + log->flush_count) % PLOG_MAX_FLUSHES];
     *f = (struct plog_flush){.log = log, .phase = FLUSH_WRITING, .end_offset = end_offset,
-                             .durable = log->durable_wanted_offset > log->issued_end_offset};
+                             .durable = log->durable_wanted_offset > log->issued_end_offset,
+                             .phase_start_us = monotonic_us()};
     if (log->flush_count > 0) log->flushes_pipelined++;
     log->flush_count++;
     if (log->flush_count > log->max_flushes_in_flight) log->max_flushes_in_flight = log->flush_count;

@@ -96,6 +96,7 @@
 #include <stdint.h>
 
 #include "hw/chunk.h"
+#include "hw/latency.h"
 #include "hw/uring_op.h"
 #include "storage/batch_cache.h"
 #include "storage/producer_state.h"
@@ -203,6 +204,7 @@ struct plog_flush {
     struct segment *segs[PLOG_MAX_TAIL_CHUNKS + 1]; /* files written (+ a sealed one
                                                      * to fdatasync) by this flush */
     uint32_t seg_count;
+    uint64_t phase_start_us;   /* when the writes / the fdatasyncs were issued (metrics) */
 };
 
 struct plog {
@@ -278,6 +280,10 @@ struct storage_shard {
     struct plog *dirty_first; /* logs with appends not yet flushed */
     struct plog *logs_first;  /* every open log (idle tail chunks are released on need) */
     uint32_t inflight_ops;    /* SQEs submitted and not yet completed */
+    /* metrics (shard-private; the router copies them out): a flush's writes, from issue
+     * to the last completion, and its fdatasyncs likewise; failed disk operations */
+    struct latency_histogram write_latency, fsync_latency;
+    uint64_t io_errors;
 };
 
 int storage_shard_init(struct storage_shard *s, struct io_uring *ring, struct chunk_pool *pool,

@@ -159,6 +159,12 @@ def counter_checks(url, bootstrap):
     check(hits + misses >= 1 and failed == 0 and budget > 0,
           "batch cache: %d hits, %d misses for the fetches; budget %d; 0 failed partitions"
           % (hits, misses, budget))
+    check(s.get("sluice_disk_write_latency_seconds_count", 0) >= 1 and
+          s.get("sluice_disk_fsync_latency_seconds_count", 0) >= 1 and
+          sum(v for k, v in s.items() if k.startswith("sluice_storage_io_errors_total{")) == 0,
+          "disk: %d flush write phases, %d fdatasync phases timed, 0 I/O errors"
+          % (s.get("sluice_disk_write_latency_seconds_count", 0),
+             s.get("sluice_disk_fsync_latency_seconds_count", 0)))
     lag = 'sluice_consumergroup_lag{group="m-none",topic="m-topic",partition="0"}'
     committed = 'sluice_consumergroup_committed_offset{group="m-none",topic="m-topic",partition="0"}'
     check(s.get(lag) == 6 and s.get(committed) == 4,
