@@ -77,6 +77,12 @@ static const struct config_key registry[] = {
      "Default min.compaction.lag.ms."},
     {"unclean.leader.election.enable", CONFIG_BOOL, "false", 0, 0,
      "Accepted for compatibility; a single node has no other replica to elect."},
+    /* idempotent producers (storage/producer_state.h) */
+    {"producer.id.expiration.ms", CONFIG_INT, "86400000", 1, INT32_MAX,
+     "A producer id idle this long is forgotten by the partitions it wrote to."},
+    {"sluice.max.producers.per.partition", CONFIG_INT, "4096", 1, 1000000,
+     "Idempotent producers one partition remembers; a new one evicts the least recently "
+     "used (whose retried duplicates are then no longer recognised)."},
     /* consumer groups (control/group_coordinator.c) */
     {"offsets.topic.num.partitions", CONFIG_INT, "50", 1, 1000,
      "Partitions of __consumer_offsets, created on the first offset commit."},

@@ -21,7 +21,10 @@
  * broker configs do not exist: altering a broker resource is refused with a message.
  *
  * It also implements the shards' struct topic_source over catalog_reader: lookups in the
- * snapshot a shard holds, converted to struct topic_info.
+ * snapshot a shard holds, converted to struct topic_info; each shard's reader (struct
+ * control_reader) also carries the broker-level producer-state bounds
+ * (producer.id.expiration.ms, sluice.max.producers.per.partition) into every partition's
+ * plog_config.
  *
  * InitProducerId is answered here too, by control/producer_ids.c (ids persisted in blocks). */
 #include "control/control_plane.h"
@@ -42,7 +45,8 @@
 
 /* ---- topic_source over the catalogue snapshot -------------------------------------- */
 
-static void snapshot_info(const struct catalog_snapshot_topic *t, struct topic_info *out) {
+static void snapshot_info(const struct control_reader *r, const struct catalog_snapshot_topic *t,
+                          struct topic_info *out) {
     out->name = t->name;
     out->id = t->id;
     out->partition_count = t->partition_count;
@@ -56,6 +60,8 @@ static void snapshot_info(const struct catalog_snapshot_topic *t, struct topic_i
     out->log.retention_ms = t->config.retention_ms;
     out->log.retention_bytes = t->config.retention_bytes;
     out->log.index_interval_bytes = (uint32_t)t->config.index_interval_bytes;
+    out->log.max_producers = r->max_producers;
+    out->log.producer_expiration_ms = r->producer_expiration_ms;
     /* preallocate=true: the whole segment up front, as Kafka does. false (Kafka's default,
      * no preallocation): sluice still fallocates ahead of the writes, in 1 MiB steps, so
      * an idle partition wastes at most 1 MiB (the storage default, 64 MiB, would cost
@@ -65,17 +71,18 @@ static void snapshot_info(const struct catalog_snapshot_topic *t, struct topic_i
 }
 
 static uint64_t src_refresh(void *reader) {
-    return catalog_reader_refresh(reader)->epoch;
+    return catalog_reader_refresh(&((struct control_reader *)reader)->catalog)->epoch;
 }
 
 static size_t src_count(void *reader) {
-    return ((struct catalog_reader *)reader)->held->topic_count;
+    return ((struct control_reader *)reader)->catalog.held->topic_count;
 }
 
 static bool src_at(void *reader, size_t index, struct topic_info *out) {
-    const struct catalog_snapshot *snap = ((struct catalog_reader *)reader)->held;
+    const struct control_reader *r = reader;
+    const struct catalog_snapshot *snap = r->catalog.held;
     if (index >= snap->topic_count) return false;
-    snapshot_info(&snap->topics[index], out);
+    snapshot_info(r, &snap->topics[index], out);
     return true;
 }
 
@@ -84,25 +91,29 @@ static bool src_find(void *reader, const char *name, size_t name_len, struct top
     if (name_len == 0 || name_len >= sizeof buf) return false;
     memcpy(buf, name, name_len);
     buf[name_len] = '\0';
-    const struct catalog_snapshot_topic *t =
-        catalog_snapshot_find(((struct catalog_reader *)reader)->held, buf);
+    const struct control_reader *r = reader;
+    const struct catalog_snapshot_topic *t = catalog_snapshot_find(r->catalog.held, buf);
     if (!t) return false;
-    snapshot_info(t, out);
+    snapshot_info(r, t, out);
     return true;
 }
 
 static bool src_find_id(void *reader, const uint8_t id[16], struct topic_info *out) {
-    const struct catalog_snapshot_topic *t =
-        catalog_snapshot_find_id(((struct catalog_reader *)reader)->held, id);
+    const struct control_reader *r = reader;
+    const struct catalog_snapshot_topic *t = catalog_snapshot_find_id(r->catalog.held, id);
     if (!t) return false;
-    snapshot_info(t, out);
+    snapshot_info(r, t, out);
     return true;
 }
 
 void control_plane_topic_source(struct control_plane *cp, int shard, struct topic_source *out) {
     assert(shard >= 0 && shard < cp->shard_count);
-    catalog_reader_init(&cp->readers[shard], &cp->publisher, (uint32_t)shard);
-    catalog_reader_refresh(&cp->readers[shard]);
+    struct control_reader *r = &cp->readers[shard];
+    catalog_reader_init(&r->catalog, &cp->publisher, (uint32_t)shard);
+    catalog_reader_refresh(&r->catalog);
+    r->max_producers = (uint32_t)config_get_i64(cp->broker, "sluice.max.producers.per.partition");
+    r->producer_expiration_ms = config_get_i64(cp->broker, "producer.id.expiration.ms");
+    assert(r->max_producers >= 1 && r->producer_expiration_ms >= 1);
     *out = (struct topic_source){.reader = &cp->readers[shard], .refresh = src_refresh,
                                  .count = src_count, .at = src_at, .find = src_find,
                                  .find_id = src_find_id};

@@ -15,6 +15,15 @@
 
 struct group_api;
 
+/* A shard's reader: its hold on the catalogue snapshot, and the broker-level producer
+ * state bounds (fixed at boot, so a shard reads them without synchronisation) that every
+ * struct topic_info it is handed carries in its plog_config. */
+struct control_reader {
+    struct catalog_reader catalog;
+    uint32_t max_producers;           /* sluice.max.producers.per.partition */
+    int64_t producer_expiration_ms;   /* producer.id.expiration.ms */
+};
+
 struct control_plane {
     struct mesh *mesh;
     int shard_count;
@@ -25,7 +34,7 @@ struct control_plane {
     struct catalog_publisher publisher;
     bool publisher_ready;
     bool publish_pending;
-    struct catalog_reader *readers;        /* one per shard */
+    struct control_reader *readers;        /* one per shard */
     struct control_job *retry_first, *retry_last; /* replies a full ring refused */
     struct internal_append_job *append_first, *append_last; /* appends a ring refused */
     uint32_t appends_in_flight;    /* <= ROUTER_MAX_INTERNAL_APPENDS */
