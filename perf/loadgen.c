@@ -91,7 +91,12 @@ static int shared_init(struct lg_shared *sh, const struct lg_options *o,
     sh->part_index = calloc(n, sizeof sh->part_index[0]);
     sh->acked_end = calloc(n, sizeof sh->acked_end[0]);
     sh->acked_msgs = calloc(n, sizeof sh->acked_msgs[0]);
-    if (!sh->part_topic || !sh->part_index || !sh->acked_end || !sh->acked_msgs) return -1;
+    sh->part_lost = calloc(n, sizeof sh->part_lost[0]);
+    sh->part_duplicated = calloc(n, sizeof sh->part_duplicated[0]);
+    sh->part_out_of_order = calloc(n, sizeof sh->part_out_of_order[0]);
+    if (!sh->part_topic || !sh->part_index || !sh->acked_end || !sh->acked_msgs ||
+        !sh->part_lost || !sh->part_duplicated || !sh->part_out_of_order)
+        return -1;
     uint32_t g = 0;
     for (uint32_t t = 0; t < c->topic_count; t++)
         for (uint32_t p = 0; p < c->topics[t].partitions; p++, g++) {
@@ -99,6 +104,9 @@ static int shared_init(struct lg_shared *sh, const struct lg_options *o,
             sh->part_index[g] = p;
             atomic_init(&sh->acked_end[g], -1);
             atomic_init(&sh->acked_msgs[g], 0);
+            atomic_init(&sh->part_lost[g], 0);
+            atomic_init(&sh->part_duplicated[g], 0);
+            atomic_init(&sh->part_out_of_order[g], 0);
         }
     return 0;
 }
@@ -108,6 +116,29 @@ static void shared_fini(struct lg_shared *sh) {
     free(sh->part_index);
     free((void *)sh->acked_end);
     free((void *)sh->acked_msgs);
+    free((void *)sh->part_lost);
+    free((void *)sh->part_duplicated);
+    free((void *)sh->part_out_of_order);
+}
+
+/* The partitions the check flagged, after the workers have finished. */
+static void collect_problems(const struct lg_shared *sh, struct lg_result *out) {
+    out->problem_count = out->problem_partitions = 0;
+    for (uint32_t g = 0; g < sh->partition_count; g++) {
+        uint64_t lost = atomic_load(&sh->part_lost[g]);
+        uint64_t dup = atomic_load(&sh->part_duplicated[g]);
+        uint64_t ooo = atomic_load(&sh->part_out_of_order[g]);
+        if (!lost && !dup && !ooo) continue;
+        out->problem_partitions++;
+        if (out->problem_count == LG_MAX_PROBLEMS) continue;
+        struct lg_partition_problem *pp = &out->problems[out->problem_count++];
+        snprintf(pp->topic, sizeof pp->topic, "%s", sh->c->topics[sh->part_topic[g]].name);
+        pp->partition = sh->part_index[g];
+        pp->acked = atomic_load(&sh->acked_msgs[g]);
+        pp->lost = lost;
+        pp->duplicated = dup;
+        pp->out_of_order = ooo;
+    }
 }
 
 static void sleep_ns(uint64_t ns) {
@@ -240,6 +271,7 @@ static int run_once(const struct lg_options *o, const struct lg_cluster *c, cons
     out->seconds = t1 > t0 ? (double)(t1 - t0) / 1e9 : 0;
     out->rate_target_msgs = rate_msgs;
     hists_merge(ws, started, out);
+    collect_problems(&sh, out);
     free(ws);
     shared_fini(&sh);
     return rc;

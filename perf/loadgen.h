@@ -72,6 +72,14 @@ struct lg_options {
     bool quiet;                       /* no progress lines */
 };
 
+/* A partition where the check found something (the first LG_MAX_PROBLEMS are kept). */
+#define LG_MAX_PROBLEMS 32
+struct lg_partition_problem {
+    char topic[LG_TOPIC_NAME_BYTES];
+    uint32_t partition;
+    uint64_t acked, lost, duplicated, out_of_order;
+};
+
 /* Results of one run (the measured interval, after warm-up). */
 struct lg_result {
     double rate_target_msgs;
@@ -81,6 +89,9 @@ struct lg_result {
     uint64_t crc_errors, lost, duplicated, out_of_order, fetch_errors, conn_errors;
     struct hist produce_latency;      /* intended send -> ack, us */
     struct hist e2e_latency;          /* intended send -> consumed, us */
+    struct lg_partition_problem problems[LG_MAX_PROBLEMS];
+    uint32_t problem_count;           /* kept; problem_partitions counts them all */
+    uint32_t problem_partitions;
 };
 
 /* options */

@@ -126,7 +126,9 @@ uint64_t lg_consumer_lost(const struct lg_worker *w, const struct lg_consumer *c
     uint64_t lost = 0;
     for (uint32_t i = 0; i < c->part_count; i++) {
         uint64_t acked = atomic_load(&w->sh->acked_msgs[c->parts[i].g]);
-        if (acked > c->parts[i].unique) lost += acked - c->parts[i].unique;
+        if (acked <= c->parts[i].unique) continue;
+        lost += acked - c->parts[i].unique;
+        atomic_fetch_add(&w->sh->part_lost[c->parts[i].g], acked - c->parts[i].unique);
     }
     return lost;
 }
@@ -148,8 +150,10 @@ static void check_record(struct lg_consumer *c, struct cpart *cp, const struct r
         cp->unique++;
     } else if (seq < cp->expected_seq) {
         lg_add(&w->counters.duplicated, 1);
+        atomic_fetch_add_explicit(&sh->part_duplicated[cp->g], 1, memory_order_relaxed);
     } else {
         lg_add(&w->counters.out_of_order, 1);
+        atomic_fetch_add_explicit(&sh->part_out_of_order[cp->g], 1, memory_order_relaxed);
         cp->expected_seq = seq + 1;
         cp->unique++;
     }

@@ -62,6 +62,15 @@ void lg_report_summary(FILE *out, const struct lg_result *r) {
             (unsigned long long)r->duplicated, (unsigned long long)r->out_of_order,
             (unsigned long long)r->crc_errors, (unsigned long long)r->produce_errors,
             (unsigned long long)r->fetch_errors, (unsigned long long)r->conn_errors);
+    for (uint32_t i = 0; i < r->problem_count && i < 10; i++) {
+        const struct lg_partition_problem *p = &r->problems[i];
+        fprintf(out, "  %s/%u: acked %llu lost %llu duplicated %llu out-of-order %llu\n",
+                p->topic, p->partition, (unsigned long long)p->acked,
+                (unsigned long long)p->lost, (unsigned long long)p->duplicated,
+                (unsigned long long)p->out_of_order);
+    }
+    if (r->problem_partitions > 10)
+        fprintf(out, "  ... %u partitions with problems in all\n", r->problem_partitions);
 }
 
 void lg_report_sweep(FILE *out, const struct lg_result *pts, const double *pct, uint32_t n) {
@@ -120,7 +129,17 @@ static void json_run(FILE *f, const struct lg_result *r, double pct) {
     json_hist(f, "produce_latency_us", &r->produce_latency);
     fprintf(f, ",\n     ");
     json_hist(f, "e2e_latency_us", &r->e2e_latency);
-    fprintf(f, "}");
+    fprintf(f, ",\n     \"problem_partitions\": %u, \"problems\": [", r->problem_partitions);
+    for (uint32_t i = 0; i < r->problem_count; i++) {
+        const struct lg_partition_problem *p = &r->problems[i];
+        fprintf(f,
+                "%s{\"topic\": \"%s\", \"partition\": %u, \"acked\": %llu, \"lost\": %llu, "
+                "\"duplicated\": %llu, \"out_of_order\": %llu}",
+                i ? ", " : "", p->topic, p->partition, (unsigned long long)p->acked,
+                (unsigned long long)p->lost, (unsigned long long)p->duplicated,
+                (unsigned long long)p->out_of_order);
+    }
+    fprintf(f, "]}");
 }
 
 int lg_report_json(const char *path, const struct lg_options *o, const struct lg_result *runs,

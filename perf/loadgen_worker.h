@@ -47,6 +47,9 @@ struct lg_shared {
     uint32_t *part_index;                /* g -> partition within the topic */
     _Atomic int64_t *acked_end;          /* highest acked offset + 1, -1 none */
     _Atomic uint64_t *acked_msgs;        /* acknowledged messages this run */
+    _Atomic uint64_t *part_lost;         /* per partition, summed over its consumers */
+    _Atomic uint64_t *part_duplicated;
+    _Atomic uint64_t *part_out_of_order;
     uint32_t run_id;
     uint64_t start_ns;                   /* schedule origin */
     uint64_t measure_from_ns;            /* warm-up ends */

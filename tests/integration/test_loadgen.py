@@ -36,8 +36,9 @@ def loadgen(bootstrap, json_path, *args, timeout_s=60):
 
 def check_clean(run_):
     for k in ("lost", "duplicated", "out_of_order", "crc_errors", "produce_errors",
-              "fetch_errors", "connection_errors"):
+              "fetch_errors", "connection_errors", "problem_partitions"):
         assert run_[k] == 0, (k, run_)
+    assert run_["problems"] == [], run_  # the per-partition report is empty too
 
 
 def check_hist(h, max_count):
