@@ -767,6 +767,7 @@ static bool respond_zc(struct kserver *ks, struct kconn *c, response_body_fn bod
                             .release_arg = arg};
     c->inflight++;
     ks->stats.requests++;
+    ks->stats.responses_zc++;
     return true;
 }
 
@@ -780,6 +781,7 @@ bool kserver_complete_zc(struct kserver *ks, struct conn_token token, response_b
     }
     if (!c->want_close && respond_zc(ks, c, body, arg, release))
         return kserver_complete(ks, token, NULL, NULL); /* resume, count, flush */
+    if (!c->want_close) ks->stats.responses_zc_copied++;
     bool ok = kserver_complete(ks, token, body, arg);   /* the copying path */
     release(arg);
     return ok;

@@ -33,6 +33,8 @@ struct kserver_config {
 struct kserver_stats {
     uint64_t requests, responses_bytes, closed_bad_frame, closed_unsupported, closed_idle,
         refused_max_connections, paused;
+    uint64_t responses_zc;        /* sent by kserver_complete_zc with the bytes in place */
+    uint64_t responses_zc_copied; /* kserver_complete_zc responses that took the copy path */
 };
 
 struct kserver;
