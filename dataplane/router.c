@@ -71,6 +71,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dataplane/router_stats.h"
 #include "hw/log.h"
 #include "storage/record/batch.h"
 #include "storage/record/legacy.h"
@@ -456,6 +457,7 @@ static int encode_raw(void *arg, struct kafka_writer *w);
 
 
 static void job_finish(struct router *r, struct data_job *job) {
+    router_count_part_errors(job); /* metrics: per-partition error codes by API */
     response_body_fn fn;
     switch (job->api_key) {
     case KAFKA_API_PRODUCE: fn = router_encode_produce; break;

@@ -48,3 +48,8 @@ void router_publish_stats(struct router *r, struct shard_stats *s, uint64_t now_
     copy_histogram(s->disk_fsync_buckets, &s->disk_fsync_sum_us, &r->storage.fsync_latency);
     atomic_store_explicit(&s->storage_io_errors, r->storage.io_errors, memory_order_relaxed);
 }
+
+void router_count_part_errors(const struct data_job *job) {
+    for (uint32_t i = 0; i < job->part_count; i++)
+        if (job->parts[i].error != 0) stats_error_here(job->api_key, job->parts[i].error);
+}

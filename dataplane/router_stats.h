@@ -11,4 +11,9 @@ struct shard_stats;
  * s's partition table. No-op when s is NULL. Shard thread only. */
 void router_publish_stats(struct router *r, struct shard_stats *s, uint64_t now_ms);
 
+/* Count the per-partition error codes of a finished data job (Produce, Fetch,
+ * ListOffsets, ...) under its API, once, as it is answered. */
+struct data_job;
+void router_count_part_errors(const struct data_job *job);
+
 #endif

@@ -171,3 +171,7 @@ int stats_partitions_read(const struct shard_stats *cs, struct stats_partition_c
     }
     return -1;
 }
+
+void stats_error_here(int16_t api_key, int16_t error_code) {
+    if (thread_stats) stats_error(thread_stats, api_key, error_code);
+}

@@ -136,6 +136,9 @@ void stats_partitions_end(struct shard_stats *s, uint32_t count, uint64_t unpubl
  * the shard kept rewriting it through every attempt. */
 int stats_partitions_read(const struct shard_stats *s, struct stats_partition_copy *out);
 
+/* stats_error on the calling thread's bound stats (no-op unbound). */
+void stats_error_here(int16_t api_key, int16_t error_code);
+
 /* Reader side: the error slot i's api, code and count; false when the slot is empty. */
 _Bool stats_error_at(const struct shard_stats *s, unsigned i, int16_t *api_key,
                      int16_t *error_code, uint64_t *count);

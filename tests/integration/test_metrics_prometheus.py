@@ -6,7 +6,8 @@
 2. Counters move by exactly what a raw client did: 5 Metadata requests add 5 to
    sluice_requests_total{api="Metadata"} and 5 observations to its latency histogram; a
    Produce at an unsupported version (v10) closes the connection and adds 1 to
-   sluice_request_errors_total{api="Produce",code="35"}; 3 open connections show in
+   sluice_request_errors_total{api="Produce",code="35"}; a ListOffsets of a partition that
+   does not exist adds 1 under api="ListOffsets",code="3"; 3 open connections show in
    sluice_connections_open and leave it when closed. Real clients (confluent-kafka
    produce + consume of 10 records) show up as Produce and Fetch requests and as 10
    messages in / at least 10 out on the topic, and as the partition's high watermark
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -165,6 +167,13 @@ def counter_checks(url, bootstrap):
           "disk: %d flush write phases, %d fdatasync phases timed, 0 I/O errors"
           % (s.get("sluice_disk_write_latency_seconds_count", 0),
              s.get("sluice_disk_fsync_latency_seconds_count", 0)))
+    err3 = 'sluice_request_errors_total{api="ListOffsets",code="3",error="UNKNOWN_TOPIC_OR_PARTITION"}'
+    with KafkaConn(bootstrap) as k:
+        r = k.request("ListOffsets", 1, {"ReplicaId": -1, "Topics": [{"Name": "m-topic",
+              "Partitions": [{"PartitionIndex": 99, "Timestamp": -1}]}]})
+    code = r["Topics"][0]["Partitions"][0]["ErrorCode"]
+    check(code == 3 and scrape(url).get(err3, 0) - s.get(err3, 0) == 1,
+          "ListOffsets of partition 99: error 3 answered and counted once by API and code")
     lag = 'sluice_consumergroup_lag{group="m-none",topic="m-topic",partition="0"}'
     committed = 'sluice_consumergroup_committed_offset{group="m-none",topic="m-topic",partition="0"}'
     check(s.get(lag) == 6 and s.get(committed) == 4,
@@ -190,6 +199,14 @@ def prometheus_checks(metrics_port, meta_seen):
         stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_port("127.0.0.1", prom_port, timeout_s=30, proc=proc)
+        ready_deadline = time.time() + 30  # 503 until its storage and rules are loaded
+        while time.time() < ready_deadline:
+            try:
+                if http_get("http://127.0.0.1:%d/-/ready" % prom_port)[0] == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            time.sleep(0.2)
         api = "http://127.0.0.1:%d/api/v1/query?query=" % prom_port
 
         def query(q):
