@@ -82,9 +82,17 @@ static const struct catalog_topic *offsets_topic(struct group_api *api) {
     struct control_plane *cp = api->cp;
     const struct catalog_topic *t = catalog_find(&cp->catalog, GROUP_OFFSETS_TOPIC);
     if (t) return t;
+    /* Kafka compacts this topic. Until sluice compacts, time or size retention would
+     * delete commits still in force (a group that has not committed for a week would
+     * restart from its reset policy), so nothing is deleted: the log grows with the
+     * commits, in Kafka's offsets.topic.segment.bytes segments. */
+    static const struct catalog_config_kv configs[] = {
+        {"retention.ms", "-1"}, {"retention.bytes", "-1"}, {"segment.bytes", "104857600"}};
     struct catalog_create_request req = {.name = GROUP_OFFSETS_TOPIC,
                                          .partition_count = api->offsets_partitions,
-                                         .replication_factor = 1, .internal = true};
+                                         .replication_factor = 1, .configs = configs,
+                                         .config_count = sizeof configs / sizeof configs[0],
+                                         .internal = true};
     struct catalog_result res;
     int16_t ec = catalog_create_topic(&cp->catalog, &req, false, &res);
     log_info("offsets_topic_created", "partitions=%d error=%d", api->offsets_partitions, ec);

@@ -29,7 +29,7 @@ import time
 from harness import JS_DIR, Broker, KafkaConn, kcat_path, node_available, npm_ci, run
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 
 def check(cond, what):
@@ -240,6 +240,10 @@ def restart_test(b, topic, group):
     check(sorted(fetch_all(b.bootstrap, "g-del")) == [("del-t", 0, 7), (topic, 0, 1)],
           "two topics' offsets committed")
     admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    res = ConfigResource(ConfigResource.Type.TOPIC, "__consumer_offsets")
+    cfg = admin.describe_configs([res])[res].result()
+    check(cfg["retention.ms"].value == "-1" and cfg["retention.bytes"].value == "-1",
+          "__consumer_offsets keeps every commit (no time/size retention until compaction)")
     admin.delete_topics(["del-t"])["del-t"].result()
     check(fetch_all(b.bootstrap, "g-del") == [(topic, 0, 1)],
           "deleting a topic drops its committed offsets")
