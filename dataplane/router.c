@@ -527,6 +527,7 @@ static unsigned parked_tick(struct router *r) {
 unsigned router_tick(struct router *r, uint64_t now_ms) {
     r->now_ms = now_ms;
     unsigned work = storage_poll(&r->storage);
+    if (r->buffer_wait_first) work += router_produce_retry(r);
     work += outbox_retry(r);
     while (r->ready) {
         struct data_job *job = r->ready;

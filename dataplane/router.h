@@ -105,6 +105,8 @@ struct router {
     uint32_t outbox_cap, outbox_head, outbox_count;
     struct data_job *parked;       /* fetches waiting for data or their deadline */
     struct data_job *ready;        /* answered by the next tick */
+    struct data_part *buffer_wait_first, *buffer_wait_last; /* produce parts waiting for
+                                                              * storage chunks (FIFO) */
     struct record_codecs codecs;
     uint8_t *convert_out, *convert_decompress, *convert_records; /* legacy conversion */
     uint8_t *check_scratch;        /* decompressed records while validating a batch */

@@ -46,6 +46,8 @@ struct data_part {
     struct kafka_bytes records;
     int64_t base_offset, log_append_time_ms;
     struct plog_append_req append;
+    uint64_t buffer_wait_deadline_ms; /* 0, or parked for storage buffers until then */
+    struct data_part *next_buffer_wait;
     /* fetch */
     int64_t fetch_offset;
     int32_t max_bytes;
@@ -112,6 +114,8 @@ void *router_job_array(struct router *r, uint32_t count, size_t elem_bytes, size
 void router_produce_part(struct router *r, struct data_part *p, const struct topic_info *t,
                          struct plog *log);
 int router_encode_produce(void *arg, struct kafka_writer *w);
+/* Each tick: parts parked for storage buffers try again (or fail at their deadline). */
+unsigned router_produce_retry(struct router *r);
 void router_fetch_part(struct router *r, struct data_part *p, struct plog *log);
 uint32_t router_fetch_bytes(const struct data_job *job);
 bool router_fetch_has_error(const struct data_job *job);

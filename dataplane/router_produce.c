@@ -109,6 +109,61 @@ static bool check_idempotent(struct router *r, struct data_part *p, struct plog 
     return true;
 }
 
+/* Backpressure on storage memory. When the first batch cannot get a tail chunk now
+ * (every chunk is held by flushes in flight or by other partitions' tails), the part
+ * waits on the owner, FIFO, and is produced again from the start on a later tick, once
+ * storage_poll has freed chunks -- rather than answering KAFKA_STORAGE_ERROR, which a
+ * client must retry and which a producer without retries counts as a failure. The wait is
+ * bounded by PRODUCE_BUFFER_WAIT_MS (then the error is answered) and by the jobs that can
+ * exist (one per connection). Only parts whose bytes live in the job's own copy of the
+ * request wait (not a converted legacy set, which sits in a shared scratch buffer). */
+#define PRODUCE_BUFFER_WAIT_MS 5000u
+
+static _Thread_local struct log_ratelimit buffer_wait_rl = LOG_RATELIMIT_INIT(5, 1);
+
+static bool buffer_wait(struct router *r, struct data_part *p, struct plog *log,
+                        const uint8_t *buf, size_t len) {
+    struct record_batch_header h;
+    if (record_batch_header_parse(buf, len, &h) != RECORD_OK) return false;
+    if (plog_reserve(log, (uint32_t)record_batch_size_bytes(&h)) != -ENOBUFS) return false;
+    if (buf != p->records.ptr) return false; /* answered KAFKA_STORAGE_ERROR by the append */
+    if (p->buffer_wait_deadline_ms == 0) {
+        p->buffer_wait_deadline_ms = r->now_ms + PRODUCE_BUFFER_WAIT_MS;
+        if (log_ratelimit_ok(&buffer_wait_rl))
+            log_info("produce_waiting_for_buffers", "partition=%d", p->partition);
+    } else if (r->now_ms >= p->buffer_wait_deadline_ms) {
+        log_warn("produce_no_buffers", "partition=%d waited_ms=%u", p->partition,
+                 PRODUCE_BUFFER_WAIT_MS);
+        p->error = ERR_KAFKA_STORAGE_ERROR;
+        return true;
+    }
+    p->next_buffer_wait = NULL;
+    if (r->buffer_wait_last) r->buffer_wait_last->next_buffer_wait = p;
+    else r->buffer_wait_first = p;
+    r->buffer_wait_last = p;
+    p->job->owner_pending[r->cfg.shard_id]++; /* the job waits for this part */
+    return true;
+}
+
+unsigned router_produce_retry(struct router *r) {
+    struct data_part *list = r->buffer_wait_first;
+    r->buffer_wait_first = r->buffer_wait_last = NULL;
+    unsigned work = 0;
+    while (list) {
+        struct data_part *p = list;
+        list = p->next_buffer_wait;
+        struct plog *log = router_ptable_find(r, p->id, p->partition);
+        struct topic_info t;
+        if (!log || !r->cfg.topics.find_id(r->cfg.topics.reader, p->id, &t))
+            p->error = ERR_UNKNOWN_TOPIC_OR_PARTITION; /* deleted while it waited */
+        else
+            router_produce_part(r, p, &t, log); /* may wait again: back on the list */
+        router_owner_op_done(r, p->job);      /* the wait's own count */
+        work++;
+    }
+    return work;
+}
+
 void router_produce_part(struct router *r, struct data_part *p, const struct topic_info *t,
                          struct plog *log) {
     const uint8_t *buf = p->records.ptr;
@@ -145,6 +200,7 @@ void router_produce_part(struct router *r, struct data_part *p, const struct top
         return;
     }
     if (check_idempotent(r, p, log, buf, len, batches)) return;
+    if (buffer_wait(r, p, log, buf, len)) return;
     int64_t now_ms = wall_clock_ms();
     size_t off = 0;
     uint8_t *scratch = r->convert_out;

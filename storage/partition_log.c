@@ -355,13 +355,8 @@ static void wake_waiters(struct plog *log) {
     complete_list(done, 0);
 }
 
-int64_t plog_append(struct plog *log, const uint8_t *batch, uint32_t len_bytes, bool durable,
-                    struct plog_append_req *req) {
+int plog_reserve(struct plog *log, uint32_t len_bytes) {
     if (log->failed) return -EIO;
-    struct record_batch_header h;
-    if (record_batch_header_parse(batch, len_bytes, &h) != RECORD_OK ||
-        record_batch_size_bytes(&h) != len_bytes || h.last_offset_delta < 0)
-        return -EBADMSG;
     if (len_bytes > log->shard->pool->chunk_bytes - BLOCK_BYTES) return -EMSGSIZE;
     struct segment *seg = active_segment(log);
     if ((seg->size_bytes > 0 && seg->size_bytes + len_bytes > log->cfg.segment_bytes) ||
@@ -373,11 +368,23 @@ int64_t plog_append(struct plog *log, const uint8_t *batch, uint32_t len_bytes, 
         seg = active_segment(log);
     }
     struct tail_chunk *t = log->tail_count ? &log->tail[log->tail_count - 1] : NULL;
-    if (!t || t->seg != seg || t->fill_bytes + len_bytes > log->shard->pool->chunk_bytes) {
-        int rc = tail_chunk_start(log, seg);
-        if (rc < 0) return rc;
-        t = &log->tail[log->tail_count - 1];
-    }
+    if (!t || t->seg != seg || t->fill_bytes + len_bytes > log->shard->pool->chunk_bytes)
+        return tail_chunk_start(log, seg);
+    return 0;
+}
+
+int64_t plog_append(struct plog *log, const uint8_t *batch, uint32_t len_bytes, bool durable,
+                    struct plog_append_req *req) {
+    if (log->failed) return -EIO;
+    struct record_batch_header h;
+    if (record_batch_header_parse(batch, len_bytes, &h) != RECORD_OK ||
+        record_batch_size_bytes(&h) != len_bytes || h.last_offset_delta < 0)
+        return -EBADMSG;
+    int rc = plog_reserve(log, len_bytes);
+    if (rc < 0) return rc;
+    struct segment *seg = active_segment(log);
+    struct tail_chunk *t = &log->tail[log->tail_count - 1];
+    assert(t->seg == seg && t->fill_bytes + len_bytes <= log->shard->pool->chunk_bytes);
     assert(t->file_base + t->fill_bytes == seg->size_bytes);
     int64_t base_offset = log->log_end_offset;
     int64_t end_offset = base_offset + h.last_offset_delta + 1;

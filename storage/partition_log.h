@@ -303,6 +303,13 @@ struct plog *plog_open(struct storage_shard *s, const char *data_dir, const char
  * the active segment's indexes. */
 void plog_close(struct plog *log);
 
+/* Make room for the next append of len_bytes (a roll when due, a tail chunk with room):
+ * 0, or -ENOBUFS when no chunk can be had now (flushes in flight hold them, or the pool is
+ * dry: the caller may wait for storage_poll to free some and try again), -EMSGSIZE,
+ * -EIO on a failed log. plog_append calls it itself; a caller that would rather wait
+ * than fail calls it first. Idempotent: a second call finds the room already made. */
+int plog_reserve(struct plog *log, uint32_t len_bytes);
+
 /* Append one batch (len_bytes, a whole RecordBatch v2). Returns the assigned base offset
  * or a negative errno, which the broker maps to Kafka error codes: -EIO failed
  * partition (KAFKA_STORAGE_ERROR), -EMSGSIZE larger than a chunk allows minus 4 KiB
