@@ -209,7 +209,7 @@ static int join_group(struct group_api *api, struct control_job *job, struct kaf
         .member_id = req.member_id.ptr, .member_len = slen(req.member_id),
         .instance_id = req.group_instance_id.len >= 0 ? req.group_instance_id.ptr : NULL,
         .instance_len = slen(req.group_instance_id),
-        .client_id = "consumer", .client_host = "",
+        .client_id = job->client_id, .client_host = job->client_host,
         .session_timeout_ms = req.session_timeout_ms,
         .rebalance_timeout_ms = job->api_version >= 1 ? req.rebalance_timeout_ms
                                                       : req.session_timeout_ms,

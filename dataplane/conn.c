@@ -706,6 +706,14 @@ void kserver_tick(struct kserver *ks, uint64_t now_ms) {
     }
 }
 
+int kserver_peer_name(struct kserver *ks, struct conn_token token, char *out,
+                      size_t out_bytes) {
+    if (token.conn_id >= ks->cfg.max_conns) return -ENOENT;
+    struct kconn *c = &ks->conns[token.conn_id];
+    if (!c->in_use || c->generation != token.generation) return -ENOENT;
+    return net_peer_name(ks->net, c->nc, out, out_bytes);
+}
+
 bool kserver_complete(struct kserver *ks, struct conn_token token, response_body_fn body,
                       void *arg) {
     if (token.conn_id >= ks->cfg.max_conns) return false;

@@ -49,6 +49,9 @@ void kserver_tick(struct kserver *ks, uint64_t now_ms);
 void kserver_begin_drain(struct kserver *ks);
 unsigned kserver_conn_count(const struct kserver *ks);
 void kserver_stats(const struct kserver *ks, struct kserver_stats *out);
+/* The peer address of the connection a token names ("127.0.0.1"): 0, or -errno
+ * (-ENOENT when the connection has gone, -ENOTSUP for a backend that cannot tell). */
+int kserver_peer_name(struct kserver *ks, struct conn_token token, char *out, size_t out_bytes);
 /* Complete a request a handler deferred (HANDLER_DEFERRED): body writes the response
  * body (NULL: the request has no response, e.g. Produce acks=0), then the connection
  * reads again. Returns false when the connection has gone meanwhile (nothing is sent;

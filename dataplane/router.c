@@ -651,6 +651,14 @@ int router_handle_control(struct handler_ctx *ctx, const struct kafka_request_he
     cj->token = ctx->token;
     cj->api_key = hdr->request_api_key;
     cj->api_version = hdr->request_api_version;
+    if (hdr->client_id.len > 0)
+        snprintf(cj->client_id, sizeof cj->client_id, "%.*s", (int)hdr->client_id.len,
+                 hdr->client_id.ptr);
+    if (cj->api_key == KAFKA_API_JOIN_GROUP && r->ks) { /* DescribeGroups reports it */
+        char ip[ROUTER_CLIENT_HOST_BYTES - 1];
+        if (kserver_peer_name(r->ks, ctx->token, ip, sizeof ip) == 0)
+            snprintf(cj->client_host, sizeof cj->client_host, "/%s", ip); /* Kafka's form */
+    }
     struct shard_msg m = {.type = ROUTER_MSG_CONTROL_REQ, .ptr = cj};
     router_send(r, mesh_control_id(r->cfg.mesh), &m);
     return HANDLER_DEFERRED;

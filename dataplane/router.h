@@ -47,6 +47,9 @@ struct internal_append_job {
     struct internal_append_job *next;
 };
 
+#define ROUTER_CLIENT_ID_BYTES 256   /* longer client ids are cut (DescribeGroups only) */
+#define ROUTER_CLIENT_HOST_BYTES 64
+
 /* A control-plane request travelling to the control thread and back. Control decodes
  * the request from `request` (a copy of the frame's body), acts on the catalogue, and
  * encodes the response body into `response` (malloc'd by control). */
@@ -55,6 +58,8 @@ struct control_job {
     struct conn_token token;
     int16_t api_key;
     int16_t api_version;
+    char client_id[ROUTER_CLIENT_ID_BYTES];     /* the request header's, "" when null */
+    char client_host[ROUTER_CLIENT_HOST_BYTES]; /* the peer address, "" when unknown */
     uint8_t *request;
     uint32_t request_bytes;
     uint8_t *response;

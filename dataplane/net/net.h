@@ -72,6 +72,8 @@ struct net_backend_ops {
     struct net_conn *(*connect)(struct net_backend *b, const char *host, uint16_t port,
                                 void *user, void (*connected)(struct net_conn *c, int status),
                                 int *err);
+    /* The peer's address as text ("127.0.0.1"); 0 or -errno. Optional (NULL: -ENOTSUP). */
+    int (*peer_name)(struct net_backend *b, struct net_conn *c, char *out, size_t out_bytes);
 };
 
 struct net_backend {
@@ -100,6 +102,11 @@ static inline unsigned net_conn_count(const struct net_backend *b) {
 }
 static inline void net_tick(struct net_backend *b, uint64_t now_ms) { b->ops->tick(b, now_ms); }
 static inline void net_destroy(struct net_backend *b) { b->ops->destroy(b); }
+static inline int net_peer_name(struct net_backend *b, struct net_conn *c, char *out,
+                                size_t out_bytes) {
+    if (!b->ops->peer_name) return -ENOTSUP;
+    return b->ops->peer_name(b, c, out, out_bytes);
+}
 /* NULL with *err = -errno when no connection could be started (-ENOTSUP: no client side). */
 static inline struct net_conn *net_connect(struct net_backend *b, const char *host,
                                            uint16_t port, void *user,

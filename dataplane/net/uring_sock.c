@@ -547,6 +547,20 @@ static void uring_destroy(struct net_backend *b) {
     free(nu);
 }
 
+/* getpeername(2) on demand: a group member's host for DescribeGroups (JoinGroup only). */
+static int uring_peer_name(struct net_backend *b, struct net_conn *nc, char *out,
+                           size_t out_bytes) {
+    (void)b;
+    struct uconn *c = (struct uconn *)nc;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &len) != 0) return -errno;
+    const void *addr = ss.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+                                                 : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
+    if (!inet_ntop(ss.ss_family, addr, out, (socklen_t)out_bytes)) return -errno;
+    return 0;
+}
+
 static const struct net_backend_ops uring_ops = {
     .listen = uring_listen,
     .stop_listening = uring_stop_listening,
@@ -558,6 +572,7 @@ static const struct net_backend_ops uring_ops = {
     .tick = uring_tick,
     .destroy = uring_destroy,
     .connect = uring_connect,
+    .peer_name = uring_peer_name,
 };
 
 static int setup_buf_ring(struct net_uring *nu) {

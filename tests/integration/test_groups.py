@@ -269,6 +269,24 @@ def restart_test(b, topic, group):
     c.close()
 
 
+def member_identity_test(bootstrap):
+    """DescribeGroups names each member's client.id and host, as Kafka does ("/ip")."""
+    create(bootstrap, "dg-t", 1)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "g-dg", "client.id": "dg-client",
+                  "session.timeout.ms": 6000})
+    c.subscribe(["dg-t"])
+    deadline = time.time() + 20
+    while not c.assignment() and time.time() < deadline:
+        c.poll(0.2)
+    groups = AdminClient({"bootstrap.servers": bootstrap}).list_groups("g-dg", timeout=10)
+    members = groups[0].members if groups else []
+    check(len(members) == 1 and members[0].client_id == "dg-client"
+          and members[0].client_host == "/127.0.0.1",
+          "DescribeGroups: the member's client id and host are the client's (%s)"
+          % [(m.client_id, m.client_host) for m in members])
+    c.close()
+
+
 def static_membership_test(bootstrap, tmp):
     topic, group = "static-t", "g-static"
     create(bootstrap, topic, 4)
@@ -556,6 +574,7 @@ def main():
         topic, group = group_kill_test(b.bootstrap, "range", 3000, tmp)
         group_kill_test(b.bootstrap, "cooperative-sticky", 3000, tmp)
         static_membership_test(b.bootstrap, tmp)
+        member_identity_test(b.bootstrap)
         kafka_python_test(b.bootstrap)
         kcat_test(b.bootstrap)
         kafkajs_test(b.bootstrap)
