@@ -37,7 +37,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_snd_wnd (glibc's lacks it) */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +50,9 @@
 #include "hw/uring_op.h"
 
 #define NO_SLOT UINT32_MAX
+/* SENDMSG_ZC only to a peer advertising at least this receive window (see
+ * peer_window_allows_zc). */
+#define ZC_MIN_PEER_WINDOW_BYTES (64u * 1024u)
 
 struct uconn {
     struct net_conn base;
@@ -324,6 +327,26 @@ static void uring_recv_resume(struct net_backend *b, struct net_conn *conn) {
 
 static void send_complete(struct uring_op *op, int32_t res, uint32_t flags);
 
+/* Whether the peer's advertised receive window is wide enough for SENDMSG_ZC. With a
+ * tiny window (a client with SO_RCVBUF 4096 advertises about 1.8 KiB) the kernel
+ * (6.18) takes a megabyte of a zero-copy send into the socket, sends some 100-200 KiB
+ * of it and then stops: the persist timer fires but no more data leaves, so the
+ * notification never comes. Plain SENDMSG to the same peer completes, and so does
+ * SENDMSG_ZC to a peer with a wide window. The window is read per zero-copy-sized send
+ * (one non-blocking getsockopt); a kernel whose tcp_info has no tcpi_snd_wnd allows
+ * zero copy, as before. A peer whose window is only momentarily small (it stopped
+ * reading) gets a copying send for that one send; the next is decided again. */
+static bool peer_window_allows_zc(struct uconn *c) {
+    struct tcp_info info;
+    socklen_t len = sizeof info;
+    memset(&info, 0, sizeof info);
+    if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return true;
+    if (len < offsetof(struct tcp_info, tcpi_snd_wnd) + sizeof info.tcpi_snd_wnd) return true;
+    if (info.tcpi_snd_wnd >= ZC_MIN_PEER_WINDOW_BYTES) return true;
+    c->owner->stats.sends_zc_narrow_window++;
+    return false;
+}
+
 static void send_start(struct uconn *c) {
     struct net_uring *nu = c->owner;
     struct net_send *s = c->send_head;
@@ -332,7 +355,7 @@ static void send_start(struct uconn *c) {
     c->msg.msg_iov = s->iov;
     c->msg.msg_iovlen = (size_t)s->iov_count;
     c->send_zc = nu->zc_supported && nu->cfg.zc_threshold_bytes > 0 &&
-                 s->bytes_left >= nu->cfg.zc_threshold_bytes;
+                 s->bytes_left >= nu->cfg.zc_threshold_bytes && peer_window_allows_zc(c);
     struct io_uring_sqe *sqe = get_sqe(nu);
     if (c->send_zc) {
         io_uring_prep_sendmsg_zc(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
@@ -399,6 +422,7 @@ static void send_complete(struct uring_op *op, int32_t res, uint32_t flags) {
     if (flags & IORING_CQE_F_NOTIF) {
         assert(c->zc_notif_pending);
         c->zc_notif_pending = false;
+        c->owner->stats.zc_notifications++;
     } else {
         assert(c->send_active);
         c->send_active = false;

@@ -29,6 +29,8 @@ struct net_backend *net_uring_create(const struct net_uring_config *cfg,
 /* Counters for metrics and tests. */
 struct net_uring_stats {
     uint64_t accepted, connected, refused, recv_bytes, recv_enobufs, sends, sends_zc, send_bytes;
+    uint64_t sends_zc_narrow_window; /* zero-copy-sized sends copied: peer window too small */
+    uint64_t zc_notifications;       /* SENDMSG_ZC buffer-release notifications seen */
 };
 void net_uring_stats(const struct net_backend *b, struct net_uring_stats *out);
 
