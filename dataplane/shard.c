@@ -288,12 +288,15 @@ static void shard_loop(struct shard *s) {
     kserver_stats(s->server, &ks);
     log_info("shard_stopped",
              "connections_left=%u loops=%llu busy_ms=%llu idle_ms=%llu requests=%llu "
-             "accepted=%llu refused=%llu sends=%llu sends_zc=%llu recv_enobufs=%llu paused=%llu",
+             "accepted=%llu refused=%llu sends=%llu sends_zc=%llu sends_zc_narrow_window=%llu "
+             "responses_zc=%llu responses_zc_copied=%llu recv_enobufs=%llu paused=%llu",
              kserver_conn_count(s->server), (unsigned long long)s->loops,
              (unsigned long long)(busy_ns / 1000000ull),
              (unsigned long long)(idle_ns / 1000000ull), (unsigned long long)ks.requests,
              (unsigned long long)ns.accepted, (unsigned long long)ns.refused,
              (unsigned long long)ns.sends, (unsigned long long)ns.sends_zc,
+             (unsigned long long)ns.sends_zc_narrow_window,
+             (unsigned long long)ks.responses_zc, (unsigned long long)ks.responses_zc_copied,
              (unsigned long long)ns.recv_enobufs, (unsigned long long)ks.paused);
 }
 
