@@ -51,14 +51,17 @@ static struct handler handlers[] = {
     {KAFKA_API_DESCRIBE_LOG_DIRS, 0, -1, handle_routed},
     {KAFKA_API_INIT_PRODUCER_ID, 0, -1, handle_routed}, /* control: producer_ids.c */
     /* consumer groups: control/group_api.c (FindCoordinator answered here: this node).
-     * OffsetCommit/OffsetFetch stop at v8 (v9 is KIP-848's member epochs). */
-    {KAFKA_API_FIND_COORDINATOR, 0, 4, handle_find_coordinator},
+     * OffsetCommit/OffsetFetch v9 (KIP-848) carry member epochs that only the new consumer
+     * protocol fills in; for classic groups they are answered as v8, as Kafka does.
+     * FindCoordinator v5-6: TRANSACTION_ABORTABLE and share groups, neither of which exists
+     * here (a share-group key gets INVALID_REQUEST). */
+    {KAFKA_API_FIND_COORDINATOR, 0, -1, handle_find_coordinator},
     {KAFKA_API_JOIN_GROUP, 0, 9, handle_routed},
     {KAFKA_API_SYNC_GROUP, 0, 5, handle_routed},
     {KAFKA_API_HEARTBEAT, 0, 4, handle_routed},
     {KAFKA_API_LEAVE_GROUP, 0, 5, handle_routed},
-    {KAFKA_API_OFFSET_COMMIT, 0, 8, handle_routed},
-    {KAFKA_API_OFFSET_FETCH, 0, 8, handle_routed},
+    {KAFKA_API_OFFSET_COMMIT, 0, -1, handle_routed},
+    {KAFKA_API_OFFSET_FETCH, 0, -1, handle_routed},
     {KAFKA_API_DESCRIBE_GROUPS, 0, 5, handle_routed},
     {KAFKA_API_LIST_GROUPS, 0, 5, handle_routed},
     {KAFKA_API_DELETE_GROUPS, 0, 2, handle_routed},

@@ -483,11 +483,14 @@ def raw_errors_test(bootstrap):
 def version_sweep_test(bootstrap):
     """Every advertised version of each group API answers and decodes (independent codec)."""
     with KafkaConn(bootstrap) as c:
-        for v in range(0, 5):
+        for v in range(0, 7):
             fc = c.request("FindCoordinator", v, {"Key": "sw", "KeyType": 0,
                                                   "CoordinatorKeys": ["sw"]})
             err = fc["Coordinators"][0]["ErrorCode"] if v >= 4 else fc["ErrorCode"]
             check(err == 0, "FindCoordinator v%d" % v)
+        fc = c.request("FindCoordinator", 6, {"KeyType": 2, "CoordinatorKeys": ["sw"]})
+        check(fc["Coordinators"][0]["ErrorCode"] == 42,
+              "FindCoordinator v6 share-group key: INVALID_REQUEST (no share groups)")
         for v in range(0, 10):
             gid = "sw-j%d" % v
             join = {"GroupId": gid, "SessionTimeoutMs": 10000, "RebalanceTimeoutMs": 10000,
@@ -512,7 +515,7 @@ def version_sweep_test(bootstrap):
             l = c.request("LeaveGroup", lv, {"GroupId": gid, "MemberId": mid, "Members": [
                 {"MemberId": mid, "GroupInstanceId": None, "Reason": None}]})
             check(l["ErrorCode"] == 0, "LeaveGroup v%d" % lv)
-        for v in range(0, 9):
+        for v in range(0, 10):
             gid = "sw-c%d" % v
             c.request("OffsetCommit", v, {"GroupId": gid, "GenerationIdOrMemberEpoch": -1,
                                           "MemberId": "", "GroupInstanceId": None,
@@ -525,7 +528,8 @@ def version_sweep_test(bootstrap):
                     {"Name": "raw-t", "PartitionIndexes": [1]}], "RequireStable": False})
                 p = f["Topics"][0]["Partitions"][0]
             else:
-                f = c.request("OffsetFetch", v, {"Groups": [{"GroupId": gid, "Topics": [
+                f = c.request("OffsetFetch", v, {"Groups": [{"GroupId": gid, "MemberId": None,
+                                                        "MemberEpoch": -1, "Topics": [
                     {"Name": "raw-t", "PartitionIndexes": [1]}]}], "RequireStable": False})
                 p = f["Groups"][0]["Topics"][0]["Partitions"][0]
             check(p["CommittedOffset"] == 40 + v and p["Metadata"] == "m%d" % v,
