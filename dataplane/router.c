@@ -609,6 +609,9 @@ void router_on_message(struct router *r, const struct shard_msg *msg) {
         struct control_job *cj = msg->ptr;
         router_refresh_open_only(r); /* the answer may name topics of a newer snapshot */
         struct kafka_bytes body = {cj->response, (int32_t)cj->response_bytes};
+        if (cj->response)
+            router_count_control_errors(&r->arena, cj->api_key, cj->api_version, cj->response,
+                                        cj->response_bytes);
         if (cj->response) kserver_complete(r->ks, cj->token, encode_raw, &body);
         else kserver_fail(r->ks, cj->token); /* control could not decode or answer it */
         free(cj->request);

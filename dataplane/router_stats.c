@@ -53,3 +53,20 @@ void router_count_part_errors(const struct data_job *job) {
     for (uint32_t i = 0; i < job->part_count; i++)
         if (job->parts[i].error != 0) stats_error_here(job->api_key, job->parts[i].error);
 }
+
+/* A control-plane answer's error codes, counted on the shard that sends it: the body
+ * control encoded is decoded once more (the slow path; a reply is one per request) and
+ * every ErrorCode field in it is visited, nested ones included. */
+static void count_control_error(void *ctx, int16_t error_code) {
+    if (error_code != 0) stats_error_here(*(const int16_t *)ctx, error_code);
+}
+
+void router_count_control_errors(struct kafka_arena *arena, int16_t api_key, int16_t version,
+                                 const uint8_t *body, uint32_t body_bytes) {
+    union kafka_response_any resp;
+    struct kafka_reader rd;
+    kafka_reader_init(&rd, body, body_bytes);
+    kafka_arena_reset(arena);
+    if (kafka_response_decode(api_key, version, &rd, arena, &resp) != 0) return;
+    kafka_response_errors(api_key, &resp, count_control_error, &api_key);
+}

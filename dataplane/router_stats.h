@@ -6,6 +6,7 @@
 
 struct router;
 struct shard_stats;
+struct kafka_arena;
 
 /* Once a second (called every loop turn): republish the shard's open partitions into
  * s's partition table. No-op when s is NULL. Shard thread only. */
@@ -15,5 +16,8 @@ void router_publish_stats(struct router *r, struct shard_stats *s, uint64_t now_
  * ListOffsets, ...) under its API, once, as it is answered. */
 struct data_job;
 void router_count_part_errors(const struct data_job *job);
+/* Count the error codes in a control-plane response body (arena: scratch, reset here). */
+void router_count_control_errors(struct kafka_arena *arena, int16_t api_key, int16_t version,
+                                 const uint8_t *body, uint32_t body_bytes);
 
 #endif

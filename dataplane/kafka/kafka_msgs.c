@@ -628,3 +628,63 @@ int kafka_response_encode(int16_t api_key, int16_t version,
     }
 }
 
+int kafka_response_errors(int16_t api_key, const void *msg, kafka_error_fn fn, void *ctx)
+{
+    switch (api_key) {
+    case KAFKA_API_PRODUCE: kafka_produce_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_FETCH: kafka_fetch_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_LIST_OFFSETS: kafka_list_offsets_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_METADATA: kafka_metadata_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_OFFSET_COMMIT: kafka_offset_commit_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_OFFSET_FETCH: kafka_offset_fetch_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_FIND_COORDINATOR: kafka_find_coordinator_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_JOIN_GROUP: kafka_join_group_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_HEARTBEAT: kafka_heartbeat_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_LEAVE_GROUP: kafka_leave_group_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_SYNC_GROUP: kafka_sync_group_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_DESCRIBE_GROUPS: kafka_describe_groups_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_LIST_GROUPS: kafka_list_groups_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_SASL_HANDSHAKE: kafka_sasl_handshake_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_API_VERSIONS: kafka_api_versions_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_CREATE_TOPICS: kafka_create_topics_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_DELETE_TOPICS: kafka_delete_topics_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_DELETE_RECORDS: kafka_delete_records_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_INIT_PRODUCER_ID: kafka_init_producer_id_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_OFFSET_FOR_LEADER_EPOCH: kafka_offset_for_leader_epoch_response_errors(msg, fn,
+        ctx); return 0;
+    case KAFKA_API_ADD_PARTITIONS_TO_TXN: kafka_add_partitions_to_txn_response_errors(msg, fn,
+        ctx); return 0;
+    case KAFKA_API_ADD_OFFSETS_TO_TXN: kafka_add_offsets_to_txn_response_errors(msg, fn,
+        ctx); return 0;
+    case KAFKA_API_END_TXN: kafka_end_txn_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_WRITE_TXN_MARKERS: kafka_write_txn_markers_response_errors(msg, fn,
+        ctx); return 0;
+    case KAFKA_API_TXN_OFFSET_COMMIT: kafka_txn_offset_commit_response_errors(msg, fn,
+        ctx); return 0;
+    case KAFKA_API_DESCRIBE_ACLS: kafka_describe_acls_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_CREATE_ACLS: kafka_create_acls_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_DELETE_ACLS: kafka_delete_acls_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_DESCRIBE_CONFIGS: kafka_describe_configs_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_ALTER_CONFIGS: kafka_alter_configs_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_DESCRIBE_LOG_DIRS: kafka_describe_log_dirs_response_errors(msg, fn,
+        ctx); return 0;
+    case KAFKA_API_SASL_AUTHENTICATE: kafka_sasl_authenticate_response_errors(msg, fn,
+        ctx); return 0;
+    case KAFKA_API_CREATE_PARTITIONS: kafka_create_partitions_response_errors(msg, fn,
+        ctx); return 0;
+    case KAFKA_API_DELETE_GROUPS: kafka_delete_groups_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_INCREMENTAL_ALTER_CONFIGS: kafka_incremental_alter_configs_response_errors(msg,
+        fn, ctx); return 0;
+    case KAFKA_API_OFFSET_DELETE: kafka_offset_delete_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_DESCRIBE_CLUSTER: kafka_describe_cluster_response_errors(msg, fn, ctx); return 0;
+    case KAFKA_API_DESCRIBE_PRODUCERS: kafka_describe_producers_response_errors(msg, fn,
+        ctx); return 0;
+    case KAFKA_API_DESCRIBE_TRANSACTIONS: kafka_describe_transactions_response_errors(msg, fn,
+        ctx); return 0;
+    case KAFKA_API_LIST_TRANSACTIONS: kafka_list_transactions_response_errors(msg, fn,
+        ctx); return 0;
+    default:
+        return KAFKA_ERR_UNKNOWN_API;
+    }
+}
+

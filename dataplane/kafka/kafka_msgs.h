@@ -45,6 +45,9 @@
 
 #include "dataplane/kafka/wire.h"
 
+/* Called with every ErrorCode field of a response (zeros included). */
+typedef void (*kafka_error_fn)(void *ctx, int16_t error_code);
+
 enum kafka_api_key {
     KAFKA_API_PRODUCE = 0,
     KAFKA_API_FETCH = 1,
@@ -1032,6 +1035,8 @@ int kafka_produce_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_produce_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_produce_response *m);
+void kafka_produce_response_errors(const struct kafka_produce_response *s, kafka_error_fn fn,
+    void *ctx);
 
 struct kafka_fetch_response_node_endpoint {
     int32_t node_id;
@@ -1098,6 +1103,8 @@ int kafka_fetch_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_fetch_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_fetch_response *m);
+void kafka_fetch_response_errors(const struct kafka_fetch_response *s, kafka_error_fn fn,
+    void *ctx);
 
 struct kafka_list_offsets_response_list_offsets_partition_response {
     int32_t partition_index;
@@ -1127,6 +1134,8 @@ int kafka_list_offsets_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_list_offsets_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_list_offsets_response *m);
+void kafka_list_offsets_response_errors(const struct kafka_list_offsets_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_metadata_response_metadata_response_partition {
     int16_t error_code;
@@ -1175,6 +1184,8 @@ int kafka_metadata_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_metadata_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_metadata_response *m);
+void kafka_metadata_response_errors(const struct kafka_metadata_response *s, kafka_error_fn fn,
+    void *ctx);
 
 struct kafka_offset_commit_response_offset_commit_response_partition {
     int32_t partition_index;
@@ -1199,6 +1210,8 @@ int kafka_offset_commit_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_offset_commit_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_offset_commit_response *m);
+void kafka_offset_commit_response_errors(const struct kafka_offset_commit_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_offset_fetch_response_offset_fetch_response_partitions {
     int32_t partition_index;
@@ -1250,6 +1263,8 @@ int kafka_offset_fetch_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_offset_fetch_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_offset_fetch_response *m);
+void kafka_offset_fetch_response_errors(const struct kafka_offset_fetch_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_find_coordinator_response_coordinator {
     struct kafka_str key;
@@ -1278,6 +1293,8 @@ int kafka_find_coordinator_response_decode(struct kafka_reader *r, int16_t versi
     struct kafka_arena *arena);
 int kafka_find_coordinator_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_find_coordinator_response *m);
+void kafka_find_coordinator_response_errors(const struct kafka_find_coordinator_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_join_group_response_join_group_response_member {
     struct kafka_str member_id;
@@ -1304,6 +1321,8 @@ int kafka_join_group_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_join_group_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_join_group_response *m);
+void kafka_join_group_response_errors(const struct kafka_join_group_response *s, kafka_error_fn fn,
+    void *ctx);
 
 struct kafka_heartbeat_response {
     int32_t throttle_time_ms;
@@ -1316,6 +1335,8 @@ int kafka_heartbeat_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_heartbeat_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_heartbeat_response *m);
+void kafka_heartbeat_response_errors(const struct kafka_heartbeat_response *s, kafka_error_fn fn,
+    void *ctx);
 
 struct kafka_leave_group_response_member_response {
     struct kafka_str member_id;
@@ -1336,6 +1357,8 @@ int kafka_leave_group_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_leave_group_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_leave_group_response *m);
+void kafka_leave_group_response_errors(const struct kafka_leave_group_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_sync_group_response {
     int32_t throttle_time_ms;
@@ -1351,6 +1374,8 @@ int kafka_sync_group_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_sync_group_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_sync_group_response *m);
+void kafka_sync_group_response_errors(const struct kafka_sync_group_response *s, kafka_error_fn fn,
+    void *ctx);
 
 struct kafka_describe_groups_response_described_group_member {
     struct kafka_str member_id;
@@ -1384,6 +1409,8 @@ int kafka_describe_groups_response_decode(struct kafka_reader *r, int16_t versio
     struct kafka_arena *arena);
 int kafka_describe_groups_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_describe_groups_response *m);
+void kafka_describe_groups_response_errors(const struct kafka_describe_groups_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_list_groups_response_listed_group {
     struct kafka_str group_id;
@@ -1405,6 +1432,8 @@ int kafka_list_groups_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_list_groups_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_list_groups_response *m);
+void kafka_list_groups_response_errors(const struct kafka_list_groups_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_sasl_handshake_response {
     int16_t error_code;
@@ -1418,6 +1447,8 @@ int kafka_sasl_handshake_response_decode(struct kafka_reader *r, int16_t version
     struct kafka_arena *arena);
 int kafka_sasl_handshake_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_sasl_handshake_response *m);
+void kafka_sasl_handshake_response_errors(const struct kafka_sasl_handshake_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_api_versions_response_finalized_feature_key {
     struct kafka_str name;
@@ -1456,6 +1487,8 @@ int kafka_api_versions_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_api_versions_response *m);
+void kafka_api_versions_response_errors(const struct kafka_api_versions_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_create_topics_response_creatable_topic_configs {
     struct kafka_str name;
@@ -1489,6 +1522,8 @@ int kafka_create_topics_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_create_topics_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_create_topics_response *m);
+void kafka_create_topics_response_errors(const struct kafka_create_topics_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_delete_topics_response_deletable_topic_result {
     struct kafka_str name;
@@ -1509,6 +1544,8 @@ int kafka_delete_topics_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_delete_topics_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_delete_topics_response *m);
+void kafka_delete_topics_response_errors(const struct kafka_delete_topics_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_delete_records_response_delete_records_partition_result {
     int32_t partition_index;
@@ -1534,6 +1571,8 @@ int kafka_delete_records_response_decode(struct kafka_reader *r, int16_t version
     struct kafka_arena *arena);
 int kafka_delete_records_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_delete_records_response *m);
+void kafka_delete_records_response_errors(const struct kafka_delete_records_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_init_producer_id_response {
     int32_t throttle_time_ms;
@@ -1549,6 +1588,8 @@ int kafka_init_producer_id_response_decode(struct kafka_reader *r, int16_t versi
     struct kafka_arena *arena);
 int kafka_init_producer_id_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_init_producer_id_response *m);
+void kafka_init_producer_id_response_errors(const struct kafka_init_producer_id_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_offset_for_leader_epoch_response_epoch_end_offset {
     int16_t error_code;
@@ -1576,6 +1617,8 @@ int kafka_offset_for_leader_epoch_response_decode(struct kafka_reader *r, int16_
     struct kafka_arena *arena);
 int kafka_offset_for_leader_epoch_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_offset_for_leader_epoch_response *m);
+void kafka_offset_for_leader_epoch_response_errors(const struct kafka_offset_for_leader_epoch_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result {
     int32_t partition_index;
@@ -1610,6 +1653,8 @@ int kafka_add_partitions_to_txn_response_decode(struct kafka_reader *r, int16_t 
     struct kafka_arena *arena);
 int kafka_add_partitions_to_txn_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_add_partitions_to_txn_response *m);
+void kafka_add_partitions_to_txn_response_errors(const struct kafka_add_partitions_to_txn_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_add_offsets_to_txn_response {
     int32_t throttle_time_ms;
@@ -1623,6 +1668,8 @@ int kafka_add_offsets_to_txn_response_decode(struct kafka_reader *r, int16_t ver
     struct kafka_arena *arena);
 int kafka_add_offsets_to_txn_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_add_offsets_to_txn_response *m);
+void kafka_add_offsets_to_txn_response_errors(const struct kafka_add_offsets_to_txn_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_end_txn_response {
     int32_t throttle_time_ms;
@@ -1637,6 +1684,8 @@ int kafka_end_txn_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_end_txn_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_end_txn_response *m);
+void kafka_end_txn_response_errors(const struct kafka_end_txn_response *s, kafka_error_fn fn,
+    void *ctx);
 
 struct kafka_write_txn_markers_response_writable_txn_marker_partition_result {
     int32_t partition_index;
@@ -1667,6 +1716,8 @@ int kafka_write_txn_markers_response_decode(struct kafka_reader *r, int16_t vers
     struct kafka_arena *arena);
 int kafka_write_txn_markers_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_write_txn_markers_response *m);
+void kafka_write_txn_markers_response_errors(const struct kafka_write_txn_markers_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition {
     int32_t partition_index;
@@ -1692,6 +1743,8 @@ int kafka_txn_offset_commit_response_decode(struct kafka_reader *r, int16_t vers
     struct kafka_arena *arena);
 int kafka_txn_offset_commit_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_txn_offset_commit_response *m);
+void kafka_txn_offset_commit_response_errors(const struct kafka_txn_offset_commit_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_describe_acls_response_acl_description {
     struct kafka_str principal;
@@ -1722,6 +1775,8 @@ int kafka_describe_acls_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_describe_acls_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_describe_acls_response *m);
+void kafka_describe_acls_response_errors(const struct kafka_describe_acls_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_create_acls_response_acl_creation_result {
     int16_t error_code;
@@ -1740,6 +1795,8 @@ int kafka_create_acls_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_create_acls_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_create_acls_response *m);
+void kafka_create_acls_response_errors(const struct kafka_create_acls_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_delete_acls_response_delete_acls_matching_acl {
     int16_t error_code;
@@ -1772,6 +1829,8 @@ int kafka_delete_acls_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_delete_acls_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_delete_acls_response *m);
+void kafka_delete_acls_response_errors(const struct kafka_delete_acls_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_describe_configs_response_describe_configs_synonym {
     struct kafka_str name;
@@ -1814,6 +1873,8 @@ int kafka_describe_configs_response_decode(struct kafka_reader *r, int16_t versi
     struct kafka_arena *arena);
 int kafka_describe_configs_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_describe_configs_response *m);
+void kafka_describe_configs_response_errors(const struct kafka_describe_configs_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_alter_configs_response_alter_configs_resource_response {
     int16_t error_code;
@@ -1834,6 +1895,8 @@ int kafka_alter_configs_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_alter_configs_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_alter_configs_response *m);
+void kafka_alter_configs_response_errors(const struct kafka_alter_configs_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_describe_log_dirs_response_describe_log_dirs_partition {
     int32_t partition_index;
@@ -1871,6 +1934,8 @@ int kafka_describe_log_dirs_response_decode(struct kafka_reader *r, int16_t vers
     struct kafka_arena *arena);
 int kafka_describe_log_dirs_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_describe_log_dirs_response *m);
+void kafka_describe_log_dirs_response_errors(const struct kafka_describe_log_dirs_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_sasl_authenticate_response {
     int16_t error_code;
@@ -1886,6 +1951,8 @@ int kafka_sasl_authenticate_response_decode(struct kafka_reader *r, int16_t vers
     struct kafka_arena *arena);
 int kafka_sasl_authenticate_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_sasl_authenticate_response *m);
+void kafka_sasl_authenticate_response_errors(const struct kafka_sasl_authenticate_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_create_partitions_response_create_partitions_topic_result {
     struct kafka_str name;
@@ -1906,6 +1973,8 @@ int kafka_create_partitions_response_decode(struct kafka_reader *r, int16_t vers
     struct kafka_arena *arena);
 int kafka_create_partitions_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_create_partitions_response *m);
+void kafka_create_partitions_response_errors(const struct kafka_create_partitions_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_delete_groups_response_deletable_group_result {
     struct kafka_str group_id;
@@ -1924,6 +1993,8 @@ int kafka_delete_groups_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_delete_groups_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_delete_groups_response *m);
+void kafka_delete_groups_response_errors(const struct kafka_delete_groups_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_incremental_alter_configs_response_alter_configs_resource_response {
     int16_t error_code;
@@ -1945,6 +2016,8 @@ int kafka_incremental_alter_configs_response_decode(struct kafka_reader *r, int1
     struct kafka_arena *arena);
 int kafka_incremental_alter_configs_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_incremental_alter_configs_response *m);
+void kafka_incremental_alter_configs_response_errors(const struct kafka_incremental_alter_configs_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_offset_delete_response_offset_delete_response_partition {
     int32_t partition_index;
@@ -1970,6 +2043,8 @@ int kafka_offset_delete_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_arena *arena);
 int kafka_offset_delete_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_offset_delete_response *m);
+void kafka_offset_delete_response_errors(const struct kafka_offset_delete_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_describe_cluster_response_describe_cluster_broker {
     int32_t broker_id;
@@ -1997,6 +2072,8 @@ int kafka_describe_cluster_response_decode(struct kafka_reader *r, int16_t versi
     struct kafka_arena *arena);
 int kafka_describe_cluster_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_describe_cluster_response *m);
+void kafka_describe_cluster_response_errors(const struct kafka_describe_cluster_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_describe_producers_response_producer_state {
     int64_t producer_id;
@@ -2034,6 +2111,8 @@ int kafka_describe_producers_response_decode(struct kafka_reader *r, int16_t ver
     struct kafka_arena *arena);
 int kafka_describe_producers_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_describe_producers_response *m);
+void kafka_describe_producers_response_errors(const struct kafka_describe_producers_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_describe_transactions_response_topic_data {
     struct kafka_str topic;
@@ -2066,6 +2145,8 @@ int kafka_describe_transactions_response_decode(struct kafka_reader *r, int16_t 
     struct kafka_arena *arena);
 int kafka_describe_transactions_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_describe_transactions_response *m);
+void kafka_describe_transactions_response_errors(const struct kafka_describe_transactions_response *s,
+    kafka_error_fn fn, void *ctx);
 
 struct kafka_list_transactions_response_transaction_state {
     struct kafka_str transactional_id;
@@ -2089,6 +2170,8 @@ int kafka_list_transactions_response_decode(struct kafka_reader *r, int16_t vers
     struct kafka_arena *arena);
 int kafka_list_transactions_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_list_transactions_response *m);
+void kafka_list_transactions_response_errors(const struct kafka_list_transactions_response *s,
+    kafka_error_fn fn, void *ctx);
 
 union kafka_request_any {
     struct kafka_produce_request produce;
@@ -2206,5 +2289,7 @@ int kafka_response_decode(int16_t api_key, int16_t version, struct kafka_reader 
     struct kafka_arena *arena, void *msg);
 int kafka_response_encode(int16_t api_key, int16_t version, struct kafka_writer *w,
     const void *msg);
+/* Every ErrorCode of a decoded response (metrics count them by API and code). */
+int kafka_response_errors(int16_t api_key, const void *msg, kafka_error_fn fn, void *ctx);
 
 #endif

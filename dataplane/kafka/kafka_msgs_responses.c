@@ -18,29 +18,39 @@ static int produce_response_node_endpoint_decode(struct kafka_reader *r, int16_t
     struct kafka_produce_response_node_endpoint *s, struct kafka_arena *arena);
 static int produce_response_node_endpoint_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_produce_response_node_endpoint *s);
+static void produce_response_node_endpoint_errors(const struct kafka_produce_response_node_endpoint *s,
+    kafka_error_fn fn, void *ctx);
 static void produce_response_leader_id_and_epoch_init(struct kafka_produce_response_leader_id_and_epoch *s);
 static int produce_response_leader_id_and_epoch_decode(struct kafka_reader *r, int16_t version,
     struct kafka_produce_response_leader_id_and_epoch *s, struct kafka_arena *arena);
 static int produce_response_leader_id_and_epoch_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_produce_response_leader_id_and_epoch *s);
 static bool produce_response_leader_id_and_epoch_is_default(const struct kafka_produce_response_leader_id_and_epoch *s);
+static void produce_response_leader_id_and_epoch_errors(const struct kafka_produce_response_leader_id_and_epoch *s,
+    kafka_error_fn fn, void *ctx);
 static void produce_response_batch_index_and_error_message_init(struct kafka_produce_response_batch_index_and_error_message *s);
 static int produce_response_batch_index_and_error_message_decode(struct kafka_reader *r,
     int16_t version, struct kafka_produce_response_batch_index_and_error_message *s,
     struct kafka_arena *arena);
 static int produce_response_batch_index_and_error_message_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_produce_response_batch_index_and_error_message *s);
+static void produce_response_batch_index_and_error_message_errors(const struct kafka_produce_response_batch_index_and_error_message *s,
+    kafka_error_fn fn, void *ctx);
 static void produce_response_partition_produce_response_init(struct kafka_produce_response_partition_produce_response *s);
 static int produce_response_partition_produce_response_decode(struct kafka_reader *r,
     int16_t version, struct kafka_produce_response_partition_produce_response *s,
     struct kafka_arena *arena);
 static int produce_response_partition_produce_response_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_produce_response_partition_produce_response *s);
+static void produce_response_partition_produce_response_errors(const struct kafka_produce_response_partition_produce_response *s,
+    kafka_error_fn fn, void *ctx);
 static void produce_response_topic_produce_response_init(struct kafka_produce_response_topic_produce_response *s);
 static int produce_response_topic_produce_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_produce_response_topic_produce_response *s, struct kafka_arena *arena);
 static int produce_response_topic_produce_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_produce_response_topic_produce_response *s);
+static void produce_response_topic_produce_response_errors(const struct kafka_produce_response_topic_produce_response *s,
+    kafka_error_fn fn, void *ctx);
 
 static void produce_response_node_endpoint_init(struct kafka_produce_response_node_endpoint *s)
 {
@@ -87,6 +97,14 @@ static int produce_response_node_endpoint_encode(struct kafka_writer *w, int16_t
     return w->err;
 }
 
+static void produce_response_node_endpoint_errors(const struct kafka_produce_response_node_endpoint *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
+}
+
 static void produce_response_leader_id_and_epoch_init(struct kafka_produce_response_leader_id_and_epoch *s)
 {
     s->leader_id = -1;
@@ -128,6 +146,14 @@ static int produce_response_leader_id_and_epoch_encode(struct kafka_writer *w, i
     return w->err;
 }
 
+static void produce_response_leader_id_and_epoch_errors(const struct kafka_produce_response_leader_id_and_epoch *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
+}
+
 static void produce_response_batch_index_and_error_message_init(struct kafka_produce_response_batch_index_and_error_message *s)
 {
     s->batch_index = 0;
@@ -166,6 +192,14 @@ static int produce_response_batch_index_and_error_message_encode(struct kafka_wr
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void produce_response_batch_index_and_error_message_errors(const struct kafka_produce_response_batch_index_and_error_message *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
 }
 
 static void produce_response_partition_produce_response_init(struct kafka_produce_response_partition_produce_response *s)
@@ -298,6 +332,15 @@ static int produce_response_partition_produce_response_encode(struct kafka_write
     return w->err;
 }
 
+static void produce_response_partition_produce_response_errors(const struct kafka_produce_response_partition_produce_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->record_errors_count; i++)
+        produce_response_batch_index_and_error_message_errors(&s->record_errors[i], fn, ctx);
+    produce_response_leader_id_and_epoch_errors(&s->current_leader, fn, ctx);
+}
+
 static void produce_response_topic_produce_response_init(struct kafka_produce_response_topic_produce_response *s)
 {
     s->name = (struct kafka_str){ "", 0 };
@@ -371,6 +414,13 @@ static int produce_response_topic_produce_response_encode(struct kafka_writer *w
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void produce_response_topic_produce_response_errors(const struct kafka_produce_response_topic_produce_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->partition_responses_count; i++)
+        produce_response_partition_produce_response_errors(&s->partition_responses[i], fn, ctx);
 }
 
 void kafka_produce_response_init(struct kafka_produce_response *s, int16_t version)
@@ -512,6 +562,15 @@ int kafka_produce_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_produce_response_errors(const struct kafka_produce_response *s, kafka_error_fn fn,
+    void *ctx)
+{
+    for (int32_t i = 0; i < s->responses_count; i++)
+        produce_response_topic_produce_response_errors(&s->responses[i], fn, ctx);
+    for (int32_t i = 0; i < s->node_endpoints_count; i++)
+        produce_response_node_endpoint_errors(&s->node_endpoints[i], fn, ctx);
+}
+
 /* ---- FetchResponse (versions 0-17, flexible 12+) ---- */
 
 static void fetch_response_node_endpoint_init(struct kafka_fetch_response_node_endpoint *s);
@@ -519,39 +578,53 @@ static int fetch_response_node_endpoint_decode(struct kafka_reader *r, int16_t v
     struct kafka_fetch_response_node_endpoint *s, struct kafka_arena *arena);
 static int fetch_response_node_endpoint_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_fetch_response_node_endpoint *s);
+static void fetch_response_node_endpoint_errors(const struct kafka_fetch_response_node_endpoint *s,
+    kafka_error_fn fn, void *ctx);
 static void fetch_response_aborted_transaction_init(struct kafka_fetch_response_aborted_transaction *s);
 static int fetch_response_aborted_transaction_decode(struct kafka_reader *r, int16_t version,
     struct kafka_fetch_response_aborted_transaction *s, struct kafka_arena *arena);
 static int fetch_response_aborted_transaction_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_fetch_response_aborted_transaction *s);
+static void fetch_response_aborted_transaction_errors(const struct kafka_fetch_response_aborted_transaction *s,
+    kafka_error_fn fn, void *ctx);
 static void fetch_response_snapshot_id_init(struct kafka_fetch_response_snapshot_id *s);
 static int fetch_response_snapshot_id_decode(struct kafka_reader *r, int16_t version,
     struct kafka_fetch_response_snapshot_id *s, struct kafka_arena *arena);
 static int fetch_response_snapshot_id_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_fetch_response_snapshot_id *s);
 static bool fetch_response_snapshot_id_is_default(const struct kafka_fetch_response_snapshot_id *s);
+static void fetch_response_snapshot_id_errors(const struct kafka_fetch_response_snapshot_id *s,
+    kafka_error_fn fn, void *ctx);
 static void fetch_response_leader_id_and_epoch_init(struct kafka_fetch_response_leader_id_and_epoch *s);
 static int fetch_response_leader_id_and_epoch_decode(struct kafka_reader *r, int16_t version,
     struct kafka_fetch_response_leader_id_and_epoch *s, struct kafka_arena *arena);
 static int fetch_response_leader_id_and_epoch_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_fetch_response_leader_id_and_epoch *s);
 static bool fetch_response_leader_id_and_epoch_is_default(const struct kafka_fetch_response_leader_id_and_epoch *s);
+static void fetch_response_leader_id_and_epoch_errors(const struct kafka_fetch_response_leader_id_and_epoch *s,
+    kafka_error_fn fn, void *ctx);
 static void fetch_response_epoch_end_offset_init(struct kafka_fetch_response_epoch_end_offset *s);
 static int fetch_response_epoch_end_offset_decode(struct kafka_reader *r, int16_t version,
     struct kafka_fetch_response_epoch_end_offset *s, struct kafka_arena *arena);
 static int fetch_response_epoch_end_offset_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_fetch_response_epoch_end_offset *s);
 static bool fetch_response_epoch_end_offset_is_default(const struct kafka_fetch_response_epoch_end_offset *s);
+static void fetch_response_epoch_end_offset_errors(const struct kafka_fetch_response_epoch_end_offset *s,
+    kafka_error_fn fn, void *ctx);
 static void fetch_response_partition_data_init(struct kafka_fetch_response_partition_data *s);
 static int fetch_response_partition_data_decode(struct kafka_reader *r, int16_t version,
     struct kafka_fetch_response_partition_data *s, struct kafka_arena *arena);
 static int fetch_response_partition_data_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_fetch_response_partition_data *s);
+static void fetch_response_partition_data_errors(const struct kafka_fetch_response_partition_data *s,
+    kafka_error_fn fn, void *ctx);
 static void fetch_response_fetchable_topic_response_init(struct kafka_fetch_response_fetchable_topic_response *s);
 static int fetch_response_fetchable_topic_response_decode(struct kafka_reader *r, int16_t version,
     struct kafka_fetch_response_fetchable_topic_response *s, struct kafka_arena *arena);
 static int fetch_response_fetchable_topic_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_fetch_response_fetchable_topic_response *s);
+static void fetch_response_fetchable_topic_response_errors(const struct kafka_fetch_response_fetchable_topic_response *s,
+    kafka_error_fn fn, void *ctx);
 
 static void fetch_response_node_endpoint_init(struct kafka_fetch_response_node_endpoint *s)
 {
@@ -598,6 +671,14 @@ static int fetch_response_node_endpoint_encode(struct kafka_writer *w, int16_t v
     return w->err;
 }
 
+static void fetch_response_node_endpoint_errors(const struct kafka_fetch_response_node_endpoint *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
+}
+
 static void fetch_response_aborted_transaction_init(struct kafka_fetch_response_aborted_transaction *s)
 {
     s->producer_id = 0;
@@ -635,6 +716,14 @@ static int fetch_response_aborted_transaction_encode(struct kafka_writer *w, int
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void fetch_response_aborted_transaction_errors(const struct kafka_fetch_response_aborted_transaction *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
 }
 
 static void fetch_response_snapshot_id_init(struct kafka_fetch_response_snapshot_id *s)
@@ -678,6 +767,14 @@ static int fetch_response_snapshot_id_encode(struct kafka_writer *w, int16_t ver
     return w->err;
 }
 
+static void fetch_response_snapshot_id_errors(const struct kafka_fetch_response_snapshot_id *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
+}
+
 static void fetch_response_leader_id_and_epoch_init(struct kafka_fetch_response_leader_id_and_epoch *s)
 {
     s->leader_id = -1;
@@ -719,6 +816,14 @@ static int fetch_response_leader_id_and_epoch_encode(struct kafka_writer *w, int
     return w->err;
 }
 
+static void fetch_response_leader_id_and_epoch_errors(const struct kafka_fetch_response_leader_id_and_epoch *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
+}
+
 static void fetch_response_epoch_end_offset_init(struct kafka_fetch_response_epoch_end_offset *s)
 {
     s->epoch = -1;
@@ -758,6 +863,14 @@ static int fetch_response_epoch_end_offset_encode(struct kafka_writer *w, int16_
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
     return w->err;
+}
+
+static void fetch_response_epoch_end_offset_errors(const struct kafka_fetch_response_epoch_end_offset *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
 }
 
 static void fetch_response_partition_data_init(struct kafka_fetch_response_partition_data *s)
@@ -930,6 +1043,17 @@ static int fetch_response_partition_data_encode(struct kafka_writer *w, int16_t 
     return w->err;
 }
 
+static void fetch_response_partition_data_errors(const struct kafka_fetch_response_partition_data *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    fetch_response_epoch_end_offset_errors(&s->diverging_epoch, fn, ctx);
+    fetch_response_leader_id_and_epoch_errors(&s->current_leader, fn, ctx);
+    fetch_response_snapshot_id_errors(&s->snapshot_id, fn, ctx);
+    for (int32_t i = 0; i < s->aborted_transactions_count; i++)
+        fetch_response_aborted_transaction_errors(&s->aborted_transactions[i], fn, ctx);
+}
+
 static void fetch_response_fetchable_topic_response_init(struct kafka_fetch_response_fetchable_topic_response *s)
 {
     s->topic = (struct kafka_str){ "", 0 };
@@ -1012,6 +1136,13 @@ static int fetch_response_fetchable_topic_response_encode(struct kafka_writer *w
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void fetch_response_fetchable_topic_response_errors(const struct kafka_fetch_response_fetchable_topic_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->partitions_count; i++)
+        fetch_response_partition_data_errors(&s->partitions[i], fn, ctx);
 }
 
 void kafka_fetch_response_init(struct kafka_fetch_response *s, int16_t version)
@@ -1168,6 +1299,15 @@ int kafka_fetch_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_fetch_response_errors(const struct kafka_fetch_response *s, kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->responses_count; i++)
+        fetch_response_fetchable_topic_response_errors(&s->responses[i], fn, ctx);
+    for (int32_t i = 0; i < s->node_endpoints_count; i++)
+        fetch_response_node_endpoint_errors(&s->node_endpoints[i], fn, ctx);
+}
+
 /* ---- ListOffsetsResponse (versions 0-10, flexible 6+) ---- */
 
 static void list_offsets_response_list_offsets_partition_response_init(struct kafka_list_offsets_response_list_offsets_partition_response *s);
@@ -1176,12 +1316,16 @@ static int list_offsets_response_list_offsets_partition_response_decode(struct k
     struct kafka_arena *arena);
 static int list_offsets_response_list_offsets_partition_response_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_list_offsets_response_list_offsets_partition_response *s);
+static void list_offsets_response_list_offsets_partition_response_errors(const struct kafka_list_offsets_response_list_offsets_partition_response *s,
+    kafka_error_fn fn, void *ctx);
 static void list_offsets_response_list_offsets_topic_response_init(struct kafka_list_offsets_response_list_offsets_topic_response *s);
 static int list_offsets_response_list_offsets_topic_response_decode(struct kafka_reader *r,
     int16_t version, struct kafka_list_offsets_response_list_offsets_topic_response *s,
     struct kafka_arena *arena);
 static int list_offsets_response_list_offsets_topic_response_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_list_offsets_response_list_offsets_topic_response *s);
+static void list_offsets_response_list_offsets_topic_response_errors(const struct kafka_list_offsets_response_list_offsets_topic_response *s,
+    kafka_error_fn fn, void *ctx);
 
 static void list_offsets_response_list_offsets_partition_response_init(struct kafka_list_offsets_response_list_offsets_partition_response *s)
 {
@@ -1283,6 +1427,12 @@ static int list_offsets_response_list_offsets_partition_response_encode(struct k
     return w->err;
 }
 
+static void list_offsets_response_list_offsets_partition_response_errors(const struct kafka_list_offsets_response_list_offsets_partition_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+}
+
 static void list_offsets_response_list_offsets_topic_response_init(struct kafka_list_offsets_response_list_offsets_topic_response *s)
 {
     s->name = (struct kafka_str){ "", 0 };
@@ -1357,6 +1507,13 @@ static int list_offsets_response_list_offsets_topic_response_encode(struct kafka
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void list_offsets_response_list_offsets_topic_response_errors(const struct kafka_list_offsets_response_list_offsets_topic_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->partitions_count; i++)
+        list_offsets_response_list_offsets_partition_response_errors(&s->partitions[i], fn, ctx);
 }
 
 void kafka_list_offsets_response_init(struct kafka_list_offsets_response *s, int16_t version)
@@ -1439,6 +1596,13 @@ int kafka_list_offsets_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_list_offsets_response_errors(const struct kafka_list_offsets_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->topics_count; i++)
+        list_offsets_response_list_offsets_topic_response_errors(&s->topics[i], fn, ctx);
+}
+
 /* ---- MetadataResponse (versions 0-12, flexible 9+) ---- */
 
 static void metadata_response_metadata_response_partition_init(struct kafka_metadata_response_metadata_response_partition *s);
@@ -1447,18 +1611,24 @@ static int metadata_response_metadata_response_partition_decode(struct kafka_rea
     struct kafka_arena *arena);
 static int metadata_response_metadata_response_partition_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_metadata_response_metadata_response_partition *s);
+static void metadata_response_metadata_response_partition_errors(const struct kafka_metadata_response_metadata_response_partition *s,
+    kafka_error_fn fn, void *ctx);
 static void metadata_response_metadata_response_topic_init(struct kafka_metadata_response_metadata_response_topic *s);
 static int metadata_response_metadata_response_topic_decode(struct kafka_reader *r,
     int16_t version, struct kafka_metadata_response_metadata_response_topic *s,
     struct kafka_arena *arena);
 static int metadata_response_metadata_response_topic_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_metadata_response_metadata_response_topic *s);
+static void metadata_response_metadata_response_topic_errors(const struct kafka_metadata_response_metadata_response_topic *s,
+    kafka_error_fn fn, void *ctx);
 static void metadata_response_metadata_response_broker_init(struct kafka_metadata_response_metadata_response_broker *s);
 static int metadata_response_metadata_response_broker_decode(struct kafka_reader *r,
     int16_t version, struct kafka_metadata_response_metadata_response_broker *s,
     struct kafka_arena *arena);
 static int metadata_response_metadata_response_broker_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_metadata_response_metadata_response_broker *s);
+static void metadata_response_metadata_response_broker_errors(const struct kafka_metadata_response_metadata_response_broker *s,
+    kafka_error_fn fn, void *ctx);
 
 static void metadata_response_metadata_response_partition_init(struct kafka_metadata_response_metadata_response_partition *s)
 {
@@ -1599,6 +1769,12 @@ static int metadata_response_metadata_response_partition_encode(struct kafka_wri
     return w->err;
 }
 
+static void metadata_response_metadata_response_partition_errors(const struct kafka_metadata_response_metadata_response_partition *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+}
+
 static void metadata_response_metadata_response_topic_init(struct kafka_metadata_response_metadata_response_topic *s)
 {
     s->error_code = 0;
@@ -1701,6 +1877,14 @@ static int metadata_response_metadata_response_topic_encode(struct kafka_writer 
     return w->err;
 }
 
+static void metadata_response_metadata_response_topic_errors(const struct kafka_metadata_response_metadata_response_topic *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->partitions_count; i++)
+        metadata_response_metadata_response_partition_errors(&s->partitions[i], fn, ctx);
+}
+
 static void metadata_response_metadata_response_broker_init(struct kafka_metadata_response_metadata_response_broker *s)
 {
     s->node_id = 0;
@@ -1753,6 +1937,14 @@ static int metadata_response_metadata_response_broker_encode(struct kafka_writer
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void metadata_response_metadata_response_broker_errors(const struct kafka_metadata_response_metadata_response_broker *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
 }
 
 void kafka_metadata_response_init(struct kafka_metadata_response *s, int16_t version)
@@ -1889,6 +2081,15 @@ int kafka_metadata_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_metadata_response_errors(const struct kafka_metadata_response *s, kafka_error_fn fn,
+    void *ctx)
+{
+    for (int32_t i = 0; i < s->brokers_count; i++)
+        metadata_response_metadata_response_broker_errors(&s->brokers[i], fn, ctx);
+    for (int32_t i = 0; i < s->topics_count; i++)
+        metadata_response_metadata_response_topic_errors(&s->topics[i], fn, ctx);
+}
+
 /* ---- OffsetCommitResponse (versions 0-9, flexible 8+) ---- */
 
 static void offset_commit_response_offset_commit_response_partition_init(struct kafka_offset_commit_response_offset_commit_response_partition *s);
@@ -1897,12 +2098,16 @@ static int offset_commit_response_offset_commit_response_partition_decode(struct
     struct kafka_arena *arena);
 static int offset_commit_response_offset_commit_response_partition_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_offset_commit_response_offset_commit_response_partition *s);
+static void offset_commit_response_offset_commit_response_partition_errors(const struct kafka_offset_commit_response_offset_commit_response_partition *s,
+    kafka_error_fn fn, void *ctx);
 static void offset_commit_response_offset_commit_response_topic_init(struct kafka_offset_commit_response_offset_commit_response_topic *s);
 static int offset_commit_response_offset_commit_response_topic_decode(struct kafka_reader *r,
     int16_t version, struct kafka_offset_commit_response_offset_commit_response_topic *s,
     struct kafka_arena *arena);
 static int offset_commit_response_offset_commit_response_topic_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_offset_commit_response_offset_commit_response_topic *s);
+static void offset_commit_response_offset_commit_response_topic_errors(const struct kafka_offset_commit_response_offset_commit_response_topic *s,
+    kafka_error_fn fn, void *ctx);
 
 static void offset_commit_response_offset_commit_response_partition_init(struct kafka_offset_commit_response_offset_commit_response_partition *s)
 {
@@ -1942,6 +2147,12 @@ static int offset_commit_response_offset_commit_response_partition_encode(struct
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void offset_commit_response_offset_commit_response_partition_errors(const struct kafka_offset_commit_response_offset_commit_response_partition *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
 }
 
 static void offset_commit_response_offset_commit_response_topic_init(struct kafka_offset_commit_response_offset_commit_response_topic *s)
@@ -2018,6 +2229,13 @@ static int offset_commit_response_offset_commit_response_topic_encode(struct kaf
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void offset_commit_response_offset_commit_response_topic_errors(const struct kafka_offset_commit_response_offset_commit_response_topic *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->partitions_count; i++)
+        offset_commit_response_offset_commit_response_partition_errors(&s->partitions[i], fn, ctx);
 }
 
 void kafka_offset_commit_response_init(struct kafka_offset_commit_response *s, int16_t version)
@@ -2100,6 +2318,13 @@ int kafka_offset_commit_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_offset_commit_response_errors(const struct kafka_offset_commit_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->topics_count; i++)
+        offset_commit_response_offset_commit_response_topic_errors(&s->topics[i], fn, ctx);
+}
+
 /* ---- OffsetFetchResponse (versions 0-9, flexible 6+) ---- */
 
 static void offset_fetch_response_offset_fetch_response_partitions_init(struct kafka_offset_fetch_response_offset_fetch_response_partitions *s);
@@ -2108,30 +2333,40 @@ static int offset_fetch_response_offset_fetch_response_partitions_decode(struct 
     struct kafka_arena *arena);
 static int offset_fetch_response_offset_fetch_response_partitions_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_partitions *s);
+static void offset_fetch_response_offset_fetch_response_partitions_errors(const struct kafka_offset_fetch_response_offset_fetch_response_partitions *s,
+    kafka_error_fn fn, void *ctx);
 static void offset_fetch_response_offset_fetch_response_topics_init(struct kafka_offset_fetch_response_offset_fetch_response_topics *s);
 static int offset_fetch_response_offset_fetch_response_topics_decode(struct kafka_reader *r,
     int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_topics *s,
     struct kafka_arena *arena);
 static int offset_fetch_response_offset_fetch_response_topics_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_topics *s);
+static void offset_fetch_response_offset_fetch_response_topics_errors(const struct kafka_offset_fetch_response_offset_fetch_response_topics *s,
+    kafka_error_fn fn, void *ctx);
 static void offset_fetch_response_offset_fetch_response_group_init(struct kafka_offset_fetch_response_offset_fetch_response_group *s);
 static int offset_fetch_response_offset_fetch_response_group_decode(struct kafka_reader *r,
     int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_group *s,
     struct kafka_arena *arena);
 static int offset_fetch_response_offset_fetch_response_group_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_group *s);
+static void offset_fetch_response_offset_fetch_response_group_errors(const struct kafka_offset_fetch_response_offset_fetch_response_group *s,
+    kafka_error_fn fn, void *ctx);
 static void offset_fetch_response_offset_fetch_response_partition_init(struct kafka_offset_fetch_response_offset_fetch_response_partition *s);
 static int offset_fetch_response_offset_fetch_response_partition_decode(struct kafka_reader *r,
     int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_partition *s,
     struct kafka_arena *arena);
 static int offset_fetch_response_offset_fetch_response_partition_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_partition *s);
+static void offset_fetch_response_offset_fetch_response_partition_errors(const struct kafka_offset_fetch_response_offset_fetch_response_partition *s,
+    kafka_error_fn fn, void *ctx);
 static void offset_fetch_response_offset_fetch_response_topic_init(struct kafka_offset_fetch_response_offset_fetch_response_topic *s);
 static int offset_fetch_response_offset_fetch_response_topic_decode(struct kafka_reader *r,
     int16_t version, struct kafka_offset_fetch_response_offset_fetch_response_topic *s,
     struct kafka_arena *arena);
 static int offset_fetch_response_offset_fetch_response_topic_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_offset_fetch_response_offset_fetch_response_topic *s);
+static void offset_fetch_response_offset_fetch_response_topic_errors(const struct kafka_offset_fetch_response_offset_fetch_response_topic *s,
+    kafka_error_fn fn, void *ctx);
 
 static void offset_fetch_response_offset_fetch_response_partitions_init(struct kafka_offset_fetch_response_offset_fetch_response_partitions *s)
 {
@@ -2176,6 +2411,12 @@ static int offset_fetch_response_offset_fetch_response_partitions_encode(struct 
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
     return w->err;
+}
+
+static void offset_fetch_response_offset_fetch_response_partitions_errors(const struct kafka_offset_fetch_response_offset_fetch_response_partitions *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
 }
 
 static void offset_fetch_response_offset_fetch_response_topics_init(struct kafka_offset_fetch_response_offset_fetch_response_topics *s)
@@ -2248,6 +2489,13 @@ static int offset_fetch_response_offset_fetch_response_topics_encode(struct kafk
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
     return w->err;
+}
+
+static void offset_fetch_response_offset_fetch_response_topics_errors(const struct kafka_offset_fetch_response_offset_fetch_response_topics *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->partitions_count; i++)
+        offset_fetch_response_offset_fetch_response_partitions_errors(&s->partitions[i], fn, ctx);
 }
 
 static void offset_fetch_response_offset_fetch_response_group_init(struct kafka_offset_fetch_response_offset_fetch_response_group *s)
@@ -2325,6 +2573,14 @@ static int offset_fetch_response_offset_fetch_response_group_encode(struct kafka
     return w->err;
 }
 
+static void offset_fetch_response_offset_fetch_response_group_errors(const struct kafka_offset_fetch_response_offset_fetch_response_group *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->topics_count; i++)
+        offset_fetch_response_offset_fetch_response_topics_errors(&s->topics[i], fn, ctx);
+    fn(ctx, s->error_code);
+}
+
 static void offset_fetch_response_offset_fetch_response_partition_init(struct kafka_offset_fetch_response_offset_fetch_response_partition *s)
 {
     s->partition_index = 0;
@@ -2376,6 +2632,12 @@ static int offset_fetch_response_offset_fetch_response_partition_encode(struct k
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void offset_fetch_response_offset_fetch_response_partition_errors(const struct kafka_offset_fetch_response_offset_fetch_response_partition *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
 }
 
 static void offset_fetch_response_offset_fetch_response_topic_init(struct kafka_offset_fetch_response_offset_fetch_response_topic *s)
@@ -2452,6 +2714,13 @@ static int offset_fetch_response_offset_fetch_response_topic_encode(struct kafka
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void offset_fetch_response_offset_fetch_response_topic_errors(const struct kafka_offset_fetch_response_offset_fetch_response_topic *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->partitions_count; i++)
+        offset_fetch_response_offset_fetch_response_partition_errors(&s->partitions[i], fn, ctx);
 }
 
 void kafka_offset_fetch_response_init(struct kafka_offset_fetch_response *s, int16_t version)
@@ -2583,6 +2852,16 @@ int kafka_offset_fetch_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_offset_fetch_response_errors(const struct kafka_offset_fetch_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->topics_count; i++)
+        offset_fetch_response_offset_fetch_response_topic_errors(&s->topics[i], fn, ctx);
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->groups_count; i++)
+        offset_fetch_response_offset_fetch_response_group_errors(&s->groups[i], fn, ctx);
+}
+
 /* ---- FindCoordinatorResponse (versions 0-6, flexible 3+) ---- */
 
 static void find_coordinator_response_coordinator_init(struct kafka_find_coordinator_response_coordinator *s);
@@ -2590,6 +2869,8 @@ static int find_coordinator_response_coordinator_decode(struct kafka_reader *r, 
     struct kafka_find_coordinator_response_coordinator *s, struct kafka_arena *arena);
 static int find_coordinator_response_coordinator_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_find_coordinator_response_coordinator *s);
+static void find_coordinator_response_coordinator_errors(const struct kafka_find_coordinator_response_coordinator *s,
+    kafka_error_fn fn, void *ctx);
 
 static void find_coordinator_response_coordinator_init(struct kafka_find_coordinator_response_coordinator *s)
 {
@@ -2644,6 +2925,12 @@ static int find_coordinator_response_coordinator_encode(struct kafka_writer *w, 
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
     return w->err;
+}
+
+static void find_coordinator_response_coordinator_errors(const struct kafka_find_coordinator_response_coordinator *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
 }
 
 void kafka_find_coordinator_response_init(struct kafka_find_coordinator_response *s,
@@ -2777,6 +3064,14 @@ int kafka_find_coordinator_response_encode(struct kafka_writer *w, int16_t versi
     return w->err;
 }
 
+void kafka_find_coordinator_response_errors(const struct kafka_find_coordinator_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->coordinators_count; i++)
+        find_coordinator_response_coordinator_errors(&s->coordinators[i], fn, ctx);
+}
+
 /* ---- JoinGroupResponse (versions 0-9, flexible 6+) ---- */
 
 static void join_group_response_join_group_response_member_init(struct kafka_join_group_response_join_group_response_member *s);
@@ -2785,6 +3080,8 @@ static int join_group_response_join_group_response_member_decode(struct kafka_re
     struct kafka_arena *arena);
 static int join_group_response_join_group_response_member_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_join_group_response_join_group_response_member *s);
+static void join_group_response_join_group_response_member_errors(const struct kafka_join_group_response_join_group_response_member *s,
+    kafka_error_fn fn, void *ctx);
 
 static void join_group_response_join_group_response_member_init(struct kafka_join_group_response_join_group_response_member *s)
 {
@@ -2839,6 +3136,14 @@ static int join_group_response_join_group_response_member_encode(struct kafka_wr
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void join_group_response_join_group_response_member_errors(const struct kafka_join_group_response_join_group_response_member *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
 }
 
 void kafka_join_group_response_init(struct kafka_join_group_response *s, int16_t version)
@@ -2963,6 +3268,14 @@ int kafka_join_group_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_join_group_response_errors(const struct kafka_join_group_response *s, kafka_error_fn fn,
+    void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->members_count; i++)
+        join_group_response_join_group_response_member_errors(&s->members[i], fn, ctx);
+}
+
 /* ---- HeartbeatResponse (versions 0-4, flexible 4+) ---- */
 
 void kafka_heartbeat_response_init(struct kafka_heartbeat_response *s, int16_t version)
@@ -3013,6 +3326,12 @@ int kafka_heartbeat_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_heartbeat_response_errors(const struct kafka_heartbeat_response *s, kafka_error_fn fn,
+    void *ctx)
+{
+    fn(ctx, s->error_code);
+}
+
 /* ---- LeaveGroupResponse (versions 0-5, flexible 4+) ---- */
 
 static void leave_group_response_member_response_init(struct kafka_leave_group_response_member_response *s);
@@ -3020,6 +3339,8 @@ static int leave_group_response_member_response_decode(struct kafka_reader *r, i
     struct kafka_leave_group_response_member_response *s, struct kafka_arena *arena);
 static int leave_group_response_member_response_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_leave_group_response_member_response *s);
+static void leave_group_response_member_response_errors(const struct kafka_leave_group_response_member_response *s,
+    kafka_error_fn fn, void *ctx);
 
 static void leave_group_response_member_response_init(struct kafka_leave_group_response_member_response *s)
 {
@@ -3065,6 +3386,12 @@ static int leave_group_response_member_response_encode(struct kafka_writer *w, i
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void leave_group_response_member_response_errors(const struct kafka_leave_group_response_member_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
 }
 
 void kafka_leave_group_response_init(struct kafka_leave_group_response *s, int16_t version)
@@ -3152,6 +3479,14 @@ int kafka_leave_group_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_leave_group_response_errors(const struct kafka_leave_group_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->members_count; i++)
+        leave_group_response_member_response_errors(&s->members[i], fn, ctx);
+}
+
 /* ---- SyncGroupResponse (versions 0-5, flexible 4+) ---- */
 
 void kafka_sync_group_response_init(struct kafka_sync_group_response *s, int16_t version)
@@ -3223,6 +3558,12 @@ int kafka_sync_group_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_sync_group_response_errors(const struct kafka_sync_group_response *s, kafka_error_fn fn,
+    void *ctx)
+{
+    fn(ctx, s->error_code);
+}
+
 /* ---- DescribeGroupsResponse (versions 0-5, flexible 5+) ---- */
 
 static void describe_groups_response_described_group_member_init(struct kafka_describe_groups_response_described_group_member *s);
@@ -3231,11 +3572,15 @@ static int describe_groups_response_described_group_member_decode(struct kafka_r
     struct kafka_arena *arena);
 static int describe_groups_response_described_group_member_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_describe_groups_response_described_group_member *s);
+static void describe_groups_response_described_group_member_errors(const struct kafka_describe_groups_response_described_group_member *s,
+    kafka_error_fn fn, void *ctx);
 static void describe_groups_response_described_group_init(struct kafka_describe_groups_response_described_group *s);
 static int describe_groups_response_described_group_decode(struct kafka_reader *r, int16_t version,
     struct kafka_describe_groups_response_described_group *s, struct kafka_arena *arena);
 static int describe_groups_response_described_group_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_describe_groups_response_described_group *s);
+static void describe_groups_response_described_group_errors(const struct kafka_describe_groups_response_described_group *s,
+    kafka_error_fn fn, void *ctx);
 
 static void describe_groups_response_described_group_member_init(struct kafka_describe_groups_response_described_group_member *s)
 {
@@ -3311,6 +3656,14 @@ static int describe_groups_response_described_group_member_encode(struct kafka_w
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void describe_groups_response_described_group_member_errors(const struct kafka_describe_groups_response_described_group_member *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
 }
 
 static void describe_groups_response_described_group_init(struct kafka_describe_groups_response_described_group *s)
@@ -3420,6 +3773,14 @@ static int describe_groups_response_described_group_encode(struct kafka_writer *
     return w->err;
 }
 
+static void describe_groups_response_described_group_errors(const struct kafka_describe_groups_response_described_group *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->members_count; i++)
+        describe_groups_response_described_group_member_errors(&s->members[i], fn, ctx);
+}
+
 void kafka_describe_groups_response_init(struct kafka_describe_groups_response *s, int16_t version)
 {
     (void)version;
@@ -3498,6 +3859,13 @@ int kafka_describe_groups_response_encode(struct kafka_writer *w, int16_t versio
     return w->err;
 }
 
+void kafka_describe_groups_response_errors(const struct kafka_describe_groups_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->groups_count; i++)
+        describe_groups_response_described_group_errors(&s->groups[i], fn, ctx);
+}
+
 /* ---- ListGroupsResponse (versions 0-5, flexible 3+) ---- */
 
 static void list_groups_response_listed_group_init(struct kafka_list_groups_response_listed_group *s);
@@ -3505,6 +3873,8 @@ static int list_groups_response_listed_group_decode(struct kafka_reader *r, int1
     struct kafka_list_groups_response_listed_group *s, struct kafka_arena *arena);
 static int list_groups_response_listed_group_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_list_groups_response_listed_group *s);
+static void list_groups_response_listed_group_errors(const struct kafka_list_groups_response_listed_group *s,
+    kafka_error_fn fn, void *ctx);
 
 static void list_groups_response_listed_group_init(struct kafka_list_groups_response_listed_group *s)
 {
@@ -3573,6 +3943,14 @@ static int list_groups_response_listed_group_encode(struct kafka_writer *w, int1
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void list_groups_response_listed_group_errors(const struct kafka_list_groups_response_listed_group *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
 }
 
 void kafka_list_groups_response_init(struct kafka_list_groups_response *s, int16_t version)
@@ -3656,6 +4034,14 @@ int kafka_list_groups_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_list_groups_response_errors(const struct kafka_list_groups_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->groups_count; i++)
+        list_groups_response_listed_group_errors(&s->groups[i], fn, ctx);
+}
+
 /* ---- SaslHandshakeResponse (versions 0-1, flexible none) ---- */
 
 void kafka_sasl_handshake_response_init(struct kafka_sasl_handshake_response *s, int16_t version)
@@ -3716,6 +4102,12 @@ int kafka_sasl_handshake_response_encode(struct kafka_writer *w, int16_t version
     return w->err;
 }
 
+void kafka_sasl_handshake_response_errors(const struct kafka_sasl_handshake_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+}
+
 /* ---- ApiVersionsResponse (versions 0-4, flexible 3+) ---- */
 
 static void api_versions_response_finalized_feature_key_init(struct kafka_api_versions_response_finalized_feature_key *s);
@@ -3724,17 +4116,23 @@ static int api_versions_response_finalized_feature_key_decode(struct kafka_reade
     struct kafka_arena *arena);
 static int api_versions_response_finalized_feature_key_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_api_versions_response_finalized_feature_key *s);
+static void api_versions_response_finalized_feature_key_errors(const struct kafka_api_versions_response_finalized_feature_key *s,
+    kafka_error_fn fn, void *ctx);
 static void api_versions_response_supported_feature_key_init(struct kafka_api_versions_response_supported_feature_key *s);
 static int api_versions_response_supported_feature_key_decode(struct kafka_reader *r,
     int16_t version, struct kafka_api_versions_response_supported_feature_key *s,
     struct kafka_arena *arena);
 static int api_versions_response_supported_feature_key_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_api_versions_response_supported_feature_key *s);
+static void api_versions_response_supported_feature_key_errors(const struct kafka_api_versions_response_supported_feature_key *s,
+    kafka_error_fn fn, void *ctx);
 static void api_versions_response_api_version_init(struct kafka_api_versions_response_api_version *s);
 static int api_versions_response_api_version_decode(struct kafka_reader *r, int16_t version,
     struct kafka_api_versions_response_api_version *s, struct kafka_arena *arena);
 static int api_versions_response_api_version_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_api_versions_response_api_version *s);
+static void api_versions_response_api_version_errors(const struct kafka_api_versions_response_api_version *s,
+    kafka_error_fn fn, void *ctx);
 
 static void api_versions_response_finalized_feature_key_init(struct kafka_api_versions_response_finalized_feature_key *s)
 {
@@ -3777,6 +4175,14 @@ static int api_versions_response_finalized_feature_key_encode(struct kafka_write
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
     return w->err;
+}
+
+static void api_versions_response_finalized_feature_key_errors(const struct kafka_api_versions_response_finalized_feature_key *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
 }
 
 static void api_versions_response_supported_feature_key_init(struct kafka_api_versions_response_supported_feature_key *s)
@@ -3822,6 +4228,14 @@ static int api_versions_response_supported_feature_key_encode(struct kafka_write
     return w->err;
 }
 
+static void api_versions_response_supported_feature_key_errors(const struct kafka_api_versions_response_supported_feature_key *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
+}
+
 static void api_versions_response_api_version_init(struct kafka_api_versions_response_api_version *s)
 {
     s->api_key = 0;
@@ -3862,6 +4276,14 @@ static int api_versions_response_api_version_encode(struct kafka_writer *w, int1
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void api_versions_response_api_version_errors(const struct kafka_api_versions_response_api_version *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
 }
 
 void kafka_api_versions_response_init(struct kafka_api_versions_response *s, int16_t version)
@@ -4089,6 +4511,18 @@ int kafka_api_versions_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_api_versions_response_errors(const struct kafka_api_versions_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->api_keys_count; i++)
+        api_versions_response_api_version_errors(&s->api_keys[i], fn, ctx);
+    for (int32_t i = 0; i < s->supported_features_count; i++)
+        api_versions_response_supported_feature_key_errors(&s->supported_features[i], fn, ctx);
+    for (int32_t i = 0; i < s->finalized_features_count; i++)
+        api_versions_response_finalized_feature_key_errors(&s->finalized_features[i], fn, ctx);
+}
+
 /* ---- CreateTopicsResponse (versions 0-7, flexible 5+) ---- */
 
 static void create_topics_response_creatable_topic_configs_init(struct kafka_create_topics_response_creatable_topic_configs *s);
@@ -4097,12 +4531,16 @@ static int create_topics_response_creatable_topic_configs_decode(struct kafka_re
     struct kafka_arena *arena);
 static int create_topics_response_creatable_topic_configs_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_create_topics_response_creatable_topic_configs *s);
+static void create_topics_response_creatable_topic_configs_errors(const struct kafka_create_topics_response_creatable_topic_configs *s,
+    kafka_error_fn fn, void *ctx);
 static void create_topics_response_creatable_topic_result_init(struct kafka_create_topics_response_creatable_topic_result *s);
 static int create_topics_response_creatable_topic_result_decode(struct kafka_reader *r,
     int16_t version, struct kafka_create_topics_response_creatable_topic_result *s,
     struct kafka_arena *arena);
 static int create_topics_response_creatable_topic_result_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_create_topics_response_creatable_topic_result *s);
+static void create_topics_response_creatable_topic_result_errors(const struct kafka_create_topics_response_creatable_topic_result *s,
+    kafka_error_fn fn, void *ctx);
 
 static void create_topics_response_creatable_topic_configs_init(struct kafka_create_topics_response_creatable_topic_configs *s)
 {
@@ -4151,6 +4589,14 @@ static int create_topics_response_creatable_topic_configs_encode(struct kafka_wr
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
     return w->err;
+}
+
+static void create_topics_response_creatable_topic_configs_errors(const struct kafka_create_topics_response_creatable_topic_configs *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
 }
 
 static void create_topics_response_creatable_topic_result_init(struct kafka_create_topics_response_creatable_topic_result *s)
@@ -4277,6 +4723,14 @@ static int create_topics_response_creatable_topic_result_encode(struct kafka_wri
     return w->err;
 }
 
+static void create_topics_response_creatable_topic_result_errors(const struct kafka_create_topics_response_creatable_topic_result *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->configs_count; i++)
+        create_topics_response_creatable_topic_configs_errors(&s->configs[i], fn, ctx);
+}
+
 void kafka_create_topics_response_init(struct kafka_create_topics_response *s, int16_t version)
 {
     (void)version;
@@ -4356,6 +4810,13 @@ int kafka_create_topics_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_create_topics_response_errors(const struct kafka_create_topics_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->topics_count; i++)
+        create_topics_response_creatable_topic_result_errors(&s->topics[i], fn, ctx);
+}
+
 /* ---- DeleteTopicsResponse (versions 0-6, flexible 4+) ---- */
 
 static void delete_topics_response_deletable_topic_result_init(struct kafka_delete_topics_response_deletable_topic_result *s);
@@ -4364,6 +4825,8 @@ static int delete_topics_response_deletable_topic_result_decode(struct kafka_rea
     struct kafka_arena *arena);
 static int delete_topics_response_deletable_topic_result_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_delete_topics_response_deletable_topic_result *s);
+static void delete_topics_response_deletable_topic_result_errors(const struct kafka_delete_topics_response_deletable_topic_result *s,
+    kafka_error_fn fn, void *ctx);
 
 static void delete_topics_response_deletable_topic_result_init(struct kafka_delete_topics_response_deletable_topic_result *s)
 {
@@ -4421,6 +4884,12 @@ static int delete_topics_response_deletable_topic_result_encode(struct kafka_wri
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void delete_topics_response_deletable_topic_result_errors(const struct kafka_delete_topics_response_deletable_topic_result *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
 }
 
 void kafka_delete_topics_response_init(struct kafka_delete_topics_response *s, int16_t version)
@@ -4502,6 +4971,13 @@ int kafka_delete_topics_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_delete_topics_response_errors(const struct kafka_delete_topics_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->responses_count; i++)
+        delete_topics_response_deletable_topic_result_errors(&s->responses[i], fn, ctx);
+}
+
 /* ---- DeleteRecordsResponse (versions 0-2, flexible 2+) ---- */
 
 static void delete_records_response_delete_records_partition_result_init(struct kafka_delete_records_response_delete_records_partition_result *s);
@@ -4510,12 +4986,16 @@ static int delete_records_response_delete_records_partition_result_decode(struct
     struct kafka_arena *arena);
 static int delete_records_response_delete_records_partition_result_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_delete_records_response_delete_records_partition_result *s);
+static void delete_records_response_delete_records_partition_result_errors(const struct kafka_delete_records_response_delete_records_partition_result *s,
+    kafka_error_fn fn, void *ctx);
 static void delete_records_response_delete_records_topic_result_init(struct kafka_delete_records_response_delete_records_topic_result *s);
 static int delete_records_response_delete_records_topic_result_decode(struct kafka_reader *r,
     int16_t version, struct kafka_delete_records_response_delete_records_topic_result *s,
     struct kafka_arena *arena);
 static int delete_records_response_delete_records_topic_result_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_delete_records_response_delete_records_topic_result *s);
+static void delete_records_response_delete_records_topic_result_errors(const struct kafka_delete_records_response_delete_records_topic_result *s,
+    kafka_error_fn fn, void *ctx);
 
 static void delete_records_response_delete_records_partition_result_init(struct kafka_delete_records_response_delete_records_partition_result *s)
 {
@@ -4558,6 +5038,12 @@ static int delete_records_response_delete_records_partition_result_encode(struct
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void delete_records_response_delete_records_partition_result_errors(const struct kafka_delete_records_response_delete_records_partition_result *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
 }
 
 static void delete_records_response_delete_records_topic_result_init(struct kafka_delete_records_response_delete_records_topic_result *s)
@@ -4636,6 +5122,13 @@ static int delete_records_response_delete_records_topic_result_encode(struct kaf
     return w->err;
 }
 
+static void delete_records_response_delete_records_topic_result_errors(const struct kafka_delete_records_response_delete_records_topic_result *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->partitions_count; i++)
+        delete_records_response_delete_records_partition_result_errors(&s->partitions[i], fn, ctx);
+}
+
 void kafka_delete_records_response_init(struct kafka_delete_records_response *s, int16_t version)
 {
     (void)version;
@@ -4712,6 +5205,13 @@ int kafka_delete_records_response_encode(struct kafka_writer *w, int16_t version
     return w->err;
 }
 
+void kafka_delete_records_response_errors(const struct kafka_delete_records_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->topics_count; i++)
+        delete_records_response_delete_records_topic_result_errors(&s->topics[i], fn, ctx);
+}
+
 /* ---- InitProducerIdResponse (versions 0-5, flexible 2+) ---- */
 
 void kafka_init_producer_id_response_init(struct kafka_init_producer_id_response *s,
@@ -4765,6 +5265,12 @@ int kafka_init_producer_id_response_encode(struct kafka_writer *w, int16_t versi
     return w->err;
 }
 
+void kafka_init_producer_id_response_errors(const struct kafka_init_producer_id_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+}
+
 /* ---- OffsetForLeaderEpochResponse (versions 0-4, flexible 4+) ---- */
 
 static void offset_for_leader_epoch_response_epoch_end_offset_init(struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s);
@@ -4773,6 +5279,8 @@ static int offset_for_leader_epoch_response_epoch_end_offset_decode(struct kafka
     struct kafka_arena *arena);
 static int offset_for_leader_epoch_response_epoch_end_offset_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s);
+static void offset_for_leader_epoch_response_epoch_end_offset_errors(const struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s,
+    kafka_error_fn fn, void *ctx);
 static void offset_for_leader_epoch_response_offset_for_leader_topic_result_init(struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *s);
 static int offset_for_leader_epoch_response_offset_for_leader_topic_result_decode(struct kafka_reader *r,
     int16_t version,
@@ -4781,6 +5289,8 @@ static int offset_for_leader_epoch_response_offset_for_leader_topic_result_decod
 static int offset_for_leader_epoch_response_offset_for_leader_topic_result_encode(struct kafka_writer *w,
     int16_t version,
     const struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *s);
+static void offset_for_leader_epoch_response_offset_for_leader_topic_result_errors(const struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *s,
+    kafka_error_fn fn, void *ctx);
 
 static void offset_for_leader_epoch_response_epoch_end_offset_init(struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s)
 {
@@ -4830,6 +5340,12 @@ static int offset_for_leader_epoch_response_epoch_end_offset_encode(struct kafka
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void offset_for_leader_epoch_response_epoch_end_offset_errors(const struct kafka_offset_for_leader_epoch_response_epoch_end_offset *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
 }
 
 static void offset_for_leader_epoch_response_offset_for_leader_topic_result_init(struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *s)
@@ -4908,6 +5424,13 @@ static int offset_for_leader_epoch_response_offset_for_leader_topic_result_encod
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void offset_for_leader_epoch_response_offset_for_leader_topic_result_errors(const struct kafka_offset_for_leader_epoch_response_offset_for_leader_topic_result *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->partitions_count; i++)
+        offset_for_leader_epoch_response_epoch_end_offset_errors(&s->partitions[i], fn, ctx);
 }
 
 void kafka_offset_for_leader_epoch_response_init(struct kafka_offset_for_leader_epoch_response *s,
@@ -4991,6 +5514,14 @@ int kafka_offset_for_leader_epoch_response_encode(struct kafka_writer *w, int16_
     return w->err;
 }
 
+void kafka_offset_for_leader_epoch_response_errors(const struct kafka_offset_for_leader_epoch_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->topics_count; i++)
+        offset_for_leader_epoch_response_offset_for_leader_topic_result_errors(&s->topics[i], fn,
+            ctx);
+}
+
 /* ---- AddPartitionsToTxnResponse (versions 0-5, flexible 3+) ---- */
 
 static void add_partitions_to_txn_response_add_partitions_to_txn_partition_result_init(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s);
@@ -5001,6 +5532,8 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_partition_result
 static int add_partitions_to_txn_response_add_partitions_to_txn_partition_result_encode(struct kafka_writer *w,
     int16_t version,
     const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s);
+static void add_partitions_to_txn_response_add_partitions_to_txn_partition_result_errors(const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s,
+    kafka_error_fn fn, void *ctx);
 static void add_partitions_to_txn_response_add_partitions_to_txn_topic_result_init(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s);
 static int add_partitions_to_txn_response_add_partitions_to_txn_topic_result_decode(struct kafka_reader *r,
     int16_t version,
@@ -5009,6 +5542,8 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_topic_result_dec
 static int add_partitions_to_txn_response_add_partitions_to_txn_topic_result_encode(struct kafka_writer *w,
     int16_t version,
     const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s);
+static void add_partitions_to_txn_response_add_partitions_to_txn_topic_result_errors(const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s,
+    kafka_error_fn fn, void *ctx);
 static void add_partitions_to_txn_response_add_partitions_to_txn_result_init(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s);
 static int add_partitions_to_txn_response_add_partitions_to_txn_result_decode(struct kafka_reader *r,
     int16_t version, struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s,
@@ -5016,6 +5551,8 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_result_decode(st
 static int add_partitions_to_txn_response_add_partitions_to_txn_result_encode(struct kafka_writer *w,
     int16_t version,
     const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s);
+static void add_partitions_to_txn_response_add_partitions_to_txn_result_errors(const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s,
+    kafka_error_fn fn, void *ctx);
 
 static void add_partitions_to_txn_response_add_partitions_to_txn_partition_result_init(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s)
 {
@@ -5057,6 +5594,14 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_partition_result
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void add_partitions_to_txn_response_add_partitions_to_txn_partition_result_errors(const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_partition_result *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
 }
 
 static void add_partitions_to_txn_response_add_partitions_to_txn_topic_result_init(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s)
@@ -5137,6 +5682,14 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_topic_result_enc
     return w->err;
 }
 
+static void add_partitions_to_txn_response_add_partitions_to_txn_topic_result_errors(const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_topic_result *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->results_by_partition_count; i++)
+        add_partitions_to_txn_response_add_partitions_to_txn_partition_result_errors(&s->results_by_partition[i],
+            fn, ctx);
+}
+
 static void add_partitions_to_txn_response_add_partitions_to_txn_result_init(struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s)
 {
     s->transactional_id = (struct kafka_str){ "", 0 };
@@ -5208,6 +5761,14 @@ static int add_partitions_to_txn_response_add_partitions_to_txn_result_encode(st
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
     return w->err;
+}
+
+static void add_partitions_to_txn_response_add_partitions_to_txn_result_errors(const struct kafka_add_partitions_to_txn_response_add_partitions_to_txn_result *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->topic_results_count; i++)
+        add_partitions_to_txn_response_add_partitions_to_txn_topic_result_errors(&s->topic_results[i],
+            fn, ctx);
 }
 
 void kafka_add_partitions_to_txn_response_init(struct kafka_add_partitions_to_txn_response *s,
@@ -5337,6 +5898,18 @@ int kafka_add_partitions_to_txn_response_encode(struct kafka_writer *w, int16_t 
     return w->err;
 }
 
+void kafka_add_partitions_to_txn_response_errors(const struct kafka_add_partitions_to_txn_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->results_by_transaction_count; i++)
+        add_partitions_to_txn_response_add_partitions_to_txn_result_errors(&s->results_by_transaction[i],
+            fn, ctx);
+    for (int32_t i = 0; i < s->results_by_topic_v3_and_below_count; i++)
+        add_partitions_to_txn_response_add_partitions_to_txn_topic_result_errors(&s->results_by_topic_v3_and_below[i],
+            fn, ctx);
+}
+
 /* ---- AddOffsetsToTxnResponse (versions 0-4, flexible 3+) ---- */
 
 void kafka_add_offsets_to_txn_response_init(struct kafka_add_offsets_to_txn_response *s,
@@ -5382,6 +5955,12 @@ int kafka_add_offsets_to_txn_response_encode(struct kafka_writer *w, int16_t ver
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+void kafka_add_offsets_to_txn_response_errors(const struct kafka_add_offsets_to_txn_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
 }
 
 /* ---- EndTxnResponse (versions 0-5, flexible 3+) ---- */
@@ -5444,6 +6023,12 @@ int kafka_end_txn_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_end_txn_response_errors(const struct kafka_end_txn_response *s, kafka_error_fn fn,
+    void *ctx)
+{
+    fn(ctx, s->error_code);
+}
+
 /* ---- WriteTxnMarkersResponse (versions 0-1, flexible 1+) ---- */
 
 static void write_txn_markers_response_writable_txn_marker_partition_result_init(struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s);
@@ -5454,6 +6039,8 @@ static int write_txn_markers_response_writable_txn_marker_partition_result_decod
 static int write_txn_markers_response_writable_txn_marker_partition_result_encode(struct kafka_writer *w,
     int16_t version,
     const struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s);
+static void write_txn_markers_response_writable_txn_marker_partition_result_errors(const struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s,
+    kafka_error_fn fn, void *ctx);
 static void write_txn_markers_response_writable_txn_marker_topic_result_init(struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *s);
 static int write_txn_markers_response_writable_txn_marker_topic_result_decode(struct kafka_reader *r,
     int16_t version, struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *s,
@@ -5461,12 +6048,16 @@ static int write_txn_markers_response_writable_txn_marker_topic_result_decode(st
 static int write_txn_markers_response_writable_txn_marker_topic_result_encode(struct kafka_writer *w,
     int16_t version,
     const struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *s);
+static void write_txn_markers_response_writable_txn_marker_topic_result_errors(const struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *s,
+    kafka_error_fn fn, void *ctx);
 static void write_txn_markers_response_writable_txn_marker_result_init(struct kafka_write_txn_markers_response_writable_txn_marker_result *s);
 static int write_txn_markers_response_writable_txn_marker_result_decode(struct kafka_reader *r,
     int16_t version, struct kafka_write_txn_markers_response_writable_txn_marker_result *s,
     struct kafka_arena *arena);
 static int write_txn_markers_response_writable_txn_marker_result_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_write_txn_markers_response_writable_txn_marker_result *s);
+static void write_txn_markers_response_writable_txn_marker_result_errors(const struct kafka_write_txn_markers_response_writable_txn_marker_result *s,
+    kafka_error_fn fn, void *ctx);
 
 static void write_txn_markers_response_writable_txn_marker_partition_result_init(struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s)
 {
@@ -5508,6 +6099,12 @@ static int write_txn_markers_response_writable_txn_marker_partition_result_encod
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void write_txn_markers_response_writable_txn_marker_partition_result_errors(const struct kafka_write_txn_markers_response_writable_txn_marker_partition_result *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
 }
 
 static void write_txn_markers_response_writable_txn_marker_topic_result_init(struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *s)
@@ -5587,6 +6184,14 @@ static int write_txn_markers_response_writable_txn_marker_topic_result_encode(st
     return w->err;
 }
 
+static void write_txn_markers_response_writable_txn_marker_topic_result_errors(const struct kafka_write_txn_markers_response_writable_txn_marker_topic_result *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->partitions_count; i++)
+        write_txn_markers_response_writable_txn_marker_partition_result_errors(&s->partitions[i],
+            fn, ctx);
+}
+
 static void write_txn_markers_response_writable_txn_marker_result_init(struct kafka_write_txn_markers_response_writable_txn_marker_result *s)
 {
     s->producer_id = 0;
@@ -5657,6 +6262,13 @@ static int write_txn_markers_response_writable_txn_marker_result_encode(struct k
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void write_txn_markers_response_writable_txn_marker_result_errors(const struct kafka_write_txn_markers_response_writable_txn_marker_result *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->topics_count; i++)
+        write_txn_markers_response_writable_txn_marker_topic_result_errors(&s->topics[i], fn, ctx);
 }
 
 void kafka_write_txn_markers_response_init(struct kafka_write_txn_markers_response *s,
@@ -5733,6 +6345,13 @@ int kafka_write_txn_markers_response_encode(struct kafka_writer *w, int16_t vers
     return w->err;
 }
 
+void kafka_write_txn_markers_response_errors(const struct kafka_write_txn_markers_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->markers_count; i++)
+        write_txn_markers_response_writable_txn_marker_result_errors(&s->markers[i], fn, ctx);
+}
+
 /* ---- TxnOffsetCommitResponse (versions 0-4, flexible 3+) ---- */
 
 static void txn_offset_commit_response_txn_offset_commit_response_partition_init(struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s);
@@ -5743,6 +6362,8 @@ static int txn_offset_commit_response_txn_offset_commit_response_partition_decod
 static int txn_offset_commit_response_txn_offset_commit_response_partition_encode(struct kafka_writer *w,
     int16_t version,
     const struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s);
+static void txn_offset_commit_response_txn_offset_commit_response_partition_errors(const struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s,
+    kafka_error_fn fn, void *ctx);
 static void txn_offset_commit_response_txn_offset_commit_response_topic_init(struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *s);
 static int txn_offset_commit_response_txn_offset_commit_response_topic_decode(struct kafka_reader *r,
     int16_t version, struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *s,
@@ -5750,6 +6371,8 @@ static int txn_offset_commit_response_txn_offset_commit_response_topic_decode(st
 static int txn_offset_commit_response_txn_offset_commit_response_topic_encode(struct kafka_writer *w,
     int16_t version,
     const struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *s);
+static void txn_offset_commit_response_txn_offset_commit_response_topic_errors(const struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *s,
+    kafka_error_fn fn, void *ctx);
 
 static void txn_offset_commit_response_txn_offset_commit_response_partition_init(struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s)
 {
@@ -5791,6 +6414,12 @@ static int txn_offset_commit_response_txn_offset_commit_response_partition_encod
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void txn_offset_commit_response_txn_offset_commit_response_partition_errors(const struct kafka_txn_offset_commit_response_txn_offset_commit_response_partition *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
 }
 
 static void txn_offset_commit_response_txn_offset_commit_response_topic_init(struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *s)
@@ -5870,6 +6499,14 @@ static int txn_offset_commit_response_txn_offset_commit_response_topic_encode(st
     return w->err;
 }
 
+static void txn_offset_commit_response_txn_offset_commit_response_topic_errors(const struct kafka_txn_offset_commit_response_txn_offset_commit_response_topic *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->partitions_count; i++)
+        txn_offset_commit_response_txn_offset_commit_response_partition_errors(&s->partitions[i],
+            fn, ctx);
+}
+
 void kafka_txn_offset_commit_response_init(struct kafka_txn_offset_commit_response *s,
     int16_t version)
 {
@@ -5947,6 +6584,13 @@ int kafka_txn_offset_commit_response_encode(struct kafka_writer *w, int16_t vers
     return w->err;
 }
 
+void kafka_txn_offset_commit_response_errors(const struct kafka_txn_offset_commit_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->topics_count; i++)
+        txn_offset_commit_response_txn_offset_commit_response_topic_errors(&s->topics[i], fn, ctx);
+}
+
 /* ---- DescribeAclsResponse (versions 0-3, flexible 2+) ---- */
 
 static void describe_acls_response_acl_description_init(struct kafka_describe_acls_response_acl_description *s);
@@ -5954,12 +6598,16 @@ static int describe_acls_response_acl_description_decode(struct kafka_reader *r,
     struct kafka_describe_acls_response_acl_description *s, struct kafka_arena *arena);
 static int describe_acls_response_acl_description_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_describe_acls_response_acl_description *s);
+static void describe_acls_response_acl_description_errors(const struct kafka_describe_acls_response_acl_description *s,
+    kafka_error_fn fn, void *ctx);
 static void describe_acls_response_describe_acls_resource_init(struct kafka_describe_acls_response_describe_acls_resource *s);
 static int describe_acls_response_describe_acls_resource_decode(struct kafka_reader *r,
     int16_t version, struct kafka_describe_acls_response_describe_acls_resource *s,
     struct kafka_arena *arena);
 static int describe_acls_response_describe_acls_resource_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_describe_acls_response_describe_acls_resource *s);
+static void describe_acls_response_describe_acls_resource_errors(const struct kafka_describe_acls_response_describe_acls_resource *s,
+    kafka_error_fn fn, void *ctx);
 
 static void describe_acls_response_acl_description_init(struct kafka_describe_acls_response_acl_description *s)
 {
@@ -6012,6 +6660,14 @@ static int describe_acls_response_acl_description_encode(struct kafka_writer *w,
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void describe_acls_response_acl_description_errors(const struct kafka_describe_acls_response_acl_description *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
 }
 
 static void describe_acls_response_describe_acls_resource_init(struct kafka_describe_acls_response_describe_acls_resource *s)
@@ -6100,6 +6756,13 @@ static int describe_acls_response_describe_acls_resource_encode(struct kafka_wri
     return w->err;
 }
 
+static void describe_acls_response_describe_acls_resource_errors(const struct kafka_describe_acls_response_describe_acls_resource *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->acls_count; i++)
+        describe_acls_response_acl_description_errors(&s->acls[i], fn, ctx);
+}
+
 void kafka_describe_acls_response_init(struct kafka_describe_acls_response *s, int16_t version)
 {
     (void)version;
@@ -6181,6 +6844,14 @@ int kafka_describe_acls_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_describe_acls_response_errors(const struct kafka_describe_acls_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->resources_count; i++)
+        describe_acls_response_describe_acls_resource_errors(&s->resources[i], fn, ctx);
+}
+
 /* ---- CreateAclsResponse (versions 0-3, flexible 2+) ---- */
 
 static void create_acls_response_acl_creation_result_init(struct kafka_create_acls_response_acl_creation_result *s);
@@ -6188,6 +6859,8 @@ static int create_acls_response_acl_creation_result_decode(struct kafka_reader *
     struct kafka_create_acls_response_acl_creation_result *s, struct kafka_arena *arena);
 static int create_acls_response_acl_creation_result_encode(struct kafka_writer *w, int16_t version,
     const struct kafka_create_acls_response_acl_creation_result *s);
+static void create_acls_response_acl_creation_result_errors(const struct kafka_create_acls_response_acl_creation_result *s,
+    kafka_error_fn fn, void *ctx);
 
 static void create_acls_response_acl_creation_result_init(struct kafka_create_acls_response_acl_creation_result *s)
 {
@@ -6226,6 +6899,12 @@ static int create_acls_response_acl_creation_result_encode(struct kafka_writer *
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void create_acls_response_acl_creation_result_errors(const struct kafka_create_acls_response_acl_creation_result *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
 }
 
 void kafka_create_acls_response_init(struct kafka_create_acls_response *s, int16_t version)
@@ -6302,6 +6981,13 @@ int kafka_create_acls_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_create_acls_response_errors(const struct kafka_create_acls_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->results_count; i++)
+        create_acls_response_acl_creation_result_errors(&s->results[i], fn, ctx);
+}
+
 /* ---- DeleteAclsResponse (versions 0-3, flexible 2+) ---- */
 
 static void delete_acls_response_delete_acls_matching_acl_init(struct kafka_delete_acls_response_delete_acls_matching_acl *s);
@@ -6310,12 +6996,16 @@ static int delete_acls_response_delete_acls_matching_acl_decode(struct kafka_rea
     struct kafka_arena *arena);
 static int delete_acls_response_delete_acls_matching_acl_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_delete_acls_response_delete_acls_matching_acl *s);
+static void delete_acls_response_delete_acls_matching_acl_errors(const struct kafka_delete_acls_response_delete_acls_matching_acl *s,
+    kafka_error_fn fn, void *ctx);
 static void delete_acls_response_delete_acls_filter_result_init(struct kafka_delete_acls_response_delete_acls_filter_result *s);
 static int delete_acls_response_delete_acls_filter_result_decode(struct kafka_reader *r,
     int16_t version, struct kafka_delete_acls_response_delete_acls_filter_result *s,
     struct kafka_arena *arena);
 static int delete_acls_response_delete_acls_filter_result_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_delete_acls_response_delete_acls_filter_result *s);
+static void delete_acls_response_delete_acls_filter_result_errors(const struct kafka_delete_acls_response_delete_acls_filter_result *s,
+    kafka_error_fn fn, void *ctx);
 
 static void delete_acls_response_delete_acls_matching_acl_init(struct kafka_delete_acls_response_delete_acls_matching_acl *s)
 {
@@ -6396,6 +7086,12 @@ static int delete_acls_response_delete_acls_matching_acl_encode(struct kafka_wri
     return w->err;
 }
 
+static void delete_acls_response_delete_acls_matching_acl_errors(const struct kafka_delete_acls_response_delete_acls_matching_acl *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+}
+
 static void delete_acls_response_delete_acls_filter_result_init(struct kafka_delete_acls_response_delete_acls_filter_result *s)
 {
     s->error_code = 0;
@@ -6469,6 +7165,14 @@ static int delete_acls_response_delete_acls_filter_result_encode(struct kafka_wr
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void delete_acls_response_delete_acls_filter_result_errors(const struct kafka_delete_acls_response_delete_acls_filter_result *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->matching_acls_count; i++)
+        delete_acls_response_delete_acls_matching_acl_errors(&s->matching_acls[i], fn, ctx);
 }
 
 void kafka_delete_acls_response_init(struct kafka_delete_acls_response *s, int16_t version)
@@ -6547,6 +7251,13 @@ int kafka_delete_acls_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_delete_acls_response_errors(const struct kafka_delete_acls_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->filter_results_count; i++)
+        delete_acls_response_delete_acls_filter_result_errors(&s->filter_results[i], fn, ctx);
+}
+
 /* ---- DescribeConfigsResponse (versions 0-4, flexible 4+) ---- */
 
 static void describe_configs_response_describe_configs_synonym_init(struct kafka_describe_configs_response_describe_configs_synonym *s);
@@ -6555,6 +7266,8 @@ static int describe_configs_response_describe_configs_synonym_decode(struct kafk
     struct kafka_arena *arena);
 static int describe_configs_response_describe_configs_synonym_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_describe_configs_response_describe_configs_synonym *s);
+static void describe_configs_response_describe_configs_synonym_errors(const struct kafka_describe_configs_response_describe_configs_synonym *s,
+    kafka_error_fn fn, void *ctx);
 static void describe_configs_response_describe_configs_resource_result_init(struct kafka_describe_configs_response_describe_configs_resource_result *s);
 static int describe_configs_response_describe_configs_resource_result_decode(struct kafka_reader *r,
     int16_t version, struct kafka_describe_configs_response_describe_configs_resource_result *s,
@@ -6562,12 +7275,16 @@ static int describe_configs_response_describe_configs_resource_result_decode(str
 static int describe_configs_response_describe_configs_resource_result_encode(struct kafka_writer *w,
     int16_t version,
     const struct kafka_describe_configs_response_describe_configs_resource_result *s);
+static void describe_configs_response_describe_configs_resource_result_errors(const struct kafka_describe_configs_response_describe_configs_resource_result *s,
+    kafka_error_fn fn, void *ctx);
 static void describe_configs_response_describe_configs_result_init(struct kafka_describe_configs_response_describe_configs_result *s);
 static int describe_configs_response_describe_configs_result_decode(struct kafka_reader *r,
     int16_t version, struct kafka_describe_configs_response_describe_configs_result *s,
     struct kafka_arena *arena);
 static int describe_configs_response_describe_configs_result_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_describe_configs_response_describe_configs_result *s);
+static void describe_configs_response_describe_configs_result_errors(const struct kafka_describe_configs_response_describe_configs_result *s,
+    kafka_error_fn fn, void *ctx);
 
 static void describe_configs_response_describe_configs_synonym_init(struct kafka_describe_configs_response_describe_configs_synonym *s)
 {
@@ -6614,6 +7331,14 @@ static int describe_configs_response_describe_configs_synonym_encode(struct kafk
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void describe_configs_response_describe_configs_synonym_errors(const struct kafka_describe_configs_response_describe_configs_synonym *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
 }
 
 static void describe_configs_response_describe_configs_resource_result_init(struct kafka_describe_configs_response_describe_configs_resource_result *s)
@@ -6734,6 +7459,13 @@ static int describe_configs_response_describe_configs_resource_result_encode(str
     return w->err;
 }
 
+static void describe_configs_response_describe_configs_resource_result_errors(const struct kafka_describe_configs_response_describe_configs_resource_result *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->synonyms_count; i++)
+        describe_configs_response_describe_configs_synonym_errors(&s->synonyms[i], fn, ctx);
+}
+
 static void describe_configs_response_describe_configs_result_init(struct kafka_describe_configs_response_describe_configs_result *s)
 {
     s->error_code = 0;
@@ -6819,6 +7551,14 @@ static int describe_configs_response_describe_configs_result_encode(struct kafka
     return w->err;
 }
 
+static void describe_configs_response_describe_configs_result_errors(const struct kafka_describe_configs_response_describe_configs_result *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->configs_count; i++)
+        describe_configs_response_describe_configs_resource_result_errors(&s->configs[i], fn, ctx);
+}
+
 void kafka_describe_configs_response_init(struct kafka_describe_configs_response *s,
     int16_t version)
 {
@@ -6896,6 +7636,13 @@ int kafka_describe_configs_response_encode(struct kafka_writer *w, int16_t versi
     return w->err;
 }
 
+void kafka_describe_configs_response_errors(const struct kafka_describe_configs_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->results_count; i++)
+        describe_configs_response_describe_configs_result_errors(&s->results[i], fn, ctx);
+}
+
 /* ---- AlterConfigsResponse (versions 0-2, flexible 2+) ---- */
 
 static void alter_configs_response_alter_configs_resource_response_init(struct kafka_alter_configs_response_alter_configs_resource_response *s);
@@ -6904,6 +7651,8 @@ static int alter_configs_response_alter_configs_resource_response_decode(struct 
     struct kafka_arena *arena);
 static int alter_configs_response_alter_configs_resource_response_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_alter_configs_response_alter_configs_resource_response *s);
+static void alter_configs_response_alter_configs_resource_response_errors(const struct kafka_alter_configs_response_alter_configs_resource_response *s,
+    kafka_error_fn fn, void *ctx);
 
 static void alter_configs_response_alter_configs_resource_response_init(struct kafka_alter_configs_response_alter_configs_resource_response *s)
 {
@@ -6953,6 +7702,12 @@ static int alter_configs_response_alter_configs_resource_response_encode(struct 
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void alter_configs_response_alter_configs_resource_response_errors(const struct kafka_alter_configs_response_alter_configs_resource_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
 }
 
 void kafka_alter_configs_response_init(struct kafka_alter_configs_response *s, int16_t version)
@@ -7031,6 +7786,13 @@ int kafka_alter_configs_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_alter_configs_response_errors(const struct kafka_alter_configs_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->responses_count; i++)
+        alter_configs_response_alter_configs_resource_response_errors(&s->responses[i], fn, ctx);
+}
+
 /* ---- DescribeLogDirsResponse (versions 0-4, flexible 2+) ---- */
 
 static void describe_log_dirs_response_describe_log_dirs_partition_init(struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s);
@@ -7039,18 +7801,24 @@ static int describe_log_dirs_response_describe_log_dirs_partition_decode(struct 
     struct kafka_arena *arena);
 static int describe_log_dirs_response_describe_log_dirs_partition_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s);
+static void describe_log_dirs_response_describe_log_dirs_partition_errors(const struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s,
+    kafka_error_fn fn, void *ctx);
 static void describe_log_dirs_response_describe_log_dirs_topic_init(struct kafka_describe_log_dirs_response_describe_log_dirs_topic *s);
 static int describe_log_dirs_response_describe_log_dirs_topic_decode(struct kafka_reader *r,
     int16_t version, struct kafka_describe_log_dirs_response_describe_log_dirs_topic *s,
     struct kafka_arena *arena);
 static int describe_log_dirs_response_describe_log_dirs_topic_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_describe_log_dirs_response_describe_log_dirs_topic *s);
+static void describe_log_dirs_response_describe_log_dirs_topic_errors(const struct kafka_describe_log_dirs_response_describe_log_dirs_topic *s,
+    kafka_error_fn fn, void *ctx);
 static void describe_log_dirs_response_describe_log_dirs_result_init(struct kafka_describe_log_dirs_response_describe_log_dirs_result *s);
 static int describe_log_dirs_response_describe_log_dirs_result_decode(struct kafka_reader *r,
     int16_t version, struct kafka_describe_log_dirs_response_describe_log_dirs_result *s,
     struct kafka_arena *arena);
 static int describe_log_dirs_response_describe_log_dirs_result_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_describe_log_dirs_response_describe_log_dirs_result *s);
+static void describe_log_dirs_response_describe_log_dirs_result_errors(const struct kafka_describe_log_dirs_response_describe_log_dirs_result *s,
+    kafka_error_fn fn, void *ctx);
 
 static void describe_log_dirs_response_describe_log_dirs_partition_init(struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s)
 {
@@ -7096,6 +7864,14 @@ static int describe_log_dirs_response_describe_log_dirs_partition_encode(struct 
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void describe_log_dirs_response_describe_log_dirs_partition_errors(const struct kafka_describe_log_dirs_response_describe_log_dirs_partition *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
 }
 
 static void describe_log_dirs_response_describe_log_dirs_topic_init(struct kafka_describe_log_dirs_response_describe_log_dirs_topic *s)
@@ -7172,6 +7948,13 @@ static int describe_log_dirs_response_describe_log_dirs_topic_encode(struct kafk
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void describe_log_dirs_response_describe_log_dirs_topic_errors(const struct kafka_describe_log_dirs_response_describe_log_dirs_topic *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->partitions_count; i++)
+        describe_log_dirs_response_describe_log_dirs_partition_errors(&s->partitions[i], fn, ctx);
 }
 
 static void describe_log_dirs_response_describe_log_dirs_result_init(struct kafka_describe_log_dirs_response_describe_log_dirs_result *s)
@@ -7267,6 +8050,14 @@ static int describe_log_dirs_response_describe_log_dirs_result_encode(struct kaf
     return w->err;
 }
 
+static void describe_log_dirs_response_describe_log_dirs_result_errors(const struct kafka_describe_log_dirs_response_describe_log_dirs_result *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->topics_count; i++)
+        describe_log_dirs_response_describe_log_dirs_topic_errors(&s->topics[i], fn, ctx);
+}
+
 void kafka_describe_log_dirs_response_init(struct kafka_describe_log_dirs_response *s,
     int16_t version)
 {
@@ -7351,6 +8142,14 @@ int kafka_describe_log_dirs_response_encode(struct kafka_writer *w, int16_t vers
     return w->err;
 }
 
+void kafka_describe_log_dirs_response_errors(const struct kafka_describe_log_dirs_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->results_count; i++)
+        describe_log_dirs_response_describe_log_dirs_result_errors(&s->results[i], fn, ctx);
+}
+
 /* ---- SaslAuthenticateResponse (versions 0-2, flexible 2+) ---- */
 
 void kafka_sasl_authenticate_response_init(struct kafka_sasl_authenticate_response *s,
@@ -7412,6 +8211,12 @@ int kafka_sasl_authenticate_response_encode(struct kafka_writer *w, int16_t vers
     return w->err;
 }
 
+void kafka_sasl_authenticate_response_errors(const struct kafka_sasl_authenticate_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+}
+
 /* ---- CreatePartitionsResponse (versions 0-3, flexible 2+) ---- */
 
 static void create_partitions_response_create_partitions_topic_result_init(struct kafka_create_partitions_response_create_partitions_topic_result *s);
@@ -7421,6 +8226,8 @@ static int create_partitions_response_create_partitions_topic_result_decode(stru
 static int create_partitions_response_create_partitions_topic_result_encode(struct kafka_writer *w,
     int16_t version,
     const struct kafka_create_partitions_response_create_partitions_topic_result *s);
+static void create_partitions_response_create_partitions_topic_result_errors(const struct kafka_create_partitions_response_create_partitions_topic_result *s,
+    kafka_error_fn fn, void *ctx);
 
 static void create_partitions_response_create_partitions_topic_result_init(struct kafka_create_partitions_response_create_partitions_topic_result *s)
 {
@@ -7468,6 +8275,12 @@ static int create_partitions_response_create_partitions_topic_result_encode(stru
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void create_partitions_response_create_partitions_topic_result_errors(const struct kafka_create_partitions_response_create_partitions_topic_result *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
 }
 
 void kafka_create_partitions_response_init(struct kafka_create_partitions_response *s,
@@ -7547,6 +8360,13 @@ int kafka_create_partitions_response_encode(struct kafka_writer *w, int16_t vers
     return w->err;
 }
 
+void kafka_create_partitions_response_errors(const struct kafka_create_partitions_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->results_count; i++)
+        create_partitions_response_create_partitions_topic_result_errors(&s->results[i], fn, ctx);
+}
+
 /* ---- DeleteGroupsResponse (versions 0-2, flexible 2+) ---- */
 
 static void delete_groups_response_deletable_group_result_init(struct kafka_delete_groups_response_deletable_group_result *s);
@@ -7555,6 +8375,8 @@ static int delete_groups_response_deletable_group_result_decode(struct kafka_rea
     struct kafka_arena *arena);
 static int delete_groups_response_deletable_group_result_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_delete_groups_response_deletable_group_result *s);
+static void delete_groups_response_deletable_group_result_errors(const struct kafka_delete_groups_response_deletable_group_result *s,
+    kafka_error_fn fn, void *ctx);
 
 static void delete_groups_response_deletable_group_result_init(struct kafka_delete_groups_response_deletable_group_result *s)
 {
@@ -7598,6 +8420,12 @@ static int delete_groups_response_deletable_group_result_encode(struct kafka_wri
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void delete_groups_response_deletable_group_result_errors(const struct kafka_delete_groups_response_deletable_group_result *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
 }
 
 void kafka_delete_groups_response_init(struct kafka_delete_groups_response *s, int16_t version)
@@ -7675,6 +8503,13 @@ int kafka_delete_groups_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_delete_groups_response_errors(const struct kafka_delete_groups_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->results_count; i++)
+        delete_groups_response_deletable_group_result_errors(&s->results[i], fn, ctx);
+}
+
 /* ---- IncrementalAlterConfigsResponse (versions 0-1, flexible 1+) ---- */
 
 static void incremental_alter_configs_response_alter_configs_resource_response_init(struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s);
@@ -7685,6 +8520,8 @@ static int incremental_alter_configs_response_alter_configs_resource_response_de
 static int incremental_alter_configs_response_alter_configs_resource_response_encode(struct kafka_writer *w,
     int16_t version,
     const struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s);
+static void incremental_alter_configs_response_alter_configs_resource_response_errors(const struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s,
+    kafka_error_fn fn, void *ctx);
 
 static void incremental_alter_configs_response_alter_configs_resource_response_init(struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s)
 {
@@ -7736,6 +8573,12 @@ static int incremental_alter_configs_response_alter_configs_resource_response_en
         kafka_write_uvarint(w, tag_count);
     }
     return w->err;
+}
+
+static void incremental_alter_configs_response_alter_configs_resource_response_errors(const struct kafka_incremental_alter_configs_response_alter_configs_resource_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
 }
 
 void kafka_incremental_alter_configs_response_init(struct kafka_incremental_alter_configs_response *s,
@@ -7815,6 +8658,14 @@ int kafka_incremental_alter_configs_response_encode(struct kafka_writer *w, int1
     return w->err;
 }
 
+void kafka_incremental_alter_configs_response_errors(const struct kafka_incremental_alter_configs_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->responses_count; i++)
+        incremental_alter_configs_response_alter_configs_resource_response_errors(&s->responses[i],
+            fn, ctx);
+}
+
 /* ---- OffsetDeleteResponse (versions 0-0, flexible none) ---- */
 
 static void offset_delete_response_offset_delete_response_partition_init(struct kafka_offset_delete_response_offset_delete_response_partition *s);
@@ -7823,12 +8674,16 @@ static int offset_delete_response_offset_delete_response_partition_decode(struct
     struct kafka_arena *arena);
 static int offset_delete_response_offset_delete_response_partition_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_offset_delete_response_offset_delete_response_partition *s);
+static void offset_delete_response_offset_delete_response_partition_errors(const struct kafka_offset_delete_response_offset_delete_response_partition *s,
+    kafka_error_fn fn, void *ctx);
 static void offset_delete_response_offset_delete_response_topic_init(struct kafka_offset_delete_response_offset_delete_response_topic *s);
 static int offset_delete_response_offset_delete_response_topic_decode(struct kafka_reader *r,
     int16_t version, struct kafka_offset_delete_response_offset_delete_response_topic *s,
     struct kafka_arena *arena);
 static int offset_delete_response_offset_delete_response_topic_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_offset_delete_response_offset_delete_response_topic *s);
+static void offset_delete_response_offset_delete_response_topic_errors(const struct kafka_offset_delete_response_offset_delete_response_topic *s,
+    kafka_error_fn fn, void *ctx);
 
 static void offset_delete_response_offset_delete_response_partition_init(struct kafka_offset_delete_response_offset_delete_response_partition *s)
 {
@@ -7852,6 +8707,12 @@ static int offset_delete_response_offset_delete_response_partition_encode(struct
     kafka_write_int32(w, s->partition_index);
     kafka_write_int16(w, s->error_code);
     return w->err;
+}
+
+static void offset_delete_response_offset_delete_response_partition_errors(const struct kafka_offset_delete_response_offset_delete_response_partition *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
 }
 
 static void offset_delete_response_offset_delete_response_topic_init(struct kafka_offset_delete_response_offset_delete_response_topic *s)
@@ -7912,6 +8773,13 @@ static int offset_delete_response_offset_delete_response_topic_encode(struct kaf
             return w->err;
     }
     return w->err;
+}
+
+static void offset_delete_response_offset_delete_response_topic_errors(const struct kafka_offset_delete_response_offset_delete_response_topic *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->partitions_count; i++)
+        offset_delete_response_offset_delete_response_partition_errors(&s->partitions[i], fn, ctx);
 }
 
 void kafka_offset_delete_response_init(struct kafka_offset_delete_response *s, int16_t version)
@@ -7977,6 +8845,14 @@ int kafka_offset_delete_response_encode(struct kafka_writer *w, int16_t version,
     return w->err;
 }
 
+void kafka_offset_delete_response_errors(const struct kafka_offset_delete_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->topics_count; i++)
+        offset_delete_response_offset_delete_response_topic_errors(&s->topics[i], fn, ctx);
+}
+
 /* ---- DescribeClusterResponse (versions 0-1, flexible 0+) ---- */
 
 static void describe_cluster_response_describe_cluster_broker_init(struct kafka_describe_cluster_response_describe_cluster_broker *s);
@@ -7985,6 +8861,8 @@ static int describe_cluster_response_describe_cluster_broker_decode(struct kafka
     struct kafka_arena *arena);
 static int describe_cluster_response_describe_cluster_broker_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_describe_cluster_response_describe_cluster_broker *s);
+static void describe_cluster_response_describe_cluster_broker_errors(const struct kafka_describe_cluster_response_describe_cluster_broker *s,
+    kafka_error_fn fn, void *ctx);
 
 static void describe_cluster_response_describe_cluster_broker_init(struct kafka_describe_cluster_response_describe_cluster_broker *s)
 {
@@ -8030,6 +8908,14 @@ static int describe_cluster_response_describe_cluster_broker_encode(struct kafka
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
     return w->err;
+}
+
+static void describe_cluster_response_describe_cluster_broker_errors(const struct kafka_describe_cluster_response_describe_cluster_broker *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
 }
 
 void kafka_describe_cluster_response_init(struct kafka_describe_cluster_response *s,
@@ -8133,6 +9019,14 @@ int kafka_describe_cluster_response_encode(struct kafka_writer *w, int16_t versi
     return w->err;
 }
 
+void kafka_describe_cluster_response_errors(const struct kafka_describe_cluster_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->brokers_count; i++)
+        describe_cluster_response_describe_cluster_broker_errors(&s->brokers[i], fn, ctx);
+}
+
 /* ---- DescribeProducersResponse (versions 0-0, flexible 0+) ---- */
 
 static void describe_producers_response_producer_state_init(struct kafka_describe_producers_response_producer_state *s);
@@ -8141,18 +9035,24 @@ static int describe_producers_response_producer_state_decode(struct kafka_reader
     struct kafka_arena *arena);
 static int describe_producers_response_producer_state_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_describe_producers_response_producer_state *s);
+static void describe_producers_response_producer_state_errors(const struct kafka_describe_producers_response_producer_state *s,
+    kafka_error_fn fn, void *ctx);
 static void describe_producers_response_partition_response_init(struct kafka_describe_producers_response_partition_response *s);
 static int describe_producers_response_partition_response_decode(struct kafka_reader *r,
     int16_t version, struct kafka_describe_producers_response_partition_response *s,
     struct kafka_arena *arena);
 static int describe_producers_response_partition_response_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_describe_producers_response_partition_response *s);
+static void describe_producers_response_partition_response_errors(const struct kafka_describe_producers_response_partition_response *s,
+    kafka_error_fn fn, void *ctx);
 static void describe_producers_response_topic_response_init(struct kafka_describe_producers_response_topic_response *s);
 static int describe_producers_response_topic_response_decode(struct kafka_reader *r,
     int16_t version, struct kafka_describe_producers_response_topic_response *s,
     struct kafka_arena *arena);
 static int describe_producers_response_topic_response_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_describe_producers_response_topic_response *s);
+static void describe_producers_response_topic_response_errors(const struct kafka_describe_producers_response_topic_response *s,
+    kafka_error_fn fn, void *ctx);
 
 static void describe_producers_response_producer_state_init(struct kafka_describe_producers_response_producer_state *s)
 {
@@ -8200,6 +9100,14 @@ static int describe_producers_response_producer_state_encode(struct kafka_writer
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
     return w->err;
+}
+
+static void describe_producers_response_producer_state_errors(const struct kafka_describe_producers_response_producer_state *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
 }
 
 static void describe_producers_response_partition_response_init(struct kafka_describe_producers_response_partition_response *s)
@@ -8276,6 +9184,14 @@ static int describe_producers_response_partition_response_encode(struct kafka_wr
     return w->err;
 }
 
+static void describe_producers_response_partition_response_errors(const struct kafka_describe_producers_response_partition_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->active_producers_count; i++)
+        describe_producers_response_producer_state_errors(&s->active_producers[i], fn, ctx);
+}
+
 static void describe_producers_response_topic_response_init(struct kafka_describe_producers_response_topic_response *s)
 {
     s->name = (struct kafka_str){ "", 0 };
@@ -8346,6 +9262,13 @@ static int describe_producers_response_topic_response_encode(struct kafka_writer
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
     return w->err;
+}
+
+static void describe_producers_response_topic_response_errors(const struct kafka_describe_producers_response_topic_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->partitions_count; i++)
+        describe_producers_response_partition_response_errors(&s->partitions[i], fn, ctx);
 }
 
 void kafka_describe_producers_response_init(struct kafka_describe_producers_response *s,
@@ -8420,6 +9343,13 @@ int kafka_describe_producers_response_encode(struct kafka_writer *w, int16_t ver
     return w->err;
 }
 
+void kafka_describe_producers_response_errors(const struct kafka_describe_producers_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->topics_count; i++)
+        describe_producers_response_topic_response_errors(&s->topics[i], fn, ctx);
+}
+
 /* ---- DescribeTransactionsResponse (versions 0-0, flexible 0+) ---- */
 
 static void describe_transactions_response_topic_data_init(struct kafka_describe_transactions_response_topic_data *s);
@@ -8428,12 +9358,16 @@ static int describe_transactions_response_topic_data_decode(struct kafka_reader 
     struct kafka_arena *arena);
 static int describe_transactions_response_topic_data_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_describe_transactions_response_topic_data *s);
+static void describe_transactions_response_topic_data_errors(const struct kafka_describe_transactions_response_topic_data *s,
+    kafka_error_fn fn, void *ctx);
 static void describe_transactions_response_transaction_state_init(struct kafka_describe_transactions_response_transaction_state *s);
 static int describe_transactions_response_transaction_state_decode(struct kafka_reader *r,
     int16_t version, struct kafka_describe_transactions_response_transaction_state *s,
     struct kafka_arena *arena);
 static int describe_transactions_response_transaction_state_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_describe_transactions_response_transaction_state *s);
+static void describe_transactions_response_transaction_state_errors(const struct kafka_describe_transactions_response_transaction_state *s,
+    kafka_error_fn fn, void *ctx);
 
 static void describe_transactions_response_topic_data_init(struct kafka_describe_transactions_response_topic_data *s)
 {
@@ -8499,6 +9433,14 @@ static int describe_transactions_response_topic_data_encode(struct kafka_writer 
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
     return w->err;
+}
+
+static void describe_transactions_response_topic_data_errors(const struct kafka_describe_transactions_response_topic_data *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
 }
 
 static void describe_transactions_response_transaction_state_init(struct kafka_describe_transactions_response_transaction_state *s)
@@ -8593,6 +9535,14 @@ static int describe_transactions_response_transaction_state_encode(struct kafka_
     return w->err;
 }
 
+static void describe_transactions_response_transaction_state_errors(const struct kafka_describe_transactions_response_transaction_state *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->topics_count; i++)
+        describe_transactions_response_topic_data_errors(&s->topics[i], fn, ctx);
+}
+
 void kafka_describe_transactions_response_init(struct kafka_describe_transactions_response *s,
     int16_t version)
 {
@@ -8666,6 +9616,13 @@ int kafka_describe_transactions_response_encode(struct kafka_writer *w, int16_t 
     return w->err;
 }
 
+void kafka_describe_transactions_response_errors(const struct kafka_describe_transactions_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    for (int32_t i = 0; i < s->transaction_states_count; i++)
+        describe_transactions_response_transaction_state_errors(&s->transaction_states[i], fn, ctx);
+}
+
 /* ---- ListTransactionsResponse (versions 0-1, flexible 0+) ---- */
 
 static void list_transactions_response_transaction_state_init(struct kafka_list_transactions_response_transaction_state *s);
@@ -8674,6 +9631,8 @@ static int list_transactions_response_transaction_state_decode(struct kafka_read
     struct kafka_arena *arena);
 static int list_transactions_response_transaction_state_encode(struct kafka_writer *w,
     int16_t version, const struct kafka_list_transactions_response_transaction_state *s);
+static void list_transactions_response_transaction_state_errors(const struct kafka_list_transactions_response_transaction_state *s,
+    kafka_error_fn fn, void *ctx);
 
 static void list_transactions_response_transaction_state_init(struct kafka_list_transactions_response_transaction_state *s)
 {
@@ -8720,6 +9679,14 @@ static int list_transactions_response_transaction_state_encode(struct kafka_writ
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
     return w->err;
+}
+
+static void list_transactions_response_transaction_state_errors(const struct kafka_list_transactions_response_transaction_state *s,
+    kafka_error_fn fn, void *ctx)
+{
+    (void)s;
+    (void)fn;
+    (void)ctx;
 }
 
 void kafka_list_transactions_response_init(struct kafka_list_transactions_response *s,
@@ -8829,5 +9796,13 @@ int kafka_list_transactions_response_encode(struct kafka_writer *w, int16_t vers
     uint32_t tag_count = 0;
     kafka_write_uvarint(w, tag_count);
     return w->err;
+}
+
+void kafka_list_transactions_response_errors(const struct kafka_list_transactions_response *s,
+    kafka_error_fn fn, void *ctx)
+{
+    fn(ctx, s->error_code);
+    for (int32_t i = 0; i < s->transaction_states_count; i++)
+        list_transactions_response_transaction_state_errors(&s->transaction_states[i], fn, ctx);
 }
 

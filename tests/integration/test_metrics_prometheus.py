@@ -7,7 +7,8 @@
    sluice_requests_total{api="Metadata"} and 5 observations to its latency histogram; a
    Produce at an unsupported version (v10) closes the connection and adds 1 to
    sluice_request_errors_total{api="Produce",code="35"}; a ListOffsets of a partition that
-   does not exist adds 1 under api="ListOffsets",code="3"; 3 open connections show in
+   does not exist adds 1 under api="ListOffsets",code="3"; control-plane answers count
+   theirs (CreateTopics 40 and 36, from the body control encoded); 3 open connections show in
    sluice_connections_open and leave it when closed. Real clients (confluent-kafka
    produce + consume of 10 records) show up as Produce and Fetch requests and as 10
    messages in / at least 10 out on the topic, and as the partition's high watermark
@@ -100,6 +101,21 @@ def counter_checks(url, bootstrap):
     after = scrape(url)
     check(after.get(err35, 0) - before.get(err35, 0) == 1,
           "unsupported Produce v10 counted under code 35 UNSUPPORTED_VERSION")
+    # Control-plane answers count their error codes too: a CreateTopics with an unknown
+    # config (40) and one for a topic that exists (36), each once.
+    err40 = 'sluice_request_errors_total{api="CreateTopics",code="40",error="INVALID_CONFIG"}'
+    err36 = ('sluice_request_errors_total{api="CreateTopics",code="36",'
+             'error="TOPIC_ALREADY_EXISTS"}')
+    with KafkaConn(bootstrap) as c:
+        for name, cfg in (("m-ctl", []), ("m-ctl", []),
+                          ("m-bad", [{"Name": "no.such.key", "Value": "1"}])):
+            c.request("CreateTopics", 7, {"Topics": [
+                {"Name": name, "NumPartitions": 1, "ReplicationFactor": 1, "Assignments": [],
+                 "Configs": cfg}], "TimeoutMs": 5000, "ValidateOnly": False})
+    ctl = scrape(url)
+    check(ctl.get(err40, 0) - after.get(err40, 0) == 1 and
+          ctl.get(err36, 0) - after.get(err36, 0) == 1,
+          "control-plane answers: CreateTopics codes 40 and 36 counted once each")
     base_open = after["sluice_connections_open"]
     conns = [KafkaConn(bootstrap) for _ in range(3)]
     for c in conns:
@@ -114,7 +130,7 @@ def counter_checks(url, bootstrap):
     check(during["sluice_connections_open"] == base_open + 3 and
           final["sluice_connections_open"] == base_open and
           final["sluice_connections_accepted_total"] - before["sluice_connections_accepted_total"]
-          == 5, "connections_open +3 while 3 are open, back after close; accepted +5")
+          == 6, "connections_open +3 while 3 are open, back after close; accepted +6")
 
     p = Producer({"bootstrap.servers": bootstrap})
     for i in range(10):

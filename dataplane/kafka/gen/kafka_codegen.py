@@ -716,6 +716,25 @@ def gen_equal(st, top):
     return out + ["    return true;", "}", ""]
 
 
+def gen_errors(st, top):
+    """Visit every ErrorCode field of a response, nested structs and arrays included."""
+    sig = "void %s_errors(const struct %s *s, kafka_error_fn fn, void *ctx)" % (st.fn, st.cname)
+    if not top:
+        sig = "static " + sig
+    body = []
+    for f in st.fields:
+        if f.name == "ErrorCode" and f.type == "int16":
+            body.append("    fn(ctx, s->%s);" % f.c)
+        elif f.is_struct and f.is_array:
+            body += ["    for (int32_t i = 0; i < s->%s_count; i++)" % f.c,
+                     "        %s_errors(&s->%s[i], fn, ctx);" % (f.struct.fn, f.c)]
+        elif f.is_struct:
+            body.append("    %s_errors(&s->%s, fn, ctx);" % (f.struct.fn, f.c))
+    if not body:
+        body = ["    (void)s;", "    (void)fn;", "    (void)ctx;"]
+    return [sig, "{"] + body + ["}", ""]
+
+
 # ---------------------------------------------------------------------------------------------
 # files
 
@@ -733,6 +752,7 @@ def banner(input_dir, what):
 
 
 def gen_header(msgs, pairs, hdrs):
+    resp_msgs = [p[2] for p in pairs]
     o = banner(None, "kafka_msgs.h: Kafka request/response structs and their codecs.")
     o += [
         "/*",
@@ -775,6 +795,8 @@ def gen_header(msgs, pairs, hdrs):
         '#include "dataplane/kafka/wire.h"',
         "",
     ]
+    o += ["/* Called with every ErrorCode field of a response (zeros included). */",
+          "typedef void (*kafka_error_fn)(void *ctx, int16_t error_code);", ""]
     o += ["enum kafka_api_key {"]
     for n, rq, rs in pairs:
         o.append("    KAFKA_API_%s = %d," % (snake(n).upper(), rq.api_key))
@@ -793,7 +815,11 @@ def gen_header(msgs, pairs, hdrs):
               % (m.c, m.c),
               "    struct kafka_arena *arena);",
               "int kafka_%s_encode(struct kafka_writer *w, int16_t version, "
-              "const struct kafka_%s *m);" % (m.c, m.c), ""]
+              "const struct kafka_%s *m);" % (m.c, m.c)]
+        if m in resp_msgs:
+            o.append("void kafka_%s_errors(const struct kafka_%s *s, kafka_error_fn fn, "
+                     "void *ctx);" % (m.c, m.c))
+        o.append("")
     o += ["union kafka_request_any {"]
     for n, rq, rs in pairs:
         o.append("    struct kafka_%s %s;" % (rq.c, snake(n)))
@@ -831,12 +857,15 @@ def gen_header(msgs, pairs, hdrs):
           "    struct kafka_arena *arena, void *msg);",
           "int kafka_response_encode(int16_t api_key, int16_t version, struct kafka_writer *w,",
           "    const void *msg);",
+          "/* Every ErrorCode of a decoded response (metrics count them by API and code). */",
+          "int kafka_response_errors(int16_t api_key, const void *msg, kafka_error_fn fn, "
+          "void *ctx);",
           "",
           "#endif"]
     return o
 
 
-def gen_codec_file(msgs, what):
+def gen_codec_file(msgs, what, errors=False):
     o = banner(None, what)
     o += ["#include <assert.h>", "#include <string.h>", "",
           '#include "dataplane/kafka/kafka_msgs.h"', ""]
@@ -854,6 +883,9 @@ def gen_codec_file(msgs, what):
                      "const struct %s *s);" % (st.fn, st.cname))
             if st.name in need:
                 o.append("static bool %s_is_default(const struct %s *s);" % (st.fn, st.cname))
+            if errors:
+                o.append("static void %s_errors(const struct %s *s, kafka_error_fn fn, "
+                         "void *ctx);" % (st.fn, st.cname))
         if m.structs:
             o.append("")
         for st in m.structs:
@@ -862,9 +894,13 @@ def gen_codec_file(msgs, what):
                 o += gen_is_default(st)
             o += gen_decode(st, False)
             o += gen_encode(st, False)
+            if errors:
+                o += gen_errors(st, False)
         o += gen_init(m.top, True)
         o += gen_decode(m.top, True)
         o += gen_encode(m.top, True)
+        if errors:
+            o += gen_errors(m.top, True)
     return o
 
 
@@ -938,6 +974,12 @@ def gen_table_file(pairs, hdrs):
                 m = rq if kind == "request" else rs
                 o.append("    case KAFKA_API_%s: %s;" % (snake(n).upper(), call % m.c))
             o += ["    default:", "        return KAFKA_ERR_UNKNOWN_API;", "    }", "}", ""]
+    o += ["int kafka_response_errors(int16_t api_key, const void *msg, kafka_error_fn fn, "
+          "void *ctx)", "{", "    switch (api_key) {"]
+    for n, rq, rs in pairs:
+        o.append("    case KAFKA_API_%s: kafka_%s_errors(msg, fn, ctx); return 0;"
+                 % (snake(n).upper(), rs.c))
+    o += ["    default:", "        return KAFKA_ERR_UNKNOWN_API;", "    }", "}", ""]
     return o
 
 
@@ -1042,7 +1084,8 @@ def main():
         "kafka_msgs_requests.c": gen_codec_file(
             reqs, "kafka_msgs_requests.c: request codecs, one decode/encode per message."),
         "kafka_msgs_responses.c": gen_codec_file(
-            resps, "kafka_msgs_responses.c: response codecs, one decode/encode per message."),
+            resps, "kafka_msgs_responses.c: response codecs, one decode/encode per message.",
+            errors=True),
         "kafka_msgs.c": gen_table_file(pairs, hdrs),
     }
     fh, fc = gen_fill_files(reqs + resps, hdrs, pairs)
