@@ -255,6 +255,32 @@ struct body_source {
     int32_t correlation_id;
 };
 
+/* Metrics: the error codes of an answer a handler wrote at once (Metadata, FindCoordinator,
+ * DescribeCluster; deferred answers are counted where they are made, see router_stats.c).
+ * The body is decoded once more from the output block -- only on success with a real
+ * writer, so a retried or sized attempt is never counted twice. */
+static void count_error_code(void *ctx, int16_t error_code) {
+    struct kserver *ks = ((void **)ctx)[0];
+    int16_t api_key = *(const int16_t *)((void **)ctx)[1];
+    if (error_code != 0) stats_error(ks->cfg.stats, api_key, error_code);
+}
+
+static void count_answer_errors(struct kserver *ks, const struct kafka_request_header *hdr,
+                                const uint8_t *body, size_t body_bytes) {
+    int16_t api = hdr->request_api_key;
+    if (!ks->cfg.stats || (api != KAFKA_API_METADATA && api != KAFKA_API_FIND_COORDINATOR &&
+                           api != KAFKA_API_DESCRIBE_CLUSTER))
+        return;
+    union kafka_response_any resp;
+    struct kafka_reader rd;
+    kafka_reader_init(&rd, body, body_bytes);
+    kafka_arena_reset(&ks->arena); /* the handler's structs are encoded already */
+    if (kafka_response_decode(api, hdr->request_api_version, &rd, &ks->arena, &resp) != 0)
+        return;
+    void *ctx[2] = {ks, &api};
+    kafka_response_errors(api, &resp, count_error_code, ctx);
+}
+
 /* Encode size prefix + response header + body into w. 0, HANDLER_DEFERRED or a
  * KAFKA_ERR_*. */
 static int encode_response(struct kserver *ks, const struct body_source *src,
@@ -262,6 +288,7 @@ static int encode_response(struct kserver *ks, const struct body_source *src,
     size_t size_at = kafka_writer_reserve(w, 4);
     struct kafka_response_header rh = {.correlation_id = src->correlation_id};
     kafka_response_header_encode(w, (int16_t)response_header_version, &rh);
+    size_t body_at = w->len_bytes;
     int rc;
     if (src->body) {
         rc = src->body(src->body_arg, w);
@@ -277,6 +304,8 @@ static int encode_response(struct kserver *ks, const struct body_source *src,
     if (rc == 0) rc = w->err;
     if (rc == 0 && w->buf)
         kafka_writer_patch_int32(w, size_at, (int32_t)(kafka_writer_size(w) - 4));
+    if (rc == 0 && w->buf && !src->body && !w->iov)
+        count_answer_errors(ks, src->hdr, w->buf + body_at, w->len_bytes - body_at);
     return rc;
 }
 

@@ -8,7 +8,8 @@
    Produce at an unsupported version (v10) closes the connection and adds 1 to
    sluice_request_errors_total{api="Produce",code="35"}; a ListOffsets of a partition that
    does not exist adds 1 under api="ListOffsets",code="3"; control-plane answers count
-   theirs (CreateTopics 40 and 36, from the body control encoded); 3 open connections show in
+   theirs (CreateTopics 40 and 36, from the body control encoded), and so do answers a
+   shard writes at once (Metadata of an unknown topic: 3); 3 open connections show in
    sluice_connections_open and leave it when closed. Real clients (confluent-kafka
    produce + consume of 10 records) show up as Produce and Fetch requests and as 10
    messages in / at least 10 out on the topic, and as the partition's high watermark
@@ -112,7 +113,14 @@ def counter_checks(url, bootstrap):
             c.request("CreateTopics", 7, {"Topics": [
                 {"Name": name, "NumPartitions": 1, "ReplicationFactor": 1, "Assignments": [],
                  "Configs": cfg}], "TimeoutMs": 5000, "ValidateOnly": False})
+        c.request("Metadata", 12, {"Topics": [{"TopicId": bytes(16), "Name": "m-none"}],
+                                   "AllowAutoTopicCreation": False,
+                                   "IncludeTopicAuthorizedOperations": False})
     ctl = scrape(url)
+    err3m = ('sluice_request_errors_total{api="Metadata",code="3",'
+             'error="UNKNOWN_TOPIC_OR_PARTITION"}')
+    check(ctl.get(err3m, 0) - after.get(err3m, 0) == 1,
+          "an answer written at once counts its codes: Metadata of an unknown topic, code 3")
     check(ctl.get(err40, 0) - after.get(err40, 0) == 1 and
           ctl.get(err36, 0) - after.get(err36, 0) == 1,
           "control-plane answers: CreateTopics codes 40 and 36 counted once each")
