@@ -295,9 +295,8 @@ static int small_body_fn(void *arg, struct kafka_writer *w) {
 Test(conn_zc, responses_leave_in_request_order, .init = setup, .fini = teardown) {
     /* A 2 MiB zero-copy response (its send is still in flight while the client reads
      * nothing yet), then a plain one queued behind it; twice, the second time with both
-     * requests pipelined. (A peer with SO_RCVBUF 4096 is not used here: with it, a
-     * multi-iovec SENDMSG_ZC stalls after 96 KiB in the uring backend on this kernel --
-     * see the zero-copy notes in perf/results/zerocopy.md.) */
+     * requests pipelined. (A peer with a 4 KiB receive buffer is test_uring_zc.c's case:
+     * the backend sends plainly into a window that small, see perf/results/zcfix.md.) */
     static const uint8_t plain101[] = {0, 0, 0, 11, 0, 0, 0, 101, 'a', 'b', 'c', 'd', 'e', 'f', 'g'};
     static const uint8_t plain103[] = {0, 0, 0, 11, 0, 0, 0, 103, 'a', 'b', 'c', 'd', 'e', 'f', 'g'};
     int fd = client_connect(0);
