@@ -962,7 +962,11 @@ static int read_continue(struct plog *log, struct plog_read_req *req) {
             }
             if (e->readahead) { /* a sequential reader reached read-ahead data: go on */
                 e->readahead = false;
+                /* Pinned meanwhile: scheduling allocates chunks, which may evict from the
+                 * cache -- with a small budget, this very entry, still used below. */
+                e->pins++;
                 readahead_schedule(log, seg, e->file_base);
+                e->pins--;
             }
             int64_t last = record_batch_last_offset(&h);
             if (last < req->next_offset) {

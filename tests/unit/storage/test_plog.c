@@ -441,6 +441,28 @@ Test(plog, cold_sequential_reads_use_readahead) {
     plog_close(log);
 }
 
+/* A cache budget of one and a half chunks (one entry): reaching read-ahead data schedules
+ * more read-ahead, whose chunk allocations evict from the cache -- never the entry the
+ * reader is using (it would read through a zeroed entry: seen as an assertion in fetch
+ * fan-out with a 2 MiB cache). Fails without the pin in read_continue. */
+Test(plog, readahead_with_a_tiny_cache_keeps_the_entry_in_use) {
+    harness_fini(&H);
+    cr_assert_eq(harness_init(&H, CHUNK_BYTES, 64, 3u * CHUNK_BYTES / 2), 0);
+    struct plog_config cfg = small_config();
+    cfg.segment_bytes = 4u << 20;
+    struct plog *log = open_log(&cfg);
+    g_app_count = 0;
+    uint64_t rng = 11;
+    while (plog_size_bytes(log) < (3u << 20))
+        append_one(log, splitmix64(&rng), 20, 900, 1, false);
+    plog_close(log);
+    log = open_log(&cfg);
+    for (int pass = 0; pass < 3; pass++) /* cold, then with read-ahead entries about */
+        read_all_and_check(log, 0, 64 * 1024);
+    cr_expect_gt(H.shard.readahead_issued, 0u, "the reads went through read-ahead");
+    plog_close(log);
+}
+
 struct counted {
     struct plog_append_req req;
     int status;
