@@ -145,6 +145,20 @@ static int handle_routed(struct handler_ctx *ctx, const struct kafka_request_hea
     }
 }
 
+int handlers_metadata_self(struct handler_ctx *ctx, struct kafka_metadata_response *resp) {
+    const struct broker_identity *id = ctx->identity;
+    resp->brokers = KAFKA_ARENA_ARRAY(ctx->arena, 1, resp->brokers);
+    if (!resp->brokers) return -1;
+    resp->brokers[0].node_id = id->node_id;
+    resp->brokers[0].host = kafka_str_from_cstr(id->advertised_host);
+    resp->brokers[0].port = id->advertised_port;
+    resp->brokers[0].rack = kafka_str_from_cstr(NULL);
+    resp->brokers_count = 1;
+    resp->cluster_id = kafka_str_from_cstr(id->cluster_id);
+    resp->controller_id = id->node_id;
+    return 0;
+}
+
 static int handle_metadata(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
                            struct kafka_reader *body, struct kafka_writer *w) {
     if (ctx->owner) return router_handle_metadata(ctx, hdr, body, w);
@@ -154,17 +168,7 @@ static int handle_metadata(struct handler_ctx *ctx, const struct kafka_request_h
     if (rc != 0) return rc;
     struct kafka_metadata_response resp;
     kafka_metadata_response_init(&resp, version);
-    const struct broker_identity *id = ctx->identity;
-    resp.brokers = kafka_arena_alloc(ctx->arena, 1, sizeof resp.brokers[0],
-                                     _Alignof(struct kafka_metadata_response_metadata_response_broker));
-    if (!resp.brokers) return KAFKA_ERR_ARENA;
-    resp.brokers[0].node_id = id->node_id;
-    resp.brokers[0].host = kafka_str_from_cstr(id->advertised_host);
-    resp.brokers[0].port = id->advertised_port;
-    resp.brokers[0].rack = kafka_str_from_cstr(NULL);
-    resp.brokers_count = 1;
-    resp.cluster_id = kafka_str_from_cstr(id->cluster_id);
-    resp.controller_id = id->node_id;
+    if (handlers_metadata_self(ctx, &resp) != 0) return KAFKA_ERR_ARENA;
     int32_t topic_count = req.topics_count > 0 ? req.topics_count : 0;
     resp.topics_count = topic_count;
     resp.topics = NULL;

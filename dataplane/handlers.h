@@ -65,6 +65,10 @@ struct handler {
     handler_fn handle;
 };
 
+/* Metadata's part that names this broker: the one broker (advertised host/port), the
+ * cluster id and this node as controller. 0, or -1 when the arena is full. */
+int handlers_metadata_self(struct handler_ctx *ctx, struct kafka_metadata_response *resp);
+
 /* Fill the table's versions from the codec; call once before any shard starts. */
 void handlers_init(void);
 /* NULL when api_key has no handler. */

@@ -88,17 +88,7 @@ int router_handle_metadata(struct handler_ctx *ctx, const struct kafka_request_h
     if (rc != 0) return rc;
     struct kafka_metadata_response resp;
     kafka_metadata_response_init(&resp, version);
-    const struct broker_identity *id = ctx->identity;
-    resp.brokers = kafka_arena_alloc(ctx->arena, 1, sizeof resp.brokers[0],
-                                     _Alignof(struct kafka_metadata_response_metadata_response_broker));
-    if (!resp.brokers) return KAFKA_ERR_ARENA;
-    resp.brokers[0].node_id = id->node_id;
-    resp.brokers[0].host = kafka_str_from_cstr(id->advertised_host);
-    resp.brokers[0].port = id->advertised_port;
-    resp.brokers[0].rack = kafka_str_from_cstr(NULL);
-    resp.brokers_count = 1;
-    resp.cluster_id = kafka_str_from_cstr(id->cluster_id);
-    resp.controller_id = id->node_id;
+    if (handlers_metadata_self(ctx, &resp) != 0) return KAFKA_ERR_ARENA;
     /* No refresh here: the handler may run again to size the response and must see the
      * same snapshot (the loop refreshes before reading any request). */
     /* v0: an empty list means all topics; v1+: null means all. */
