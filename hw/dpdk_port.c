@@ -1,10 +1,12 @@
 /* dpdk_port.c - EAL init and one ethdev port set up for the shards.
  *
  * EAL. The control thread calls rte_eal_init once, before the shards start, with:
- *     sluice --in-memory --no-telemetry --log-level=*:warning --lcores=0@(CPUS)
+ *     sluice --in-memory|--no-shconf --file-prefix=sluicePID --no-telemetry
+ *            --log-level=*:warning --lcores=0@(CPUS)
  *            [--no-huge -m MB]  <dpdk.eal.args split on blanks>
- * --in-memory: no files under /var/run/dpdk, so two sluice processes (the two-process
- * test, loadgen -> broker) never share or collide on a runtime directory. The only EAL
+ * --in-memory (with hugepages) or --no-shconf (--no-huge) and a per-process file prefix:
+ * two sluice processes (the two-process test, loadgen -> broker) never share or collide
+ * on a runtime directory. The only EAL
  * lcore is the main one, mapped to the CPUs the calling thread may already run on, so
  * the EAL does not move the control thread. Hugepages are used when the host has free
  * ones; otherwise --no-huge with memory sized from the queue count.
@@ -31,12 +33,14 @@
 #include "hw/dpdk_port.h"
 
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sluice_config.h"
 
@@ -113,7 +117,12 @@ static int build_eal_args(const struct dpdk_port_config *cfg, bool hugepages, ch
     static char mem_mb[16];
     int n = 0;
     argv[n++] = "sluice";
-    argv[n++] = "--in-memory";
+    /* With hugepages --in-memory (no hugetlbfs files); without, the EAL refuses it
+     * (--no-huge runs in legacy mode) and --no-shconf with a per-process prefix does. */
+    static char prefix[48];
+    snprintf(prefix, sizeof prefix, "--file-prefix=sluice%ld", (long)getpid());
+    argv[n++] = hugepages ? "--in-memory" : "--no-shconf";
+    argv[n++] = prefix;
     argv[n++] = "--no-telemetry";
     argv[n++] = "--log-level=*:warning";
     char cpus[480];
@@ -282,6 +291,24 @@ fail:
     return rc < 0 ? rc : -EIO;
 }
 
+/* The EAL leaves its runtime directory (/var/run/dpdk/sluicePID: the multi-process
+ * socket) behind; it is this process's own, so remove it. */
+static void runtime_dir_remove(void) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s", rte_eal_get_runtime_dir());
+    if (!strstr(dir, "/sluice")) return;
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char path[600];
+    for (struct dirent *e = readdir(d); e; e = readdir(d)) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
 void dpdk_port_close(struct dpdk_port *p) {
     if (!p) return;
     if (rte_eth_dev_is_valid_port(p->port_id)) {
@@ -293,6 +320,7 @@ void dpdk_port_close(struct dpdk_port *p) {
         rte_mempool_free(p->pools[q]);
     }
     free(p);
+    runtime_dir_remove();
     rte_eal_cleanup();
 }
 
