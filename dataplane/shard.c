@@ -19,6 +19,9 @@
  *     submit every SQE queued above and collect new completions in one io_uring_enter
  *     nothing done? idle policy: poll = go round again; block = arm the doorbell, wait
  *       in io_uring for one CQE or block_timeout_ms
+ * A poll-mode network backend (DPDK: net.h's poll op) is polled every iteration, before
+ * the tick; its shard never blocks for block_timeout_ms, it naps briefly after a run
+ * of empty iterations (shard_poll_backoff).
  * Time spent in iterations that did work is busy_ns; waiting and empty iterations are
  * idle_ns. An eventfd read stays armed on the ring so a mesh doorbell ends the wait.
  *
@@ -47,6 +50,8 @@
 #define SHARD_BUF_GROUP 1
 #define SHARD_NET_SPARE_CHUNKS 256u  /* response blocks, beyond the receive buffers */
 #define SHARD_MIN_STORAGE_CHUNKS 16u
+#define SHARD_POLL_SPINS 2000u       /* empty iterations before a poll-mode shard naps */
+#define SHARD_POLL_NAP_US 100u
 
 static uint64_t clock_ns(void) {
     struct timespec ts;
@@ -228,13 +233,12 @@ static void shard_teardown(struct shard *s) {
     if (s->storage_pool.base) chunk_pool_destroy(&s->storage_pool);
 }
 
-static void shard_wait(struct shard *s) {
+/* Wait in io_uring for one CQE (disk, doorbell) or wait_us. */
+static void shard_wait_us(struct shard *s, uint64_t wait_us) {
     if (!mesh_prepare_sleep(s->cfg.mesh, s->cfg.id)) return;
-    uint32_t wait_ms = s->cfg.block_timeout_ms;
-    if (s->has_router) wait_ms = router_wait_ms(&s->router, wait_ms);
     struct __kernel_timespec ts = {
-        .tv_sec = wait_ms / 1000,
-        .tv_nsec = (long long)(wait_ms % 1000) * 1000000ll,
+        .tv_sec = (long long)(wait_us / 1000000u),
+        .tv_nsec = (long long)(wait_us % 1000000u) * 1000ll,
     };
     struct io_uring_cqe *cqe = NULL;
     int rc = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
@@ -242,8 +246,27 @@ static void shard_wait(struct shard *s) {
     mesh_awake(s->cfg.mesh, s->cfg.id);
 }
 
+static void shard_wait(struct shard *s) {
+    uint32_t wait_ms = s->cfg.block_timeout_ms;
+    if (s->has_router) wait_ms = router_wait_ms(&s->router, wait_ms);
+    shard_wait_us(s, (uint64_t)wait_ms * 1000u);
+}
+
+/* A poll-mode backend (DPDK) has no completion to wake the shard: it must be polled.
+ * After SHARD_POLL_SPINS empty iterations in a row the shard naps SHARD_POLL_NAP_US in
+ * io_uring (a disk completion or a mesh doorbell ends the nap early), so an idle shard
+ * costs little CPU on a shared machine; idle policy poll (bare metal) never naps. The
+ * nap bounds the latency an idle shard adds to the first packet. */
+static void shard_poll_backoff(struct shard *s, uint32_t *idle_spins) {
+    if (s->cfg.idle == IDLE_POLL || ++*idle_spins < SHARD_POLL_SPINS) return;
+    *idle_spins = 0;
+    shard_wait_us(s, SHARD_POLL_NAP_US);
+}
+
 static void shard_loop(struct shard *s) {
     uint64_t busy_ns = 0, idle_ns = 0;
+    bool polling = net_polls(s->net);
+    uint32_t idle_spins = 0;
     for (;;) {
         uint64_t t0 = clock_ns();
         if (s->has_router) router_refresh(&s->router);
@@ -251,6 +274,7 @@ static void shard_loop(struct shard *s) {
         unsigned work = reaped;
         work += mesh_drain(s->cfg.mesh, s->cfg.id, SHARD_MSG_BUDGET, on_message, s);
         uint64_t now_ms = t0 / 1000000ull;
+        if (polling) work += net_poll(s->net, t0 / 1000ull);
         kserver_tick(s->server, now_ms);
         net_tick(s->net, now_ms);
         if (s->has_router) work += router_tick(&s->router, now_ms);
@@ -275,15 +299,18 @@ static void shard_loop(struct shard *s) {
         s->loops++;
         if (work > 0) {
             busy_ns += t1 - t0;
+            idle_spins = 0;
         } else {
-            if (s->cfg.idle == IDLE_BLOCK) shard_wait(s);
+            if (polling) shard_poll_backoff(s, &idle_spins);
+            else if (s->cfg.idle == IDLE_BLOCK) shard_wait(s);
             idle_ns += clock_ns() - t0;
         }
         atomic_store_explicit(&s->busy_ns, busy_ns, memory_order_relaxed);
         atomic_store_explicit(&s->idle_ns, idle_ns, memory_order_relaxed);
     }
     struct net_uring_stats ns;
-    net_uring_stats(s->net, &ns);
+    memset(&ns, 0, sizeof ns);
+    if (!polling) net_uring_stats(s->net, &ns); /* the DPDK backend logs its own */
     struct kserver_stats ks;
     kserver_stats(s->server, &ks);
     log_info("shard_stopped",

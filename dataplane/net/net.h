@@ -20,6 +20,10 @@
  *                 runs exactly once per connection, after which it must not be touched
  *   stop_listening  close the listeners (graceful shutdown); connections stay.
  *   tick          called by the shard about every few ms for the backend's timers.
+ *   poll          (optional; poll-mode backends such as DPDK) receive and transmit what
+ *                 is ready, run due timers; returns the work done (packets handled),
+ *                 0 when idle. A shard whose backend has it calls it every loop
+ *                 iteration and never blocks long in io_uring (shard.c: idle back-off).
  *   connect       (client side, used by the load generator) open a connection to
  *                 host:port; `connected(conn, status)` runs once when it is up (0: bytes
  *                 may be sent and `received` starts) or failed (-errno: `closed` follows).
@@ -29,6 +33,7 @@
 #define SLUICE_DATAPLANE_NET_NET_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -74,6 +79,8 @@ struct net_backend_ops {
                                 int *err);
     /* The peer's address as text ("127.0.0.1"); 0 or -errno. Optional (NULL: -ENOTSUP). */
     int (*peer_name)(struct net_backend *b, struct net_conn *c, char *out, size_t out_bytes);
+    /* Poll-mode backends: handle what is ready; the work done (0: idle). Optional. */
+    unsigned (*poll)(struct net_backend *b, uint64_t now_us);
 };
 
 struct net_backend {
@@ -106,6 +113,10 @@ static inline int net_peer_name(struct net_backend *b, struct net_conn *c, char 
                                 size_t out_bytes) {
     if (!b->ops->peer_name) return -ENOTSUP;
     return b->ops->peer_name(b, c, out, out_bytes);
+}
+static inline bool net_polls(const struct net_backend *b) { return b->ops->poll != NULL; }
+static inline unsigned net_poll(struct net_backend *b, uint64_t now_us) {
+    return b->ops->poll ? b->ops->poll(b, now_us) : 0;
 }
 /* NULL with *err = -errno when no connection could be started (-ENOTSUP: no client side). */
 static inline struct net_conn *net_connect(struct net_backend *b, const char *host,
