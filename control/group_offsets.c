@@ -24,7 +24,12 @@
  * temporary storage shard keeps the control thread off io_uring and the chunk pools,
  * and it reads exactly what recovery keeps: the scan of a partition stops at the first
  * batch whose header or CRC does not check (the preallocated zero tail, or a torn
- * write), which is where recovery ends the log when the owner shard opens it. */
+ * write), which is where recovery ends the log when the owner shard opens it.
+ *
+ * Transactional commits (TxnOffsetCommit) are batches with the transactional bit: the
+ * reload holds a copy of each until its producer's marker comes in the same partition
+ * (COMMIT: replayed there, ABORT: dropped); what is still held at the end is handed to
+ * the transaction coordinator, which finishes those transactions. */
 #include "control/group_offsets.h"
 
 #include <assert.h>
@@ -38,6 +43,7 @@
 #include <unistd.h>
 
 #include "hw/log.h"
+#include "storage/record/control_batch.h"
 #include "storage/record/records.h"
 
 /* ---- the table -------------------------------------------------------------------- */
@@ -350,7 +356,7 @@ static long list_segments(const char *dir, int64_t *bases, size_t cap) {
     return n;
 }
 
-/* Replay one batch's records. */
+/* Replay one uncompressed batch's records. */
 static long replay_batch(const uint8_t *batch, size_t len, group_record_apply_fn apply,
                          void *arg) {
     struct record_iter it;
@@ -370,8 +376,8 @@ static long replay_batch(const uint8_t *batch, size_t len, group_record_apply_fn
 }
 
 /* Scan one segment file; false when it ended early (a torn tail: stop the partition). */
-static bool scan_segment(const char *path, uint8_t **buf, size_t *buf_cap,
-                         group_record_apply_fn apply, void *arg, long *applied) {
+static bool scan_segment(const char *path, int32_t partition, uint8_t **buf, size_t *buf_cap,
+                         group_log_batch_fn fn, void *arg, long *batches) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
     off_t pos = 0;
@@ -406,41 +412,158 @@ static bool scan_segment(const char *path, uint8_t **buf, size_t *buf_cap,
             clean = false;
             break;
         }
-        *applied += replay_batch(*buf, total, apply, arg);
+        fn(arg, partition, *buf, total, &h);
+        (*batches)++;
         pos += (off_t)total;
     }
     close(fd);
     return clean;
 }
 
-long group_offsets_load(const char *data_dir, int32_t partitions, group_record_apply_fn apply,
-                        void *arg, char *err, size_t err_bytes) {
+long group_log_scan(const char *data_dir, const char *topic, int32_t partitions,
+                    group_log_batch_fn fn, void *arg, char *err, size_t err_bytes) {
     int64_t *bases = malloc(LOAD_MAX_SEGMENTS * sizeof bases[0]);
     uint8_t *buf = NULL;
     size_t buf_cap = 0;
-    long applied = 0;
+    long batches = 0;
     if (!bases) {
-        snprintf(err, err_bytes, "group offsets: out of memory");
+        snprintf(err, err_bytes, "%s: out of memory", topic);
         return -1;
     }
     for (int32_t p = 0; p < partitions; p++) {
         char dir[4096], path[4200];
-        snprintf(dir, sizeof dir, "%s/%s-%d", data_dir, GROUP_OFFSETS_TOPIC, p);
+        snprintf(dir, sizeof dir, "%s/%s-%d", data_dir, topic, p);
         long n = list_segments(dir, bases, LOAD_MAX_SEGMENTS);
         if (n < 0) {
-            snprintf(err, err_bytes, "group offsets: cannot list %s: %s", dir, strerror(errno));
-            applied = -1;
+            snprintf(err, err_bytes, "%s: cannot list %s: %s", topic, dir, strerror(errno));
+            batches = -1;
             break;
         }
         for (long i = 0; i < n; i++) {
             snprintf(path, sizeof path, "%s/%020" PRId64 ".log", dir, bases[i]);
-            if (!scan_segment(path, &buf, &buf_cap, apply, arg, &applied)) {
-                log_warn("group_offsets_scan_stopped", "file=%s", path);
+            if (!scan_segment(path, p, &buf, &buf_cap, fn, arg, &batches)) {
+                log_warn("internal_log_scan_stopped", "file=%s", path);
                 break;
             }
         }
     }
     free(buf);
     free(bases);
-    return applied;
+    return batches;
+}
+
+/* Transactional offset commits seen at load whose marker has not come yet: copies of
+ * their batches per (partition, producer id), bounded by LOAD_MAX_PENDING_BYTES. */
+#define LOAD_MAX_PENDING 4096u
+#define LOAD_MAX_PENDING_BYTES (64u << 20)
+
+struct pending_batch {
+    int32_t partition;
+    int64_t producer_id;
+    int16_t producer_epoch;
+    uint8_t *bytes;
+    size_t len;
+};
+
+struct load_state {
+    group_record_apply_fn apply;
+    group_record_pending_fn pending;
+    void *arg;
+    long applied;
+    struct pending_batch *held;
+    uint32_t held_count;
+    size_t held_bytes;
+};
+
+static void hold_batch(struct load_state *s, int32_t partition, const uint8_t *batch, size_t len,
+                       const struct record_batch_header *h) {
+    uint8_t *copy = s->held_count < LOAD_MAX_PENDING &&
+                            s->held_bytes + len <= LOAD_MAX_PENDING_BYTES
+                        ? malloc(len) : NULL;
+    if (!copy) {
+        log_warn("group_offsets_txn_dropped", "partition=%d producer_id=%" PRId64, partition,
+                 h->producer_id);
+        return;
+    }
+    memcpy(copy, batch, len);
+    s->held[s->held_count++] = (struct pending_batch){partition, h->producer_id,
+                                                      h->producer_epoch, copy, len};
+    s->held_bytes += len;
+}
+
+/* A marker for producer_id on partition: replay (commit) or drop (abort) its held batches,
+ * in the order they were written. */
+static void end_held(struct load_state *s, int32_t partition, int64_t producer_id, bool commit) {
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < s->held_count; i++) {
+        struct pending_batch *b = &s->held[i];
+        if (b->partition != partition || b->producer_id != producer_id) {
+            s->held[kept++] = *b;
+            continue;
+        }
+        if (commit) s->applied += replay_batch(b->bytes, b->len, s->apply, s->arg);
+        s->held_bytes -= b->len;
+        free(b->bytes);
+    }
+    s->held_count = kept;
+}
+
+static void load_batch(void *arg, int32_t partition, const uint8_t *batch, size_t len,
+                       const struct record_batch_header *h) {
+    struct load_state *s = arg;
+    if (h->attributes & RECORD_ATTR_CONTROL) {
+        int type = control_batch_type(batch, len);
+        if (type == CONTROL_TYPE_COMMIT || type == CONTROL_TYPE_ABORT)
+            end_held(s, partition, h->producer_id, type == CONTROL_TYPE_COMMIT);
+        return;
+    }
+    if (h->attributes & RECORD_ATTR_TRANSACTIONAL) {
+        hold_batch(s, partition, batch, len, h);
+        return;
+    }
+    s->applied += replay_batch(batch, len, s->apply, s->arg);
+}
+
+/* Batches still open at the end of the log: their transactions are for the transaction
+ * coordinator to finish (its reload re-sends the markers). */
+static void hand_over_pending(struct load_state *s) {
+    for (uint32_t i = 0; i < s->held_count; i++) {
+        struct pending_batch *b = &s->held[i];
+        struct record_iter it;
+        if (s->pending &&
+            record_iter_init(&it, b->bytes, b->len, NULL, NULL, 0, RECORD_ITER_SKIP_CRC) ==
+                RECORD_OK) {
+            struct record_view r;
+            while (record_iter_next(&it, &r)) {
+                struct group_record rec;
+                if (group_record_decode(r.key.data, r.key.len, r.value.data, r.value.len,
+                                        &rec) == 0)
+                    s->pending(s->arg, b->producer_id, b->producer_epoch, &rec);
+            }
+        }
+        free(b->bytes);
+    }
+    s->held_count = 0;
+    s->held_bytes = 0;
+}
+
+long group_offsets_load_txn(const char *data_dir, int32_t partitions, group_record_apply_fn apply,
+                            group_record_pending_fn pending, void *arg, char *err,
+                            size_t err_bytes) {
+    struct load_state s = {.apply = apply, .pending = pending, .arg = arg};
+    s.held = calloc(LOAD_MAX_PENDING, sizeof s.held[0]);
+    if (!s.held) {
+        snprintf(err, err_bytes, "group offsets: out of memory");
+        return -1;
+    }
+    long n = group_log_scan(data_dir, GROUP_OFFSETS_TOPIC, partitions, load_batch, &s, err,
+                            err_bytes);
+    hand_over_pending(&s);
+    free(s.held);
+    return n < 0 ? -1 : s.applied;
+}
+
+long group_offsets_load(const char *data_dir, int32_t partitions, group_record_apply_fn apply,
+                        void *arg, char *err, size_t err_bytes) {
+    return group_offsets_load_txn(data_dir, partitions, apply, NULL, arg, err, err_bytes);
 }

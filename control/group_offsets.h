@@ -96,4 +96,25 @@ typedef void (*group_record_apply_fn)(void *arg, const struct group_record *rec)
 long group_offsets_load(const char *data_dir, int32_t partitions, group_record_apply_fn apply,
                         void *arg, char *err, size_t err_bytes);
 
+/* The same, transactions honoured: a batch with the transactional bit (TxnOffsetCommit)
+ * counts only when a COMMIT marker of its producer follows it in the same partition (it
+ * is replayed at the marker's position), never after an ABORT; batches still open at the
+ * end of the log go to pending() (NULL: dropped) with their producer id and epoch -- the
+ * transaction coordinator finishes those transactions. */
+typedef void (*group_record_pending_fn)(void *arg, int64_t producer_id, int16_t producer_epoch,
+                                        const struct group_record *rec);
+long group_offsets_load_txn(const char *data_dir, int32_t partitions, group_record_apply_fn apply,
+                            group_record_pending_fn pending, void *arg, char *err,
+                            size_t err_bytes);
+
+/* The scanner under both (and under the __transaction_state reload): every valid batch of
+ * <data_dir>/<topic>-<p>/ *.log for p in [0, partitions), in offset order per partition;
+ * a torn tail ends a partition. The batch is only valid during the call. Returns batches
+ * seen, or -1 with err. */
+struct record_batch_header;
+typedef void (*group_log_batch_fn)(void *arg, int32_t partition, const uint8_t *batch,
+                                   size_t len, const struct record_batch_header *h);
+long group_log_scan(const char *data_dir, const char *topic, int32_t partitions,
+                    group_log_batch_fn fn, void *arg, char *err, size_t err_bytes);
+
 #endif
