@@ -16,6 +16,7 @@
 
 #include "hw/log.h"
 #include "storage/record/batch.h"
+#include "storage/record/control_batch.h"
 
 #define BLOCK_BYTES 4096u
 #define META_FILE "log-start-offset"
@@ -222,7 +223,7 @@ static int open_segment_file(struct plog *log, int64_t base, int flags) {
 static void write_producer_snapshot(struct plog *log) {
     int64_t offset = log->log_end_offset;
     if (offset == log->snapshot_offsets[0]) return;
-    int rc = producer_state_write_snapshot(&log->producers, log->dir, offset);
+    int rc = producer_state_write_snapshot(&log->producers, &log->txn, log->dir, offset);
     if (rc < 0) {
         log_warn("producer_snapshot_failed", "dir=%s offset=%" PRId64 " errno=%d", log->dir,
                  offset, -rc);
@@ -304,8 +305,53 @@ static void note_producer_batch(struct plog *log, const struct record_batch_head
     struct producer_append a = {.producer_id = h->producer_id, .epoch = h->producer_epoch,
                                 .first_seq = h->base_sequence,
                                 .last_offset_delta = h->last_offset_delta,
-                                .max_timestamp_ms = h->max_timestamp};
+                                .max_timestamp_ms = h->max_timestamp,
+                                .transactional = (h->attributes & RECORD_ATTR_TRANSACTIONAL) != 0};
     (void)producer_state_update(&log->producers, &a, base_offset, now_ms);
+}
+
+/* Record a transaction marker appended at marker_offset (or scanned at open, when it is
+ * already written: then no completing entry holds the LSO). */
+static void note_txn_marker(struct plog *log, const struct record_batch_header *h, int type,
+                            int32_t coordinator_epoch, int64_t marker_offset, bool written,
+                            int64_t now_ms) {
+    int64_t first = producer_state_end_txn(&log->producers, h->producer_id, h->producer_epoch,
+                                           coordinator_epoch, now_ms);
+    if (first < 0) return; /* nothing of this producer's transaction landed here */
+    if (type == CONTROL_TYPE_ABORT &&
+        txn_aborted_add(&log->txn, h->producer_id, first, marker_offset) > 0)
+        log_warn("txn_aborted_index_full", "dir=%s dropped=%" PRIu64, log->dir,
+                 log->txn.aborted_dropped);
+    if (!written) {
+        int rc = txn_completing_push(&log->txn, first, marker_offset);
+        assert(rc == 0); /* plog_append checked for room */
+        (void)rc;
+    }
+}
+
+/* Check a control batch before it is appended: a well-formed marker (*type), from a
+ * producer not fenced by a newer epoch, with room to track its completion. */
+static int check_txn_marker(struct plog *log, const uint8_t *batch, uint32_t len_bytes,
+                            const struct record_batch_header *h, int *type,
+                            int32_t *coordinator_epoch) {
+    *type = control_batch_type(batch, len_bytes);
+    if (h->producer_id < 0 || *type < 0) return -EBADMSG;
+    *coordinator_epoch = control_batch_coordinator_epoch(batch, len_bytes);
+    if (producer_state_check_marker(&log->producers, h->producer_id, h->producer_epoch,
+                                    wall_ms()) == PRODUCER_FENCED)
+        return -ESTALE;
+    if (txn_completing_full(&log->txn)) return -ENOBUFS;
+    return 0;
+}
+
+int64_t plog_last_stable_offset(const struct plog *log) {
+    return txn_last_stable_offset(&log->txn, log->high_watermark,
+                                  producer_state_oldest_txn(&log->producers));
+}
+
+uint32_t plog_aborted_txns(const struct plog *log, int64_t from_offset, int64_t to_offset,
+                           struct txn_aborted *out, uint32_t max) {
+    return txn_aborted_collect(&log->txn, from_offset, to_offset, out, max);
 }
 
 int plog_producer_check(struct plog *log, const struct record_batch_header *h,
@@ -380,7 +426,14 @@ int64_t plog_append(struct plog *log, const uint8_t *batch, uint32_t len_bytes, 
     if (record_batch_header_parse(batch, len_bytes, &h) != RECORD_OK ||
         record_batch_size_bytes(&h) != len_bytes || h.last_offset_delta < 0)
         return -EBADMSG;
-    int rc = plog_reserve(log, len_bytes);
+    int marker_type = -1;
+    int32_t coordinator_epoch = -1;
+    bool marker = (h.attributes & RECORD_ATTR_CONTROL) != 0;
+    int rc = marker ? check_txn_marker(log, batch, len_bytes, &h, &marker_type,
+                                       &coordinator_epoch)
+                    : 0;
+    if (rc < 0) return rc;
+    rc = plog_reserve(log, len_bytes);
     if (rc < 0) return rc;
     struct segment *seg = active_segment(log);
     struct tail_chunk *t = &log->tail[log->tail_count - 1];
@@ -398,7 +451,10 @@ int64_t plog_append(struct plog *log, const uint8_t *batch, uint32_t len_bytes, 
     t->entry->valid_bytes = t->fill_bytes;
     log->log_end_offset = end_offset;
     log->appends++;
-    note_producer_batch(log, &h, base_offset, wall_ms());
+    if (marker)
+        note_txn_marker(log, &h, marker_type, coordinator_epoch, base_offset, false, wall_ms());
+    else
+        note_producer_batch(log, &h, base_offset, wall_ms());
     if (req) {
         req->base_offset = base_offset;
         req->end_offset = end_offset;
@@ -541,6 +597,7 @@ static void flush_apply_written(struct plog *log, struct plog_flush *f) {
     }
     assert(f->end_offset >= log->high_watermark && f->end_offset <= log->log_end_offset);
     log->high_watermark = f->end_offset;
+    txn_completing_written(&log->txn, log->high_watermark);
     tail_retire_written(log);
     /* A sealed segment whose data is all down is fdatasynced by this flush even when no
      * append asked for it, so no acks=all batch of a later segment is ever acknowledged
@@ -923,11 +980,16 @@ static void readahead_schedule(struct plog *log, struct segment *seg, uint64_t f
 
 /* Walk batches from the cache; returns 1 when the answer is complete, 0 when a disk read
  * was issued, or a negative errno. */
+/* Where a read stops: the high watermark, or the LSO for read_committed. */
+static int64_t read_limit(const struct plog *log, const struct plog_read_req *req) {
+    return req->stable_only ? plog_last_stable_offset(log) : log->high_watermark;
+}
+
 static int read_continue(struct plog *log, struct plog_read_req *req) {
     struct batch_cache *cache = &log->shard->cache;
     for (int step = 0; step < PLOG_READ_MAX_STEPS; step++) {
         int64_t want = req->next_offset;
-        if (want >= log->high_watermark) return 1;
+        if (want >= read_limit(log, req)) return 1;
         struct segment *seg = segment_for_offset(log, want);
         if (want >= seg->next_offset) { /* past this segment: the next one */
             struct segment *next = segment_after(log, seg);
@@ -973,7 +1035,7 @@ static int read_continue(struct plog *log, struct plog_read_req *req) {
                 pos += size;
                 continue;
             }
-            if (h.base_offset >= log->high_watermark) return 1;
+            if (h.base_offset >= read_limit(log, req)) return 1;
             if (req->bytes > 0 && req->bytes + size > req->max_bytes) return 1;
             if (!add_frag(log, req, e->chunk + (pos - e->file_base), size)) return 1;
             req->bytes += size;
@@ -1139,6 +1201,7 @@ int plog_enforce_retention(struct plog *log, int64_t now_ms) {
         log->log_start_offset = log->segments[0]->base_offset;
         persist_log_start(log);
     }
+    if (deleted) (void)txn_aborted_trim(&log->txn, log->log_start_offset);
     return deleted;
 }
 
@@ -1147,6 +1210,7 @@ int plog_delete_records(struct plog *log, int64_t offset) {
     if (offset <= log->log_start_offset) return 0;
     log->log_start_offset = offset;
     persist_log_start(log);
+    (void)txn_aborted_trim(&log->txn, offset);
     while (log->segment_count > 1 && log->segments[0]->next_offset <= offset &&
            segment_deletable(log, log->segments[0]))
         delete_first_segment(log);
@@ -1320,11 +1384,30 @@ static int scan_segment_producers(struct plog *log, struct segment *seg, int64_t
             rc = -EIO; /* recovery kept it, so it parsed then */
             break;
         }
-        if (h.base_offset >= from_offset) {
+        uint64_t size = record_batch_size_bytes(&h);
+        if (h.base_offset >= from_offset && (h.attributes & RECORD_ATTR_CONTROL)) {
+            /* a marker: its record says COMMIT or ABORT, so read it whole (markers are
+             * tiny; anything larger is not one the log accepted) */
+            if (size <= PRODUCER_SCAN_BUF_BYTES && pos + size > buf_pos + buf_len) {
+                ssize_t n = pread(fd, buf, PRODUCER_SCAN_BUF_BYTES, (off_t)pos);
+                if (n < (ssize_t)size) {
+                    rc = n < 0 ? -errno : -EIO;
+                    break;
+                }
+                buf_pos = pos;
+                buf_len = (uint64_t)n;
+            }
+            const uint8_t *b = buf + (pos - buf_pos);
+            int type = size <= PRODUCER_SCAN_BUF_BYTES ? control_batch_type(b, size) : -1;
+            if (type >= 0 && h.producer_id >= 0)
+                note_txn_marker(log, &h, type, control_batch_coordinator_epoch(b, size),
+                                h.base_offset, true, now_ms);
+            log->producer_batches_scanned++;
+        } else if (h.base_offset >= from_offset) {
             note_producer_batch(log, &h, h.base_offset, now_ms);
             log->producer_batches_scanned++;
         }
-        pos += record_batch_size_bytes(&h);
+        pos += size;
     }
     close(fd);
     return rc;
@@ -1336,7 +1419,7 @@ static int rebuild_producers(struct plog *log) {
     int64_t from = 0;
     int64_t snap = producer_snapshot_latest(log->dir, log->log_end_offset);
     if (snap >= 0) {
-        int rc = producer_state_read_snapshot(&log->producers, log->dir, snap, now_ms);
+        int rc = producer_state_read_snapshot(&log->producers, &log->txn, log->dir, snap, now_ms);
         if (rc == 0) {
             from = snap;
             log->snapshot_offsets[0] = snap;
@@ -1344,6 +1427,7 @@ static int rebuild_producers(struct plog *log) {
             log_warn("producer_snapshot_unusable", "dir=%s offset=%" PRId64 " errno=%d",
                      log->dir, snap, -rc);
             producer_state_clear(&log->producers);
+            txn_state_clear(&log->txn);
         }
     }
     uint8_t *buf = malloc(PRODUCER_SCAN_BUF_BYTES);
@@ -1355,10 +1439,12 @@ static int rebuild_producers(struct plog *log) {
         rc = scan_segment_producers(log, seg, from, buf, now_ms);
     }
     free(buf);
+    (void)txn_aborted_trim(&log->txn, log->log_start_offset);
     if (rc == 0 && (snap >= 0 || log->producers.count > 0))
         log_info("producer_state_rebuilt", "dir=%s snapshot=%" PRId64 " batches_scanned=%" PRIu64
-                 " producers=%u", log->dir, snap, log->producer_batches_scanned,
-                 log->producers.count);
+                 " producers=%u open_txns=%u aborted_txns=%u lso=%" PRId64, log->dir, snap,
+                 log->producer_batches_scanned, log->producers.count, log->producers.open_txns,
+                 log->txn.aborted_count, plog_last_stable_offset(log));
     return rc;
 }
 
@@ -1371,6 +1457,7 @@ static void plog_free(struct plog *log) {
     if (log->dir_fd >= 0) close(log->dir_fd);
     if (log->meta_fd >= 0) close(log->meta_fd);
     producer_state_free(&log->producers);
+    txn_state_free(&log->txn);
     free(log->carry_buf);
     free(log);
 }
@@ -1406,6 +1493,7 @@ struct plog *plog_open(struct storage_shard *s, const char *data_dir, const char
         *err = producer_state_init(&log->producers,
                                    cfg->max_producers ? cfg->max_producers : PRODUCER_STATE_DEFAULT_MAX,
                                    cfg->producer_expiration_ms);
+    if (!*err) *err = txn_state_init(&log->txn);
     if (!*err) {
         struct segment *tail = active_segment(log);
         log->log_end_offset = tail->next_offset;

@@ -88,7 +88,18 @@
  * a crash cut the log shorter than they describe) and scans the batch headers from
  * there to the end, which is at most about one segment (a buffered pread per 64 KiB
  * and no CRC work: recovery already checked the tail); without a usable snapshot it
- * scans every segment, headers only, reading each segment file once. */
+ * scans every segment, headers only, reading each segment file once.
+ *
+ * Transactions (KIP-98). A transactional data batch opens its producer's transaction
+ * (if none is open) at its base offset; a control batch (a COMMIT/ABORT marker, built
+ * by storage/record/control_batch.h and appended by the coordinator through the
+ * owner's internal append) closes it, and an ABORT adds the transaction to the aborted
+ * index (storage/txn_state.h). plog_append refuses a marker whose epoch is older than
+ * its producer's (-ESTALE) and one that is not a well-formed marker (-EBADMSG); a
+ * client's own control batches are refused by the router before they get here.
+ * plog_last_stable_offset() is the LSO; a read with stable_only (read_committed) stops
+ * there. Open transactions and the aborted index travel in the producer snapshot and
+ * are rebuilt by the same header scan at open (markers are read whole: they are tiny). */
 #ifndef SLUICE_STORAGE_PARTITION_LOG_H
 #define SLUICE_STORAGE_PARTITION_LOG_H
 
@@ -142,6 +153,7 @@ struct plog_read_req {
     /* in */
     int64_t offset;
     uint32_t max_bytes;
+    bool stable_only;          /* read_committed: stop at the LSO, not the high watermark */
     void (*done)(struct plog_read_req *req, int status); /* only for async completion */
     /* out */
     struct frag frags[PLOG_READ_MAX_FRAGS];
@@ -252,6 +264,7 @@ struct plog {
     uint32_t max_flushes_in_flight;
     /* idempotent producers */
     struct producer_state producers;
+    struct txn_state txn;          /* aborted index, completing markers (LSO) */
     int64_t snapshot_offsets[2];   /* newest snapshot written, and the one before (-1) */
     struct plog_append_req *waiters_first; /* plog_wait: duplicates waiting on originals */
     uint64_t producer_batches_scanned; /* at open, to rebuild the producer state */
@@ -313,7 +326,9 @@ int plog_reserve(struct plog *log, uint32_t len_bytes);
 /* Append one batch (len_bytes, a whole RecordBatch v2). Returns the assigned base offset
  * or a negative errno, which the broker maps to Kafka error codes: -EIO failed
  * partition (KAFKA_STORAGE_ERROR), -EMSGSIZE larger than a chunk allows minus 4 KiB
- * (MESSAGE_TOO_LARGE), -EBADMSG not a v2 batch (CORRUPT_MESSAGE), -ENOBUFS no chunk
+ * (MESSAGE_TOO_LARGE), -EBADMSG not a v2 batch, or a control batch that is not a
+ * well-formed marker (CORRUPT_MESSAGE), -ESTALE a marker whose producer epoch is older
+ * than the producer's (INVALID_PRODUCER_EPOCH), -ENOBUFS no chunk
  * memory (backpressure: stop reading, retry after the next completions), -ENOSPC/
  * -ENOMEM/-errno from a roll (KAFKA_STORAGE_ERROR). req may be NULL (acks=0); otherwise
  * req->done(req, 0 or -EIO) runs from a completion, after storage_poll and the reap. */
@@ -347,6 +362,15 @@ int64_t plog_offset_for_timestamp(const struct plog *log, int64_t timestamp_ms);
 static inline int64_t plog_log_start_offset(const struct plog *l) { return l->log_start_offset; }
 static inline int64_t plog_log_end_offset(const struct plog *l) { return l->log_end_offset; }
 static inline int64_t plog_high_watermark(const struct plog *l) { return l->high_watermark; }
+
+/* The last stable offset: min(high watermark, first offset of the oldest transaction not
+ * yet decided and written). read_committed consumers read below it. */
+int64_t plog_last_stable_offset(const struct plog *log);
+
+/* The aborted transactions overlapping [from_offset, to_offset), oldest first, at most
+ * max. Returns how many were copied to out. */
+uint32_t plog_aborted_txns(const struct plog *log, int64_t from_offset, int64_t to_offset,
+                           struct txn_aborted *out, uint32_t max);
 
 /* Delete whole segments past retention.ms (by each segment's largest batch timestamp)
  * or beyond retention.bytes; never the active segment. Returns segments deleted. */

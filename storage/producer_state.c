@@ -22,10 +22,12 @@
 
 #define PRODUCER_NONE UINT32_MAX
 #define SNAPSHOT_MAGIC 0x53504c53u /* "SLPS" little-endian */
-#define SNAPSHOT_VERSION 1u
+#define SNAPSHOT_VERSION 2u
 #define SNAPSHOT_HEADER_BYTES 24u
-#define SNAPSHOT_ENTRY_BYTES 20u
+#define SNAPSHOT_ENTRY_BYTES_V1 20u
+#define SNAPSHOT_ENTRY_BYTES 32u
 #define SNAPSHOT_BATCH_BYTES 28u
+#define SNAPSHOT_ABORTED_BYTES 24u
 #define SNAPSHOT_NAME_BYTES 64
 
 /* ---------------------------------------------------------------- table */
@@ -72,6 +74,7 @@ int producer_state_init(struct producer_state *ps, uint32_t max_producers, int64
     ps->max_producers = max_producers;
     ps->expiration_ms = expiration_ms;
     ps->lru_head = ps->lru_tail = PRODUCER_NONE;
+    ps->oldest_txn_offset = -1;
     uint32_t cap = max_producers < PRODUCER_STATE_INITIAL_CAPACITY ? max_producers
                                                                    : PRODUCER_STATE_INITIAL_CAPACITY;
     return resize(ps, cap);
@@ -85,6 +88,8 @@ void producer_state_free(struct producer_state *ps) {
 
 void producer_state_clear(struct producer_state *ps) {
     ps->count = 0;
+    ps->open_txns = 0;
+    ps->oldest_txn_offset = -1;
     ps->lru_head = ps->lru_tail = PRODUCER_NONE;
     for (uint32_t b = 0; b < ps->bucket_count; b++) ps->buckets[b] = PRODUCER_NONE;
 }
@@ -133,9 +138,42 @@ static void hash_unlink(struct producer_state *ps, uint32_t i) {
     *pp = ps->entries[i].hash_next;
 }
 
+/* Recompute the oldest open transaction (after the oldest one closed). */
+static void txn_rescan_oldest(struct producer_state *ps) {
+    ps->oldest_txn_offset = -1;
+    uint32_t seen = 0;
+    for (uint32_t i = 0; i < ps->count && seen < ps->open_txns; i++) {
+        int64_t f = ps->entries[i].txn_first_offset;
+        if (f < 0) continue;
+        seen++;
+        if (ps->oldest_txn_offset < 0 || f < ps->oldest_txn_offset) ps->oldest_txn_offset = f;
+    }
+    assert(seen == ps->open_txns);
+}
+
+static void txn_open(struct producer_state *ps, struct producer_entry *e, int64_t first_offset) {
+    assert(e->txn_first_offset < 0 && first_offset >= 0);
+    e->txn_first_offset = first_offset;
+    ps->open_txns++;
+    if (ps->oldest_txn_offset < 0 || first_offset < ps->oldest_txn_offset)
+        ps->oldest_txn_offset = first_offset;
+}
+
+/* Close e's open transaction (if any); returns its first offset or -1. */
+static int64_t txn_close(struct producer_state *ps, struct producer_entry *e) {
+    int64_t first = e->txn_first_offset;
+    if (first < 0) return -1;
+    assert(ps->open_txns > 0);
+    e->txn_first_offset = -1;
+    ps->open_txns--;
+    if (first == ps->oldest_txn_offset) txn_rescan_oldest(ps);
+    return first;
+}
+
 /* Remove entry i; the last entry moves into its slot. */
 static void remove_entry(struct producer_state *ps, uint32_t i) {
     assert(i < ps->count);
+    (void)txn_close(ps, &ps->entries[i]);
     hash_unlink(ps, i);
     lru_unlink(ps, i);
     uint32_t last = ps->count - 1;
@@ -162,9 +200,15 @@ static uint32_t add_entry(struct producer_state *ps, int64_t producer_id) {
         uint32_t want = ps->capacity * 2 > ps->max_producers ? ps->max_producers : ps->capacity * 2;
         (void)resize(ps, want); /* on -ENOMEM: evict below instead */
     }
-    if (ps->count == ps->capacity) {
+    if (ps->count == ps->capacity) { /* the LRU entry with no open transaction */
         assert(ps->lru_tail != PRODUCER_NONE);
-        remove_entry(ps, ps->lru_tail);
+        uint32_t victim = ps->lru_tail;
+        for (uint32_t k = 0; k < ps->count && victim != PRODUCER_NONE; k++) {
+            if (ps->entries[victim].txn_first_offset < 0) break;
+            victim = ps->entries[victim].lru_prev;
+        }
+        if (victim == PRODUCER_NONE) victim = ps->lru_tail; /* all open: the LRU anyway */
+        remove_entry(ps, victim);
         ps->evictions++;
     }
     uint32_t i = ps->count++;
@@ -172,6 +216,8 @@ static uint32_t add_entry(struct producer_state *ps, int64_t producer_id) {
     memset(e, 0, sizeof *e);
     e->producer_id = producer_id;
     e->epoch = -1;
+    e->txn_first_offset = -1;
+    e->coordinator_epoch = -1;
     uint32_t b = bucket_of(ps, producer_id);
     e->hash_next = ps->buckets[b];
     ps->buckets[b] = i;
@@ -213,8 +259,9 @@ enum producer_verdict producer_state_check(const struct producer_state *ps,
     uint32_t i = find_index(ps, a->producer_id);
     if (i == PRODUCER_NONE) return PRODUCER_APPEND; /* KIP-360: any sequence */
     const struct producer_entry *e = &ps->entries[i];
-    if (ps->expiration_ms > 0 && now_ms - e->last_used_ms > ps->expiration_ms)
-        return PRODUCER_APPEND; /* expired: as unknown */
+    if (ps->expiration_ms > 0 && now_ms - e->last_used_ms > ps->expiration_ms &&
+        e->txn_first_offset < 0)
+        return PRODUCER_APPEND; /* expired: as unknown (never with a transaction open) */
     if (a->epoch < e->epoch) return PRODUCER_FENCED;
     if (a->epoch > e->epoch) return a->first_seq == 0 ? PRODUCER_APPEND : PRODUCER_OUT_OF_ORDER;
     int32_t last_seq = producer_last_seq(a->first_seq, a->last_offset_delta);
@@ -254,9 +301,40 @@ int producer_state_update(struct producer_state *ps, const struct producer_appen
     b->max_timestamp_ms = a->max_timestamp_ms;
     e->batch_count++;
     e->last_used_ms = now_ms;
+    if (a->transactional && e->txn_first_offset < 0) txn_open(ps, e, base_offset);
     lru_unlink(ps, i);
     lru_push_front(ps, i);
     return 0;
+}
+
+enum producer_verdict producer_state_check_marker(const struct producer_state *ps,
+                                                  int64_t producer_id, int16_t epoch,
+                                                  int64_t now_ms) {
+    uint32_t i = find_index(ps, producer_id);
+    if (i == PRODUCER_NONE) return PRODUCER_APPEND;
+    const struct producer_entry *e = &ps->entries[i];
+    if (ps->expiration_ms > 0 && now_ms - e->last_used_ms > ps->expiration_ms &&
+        e->txn_first_offset < 0)
+        return PRODUCER_APPEND;
+    return epoch < e->epoch ? PRODUCER_FENCED : PRODUCER_APPEND;
+}
+
+int64_t producer_state_end_txn(struct producer_state *ps, int64_t producer_id, int16_t epoch,
+                               int32_t coordinator_epoch, int64_t now_ms) {
+    assert(producer_id >= 0);
+    uint32_t i = find_index(ps, producer_id);
+    if (i == PRODUCER_NONE) i = add_entry(ps, producer_id);
+    struct producer_entry *e = &ps->entries[i];
+    if (epoch > e->epoch) { /* a bumped epoch (abort on fencing) starts a new sequence */
+        e->epoch = epoch;
+        e->batch_count = 0;
+        e->batch_head = 0;
+    }
+    e->coordinator_epoch = coordinator_epoch;
+    e->last_used_ms = now_ms;
+    lru_unlink(ps, i);
+    lru_push_front(ps, i);
+    return txn_close(ps, e);
 }
 
 /* ---------------------------------------------------------------- snapshots */
@@ -284,10 +362,11 @@ static void snapshot_name(char *out, size_t out_bytes, int64_t offset) {
     snprintf(out, out_bytes, "%020" PRId64 "%s", offset, PRODUCER_SNAPSHOT_SUFFIX);
 }
 
-static size_t snapshot_size_bytes(const struct producer_state *ps) {
+static size_t snapshot_size_bytes(const struct producer_state *ps, const struct txn_state *txn) {
     size_t n = SNAPSHOT_HEADER_BYTES;
     for (uint32_t i = 0; i < ps->count; i++)
         n += SNAPSHOT_ENTRY_BYTES + ps->entries[i].batch_count * (size_t)SNAPSHOT_BATCH_BYTES;
+    n += 4 + (txn ? txn->aborted_count : 0) * (size_t)SNAPSHOT_ABORTED_BYTES;
     return n;
 }
 
@@ -301,9 +380,10 @@ static int write_all(int fd, const uint8_t *buf, size_t len) {
     return 0;
 }
 
-int producer_state_write_snapshot(const struct producer_state *ps, const char *dir,
-                                  int64_t offset) {
-    size_t size = snapshot_size_bytes(ps); /* bounded: max_producers entries */
+int producer_state_write_snapshot(const struct producer_state *ps, const struct txn_state *txn,
+                                  const char *dir, int64_t offset) {
+    /* bounded: max_producers entries and TXN_ABORTED_MAX aborted transactions */
+    size_t size = snapshot_size_bytes(ps, txn);
     uint8_t *buf = malloc(size);
     if (!buf) return -ENOMEM;
     uint8_t *p = buf + SNAPSHOT_HEADER_BYTES;
@@ -313,6 +393,8 @@ int producer_state_write_snapshot(const struct producer_state *ps, const char *d
         put_u16(p + 8, (uint16_t)e->epoch);
         put_u16(p + 10, e->batch_count);
         put_u64(p + 12, (uint64_t)e->last_used_ms);
+        put_u64(p + 20, (uint64_t)e->txn_first_offset);
+        put_u32(p + 28, (uint32_t)e->coordinator_epoch);
         p += SNAPSHOT_ENTRY_BYTES;
         for (uint32_t k = 0; k < e->batch_count; k++) {
             const struct producer_batch *b = kept_batch(e, k);
@@ -323,6 +405,15 @@ int producer_state_write_snapshot(const struct producer_state *ps, const char *d
             put_u64(p + 20, (uint64_t)b->max_timestamp_ms);
             p += SNAPSHOT_BATCH_BYTES;
         }
+    }
+    uint32_t aborted = txn ? txn->aborted_count : 0;
+    put_u32(p, aborted);
+    p += 4;
+    for (uint32_t i = 0; i < aborted; i++, p += SNAPSHOT_ABORTED_BYTES) {
+        const struct txn_aborted *a = txn_aborted_at(txn, i);
+        put_u64(p, (uint64_t)a->producer_id);
+        put_u64(p + 8, (uint64_t)a->first_offset);
+        put_u64(p + 16, (uint64_t)a->last_offset);
     }
     assert((size_t)(p - buf) == size);
     put_u32(buf, SNAPSHOT_MAGIC);
@@ -374,27 +465,64 @@ static int read_file(const char *path, uint8_t **out, size_t *out_bytes, size_t 
     return 0;
 }
 
+/* Restore the transaction fields of a v2 entry (after its batches were replayed). */
+static void restore_entry_txn(struct producer_state *ps, int64_t producer_id, int16_t epoch,
+                              int64_t last_used_ms, int64_t txn_first_offset,
+                              int32_t coordinator_epoch) {
+    uint32_t idx = find_index(ps, producer_id);
+    if (idx == PRODUCER_NONE) idx = add_entry(ps, producer_id);
+    struct producer_entry *e = &ps->entries[idx];
+    e->epoch = epoch;
+    e->last_used_ms = last_used_ms;
+    e->coordinator_epoch = coordinator_epoch;
+    if (txn_first_offset >= 0 && e->txn_first_offset < 0) txn_open(ps, e, txn_first_offset);
+}
+
+/* The aborted-index section of a v2 snapshot at buf[pos..len). 0 or -EBADMSG. */
+static int parse_aborted(struct txn_state *txn, const uint8_t *buf, size_t len, size_t *pos) {
+    if (len - *pos < 4) return -EBADMSG;
+    uint32_t count = get_u32(buf + *pos);
+    *pos += 4;
+    if (count > TXN_ABORTED_MAX || (len - *pos) / SNAPSHOT_ABORTED_BYTES < count)
+        return -EBADMSG;
+    int64_t prev_last = INT64_MIN;
+    for (uint32_t i = 0; i < count; i++, *pos += SNAPSHOT_ABORTED_BYTES) {
+        const uint8_t *p = buf + *pos;
+        int64_t pid = (int64_t)get_u64(p), first = (int64_t)get_u64(p + 8),
+                last = (int64_t)get_u64(p + 16);
+        if (pid < 0 || first < 0 || first > last || last < prev_last) return -EBADMSG;
+        prev_last = last;
+        if (txn) (void)txn_aborted_add(txn, pid, first, last);
+    }
+    return 0;
+}
+
 /* Parse buf into ps (already cleared). Returns 0 or -EBADMSG. */
-static int parse_snapshot(struct producer_state *ps, const uint8_t *buf, size_t len,
-                          int64_t offset, int64_t now_ms) {
-    if (get_u32(buf) != SNAPSHOT_MAGIC || get_u16(buf + 4) != SNAPSHOT_VERSION ||
+static int parse_snapshot(struct producer_state *ps, struct txn_state *txn, const uint8_t *buf,
+                          size_t len, int64_t offset, int64_t now_ms) {
+    uint16_t version = get_u16(buf + 4);
+    if (get_u32(buf) != SNAPSHOT_MAGIC || (version != 1 && version != SNAPSHOT_VERSION) ||
         (int64_t)get_u64(buf + 12) != offset ||
         get_u32(buf + 20) != crc32c(buf + SNAPSHOT_HEADER_BYTES, len - SNAPSHOT_HEADER_BYTES))
         return -EBADMSG;
+    size_t entry_bytes = version == 1 ? SNAPSHOT_ENTRY_BYTES_V1 : SNAPSHOT_ENTRY_BYTES;
     uint32_t count = get_u32(buf + 8);
     size_t pos = SNAPSHOT_HEADER_BYTES;
     for (uint32_t i = 0; i < count; i++) {
-        if (len - pos < SNAPSHOT_ENTRY_BYTES) return -EBADMSG;
+        if (len - pos < entry_bytes) return -EBADMSG;
         const uint8_t *p = buf + pos;
         struct producer_append a = {.producer_id = (int64_t)get_u64(p),
                                     .epoch = (int16_t)get_u16(p + 8)};
         uint16_t batches = get_u16(p + 10);
         int64_t last_used_ms = (int64_t)get_u64(p + 12);
-        pos += SNAPSHOT_ENTRY_BYTES;
-        if (a.producer_id < 0 || batches > PRODUCER_BATCHES_KEPT ||
+        int64_t txn_first = version == 1 ? -1 : (int64_t)get_u64(p + 20);
+        int32_t coordinator_epoch = version == 1 ? -1 : (int32_t)get_u32(p + 28);
+        pos += entry_bytes;
+        if (a.producer_id < 0 || batches > PRODUCER_BATCHES_KEPT || txn_first < -1 ||
             (len - pos) / SNAPSHOT_BATCH_BYTES < batches)
             return -EBADMSG;
-        if (ps->expiration_ms > 0 && now_ms - last_used_ms > ps->expiration_ms) {
+        if (ps->expiration_ms > 0 && now_ms - last_used_ms > ps->expiration_ms &&
+            txn_first < 0) {
             pos += batches * (size_t)SNAPSHOT_BATCH_BYTES; /* expired while stored */
             continue;
         }
@@ -408,31 +536,34 @@ static int parse_snapshot(struct producer_state *ps, const uint8_t *buf, size_t 
                 return -EBADMSG;
             (void)producer_state_update(ps, &a, (int64_t)get_u64(p + 8), last_used_ms);
         }
-        if (batches == 0) { /* an epoch with no batch kept: keep the epoch */
-            uint32_t idx = find_index(ps, a.producer_id);
-            if (idx == PRODUCER_NONE) idx = add_entry(ps, a.producer_id);
-            ps->entries[idx].epoch = a.epoch;
-            ps->entries[idx].last_used_ms = last_used_ms;
-        }
+        /* the epoch even with no batch kept, and the open transaction */
+        restore_entry_txn(ps, a.producer_id, a.epoch, last_used_ms, txn_first,
+                          coordinator_epoch);
     }
+    if (version >= 2 && parse_aborted(txn, buf, len, &pos) != 0) return -EBADMSG;
     return pos == len ? 0 : -EBADMSG;
 }
 
-int producer_state_read_snapshot(struct producer_state *ps, const char *dir, int64_t offset,
-                                 int64_t now_ms) {
+int producer_state_read_snapshot(struct producer_state *ps, struct txn_state *txn,
+                                 const char *dir, int64_t offset, int64_t now_ms) {
     char name[SNAPSHOT_NAME_BYTES], path[1200];
     snapshot_name(name, sizeof name, offset);
     snprintf(path, sizeof path, "%s/%s", dir, name);
     size_t max_bytes = SNAPSHOT_HEADER_BYTES +
                        (size_t)ps->max_producers * (SNAPSHOT_ENTRY_BYTES +
-                                                    PRODUCER_BATCHES_KEPT * SNAPSHOT_BATCH_BYTES);
+                                                    PRODUCER_BATCHES_KEPT * SNAPSHOT_BATCH_BYTES) +
+                       4 + (size_t)TXN_ABORTED_MAX * SNAPSHOT_ABORTED_BYTES;
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = read_file(path, &buf, &len, max_bytes);
     if (rc != 0) return rc;
     producer_state_clear(ps);
-    rc = parse_snapshot(ps, buf, len, offset, now_ms);
-    if (rc != 0) producer_state_clear(ps);
+    if (txn) txn_state_clear(txn);
+    rc = parse_snapshot(ps, txn, buf, len, offset, now_ms);
+    if (rc != 0) {
+        producer_state_clear(ps);
+        if (txn) txn_state_clear(txn);
+    }
     free(buf);
     return rc;
 }

@@ -30,18 +30,35 @@
  * expiration_ms is treated as unknown. Lookup is a chained hash on the producer id;
  * recency is a doubly linked list through entry indexes (no allocation).
  *
+ * Transactions (KIP-98). An entry also holds the first offset of the producer's open
+ * transaction (txn_first_offset, -1 when none): the first transactional batch appended
+ * opens it, the producer's COMMIT/ABORT marker closes it (producer_state_end_txn). The
+ * table keeps the oldest open first offset (the LSO's bound, see txn_state.h) without a
+ * scan per append: only closing the oldest transaction rescans the table. A producer
+ * with an open transaction is neither expired nor evicted while another can go (Kafka
+ * never expires one); a table full of open transactions evicts the least recently used
+ * anyway, which releases that transaction's hold on the LSO. A marker's epoch becomes
+ * the producer's; an older one is FENCED. Markers carry sequence -1 and skip the
+ * sequence rules.
+ *
  * Snapshot file format (<20-digit offset>.snapshot in the partition directory, the
  * state as of every batch below that offset): a 24-byte header (magic "SLPS", version
- * 1, entry count, the offset, CRC32C of everything after the header), then per producer:
- * id (8), epoch (2), batch count (2), last-used time (8), then per batch first seq (4),
- * last seq (4), base offset (8), last offset delta (4), max timestamp (8). Little-endian.
- * A file whose CRC or size does not check is ignored (the log is scanned instead). */
+ * 2, entry count, the offset, CRC32C of everything after the header), then per producer:
+ * id (8), epoch (2), batch count (2), last-used time (8), open transaction's first
+ * offset (8, -1 for none), coordinator epoch of its last marker (4), then per batch
+ * first seq (4), last seq (4), base offset (8), last offset delta (4), max timestamp
+ * (8); then the partition's aborted-transaction index (txn_state.h): a count (4) and per
+ * entry producer id (8), first offset (8), last offset (8). Little-endian. Version 1
+ * (written before transactions: 20-byte entries, no index) is still read. A file whose
+ * CRC or size does not check is ignored (the log is scanned instead). */
 #ifndef SLUICE_STORAGE_PRODUCER_STATE_H
 #define SLUICE_STORAGE_PRODUCER_STATE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "storage/txn_state.h"
 
 #define PRODUCER_BATCHES_KEPT 5 /* Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN */
 #define PRODUCER_STATE_INITIAL_CAPACITY 8
@@ -64,6 +81,8 @@ struct producer_entry {
     uint8_t batch_head;
     struct producer_batch batches[PRODUCER_BATCHES_KEPT];
     int64_t last_used_ms;
+    int64_t txn_first_offset;  /* first offset of the open transaction, -1 when none */
+    int32_t coordinator_epoch; /* of the producer's last marker, -1 before one */
     uint32_t hash_next;        /* chain in the bucket (PRODUCER_NONE ends it) */
     uint32_t lru_prev, lru_next; /* most recent at lru_head */
 };
@@ -78,6 +97,8 @@ struct producer_state {
     uint32_t bucket_count;
     uint32_t lru_head, lru_tail;
     uint64_t evictions;
+    uint32_t open_txns;        /* entries with txn_first_offset >= 0 */
+    int64_t oldest_txn_offset; /* min txn_first_offset over them, -1 when none */
 };
 
 /* One incoming batch's idempotence fields (from its RecordBatch v2 header). */
@@ -87,6 +108,7 @@ struct producer_append {
     int32_t first_seq;
     int32_t last_offset_delta; /* record count - 1 */
     int64_t max_timestamp_ms;
+    bool transactional;        /* attributes bit 4: opens a transaction if none is */
 };
 
 enum producer_verdict {
@@ -118,19 +140,38 @@ enum producer_verdict producer_state_check(const struct producer_state *ps,
 int producer_state_update(struct producer_state *ps, const struct producer_append *a,
                           int64_t base_offset, int64_t now_ms);
 
+/* Whether a marker (COMMIT/ABORT) of producer_id at epoch may be appended: FENCED when
+ * the producer is known at a newer epoch, else APPEND. */
+enum producer_verdict producer_state_check_marker(const struct producer_state *ps,
+                                                  int64_t producer_id, int16_t epoch,
+                                                  int64_t now_ms);
+
+/* Record a marker appended (or scanned at open): the marker's epoch becomes the
+ * producer's (an unknown producer is added), its coordinator epoch is kept, and the
+ * open transaction is closed. Returns that transaction's first offset, or -1 when the
+ * producer had none open. */
+int64_t producer_state_end_txn(struct producer_state *ps, int64_t producer_id, int16_t epoch,
+                               int32_t coordinator_epoch, int64_t now_ms);
+
+/* First offset of the oldest open transaction, -1 when none is open. */
+static inline int64_t producer_state_oldest_txn(const struct producer_state *ps) {
+    return ps->oldest_txn_offset;
+}
+
 /* Look a producer up (NULL when unknown). */
 const struct producer_entry *producer_state_find(const struct producer_state *ps,
                                                  int64_t producer_id);
 
-/* Write the state as "<dir>/<offset>.snapshot" (temp file, then rename; blocking).
- * Returns 0 or -errno. */
-int producer_state_write_snapshot(const struct producer_state *ps, const char *dir,
-                                  int64_t offset);
+/* Write the state and txn's aborted index (txn may be NULL: none) as
+ * "<dir>/<offset>.snapshot" (temp file, then rename; blocking). Returns 0 or -errno. */
+int producer_state_write_snapshot(const struct producer_state *ps, const struct txn_state *txn,
+                                  const char *dir, int64_t offset);
 
-/* Replace the state with the snapshot "<dir>/<offset>.snapshot". Returns 0, -EBADMSG
- * when the file does not check (the state is then empty), or -errno. */
-int producer_state_read_snapshot(struct producer_state *ps, const char *dir, int64_t offset,
-                                 int64_t now_ms);
+/* Replace the state (and txn's aborted index, when txn is not NULL) with the snapshot
+ * "<dir>/<offset>.snapshot". Returns 0, -EBADMSG when the file does not check (both are
+ * then empty), or -errno. */
+int producer_state_read_snapshot(struct producer_state *ps, struct txn_state *txn,
+                                 const char *dir, int64_t offset, int64_t now_ms);
 
 /* The largest snapshot offset in dir that is <= max_offset (-1 when none); snapshots
  * above max_offset (written before a crash cut the log shorter) are deleted, and so are

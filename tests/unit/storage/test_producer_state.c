@@ -166,10 +166,10 @@ Test(producer_state, snapshot_round_trip) {
     int64_t off = 0;
     for (int64_t pid = 1; pid <= 30; pid++)
         for (int i = 0; i < (int)(pid % 8); i++) cr_assert_eq(produce(pid, (int16_t)(pid % 3), i * 2, 2, &off, NULL), PRODUCER_APPEND);
-    cr_assert_eq(producer_state_write_snapshot(&ps, dir, off), 0);
+    cr_assert_eq(producer_state_write_snapshot(&ps, NULL, dir, off), 0);
     struct producer_state copy;
     cr_assert_eq(producer_state_init(&copy, 64, 3600 * 1000), 0);
-    cr_assert_eq(producer_state_read_snapshot(&copy, dir, off, NOW_MS), 0);
+    cr_assert_eq(producer_state_read_snapshot(&copy, NULL, dir, off, NOW_MS), 0);
     uint32_t with_batches = 0;
     for (int64_t pid = 1; pid <= 30; pid++) {
         const struct producer_entry *a = producer_state_find(&ps, pid), *b = producer_state_find(&copy, pid);
@@ -200,31 +200,31 @@ Test(producer_state, torn_snapshot_is_rejected) {
     mkdir_tmp();
     int64_t off = 0;
     for (int64_t pid = 1; pid <= 5; pid++) cr_assert_eq(produce(pid, 0, 0, 3, &off, NULL), PRODUCER_APPEND);
-    cr_assert_eq(producer_state_write_snapshot(&ps, dir, 15), 0);
+    cr_assert_eq(producer_state_write_snapshot(&ps, NULL, dir, 15), 0);
     char path[160];
     snprintf(path, sizeof path, "%s/00000000000000000015.snapshot", dir);
     struct stat st;
     cr_assert_eq(stat(path, &st), 0);
     cr_assert_eq(truncate(path, st.st_size - 7), 0);
-    cr_assert_eq(producer_state_read_snapshot(&ps, dir, 15, NOW_MS), -EBADMSG);
+    cr_assert_eq(producer_state_read_snapshot(&ps, NULL, dir, 15, NOW_MS), -EBADMSG);
     cr_assert_eq(ps.count, 0, "a bad snapshot leaves an empty state, not a partial one");
     /* a flipped byte fails the CRC */
     cr_assert_eq(produce(1, 0, 0, 3, &off, NULL), PRODUCER_APPEND);
-    cr_assert_eq(producer_state_write_snapshot(&ps, dir, 15), 0);
+    cr_assert_eq(producer_state_write_snapshot(&ps, NULL, dir, 15), 0);
     int fd = open(path, O_RDWR);
     cr_assert_geq(fd, 0);
     uint8_t b = 0x5a;
     cr_assert_eq(pwrite(fd, &b, 1, 30), 1);
     close(fd);
-    cr_assert_eq(producer_state_read_snapshot(&ps, dir, 15, NOW_MS), -EBADMSG);
-    cr_assert_eq(producer_state_read_snapshot(&ps, dir, 99, NOW_MS), -ENOENT);
+    cr_assert_eq(producer_state_read_snapshot(&ps, NULL, dir, 15, NOW_MS), -EBADMSG);
+    cr_assert_eq(producer_state_read_snapshot(&ps, NULL, dir, 99, NOW_MS), -ENOENT);
     rm_dir();
 }
 
 Test(producer_state, latest_snapshot_selection_and_cleanup) {
     mkdir_tmp();
     int64_t offsets[] = {10, 50, 120, 200, 300};
-    for (int i = 0; i < 5; i++) cr_assert_eq(producer_state_write_snapshot(&ps, dir, offsets[i]), 0);
+    for (int i = 0; i < 5; i++) cr_assert_eq(producer_state_write_snapshot(&ps, NULL, dir, offsets[i]), 0);
     /* the log was cut to 250 by recovery: 300 is beyond it and goes; 120 and 200 kept */
     cr_assert_eq(producer_snapshot_latest(dir, 250), 200);
     char path[160];
