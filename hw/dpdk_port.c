@@ -73,6 +73,7 @@ struct dpdk_port {
     bool hw_rss;
     bool hugepages;
     struct rte_mempool *pools[DPDK_PORT_MAX_QUEUES];
+    struct rte_mempool *ext_pools[DPDK_PORT_MAX_QUEUES];
     struct rte_ring *steer[DPDK_PORT_MAX_QUEUES];
     struct rte_eth_dev_info dev_info;
 };
@@ -138,7 +139,7 @@ static int build_eal_args(const struct dpdk_port_config *cfg, bool hugepages, ch
         /* pools: mbufs * ~2.3 KiB each, plus rings and the EAL's own */
         uint32_t per_queue = cfg->mbufs_per_queue ? cfg->mbufs_per_queue : DPDK_DEFAULT_MBUFS;
         uint64_t mb = DPDK_NOHUGE_BASE_MB +
-                      ((uint64_t)cfg->queue_count * per_queue * 2432u >> 20) * 2u;
+                      ((uint64_t)cfg->queue_count * per_queue * 2560u >> 20) * 2u; /* + ext pools */
         snprintf(mem_mb, sizeof mem_mb, "%llu", (unsigned long long)mb);
         argv[n++] = mem_mb;
     }
@@ -162,20 +163,30 @@ static int build_eal_args(const struct dpdk_port_config *cfg, bool hugepages, ch
     return 0;
 }
 
+/* A pool on node (or any node when that has no memory: --no-huge memory is on one). */
+static struct rte_mempool *pool_on_node(const char *name, uint32_t mbufs, uint16_t data_room,
+                                        int node) {
+    int socket = node >= 0 ? node : SOCKET_ID_ANY;
+    struct rte_mempool *mp = rte_pktmbuf_pool_create(name, mbufs, DPDK_MBUF_CACHE,
+                                                     DPDK_PORT_MBUF_PRIV_BYTES, data_room,
+                                                     socket);
+    if (!mp && socket != SOCKET_ID_ANY)
+        mp = rte_pktmbuf_pool_create(name, mbufs, DPDK_MBUF_CACHE, DPDK_PORT_MBUF_PRIV_BYTES,
+                                     data_room, SOCKET_ID_ANY);
+    return mp;
+}
+
 static int pools_create(struct dpdk_port *p, const struct dpdk_port_config *cfg, char *err,
                         size_t err_bytes) {
     uint32_t mbufs = cfg->mbufs_per_queue ? cfg->mbufs_per_queue : DPDK_DEFAULT_MBUFS;
     for (uint16_t q = 0; q < p->queue_count; q++) {
         int node = cfg->queue_nodes ? cfg->queue_nodes[q] : -1;
-        int socket = node >= 0 ? node : SOCKET_ID_ANY;
         char name[RTE_MEMPOOL_NAMESIZE];
         snprintf(name, sizeof name, "sluice_q%u", q);
-        p->pools[q] = rte_pktmbuf_pool_create(name, mbufs, DPDK_MBUF_CACHE, 0,
-                                              RTE_MBUF_DEFAULT_BUF_SIZE, socket);
-        if (!p->pools[q] && socket != SOCKET_ID_ANY) /* no memory on that node */
-            p->pools[q] = rte_pktmbuf_pool_create(name, mbufs, DPDK_MBUF_CACHE, 0,
-                                                  RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
-        if (!p->pools[q]) {
+        p->pools[q] = pool_on_node(name, mbufs, RTE_MBUF_DEFAULT_BUF_SIZE, node);
+        snprintf(name, sizeof name, "sluice_ext%u", q);
+        if (p->pools[q]) p->ext_pools[q] = pool_on_node(name, mbufs, 0, node);
+        if (!p->pools[q] || !p->ext_pools[q]) {
             snprintf(err, err_bytes, "mbuf pool for queue %u: %s", q, rte_strerror(rte_errno));
             return -ENOMEM;
         }
@@ -318,6 +329,7 @@ void dpdk_port_close(struct dpdk_port *p) {
     for (uint16_t q = 0; q < DPDK_PORT_MAX_QUEUES; q++) {
         rte_ring_free(p->steer[q]);
         rte_mempool_free(p->pools[q]);
+        rte_mempool_free(p->ext_pools[q]);
     }
     free(p);
     runtime_dir_remove();
@@ -346,6 +358,7 @@ void dpdk_port_info(const struct dpdk_port *p, struct dpdk_port_info *info) {
     info->tx_csum_ipv4 = (p->dev_info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM) != 0;
     info->tx_csum_tcp = (p->dev_info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_TCP_CKSUM) != 0;
     info->rx_csum = (p->dev_info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TCP_CKSUM) != 0;
+    info->tx_multi_segs = (p->dev_info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) != 0;
 }
 
 uint16_t dpdk_port_id(const struct dpdk_port *p) { return p->port_id; }
@@ -355,6 +368,11 @@ bool dpdk_port_hw_rss(const struct dpdk_port *p) { return p->hw_rss; }
 void *dpdk_port_pool(const struct dpdk_port *p, uint16_t q) {
     assert(q < p->queue_count);
     return p->pools[q];
+}
+
+void *dpdk_port_ext_pool(const struct dpdk_port *p, uint16_t q) {
+    assert(q < p->queue_count);
+    return p->ext_pools[q];
 }
 
 void *dpdk_port_steer_ring(const struct dpdk_port *p, uint16_t q) {
@@ -387,6 +405,11 @@ uint16_t dpdk_port_id(const struct dpdk_port *p) { (void)p; return 0; }
 uint16_t dpdk_port_queue_count(const struct dpdk_port *p) { (void)p; return 0; }
 bool dpdk_port_hw_rss(const struct dpdk_port *p) { (void)p; return false; }
 void *dpdk_port_pool(const struct dpdk_port *p, uint16_t q) { (void)p; (void)q; return NULL; }
+void *dpdk_port_ext_pool(const struct dpdk_port *p, uint16_t q) {
+    (void)p;
+    (void)q;
+    return NULL;
+}
 void *dpdk_port_steer_ring(const struct dpdk_port *p, uint16_t q) {
     (void)p;
     (void)q;

@@ -20,6 +20,9 @@
 
 #define DPDK_PORT_MAX_QUEUES 64
 #define DPDK_PORT_EAL_ARGS_MAX 32
+/* Every mbuf of both pools has this many bytes of private area (the driver keeps its
+ * per-frame descriptor there: dataplane/net/dpdk_io.c). */
+#define DPDK_PORT_MBUF_PRIV_BYTES 64u
 
 struct dpdk_port_config {
     const char *eal_args;      /* dpdk.eal.args, split on blanks, passed through */
@@ -46,6 +49,7 @@ struct dpdk_port_info {
     bool tx_csum_ipv4;         /* checksum offloads the device offers */
     bool tx_csum_tcp;
     bool rx_csum;
+    bool tx_multi_segs;        /* a TX frame may be a chain (header + attached payload) */
 };
 
 struct dpdk_port;
@@ -60,8 +64,11 @@ void dpdk_port_close(struct dpdk_port *port);
 void dpdk_port_info(const struct dpdk_port *port, struct dpdk_port_info *info);
 uint16_t dpdk_port_id(const struct dpdk_port *port);
 uint16_t dpdk_port_queue_count(const struct dpdk_port *port);
-/* Queue q's mbuf pool (struct rte_mempool *), on its shard's NUMA node. */
+/* Queue q's mbuf pool (struct rte_mempool *), on its shard's NUMA node: RX frames and
+ * TX headers. */
 void *dpdk_port_pool(const struct dpdk_port *port, uint16_t q);
+/* Queue q's pool of data-less mbufs, for attaching external buffers (zero-copy TX). */
+void *dpdk_port_ext_pool(const struct dpdk_port *port, uint16_t q);
 /* Queue q's steering ring (struct rte_ring *, multi-producer, single-consumer): frames
  * another queue received for a flow queue q owns, and copies of ARP frames. */
 void *dpdk_port_steer_ring(const struct dpdk_port *port, uint16_t q);

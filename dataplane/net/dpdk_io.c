@@ -1,0 +1,388 @@
+/* dpdk_io.c - the DPDK packet driver under a shard's userspace TCP/IP stack.
+ *
+ * One instance per shard, used by the shard's thread only: it owns RX/TX queue pair q of
+ * the port (hw/dpdk_port.c), the queue's mbuf pools and its steering ring. It implements
+ * struct ustack_io (dataplane/net/ustack.h) and, on top, exposes the stack's net_backend
+ * with a poll op added (the stack's own ops table is copied into this struct and
+ * extended, so net.h callers see one backend).
+ *
+ * Per-frame descriptor. Every mbuf of both pools has DPDK_PORT_MBUF_PRIV_BYTES of private
+ * area; a frame's struct ustack_pkt lives in its head mbuf's private area, so RX and TX
+ * need no allocation besides the mbuf itself.
+ *
+ * RX (poll): rte_eth_rx_burst on queue q, plus whatever other shards steered to us; each
+ * frame is handed to ustack_input() as is -- the payload the Kafka layer receives points
+ * into the mbuf (no copy); the stack gives the frame back through pkt_free. A chained
+ * frame (larger than one mbuf) is dropped and counted: the stack wants contiguous frames,
+ * and with MTU 1500 and 2 KiB mbufs a chain never happens.
+ *
+ * Steering (ports without hardware RSS and more than one queue; see hw/dpdk_port.c): the
+ * owner of an IPv4/TCP frame is hash(src ip, dst ip, src port, dst port) mod queues; a
+ * frame this shard does not own goes to the owner's steering ring (full: dropped,
+ * counted, TCP retransmits). ARP frames are handled here and a copy goes to every other
+ * shard, so each stack's ARP cache learns the peers. Everything else (ICMP) is handled
+ * where it arrives. The client side (connect) needs the answers to come back to the
+ * connecting shard, which this hash does not promise: the load generator uses one queue.
+ *
+ * TX: tx_alloc takes an mbuf from the queue's pool (headers, or headers + copied
+ * payload). tx_attach adds a data-less mbuf from the ext pool pointing at the user's
+ * bytes (rte_pktmbuf_attach_extbuf); its rte_mbuf_ext_shared_info lives in that mbuf's
+ * private area with the stack's release callback, which DPDK calls (through
+ * ext_buf_free) when the segment is freed -- by the PMD once the NIC is done with it.
+ * tx_burst queues frames in a per-shard buffer of DPDK_TX_BUFFER frames, flushed when
+ * full and at the end of every poll, so a loop iteration costs one rte_eth_tx_burst
+ * (on af_packet: one sendto). Frames the queue does not take after a few tries are
+ * freed and counted; TCP retransmits them.
+ *
+ * The external memory is the shard's own (chunk pools): on net_af_packet and net_tap the
+ * PMD copies it with the CPU, so no DMA mapping is needed. A real NIC would need that
+ * memory registered (rte_extmem_register + rte_dev_dma_map): not done here. */
+#include "dataplane/net/dpdk_io.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_ethdev.h>
+#include <rte_ether.h>
+#include <rte_ip.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <rte_tcp.h>
+
+#include "dataplane/net/ustack.h"
+#include "hw/dpdk_port.h"
+#include "hw/log.h"
+#include "hw/uring_op.h" /* container_of */
+
+#define DPDK_RX_BURST 32u
+#define DPDK_TX_BUFFER 64u
+#define DPDK_TX_TRIES 4u
+#define DPDK_MAX_SEGMENTS 16u
+
+/* The private area of an ext-pool mbuf: the shared info DPDK wants for an external
+ * buffer, and the stack's release callback. */
+struct ext_seg {
+    struct rte_mbuf_ext_shared_info shinfo;
+    void (*release)(void *arg);
+    void *release_arg;
+};
+
+struct dpdk_io {
+    struct net_backend_ops ops;          /* the stack backend's ops + poll */
+    const struct net_backend_ops *inner; /* the stack backend's own table */
+    struct net_backend *backend;
+    struct ustack *stack;
+    struct ustack_io io;
+    uint16_t port_id, queue, queue_count;
+    bool steer;                          /* software steering on */
+    struct rte_mempool *pool, *ext_pool;
+    struct rte_ring *own_ring;
+    struct rte_ring *rings[DPDK_PORT_MAX_QUEUES];
+    struct rte_mbuf *tx_buf[DPDK_TX_BUFFER];
+    uint16_t tx_count;
+    struct net_dpdk_stats stats;
+};
+
+_Static_assert(sizeof(struct ustack_pkt) <= DPDK_PORT_MBUF_PRIV_BYTES, "pkt fits priv");
+_Static_assert(sizeof(struct ext_seg) <= DPDK_PORT_MBUF_PRIV_BYTES, "ext_seg fits priv");
+
+static struct ustack_pkt *pkt_of(struct rte_mbuf *m) { return rte_mbuf_to_priv(m); }
+
+/* ---- TX ---------------------------------------------------------------------------- */
+
+static struct ustack_pkt *io_tx_alloc(void *ctx) {
+    struct dpdk_io *d = ctx;
+    struct rte_mbuf *m = rte_pktmbuf_alloc(d->pool);
+    if (!m) return NULL;
+    struct ustack_pkt *p = pkt_of(m);
+    memset(p, 0, sizeof *p);
+    p->data = rte_pktmbuf_mtod(m, uint8_t *);
+    p->room = rte_pktmbuf_tailroom(m);
+    p->driver = m;
+    return p;
+}
+
+static void ext_buf_free(void *addr, void *opaque) {
+    (void)addr;
+    struct ext_seg *seg = opaque;
+    seg->release(seg->release_arg);
+}
+
+static int io_tx_attach(void *ctx, struct ustack_pkt *pkt, const uint8_t *bytes,
+                        uint32_t len, void (*release)(void *release_arg), void *release_arg) {
+    struct dpdk_io *d = ctx;
+    struct rte_mbuf *head = pkt->driver;
+    if (head->nb_segs >= DPDK_MAX_SEGMENTS || len > UINT16_MAX) return -1;
+    struct rte_mbuf *m = rte_pktmbuf_alloc(d->ext_pool);
+    if (!m) return -1;
+    struct ext_seg *seg = rte_mbuf_to_priv(m);
+    seg->release = release;
+    seg->release_arg = release_arg;
+    seg->shinfo.free_cb = ext_buf_free;
+    seg->shinfo.fcb_opaque = seg;
+    rte_mbuf_ext_refcnt_set(&seg->shinfo, 1);
+    void *addr = (void *)(uintptr_t)bytes;
+    rte_iova_t iova = rte_eal_iova_mode() == RTE_IOVA_VA ? (rte_iova_t)(uintptr_t)bytes
+                                                          : rte_mem_virt2iova(addr);
+    rte_pktmbuf_attach_extbuf(m, addr, iova, (uint16_t)len, &seg->shinfo);
+    m->data_len = (uint16_t)len;
+    m->pkt_len = len;
+    /* Link at the tail by hand: the head's lengths are set in flush, once the stack has
+     * written its headers (pkt->len). */
+    struct rte_mbuf *last = rte_pktmbuf_lastseg(head);
+    last->next = m;
+    head->nb_segs++;
+    d->stats.tx_zero_copy_segments++;
+    return 0;
+}
+
+static void io_pkt_free(void *ctx, struct ustack_pkt *pkt) {
+    (void)ctx;
+    rte_pktmbuf_free(pkt->driver); /* the chain: attached segments release their bytes */
+}
+
+static void tx_flush(struct dpdk_io *d) {
+    uint16_t sent = 0;
+    for (unsigned tries = 0; sent < d->tx_count && tries < DPDK_TX_TRIES; tries++)
+        sent += rte_eth_tx_burst(d->port_id, d->queue, d->tx_buf + sent, d->tx_count - sent);
+    d->stats.tx_packets += sent;
+    if (sent < d->tx_count) {
+        d->stats.tx_dropped += d->tx_count - sent;
+        rte_pktmbuf_free_bulk(d->tx_buf + sent, d->tx_count - sent);
+    }
+    d->tx_count = 0;
+}
+
+static void io_tx_burst(void *ctx, struct ustack_pkt **pkts, uint16_t n) {
+    struct dpdk_io *d = ctx;
+    for (uint16_t i = 0; i < n; i++) {
+        struct rte_mbuf *head = pkts[i]->driver;
+        head->data_len = (uint16_t)pkts[i]->len;
+        uint32_t total = 0;
+        for (struct rte_mbuf *m = head; m; m = m->next) total += m->data_len;
+        head->pkt_len = total;
+        if (d->tx_count == DPDK_TX_BUFFER) tx_flush(d);
+        d->tx_buf[d->tx_count++] = head;
+    }
+}
+
+/* ---- RX ---------------------------------------------------------------------------- */
+
+/* The steering owner of a frame: a queue, or -1 for "here" (not IPv4/TCP), or -2 for
+ * ARP (here, and copied to everyone). */
+static int frame_owner(const struct dpdk_io *d, struct rte_mbuf *m) {
+    if (m->data_len < sizeof(struct rte_ether_hdr)) return -1;
+    const struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+    uint16_t type = rte_be_to_cpu_16(eth->ether_type);
+    if (type == RTE_ETHER_TYPE_ARP) return -2;
+    if (type != RTE_ETHER_TYPE_IPV4) return -1;
+    const uint8_t *ip = (const uint8_t *)(eth + 1);
+    uint32_t left = m->data_len - (uint32_t)sizeof *eth;
+    if (left < 20 || (ip[0] >> 4) != 4 || ip[9] != IPPROTO_TCP) return -1;
+    uint32_t ihl = (ip[0] & 0x0fu) * 4u;
+    if (ihl < 20 || left < ihl + 4) return -1;
+    uint32_t src, dst, ports;
+    memcpy(&src, ip + 12, 4);
+    memcpy(&dst, ip + 16, 4);
+    memcpy(&ports, ip + ihl, 4);
+    uint64_t h = ((uint64_t)src << 32 | dst) ^ ((uint64_t)ports * 0x9e3779b97f4a7c15ull);
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    return (int)(h % d->queue_count);
+}
+
+static void arp_copy_to_others(struct dpdk_io *d, struct rte_mbuf *m) {
+    for (uint16_t q = 0; q < d->queue_count; q++) {
+        if (q == d->queue) continue;
+        struct rte_mbuf *c = rte_pktmbuf_copy(m, d->pool, 0, UINT32_MAX);
+        if (c && rte_ring_mp_enqueue(d->rings[q], c) == 0) {
+            d->stats.arp_copies++;
+        } else {
+            if (c) rte_pktmbuf_free(c);
+            d->stats.steer_dropped++;
+        }
+    }
+}
+
+/* Keep the frames this shard handles at the front of mbufs; the count kept. */
+static uint16_t steer(struct dpdk_io *d, struct rte_mbuf **mbufs, uint16_t n) {
+    uint16_t kept = 0;
+    for (uint16_t i = 0; i < n; i++) {
+        struct rte_mbuf *m = mbufs[i];
+        int owner = frame_owner(d, m);
+        if (owner == -2) arp_copy_to_others(d, m);
+        if (owner < 0 || owner == d->queue) {
+            mbufs[kept++] = m;
+            continue;
+        }
+        if (rte_ring_mp_enqueue(d->rings[owner], m) == 0) {
+            d->stats.steered_out++;
+        } else {
+            rte_pktmbuf_free(m);
+            d->stats.steer_dropped++;
+        }
+    }
+    return kept;
+}
+
+static unsigned deliver(struct dpdk_io *d, struct rte_mbuf **mbufs, uint16_t n,
+                        uint64_t now_us) {
+    struct ustack_pkt *pkts[DPDK_RX_BURST];
+    uint16_t count = 0;
+    for (uint16_t i = 0; i < n; i++) {
+        struct rte_mbuf *m = mbufs[i];
+        if (m->nb_segs != 1) {
+            d->stats.rx_multi_seg_dropped++;
+            rte_pktmbuf_free(m);
+            continue;
+        }
+        struct ustack_pkt *p = pkt_of(m);
+        memset(p, 0, sizeof *p);
+        p->data = rte_pktmbuf_mtod(m, uint8_t *);
+        p->len = m->data_len;
+        uint64_t ipf = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+        uint64_t l4f = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+        if (ipf == RTE_MBUF_F_RX_IP_CKSUM_GOOD) p->flags |= USTACK_PKT_RX_IP_CSUM_GOOD;
+        if (ipf == RTE_MBUF_F_RX_IP_CKSUM_BAD) p->flags |= USTACK_PKT_RX_IP_CSUM_BAD;
+        if (l4f == RTE_MBUF_F_RX_L4_CKSUM_GOOD) p->flags |= USTACK_PKT_RX_L4_CSUM_GOOD;
+        if (l4f == RTE_MBUF_F_RX_L4_CKSUM_BAD) p->flags |= USTACK_PKT_RX_L4_CSUM_BAD;
+        p->driver = m;
+        pkts[count++] = p;
+    }
+    d->stats.rx_packets += count;
+    if (count > 0) ustack_input(d->stack, pkts, count, now_us);
+    return count;
+}
+
+static unsigned dpdk_poll(struct net_backend *b, uint64_t now_us) {
+    struct dpdk_io *d = container_of(b->ops, struct dpdk_io, ops);
+    struct rte_mbuf *mbufs[DPDK_RX_BURST];
+    unsigned work = 0;
+    uint16_t n = rte_eth_rx_burst(d->port_id, d->queue, mbufs, DPDK_RX_BURST);
+    if (n > 0 && d->steer) n = steer(d, mbufs, n);
+    if (n > 0) work += deliver(d, mbufs, n, now_us);
+    if (d->steer) {
+        unsigned got = rte_ring_sc_dequeue_burst(d->own_ring, (void **)mbufs, DPDK_RX_BURST,
+                                                 NULL);
+        d->stats.steered_in += got;
+        if (got > 0) work += deliver(d, mbufs, (uint16_t)got, now_us);
+    }
+    ustack_poll(d->stack, now_us);
+    if (d->tx_count > 0) {
+        work += d->tx_count;
+        tx_flush(d);
+    }
+    return work;
+}
+
+/* ---- the backend ------------------------------------------------------------------- */
+
+static void dpdk_destroy(struct net_backend *b) {
+    struct dpdk_io *d = container_of(b->ops, struct dpdk_io, ops);
+    struct ustack_stats us;
+    ustack_stats(d->stack, &us);
+    log_info("dpdk_backend_stopped",
+             "queue=%u rx=%llu tx=%llu tx_dropped=%llu zc_segments=%llu steered_out=%llu "
+             "steered_in=%llu steer_dropped=%llu arp_copies=%llu rx_multi_seg=%llu "
+             "tcp_retransmits_rto=%llu tcp_retransmits_fast=%llu rx_bad_tcp_csum=%llu "
+             "tcp_out_of_window=%llu",
+             d->queue, (unsigned long long)d->stats.rx_packets,
+             (unsigned long long)d->stats.tx_packets, (unsigned long long)d->stats.tx_dropped,
+             (unsigned long long)d->stats.tx_zero_copy_segments,
+             (unsigned long long)d->stats.steered_out, (unsigned long long)d->stats.steered_in,
+             (unsigned long long)d->stats.steer_dropped, (unsigned long long)d->stats.arp_copies,
+             (unsigned long long)d->stats.rx_multi_seg_dropped,
+             (unsigned long long)us.tcp_retransmits_rto,
+             (unsigned long long)us.tcp_retransmits_fast,
+             (unsigned long long)us.rx_bad_tcp_csum, (unsigned long long)us.tcp_out_of_window);
+    b->ops = d->inner;
+    net_destroy(b); /* the stack gives its frames back through pkt_free */
+    if (d->tx_count > 0) tx_flush(d);
+    if (d->steer) { /* frames steered to us that nobody will read */
+        struct rte_mbuf *m;
+        while (rte_ring_sc_dequeue(d->own_ring, (void **)&m) == 0) rte_pktmbuf_free(m);
+    }
+    free(d);
+    dpdk_port_thread_unregister();
+}
+
+int net_dpdk_parse_ipv4(const char *text, uint32_t *out) {
+    struct in_addr a;
+    if (!text || inet_pton(AF_INET, text, &a) != 1) return -1;
+    *out = ntohl(a.s_addr);
+    return 0;
+}
+
+bool net_dpdk_is(const struct net_backend *b) { return b->ops->poll == dpdk_poll; }
+
+void net_dpdk_stats(const struct net_backend *b, struct net_dpdk_stats *out) {
+    assert(net_dpdk_is(b));
+    const struct dpdk_io *d = container_of(b->ops, struct dpdk_io, ops);
+    *out = d->stats;
+}
+
+struct net_backend *net_dpdk_create(const struct net_dpdk_config *cfg,
+                                    const struct net_events *events, void *events_ctx,
+                                    char *err, size_t err_bytes) {
+    uint16_t queues = dpdk_port_queue_count(cfg->port);
+    if (cfg->queue >= queues) {
+        snprintf(err, err_bytes, "queue %u of %u", cfg->queue, queues);
+        return NULL;
+    }
+    int rc = dpdk_port_thread_register();
+    if (rc != 0) {
+        snprintf(err, err_bytes, "rte_thread_register: %s", strerror(-rc));
+        return NULL;
+    }
+    struct dpdk_io *d = calloc(1, sizeof *d);
+    if (!d) {
+        snprintf(err, err_bytes, "out of memory");
+        dpdk_port_thread_unregister();
+        return NULL;
+    }
+    d->port_id = dpdk_port_id(cfg->port);
+    d->queue = cfg->queue;
+    d->queue_count = queues;
+    d->steer = queues > 1 && !dpdk_port_hw_rss(cfg->port);
+    d->pool = dpdk_port_pool(cfg->port, cfg->queue);
+    d->ext_pool = dpdk_port_ext_pool(cfg->port, cfg->queue);
+    for (uint16_t q = 0; q < queues; q++) d->rings[q] = dpdk_port_steer_ring(cfg->port, q);
+    d->own_ring = d->rings[cfg->queue];
+    d->io = (struct ustack_io){.tx_alloc = io_tx_alloc, .tx_attach = io_tx_attach,
+                               .tx_burst = io_tx_burst, .pkt_free = io_pkt_free};
+    struct dpdk_port_info info;
+    dpdk_port_info(cfg->port, &info);
+    struct ustack_port up = {.mtu = info.mtu ? info.mtu : 1500,
+                             .tx_ip_csum_offload = false, /* flags would need l2/l3 setup */
+                             .tx_tcp_csum_offload = false,
+                             .tx_max_segments = info.tx_multi_segs ? DPDK_MAX_SEGMENTS - 1 : 0};
+    memcpy(up.mac, info.mac, sizeof up.mac);
+    struct ustack_config sc = {.ip = cfg->ip, .netmask = cfg->netmask,
+                               .gateway = cfg->gateway, .max_conns = cfg->max_conns,
+                               .isn_seed = (uint32_t)rte_rdtsc() ^ cfg->queue};
+    d->stack = ustack_create(&sc, &up, &d->io, d, err, err_bytes);
+    if (!d->stack) {
+        free(d);
+        dpdk_port_thread_unregister();
+        return NULL;
+    }
+    d->backend = ustack_backend_create(d->stack, events, events_ctx, err, err_bytes);
+    if (!d->backend) {
+        ustack_destroy(d->stack);
+        free(d);
+        dpdk_port_thread_unregister();
+        return NULL;
+    }
+    d->inner = d->backend->ops;
+    d->ops = *d->inner;
+    d->ops.poll = dpdk_poll;
+    d->ops.destroy = dpdk_destroy;
+    d->backend->ops = &d->ops;
+    d->backend->name = "dpdk";
+    return d->backend;
+}
