@@ -14,22 +14,37 @@
  * rate-limited), as Kafka does with a request it cannot parse. ApiVersions at an
  * unsupported version is answered (v0 fallback) by its handler.
  *
- * Deferred requests. A handler may answer later (HANDLER_DEFERRED: a request routed to
- * other shards or to control). The connection then stops reading, as Kafka mutes a
- * channel while a request is in progress, and kserver_complete() encodes the response
- * when the answer arrives (or nothing, for Produce acks=0) and reads again; so responses
- * still leave in request order without a reordering buffer, and a connection has at
- * most one deferred request. A completion may use one spare output slot and falls back
- * to an exact-size heap block when no chunk is free, so it never has to wait.
+ * Pipelining. A handler may answer later (HANDLER_DEFERRED: a request routed to other
+ * shards or to control); the connection goes on reading, so a client that pipelines
+ * (librdkafka: max.in.flight 5) has several requests in progress at once -- several
+ * Produce requests of one connection reach the log in one group commit instead of one
+ * fdatasync each. Each request in progress holds a slot of the connection's request
+ * ring (KSERVER_MAX_PIPELINE slots, fewer when max_inflight_per_conn says so), in
+ * arrival order; its token names the slot (conn_token.request). Responses leave in
+ * request order: a response is appended to the output only when every earlier request
+ * has answered; one that is ready earlier (a deferred request completed before an
+ * earlier one, or a request answered at once behind a deferred one) is encoded into its
+ * slot -- a small inline buffer, or an exact-size heap block for a big one -- and moved
+ * to the output when the slots before it are done (conn_drain). A request without a
+ * response (Produce acks=0) keeps its slot until it completes and then leaves nothing,
+ * so it never lets a later response overtake an earlier one.
+ * Only data-path requests overlap (Produce, Fetch, ListOffsets, Metadata, ApiVersions:
+ * may_overlap); any other request (the control plane: groups, transactions, admin) is
+ * handled only when nothing else is in progress, and nothing else is handled while it
+ * is, as Kafka mutes a channel with a request in progress -- so a control-plane request
+ * never runs out of order with the requests around it. A completion at the head of the
+ * ring may use one spare output slot and falls back to an exact-size heap block when no
+ * chunk is free, so it never has to wait; with the output full it is held in its slot.
  *
  * Output, in request order. Responses are appended in arrival order to a short FIFO of
  * output blocks: 64 KiB chunks of the shard's chunk
  * pool, or, for one response bigger than a chunk, a heap block of its exact size. At most
  * one send per connection is in flight; it carries every block queued when it started.
  * Blocks are frozen once in a send, released when it completes. Pipelining is bounded:
- * at max_inflight_per_conn queued responses, a full block FIFO, or an empty chunk pool,
- * the connection stops reading (net_recv_pause) and resumes when a send completes (or, for
- * the pool, when the tick sees free chunks).
+ * at max_inflight_per_conn requests in progress plus queued responses, a full request
+ * ring, a full block FIFO, or an empty chunk pool, the connection stops reading
+ * (net_recv_pause) and resumes when a request completes or a send completes (or, for the
+ * pool, when the tick sees free chunks).
  *
  * Zero-copy completions (kserver_complete_zc, for Fetch). The response is encoded with an
  * iovec-mode writer into a fresh chunk: size prefix, header and the other inline fields
@@ -40,8 +55,9 @@
  * block is released: after that send's done (0 or error), or when the connection closes
  * or the server is destroyed with it still queued. No new response is ever appended to
  * it, so request order holds. When the iovecs would not fit (many partitions), no chunk
- * is free, or the referenced bytes are small (a copy is cheaper than a separate send),
- * the response takes the copying path and release runs at once.
+ * is free, the referenced bytes are small (a copy is cheaper than a separate send), or
+ * an earlier request of the connection is still in progress, the response takes the
+ * copying path and release runs at once.
  *
  * Closing is requested with want_close and carried out by conn_settle() at the end of
  * each entry point (received, send done, tick), so no callback frees a connection that
@@ -69,6 +85,29 @@
 #define ARENA_BYTES (1u << 20)
 #define STASH_SLACK_BYTES (1u << 20) /* bytes that may arrive after a pause is asked */
 #define ZC_MIN_EXTERNAL_BYTES (16u << 10) /* below this a zero-copy response is copied */
+#define HELD_INLINE_BYTES 192u        /* a held response this small needs no heap block */
+
+/* A request in progress, in the connection's request ring. */
+enum slot_state {
+    SLOT_PENDING = 1, /* deferred: its handler answers later */
+    SLOT_READY,       /* answered, the response is held here until its turn */
+    SLOT_DONE,        /* answered, nothing (more) to send: acks=0, or already queued */
+    SLOT_FAILED,      /* kserver_fail: the connection closes when this reaches the head */
+};
+
+struct req_slot {
+    uint32_t request;            /* conn_token.request */
+    uint8_t state;               /* enum slot_state */
+    bool alone;                  /* a request that must not overlap others (!may_overlap) */
+    int8_t rhv;                  /* response header version */
+    int16_t api_key;
+    int32_t correlation_id;
+    uint64_t start_us;           /* when the request arrived (metrics) */
+    uint8_t *held;               /* READY: the encoded response, size prefix included */
+    uint32_t held_bytes;
+    bool held_heap;              /* held is a malloc'd block (else inline_bytes) */
+    uint8_t inline_bytes[HELD_INLINE_BYTES];
+};
 
 struct out_block {
     uint8_t *base;
@@ -104,18 +143,18 @@ struct kconn {
     bool want_close;
     bool force_close;            /* close without waiting for queued responses */
     bool close_requested;
-    bool deferred;               /* a handler answers later (kserver_complete) */
+    bool alone;                  /* a request that runs alone is in progress */
     uint32_t generation;         /* tells this connection from a later one in the slot */
-    int32_t deferred_correlation_id;
-    int16_t deferred_api_key;
-    int8_t deferred_rhv;         /* response header version */
-    uint64_t deferred_start_us;  /* when the deferred request arrived (metrics) */
+    uint32_t head_request;       /* request number of the oldest slot */
+    uint32_t slot_count;         /* requests in progress (slots from head_request on) */
 };
 
 struct kserver {
     struct kserver_config cfg;
     struct net_backend *net;
     struct kconn *conns;
+    struct req_slot *slots;      /* KSERVER_MAX_PIPELINE per connection slot */
+    uint32_t pipeline_depth;     /* slots a connection may use */
     unsigned live;
     unsigned waiters;            /* connections with waiting_room */
     size_t stash_bytes;          /* capacity of every stash: the shard's input buffering */
@@ -134,6 +173,7 @@ struct kserver {
 enum req_result { REQ_DONE, REQ_WAIT, REQ_CLOSE, REQ_DEFERRED };
 
 static void conn_flush(struct kserver *ks, struct kconn *c);
+static void conn_progress(struct kserver *ks, struct kconn *c);
 
 static uint64_t clock_us(void) {
     struct timespec ts;
@@ -238,6 +278,101 @@ static void out_drop_empty_tail(struct kserver *ks, struct kconn *c) {
     }
 }
 
+/* ---- request slots ----------------------------------------------------------------- */
+
+/* Requests that may be in progress together with others of their connection: the data
+ * path. Anything else runs alone (see the top comment). */
+static bool may_overlap(int16_t api_key) {
+    switch (api_key) {
+    case KAFKA_API_PRODUCE:
+    case KAFKA_API_FETCH:
+    case KAFKA_API_LIST_OFFSETS:
+    case KAFKA_API_METADATA:
+    case KAFKA_API_API_VERSIONS:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static struct req_slot *slot_at(struct kserver *ks, struct kconn *c, uint32_t request) {
+    size_t conn_index = (size_t)(c - ks->conns);
+    return &ks->slots[conn_index * KSERVER_MAX_PIPELINE + request % KSERVER_MAX_PIPELINE];
+}
+
+/* The slot of a request still in progress, or NULL. */
+static struct req_slot *slot_find(struct kserver *ks, struct kconn *c, uint32_t request) {
+    if (request - c->head_request >= c->slot_count) return NULL;
+    struct req_slot *s = slot_at(ks, c, request);
+    assert(s->request == request);
+    return s;
+}
+
+static struct req_slot *slot_head(struct kserver *ks, struct kconn *c) {
+    return c->slot_count > 0 ? slot_at(ks, c, c->head_request) : NULL;
+}
+
+/* The request number the next slot gets (a handler's token carries it). */
+static uint32_t next_request(const struct kconn *c) { return c->head_request + c->slot_count; }
+
+static struct req_slot *slot_push(struct kserver *ks, struct kconn *c, int16_t api_key,
+                                  int32_t correlation_id, int rhv, uint64_t start_us) {
+    assert(c->slot_count < ks->pipeline_depth);
+    struct req_slot *s = slot_at(ks, c, next_request(c));
+    s->request = next_request(c);
+    s->state = SLOT_PENDING;
+    s->alone = !may_overlap(api_key);
+    s->rhv = (int8_t)rhv;
+    s->api_key = api_key;
+    s->correlation_id = correlation_id;
+    s->start_us = start_us;
+    s->held = NULL;
+    s->held_bytes = 0;
+    s->held_heap = false;
+    c->slot_count++;
+    return s;
+}
+
+static void slot_free_held(struct req_slot *s) {
+    if (s->held_heap) free(s->held);
+    s->held = NULL;
+    s->held_heap = false;
+    s->held_bytes = 0;
+}
+
+/* Drop the newest slot (a request that turned out not to need one). */
+static void slot_unpush(struct kserver *ks, struct kconn *c) {
+    assert(c->slot_count > 0);
+    c->slot_count--;
+    slot_free_held(slot_at(ks, c, next_request(c)));
+}
+
+static void slot_pop(struct kserver *ks, struct kconn *c) {
+    struct req_slot *s = slot_head(ks, c);
+    assert(s && s->state != SLOT_PENDING);
+    slot_free_held(s);
+    s->state = 0;
+    c->head_request++;
+    c->slot_count--;
+}
+
+static void slots_release_all(struct kserver *ks, struct kconn *c) {
+    while (c->slot_count > 0) {
+        slot_free_held(slot_head(ks, c));
+        c->head_request++;
+        c->slot_count--;
+    }
+}
+
+/* Whether the connection may start the request in frame (body_bytes long) now. */
+static bool may_start(const struct kserver *ks, const struct kconn *c, const uint8_t *body,
+                      uint32_t body_bytes) {
+    if (c->alone || c->slot_count >= ks->pipeline_depth) return false;
+    if (c->inflight + c->slot_count >= ks->cfg.max_inflight_per_conn) return false;
+    if (c->slot_count == 0 || body_bytes < 2) return true;
+    return may_overlap((int16_t)((uint16_t)body[0] << 8 | body[1]));
+}
+
 /* ---- requests ---------------------------------------------------------------------- */
 
 static int16_t be16(const uint8_t *p) { return (int16_t)((uint16_t)p[0] << 8 | p[1]); }
@@ -253,6 +388,7 @@ struct body_source {
     const uint8_t *frame;
     uint32_t frame_bytes;
     int32_t correlation_id;
+    uint32_t request;            /* the token's request number */
 };
 
 /* Metrics: the error codes of an answer a handler wrote at once (Metadata, FindCoordinator,
@@ -297,7 +433,8 @@ static int encode_response(struct kserver *ks, const struct body_source *src,
         struct kafka_reader r = *src->reader;
         struct handler_ctx ctx = {
             .identity = ks->cfg.identity, .arena = &ks->arena, .owner = ks->cfg.owner,
-            .ks = ks, .token = {src->c->nc->id, src->c->generation}, .hdr = src->hdr,
+            .ks = ks, .token = {src->c->nc->id, src->c->generation, src->request},
+            .hdr = src->hdr,
             .frame = src->frame, .frame_bytes = src->frame_bytes};
         rc = src->h->handle(&ctx, src->hdr, &r, w);
     }
@@ -377,6 +514,94 @@ heap:
     return REQ_DONE;
 }
 
+/* Encode a response that must wait for earlier ones into its slot s: the inline buffer,
+ * or a heap block of its exact size. The slot becomes READY (conn_drain moves it out). */
+static enum req_result hold_response(struct kserver *ks, struct kconn *c, struct req_slot *s,
+                                     const struct body_source *src, int rhv) {
+    struct kafka_writer w;
+    kafka_writer_init(&w, s->inline_bytes, sizeof s->inline_bytes);
+    int rc = encode_response(ks, src, rhv, &w);
+    if (rc == HANDLER_DEFERRED) {
+        assert(!src->body);
+        return REQ_DEFERRED;
+    }
+    if (rc == 0) {
+        s->held = s->inline_bytes;
+        s->held_bytes = (uint32_t)w.len_bytes;
+        s->state = SLOT_READY;
+        return REQ_DONE;
+    }
+    struct kafka_writer sizer;
+    kafka_writer_init_sizer(&sizer);
+    if (rc == KAFKA_ERR_NO_SPACE) rc = encode_response(ks, src, rhv, &sizer);
+    size_t need = kafka_writer_size(&sizer);
+    if (rc != 0 || need > ks->cfg.max_response_bytes) {
+        if (log_ratelimit_ok(&ks->bad_frame_rl))
+            log_warn("request_failed", "conn=%u correlation_id=%d err=%s bytes=%zu",
+                     c->nc->id, src->correlation_id, kafka_err_str(rc), need);
+        return REQ_CLOSE;
+    }
+    uint8_t *mem = malloc(need);
+    if (!mem) return REQ_CLOSE;
+    kafka_writer_init(&w, mem, need);
+    rc = encode_response(ks, src, rhv, &w);
+    assert(rc == 0 && w.len_bytes == need);
+    s->held = mem;
+    s->held_heap = true;
+    s->held_bytes = (uint32_t)need;
+    s->state = SLOT_READY;
+    return REQ_DONE;
+}
+
+/* Move a READY head slot's response to the output. False when the output has no room
+ * (a send completing makes some). */
+static bool out_take_held(struct kserver *ks, struct kconn *c, struct req_slot *s) {
+    struct out_block *b = out_tail_open(c);
+    if (b && b->cap_bytes - b->len_bytes >= s->held_bytes) {
+        memcpy(b->base + b->len_bytes, s->held, s->held_bytes);
+        b->len_bytes += s->held_bytes;
+        b->responses++;
+    } else if (c->out_count >= OUT_SLOTS) {
+        return false;
+    } else if (s->held_heap) { /* hand the block over as it is */
+        b = out_push(c);
+        *b = (struct out_block){.base = s->held, .len_bytes = s->held_bytes,
+                                .cap_bytes = s->held_bytes, .responses = 1, .heap = true};
+        s->held = NULL;
+        s->held_heap = false;
+    } else {
+        uint8_t *mem = chunk_alloc(ks->cfg.pool);
+        bool heap = mem == NULL;
+        if (heap) mem = malloc(s->held_bytes); /* small: no chunk free */
+        if (!mem) return false;
+        memcpy(mem, s->held, s->held_bytes);
+        b = out_push(c);
+        *b = (struct out_block){.base = mem, .len_bytes = s->held_bytes, .responses = 1,
+                                .heap = heap,
+                                .cap_bytes = heap ? s->held_bytes
+                                                  : (uint32_t)ks->cfg.pool->chunk_bytes};
+    }
+    c->inflight++;
+    ks->stats.requests++;
+    s->state = SLOT_DONE;
+    return true;
+}
+
+/* Move every answered request at the head of the ring to the output, in order. A failed
+ * request at the head closes the connection (after what is queued before it). */
+static void conn_drain(struct kserver *ks, struct kconn *c) {
+    struct req_slot *s;
+    while ((s = slot_head(ks, c)) != NULL) {
+        if (s->state == SLOT_PENDING) return;
+        if (s->state == SLOT_FAILED) {
+            c->want_close = true;
+            return;
+        }
+        if (s->state == SLOT_READY && !out_take_held(ks, c, s)) return;
+        slot_pop(ks, c);
+    }
+}
+
 static enum req_result handle_request(struct kserver *ks, struct kconn *c,
                                       const uint8_t *frame, uint32_t size_bytes) {
     if (size_bytes < 8) {
@@ -416,15 +641,18 @@ static enum req_result handle_request(struct kserver *ks, struct kconn *c,
     int rhv = kafka_response_header_version(api_key, supported ? version : 0);
     assert(rhv >= 0);
     struct body_source src = {.h = h, .hdr = &hdr, .reader = &r, .c = c, .frame = frame,
-                              .frame_bytes = size_bytes, .correlation_id = hdr.correlation_id};
-    enum req_result res = respond(ks, c, &src, rhv);
+                              .frame_bytes = size_bytes, .correlation_id = hdr.correlation_id,
+                              .request = next_request(c)};
+    /* Behind a request in progress, even an answer given now waits in a slot. */
+    struct req_slot *s = NULL;
+    if (c->slot_count > 0) s = slot_push(ks, c, api_key, hdr.correlation_id, rhv, start_us);
+    enum req_result res = s ? hold_response(ks, c, s, &src, rhv) : respond(ks, c, &src, rhv);
+    if (res == REQ_DEFERRED && !s) s = slot_push(ks, c, api_key, hdr.correlation_id, rhv, start_us);
     if (res == REQ_DEFERRED) {
-        c->deferred = true;
-        c->deferred_correlation_id = hdr.correlation_id;
-        c->deferred_api_key = api_key;
-        c->deferred_rhv = (int8_t)rhv;
-        c->deferred_start_us = start_us;
+        assert(s->request == src.request && s->state == SLOT_PENDING);
+        if (s->alone) c->alone = true;
     }
+    if (s && res != REQ_DONE && res != REQ_DEFERRED) slot_unpush(ks, c);
     if (res == REQ_DONE) count_request(ks, api_key, start_us);
     if (res == REQ_CLOSE) count_refused(ks, api_key, -1);
     return res;
@@ -448,17 +676,12 @@ static size_t conn_process(struct kserver *ks, struct kconn *c, const uint8_t *b
             c->want_close = true;
             break;
         }
-        if (c->inflight >= ks->cfg.max_inflight_per_conn) {
+        if (!may_start(ks, c, buf + off + 4, body)) {
             conn_pause(ks, c);
             break;
         }
         enum req_result res = handle_request(ks, c, buf + off + 4, body);
         if (res == REQ_WAIT) {
-            conn_pause(ks, c);
-            break;
-        }
-        if (res == REQ_DEFERRED) { /* consumed; nothing more until it completes */
-            off += 4 + (size_t)body;
             conn_pause(ks, c);
             break;
         }
@@ -590,13 +813,7 @@ static void on_send_done(struct net_send *s, int status) {
     c->out_sending = 0;
     if (status < 0) return; /* the backend is closing the connection */
     c->last_active_ms = ks->now_ms;
-    if (c->paused && !ks->draining && !c->want_close && !c->waiting_room && !c->deferred) {
-        c->paused = false;
-        stash_process(ks, c);
-        if (!c->paused && !c->want_close) net_recv_resume(ks->net, c->nc);
-    }
-    conn_flush(ks, c);
-    conn_settle(ks, c);
+    conn_progress(ks, c);
 }
 
 static void on_closed(void *ctx, struct net_conn *nc, int reason) {
@@ -608,6 +825,7 @@ static void on_closed(void *ctx, struct net_conn *nc, int reason) {
         c->out_head = (uint8_t)((c->out_head + 1) % OUT_SLOTS);
         c->out_count--;
     }
+    slots_release_all(ks, c); /* later completions find the connection gone */
     if (c->waiting_room) ks->waiters--;
     ks->stash_bytes -= c->stash_cap;
     free(c->stash);
@@ -623,6 +841,24 @@ void kserver_net_events(struct net_events *out) {
     out->accepted = on_accepted;
     out->received = on_received;
     out->closed = on_closed;
+}
+
+/* Read again when the connection paused for a reason that has gone; conn_process
+ * pauses again at once when the next frame still cannot start. */
+static void conn_resume(struct kserver *ks, struct kconn *c) {
+    if (!c->paused || ks->draining || c->want_close || c->waiting_room || c->alone) return;
+    c->paused = false;
+    stash_process(ks, c);
+    if (!c->paused && !c->want_close) net_recv_resume(ks->net, c->nc);
+}
+
+/* After a request completed or a send finished: queue what is now in turn, read more,
+ * send, and carry out a close. */
+static void conn_progress(struct kserver *ks, struct kconn *c) {
+    conn_drain(ks, c);
+    conn_resume(ks, c);
+    conn_flush(ks, c);
+    conn_settle(ks, c);
 }
 
 /* Start a send of every queued block when none is in flight. */
@@ -660,8 +896,12 @@ struct kserver *kserver_create(const struct kserver_config *cfg) {
     if (!ks) return NULL;
     ks->cfg = *cfg;
     ks->conns = calloc(cfg->max_conns, sizeof ks->conns[0]);
+    /* Pages of a connection slot's requests are touched only when it pipelines. */
+    ks->slots = calloc((size_t)cfg->max_conns * KSERVER_MAX_PIPELINE, sizeof ks->slots[0]);
+    ks->pipeline_depth = cfg->max_inflight_per_conn < KSERVER_MAX_PIPELINE
+                             ? cfg->max_inflight_per_conn : KSERVER_MAX_PIPELINE;
     ks->arena_mem = malloc(ARENA_BYTES);
-    if (!ks->conns || !ks->arena_mem) {
+    if (!ks->conns || !ks->slots || !ks->arena_mem) {
         kserver_destroy(ks);
         return NULL;
     }
@@ -695,14 +935,7 @@ static void resume_waiters(struct kserver *ks) {
         if (!c->in_use || !c->waiting_room) continue;
         c->waiting_room = false;
         ks->waiters--;
-        if (c->paused && !c->want_close && !ks->draining && c->out_sending == 0 &&
-            !c->deferred) {
-            c->paused = false;
-            stash_process(ks, c);
-            if (!c->paused && !c->want_close) net_recv_resume(ks->net, c->nc);
-            conn_flush(ks, c);
-        }
-        conn_settle(ks, c);
+        conn_progress(ks, c);
         if (over) return;
     }
 }
@@ -743,42 +976,68 @@ int kserver_peer_name(struct kserver *ks, struct conn_token token, char *out,
     return net_peer_name(ks->net, c->nc, out, out_bytes);
 }
 
+/* The connection a token names while it is open, or NULL. */
+static struct kconn *conn_of(struct kserver *ks, struct conn_token token) {
+    if (token.conn_id >= ks->cfg.max_conns) return NULL;
+    struct kconn *c = &ks->conns[token.conn_id];
+    return c->in_use && c->generation == token.generation ? c : NULL;
+}
+
+/* The slot of a deferred request still waiting for its answer, or NULL. */
+static struct req_slot *pending_slot(struct kserver *ks, struct conn_token token,
+                                     struct kconn **conn) {
+    struct kconn *c = conn_of(ks, token);
+    struct req_slot *s = c ? slot_find(ks, c, token.request) : NULL;
+    if (!s || s->state != SLOT_PENDING) return NULL;
+    *conn = c;
+    return s;
+}
+
+/* Encode the answer of pending slot s: straight to the output when s is the head of the
+ * ring and the output has room, else into the slot. False when it cannot be encoded. */
+static bool answer_slot(struct kserver *ks, struct kconn *c, struct req_slot *s,
+                        response_body_fn body, void *arg) {
+    struct body_source src = {.body = body, .body_arg = arg, .c = c,
+                              .correlation_id = s->correlation_id, .request = s->request};
+    if (s == slot_head(ks, c)) {
+        enum req_result res = respond(ks, c, &src, s->rhv);
+        if (res == REQ_DONE) {
+            s->state = SLOT_DONE;
+            return true;
+        }
+        if (res != REQ_WAIT) return false;
+    }
+    return hold_response(ks, c, s, &src, s->rhv) == REQ_DONE;
+}
+
+/* A deferred request is answered (s is READY or DONE now, or the connection closes). */
+static void slot_completed(struct kserver *ks, struct kconn *c, struct req_slot *s) {
+    if (s->state == SLOT_PENDING) s->state = SLOT_DONE;
+    if (s->alone) c->alone = false;
+    c->last_active_ms = ks->now_ms;
+    count_request(ks, s->api_key, s->start_us);
+    conn_progress(ks, c);
+}
+
 bool kserver_complete(struct kserver *ks, struct conn_token token, response_body_fn body,
                       void *arg) {
-    if (token.conn_id >= ks->cfg.max_conns) return false;
-    struct kconn *c = &ks->conns[token.conn_id];
-    if (!c->in_use || c->generation != token.generation || !c->deferred) return false;
-    c->deferred = false;
-    c->last_active_ms = ks->now_ms;
-    if (body && !c->want_close) {
-        struct body_source src = {.body = body, .body_arg = arg, .c = c,
-                                  .correlation_id = c->deferred_correlation_id};
-        enum req_result res = respond(ks, c, &src, c->deferred_rhv);
-        /* A completion may use the spare slot and falls back to an exact heap block, so
-         * only an oversized or unencodable response fails here. */
-        if (res != REQ_DONE) {
-            log_warn("deferred_response_failed", "conn=%u api_key=%d", token.conn_id,
-                     c->deferred_api_key);
-            c->want_close = true;
-        }
+    struct kconn *c = NULL;
+    struct req_slot *s = pending_slot(ks, token, &c);
+    if (!s) return false;
+    if (body && !c->want_close && !answer_slot(ks, c, s, body, arg)) {
+        /* Only an oversized or unencodable response fails here. */
+        log_warn("deferred_response_failed", "conn=%u api_key=%d", token.conn_id, s->api_key);
+        c->want_close = true;
     }
-    count_request(ks, c->deferred_api_key, c->deferred_start_us);
-    if (c->paused && !ks->draining && !c->want_close && !c->waiting_room &&
-        c->out_sending == 0) {
-        c->paused = false;
-        stash_process(ks, c);
-        if (!c->paused && !c->want_close) net_recv_resume(ks->net, c->nc);
-    }
-    conn_flush(ks, c);
-    conn_settle(ks, c);
+    slot_completed(ks, c, s);
     return true;
 }
 
 /* Queue body's response as a zero-copy block (see the top comment). False when it must
  * take the copying path instead (nothing queued, release not taken). */
-static bool respond_zc(struct kserver *ks, struct kconn *c, response_body_fn body, void *arg,
-                       void (*release)(void *arg)) {
-    if (c->out_count >= OUT_SLOTS) return false;
+static bool respond_zc(struct kserver *ks, struct kconn *c, struct req_slot *s,
+                       response_body_fn body, void *arg, void (*release)(void *arg)) {
+    if (c->out_count >= OUT_SLOTS || s != slot_head(ks, c)) return false;
     size_t iov_bytes = NET_SEND_MAX_IOV * sizeof(struct iovec);
     if (ks->cfg.pool->chunk_bytes < 2 * iov_bytes) return false;
     uint8_t *mem = chunk_alloc(ks->cfg.pool);
@@ -788,8 +1047,8 @@ static bool respond_zc(struct kserver *ks, struct kconn *c, response_body_fn bod
     struct kafka_writer w;
     kafka_writer_init_iov(&w, mem, cap_bytes, iov, NET_SEND_MAX_IOV);
     struct body_source src = {.body = body, .body_arg = arg, .c = c,
-                              .correlation_id = c->deferred_correlation_id};
-    int rc = encode_response(ks, &src, c->deferred_rhv, &w);
+                              .correlation_id = s->correlation_id, .request = s->request};
+    int rc = encode_response(ks, &src, s->rhv, &w);
     int iov_count = rc == 0 ? kafka_writer_finish(&w) : rc;
     if (iov_count <= 0 || w.external_bytes < ZC_MIN_EXTERNAL_BYTES ||
         kafka_writer_size(&w) > ks->cfg.max_response_bytes) {
@@ -811,28 +1070,32 @@ static bool respond_zc(struct kserver *ks, struct kconn *c, response_body_fn bod
 bool kserver_complete_zc(struct kserver *ks, struct conn_token token, response_body_fn body,
                          void *arg, void (*release)(void *arg)) {
     assert(body && release);
-    struct kconn *c = token.conn_id < ks->cfg.max_conns ? &ks->conns[token.conn_id] : NULL;
-    if (!c || !c->in_use || c->generation != token.generation || !c->deferred) {
+    struct kconn *c = NULL;
+    struct req_slot *s = pending_slot(ks, token, &c);
+    if (!s) {
         release(arg);
         return false;
     }
-    if (!c->want_close && respond_zc(ks, c, body, arg, release))
-        return kserver_complete(ks, token, NULL, NULL); /* resume, count, flush */
+    if (!c->want_close && respond_zc(ks, c, s, body, arg, release)) {
+        s->state = SLOT_DONE;
+        slot_completed(ks, c, s);
+        return true;
+    }
     if (!c->want_close) ks->stats.responses_zc_copied++;
-    bool ok = kserver_complete(ks, token, body, arg);   /* the copying path */
+    bool ok = kserver_complete(ks, token, body, arg); /* the copying path */
     release(arg);
     return ok;
 }
 
 void kserver_fail(struct kserver *ks, struct conn_token token) {
-    if (token.conn_id >= ks->cfg.max_conns) return;
-    struct kconn *c = &ks->conns[token.conn_id];
-    if (!c->in_use || c->generation != token.generation || !c->deferred) return;
-    c->deferred = false;
-    c->want_close = true;
+    struct kconn *c = NULL;
+    struct req_slot *s = pending_slot(ks, token, &c);
+    if (!s) return;
+    s->state = SLOT_FAILED; /* earlier responses leave first; conn_drain closes */
+    c->alone = true;        /* and nothing more is read */
     ks->stats.closed_bad_frame++;
-    conn_flush(ks, c);
-    conn_settle(ks, c);
+    conn_pause(ks, c);
+    conn_progress(ks, c);
 }
 
 void kserver_begin_drain(struct kserver *ks) {
@@ -862,11 +1125,13 @@ void kserver_destroy(struct kserver *ks) {
                 c->out_head = (uint8_t)((c->out_head + 1) % OUT_SLOTS);
                 c->out_count--;
             }
+            slots_release_all(ks, c);
             free(c->stash);
             atomic_fetch_sub(ks->cfg.connections, 1);
         }
     }
     free(ks->conns);
+    free(ks->slots);
     free(ks->arena_mem);
     free(ks);
 }

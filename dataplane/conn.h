@@ -12,11 +12,18 @@
 #include "dataplane/stats.h"
 #include "hw/chunk.h"
 
+/* Requests one connection may have in progress at once (deferred, or answered and
+ * waiting for an earlier one): librdkafka pipelines up to 5 (max.in.flight). The router
+ * sizes its bounds by max_conns times this. */
+#define KSERVER_MAX_PIPELINE 8u
+
 struct kserver_config {
     uint32_t max_conns;              /* connection slots of this shard */
     uint32_t max_request_bytes;      /* socket.request.max.bytes */
     uint64_t idle_timeout_ms;        /* connections.max.idle.ms */
-    uint32_t max_inflight_per_conn;  /* responses queued before the connection stops reading */
+    uint32_t max_inflight_per_conn;  /* requests in progress plus responses queued before the
+                                        connection stops reading (in progress: at most
+                                        KSERVER_MAX_PIPELINE) */
     int32_t max_connections;         /* max.connections, across all shards */
     _Atomic int32_t *connections;    /* the shared count max.connections is checked against */
     size_t max_response_bytes;       /* one response larger than this closes the connection */
@@ -53,8 +60,9 @@ void kserver_stats(const struct kserver *ks, struct kserver_stats *out);
  * (-ENOENT when the connection has gone, -ENOTSUP for a backend that cannot tell). */
 int kserver_peer_name(struct kserver *ks, struct conn_token token, char *out, size_t out_bytes);
 /* Complete a request a handler deferred (HANDLER_DEFERRED): body writes the response
- * body (NULL: the request has no response, e.g. Produce acks=0), then the connection
- * reads again. Returns false when the connection has gone meanwhile (nothing is sent;
+ * body (NULL: the request has no response, e.g. Produce acks=0); it leaves after the
+ * responses of the connection's earlier requests. Requests may complete in any order.
+ * Returns false when the connection has gone meanwhile (nothing is sent;
  * the caller just frees what it kept). */
 typedef int (*response_body_fn)(void *arg, struct kafka_writer *w);
 bool kserver_complete(struct kserver *ks, struct conn_token token, response_body_fn body,

@@ -31,15 +31,17 @@ struct broker_identity {
 
 /* Names one request of one connection across time: a deferred handler keeps it and
  * completes with kserver_complete() (conn.h). The generation tells a connection that
- * closed (and whose slot was reused) from the one that asked. */
+ * closed (and whose slot was reused) from the one that asked; request tells which of the
+ * connection's pipelined requests it is. */
 struct conn_token {
     uint32_t conn_id;
     uint32_t generation;
+    uint32_t request;
 };
 
 /* A handler returns this (after taking ctx->token) when it answers later: the connection
- * stops reading (as Kafka mutes a channel with a request in progress), so responses
- * still leave in request order. It must decide before writing anything. */
+ * keeps its place in the response order (conn.c's request slots), so responses still
+ * leave in request order. It must decide before writing anything. */
 #define HANDLER_DEFERRED 1
 
 struct kserver;

@@ -1,0 +1,391 @@
+/* test_conn_pipeline.c - pipelined requests on one connection (conn.c's request ring),
+ * over the real kernel-socket backend (io_uring, loopback TCP):
+ * - several deferred requests are in progress at once and may complete in any order;
+ *   their responses still leave in request order, none before the earlier ones;
+ * - a request answered at once behind a deferred one waits for it (held in its slot),
+ *   also when the answer is too big for the slot's inline buffer;
+ * - a request without a response (Produce acks=0) keeps its place and sends nothing;
+ * - a control-plane request runs alone: it starts when the earlier ones are done, and
+ *   nothing after it starts before it is done;
+ * - the number of requests in progress is bounded by max_inflight_per_conn;
+ * - a failed request closes the connection after the responses before it.
+ *
+ * The test drives one connection layer on its own io_uring from this thread (the shard
+ * loop in miniature), with its own handler table: Produce (api 0) defers and the test
+ * completes it, Metadata (api 3) answers at once, FindCoordinator (api 10) defers. */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dataplane/conn.h"
+#include "dataplane/net/uring_sock.h"
+#include "hw/uring_op.h"
+
+#define CHUNK_BYTES (64u * 1024u)
+#define RECV_BUFFERS 16u
+#define API_PRODUCE 0
+#define API_METADATA 3
+#define API_FIND_COORDINATOR 10
+#define MAX_TOKENS 64
+
+static struct io_uring ring;
+static struct chunk_pool pool;
+static uint8_t *recv_buffers[RECV_BUFFERS];
+static struct kserver *ks;
+static struct net_backend *net;
+static struct broker_identity identity = {.node_id = 1, .advertised_host = "127.0.0.1",
+                                          .cluster_id = "t"};
+static _Atomic int32_t connections;
+static int port;
+
+/* ---- handlers -------------------------------------------------------------------- */
+
+static struct conn_token tokens[MAX_TOKENS];
+static int32_t token_ids[MAX_TOKENS]; /* the correlation id of each deferred request */
+static unsigned token_count;
+static unsigned metadata_calls;
+static uint32_t metadata_body_bytes = 4; /* what the Metadata handler answers */
+
+static int defer_handler(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
+                         struct kafka_reader *body, struct kafka_writer *w) {
+    (void)body, (void)w;
+    cr_assert_lt(token_count, MAX_TOKENS);
+    token_ids[token_count] = hdr->correlation_id;
+    tokens[token_count++] = ctx->token;
+    return HANDLER_DEFERRED;
+}
+
+/* Answers at once: metadata_body_bytes bytes, each the correlation id's low byte. */
+static int metadata_handler(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
+                            struct kafka_reader *body, struct kafka_writer *w) {
+    (void)ctx, (void)body;
+    if (w->buf) metadata_calls++; /* a sizing pass is not a call that answers */
+    for (uint32_t i = 0; i < metadata_body_bytes; i++)
+        kafka_write_int8(w, (int8_t)hdr->correlation_id);
+    return w->err;
+}
+
+static const struct handler produce = {API_PRODUCE, 0, 8, defer_handler};
+static const struct handler metadata = {API_METADATA, 0, 8, metadata_handler};
+static const struct handler find_coordinator = {API_FIND_COORDINATOR, 0, 2, defer_handler};
+
+static const struct handler *find_handler(int16_t api_key) {
+    if (api_key == API_PRODUCE) return &produce;
+    if (api_key == API_METADATA) return &metadata;
+    if (api_key == API_FIND_COORDINATOR) return &find_coordinator;
+    return NULL;
+}
+
+/* A deferred request's body: its correlation id twice. */
+static int id_body_fn(void *arg, struct kafka_writer *w) {
+    int32_t id = *(const int32_t *)arg;
+    kafka_write_int32(w, id);
+    kafka_write_int32(w, id);
+    return w->err;
+}
+
+/* ---- the loop in miniature ------------------------------------------------------- */
+
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void pump(void) {
+    struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 2 * 1000000};
+    struct io_uring_cqe *cqe = NULL;
+    io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, NULL);
+    uring_op_dispatch_ready(&ring, 256);
+    kserver_tick(ks, now_ms());
+    net_tick(net, now_ms());
+    io_uring_submit(&ring);
+}
+
+static void pump_some(void) {
+    for (int i = 0; i < 30; i++) pump();
+}
+
+#define PUMP_UNTIL(cond) do { \
+        uint64_t until_ms = now_ms() + 5000; \
+        while (!(cond) && now_ms() < until_ms) pump(); \
+        cr_assert(cond, "timed out waiting for " #cond); \
+    } while (0)
+
+static void setup_with(uint32_t max_inflight) {
+    cr_assert_eq(io_uring_queue_init(256, &ring, 0), 0);
+    cr_assert_eq(chunk_pool_init(&pool, CHUNK_BYTES, 64), 0);
+    for (unsigned i = 0; i < RECV_BUFFERS; i++) recv_buffers[i] = chunk_alloc(&pool);
+    struct kserver_config kc = {
+        .max_conns = 8, .max_request_bytes = 1 << 20, .idle_timeout_ms = 60000,
+        .max_inflight_per_conn = max_inflight, .max_connections = 8,
+        .connections = &connections, .max_response_bytes = 64u << 20,
+        .max_input_bytes = 1 << 20, .identity = &identity, .pool = &pool,
+        .find_handler = find_handler};
+    ks = kserver_create(&kc);
+    cr_assert(ks);
+    struct net_events events;
+    kserver_net_events(&events);
+    struct net_uring_config nc = {
+        .ring = &ring, .max_conns = 8, .recv_buffer_count = RECV_BUFFERS,
+        .recv_buffer_bytes = CHUNK_BYTES, .recv_buffers = recv_buffers, .buf_group = 7,
+        .zc_threshold_bytes = 0, .listen_backlog = 16};
+    char err[256];
+    net = net_uring_create(&nc, &events, ks, err, sizeof err);
+    cr_assert(net, "%s", err);
+    kserver_attach(ks, net);
+    kserver_tick(ks, now_ms());
+    port = net_listen(net, "127.0.0.1", 0);
+    cr_assert_gt(port, 0);
+    token_count = 0;
+    metadata_calls = 0;
+    metadata_body_bytes = 4;
+}
+
+static void setup(void) { setup_with(16); }
+static void setup_three(void) { setup_with(3); }
+
+static void teardown(void) {
+    net_destroy(net);
+    kserver_destroy(ks);
+    for (unsigned i = 0; i < RECV_BUFFERS; i++) chunk_unref(&pool, recv_buffers[i]);
+    chunk_pool_destroy(&pool);
+    io_uring_queue_exit(&ring);
+}
+
+static int client_connect(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    PUMP_UNTIL(kserver_conn_count(ks) == 1);
+    return fd;
+}
+
+/* ---- requests and responses ------------------------------------------------------ */
+
+/* Append one request (header v1: api key, version 1, correlation id, null client id,
+ * then 4 body bytes) to buf; returns its length. */
+static size_t put_request(uint8_t *buf, int16_t api_key, int32_t id) {
+    uint8_t f[] = {0, 0, 0, 14, (uint8_t)(api_key >> 8), (uint8_t)api_key, 0, 1,
+                   (uint8_t)(id >> 24), (uint8_t)(id >> 16), (uint8_t)(id >> 8), (uint8_t)id,
+                   0xff, 0xff, 9, 9, 9, 9};
+    memcpy(buf, f, sizeof f);
+    return sizeof f;
+}
+
+/* Write the requests (api key, id pairs) in one write. */
+static void send_requests(int fd, const int16_t *apis, const int32_t *ids, unsigned n) {
+    static uint8_t buf[64 * 18];
+    size_t len = 0;
+    for (unsigned i = 0; i < n; i++) len += put_request(buf + len, apis[i], ids[i]);
+    cr_assert_eq(write(fd, buf, len), (ssize_t)len);
+}
+
+static void send_produces(int fd, int32_t first_id, unsigned n) {
+    int16_t apis[32];
+    int32_t ids[32];
+    cr_assert_leq(n, 32);
+    for (unsigned i = 0; i < n; i++) apis[i] = API_PRODUCE, ids[i] = first_id + (int32_t)i;
+    send_requests(fd, apis, ids, n);
+}
+
+static struct conn_token token_of(int32_t id) {
+    for (unsigned i = 0; i < token_count; i++)
+        if (token_ids[i] == id) return tokens[i];
+    cr_assert_fail("no deferred request with correlation id %d", id);
+    return tokens[0];
+}
+
+static int32_t complete_ids[MAX_TOKENS]; /* body_fn args must outlive the call only */
+
+static void complete(int32_t id) {
+    complete_ids[id % MAX_TOKENS] = id;
+    cr_assert(kserver_complete(ks, token_of(id), id_body_fn, &complete_ids[id % MAX_TOKENS]));
+}
+
+static void client_read(int fd, uint8_t *out, size_t n) {
+    size_t got = 0;
+    uint64_t until_ms = now_ms() + 10000;
+    while (got < n && now_ms() < until_ms) {
+        ssize_t r = read(fd, out + got, n - got);
+        if (r > 0) got += (size_t)r;
+        else pump();
+    }
+    cr_assert_eq(got, n, "read %zu of %zu bytes", got, n);
+}
+
+static int32_t be32(const uint8_t *p) {
+    return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+}
+
+/* Read one deferred request's response and check it is id's. */
+static void expect_completed(int fd, int32_t id) {
+    uint8_t r[16];
+    client_read(fd, r, sizeof r);
+    cr_assert_eq(be32(r), 12, "size");
+    cr_assert_eq(be32(r + 4), id, "response for %d expected, got %d", id, be32(r + 4));
+    cr_assert_eq(be32(r + 8), id);
+    cr_assert_eq(be32(r + 12), id);
+}
+
+/* Read one Metadata response (metadata_body_bytes bytes of id). */
+static void expect_metadata(int fd, int32_t id) {
+    static uint8_t r[8 + (256u << 10)];
+    cr_assert_leq(metadata_body_bytes, 256u << 10);
+    client_read(fd, r, 8 + metadata_body_bytes);
+    cr_assert_eq(be32(r), (int32_t)(4 + metadata_body_bytes));
+    cr_assert_eq(be32(r + 4), id, "metadata %d expected, got %d", id, be32(r + 4));
+    for (uint32_t i = 0; i < metadata_body_bytes; i++)
+        cr_assert_eq(r[8 + i], (uint8_t)id, "metadata byte %u", i);
+}
+
+static void expect_nothing(int fd) {
+    pump_some();
+    uint8_t b;
+    cr_assert_eq(read(fd, &b, 1), -1, "a response left before an earlier one");
+}
+
+/* ---- tests ----------------------------------------------------------------------- */
+
+Test(conn_pipeline, completions_in_any_order_leave_in_request_order, .init = setup,
+     .fini = teardown) {
+    int fd = client_connect();
+    send_produces(fd, 1, 6);
+    PUMP_UNTIL(token_count == 6); /* all six in progress at once */
+    static const int32_t order[] = {6, 4, 5, 2, 3};
+    for (unsigned i = 0; i < 5; i++) {
+        complete(order[i]);
+        expect_nothing(fd); /* 1 is still in progress: nothing may leave */
+    }
+    complete(1);
+    for (int32_t id = 1; id <= 6; id++) expect_completed(fd, id);
+    /* and the connection goes on: a second round completing in order */
+    send_produces(fd, 7, 3);
+    PUMP_UNTIL(token_count == 9);
+    for (int32_t id = 7; id <= 9; id++) complete(id);
+    for (int32_t id = 7; id <= 9; id++) expect_completed(fd, id);
+    close(fd);
+    PUMP_UNTIL(kserver_conn_count(ks) == 0);
+}
+
+Test(conn_pipeline, answers_behind_a_deferred_request_wait_and_acks0_sends_nothing,
+     .init = setup, .fini = teardown) {
+    int fd = client_connect();
+    /* produce 1, metadata 2 (answered at once), produce 3 (acks=0), produce 4, metadata 5 */
+    static const int16_t apis[] = {API_PRODUCE, API_METADATA, API_PRODUCE, API_PRODUCE,
+                                   API_METADATA};
+    static const int32_t ids[] = {1, 2, 3, 4, 5};
+    send_requests(fd, apis, ids, 5);
+    PUMP_UNTIL(token_count == 3 && metadata_calls == 2);
+    expect_nothing(fd); /* the metadata answers wait behind produce 1 */
+    complete(4);
+    cr_assert(kserver_complete(ks, token_of(3), NULL, NULL)); /* acks=0: no response */
+    expect_nothing(fd);
+    complete(1);
+    expect_completed(fd, 1);
+    expect_metadata(fd, 2);
+    expect_completed(fd, 4);
+    expect_metadata(fd, 5);
+    expect_nothing(fd);
+    /* a completion for a request already answered is refused */
+    cr_assert_not(kserver_complete(ks, token_of(3), NULL, NULL));
+    close(fd);
+    PUMP_UNTIL(kserver_conn_count(ks) == 0);
+}
+
+Test(conn_pipeline, a_held_answer_bigger_than_its_slot, .init = setup, .fini = teardown) {
+    int fd = client_connect();
+    for (int round = 0; round < 2; round++) {
+        /* 1000 B: a heap block copied into a chunk; 200 KiB: bigger than a chunk, the
+         * heap block itself goes to the output */
+        metadata_body_bytes = round == 0 ? 1000 : 200u << 10;
+        int32_t base = 10 * round;
+        static int16_t apis[] = {API_PRODUCE, API_METADATA, API_PRODUCE};
+        int32_t ids[] = {base + 1, base + 2, base + 3};
+        send_requests(fd, apis, ids, 3);
+        PUMP_UNTIL(token_count == 2u * (unsigned)round + 2u);
+        complete(base + 3);
+        complete(base + 1);
+        expect_completed(fd, base + 1);
+        expect_metadata(fd, base + 2);
+        expect_completed(fd, base + 3);
+    }
+    close(fd);
+    PUMP_UNTIL(kserver_conn_count(ks) == 0);
+}
+
+Test(conn_pipeline, a_control_plane_request_runs_alone, .init = setup, .fini = teardown) {
+    int fd = client_connect();
+    static const int16_t apis[] = {API_PRODUCE, API_PRODUCE, API_FIND_COORDINATOR,
+                                   API_PRODUCE, API_METADATA};
+    static const int32_t ids[] = {1, 2, 3, 4, 5};
+    send_requests(fd, apis, ids, 5);
+    PUMP_UNTIL(token_count == 2);
+    pump_some();
+    cr_assert_eq(token_count, 2, "FindCoordinator started with produce requests in progress");
+    complete(2);
+    pump_some();
+    cr_assert_eq(token_count, 2, "FindCoordinator started before produce 1 was done");
+    complete(1);
+    PUMP_UNTIL(token_count == 3);
+    cr_assert_eq(token_ids[2], 3);
+    pump_some();
+    cr_assert_eq(token_count, 3, "a request started while FindCoordinator was in progress");
+    cr_assert_eq(metadata_calls, 0);
+    complete(3);
+    PUMP_UNTIL(token_count == 4 && metadata_calls == 1);
+    complete(4);
+    for (int32_t id = 1; id <= 4; id++) expect_completed(fd, id);
+    expect_metadata(fd, 5);
+    close(fd);
+    PUMP_UNTIL(kserver_conn_count(ks) == 0);
+}
+
+Test(conn_pipeline, requests_in_progress_are_bounded, .init = setup_three, .fini = teardown) {
+    int fd = client_connect();
+    send_produces(fd, 1, 7);
+    PUMP_UNTIL(token_count == 3);
+    pump_some();
+    cr_assert_eq(token_count, 3, "more requests in progress than max_inflight_per_conn");
+    complete(1);
+    expect_completed(fd, 1);
+    PUMP_UNTIL(token_count == 4);
+    complete(3);
+    complete(2);
+    expect_completed(fd, 2);
+    expect_completed(fd, 3);
+    PUMP_UNTIL(token_count == 6);
+    pump_some();
+    cr_assert_eq(token_count, 6);
+    for (int32_t id = 4; id <= 6; id++) complete(id);
+    PUMP_UNTIL(token_count == 7);
+    complete(7);
+    for (int32_t id = 4; id <= 7; id++) expect_completed(fd, id);
+    close(fd);
+    PUMP_UNTIL(kserver_conn_count(ks) == 0);
+}
+
+Test(conn_pipeline, a_failed_request_closes_after_the_earlier_responses, .init = setup,
+     .fini = teardown) {
+    int fd = client_connect();
+    send_produces(fd, 1, 3);
+    PUMP_UNTIL(token_count == 3);
+    kserver_fail(ks, token_of(2));
+    complete(3); /* later than the failure: never sent */
+    expect_nothing(fd);
+    complete(1);
+    expect_completed(fd, 1);
+    PUMP_UNTIL(kserver_conn_count(ks) == 0);
+    uint8_t b;
+    ssize_t r = read(fd, &b, 1);
+    cr_assert_eq(r, 0, "the connection should be closed with nothing more sent");
+    close(fd);
+}
