@@ -1427,7 +1427,7 @@ static int rebuild_producers(struct plog *log) {
             log_warn("producer_snapshot_unusable", "dir=%s offset=%" PRId64 " errno=%d",
                      log->dir, snap, -rc);
             producer_state_clear(&log->producers);
-            txn_state_clear(&log->txn);
+            txn_log_clear(&log->txn);
         }
     }
     uint8_t *buf = malloc(PRODUCER_SCAN_BUF_BYTES);
@@ -1457,7 +1457,7 @@ static void plog_free(struct plog *log) {
     if (log->dir_fd >= 0) close(log->dir_fd);
     if (log->meta_fd >= 0) close(log->meta_fd);
     producer_state_free(&log->producers);
-    txn_state_free(&log->txn);
+    txn_log_free(&log->txn);
     free(log->carry_buf);
     free(log);
 }
@@ -1493,7 +1493,7 @@ struct plog *plog_open(struct storage_shard *s, const char *data_dir, const char
         *err = producer_state_init(&log->producers,
                                    cfg->max_producers ? cfg->max_producers : PRODUCER_STATE_DEFAULT_MAX,
                                    cfg->producer_expiration_ms);
-    if (!*err) *err = txn_state_init(&log->txn);
+    if (!*err) *err = txn_log_init(&log->txn);
     if (!*err) {
         struct segment *tail = active_segment(log);
         log->log_end_offset = tail->next_offset;

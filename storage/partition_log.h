@@ -264,7 +264,7 @@ struct plog {
     uint32_t max_flushes_in_flight;
     /* idempotent producers */
     struct producer_state producers;
-    struct txn_state txn;          /* aborted index, completing markers (LSO) */
+    struct txn_log txn;          /* aborted index, completing markers (LSO) */
     int64_t snapshot_offsets[2];   /* newest snapshot written, and the one before (-1) */
     struct plog_append_req *waiters_first; /* plog_wait: duplicates waiting on originals */
     uint64_t producer_batches_scanned; /* at open, to rebuild the producer state */

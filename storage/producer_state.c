@@ -362,7 +362,7 @@ static void snapshot_name(char *out, size_t out_bytes, int64_t offset) {
     snprintf(out, out_bytes, "%020" PRId64 "%s", offset, PRODUCER_SNAPSHOT_SUFFIX);
 }
 
-static size_t snapshot_size_bytes(const struct producer_state *ps, const struct txn_state *txn) {
+static size_t snapshot_size_bytes(const struct producer_state *ps, const struct txn_log *txn) {
     size_t n = SNAPSHOT_HEADER_BYTES;
     for (uint32_t i = 0; i < ps->count; i++)
         n += SNAPSHOT_ENTRY_BYTES + ps->entries[i].batch_count * (size_t)SNAPSHOT_BATCH_BYTES;
@@ -380,7 +380,7 @@ static int write_all(int fd, const uint8_t *buf, size_t len) {
     return 0;
 }
 
-int producer_state_write_snapshot(const struct producer_state *ps, const struct txn_state *txn,
+int producer_state_write_snapshot(const struct producer_state *ps, const struct txn_log *txn,
                                   const char *dir, int64_t offset) {
     /* bounded: max_producers entries and TXN_ABORTED_MAX aborted transactions */
     size_t size = snapshot_size_bytes(ps, txn);
@@ -479,7 +479,7 @@ static void restore_entry_txn(struct producer_state *ps, int64_t producer_id, in
 }
 
 /* The aborted-index section of a v2 snapshot at buf[pos..len). 0 or -EBADMSG. */
-static int parse_aborted(struct txn_state *txn, const uint8_t *buf, size_t len, size_t *pos) {
+static int parse_aborted(struct txn_log *txn, const uint8_t *buf, size_t len, size_t *pos) {
     if (len - *pos < 4) return -EBADMSG;
     uint32_t count = get_u32(buf + *pos);
     *pos += 4;
@@ -498,7 +498,7 @@ static int parse_aborted(struct txn_state *txn, const uint8_t *buf, size_t len, 
 }
 
 /* Parse buf into ps (already cleared). Returns 0 or -EBADMSG. */
-static int parse_snapshot(struct producer_state *ps, struct txn_state *txn, const uint8_t *buf,
+static int parse_snapshot(struct producer_state *ps, struct txn_log *txn, const uint8_t *buf,
                           size_t len, int64_t offset, int64_t now_ms) {
     uint16_t version = get_u16(buf + 4);
     if (get_u32(buf) != SNAPSHOT_MAGIC || (version != 1 && version != SNAPSHOT_VERSION) ||
@@ -544,7 +544,7 @@ static int parse_snapshot(struct producer_state *ps, struct txn_state *txn, cons
     return pos == len ? 0 : -EBADMSG;
 }
 
-int producer_state_read_snapshot(struct producer_state *ps, struct txn_state *txn,
+int producer_state_read_snapshot(struct producer_state *ps, struct txn_log *txn,
                                  const char *dir, int64_t offset, int64_t now_ms) {
     char name[SNAPSHOT_NAME_BYTES], path[1200];
     snapshot_name(name, sizeof name, offset);
@@ -558,11 +558,11 @@ int producer_state_read_snapshot(struct producer_state *ps, struct txn_state *tx
     int rc = read_file(path, &buf, &len, max_bytes);
     if (rc != 0) return rc;
     producer_state_clear(ps);
-    if (txn) txn_state_clear(txn);
+    if (txn) txn_log_clear(txn);
     rc = parse_snapshot(ps, txn, buf, len, offset, now_ms);
     if (rc != 0) {
         producer_state_clear(ps);
-        if (txn) txn_state_clear(txn);
+        if (txn) txn_log_clear(txn);
     }
     free(buf);
     return rc;

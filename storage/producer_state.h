@@ -164,13 +164,13 @@ const struct producer_entry *producer_state_find(const struct producer_state *ps
 
 /* Write the state and txn's aborted index (txn may be NULL: none) as
  * "<dir>/<offset>.snapshot" (temp file, then rename; blocking). Returns 0 or -errno. */
-int producer_state_write_snapshot(const struct producer_state *ps, const struct txn_state *txn,
+int producer_state_write_snapshot(const struct producer_state *ps, const struct txn_log *txn,
                                   const char *dir, int64_t offset);
 
 /* Replace the state (and txn's aborted index, when txn is not NULL) with the snapshot
  * "<dir>/<offset>.snapshot". Returns 0, -EBADMSG when the file does not check (both are
  * then empty), or -errno. */
-int producer_state_read_snapshot(struct producer_state *ps, struct txn_state *txn,
+int producer_state_read_snapshot(struct producer_state *ps, struct txn_log *txn,
                                  const char *dir, int64_t offset, int64_t now_ms);
 
 /* The largest snapshot offset in dir that is <= max_offset (-1 when none); snapshots

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int txn_state_init(struct txn_state *ts) {
+int txn_log_init(struct txn_log *ts) {
     memset(ts, 0, sizeof *ts);
     ts->aborted = malloc(TXN_ABORTED_INITIAL * sizeof *ts->aborted);
     if (!ts->aborted) return -ENOMEM;
@@ -19,23 +19,23 @@ int txn_state_init(struct txn_state *ts) {
     return 0;
 }
 
-void txn_state_free(struct txn_state *ts) {
+void txn_log_free(struct txn_log *ts) {
     free(ts->aborted);
     memset(ts, 0, sizeof *ts);
 }
 
-void txn_state_clear(struct txn_state *ts) {
+void txn_log_clear(struct txn_log *ts) {
     ts->aborted_head = ts->aborted_count = 0;
     ts->completing_head = ts->completing_count = 0;
 }
 
-const struct txn_aborted *txn_aborted_at(const struct txn_state *ts, uint32_t i) {
+const struct txn_aborted *txn_aborted_at(const struct txn_log *ts, uint32_t i) {
     assert(i < ts->aborted_count);
     return &ts->aborted[(ts->aborted_head + i) % ts->aborted_cap];
 }
 
 /* Double the ring (unrolled so the oldest entry lands at 0). 0 or -ENOMEM. */
-static int aborted_grow(struct txn_state *ts) {
+static int aborted_grow(struct txn_log *ts) {
     uint32_t cap = ts->aborted_cap * 2;
     if (cap > TXN_ABORTED_MAX) cap = TXN_ABORTED_MAX;
     struct txn_aborted *a = malloc(cap * sizeof *a);
@@ -48,7 +48,7 @@ static int aborted_grow(struct txn_state *ts) {
     return 0;
 }
 
-int txn_aborted_add(struct txn_state *ts, int64_t producer_id, int64_t first_offset,
+int txn_aborted_add(struct txn_log *ts, int64_t producer_id, int64_t first_offset,
                     int64_t last_offset) {
     assert(first_offset <= last_offset);
     assert(ts->aborted_count == 0 ||
@@ -67,7 +67,7 @@ int txn_aborted_add(struct txn_state *ts, int64_t producer_id, int64_t first_off
     return dropped;
 }
 
-uint32_t txn_aborted_trim(struct txn_state *ts, int64_t log_start_offset) {
+uint32_t txn_aborted_trim(struct txn_log *ts, int64_t log_start_offset) {
     uint32_t n = 0;
     while (ts->aborted_count > 0 && txn_aborted_at(ts, 0)->last_offset < log_start_offset) {
         ts->aborted_head = (ts->aborted_head + 1) % ts->aborted_cap;
@@ -77,7 +77,7 @@ uint32_t txn_aborted_trim(struct txn_state *ts, int64_t log_start_offset) {
     return n;
 }
 
-uint32_t txn_aborted_collect(const struct txn_state *ts, int64_t from_offset,
+uint32_t txn_aborted_collect(const struct txn_log *ts, int64_t from_offset,
                              int64_t to_offset, struct txn_aborted *out, uint32_t max) {
     uint32_t lo = 0, hi = ts->aborted_count; /* first entry with last_offset >= from */
     while (lo < hi) {
@@ -95,11 +95,11 @@ uint32_t txn_aborted_collect(const struct txn_state *ts, int64_t from_offset,
     return n;
 }
 
-bool txn_completing_full(const struct txn_state *ts) {
+bool txn_completing_full(const struct txn_log *ts) {
     return ts->completing_count == TXN_COMPLETING_MAX;
 }
 
-int txn_completing_push(struct txn_state *ts, int64_t first_offset, int64_t marker_offset) {
+int txn_completing_push(struct txn_log *ts, int64_t first_offset, int64_t marker_offset) {
     if (txn_completing_full(ts)) return -ENOBUFS;
     uint32_t slot = (ts->completing_head + ts->completing_count) % TXN_COMPLETING_MAX;
     ts->completing[slot] = (struct txn_completing){first_offset, marker_offset};
@@ -107,7 +107,7 @@ int txn_completing_push(struct txn_state *ts, int64_t first_offset, int64_t mark
     return 0;
 }
 
-void txn_completing_written(struct txn_state *ts, int64_t high_watermark) {
+void txn_completing_written(struct txn_log *ts, int64_t high_watermark) {
     while (ts->completing_count > 0 &&
            ts->completing[ts->completing_head].marker_offset < high_watermark) {
         ts->completing_head = (ts->completing_head + 1) % TXN_COMPLETING_MAX;
@@ -115,7 +115,7 @@ void txn_completing_written(struct txn_state *ts, int64_t high_watermark) {
     }
 }
 
-int64_t txn_last_stable_offset(const struct txn_state *ts, int64_t high_watermark,
+int64_t txn_last_stable_offset(const struct txn_log *ts, int64_t high_watermark,
                                int64_t oldest_open_offset) {
     int64_t lso = high_watermark;
     if (oldest_open_offset >= 0 && oldest_open_offset < lso) lso = oldest_open_offset;

@@ -49,7 +49,7 @@ struct txn_completing {
     int64_t marker_offset;
 };
 
-struct txn_state {
+struct txn_log {
     struct txn_aborted *aborted;    /* ring, oldest at aborted_head */
     uint32_t aborted_cap, aborted_head, aborted_count;
     uint64_t aborted_dropped;       /* lost to the bound */
@@ -57,37 +57,37 @@ struct txn_state {
     uint32_t completing_head, completing_count;
 };
 
-int txn_state_init(struct txn_state *ts);
-void txn_state_free(struct txn_state *ts);
-void txn_state_clear(struct txn_state *ts);
+int txn_log_init(struct txn_log *ts);
+void txn_log_free(struct txn_log *ts);
+void txn_log_clear(struct txn_log *ts);
 
 /* Index an aborted transaction. last_offset must be >= every indexed last offset.
  * Returns 0, or 1 when the oldest entry was dropped to stay within the bound. */
-int txn_aborted_add(struct txn_state *ts, int64_t producer_id, int64_t first_offset,
+int txn_aborted_add(struct txn_log *ts, int64_t producer_id, int64_t first_offset,
                     int64_t last_offset);
 
 /* The i-th indexed entry, oldest first (i < aborted_count). */
-const struct txn_aborted *txn_aborted_at(const struct txn_state *ts, uint32_t i);
+const struct txn_aborted *txn_aborted_at(const struct txn_log *ts, uint32_t i);
 
 /* Drop the entries wholly below log_start_offset (last offset < it). Returns how many. */
-uint32_t txn_aborted_trim(struct txn_state *ts, int64_t log_start_offset);
+uint32_t txn_aborted_trim(struct txn_log *ts, int64_t log_start_offset);
 
 /* Copy out, oldest first, up to max entries that overlap [from_offset, to_offset):
  * last_offset >= from_offset and first_offset < to_offset. Returns how many. */
-uint32_t txn_aborted_collect(const struct txn_state *ts, int64_t from_offset,
+uint32_t txn_aborted_collect(const struct txn_log *ts, int64_t from_offset,
                              int64_t to_offset, struct txn_aborted *out, uint32_t max);
 
 /* A marker closing a transaction that began at first_offset was appended at
  * marker_offset, not yet written. 0, or -ENOBUFS when the queue is full. */
-int txn_completing_push(struct txn_state *ts, int64_t first_offset, int64_t marker_offset);
-bool txn_completing_full(const struct txn_state *ts);
+int txn_completing_push(struct txn_log *ts, int64_t first_offset, int64_t marker_offset);
+bool txn_completing_full(const struct txn_log *ts);
 
 /* The high watermark moved: forget the completing transactions whose marker is below it. */
-void txn_completing_written(struct txn_state *ts, int64_t high_watermark);
+void txn_completing_written(struct txn_log *ts, int64_t high_watermark);
 
 /* LSO from the high watermark and the oldest open transaction's first offset (-1 when
  * none is open). */
-int64_t txn_last_stable_offset(const struct txn_state *ts, int64_t high_watermark,
+int64_t txn_last_stable_offset(const struct txn_log *ts, int64_t high_watermark,
                                int64_t oldest_open_offset);
 
 #endif

@@ -21,8 +21,8 @@
 /* ---------------------------------------------------------------- txn_state alone */
 
 Test(txn_state, aborted_index_collect_and_trim) {
-    struct txn_state ts;
-    cr_assert_eq(txn_state_init(&ts), 0);
+    struct txn_log ts;
+    cr_assert_eq(txn_log_init(&ts), 0);
     /* (pid, first, last): a long transaction 5..40 ends after a short one 20..30 */
     cr_assert_eq(txn_aborted_add(&ts, 1, 0, 10), 0);
     cr_assert_eq(txn_aborted_add(&ts, 2, 20, 30), 0);
@@ -41,12 +41,12 @@ Test(txn_state, aborted_index_collect_and_trim) {
     cr_assert_eq(txn_aborted_trim(&ts, 31), 2);
     cr_assert_eq(ts.aborted_count, 2);
     cr_assert_eq(txn_aborted_at(&ts, 0)->producer_id, 3);
-    txn_state_free(&ts);
+    txn_log_free(&ts);
 }
 
 Test(txn_state, aborted_ring_grows_then_wraps) {
-    struct txn_state ts;
-    cr_assert_eq(txn_state_init(&ts), 0);
+    struct txn_log ts;
+    cr_assert_eq(txn_log_init(&ts), 0);
     for (int64_t i = 0; i < 1000; i++) {
         cr_assert_eq(txn_aborted_add(&ts, i, 2 * i, 2 * i + 1), 0);
         if (i % 7 == 0) (void)txn_aborted_trim(&ts, 2 * i - 20); /* wrap the ring */
@@ -56,12 +56,12 @@ Test(txn_state, aborted_ring_grows_then_wraps) {
     struct txn_aborted out[4];
     cr_assert_eq(txn_aborted_collect(&ts, 1990, 1995, out, 4), 3);
     cr_assert_eq(out[0].producer_id, 995);
-    txn_state_free(&ts);
+    txn_log_free(&ts);
 }
 
 Test(txn_state, lso_and_completing_queue) {
-    struct txn_state ts;
-    cr_assert_eq(txn_state_init(&ts), 0);
+    struct txn_log ts;
+    cr_assert_eq(txn_log_init(&ts), 0);
     cr_assert_eq(txn_last_stable_offset(&ts, 100, -1), 100);
     cr_assert_eq(txn_last_stable_offset(&ts, 100, 40), 40);
     cr_assert_eq(txn_last_stable_offset(&ts, 30, 40), 30, "never past the high watermark");
@@ -74,7 +74,7 @@ Test(txn_state, lso_and_completing_queue) {
     for (int i = 0; i < TXN_COMPLETING_MAX; i++) cr_assert_eq(txn_completing_push(&ts, i, 100 + i), 0);
     cr_assert(txn_completing_full(&ts));
     cr_assert_eq(txn_completing_push(&ts, 1, 1000), -ENOBUFS);
-    txn_state_free(&ts);
+    txn_log_free(&ts);
 }
 
 /* ---------------------------------------------------------------- in the partition log */
@@ -367,9 +367,9 @@ Test(plog_txn, version_1_snapshot_still_read) {
     cr_assert_eq(fwrite(buf, 1, sizeof buf, f), sizeof buf);
     fclose(f);
     struct producer_state ps;
-    struct txn_state ts;
+    struct txn_log ts;
     cr_assert_eq(producer_state_init(&ps, 16, 0), 0);
-    cr_assert_eq(txn_state_init(&ts), 0);
+    cr_assert_eq(txn_log_init(&ts), 0);
     cr_assert_eq(producer_state_read_snapshot(&ps, &ts, g_dir, 110, 1700000000000LL), 0);
     const struct producer_entry *pe = producer_state_find(&ps, 42);
     cr_assert_not_null(pe);
@@ -389,12 +389,12 @@ Test(plog_txn, version_1_snapshot_still_read) {
     cr_assert_eq(txn_aborted_add(&ts, 7, 50, 60), 0);
     cr_assert_eq(producer_state_write_snapshot(&ps, &ts, g_dir, 111), 0);
     producer_state_clear(&ps);
-    txn_state_clear(&ts);
+    txn_log_clear(&ts);
     cr_assert_eq(producer_state_read_snapshot(&ps, &ts, g_dir, 111, 1700000000000LL), 0);
     cr_assert_eq(producer_state_find(&ps, 42)->txn_first_offset, 110);
     cr_assert_eq(producer_state_oldest_txn(&ps), 110);
     cr_assert_eq(ts.aborted_count, 1);
     cr_assert_eq(txn_aborted_at(&ts, 0)->last_offset, 60);
     producer_state_free(&ps);
-    txn_state_free(&ts);
+    txn_log_free(&ts);
 }
