@@ -96,6 +96,16 @@ static const struct config_key registry[] = {
      "How long the first rebalance of an empty group waits for more members."},
     {"group.max.size", CONFIG_INT, "2147483647", 1, INT32_MAX,
      "Most members one group may have (sluice caps it at 10000)."},
+    /* transactions (control/txn_api.c) */
+    {"transaction.max.timeout.ms", CONFIG_INT, "900000", 1, INT32_MAX,
+     "Largest transaction.timeout.ms a producer may ask for (INVALID_TRANSACTION_TIMEOUT)."},
+    {"transactional.id.expiration.ms", CONFIG_INT, "604800000", 1, INT32_MAX,
+     "A transactional id with no transaction for this long is forgotten."},
+    {"transaction.state.log.num.partitions", CONFIG_INT, "4", 1, 1000,
+     "Partitions of __transaction_state, created on first use (Kafka: 50; one node's "
+     "coordinator is one thread, 4 spread its appends over up to 4 shards)."},
+    {"transaction.abort.timed.out.transaction.cleanup.interval.ms", CONFIG_INT, "10000", 1,
+     INT32_MAX, "How often transactions past their timeout are looked for and aborted."},
     /* network */
     {"socket.request.max.bytes", CONFIG_INT, "104857600", 1, INT32_MAX,
      "Largest request frame; larger ones close the connection."},

@@ -26,7 +26,9 @@
  * (producer.id.expiration.ms, sluice.max.producers.per.partition) into every partition's
  * plog_config.
  *
- * InitProducerId is answered here too, by control/producer_ids.c (ids persisted in blocks). */
+ * InitProducerId is answered here too, by control/producer_ids.c (ids persisted in blocks);
+ * with a transactional id by the transaction coordinator (control/txn_api.c), which also
+ * answers AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, List/DescribeTransactions. */
 #include "control/control_plane.h"
 
 #include <assert.h>
@@ -35,6 +37,7 @@
 #include <string.h>
 
 #include "control/group_api.h"
+#include "control/txn_api.h"
 #include "hw/log.h"
 
 #define CREATE_NAME_BYTES (CATALOG_TOPIC_NAME_MAX_BYTES + 1)
@@ -145,6 +148,11 @@ int control_plane_init(struct control_plane *cp, struct mesh *mesh, const char *
     }
     cp->publisher_ready = true;
     log_info("catalog_loaded", "topics=%zu", catalog_topic_count(&cp->catalog));
+    cp->txns = calloc(1, sizeof *cp->txns); /* before the groups: they hand it open commits */
+    if (!cp->txns || txn_api_init(cp->txns, cp, data_dir, err, err_bytes) != 0) {
+        if (!cp->txns) snprintf(err, err_bytes, "control: out of memory");
+        return -1;
+    }
     cp->groups = calloc(1, sizeof *cp->groups);
     if (!cp->groups) {
         snprintf(err, err_bytes, "control: out of memory");
@@ -164,6 +172,8 @@ void control_plane_destroy(struct control_plane *cp) {
     }
     if (cp->groups) group_api_destroy(cp->groups);
     free(cp->groups);
+    if (cp->txns) txn_api_destroy(cp->txns);
+    free(cp->txns);
     if (cp->publisher_ready) catalog_publisher_destroy(&cp->publisher);
     if (cp->catalog_open) catalog_close(&cp->catalog);
     free(cp->readers);
@@ -815,6 +825,8 @@ static int init_producer_id(struct control_plane *cp, struct control_job *job,
     if (rc != 0) return rc;
     struct kafka_init_producer_id_response *resp = resp_out;
     kafka_init_producer_id_response_init(resp, job->api_version);
+    if (req.transactional_id.len > 0) /* transactional: txn_api.c */
+        return txn_api_init_producer(cp->txns, job, &req, resp);
     producer_ids_init_producer(&cp->producer_ids, &req, resp);
     return 0;
 }
@@ -841,6 +853,7 @@ static bool execute_job(struct control_plane *cp, struct control_job *job) {
     case KAFKA_API_INIT_PRODUCER_ID: rc = init_producer_id(cp, job, &r, &resp); break;
     default:
         rc = group_api_handles(job->api_key) ? group_api_execute(cp->groups, job, &r, &resp)
+             : txn_api_handles(job->api_key) ? txn_api_execute(cp->txns, job, &r, &resp)
                                              : KAFKA_ERR_UNKNOWN_API;
     }
     if (rc == GROUP_API_PARKED) return false;
@@ -964,6 +977,7 @@ void control_plane_tick(struct control_plane *cp) {
     }
     append_retry(cp);
     if (cp->groups) group_api_tick(cp->groups);
+    if (cp->txns) txn_api_tick(cp->txns);
     if (cp->publish_pending) publish(cp);
     catalog_publisher_reclaim(&cp->publisher);
 }

@@ -14,6 +14,7 @@
 #include "dataplane/topics.h"
 
 struct group_api;
+struct txn_api;
 
 /* A shard's reader: its hold on the catalogue snapshot, and the broker-level producer
  * state bounds (fixed at boot, so a shard reads them without synchronisation) that every
@@ -42,6 +43,7 @@ struct control_plane {
     uint8_t *arena_mem;
     struct producer_ids producer_ids;     /* InitProducerId */
     struct group_api *groups;             /* consumer groups and offsets (group_api.c) */
+    struct txn_api *txns;                 /* the transaction coordinator (txn_api.c) */
 };
 
 /* Open the catalogue in data_dir and publish its first snapshot. 0 or -1 with err. */

@@ -12,9 +12,14 @@
  * offsets) is in group_writes.c. At boot the records of __consumer_offsets are replayed
  * here (replay_record) into the coordinator's groups.
  *
+ * Transactions: TxnOffsetCommit is written by group_writes.c; its offsets wait in the
+ * transaction coordinator (txn_api.c) until the commit marker. OffsetFetch v7+ with
+ * require_stable answers UNSTABLE_OFFSET_COMMIT (88) for a partition with such a pending
+ * commit, as Kafka does. At boot a transactional commit counts only when its COMMIT
+ * marker follows it (group_offsets_load_txn); open ones go back to their transaction.
+ *
  * Not done: group metadata records (a restarted broker knows each group's offsets, and
- * its members simply rejoin an Empty group). Commits inside transactions
- * (TxnOffsetCommit) belong to the transaction coordinator. */
+ * its members simply rejoin an Empty group). */
 #include "control/group_api.h"
 
 #include <assert.h>
@@ -25,6 +30,7 @@
 
 #include "control/control_plane.h"
 #include "control/group_writes.h"
+#include "control/txn_api.h"
 #include "hw/log.h"
 
 /* ---- parked answers ------------------------------------------------------------------ */
@@ -114,6 +120,14 @@ static void replay_record(void *arg, const struct group_record *rec) {
         log_warn("group_offsets_replay_full", "group=%.*s", (int)rec->group_len, rec->group);
 }
 
+/* A transactional commit still open at the end of the log: back to its transaction. */
+static void replay_pending(void *arg, int64_t producer_id, int16_t producer_epoch,
+                           const struct group_record *rec) {
+    struct group_api *api = arg;
+    (void)producer_epoch;
+    if (api->cp->txns) txn_api_restore_offset(api->cp->txns, producer_id, rec);
+}
+
 int group_api_init(struct group_api *api, struct control_plane *cp, const char *data_dir,
                    char *err, size_t err_bytes) {
     memset(api, 0, sizeof *api);
@@ -134,7 +148,8 @@ int group_api_init(struct group_api *api, struct control_plane *cp, const char *
     api->offsets_partitions = t ? t->partition_count
                                 : (int32_t)config_get_i64(c, "offsets.topic.num.partitions");
     if (!t) return 0;
-    long n = group_offsets_load(data_dir, t->partition_count, replay_record, api, err, err_bytes);
+    long n = group_offsets_load_txn(data_dir, t->partition_count, replay_record, replay_pending,
+                                    api, err, err_bytes);
     if (n < 0) return -1;
     log_info("group_offsets_loaded", "records=%ld groups=%u partitions=%d", n,
              api->gc.group_count, t->partition_count);
@@ -163,7 +178,7 @@ bool group_api_handles(int16_t api_key) {
     case KAFKA_API_OFFSET_COMMIT: case KAFKA_API_OFFSET_FETCH: case KAFKA_API_JOIN_GROUP:
     case KAFKA_API_HEARTBEAT: case KAFKA_API_LEAVE_GROUP: case KAFKA_API_SYNC_GROUP:
     case KAFKA_API_DESCRIBE_GROUPS: case KAFKA_API_LIST_GROUPS: case KAFKA_API_DELETE_GROUPS:
-    case KAFKA_API_OFFSET_DELETE:
+    case KAFKA_API_OFFSET_DELETE: case KAFKA_API_TXN_OFFSET_COMMIT:
         return true;
     default:
         return false;
@@ -303,6 +318,8 @@ static int leave_group(struct group_api *api, struct control_job *job, struct ka
 
 /* ---- OffsetFetch ------------------------------------------------------------------- */
 
+#define ERR_UNSTABLE_OFFSET_COMMIT 88
+
 /* Topics with committed offsets in g (sorted table: each topic's entries are adjacent). */
 static int32_t distinct_topics(const struct group *g) {
     int32_t n = 0;
@@ -311,19 +328,31 @@ static int32_t distinct_topics(const struct group *g) {
     return n;
 }
 
-static void fill_partition(const struct group *g, struct kafka_str topic, int32_t partition,
-                           int64_t *offset, int32_t *epoch, struct kafka_str *metadata) {
+/* One partition's committed offset; with require_stable (v7+), UNSTABLE_OFFSET_COMMIT
+ * while a transaction holds a commit of it that is not yet decided. */
+static int16_t fill_partition(const struct group_api *api, const struct group *g,
+                              struct kafka_str group_id, bool require_stable,
+                              struct kafka_str topic, int32_t partition, int64_t *offset,
+                              int32_t *epoch, struct kafka_str *metadata) {
     const struct group_offset *o =
         g ? group_offsets_get(&g->offsets, topic.ptr, slen(topic), partition) : NULL;
     *offset = o ? o->offset : -1;
     *epoch = o ? o->leader_epoch : -1;
     *metadata = kafka_str_from_cstr(o ? o->metadata : "");
+    if (require_stable && api->cp->txns &&
+        txn_api_offset_pending(api->cp->txns, group_id.ptr, slen(group_id), topic.ptr,
+                               slen(topic), partition)) {
+        *offset = -1;
+        return ERR_UNSTABLE_OFFSET_COMMIT;
+    }
+    return 0;
 }
 
 /* One group's answer in the v0-7 shape. */
-static int fetch_v0(struct kafka_arena *arena, const struct group *g,
-                    const struct kafka_offset_fetch_request *req,
+static int fetch_v0(const struct group_api *api, struct kafka_arena *arena, const struct group *g,
+                    const struct kafka_offset_fetch_request *req, int16_t version,
                     struct kafka_offset_fetch_response *resp) {
+    bool stable = version >= 7 && req->require_stable;
     bool all = req->topics_count < 0;
     int32_t nt = all ? (g ? distinct_topics(g) : 0) : req->topics_count;
     resp->topics = KAFKA_ARENA_ARRAY(arena, nt ? nt : 1, resp->topics);
@@ -351,8 +380,9 @@ static int fetch_v0(struct kafka_arena *arena, const struct group *g,
             memset(p, 0, sizeof *p);
             p->partition_index = all ? g->offsets.items[e + (uint32_t)j].partition
                                      : req->topics[i].partition_indexes[j];
-            fill_partition(g, out->name, p->partition_index, &p->committed_offset,
-                           &p->committed_leader_epoch, &p->metadata);
+            p->error_code = fill_partition(api, g, req->group_id, stable, out->name,
+                                           p->partition_index, &p->committed_offset,
+                                           &p->committed_leader_epoch, &p->metadata);
         }
         if (all) e += (uint32_t)np;
     }
@@ -360,8 +390,9 @@ static int fetch_v0(struct kafka_arena *arena, const struct group *g,
 }
 
 /* One group of a v8+ request. */
-static int fetch_v8(struct kafka_arena *arena, const struct group *g,
+static int fetch_v8(const struct group_api *api, struct kafka_arena *arena, const struct group *g,
                     const struct kafka_offset_fetch_request_offset_fetch_request_group *rg,
+                    bool stable,
                     struct kafka_offset_fetch_response_offset_fetch_response_group *out) {
     bool all = rg->topics_count < 0;
     int32_t nt = all ? (g ? distinct_topics(g) : 0) : rg->topics_count;
@@ -392,8 +423,9 @@ static int fetch_v8(struct kafka_arena *arena, const struct group *g,
             memset(p, 0, sizeof *p);
             p->partition_index = all ? g->offsets.items[e + (uint32_t)j].partition
                                      : rg->topics[i].partition_indexes[j];
-            fill_partition(g, t->name, p->partition_index, &p->committed_offset,
-                           &p->committed_leader_epoch, &p->metadata);
+            p->error_code = fill_partition(api, g, rg->group_id, stable, t->name,
+                                           p->partition_index, &p->committed_offset,
+                                           &p->committed_leader_epoch, &p->metadata);
         }
         if (all) e += (uint32_t)np;
     }
@@ -411,7 +443,7 @@ static int offset_fetch(struct group_api *api, struct control_job *job, struct k
     if (job->api_version < 8) {
         const struct group *g = group_find(&api->gc, req.group_id.ptr, slen(req.group_id));
         if (job->api_version < 2 && req.topics_count < 0) req.topics_count = 0;
-        return fetch_v0(arena, g, &req, resp);
+        return fetch_v0(api, arena, g, &req, job->api_version, resp);
     }
     int32_t n = req.groups_count > 0 ? req.groups_count : 0;
     resp->groups = KAFKA_ARENA_ARRAY(arena, n ? n : 1, resp->groups);
@@ -420,7 +452,7 @@ static int offset_fetch(struct group_api *api, struct control_job *job, struct k
     for (int32_t i = 0; i < n; i++) {
         const struct group *g =
             group_find(&api->gc, req.groups[i].group_id.ptr, slen(req.groups[i].group_id));
-        rc = fetch_v8(arena, g, &req.groups[i], &resp->groups[i]);
+        rc = fetch_v8(api, arena, g, &req.groups[i], req.require_stable, &resp->groups[i]);
         if (rc != 0) return rc;
     }
     return 0;
@@ -531,6 +563,7 @@ int group_api_execute(struct group_api *api, struct control_job *job, struct kaf
     case KAFKA_API_LIST_GROUPS: return list_groups(api, job, r, resp);
     case KAFKA_API_DELETE_GROUPS: return group_writes_delete_groups(api, job, r, resp);
     case KAFKA_API_OFFSET_DELETE: return group_writes_offset_delete(api, job, r, resp);
+    case KAFKA_API_TXN_OFFSET_COMMIT: return group_writes_txn_offset_commit(api, job, r, resp);
     default: return KAFKA_ERR_UNKNOWN_API;
     }
 }

@@ -14,6 +14,11 @@
  * member of the consumer group subscribes to). The topic itself is created on the first
  * write (offsets.topic.num.partitions partitions, internal), as Kafka creates it lazily.
  *
+ * TxnOffsetCommit writes the same records as one transactional batch of the producer
+ * (its id and epoch, the transactional bit) once the transaction coordinator agrees
+ * (txn_api_check_offsets); the offsets then wait in the transaction and reach the
+ * group's table only with the COMMIT marker (txn_api.c).
+ *
  * DeleteGroups removes each Empty group and its offsets in memory and writes tombstones
  * for them (and for the group metadata key), answering after every append. Expired
  * offsets (offsets.retention.minutes) get tombstones the same way, with nobody waiting.
@@ -30,6 +35,7 @@
 #include <string.h>
 
 #include "control/control_plane.h"
+#include "control/txn_api.h"
 #include "hw/log.h"
 #include "storage/record/records.h"
 
@@ -41,7 +47,8 @@
 #define GROUP_BATCH_MAX_BYTES (1u << 20) /* fits a storage chunk (1 MiB + 64 KiB - 4 KiB) */
 /* ---- writes to __consumer_offsets ------------------------------------------------ */
 
-enum write_kind { WRITE_COMMIT, WRITE_OFFSET_DELETE, WRITE_DELETE_GROUP, WRITE_EXPIRED };
+enum write_kind { WRITE_COMMIT, WRITE_OFFSET_DELETE, WRITE_DELETE_GROUP, WRITE_EXPIRED,
+                  WRITE_TXN_COMMIT };
 
 /* A DeleteGroups request waiting for the tombstones of each deleted group. */
 struct delete_groups_wait {
@@ -78,7 +85,7 @@ static int16_t append_error(int16_t ec) {
 }
 
 /* The __consumer_offsets topic, created on first need. NULL when it cannot be. */
-static const struct catalog_topic *offsets_topic(struct group_api *api) {
+const struct catalog_topic *group_writes_offsets_topic(struct group_api *api) {
     struct control_plane *cp = api->cp;
     const struct catalog_topic *t = catalog_find(&cp->catalog, GROUP_OFFSETS_TOPIC);
     if (t) return t;
@@ -102,21 +109,32 @@ static const struct catalog_topic *offsets_topic(struct group_api *api) {
 }
 
 static void write_done(struct internal_append_job *aj);
+static int16_t write_send_spec(struct offsets_write *w, const char *group, size_t group_len,
+                               const struct record_in *recs, int32_t count,
+                               const struct record_batch_spec *spec);
 
 /* Build the batch from records and send it to the group's partition. 0 or an error code
  * to answer with (the write is then not in flight). */
 static int16_t write_send(struct offsets_write *w, const char *group, size_t group_len,
                           const struct record_in *recs, int32_t count) {
+    struct record_batch_spec spec = record_batch_spec_default();
+    return write_send_spec(w, group, group_len, recs, count, &spec);
+}
+
+/* The same with a batch spec (TxnOffsetCommit: the producer's id and epoch, the
+ * transactional bit). */
+static int16_t write_send_spec(struct offsets_write *w, const char *group, size_t group_len,
+                               const struct record_in *recs, int32_t count,
+                               const struct record_batch_spec *spec) {
     size_t records_bytes = record_batch_records_bytes(recs, count);
     size_t cap = RECORD_BATCH_HEADER_BYTES + records_bytes;
     if (records_bytes == 0 || cap > GROUP_BATCH_MAX_BYTES) return ERR_INVALID_COMMIT_OFFSET_SIZE;
-    const struct catalog_topic *t = offsets_topic(w->api);
+    const struct catalog_topic *t = group_writes_offsets_topic(w->api);
     if (!t) return ERR_COORDINATOR_NOT_AVAILABLE;
     w->batch = malloc(cap);
     if (!w->batch) return ERR_COORDINATOR_NOT_AVAILABLE;
-    struct record_batch_spec spec = record_batch_spec_default();
     size_t len = 0;
-    if (record_batch_write(NULL, &spec, recs, count, w->batch, cap, NULL, 0, &len) != RECORD_OK)
+    if (record_batch_write(NULL, spec, recs, count, w->batch, cap, NULL, 0, &len) != RECORD_OK)
         return GROUP_ERR_UNKNOWN_SERVER_ERROR;
     memcpy(w->append.topic_id, t->id, 16);
     w->append.partition = group_offsets_partition_for(group, group_len, t->partition_count);
@@ -282,6 +300,149 @@ static void commit_done(struct offsets_write *w) {
     }
     w->group->last_commit_ms = mono_ms();
     if (commit_response(&cp->arena, &req, w->errors, ec, &resp, job->api_version) != 0)
+        control_plane_answer(cp, job, NULL);
+    else
+        control_plane_answer(cp, job, &resp);
+}
+
+/* ---- TxnOffsetCommit ------------------------------------------------------------------ */
+
+/* The response from the request and one error per partition (flattened, in order). */
+static int txn_commit_response(struct kafka_arena *arena,
+                               const struct kafka_txn_offset_commit_request *req,
+                               const int16_t *errors, int16_t all_error,
+                               struct kafka_txn_offset_commit_response *resp, int16_t version) {
+    kafka_txn_offset_commit_response_init(resp, version);
+    int32_t nt = req->topics_count > 0 ? req->topics_count : 0;
+    resp->topics = KAFKA_ARENA_ARRAY(arena, nt ? nt : 1, resp->topics);
+    if (!resp->topics) return KAFKA_ERR_ARENA;
+    resp->topics_count = nt;
+    uint32_t k = 0;
+    for (int32_t i = 0; i < nt; i++) {
+        const struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *t =
+            &req->topics[i];
+        int32_t np = t->partitions_count > 0 ? t->partitions_count : 0;
+        resp->topics[i].name = t->name;
+        resp->topics[i].partitions = KAFKA_ARENA_ARRAY(arena, np ? np : 1, resp->topics[i].partitions);
+        if (!resp->topics[i].partitions) return KAFKA_ERR_ARENA;
+        resp->topics[i].partitions_count = np;
+        for (int32_t j = 0; j < np; j++, k++) {
+            resp->topics[i].partitions[j].partition_index = t->partitions[j].partition_index;
+            resp->topics[i].partitions[j].error_code = errors && errors[k] ? errors[k] : all_error;
+        }
+    }
+    return 0;
+}
+
+/* Offsets inside a transaction: checked against the transaction coordinator (the
+ * producer's id and epoch, an Ongoing transaction) and, from v3, the group generation;
+ * written as one transactional batch of the producer to the group's partition; once
+ * durable they wait in the transaction (txn_api.c) for its marker. */
+int group_writes_txn_offset_commit(struct group_api *api, struct control_job *job,
+                                   struct kafka_reader *r, void *resp_out) {
+    struct control_plane *cp = api->cp;
+    struct kafka_txn_offset_commit_request req;
+    int rc = kafka_txn_offset_commit_request_decode(r, job->api_version, &req, &cp->arena);
+    if (rc != 0) return rc;
+    int16_t ec = txn_api_check_offsets(cp->txns, req.transactional_id, req.producer_id,
+                                       req.producer_epoch);
+    if (ec == 0 && slen(req.group_id) == 0) ec = GROUP_ERR_INVALID_GROUP_ID;
+    if (ec == 0 && job->api_version >= 3 && slen(req.member_id) > 0)
+        ec = group_commit_check(&api->gc, req.group_id.ptr, slen(req.group_id), req.generation_id,
+                                req.member_id.ptr, slen(req.member_id),
+                                req.group_instance_id.len >= 0 ? req.group_instance_id.ptr : NULL,
+                                slen(req.group_instance_id), mono_ms());
+    uint32_t count = 0;
+    for (int32_t i = 0; i < req.topics_count; i++)
+        count += req.topics[i].partitions_count > 0 ? (uint32_t)req.topics[i].partitions_count : 0;
+    if (ec != 0 || count == 0)
+        return txn_commit_response(&cp->arena, &req, NULL, ec, resp_out, job->api_version);
+    struct offsets_write *w = calloc(1, sizeof *w);
+    struct record_in *recs = calloc(count, sizeof *recs);
+    if (!w || !recs || !(w->errors = calloc(count, sizeof w->errors[0]))) {
+        free(recs);
+        if (w) write_free(w);
+        return txn_commit_response(&cp->arena, &req, NULL, ERR_COORDINATOR_NOT_AVAILABLE,
+                                   resp_out, job->api_version);
+    }
+    *w = (struct offsets_write){.api = api, .job = job, .kind = WRITE_TXN_COMMIT,
+                                .errors = w->errors, .error_count = count,
+                                .timestamp_ms = wall_ms()};
+    size_t glen = slen(req.group_id);
+    int32_t n = 0;
+    uint32_t k = 0;
+    for (int32_t i = 0; i < req.topics_count; i++) {
+        const struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *t =
+            &req.topics[i];
+        for (int32_t j = 0; j < t->partitions_count; j++, k++) {
+            const struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *p =
+                &t->partitions[j];
+            w->errors[k] = partition_check(cp, t->name, p->partition_index, p->committed_metadata);
+            if (w->errors[k]) continue;
+            size_t kb = group_record_offset_key_bytes(glen, slen(t->name));
+            size_t vb = group_record_offset_value_bytes(slen(p->committed_metadata));
+            uint8_t *kv = kafka_arena_alloc(&cp->arena, kb + vb, 1, 1);
+            if (!kv) {
+                w->errors[k] = ERR_COORDINATOR_NOT_AVAILABLE;
+                continue;
+            }
+            group_record_offset_key_write(kv, req.group_id.ptr, glen, t->name.ptr, slen(t->name),
+                                          p->partition_index);
+            group_record_offset_value_write(kv + kb, p->committed_offset,
+                                            job->api_version >= 2 ? p->committed_leader_epoch : -1,
+                                            p->committed_metadata.ptr,
+                                            slen(p->committed_metadata), w->timestamp_ms);
+            recs[n++] = (struct record_in){.key = kv, .key_len = (int32_t)kb, .value = kv + kb,
+                                           .value_len = (int32_t)vb, .timestamp_ms = w->timestamp_ms};
+        }
+    }
+    /* As Kafka's coordinator writes it: the producer's id and epoch, sequence 0 (the log
+     * applies no sequence rules to the coordinator's own appends), transactional. */
+    struct record_batch_spec spec = record_batch_spec_default();
+    spec.producer_id = req.producer_id;
+    spec.producer_epoch = req.producer_epoch;
+    spec.base_sequence = 0;
+    spec.transactional = true;
+    ec = n > 0 ? write_send_spec(w, req.group_id.ptr, glen, recs, n, &spec) : 0;
+    free(recs);
+    if (n > 0 && ec == 0) return GROUP_API_PARKED;
+    rc = txn_commit_response(&cp->arena, &req, w->errors, ec, resp_out, job->api_version);
+    write_free(w);
+    return rc;
+}
+
+/* The transactional batch is durable (or failed): the offsets wait in the transaction. */
+static void txn_commit_done(struct offsets_write *w) {
+    struct control_plane *cp = w->api->cp;
+    struct control_job *job = w->job;
+    kafka_arena_reset(&cp->arena);
+    struct kafka_reader r;
+    kafka_reader_init(&r, job->request, job->request_bytes);
+    struct kafka_txn_offset_commit_request req;
+    struct kafka_txn_offset_commit_response resp;
+    if (kafka_txn_offset_commit_request_decode(&r, job->api_version, &req, &cp->arena) != 0) {
+        control_plane_answer(cp, job, NULL);
+        return;
+    }
+    int16_t ec = append_error(w->append.error_code);
+    uint32_t k = 0;
+    for (int32_t i = 0; i < req.topics_count && ec == 0; i++) {
+        const struct kafka_txn_offset_commit_request_txn_offset_commit_request_topic *t =
+            &req.topics[i];
+        for (int32_t j = 0; j < t->partitions_count; j++, k++) {
+            const struct kafka_txn_offset_commit_request_txn_offset_commit_request_partition *p =
+                &t->partitions[j];
+            if (w->errors[k]) continue;
+            if (txn_api_offsets_written(cp->txns, req.transactional_id, req.group_id.ptr,
+                                        slen(req.group_id), t->name.ptr, slen(t->name),
+                                        p->partition_index, p->committed_offset,
+                                        job->api_version >= 2 ? p->committed_leader_epoch : -1,
+                                        p->committed_metadata.ptr, slen(p->committed_metadata),
+                                        w->timestamp_ms) != 0)
+                w->errors[k] = GROUP_ERR_UNKNOWN_SERVER_ERROR;
+        }
+    }
+    if (txn_commit_response(&cp->arena, &req, w->errors, ec, &resp, job->api_version) != 0)
         control_plane_answer(cp, job, NULL);
     else
         control_plane_answer(cp, job, &resp);
@@ -542,6 +703,7 @@ static void write_done(struct internal_append_job *aj) {
     switch (w->kind) {
     case WRITE_COMMIT: commit_done(w); break;
     case WRITE_OFFSET_DELETE: offset_delete_done(w); break;
+    case WRITE_TXN_COMMIT: txn_commit_done(w); break;
     case WRITE_EXPIRED: break; /* logged above when it failed */
     case WRITE_DELETE_GROUP: {
         struct delete_groups_wait *dw = w->parent;

@@ -17,6 +17,12 @@ int group_writes_offset_delete(struct group_api *api, struct control_job *job,
                                struct kafka_reader *r, void *resp);
 int group_writes_delete_groups(struct group_api *api, struct control_job *job,
                                struct kafka_reader *r, void *resp);
+/* TxnOffsetCommit: a transactional batch; the offsets wait in the transaction. */
+int group_writes_txn_offset_commit(struct group_api *api, struct control_job *job,
+                                   struct kafka_reader *r, void *resp);
+/* The __consumer_offsets topic, created on first need; NULL when it cannot be. */
+struct catalog_topic;
+const struct catalog_topic *group_writes_offsets_topic(struct group_api *api);
 /* The coordinator's expiry callback (ctx = struct group_api): tombstones for g. */
 void group_writes_expired(void *ctx, const struct group *g);
 

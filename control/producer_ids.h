@@ -11,10 +11,10 @@
  * transactional id: a fresh producer id at epoch 0 every time -- also for a v3+ request
  * carrying its current id and epoch (KIP-360: an idempotent producer that needs a new
  * epoch gets a new id, which resets its sequences everywhere). An empty transactional id
- * is INVALID_REQUEST (42), as in Kafka. A non-empty one asks for transactions, which
- * sluice does not implement yet: TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53), the error
- * Kafka gives a producer not allowed to use that transactional id -- clients treat it as
- * fatal and say so, instead of retrying forever as they would on COORDINATOR_NOT_AVAILABLE.
+ * is INVALID_REQUEST (42), as in Kafka. A non-empty one asks for transactions: control
+ * hands those to the transaction coordinator (control/txn_api.c), which allocates its
+ * ids here through producer_ids_allocate(); producer_ids_init_producer() itself refuses
+ * them with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53) should it ever be called so.
  * A failure to persist the mark answers COORDINATOR_NOT_AVAILABLE (15), retriable.
  *
  * Runs on the control thread only (blocking file I/O once per block). */
