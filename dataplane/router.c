@@ -587,7 +587,13 @@ static void internal_append(struct router *r, struct internal_append_job *job) {
         job->append.durable = true;
         int64_t base = plog_append(log, job->batch, job->batch_bytes, true, &job->append);
         if (base >= 0) return; /* answered by internal_append_done */
-        job->error_code = base == -EMSGSIZE ? ERR_MESSAGE_TOO_LARGE : ERR_KAFKA_STORAGE_ERROR;
+        /* -ESTALE: a transaction marker older than its producer's epoch (fenced);
+         * -EBADMSG: a control batch that is not a marker; -ENOBUFS: no buffer, or too
+         * many markers not yet written -- KAFKA_STORAGE_ERROR, which control retries. */
+        job->error_code = base == -EMSGSIZE  ? ERR_MESSAGE_TOO_LARGE
+                          : base == -ESTALE  ? ERR_INVALID_PRODUCER_EPOCH
+                          : base == -EBADMSG ? ERR_CORRUPT_MESSAGE
+                                             : ERR_KAFKA_STORAGE_ERROR;
         log_warn("internal_append_failed", "partition=%d err=%s", job->partition,
                  strerror((int)-base));
     }

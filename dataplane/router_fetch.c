@@ -19,7 +19,17 @@
  * every part.) KIP-74: partitions are filled in request order until the
  * response's max_bytes; the first partition's first batch is returned whole even above
  * the limits, so a consumer always progresses. Sessions (KIP-227) are not kept: a session
- * request is answered with session id 0, which clients take as "full fetches". */
+ * request is answered with session id 0, which clients take as "full fetches".
+ *
+ * Transactions (KIP-98). Every answer carries the partition's last stable offset. A
+ * read_committed fetch (isolation_level 1) reads only below the LSO (plog_read with
+ * stable_only, so neither the kept fragments nor another shard's copy ever hold a batch
+ * at or past it) and lists the aborted transactions (producer id, first offset) that
+ * overlap the offsets returned, as Kafka's collectAbortedTxns(fetch offset, end of the
+ * data) does: the consumer drops those producers' batches up to their ABORT markers. At
+ * most FETCH_MAX_ABORTED are listed per partition. A parked read_committed fetch
+ * re-reads when its owner completes an append -- a marker's durable append too, which
+ * is what moves the LSO. */
 #include "dataplane/router_internal.h"
 
 #include <assert.h>
@@ -34,6 +44,27 @@
 
 static void read_done(struct plog_read_req *req, int status);
 static void fetch_copy(struct data_part *p, struct plog *log);
+
+#define FETCH_MAX_ABORTED 1024u /* aborted transactions listed per partition */
+
+/* read_committed: the aborted transactions overlapping [fetch offset, end of the data). */
+static void fetch_collect_aborted(struct data_part *p, const struct plog *log) {
+    const struct plog_read_req *rq = &p->read->req;
+    if (!rq->stable_only || rq->bytes == 0 || log->txn.aborted_count == 0) return;
+    struct txn_aborted *a = malloc(FETCH_MAX_ABORTED * sizeof *a);
+    if (!a) {
+        p->error = ERR_UNKNOWN_SERVER_ERROR;
+        return;
+    }
+    uint32_t n = plog_aborted_txns(log, p->fetch_offset, rq->next_offset, a, FETCH_MAX_ABORTED);
+    if (n == 0) {
+        free(a);
+        return;
+    }
+    struct txn_aborted *fit = realloc(a, n * sizeof *a);
+    p->aborted = fit ? fit : a;
+    p->aborted_count = n;
+}
 
 /* The owner is the origin: keep the fragments for the response (released with the job). */
 static void fetch_keep(struct data_part *p) {
@@ -50,6 +81,8 @@ static void fetch_keep(struct data_part *p) {
 
 /* What a read left in the part: kept on the origin, copied for another shard. */
 static void fetch_take(struct router *r, struct data_part *p, struct plog *log) {
+    p->last_stable = plog_last_stable_offset(log); /* what the read was capped at, or later */
+    fetch_collect_aborted(p, log);
     if (p->job->origin == r) fetch_keep(p);
     else fetch_copy(p, log);
 }
@@ -79,11 +112,14 @@ static void fetch_copy(struct data_part *p, struct plog *log) {
 void router_fetch_part(struct router *r, struct data_part *p, struct plog *log) {
     p->log_start = plog_log_start_offset(log);
     p->high_watermark = plog_high_watermark(log);
+    p->last_stable = plog_last_stable_offset(log);
     if (p->fetch_offset < p->log_start || p->fetch_offset > p->high_watermark) {
         p->error = ERR_OFFSET_OUT_OF_RANGE;
         return;
     }
-    if (p->fetch_offset == p->high_watermark || p->max_bytes <= 0) return;
+    bool committed = p->job->isolation_level == 1;
+    int64_t limit = committed ? p->last_stable : p->high_watermark;
+    if (p->fetch_offset >= limit || p->max_bytes <= 0) return;
     p->read = calloc(1, sizeof *p->read);
     if (!p->read) {
         p->error = ERR_UNKNOWN_SERVER_ERROR;
@@ -93,6 +129,7 @@ void router_fetch_part(struct router *r, struct data_part *p, struct plog *log) 
     p->read->owner = r;
     p->read->req.offset = p->fetch_offset;
     p->read->req.max_bytes = (uint32_t)p->max_bytes;
+    p->read->req.stable_only = committed;
     p->read->req.done = read_done;
     int rc = plog_read(log, &p->read->req);
     if (rc == 1) {
@@ -124,6 +161,9 @@ static void read_done(struct plog_read_req *req, int status) {
 
 
 void router_fetch_part_drop(struct data_part *p) {
+    free(p->aborted);
+    p->aborted = NULL;
+    p->aborted_count = 0;
     free(p->data);
     p->data = NULL;
     p->data_bytes = 0;
@@ -171,6 +211,7 @@ int router_handle_fetch(struct handler_ctx *ctx, const struct kafka_request_head
     }
     job->topic_count = (uint32_t)(req.topics_count > 0 ? req.topics_count : 0);
     job->max_wait_ms = req.max_wait_ms;
+    job->isolation_level = v >= 4 ? req.isolation_level : 0;
     job->min_bytes = req.min_bytes;
     job->max_bytes = v >= 3 ? req.max_bytes : INT32_MAX;
     if (job->max_bytes <= 0) job->max_bytes = 1;
@@ -188,6 +229,7 @@ int router_handle_fetch(struct handler_ctx *ctx, const struct kafka_request_head
             p->max_bytes = ft->partitions[j].partition_max_bytes;
             if (p->max_bytes > job->max_bytes) p->max_bytes = job->max_bytes;
             p->high_watermark = -1;
+            p->last_stable = -1;
             p->log_start = -1;
             router_lookup_part(r, p, v >= 13);
         }
@@ -242,10 +284,20 @@ int router_encode_fetch(void *arg, struct kafka_writer *w) {
         x->partition_index = p->partition;
         x->error_code = p->error;
         x->high_watermark = p->high_watermark;
-        x->last_stable_offset = p->high_watermark;
+        x->last_stable_offset = p->last_stable;
         x->log_start_offset = p->log_start;
         x->aborted_transactions = NULL;
         x->aborted_transactions_count = job->version >= 4 ? 0 : -1;
+        if (job->version >= 4 && p->aborted_count > 0) {
+            struct kafka_fetch_response_aborted_transaction *at = JOB_ARRAY(r, p->aborted_count, at);
+            if (!at) return KAFKA_ERR_ARENA;
+            for (uint32_t k = 0; k < p->aborted_count; k++) {
+                at[k].producer_id = p->aborted[k].producer_id;
+                at[k].first_offset = p->aborted[k].first_offset;
+            }
+            x->aborted_transactions = at;
+            x->aborted_transactions_count = (int32_t)p->aborted_count;
+        }
         x->preferred_read_replica = -1;
         /* Response max_bytes: the first data always goes (KIP-74), the rest while it fits. */
         bool fits = total == 0 || total + p->data_bytes <= (uint64_t)job->max_bytes;

@@ -23,6 +23,7 @@
 #define ERR_UNKNOWN_SERVER_ERROR (-1)
 #define ERR_UNKNOWN_TOPIC_ID 100
 #define ERR_INVALID_RECORD 87
+#define ERR_INVALID_PRODUCER_EPOCH 47
 #define ERR_FENCED_LEADER_EPOCH 74
 #define ERR_UNKNOWN_LEADER_EPOCH 75
 #define DELETE_RECORDS_HIGH_WATERMARK (-1)
@@ -54,6 +55,10 @@ struct data_part {
     uint8_t *data;                 /* copied by another owner shard (malloc'd), or NULL */
     uint32_t data_bytes;           /* record bytes: the copy's, or the kept fragments' */
     struct part_read *read;        /* a read in flight, or the origin's kept fragments */
+    int64_t last_stable;           /* the LSO when read (-1 on error) */
+    struct txn_aborted *aborted;   /* read_committed: aborted transactions overlapping the
+                                    * data (malloc'd by the owner, freed with the part) */
+    uint32_t aborted_count;
     /* list offsets; delete records (offset: requested, then the low watermark) */
     int64_t timestamp, offset;
     /* offset for leader epoch */
@@ -79,6 +84,7 @@ struct data_job {
     uint32_t *owner_pending;       /* per shard: async operations still running */
     int16_t acks;
     int32_t max_wait_ms, min_bytes, max_bytes;
+    int8_t isolation_level;        /* Fetch, ListOffsets: 1 = read_committed */
     uint64_t deadline_ms;
     uint64_t *seen_appends;        /* per shard, when parked */
     struct data_job *next_parked;

@@ -103,8 +103,8 @@ void router_list_offsets_part(struct router *r, struct data_part *p, struct plog
         p->offset = p->log_start;
         return;
     }
-    if (target_ms == -1) {
-        p->offset = p->high_watermark;
+    if (target_ms == -1) { /* latest: the LSO for read_committed (KIP-98) */
+        p->offset = p->job->isolation_level == 1 ? plog_last_stable_offset(log) : p->high_watermark;
         return;
     }
     if (target_ms == LIST_OFFSETS_MAX_TIMESTAMP && p->job->version >= 7)
@@ -115,7 +115,8 @@ void router_list_offsets_part(struct router *r, struct data_part *p, struct plog
         return;
     }
     p->offset = plog_offset_for_timestamp(log, target_ms);
-    if (p->offset >= p->high_watermark) {
+    int64_t limit = p->job->isolation_level == 1 ? plog_last_stable_offset(log) : p->high_watermark;
+    if (p->offset >= limit) {
         p->offset = -1;
         return;
     }
@@ -129,6 +130,7 @@ void router_list_offsets_part(struct router *r, struct data_part *p, struct plog
     p->read->owner = r;
     p->read->req.offset = p->offset;
     p->read->req.max_bytes = 1; /* the first batch, whole */
+    p->read->req.stable_only = p->job->isolation_level == 1;
     p->read->req.done = list_offsets_read_done;
     int rc = plog_read(log, &p->read->req);
     if (rc == 1) {
@@ -195,6 +197,7 @@ int router_handle_list_offsets(struct handler_ctx *ctx, const struct kafka_reque
         return rc != 0 ? rc : KAFKA_ERR_LENGTH;
     }
     job->topic_count = (uint32_t)(req.topics_count > 0 ? req.topics_count : 0);
+    job->isolation_level = hdr->request_api_version >= 2 ? req.isolation_level : 0;
     uint32_t k = 0;
     for (int32_t i = 0; i < req.topics_count; i++) {
         const struct kafka_list_offsets_request_list_offsets_topic *lt = &req.topics[i];

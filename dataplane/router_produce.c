@@ -59,6 +59,11 @@ static int count_v2_batches(struct router *r, const uint8_t *buf, size_t len,
                                                          r->check_scratch, CHECK_SCRATCH_BYTES,
                                                          RECORD_ITER_STRICT_OFFSETS, &h);
         if (e != RECORD_OK) return -record_error_kafka_code(e);
+        /* Control batches (transaction markers) are the coordinator's alone, and a
+         * transactional batch needs a producer id (Kafka's LogValidator: INVALID_RECORD). */
+        if ((h.attributes & RECORD_ATTR_CONTROL) ||
+            ((h.attributes & RECORD_ATTR_TRANSACTIONAL) && h.producer_id < 0))
+            return -ERR_INVALID_RECORD;
         size_t size = record_batch_size_bytes(&h);
         if ((int64_t)size > max_message_bytes) return -ERR_MESSAGE_TOO_LARGE;
         off += size;
@@ -193,6 +198,7 @@ void router_produce_part(struct router *r, struct data_part *p, const struct top
     int batches = count_v2_batches(r, buf, len, t->max_message_bytes);
     if (batches < 0) {
         p->error = (int16_t)-batches;
+        if (p->error == ERR_INVALID_RECORD && p->job->version < 8) p->error = ERR_CORRUPT_MESSAGE;
         return;
     }
     if (log->failed) {
