@@ -72,6 +72,7 @@ struct dpdk_port {
     uint16_t queue_count;
     bool hw_rss;
     bool hugepages;
+    uint32_t fault_drop_percent, fault_reorder_percent;
     struct rte_mempool *pools[DPDK_PORT_MAX_QUEUES];
     struct rte_mempool *ext_pools[DPDK_PORT_MAX_QUEUES];
     struct rte_ring *steer[DPDK_PORT_MAX_QUEUES];
@@ -273,6 +274,8 @@ int dpdk_port_open(const struct dpdk_port_config *cfg, struct dpdk_port **out, c
     p->port_id = cfg->port_id;
     p->queue_count = cfg->queue_count;
     p->hugepages = hugepages;
+    p->fault_drop_percent = cfg->fault_drop_percent;
+    p->fault_reorder_percent = cfg->fault_reorder_percent;
     if (!rte_eth_dev_is_valid_port(p->port_id)) {
         snprintf(err, err_bytes, "no DPDK port %u (%u ports; pass a device: dpdk.eal.args="
                  "\"--vdev=net_af_packet0,iface=IF\" or bind a NIC)", p->port_id,
@@ -365,6 +368,12 @@ uint16_t dpdk_port_id(const struct dpdk_port *p) { return p->port_id; }
 uint16_t dpdk_port_queue_count(const struct dpdk_port *p) { return p->queue_count; }
 bool dpdk_port_hw_rss(const struct dpdk_port *p) { return p->hw_rss; }
 
+void dpdk_port_faults(const struct dpdk_port *p, uint32_t *drop_percent,
+                      uint32_t *reorder_percent) {
+    *drop_percent = p->fault_drop_percent;
+    *reorder_percent = p->fault_reorder_percent;
+}
+
 void *dpdk_port_pool(const struct dpdk_port *p, uint16_t q) {
     assert(q < p->queue_count);
     return p->pools[q];
@@ -404,6 +413,12 @@ void dpdk_port_info(const struct dpdk_port *p, struct dpdk_port_info *info) {
 uint16_t dpdk_port_id(const struct dpdk_port *p) { (void)p; return 0; }
 uint16_t dpdk_port_queue_count(const struct dpdk_port *p) { (void)p; return 0; }
 bool dpdk_port_hw_rss(const struct dpdk_port *p) { (void)p; return false; }
+void dpdk_port_faults(const struct dpdk_port *p, uint32_t *drop_percent,
+                      uint32_t *reorder_percent) {
+    (void)p;
+    *drop_percent = 0;
+    *reorder_percent = 0;
+}
 void *dpdk_port_pool(const struct dpdk_port *p, uint16_t q) { (void)p; (void)q; return NULL; }
 void *dpdk_port_ext_pool(const struct dpdk_port *p, uint16_t q) {
     (void)p;

@@ -31,6 +31,10 @@ struct dpdk_port_config {
     const int *queue_nodes;    /* queue_count entries: the shard's NUMA node (-1: any);
                                   NULL: any for all */
     uint32_t mbufs_per_queue;  /* 0: the default (8191) */
+    /* Test faults, for machines without netem: the driver drops this percentage of TCP
+     * frames and holds back (reorders) this percentage, both ways (dpdk_io.c). 0: off. */
+    uint32_t fault_drop_percent;
+    uint32_t fault_reorder_percent;
 };
 
 /* What `sluice check` and the ready line print. */
@@ -72,6 +76,9 @@ void *dpdk_port_ext_pool(const struct dpdk_port *port, uint16_t q);
 /* Queue q's steering ring (struct rte_ring *, multi-producer, single-consumer): frames
  * another queue received for a flow queue q owns, and copies of ARP frames. */
 void *dpdk_port_steer_ring(const struct dpdk_port *port, uint16_t q);
+/* The test faults of the config (percent; 0 0: none). */
+void dpdk_port_faults(const struct dpdk_port *port, uint32_t *drop_percent,
+                      uint32_t *reorder_percent);
 /* true when the device spreads TCP flows by itself (hw RSS) and no steering is needed. */
 bool dpdk_port_hw_rss(const struct dpdk_port *port);
 

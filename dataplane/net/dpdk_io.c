@@ -34,6 +34,12 @@
  * (on af_packet: one sendto). Frames the queue does not take after a few tries are
  * freed and counted; TCP retransmits them.
  *
+ * Test faults (dpdk_port_config's fault_* percentages, for hosts without netem): TCP
+ * frames are dropped with probability drop% on RX and on TX, and with reorder% one is
+ * held back and delivered/sent after the frames that follow it (at most one held per
+ * direction, released after DPDK_FAULT_HOLD_US at the latest). A xorshift generator
+ * seeded per queue decides; the counters say what was done.
+ *
  * The external memory is the shard's own (chunk pools): on net_af_packet and net_tap the
  * PMD copies it with the CPU, so no DMA mapping is needed. A real NIC would need that
  * memory registered (rte_extmem_register + rte_dev_dma_map): not done here. */
@@ -62,6 +68,7 @@
 #define DPDK_TX_BUFFER 64u
 #define DPDK_TX_TRIES 4u
 #define DPDK_MAX_SEGMENTS 16u
+#define DPDK_FAULT_HOLD_US 2000u
 
 /* The private area of an ext-pool mbuf: the shared info DPDK wants for an external
  * buffer, and the stack's release callback. */
@@ -85,12 +92,70 @@ struct dpdk_io {
     struct rte_mbuf *tx_buf[DPDK_TX_BUFFER];
     uint16_t tx_count;
     struct net_dpdk_stats stats;
+    /* test faults */
+    uint32_t drop_percent, reorder_percent;
+    uint64_t rng;
+    struct rte_mbuf *rx_held, *tx_held;
+    uint64_t rx_held_us, tx_held_us;
+    uint64_t now_us;                     /* of the current poll */
 };
 
 _Static_assert(sizeof(struct ustack_pkt) <= DPDK_PORT_MBUF_PRIV_BYTES, "pkt fits priv");
 _Static_assert(sizeof(struct ext_seg) <= DPDK_PORT_MBUF_PRIV_BYTES, "ext_seg fits priv");
 
 static struct ustack_pkt *pkt_of(struct rte_mbuf *m) { return rte_mbuf_to_priv(m); }
+
+/* ---- test faults ------------------------------------------------------------------- */
+
+static bool is_ipv4_tcp(const struct rte_mbuf *m) {
+    if (m->data_len < sizeof(struct rte_ether_hdr) + 20) return false;
+    const struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+    const uint8_t *ip = (const uint8_t *)(eth + 1);
+    return eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) && ip[9] == IPPROTO_TCP;
+}
+
+static uint32_t fault_roll(struct dpdk_io *d) { /* 0..99 */
+    d->rng ^= d->rng << 13;
+    d->rng ^= d->rng >> 7;
+    d->rng ^= d->rng << 17;
+    return (uint32_t)(d->rng % 100u);
+}
+
+/* Apply drop/reorder to mbufs[0..n): keeps survivors in order at the front, may swap
+ * one into *held (and let the previously held one in at the end). Returns the count. */
+static uint16_t faults_apply(struct dpdk_io *d, struct rte_mbuf **mbufs, uint16_t n,
+                             struct rte_mbuf **held, uint64_t *held_us, uint64_t now_us,
+                             uint16_t cap) {
+    uint16_t kept = 0;
+    for (uint16_t i = 0; i < n; i++) {
+        struct rte_mbuf *m = mbufs[i];
+        if (!is_ipv4_tcp(m)) {
+            mbufs[kept++] = m;
+            continue;
+        }
+        if (fault_roll(d) < d->drop_percent) {
+            d->stats.fault_dropped++;
+            rte_pktmbuf_free(m);
+            continue;
+        }
+        if (!*held && fault_roll(d) < d->reorder_percent) {
+            d->stats.fault_reordered++;
+            *held = m;
+            *held_us = now_us;
+            continue;
+        }
+        mbufs[kept++] = m;
+    }
+    /* the held frame goes after later frames, or alone once it has waited long enough */
+    if (*held && kept < cap && (kept > 0 || now_us - *held_us >= DPDK_FAULT_HOLD_US)) {
+        bool just_held = kept > 0 && *held_us == now_us;
+        if (!just_held) {
+            mbufs[kept++] = *held;
+            *held = NULL;
+        }
+    }
+    return kept;
+}
 
 /* ---- TX ---------------------------------------------------------------------------- */
 
@@ -145,7 +210,10 @@ static void io_pkt_free(void *ctx, struct ustack_pkt *pkt) {
     rte_pktmbuf_free(pkt->driver); /* the chain: attached segments release their bytes */
 }
 
-static void tx_flush(struct dpdk_io *d) {
+static void tx_flush(struct dpdk_io *d, uint64_t now_us) {
+    if (d->drop_percent || d->reorder_percent)
+        d->tx_count = faults_apply(d, d->tx_buf, d->tx_count, &d->tx_held, &d->tx_held_us,
+                                   now_us, DPDK_TX_BUFFER);
     uint16_t sent = 0;
     for (unsigned tries = 0; sent < d->tx_count && tries < DPDK_TX_TRIES; tries++)
         sent += rte_eth_tx_burst(d->port_id, d->queue, d->tx_buf + sent, d->tx_count - sent);
@@ -165,7 +233,7 @@ static void io_tx_burst(void *ctx, struct ustack_pkt **pkts, uint16_t n) {
         uint32_t total = 0;
         for (struct rte_mbuf *m = head; m; m = m->next) total += m->data_len;
         head->pkt_len = total;
-        if (d->tx_count == DPDK_TX_BUFFER) tx_flush(d);
+        if (d->tx_count == DPDK_TX_BUFFER) tx_flush(d, d->now_us);
         d->tx_buf[d->tx_count++] = head;
     }
 }
@@ -232,7 +300,8 @@ static uint16_t steer(struct dpdk_io *d, struct rte_mbuf **mbufs, uint16_t n) {
 
 static unsigned deliver(struct dpdk_io *d, struct rte_mbuf **mbufs, uint16_t n,
                         uint64_t now_us) {
-    struct ustack_pkt *pkts[DPDK_RX_BURST];
+    struct ustack_pkt *pkts[DPDK_RX_BURST + 1];
+    assert(n <= DPDK_RX_BURST + 1);
     uint16_t count = 0;
     for (uint16_t i = 0; i < n; i++) {
         struct rte_mbuf *m = mbufs[i];
@@ -261,10 +330,13 @@ static unsigned deliver(struct dpdk_io *d, struct rte_mbuf **mbufs, uint16_t n,
 
 static unsigned dpdk_poll(struct net_backend *b, uint64_t now_us) {
     struct dpdk_io *d = container_of(b->ops, struct dpdk_io, ops);
-    struct rte_mbuf *mbufs[DPDK_RX_BURST];
+    struct rte_mbuf *mbufs[DPDK_RX_BURST + 1]; /* + a frame held back by the faults */
     unsigned work = 0;
+    d->now_us = now_us;
     uint16_t n = rte_eth_rx_burst(d->port_id, d->queue, mbufs, DPDK_RX_BURST);
     if (n > 0 && d->steer) n = steer(d, mbufs, n);
+    if (d->drop_percent || d->reorder_percent)
+        n = faults_apply(d, mbufs, n, &d->rx_held, &d->rx_held_us, now_us, DPDK_RX_BURST + 1);
     if (n > 0) work += deliver(d, mbufs, n, now_us);
     if (d->steer) {
         unsigned got = rte_ring_sc_dequeue_burst(d->own_ring, (void **)mbufs, DPDK_RX_BURST,
@@ -273,9 +345,9 @@ static unsigned dpdk_poll(struct net_backend *b, uint64_t now_us) {
         if (got > 0) work += deliver(d, mbufs, (uint16_t)got, now_us);
     }
     ustack_poll(d->stack, now_us);
-    if (d->tx_count > 0) {
+    if (d->tx_count > 0 || d->tx_held) {
         work += d->tx_count;
-        tx_flush(d);
+        tx_flush(d, now_us);
     }
     return work;
 }
@@ -290,7 +362,7 @@ static void dpdk_destroy(struct net_backend *b) {
              "queue=%u rx=%llu tx=%llu tx_dropped=%llu zc_segments=%llu steered_out=%llu "
              "steered_in=%llu steer_dropped=%llu arp_copies=%llu rx_multi_seg=%llu "
              "tcp_retransmits_rto=%llu tcp_retransmits_fast=%llu rx_bad_tcp_csum=%llu "
-             "tcp_out_of_window=%llu",
+             "tcp_out_of_window=%llu fault_dropped=%llu fault_reordered=%llu",
              d->queue, (unsigned long long)d->stats.rx_packets,
              (unsigned long long)d->stats.tx_packets, (unsigned long long)d->stats.tx_dropped,
              (unsigned long long)d->stats.tx_zero_copy_segments,
@@ -299,10 +371,14 @@ static void dpdk_destroy(struct net_backend *b) {
              (unsigned long long)d->stats.rx_multi_seg_dropped,
              (unsigned long long)us.tcp_retransmits_rto,
              (unsigned long long)us.tcp_retransmits_fast,
-             (unsigned long long)us.rx_bad_tcp_csum, (unsigned long long)us.tcp_out_of_window);
+             (unsigned long long)us.rx_bad_tcp_csum, (unsigned long long)us.tcp_out_of_window,
+             (unsigned long long)d->stats.fault_dropped,
+             (unsigned long long)d->stats.fault_reordered);
     b->ops = d->inner;
     net_destroy(b); /* the stack gives its frames back through pkt_free */
-    if (d->tx_count > 0) tx_flush(d);
+    if (d->tx_count > 0) tx_flush(d, d->now_us);
+    if (d->rx_held) rte_pktmbuf_free(d->rx_held);
+    if (d->tx_held) rte_pktmbuf_free(d->tx_held);
     if (d->steer) { /* frames steered to us that nobody will read */
         struct rte_mbuf *m;
         while (rte_ring_sc_dequeue(d->own_ring, (void **)&m) == 0) rte_pktmbuf_free(m);
@@ -353,6 +429,8 @@ struct net_backend *net_dpdk_create(const struct net_dpdk_config *cfg,
     d->ext_pool = dpdk_port_ext_pool(cfg->port, cfg->queue);
     for (uint16_t q = 0; q < queues; q++) d->rings[q] = dpdk_port_steer_ring(cfg->port, q);
     d->own_ring = d->rings[cfg->queue];
+    dpdk_port_faults(cfg->port, &d->drop_percent, &d->reorder_percent);
+    d->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)cfg->queue + 1) * 0xbf58476d1ce4e5b9ull;
     d->io = (struct ustack_io){.tx_alloc = io_tx_alloc, .tx_attach = io_tx_attach,
                                .tx_burst = io_tx_burst, .pkt_free = io_pkt_free};
     struct dpdk_port_info info;
@@ -364,7 +442,7 @@ struct net_backend *net_dpdk_create(const struct net_dpdk_config *cfg,
     memcpy(up.mac, info.mac, sizeof up.mac);
     struct ustack_config sc = {.ip = cfg->ip, .netmask = cfg->netmask,
                                .gateway = cfg->gateway, .max_conns = cfg->max_conns,
-                               .isn_seed = (uint32_t)rte_rdtsc() ^ cfg->queue};
+                               .isn_seed = 0}; /* RFC 6528 ISNs */
     d->stack = ustack_create(&sc, &up, &d->io, d, err, err_bytes);
     if (!d->stack) {
         free(d);

@@ -29,6 +29,7 @@ struct net_dpdk_stats {
     uint64_t tx_zero_copy_segments; /* external segments attached */
     uint64_t steered_out, steered_in, steer_dropped; /* software steering */
     uint64_t arp_copies;            /* ARP frames copied to the other shards */
+    uint64_t fault_dropped, fault_reordered; /* test faults (hw/dpdk_port.h) */
 };
 
 /* NULL on failure, with a message in err. Must run on the thread that will poll it. */
