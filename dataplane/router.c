@@ -434,6 +434,8 @@ static void owner_process(struct router *r, struct data_job *job) {
         else if (job->api_key == KAFKA_API_OFFSET_FOR_LEADER_EPOCH) router_leader_epoch_part(p, log);
         else if (job->api_key == KAFKA_API_DESCRIBE_LOG_DIRS)
             p->offset = (int64_t)plog_size_bytes(log);
+        else if (job->api_key == KAFKA_API_DESCRIBE_PRODUCERS)
+            router_describe_producers_part(p, log);
         else router_list_offsets_part(r, p, log);
     }
     router_owner_op_done(r, job);
@@ -465,6 +467,7 @@ static void job_finish(struct router *r, struct data_job *job) {
     case KAFKA_API_DELETE_RECORDS: fn = router_encode_delete_records; break;
     case KAFKA_API_OFFSET_FOR_LEADER_EPOCH: fn = router_encode_leader_epoch; break;
     case KAFKA_API_DESCRIBE_LOG_DIRS: fn = router_encode_log_dirs; break;
+    case KAFKA_API_DESCRIBE_PRODUCERS: fn = router_encode_describe_producers; break;
     default: fn = router_encode_list_offsets;
     }
     if (job->api_key == KAFKA_API_PRODUCE && job->acks == 0) fn = NULL;

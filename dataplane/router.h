@@ -153,5 +153,7 @@ int router_handle_offset_for_leader_epoch(struct handler_ctx *ctx,
                                           struct kafka_reader *body, struct kafka_writer *w);
 int router_handle_describe_log_dirs(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
                                     struct kafka_reader *body, struct kafka_writer *w);
+int router_handle_describe_producers(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
+                                     struct kafka_reader *body, struct kafka_writer *w);
 
 #endif

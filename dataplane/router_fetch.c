@@ -161,6 +161,9 @@ static void read_done(struct plog_read_req *req, int status) {
 
 
 void router_fetch_part_drop(struct data_part *p) {
+    free(p->producers); /* DescribeProducers' copy: freed with the job like fetch data */
+    p->producers = NULL;
+    p->producer_count = 0;
     free(p->aborted);
     p->aborted = NULL;
     p->aborted_count = 0;

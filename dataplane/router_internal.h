@@ -59,6 +59,9 @@ struct data_part {
     struct txn_aborted *aborted;   /* read_committed: aborted transactions overlapping the
                                     * data (malloc'd by the owner, freed with the part) */
     uint32_t aborted_count;
+    /* describe producers: the owner's copy of the partition's producers (malloc'd) */
+    struct kafka_describe_producers_response_producer_state *producers;
+    uint32_t producer_count;
     /* list offsets; delete records (offset: requested, then the low watermark) */
     int64_t timestamp, offset;
     /* offset for leader epoch */
@@ -137,5 +140,7 @@ int router_encode_delete_records(void *arg, struct kafka_writer *w);
 void router_leader_epoch_part(struct data_part *p, struct plog *log);
 int router_encode_leader_epoch(void *arg, struct kafka_writer *w);
 int router_encode_log_dirs(void *arg, struct kafka_writer *w);
+void router_describe_producers_part(struct data_part *p, struct plog *log);
+int router_encode_describe_producers(void *arg, struct kafka_writer *w);
 
 #endif

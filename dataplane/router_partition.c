@@ -1,5 +1,8 @@
 /* router_partition.c - the partition APIs other than Produce and Fetch, on the router:
- * ListOffsets (earliest, latest, by timestamp, max timestamp), DeleteRecords (moves the log start; the
+ * ListOffsets (earliest, latest -- the LSO at read_committed --, by timestamp, max
+ * timestamp), DescribeProducers (each owner copies its partitions' producer state:
+ * epoch, last sequence and timestamp, coordinator epoch, open transaction's start),
+ * DeleteRecords (moves the log start; the
  * checkpoint is written through the ring), OffsetForLeaderEpoch (one epoch, 0, which ends
  * at the log end) and DescribeLogDirs (each owner reports its parts' sizes; a request for
  * every topic is bounded by ROUTER_MAX_PARTS like any other). Each is a decode into parts
@@ -508,4 +511,92 @@ int router_encode_log_dirs(void *arg, struct kafka_writer *w) {
     resp.results = dir;
     resp.results_count = 1;
     return kafka_describe_log_dirs_response_encode(w, job->version, &resp);
+}
+
+/* ---- DescribeProducers (KIP-664) ------------------------------------------------------ */
+
+/* The owner copies the partition's producer table (bounded by max_producers). */
+void router_describe_producers_part(struct data_part *p, struct plog *log) {
+    const struct producer_state *ps = &log->producers;
+    if (ps->count == 0) return;
+    p->producers = malloc(ps->count * sizeof *p->producers);
+    if (!p->producers) {
+        p->error = ERR_UNKNOWN_SERVER_ERROR;
+        return;
+    }
+    for (uint32_t i = 0; i < ps->count; i++) {
+        const struct producer_entry *e = &ps->entries[i];
+        const struct producer_batch *newest = producer_entry_newest(e);
+        p->producers[i] = (struct kafka_describe_producers_response_producer_state){
+            .producer_id = e->producer_id,
+            .producer_epoch = e->epoch,
+            .last_sequence = newest ? newest->last_seq : -1,
+            .last_timestamp = newest ? newest->max_timestamp_ms : -1,
+            .coordinator_epoch = e->coordinator_epoch,
+            .current_txn_start_offset = e->txn_first_offset,
+        };
+    }
+    p->producer_count = ps->count;
+}
+
+int router_handle_describe_producers(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
+                                     struct kafka_reader *body, struct kafka_writer *w) {
+    (void)w;
+    struct router *r = router_of_ctx(ctx);
+    struct data_job *job = router_job_new(r, ctx, body);
+    if (!job) return KAFKA_ERR_ARENA;
+    struct kafka_reader rd;
+    kafka_reader_init(&rd, job->frame, job->frame_bytes);
+    struct kafka_describe_producers_request req;
+    int rc = kafka_describe_producers_request_decode(&rd, hdr->request_api_version, &req,
+                                                     ctx->arena);
+    uint32_t count = 0;
+    for (int32_t i = 0; rc == 0 && i < req.topics_count; i++)
+        count += (uint32_t)(req.topics[i].partition_indexes_count > 0
+                                ? req.topics[i].partition_indexes_count : 0);
+    if (rc != 0 || router_job_alloc_parts(job, count) != 0) {
+        router_job_free(job);
+        return rc != 0 ? rc : KAFKA_ERR_LENGTH;
+    }
+    job->topic_count = (uint32_t)(req.topics_count > 0 ? req.topics_count : 0);
+    uint32_t k = 0;
+    for (int32_t i = 0; i < req.topics_count; i++) {
+        const struct kafka_describe_producers_request_topic_request *t = &req.topics[i];
+        for (int32_t j = 0; j < t->partition_indexes_count; j++, k++) {
+            struct data_part *p = &job->parts[k];
+            p->topic_index = (uint32_t)i;
+            p->name = t->name;
+            p->partition = t->partition_indexes[j];
+            router_lookup_part(r, p, false);
+        }
+    }
+    router_job_dispatch(r, job);
+    return HANDLER_DEFERRED;
+}
+
+int router_encode_describe_producers(void *arg, struct kafka_writer *w) {
+    struct data_job *job = arg;
+    struct router *r = job->origin;
+    kafka_arena_reset(&r->arena);
+    struct kafka_describe_producers_response resp;
+    kafka_describe_producers_response_init(&resp, job->version);
+    resp.topics = JOB_ARRAY(r, job->topic_count, resp.topics);
+    struct kafka_describe_producers_response_partition_response *pr = JOB_ARRAY(r, job->part_count, pr);
+    if (!resp.topics || !pr) return KAFKA_ERR_ARENA;
+    resp.topics_count = (int32_t)job->topic_count;
+    for (uint32_t i = 0; i < job->part_count; i++) {
+        const struct data_part *p = &job->parts[i];
+        struct kafka_describe_producers_response_topic_response *tr = &resp.topics[p->topic_index];
+        tr->name = p->name;
+        if (!tr->partitions) tr->partitions = &pr[i];
+        struct kafka_describe_producers_response_partition_response *x =
+            &tr->partitions[tr->partitions_count++];
+        memset(x, 0, sizeof *x);
+        x->partition_index = p->partition;
+        x->error_code = p->error;
+        x->error_message = kafka_str_from_cstr(NULL);
+        x->active_producers = p->error ? NULL : p->producers;
+        x->active_producers_count = p->error ? 0 : (int32_t)p->producer_count;
+    }
+    return kafka_describe_producers_response_encode(w, job->version, &resp);
 }

@@ -158,6 +158,12 @@ static inline int64_t producer_state_oldest_txn(const struct producer_state *ps)
     return ps->oldest_txn_offset;
 }
 
+/* The newest kept batch of an entry (NULL when none is kept). */
+static inline const struct producer_batch *producer_entry_newest(const struct producer_entry *e) {
+    if (e->batch_count == 0) return NULL;
+    return &e->batches[(e->batch_head + e->batch_count - 1u) % PRODUCER_BATCHES_KEPT];
+}
+
 /* Look a producer up (NULL when unknown). */
 const struct producer_entry *producer_state_find(const struct producer_state *ps,
                                                  int64_t producer_id);
