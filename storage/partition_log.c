@@ -300,8 +300,13 @@ static void note_block_cut(struct plog *log, uint64_t pos, uint32_t len_bytes,
 /* Record an appended (or, at open, scanned) batch in the producer state. */
 static void note_producer_batch(struct plog *log, const struct record_batch_header *h,
                                 int64_t base_offset, int64_t now_ms) {
-    if (h->producer_id < 0 || (h->attributes & RECORD_ATTR_CONTROL) || h->base_sequence < 0)
+    if (h->producer_id < 0 || (h->attributes & RECORD_ATTR_CONTROL)) return;
+    if (h->base_sequence < 0) { /* not idempotent: only a transaction to open, if any */
+        if (h->attributes & RECORD_ATTR_TRANSACTIONAL)
+            producer_state_begin_txn(&log->producers, h->producer_id, h->producer_epoch,
+                                     base_offset, now_ms);
         return;
+    }
     struct producer_append a = {.producer_id = h->producer_id, .epoch = h->producer_epoch,
                                 .first_seq = h->base_sequence,
                                 .last_offset_delta = h->last_offset_delta,
@@ -345,8 +350,11 @@ static int check_txn_marker(struct plog *log, const uint8_t *batch, uint32_t len
 }
 
 int64_t plog_last_stable_offset(const struct plog *log) {
-    return txn_last_stable_offset(&log->txn, log->high_watermark,
-                                  producer_state_oldest_txn(&log->producers));
+    int64_t lso = txn_last_stable_offset(&log->txn, log->high_watermark,
+                                         producer_state_oldest_txn(&log->producers));
+    /* a transaction whose start retention or DeleteRecords removed holds nothing back
+     * below the log start (read_committed readers start there) */
+    return lso < log->log_start_offset ? log->log_start_offset : lso;
 }
 
 uint32_t plog_aborted_txns(const struct plog *log, int64_t from_offset, int64_t to_offset,

@@ -307,6 +307,21 @@ int producer_state_update(struct producer_state *ps, const struct producer_appen
     return 0;
 }
 
+void producer_state_begin_txn(struct producer_state *ps, int64_t producer_id, int16_t epoch,
+                              int64_t first_offset, int64_t now_ms) {
+    assert(producer_id >= 0 && first_offset >= 0);
+    uint32_t i = find_index(ps, producer_id);
+    if (i == PRODUCER_NONE) {
+        i = add_entry(ps, producer_id);
+        ps->entries[i].epoch = epoch;
+    }
+    struct producer_entry *e = &ps->entries[i];
+    e->last_used_ms = now_ms;
+    if (e->txn_first_offset < 0) txn_open(ps, e, first_offset);
+    lru_unlink(ps, i);
+    lru_push_front(ps, i);
+}
+
 enum producer_verdict producer_state_check_marker(const struct producer_state *ps,
                                                   int64_t producer_id, int16_t epoch,
                                                   int64_t now_ms) {

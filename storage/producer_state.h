@@ -140,6 +140,12 @@ enum producer_verdict producer_state_check(const struct producer_state *ps,
 int producer_state_update(struct producer_state *ps, const struct producer_append *a,
                           int64_t base_offset, int64_t now_ms);
 
+/* A transactional batch without a sequence (an internal writer's, e.g. the coordinator's
+ * offsets) at first_offset: opens producer_id's transaction if none is open (an unknown
+ * producer is added at epoch). Idempotent batches open theirs in producer_state_update. */
+void producer_state_begin_txn(struct producer_state *ps, int64_t producer_id, int16_t epoch,
+                              int64_t first_offset, int64_t now_ms);
+
 /* Whether a marker (COMMIT/ABORT) of producer_id at epoch may be appended: FENCED when
  * the producer is known at a newer epoch, else APPEND. */
 enum producer_verdict producer_state_check_marker(const struct producer_state *ps,

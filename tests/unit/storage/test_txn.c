@@ -398,3 +398,22 @@ Test(plog_txn, version_1_snapshot_still_read) {
     producer_state_free(&ps);
     txn_log_free(&ts);
 }
+
+/* A transactional batch with no sequence (the coordinator's offsets) opens a transaction
+ * too; the LSO never lags the log start (DeleteRecords past an open transaction). */
+Test(plog_txn, sequence_less_transaction_and_log_start_floor) {
+    struct plog *log = open_log(1u << 20);
+    cr_assert_eq(append_data(log, -1, -1, -1, 2, false), 0);
+    cr_assert_eq(append_data(log, 9, 2, -1, 1, true), 2);
+    cr_assert_eq(append_data(log, -1, -1, -1, 2, false), 3);
+    cr_assert_eq(plog_last_stable_offset(log), 2);
+    cr_assert_eq(producer_state_find(&log->producers, 9)->epoch, 2);
+    cr_assert_eq(plog_delete_records(log, 4), 0);
+    cr_assert_eq(plog_last_stable_offset(log), 4, "floored at the log start");
+    cr_assert_eq(append_marker(log, 9, 2, CONTROL_TYPE_ABORT), 5);
+    cr_assert_eq(plog_last_stable_offset(log), 6);
+    struct txn_aborted out[2];
+    cr_assert_eq(plog_aborted_txns(log, 0, 100, out, 2), 1);
+    cr_assert_eq(out[0].first_offset, 2);
+    plog_close(log);
+}
