@@ -115,7 +115,9 @@ struct ustack_config {
     uint32_t arp_pending_pkts;      /* frames waiting for an ARP answer, per stack; 0 -> 64 */
     uint32_t time_wait_us;          /* 0 -> 2 s (2*MSL with a short MSL; shards are reused) */
     uint32_t delayed_ack_us;        /* 0 -> 500 us; the stack also ACKs every 2nd full segment */
-    uint32_t isn_seed;              /* initial sequence numbers derive from it (tests fix it) */
+    uint32_t isn_seed;              /* 0: initial sequence numbers from a per-stack random
+                                       secret, the 4-tuple and the clock (RFC 6528);
+                                       nonzero: ISN = isn_seed + now_us / 4 (tests) */
     uint16_t ephemeral_port_lo, ephemeral_port_hi; /* client ports; 0 -> 32768..60999 */
 };
 
