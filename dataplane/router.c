@@ -2,11 +2,15 @@
  * requests to the control thread, and the answers back to the connection.
  *
  * Deferral. A handler that cannot answer at once copies the request frame into a job,
- * returns HANDLER_DEFERRED and keeps the connection's conn_token; the connection stops
- * reading (Kafka mutes a channel while a request is in progress), so responses leave in
- * request order with no reordering buffer. When the job is done the router calls
- * kserver_complete() with a function that encodes the response body from the job.
- * Each connection has at most one job, which bounds jobs by max.connections.
+ * returns HANDLER_DEFERRED and keeps the connection's conn_token; conn.c keeps the
+ * request's place in the response order and goes on reading (pipelining: up to
+ * KSERVER_MAX_PIPELINE requests per connection; a control-plane request runs alone).
+ * When the job is done the router calls kserver_complete() with a function that encodes
+ * the response body from the job; jobs may finish in any order. A connection has at
+ * most KSERVER_MAX_PIPELINE jobs, which bounds jobs by max.connections times that.
+ * Jobs of one connection for one partition reach its owner in request order (one ring
+ * per pair of shards, the outbox keeps order, the origin serves its own parts at once)
+ * and a part never overtakes an earlier one waiting for buffers (router_produce.c).
  *
  * Control-plane round trip (CreateTopics, DeleteTopics): struct control_job carries the
  * request body to control (ROUTER_MSG_CONTROL_REQ); control decodes it, changes the
@@ -50,9 +54,9 @@
  *
  * Bounds: a full mesh ring is retried from the outbox (sized for every job's messages),
  * parts per request <= ROUTER_MAX_PARTS, open partitions <= ROUTER_PTABLE_SLOTS / 2.
- * A job holds a copy of its request (at most socket.request.max.bytes; one job per
- * connection). Fetch data: the origin's own parts keep the log's fragments and are sent
- * zero-copy; other owners' parts are copied once (router_fetch.c). ListOffsets answers timestamp -1 (the offset is right; the record's timestamp
+ * A job holds a copy of its request (at most socket.request.max.bytes; at most
+ * KSERVER_MAX_PIPELINE jobs per connection). Fetch data: the origin's own parts keep
+ * the log's fragments and are sent zero-copy; other owners' parts are copied once (router_fetch.c). ListOffsets answers timestamp -1 (the offset is right; the record's timestamp
  * would need a read). DeleteRecords answers once the new log start is set in memory (its
  * checkpoint is written through the ring, as Kafka checkpoints it); OffsetForLeaderEpoch
  * knows one epoch, 0, which ends at the log end. DescribeLogDirs is a partition request
@@ -263,8 +267,8 @@ int router_init(struct router *r, const struct router_config *cfg, char *err, si
     memset(r, 0, sizeof *r);
     r->cfg = *cfg;
     r->shard_count = cfg->mesh->shard_count;
-    r->outbox_cap = (cfg->max_conns + 2u) * (uint32_t)(r->shard_count + 1) +
-                    ROUTER_MAX_INTERNAL_APPENDS;
+    r->outbox_cap = (cfg->max_conns * KSERVER_MAX_PIPELINE + 2u) *
+                        (uint32_t)(r->shard_count + 1) + ROUTER_MAX_INTERNAL_APPENDS;
     r->table = calloc(ROUTER_PTABLE_SLOTS, sizeof r->table[0]);
     r->spare = calloc(ROUTER_PTABLE_SLOTS, sizeof r->spare[0]);
     r->outbox = calloc(r->outbox_cap, sizeof r->outbox[0]);

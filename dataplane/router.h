@@ -94,7 +94,8 @@ struct router_config {
     const char *data_dir;
     bool auto_create_topics;
     uint64_t cache_bytes;
-    uint32_t max_conns;            /* sizes the outbox: each connection has <= 1 job */
+    uint32_t max_conns;            /* sizes the outbox: each connection has at most
+                                      KSERVER_MAX_PIPELINE jobs (conn.c pipelines) */
 };
 
 struct router {

@@ -120,18 +120,16 @@ static bool check_idempotent(struct router *r, struct data_part *p, struct plog 
  * storage_poll has freed chunks -- rather than answering KAFKA_STORAGE_ERROR, which a
  * client must retry and which a producer without retries counts as a failure. The wait is
  * bounded by PRODUCE_BUFFER_WAIT_MS (then the error is answered) and by the jobs that can
- * exist (one per connection). Only parts whose bytes live in the job's own copy of the
- * request wait (not a converted legacy set, which sits in a shared scratch buffer). */
+ * exist (KSERVER_MAX_PIPELINE per connection). Only parts whose bytes live in the job's
+ * own copy of the request wait (not a converted legacy set, which sits in a shared
+ * scratch buffer). A part whose partition already has a part waiting waits behind it
+ * whatever the buffers, so the log keeps request order (partition_waiting). */
 #define PRODUCE_BUFFER_WAIT_MS 5000u
 
 static _Thread_local struct log_ratelimit buffer_wait_rl = LOG_RATELIMIT_INIT(5, 1);
 
-static bool buffer_wait(struct router *r, struct data_part *p, struct plog *log,
-                        const uint8_t *buf, size_t len) {
-    struct record_batch_header h;
-    if (record_batch_header_parse(buf, len, &h) != RECORD_OK) return false;
-    if (plog_reserve(log, (uint32_t)record_batch_size_bytes(&h)) != -ENOBUFS) return false;
-    if (buf != p->records.ptr) return false; /* answered KAFKA_STORAGE_ERROR by the append */
+/* Park p on the owner's FIFO (or answer KAFKA_STORAGE_ERROR past its deadline). */
+static void park_for_buffers(struct router *r, struct data_part *p) {
     if (p->buffer_wait_deadline_ms == 0) {
         p->buffer_wait_deadline_ms = r->now_ms + PRODUCE_BUFFER_WAIT_MS;
         if (log_ratelimit_ok(&buffer_wait_rl))
@@ -140,14 +138,32 @@ static bool buffer_wait(struct router *r, struct data_part *p, struct plog *log,
         log_warn("produce_no_buffers", "partition=%d waited_ms=%u", p->partition,
                  PRODUCE_BUFFER_WAIT_MS);
         p->error = ERR_KAFKA_STORAGE_ERROR;
-        return true;
+        return;
     }
     p->next_buffer_wait = NULL;
     if (r->buffer_wait_last) r->buffer_wait_last->next_buffer_wait = p;
     else r->buffer_wait_first = p;
     r->buffer_wait_last = p;
     p->job->owner_pending[r->cfg.shard_id]++; /* the job waits for this part */
+}
+
+static bool buffer_wait(struct router *r, struct data_part *p, struct plog *log,
+                        const uint8_t *buf, size_t len) {
+    struct record_batch_header h;
+    if (record_batch_header_parse(buf, len, &h) != RECORD_OK) return false;
+    if (plog_reserve(log, (uint32_t)record_batch_size_bytes(&h)) != -ENOBUFS) return false;
+    if (buf != p->records.ptr) return false; /* answered KAFKA_STORAGE_ERROR by the append */
+    park_for_buffers(r, p);
     return true;
+}
+
+/* Whether an earlier part of p's partition waits for buffers: then p waits behind it,
+ * so pipelined requests of a connection (an idempotent producer's sequences) reach the
+ * log in request order even under backpressure. The walk is bounded by the jobs. */
+static bool partition_waiting(const struct router *r, const struct data_part *p) {
+    for (const struct data_part *w = r->buffer_wait_first; w; w = w->next_buffer_wait)
+        if (w->partition == p->partition && memcmp(w->id, p->id, 16) == 0) return true;
+    return false;
 }
 
 unsigned router_produce_retry(struct router *r) {
@@ -175,6 +191,10 @@ void router_produce_part(struct router *r, struct data_part *p, const struct top
     size_t len = p->records.len > 0 ? (size_t)p->records.len : 0;
     if (len < 17) {
         p->error = ERR_CORRUPT_MESSAGE;
+        return;
+    }
+    if (partition_waiting(r, p)) {
+        park_for_buffers(r, p);
         return;
     }
     if (buf[16] < 2 && p->job->version >= 3) { /* v3+ carries record batches only */
