@@ -151,11 +151,9 @@ static void deliver_held(struct tcb *c) {
     }
 }
 
-/* Out-of-order entries that the new rcv_nxt reaches become in-order. */
-static void rxq_merge(struct tcb *c) {
+/* Out-of-order entries from index i on that the new rcv_nxt reaches become in-order. */
+static void rxq_merge(struct tcb *c, uint32_t i) {
     struct ustack *s = c->stack;
-    uint32_t i = 0;
-    while (i < c->rxq_count && seq_lt(c->rxq[i].seq, c->rcv_nxt)) i++; /* in-order part */
     while (i < c->rxq_count && seq_le(c->rxq[i].seq, c->rcv_nxt)) {
         struct rxseg *e = &c->rxq[i];
         uint32_t overlap = c->rcv_nxt - e->seq;
@@ -197,7 +195,7 @@ bool tcb_receive_data(struct tcb *c, struct ustack_pkt *pkt, const uint8_t *data
         c->rcv_nxt += len;
         c->rx_inorder_bytes += len;
         uint32_t had_ooo = c->rxq_count - i - 1;
-        rxq_merge(c);
+        rxq_merge(c, i + 1);
         if (had_ooo) c->ack_now = true; /* a hole filled: tell the sender at once */
         deliver_held(c);
         return true;
