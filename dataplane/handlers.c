@@ -66,6 +66,15 @@ static struct handler handlers[] = {
     {KAFKA_API_LIST_GROUPS, 0, 5, handle_routed},
     {KAFKA_API_DELETE_GROUPS, 0, 2, handle_routed},
     {KAFKA_API_OFFSET_DELETE, 0, 0, handle_routed},
+    /* transactions: control/txn_api.c (TxnOffsetCommit: group_writes.c). Versions as
+     * clients send them: AddPartitionsToTxn v4+ is broker-to-broker (KIP-890), and v4+
+     * of the others adds TRANSACTION_ABORTABLE, which this coordinator never answers. */
+    {KAFKA_API_ADD_PARTITIONS_TO_TXN, 0, 3, handle_routed},
+    {KAFKA_API_ADD_OFFSETS_TO_TXN, 0, 3, handle_routed},
+    {KAFKA_API_END_TXN, 0, 3, handle_routed},
+    {KAFKA_API_TXN_OFFSET_COMMIT, 0, 3, handle_routed},
+    {KAFKA_API_DESCRIBE_TRANSACTIONS, 0, 0, handle_routed},
+    {KAFKA_API_LIST_TRANSACTIONS, 0, 1, handle_routed},
 };
 #define HANDLER_COUNT (sizeof handlers / sizeof handlers[0])
 
@@ -230,21 +239,17 @@ static int handle_describe_cluster(struct handler_ctx *ctx, const struct kafka_r
     return kafka_describe_cluster_response_encode(w, version, &resp);
 }
 
-/* FindCoordinator: this node coordinates every group (key type 0). Transactions do not
- * exist yet: key type 1 gets COORDINATOR_NOT_AVAILABLE with a message, as a Kafka
- * cluster without a transaction coordinator answers; other key types INVALID_REQUEST.
+/* FindCoordinator: this node coordinates every group (key type 0) and every
+ * transactional id (key type 1, control/txn_api.c); other key types INVALID_REQUEST.
  * v4 batches keys (coordinator_keys -> coordinators). */
-#define ERR_COORDINATOR_NOT_AVAILABLE 15
 #define ERR_INVALID_REQUEST 42
 
 static void coordinator_answer(const struct broker_identity *id, int8_t key_type,
                                int16_t *error_code, struct kafka_str *message, int32_t *node_id,
                                struct kafka_str *host, int32_t *port) {
-    bool group = key_type == 0;
-    *error_code = group ? 0 : key_type == 1 ? ERR_COORDINATOR_NOT_AVAILABLE : ERR_INVALID_REQUEST;
-    *message = kafka_str_from_cstr(group ? NULL
-                                   : key_type == 1 ? "Transactions are not supported by this broker"
-                                                   : "Unknown coordinator key type");
+    bool group = key_type == 0 || key_type == 1; /* a group or a transactional id */
+    *error_code = group ? 0 : ERR_INVALID_REQUEST;
+    *message = kafka_str_from_cstr(group ? NULL : "Unknown coordinator key type");
     *node_id = group ? id->node_id : -1;
     *host = kafka_str_from_cstr(group ? id->advertised_host : "");
     *port = group ? id->advertised_port : -1;

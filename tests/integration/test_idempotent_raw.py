@@ -3,8 +3,8 @@
 
 - InitProducerId at every advertised version: a fresh id at epoch 0, ids increase; a
   v3+ request carrying its id and epoch (KIP-360) gets a new id; an empty transactional
-  id is INVALID_REQUEST (42); a transactional id is refused with
-  TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53) (transactions are not implemented).
+  id is INVALID_REQUEST (42); a transactional id is answered by the transaction
+  coordinator (test_txn_coordinator.py tests it).
 - The same idempotent batch sent twice: the second answer is the first one's base
   offset with error 0, and the record is stored once (fetched back).
 - The six batches after it: the first is no longer a duplicate (outside the window of
@@ -101,8 +101,10 @@ def main():
             check(ec == 0 and pid2 > ids[-1] and epoch2 == 0, "KIP-360 re-init gets a new id")
             ids.append(pid2)
             check(init_pid(c, 3, tid="")[0] == 42, "empty transactional id: INVALID_REQUEST")
-            check(init_pid(c, 4, tid="txn-1")[0] == 53,
-                  "transactional id: TRANSACTIONAL_ID_AUTHORIZATION_FAILED")
+            ec, tpid, tepoch = init_pid(c, 4, tid="txn-1")
+            check(ec == 0 and tpid > ids[-1] and tepoch == 0,
+                  "transactional id: a new id at epoch 0 from the transaction coordinator")
+            ids.append(tpid)
 
             pid = ids[0]
             check(create(c, TOPIC, 1, [("segment.bytes", "4096")]) == 0, "topic created")
