@@ -3,7 +3,10 @@
  *
  * The aborted index is a ring of entries sorted by last offset (markers are appended in
  * offset order), so a Fetch finds the first overlapping entry by binary search and walks
- * forward; trimming pops from the head. */
+ * forward; trimming pops from the head. First offsets are not sorted (a long transaction
+ * may start before a short one that ends first), so the walk cannot stop at the first
+ * entry starting past the window; it stops once last offsets pass the window's end plus
+ * the longest span indexed, beyond which no entry can start inside the window. */
 #include "storage/txn_state.h"
 
 #include <assert.h>
@@ -26,6 +29,7 @@ void txn_log_free(struct txn_log *ts) {
 
 void txn_log_clear(struct txn_log *ts) {
     ts->aborted_head = ts->aborted_count = 0;
+    ts->aborted_max_span = 0;
     ts->completing_head = ts->completing_count = 0;
 }
 
@@ -64,6 +68,8 @@ int txn_aborted_add(struct txn_log *ts, int64_t producer_id, int64_t first_offse
     uint32_t slot = (ts->aborted_head + ts->aborted_count) % ts->aborted_cap;
     ts->aborted[slot] = (struct txn_aborted){producer_id, first_offset, last_offset};
     ts->aborted_count++;
+    if (last_offset - first_offset > ts->aborted_max_span)
+        ts->aborted_max_span = last_offset - first_offset;
     return dropped;
 }
 
@@ -86,10 +92,11 @@ uint32_t txn_aborted_collect(const struct txn_log *ts, int64_t from_offset,
         else hi = mid;
     }
     uint32_t n = 0;
-    /* first offsets are not sorted (a long transaction may start before a short one
-     * that ends first), so every later entry is looked at; bounded by the ring */
+    int64_t stop = to_offset > INT64_MAX - ts->aborted_max_span ? INT64_MAX
+                                                                : to_offset + ts->aborted_max_span;
     for (uint32_t i = lo; i < ts->aborted_count && n < max; i++) {
         const struct txn_aborted *a = txn_aborted_at(ts, i);
+        if (a->last_offset >= stop) break; /* starts at or past to_offset */
         if (a->first_offset < to_offset) out[n++] = *a;
     }
     return n;

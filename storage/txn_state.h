@@ -53,6 +53,7 @@ struct txn_log {
     struct txn_aborted *aborted;    /* ring, oldest at aborted_head */
     uint32_t aborted_cap, aborted_head, aborted_count;
     uint64_t aborted_dropped;       /* lost to the bound */
+    int64_t aborted_max_span;       /* largest last - first indexed (bounds a lookup) */
     struct txn_completing completing[TXN_COMPLETING_MAX]; /* FIFO in marker order */
     uint32_t completing_head, completing_count;
 };
