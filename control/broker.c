@@ -47,6 +47,8 @@
 #include "dataplane/handlers.h"
 #include "dataplane/mesh.h"
 #include "dataplane/shard.h"
+#include "dataplane/net/dpdk_io.h"
+#include "hw/dpdk_port.h"
 #include "hw/log.h"
 #include "hw/topology.h"
 
@@ -66,6 +68,7 @@ struct broker {
     struct metrics metrics;
     struct metrics_http metrics_http;
     int log_wake_fd; /* shards' log rings have lines (hw/log.h) */
+    struct dpdk_port *dpdk;        /* dpdk.enabled: the port the shards poll, else NULL */
 };
 
 /* "PLAINTEXT://host:port[,...]" -> host, port (the first listener). */
@@ -201,6 +204,55 @@ static int check_port_free(const char *host, int port) {
     int rc = bind(fd, (struct sockaddr *)&a, sizeof a) == 0 ? 0 : -errno;
     close(fd);
     return rc;
+}
+
+/* dpdk.enabled: bring the port up (hw/dpdk_port.h), one queue pair per shard, and give
+ * the shards its address; the listener host must be dpdk.ip (or 0.0.0.0: dpdk.ip then). */
+static int open_dpdk(struct broker *b, const struct config *cfg, struct shard_config *sc) {
+    if (!config_get_bool(cfg, "dpdk.enabled")) return 0;
+    const char *gateway = config_get(cfg, "dpdk.gateway");
+    if (net_dpdk_parse_ipv4(config_get(cfg, "dpdk.ip"), &sc->dpdk_ip) != 0 ||
+        net_dpdk_parse_ipv4(config_get(cfg, "dpdk.netmask"), &sc->dpdk_netmask) != 0 ||
+        (gateway && gateway[0] && net_dpdk_parse_ipv4(gateway, &sc->dpdk_gateway) != 0)) {
+        fprintf(stderr, "sluice serve: dpdk.enabled needs dpdk.ip (and dpdk.netmask, "
+                        "dpdk.gateway) as dotted IPv4 addresses\n");
+        return -1;
+    }
+    uint32_t listen_ip = 0;
+    if (strcmp(sc->listen_host, "0.0.0.0") == 0)
+        snprintf(sc->listen_host, sizeof sc->listen_host, "%s", config_get(cfg, "dpdk.ip"));
+    if (net_dpdk_parse_ipv4(sc->listen_host, &listen_ip) != 0 || listen_ip != sc->dpdk_ip ||
+        sc->listen_port == 0) {
+        fprintf(stderr, "sluice serve: with dpdk.enabled the listener must be "
+                        "dpdk.ip:PORT (%s) with a port\n", config_get(cfg, "dpdk.ip"));
+        return -1;
+    }
+    int nodes[MESH_MAX_SHARDS];
+    for (int i = 0; i < b->shard_count; i++) nodes[i] = b->topo.node_of[b->cores[i]];
+    struct dpdk_port_config pc = {
+        .eal_args = config_get(cfg, "dpdk.eal.args"),
+        .port_id = (uint16_t)config_get_i64(cfg, "dpdk.port"),
+        .queue_count = (uint16_t)b->shard_count,
+        .queue_nodes = nodes,
+        .fault_drop_percent = (uint32_t)config_get_i64(cfg, "dpdk.test.drop.percent"),
+        .fault_reorder_percent = (uint32_t)config_get_i64(cfg, "dpdk.test.reorder.percent"),
+    };
+    char err[512];
+    if (dpdk_port_open(&pc, &b->dpdk, err, sizeof err) != 0) {
+        log_error("dpdk_failed", "error=\"%s\"", err);
+        return -1;
+    }
+    struct dpdk_port_info info;
+    dpdk_port_info(b->dpdk, &info);
+    char mac[24];
+    dpdk_format_mac(info.mac, mac, sizeof mac);
+    log_info("dpdk_port", "port=%u name=%s driver=%s mac=%s mtu=%u link=%s queues=%u "
+             "steering=%s hugepages=%d ip=%s", info.port_id, info.name, info.driver, mac,
+             info.mtu, info.link_up ? "up" : "down", info.queue_count,
+             info.queue_count == 1 ? "none" : info.hw_rss ? "hw_rss" : "software",
+             info.hugepages, config_get(cfg, "dpdk.ip"));
+    sc->dpdk = b->dpdk;
+    return 0;
 }
 
 static void stop_shards(struct broker *b, int started) {
@@ -349,8 +401,12 @@ int broker_run(const struct config *cfg) {
     }
     struct shard_config sc;
     if (fill_shard_config(b, cfg, &sc) != 0) return 2;
+    if (open_dpdk(b, cfg, &sc) != 0) {
+        mesh_destroy(&b->mesh);
+        return 2;
+    }
     if (fill_identity(b, cfg, sc.listen_port) != 0) return 2;
-    int port_rc = check_port_free(sc.listen_host, sc.listen_port);
+    int port_rc = b->dpdk ? 0 : check_port_free(sc.listen_host, sc.listen_port);
     if (port_rc != 0) {
         log_error("listen_failed", "listen=%s:%u err=\"%s\"", sc.listen_host, sc.listen_port,
                   strerror(-port_rc));
@@ -362,6 +418,7 @@ int broker_run(const struct config *cfg) {
         log_error("catalog_failed", "error=\"%s\"", err);
         control_plane_destroy(&b->control);
         mesh_destroy(&b->mesh);
+        dpdk_port_close(b->dpdk);
         return 1;
     }
     b->control.node_id = b->identity.node_id;
@@ -373,6 +430,7 @@ int broker_run(const struct config *cfg) {
         fprintf(stderr, "sluice serve: sluice.storage.chunk.bytes must be a multiple of 4096\n");
         control_plane_destroy(&b->control);
         mesh_destroy(&b->mesh);
+        dpdk_port_close(b->dpdk);
         return 2;
     }
     int started = 0;
@@ -386,6 +444,7 @@ int broker_run(const struct config *cfg) {
             stop_shards(b, started);
             control_plane_destroy(&b->control);
             mesh_destroy(&b->mesh);
+            dpdk_port_close(b->dpdk);
             return 1;
         }
         started++;
@@ -402,6 +461,7 @@ int broker_run(const struct config *cfg) {
     log_info("shutdown", "signal=%d", signo);
     metrics_http_stop(&b->metrics_http);
     stop_shards(b, started);
+    dpdk_port_close(b->dpdk); /* every shard has left its queue */
     metrics_destroy(&b->metrics);
     free(b->stats); /* the shards that wrote them are joined */
     control_plane_destroy(&b->control);

@@ -157,6 +157,10 @@ static const struct config_key registry[] = {
     {"dpdk.ip", CONFIG_STRING, NULL, 0, 0, "IPv4 address of the DPDK port."},
     {"dpdk.netmask", CONFIG_STRING, "255.255.255.0", 0, 0, "Netmask of the DPDK port."},
     {"dpdk.gateway", CONFIG_STRING, NULL, 0, 0, "Default gateway for the DPDK port."},
+    {"dpdk.test.drop.percent", CONFIG_INT, "0", 0, 100,
+     "Test fault (hosts without netem): percent of TCP frames the driver drops, both ways."},
+    {"dpdk.test.reorder.percent", CONFIG_INT, "0", 0, 100,
+     "Test fault: percent of TCP frames the driver holds back behind later ones."},
 };
 
 const struct config_key *config_registry(size_t *count) {

@@ -38,6 +38,10 @@
 #include <time.h>
 
 #include "dataplane/net/uring_sock.h"
+#include "sluice_config.h"
+#if SLUICE_HAVE_DPDK
+#include "dataplane/net/dpdk_io.h"
+#endif
 #include "dataplane/router_stats.h"
 #include "hw/log.h"
 #include "hw/topology.h"
@@ -132,6 +136,22 @@ static int ring_init(struct shard *s) {
     return rc;
 }
 
+/* The DPDK backend on queue cfg.id (dataplane/net/dpdk_io.h), or NULL with s->error. */
+static struct net_backend *shard_dpdk_backend(struct shard *s, const struct net_events *ev) {
+#if SLUICE_HAVE_DPDK
+    struct net_dpdk_config dc = {
+        .port = s->cfg.dpdk, .queue = (uint16_t)s->cfg.id, .ip = s->cfg.dpdk_ip,
+        .netmask = s->cfg.dpdk_netmask, .gateway = s->cfg.dpdk_gateway,
+        .max_conns = s->cfg.server.max_conns,
+    };
+    return net_dpdk_create(&dc, ev, s->server, s->error, sizeof s->error);
+#else
+    (void)ev;
+    snprintf(s->error, sizeof s->error, "built without DPDK");
+    return NULL;
+#endif
+}
+
 static int shard_setup(struct shard *s) {
     const struct shard_config *cfg = &s->cfg;
     int rc = ring_init(s);
@@ -165,8 +185,8 @@ static int shard_setup(struct shard *s) {
         snprintf(s->error, sizeof s->error, "out of memory");
         return -1;
     }
-    for (uint32_t i = 0; i < cfg->recv_buffer_count; i++) {
-        s->recv_buffers[i] = chunk_alloc(&s->pool);
+    for (uint32_t i = 0; i < cfg->recv_buffer_count && !cfg->dpdk; i++) {
+        s->recv_buffers[i] = chunk_alloc(&s->pool); /* DPDK receives into mbufs instead */
         assert(s->recv_buffers[i]);
     }
     struct kserver_config kc = cfg->server;
@@ -198,7 +218,10 @@ static int shard_setup(struct shard *s) {
         .zc_threshold_bytes = cfg->zc_threshold_bytes,
         .listen_backlog = 4096,
     };
-    s->net = net_uring_create(&nc, &events, s->server, s->error, sizeof s->error);
+    if (cfg->dpdk)
+        s->net = shard_dpdk_backend(s, &events);
+    else
+        s->net = net_uring_create(&nc, &events, s->server, s->error, sizeof s->error);
     if (!s->net) return -1;
     kserver_attach(s->server, s->net);
     if (s->has_router) router_attach(&s->router, s->server);

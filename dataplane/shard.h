@@ -17,6 +17,8 @@
 #include "hw/chunk.h"
 #include "hw/uring_op.h"
 
+struct dpdk_port;
+
 enum idle_policy { IDLE_BLOCK = 0, IDLE_POLL = 1 };
 
 enum shard_msg_type {
@@ -48,6 +50,10 @@ struct shard_config {
     bool auto_create_topics;
     uint64_t cache_bytes;           /* batch cache budget */
     size_t storage_chunk_bytes;     /* storage chunks: the largest batch + 4 KiB */
+    /* DPDK (NULL: kernel sockets): the shard drives queue `id` of this port with a
+     * userspace TCP/IP stack at dpdk_ip (dataplane/net/dpdk_io.h). */
+    struct dpdk_port *dpdk;
+    uint32_t dpdk_ip, dpdk_netmask, dpdk_gateway; /* host byte order */
 };
 
 struct shard {

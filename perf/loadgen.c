@@ -26,6 +26,7 @@
 #include "perf/loadgen_report.h"
 #include "perf/loadgen_setup.h"
 #include "perf/loadgen_worker.h"
+#include "hw/dpdk_port.h"
 
 #define LG_START_DELAY_NS (20 * 1000000ull)
 #define LG_TICK_NS (10 * 1000000ull)
@@ -343,6 +344,18 @@ int cmd_loadgen(int argc, char **argv) {
         lg_cluster_destroy(&cluster);
         return 2;
     }
+    struct dpdk_port *dpdk = NULL; /* --dpdk: opened once, queue i for thread i */
+    if (o.dpdk) {
+        struct dpdk_port_config pc = {.eal_args = o.dpdk_eal_args, .port_id = o.dpdk_port,
+                                      .queue_count = (uint16_t)o.threads};
+        if (dpdk_port_open(&pc, &dpdk, err, sizeof err) != 0) {
+            fprintf(stderr, "loadgen: dpdk: %s\n", err);
+            lg_zipf_destroy(&zipf);
+            lg_cluster_destroy(&cluster);
+            return 1;
+        }
+        lg_worker_use_dpdk(dpdk);
+    }
     lg_report_workload(stdout, &o);
     uint32_t count = 0;
     struct lg_result *runs = calloc(LG_MAX_SWEEP + 1, sizeof runs[0]);
@@ -365,6 +378,7 @@ int cmd_loadgen(int argc, char **argv) {
     free(runs);
     lg_zipf_destroy(&zipf);
     lg_cluster_destroy(&cluster);
+    if (dpdk) dpdk_port_close(dpdk); /* the workers are joined */
     if (rc != 0) return 1;
     return failed_check ? 3 : 0;
 }

@@ -70,6 +70,12 @@ struct lg_options {
     double sweep_pct[LG_MAX_SWEEP];
     uint32_t sweep_count;
     bool quiet;                       /* no progress lines */
+    /* --dpdk: the data connections go through a DPDK port and the userspace TCP stack
+     * (setup and admin stay on kernel sockets); one thread, one queue */
+    bool dpdk;
+    char dpdk_eal_args[512];
+    char dpdk_ip[32], dpdk_netmask[32], dpdk_gateway[32];
+    uint16_t dpdk_port;
 };
 
 /* A partition where the check found something (the first LG_MAX_PROBLEMS are kept). */

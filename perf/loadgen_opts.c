@@ -38,6 +38,7 @@ void lg_options_default(struct lg_options *o) {
     o->consumers = 1;
     o->fetch_max_bytes = 4 << 20;
     o->fetch_partition_max_bytes = 1 << 20;
+    snprintf(o->dpdk_netmask, sizeof o->dpdk_netmask, "255.255.255.0");
     o->fetch_max_wait_ms = 100;
     o->warmup_s = 1;
     o->duration_s = 10;
@@ -214,6 +215,12 @@ static const struct opt_key keys[] = {
     {"json", "write machine-readable results to FILE"},
     {"sweep", "percents of the measured maximum rate, e.g. 10,50,80"},
     {"quiet", "no live progress line: true|false"},
+    {"dpdk", "data connections through DPDK + the userspace stack (bare --dpdk: true)"},
+    {"dpdk-eal-args", "EAL arguments, e.g. \"--no-pci --vdev=net_af_packet0,iface=X\""},
+    {"dpdk-ip", "IPv4 address of the DPDK port (required with --dpdk)"},
+    {"dpdk-netmask", "(255.255.255.0)"},
+    {"dpdk-gateway", "gateway for off-link brokers (none)"},
+    {"dpdk-port", "DPDK port id (0)"},
 };
 
 void lg_options_usage(void) {
@@ -221,6 +228,13 @@ void lg_options_usage(void) {
     printf("A workload file holds KEY=VALUE (or KEY: VALUE) lines with the same keys.\n\n");
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         printf("  --%-26s %s\n", keys[i].name, keys[i].help);
+}
+
+static int copy_text(char *out, size_t out_bytes, const char *v) {
+    size_t n = strlen(v);
+    if (n >= out_bytes) return -1;
+    memcpy(out, v, n + 1);
+    return 0;
 }
 
 int lg_options_set(struct lg_options *o, const char *k, const char *v, char *err,
@@ -276,7 +290,15 @@ int lg_options_set(struct lg_options *o, const char *k, const char *v, char *err
         if (rc == 0) snprintf(o->json_path, sizeof o->json_path, "%s", v);
     } else if (!strcmp(k, "sweep")) rc = parse_sweep(o, v);
     else if (!strcmp(k, "quiet")) rc = parse_bool(v, &o->quiet);
-    else {
+    else if (!strcmp(k, "dpdk")) rc = parse_bool(v, &o->dpdk);
+    else if (!strcmp(k, "dpdk-eal-args")) rc = copy_text(o->dpdk_eal_args, sizeof o->dpdk_eal_args, v);
+    else if (!strcmp(k, "dpdk-ip")) rc = copy_text(o->dpdk_ip, sizeof o->dpdk_ip, v);
+    else if (!strcmp(k, "dpdk-netmask")) rc = copy_text(o->dpdk_netmask, sizeof o->dpdk_netmask, v);
+    else if (!strcmp(k, "dpdk-gateway")) rc = copy_text(o->dpdk_gateway, sizeof o->dpdk_gateway, v);
+    else if (!strcmp(k, "dpdk-port")) {
+        rc = parse_u32(v, 0, 1023, &u32);
+        o->dpdk_port = (uint16_t)u32;
+    } else {
         snprintf(err, err_bytes, "unknown key '%s'", k);
         return -1;
     }
@@ -358,6 +380,9 @@ int lg_options_parse_args(struct lg_options *o, int argc, char **argv, char *err
             memcpy(key, a, (size_t)(eq - a));
             key[eq - a] = '\0';
             value = eq + 1;
+        } else if (!strcmp(a, "dpdk") && (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2))) {
+            snprintf(key, sizeof key, "dpdk"); /* a bare switch */
+            value = "true";
         } else {
             if (strlen(a) >= sizeof key || i + 1 >= argc)
                 return bad_flag(argv[i], err, err_bytes);
@@ -385,6 +410,11 @@ int lg_options_check(const struct lg_options *o, char *err, size_t err_bytes) {
     }
     if (o->fetch_partition_max_bytes > o->fetch_max_bytes) {
         snprintf(err, err_bytes, "fetch-partition-max-bytes > fetch-max-bytes");
+        return -1;
+    }
+    if (o->dpdk && (!o->dpdk_ip[0] || o->threads != 1)) {
+        snprintf(err, err_bytes, "--dpdk needs --dpdk-ip and one thread (one queue: answers "
+                 "to a client connection must come back to the queue that opened it)");
         return -1;
     }
     if (o->sweep_count > 0 && o->producers == 0) {

@@ -23,11 +23,20 @@
 #include "dataplane/net/uring_sock.h"
 #include "hw/log.h"
 #include "hw/uring_op.h"
+#include "sluice_config.h"
+#if SLUICE_HAVE_DPDK
+#include "dataplane/net/dpdk_io.h"
+#endif
 
 #define LG_RING_ENTRIES 512
 #define LG_MAX_WAIT_NS (10 * 1000000ull)
 #define LG_CLOSE_TIMEOUT_NS (2000 * 1000000ull)
 #define LG_SCRATCH_EXTRA_BYTES (8u << 20)
+#define LG_POLL_NAP_NS (50 * 1000ull) /* a DPDK worker with nothing to do naps this long */
+
+static struct dpdk_port *lg_dpdk_port;
+
+void lg_worker_use_dpdk(struct dpdk_port *port) { lg_dpdk_port = port; }
 
 uint64_t lg_now_ns(void) {
     struct timespec ts;
@@ -114,6 +123,28 @@ static int ring_init(struct lg_worker *w) {
     return 0;
 }
 
+/* --dpdk: the userspace stack on queue w->index (dataplane/net/dpdk_io.h). */
+static struct net_backend *dpdk_backend(struct lg_worker *w, const struct net_events *ev,
+                                        uint32_t max_conns) {
+#if SLUICE_HAVE_DPDK
+    const struct lg_options *o = w->sh->o;
+    struct net_dpdk_config dc = {.port = lg_dpdk_port, .queue = (uint16_t)w->index,
+                                 .max_conns = max_conns};
+    if (net_dpdk_parse_ipv4(o->dpdk_ip, &dc.ip) != 0 ||
+        net_dpdk_parse_ipv4(o->dpdk_netmask, &dc.netmask) != 0 ||
+        (o->dpdk_gateway[0] && net_dpdk_parse_ipv4(o->dpdk_gateway, &dc.gateway) != 0)) {
+        snprintf(w->error, sizeof w->error, "dpdk-ip/netmask/gateway: not IPv4 addresses");
+        return NULL;
+    }
+    return net_dpdk_create(&dc, ev, w, w->error, sizeof w->error);
+#else
+    (void)ev;
+    (void)max_conns;
+    snprintf(w->error, sizeof w->error, "built without DPDK");
+    return NULL;
+#endif
+}
+
 static int worker_init(struct lg_worker *w) {
     const struct lg_options *o = w->sh->o;
     if (ring_init(w) != 0) return -1;
@@ -132,7 +163,10 @@ static int worker_init(struct lg_worker *w) {
     };
     struct net_events ev = {.accepted = on_accepted, .received = on_received,
                             .closed = on_closed};
-    w->net = net_uring_create(&cfg, &ev, w, w->error, sizeof w->error);
+    if (lg_dpdk_port)
+        w->net = dpdk_backend(w, &ev, cfg.max_conns);
+    else
+        w->net = net_uring_create(&cfg, &ev, w, w->error, sizeof w->error);
     if (!w->net) return -1;
     if (record_codecs_init(&w->codecs) != RECORD_OK) goto oom;
     w->codecs_ready = true;
@@ -173,6 +207,10 @@ static void pin(struct lg_worker *w) {
 /* ---- the loop ---------------------------------------------------------------------- */
 
 static void wait_for_completions(struct lg_worker *w, uint64_t wait_ns) {
+    if (net_polls(w->net)) { /* DPDK: nothing wakes us; poll, nap briefly when idle */
+        if (net_poll(w->net, lg_now_ns() / 1000u) > 0) wait_ns = 0;
+        if (wait_ns > LG_POLL_NAP_NS) wait_ns = LG_POLL_NAP_NS;
+    }
     if (wait_ns == 0) {
         io_uring_submit(&w->ring);
     } else {

@@ -163,4 +163,8 @@ static inline void lg_add(_Atomic uint64_t *c, uint64_t n) {
                           memory_order_relaxed);
 }
 
+/* --dpdk: the port the workers' connections use (queue = worker index); NULL: sockets. */
+struct dpdk_port;
+void lg_worker_use_dpdk(struct dpdk_port *port);
+
 #endif
