@@ -49,6 +49,7 @@ static struct handler handlers[] = {
     {KAFKA_API_DELETE_RECORDS, 0, -1, handle_routed},
     {KAFKA_API_OFFSET_FOR_LEADER_EPOCH, 0, -1, handle_routed},
     {KAFKA_API_DESCRIBE_LOG_DIRS, 0, -1, handle_routed},
+    {KAFKA_API_DESCRIBE_PRODUCERS, 0, -1, handle_routed}, /* router_partition.c */
     {KAFKA_API_INIT_PRODUCER_ID, 0, -1, handle_routed}, /* control: producer_ids.c */
     /* consumer groups: control/group_api.c (FindCoordinator answered here: this node).
      * OffsetCommit/OffsetFetch v9 (KIP-848) carry member epochs that only the new consumer
@@ -150,6 +151,7 @@ static int handle_routed(struct handler_ctx *ctx, const struct kafka_request_hea
     case KAFKA_API_OFFSET_FOR_LEADER_EPOCH:
         return router_handle_offset_for_leader_epoch(ctx, hdr, body, w);
     case KAFKA_API_DESCRIBE_LOG_DIRS: return router_handle_describe_log_dirs(ctx, hdr, body, w);
+    case KAFKA_API_DESCRIBE_PRODUCERS: return router_handle_describe_producers(ctx, hdr, body, w);
     default: return router_handle_control(ctx, hdr, body, w);
     }
 }

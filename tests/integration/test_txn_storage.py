@@ -173,7 +173,12 @@ def advertised(c, api_key):
 
 
 def coordinator_raw(b, c):
-    """Phase 2: the coordinator writes the markers (raw protocol)."""
+    """Phase 2: the coordinator writes the markers (raw protocol). On a fresh topic: the
+    phase-1 transactions were never ended (no coordinator knows them) and hold the LSO of
+    "txs" for good, as a hanging transaction does in Kafka."""
+    global TOPIC
+    TOPIC = "txs2"
+    check(create(c, TOPIC, PARTS) == 0, "topic %s with %d partitions" % (TOPIC, PARTS))
     tid = "raw-txn"
     fc = c.request("FindCoordinator", 3, {"Key": tid, "KeyType": 1})
     check(fc["ErrorCode"] == 0, "FindCoordinator key type 1: %s" % fc["ErrorCode"])
