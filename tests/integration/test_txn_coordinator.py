@@ -194,9 +194,12 @@ def unstable_offsets(b):
               "... without require_stable: no offset yet, no error")
         p.commit_transaction(10)
         req["RequireStable"] = True
-        part = c.request("OffsetFetch", 7, req)["Topics"][0]["Partitions"][0]
-        check(part["ErrorCode"] == 0 and part["CommittedOffset"] == 7,
-              "... after the commit: offset 7")
+        # EndTxn is answered once PrepareCommit is logged; the offset is stable when the
+        # marker reaches the group's partition (until then 88, which clients retry)
+        check(wait_for(lambda: c.request("OffsetFetch", 7, req)["Topics"][0]["Partitions"][0]
+                       == {"PartitionIndex": 1, "CommittedOffset": 7,
+                           "CommittedLeaderEpoch": -1, "Metadata": "", "ErrorCode": 0}, 10),
+              "... after the commit: offset 7, no error")
     group.close()
 
 
