@@ -5,6 +5,7 @@ Topology (scripts/netns-veth): a veth pair, one end in a namespace this test cre
 The broker runs `sluice serve --set dpdk.enabled=true` with net_af_packet on the root
 end and the userspace TCP/IP stack at SUBNET.1; kcat and confluent-kafka run inside the
 namespace (`ip netns exec`) on the kernel's TCP at SUBNET.2. Checks, in order:
+  0. sluice check with dpdk.enabled reports the port: af_packet, link up, the veth's MAC;
   1. ping: ICMP echo to SUBNET.1 is answered (by the userspace stack);
   2. kcat: 100,000 messages produced and consumed back byte for byte;
   3. confluent-kafka: 100,000 binary messages round-trip byte for byte through a
@@ -19,7 +20,9 @@ namespace (`ip netns exec`) on the kernel's TCP at SUBNET.2. Checks, in order:
 Skips (exit 77) only when DPDK is not built in or the machine cannot make a veth pair.
 The namespace and the veth pair are removed on every exit (finally + SIGTERM handler).
 
-Usage: test_dpdk_veth.py SLUICE [--only ping,kcat,confluent,faults,loadgen]
+Usage: test_dpdk_veth.py SLUICE [--only check,ping,kcat,confluent,loadgen,faults]
+SLUICE_DPDK_CORES sets the broker's shard count (default 2 with two CPUs: two queue pairs
+and software steering; the faults run uses one).
 """
 import json
 import os
@@ -229,6 +232,23 @@ def write_script(tmp, name, text):
     return path
 
 
+def check_port_report(sluice, veth):
+    """sluice check brings the port up as serve would and reports it."""
+    eal = "--no-pci --vdev=net_af_packet0,iface=%s" % veth.info["root_if"]
+    rc, out, err = run([sluice, "check", "--set", "dpdk.enabled=true",
+                        "--set", "dpdk.eal.args=" + eal, "--set", "sluice.cores=1"],
+                       timeout_s=60)
+    with open("/sys/class/net/%s/address" % veth.info["root_if"]) as f:
+        mac = f.read().strip()
+    port = [ln for ln in out.splitlines() if " dpdk port " in " " + ln]
+    queues = [ln for ln in out.splitlines() if " dpdk queues " in " " + ln]
+    assert rc == 0 and port and queues, (rc, out, err)
+    assert port[0].startswith("ok") and "net_af_packet" in port[0], port
+    assert "link up" in port[0] and ("mac " + mac) in port[0] and "mtu 1500" in port[0], port
+    assert "1 rx/tx pair" in queues[0], queues
+    log("sluice check: " + port[0].split(None, 1)[1].strip())
+
+
 def check_ping(veth, tmp):
     script = write_script(tmp, "ping.py", PING_PY)
     rc, out, err = run(veth.ns_cmd(PYTHON, script, veth.info["root_dpdk_ip"]), timeout_s=30)
@@ -340,7 +360,8 @@ def main():
     if os.geteuid() != 0:
         skip("needs root to create a veth pair and a namespace")
     veth = Veth()
-    cores = os.environ.get("SLUICE_DPDK_CORES", "1")
+    # two shards where there are two CPUs: queue pairs in a fanout group, software steering
+    cores = os.environ.get("SLUICE_DPDK_CORES", "2" if (os.cpu_count() or 1) >= 2 else "1")
 
     def on_term(signo, frame):
         veth.destroy()
@@ -355,6 +376,8 @@ def main():
         log("veth %s <-> %s (namespace %s), broker DPDK ip %s, cores %s" % (
             veth.info["root_if"], veth.info["ns_if"], veth.info["ns"],
             veth.info["root_dpdk_ip"], cores))
+        if want("check"):
+            check_port_report(sluice, veth)
         broker = DpdkBroker(sluice, veth, cores=cores).start()
         if want("ping"):
             check_ping(veth, tmp)
@@ -370,7 +393,7 @@ def main():
         broker.cleanup()
         broker = None
         if want("faults"):
-            check_faults(sluice, veth, tmp, cores)
+            check_faults(sluice, veth, tmp, "1")
         print("ok  dpdk_veth")
     except BaseException:
         if broker:
