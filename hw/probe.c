@@ -190,7 +190,7 @@ void probe_host(struct probe_report *r, const char *sysfs_root, bool dpdk_built)
     probe_memory(r);
     probe_cpus(r, sysfs_root);
     add(r, "dpdk", dpdk_built, false, "%s",
-        dpdk_built ? "built in (backend not wired yet: kernel sockets are used)"
+        dpdk_built ? "built in (dpdk.enabled=true selects it; sluice check --set ... reports the port)"
                          : "not built in; kernel sockets through io_uring");
 }
 
