@@ -447,7 +447,8 @@ Test(ustack_script, zero_window_probe) {
     cr_assert_eq(memcmp(d.payload, "blocked", 7), 0);
 }
 
-Test(ustack_script, syn_flood_beyond_backlog, .init = NULL) {
+Test(ustack_script, syn_flood_beyond_backlog) {
+    teardown(); /* again with a backlog of 8 */
     setup_stack(8, 4);
     uint8_t f[2048];
     uint32_t iss = handshake(40006, 1000, 1000);

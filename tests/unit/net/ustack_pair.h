@@ -53,6 +53,7 @@ static void destroy_side(struct side *sd) {
     if (sd->nb) net_destroy(sd->nb);
     else ustack_destroy(sd->stack);
     ustack_wire_port_fini(&sd->port);
+    memset(sd, 0, sizeof(*sd));
 }
 
 #endif
