@@ -328,17 +328,51 @@ void router_destroy(struct router *r) {
     free(r->convert_decompress);
     free(r->convert_records);
     free(r->check_scratch);
+    for (uint32_t i = 0; i < r->frame_cache_count; i++) free(r->frame_cache[i]);
     memset(r, 0, sizeof *r);
 }
 
 /* ---- jobs -------------------------------------------------------------------------- */
+
+/* A block for a request copy of bytes: a cached one when it is big (see struct router). */
+static uint8_t *frame_block_get(struct router *r, size_t bytes, uint32_t *cap) {
+    *cap = 0;
+    if (bytes < ROUTER_FRAME_CACHE_MIN_BYTES || bytes > ROUTER_FRAME_CACHE_MAX_BYTES)
+        return malloc(bytes ? bytes : 1);
+    for (uint32_t i = 0; i < r->frame_cache_count; i++) {
+        if (r->frame_cache_cap[i] < bytes) continue;
+        uint8_t *block = r->frame_cache[i];
+        *cap = r->frame_cache_cap[i];
+        r->frame_cache_count--;
+        r->frame_cache[i] = r->frame_cache[r->frame_cache_count];
+        r->frame_cache_cap[i] = r->frame_cache_cap[r->frame_cache_count];
+        return block;
+    }
+    /* Round up so a slightly bigger request next time still fits. */
+    size_t rounded = (bytes + (64u << 10) - 1) & ~(size_t)((64u << 10) - 1);
+    if (rounded > ROUTER_FRAME_CACHE_MAX_BYTES) rounded = ROUTER_FRAME_CACHE_MAX_BYTES;
+    uint8_t *block = malloc(rounded);
+    if (block) *cap = (uint32_t)rounded;
+    return block;
+}
+
+static void frame_block_put(struct router *r, uint8_t *block, uint32_t cap) {
+    if (r->frame_cache_count < ROUTER_FRAME_CACHE) {
+        r->frame_cache[r->frame_cache_count] = block;
+        r->frame_cache_cap[r->frame_cache_count] = cap;
+        r->frame_cache_count++;
+        return;
+    }
+    free(block);
+}
 
 struct data_job *router_job_new(struct router *r, const struct handler_ctx *ctx,
                                 const struct kafka_reader *body) {
     struct data_job *job = calloc(1, sizeof *job);
     if (!job) return NULL;
     size_t bytes = (size_t)(body->end - body->pos);
-    job->frame = malloc(bytes ? bytes : 1);
+    job->frame = frame_block_get(r, bytes, &job->frame_block_cap);
+    if (job->frame_block_cap > 0) job->frame_block = job->frame;
     job->owner_pending = calloc((size_t)r->shard_count, sizeof job->owner_pending[0]);
     job->seen_appends = calloc((size_t)r->shard_count, sizeof job->seen_appends[0]);
     if (!job->frame || !job->owner_pending || !job->seen_appends) {
@@ -360,7 +394,10 @@ struct data_job *router_job_new(struct router *r, const struct handler_ctx *ctx,
 void router_job_free(struct data_job *job) {
     for (uint32_t i = 0; i < job->part_count; i++) router_fetch_part_drop(&job->parts[i]);
     free(job->parts);
-    free(job->frame);
+    if (job->frame_block && job->frame == job->frame_block) /* on the origin's thread */
+        frame_block_put(job->origin, job->frame_block, job->frame_block_cap);
+    else
+        free(job->frame);
     free(job->owner_pending);
     free(job->seen_appends);
     free(job);

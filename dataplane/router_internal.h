@@ -81,6 +81,8 @@ struct data_job {
     int16_t api_key, version;
     uint8_t *frame;                /* a copy of the request body */
     uint32_t frame_bytes;
+    uint8_t *frame_block;          /* frame's block when it may go back to the cache */
+    uint32_t frame_block_cap;
     struct data_part *parts;
     uint32_t part_count, topic_count;
     uint32_t owners_waiting;
