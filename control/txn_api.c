@@ -708,25 +708,21 @@ static int describe_one(struct kafka_arena *arena, const struct txn *t, struct k
     out->topics = KAFKA_ARENA_ARRAY(arena, n ? n : 1, out->topics);
     int32_t *ids = KAFKA_ARENA_ARRAY(arena, n ? n : 1, ids);
     if (!out->topics || !ids) return KAFKA_ERR_ARENA;
+    /* group the partitions by topic: each topic's ids are a contiguous slice of ids */
     int32_t topics = 0;
-    for (uint32_t i = 0; i < n; i++) { /* group the partitions by topic */
-        const struct txn_part *p = &t->parts[i];
-        int32_t j = 0;
-        while (j < topics && !kafka_str_equals_cstr(out->topics[j].topic, p->topic)) j++;
-        if (j == topics) {
-            out->topics[topics++] = (struct kafka_describe_transactions_response_topic_data){
-                .topic = {p->topic, p->topic_len}, .partitions = NULL, .partitions_count = 0};
-        }
-        (void)ids;
-    }
-    /* partitions of each topic: a contiguous slice of ids, filled topic by topic */
     uint32_t used = 0;
-    for (int32_t j = 0; j < topics; j++) {
-        out->topics[j].partitions = ids + used;
-        for (uint32_t i = 0; i < n; i++)
-            if (kafka_str_equals_cstr(out->topics[j].topic, t->parts[i].topic))
-                ids[used++] = t->parts[i].partition;
-        out->topics[j].partitions_count = (int32_t)(ids + used - out->topics[j].partitions);
+    for (uint32_t i = 0; i < n; i++) {
+        bool seen = false;
+        for (int32_t j = 0; j < topics && !seen; j++)
+            seen = kafka_str_equals_cstr(out->topics[j].topic, t->parts[i].topic);
+        if (seen) continue;
+        struct kafka_describe_transactions_response_topic_data *td = &out->topics[topics++];
+        td->topic = (struct kafka_str){t->parts[i].topic, t->parts[i].topic_len};
+        td->partitions = ids + used;
+        for (uint32_t k = i; k < n; k++)
+            if (strcmp(t->parts[k].topic, t->parts[i].topic) == 0)
+                ids[used++] = t->parts[k].partition;
+        td->partitions_count = (int32_t)(ids + used - td->partitions);
     }
     out->topics_count = topics;
     return 0;
@@ -789,6 +785,9 @@ int txn_api_offsets_written(struct txn_api *api, struct kafka_str txn_id, const 
                             const char *metadata, size_t metadata_len, int64_t timestamp_ms) {
     struct txn *t = txn_find(&api->tc, txn_id.ptr, slen(txn_id));
     if (!t) return -1;
+    if (t->cur.state != TXN_ONGOING && t->cur.state != TXN_PREPARE_COMMIT &&
+        t->cur.state != TXN_PREPARE_ABORT)
+        return 0; /* the transaction ended (timed out) meanwhile: its marker decided */
     return txn_add_offset(t, group, group_len, topic, topic_len, partition, offset, leader_epoch,
                           metadata, metadata_len, timestamp_ms);
 }

@@ -437,8 +437,14 @@ void txn_prepare_complete(struct txn *t, int64_t now_ms) {
 }
 
 struct txn *txn_next_expired(struct txn_coordinator *c, int64_t now_ms) {
-    for (struct txn *t = c->all; t; t = t->all_next) {
-        if (t->pending || t->cur.producer_id < 0) continue;
+    struct txn *next;
+    for (struct txn *t = c->all; t; t = next) {
+        next = t->all_next;
+        if (t->pending) continue;
+        if (t->cur.producer_id < 0) { /* its first write failed: never logged, drop it */
+            txn_remove(c, t);
+            continue;
+        }
         if (t->cur.state == TXN_ONGOING && t->cur.start_ms + t->cur.timeout_ms < now_ms) {
             prepare_fencing_abort(t, now_ms);
             return t;
