@@ -12,7 +12,8 @@
  * state changes) is queued: a connection that has something to do goes on the deferred
  * list, and ustack_run_deferred() -- at the end of every entry point -- works the list
  * until it is empty. It does not nest: an entry point called from inside a callback only
- * adds to the list. Connection slots are released only there, so a tcb stays valid for
+ * adds to the list (in_deferred is also held while input frames and timers are processed,
+ * so a `received` callback that sends never re-enters the connection it came from). Connection slots are released only there, so a tcb stays valid for
  * the whole of any call that found it.
  *
  * TX: frames are collected in a batch of USTACK_TX_BATCH and handed to the driver when
@@ -178,22 +179,29 @@ void ustack_run_deferred(struct ustack *s) {
 
 void ustack_input(struct ustack *s, struct ustack_pkt **pkts, uint16_t n, uint64_t now_us) {
     if (now_us > s->now_us) s->now_us = now_us;
+    /* Callbacks run from here (received, accepted) may call backend ops: they only queue
+     * work until the frames are processed. */
+    bool outer = !s->in_deferred;
+    s->in_deferred = true;
     for (uint16_t i = 0; i < n; i++) {
         s->stats.rx_frames++;
         eth_input(s, pkts[i]);
     }
+    if (outer) s->in_deferred = false;
     ustack_run_deferred(s);
 }
 
 void ustack_poll(struct ustack *s, uint64_t now_us) {
     if (now_us > s->now_us) s->now_us = now_us;
-    if (s->now_us >= s->next_timer_us) {
+    if (s->now_us >= s->next_timer_us && !s->in_deferred) {
+        s->in_deferred = true;
         s->next_timer_us = UINT64_MAX;
         for (uint32_t i = 0; i < s->cfg.max_conns; i++) {
             struct tcb *c = &s->tcbs[i];
             if (c->in_use) tcp_timers(c, s->now_us);
         }
         arp_poll(s);
+        s->in_deferred = false;
     }
     ustack_run_deferred(s);
 }

@@ -408,6 +408,7 @@ static bool established_input(struct tcb *c, struct ustack_pkt *pkt, struct seg 
         if (len) {
             bool in_order = seq == c->rcv_nxt;
             kept = tcb_receive_data(c, pkt, data, seq, len);
+            if (c->state == TCP_CLOSED) return kept; /* the user reset it from received */
             if (!in_order) fin = false; /* a FIN beyond a hole waits for its retransmission */
             if (in_order && c->rcv_nxt != seq + len) fin = false;
         }
@@ -454,17 +455,17 @@ bool tcp_input(struct ustack *s, struct ustack_pkt *pkt, uint32_t src_ip, uint32
     }
     if (sg.flags & TCP_SYN) parse_options(&sg, t + 20, hl - 20);
     struct tcb *c = tcb_lookup(s, dst_ip, sg.dport, src_ip, sg.sport);
-    if (!c || c->state == TCP_CLOSED) {
-        if (c && c->state == TCP_CLOSED && !(sg.flags & TCP_RST)) {
-            s->stats.tcp_no_listener_rst++;
-            uint32_t ack = sg.seq + sg.len + ((sg.flags & TCP_SYN) ? 1 : 0);
-            if (sg.flags & TCP_ACK)
-                tcp_send_rst_for(s, dst_ip, src_ip, sg.dport, sg.sport, sg.ack, 0, false,
-                                 src_mac);
-            else
-                tcp_send_rst_for(s, dst_ip, src_ip, sg.dport, sg.sport, 0, ack, true, src_mac);
-            return false;
-        }
+    if (!c || c->state == TCP_CLOSED) { /* a CLOSED tcb only waits for its release */
+        no_connection(s, src_ip, dst_ip, &sg, src_mac);
+        return false;
+    }
+    if (c->state == TCP_TIME_WAIT && (sg.flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN &&
+        seq_gt(sg.seq, c->rcv_nxt)) {
+        /* A new incarnation (RFC 6191 without timestamps: its SYN is above the old
+         * stream): end TIME_WAIT and take the SYN as new; the new tcb heads the chain. */
+        c->tw_at_us = 0;
+        tcp_set_state(c, TCP_CLOSED);
+        ustack_defer(s, c);
         no_connection(s, src_ip, dst_ip, &sg, src_mac);
         return false;
     }

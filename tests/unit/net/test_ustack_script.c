@@ -18,7 +18,13 @@ static struct {
     size_t rx_len;
     int done_calls, done_status;
     bool refuse;
+    bool echo, close_in_rx;
+    struct net_send echo_send;
+    struct iovec echo_iov;
+    uint8_t echo_buf[64];
 } ev;
+
+static void on_done(struct net_send *s, int status);
 
 static int on_accepted(void *ctx, struct net_conn *c) {
     (void)ctx;
@@ -33,6 +39,18 @@ static void on_received(void *ctx, struct net_conn *c, const uint8_t *d, size_t 
     cr_assert_leq(ev.rx_len + n, sizeof(ev.rx));
     memcpy(ev.rx + ev.rx_len, d, n);
     ev.rx_len += n;
+    if (ev.echo) { /* a send from inside received: queued, never re-entered */
+        ev.echo = false;
+        memcpy(ev.echo_buf, d, n < sizeof(ev.echo_buf) ? n : sizeof(ev.echo_buf));
+        ev.echo_iov = (struct iovec){ev.echo_buf, n < sizeof(ev.echo_buf) ? n : sizeof(ev.echo_buf)};
+        ev.echo_send = (struct net_send){.iov = &ev.echo_iov, .iov_count = 1, .done = on_done};
+        cr_assert_eq(net_send(S.nb, c, &ev.echo_send), 0);
+    }
+    if (ev.close_in_rx) {
+        ev.close_in_rx = false;
+        net_close(S.nb, c);
+        cr_assert_eq(ev.closed, 0, "closed is deferred out of received");
+    }
 }
 static void on_closed(void *ctx, struct net_conn *c, int reason) {
     (void)ctx;
@@ -712,4 +730,41 @@ Test(ustack_script, paused_receiver_closes_window) {
     cr_assert_eq(ev.rx[0], 'a');
     struct out up = expect_tcp(F_ACK); /* window update */
     cr_assert_gt(up.wnd, 0);
+}
+
+Test(ustack_script, send_and_close_from_inside_received) {
+    uint8_t f[2048];
+    uint32_t iss = handshake(40011, 1000, 1000);
+    ev.echo = true;
+    inject(f, mk_tcp(f, 40011, 1001, iss + 1, F_ACK | F_PSH, 1000, "ping", 4));
+    struct out d = expect_tcp(F_ACK | F_PSH);
+    cr_assert_eq(d.plen, 4);
+    cr_assert_eq(memcmp(d.payload, "ping", 4), 0);
+    cr_assert_eq(d.ack, 1005, "the echo carries the ACK of the request");
+    inject(f, mk_tcp(f, 40011, 1005, iss + 5, F_ACK, 1000, NULL, 0));
+    cr_assert_eq(ev.done_calls, 1);
+    /* close from inside received, with everything ACKed: a FIN, closed once */
+    ev.close_in_rx = true;
+    inject(f, mk_tcp(f, 40011, 1005, iss + 5, F_ACK | F_PSH, 1000, "quit", 4));
+    cr_assert_eq(ev.closed, 1);
+    struct out o;
+    bool fin = false;
+    while (next_out(&o)) fin |= (o.flags & F_FIN) != 0;
+    cr_assert(fin);
+}
+
+Test(ustack_script, syn_reuses_port_in_time_wait) {
+    uint8_t f[2048];
+    uint32_t iss = handshake(40012, 1000, 1000);
+    net_close(S.nb, ev.conn);
+    expect_tcp(F_FIN | F_ACK);
+    inject(f, mk_tcp(f, 40012, 1001, iss + 2, F_FIN | F_ACK, 1000, NULL, 0)); /* -> TIME_WAIT */
+    expect_tcp(F_ACK);
+    /* the same client port again, its SYN above the old stream: accepted */
+    inject(f, mk_tcp_from(f, IP_CLIENT, 40012, 9092, 900000, 0, F_SYN, 65535, true, NULL, 0));
+    struct out sa = expect_tcp(F_SYN | F_ACK);
+    cr_assert_eq(sa.ack, 900001);
+    inject(f, mk_tcp(f, 40012, 900001, sa.seq + 1, F_ACK, 1000, "new", 3));
+    cr_assert_eq(ev.accepted, 2);
+    cr_assert_eq(ev.rx_len, 3);
 }
