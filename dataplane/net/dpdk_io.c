@@ -354,26 +354,49 @@ static unsigned dpdk_poll(struct net_backend *b, uint64_t now_us) {
 
 /* ---- the backend ------------------------------------------------------------------- */
 
+/* The stack's drop and TCP counters, one line per shard at stop. */
+static void log_stack_stats(const struct dpdk_io *d) {
+    struct ustack_stats u;
+    ustack_stats(d->stack, &u);
+#define U(x) (unsigned long long)u.x
+    log_info("ustack_stopped",
+             "queue=%u rx_frames=%llu tx_frames=%llu tx_alloc_failed=%llu "
+             "rx_malformed_eth=%llu rx_not_for_us=%llu rx_unknown_ethertype=%llu "
+             "arp_requests_answered=%llu arp_pending_dropped=%llu rx_malformed_ip=%llu "
+             "rx_bad_ip_csum=%llu rx_ip_fragments=%llu rx_ip_unknown_proto=%llu "
+             "icmp_echo_answered=%llu rx_malformed_tcp=%llu rx_bad_tcp_csum=%llu "
+             "tcp_no_listener_rst=%llu tcp_rst_sent=%llu tcp_rst_received=%llu "
+             "tcp_backlog_full=%llu tcp_out_of_window=%llu tcp_rcv_queue_full=%llu "
+             "tcp_ooo_queued=%llu tcp_dup_segments=%llu tcp_retransmits_rto=%llu "
+             "tcp_retransmits_fast=%llu tcp_zero_window_probes=%llu tcp_conns_opened=%llu "
+             "tcp_conns_closed=%llu tcp_rx_bytes=%llu tcp_tx_bytes=%llu",
+             d->queue, U(rx_frames), U(tx_frames), U(tx_alloc_failed), U(rx_malformed_eth),
+             U(rx_not_for_us), U(rx_unknown_ethertype), U(arp_requests_answered),
+             U(arp_pending_dropped), U(rx_malformed_ip), U(rx_bad_ip_csum), U(rx_ip_fragments),
+             U(rx_ip_unknown_proto), U(icmp_echo_answered), U(rx_malformed_tcp),
+             U(rx_bad_tcp_csum), U(tcp_no_listener_rst), U(tcp_rst_sent), U(tcp_rst_received),
+             U(tcp_backlog_full), U(tcp_out_of_window), U(tcp_rcv_queue_full), U(tcp_ooo_queued),
+             U(tcp_dup_segments), U(tcp_retransmits_rto), U(tcp_retransmits_fast),
+             U(tcp_zero_window_probes), U(tcp_conns_opened), U(tcp_conns_closed),
+             U(tcp_rx_bytes), U(tcp_tx_bytes));
+#undef U
+}
+
 static void dpdk_destroy(struct net_backend *b) {
     struct dpdk_io *d = container_of(b->ops, struct dpdk_io, ops);
-    struct ustack_stats us;
-    ustack_stats(d->stack, &us);
     log_info("dpdk_backend_stopped",
              "queue=%u rx=%llu tx=%llu tx_dropped=%llu zc_segments=%llu steered_out=%llu "
              "steered_in=%llu steer_dropped=%llu arp_copies=%llu rx_multi_seg=%llu "
-             "tcp_retransmits_rto=%llu tcp_retransmits_fast=%llu rx_bad_tcp_csum=%llu "
-             "tcp_out_of_window=%llu fault_dropped=%llu fault_reordered=%llu",
+             "fault_dropped=%llu fault_reordered=%llu",
              d->queue, (unsigned long long)d->stats.rx_packets,
              (unsigned long long)d->stats.tx_packets, (unsigned long long)d->stats.tx_dropped,
              (unsigned long long)d->stats.tx_zero_copy_segments,
              (unsigned long long)d->stats.steered_out, (unsigned long long)d->stats.steered_in,
              (unsigned long long)d->stats.steer_dropped, (unsigned long long)d->stats.arp_copies,
              (unsigned long long)d->stats.rx_multi_seg_dropped,
-             (unsigned long long)us.tcp_retransmits_rto,
-             (unsigned long long)us.tcp_retransmits_fast,
-             (unsigned long long)us.rx_bad_tcp_csum, (unsigned long long)us.tcp_out_of_window,
              (unsigned long long)d->stats.fault_dropped,
              (unsigned long long)d->stats.fault_reordered);
+    log_stack_stats(d);
     b->ops = d->inner;
     net_destroy(b); /* the stack gives its frames back through pkt_free */
     if (d->tx_count > 0) tx_flush(d, d->now_us);

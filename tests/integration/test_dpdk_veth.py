@@ -16,11 +16,16 @@ namespace (`ip netns exec`) on the kernel's TCP at SUBNET.2. Checks, in order:
      broker's counters show the faults happened and the stack retransmitted;
   5. two sluice processes over DPDK: `sluice loadgen --dpdk` in the namespace (af_packet
      on the namespace end, its own stack at SUBNET.3) against the DPDK broker; every
-     message acknowledged is consumed, none lost.
+     message acknowledged is consumed, none lost;
+  6. bad input: frames with bad IP/TCP checksums, IP fragments, short and lying IP/TCP
+     headers, an unknown ethertype and a 3,000-SYN flood from a raw socket in the
+     namespace; a connection opened before keeps being answered, and the stack's
+     counters (logged at stop) account for every kind (but the fragments, which the
+     kernel's af_packet fanout defragmentation swallows before the PMD sees them).
 Skips (exit 77) only when DPDK is not built in or the machine cannot make a veth pair.
 The namespace and the veth pair are removed on every exit (finally + SIGTERM handler).
 
-Usage: test_dpdk_veth.py SLUICE [--only check,ping,kcat,confluent,loadgen,faults]
+Usage: test_dpdk_veth.py SLUICE [--only check,ping,kcat,confluent,loadgen,badinput,faults]
 SLUICE_DPDK_CORES sets the broker's shard count (default 2 with two CPUs: two queue pairs
 and software steering; the faults run uses one).
 """
@@ -133,11 +138,12 @@ class DpdkBroker:
         except OSError:
             return ""
 
-    def counters(self, event="dpdk_backend_stopped"):
-        """Sum the key=value numbers of every `event` line (one per shard)."""
+    def counters(self, events=("dpdk_backend_stopped", "ustack_stopped")):
+        """Sum the key=value numbers of the driver's and the stack's stop lines (one of
+        each per shard)."""
         total = {}
         for line in self.tail(1 << 22).splitlines():
-            if "event=" + event not in line:
+            if not any("event=" + e + " " in line for e in events):
                 continue
             for field in line.split():
                 k, _, v = field.partition("=")
@@ -223,6 +229,103 @@ assert committed[0].offset == count, ("committed", committed[0].offset)
 assert extra == 0, ("second member re-read", extra)
 print("confluent ok: %d messages byte for byte, group committed %d" % (count, committed[0].offset))
 """
+
+
+BAD_INPUT_PY = r"""
+import os, random, socket, struct, sys, time
+dst_ip, port, ifname, dst_mac_s, fake_ip = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+def recvn(s, n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        assert c, "connection closed"
+        b += c
+    return b
+def api_versions(s, cid):
+    body = struct.pack(">hhih", 18, 0, cid, 4) + b"test"
+    s.sendall(struct.pack(">i", len(body)) + body)
+    n = struct.unpack(">i", recvn(s, 4))[0]
+    cid2, err = struct.unpack(">ih", recvn(s, n)[:6])
+    assert cid2 == cid and err == 0, (cid2, err)
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    t = (t >> 16) + (t & 0xffff); t += t >> 16
+    return ~t & 0xffff
+def ip_hdr(src, dst, payload_len, proto=6, frag=0, ident=1):
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + payload_len, ident, frag, 64, proto, 0,
+                    socket.inet_aton(src), socket.inet_aton(dst))
+    return h[:10] + struct.pack("!H", csum(h)) + h[12:]
+def tcp_syn(src, dst, sport, dport, seq):
+    t = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, 0x02, 65535, 0, 0)
+    ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(t))
+    return t[:16] + struct.pack("!H", csum(ph + t)) + t[18:]
+src_mac = bytes.fromhex(open("/sys/class/net/%s/address" % ifname).read().strip().replace(":", ""))
+dst_mac = bytes.fromhex(dst_mac_s.replace(":", ""))
+eth = dst_mac + src_mac + b"\x08\x00"
+src_ip = sys.argv[6]
+conn = socket.create_connection((dst_ip, port), timeout=10)
+api_versions(conn, 1)
+raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+raw.bind((ifname, 0))
+rng = random.Random(7)
+sent = {}
+def send(kind, frame):
+    raw.send(frame)
+    sent[kind] = sent.get(kind, 0) + 1
+    if sum(sent.values()) % 32 == 0:  # the af_packet ring holds 512 frames: let it drain
+        time.sleep(0.002)
+for i in range(200):
+    syn = tcp_syn(src_ip, dst_ip, 40000 + i, port, rng.getrandbits(32))
+    ip = ip_hdr(src_ip, dst_ip, len(syn))
+    send("bad_ip_csum", eth + ip[:10] + struct.pack("!H", csum(ip) ^ 0x5555) + ip[12:] + syn)
+    bad = syn[:16] + struct.pack("!H", struct.unpack("!H", syn[16:18])[0] ^ 0x00ff) + syn[18:]
+    send("bad_tcp_csum", eth + ip + bad)
+    send("fragment", eth + ip_hdr(src_ip, dst_ip, len(syn), frag=0x2000) + syn)
+    send("short_tcp", eth + ip_hdr(src_ip, dst_ip, 8) + syn[:8])
+    send("short_ip", eth + bytes([0x45, 0, 0, 20, 0, 1]))
+    send("bad_ip_len", eth + ip_hdr(src_ip, dst_ip, 1400) + syn)
+    send("junk_ethertype", dst_mac + src_mac + b"\x88\xb5" + bytes(rng.getrandbits(8) for _ in range(46)))
+for i in range(3000):
+    syn = tcp_syn(fake_ip, dst_ip, 1024 + i, port, rng.getrandbits(32))
+    send("syn_flood", eth + ip_hdr(fake_ip, dst_ip, len(syn), ident=i) + syn)
+time.sleep(0.5)
+for cid in range(2, 12):
+    api_versions(conn, cid)
+conn.close()
+print("bad input ok: sent %s; the established connection answered 10 requests after" % sorted(sent.items()))
+"""
+
+
+def check_bad_input(veth, broker, tmp):
+    """Malformed frames and a SYN flood from a raw socket in the namespace; the connection
+    opened before keeps being answered. The counters are checked when the broker stops."""
+    with open("/sys/class/net/%s/address" % veth.info["root_if"]) as f:
+        broker_mac = f.read().strip()
+    script = write_script(tmp, "bad_input.py", BAD_INPUT_PY)
+    fake_ip = veth.info["ns_kernel_ip"].rsplit(".", 1)[0] + ".77"
+    rc, out, err = run(veth.ns_cmd(PYTHON, script, broker.ip, str(PORT), veth.info["ns_if"],
+                                   broker_mac, fake_ip, veth.info["ns_kernel_ip"]),
+                       timeout_s=120)
+    assert rc == 0 and "bad input ok" in out, (rc, out, err[-3000:], broker.tail())
+    log(out.strip())
+
+
+def check_bad_input_counters(c):
+    # The 200 IP fragments sent never reach the stack over net_af_packet: the PMD joins
+    # its sockets to a fanout group with PACKET_FANOUT_FLAG_DEFRAG, so the kernel holds
+    # them for a reassembly that never completes (the stack's fragment drop is
+    # unit-tested in tests/unit/net).
+    # 200 of each kind were sent, paced; a few may still be lost in the kernel's
+    # af_packet ring while a shard naps (not the stack's doing): at least 95% counted.
+    for key, least in (("rx_bad_ip_csum", 190), ("rx_bad_tcp_csum", 190),
+                       ("rx_unknown_ethertype", 190), ("tcp_backlog_full", 1)):
+        assert c.get(key, 0) >= least, (key, c.get(key), c)
+    malformed = c.get("rx_malformed_ip", 0) + c.get("rx_malformed_tcp", 0)
+    assert malformed >= 570, ("short IP/TCP headers and lying lengths: 600 sent", c)
+    log("bad input counted: %s" % {k: c.get(k, 0) for k in (
+        "rx_bad_ip_csum", "rx_bad_tcp_csum", "rx_malformed_ip",
+        "rx_malformed_tcp", "rx_unknown_ethertype", "tcp_backlog_full")})
 
 
 def write_script(tmp, name, text):
@@ -387,9 +490,17 @@ def main():
             check_confluent(veth, broker, tmp)
         if want("loadgen"):
             check_loadgen(sluice, veth, broker, tmp)
+        if want("badinput"):
+            check_bad_input(veth, broker, tmp)
         rc = broker.stop()
         assert rc == 0, ("broker exit", rc, broker.tail())
-        log("broker counters: %s" % broker.counters())
+        log_text = broker.tail(1 << 24)
+        for bad in ("runtime error:", "AddressSanitizer", "LeakSanitizer", "level=error"):
+            assert bad not in log_text, (bad, broker.tail())
+        counters = broker.counters()
+        log("broker counters: %s" % counters)
+        if want("badinput"):
+            check_bad_input_counters(counters)
         broker.cleanup()
         broker = None
         if want("faults"):
