@@ -38,6 +38,7 @@
 #define TCP_PERSIST_MIN_US 200000u
 #define TCP_MAX_RETRIES 12u
 #define TCP_SYN_RETRIES 6u
+#define TCP_FIN_WAIT_2_US 30000000u /* FIN_WAIT_2 without the peer's FIN: give up */
 #define ARP_RETRY_US 200000u
 #define ARP_GIVE_UP_US 1000000u
 

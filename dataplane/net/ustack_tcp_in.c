@@ -284,6 +284,10 @@ static bool process_ack(struct tcb *c, const struct seg *sg) {
         switch (c->state) {
         case TCP_FIN_WAIT_1:
             tcp_set_state(c, TCP_FIN_WAIT_2);
+            /* the user is gone already: a peer that never sends its FIN must not hold
+             * the slot forever (Linux's tcp_fin_timeout) */
+            c->tw_at_us = s->now_us + TCP_FIN_WAIT_2_US;
+            ustack_timer_hint(s, c->tw_at_us);
             break;
         case TCP_CLOSING:
             tcp_set_state(c, TCP_TIME_WAIT);

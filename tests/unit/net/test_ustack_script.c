@@ -768,3 +768,19 @@ Test(ustack_script, syn_reuses_port_in_time_wait) {
     cr_assert_eq(ev.accepted, 2);
     cr_assert_eq(ev.rx_len, 3);
 }
+
+Test(ustack_script, fin_wait_2_times_out) {
+    uint8_t f[2048];
+    uint32_t iss = handshake(40013, 1000, 1000);
+    net_close(S.nb, ev.conn);
+    expect_tcp(F_FIN | F_ACK);
+    inject(f, mk_tcp(f, 40013, 1001, iss + 2, F_ACK, 1000, NULL, 0)); /* FIN_WAIT_2 */
+    uint64_t closed_before = stats().tcp_conns_closed;
+    now_us += 29000000;
+    ustack_poll(S.stack, now_us);
+    cr_assert_eq(stats().tcp_conns_closed, closed_before, "still waiting for the peer's FIN");
+    now_us += 2000000;
+    ustack_poll(S.stack, now_us);
+    cr_assert_eq(stats().tcp_conns_closed, closed_before + 1, "the slot is free");
+    expect_nothing();
+}
