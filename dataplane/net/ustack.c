@@ -196,7 +196,7 @@ void ustack_poll(struct ustack *s, uint64_t now_us) {
     if (s->now_us >= s->next_timer_us && !s->in_deferred) {
         s->in_deferred = true;
         s->next_timer_us = UINT64_MAX;
-        for (uint32_t i = 0; i < s->cfg.max_conns; i++) {
+        for (uint32_t i = 0; i < s->slots_high; i++) { /* slots above were never used */
             struct tcb *c = &s->tcbs[i];
             if (c->in_use) tcp_timers(c, s->now_us);
         }

@@ -208,7 +208,8 @@ struct ustack {
 
     struct tcb *tcbs;     /* max_conns */
     struct rxseg *rxsegs; /* max_conns * rcv_max_pkts */
-    uint32_t free_head;   /* free slot list through hash_next */
+    uint32_t free_head;   /* free slot list through hash_next (LIFO: low slots reused) */
+    uint32_t slots_high;  /* 1 + the highest slot ever used: the timer scan's bound */
     uint32_t conn_count;  /* slots in use */
     uint32_t user_conns;  /* connections the user sees */
     uint32_t *buckets;

@@ -61,6 +61,7 @@ struct tcb *tcb_alloc(struct ustack *s, uint32_t lip, uint16_t lport, uint32_t r
     if (s->free_head == USTACK_NONE) return NULL;
     struct tcb *c = &s->tcbs[s->free_head];
     s->free_head = c->hash_next;
+    if (c->slot + 1 > s->slots_high) s->slots_high = c->slot + 1;
     assert(!c->in_use && c->rxq_count == 0 && c->tx_refs == 0);
     uint32_t slot = c->slot;
     struct rxseg *rxq = c->rxq;

@@ -50,6 +50,14 @@ static struct {
     int accepted, closed;
 } echo;
 
+static struct {
+    bool active;  /* the stack is the client (the connection is not the echo service's) */
+    int connected_status, closed, close_reason;
+    uint64_t got, bad;
+    struct net_conn *conn;
+} client;
+
+
 static uint64_t mono_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -74,8 +82,18 @@ static int on_accepted(void *ctx, struct net_conn *c) {
     echo.accepted++;
     return 0;
 }
+static uint8_t pattern(uint64_t i);
+
 static void on_received(void *ctx, struct net_conn *c, const uint8_t *d, size_t n) {
     (void)ctx;
+    if (client.active && c == client.conn) {
+        for (size_t i = 0; i < n; i++) {
+            uint8_t want = pattern(client.got + i) ^ 0xffu;
+            if (d[i] != want) client.bad++;
+        }
+        client.got += n;
+        return;
+    }
     /* the stack never delivers more than the window we advertised: it fits */
     cr_assert_leq(echo.head - echo.tail + n, ECHO_BUF);
     cr_assert_lt(echo.s_count, ECHO_SLOTS);
@@ -98,7 +116,12 @@ static void on_received(void *ctx, struct net_conn *c, const uint8_t *d, size_t 
     }
 }
 static void on_closed(void *ctx, struct net_conn *c, int reason) {
-    (void)ctx, (void)c, (void)reason;
+    (void)ctx, (void)reason;
+    if (client.active && c == client.conn) {
+        client.closed++;
+        client.close_reason = reason;
+        return;
+    }
     echo.closed++;
     echo.conn = NULL;
 }
@@ -340,4 +363,107 @@ Test(ustack_tap, ping_and_refused_port) {
     }
     close(s);
     cr_assert_eq(err, ECONNREFUSED, "got %d", err);
+}
+
+static void client_connected(struct net_conn *c, int status) {
+    (void)c;
+    client.connected_status = status == 0 ? 1 : status;
+}
+static int client_sends_done;
+static void client_send_done(struct net_send *s, int status) {
+    (void)s;
+    cr_assert_eq(status, 0);
+    client_sends_done++;
+}
+
+/* The stack as the client (the load generator's side): ARP resolves the kernel's MAC,
+ * the kernel accepts, 4 MiB go up and 1 MiB comes back, then the stack closes. */
+Test(ustack_tap, stack_client_to_kernel_server) {
+    if (tap_fd < 0) cr_skip_test("cannot create a TAP device here");
+    char kernel_ip[32];
+    snprintf(kernel_ip, sizeof(kernel_ip), "10.213.%u.1", subnet_octet);
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(19092)};
+    inet_pton(AF_INET, kernel_ip, &a.sin_addr);
+    cr_assert_eq(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0, "bind: %s", strerror(errno));
+    cr_assert_eq(listen(ls, 4), 0);
+    memset(&client, 0, sizeof(client));
+    client.active = true;
+    int err = 0;
+    client.conn = net_connect(nb, kernel_ip, 19092, NULL, client_connected, &err);
+    cr_assert_not_null(client.conn, "connect %d", err);
+    const uint64_t up_total = 4u << 20, down_total = 1u << 20;
+    static uint8_t upbuf[4u << 20];
+    for (uint64_t i = 0; i < up_total; i++) upbuf[i] = pattern(i);
+    struct iovec iov[4];
+    struct net_send sends[4];
+    int ks = -1;
+    uint64_t kgot = 0, kbad = 0, ksent = 0;
+    static uint8_t kbuf[65536];
+    bool sent = false;
+    uint64_t deadline = mono_us() + 30000000u;
+    while (client.got < down_total || kgot < up_total) {
+        cr_assert_lt(mono_us(), deadline, "timeout: kernel got %lu, stack got %lu", kgot,
+                     client.got);
+        int moved = pump();
+        if (client.connected_status == 1 && !sent) {
+            for (int k = 0; k < 4; k++) {
+                iov[k] = (struct iovec){upbuf + k * (up_total / 4), up_total / 4};
+                sends[k] = (struct net_send){.iov = &iov[k], .iov_count = 1,
+                                             .done = client_send_done};
+                cr_assert_eq(net_send(nb, client.conn, &sends[k]), 0);
+            }
+            sent = true;
+        }
+        cr_assert(client.connected_status >= 0, "connect failed %d", client.connected_status);
+        if (ks < 0) ks = accept4(ls, NULL, NULL, SOCK_NONBLOCK);
+        if (ks >= 0) {
+            ssize_t r = recv(ks, kbuf, sizeof(kbuf), 0);
+            if (r > 0) {
+                for (ssize_t i = 0; i < r; i++) kbad += kbuf[i] != pattern(kgot + (uint64_t)i);
+                kgot += (uint64_t)r;
+            }
+            if (ksent < down_total) {
+                size_t n = down_total - ksent < 16384 ? down_total - ksent : 16384;
+                for (size_t i = 0; i < n; i++) kbuf[i] = (uint8_t)(0xff ^ pattern(ksent + i));
+                ssize_t w = send(ks, kbuf, n, MSG_NOSIGNAL);
+                if (w > 0) ksent += (uint64_t)w;
+            }
+        }
+        if (!moved) {
+            struct pollfd pf = {tap_fd, POLLIN, 0};
+            poll(&pf, 1, 1);
+        }
+    }
+    cr_assert_eq(kbad, 0);
+    cr_assert_eq(client.bad, 0);
+    uint64_t until = mono_us() + 3000000;
+    while (client_sends_done < 4 && mono_us() < until) {
+        if (!pump()) {
+            struct pollfd pf = {tap_fd, POLLIN, 0};
+            poll(&pf, 1, 1);
+        }
+    }
+    cr_assert_eq(client_sends_done, 4, "every send ACKed");
+    net_close(nb, client.conn);
+    until = mono_us() + 3000000;
+    uint8_t tmp[16];
+    ssize_t eof = -1;
+    while (mono_us() < until && eof != 0) {
+        pump();
+        eof = recv(ks, tmp, sizeof(tmp), 0);
+        if (eof < 0) {
+            struct pollfd pf = {tap_fd, POLLIN, 0};
+            poll(&pf, 1, 1);
+        }
+    }
+    cr_assert_eq(eof, 0, "the kernel saw our FIN");
+    cr_assert_eq(client.closed, 1);
+    close(ks);
+    close(ls);
+    struct ustack_stats st;
+    ustack_stats(stack, &st);
+    cr_assert_geq(st.arp_replies_received, 1, "the kernel's MAC came from ARP");
 }
