@@ -174,6 +174,7 @@ enum req_result { REQ_DONE, REQ_WAIT, REQ_CLOSE, REQ_DEFERRED };
 
 static void conn_flush(struct kserver *ks, struct kconn *c);
 static void conn_progress(struct kserver *ks, struct kconn *c);
+static void stash_handed_over(struct kserver *ks, struct kconn *c);
 
 static uint64_t clock_us(void) {
     struct timespec ts;
@@ -436,7 +437,14 @@ static int encode_response(struct kserver *ks, const struct body_source *src,
             .ks = ks, .token = {src->c->nc->id, src->c->generation, src->request},
             .hdr = src->hdr,
             .frame = src->frame, .frame_bytes = src->frame_bytes};
+        struct kconn *c = src->c;
+        if (c->stash && src->frame == c->stash + 4 && c->stash_len == 4 + src->frame_bytes &&
+            c->stash_cap >= FRAME_BLOCK_MIN_BYTES) { /* a big frame alone in the stash */
+            ctx.frame_block = c->stash;
+            ctx.frame_block_cap = c->stash_cap;
+        }
         rc = src->h->handle(&ctx, src->hdr, &r, w);
+        if (ctx.frame_block_taken) stash_handed_over(ks, c);
     }
     if (rc == 0) rc = w->err;
     if (rc == 0 && w->buf)
@@ -713,12 +721,24 @@ static bool stash_append(struct kserver *ks, struct kconn *c, const uint8_t *dat
         c->want_close = true;
         return false;
     }
+    size_t frame_bytes = starting && len_bytes >= 4 ? 4 + (size_t)frame_be32(data) : 0;
+    if (need > c->stash_cap && !over_budget && frame_bytes >= need && frame_bytes <= limit) {
+        /* Reserve the whole frame, in a block that may come from (and go back to) the
+         * cache of big frame blocks; the empty old stash goes there too. */
+        uint32_t cap = 0;
+        uint8_t *block = frame_block_get(frame_bytes, &cap);
+        if (!block) {
+            c->want_close = true;
+            return false;
+        }
+        frame_block_put(c->stash, c->stash_cap);
+        ks->stash_bytes -= c->stash_cap;
+        ks->stash_bytes += cap;
+        c->stash = block;
+        c->stash_cap = cap;
+    }
     if (need > c->stash_cap) {
         size_t cap = c->stash_cap ? (size_t)c->stash_cap * 2 : 4096;
-        if (starting && !over_budget && len_bytes >= 4) { /* reserve the whole frame */
-            size_t frame_bytes = 4 + (size_t)frame_be32(data);
-            if (frame_bytes > cap && frame_bytes <= limit) cap = frame_bytes;
-        }
         while (cap < need) cap *= 2;
         if (cap > limit) cap = limit;
         uint8_t *grown = realloc(c->stash, cap);
@@ -739,18 +759,42 @@ static bool stash_append(struct kserver *ks, struct kconn *c, const uint8_t *dat
 static void stash_release(struct kserver *ks, struct kconn *c) {
     assert(c->stash_len == 0);
     ks->stash_bytes -= c->stash_cap;
-    free(c->stash);
+    frame_block_put(c->stash, c->stash_cap);
     c->stash = NULL;
     c->stash_cap = 0;
 }
 
+/* A handler kept the stash's block with its frame (handler_ctx.frame_block): the
+ * connection starts afresh. */
+static void stash_handed_over(struct kserver *ks, struct kconn *c) {
+    ks->stash_bytes -= c->stash_cap;
+    c->stash = NULL;
+    c->stash_cap = 0;
+    c->stash_len = 0;
+    ks->stats.frames_kept++;
+}
+
 static void stash_process(struct kserver *ks, struct kconn *c) {
     if (c->stash_len == 0) return;
-    size_t used = conn_process(ks, c, c->stash, c->stash_len);
+    const uint8_t *buf = c->stash;
+    size_t used = conn_process(ks, c, buf, c->stash_len);
+    if (c->stash != buf) return; /* handed over with its (only) frame */
     assert(used <= c->stash_len);
     memmove(c->stash, c->stash + used, c->stash_len - used);
     c->stash_len -= (uint32_t)used;
     if (c->stash_len == 0 && ks->stash_bytes > ks->cfg.max_input_bytes) stash_release(ks, c);
+}
+
+/* How many of the next len bytes complete the stash's frame in progress: up to its
+ * size prefix, then up to its end (0 when the stash holds whole frames already). */
+static size_t stash_frame_rest(const struct kconn *c, size_t len) {
+    size_t want;
+    if (c->stash_len < 4) want = 4u - c->stash_len;
+    else {
+        size_t frame_bytes = 4 + (size_t)frame_be32(c->stash);
+        want = frame_bytes > c->stash_len ? frame_bytes - c->stash_len : 0;
+    }
+    return want < len ? want : len;
 }
 
 /* ---- backend callbacks ------------------------------------------------------------- */
@@ -787,11 +831,24 @@ static void on_received(void *ctx, struct net_conn *nc, const uint8_t *data, siz
     assert(c && c->in_use);
     if (c->want_close) return; /* closing: input is ignored, and is not activity */
     c->last_active_ms = ks->now_ms;
-    if (c->stash_len == 0 && !c->paused) {
-        size_t used = conn_process(ks, c, data, len);
-        if (!c->want_close && used < len) stash_append(ks, c, data + used, len - used);
-    } else if (stash_append(ks, c, data, len) && !c->paused) {
+    size_t used = 0;
+    /* A frame in progress is completed first, with the bytes up to its end only: a big
+     * frame then sits alone in its stash block, which a handler may keep. */
+    while (c->stash_len > 0 && used < len && !c->want_close && !c->paused) {
+        size_t n = stash_frame_rest(c, len - used);
+        if (n == 0) break; /* complete frames wait in the stash: append behind them */
+        if (!stash_append(ks, c, data + used, n)) {
+            conn_settle(ks, c);
+            return;
+        }
+        used += n;
         stash_process(ks, c);
+    }
+    if (used < len && !c->want_close) {
+        if (c->stash_len == 0 && !c->paused) used += conn_process(ks, c, data + used, len - used);
+        if (!c->want_close && used < len && stash_append(ks, c, data + used, len - used) &&
+            !c->paused)
+            stash_process(ks, c);
     }
     conn_flush(ks, c);
     conn_settle(ks, c);
@@ -828,7 +885,7 @@ static void on_closed(void *ctx, struct net_conn *nc, int reason) {
     slots_release_all(ks, c); /* later completions find the connection gone */
     if (c->waiting_room) ks->waiters--;
     ks->stash_bytes -= c->stash_cap;
-    free(c->stash);
+    frame_block_put(c->stash, c->stash_cap);
     log_debug("conn_closed", "conn=%u reason=%d", nc->id, reason);
     memset(c, 0, sizeof *c);
     nc->user = NULL;
@@ -1126,7 +1183,7 @@ void kserver_destroy(struct kserver *ks) {
                 c->out_count--;
             }
             slots_release_all(ks, c);
-            free(c->stash);
+            frame_block_put(c->stash, c->stash_cap);
             atomic_fetch_sub(ks->cfg.connections, 1);
         }
     }
@@ -1134,4 +1191,5 @@ void kserver_destroy(struct kserver *ks) {
     free(ks->slots);
     free(ks->arena_mem);
     free(ks);
+    frame_blocks_release();
 }

@@ -42,6 +42,7 @@ struct kserver_stats {
         refused_max_connections, paused;
     uint64_t responses_zc;        /* sent by kserver_complete_zc with the bytes in place */
     uint64_t responses_zc_copied; /* kserver_complete_zc responses that took the copy path */
+    uint64_t frames_kept;         /* big frames whose stash block a handler kept (no copy) */
 };
 
 struct kserver;

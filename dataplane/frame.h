@@ -7,6 +7,7 @@
 #ifndef SLUICE_DATAPLANE_FRAME_H
 #define SLUICE_DATAPLANE_FRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,5 +28,24 @@ static inline uint32_t frame_be32(const uint8_t *p) {
 static inline void frame_put_be32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
 }
+
+/* Big frame blocks. A request of FRAME_BLOCK_MIN_BYTES .. FRAME_BLOCK_MAX_BYTES is
+ * buffered whole in one malloc'd block (the connection's stash, or a router job's copy
+ * of the request), and such blocks are recycled per thread, FRAME_BLOCK_CACHE at most:
+ * a fresh malloc that large is a fresh mapping (above glibc's mmap threshold), faulted
+ * in and zeroed page by page, for every big Produce. A block can change hands (a
+ * handler keeps the stash that holds its frame) and threads; free it with
+ * frame_block_put, or with free(). */
+#define FRAME_BLOCK_MIN_BYTES (128u << 10)
+#define FRAME_BLOCK_MAX_BYTES (2u << 20)
+#define FRAME_BLOCK_CACHE 8u
+
+/* A malloc'd block of at least bytes; *cap_bytes is its real size. NULL when out of
+ * memory. */
+uint8_t *frame_block_get(size_t bytes, uint32_t *cap_bytes);
+/* Keep block (cap_bytes is its real size) for a later get, or free it. NULL is ignored. */
+void frame_block_put(uint8_t *block, uint32_t cap_bytes);
+/* Free this thread's cached blocks (at shutdown; the cache works again afterwards). */
+void frame_blocks_release(void);
 
 #endif

@@ -12,6 +12,7 @@
 #ifndef SLUICE_DATAPLANE_HANDLERS_H
 #define SLUICE_DATAPLANE_HANDLERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +56,12 @@ struct handler_ctx {
     const struct kafka_request_header *hdr;
     const uint8_t *frame;      /* the whole request (header + body), for handlers that keep it */
     uint32_t frame_bytes;
+    /* A big frame the connection buffered whole: the malloc'd block it lies in (else
+     * NULL). A deferring handler may keep the block instead of copying the frame: it
+     * sets frame_block_taken and gives the block to frame_block_put (frame.h) when done. */
+    uint8_t *frame_block;
+    uint32_t frame_block_cap;
+    bool frame_block_taken;
 };
 
 typedef int (*handler_fn)(struct handler_ctx *ctx, const struct kafka_request_header *hdr,

@@ -75,6 +75,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dataplane/frame.h"
 #include "dataplane/router_stats.h"
 #include "hw/log.h"
 #include "storage/record/batch.h"
@@ -328,62 +329,48 @@ void router_destroy(struct router *r) {
     free(r->convert_decompress);
     free(r->convert_records);
     free(r->check_scratch);
-    for (uint32_t i = 0; i < r->frame_cache_count; i++) free(r->frame_cache[i]);
     memset(r, 0, sizeof *r);
+    frame_blocks_release(); /* the jobs freed above gave their blocks back */
 }
 
 /* ---- jobs -------------------------------------------------------------------------- */
 
-/* A block for a request copy of bytes: a cached one when it is big (see struct router). */
-static uint8_t *frame_block_get(struct router *r, size_t bytes, uint32_t *cap) {
-    *cap = 0;
-    if (bytes < ROUTER_FRAME_CACHE_MIN_BYTES || bytes > ROUTER_FRAME_CACHE_MAX_BYTES)
-        return malloc(bytes ? bytes : 1);
-    for (uint32_t i = 0; i < r->frame_cache_count; i++) {
-        if (r->frame_cache_cap[i] < bytes) continue;
-        uint8_t *block = r->frame_cache[i];
-        *cap = r->frame_cache_cap[i];
-        r->frame_cache_count--;
-        r->frame_cache[i] = r->frame_cache[r->frame_cache_count];
-        r->frame_cache_cap[i] = r->frame_cache_cap[r->frame_cache_count];
-        return block;
+/* The job's request body: a Produce keeps the connection's block when the frame lies
+ * alone in it (ctx->frame_block: no copy); otherwise a copy, in a block from the cache
+ * of big frame blocks (frame.h) when it is big. */
+static bool job_frame(struct data_job *job, struct handler_ctx *ctx,
+                      const struct kafka_reader *body) {
+    size_t bytes = (size_t)(body->end - body->pos);
+    job->frame_bytes = (uint32_t)bytes;
+    if (ctx->frame_block && ctx->hdr->request_api_key == KAFKA_API_PRODUCE) {
+        assert(body->pos >= ctx->frame_block &&
+               body->end <= ctx->frame_block + ctx->frame_block_cap);
+        ctx->frame_block_taken = true;
+        job->frame_block = ctx->frame_block;
+        job->frame_block_cap = ctx->frame_block_cap;
+        job->frame_block_kept = true;
+        job->frame = (uint8_t *)body->pos;
+        return true;
     }
-    /* Round up so a slightly bigger request next time still fits. */
-    size_t rounded = (bytes + (64u << 10) - 1) & ~(size_t)((64u << 10) - 1);
-    if (rounded > ROUTER_FRAME_CACHE_MAX_BYTES) rounded = ROUTER_FRAME_CACHE_MAX_BYTES;
-    uint8_t *block = malloc(rounded);
-    if (block) *cap = (uint32_t)rounded;
-    return block;
+    job->frame = frame_block_get(bytes, &job->frame_block_cap);
+    if (!job->frame) return false;
+    job->frame_block = job->frame;
+    memcpy(job->frame, body->pos, bytes);
+    return true;
 }
 
-static void frame_block_put(struct router *r, uint8_t *block, uint32_t cap) {
-    if (r->frame_cache_count < ROUTER_FRAME_CACHE) {
-        r->frame_cache[r->frame_cache_count] = block;
-        r->frame_cache_cap[r->frame_cache_count] = cap;
-        r->frame_cache_count++;
-        return;
-    }
-    free(block);
-}
-
-struct data_job *router_job_new(struct router *r, const struct handler_ctx *ctx,
+struct data_job *router_job_new(struct router *r, struct handler_ctx *ctx,
                                 const struct kafka_reader *body) {
     struct data_job *job = calloc(1, sizeof *job);
     if (!job) return NULL;
-    size_t bytes = (size_t)(body->end - body->pos);
-    job->frame = frame_block_get(r, bytes, &job->frame_block_cap);
-    if (job->frame_block_cap > 0) job->frame_block = job->frame;
     job->owner_pending = calloc((size_t)r->shard_count, sizeof job->owner_pending[0]);
     job->seen_appends = calloc((size_t)r->shard_count, sizeof job->seen_appends[0]);
-    if (!job->frame || !job->owner_pending || !job->seen_appends) {
-        free(job->frame);
+    if (!job->owner_pending || !job->seen_appends || !job_frame(job, ctx, body)) {
         free(job->owner_pending);
         free(job->seen_appends);
         free(job);
         return NULL;
     }
-    memcpy(job->frame, body->pos, bytes);
-    job->frame_bytes = (uint32_t)bytes;
     job->origin = r;
     job->token = ctx->token;
     job->api_key = ctx->hdr->request_api_key;
@@ -394,8 +381,9 @@ struct data_job *router_job_new(struct router *r, const struct handler_ctx *ctx,
 void router_job_free(struct data_job *job) {
     for (uint32_t i = 0; i < job->part_count; i++) router_fetch_part_drop(&job->parts[i]);
     free(job->parts);
-    if (job->frame_block && job->frame == job->frame_block) /* on the origin's thread */
-        frame_block_put(job->origin, job->frame_block, job->frame_block_cap);
+    /* (router_partition.c may have replaced a copied frame: then free that) */
+    if (job->frame_block_kept || (job->frame_block && job->frame == job->frame_block))
+        frame_block_put(job->frame_block, job->frame_block_cap);
     else
         free(job->frame);
     free(job->owner_pending);

@@ -67,9 +67,6 @@ struct control_job {
     struct control_job *next;      /* control's retry list when a ring is full */
 };
 
-#define ROUTER_FRAME_CACHE 8u                    /* big request copies kept per shard */
-#define ROUTER_FRAME_CACHE_MIN_BYTES (128u << 10) /* smaller copies come from the heap */
-#define ROUTER_FRAME_CACHE_MAX_BYTES (2u << 20)   /* bigger copies are not kept */
 #define ROUTER_PTABLE_SLOTS 16384u /* open partitions per shard: at most half of this */
 #define ROUTER_MAX_PARTS 4096u     /* partitions in one Produce/Fetch/ListOffsets */
 
@@ -123,11 +120,6 @@ struct router {
     uint8_t *arena_mem;
     _Atomic uint64_t appends_done; /* read by other shards' parked fetches */
     uint64_t now_ms;
-    /* Big request copies kept for the next job (router_job_new): a fresh multi-MiB
-     * malloc is a fresh mapping, faulted in and zeroed page by page for every Produce. */
-    uint8_t *frame_cache[ROUTER_FRAME_CACHE];
-    uint32_t frame_cache_cap[ROUTER_FRAME_CACHE];
-    uint32_t frame_cache_count;
 };
 
 int router_init(struct router *r, const struct router_config *cfg, char *err, size_t err_bytes);

@@ -81,8 +81,9 @@ struct data_job {
     int16_t api_key, version;
     uint8_t *frame;                /* a copy of the request body */
     uint32_t frame_bytes;
-    uint8_t *frame_block;          /* frame's block when it may go back to the cache */
+    uint8_t *frame_block;          /* the block frame lies in (frame.h), or NULL */
     uint32_t frame_block_cap;
+    bool frame_block_kept;         /* the connection's block, kept instead of a copy */
     struct data_part *parts;
     uint32_t part_count, topic_count;
     uint32_t owners_waiting;
@@ -103,7 +104,7 @@ struct plog *router_ptable_find(struct router *r, const uint8_t id[16], int32_t 
 void router_refresh_open_only(struct router *r);
 struct router *router_of_shard(int shard);
 struct router *router_of_ctx(struct handler_ctx *ctx);
-struct data_job *router_job_new(struct router *r, const struct handler_ctx *ctx,
+struct data_job *router_job_new(struct router *r, struct handler_ctx *ctx,
                                 const struct kafka_reader *body);
 void router_job_free(struct data_job *job);
 int router_job_alloc_parts(struct data_job *job, uint32_t count);

@@ -8,7 +8,10 @@
  * - a control-plane request runs alone: it starts when the earlier ones are done, and
  *   nothing after it starts before it is done;
  * - the number of requests in progress is bounded by max_inflight_per_conn;
- * - a failed request closes the connection after the responses before it.
+ * - a failed request closes the connection after the responses before it;
+ * - a big frame buffered whole is offered to its handler (handler_ctx.frame_block), which
+ *   keeps the block instead of copying: the bytes stay intact while the connection
+ *   goes on reading into a new stash.
  *
  * The test drives one connection layer on its own io_uring from this thread (the shard
  * loop in miniature), with its own handler table: Produce (api 0) defers and the test
@@ -23,6 +26,7 @@
 #include <unistd.h>
 
 #include "dataplane/conn.h"
+#include "dataplane/frame.h"
 #include "dataplane/net/uring_sock.h"
 #include "hw/uring_op.h"
 
@@ -51,10 +55,20 @@ static unsigned token_count;
 static unsigned metadata_calls;
 static uint32_t metadata_body_bytes = 4; /* what the Metadata handler answers */
 
+/* Frame blocks the produce handler kept (offered for big frames), with their bodies. */
+static struct kept { uint8_t *block; uint32_t cap; const uint8_t *body; size_t bytes; } kept[4];
+static unsigned kept_count;
+
 static int defer_handler(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
                          struct kafka_reader *body, struct kafka_writer *w) {
-    (void)body, (void)w;
+    (void)w;
     cr_assert_lt(token_count, MAX_TOKENS);
+    if (ctx->frame_block) {
+        cr_assert_lt(kept_count, 4);
+        ctx->frame_block_taken = true;
+        kept[kept_count++] = (struct kept){ctx->frame_block, ctx->frame_block_cap, body->pos,
+                                           (size_t)(body->end - body->pos)};
+    }
     token_ids[token_count] = hdr->correlation_id;
     tokens[token_count++] = ctx->token;
     return HANDLER_DEFERRED;
@@ -143,6 +157,7 @@ static void setup_with(uint32_t max_inflight) {
     port = net_listen(net, "127.0.0.1", 0);
     cr_assert_gt(port, 0);
     token_count = 0;
+    kept_count = 0;
     metadata_calls = 0;
     metadata_body_bytes = 4;
 }
@@ -388,4 +403,61 @@ Test(conn_pipeline, a_failed_request_closes_after_the_earlier_responses, .init =
     ssize_t r = read(fd, &b, 1);
     cr_assert_eq(r, 0, "the connection should be closed with nothing more sent");
     close(fd);
+}
+
+/* Write all of buf to the non-blocking socket, pumping the server meanwhile. */
+static void write_all(int fd, const uint8_t *buf, size_t len) {
+    size_t at = 0;
+    uint64_t until_ms = now_ms() + 10000;
+    while (at < len && now_ms() < until_ms) {
+        ssize_t n = write(fd, buf + at, len - at);
+        if (n > 0) at += (size_t)n;
+        pump();
+    }
+    cr_assert_eq(at, len);
+}
+
+/* A Produce request (header v1) with a body of body_bytes bytes of a pattern. */
+static size_t put_big_request(uint8_t *buf, int32_t id, size_t body_bytes) {
+    size_t len = put_request(buf, API_PRODUCE, id) - 4; /* without the 4 small body bytes */
+    for (size_t i = 0; i < body_bytes; i++) buf[len + i] = (uint8_t)(i * 7u + (uint32_t)id);
+    uint32_t size = (uint32_t)(len - 4 + body_bytes);
+    buf[0] = (uint8_t)(size >> 24), buf[1] = (uint8_t)(size >> 16);
+    buf[2] = (uint8_t)(size >> 8), buf[3] = (uint8_t)size;
+    return len + body_bytes;
+}
+
+static void check_pattern(const struct kept *k, int32_t id, size_t body_bytes) {
+    cr_assert_eq(k->bytes, body_bytes);
+    cr_assert_geq(k->body, k->block);
+    cr_assert_leq(k->body + k->bytes, k->block + k->cap);
+    for (size_t i = 0; i < body_bytes; i++)
+        cr_assert_eq(k->body[i], (uint8_t)(i * 7u + (uint32_t)id), "byte %zu of request %d", i, id);
+}
+
+Test(conn_pipeline, a_big_frame_block_is_kept_by_its_handler, .init = setup, .fini = teardown) {
+    static uint8_t buf[1u << 20];
+    const size_t big = 300u << 10;
+    int fd = client_connect();
+    /* a big request and a small one behind it in the same bytes, then another big one */
+    size_t len = put_big_request(buf, 1, big);
+    len += put_request(buf + len, API_PRODUCE, 2);
+    write_all(fd, buf, len);
+    PUMP_UNTIL(token_count == 2);
+    cr_assert_eq(kept_count, 1, "the big frame's block was not offered");
+    len = put_big_request(buf, 3, big);
+    write_all(fd, buf, len);
+    PUMP_UNTIL(token_count == 3);
+    cr_assert_eq(kept_count, 2);
+    cr_assert_neq(kept[0].block, kept[1].block);
+    check_pattern(&kept[0], 1, big); /* untouched by the reads after it */
+    check_pattern(&kept[1], 3, big);
+    struct kserver_stats st;
+    kserver_stats(ks, &st);
+    cr_assert_eq(st.frames_kept, 2);
+    for (int32_t id = 1; id <= 3; id++) complete(id);
+    for (int32_t id = 1; id <= 3; id++) expect_completed(fd, id);
+    for (unsigned i = 0; i < kept_count; i++) frame_block_put(kept[i].block, kept[i].cap);
+    close(fd);
+    PUMP_UNTIL(kserver_conn_count(ks) == 0);
 }
