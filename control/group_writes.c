@@ -346,7 +346,8 @@ int group_writes_txn_offset_commit(struct group_api *api, struct control_job *jo
     if (rc != 0) return rc;
     int16_t ec = txn_api_check_offsets(cp->txns, req.transactional_id, req.producer_id,
                                        req.producer_epoch);
-    if (ec == 0 && slen(req.group_id) == 0) ec = GROUP_ERR_INVALID_GROUP_ID;
+    if (ec == 0 && (slen(req.group_id) == 0 || slen(req.group_id) > GROUP_ID_MAX_BYTES))
+        ec = GROUP_ERR_INVALID_GROUP_ID;
     if (ec == 0 && job->api_version >= 3 && slen(req.member_id) > 0)
         ec = group_commit_check(&api->gc, req.group_id.ptr, slen(req.group_id), req.generation_id,
                                 req.member_id.ptr, slen(req.member_id),

@@ -15,8 +15,12 @@
  * marker is durable, CompleteCommit/CompleteAbort is written. Markers that fail
  * (storage error, too many appends in flight) go again from the tick after
  * TXN_MARKER_BACKOFF_MS; a partition whose topic was deleted is dropped, as Kafka does.
- * While markers are out, the producer's next request gets CONCURRENT_TRANSACTIONS and
- * its client retries.
+ * While markers are out, Kafka answers the producer's next request (the next
+ * transaction's AddPartitionsToTxn/AddOffsetsToTxn) CONCURRENT_TRANSACTIONS and the
+ * client retries it after a backoff (librdkafka: 20 ms, far longer than the markers
+ * take here). sluice instead keeps one such request per transactional id (txn->queued)
+ * and runs it when the transaction completes; if that takes longer than
+ * TXN_QUEUE_MAX_MS (markers failing), it gets CONCURRENT_TRANSACTIONS after all.
  *
  * Offsets. TxnOffsetCommit (group_writes.c) writes a transactional batch to the group's
  * __consumer_offsets partition; the offsets then wait in the transaction. When the
@@ -58,6 +62,7 @@
 #define TXN_MARKER_BACKOFF_MS 100u
 #define TXN_EXPIRE_PER_TICK 1000u
 #define TXN_COORDINATOR_EPOCH 0
+#define TXN_QUEUE_MAX_MS 1000u
 
 /* ---- writes to __transaction_state ------------------------------------------------- */
 
@@ -182,11 +187,8 @@ static int add_partitions_response(struct kafka_arena *arena,
                                    const int16_t *errors, int16_t all_error, int16_t version,
                                    struct kafka_add_partitions_to_txn_response *resp);
 
-/* Answer t's parked job with ec (0: success, the state is t->cur). */
-static void answer_waiter(struct txn_api *api, struct txn *t, int16_t ec) {
-    struct control_job *job = t->waiter;
-    t->waiter = NULL;
-    if (!job) return;
+/* Answer a parked job of t with ec (0: success, the state is t->cur). */
+static void answer_job(struct txn_api *api, struct txn *t, struct control_job *job, int16_t ec) {
     struct control_plane *cp = api->cp;
     kafka_arena_reset(&cp->arena);
     ec = version_error(job->api_key, job->api_version, ec);
@@ -223,6 +225,54 @@ static void answer_waiter(struct txn_api *api, struct txn *t, int16_t ec) {
     control_plane_answer(cp, job, &resp);
 }
 
+static void answer_waiter(struct txn_api *api, struct txn *t, int16_t ec) {
+    struct control_job *job = t->waiter;
+    t->waiter = NULL;
+    if (job) answer_job(api, t, job, ec);
+}
+
+/* The next transaction's first request, sent while t's markers are out: it waits for
+ * the completion instead of being told to retry (see the top comment). */
+static bool queue_behind_markers(struct txn_api *api, struct control_job *job,
+                                 struct kafka_str id, int64_t producer_id, int16_t epoch) {
+    struct txn *t = txn_find(&api->tc, id.ptr, slen(id));
+    if (!t || t->queued || t->cur.producer_id != producer_id ||
+        t->cur.producer_epoch != epoch ||
+        (t->cur.state != TXN_PREPARE_COMMIT && t->cur.state != TXN_PREPARE_ABORT))
+        return false;
+    t->queued = job;
+    t->queued_at_ms = mono_ms();
+    api->queued_count++;
+    return true;
+}
+
+/* t completed: run its queued request now. */
+static void run_queued(struct txn_api *api, struct txn *t) {
+    struct control_job *job = t->queued;
+    if (!job) return;
+    t->queued = NULL;
+    assert(api->queued_count > 0);
+    api->queued_count--;
+    struct control_plane *cp = api->cp;
+    kafka_arena_reset(&cp->arena);
+    struct kafka_reader r;
+    kafka_reader_init(&r, job->request, job->request_bytes);
+    union kafka_response_any resp;
+    int rc = txn_api_execute(api, job, &r, &resp);
+    if (rc != GROUP_API_PARKED) control_plane_answer(cp, job, rc == 0 ? &resp : NULL);
+}
+
+/* Queued requests whose transaction has not completed in TXN_QUEUE_MAX_MS: retry. */
+static void expire_queued(struct txn_api *api, uint64_t now) {
+    for (struct txn *t = api->tc.all; t && api->queued_count > 0; t = t->all_next) {
+        if (!t->queued || now < t->queued_at_ms + TXN_QUEUE_MAX_MS) continue;
+        struct control_job *job = t->queued;
+        t->queued = NULL;
+        api->queued_count--;
+        answer_job(api, t, job, TXN_ERR_CONCURRENT_TRANSACTIONS);
+    }
+}
+
 /* Every marker of t is durable: write the completion. */
 static void complete(struct txn_api *api, struct txn *t) {
     if (t->pending) return;
@@ -253,6 +303,7 @@ static void write_done(struct internal_append_job *job) {
         return;
     }
     if (s == TXN_PREPARE_COMMIT || s == TXN_PREPARE_ABORT) send_markers(api, t);
+    if (s == TXN_COMPLETE_COMMIT || s == TXN_COMPLETE_ABORT) run_queued(api, t);
 }
 
 /* ---- markers ------------------------------------------------------------------------- */
@@ -409,12 +460,14 @@ int txn_api_init(struct txn_api *api, struct control_plane *cp, const char *data
 
 void txn_api_destroy(struct txn_api *api) {
     for (struct txn *t = api->tc.all; t; t = t->all_next) {
-        struct control_job *job = t->waiter;
-        if (!job) continue;
-        free(job->request);
-        free(job->response);
-        free(job);
-        t->waiter = NULL;
+        struct control_job *jobs[2] = {t->waiter, t->queued};
+        for (int i = 0; i < 2; i++) {
+            if (!jobs[i]) continue;
+            free(jobs[i]->request);
+            free(jobs[i]->response);
+            free(jobs[i]);
+        }
+        t->waiter = t->queued = NULL;
     }
     txn_coordinator_destroy(&api->tc);
 }
@@ -458,6 +511,10 @@ void txn_api_tick(struct txn_api *api) {
     if (api->retry_needed && now >= api->last_retry_ms + TXN_MARKER_BACKOFF_MS) {
         api->last_retry_ms = now;
         retry(api, now);
+    }
+    if (api->queued_count > 0 && now >= api->last_queue_check_ms + 50) {
+        api->last_queue_check_ms = now;
+        expire_queued(api, now);
     }
     if (now >= api->last_expire_ms + (uint64_t)api->abort_interval_ms) {
         api->last_expire_ms = now;
@@ -569,6 +626,9 @@ static int add_partitions(struct txn_api *api, struct control_job *job, struct k
     if (unknown) /* Kafka: the others are not attempted */
         return add_partitions_response(arena, &req, errors, TXN_ERR_OPERATION_NOT_ATTEMPTED,
                                        job->api_version, resp_out);
+    if (queue_behind_markers(api, job, req.v3_and_below_transactional_id,
+                             req.v3_and_below_producer_id, req.v3_and_below_producer_epoch))
+        return GROUP_API_PARKED;
     struct txn_result res = txn_add_partitions(
         &api->tc, req.v3_and_below_transactional_id.ptr, slen(req.v3_and_below_transactional_id),
         req.v3_and_below_producer_id, req.v3_and_below_producer_epoch, parts, count, wall_ms());
@@ -596,7 +656,11 @@ static int add_offsets(struct txn_api *api, struct control_job *job, struct kafk
     kafka_add_offsets_to_txn_response_init(resp, job->api_version);
     const struct catalog_topic *ot = group_writes_offsets_topic(api->cp->groups);
     int16_t ec = TXN_ERR_COORDINATOR_NOT_AVAILABLE;
-    if (slen(req.group_id) == 0) ec = TXN_ERR_INVALID_REQUEST;
+    if (slen(req.group_id) == 0 || slen(req.group_id) > GROUP_ID_MAX_BYTES)
+        ec = TXN_ERR_INVALID_REQUEST;
+    else if (queue_behind_markers(api, job, req.transactional_id, req.producer_id,
+                                  req.producer_epoch))
+        return GROUP_API_PARKED;
     else if (ot) {
         struct txn_log_part part = {
             GROUP_OFFSETS_TOPIC, (uint16_t)strlen(GROUP_OFFSETS_TOPIC),

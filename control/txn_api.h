@@ -27,6 +27,8 @@ struct txn_api {
     bool recovering;                /* reloaded Prepare* transactions: markers on 1st tick */
     bool retry_needed;              /* a marker or a transition failed: the tick retries */
     uint32_t writes_in_flight;      /* appends to __transaction_state and markers */
+    uint32_t queued_count;          /* requests waiting for their markers */
+    uint64_t last_queue_check_ms;   /* monotonic */
 };
 
 /* Set up from the broker config and reload __transaction_state (before shards start).

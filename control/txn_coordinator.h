@@ -87,6 +87,8 @@ struct txn {
     uint32_t offset_count, offset_cap;
     uint64_t marker_retry_at_ms; /* monotonic: when failed markers go again */
     void *waiter;                /* the caller's parked request, answered after the write */
+    void *queued;                /* a request that waits for the markers (txn_api.c) */
+    uint64_t queued_at_ms;       /* monotonic */
     struct txn *hash_next;
     struct txn *all_next;        /* all ids, newest first */
 };

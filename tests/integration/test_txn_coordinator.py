@@ -8,6 +8,9 @@
   inside the aborted transaction are not committed.
 - OffsetFetch v7 with require_stable answers UNSTABLE_OFFSET_COMMIT (88) while a
   transaction holds an offset of the partition, the offset once it commits.
+- Raw protocol: 20 transactions back to back, the next AddPartitionsToTxn sent while
+  the markers are out waits for them instead of CONCURRENT_TRANSACTIONS; version-mapped
+  fencing error, per-partition errors, EndTxn without a transaction.
 - A second producer with the same transactional.id fences the first (its commit fails,
   fatal), and the first's open transaction is aborted.
 - transaction.timeout.ms above transaction.max.timeout.ms: INVALID_TRANSACTION_TIMEOUT.
@@ -203,6 +206,49 @@ def unstable_offsets(b):
     group.close()
 
 
+def back_to_back(b):
+    """The next transaction's AddPartitionsToTxn sent right after EndTxn, while the
+    markers are being written: it waits for them and succeeds (never 51)."""
+    with KafkaConn(b.bootstrap) as c:
+        r = c.request("InitProducerId", 3, {"TransactionalId": "tx-raw",
+                                            "TransactionTimeoutMs": 60000,
+                                            "ProducerId": -1, "ProducerEpoch": -1})
+        pid, epoch = r["ProducerId"], r["ProducerEpoch"]
+        check(r["ErrorCode"] == 0, "raw InitProducerId with a transactional id")
+        errors = []
+        for i in range(20):
+            add = c.request("AddPartitionsToTxn", 3, {
+                "V3AndBelowTransactionalId": "tx-raw", "V3AndBelowProducerId": pid,
+                "V3AndBelowProducerEpoch": epoch,
+                "V3AndBelowTopics": [{"Name": "out", "Partitions": [0, 1]}]})
+            errors += [p["PartitionErrorCode"] for t in add["ResultsByTopicV3AndBelow"]
+                       for p in t["ResultsByPartition"]]
+            end = c.request("EndTxn", 3, {"TransactionalId": "tx-raw", "ProducerId": pid,
+                                          "ProducerEpoch": epoch, "Committed": i % 2 == 0})
+            errors.append(end["ErrorCode"])
+        check(errors == [0] * 60, "20 transactions back to back: every AddPartitionsToTxn "
+              "and EndTxn answered 0 (%s)" % sorted(set(errors)))
+        add = c.request("AddPartitionsToTxn", 1, {
+            "V3AndBelowTransactionalId": "tx-raw", "V3AndBelowProducerId": pid,
+            "V3AndBelowProducerEpoch": epoch + 1,
+            "V3AndBelowTopics": [{"Name": "out", "Partitions": [0]}]})
+        check(add["ResultsByTopicV3AndBelow"][0]["ResultsByPartition"][0]
+              ["PartitionErrorCode"] == 47,
+              "AddPartitionsToTxn v1 with another epoch: INVALID_PRODUCER_EPOCH (47, "
+              "PRODUCER_FENCED exists from v2)")
+        add = c.request("AddPartitionsToTxn", 3, {
+            "V3AndBelowTransactionalId": "tx-raw", "V3AndBelowProducerId": pid,
+            "V3AndBelowProducerEpoch": epoch,
+            "V3AndBelowTopics": [{"Name": "out", "Partitions": [0, 9]}]})
+        check([p["PartitionErrorCode"] for p in add["ResultsByTopicV3AndBelow"][0]
+               ["ResultsByPartition"]] == [55, 3],
+              "AddPartitionsToTxn with an unknown partition: UNKNOWN_TOPIC_OR_PARTITION, the "
+              "others OPERATION_NOT_ATTEMPTED")
+        end = c.request("EndTxn", 3, {"TransactionalId": "tx-raw", "ProducerId": pid,
+                                      "ProducerEpoch": epoch, "Committed": True})
+        check(end["ErrorCode"] == 48, "EndTxn with no transaction open: INVALID_TXN_STATE")
+
+
 def fencing(b):
     p1 = producer(b.bootstrap, "tx-fence")
     p1.init_transactions(10)
@@ -339,6 +385,7 @@ def main():
                   "DescribeTransactions of an unknown id: TRANSACTIONAL_ID_NOT_FOUND")
         commit_and_abort(b)
         unstable_offsets(b)
+        back_to_back(b)
         fencing(b)
         timeouts(b)
         restarts(b, "SIGTERM")
