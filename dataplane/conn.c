@@ -5,6 +5,11 @@
  * of a buffer (a partial frame, or frames left while the connection is paused) is
  * copied into the connection's stash, which grows to what that tail needs and is bounded
  * by socket.request.max.bytes plus one receive burst; an idle connection holds no stash.
+ * A frame in progress is completed with the received bytes up to its end only (the rest
+ * is handled in place), so a big frame lies alone in its stash block: its handler may
+ * keep that block instead of copying the request (handler_ctx.frame_block; Produce
+ * does), and the connection starts a new stash. Big blocks (frame.h) are recycled per
+ * thread, so a 1 MiB Produce costs neither a copy into its job nor fresh pages.
  * The frame size is checked as soon as its 4 bytes arrive, before any body is buffered.
  * All stashes of a shard share a soft budget (sluice.shard.input.max.bytes, see
  * stash_append) so many large half-sent requests cannot grow the shard without bound.
