@@ -275,7 +275,8 @@ static bool process_ack(struct tcb *c, const struct seg *sg) {
     if (seq_gt(sg->ack, c->snd_una)) {
         on_new_ack(c, sg);
     } else if (sg->ack == c->snd_una && sg->len == 0 && !window_update &&
-               !(sg->flags & (TCP_SYN | TCP_FIN)) && c->snd_max != c->snd_una) {
+               !(sg->flags & (TCP_SYN | TCP_FIN)) && c->snd_max != c->snd_una &&
+               c->snd_wnd != 0) { /* ACKs of a closed window are not loss signals */
         on_dup_ack(c);
     }
     if (c->snd_wnd) c->persist_at_us = 0;

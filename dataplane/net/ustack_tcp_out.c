@@ -390,9 +390,14 @@ static void rto_expired(struct tcb *c) {
     c->dupacks = 0;
     c->snd_nxt = c->snd_una;
     if (c->snd_wnd == 0) {
-        /* Nothing may go but a probe; the persist timer takes over. */
-        c->snd_nxt = c->snd_max;
-        tcp_arm_rto(c);
+        /* The peer closed its window on bytes in flight: that is flow control, not loss.
+         * The persist timer probes for the window (never giving up while the peer
+         * answers); the bytes go again from snd_una once it opens. */
+        c->retries--;
+        c->rto_at_us = 0;
+        uint64_t base = c->rto_us > TCP_PERSIST_MIN_US ? c->rto_us : TCP_PERSIST_MIN_US;
+        c->persist_backoff = 0;
+        set_timer(c, &c->persist_at_us, s->now_us + base);
         return;
     }
     tcp_output(c);
@@ -402,7 +407,7 @@ static void rto_expired(struct tcb *c) {
 static void persist_expired(struct tcb *c) {
     struct ustack *s = c->stack;
     c->persist_at_us = 0;
-    if (c->snd_wnd != 0 || !seq_lt(c->snd_nxt, c->snd_tail)) {
+    if (c->snd_wnd != 0 || (!seq_lt(c->snd_nxt, c->snd_tail) && !c->fin_queued)) {
         tcp_output(c);
         return;
     }

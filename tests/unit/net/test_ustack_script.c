@@ -784,3 +784,36 @@ Test(ustack_script, fin_wait_2_times_out) {
     cr_assert_eq(stats().tcp_conns_closed, closed_before + 1, "the slot is free");
     expect_nothing();
 }
+
+Test(ustack_script, window_closed_on_bytes_in_flight_is_not_loss) {
+    uint8_t f[2048];
+    uint32_t iss = handshake(40014, 1000, 1000);
+    struct iovec iov = {"0123456789", 10};
+    struct net_send s = {.iov = &iov, .iov_count = 1, .done = on_done};
+    cr_assert_eq(net_send(S.nb, ev.conn, &s), 0);
+    expect_tcp(F_ACK | F_PSH);
+    /* the peer takes 4 bytes and closes its window on the other 6 */
+    inject(f, mk_tcp(f, 40014, 1001, iss + 5, F_ACK, 0, NULL, 0));
+    /* for a long time: many RTO/persist periods, the connection must survive */
+    for (int i = 0; i < 40; i++) {
+        now_us += 60000000;
+        ustack_poll(S.stack, now_us);
+        struct out o;
+        while (next_out(&o)) {
+            cr_assert_eq(o.plen, 0, "nothing beyond a zero window (i=%d seq=%u iss=%u len=%zu)", i, o.seq, iss, o.plen);
+            cr_assert_eq(o.flags, F_ACK);
+        }
+        inject(f, mk_tcp(f, 40014, 1001, iss + 5, F_ACK, 0, NULL, 0)); /* still closed */
+    }
+    cr_assert_eq(ev.closed, 0);
+    cr_assert_gt(stats().tcp_zero_window_probes, 0);
+    /* the window opens: the 6 bytes go again from snd_una */
+    inject(f, mk_tcp(f, 40014, 1001, iss + 5, F_ACK, 100, NULL, 0));
+    struct out d = expect_tcp(F_ACK | F_PSH);
+    cr_assert_eq(d.seq, iss + 5);
+    cr_assert_eq(d.plen, 6);
+    cr_assert_eq(memcmp(d.payload, "456789", 6), 0);
+    inject(f, mk_tcp(f, 40014, 1001, iss + 11, F_ACK, 100, NULL, 0));
+    cr_assert_eq(ev.done_calls, 1);
+    cr_assert_eq(ev.done_status, 0);
+}
