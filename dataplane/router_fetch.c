@@ -51,19 +51,15 @@ static void fetch_copy(struct data_part *p, struct plog *log);
 static void fetch_collect_aborted(struct data_part *p, const struct plog *log) {
     const struct plog_read_req *rq = &p->read->req;
     if (!rq->stable_only || rq->bytes == 0 || log->txn.aborted_count == 0) return;
-    struct txn_aborted *a = malloc(FETCH_MAX_ABORTED * sizeof *a);
-    if (!a) {
+    uint32_t n = plog_aborted_txns(log, p->fetch_offset, rq->next_offset, NULL, FETCH_MAX_ABORTED);
+    if (n == 0) return; /* the common case: no allocation */
+    p->aborted = malloc(n * sizeof *p->aborted);
+    if (!p->aborted) {
         p->error = ERR_UNKNOWN_SERVER_ERROR;
         return;
     }
-    uint32_t n = plog_aborted_txns(log, p->fetch_offset, rq->next_offset, a, FETCH_MAX_ABORTED);
-    if (n == 0) {
-        free(a);
-        return;
-    }
-    struct txn_aborted *fit = realloc(a, n * sizeof *a);
-    p->aborted = fit ? fit : a;
-    p->aborted_count = n;
+    p->aborted_count = plog_aborted_txns(log, p->fetch_offset, rq->next_offset, p->aborted, n);
+    assert(p->aborted_count == n);
 }
 
 /* The owner is the origin: keep the fragments for the response (released with the job). */

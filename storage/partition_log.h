@@ -368,7 +368,7 @@ static inline int64_t plog_high_watermark(const struct plog *l) { return l->high
 int64_t plog_last_stable_offset(const struct plog *log);
 
 /* The aborted transactions overlapping [from_offset, to_offset), oldest first, at most
- * max. Returns how many were copied to out. */
+ * max. Returns how many were copied to out (counted only, when out is NULL). */
 uint32_t plog_aborted_txns(const struct plog *log, int64_t from_offset, int64_t to_offset,
                            struct txn_aborted *out, uint32_t max);
 

@@ -97,7 +97,9 @@ uint32_t txn_aborted_collect(const struct txn_log *ts, int64_t from_offset,
     for (uint32_t i = lo; i < ts->aborted_count && n < max; i++) {
         const struct txn_aborted *a = txn_aborted_at(ts, i);
         if (a->last_offset >= stop) break; /* starts at or past to_offset */
-        if (a->first_offset < to_offset) out[n++] = *a;
+        if (a->first_offset >= to_offset) continue;
+        if (out) out[n] = *a;
+        n++;
     }
     return n;
 }

@@ -74,7 +74,8 @@ const struct txn_aborted *txn_aborted_at(const struct txn_log *ts, uint32_t i);
 uint32_t txn_aborted_trim(struct txn_log *ts, int64_t log_start_offset);
 
 /* Copy out, oldest first, up to max entries that overlap [from_offset, to_offset):
- * last_offset >= from_offset and first_offset < to_offset. Returns how many. */
+ * last_offset >= from_offset and first_offset < to_offset. Returns how many; with out
+ * NULL only counts them (up to max). */
 uint32_t txn_aborted_collect(const struct txn_log *ts, int64_t from_offset,
                              int64_t to_offset, struct txn_aborted *out, uint32_t max);
 

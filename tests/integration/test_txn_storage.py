@@ -190,13 +190,18 @@ def coordinator_raw(b, c):
     pid, epoch = r["ProducerId"], r["ProducerEpoch"]
     seq = 0
     for round_, commit in enumerate((False, True)):
-        add = c.request("AddPartitionsToTxn", 3, {
-            "V3AndBelowTransactionalId": tid, "V3AndBelowProducerId": pid,
-            "V3AndBelowProducerEpoch": epoch,
-            "V3AndBelowTopics": [{"Name": TOPIC, "Partitions": [2, 3]}]})
-        errs = [pp["PartitionErrorCode"] for t in add["ResultsByTopicV3AndBelow"]
-                for pp in t["ResultsByPartition"]]
-        check(errs == [0, 0], "round %d: AddPartitionsToTxn p2, p3" % round_)
+        def add_partitions():
+            add = c.request("AddPartitionsToTxn", 3, {
+                "V3AndBelowTransactionalId": tid, "V3AndBelowProducerId": pid,
+                "V3AndBelowProducerEpoch": epoch,
+                "V3AndBelowTopics": [{"Name": TOPIC, "Partitions": [2, 3]}]})
+            return [pp["PartitionErrorCode"] for t in add["ResultsByTopicV3AndBelow"]
+                    for pp in t["ResultsByPartition"]]
+        # CONCURRENT_TRANSACTIONS (51) while the previous transaction's markers are still
+        # being completed: clients retry, so does this
+        errs = []
+        wait_for(lambda: errs.append(add_partitions()) or errs[-1] != [51, 51], 15, 0.1)
+        check(errs[-1] == [0, 0], "round %d: AddPartitionsToTxn p2, p3 (%s)" % (round_, errs[-1]))
         firsts = {}
         for p in (2, 3):
             ec, off = produce(c, p, batch(pid, epoch, seq, [b"raw-%d-%d" % (round_, p)],

@@ -417,3 +417,12 @@ Test(plog_txn, sequence_less_transaction_and_log_start_floor) {
     cr_assert_eq(out[0].first_offset, 2);
     plog_close(log);
 }
+
+Test(txn_state, collect_counts_without_out) {
+    struct txn_log ts;
+    cr_assert_eq(txn_log_init(&ts), 0);
+    for (int64_t i = 0; i < 10; i++) cr_assert_eq(txn_aborted_add(&ts, i, 10 * i, 10 * i + 5), 0);
+    cr_assert_eq(txn_aborted_collect(&ts, 12, 47, NULL, 100), 4); /* 10..15 .. 40..45 */
+    cr_assert_eq(txn_aborted_collect(&ts, 12, 47, NULL, 2), 2);
+    txn_log_free(&ts);
+}
