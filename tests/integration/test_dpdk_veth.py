@@ -437,6 +437,8 @@ def check_loadgen(sluice, veth, broker, tmp):
                       "--json", out_json)
     rc, out, err = run(cmd, timeout_s=180)
     assert rc == 0, ("loadgen --dpdk", rc, out[-3000:], err[-3000:], broker.tail())
+    for bad in ("runtime error:", "AddressSanitizer", "LeakSanitizer", "level=error"):
+        assert bad not in out + err, (bad, err[-3000:])
     # the load generator's own driver line: its connections really went through DPDK
     lg = [ln for ln in (out + err).splitlines() if "event=dpdk_backend_stopped" in ln]
     assert lg, ("no dpdk_backend_stopped line from loadgen", err[-2000:])
