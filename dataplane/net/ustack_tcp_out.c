@@ -389,7 +389,7 @@ static void rto_expired(struct tcb *c) {
     c->in_recovery = false;
     c->dupacks = 0;
     c->snd_nxt = c->snd_una;
-    if (c->snd_wnd == 0) {
+    if (c->snd_wnd == 0 && seq_lt(c->snd_una, c->snd_tail)) {
         /* The peer closed its window on bytes in flight: that is flow control, not loss.
          * The persist timer probes for the window (never giving up while the peer
          * answers); the bytes go again from snd_una once it opens. */
@@ -407,7 +407,7 @@ static void rto_expired(struct tcb *c) {
 static void persist_expired(struct tcb *c) {
     struct ustack *s = c->stack;
     c->persist_at_us = 0;
-    if (c->snd_wnd != 0 || (!seq_lt(c->snd_nxt, c->snd_tail) && !c->fin_queued)) {
+    if (c->snd_wnd != 0 || !seq_lt(c->snd_nxt, c->snd_tail)) {
         tcp_output(c);
         return;
     }
