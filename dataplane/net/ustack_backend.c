@@ -1,9 +1,12 @@
 /* ustack_backend.c - the net_backend (net.h) on a userspace stack.
  *
  * The backend is the stack itself (struct ustack embeds its struct net_backend), so the
- * ops are thin: they find the tcb (net_conn is its first member), change its state and
- * let the deferred-work loop (ustack.c) do what follows -- including the user callbacks,
- * so an op called from inside a callback never recurses into another callback.
+ * ops are thin: they find the tcb (net_conn is its first member), change its state, send
+ * what that allows at once (frames go to the driver before the op returns) and leave the
+ * rest to the deferred-work loop (ustack.c). Like the kernel backend, an op never calls a
+ * user callback: received, done, closed and connected run only from ustack_input and
+ * ustack_poll (the driver's loop) -- so the Kafka layer is never re-entered from inside
+ * its own call to send/resume/close, for this or any other connection.
  *
  * What the ops mean here:
  *   listen      one of USTACK_MAX_LISTENERS (host: our address or 0.0.0.0)
@@ -11,10 +14,10 @@
  *               has ACKed all its bytes and the driver released every frame that held
  *               them (0), or when the connection closes (-ECANCELED / the reset reason)
  *   recv_pause  received segments are held by the connection (bounded) and the window we
- *               advertise shrinks with them, down to zero; resume delivers what was held
- *               and reopens the window (a window update is sent)
- *   close       FIN when all sent bytes are ACKed, else RST; `closed` follows once the
- *               user's sends are completed
+ *               advertise shrinks with them, down to zero; after resume the next poll
+ *               delivers what was held and reopens the window (a window update is sent)
+ *   close       FIN when all sent bytes are ACKed, else RST, sent at once; `closed`
+ *               follows from a later input/poll once the user's sends are completed
  *   connect     an active open from an ephemeral port; connected(0) on ESTABLISHED,
  *               connected(-errno) then closed on RST/timeout
  *   tick        ustack_poll(now_ms * 1000): use one clock for input, poll and tick. */
@@ -70,8 +73,9 @@ static int ub_send(struct net_backend *b, struct net_conn *nc, struct net_send *
     if (c->wait_tail) c->wait_tail->next = snd;
     else c->wait_head = snd;
     c->wait_tail = snd;
-    ustack_defer(s, c);
-    ustack_run_deferred(s);
+    tcb_fill_ring(c);
+    if (c->state == TCP_ESTABLISHED || c->state == TCP_CLOSE_WAIT) tcp_output(c);
+    ustack_tx_flush(s);
     return 0;
 }
 
@@ -85,16 +89,16 @@ static void ub_recv_resume(struct net_backend *b, struct net_conn *nc) {
     struct tcb *c = (struct tcb *)nc;
     if (!c->user_paused) return;
     c->user_paused = false;
-    ustack_defer(s, c);
-    ustack_run_deferred(s);
+    ustack_defer(s, c); /* held bytes are delivered, and the window reopened, by the next
+                           ustack_input/ustack_poll */
 }
 
 static void ub_close(struct net_backend *b, struct net_conn *nc) {
     struct ustack *s = stack_of(b);
     struct tcb *c = (struct tcb *)nc;
     if (!c->user_attached) return;
-    tcb_begin_close(c, 0);
-    ustack_run_deferred(s);
+    tcb_begin_close(c, 0); /* FIN or RST now; `closed` from the next poll */
+    ustack_tx_flush(s);
 }
 
 static unsigned ub_conn_count(const struct net_backend *b) {
@@ -151,7 +155,7 @@ static struct net_conn *ub_connect(struct net_backend *b, const char *host, uint
     c->rtt_seq = c->iss + 1;
     c->rtt_start_us = s->now_us;
     tcp_send_syn(c, false);
-    ustack_run_deferred(s);
+    ustack_tx_flush(s);
     return &c->base;
 }
 

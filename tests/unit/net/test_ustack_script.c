@@ -658,6 +658,8 @@ Test(ustack_script, simultaneous_close) {
     net_close(S.nb, ev.conn); /* nothing unacknowledged: FIN */
     struct out fin = expect_tcp(F_FIN | F_ACK);
     cr_assert_eq(fin.seq, iss + 1);
+    cr_assert_eq(ev.closed, 0, "never a callback from inside an op");
+    ustack_poll(S.stack, now_us);
     cr_assert_eq(ev.closed, 1, "closed runs once the user's sends are done");
     /* the peer's FIN crosses ours: it does not ACK our FIN yet */
     inject(f, mk_tcp(f, 40007, 1001, iss + 1, F_FIN | F_ACK, 1000, NULL, 0));
@@ -726,6 +728,8 @@ Test(ustack_script, paused_receiver_closes_window) {
     uint64_t full = stats().tcp_rcv_queue_full + stats().tcp_out_of_window;
     cr_assert_gt(full, 0, "segments beyond the window/queue were dropped");
     net_recv_resume(S.nb, ev.conn);
+    cr_assert_eq(ev.rx_len, 0, "delivery comes from the driver's loop, not the op");
+    ustack_poll(S.stack, now_us);
     cr_assert_gt(ev.rx_len, 0);
     cr_assert_eq(ev.rx[0], 'a');
     struct out up = expect_tcp(F_ACK); /* window update */
