@@ -42,6 +42,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hw/log.h"
 #include "sluice_config.h"
 
 void dpdk_format_mac(const uint8_t mac[6], char *out, size_t out_bytes) {
@@ -325,6 +326,14 @@ static void runtime_dir_remove(void) {
 
 void dpdk_port_close(struct dpdk_port *p) {
     if (!p) return;
+    struct rte_eth_stats st;
+    if (rte_eth_dev_is_valid_port(p->port_id) && rte_eth_stats_get(p->port_id, &st) == 0)
+        log_info("dpdk_port_stats", /* imissed: frames the device (kernel ring) dropped */
+                 "port=%u ipackets=%llu opackets=%llu imissed=%llu ierrors=%llu oerrors=%llu "
+                 "rx_nombuf=%llu", p->port_id, (unsigned long long)st.ipackets,
+                 (unsigned long long)st.opackets, (unsigned long long)st.imissed,
+                 (unsigned long long)st.ierrors, (unsigned long long)st.oerrors,
+                 (unsigned long long)st.rx_nombuf);
     if (rte_eth_dev_is_valid_port(p->port_id)) {
         rte_eth_dev_stop(p->port_id);
         rte_eth_dev_close(p->port_id);

@@ -99,13 +99,20 @@ per_packet() {
     /usr/bin/python3 - "$TMP/broker.log" <<'EOF'
 import sys
 busy = pk = 0
+totals = {}
 for line in open(sys.argv[1]):
     f = dict(x.split("=", 1) for x in line.split() if "=" in x)
     if f.get("event") == "shard_stopped": busy += int(f["busy_ms"])
     if f.get("event") == "dpdk_backend_stopped": pk += int(f["rx"]) + int(f["tx"])
+    if f.get("event") in ("ustack_stopped", "dpdk_port_stats", "dpdk_backend_stopped"):
+        for k in ("tcp_retransmits_rto", "tcp_retransmits_fast", "tx_dropped", "imissed",
+                  "tcp_rcv_queue_full", "tcp_out_of_window", "steer_dropped"):
+            if k in f: totals[k] = totals.get(k, 0) + int(f[k])
 if pk:
     print("broker shard busy %d ms over %d packets: %.0f ns/packet (Kafka + stack + driver)"
           % (busy, pk, busy * 1e6 / pk))
+print("dpdk broker counters over its four runs: " +
+      " ".join("%s=%d" % kv for kv in sorted(totals.items())))
 EOF
 }
 
