@@ -660,7 +660,8 @@ static enum req_result handle_request(struct kserver *ks, struct kconn *c,
     struct req_slot *s = NULL;
     if (c->slot_count > 0) s = slot_push(ks, c, api_key, hdr.correlation_id, rhv, start_us);
     enum req_result res = s ? hold_response(ks, c, s, &src, rhv) : respond(ks, c, &src, rhv);
-    if (res == REQ_DEFERRED && !s) s = slot_push(ks, c, api_key, hdr.correlation_id, rhv, start_us);
+    if (res == REQ_DEFERRED && !s)
+        s = slot_push(ks, c, api_key, hdr.correlation_id, rhv, start_us);
     if (res == REQ_DEFERRED) {
         assert(s->request == src.request && s->state == SLOT_PENDING);
         if (s->alone) c->alone = true;

@@ -33,7 +33,8 @@ uint8_t *frame_block_get(size_t bytes, uint32_t *cap_bytes) {
     }
     uint32_t best = FRAME_BLOCK_CACHE;
     for (uint32_t i = 0; i < cached_count; i++)
-        if (cached_cap[i] >= bytes && (best == FRAME_BLOCK_CACHE || cached_cap[i] < cached_cap[best]))
+        if (cached_cap[i] >= bytes &&
+            (best == FRAME_BLOCK_CACHE || cached_cap[i] < cached_cap[best]))
             best = i;
     if (best < FRAME_BLOCK_CACHE) {
         uint8_t *block = cached_block[best];

@@ -432,7 +432,8 @@ static void check_pattern(const struct kept *k, int32_t id, size_t body_bytes) {
     cr_assert_geq(k->body, k->block);
     cr_assert_leq(k->body + k->bytes, k->block + k->cap);
     for (size_t i = 0; i < body_bytes; i++)
-        cr_assert_eq(k->body[i], (uint8_t)(i * 7u + (uint32_t)id), "byte %zu of request %d", i, id);
+        cr_assert_eq(k->body[i], (uint8_t)(i * 7u + (uint32_t)id), "byte %zu of request %d", i,
+                     id);
 }
 
 Test(conn_pipeline, a_big_frame_block_is_kept_by_its_handler, .init = setup, .fini = teardown) {
