@@ -27,7 +27,10 @@
  * the oldest entry is dropped (counted, logged by the caller) -- a consumer reading
  * that far back at read_committed would then see that transaction's records. The
  * completing queue holds TXN_COMPLETING_MAX entries; a marker that finds it full is
- * refused (-ENOBUFS, the caller retries after the next flush). Nothing blocks. */
+ * refused (-ENOBUFS, the caller retries after the next flush). Nothing here blocks; the
+ * index is written whole with each producer snapshot (24 bytes an entry, at a roll and at
+ * close: the snapshot's blocking write, a documented debt of partition_log.h). Measured
+ * in perf/results/txn-storage.md. */
 #ifndef SLUICE_STORAGE_TXN_STATE_H
 #define SLUICE_STORAGE_TXN_STATE_H
 
