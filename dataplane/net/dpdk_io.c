@@ -20,7 +20,8 @@
  * owner of an IPv4/TCP frame is hash(src ip, dst ip, src port, dst port) mod queues; a
  * frame this shard does not own goes to the owner's steering ring (full: dropped,
  * counted, TCP retransmits). ARP frames are handled here and a copy goes to every other
- * shard, so each stack's ARP cache learns the peers. Everything else (ICMP) is handled
+ * shard, so each stack's ARP cache learns the peers -- with hardware RSS too, which
+ * spreads ARP replies with no regard to who asked. Everything else (ICMP) is handled
  * where it arrives. The client side (connect) needs the answers to come back to the
  * connecting shard, which this hash does not promise: the load generator uses one queue.
  *
@@ -85,7 +86,8 @@ struct dpdk_io {
     struct ustack *stack;
     struct ustack_io io;
     uint16_t port_id, queue, queue_count;
-    bool steer;                          /* software steering on */
+    bool steer;                          /* more than one queue: ARP copies, and ... */
+    bool steer_tcp;                      /* ... TCP flows by our hash (no hw RSS) */
     struct rte_mempool *pool, *ext_pool;
     struct rte_ring *own_ring;
     struct rte_ring *rings[DPDK_PORT_MAX_QUEUES];
@@ -247,7 +249,7 @@ static int frame_owner(const struct dpdk_io *d, struct rte_mbuf *m) {
     const struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
     uint16_t type = rte_be_to_cpu_16(eth->ether_type);
     if (type == RTE_ETHER_TYPE_ARP) return -2;
-    if (type != RTE_ETHER_TYPE_IPV4) return -1;
+    if (type != RTE_ETHER_TYPE_IPV4 || !d->steer_tcp) return -1;
     const uint8_t *ip = (const uint8_t *)(eth + 1);
     uint32_t left = m->data_len - (uint32_t)sizeof *eth;
     if (left < 20 || (ip[0] >> 4) != 4 || ip[9] != IPPROTO_TCP) return -1;
@@ -447,7 +449,8 @@ struct net_backend *net_dpdk_create(const struct net_dpdk_config *cfg,
     d->port_id = dpdk_port_id(cfg->port);
     d->queue = cfg->queue;
     d->queue_count = queues;
-    d->steer = queues > 1 && !dpdk_port_hw_rss(cfg->port);
+    d->steer = queues > 1;
+    d->steer_tcp = d->steer && !dpdk_port_hw_rss(cfg->port);
     d->pool = dpdk_port_pool(cfg->port, cfg->queue);
     d->ext_pool = dpdk_port_ext_pool(cfg->port, cfg->queue);
     for (uint16_t q = 0; q < queues; q++) d->rings[q] = dpdk_port_steer_ring(cfg->port, q);
