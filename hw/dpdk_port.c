@@ -306,11 +306,10 @@ fail:
     return rc < 0 ? rc : -EIO;
 }
 
-/* The EAL leaves its runtime directory (/var/run/dpdk/sluicePID: the multi-process
- * socket) behind; it is this process's own, so remove it. */
-static void runtime_dir_remove(void) {
-    char dir[256];
-    snprintf(dir, sizeof dir, "%s", rte_eal_get_runtime_dir());
+/* The EAL leaves its runtime directory (/var/run/dpdk/sluicePID) behind, sometimes with
+ * its multi-process socket in it; it is this process's own, so remove it after the
+ * EAL's cleanup (before it, the EAL could still create a file there). */
+static void runtime_dir_remove(const char *dir) {
     if (!strstr(dir, "/sluice")) return;
     DIR *d = opendir(dir);
     if (!d) return;
@@ -344,8 +343,10 @@ void dpdk_port_close(struct dpdk_port *p) {
         rte_mempool_free(p->ext_pools[q]);
     }
     free(p);
-    runtime_dir_remove();
+    char dir[256]; /* the EAL's name for it, taken before the cleanup */
+    snprintf(dir, sizeof dir, "%s", rte_eal_get_runtime_dir());
     rte_eal_cleanup();
+    runtime_dir_remove(dir);
 }
 
 void dpdk_port_info(const struct dpdk_port *p, struct dpdk_port_info *info) {
