@@ -15,6 +15,8 @@
   fatal), and the first's open transaction is aborted.
 - transaction.timeout.ms above transaction.max.timeout.ms: INVALID_TRANSACTION_TIMEOUT.
 - A transaction past its timeout is aborted by the coordinator with an epoch bump.
+- transactional.id.expiration.ms forgets an idle id (a tombstone: still forgotten after
+  a restart), never one with an open transaction.
 - Restarts (SIGTERM, then SIGKILL): a transaction whose last logged state is
   PrepareCommit (the record is produced into __transaction_state by this test, encoded
   here in Kafka's TransactionLog format -- so the broker's reload reads Kafka's format)
@@ -244,6 +246,7 @@ def back_to_back(b):
                ["ResultsByPartition"]] == [55, 3],
               "AddPartitionsToTxn with an unknown partition: UNKNOWN_TOPIC_OR_PARTITION, the "
               "others OPERATION_NOT_ATTEMPTED")
+        check(settles(b.bootstrap, "tx-raw", "CompleteAbort"), "the last one aborted")
         end = c.request("EndTxn", 3, {"TransactionalId": "tx-raw", "ProducerId": pid,
                                       "ProducerEpoch": epoch, "Committed": True})
         check(end["ErrorCode"] == 48, "EndTxn with no transaction open: INVALID_TXN_STATE")
@@ -366,6 +369,34 @@ def restarts(b, sig_name):
           "after %s: earlier transactions and committed offsets reloaded" % sig_name)
 
 
+def expiry(sluice):
+    """transactional.id.expiration.ms: an idle id is forgotten, its tombstone keeps it
+    forgotten across a restart; an id in use is not."""
+    config = {"transactional.id.expiration.ms": 1500,
+              "transaction.abort.timed.out.transaction.cleanup.interval.ms": 300}
+    with Broker(sluice, config=config, cores="1") as b:
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        admin.create_topics([NewTopic("out", 2, 1)])["out"].result()
+        p = producer(b.bootstrap, "tx-idle")
+        p.init_transactions(10)
+        busy = producer(b.bootstrap, "tx-busy", **{"transaction.timeout.ms": 60000})
+        busy.init_transactions(10)
+        busy.begin_transaction()
+        produce_txn(busy, "out", ["b0"])
+        check(describe(b.bootstrap, "tx-idle")["ErrorCode"] == 0, "tx-idle known")
+        check(wait_for(lambda: describe(b.bootstrap, "tx-idle")["ErrorCode"] == 105,
+                       timeout_s=10),
+              "an id idle past transactional.id.expiration.ms is forgotten "
+              "(TRANSACTIONAL_ID_NOT_FOUND)")
+        check(describe(b.bootstrap, "tx-busy")["TransactionState"] == "Ongoing",
+              "an id with an open transaction is kept")
+        b.restart()
+        check(describe(b.bootstrap, "tx-idle")["ErrorCode"] == 105,
+              "after a restart the expired id stays forgotten (its tombstone reloaded)")
+        check(describe(b.bootstrap, "tx-busy")["TransactionState"] == "Ongoing",
+              "after a restart the open transaction is still Ongoing")
+
+
 def main():
     sluice = sys.argv[1]
     config = {"transaction.max.timeout.ms": 60000,
@@ -391,6 +422,7 @@ def main():
         restarts(b, "SIGTERM")
         restarts(b, "SIGKILL")
         check(b.running(), "broker still running")
+    expiry(sluice)
 
 
 if __name__ == "__main__":
