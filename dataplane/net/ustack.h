@@ -161,6 +161,7 @@ struct ustack_stats {
     uint64_t tcp_retransmits_rto, tcp_retransmits_fast, tcp_zero_window_probes;
     uint64_t tcp_delayed_acks, tcp_conns_opened, tcp_conns_closed;
     uint64_t tcp_rx_bytes, tcp_tx_bytes; /* payload, first transmission only for tx */
+    uint64_t tcp_loss_probes;         /* first unacked segment resent at the probe timeout */
 };
 void ustack_stats(const struct ustack *s, struct ustack_stats *out);
 

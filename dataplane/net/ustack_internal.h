@@ -36,6 +36,8 @@
 #define TCP_RTO_MIN_US 200000u
 #define TCP_RTO_MAX_US 60000000u
 #define TCP_PERSIST_MIN_US 200000u
+#define TCP_PROBE_MIN_US 10000u       /* loss probe timeout floor */
+#define TCP_PROBE_DACK_US 40000u      /* allowance for a peer's delayed ACK of one segment */
 #define TCP_MAX_RETRIES 12u
 #define TCP_SYN_RETRIES 6u
 #define TCP_FIN_WAIT_2_US 30000000u /* FIN_WAIT_2 without the peer's FIN: give up */
@@ -159,6 +161,7 @@ struct tcb {
 
     /* timers: 0 = not armed */
     uint64_t rto_at_us, dack_at_us, tw_at_us, persist_at_us;
+    uint64_t probe_at_us; /* loss probe, earlier than the RTO (ustack_tcp_out.c) */
     uint32_t persist_backoff;
 
     /* user side */

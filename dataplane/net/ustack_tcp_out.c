@@ -233,11 +233,23 @@ static bool tcb_emit(struct tcb *c, uint32_t seq, uint32_t len, uint8_t flags) {
 }
 
 void tcp_arm_rto(struct tcb *c) {
+    c->probe_at_us = 0;
     if (c->snd_max == c->snd_una) {
         c->rto_at_us = 0;
         return;
     }
-    set_timer(c, &c->rto_at_us, c->stack->now_us + c->rto_us);
+    uint64_t now = c->stack->now_us;
+    set_timer(c, &c->rto_at_us, now + c->rto_us);
+    /* Loss probe (after RFC 8985's tail loss probe): a request/response stream often has
+     * too few segments after a loss for three duplicate ACKs, and waiting a whole RTO
+     * (>= 200 ms) is long. Without SACK the hole is always at snd_una, so the probe
+     * resends that segment after 2 SRTT (plus a delayed-ACK allowance for one segment
+     * in flight), once per ACK advance, without touching cwnd. */
+    if (c->srtt_us == 0 || c->in_recovery || c->state < TCP_ESTABLISHED) return;
+    uint64_t pto = 2ull * c->srtt_us;
+    if (c->snd_max - c->snd_una <= c->mss) pto += TCP_PROBE_DACK_US;
+    if (pto < TCP_PROBE_MIN_US) pto = TCP_PROBE_MIN_US;
+    if (pto < c->rto_us) set_timer(c, &c->probe_at_us, now + pto);
 }
 
 void tcp_send_ack(struct tcb *c) { tcb_emit(c, c->snd_nxt, 0, TCP_ACK); }
@@ -291,6 +303,7 @@ void tcp_output(struct tcb *c) {
             tcp_send_ack(c);
         return;
     }
+    bool sent = false;
     for (;;) {
         uint32_t in_flight = c->snd_nxt - c->snd_una;
         uint32_t avail = seq_lt(c->snd_nxt, c->snd_tail) ? c->snd_tail - c->snd_nxt : 0;
@@ -300,7 +313,7 @@ void tcp_output(struct tcb *c) {
                 c->fin_sent = true;
                 c->snd_nxt++;
                 if (seq_lt(c->snd_max, c->snd_nxt)) c->snd_max = c->snd_nxt;
-                if (!c->rto_at_us) tcp_arm_rto(c);
+                sent = true;
             }
             break;
         }
@@ -333,8 +346,10 @@ void tcp_output(struct tcb *c) {
             c->snd_max = c->snd_nxt;
         }
         c->persist_at_us = 0;
-        if (!c->rto_at_us) tcp_arm_rto(c);
+        sent = true;
     }
+    /* armed once the burst is out, so the loss probe sees the whole flight */
+    if (sent && !c->rto_at_us) tcp_arm_rto(c);
     if (c->ack_now) tcp_send_ack(c);
 }
 
@@ -437,6 +452,18 @@ void tcp_timers(struct tcb *c, uint64_t now_us) {
             tcp_send_ack(c);
         } else {
             ustack_timer_hint(s, c->dack_at_us);
+        }
+    }
+    if (c->probe_at_us) {
+        if (now_us >= c->probe_at_us) {
+            c->probe_at_us = 0;
+            if (c->snd_una != c->snd_max && !c->in_recovery && c->state != TCP_CLOSED &&
+                c->snd_wnd != 0) {
+                s->stats.tcp_loss_probes++;
+                tcp_retransmit_head(c);
+            }
+        } else {
+            ustack_timer_hint(s, c->probe_at_us);
         }
     }
     if (c->rto_at_us) {

@@ -821,3 +821,43 @@ Test(ustack_script, window_closed_on_bytes_in_flight_is_not_loss) {
     cr_assert_eq(ev.done_calls, 1);
     cr_assert_eq(ev.done_status, 0);
 }
+
+Test(ustack_script, loss_probe_before_rto) {
+    uint8_t f[2048];
+    uint32_t iss = handshake(40015, 1000, 1000);
+    static uint8_t data[3000];
+    memset(data, 'p', sizeof(data));
+    struct iovec iov = {data, 100};
+    struct net_send s = {.iov = &iov, .iov_count = 1, .done = on_done};
+    cr_assert_eq(net_send(S.nb, ev.conn, &s), 0);
+    expect_tcp(F_ACK | F_PSH);
+    now_us += 1000; /* an RTT sample of 1 ms: RTO = 200 ms (the floor) */
+    inject(f, mk_tcp(f, 40015, 1001, iss + 101, F_ACK, 1000, NULL, 0));
+    cr_assert_eq(ev.done_calls, 1);
+    /* a 3000-byte response, all of it lost: too few segments for 3 duplicate ACKs */
+    struct iovec iov2 = {data, sizeof(data)};
+    struct net_send s2 = {.iov = &iov2, .iov_count = 1, .done = on_done};
+    cr_assert_eq(net_send(S.nb, ev.conn, &s2), 0);
+    struct out o;
+    int segs = 0;
+    while (next_out(&o)) segs++;
+    cr_assert_eq(segs, 3);
+    now_us += 9000;
+    ustack_poll(S.stack, now_us);
+    expect_nothing(); /* probe timeout: max(2 SRTT, 10 ms) */
+    now_us += 2000;
+    ustack_poll(S.stack, now_us);
+    struct out p = expect_tcp(F_ACK);
+    cr_assert_eq(p.seq, iss + 101, "the first unacknowledged segment");
+    cr_assert_eq(p.plen, 1460);
+    cr_assert_eq(stats().tcp_loss_probes, 1);
+    cr_assert_eq(stats().tcp_retransmits_rto, 0);
+    /* one probe per ACK advance: the next retransmission is the RTO's */
+    now_us += 100000;
+    ustack_poll(S.stack, now_us);
+    expect_nothing();
+    now_us += 100000;
+    ustack_poll(S.stack, now_us);
+    expect_tcp(F_ACK);
+    cr_assert_eq(stats().tcp_retransmits_rto, 1);
+}

@@ -271,12 +271,12 @@ static void echo_run(uint64_t total) {
     cr_assert_eq(echo.closed, 1);
     struct ustack_stats st;
     ustack_stats(stack, &st);
-    cr_log_info("rx_frames=%lu tx_frames=%lu rto=%lu fast=%lu ooo=%lu bad_csum=%lu",
-                st.rx_frames, st.tx_frames, st.tcp_retransmits_rto, st.tcp_retransmits_fast,
+    cr_log_info("rx_frames=%lu tx_frames=%lu rto=%lu fast=%lu probes=%lu ooo=%lu bad_csum=%lu",
+                st.rx_frames, st.tx_frames, st.tcp_retransmits_rto, st.tcp_retransmits_fast, st.tcp_loss_probes,
                 st.tcp_ooo_queued, st.rx_bad_tcp_csum);
     cr_assert_eq(st.rx_bad_tcp_csum, 0);
     cr_assert_eq(st.rx_bad_ip_csum, 0);
-    if (drop_ppm) cr_assert_gt(st.tcp_retransmits_rto + st.tcp_retransmits_fast, 0);
+    if (drop_ppm) cr_assert_gt(st.tcp_retransmits_rto + st.tcp_retransmits_fast + st.tcp_loss_probes, 0);
 }
 
 Test(ustack_tap, kernel_client_echo_8MiB) {
@@ -391,6 +391,7 @@ Test(ustack_tap, stack_client_to_kernel_server) {
     cr_assert_eq(listen(ls, 4), 0);
     memset(&client, 0, sizeof(client));
     client.active = true;
+    if (getenv("USTACK_TAP_DROP_PPM")) drop_ppm = (uint32_t)atoi(getenv("USTACK_TAP_DROP_PPM"));
     int err = 0;
     client.conn = net_connect(nb, kernel_ip, 19092, NULL, client_connected, &err);
     cr_assert_not_null(client.conn, "connect %d", err);
@@ -466,4 +467,6 @@ Test(ustack_tap, stack_client_to_kernel_server) {
     struct ustack_stats st;
     ustack_stats(stack, &st);
     cr_assert_geq(st.arp_replies_received, 1, "the kernel's MAC came from ARP");
+    cr_log_info("client: dropped=%lu rto=%lu fast=%lu", dropped, st.tcp_retransmits_rto,
+                st.tcp_retransmits_fast);
 }

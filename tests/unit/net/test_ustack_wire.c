@@ -182,14 +182,15 @@ static void run_transfer(uint64_t total, uint16_t max_segs, uint32_t loss_ppm,
     struct ustack_stats cs, ss;
     ustack_stats(x->cli.stack, &cs);
     ustack_stats(x->srv.stack, &ss);
-    cr_log_info("total=%lu lost=%lu reordered=%lu rto=%lu fast=%lu probes=%lu ooo=%lu "
-                "delayed_acks=%lu pauses=%lu",
+    cr_log_info("total=%lu lost=%lu reordered=%lu rto=%lu fast=%lu loss_probes=%lu "
+                "zwin_probes=%lu ooo=%lu delayed_acks=%lu pauses=%lu",
                 total, x->wire.lost, x->wire.reordered, cs.tcp_retransmits_rto,
-                cs.tcp_retransmits_fast, cs.tcp_zero_window_probes, ss.tcp_ooo_queued,
-                ss.tcp_delayed_acks, x->pauses);
+                cs.tcp_retransmits_fast, cs.tcp_loss_probes, cs.tcp_zero_window_probes,
+                ss.tcp_ooo_queued, ss.tcp_delayed_acks, x->pauses);
     /* a pause longer than the persist timer: the sender probes the zero window */
     if (pause_us > 200000) cr_assert_gt(cs.tcp_zero_window_probes, 0);
-    if (loss_ppm) cr_assert_gt(cs.tcp_retransmits_rto + cs.tcp_retransmits_fast, 0);
+    if (loss_ppm)
+        cr_assert_gt(cs.tcp_retransmits_rto + cs.tcp_retransmits_fast + cs.tcp_loss_probes, 0);
     cr_assert_eq(ss.rx_bad_tcp_csum, 0);
     cr_assert_eq(cs.rx_bad_tcp_csum, 0);
     destroy_side(&x->cli);
