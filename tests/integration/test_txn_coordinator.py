@@ -316,6 +316,10 @@ def prepare_commit_record(b, txn_id, values):
     p.init_transactions(10)
     p.begin_transaction()
     produce_txn(p, "out", values)
+    group = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g-" + txn_id})
+    p.send_offsets_to_transaction([TopicPartition("in", 1, 42)],
+                                  group.consumer_group_metadata(), 10)
+    group.close()
     d = describe(b.bootstrap, txn_id)
     check(d["TransactionState"] == "Ongoing", "%s Ongoing before the restart" % txn_id)
     parts = [(t["Topic"], x) for t in d["Topics"] for x in t["Partitions"]]
@@ -339,6 +343,10 @@ def restarts(b, sig_name):
     ongoing.init_transactions(10)
     ongoing.begin_transaction()
     produce_txn(ongoing, "out", ["o%s%d" % (tag, i) for i in range(3)])
+    group = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g-tx-open-" + tag})
+    ongoing.send_offsets_to_transaction([TopicPartition("in", 1, 13)],
+                                        group.consumer_group_metadata(), 10)
+    group.close()
     if sig_name == "SIGTERM":
         check(b.stop() == 0, "SIGTERM exits 0")
     else:
@@ -350,6 +358,8 @@ def restarts(b, sig_name):
     seen = read_all(b.bootstrap, "out", 2, "read_committed")
     check(all("p%s%d" % (tag, i) in seen for i in range(4)),
           "after %s: read_committed sees its records" % sig_name)
+    check(committed(b.bootstrap, "g-tx-prep-" + tag, "in", 1) == 42,
+          "after %s: the offset it sent is committed once its marker is written" % sig_name)
     check(describe(b.bootstrap, "tx-open-" + tag)["TransactionState"] == "Ongoing",
           "after %s: the Ongoing transaction is still Ongoing" % sig_name)
     if sig_name == "SIGTERM":
@@ -363,6 +373,8 @@ def restarts(b, sig_name):
     seen = read_all(b.bootstrap, "out", 2, "read_committed")
     check(not any(v.startswith("o" + tag) for v in seen),
           "after %s: the aborted transaction's records never reach read_committed" % sig_name)
+    check(committed(b.bootstrap, "g-tx-open-" + tag, "in", 1) < 0,
+          "after %s: the offset it sent is never committed" % sig_name)
     d = describe(b.bootstrap, "tx-basic")
     check(d["TransactionState"] == "CompleteAbort" and
           committed(b.bootstrap, "g-basic", "in", 0) == 5,
