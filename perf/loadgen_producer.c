@@ -9,7 +9,10 @@
  * for the encoded batch. A partition fills one slot at a time; the slot is sealed
  * (encoded with record_batch_write: CRC32C, optional compression) when the next message
  * would pass batch-size or when linger-ms has passed since its first message's intended
- * time. Sealed slots wait in a FIFO; a produce request takes at most one per partition
+ * time. Without compression a message is encoded straight into the output buffer as it
+ * is generated, its value copied once from a template that differs per message only in
+ * its 24-byte payload header (the filler is the same bytes every time), and sealing
+ * writes just the batch header and CRC32C: one copy per produced byte instead of two. Sealed slots wait in a FIFO; a produce request takes at most one per partition
  * (and LG_REQ_MAX_BATCHES) and references their bytes through iovecs -- not copied.
  *
  * Backpressure: when every slot is busy (requests in flight) generation stops; messages
@@ -42,6 +45,8 @@ struct slot {
     uint64_t *intended_ns;
     uint8_t *out;                /* the encoded batch */
     size_t out_len;
+    size_t direct_bytes;         /* uncompressed: records encoded at out + header so far */
+    int64_t base_ts_ms, max_ts_ms; /* uncompressed: the batch's first and max timestamps */
     uint32_t next_sealed;        /* FIFO link */
 };
 
@@ -86,6 +91,8 @@ struct lg_producer {
     uint8_t *arena_mem;
     struct kafka_arena arena;
     uint8_t filler[256];
+    bool direct;                 /* no compression: records encoded as generated */
+    uint8_t *value_template;     /* payload header slot + filler, message_bytes_max long */
 };
 
 #define NO_SLOT UINT32_MAX
@@ -142,6 +149,14 @@ static int producer_alloc(struct lg_worker *w, struct lg_producer *p, uint32_t n
     if (!p->frames.buf || !p->arena_mem) return -1;
     kafka_arena_init(&p->arena, p->arena_mem, 1 << 20);
     for (size_t i = 0; i < sizeof p->filler; i++) p->filler[i] = (uint8_t)('a' + i % 26);
+    uint32_t max_value = o->message_bytes_max > o->message_bytes ? o->message_bytes_max
+                                                                   : o->message_bytes;
+    p->direct = o->codec == RECORD_CODEC_NONE;
+    p->value_template = malloc(max_value > LG_PAYLOAD_HEADER_BYTES ? max_value
+                                                                   : LG_PAYLOAD_HEADER_BYTES);
+    if (!p->value_template) return -1;
+    for (uint32_t off = LG_PAYLOAD_HEADER_BYTES; off < max_value; off++)
+        p->value_template[off] = p->filler[(off - LG_PAYLOAD_HEADER_BYTES) % sizeof p->filler];
     p->next_correlation_id = 1;
     p->messages_left = UINT64_MAX;
     if (o->messages > 0) {
@@ -177,6 +192,7 @@ void lg_producers_destroy(struct lg_worker *w) {
         free(p->parts);
         free(p->frames.buf);
         free(p->arena_mem);
+        free(p->value_template);
     }
     free(w->producers);
     w->producers = NULL;
@@ -198,6 +214,7 @@ static void slot_release(struct lg_producer *p, uint32_t id) {
     s->count = 0;
     s->value_bytes = 0;
     s->staging_used = 0;
+    s->direct_bytes = 0;
     p->free_count++;
 }
 
@@ -401,9 +418,16 @@ static int seal(struct lg_producer *p, uint32_t part) {
     struct lg_worker *w = p->w;
     struct record_batch_spec spec = record_batch_spec_default();
     spec.codec = (enum record_codec)w->sh->o->codec;
-    enum record_error e = record_batch_write(&w->codecs, &spec, s->recs, (int32_t)s->count,
-                                             s->out, p->out_bytes, w->scratch,
-                                             w->scratch_bytes, &s->out_len);
+    enum record_error e = RECORD_OK;
+    if (p->direct) { /* the records are in place: header and CRC */
+        record_batch_header_write(s->out, &spec, (int32_t)s->count, s->base_ts_ms,
+                                  s->max_ts_ms, s->direct_bytes);
+        record_batch_update_crc(s->out);
+        s->out_len = RECORD_BATCH_HEADER_BYTES + s->direct_bytes;
+    } else {
+        e = record_batch_write(&w->codecs, &spec, s->recs, (int32_t)s->count, s->out,
+                               p->out_bytes, w->scratch, w->scratch_bytes, &s->out_len);
+    }
     if (e != RECORD_OK) {
         snprintf(w->error, sizeof w->error, "record_batch_write: %s", record_error_str(e));
         return -1;
@@ -424,6 +448,7 @@ static int32_t slot_take(struct lg_producer *p, uint32_t part) {
         s->count = 0;
         s->value_bytes = 0;
         s->staging_used = 0;
+        s->direct_bytes = 0;
         p->free_count--;
         return (int32_t)i;
     }
@@ -441,6 +466,63 @@ static bool batch_full(const struct lg_producer *p, const struct ppart *pp, uint
                      (size_t)(s->count + 1) * LG_RECORD_OVERHEAD_MAX_BYTES;
     return s->count == p->max_records || s->staging_used + need > p->staging_bytes ||
            encoded > p->w->sh->o->batch_bytes;
+}
+
+/* Stage one message (key, value) in s for record_batch_write at seal time (compressed
+ * batches). Returns the staging bytes it took. */
+static size_t append_staged(struct lg_producer *p, struct ppart *pp, struct slot *s,
+                            int64_t key, uint64_t intended_ns, int64_t wall_ms, uint32_t size) {
+    uint8_t *dst = s->staging + s->staging_used;
+    struct record_in *r = &s->recs[s->count];
+    memset(r, 0, sizeof *r);
+    r->timestamp_ms = wall_ms;
+    r->key_len = -1;
+    size_t key_bytes = 0;
+    if (key >= 0) {
+        int n = snprintf((char *)dst, LG_KEY_MAX_BYTES, "k%lld", (long long)key);
+        r->key = dst;
+        r->key_len = n;
+        dst += n;
+        key_bytes = (size_t)n;
+    }
+    lg_put_u32(dst, LG_PAYLOAD_MAGIC);
+    lg_put_u32(dst + 4, p->w->sh->run_id);
+    lg_put_u64(dst + 8, pp->next_seq++);
+    lg_put_u64(dst + 16, intended_ns);
+    for (uint32_t off = LG_PAYLOAD_HEADER_BYTES; off < size;) {
+        uint32_t n = size - off < sizeof p->filler ? size - off : (uint32_t)sizeof p->filler;
+        memcpy(dst + off, p->filler, n);
+        off += n;
+    }
+    r->value = dst;
+    r->value_len = (int32_t)size;
+    return key_bytes + size;
+}
+
+/* Encode one message straight into s's output (no compression): its value is the
+ * template with this message's payload header. Returns the bytes batch_full counts for
+ * it (key and value, as staged). */
+static size_t append_direct(struct lg_producer *p, struct ppart *pp, struct slot *s,
+                            int64_t key, uint64_t intended_ns, int64_t wall_ms, uint32_t size) {
+    uint8_t key_buf[LG_KEY_MAX_BYTES];
+    struct record_in r = {.key_len = -1, .value = p->value_template,
+                          .value_len = (int32_t)size, .timestamp_ms = wall_ms};
+    if (key >= 0) {
+        r.key = key_buf;
+        r.key_len = snprintf((char *)key_buf, sizeof key_buf, "k%lld", (long long)key);
+    }
+    uint8_t *v = p->value_template;
+    lg_put_u32(v, LG_PAYLOAD_MAGIC);
+    lg_put_u32(v + 4, p->w->sh->run_id);
+    lg_put_u64(v + 8, pp->next_seq++);
+    lg_put_u64(v + 16, intended_ns);
+    if (s->count == 0) s->base_ts_ms = s->max_ts_ms = wall_ms;
+    if (wall_ms > s->max_ts_ms) s->max_ts_ms = wall_ms;
+    int64_t delta_ms = wall_ms - s->base_ts_ms;
+    size_t at = RECORD_BATCH_HEADER_BYTES + s->direct_bytes;
+    assert(at + record_encoded_bytes(&r, delta_ms, (int32_t)s->count) <= p->out_bytes);
+    s->direct_bytes += record_encode(s->out + at, &r, delta_ms, (int32_t)s->count);
+    return (r.key_len > 0 ? (size_t)r.key_len : 0) + size;
 }
 
 /* Append one message; false when no slot is available (backpressure). */
@@ -461,30 +543,8 @@ static bool append_message(struct lg_producer *p, uint64_t intended_ns, int64_t 
     }
     if (pp->filling < 0 && (pp->filling = slot_take(p, part)) < 0) return false;
     struct slot *s = &p->slots[pp->filling];
-    uint8_t *dst = s->staging + s->staging_used;
-    struct record_in *r = &s->recs[s->count];
-    memset(r, 0, sizeof *r);
-    r->timestamp_ms = wall_ms;
-    r->key_len = -1;
-    if (key >= 0) {
-        int n = snprintf((char *)dst, LG_KEY_MAX_BYTES, "k%lld", (long long)key);
-        r->key = dst;
-        r->key_len = n;
-        dst += n;
-        s->staging_used += (size_t)n;
-    }
-    lg_put_u32(dst, LG_PAYLOAD_MAGIC);
-    lg_put_u32(dst + 4, p->w->sh->run_id);
-    lg_put_u64(dst + 8, pp->next_seq++);
-    lg_put_u64(dst + 16, intended_ns);
-    for (uint32_t off = LG_PAYLOAD_HEADER_BYTES; off < size;) {
-        uint32_t n = size - off < sizeof p->filler ? size - off : (uint32_t)sizeof p->filler;
-        memcpy(dst + off, p->filler, n);
-        off += n;
-    }
-    r->value = dst;
-    r->value_len = (int32_t)size;
-    s->staging_used += size;
+    s->staging_used += p->direct ? append_direct(p, pp, s, key, intended_ns, wall_ms, size)
+                                 : append_staged(p, pp, s, key, intended_ns, wall_ms, size);
     s->value_bytes += size;
     s->intended_ns[s->count++] = intended_ns;
     lg_add(&p->w->counters.produced_msgs, 1);
