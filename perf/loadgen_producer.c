@@ -12,7 +12,8 @@
  * time. Without compression a message is encoded straight into the output buffer as it
  * is generated, its value copied once from a template that differs per message only in
  * its 24-byte payload header (the filler is the same bytes every time), and sealing
- * writes just the batch header and CRC32C: one copy per produced byte instead of two. Sealed slots wait in a FIFO; a produce request takes at most one per partition
+ * writes just the batch header and CRC32C: one copy per produced byte instead of two.
+ * Sealed slots wait in a FIFO; a produce request takes at most one per partition
  * (and LG_REQ_MAX_BATCHES) and references their bytes through iovecs -- not copied.
  *
  * Backpressure: when every slot is busy (requests in flight) generation stops; messages
