@@ -151,7 +151,7 @@ int main(int argc, char **argv) {
     uint16_t mtu = (uint16_t)(mss + 40);
     make(&cli, 0x0a000001u, 1, mtu, zc ? 4 : 0, &cev);
     make(&srv, 0x0a000002u, 2, mtu, zc ? 4 : 0, &sev);
-    if (net_listen(srv.nb, "0.0.0.0", 9092) != 0) return 1;
+    if (net_listen(srv.nb, "0.0.0.0", 9092) != 9092) return 1;
     int err;
     cconn = net_connect(cli.nb, "10.0.0.2", 9092, NULL, on_connected, &err);
     if (!cconn) return 1;

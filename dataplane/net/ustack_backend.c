@@ -9,7 +9,8 @@
  * its own call to send/resume/close, for this or any other connection.
  *
  * What the ops mean here:
- *   listen      one of USTACK_MAX_LISTENERS (host: our address or 0.0.0.0)
+ *   listen      one of USTACK_MAX_LISTENERS (host: our address or 0.0.0.0); returns the
+ *               port (port 0 picks one in the ephemeral range) or -errno
  *   send        the net_send joins the connection's send queue; done runs when the peer
  *               has ACKed all its bytes and the driver released every frame that held
  *               them (0), or when the connection closes (-ECANCELED / the reset reason)
@@ -44,7 +45,7 @@ static int ub_listen(struct net_backend *b, const char *host, uint16_t port) {
     struct ustack *s = stack_of(b);
     uint32_t ip;
     if (parse_ipv4(host, &ip) != 0 || (ip != 0 && ip != s->cfg.ip)) return -EADDRNOTAVAIL;
-    if (port == 0) return -EINVAL;
+    if (port == 0) port = s->cfg.ephemeral_port_lo + (uint16_t)(s->isn_secret % 1000u);
     int free_i = -1;
     for (uint32_t i = 0; i < USTACK_MAX_LISTENERS; i++) {
         if (s->listeners[i].active && s->listeners[i].port == port) return -EADDRINUSE;
@@ -52,7 +53,7 @@ static int ub_listen(struct net_backend *b, const char *host, uint16_t port) {
     }
     if (free_i < 0) return -ENOSPC;
     s->listeners[free_i] = (struct listener){.active = true, .ip = ip, .port = port};
-    return 0;
+    return port; /* as the kernel backend: the port listened on (port 0: one chosen) */
 }
 
 static void ub_stop_listening(struct net_backend *b) {

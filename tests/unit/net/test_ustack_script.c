@@ -72,7 +72,7 @@ static void setup_stack(uint32_t syn_backlog, uint16_t max_segs) {
     make_stack(&S, IP_SERVER, MAC_SERVER, 1024, max_segs, &cfg);
     struct net_events e = {on_accepted, on_received, on_closed};
     attach_backend(&S, &e, NULL);
-    cr_assert_eq(net_listen(S.nb, "10.0.0.2", 9092), 0);
+    cr_assert_eq(net_listen(S.nb, "10.0.0.2", 9092), 9092);
 }
 static void setup(void) { setup_stack(0, 4); }
 static void teardown(void) { destroy_side(&S); }
@@ -860,4 +860,18 @@ Test(ustack_script, loss_probe_before_rto) {
     ustack_poll(S.stack, now_us);
     expect_tcp(F_ACK);
     cr_assert_eq(stats().tcp_retransmits_rto, 1);
+}
+
+Test(ustack_script, listen_returns_the_port) {
+    cr_assert_eq(net_listen(S.nb, "10.0.0.2", 9092), -EADDRINUSE);
+    cr_assert_eq(net_listen(S.nb, "10.0.0.9", 9093), -EADDRNOTAVAIL, "not our address");
+    int p = net_listen(S.nb, "", 0);
+    cr_assert_geq(p, 32768);
+    cr_assert_leq(p, 60999);
+    uint8_t f[2048];
+    inject(f, mk_tcp_from(f, IP_CLIENT, 40100, (uint16_t)p, 1, 0, F_SYN, 1000, true, NULL, 0));
+    expect_tcp(F_SYN | F_ACK);
+    net_stop_listening(S.nb);
+    inject(f, mk_tcp_from(f, IP_CLIENT, 40101, 9092, 1, 0, F_SYN, 1000, true, NULL, 0));
+    expect_tcp(F_RST | F_ACK);
 }

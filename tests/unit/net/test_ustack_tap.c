@@ -206,7 +206,7 @@ static void setup(void) {
     struct net_events ev = {on_accepted, on_received, on_closed};
     nb = ustack_backend_create(stack, &ev, NULL, err, sizeof(err));
     cr_assert_not_null(nb);
-    cr_assert_eq(net_listen(nb, "0.0.0.0", 9092), 0);
+    cr_assert_eq(net_listen(nb, "0.0.0.0", 9092), 9092);
     echo.buf = malloc(ECHO_BUF);
 }
 

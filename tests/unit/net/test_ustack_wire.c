@@ -143,7 +143,7 @@ static void run_transfer(uint64_t total, uint16_t max_segs, uint32_t loss_ppm,
     attach_backend(&x->cli, &cev, x);
     attach_backend(&x->srv, &sev, x);
     ustack_wire_join(&x->wire, &x->cli.port, &x->srv.port, 42, loss_ppm, reorder_ppm);
-    cr_assert_eq(net_listen(x->srv.nb, "0.0.0.0", 9092), 0);
+    cr_assert_eq(net_listen(x->srv.nb, "0.0.0.0", 9092), 9092);
     int err = 0;
     x->cconn = net_connect(x->cli.nb, "10.0.0.2", 9092, x, on_connected, &err);
     cr_assert_not_null(x->cconn, "connect %d", err);
