@@ -24,6 +24,7 @@
 #define ERR_UNKNOWN_TOPIC_ID 100
 #define ERR_INVALID_RECORD 87
 #define ERR_INVALID_PRODUCER_EPOCH 47
+#define ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED 53
 #define ERR_FENCED_LEADER_EPOCH 74
 #define ERR_UNKNOWN_LEADER_EPOCH 75
 #define DELETE_RECORDS_HIGH_WATERMARK (-1)
@@ -91,6 +92,7 @@ struct data_job {
     int16_t acks;
     int32_t max_wait_ms, min_bytes, max_bytes;
     int8_t isolation_level;        /* Fetch, ListOffsets: 1 = read_committed */
+    bool has_transactional_id;     /* Produce: transactional batches need one */
     uint64_t deadline_ms;
     uint64_t *seen_appends;        /* per shard, when parked */
     struct data_job *next_parked;

@@ -50,9 +50,10 @@ static int64_t wall_clock_ms(void) {
  * is decompressed into check_scratch for that). Returns the number of batches or a
  * negated Kafka error code. */
 static int count_v2_batches(struct router *r, const uint8_t *buf, size_t len,
-                            int64_t max_message_bytes) {
+                            int64_t max_message_bytes, bool *transactional) {
     size_t off = 0;
     int n = 0;
+    *transactional = false;
     while (off < len) {
         struct record_batch_header h;
         enum record_error e = record_batch_check_records(buf + off, len - off, &r->codecs,
@@ -64,6 +65,7 @@ static int count_v2_batches(struct router *r, const uint8_t *buf, size_t len,
         if ((h.attributes & RECORD_ATTR_CONTROL) ||
             ((h.attributes & RECORD_ATTR_TRANSACTIONAL) && h.producer_id < 0))
             return -ERR_INVALID_RECORD;
+        *transactional |= (h.attributes & RECORD_ATTR_TRANSACTIONAL) != 0;
         size_t size = record_batch_size_bytes(&h);
         if ((int64_t)size > max_message_bytes) return -ERR_MESSAGE_TOO_LARGE;
         off += size;
@@ -215,10 +217,15 @@ void router_produce_part(struct router *r, struct data_part *p, const struct top
         buf = r->convert_out;
         len = out_len;
     }
-    int batches = count_v2_batches(r, buf, len, t->max_message_bytes);
+    bool transactional = false;
+    int batches = count_v2_batches(r, buf, len, t->max_message_bytes, &transactional);
     if (batches < 0) {
         p->error = (int16_t)-batches;
         if (p->error == ERR_INVALID_RECORD && p->job->version < 8) p->error = ERR_CORRUPT_MESSAGE;
+        return;
+    }
+    if (transactional && !p->job->has_transactional_id) { /* as Kafka's KafkaApis answers */
+        p->error = ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
         return;
     }
     if (log->failed) {
@@ -284,6 +291,7 @@ int router_handle_produce(struct handler_ctx *ctx, const struct kafka_request_he
         return rc != 0 ? rc : KAFKA_ERR_LENGTH;
     }
     job->acks = req.acks;
+    job->has_transactional_id = req.transactional_id.len > 0;
     job->topic_count = (uint32_t)(req.topic_data_count > 0 ? req.topic_data_count : 0);
     uint32_t k = 0;
     for (int32_t i = 0; i < req.topic_data_count; i++) {

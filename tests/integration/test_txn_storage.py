@@ -10,7 +10,9 @@ Raw protocol (harness.KafkaConn, batches built by hand as test_idempotent_raw.py
   ListOffsets latest at read_committed is the LSO, at read_uncommitted the high
   watermark.
 - A client's own control batch is refused: INVALID_RECORD (87) with Produce v9,
-  CORRUPT_MESSAGE (2) with v7; a transactional batch without a producer id too.
+  CORRUPT_MESSAGE (2) with v7; a transactional batch without a producer id too; one in
+  a Produce request without a transactional id is TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+  (53), as Kafka answers (the batches of phase 1 carry an id no coordinator knows).
 - SIGKILL restart, then SIGTERM restart, with the transaction still open: the LSO is
   the same (open transactions are recovered from the snapshot and the log scan).
 With the coordinator (control/txn_api.c) through the raw protocol:
@@ -119,8 +121,11 @@ def open_transactions(b, c):
     check(r["ErrorCode"] == 0 and pid >= 0, "an idempotent producer id %d" % pid)
     for p in range(PARTS):
         check(produce(c, p, batch(values=[b"plain-before"])) == (0, 0), "p%d: plain batch at 0" % p)
-        ec, off = produce(c, p, batch(pid, 0, 0, [b"txn-%d" % i for i in range(3)],
-                                      transactional=True))
+        txn = batch(pid, 0, 0, [b"txn-%d" % i for i in range(3)], transactional=True)
+        check(produce(c, p, txn)[0] == 53,
+              "p%d: transactional batch without a transactional id: "
+              "TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53)" % p)
+        ec, off = produce(c, p, txn, tid="hand-made")
         check(ec == 0 and off == 1, "p%d: transactional batch at 1..3" % p)
         check(produce(c, p, batch(values=[b"plain-after"])) == (0, 4), "p%d: plain batch at 4" % p)
     for p in range(PARTS):
@@ -141,9 +146,10 @@ def open_transactions(b, c):
               "p%d ListOffsets latest: 1 read_committed, 5 read_uncommitted" % p)
     # A client may not write control batches, nor transactional ones without an id.
     marker = batch(pid, 0, -1, [b"\x00\x00\x00\x01"], transactional=True, control=True)
-    check(produce(c, 0, marker)[0] == 87, "client control batch: INVALID_RECORD (87)")
-    check(produce(c, 0, marker, version=7)[0] == 2, "client control batch v7: CORRUPT_MESSAGE")
-    check(produce(c, 0, batch(transactional=True))[0] == 87,
+    check(produce(c, 0, marker, tid="hand-made")[0] == 87, "client control batch: INVALID_RECORD (87)")
+    check(produce(c, 0, marker, version=7, tid="hand-made")[0] == 2,
+          "client control batch v7: CORRUPT_MESSAGE")
+    check(produce(c, 0, batch(transactional=True), tid="hand-made")[0] == 87,
           "transactional batch without producer id: INVALID_RECORD")
     check(lso(c, 0) == (1, 5), "refused batches changed nothing")
     return pid
