@@ -986,13 +986,13 @@ static void readahead_schedule(struct plog *log, struct segment *seg, uint64_t f
     }
 }
 
-/* Walk batches from the cache; returns 1 when the answer is complete, 0 when a disk read
- * was issued, or a negative errno. */
 /* Where a read stops: the high watermark, or the LSO for read_committed. */
 static int64_t read_limit(const struct plog *log, const struct plog_read_req *req) {
     return req->stable_only ? plog_last_stable_offset(log) : log->high_watermark;
 }
 
+/* Walk batches from the cache; returns 1 when the answer is complete, 0 when a disk read
+ * was issued, or a negative errno. */
 static int read_continue(struct plog *log, struct plog_read_req *req) {
     struct batch_cache *cache = &log->shard->cache;
     for (int step = 0; step < PLOG_READ_MAX_STEPS; step++) {
