@@ -426,3 +426,21 @@ Test(txn_state, collect_counts_without_out) {
     cr_assert_eq(txn_aborted_collect(&ts, 12, 47, NULL, 2), 2);
     txn_log_free(&ts);
 }
+
+/* Retention by size deletes the oldest segments: the aborted transactions wholly below
+ * the new log start leave the index. */
+Test(plog_txn, retention_trims_the_aborted_index) {
+    struct plog *log = open_log(4096);
+    txn_workload(log);
+    cr_assert_eq(log->txn.aborted_count, 6);
+    log->cfg.retention_bytes = 4096; /* keep about one segment besides the active one */
+    cr_assert_gt(plog_enforce_retention(log, 1700000000000LL), 0);
+    int64_t start = plog_log_start_offset(log);
+    cr_assert_gt(start, 0);
+    struct txn_aborted out[8];
+    uint32_t n = plog_aborted_txns(log, 0, INT64_MAX, out, 8);
+    cr_assert_lt(n, 6, "some were trimmed");
+    for (uint32_t i = 0; i < n; i++) cr_assert_geq(out[i].last_offset, start);
+    cr_assert_geq(plog_last_stable_offset(log), start);
+    plog_close(log);
+}
