@@ -71,7 +71,7 @@ struct lg_options {
     uint32_t sweep_count;
     bool quiet;                       /* no progress lines */
     /* --dpdk: the data connections go through a DPDK port and the userspace TCP stack
-     * (setup and admin stay on kernel sockets); one thread, one queue */
+     * (setup and admin stay on kernel sockets); thread i drives queue i */
     bool dpdk;
     char dpdk_eal_args[512];
     char dpdk_ip[32], dpdk_netmask[32], dpdk_gateway[32];

@@ -412,9 +412,9 @@ int lg_options_check(const struct lg_options *o, char *err, size_t err_bytes) {
         snprintf(err, err_bytes, "fetch-partition-max-bytes > fetch-max-bytes");
         return -1;
     }
-    if (o->dpdk && (!o->dpdk_ip[0] || o->threads != 1)) {
-        snprintf(err, err_bytes, "--dpdk needs --dpdk-ip and one thread (one queue: answers "
-                 "to a client connection must come back to the queue that opened it)");
+    if (o->dpdk && !o->dpdk_ip[0]) {
+        snprintf(err, err_bytes, "--dpdk needs --dpdk-ip (and a queue pair per thread: "
+                 "net_af_packet's qpairs=N in --dpdk-eal-args)");
         return -1;
     }
     if (o->sweep_count > 0 && o->producers == 0) {

@@ -33,6 +33,8 @@
 #define LG_CLOSE_TIMEOUT_NS (2000 * 1000000ull)
 #define LG_SCRATCH_EXTRA_BYTES (8u << 20)
 #define LG_POLL_NAP_NS (50 * 1000ull) /* a DPDK worker with nothing to do naps this long */
+#define LG_DPDK_PORT_LO 32768u          /* client ports, split among the threads' queues */
+#define LG_DPDK_PORT_HI 61000u
 
 static struct dpdk_port *lg_dpdk_port;
 
@@ -128,8 +130,11 @@ static struct net_backend *dpdk_backend(struct lg_worker *w, const struct net_ev
                                         uint32_t max_conns) {
 #if SLUICE_HAVE_DPDK
     const struct lg_options *o = w->sh->o;
+    /* one range of client ports per thread/queue, so answers find their queue */
+    uint16_t span = (uint16_t)((LG_DPDK_PORT_HI - LG_DPDK_PORT_LO) / o->threads);
     struct net_dpdk_config dc = {.port = lg_dpdk_port, .queue = (uint16_t)w->index,
-                                 .max_conns = max_conns};
+                                 .max_conns = max_conns, .client_port_base = LG_DPDK_PORT_LO,
+                                 .client_port_span = span};
     if (net_dpdk_parse_ipv4(o->dpdk_ip, &dc.ip) != 0 ||
         net_dpdk_parse_ipv4(o->dpdk_netmask, &dc.netmask) != 0 ||
         (o->dpdk_gateway[0] && net_dpdk_parse_ipv4(o->dpdk_gateway, &dc.gateway) != 0)) {

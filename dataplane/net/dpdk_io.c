@@ -23,7 +23,9 @@
  * shard, so each stack's ARP cache learns the peers -- with hardware RSS too, which
  * spreads ARP replies with no regard to who asked. Everything else (ICMP) is handled
  * where it arrives. The client side (connect) needs the answers to come back to the
- * connecting shard, which this hash does not promise: the load generator uses one queue.
+ * connecting queue, which a hash does not promise: a client (the load generator) gives
+ * each queue's stack its own range of ephemeral ports (client_port_base/span), and a
+ * frame to a port in queue q's range goes to q.
  *
  * TX: tx_alloc takes an mbuf from the queue's pool (headers, or headers + copied
  * payload). tx_attach adds a data-less mbuf from the ext pool pointing at the user's
@@ -88,6 +90,7 @@ struct dpdk_io {
     uint16_t port_id, queue, queue_count;
     bool steer;                          /* more than one queue: ARP copies, and ... */
     bool steer_tcp;                      /* ... TCP flows by our hash (no hw RSS) */
+    uint16_t client_port_base, client_port_span; /* see net_dpdk_config */
     struct rte_mempool *pool, *ext_pool;
     struct rte_ring *own_ring;
     struct rte_ring *rings[DPDK_PORT_MAX_QUEUES];
@@ -259,6 +262,11 @@ static int frame_owner(const struct dpdk_io *d, struct rte_mbuf *m) {
     memcpy(&src, ip + 12, 4);
     memcpy(&dst, ip + 16, 4);
     memcpy(&ports, ip + ihl, 4);
+    uint16_t dst_port = (uint16_t)(ip[ihl + 2] << 8 | ip[ihl + 3]);
+    if (d->client_port_span && dst_port >= d->client_port_base &&
+        (uint32_t)(dst_port - d->client_port_base) <
+            (uint32_t)d->client_port_span * d->queue_count)
+        return (dst_port - d->client_port_base) / d->client_port_span; /* our connect */
     uint64_t h = ((uint64_t)src << 32 | dst) ^ ((uint64_t)ports * 0x9e3779b97f4a7c15ull);
     h ^= h >> 29;
     h *= 0xbf58476d1ce4e5b9ull;
@@ -469,6 +477,20 @@ struct net_backend *net_dpdk_create(const struct net_dpdk_config *cfg,
     struct ustack_config sc = {.ip = cfg->ip, .netmask = cfg->netmask,
                                .gateway = cfg->gateway, .max_conns = cfg->max_conns,
                                .isn_seed = 0}; /* RFC 6528 ISNs */
+    d->client_port_base = cfg->client_port_base;
+    d->client_port_span = cfg->client_port_span;
+    if (d->client_port_span) {
+        uint32_t lo = (uint32_t)cfg->client_port_base + (uint32_t)cfg->queue * cfg->client_port_span;
+        if (lo + cfg->client_port_span - 1 > UINT16_MAX || cfg->client_port_base == 0) {
+            snprintf(err, err_bytes, "client ports %u + %u x %u queues exceed 65535",
+                     cfg->client_port_base, cfg->client_port_span, queues);
+            free(d);
+            dpdk_port_thread_unregister();
+            return NULL;
+        }
+        sc.ephemeral_port_lo = (uint16_t)lo;
+        sc.ephemeral_port_hi = (uint16_t)(lo + cfg->client_port_span - 1);
+    }
     d->stack = ustack_create(&sc, &up, &d->io, d, err, err_bytes);
     if (!d->stack) {
         free(d);
