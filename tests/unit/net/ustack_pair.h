@@ -22,7 +22,7 @@ struct side {
     struct ustack *stack;
 };
 
-static struct ustack *make_stack(struct side *sd, uint32_t ip, const uint8_t *mac,
+static inline struct ustack *make_stack(struct side *sd, uint32_t ip, const uint8_t *mac,
                                  uint32_t frames, uint16_t max_segs,
                                  const struct ustack_config *tmpl) {
     cr_assert_eq(ustack_wire_port_init(&sd->port, frames, max_segs), 0);
@@ -40,13 +40,13 @@ static struct ustack *make_stack(struct side *sd, uint32_t ip, const uint8_t *ma
     return s;
 }
 
-static void attach_backend(struct side *sd, const struct net_events *ev, void *ctx) {
+static inline void attach_backend(struct side *sd, const struct net_events *ev, void *ctx) {
     char err[128];
     sd->nb = ustack_backend_create(sd->stack, ev, ctx, err, sizeof(err));
     cr_assert_not_null(sd->nb, "%s", err);
 }
 
-static void destroy_side(struct side *sd) {
+static inline void destroy_side(struct side *sd) {
     static uint8_t scratch[USTACK_WIRE_FRAME_BYTES * 2];
     while (ustack_wire_take(&sd->port, scratch, sizeof(scratch)) != 0) {
     } /* frames still in the outbox release their segments while the stack lives */
