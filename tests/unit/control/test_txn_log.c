@@ -242,3 +242,49 @@ Test(txn_log, offsets_reload_counts_transactional_commits_only_after_commit) {
     cr_assert_eq(s2.last_offset[1], 0);
     rm_rf(dir);
 }
+
+Test(txn_log, random_bytes_never_overrun) {
+    /* a fixed-seed generator: random keys/values, and mutations of a valid record */
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    uint8_t key[64], value[256];
+    struct txn_log_part valid_parts[3] = {{"ab", 2, 1}, {"ab", 2, 4}, {"c", 1, 0}};
+    struct txn_log_value v = {.producer_id = 5, .producer_epoch = 1, .timeout_ms = 1000,
+                              .state = 1, .update_ms = 2, .start_ms = 1};
+    size_t vb = txn_log_value_bytes(valid_parts, 3);
+    int decoded = 0;
+    for (int round = 0; round < 200000; round++) {
+        bool mutate = round & 1;
+        size_t kn = 0, vn = 0;
+        if (mutate) {
+            txn_log_key_write(key, "id", 2);
+            kn = txn_log_key_bytes(2);
+            txn_log_value_write(value, &v, valid_parts, 3);
+            vn = vb;
+        }
+        for (int i = 0; i < (mutate ? 3 : 1); i++) {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            if (mutate) {
+                value[x % vn] = (uint8_t)(x >> 32);
+            } else {
+                kn = 4 + x % 16;
+                vn = x >> 8 & 0xff;
+                for (size_t j = 0; j < sizeof key; j++) key[j] = (uint8_t)(x >> (j % 56));
+                key[0] = key[1] = 0;
+                for (size_t j = 0; j < vn; j++) value[j] = (uint8_t)(x >> ((j * 7) % 56));
+                value[0] = value[1] = 0;
+            }
+        }
+        struct txn_log_record rec;
+        struct txn_log_part parts[4];
+        if (txn_log_decode(key, (int32_t)kn, value, (int32_t)vn, &rec, parts, 4) == 0) {
+            decoded++;
+            cr_assert_leq(rec.part_count, 4);
+            cr_assert_leq(rec.id_len, kn - 4);
+            for (uint32_t i = 0; i < rec.part_count; i++) {
+                cr_assert_geq((const uint8_t *)parts[i].topic, value);
+                cr_assert_leq((const uint8_t *)parts[i].topic + parts[i].topic_len, value + vn);
+            }
+        }
+    }
+    cr_assert_gt(decoded, 0); /* some mutations of the valid record still decode */
+}
