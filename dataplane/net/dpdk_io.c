@@ -23,9 +23,10 @@
  * shard, so each stack's ARP cache learns the peers -- with hardware RSS too, which
  * spreads ARP replies with no regard to who asked. Everything else (ICMP) is handled
  * where it arrives. The client side (connect) needs the answers to come back to the
- * connecting queue, which a hash does not promise: a client (the load generator) gives
- * each queue's stack its own range of ephemeral ports (client_port_base/span), and a
- * frame to a port in queue q's range goes to q.
+ * connecting queue, which no hash (ours or the NIC's) promises: a client (the load
+ * generator) gives each queue's stack its own range of ephemeral ports
+ * (client_port_base/span), and a frame to a port in queue q's range goes to q, with or
+ * without hardware RSS.
  *
  * TX: tx_alloc takes an mbuf from the queue's pool (headers, or headers + copied
  * payload). tx_attach adds a data-less mbuf from the ext pool pointing at the user's
@@ -252,7 +253,7 @@ static int frame_owner(const struct dpdk_io *d, struct rte_mbuf *m) {
     const struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
     uint16_t type = rte_be_to_cpu_16(eth->ether_type);
     if (type == RTE_ETHER_TYPE_ARP) return -2;
-    if (type != RTE_ETHER_TYPE_IPV4 || !d->steer_tcp) return -1;
+    if (type != RTE_ETHER_TYPE_IPV4 || (!d->steer_tcp && !d->client_port_span)) return -1;
     const uint8_t *ip = (const uint8_t *)(eth + 1);
     uint32_t left = m->data_len - (uint32_t)sizeof *eth;
     if (left < 20 || (ip[0] >> 4) != 4 || ip[9] != IPPROTO_TCP) return -1;
@@ -267,6 +268,7 @@ static int frame_owner(const struct dpdk_io *d, struct rte_mbuf *m) {
         (uint32_t)(dst_port - d->client_port_base) <
             (uint32_t)d->client_port_span * d->queue_count)
         return (dst_port - d->client_port_base) / d->client_port_span; /* our connect */
+    if (!d->steer_tcp) return -1; /* hw RSS placed it */
     uint64_t h = ((uint64_t)src << 32 | dst) ^ ((uint64_t)ports * 0x9e3779b97f4a7c15ull);
     h ^= h >> 29;
     h *= 0xbf58476d1ce4e5b9ull;
