@@ -133,6 +133,7 @@ struct tcb {
     uint16_t mss;         /* send MSS (peer's offer, capped by ours) */
     uint8_t snd_wscale, rcv_wscale;
     bool wscale_ok;
+    bool sack_ok;         /* both sides sent SACK-permitted: we send SACK blocks */
     uint32_t cwnd, ssthresh, recover;
     uint32_t dupacks;
     bool in_recovery;
@@ -155,6 +156,7 @@ struct tcb {
     struct rxseg *rxq;              /* rcv_max_pkts entries, sorted by seq */
     uint32_t rxq_count;
     uint32_t rx_inorder_bytes;      /* held bytes below rcv_nxt (paused) */
+    uint32_t sack_recent_seq;       /* the latest out-of-order segment (first SACK block) */
     bool fin_received;              /* peer's FIN is in (rcv_nxt counts it) */
     bool ack_now;
     uint32_t unacked_segs;          /* full segments received since our last ACK */

@@ -216,6 +216,7 @@ bool tcb_receive_data(struct tcb *c, struct ustack_pkt *pkt, const uint8_t *data
     c->rxq[i] = (struct rxseg){pkt, data, seq, len};
     c->rxq_count++;
     s->stats.tcp_ooo_queued++;
+    c->sack_recent_seq = seq;
     c->ack_now = true; /* duplicate ACK: drives the sender's fast retransmit */
     return true;
 }

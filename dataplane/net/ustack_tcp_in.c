@@ -12,8 +12,9 @@
  * FIN. ACKs for data are delayed (cfg.delayed_ack_us) unless two full segments are
  * unacknowledged, a hole was seen or filled, or a FIN arrived.
  *
- * Options: MSS and window scale are read from SYNs (malformed options end parsing, never
- * the segment); timestamps and SACK are not offered, so not used. */
+ * Options: MSS, window scale and SACK-permitted are read from SYNs (malformed options end
+ * parsing, never the segment); timestamps are not offered, so not used. SACK blocks in
+ * ACKs are ignored (see ustack_tcp_out.c). */
 #include <assert.h>
 
 #include "dataplane/net/ustack_internal.h"
@@ -25,6 +26,7 @@ struct seg {
     const uint8_t *payload;
     uint16_t opt_mss;
     int opt_wscale; /* -1: absent */
+    bool opt_sack_permitted;
 };
 
 static void parse_options(struct seg *sg, const uint8_t *o, uint32_t n) {
@@ -41,6 +43,7 @@ static void parse_options(struct seg *sg, const uint8_t *o, uint32_t n) {
         if (len < 2 || i + len > n) break;
         if (kind == 2 && len == 4) sg->opt_mss = rd16(o + i + 2);
         if (kind == 3 && len == 3) sg->opt_wscale = o[i + 2] > 14 ? 14 : o[i + 2];
+        if (kind == 4 && len == 2) sg->opt_sack_permitted = true;
         i += len;
     }
 }
@@ -68,6 +71,7 @@ static void apply_syn_options(struct tcb *c, const struct seg *sg) {
         c->snd_wscale = 0;
         c->rcv_wscale = 0;
     }
+    c->sack_ok = sg->opt_sack_permitted;
     c->cwnd = 10u * c->mss; /* RFC 6928 */
 }
 

@@ -1,5 +1,10 @@
 /* ustack_tcp_out.c - TCP segments out: building, the send loop, retransmission, timers.
  *
+ * Options: MSS, window scale and SACK-permitted on SYNs; as a receiver we send SACK
+ * blocks (RFC 2018) for the out-of-order data we hold, so a SACK-capable sender (Linux)
+ * repairs several holes per round trip. As a sender we ignore SACK blocks we receive
+ * (allowed: they are advisory) and recover with NewReno and the loss probe.
+ *
  * Building: a frame from io->tx_alloc gets Ethernet + IPv4 + TCP headers written in its
  * linear buffer; the payload, taken from the send records at a sequence number, is either
  * attached as external segments (zero copy: the user's iovec bytes, referenced until the
@@ -123,26 +128,60 @@ static int payload_walk(struct tcb *c, struct payload pl, struct ustack_pkt *pkt
     return pieces;
 }
 
+/* Options of one segment: MSS, window scale and SACK-permitted on SYNs, SACK blocks on
+ * ACKs while out-of-order data is held (RFC 2018: the block holding the most recent
+ * out-of-order segment first). At most 3 blocks fit beside nothing else. */
+struct tcp_opts {
+    uint16_t mss;        /* 0: absent */
+    int wscale;          /* -1: absent */
+    bool sack_permitted;
+    uint8_t sack_count;
+    uint32_t sack[3][2]; /* [left, right) */
+};
+
 /* Write the TCP header at h; returns its length. */
 static uint32_t tcp_header(uint8_t *h, uint16_t sport, uint16_t dport, uint32_t seq,
-                           uint32_t ack, uint8_t flags, uint16_t wnd, uint16_t mss_opt,
-                           int wscale_opt) {
+                           uint32_t ack, uint8_t flags, uint16_t wnd,
+                           const struct tcp_opts *opt) {
     uint32_t hl = 20;
     uint8_t *o = h + 20;
-    if (mss_opt) {
+    if (opt && opt->mss) {
         o[0] = 2;
         o[1] = 4;
-        wr16(o + 2, mss_opt);
+        wr16(o + 2, opt->mss);
         o += 4;
         hl += 4;
     }
-    if (wscale_opt >= 0) {
+    if (opt && opt->wscale >= 0) {
         o[0] = 1; /* NOP */
         o[1] = 3;
         o[2] = 3;
-        o[3] = (uint8_t)wscale_opt;
+        o[3] = (uint8_t)opt->wscale;
+        o += 4;
         hl += 4;
     }
+    if (opt && opt->sack_permitted) {
+        o[0] = 1;
+        o[1] = 1;
+        o[2] = 4;
+        o[3] = 2;
+        o += 4;
+        hl += 4;
+    }
+    if (opt && opt->sack_count) {
+        o[0] = 1;
+        o[1] = 1;
+        o[2] = 5;
+        o[3] = (uint8_t)(2 + 8 * opt->sack_count);
+        o += 4;
+        for (uint8_t i = 0; i < opt->sack_count; i++) {
+            wr32(o, opt->sack[i][0]);
+            wr32(o + 4, opt->sack[i][1]);
+            o += 8;
+        }
+        hl += 4 + 8u * opt->sack_count;
+    }
+    assert(hl <= USTACK_TCP_HDR_MAX_BYTES);
     wr16(h, sport);
     wr16(h + 2, dport);
     wr32(h + 4, seq);
@@ -153,6 +192,40 @@ static uint32_t tcp_header(uint8_t *h, uint16_t sport, uint16_t dport, uint32_t 
     wr16(h + 16, 0);
     wr16(h + 18, 0);
     return hl;
+}
+
+/* The SACK blocks describing the out-of-order data held. */
+static void sack_blocks(const struct tcb *c, struct tcp_opts *opt) {
+    uint32_t ranges[8][2];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < c->rxq_count; i++) {
+        const struct rxseg *e = &c->rxq[i];
+        if (!seq_gt(e->seq, c->rcv_nxt)) continue;
+        if (n && seq_le(e->seq, ranges[n - 1][1])) {
+            if (seq_gt(e->seq + e->len, ranges[n - 1][1])) ranges[n - 1][1] = e->seq + e->len;
+        } else if (n < 8) {
+            ranges[n][0] = e->seq;
+            ranges[n][1] = e->seq + e->len;
+            n++;
+        } else {
+            break;
+        }
+    }
+    uint32_t first = n;
+    for (uint32_t i = 0; i < n; i++)
+        if (seq_ge(c->sack_recent_seq, ranges[i][0]) && seq_lt(c->sack_recent_seq, ranges[i][1]))
+            first = i;
+    if (first < n) {
+        opt->sack[0][0] = ranges[first][0];
+        opt->sack[0][1] = ranges[first][1];
+        opt->sack_count = 1;
+    }
+    for (uint32_t i = 0; i < n && opt->sack_count < 3; i++) {
+        if (i == first) continue;
+        opt->sack[opt->sack_count][0] = ranges[i][0];
+        opt->sack[opt->sack_count][1] = ranges[i][1];
+        opt->sack_count++;
+    }
 }
 
 static void finish_csum(struct ustack *s, struct ustack_pkt *pkt, uint8_t *th, uint32_t hl,
@@ -186,15 +259,18 @@ static bool tcb_emit(struct tcb *c, uint32_t seq, uint32_t len, uint8_t flags) {
     pkt->flags = 0;
     uint8_t *th = pkt->data + 34;
     bool syn = flags & TCP_SYN;
-    uint16_t mss_opt = 0;
-    int ws_opt = -1;
+    struct tcp_opts opt = {.wscale = -1};
     if (syn) {
-        mss_opt = s->mss_local;
-        if (!(flags & TCP_ACK) || c->wscale_ok) ws_opt = c->rcv_wscale;
+        bool offer = !(flags & TCP_ACK); /* our SYN offers; a SYN-ACK answers the offer */
+        opt.mss = s->mss_local;
+        if (offer || c->wscale_ok) opt.wscale = c->rcv_wscale;
+        opt.sack_permitted = offer || c->sack_ok;
+    } else if ((flags & TCP_ACK) && c->sack_ok && c->rxq_count) {
+        sack_blocks(c, &opt);
     }
     uint32_t ack = (flags & TCP_ACK) ? c->rcv_nxt : 0;
     uint32_t hl = tcp_header(th, c->local_port, c->remote_port, seq, ack, flags,
-                             advertise(c, syn), mss_opt, ws_opt);
+                             advertise(c, syn), &opt);
     struct csum pcs = {0};
     if (len) {
         struct payload pl = {seq, len};
@@ -211,7 +287,7 @@ static bool tcb_emit(struct tcb *c, uint32_t seq, uint32_t len, uint8_t flags) {
             pkt->flags = 0;
             th = pkt->data + 34; /* the old frame is gone: rebuild the header */
             hl = tcp_header(th, c->local_port, c->remote_port, seq, ack, flags,
-                            advertise(c, syn), mss_opt, ws_opt);
+                            advertise(c, syn), &opt);
             zc = false;
             pcs = (struct csum){0};
         }
@@ -275,7 +351,7 @@ void tcp_send_rst_for(struct ustack *s, uint32_t src_ip, uint32_t dst_ip, uint16
     pkt->flags = 0;
     uint8_t *th = pkt->data + 34;
     uint32_t hl = tcp_header(th, sport, dport, seq, with_ack ? ack : 0,
-                             (uint8_t)(TCP_RST | (with_ack ? TCP_ACK : 0)), 0, 0, -1);
+                             (uint8_t)(TCP_RST | (with_ack ? TCP_ACK : 0)), 0, NULL);
     pkt->len = 34 + hl;
     ip_build_header(s, pkt, pkt->data + 14, dst_ip, IPPROTO_TCP_, hl);
     finish_csum(s, pkt, th, hl, dst_ip, 0, NULL);

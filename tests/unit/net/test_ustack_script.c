@@ -9,6 +9,7 @@
 
 static uint64_t now_us;
 static struct side S;
+static bool offer_sack; /* SYNs from the peer carry SACK-permitted */
 
 /* ---- what the user of the backend saw ---- */
 static struct {
@@ -66,6 +67,7 @@ static void on_done(struct net_send *s, int status) {
 
 static void setup_stack(uint32_t syn_backlog, uint16_t max_segs) {
     memset(&ev, 0, sizeof(ev));
+    offer_sack = false;
     now_us = 1000000;
     struct ustack_config cfg = {.isn_seed = 1000, .syn_backlog = syn_backlog,
                                 .time_wait_us = 100000};
@@ -119,7 +121,7 @@ static uint32_t pseudo(uint32_t src, uint32_t dst, size_t len) {
 static size_t mk_tcp_from(uint8_t *f, uint32_t src_ip, uint16_t sport, uint16_t dport,
                           uint32_t seq, uint32_t ack, uint8_t flags, uint16_t wnd,
                           bool with_opts, const void *payload, size_t plen) {
-    size_t hl = with_opts ? 28 : 20;
+    size_t hl = with_opts ? (offer_sack ? 32 : 28) : 20;
     size_t o = mk_ip(f, src_ip, IP_SERVER, 6, hl + plen);
     uint8_t *t = f + o;
     memset(t, 0, hl);
@@ -131,8 +133,8 @@ static size_t mk_tcp_from(uint8_t *f, uint32_t src_ip, uint16_t sport, uint16_t 
     t[13] = flags;
     put16(t + 14, wnd);
     if (with_opts) {
-        uint8_t opts[8] = {2, 4, 0x05, 0xb4, 1, 3, 3, 7};
-        memcpy(t + 20, opts, 8);
+        uint8_t opts[12] = {2, 4, 0x05, 0xb4, 1, 3, 3, 7, 1, 1, 4, 2};
+        memcpy(t + 20, opts, offer_sack ? 12 : 8);
     }
     if (plen) memcpy(t + hl, payload, plen);
     put16(t + 16, ref_csum(t, hl + plen, pseudo(src_ip, IP_SERVER, hl + plen)));
@@ -158,6 +160,9 @@ struct out {
     uint8_t flags;
     uint16_t wnd, opt_mss;
     int opt_wscale;
+    bool sack_permitted;
+    int sack_count;
+    uint32_t sack[4][2];
     size_t plen;
     uint8_t payload[2048];
     uint8_t raw[4096];
@@ -205,6 +210,14 @@ static bool next_out(struct out *o) {
         if (t[i] == 0) break;
         if (t[i] == 2) o->opt_mss = get16(t + i + 2);
         if (t[i] == 3) o->opt_wscale = t[i + 2];
+        if (t[i] == 4) o->sack_permitted = true;
+        if (t[i] == 5) {
+            o->sack_count = (t[i + 1] - 2) / 8;
+            for (int k = 0; k < o->sack_count && k < 4; k++) {
+                o->sack[k][0] = get32(t + i + 2 + 8 * k);
+                o->sack[k][1] = get32(t + i + 6 + 8 * k);
+            }
+        }
         i += t[i + 1];
     }
     o->plen = l4 - hl;
@@ -874,4 +887,40 @@ Test(ustack_script, listen_returns_the_port) {
     net_stop_listening(S.nb);
     inject(f, mk_tcp_from(f, IP_CLIENT, 40101, 9092, 1, 0, F_SYN, 1000, true, NULL, 0));
     expect_tcp(F_RST | F_ACK);
+}
+
+Test(ustack_script, sack_blocks_for_out_of_order_data) {
+    uint8_t f[2048];
+    offer_sack = true;
+    inject(f, mk_tcp_from(f, IP_CLIENT, 40016, 9092, 1000, 0, F_SYN, 65535, true, NULL, 0));
+    struct out sa = expect_tcp(F_SYN | F_ACK);
+    cr_assert(sa.sack_permitted, "SACK-permitted answered");
+    uint32_t iss = sa.seq;
+    inject(f, mk_tcp(f, 40016, 1001, iss + 1, F_ACK, 1000, NULL, 0));
+    /* holes: [1001,1011) missing; [1011,1021) and [1031,1041) arrive, the latter last */
+    inject(f, mk_tcp(f, 40016, 1011, iss + 1, F_ACK, 1000, "bbbbbbbbbb", 10));
+    struct out a = expect_tcp(F_ACK);
+    cr_assert_eq(a.ack, 1001);
+    cr_assert_eq(a.sack_count, 1);
+    cr_assert_eq(a.sack[0][0], 1011);
+    cr_assert_eq(a.sack[0][1], 1021);
+    inject(f, mk_tcp(f, 40016, 1031, iss + 1, F_ACK, 1000, "dddddddddd", 10));
+    a = expect_tcp(F_ACK);
+    cr_assert_eq(a.sack_count, 2);
+    cr_assert_eq(a.sack[0][0], 1031, "the most recent block first");
+    cr_assert_eq(a.sack[0][1], 1041);
+    cr_assert_eq(a.sack[1][0], 1011);
+    /* the gap between fills: the two blocks merge, still above the first hole */
+    inject(f, mk_tcp(f, 40016, 1021, iss + 1, F_ACK, 1000, "cccccccccc", 10));
+    a = expect_tcp(F_ACK);
+    cr_assert_eq(a.sack_count, 1);
+    cr_assert_eq(a.sack[0][0], 1011);
+    cr_assert_eq(a.sack[0][1], 1041);
+    /* the first hole fills: everything in order, no SACK any more */
+    inject(f, mk_tcp(f, 40016, 1001, iss + 1, F_ACK, 1000, "aaaaaaaaaa", 10));
+    a = expect_tcp(F_ACK);
+    cr_assert_eq(a.ack, 1041);
+    cr_assert_eq(a.sack_count, 0);
+    cr_assert_eq(ev.rx_len, 40);
+    cr_assert_eq(memcmp(ev.rx, "aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd", 40), 0);
 }
