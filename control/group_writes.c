@@ -344,8 +344,9 @@ int group_writes_txn_offset_commit(struct group_api *api, struct control_job *jo
     struct kafka_txn_offset_commit_request req;
     int rc = kafka_txn_offset_commit_request_decode(r, job->api_version, &req, &cp->arena);
     if (rc != 0) return rc;
-    int16_t ec = txn_api_check_offsets(cp->txns, req.transactional_id, req.producer_id,
-                                       req.producer_epoch);
+    int16_t ec = cp->txns ? txn_api_check_offsets(cp->txns, req.transactional_id,
+                                                  req.producer_id, req.producer_epoch)
+                          : ERR_COORDINATOR_NOT_AVAILABLE;
     if (ec == 0 && (slen(req.group_id) == 0 || slen(req.group_id) > GROUP_ID_MAX_BYTES))
         ec = GROUP_ERR_INVALID_GROUP_ID;
     if (ec == 0 && job->api_version >= 3 && slen(req.member_id) > 0)
