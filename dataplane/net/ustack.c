@@ -7,14 +7,15 @@
  *
  * Deferred work: the user's callbacks (received, done, closed, accepted, connected) may
  * call back into the backend (send, close, pause/resume). To keep that free of recursion
- * and of use-after-free, everything that calls the user except `received` of a fresh
- * in-order segment and `accepted`/`connected` (which run from tcp_input at the point the
- * state changes) is queued: a connection that has something to do goes on the deferred
- * list, and ustack_run_deferred() -- at the end of every entry point -- works the list
- * until it is empty. It does not nest: an entry point called from inside a callback only
- * adds to the list (in_deferred is also held while input frames and timers are processed,
- * so a `received` callback that sends never re-enters the connection it came from). Connection slots are released only there, so a tcb stays valid for
- * the whole of any call that found it.
+ * and of use-after-free, user callbacks run only from ustack_input and ustack_poll:
+ * `received` of a fresh in-order segment and `accepted` where tcp_input meets them, the
+ * rest (held data after a resume, done, closed, connected) from the deferred list -- a
+ * connection with something to do is queued on it, and ustack_run_deferred(), at the end
+ * of both entry points, works it until it is empty. Backend ops called from inside a
+ * callback only change state, send and queue (in_deferred is held while frames and timers
+ * are processed, so nothing nests); ops called from outside never call the user at all
+ * (ustack_backend.c). Connection slots are released only in the deferred loop, so a tcb
+ * stays valid for the whole of any call that found it.
  *
  * TX: frames are collected in a batch of USTACK_TX_BATCH and handed to the driver when
  * the batch is full or the entry point returns. */
