@@ -36,6 +36,7 @@
 #define TCP_RTO_MIN_US 200000u
 #define TCP_RTO_MAX_US 60000000u
 #define TCP_PERSIST_MIN_US 200000u
+#define TCP_TX_RETRY_US 1000u        /* output again after the driver had no TX frame */
 #define TCP_PROBE_MIN_US 10000u       /* loss probe timeout floor */
 #define TCP_PROBE_DACK_US 40000u      /* allowance for a peer's delayed ACK of one segment */
 #define TCP_MAX_RETRIES 12u

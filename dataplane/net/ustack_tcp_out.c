@@ -365,6 +365,13 @@ static uint32_t usable_window(const struct tcb *c) {
     return wnd;
 }
 
+/* The driver had no TX frame: nothing may be in flight to bring an ACK that would call
+ * tcp_output again, so a timer does (the persist timer: with the window open it only
+ * runs the output). */
+static void output_retry_later(struct tcb *c) {
+    if (!c->persist_at_us) set_timer(c, &c->persist_at_us, c->stack->now_us + TCP_TX_RETRY_US);
+}
+
 void tcp_output(struct tcb *c) {
     struct ustack *s = c->stack;
     switch (c->state) {
@@ -385,7 +392,10 @@ void tcp_output(struct tcb *c) {
         uint32_t avail = seq_lt(c->snd_nxt, c->snd_tail) ? c->snd_tail - c->snd_nxt : 0;
         if (avail == 0) {
             if (c->fin_queued && c->snd_nxt == c->snd_tail) {
-                if (!tcb_emit(c, c->snd_nxt, 0, TCP_FIN | TCP_ACK)) break;
+                if (!tcb_emit(c, c->snd_nxt, 0, TCP_FIN | TCP_ACK)) {
+                    output_retry_later(c);
+                    break;
+                }
                 c->fin_sent = true;
                 c->snd_nxt++;
                 if (seq_lt(c->snd_max, c->snd_nxt)) c->snd_max = c->snd_nxt;
@@ -409,7 +419,10 @@ void tcp_output(struct tcb *c) {
         uint8_t flags = TCP_ACK | (last ? TCP_PSH : 0);
         bool fin = last && c->fin_queued;
         if (fin) flags |= TCP_FIN;
-        if (!tcb_emit(c, c->snd_nxt, len, flags)) break;
+        if (!tcb_emit(c, c->snd_nxt, len, flags)) {
+            output_retry_later(c);
+            break;
+        }
         if (!c->rtt_timing && c->snd_nxt == c->snd_max) {
             c->rtt_timing = true;
             c->rtt_seq = c->snd_nxt + len;

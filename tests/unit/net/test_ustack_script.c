@@ -924,3 +924,28 @@ Test(ustack_script, sack_blocks_for_out_of_order_data) {
     cr_assert_eq(ev.rx_len, 40);
     cr_assert_eq(memcmp(ev.rx, "aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd", 40), 0);
 }
+
+Test(ustack_script, output_resumes_after_tx_pool_exhaustion) {
+    uint8_t f[2048];
+    uint32_t iss = handshake(40017, 1000, 1000);
+    /* the driver runs out of TX frames: hoard every free frame of the port */
+    static struct ustack_pkt *hoard[2048];
+    int n = 0;
+    uint8_t byte = 0;
+    struct ustack_pkt *p;
+    while ((p = ustack_wire_rx_frame(&S.port, &byte, 1)) != NULL) hoard[n++] = p;
+    cr_assert_gt(n, 0);
+    struct iovec iov = {"late but sent", 13};
+    struct net_send s = {.iov = &iov, .iov_count = 1, .done = on_done};
+    cr_assert_eq(net_send(S.nb, ev.conn, &s), 0);
+    expect_nothing();
+    cr_assert_gt(stats().tx_alloc_failed, 0);
+    for (int i = 0; i < n; i++) ustack_wire_io(&S.port)->pkt_free(&S.port, hoard[i]);
+    now_us += 1500;
+    ustack_poll(S.stack, now_us);
+    struct out d = expect_tcp(F_ACK | F_PSH);
+    cr_assert_eq(d.seq, iss + 1);
+    cr_assert_eq(memcmp(d.payload, "late but sent", 13), 0);
+    inject(f, mk_tcp(f, 40017, 1001, iss + 14, F_ACK, 1000, NULL, 0));
+    cr_assert_eq(ev.done_calls, 1);
+}
