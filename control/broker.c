@@ -47,7 +47,6 @@
 #include "dataplane/handlers.h"
 #include "dataplane/mesh.h"
 #include "dataplane/shard.h"
-#include "dataplane/net/dpdk_io.h"
 #include "hw/dpdk_port.h"
 #include "hw/log.h"
 #include "hw/topology.h"
@@ -206,14 +205,22 @@ static int check_port_free(const char *host, int port) {
     return rc;
 }
 
+/* "10.0.0.1" -> host byte order; -1 when not a dotted quad (a NULL config value too). */
+static int parse_ipv4(const char *text, uint32_t *out) {
+    struct in_addr a;
+    if (!text || inet_pton(AF_INET, text, &a) != 1) return -1;
+    *out = ntohl(a.s_addr);
+    return 0;
+}
+
 /* dpdk.enabled: bring the port up (hw/dpdk_port.h), one queue pair per shard, and give
  * the shards its address; the listener host must be dpdk.ip (or 0.0.0.0: dpdk.ip then). */
 static int open_dpdk(struct broker *b, const struct config *cfg, struct shard_config *sc) {
     if (!config_get_bool(cfg, "dpdk.enabled")) return 0;
     const char *gateway = config_get(cfg, "dpdk.gateway");
-    if (net_dpdk_parse_ipv4(config_get(cfg, "dpdk.ip"), &sc->dpdk_ip) != 0 ||
-        net_dpdk_parse_ipv4(config_get(cfg, "dpdk.netmask"), &sc->dpdk_netmask) != 0 ||
-        (gateway && gateway[0] && net_dpdk_parse_ipv4(gateway, &sc->dpdk_gateway) != 0)) {
+    if (parse_ipv4(config_get(cfg, "dpdk.ip"), &sc->dpdk_ip) != 0 ||
+        parse_ipv4(config_get(cfg, "dpdk.netmask"), &sc->dpdk_netmask) != 0 ||
+        (gateway && gateway[0] && parse_ipv4(gateway, &sc->dpdk_gateway) != 0)) {
         fprintf(stderr, "sluice serve: dpdk.enabled needs dpdk.ip (and dpdk.netmask, "
                         "dpdk.gateway) as dotted IPv4 addresses\n");
         return -1;
@@ -221,7 +228,7 @@ static int open_dpdk(struct broker *b, const struct config *cfg, struct shard_co
     uint32_t listen_ip = 0;
     if (strcmp(sc->listen_host, "0.0.0.0") == 0)
         snprintf(sc->listen_host, sizeof sc->listen_host, "%s", config_get(cfg, "dpdk.ip"));
-    if (net_dpdk_parse_ipv4(sc->listen_host, &listen_ip) != 0 || listen_ip != sc->dpdk_ip ||
+    if (parse_ipv4(sc->listen_host, &listen_ip) != 0 || listen_ip != sc->dpdk_ip ||
         sc->listen_port == 0) {
         fprintf(stderr, "sluice serve: with dpdk.enabled the listener must be "
                         "dpdk.ip:PORT (%s) with a port\n", config_get(cfg, "dpdk.ip"));
