@@ -22,7 +22,8 @@ The test (seeded; the seed is printed, SLUICE_EOS_SEED=<n> replays it):
   4. reads B from the beginning with read_committed: every A record's T(value) is there
      exactly once and nothing else is. Also: read_uncommitted sees at least as many records
      (the aborted copies are in the log), and the transactional id's epoch grew with the
-     restarts (DescribeTransactions, when advertised).
+     restarts (DescribeTransactions, when advertised); the broker stops on SIGTERM with
+     exit code 0 and no sanitizer report in its stderr.
 
     tests/integration/test_txn_eos.py build/sluice
 """
@@ -290,6 +291,12 @@ def main():
             check(epoch[0] == 0 and epoch[1] >= workers.starts - 1,
                   "DescribeTransactions %s: epoch %d >= %d worker starts - 1 (state %s)"
                   % (TXN_ID, epoch[1], workers.starts, epoch[2]))
+        rc = b.stop()
+        with open(b.stderr_path, "rb") as f:
+            bad = [ln for ln in f.read().decode("utf-8", "replace").splitlines()
+                   if "Sanitizer" in ln or "runtime error:" in ln]
+        check(rc == 0 and not bad, "SIGTERM: broker exits 0 (rc %s), no sanitizer report in "
+              "its stderr %s" % (rc, bad[:3]))
     print("PASS in %.0f s (seed %d)" % (time.monotonic() - t_start, seed))
 
 

@@ -7,6 +7,12 @@ Fencing (topic "fence", 2 partitions):
     produce + commit_transaction fails with a fatal error (PRODUCER_FENCED, or librdkafka's
     _FENCED / INVALID_PRODUCER_EPOCH), P1's records are aborted; P2 commits its own
     transaction; a read_committed consumer gets exactly P2's records.
+Timed out while alive (topic "fence"): a producer with transaction.timeout.ms 2 s writes and
+  then idles 4 s; the coordinator aborts the transaction (cleanup every 0.5 s) and bumps the
+  epoch: its next produce + commit_transaction fails, and none of its records is visible.
+Offsets in transactions (topic "offs", group "offs-g"): offsets sent with
+  send_offsets_to_transaction in an aborted transaction are not committed; in a committed
+  one they are, and they survive a broker SIGKILL.
 Restarts (topic "rs", 2 partitions), while a thread polls ListOffsets read_committed latest
 (the LSO) on both partitions every 20 ms, across the restarts; the LSO must never move
 backward:
@@ -163,6 +169,78 @@ def fencing(b):
     check(sorted(got) == sorted(good), "read_committed: exactly P2's %d records, none of the "
           "zombie's %d (got %d)" % (len(good), len(zombie) + 1, len(got)))
     del p1, p2
+    return good
+
+
+def timed_out_alive(b, visible):
+    from confluent_kafka import KafkaException
+    topic = "fence"
+    p = producer(b.bootstrap, "fence-timeout", **{"transaction.timeout.ms": 2000})
+    p.begin_transaction()
+    write(p, topic, "late")
+    time.sleep(4.0)
+    err = None
+    try:
+        p.produce(topic, value=b"late-after", partition=1)
+        p.flush(10)
+        p.commit_transaction(10)
+    except KafkaException as e:
+        err = e.args[0]
+    check(err is not None, "a transaction past its 2 s timeout was aborted by the coordinator: "
+          "the producer's commit fails (%s)" % err)
+    lso, hw = settled(b.bootstrap, topic)
+    check(lso == hw, "LSO = HW %s after the timeout abort" % (hw,))
+    got = read_committed(b.bootstrap, topic, len(visible))
+    check(sorted(got) == sorted(visible), "none of the timed-out transaction's records visible "
+          "(%d visible, %d expected)" % (len(got), len(visible)))
+    del p
+
+
+def offsets_in_txn(b):
+    from confluent_kafka import Consumer, TopicPartition
+    topic, group = "offs", "offs-g"
+    create(b.bootstrap, topic)
+
+    def committed():
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group,
+                      "enable.auto.commit": False})
+        try:
+            return c.committed([TopicPartition(topic, 0)], 10)[0].offset
+        finally:
+            c.close()
+    meta = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group,
+                     "enable.auto.commit": False})
+    p = producer(b.bootstrap, "offs-id")
+    for offset, commit in ((7, False), (9, True)):
+        p.begin_transaction()
+        p.produce(topic, value=b"o-%d" % offset, partition=1)
+        p.send_offsets_to_transaction([TopicPartition(topic, 0, offset)],
+                                      meta.consumer_group_metadata(), 10)
+        if commit:
+            p.commit_transaction(10)
+        else:
+            assert p.flush(10) == 0
+            p.abort_transaction(10)
+        want = offset if commit else -1001   # -1001: librdkafka's "no committed offset"
+        wait_for(lambda: committed() == want, 5.0)
+        check(committed() == want,
+              "offset %d sent in a%s transaction: the group's committed offset is %s"
+              % (offset, " committed" if commit else "n aborted", committed()))
+    meta.close()
+    del p
+    b.kill()
+    b.start()
+    check(committed() == 9, "after SIGKILL and restart the transactional offset 9 is still "
+          "committed (%s)" % committed())
+
+
+def no_sanitizer_report(b):
+    rc = b.stop()
+    with open(b.stderr_path, "rb") as f:
+        log = f.read().decode("utf-8", "replace")
+    bad = [ln for ln in log.splitlines() if "Sanitizer" in ln or "runtime error:" in ln]
+    check(rc == 0 and not bad, "SIGTERM: broker exits 0 (rc %s), no sanitizer report in its "
+          "stderr %s" % (rc, bad[:3]))
 
 
 def restart_open_txn(b, topic, sig_name, visible):
@@ -231,7 +309,9 @@ def restart_abandoned(b, topic, visible):
 def main():
     config = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": 500}
     with Broker(sys.argv[1], cores="2", config=config) as b:
-        fencing(b)
+        good = fencing(b)
+        timed_out_alive(b, good)
+        offsets_in_txn(b)
         topic = "rs"
         create(b.bootstrap, topic)
         watch = LsoWatch(b.bootstrap, topic)
@@ -247,6 +327,7 @@ def main():
         check(watch.samples > 50 and not watch.backward,
               "the LSO never moved backward over %d samples across 4 restarts %s"
               % (watch.samples, watch.backward[:3]))
+        no_sanitizer_report(b)
     print("PASS")
 
 

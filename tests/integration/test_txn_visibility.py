@@ -18,6 +18,13 @@ Then every reader gets exactly the expected multiset of values (each value is un
     default isolation), kafkajs's consumer (its default);
   read_uncommitted (everything): confluent-kafka, kcat -X isolation.level=read_uncommitted,
     kafkajs with readUncommitted: true.
+Compressed and wide: topic "vis16" with 16 partitions; for each codec (zstd, lz4, gzip,
+snappy) a transactional producer aborts a 1,600-record transaction over all 16 partitions
+(flushed first, so the records are in the log) and commits a 160-record one:
+read_committed (confluent-kafka, kcat) gets exactly the committed records, read_uncommitted
+all of them, and again after a broker SIGKILL and restart (the aborted index recovered).
+At the end the broker stops on SIGTERM with exit code 0 and its stderr holds no
+sanitizer report (for ASan/UBSan builds).
 The kafkajs parts are skipped (noted) when node is not available.
 
     tests/integration/test_txn_visibility.py build/sluice
@@ -183,6 +190,86 @@ def kafkajs_producer(b, w):
     w.committed += [b"js-committed-%d" % i for i in range(n["committed"])]
 
 
+WIDE_TOPIC, WIDE_PARTITIONS = "vis16", 16
+CODECS = ("zstd", "lz4", "gzip", "snappy")
+
+
+def read_wide(bootstrap, isolation, want, group):
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "isolation.level": isolation, "enable.auto.commit": False})
+    c.assign([TopicPartition(WIDE_TOPIC, p, 0) for p in range(WIDE_PARTITIONS)])
+    got, last, deadline = [], time.monotonic(), time.monotonic() + 30
+    while time.monotonic() < deadline:
+        m = c.poll(0.2)
+        if m is None or m.error():
+            if len(got) >= want and time.monotonic() - last >= 2.0:
+                break
+            continue
+        got.append(m.value())
+        last = time.monotonic()
+    c.close()
+    return sorted(got)
+
+
+def compressed_wide_phase(b):
+    from confluent_kafka import Producer
+    with KafkaConn(b.bootstrap) as c:
+        body = {"Topics": [{"Name": WIDE_TOPIC, "NumPartitions": WIDE_PARTITIONS,
+                            "ReplicationFactor": 1, "Assignments": [], "Configs": []}],
+                "TimeoutMs": 5000, "ValidateOnly": False}
+        check(c.request("CreateTopics", 5, body)["Topics"][0]["ErrorCode"] == 0,
+              "topic %s with %d partitions" % (WIDE_TOPIC, WIDE_PARTITIONS))
+    committed, aborted = [], []
+    for codec in CODECS:
+        p = Producer({"bootstrap.servers": b.bootstrap, "transactional.id": "vis-" + codec,
+                      "compression.type": codec, "linger.ms": 20})
+        p.init_transactions(30)
+        for kind, n in (("aborted", 100 * WIDE_PARTITIONS), ("committed", 10 * WIDE_PARTITIONS)):
+            p.begin_transaction()
+            values = [b"%s-%s-%d" % (codec.encode(), kind.encode(), i) for i in range(n)]
+            for i, v in enumerate(values):
+                p.produce(WIDE_TOPIC, value=v, partition=i % WIDE_PARTITIONS)
+            assert p.flush(30) == 0  # in the log before the abort (abort purges the queue)
+            if kind == "aborted":
+                p.abort_transaction(30)
+                aborted += values
+            else:
+                p.commit_transaction(30)
+                committed += values
+        del p
+    check(True, "%s: one aborted (%d records) and one committed (%d) transaction per codec %s"
+          % (WIDE_TOPIC, 100 * WIDE_PARTITIONS, 10 * WIDE_PARTITIONS, CODECS))
+    committed.sort()
+    for when in ("", " after SIGKILL and restart"):
+        got = read_wide(b.bootstrap, "read_committed", len(committed),
+                        "w-rc" + ("-2" if when else ""))
+        check(got == committed, "confluent-kafka read_committed%s: exactly the %d committed "
+              "compressed records (got %d, %d aborted leaked)"
+              % (when, len(committed), len(got), len(set(got) & set(aborted))))
+        rc, out, err = kcat(b.bootstrap, "-C", "-t", WIDE_TOPIC, "-o", "beginning", "-e", "-q",
+                            "-f", "%s\n", timeout_s=60)
+        got = sorted(v.encode() for v in out.split("\n")[:-1])
+        check(rc == 0 and got == committed, "kcat read_committed%s: exactly the %d committed "
+              "compressed records (got %d)" % (when, len(committed), len(got)))
+        if not when:
+            got = read_wide(b.bootstrap, "read_uncommitted", len(committed) + len(aborted),
+                            "w-ru")
+            check(got == sorted(committed + aborted), "confluent-kafka read_uncommitted: all "
+                  "%d records (got %d)" % (len(committed) + len(aborted), len(got)))
+            b.kill()
+            b.start()
+
+
+def no_sanitizer_report(b):
+    rc = b.stop()
+    with open(b.stderr_path, "rb") as f:
+        log = f.read().decode("utf-8", "replace")
+    bad = [ln for ln in log.splitlines() if "Sanitizer" in ln or "runtime error:" in ln]
+    check(rc == 0 and not bad, "SIGTERM: broker exits 0 (rc %s), no sanitizer report in its "
+          "stderr %s" % (rc, bad[:3]))
+
+
 def main():
     if kcat_path() is None:
         skip("kcat missing")
@@ -226,6 +313,8 @@ def main():
             check(got == everything, "%s read_uncommitted: all %d records, aborted ones included"
                   " (got %d)" % (name, len(everything), len(got)))
         del w  # the producers go before the broker (no reconnect noise)
+        compressed_wide_phase(b)
+        no_sanitizer_report(b)
     print("PASS")
 
 
