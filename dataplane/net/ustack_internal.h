@@ -41,6 +41,7 @@
 #define TCP_PROBE_DACK_US 40000u      /* allowance for a peer's delayed ACK of one segment */
 #define TCP_MAX_RETRIES 12u
 #define TCP_SYN_RETRIES 6u
+#define TCP_CLOSE_LINGER_US 10000000u /* closing with data unACKed: reset after this */
 #define TCP_FIN_WAIT_2_US 30000000u /* FIN_WAIT_2 without the peer's FIN: give up */
 #define ARP_RETRY_US 200000u
 #define ARP_GIVE_UP_US 1000000u

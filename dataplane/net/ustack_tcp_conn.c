@@ -21,9 +21,11 @@
  * (`done`) in queue order once no TX frame references its bytes.
  *
  * Close: user close, the peer's FIN (after the data before it was delivered) and aborts
- * all arrive at tcb_begin_close/tcb_abort. With everything sent already ACKed, close
- * sends a FIN (graceful); with bytes still unacknowledged it resets: net.h promises the
- * user's queued sends are cancelled, so there is nothing to finish the stream with. */
+ * all arrive at tcb_begin_close/tcb_abort. Close is graceful, as shutdown(2) of a kernel
+ * socket: sends already in the record ring (handed to "the kernel") keep going and
+ * complete when ACKed, sends still waiting are cancelled (-ECANCELED), the FIN follows the
+ * last byte; `closed` runs once every send has completed. A peer that does not take the
+ * rest within TCP_CLOSE_LINGER_US is reset (the sends complete with -ETIMEDOUT). */
 #include <assert.h>
 
 #include "dataplane/net/ustack_internal.h"
@@ -294,13 +296,13 @@ void tcb_begin_close(struct tcb *c, int reason) {
         return;
     case TCP_ESTABLISHED:
     case TCP_CLOSE_WAIT:
-        if (c->snd_una != c->snd_tail) { /* unacknowledged bytes: reset */
-            tcp_send_rst(c);
-            tcb_abort(c, reason);
-            return;
-        }
+        /* As shutdown(2) on a kernel socket: what was handed over keeps going, our FIN
+         * follows it; only a peer that does not take it within TCP_CLOSE_LINGER_US is
+         * reset (tcp_timers). */
         c->fin_queued = true;
         tcp_set_state(c, c->state == TCP_ESTABLISHED ? TCP_FIN_WAIT_1 : TCP_LAST_ACK);
+        c->tw_at_us = c->stack->now_us + TCP_CLOSE_LINGER_US;
+        ustack_timer_hint(c->stack, c->tw_at_us);
         tcp_output(c);
         return;
     default:

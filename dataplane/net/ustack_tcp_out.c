@@ -529,7 +529,13 @@ void tcp_timers(struct tcb *c, uint64_t now_us) {
     if (c->tw_at_us) {
         if (now_us >= c->tw_at_us) {
             c->tw_at_us = 0;
-            tcp_set_state(c, TCP_CLOSED);
+            if (c->state == TCP_FIN_WAIT_1 || c->state == TCP_CLOSING ||
+                c->state == TCP_LAST_ACK) { /* the close linger ran out */
+                tcp_send_rst(c);
+                tcb_abort(c, -ETIMEDOUT);
+                return;
+            }
+            tcp_set_state(c, TCP_CLOSED); /* TIME_WAIT or FIN_WAIT_2 over */
             ustack_defer(s, c);
             return;
         }

@@ -949,3 +949,62 @@ Test(ustack_script, output_resumes_after_tx_pool_exhaustion) {
     inject(f, mk_tcp(f, 40017, 1001, iss + 14, F_ACK, 1000, NULL, 0));
     cr_assert_eq(ev.done_calls, 1);
 }
+
+Test(ustack_script, close_with_data_in_flight_finishes_it) {
+    uint8_t f[2048];
+    uint32_t iss = handshake(40018, 1000, 1000);
+    struct iovec iov = {"last words", 10};
+    struct net_send s = {.iov = &iov, .iov_count = 1, .done = on_done};
+    cr_assert_eq(net_send(S.nb, ev.conn, &s), 0);
+    expect_tcp(F_ACK | F_PSH); /* lost on the way */
+    struct iovec iov2 = {"also sent!", 10};
+    struct net_send s2 = {.iov = &iov2, .iov_count = 1, .done = on_done};
+    cr_assert_eq(net_send(S.nb, ev.conn, &s2), 0); /* handed over before the close */
+    net_close(S.nb, ev.conn);
+    struct out o;
+    while (next_out(&o)) {
+    } /* ...and the FIN after both */
+    ustack_poll(S.stack, now_us);
+    cr_assert_eq(ev.closed, 0, "closed waits for the sends");
+    now_us += 1100000; /* RTO: the data and the FIN go again */
+    ustack_poll(S.stack, now_us);
+    struct out d = expect_tcp(F_ACK | F_PSH | F_FIN);
+    cr_assert_eq(d.seq, iss + 1);
+    cr_assert_eq(d.plen, 20);
+    cr_assert_eq(memcmp(d.payload, "last wordsalso sent!", 20), 0);
+    inject(f, mk_tcp(f, 40018, 1001, iss + 22, F_ACK, 1000, NULL, 0)); /* all + FIN */
+    cr_assert_eq(ev.done_calls, 2);
+    cr_assert_eq(ev.done_status, 0);
+    cr_assert_eq(ev.closed, 1);
+    inject(f, mk_tcp(f, 40018, 1001, iss + 22, F_ACK | F_FIN, 1000, NULL, 0));
+    expect_tcp(F_ACK); /* TIME_WAIT */
+}
+
+Test(ustack_script, close_linger_resets_a_peer_that_takes_nothing) {
+    uint8_t f[2048];
+    uint32_t iss = handshake(40019, 1000, 0); /* window closed, stays closed */
+    struct iovec iov = {"stuck", 5};
+    struct net_send s = {.iov = &iov, .iov_count = 1, .done = on_done};
+    cr_assert_eq(net_send(S.nb, ev.conn, &s), 0);
+    net_close(S.nb, ev.conn);
+    for (int i = 0; i < 9; i++) {
+        now_us += 1000000;
+        ustack_poll(S.stack, now_us);
+        struct out o;
+        while (next_out(&o)) cr_assert_neq(o.flags & F_RST, F_RST);
+        inject(f, mk_tcp(f, 40019, 1001, iss + 1, F_ACK, 0, NULL, 0));
+        struct out o2;
+        while (next_out(&o2)) {
+        }
+    }
+    cr_assert_eq(ev.closed, 0);
+    now_us += 1500000; /* past the 10 s linger */
+    ustack_poll(S.stack, now_us);
+    bool rst = false;
+    struct out o;
+    while (next_out(&o)) rst |= (o.flags & F_RST) != 0;
+    cr_assert(rst, "reset after the linger");
+    cr_assert_eq(ev.done_calls, 1);
+    cr_assert_eq(ev.done_status, -ETIMEDOUT);
+    cr_assert_eq(ev.closed, 1);
+}
