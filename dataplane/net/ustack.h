@@ -170,7 +170,8 @@ void ustack_stats(const struct ustack *s, struct ustack_stats *out);
 /* A net_backend (net.h) whose connections are the stack's TCP connections: listen (host
  * must be the stack's IP or 0.0.0.0), accepted, received (lent from the received frame),
  * send (done when ACKed and released), recv_pause/resume (the receive window closes and
- * reopens), close (FIN; queued sends complete with -ECANCELED), connect (client side, for
+ * reopens), close (graceful: handed-over sends finish, waiting ones get -ECANCELED, then FIN;
+ * `closed` once all sends completed), connect (client side, for
  * the load generator; host is dotted IPv4), peer_name, tick (runs ustack_poll with
  * now_ms * 1000), conn_count, destroy (destroys the stack too).
  * Takes ownership of s. NULL on failure with a message in err. */

@@ -17,8 +17,10 @@
  *   recv_pause  received segments are held by the connection (bounded) and the window we
  *               advertise shrinks with them, down to zero; after resume the next poll
  *               delivers what was held and reopens the window (a window update is sent)
- *   close       FIN when all sent bytes are ACKed, else RST, sent at once; `closed`
- *               follows from a later input/poll once the user's sends are completed
+ *   close       graceful, as shutdown(2): sends already handed over finish (done 0 when
+ *               ACKed), sends still waiting get -ECANCELED, the FIN follows the data;
+ *               `closed` runs from a later input/poll once every send has completed. A
+ *               peer that takes nothing for 10 s is reset (sends: -ETIMEDOUT)
  *   connect     an active open from an ephemeral port; connected(0) on ESTABLISHED,
  *               connected(-errno) then closed on RST/timeout
  *   tick        ustack_poll(now_ms * 1000): use one clock for input, poll and tick. */
@@ -98,7 +100,7 @@ static void ub_close(struct net_backend *b, struct net_conn *nc) {
     struct ustack *s = stack_of(b);
     struct tcb *c = (struct tcb *)nc;
     if (!c->user_attached) return;
-    tcb_begin_close(c, 0); /* FIN or RST now; `closed` from the next poll */
+    tcb_begin_close(c, 0); /* FIN after the data; `closed` from a later poll */
     ustack_tx_flush(s);
 }
 
