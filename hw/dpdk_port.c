@@ -93,7 +93,7 @@ static uint64_t hugepages_free(void) {
     return free_pages;
 }
 
-/* "(0,1,3)": the CPUs this thread may run on, for --lcores=0@(...). */
+/* "(0-3,6)": the CPUs this thread may run on, as ranges, for --lcores=0@(...). */
 static int current_cpus(char *out, size_t out_bytes) {
     cpu_set_t set;
     if (pthread_getaffinity_np(pthread_self(), sizeof set, &set) != 0) return -1;
@@ -101,9 +101,15 @@ static int current_cpus(char *out, size_t out_bytes) {
     out[used++] = '(';
     for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
         if (!CPU_ISSET(cpu, &set)) continue;
-        int n = snprintf(out + used, out_bytes - used, "%s%d", used > 1 ? "," : "", cpu);
+        int last = cpu;
+        while (last + 1 < CPU_SETSIZE && CPU_ISSET(last + 1, &set)) last++;
+        int n = last > cpu ? snprintf(out + used, out_bytes - used, "%s%d-%d",
+                                      used > 1 ? "," : "", cpu, last)
+                           : snprintf(out + used, out_bytes - used, "%s%d",
+                                      used > 1 ? "," : "", cpu);
         if (n < 0 || (size_t)n >= out_bytes - used - 1) return -1;
         used += (size_t)n;
+        cpu = last;
     }
     if (used == 1 || used + 2 > out_bytes) return -1;
     out[used++] = ')';
