@@ -178,6 +178,10 @@ bool tcb_receive_data(struct tcb *c, struct ustack_pkt *pkt, const uint8_t *data
                       uint32_t len) {
     struct ustack *s = c->stack;
     assert(len > 0 && seq_ge(seq, c->rcv_nxt));
+    if (c->close_requested) { /* nobody reads any more: ACK in-order bytes, keep nothing */
+        if (seq == c->rcv_nxt) c->rcv_nxt += len;
+        return false;
+    }
     if (seq == c->rcv_nxt) {
         s->stats.tcp_rx_bytes += len;
         if (c->rxq_count == 0 && deliverable(c)) {
@@ -288,6 +292,7 @@ void tcb_begin_close(struct tcb *c, int reason) {
     if (c->close_requested) return;
     c->close_requested = true;
     c->close_reason = reason;
+    rxq_free_all(c); /* held bytes will never be read: give the frames back now */
     ustack_defer(c->stack, c);
     switch (c->state) {
     case TCP_SYN_SENT:

@@ -1008,3 +1008,26 @@ Test(ustack_script, close_linger_resets_a_peer_that_takes_nothing) {
     cr_assert_eq(ev.done_status, -ETIMEDOUT);
     cr_assert_eq(ev.closed, 1);
 }
+
+Test(ustack_script, data_after_close_is_acked_and_dropped) {
+    uint8_t f[2048];
+    uint32_t iss = handshake(40020, 1000, 1000);
+    net_recv_pause(S.nb, ev.conn);
+    inject(f, mk_tcp(f, 40020, 1001, iss + 1, F_ACK, 1000, "held", 4));
+    cr_assert_eq(ev.rx_len, 0);
+    net_close(S.nb, ev.conn); /* the held bytes will never be read */
+    expect_tcp(F_FIN | F_ACK);
+    ustack_poll(S.stack, now_us);
+    cr_assert_eq(ev.closed, 1);
+    uint32_t in_use_before = S.port.in_use;
+    inject(f, mk_tcp(f, 40020, 1005, iss + 2, F_ACK | F_PSH, 1000, "more", 4));
+    now_us += 1000;
+    ustack_poll(S.stack, now_us);
+    struct out a = expect_tcp(F_ACK);
+    cr_assert_eq(a.ack, 1009, "ACKed though nobody reads");
+    cr_assert_eq(S.port.in_use, in_use_before, "and not kept");
+    cr_assert_eq(ev.rx_len, 0);
+    inject(f, mk_tcp(f, 40020, 1009, iss + 2, F_ACK | F_FIN, 1000, NULL, 0));
+    a = expect_tcp(F_ACK);
+    cr_assert_eq(a.ack, 1010);
+}
