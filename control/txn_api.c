@@ -273,9 +273,26 @@ static void expire_queued(struct txn_api *api, uint64_t now) {
     }
 }
 
-/* Every marker of t is durable: write the completion. */
+/* Write t's current image again: its completion was never logged and nothing
+ * superseded it. */
+static void relog(struct txn_api *api, struct txn *t) {
+    txn_prepare_relog(t, wall_ms());
+    if (state_write(api, t) != 0) api->retry_needed = true;
+}
+
+/* Every marker of t is durable: write the completion. When the producer's next
+ * request is already waiting, it runs at once and its record (Ongoing, durable before
+ * it is answered) stands for the completion too: the markers are durable, so a reload
+ * that finds it has nothing left to finish; a crash before it is durable leaves
+ * Prepare* last, whose markers are re-sent. One fdatasync per transaction saved. */
 static void complete(struct txn_api *api, struct txn *t) {
     if (t->pending) return;
+    if (t->queued) {
+        txn_complete_unlogged(t, wall_ms());
+        run_queued(api, t);
+        if (!t->pending) relog(api, t); /* the request wrote nothing: log the completion */
+        return;
+    }
     txn_prepare_complete(t, wall_ms());
     if (state_write(api, t) != 0) api->retry_needed = true;
 }
@@ -299,7 +316,8 @@ static void write_done(struct internal_append_job *job) {
                  t->id, t->cur.producer_id, t->cur.producer_epoch, txn_state_name(s));
     answer_waiter(api, t, ok ? 0 : TXN_ERR_COORDINATOR_NOT_AVAILABLE);
     if (!ok) {
-        if (s == TXN_PREPARE_COMMIT || s == TXN_PREPARE_ABORT) api->retry_needed = true;
+        if (s == TXN_PREPARE_COMMIT || s == TXN_PREPARE_ABORT || t->log_behind)
+            api->retry_needed = true;
         return;
     }
     if (s == TXN_PREPARE_COMMIT || s == TXN_PREPARE_ABORT) send_markers(api, t);
@@ -477,6 +495,10 @@ static void retry(struct txn_api *api, uint64_t now) {
     api->retry_needed = false;
     for (struct txn *t = api->tc.all; t; t = t->all_next) {
         if (t->pending) continue;
+        if (t->log_behind) {
+            relog(api, t);
+            continue;
+        }
         if (t->cur.state != TXN_PREPARE_COMMIT && t->cur.state != TXN_PREPARE_ABORT) continue;
         if (txn_markers_all_done(t)) complete(api, t);
         else if (t->marker_retry_at_ms <= now) send_markers(api, t);

@@ -8,7 +8,9 @@
  * the id gets CONCURRENT_TRANSACTIONS, as in Kafka, and clients retry it.
  *
  *   Empty/CompleteCommit/CompleteAbort --AddPartitions--> Ongoing --EndTxn--> Prepare*
- *   Prepare* --every marker durable--> Complete*      (txn_prepare_complete)
+ *   Prepare* --every marker durable--> Complete*      (txn_prepare_complete; or
+ *                                        txn_complete_unlogged when the next
+ *                                        transaction's first request is waiting)
  *   Ongoing --timeout--> PrepareAbort, epoch + 1      (txn_next_expired: fences the zombie)
  *   Ongoing --InitProducerId--> PrepareAbort, epoch + 1, the caller retries
  *   Empty/Complete* --InitProducerId--> Empty, epoch + 1 (a new producer id once the
@@ -390,6 +392,13 @@ bool txn_offset_pending(struct txn_coordinator *c, const char *group, size_t gro
 
 /* ---- transitions, markers, timers ------------------------------------------------------- */
 
+/* The transaction is over: no partitions, no offsets. */
+static void end_transaction(struct txn *t) {
+    parts_truncate(t, 0);
+    offsets_clear(t);
+    t->cur.start_ms = -1;
+}
+
 enum txn_state txn_write_done(struct txn_coordinator *c, struct txn *t, bool ok) {
     assert(t->pending);
     t->pending = false;
@@ -399,6 +408,7 @@ enum txn_state txn_write_done(struct txn_coordinator *c, struct txn *t, bool ok)
     }
     t->cur = t->next;
     t->part_durable = t->part_count;
+    t->log_behind = false; /* the last record of t is this one */
     switch (t->cur.state) {
     case TXN_PREPARE_COMMIT:
     case TXN_PREPARE_ABORT:
@@ -409,9 +419,7 @@ enum txn_state txn_write_done(struct txn_coordinator *c, struct txn *t, bool ok)
         return TXN_DEAD;
     case TXN_ONGOING: break;
     default: /* Empty, Complete*: the transaction is over */
-        parts_truncate(t, 0);
-        offsets_clear(t);
-        t->cur.start_ms = -1;
+        end_transaction(t);
     }
     return t->cur.state;
 }
@@ -429,6 +437,17 @@ bool txn_markers_all_done(const struct txn *t) {
         if (!t->parts[i].marker_done) return false;
     return true;
 }
+
+void txn_complete_unlogged(struct txn *t, int64_t now_ms) {
+    assert(!t->pending && txn_markers_all_done(t));
+    assert(t->cur.state == TXN_PREPARE_COMMIT || t->cur.state == TXN_PREPARE_ABORT);
+    t->cur.state = t->cur.state == TXN_PREPARE_COMMIT ? TXN_COMPLETE_COMMIT : TXN_COMPLETE_ABORT;
+    t->cur.update_ms = now_ms;
+    end_transaction(t);
+    t->log_behind = true;
+}
+
+void txn_prepare_relog(struct txn *t, int64_t now_ms) { prepare(t, t->cur.state, now_ms); }
 
 void txn_prepare_complete(struct txn *t, int64_t now_ms) {
     assert(t->cur.state == TXN_PREPARE_COMMIT || t->cur.state == TXN_PREPARE_ABORT);

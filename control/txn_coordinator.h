@@ -80,6 +80,8 @@ struct txn {
     uint16_t id_len;
     struct txn_image cur;
     bool pending;                /* next is being written: CONCURRENT_TRANSACTIONS */
+    bool log_behind;             /* cur is Complete* but the log's last record of t is
+                                  * still Prepare* (txn_complete_unlogged) */
     struct txn_image next;
     struct txn_part *parts;      /* in order of addition; [0, part_durable) are logged */
     uint32_t part_count, part_cap, part_durable;
@@ -163,6 +165,12 @@ bool txn_offset_pending(struct txn_coordinator *c, const char *group, size_t gro
 enum txn_state txn_write_done(struct txn_coordinator *c, struct txn *t, bool ok);
 /* Every marker of a Prepare* transaction is durable: prepare CompleteCommit/Abort. */
 void txn_prepare_complete(struct txn *t, int64_t now_ms);
+/* The same without a write of its own, when the next transition follows at once (its
+ * record supersedes the completion's): t is Complete* in memory and log_behind is set
+ * until a record of t is durable again. */
+void txn_complete_unlogged(struct txn *t, int64_t now_ms);
+/* Prepare a record of t's current image (log_behind: the completion was not logged). */
+void txn_prepare_relog(struct txn *t, int64_t now_ms);
 /* Mark every partition's marker as still to send. */
 void txn_markers_reset(struct txn *t);
 bool txn_markers_all_done(const struct txn *t);

@@ -287,3 +287,34 @@ Test(txn, state_names) {
     cr_assert_eq(txn_state_from_name("CompleteAbort", 13), TXN_COMPLETE_ABORT);
     cr_assert_eq(txn_state_from_name("Bogus", 5), -1);
 }
+
+Test(txn, completion_superseded_by_the_next_transaction) {
+    struct txn *t = init_ok("a", -1, -1, 0);
+    add_ok(t, &P0, 1, 1);
+    txn_end(&tc, "a", 1, 100, 0, true, 2);
+    cr_assert_eq(txn_write_done(&tc, t, true), TXN_PREPARE_COMMIT);
+    t->parts[0].marker_done = true;
+    /* the next transaction's AddPartitions is waiting: complete in memory only */
+    txn_complete_unlogged(t, 3);
+    cr_assert_eq(t->cur.state, TXN_COMPLETE_COMMIT);
+    cr_assert(t->log_behind && !t->pending);
+    cr_assert_eq(t->part_count, 0);
+    struct txn_result r = txn_add_partitions(&tc, "a", 1, 100, 0, &P1, 1, 4);
+    cr_assert(r.error == 0 && r.write);
+    cr_assert_eq(t->next.state, TXN_ONGOING);
+    cr_assert_eq(t->next.start_ms, 4);
+    /* its write fails: still Complete in memory, the log still behind */
+    cr_assert_eq(txn_write_done(&tc, t, false), TXN_COMPLETE_COMMIT);
+    cr_assert(t->log_behind);
+    cr_assert_eq(t->part_count, 0);
+    /* the completion is then logged on its own */
+    txn_prepare_relog(t, 5);
+    cr_assert_eq(t->next.state, TXN_COMPLETE_COMMIT);
+    cr_assert_eq(txn_write_done(&tc, t, true), TXN_COMPLETE_COMMIT);
+    cr_assert(!t->log_behind);
+    /* and a successful next transition clears it as well */
+    txn_end(&tc, "a", 1, 100, 0, true, 6); /* CompleteCommit + commit: a retry, no write */
+    add_ok(t, &P1, 1, 7);
+    cr_assert_eq(t->cur.state, TXN_ONGOING);
+    cr_assert(!t->log_behind);
+}
