@@ -132,6 +132,12 @@ class DpdkBroker:
             self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def assert_clean(self):
+        """No sanitizer report and no error line in the broker's log."""
+        text = self.tail(1 << 24)
+        for bad in ("runtime error:", "AddressSanitizer", "LeakSanitizer", "level=error"):
+            assert bad not in text, (bad, self.tail())
+
     def tail(self, max_bytes=6000):
         try:
             with open(self.stderr_path, "rb") as f:
@@ -416,6 +422,7 @@ def check_faults(sluice, veth, tmp, cores):
         broker.start()
         kcat_roundtrip(veth, broker, tmp, "lossy")
         assert broker.stop() == 0, broker.tail()
+        broker.assert_clean()
         c = broker.counters()
         retrans = c.get("tcp_retransmits_rto", 0) + c.get("tcp_retransmits_fast", 0)
         log("faults: broker counters %s" % {k: c.get(k, 0) for k in (
@@ -449,6 +456,7 @@ def check_tap(sluice, tmp):
         assert rc == 0 and "answered=3" in out, (rc, out, err, broker.tail())
         kcat_roundtrip(None, broker, tmp, "tap", count=20000)
         assert broker.stop() == 0, broker.tail()
+        broker.assert_clean()
         c = broker.counters()
         assert c.get("steered_out", 0) == 0 and c.get("rx", 0) > 1000, c
         log("net_tap, 2 shards, hw RSS trusted: ping 3/3, 20000 messages byte for byte, "
@@ -532,9 +540,7 @@ def main():
             check_bad_input(veth, broker, tmp)
         rc = broker.stop()
         assert rc == 0, ("broker exit", rc, broker.tail())
-        log_text = broker.tail(1 << 24)
-        for bad in ("runtime error:", "AddressSanitizer", "LeakSanitizer", "level=error"):
-            assert bad not in log_text, (bad, broker.tail())
+        broker.assert_clean()
         counters = broker.counters()
         log("broker counters: %s" % counters)
         if want("badinput"):
