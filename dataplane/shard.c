@@ -56,6 +56,7 @@
 #define SHARD_MIN_STORAGE_CHUNKS 16u
 #define SHARD_POLL_SPINS 2000u       /* empty iterations before a poll-mode shard naps */
 #define SHARD_POLL_NAP_US 100u
+#define SHARD_POLL_REAP_EVERY 16u    /* a power of two */
 
 static uint64_t clock_ns(void) {
     struct timespec ts;
@@ -306,12 +307,17 @@ static void shard_loop(struct shard *s) {
             (kserver_conn_count(s->server) == 0 || now_ms >= s->stop_deadline_ms))
             break;
         int submitted = 0;
-        if (s->defer_taskrun) {
+        /* A polling shard enters the kernel only with SQEs to submit or every
+         * SHARD_POLL_REAP_EVERY iterations (disk completions wait that long at most),
+         * not once per spin. */
+        bool enter = !polling || io_uring_sq_ready(&s->ring) > 0 ||
+                     (s->loops & (SHARD_POLL_REAP_EVERY - 1)) == 0;
+        if (s->defer_taskrun && enter) {
             /* Completions are only posted when the shard enters the kernel asking for
              * them: submit and collect in the same io_uring_enter. */
             submitted = io_uring_submit_and_get_events(&s->ring);
             if (io_uring_cq_ready(&s->ring) > 0) work++;
-        } else if (io_uring_sq_ready(&s->ring) > 0) {
+        } else if (!s->defer_taskrun && io_uring_sq_ready(&s->ring) > 0) {
             submitted = io_uring_submit(&s->ring);
         }
         if (s->cfg.server.stats) { /* metrics: dataplane/stats.h */
