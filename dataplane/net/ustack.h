@@ -24,6 +24,13 @@
  * Time is given by the caller, in microseconds of a monotonic clock (now_us); the stack
  * never reads a clock itself, so tests drive time by hand.
  *
+ * When a connection is given up: data unACKed after TCP_MAX_RETRIES (12) RTO
+ * retransmissions; 15 zero-window probes in a row unanswered (a peer that answers, even
+ * with window 0, is probed forever, as Linux does; tcp_persist_timeouts). Both send a RST
+ * and tell the user `closed` with -ETIMEDOUT. There is no keepalive: an idle connection
+ * whose peer vanished stays. After the user's close, a peer that takes nothing for 10 s is
+ * reset, and one that never sends its FIN is forgotten after 30 s in FIN_WAIT_2.
+ *
  * IPv4 addresses are uint32_t in host byte order (192.168.0.1 == 0xc0a80001). */
 #ifndef SLUICE_DATAPLANE_NET_USTACK_H
 #define SLUICE_DATAPLANE_NET_USTACK_H
@@ -162,6 +169,7 @@ struct ustack_stats {
     uint64_t tcp_delayed_acks, tcp_conns_opened, tcp_conns_closed;
     uint64_t tcp_rx_bytes, tcp_tx_bytes; /* payload, first transmission only for tx */
     uint64_t tcp_loss_probes;         /* first unacked segment resent at the probe timeout */
+    uint64_t tcp_persist_timeouts;    /* connections reset: zero-window probes unanswered */
 };
 void ustack_stats(const struct ustack *s, struct ustack_stats *out);
 

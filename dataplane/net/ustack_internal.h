@@ -41,6 +41,7 @@
 #define TCP_PROBE_DACK_US 40000u      /* allowance for a peer's delayed ACK of one segment */
 #define TCP_MAX_RETRIES 12u
 #define TCP_SYN_RETRIES 6u
+#define TCP_PERSIST_MAX_PROBES 15u   /* zero-window probes unanswered in a row: reset */
 #define TCP_CLOSE_LINGER_US 10000000u /* closing with data unACKed: reset after this */
 #define TCP_FIN_WAIT_2_US 30000000u /* FIN_WAIT_2 without the peer's FIN: give up */
 #define ARP_RETRY_US 200000u
@@ -167,6 +168,8 @@ struct tcb {
     uint64_t rto_at_us, dack_at_us, tw_at_us, persist_at_us;
     uint64_t probe_at_us; /* loss probe, earlier than the RTO (ustack_tcp_out.c) */
     uint32_t persist_backoff;
+    uint32_t probes_out;  /* zero-window probes unanswered: cleared by every segment
+                             the peer sends us (tcp_input) */
 
     /* user side */
     bool user_attached;   /* accepted/connect returned, `closed` not yet run */

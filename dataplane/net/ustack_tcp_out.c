@@ -23,7 +23,11 @@
  * expiry; an expiry goes back to snd_una with cwnd = 1 MSS (go-back-N as the window
  * reopens). Congestion control is NewReno (RFC 6582), in tcp_in's ACK processing.
  * Zero-window probes (persist timer) send an empty segment one below snd_una, as Linux
- * does: the peer answers with an ACK that carries its current window.
+ * does: the peer answers with an ACK that carries its current window. The interval backs
+ * off from max(RTO, 200 ms) to 60 s. A peer that answers (any segment, window 0 or not) is
+ * probed forever; after TCP_PERSIST_MAX_PROBES probes in a row without a word from it the
+ * connection is given up as on an RTO give-up (RST, -ETIMEDOUT), as Linux's tcp_probe_timer
+ * does after tcp_retries2.
  *
  * Timers are deadlines in the tcb (0 = off), scanned by ustack_poll when the earliest
  * deadline the stack knows of is due. */
@@ -408,6 +412,7 @@ void tcp_output(struct tcb *c) {
             if (c->snd_wnd == 0 && in_flight == 0 && !c->persist_at_us) {
                 uint64_t base = c->rto_us > TCP_PERSIST_MIN_US ? c->rto_us : TCP_PERSIST_MIN_US;
                 c->persist_backoff = 0;
+                c->probes_out = 0;
                 set_timer(c, &c->persist_at_us, s->now_us + base);
             }
             break;
@@ -496,11 +501,13 @@ static void rto_expired(struct tcb *c) {
     if (c->snd_wnd == 0 && seq_lt(c->snd_una, c->snd_tail)) {
         /* The peer closed its window on bytes in flight: that is flow control, not loss.
          * The persist timer probes for the window (never giving up while the peer
-         * answers); the bytes go again from snd_una once it opens. */
+         * answers, giving up after TCP_PERSIST_MAX_PROBES unanswered ones); the bytes go
+         * again from snd_una once it opens. */
         c->retries--;
         c->rto_at_us = 0;
         uint64_t base = c->rto_us > TCP_PERSIST_MIN_US ? c->rto_us : TCP_PERSIST_MIN_US;
         c->persist_backoff = 0;
+        c->probes_out = 0;
         set_timer(c, &c->persist_at_us, s->now_us + base);
         return;
     }
@@ -515,8 +522,16 @@ static void persist_expired(struct tcb *c) {
         tcp_output(c);
         return;
     }
+    if (c->probes_out >= TCP_PERSIST_MAX_PROBES) {
+        /* not a segment from the peer through all these probes (any would have cleared
+         * probes_out): it is gone, as after the RTO's last retry */
+        s->stats.tcp_persist_timeouts++;
+        tcp_send_rst(c);
+        tcb_abort(c, -ETIMEDOUT);
+        return;
+    }
     s->stats.tcp_zero_window_probes++;
-    tcb_emit(c, c->snd_una - 1, 0, TCP_ACK);
+    if (tcb_emit(c, c->snd_una - 1, 0, TCP_ACK)) c->probes_out++; /* unsent: not unanswered */
     if (c->persist_backoff < 10) c->persist_backoff++;
     uint64_t base = c->rto_us > TCP_PERSIST_MIN_US ? c->rto_us : TCP_PERSIST_MIN_US;
     uint64_t wait = base << c->persist_backoff;

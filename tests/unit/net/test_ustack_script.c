@@ -1031,3 +1031,93 @@ Test(ustack_script, data_after_close_is_acked_and_dropped) {
     a = expect_tcp(F_ACK);
     cr_assert_eq(a.ack, 1010);
 }
+
+/* ---- zero-window give-up ---- */
+
+/* Jump to the stack's next timer, again while the timers run without sending (stale or
+ * lazily moved deadlines), until a frame comes out; now_us is then the time it was sent. */
+static struct out run_to_next_frame(void) {
+    struct out o;
+    for (int i = 0; i < 16; i++) {
+        uint64_t t = ustack_next_timer_us(S.stack);
+        cr_assert_neq(t, UINT64_MAX, "no timer armed");
+        if (t > now_us) now_us = t;
+        ustack_poll(S.stack, now_us);
+        if (next_out(&o)) return o;
+    }
+    cr_assert_fail("the timers sent nothing");
+    return o;
+}
+
+#define SEC 1000000ull
+
+Test(ustack_script, zero_window_answered_is_probed_forever) {
+    uint8_t f[2048];
+    uint32_t iss = handshake(40026, 1000, 0);
+    struct iovec iov = {"waiting", 7};
+    struct net_send snd = {.iov = &iov, .iov_count = 1, .done = on_done};
+    cr_assert_eq(net_send(S.nb, ev.conn, &snd), 0);
+    expect_nothing();
+    for (int i = 0; i < 100; i++) { /* far beyond the 15-probe bound: over 1.5 hours */
+        struct out p = run_to_next_frame();
+        cr_assert_eq(p.flags, F_ACK, "probe %d: flags %#x", i, p.flags);
+        cr_assert_eq(p.seq, iss, "one below snd_una");
+        cr_assert_eq(p.plen, 0);
+        inject(f, mk_tcp(f, 40026, 1001, iss + 1, F_ACK, 0, NULL, 0)); /* still 0 */
+        expect_nothing();
+    }
+    cr_assert_eq(stats().tcp_zero_window_probes, 100);
+    cr_assert_eq(stats().tcp_persist_timeouts, 0);
+    cr_assert_eq(stats().tcp_rst_sent, 0);
+    cr_assert_eq(ev.closed, 0);
+    inject(f, mk_tcp(f, 40026, 1001, iss + 1, F_ACK, 100, NULL, 0));
+    struct out d = expect_tcp(F_ACK | F_PSH);
+    cr_assert_eq(memcmp(d.payload, "waiting", 7), 0);
+    inject(f, mk_tcp(f, 40026, 1001, iss + 8, F_ACK, 100, NULL, 0));
+    cr_assert_eq(ev.done_calls, 1);
+    cr_assert_eq(ev.done_status, 0);
+}
+
+Test(ustack_script, zero_window_probes_unanswered_give_up) {
+    uint8_t f[2048];
+    uint32_t iss = handshake(40027, 1000, 0);
+    struct iovec iov = {"nobody home", 11};
+    struct net_send snd = {.iov = &iov, .iov_count = 1, .done = on_done};
+    cr_assert_eq(net_send(S.nb, ev.conn, &snd), 0);
+    uint64_t sent = now_us;
+    /* 10 probes unanswered, backing off from 1 s (the RTO) to the 60 s cap */
+    uint64_t prev = sent;
+    for (int i = 0; i < 10; i++) {
+        struct out p = run_to_next_frame();
+        cr_assert_eq(p.flags, F_ACK);
+        cr_assert_eq(p.seq, iss);
+        uint64_t gap = i == 0 ? SEC : (SEC << i) < 60 * SEC ? SEC << i : 60 * SEC;
+        cr_assert_eq(now_us - prev, gap, "probe %d after %llu us", i,
+                     (unsigned long long)(now_us - prev));
+        prev = now_us;
+    }
+    /* one answer, window still 0: the count starts again */
+    inject(f, mk_tcp(f, 40027, 1001, iss + 1, F_ACK, 0, NULL, 0));
+    expect_nothing();
+    for (int i = 0; i < 15; i++) {
+        struct out p = run_to_next_frame();
+        cr_assert_eq(p.flags, F_ACK, "probe %d after the answer: flags %#x", i, p.flags);
+        cr_assert_eq(now_us - prev, 60 * SEC, "the backoff stays capped");
+        prev = now_us;
+    }
+    cr_assert_eq(ev.closed, 0);
+    cr_assert_eq(stats().tcp_persist_timeouts, 0);
+    /* the 15th in a row went unanswered too: reset at the next expiry */
+    struct out r = run_to_next_frame();
+    cr_assert_eq(now_us - prev, 60 * SEC);
+    cr_assert_eq(r.flags, F_RST | F_ACK);
+    cr_assert_eq(r.seq, iss + 1);
+    cr_assert_eq(r.ack, 1001);
+    cr_assert_eq(stats().tcp_zero_window_probes, 25);
+    cr_assert_eq(stats().tcp_persist_timeouts, 1);
+    cr_assert_eq(ev.done_calls, 1);
+    cr_assert_eq(ev.done_status, -ETIMEDOUT);
+    cr_assert_eq(ev.closed, 1);
+    cr_assert_eq(ev.close_reason, -ETIMEDOUT);
+    cr_assert_eq(net_conn_count(S.nb), 0);
+}
