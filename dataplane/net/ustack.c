@@ -47,6 +47,10 @@ static void config_defaults(struct ustack_config *c) {
         c->ephemeral_port_lo = 32768;
         c->ephemeral_port_hi = 60999;
     }
+    if (c->keepalive_idle_ms) {
+        if (!c->keepalive_interval_ms) c->keepalive_interval_ms = 75000;
+        if (!c->keepalive_probes) c->keepalive_probes = 9;
+    }
 }
 
 struct ustack *ustack_create(const struct ustack_config *cfg, const struct ustack_port *port,

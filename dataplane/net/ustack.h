@@ -26,10 +26,11 @@
  *
  * When a connection is given up: data unACKed after TCP_MAX_RETRIES (12) RTO
  * retransmissions; 15 zero-window probes in a row unanswered (a peer that answers, even
- * with window 0, is probed forever, as Linux does; tcp_persist_timeouts). Both send a RST
- * and tell the user `closed` with -ETIMEDOUT. There is no keepalive: an idle connection
- * whose peer vanished stays. After the user's close, a peer that takes nothing for 10 s is
- * reset, and one that never sends its FIN is forgotten after 30 s in FIN_WAIT_2.
+ * with window 0, is probed forever, as Linux does; tcp_persist_timeouts); keepalive probes
+ * unanswered (ustack_config.keepalive_*, off by default as on a kernel socket without
+ * SO_KEEPALIVE; tcp_keepalive_timeouts). Those three send a RST and tell the user `closed`
+ * with -ETIMEDOUT. After the user's close, a peer that takes nothing for 10 s is reset, and
+ * one that never sends its FIN is forgotten after 30 s in FIN_WAIT_2.
  *
  * IPv4 addresses are uint32_t in host byte order (192.168.0.1 == 0xc0a80001). */
 #ifndef SLUICE_DATAPLANE_NET_USTACK_H
@@ -126,6 +127,14 @@ struct ustack_config {
                                        secret, the 4-tuple and the clock (RFC 6528);
                                        nonzero: ISN = isn_seed + now_us / 4 (tests) */
     uint16_t ephemeral_port_lo, ephemeral_port_hi; /* client ports; 0 -> 32768..60999 */
+    /* TCP keepalive (as Linux's tcp_keepalive_time/intvl/probes), off by default: an
+     * ESTABLISHED connection that received nothing for keepalive_idle_ms, with nothing
+     * in flight, gets an empty ACK one below snd_nxt; any segment from the peer resets
+     * it; after keepalive_probes unanswered probes keepalive_interval_ms apart the
+     * connection is reset and the user told `closed` with -ETIMEDOUT. */
+    uint32_t keepalive_idle_ms;     /* 0: off (the default) */
+    uint32_t keepalive_interval_ms; /* 0 -> 75000 (when idle is set) */
+    uint32_t keepalive_probes;      /* 0 -> 9 (when idle is set) */
 };
 
 struct ustack;
@@ -142,8 +151,9 @@ void ustack_destroy(struct ustack *s);
 /* Feed n received frames; the stack owns them from here. Sends what they provoke (ACKs,
  * RSTs, ARP replies, echo replies, newly allowed data) before returning. */
 void ustack_input(struct ustack *s, struct ustack_pkt **pkts, uint16_t n, uint64_t now_us);
-/* Run the timers due at now_us (RTO, delayed ACK, TIME_WAIT, zero-window probe, ARP
- * retries) and flush what they send. Cheap when nothing is due: call it every loop. */
+/* Run the timers due at now_us (RTO, delayed ACK, TIME_WAIT, zero-window probe,
+ * keepalive, ARP retries) and flush what they send. Cheap when nothing is due: call it
+ * every loop. */
 void ustack_poll(struct ustack *s, uint64_t now_us);
 /* The earliest time a timer is due (UINT64_MAX: none), for a caller that wants to sleep. */
 uint64_t ustack_next_timer_us(const struct ustack *s);
@@ -169,6 +179,8 @@ struct ustack_stats {
     uint64_t tcp_delayed_acks, tcp_conns_opened, tcp_conns_closed;
     uint64_t tcp_rx_bytes, tcp_tx_bytes; /* payload, first transmission only for tx */
     uint64_t tcp_loss_probes;         /* first unacked segment resent at the probe timeout */
+    uint64_t tcp_keepalive_probes;    /* keepalive probes sent */
+    uint64_t tcp_keepalive_timeouts;  /* connections reset: keepalive probes unanswered */
     uint64_t tcp_persist_timeouts;    /* connections reset: zero-window probes unanswered */
 };
 void ustack_stats(const struct ustack *s, struct ustack_stats *out);

@@ -42,6 +42,7 @@
 #define TCP_MAX_RETRIES 12u
 #define TCP_SYN_RETRIES 6u
 #define TCP_PERSIST_MAX_PROBES 15u   /* zero-window probes unanswered in a row: reset */
+#define TCP_KEEPALIVE_RETRY_US 200000u /* keepalive probe again after no TX frame */
 #define TCP_CLOSE_LINGER_US 10000000u /* closing with data unACKed: reset after this */
 #define TCP_FIN_WAIT_2_US 30000000u /* FIN_WAIT_2 without the peer's FIN: give up */
 #define ARP_RETRY_US 200000u
@@ -167,9 +168,12 @@ struct tcb {
     /* timers: 0 = not armed */
     uint64_t rto_at_us, dack_at_us, tw_at_us, persist_at_us;
     uint64_t probe_at_us; /* loss probe, earlier than the RTO (ustack_tcp_out.c) */
+    uint64_t ka_at_us;    /* keepalive (cfg.keepalive_idle_ms set, ESTABLISHED only) */
     uint32_t persist_backoff;
-    uint32_t probes_out;  /* zero-window probes unanswered: cleared by every segment
-                             the peer sends us (tcp_input) */
+    /* liveness: set by every segment the peer sends us (tcp_input) */
+    uint64_t last_rx_us;
+    uint32_t probes_out;  /* zero-window or keepalive probes unanswered (as Linux's
+                             icsk_probes_out: the two never run at the same time) */
 
     /* user side */
     bool user_attached;   /* accepted/connect returned, `closed` not yet run */

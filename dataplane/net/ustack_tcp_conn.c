@@ -278,7 +278,7 @@ void txrec_release(void *arg) {
 
 void tcb_abort(struct tcb *c, int reason) {
     tcp_set_state(c, TCP_CLOSED);
-    c->rto_at_us = c->dack_at_us = c->persist_at_us = c->tw_at_us = 0;
+    c->rto_at_us = c->dack_at_us = c->persist_at_us = c->tw_at_us = c->ka_at_us = 0;
     rxq_free_all(c);
     tcb_cancel_sends(c, reason ? reason : -ECANCELED);
     if (c->user_attached && !c->close_requested) {

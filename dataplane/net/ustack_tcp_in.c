@@ -478,7 +478,9 @@ bool tcp_input(struct ustack *s, struct ustack_pkt *pkt, uint32_t src_ip, uint32
         no_connection(s, src_ip, dst_ip, &sg, src_mac);
         return false;
     }
-    c->probes_out = 0; /* the peer is alive: unanswered probes start again */
+    /* The peer is alive: keepalive idles from here, unanswered probes start again. */
+    c->last_rx_us = s->now_us;
+    c->probes_out = 0;
     if (c->state == TCP_SYN_SENT) {
         if (!c->remote_mac_known) {
             memcpy(c->remote_mac, src_mac, 6);

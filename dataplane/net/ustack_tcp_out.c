@@ -29,6 +29,15 @@
  * connection is given up as on an RTO give-up (RST, -ETIMEDOUT), as Linux's tcp_probe_timer
  * does after tcp_retries2.
  *
+ * Keepalive (cfg.keepalive_*, off unless keepalive_idle_ms is set): an ESTABLISHED
+ * connection with nothing in flight and nothing heard for the idle time gets an empty ACK
+ * one below snd_nxt (RFC 1122 4.2.3.6, as Linux): the peer answers with an ACK. Received
+ * segments only stamp last_rx_us and clear probes_out (tcp_input); the one timer, ka_at_us,
+ * is checked lazily: when it fires it is moved to last_rx_us + idle if something arrived,
+ * else a probe goes and it is set to the interval; `probes` unanswered probes reset the
+ * connection. While data is in flight or waits for the window the RTO or persist timer
+ * judges the peer and keepalive only looks again an idle time later.
+ *
  * Timers are deadlines in the tcb (0 = off), scanned by ustack_poll when the earliest
  * deadline the stack knows of is due. */
 #include <assert.h>
@@ -50,7 +59,12 @@ void tcp_set_state(struct tcb *c, enum tcp_state st) {
     struct ustack *s = c->stack;
     if (c->state == TCP_SYN_RCVD && c->server && s->listeners[c->listener].half_open)
         s->listeners[c->listener].half_open--;
-    if (st == TCP_ESTABLISHED) s->stats.tcp_conns_opened++;
+    if (st == TCP_ESTABLISHED) {
+        s->stats.tcp_conns_opened++;
+        c->last_rx_us = s->now_us; /* the handshake's last segment just arrived */
+        if (s->cfg.keepalive_idle_ms)
+            set_timer(c, &c->ka_at_us, s->now_us + (uint64_t)s->cfg.keepalive_idle_ms * 1000u);
+    }
     c->state = st;
 }
 
@@ -539,6 +553,38 @@ static void persist_expired(struct tcb *c) {
     set_timer(c, &c->persist_at_us, s->now_us + wait);
 }
 
+/* The keepalive timer fired (see the top of the file). */
+static void keepalive_expired(struct tcb *c) {
+    struct ustack *s = c->stack;
+    const struct ustack_config *cfg = &s->cfg;
+    uint64_t now = s->now_us;
+    uint64_t idle = (uint64_t)cfg->keepalive_idle_ms * 1000u;
+    c->ka_at_us = 0;
+    if (c->snd_una != c->snd_max || seq_lt(c->snd_nxt, c->snd_tail) || c->persist_at_us) {
+        /* data waits for an ACK or for the window: the RTO or the persist timer gives up
+         * on a silent peer; a probe now would only add to them */
+        set_timer(c, &c->ka_at_us, now + idle);
+        return;
+    }
+    if (now - c->last_rx_us < idle) { /* heard from the peer since: idle counts from then */
+        set_timer(c, &c->ka_at_us, c->last_rx_us + idle);
+        return;
+    }
+    if (c->probes_out >= cfg->keepalive_probes) {
+        s->stats.tcp_keepalive_timeouts++;
+        tcp_send_rst(c);
+        tcb_abort(c, -ETIMEDOUT);
+        return;
+    }
+    if (!tcb_emit(c, c->snd_nxt - 1, 0, TCP_ACK)) { /* no TX frame: try again soon */
+        set_timer(c, &c->ka_at_us, now + TCP_KEEPALIVE_RETRY_US);
+        return;
+    }
+    s->stats.tcp_keepalive_probes++;
+    c->probes_out++;
+    set_timer(c, &c->ka_at_us, now + (uint64_t)cfg->keepalive_interval_ms * 1000u);
+}
+
 void tcp_timers(struct tcb *c, uint64_t now_us) {
     struct ustack *s = c->stack;
     if (c->tw_at_us) {
@@ -583,5 +629,10 @@ void tcp_timers(struct tcb *c, uint64_t now_us) {
     if (c->persist_at_us && c->in_use && c->state != TCP_CLOSED) {
         if (now_us >= c->persist_at_us) persist_expired(c);
         else ustack_timer_hint(s, c->persist_at_us);
+    }
+    if (c->ka_at_us) {
+        if (c->state != TCP_ESTABLISHED) c->ka_at_us = 0; /* closing: its own timers bound it */
+        else if (now_us >= c->ka_at_us) keepalive_expired(c);
+        else ustack_timer_hint(s, c->ka_at_us);
     }
 }

@@ -65,12 +65,17 @@ static void on_done(struct net_send *s, int status) {
     ev.done_status = status;
 }
 
+static struct ustack_config ka_cfg; /* keepalive_* for the next setup_stack */
+
 static void setup_stack(uint32_t syn_backlog, uint16_t max_segs) {
     memset(&ev, 0, sizeof(ev));
     offer_sack = false;
     now_us = 1000000;
     struct ustack_config cfg = {.isn_seed = 1000, .syn_backlog = syn_backlog,
-                                .time_wait_us = 100000};
+                                .time_wait_us = 100000,
+                                .keepalive_idle_ms = ka_cfg.keepalive_idle_ms,
+                                .keepalive_interval_ms = ka_cfg.keepalive_interval_ms,
+                                .keepalive_probes = ka_cfg.keepalive_probes};
     make_stack(&S, IP_SERVER, MAC_SERVER, 1024, max_segs, &cfg);
     struct net_events e = {on_accepted, on_received, on_closed};
     attach_backend(&S, &e, NULL);
@@ -1032,7 +1037,17 @@ Test(ustack_script, data_after_close_is_acked_and_dropped) {
     cr_assert_eq(a.ack, 1010);
 }
 
-/* ---- zero-window give-up ---- */
+/* ---- keepalive and zero-window give-up ---- */
+
+/* The stack again, with keepalive settings. */
+static void setup_keepalive(uint32_t idle_ms, uint32_t interval_ms, uint32_t probes) {
+    teardown();
+    ka_cfg = (struct ustack_config){.keepalive_idle_ms = idle_ms,
+                                    .keepalive_interval_ms = interval_ms,
+                                    .keepalive_probes = probes};
+    setup_stack(0, 4);
+    ka_cfg = (struct ustack_config){0};
+}
 
 /* Jump to the stack's next timer, again while the timers run without sending (stale or
  * lazily moved deadlines), until a frame comes out; now_us is then the time it was sent. */
@@ -1049,7 +1064,152 @@ static struct out run_to_next_frame(void) {
     return o;
 }
 
+/* A keepalive probe: an empty ACK one below snd_nxt (iss + 1 here: nothing was sent). */
+static void assert_keepalive_probe(const struct out *o, uint32_t iss, uint32_t rcv_nxt) {
+    cr_assert_eq(o->proto, 6);
+    cr_assert_eq(o->flags, F_ACK, "probe flags %#x", o->flags);
+    cr_assert_eq(o->seq, iss, "seq = snd_nxt - 1");
+    cr_assert_eq(o->ack, rcv_nxt);
+    cr_assert_eq(o->plen, 0);
+}
+
 #define SEC 1000000ull
+
+Test(ustack_script, keepalive_off_by_default) {
+    uint8_t f[2048];
+    uint32_t iss = handshake(40021, 1000, 1000);
+    ustack_poll(S.stack, now_us + 2 * SEC); /* the SYN-ACK's old RTO deadline passes */
+    now_us += 2 * SEC;
+    cr_assert_eq(ustack_next_timer_us(S.stack), UINT64_MAX, "no timer armed when idle");
+    for (int i = 0; i < 48; i++) { /* 4 hours in 5-minute steps */
+        now_us += 300 * SEC;
+        ustack_poll(S.stack, now_us);
+        expect_nothing();
+    }
+    cr_assert_eq(ustack_next_timer_us(S.stack), UINT64_MAX);
+    cr_assert_eq(stats().tcp_keepalive_probes, 0);
+    cr_assert_eq(stats().tcp_keepalive_timeouts, 0);
+    cr_assert_eq(ev.closed, 0);
+    cr_assert_eq(net_conn_count(S.nb), 1);
+    inject(f, mk_tcp(f, 40021, 1001, iss + 1, F_ACK | F_PSH, 1000, "awake", 5));
+    cr_assert_eq(ev.rx_len, 5, "the connection still works");
+}
+
+Test(ustack_script, keepalive_probe_answered_restarts_idle) {
+    setup_keepalive(10000, 1000, 3); /* idle 10 s, then probes 1 s apart, 3 of them */
+    uint8_t f[2048];
+    uint64_t t0 = now_us;
+    uint32_t iss = handshake(40022, 1000, 1000);
+    now_us = t0 + 10 * SEC - 1000;
+    ustack_poll(S.stack, now_us);
+    expect_nothing();
+    struct out p = run_to_next_frame();
+    cr_assert_eq(now_us, t0 + 10 * SEC, "first probe after the idle time");
+    assert_keepalive_probe(&p, iss, 1001);
+    cr_assert_eq(stats().tcp_keepalive_probes, 1);
+    /* the peer answers (as Linux does: an ACK of what it has) */
+    now_us += 5000;
+    uint64_t answered = now_us;
+    inject(f, mk_tcp(f, 40022, 1001, iss + 1, F_ACK, 1000, NULL, 0));
+    expect_nothing();
+    /* the interval's timer finds the answer and waits a whole idle time from it */
+    p = run_to_next_frame();
+    cr_assert_eq(now_us, answered + 10 * SEC, "idle restarts at the answer");
+    assert_keepalive_probe(&p, iss, 1001);
+    cr_assert_eq(stats().tcp_keepalive_probes, 2);
+    cr_assert_eq(stats().tcp_keepalive_timeouts, 0);
+    cr_assert_eq(ev.closed, 0);
+    /* the answer cleared the count: 3 more unanswered probes before the reset */
+    for (int i = 0; i < 2; i++) {
+        uint64_t before = now_us;
+        p = run_to_next_frame();
+        cr_assert_eq(now_us, before + SEC);
+        assert_keepalive_probe(&p, iss, 1001);
+    }
+    p = run_to_next_frame();
+    cr_assert_eq(p.flags, F_RST | F_ACK);
+    cr_assert_eq(stats().tcp_keepalive_probes, 4);
+    cr_assert_eq(stats().tcp_keepalive_timeouts, 1);
+}
+
+Test(ustack_script, keepalive_silent_peer_is_reset) {
+    setup_keepalive(10000, 1000, 3);
+    uint64_t t0 = now_us;
+    uint32_t iss = handshake(40023, 1000, 1000);
+    for (int i = 0; i < 3; i++) {
+        struct out p = run_to_next_frame();
+        cr_assert_eq(now_us, t0 + 10 * SEC + (uint64_t)i * SEC, "probe %d at idle + %d s", i, i);
+        assert_keepalive_probe(&p, iss, 1001);
+        cr_assert_eq(ev.closed, 0);
+    }
+    cr_assert_eq(stats().tcp_keepalive_probes, 3);
+    struct out r = run_to_next_frame();
+    cr_assert_eq(now_us, t0 + 13 * SEC, "reset an interval after the last probe");
+    cr_assert_eq(r.flags, F_RST | F_ACK);
+    cr_assert_eq(r.seq, iss + 1);
+    cr_assert_eq(ev.closed, 1);
+    cr_assert_eq(ev.close_reason, -ETIMEDOUT, "the user is told, as on an RTO give-up");
+    cr_assert_eq(stats().tcp_keepalive_timeouts, 1);
+    cr_assert_eq(stats().tcp_rst_sent, 1);
+    cr_assert_eq(net_conn_count(S.nb), 0);
+    now_us += 3600 * SEC;
+    ustack_poll(S.stack, now_us);
+    expect_nothing();
+    cr_assert_eq(ustack_next_timer_us(S.stack), UINT64_MAX, "nothing left armed");
+}
+
+Test(ustack_script, keepalive_defaults_75s_interval_9_probes) {
+    setup_keepalive(1000, 0, 0); /* idle 1 s; interval and probes from the defaults */
+    uint64_t t0 = now_us;
+    uint32_t iss = handshake(40024, 1000, 1000);
+    for (int i = 0; i < 9; i++) {
+        struct out p = run_to_next_frame();
+        cr_assert_eq(now_us, t0 + SEC + (uint64_t)i * 75 * SEC);
+        assert_keepalive_probe(&p, iss, 1001);
+    }
+    struct out r = run_to_next_frame();
+    cr_assert_eq(now_us, t0 + SEC + 9ull * 75 * SEC);
+    cr_assert_eq(r.flags, F_RST | F_ACK);
+    cr_assert_eq(stats().tcp_keepalive_probes, 9);
+    cr_assert_eq(stats().tcp_keepalive_timeouts, 1);
+    cr_assert_eq(ev.close_reason, -ETIMEDOUT);
+}
+
+Test(ustack_script, keepalive_idle_restarts_on_data_and_waits_for_data_in_flight) {
+    setup_keepalive(10000, 1000, 3);
+    uint8_t f[2048];
+    uint64_t t0 = now_us;
+    uint32_t iss = handshake(40025, 1000, 1000);
+    now_us = t0 + 6 * SEC;
+    inject(f, mk_tcp(f, 40025, 1001, iss + 1, F_ACK | F_PSH, 1000, "ping", 4));
+    cr_assert_eq(ev.rx_len, 4);
+    struct out a = run_to_next_frame();
+    cr_assert_eq(a.flags, F_ACK);
+    cr_assert_eq(a.ack, 1005);
+    cr_assert_eq(a.seq, iss + 1, "the delayed ACK, not a probe");
+    struct out p = run_to_next_frame();
+    cr_assert_eq(now_us, t0 + 16 * SEC, "idle counts from the data");
+    assert_keepalive_probe(&p, iss, 1005);
+    cr_assert_eq(stats().tcp_keepalive_probes, 1);
+    /* we send; the peer ACKs nothing from here on. The RTO retransmits and keepalive does
+     * not probe or count while the data is in flight (the RTO gives up on its own) */
+    struct iovec iov = {"pong", 4};
+    struct net_send snd = {.iov = &iov, .iov_count = 1, .done = on_done};
+    cr_assert_eq(net_send(S.nb, ev.conn, &snd), 0);
+    struct out d = expect_tcp(F_ACK | F_PSH);
+    cr_assert_eq(d.seq, iss + 1);
+    uint64_t sent = now_us;
+    int resent = 0;
+    while (now_us < sent + 60 * SEC) {
+        struct out o = run_to_next_frame();
+        cr_assert_eq(o.plen, 4, "only retransmissions (flags %#x seq %u)", o.flags, o.seq);
+        resent++;
+    }
+    cr_assert_geq(resent, 5);
+    cr_assert_eq(stats().tcp_keepalive_probes, 1);
+    cr_assert_eq(stats().tcp_keepalive_timeouts, 0);
+    cr_assert_eq(ev.closed, 0);
+}
 
 Test(ustack_script, zero_window_answered_is_probed_forever) {
     uint8_t f[2048];
