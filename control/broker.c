@@ -259,6 +259,10 @@ static int open_dpdk(struct broker *b, const struct config *cfg, struct shard_co
              info.queue_count == 1 ? "none" : info.hw_rss ? "hw_rss" : "software",
              info.hugepages, config_get(cfg, "dpdk.ip"));
     sc->dpdk = b->dpdk;
+    sc->dpdk_keepalive_ms = (uint32_t)config_get_i64(cfg, "dpdk.tcp.keepalive.ms");
+    sc->dpdk_keepalive_interval_ms =
+        (uint32_t)config_get_i64(cfg, "dpdk.tcp.keepalive.interval.ms");
+    sc->dpdk_keepalive_probes = (uint32_t)config_get_i64(cfg, "dpdk.tcp.keepalive.probes");
     return 0;
 }
 

@@ -144,6 +144,9 @@ static struct net_backend *shard_dpdk_backend(struct shard *s, const struct net_
         .port = s->cfg.dpdk, .queue = (uint16_t)s->cfg.id, .ip = s->cfg.dpdk_ip,
         .netmask = s->cfg.dpdk_netmask, .gateway = s->cfg.dpdk_gateway,
         .max_conns = s->cfg.server.max_conns,
+        .keepalive_idle_ms = s->cfg.dpdk_keepalive_ms,
+        .keepalive_interval_ms = s->cfg.dpdk_keepalive_interval_ms,
+        .keepalive_probes = s->cfg.dpdk_keepalive_probes,
     };
     return net_dpdk_create(&dc, ev, s->server, s->error, sizeof s->error);
 #else

@@ -54,6 +54,7 @@ struct shard_config {
      * userspace TCP/IP stack at dpdk_ip (dataplane/net/dpdk_io.h). */
     struct dpdk_port *dpdk;
     uint32_t dpdk_ip, dpdk_netmask, dpdk_gateway; /* host byte order */
+    uint32_t dpdk_keepalive_ms, dpdk_keepalive_interval_ms, dpdk_keepalive_probes; /* 0: off */
 };
 
 struct shard {

@@ -381,7 +381,8 @@ static void log_stack_stats(const struct dpdk_io *d) {
              "tcp_backlog_full=%llu tcp_out_of_window=%llu tcp_rcv_queue_full=%llu "
              "tcp_ooo_queued=%llu tcp_dup_segments=%llu tcp_retransmits_rto=%llu "
              "tcp_retransmits_fast=%llu tcp_zero_window_probes=%llu tcp_conns_opened=%llu "
-             "tcp_conns_closed=%llu tcp_rx_bytes=%llu tcp_tx_bytes=%llu",
+             "tcp_conns_closed=%llu tcp_rx_bytes=%llu tcp_tx_bytes=%llu "
+             "tcp_keepalive_probes=%llu tcp_keepalive_timeouts=%llu tcp_persist_timeouts=%llu",
              d->queue, U(rx_frames), U(tx_frames), U(tx_alloc_failed), U(rx_malformed_eth),
              U(rx_not_for_us), U(rx_unknown_ethertype), U(arp_requests_answered),
              U(arp_pending_dropped), U(rx_malformed_ip), U(rx_bad_ip_csum), U(rx_ip_fragments),
@@ -390,7 +391,8 @@ static void log_stack_stats(const struct dpdk_io *d) {
              U(tcp_backlog_full), U(tcp_out_of_window), U(tcp_rcv_queue_full), U(tcp_ooo_queued),
              U(tcp_dup_segments), U(tcp_retransmits_rto), U(tcp_retransmits_fast),
              U(tcp_zero_window_probes), U(tcp_conns_opened), U(tcp_conns_closed),
-             U(tcp_rx_bytes), U(tcp_tx_bytes));
+             U(tcp_rx_bytes), U(tcp_tx_bytes), U(tcp_keepalive_probes),
+             U(tcp_keepalive_timeouts), U(tcp_persist_timeouts));
 #undef U
 }
 
@@ -478,6 +480,9 @@ struct net_backend *net_dpdk_create(const struct net_dpdk_config *cfg,
     memcpy(up.mac, info.mac, sizeof up.mac);
     struct ustack_config sc = {.ip = cfg->ip, .netmask = cfg->netmask,
                                .gateway = cfg->gateway, .max_conns = cfg->max_conns,
+                               .keepalive_idle_ms = cfg->keepalive_idle_ms,
+                               .keepalive_interval_ms = cfg->keepalive_interval_ms,
+                               .keepalive_probes = cfg->keepalive_probes,
                                .isn_seed = 0}; /* RFC 6528 ISNs */
     d->client_port_base = cfg->client_port_base;
     d->client_port_span = cfg->client_port_span;

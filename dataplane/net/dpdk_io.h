@@ -19,6 +19,8 @@ struct net_dpdk_config {
     uint16_t queue;                 /* the shard's queue pair */
     uint32_t ip, netmask, gateway;  /* host byte order (gateway 0: on-link only) */
     uint32_t max_conns;             /* TCP connection slots (0: the stack's default) */
+    /* TCP keepalive (ustack_config.keepalive_*): idle 0 = off (the load generator) */
+    uint32_t keepalive_idle_ms, keepalive_interval_ms, keepalive_probes;
     /* Client side over several queues (the load generator): queue q's stack takes its
      * ephemeral ports from [base + q*span, base + (q+1)*span), and a TCP frame whose
      * destination port falls in that range is steered to q. 0: off (server side). */

@@ -6,7 +6,9 @@ The broker runs `sluice serve --set dpdk.enabled=true` with net_af_packet on the
 end and the userspace TCP/IP stack at SUBNET.1; kcat and confluent-kafka run inside the
 namespace (`ip netns exec`) on the kernel's TCP at SUBNET.2. Checks, in order:
   0. sluice check with dpdk.enabled reports the port: af_packet, link up, the veth's MAC;
-  1. ping: ICMP echo to SUBNET.1 is answered (by the userspace stack);
+  1. keepalive (dpdk.tcp.keepalive.ms=1000, interval 500 ms, 3 probes): a connection
+     idle for 4 s is probed, the kernel answers, the connection still serves a request;
+     ping: ICMP echo to SUBNET.1 is answered (by the userspace stack);
   2. kcat: 100,000 messages produced and consumed back byte for byte;
   3. confluent-kafka: 100,000 binary messages round-trip byte for byte through a
      consumer group that commits; a second member of the group starts at the commit;
@@ -27,7 +29,7 @@ namespace (`ip netns exec`) on the kernel's TCP at SUBNET.2. Checks, in order:
 Skips (exit 77) only when DPDK is not built in or the machine cannot make a veth pair.
 The namespace and the veth pair are removed on every exit (finally + SIGTERM handler).
 
-Usage: test_dpdk_veth.py SLUICE [--only check,ping,kcat,confluent,loadgen,badinput,faults,tap]
+Usage: test_dpdk_veth.py SLUICE [--only check,keepalive,ping,kcat,confluent,loadgen,badinput,faults,tap]
 SLUICE_DPDK_CORES sets the broker's shard count (default 2 with two CPUs: two queue pairs
 and software steering; the faults run uses one).
 """
@@ -190,6 +192,20 @@ for seq in range(1, 4):
             answered += 1
             break
 print("answered=%d" % answered)
+"""
+
+# An idle Kafka connection: connect, say nothing for IDLE seconds, then ApiVersions v0.
+IDLE_PY = r"""
+import socket, struct, sys, time
+host, port, idle_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+s = socket.create_connection((host, port), timeout=10)
+time.sleep(idle_s)
+body = struct.pack("!hhih", 18, 0, 7, 4) + b"idle"
+s.sendall(struct.pack("!i", len(body)) + body)
+size = struct.unpack("!i", s.recv(4, socket.MSG_WAITALL))[0]
+resp = s.recv(size, socket.MSG_WAITALL)
+corr, err = struct.unpack("!ih", resp[:6])
+print("corr=%d error=%d bytes=%d" % (corr, err, size))
 """
 
 CONFLUENT_PY = r"""
@@ -361,6 +377,24 @@ def check_port_report(sluice, veth):
     log("sluice check: " + port[0].split(None, 1)[1].strip())
 
 
+def check_keepalive(veth, broker, tmp):
+    """The broker runs with dpdk.tcp.keepalive.ms=1000 (interval 500 ms, 3 probes): a
+    connection idle for 4 s is probed, the kernel peer answers, the connection lives on
+    (counted at the end: tcp_keepalive_probes > 0, tcp_keepalive_timeouts 0)."""
+    script = write_script(tmp, "idle.py", IDLE_PY)
+    host, port = broker.bootstrap.split(":")
+    rc, out, err = run(veth.ns_cmd(PYTHON, script, host, port, "4"), timeout_s=30)
+    assert rc == 0 and "corr=7 error=0" in out, (rc, out, err, broker.tail())
+    log("keepalive: a connection idle for 4 s (probed after 1 s) still answers: " + out.strip())
+
+
+def check_keepalive_counters(c):
+    assert c.get("tcp_keepalive_probes", 0) > 0, c
+    assert c.get("tcp_keepalive_timeouts", 0) == 0 and c.get("tcp_persist_timeouts", 0) == 0, c
+    log("keepalive counted: %d probes sent, 0 connections timed out"
+        % c["tcp_keepalive_probes"])
+
+
 def check_ping(veth, tmp):
     script = write_script(tmp, "ping.py", PING_PY)
     rc, out, err = run(veth.ns_cmd(PYTHON, script, veth.info["root_dpdk_ip"]), timeout_s=30)
@@ -530,7 +564,12 @@ def main():
             veth.info["root_dpdk_ip"], cores))
         if want("check"):
             check_port_report(sluice, veth)
-        broker = DpdkBroker(sluice, veth, cores=cores).start()
+        keepalive = ["--set", "dpdk.tcp.keepalive.ms=1000",
+                     "--set", "dpdk.tcp.keepalive.interval.ms=500",
+                     "--set", "dpdk.tcp.keepalive.probes=3"]
+        broker = DpdkBroker(sluice, veth, cores=cores, extra=keepalive).start()
+        if want("keepalive"):
+            check_keepalive(veth, broker, tmp)
         if want("ping"):
             check_ping(veth, tmp)
         if want("kcat"):
@@ -548,6 +587,8 @@ def main():
         log("broker counters: %s" % counters)
         if want("badinput"):
             check_bad_input_counters(counters)
+        if want("keepalive"):
+            check_keepalive_counters(counters)
         broker.cleanup()
         broker = None
         if want("faults"):
