@@ -9,6 +9,12 @@
  * intended send time is inside the measured window. The correctness check (lost,
  * duplicated, out of order, CRC) covers the whole run, warm-up included.
  *
+ * --group: the consumers join a consumer group first (loadgen_group.c); the schedule
+ * origin is set, and the producers told to go, only once every consumer is a member of
+ * the same generation with its assignment and start offsets (at most
+ * LG_GROUP_SETTLE_NS). Lost messages are then counted per partition from the state the
+ * members published, whoever held the partition last.
+ *
  * A sweep first runs at rate 0 (as fast as possible) to measure the maximum acked rate,
  * then once per requested percentage of it.
  *
@@ -30,6 +36,7 @@
 
 #define LG_START_DELAY_NS (20 * 1000000ull)
 #define LG_TICK_NS (10 * 1000000ull)
+#define LG_GROUP_SETTLE_NS (60 * 1000000000ull)
 
 static _Atomic int interrupted;
 
@@ -56,6 +63,8 @@ static void counters_sum(struct lg_worker *ws, uint32_t n, struct lg_result *r) 
         r->fetch_errors += atomic_load(&c->fetch_errors);
         r->conn_errors += atomic_load(&c->conn_errors);
         r->lost += atomic_load(&c->lost);
+        r->redelivered += atomic_load(&c->redelivered);
+        r->commit_errors += atomic_load(&c->commit_errors);
     }
 }
 
@@ -81,6 +90,9 @@ static void hists_merge(struct lg_worker *ws, uint32_t n, struct lg_result *r) {
     }
 }
 
+static void sleep_ns(uint64_t ns);
+static bool all_done(struct lg_worker *ws, uint32_t n);
+
 static int shared_init(struct lg_shared *sh, const struct lg_options *o,
                        const struct lg_cluster *c) {
     memset(sh, 0, sizeof *sh);
@@ -95,9 +107,18 @@ static int shared_init(struct lg_shared *sh, const struct lg_options *o,
     sh->part_lost = calloc(n, sizeof sh->part_lost[0]);
     sh->part_duplicated = calloc(n, sizeof sh->part_duplicated[0]);
     sh->part_out_of_order = calloc(n, sizeof sh->part_out_of_order[0]);
+    sh->part_unique = calloc(n, sizeof sh->part_unique[0]);
+    sh->part_expected_seq = calloc(n, sizeof sh->part_expected_seq[0]);
+    sh->part_position = calloc(n, sizeof sh->part_position[0]);
+    sh->member_generation = calloc(o->consumers ? o->consumers : 1,
+                                   sizeof sh->member_generation[0]);
     if (!sh->part_topic || !sh->part_index || !sh->acked_end || !sh->acked_msgs ||
-        !sh->part_lost || !sh->part_duplicated || !sh->part_out_of_order)
+        !sh->part_lost || !sh->part_duplicated || !sh->part_out_of_order ||
+        !sh->part_unique || !sh->part_expected_seq || !sh->part_position ||
+        !sh->member_generation)
         return -1;
+    for (uint32_t i = 0; i < o->consumers; i++) atomic_init(&sh->member_generation[i], -1);
+    atomic_init(&sh->group_generation, -1);
     uint32_t g = 0;
     for (uint32_t t = 0; t < c->topic_count; t++)
         for (uint32_t p = 0; p < c->topics[t].partitions; p++, g++) {
@@ -108,6 +129,9 @@ static int shared_init(struct lg_shared *sh, const struct lg_options *o,
             atomic_init(&sh->part_lost[g], 0);
             atomic_init(&sh->part_duplicated[g], 0);
             atomic_init(&sh->part_out_of_order[g], 0);
+            atomic_init(&sh->part_unique[g], 0);
+            atomic_init(&sh->part_expected_seq[g], 0);
+            atomic_init(&sh->part_position[g], -1);
         }
     return 0;
 }
@@ -120,6 +144,62 @@ static void shared_fini(struct lg_shared *sh) {
     free((void *)sh->part_lost);
     free((void *)sh->part_duplicated);
     free((void *)sh->part_out_of_order);
+    free((void *)sh->part_unique);
+    free((void *)sh->part_expected_seq);
+    free((void *)sh->part_position);
+    free((void *)sh->member_generation);
+}
+
+/* Schedule origin, warm-up end and produce deadline, from now; then the producers go. */
+static void set_times_and_go(struct lg_shared *sh, const struct lg_options *o) {
+    sh->start_ns = lg_now_ns() + LG_START_DELAY_NS;
+    sh->measure_from_ns = sh->start_ns + (uint64_t)(o->warmup_s * 1e9);
+    sh->produce_until_ns = o->messages > 0 ? UINT64_MAX
+                                           : sh->measure_from_ns + (uint64_t)(o->duration_s * 1e9);
+    atomic_store(&sh->go, 1);
+}
+
+/* --group: every consumer reads in the same generation (-1 while not). */
+static bool group_settled(struct lg_shared *sh, uint32_t consumers) {
+    int32_t gen = atomic_load(&sh->member_generation[0]);
+    for (uint32_t i = 0; i < consumers; i++)
+        if (atomic_load(&sh->member_generation[i]) != gen) return false;
+    return gen >= 0;
+}
+
+/* --group: wait until the group has settled, then go. 0, or -1 (the run is aborted). */
+static int wait_group_settled(struct lg_shared *sh, const struct lg_options *o,
+                              struct lg_worker *ws, uint32_t n) {
+    uint64_t deadline = lg_now_ns() + LG_GROUP_SETTLE_NS;
+    int rc = 0;
+    while (!group_settled(sh, o->consumers)) {
+        if (atomic_load(&interrupted) || lg_now_ns() > deadline || all_done(ws, n)) {
+            if (!atomic_load(&interrupted))
+                fprintf(stderr, "loadgen: group %s: the consumers did not all get an "
+                        "assignment in one generation\n", o->group);
+            atomic_store(&sh->abort, 1);
+            rc = -1;
+            break;
+        }
+        sleep_ns(LG_TICK_NS);
+    }
+    if (rc == 0 && !o->quiet)
+        fprintf(stderr, "loadgen: group %s: %u members in generation %d\n", o->group,
+                o->consumers, atomic_load(&sh->member_generation[0]));
+    set_times_and_go(sh, o); /* after an abort: the producers see it and finish */
+    return rc;
+}
+
+/* --group: a partition's messages acked but not read by whoever held it last. */
+static uint64_t group_lost(struct lg_shared *sh) {
+    uint64_t lost = 0;
+    for (uint32_t g = 0; g < sh->partition_count; g++) {
+        uint64_t acked = atomic_load(&sh->acked_msgs[g]), seen = atomic_load(&sh->part_unique[g]);
+        if (acked <= seen) continue;
+        atomic_store(&sh->part_lost[g], acked - seen);
+        lost += acked - seen;
+    }
+    return lost;
 }
 
 /* The partitions the check flagged, after the workers have finished. */
@@ -222,10 +302,8 @@ static int run_once(const struct lg_options *o, const struct lg_cluster *c, cons
     atomic_init(&sh.producers_running, active);
     sh.rate_per_producer = active ? rate_msgs / active : 0;
     sh.run_id = (uint32_t)(lg_now_ns() ^ ((uint64_t)getpid() << 16));
-    sh.start_ns = lg_now_ns() + LG_START_DELAY_NS;
-    sh.measure_from_ns = sh.start_ns + (uint64_t)(o->warmup_s * 1e9);
-    sh.produce_until_ns = o->messages > 0 ? UINT64_MAX
-                                          : sh.measure_from_ns + (uint64_t)(o->duration_s * 1e9);
+    bool group = o->group[0] && o->consumers > 0;
+    if (!group) set_times_and_go(&sh, o);
     uint32_t n = o->threads;
     struct lg_worker *ws = calloc(n, sizeof ws[0]);
     if (!ws) {
@@ -251,7 +329,11 @@ static int run_once(const struct lg_options *o, const struct lg_cluster *c, cons
         started++;
     }
     struct lg_result a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
     uint64_t t0 = 0, t1 = 0;
+    if (rc == 0 && group && wait_group_settled(&sh, o, ws, n) != 0) rc = -1;
+    else if (rc != 0 && group) set_times_and_go(&sh, o);
     if (rc == 0) watch(o, &sh, ws, n, &a, &b, &t0, &t1);
     for (uint32_t i = 0; i < started; i++) lg_worker_join(&ws[i]);
     for (uint32_t i = 0; i < started; i++)
@@ -269,6 +351,12 @@ static int run_once(const struct lg_options *o, const struct lg_cluster *c, cons
     out->out_of_order = final.out_of_order;
     out->fetch_errors = final.fetch_errors;
     out->conn_errors = final.conn_errors;
+    out->redelivered = final.redelivered;
+    out->commit_errors = final.commit_errors;
+    if (group) out->lost = group_lost(&sh);
+    out->rebalances = atomic_load(&sh.rebalances);
+    out->rebalances_mid_run = atomic_load(&sh.rebalances_mid_run);
+    snprintf(out->group, sizeof out->group, "%s", o->group);
     out->seconds = t1 > t0 ? (double)(t1 - t0) / 1e9 : 0;
     out->rate_target_msgs = rate_msgs;
     hists_merge(ws, started, out);

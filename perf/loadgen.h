@@ -6,6 +6,8 @@
  *   loadgen_rate.c    open-loop schedule, message sizes and key distributions (zipf)
  *   loadgen_setup.c   blocking admin round trips before the run (versions, metadata,
  *                     create topics, end offsets) on a plain socket
+ *   loadgen_assign.c  consumer protocol bytes and the range assignor (--group)
+ *   loadgen_group.c   a consumer's group membership: join, sync, heartbeat, commit
  *   loadgen_worker.c  one pinned thread: an io_uring, a net_uring backend used as a
  *                     client, its producer and consumer connections
  *   loadgen_report.c  progress line, summary table, JSON
@@ -26,6 +28,7 @@
 #define LG_MAX_CONNS 1024            /* producers + consumers */
 #define LG_MAX_SWEEP 16
 #define LG_TOPIC_NAME_BYTES 200
+#define LG_GROUP_NAME_BYTES 200
 
 enum lg_size_dist { LG_SIZE_FIXED = 0, LG_SIZE_UNIFORM = 1 };
 enum lg_key_dist { LG_KEY_NONE = 0, LG_KEY_ROUND_ROBIN = 1, LG_KEY_RANDOM = 2, LG_KEY_ZIPF = 3 };
@@ -56,6 +59,12 @@ struct lg_options {
     uint32_t consumers;
     enum lg_consumer_mode consumer_mode;
     enum lg_consume_from consume_from;
+    /* --group: the consumers are members of this consumer group ("" = assigned
+     * partitions, consumer-mode decides) */
+    char group[LG_GROUP_NAME_BYTES];
+    uint32_t session_timeout_ms;
+    uint32_t heartbeat_interval_ms;
+    uint32_t auto_commit_interval_ms;
     uint32_t fetch_max_bytes;         /* per fetch response */
     uint32_t fetch_partition_max_bytes;
     uint32_t fetch_max_wait_ms;
@@ -93,11 +102,17 @@ struct lg_result {
     uint64_t produced_msgs, produced_bytes, produce_errors, acked_msgs, acked_bytes;
     uint64_t consumed_msgs, consumed_bytes, consumed_batches;
     uint64_t crc_errors, lost, duplicated, out_of_order, fetch_errors, conn_errors;
+    /* --group: records read again after a partition moved to another member (below the
+     * old member's position: Kafka's at-least-once, not counted as duplicated), the
+     * generations the members synced into, and how many of those came after the group
+     * had settled and producing started */
+    uint64_t redelivered, rebalances, rebalances_mid_run, commit_errors;
     struct hist produce_latency;      /* intended send -> ack, us */
     struct hist e2e_latency;          /* intended send -> consumed, us */
     struct lg_partition_problem problems[LG_MAX_PROBLEMS];
     uint32_t problem_count;           /* kept; problem_partitions counts them all */
     uint32_t problem_partitions;
+    char group[LG_GROUP_NAME_BYTES];  /* --group, "" without */
 };
 
 /* options */

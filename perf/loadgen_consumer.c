@@ -5,6 +5,13 @@
  * g with g % C == k. One fetch is in flight at a time, covering all of the consumer's
  * partitions, from the offsets the setup listed (latest or earliest).
  *
+ * --group: the consumer's group membership (loadgen_group.c, its own connection to the
+ * coordinator) assigns and revokes its partitions; it reads nothing while it has no
+ * assignment, and a fetch answered after a revoke is dropped. A partition's check state
+ * moves with it through struct lg_shared (see loadgen_group.c), and a record read again
+ * below the previous holder's position after a rebalance counts as redelivered, not
+ * duplicated. The consumer is finished when its membership is (it left the group).
+ *
  * Every batch's CRC32C is checked (record_iter_init) and every record read. A record
  * whose value carries this run's payload header is checked against its partition's
  * sequence: the expected one counts as unique, a lower one as duplicated, a higher one
@@ -30,6 +37,7 @@ struct cpart {
     int64_t high_watermark;
     uint64_t expected_seq;       /* next sequence of this run */
     uint64_t unique;             /* this run's messages seen once, in order */
+    int64_t redeliver_below;     /* --group: the previous holder's position, -1 */
 };
 
 struct lg_consumer {
@@ -38,6 +46,11 @@ struct lg_consumer {
     uint32_t number;
     struct net_conn *conn;
     bool connected, closed, finished;
+    bool reading_done;           /* caught up (or gave up); finished unless in a group */
+    bool assigned;               /* has its partitions (always, without a group) */
+    struct lg_group *group;      /* --group: its membership, else NULL */
+    uint32_t assign_epoch;       /* bumped by each revoke: older fetches are dropped */
+    uint32_t fetch_epoch;        /* assign_epoch when the fetch in flight was sent */
     bool fetch_in_flight, fetch_after_producers;
     bool send_busy;              /* the backend still holds `send` */
     uint64_t retry_at_ns, producers_done_ns;
@@ -64,6 +77,10 @@ struct lg_consumer *lg_consumer_at(struct lg_worker *w, uint32_t i) {
 
 bool lg_consumer_finished(const struct lg_consumer *c) { return c->finished; }
 
+bool lg_consumer_reading_done(const struct lg_consumer *c) { return c->reading_done; }
+
+struct lg_group *lg_consumer_group(struct lg_consumer *c) { return c->group; }
+
 static int consumer_alloc(struct lg_worker *w, struct lg_consumer *c, uint32_t number) {
     const struct lg_shared *sh = w->sh;
     const struct lg_options *o = sh->o;
@@ -85,8 +102,13 @@ static int consumer_alloc(struct lg_worker *w, struct lg_consumer *c, uint32_t n
         !c->frames.buf || !c->arena_mem)
         return -1;
     kafka_arena_init(&c->arena, c->arena_mem, c->arena_bytes);
+    for (uint32_t g = 0; g < sh->partition_count; g++) c->local_of_g[g] = -1;
+    if (o->group[0]) { /* partitions come from the group */
+        c->group = lg_group_create(w, c, number);
+        return c->group ? 0 : -1;
+    }
+    c->assigned = true;
     for (uint32_t g = 0; g < sh->partition_count; g++) {
-        c->local_of_g[g] = -1;
         bool mine = o->consumer_mode == LG_CONSUMERS_FANOUT || g % o->consumers == number;
         if (!mine) continue;
         const struct lg_topic *t = &sh->c->topics[sh->part_topic[g]];
@@ -94,13 +116,15 @@ static int consumer_alloc(struct lg_worker *w, struct lg_consumer *c, uint32_t n
         c->parts[c->part_count++] = (struct cpart){
             .g = g, .fetch_offset = t->start_offsets[sh->part_index[g]], .high_watermark = -1};
     }
-    if (c->part_count == 0) c->finished = true;
+    if (c->part_count == 0) c->finished = c->reading_done = true;
     return 0;
 }
 
 struct lg_consumer *lg_consumers_create(struct lg_worker *w) {
     w->consumers = calloc(w->consumer_count ? w->consumer_count : 1, sizeof w->consumers[0]);
     if (!w->consumers) return NULL;
+    if (w->sh->o->group[0] && w->consumer_count > 0 && !(w->leader = lg_leader_create(w->sh)))
+        return NULL;
     for (uint32_t i = 0; i < w->consumer_count; i++)
         if (consumer_alloc(w, &w->consumers[i], w->consumer_first + i) != 0) return NULL;
     return w->consumers;
@@ -117,12 +141,19 @@ void lg_consumers_destroy(struct lg_worker *w) {
         free(c->req_buf);
         free(c->frames.buf);
         free(c->arena_mem);
+        lg_group_destroy(c->group);
     }
+    lg_leader_destroy(w->leader);
+    w->leader = NULL;
     free(w->consumers);
     w->consumers = NULL;
 }
 
-uint64_t lg_consumer_lost(const struct lg_worker *w, const struct lg_consumer *c) {
+uint64_t lg_consumer_lost(const struct lg_worker *w, struct lg_consumer *c) {
+    if (c->group) { /* publish what it still holds; run_once counts per partition */
+        lg_consumer_revoke(c);
+        return 0;
+    }
     uint64_t lost = 0;
     for (uint32_t i = 0; i < c->part_count; i++) {
         uint64_t acked = atomic_load(&w->sh->acked_msgs[c->parts[i].g]);
@@ -148,6 +179,8 @@ static void check_record(struct lg_consumer *c, struct cpart *cp, const struct r
     if (seq == cp->expected_seq) {
         cp->expected_seq++;
         cp->unique++;
+    } else if (seq < cp->expected_seq && r->offset < cp->redeliver_below) {
+        lg_add(&w->counters.redelivered, 1); /* read again after a rebalance */
     } else if (seq < cp->expected_seq) {
         lg_add(&w->counters.duplicated, 1);
         atomic_fetch_add_explicit(&sh->part_duplicated[cp->g], 1, memory_order_relaxed);
@@ -213,6 +246,7 @@ static struct cpart *find_part(struct lg_consumer *c, int t, int32_t partition) 
 
 static bool caught_up(const struct lg_consumer *c) {
     const struct lg_shared *sh = c->w->sh;
+    if (!c->assigned) return false;
     for (uint32_t i = 0; i < c->part_count; i++) {
         const struct cpart *cp = &c->parts[i];
         int64_t acked_end = atomic_load(&sh->acked_end[cp->g]);
@@ -235,6 +269,7 @@ static int on_fetch_response(void *ctx, const uint8_t *frame, size_t len) {
         corr != c->correlation_id)
         return -1;
     c->fetch_in_flight = false;
+    if (c->fetch_epoch != c->assign_epoch) return 0; /* asked for revoked partitions */
     uint64_t now = lg_now_ns();
     bool errors = resp.error_code != 0;
     for (int32_t t = 0; t < resp.responses_count; t++) {
@@ -256,7 +291,8 @@ static int on_fetch_response(void *ctx, const uint8_t *frame, size_t len) {
         lg_add(&w->counters.fetch_errors, 1);
         c->retry_at_ns = now + LG_RETRY_BACKOFF_NS;
     }
-    if (c->fetch_after_producers && caught_up(c)) c->finished = true;
+    if (c->fetch_after_producers && caught_up(c)) c->reading_done = true;
+    if (c->reading_done && !c->group) c->finished = true;
     return 0;
 }
 
@@ -275,12 +311,14 @@ static void on_connected(struct net_conn *nc, int status) {
 }
 
 void lg_consumer_connect(struct lg_worker *w, struct lg_consumer *c) {
-    if (c->part_count == 0) return;
+    if (c->group) lg_group_connect(c->group);
+    if (c->part_count == 0 && !c->group) return;
     int err = 0;
     c->conn = net_connect(w->net, w->sh->o->host, w->sh->o->port, c, on_connected, &err);
     if (!c->conn) {
         snprintf(w->error, sizeof w->error, "consumer connect: %s", strerror(-err));
-        c->closed = c->finished = true;
+        c->closed = c->reading_done = true;
+        c->finished = !c->group;
         lg_add(&w->counters.conn_errors, 1);
         return;
     }
@@ -295,12 +333,13 @@ void lg_consumer_closed(struct lg_consumer *c, int reason) {
     c->closed = true;
     c->conn = NULL;
     c->w->conns_open--;
-    if (!c->finished) {
+    if (!c->reading_done) {
         lg_add(&c->w->counters.conn_errors, 1);
         if (!c->w->error[0])
             snprintf(c->w->error, sizeof c->w->error, "consumer connection closed (%s)",
                      reason ? strerror(-reason) : "by the broker");
-        c->finished = true;
+        c->reading_done = true;
+        c->finished = !c->group || lg_group_done(c->group);
     }
 }
 
@@ -353,23 +392,31 @@ static int send_fetch(struct lg_consumer *c) {
     c->iov[0] = (struct iovec){.iov_base = c->req_buf, .iov_len = wr.len_bytes};
     c->send = (struct net_send){.iov = c->iov, .iov_count = 1, .done = on_fetch_sent, .user = c};
     c->fetch_in_flight = true;
+    c->fetch_epoch = c->assign_epoch;
     c->send_busy = true;
     return net_send(w->net, c->conn, &c->send);
 }
 
-uint64_t lg_consumer_step(struct lg_worker *w, struct lg_consumer *c, uint64_t now_ns) {
-    if (c->finished || !c->connected || c->closed) return UINT64_MAX;
+/* The reading half: ends (reading_done) caught up, given up or aborted. */
+static uint64_t read_step(struct lg_worker *w, struct lg_consumer *c, uint64_t now_ns) {
+    if (c->reading_done || !c->connected || c->closed) return UINT64_MAX;
     if (atomic_load_explicit(&w->sh->abort, memory_order_relaxed)) {
-        c->finished = true;
+        c->reading_done = true;
         return UINT64_MAX;
     }
-    if (atomic_load(&w->sh->producers_running) == 0) {
+    /* a group's drain time starts when producing did (the join comes before) */
+    if (atomic_load(&w->sh->producers_running) == 0 && atomic_load(&w->sh->go)) {
         if (c->producers_done_ns == 0) c->producers_done_ns = now_ns;
         if (now_ns > c->producers_done_ns + (uint64_t)(w->sh->o->drain_s * 1e9)) {
-            c->finished = true; /* gave up: what is missing is reported as lost */
+            c->reading_done = true; /* gave up: what is missing is reported as lost */
+            return UINT64_MAX;
+        }
+        if (c->assigned && c->part_count == 0) { /* a member with nothing to read */
+            c->reading_done = true;
             return UINT64_MAX;
         }
     }
+    if (!c->assigned || c->part_count == 0) return UINT64_MAX;
     if (c->fetch_in_flight || c->send_busy) return UINT64_MAX;
     if (now_ns < c->retry_at_ns) return c->retry_at_ns - now_ns;
     c->fetch_after_producers = atomic_load(&w->sh->producers_running) == 0;
@@ -378,6 +425,61 @@ uint64_t lg_consumer_step(struct lg_worker *w, struct lg_consumer *c, uint64_t n
         return UINT64_MAX;
     }
     return UINT64_MAX;
+}
+
+uint64_t lg_consumer_step(struct lg_worker *w, struct lg_consumer *c, uint64_t now_ns) {
+    if (c->finished) return UINT64_MAX;
+    uint64_t wait = read_step(w, c, now_ns);
+    if (!c->group) {
+        c->finished = c->reading_done;
+        return wait;
+    }
+    uint64_t group_wait = lg_group_step(c->group, now_ns);
+    c->finished = lg_group_done(c->group);
+    return group_wait < wait ? group_wait : wait;
+}
+
+void lg_consumer_assign(struct lg_consumer *c, const uint32_t *gs, const int64_t *offsets,
+                        uint32_t n) {
+    const struct lg_shared *sh = c->w->sh;
+    lg_consumer_revoke(c);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t g = gs[i];
+        c->local_of_g[g] = (int32_t)i;
+        c->parts[i] = (struct cpart){
+            .g = g, .fetch_offset = offsets[i], .high_watermark = -1,
+            .expected_seq = atomic_load(&sh->part_expected_seq[g]),
+            .unique = atomic_load(&sh->part_unique[g]),
+            .redeliver_below = atomic_load(&sh->part_position[g])};
+    }
+    c->part_count = n;
+    c->assigned = true;
+    c->retry_at_ns = 0;
+    /* caught up on the old partitions says nothing about these: look again (the
+     * drain deadline and an abort still end reading) */
+    c->reading_done = c->fetch_after_producers = false;
+}
+
+void lg_consumer_revoke(struct lg_consumer *c) {
+    struct lg_shared *sh = c->w->sh;
+    for (uint32_t i = 0; i < c->part_count; i++) {
+        const struct cpart *cp = &c->parts[i];
+        atomic_store(&sh->part_expected_seq[cp->g], cp->expected_seq);
+        atomic_store(&sh->part_unique[cp->g], cp->unique);
+        atomic_store(&sh->part_position[cp->g], cp->fetch_offset);
+        c->local_of_g[cp->g] = -1;
+    }
+    c->part_count = 0;
+    c->assigned = false;
+    c->assign_epoch++;
+}
+
+uint32_t lg_consumer_positions(const struct lg_consumer *c, uint32_t *gs, int64_t *offsets) {
+    for (uint32_t i = 0; i < c->part_count; i++) {
+        gs[i] = c->parts[i].g;
+        offsets[i] = c->parts[i].fetch_offset;
+    }
+    return c->part_count;
 }
 
 struct net_conn *lg_consumer_conn(struct lg_consumer *c) { return c->closed ? NULL : c->conn; }

@@ -40,6 +40,9 @@ void lg_options_default(struct lg_options *o) {
     o->fetch_partition_max_bytes = 1 << 20;
     snprintf(o->dpdk_netmask, sizeof o->dpdk_netmask, "255.255.255.0");
     o->fetch_max_wait_ms = 100;
+    o->session_timeout_ms = 10000;
+    o->heartbeat_interval_ms = 3000;
+    o->auto_commit_interval_ms = 5000;
     o->warmup_s = 1;
     o->duration_s = 10;
     o->drain_s = 5;
@@ -202,7 +205,12 @@ static const struct opt_key keys[] = {
     {"producers", "producer connections (1)"},
     {"consumers", "consumer connections (1)"},
     {"consumer-mode", "fanout (each reads every partition) | split (1)"},
-    {"consume-from", "latest|earliest (latest)"},
+    {"consume-from", "latest|earliest; --group: where uncommitted partitions start (latest)"},
+    {"group", "NAME: the consumers are one consumer group (range assignor, offsets "
+              "committed; none: consumer-mode)"},
+    {"session-timeout-ms", "group session timeout (10000)"},
+    {"heartbeat-interval-ms", "group heartbeat interval (3000)"},
+    {"auto-commit-interval-ms", "group offset commit interval (5000)"},
     {"fetch-max-bytes", "per fetch response (4MiB)"},
     {"fetch-partition-max-bytes", "per partition in a fetch (1MiB)"},
     {"fetch-max-wait-ms", "(100)"},
@@ -274,7 +282,14 @@ int lg_options_set(struct lg_options *o, const char *k, const char *v, char *err
         if (!strcmp(v, "latest")) o->consume_from = LG_FROM_LATEST;
         else if (!strcmp(v, "earliest")) o->consume_from = LG_FROM_EARLIEST;
         else rc = -1;
-    } else if (!strcmp(k, "fetch-max-bytes"))
+    } else if (!strcmp(k, "group")) rc = copy_text(o->group, sizeof o->group, v);
+    else if (!strcmp(k, "session-timeout-ms"))
+        rc = parse_u32(v, 1000, 3600000, &o->session_timeout_ms);
+    else if (!strcmp(k, "heartbeat-interval-ms"))
+        rc = parse_u32(v, 10, 3600000, &o->heartbeat_interval_ms);
+    else if (!strcmp(k, "auto-commit-interval-ms"))
+        rc = parse_u32(v, 10, 3600000, &o->auto_commit_interval_ms);
+    else if (!strcmp(k, "fetch-max-bytes"))
         rc = parse_u32(v, 1024, 64 << 20, &o->fetch_max_bytes);
     else if (!strcmp(k, "fetch-partition-max-bytes"))
         rc = parse_u32(v, 1024, 64 << 20, &o->fetch_partition_max_bytes);
@@ -415,6 +430,14 @@ int lg_options_check(const struct lg_options *o, char *err, size_t err_bytes) {
     if (o->dpdk && !o->dpdk_ip[0]) {
         snprintf(err, err_bytes, "--dpdk needs --dpdk-ip (and a queue pair per thread: "
                  "net_af_packet's qpairs=N in --dpdk-eal-args)");
+        return -1;
+    }
+    if (o->group[0] && o->dpdk) {
+        snprintf(err, err_bytes, "--group does not work with --dpdk yet");
+        return -1;
+    }
+    if (o->group[0] && o->heartbeat_interval_ms >= o->session_timeout_ms) {
+        snprintf(err, err_bytes, "heartbeat-interval-ms must be below session-timeout-ms");
         return -1;
     }
     if (o->sweep_count > 0 && o->producers == 0) {

@@ -75,6 +75,7 @@ struct lg_producer {
     uint32_t number;             /* global producer number */
     struct net_conn *conn;
     bool connected, closed, finished;
+    bool scheduled;              /* the schedule started (sh->go was set) */
     struct ppart *parts;
     uint32_t part_count, sticky;
     struct slot *slots;
@@ -347,7 +348,6 @@ void lg_producer_connect(struct lg_worker *w, struct lg_producer *p) {
         return;
     }
     w->conns_open++;
-    lg_schedule_init(&p->schedule, w->sh->start_ns, w->sh->rate_per_producer);
 }
 
 /* The receive path of a producer connection (dispatched by the worker). */
@@ -685,6 +685,11 @@ static int send_request(struct lg_producer *p) {
 uint64_t lg_producer_step(struct lg_worker *w, struct lg_producer *p, uint64_t now_ns) {
     if (p->finished || !p->connected || p->closed) return UINT64_MAX;
     const struct lg_shared *sh = w->sh;
+    if (!p->scheduled) { /* the schedule starts when the main thread says go */
+        if (!atomic_load(&sh->go)) return 1000000;
+        lg_schedule_init(&p->schedule, sh->start_ns, sh->rate_per_producer);
+        p->scheduled = true;
+    }
     bool stopping = now_ns >= sh->produce_until_ns || p->messages_left == 0 ||
                     atomic_load_explicit(&w->sh->abort, memory_order_relaxed);
     if (!stopping) generate(p, now_ns);

@@ -13,6 +13,9 @@
 /* The API versions the load generator speaks, and the highest the broker offered. */
 struct lg_versions {
     int16_t produce, fetch, list_offsets, metadata, create_topics;
+    /* consumer groups (--group); -1 where the broker lacks them */
+    int16_t find_coordinator, join_group, sync_group, heartbeat, leave_group;
+    int16_t offset_commit, offset_fetch;
 };
 
 /* Encode [int32 size][request header][body] with w (iovec mode keeps record bytes

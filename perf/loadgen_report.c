@@ -62,6 +62,13 @@ void lg_report_summary(FILE *out, const struct lg_result *r) {
             (unsigned long long)r->duplicated, (unsigned long long)r->out_of_order,
             (unsigned long long)r->crc_errors, (unsigned long long)r->produce_errors,
             (unsigned long long)r->fetch_errors, (unsigned long long)r->conn_errors);
+    if (r->group[0])
+        fprintf(out,
+                "group %s: %llu generations (%llu after producing started), %llu redelivered, "
+                "%llu commit errors\n",
+                r->group, (unsigned long long)r->rebalances,
+                (unsigned long long)r->rebalances_mid_run, (unsigned long long)r->redelivered,
+                (unsigned long long)r->commit_errors);
     for (uint32_t i = 0; i < r->problem_count && i < 10; i++) {
         const struct lg_partition_problem *p = &r->problems[i];
         fprintf(out, "  %s/%u: acked %llu lost %llu duplicated %llu out-of-order %llu\n",
@@ -126,6 +133,12 @@ static void json_run(FILE *f, const struct lg_result *r, double pct) {
             (unsigned long long)r->lost, (unsigned long long)r->duplicated,
             (unsigned long long)r->out_of_order, (unsigned long long)r->crc_errors,
             (unsigned long long)r->fetch_errors, (unsigned long long)r->conn_errors);
+    fprintf(f,
+            "\"group\": \"%s\", \"rebalances\": %llu, \"rebalances_mid_run\": %llu, "
+            "\"redelivered\": %llu, \"commit_errors\": %llu,\n     ",
+            r->group, (unsigned long long)r->rebalances,
+            (unsigned long long)r->rebalances_mid_run, (unsigned long long)r->redelivered,
+            (unsigned long long)r->commit_errors);
     json_hist(f, "produce_latency_us", &r->produce_latency);
     fprintf(f, ",\n     ");
     json_hist(f, "e2e_latency_us", &r->e2e_latency);

@@ -127,6 +127,15 @@ static int fetch_versions(struct admin *a, struct lg_versions *v) {
     v->list_offsets = pick(&resp, KAFKA_API_LIST_OFFSETS, 1, 7);
     v->metadata = pick(&resp, KAFKA_API_METADATA, 1, 12);
     v->create_topics = pick(&resp, KAFKA_API_CREATE_TOPICS, 0, 7);
+    /* groups: JoinGroup v4+ (MEMBER_ID_REQUIRED); capped below the versions that batch
+     * keys (FindCoordinator v4, OffsetFetch v8) or are KIP-848's (OffsetCommit v9) */
+    v->find_coordinator = pick(&resp, KAFKA_API_FIND_COORDINATOR, 1, 3);
+    v->join_group = pick(&resp, KAFKA_API_JOIN_GROUP, 4, 7);
+    v->sync_group = pick(&resp, KAFKA_API_SYNC_GROUP, 1, 5);
+    v->heartbeat = pick(&resp, KAFKA_API_HEARTBEAT, 1, 4);
+    v->leave_group = pick(&resp, KAFKA_API_LEAVE_GROUP, 1, 4);
+    v->offset_commit = pick(&resp, KAFKA_API_OFFSET_COMMIT, 2, 8);
+    v->offset_fetch = pick(&resp, KAFKA_API_OFFSET_FETCH, 1, 7);
     if (v->produce < 0 || v->fetch < 0 || v->list_offsets < 0 || v->metadata < 0) {
         snprintf(a->err, a->err_bytes,
                  "broker lacks Produce v3+, Fetch v4+, ListOffsets v1+ or Metadata v1+");
@@ -250,6 +259,50 @@ static int list_offsets(struct admin *a, const struct lg_options *o, struct lg_c
     return 0;
 }
 
+static void sleep_ms(long ms);
+
+/* --group: the coordinator's address (resolved here: the workers connect by address). */
+static int find_coordinator(struct admin *a, const struct lg_options *o, struct lg_cluster *c) {
+    const struct lg_versions *v = &c->versions;
+    if (v->find_coordinator < 0 || v->join_group < 0 || v->sync_group < 0 ||
+        v->heartbeat < 0 || v->leave_group < 0 || v->offset_commit < 0 || v->offset_fetch < 0) {
+        snprintf(a->err, a->err_bytes, "--group: the broker lacks the group APIs "
+                 "(FindCoordinator v1+, JoinGroup v4+, SyncGroup v1+, OffsetCommit v2+ ...)");
+        return -1;
+    }
+    struct kafka_find_coordinator_request req;
+    kafka_find_coordinator_request_init(&req, v->find_coordinator);
+    req.key = kafka_str_from_cstr(o->group);
+    req.key_type = 0; /* a group */
+    struct kafka_find_coordinator_response resp;
+    for (int tries = 0;; tries++) { /* the coordinator may still be loading: 10 s */
+        if (admin_call(a, KAFKA_API_FIND_COORDINATOR, v->find_coordinator, &req, &resp) != 0)
+            return -1;
+        if (resp.error_code == 0) break;
+        if ((resp.error_code != 14 && resp.error_code != 15) || tries == 100) {
+            snprintf(a->err, a->err_bytes, "FindCoordinator %s: error %d", o->group,
+                     resp.error_code);
+            return -1;
+        }
+        sleep_ms(100);
+    }
+    char host[256], port_s[8];
+    snprintf(host, sizeof host, "%.*s", resp.host.len > 0 ? (int)resp.host.len : 0,
+             resp.host.ptr ? resp.host.ptr : "");
+    snprintf(port_s, sizeof port_s, "%d", (int)resp.port);
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (resp.port <= 0 || resp.port > 65535 || getaddrinfo(host, port_s, &hints, &res) != 0 ||
+        !res) {
+        snprintf(a->err, a->err_bytes, "coordinator %s:%d does not resolve", host, resp.port);
+        return -1;
+    }
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)res->ai_addr;
+    inet_ntop(AF_INET, &sin->sin_addr, c->coordinator_host, sizeof c->coordinator_host);
+    c->coordinator_port = (uint16_t)resp.port;
+    freeaddrinfo(res);
+    return 0;
+}
+
 static int admin_init(struct admin *a, const struct lg_options *o, char *err, size_t err_bytes) {
     memset(a, 0, sizeof *a);
     a->fd = -1;
@@ -307,6 +360,7 @@ int lg_setup(const struct lg_options *o, struct lg_cluster *c, char *err, size_t
         if (!c->topics[i].start_offsets) rc = -1;
     }
     if (rc == 0) rc = list_offsets(&a, o, c);
+    if (rc == 0 && o->group[0]) rc = find_coordinator(&a, o, c);
     admin_close(&a);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* loadgen_setup.h - what the load generator learns before a run, over one blocking
  * connection: API versions, the topics (created if missing) and their partition counts,
- * and the offsets consumers start from. Not on any hot path. */
+ * the offsets consumers start from, and (--group) the group's coordinator. Not on any
+ * hot path. */
 #ifndef SLUICE_PERF_LOADGEN_SETUP_H
 #define SLUICE_PERF_LOADGEN_SETUP_H
 
@@ -17,6 +18,8 @@ struct lg_cluster {
     struct lg_versions versions;
     uint32_t topic_count;
     struct lg_topic topics[LG_MAX_TOPICS];
+    char coordinator_host[64];   /* --group: FindCoordinator's answer, as an address */
+    uint16_t coordinator_port;
 };
 
 /* Versions, metadata (creating missing topics when asked) and start offsets. */

@@ -4,7 +4,8 @@
  * The loop, in plain sight:
  *   now = clock
  *   for each producer: generate due messages, seal, send     -> time until more work
- *   for each consumer: send a fetch when none is in flight
+ *   for each consumer: send a fetch when none is in flight (--group: and the group
+ *     request that is due: join, sync, heartbeat, commit, leave)
  *   submit SQEs; wait for a completion at most until the earliest next work (<= 10 ms)
  *   dispatch completions (receives assemble frames, which complete requests)
  * It ends when every producer has its last request answered and every consumer has
@@ -86,12 +87,15 @@ static void on_received(void *ctx, struct net_conn *conn, const uint8_t *data, s
     enum lg_kind *kind = conn->user;
     int rc = *kind == LG_KIND_PRODUCER
                  ? lg_producer_received((struct lg_producer *)kind, data, len)
-                 : lg_consumer_received((struct lg_consumer *)kind, data, len);
+             : *kind == LG_KIND_GROUP ? lg_group_received((struct lg_group *)kind, data, len)
+                                      : lg_consumer_received((struct lg_consumer *)kind, data, len);
     if (rc != 0) {
         lg_add(&w->counters.conn_errors, 1);
         if (!w->error[0])
             snprintf(w->error, sizeof w->error, "%s: response did not decode or match",
-                     *kind == LG_KIND_PRODUCER ? "produce" : "fetch");
+                     *kind == LG_KIND_PRODUCER ? "produce"
+                     : *kind == LG_KIND_GROUP  ? "group"
+                                               : "fetch");
         net_close(w->net, conn);
     }
 }
@@ -100,6 +104,7 @@ static void on_closed(void *ctx, struct net_conn *conn, int reason) {
     (void)ctx;
     enum lg_kind *kind = conn->user;
     if (*kind == LG_KIND_PRODUCER) lg_producer_closed((struct lg_producer *)kind, reason);
+    else if (*kind == LG_KIND_GROUP) lg_group_closed((struct lg_group *)kind, reason);
     else lg_consumer_closed((struct lg_consumer *)kind, reason);
 }
 
@@ -159,7 +164,8 @@ static int worker_init(struct lg_worker *w) {
         w->recv_buffers[i] = w->recv_mem + (size_t)i * LG_RECV_BUFFER_BYTES;
     struct net_uring_config cfg = {
         .ring = &w->ring,
-        .max_conns = w->producer_count + w->consumer_count + 1,
+        /* --group: a consumer has a second connection, to the coordinator */
+        .max_conns = w->producer_count + w->consumer_count * (o->group[0] ? 2 : 1) + 1,
         .recv_buffer_count = LG_RECV_BUFFERS,
         .recv_buffer_bytes = LG_RECV_BUFFER_BYTES,
         .recv_buffers = w->recv_buffers,
@@ -252,8 +258,11 @@ static void close_all(struct lg_worker *w) {
         if (c) net_close(w->net, c);
     }
     for (uint32_t i = 0; i < w->consumer_count; i++) {
-        struct net_conn *c = lg_consumer_conn(lg_consumer_at(w, i));
+        struct lg_consumer *cons = lg_consumer_at(w, i);
+        struct net_conn *c = lg_consumer_conn(cons);
         if (c) net_close(w->net, c);
+        struct lg_group *g = lg_consumer_group(cons);
+        if (g && (c = lg_group_conn(g)) != NULL) net_close(w->net, c);
     }
     uint64_t deadline = lg_now_ns() + LG_CLOSE_TIMEOUT_NS;
     while (net_conn_count(w->net) > 0 && lg_now_ns() < deadline)

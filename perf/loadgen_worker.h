@@ -59,6 +59,20 @@ struct lg_shared {
     _Atomic uint32_t producers_running;  /* producer connections not yet finished */
     _Atomic uint64_t producers_done_ns;  /* when the last one finished */
     _Atomic int abort;                   /* stop now (signal) */
+    /* Producers start when go is set: at once, or (--group) once every consumer is a
+     * member of one generation with its assignment and start offsets; the main thread
+     * sets the times above first. */
+    _Atomic int go;
+    /* --group: a partition's check state while no member holds it (published on revoke,
+     * taken on assignment: one member at a time reads a partition) */
+    _Atomic uint64_t *part_unique;
+    _Atomic uint64_t *part_expected_seq;
+    _Atomic int64_t *part_position;      /* the last holder's next offset, -1 none */
+    _Atomic int32_t *member_generation;  /* per consumer: the generation it reads in, -1 */
+    _Atomic int32_t group_generation;    /* the newest generation a member synced into */
+    _Atomic uint64_t rebalances, rebalances_mid_run;
+    _Atomic uint32_t group_drained;      /* members that read to the end */
+    _Atomic uint32_t group_committed;    /* ... and committed their final offsets */
 };
 
 /* Live counters of one worker, read by the main thread (relaxed). */
@@ -66,11 +80,13 @@ struct lg_counters {
     _Atomic uint64_t produced_msgs, produced_bytes, acked_msgs, acked_bytes, produce_errors;
     _Atomic uint64_t consumed_msgs, consumed_bytes, consumed_batches;
     _Atomic uint64_t crc_errors, duplicated, out_of_order, fetch_errors, conn_errors;
+    _Atomic uint64_t redelivered, commit_errors;
     _Atomic uint64_t lost;               /* set once at the end */
 };
 
-/* The first member of a producer and of a consumer: what conn->user points at. */
-enum lg_kind { LG_KIND_PRODUCER = 1, LG_KIND_CONSUMER = 2 };
+/* The first member of a producer, a consumer and a consumer's group membership: what
+ * conn->user points at. */
+enum lg_kind { LG_KIND_PRODUCER = 1, LG_KIND_CONSUMER = 2, LG_KIND_GROUP = 3 };
 
 struct lg_worker {
     struct lg_shared *sh;
@@ -100,6 +116,7 @@ struct lg_worker {
     struct log_ratelimit error_rl;       /* produce errors are logged, a few a second */
     struct lg_producer *producers;
     struct lg_consumer *consumers;
+    struct lg_leader *leader;            /* --group: the assignor's scratch */
     uint32_t conns_open;
 };
 
@@ -140,8 +157,31 @@ struct lg_consumer *lg_consumer_at(struct lg_worker *w, uint32_t i);
 int lg_consumer_received(struct lg_consumer *c, const uint8_t *data, size_t len);
 void lg_consumer_closed(struct lg_consumer *c, int reason);
 struct net_conn *lg_consumer_conn(struct lg_consumer *c);
-/* After the run: messages acked but never seen by this consumer. */
-uint64_t lg_consumer_lost(const struct lg_worker *w, const struct lg_consumer *c);
+/* After the run: messages acked but never seen by this consumer (0 with --group: the
+ * partitions' state is published and the main thread counts). */
+uint64_t lg_consumer_lost(const struct lg_worker *w, struct lg_consumer *c);
+/* For the group membership: take partitions gs[i] from offsets[i]; give them all back
+ * (their check state published to struct lg_shared); the positions to commit. */
+void lg_consumer_assign(struct lg_consumer *c, const uint32_t *gs, const int64_t *offsets,
+                        uint32_t n);
+void lg_consumer_revoke(struct lg_consumer *c);
+uint32_t lg_consumer_positions(const struct lg_consumer *c, uint32_t *gs, int64_t *offsets);
+bool lg_consumer_reading_done(const struct lg_consumer *c);
+struct lg_group *lg_consumer_group(struct lg_consumer *c);
+
+/* loadgen_group.c (--group) */
+struct lg_leader *lg_leader_create(const struct lg_shared *sh);
+void lg_leader_destroy(struct lg_leader *l);
+struct lg_group *lg_group_create(struct lg_worker *w, struct lg_consumer *c, uint32_t number);
+void lg_group_destroy(struct lg_group *g);
+void lg_group_connect(struct lg_group *g);
+/* One loop step: the next group request when one is due. ns until it has work. */
+uint64_t lg_group_step(struct lg_group *g, uint64_t now_ns);
+/* Left the group (or failed, or aborted): the consumer is finished. */
+bool lg_group_done(const struct lg_group *g);
+int lg_group_received(struct lg_group *g, const uint8_t *data, size_t len);
+void lg_group_closed(struct lg_group *g, int reason);
+struct net_conn *lg_group_conn(struct lg_group *g);
 
 /* Shared payload helpers */
 static inline void lg_put_u32(uint8_t *p, uint32_t v) {

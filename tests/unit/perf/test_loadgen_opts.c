@@ -79,3 +79,21 @@ Test(opts, check_rejects_impossible_workloads) {
     o.batch_bytes = 16 * 1024;
     cr_assert_neq(lg_options_check(&o, err, sizeof err), 0);
 }
+
+Test(opts, group_keys) {
+    lg_options_default(&o);
+    cr_assert_str_eq(o.group, ""); /* default: assigned partitions */
+    cr_assert_eq(o.session_timeout_ms, 10000);
+    cr_assert_eq(o.heartbeat_interval_ms, 3000);
+    cr_assert_eq(o.auto_commit_interval_ms, 5000);
+    char *argv[] = {"loadgen", "--group", "g1", "--heartbeat-interval-ms=500",
+                    "--auto-commit-interval-ms", "1000"};
+    cr_assert_eq(lg_options_parse_args(&o, 6, argv, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(o.group, "g1");
+    cr_assert_eq(o.heartbeat_interval_ms, 500);
+    cr_assert_eq(o.auto_commit_interval_ms, 1000);
+    cr_assert_eq(lg_options_check(&o, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(lg_options_set(&o, "heartbeat-interval-ms", "20000", err, sizeof err), 0);
+    cr_assert_eq(lg_options_check(&o, err, sizeof err), -1); /* not below the session */
+    cr_assert_eq(lg_options_set(&o, "session-timeout-ms", "5", err, sizeof err), -1);
+}

@@ -1,0 +1,166 @@
+#!/usr/bin/python3
+"""`sluice loadgen --group`: the load generator's consumers as a consumer group, against
+a real sluice broker, checked with real Kafka tools.
+
+1. 3 loadgen consumers in group g1 over 6 partitions, 2 producers, 30000 messages from
+   the earliest offset: exit 0, nothing lost or duplicated, every acknowledged message
+   consumed once (the end-to-end histogram counts every message of the run), one
+   settled generation before producing and no rebalance after.
+2. `sluice groups describe g1`: the committed offsets are the partitions' end offsets.
+3. A confluent-kafka consumer in g1 (auto.offset.reset=earliest) starts from the
+   committed offsets: it reads the 10 messages produced after the run and nothing old.
+4. A second loadgen run in g1 resumes at the committed offsets (no message read twice,
+   so still nothing duplicated) and commits the new end offsets.
+5. A rebalance mid-run: while loadgen's group g2 reads, a confluent-kafka consumer joins
+   g2 (subscribed to another topic, lg-group, so it takes none of loadgen's partitions) and
+   leaves again. loadgen's members rejoin twice, keep reading, and still lose and
+   duplicate nothing; `sluice groups describe` showed loadgen's members owning the
+   partitions (our ConsumerProtocolAssignment bytes are readable)."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Broker, run, wait_for  # noqa: E402
+
+from confluent_kafka import Consumer, Producer  # noqa: E402
+
+SLUICE = sys.argv[1]
+
+
+def loadgen_cmd(bootstrap, json_path, *args):
+    return [SLUICE, "loadgen", "--bootstrap", bootstrap, "--json", json_path,
+            "--quiet", "true"] + list(args)
+
+
+def loadgen(bootstrap, json_path, *args, timeout_s=90):
+    rc, out, err = run(loadgen_cmd(bootstrap, json_path, *args), timeout_s=timeout_s)
+    assert rc == 0, (rc, out, err)
+    with open(json_path) as f:
+        return json.load(f)["runs"][0], out
+
+
+def check_clean(r):
+    for k in ("lost", "duplicated", "out_of_order", "crc_errors", "produce_errors",
+              "fetch_errors", "connection_errors", "problem_partitions", "commit_errors"):
+        assert r[k] == 0, (k, r)
+
+
+def describe(bootstrap, group):
+    rc, out, err = run([SLUICE, "groups", "describe", group, "-b", bootstrap, "--json"],
+                       timeout_s=30)
+    assert rc == 0, (rc, out, err)
+    return json.loads(out)
+
+
+def committed_at_end(bootstrap, group, topic, partitions):
+    rows = [r for r in describe(bootstrap, group) if r["topic"] == topic]
+    assert len(rows) == partitions, rows
+    for r in rows:
+        assert r["current_offset"] == r["log_end_offset"], rows
+    return {r["partition"]: r["current_offset"] for r in rows}
+
+
+with tempfile.TemporaryDirectory() as tmp, Broker(SLUICE, cores="2") as b:
+    j = os.path.join(tmp, "run.json")
+
+    # 1. a group of 3 over 6 partitions
+    r, out = loadgen(b.bootstrap, j, "--topic", "lg-group", "--group", "g1",
+                     "--consumers", "3", "--partitions", "6", "--producers", "2",
+                     "--messages", "30000", "--consume-from", "earliest", "--warmup", "0",
+                     "--message-size", "200")
+    check_clean(r)
+    assert r["group"] == "g1", r
+    assert r["acked_msgs"] == 30000, r
+    assert r["e2e_latency_us"]["count"] == r["acked_msgs"], r  # every message, once
+    assert r["rebalances"] >= 1 and r["rebalances_mid_run"] == 0, r
+    assert r["redelivered"] == 0, r
+    assert "group g1:" in out, out
+    print("ok  3 group members read 30000 messages once: %d generation(s), 0 lost"
+          % r["rebalances"])
+
+    # 2. the group's committed offsets are the end offsets
+    ends = committed_at_end(b.bootstrap, "g1", "lg-group", 6)
+    assert sum(ends.values()) == 30000, ends
+    print("ok  sluice groups describe: committed offsets = end offsets %s" % ends)
+
+    # 3. a Kafka consumer joining g1 afterwards starts at the committed offsets
+    p = Producer({"bootstrap.servers": b.bootstrap})
+    for i in range(10):
+        p.produce("lg-group", value=b"after-%d" % i, partition=i % 6)
+    assert p.flush(30) == 0
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g1",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe(["lg-group"])
+    got = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(got) < 10:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m.value())
+    # nothing more comes (nothing old is behind the committed offsets)
+    end = time.monotonic() + 2
+    while time.monotonic() < end:
+        m = c.poll(0.2)
+        if m is not None and not m.error():
+            got.append(m.value())
+    c.close()
+    assert sorted(got) == sorted(b"after-%d" % i for i in range(10)), got[:20]
+    print("ok  a confluent-kafka consumer in g1 read only the 10 newer messages")
+
+    # 4. loadgen again in g1: resumes where the group committed
+    r, out = loadgen(b.bootstrap, j, "--topic", "lg-group", "--group", "g1",
+                     "--create-topics", "false", "--consumers", "2", "--producers", "2",
+                     "--messages", "6000", "--consume-from", "earliest", "--warmup", "0",
+                     "--message-size", "200")
+    check_clean(r)
+    assert r["e2e_latency_us"]["count"] == r["acked_msgs"] == 6000, r
+    ends = committed_at_end(b.bootstrap, "g1", "lg-group", 6)
+    assert sum(ends.values()) == 30000 + 10 + 6000, ends
+    print("ok  a second run resumed at the committed offsets and committed 36010")
+
+    # 5. a Kafka consumer joins and leaves loadgen's group mid-run
+    proc = subprocess.Popen(
+        loadgen_cmd(b.bootstrap, j, "--topic", "lg-rebalance", "--group", "g2",
+                    "--consumers", "2", "--partitions", "4", "--producers", "1",
+                    "--rate", "2000", "--duration", "12", "--warmup", "0",
+                    "--message-size", "200", "--drain", "15"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        def owned():
+            try:
+                rows = describe(b.bootstrap, "g2")
+            except (AssertionError, ValueError):
+                return False
+            mine = [x for x in rows if x["topic"] == "lg-rebalance"
+                    and x["consumer_id"] not in ("-", "")]
+            return len(mine) == 4 and mine
+        rows = wait_for(owned, timeout_s=20, interval_s=0.5)
+        assert rows, describe(b.bootstrap, "g2")
+        assert len({x["consumer_id"] for x in rows}) == 2, rows
+        print("ok  sluice groups describe shows loadgen's 2 members owning the 4 partitions")
+        time.sleep(1)
+        other = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g2",
+                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        other.subscribe(["lg-group"])  # an existing topic, not loadgen's
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            other.poll(0.2)
+        other.close()
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, (proc.returncode, out, err)
+    with open(j) as f:
+        r = json.load(f)["runs"][0]
+    check_clean(r)
+    assert r["rebalances_mid_run"] >= 1, r
+    assert r["e2e_latency_us"]["count"] == r["acked_msgs"] > 0, r
+    print("ok  %d rebalance(s) mid-run (a Kafka consumer joined and left): %d acked, "
+          "0 lost, 0 duplicated, %d redelivered"
+          % (r["rebalances_mid_run"], r["acked_msgs"], r["redelivered"]))
