@@ -282,7 +282,11 @@ int lg_options_set(struct lg_options *o, const char *k, const char *v, char *err
         if (!strcmp(v, "latest")) o->consume_from = LG_FROM_LATEST;
         else if (!strcmp(v, "earliest")) o->consume_from = LG_FROM_EARLIEST;
         else rc = -1;
-    } else if (!strcmp(k, "group")) rc = copy_text(o->group, sizeof o->group, v);
+    } else if (!strcmp(k, "group")) {
+        rc = strpbrk(v, "\"\\") ? -1 : copy_text(o->group, sizeof o->group, v); /* JSON */
+        for (const char *c = v; rc == 0 && *c; c++)
+            if ((unsigned char)*c < 0x20) rc = -1;
+    }
     else if (!strcmp(k, "session-timeout-ms"))
         rc = parse_u32(v, 1000, 3600000, &o->session_timeout_ms);
     else if (!strcmp(k, "heartbeat-interval-ms"))

@@ -96,4 +96,6 @@ Test(opts, group_keys) {
     cr_assert_eq(lg_options_set(&o, "heartbeat-interval-ms", "20000", err, sizeof err), 0);
     cr_assert_eq(lg_options_check(&o, err, sizeof err), -1); /* not below the session */
     cr_assert_eq(lg_options_set(&o, "session-timeout-ms", "5", err, sizeof err), -1);
+    cr_assert_eq(lg_options_set(&o, "group", "a\"b", err, sizeof err), -1); /* JSON-safe */
+    cr_assert_str_eq(o.group, "g1");
 }
