@@ -5,7 +5,7 @@
  * and, on received data, echoes a little back, sometimes pauses, sends a lot or closes --
  * so the send, ACK, retransmit, persist, keepalive and close paths are reachable. The
  * clock is virtual. The input is a sequence of records [op][len:2 BE][len bytes], at most
- * FUZZ_MAX_RECORDS of them; op % OP_COUNT is:
+ * FUZZ_MAX_RECORDS of them; (op & 7) % OP_COUNT is:
  *   OP_RAW    the bytes as an Ethernet frame, untouched
  *   OP_FIXED  the same with the IPv4 header and TCP/ICMP checksums recomputed, so the
  *             damage gets past the checksum checks and into the protocol logic
@@ -18,6 +18,9 @@
  *   OP_USER   the user acts on connection bytes[0]: resume, close, send big, pause; or
  *             connects to 10.0.bytes[3].bytes[2]:9093 (client side, ARP resolution and
  *             the gateway route: frames the stack sends to a MAC it does not know yet)
+ * The top three bits of the first op byte choose the port: bit 5 TX checksum offloads,
+ * bit 6 a driver that takes one external segment per frame (the stack falls back to
+ * copying), bit 7 a pool of FUZZ_FRAMES_SMALL frames (tx_alloc and RX run dry).
  * At the end the outbox is drained and the backend destroyed: every frame must be back
  * in the pool (checked; ASan checks the memory). Any crash, sanitizer report or abort is
  * a bug. */
@@ -30,7 +33,8 @@
 #include "dataplane/net/ustack_wire.h"
 
 #define FUZZ_MAX_RECORDS 256
-#define FUZZ_FRAMES 512          /* the port's pool: small enough to run dry */
+#define FUZZ_FRAMES 512          /* the port's pool */
+#define FUZZ_FRAMES_SMALL 48     /* ... or one that runs dry */
 #define FUZZ_MAX_CONNS 8
 #define FUZZ_PEERS 8             /* peer ports whose sequence numbers are tracked */
 #define SERVER_IP 0x0a000002u
@@ -54,7 +58,8 @@ struct fuzz_peer {
     uint32_t seq, ack;  /* the stack's next seq, and the ack it sent */
 };
 
-static struct ustack_wire_port port;
+static struct ustack_wire_port ports[4]; /* by variant bits 6..7, made once */
+static struct ustack_wire_port *port;
 static struct net_backend *nb;
 static uint64_t now_us;
 static struct fuzz_conn conns[FUZZ_MAX_CONNS];
@@ -200,7 +205,7 @@ static void track(const uint8_t *f, int len) {
 
 static void drain(bool note) {
     int len;
-    while ((len = ustack_wire_take(&port, out, sizeof(out))) != 0)
+    while ((len = ustack_wire_take(port, out, sizeof(out))) != 0)
         if (note) track(out, len);
 }
 
@@ -209,7 +214,7 @@ static void feed(struct ustack *s, uint8_t op, const uint8_t *bytes, size_t n) {
     memcpy(frame, bytes, n);
     if (op == OP_REL) make_relative(frame, n);
     if (op != OP_RAW) fix_checksums(frame, n);
-    struct ustack_pkt *p = ustack_wire_rx_frame(&port, frame, n);
+    struct ustack_pkt *p = ustack_wire_rx_frame(port, frame, n);
     if (p) ustack_input(s, &p, 1, now_us);
 }
 
@@ -245,8 +250,9 @@ static void user_op(const uint8_t *bytes, size_t n) {
 }
 
 static void run_record(struct ustack *s, uint8_t op, const uint8_t *bytes, size_t n) {
-    switch (op % OP_COUNT) {
-    case OP_RAW: case OP_FIXED: case OP_REL: feed(s, op % OP_COUNT, bytes, n); break;
+    op = (uint8_t)((op & 7) % OP_COUNT);
+    switch (op) {
+    case OP_RAW: case OP_FIXED: case OP_REL: feed(s, op, bytes, n); break;
     case OP_CLOCK:
         now_us += 1000u * (n >= 2 ? (uint32_t)(bytes[0] << 8 | bytes[1]) : n ? bytes[0] : 1u);
         ustack_poll(s, now_us);
@@ -256,7 +262,12 @@ static void run_record(struct ustack *s, uint8_t op, const uint8_t *bytes, size_
     }
 }
 
-static struct ustack *setup(void) {
+static struct ustack *setup(uint8_t variant) {
+    port = &ports[(variant >> 6) & 3];
+    if (port->frames == NULL) { /* the pool is made once and must be whole after each run */
+        uint32_t frames = (variant & 0x80) ? FUZZ_FRAMES_SMALL : FUZZ_FRAMES;
+        if (ustack_wire_port_init(port, frames, (variant & 0x40) ? 1 : 4) != 0) abort();
+    }
     struct ustack_config cfg = {.ip = SERVER_IP, .netmask = 0xffffff00u,
                                 .gateway = 0x0a0000feu, .max_conns = FUZZ_MAX_CONNS,
                                 .syn_backlog = 4, .rcv_buf_bytes = 16u << 10,
@@ -264,15 +275,17 @@ static struct ustack *setup(void) {
                                 .arp_cache_entries = 4, .arp_pending_pkts = 8,
                                 .isn_seed = 1000, .keepalive_idle_ms = 1000,
                                 .keepalive_interval_ms = 500, .keepalive_probes = 3};
-    struct ustack_port p = {.mtu = 1500, .tx_max_segments = 4};
+    struct ustack_port p = {.mtu = 1500, .tx_max_segments = 4,
+                            .tx_ip_csum_offload = variant & 0x20,
+                            .tx_tcp_csum_offload = variant & 0x20};
     memcpy(p.mac, server_mac, 6);
     char err[128];
-    struct ustack *s = ustack_create(&cfg, &p, ustack_wire_io(&port), &port, err, sizeof(err));
+    struct ustack *s = ustack_create(&cfg, &p, ustack_wire_io(port), port, err, sizeof(err));
     if (!s) {
         fprintf(stderr, "fuzz_ustack: %s\n", err);
         abort();
     }
-    port.stack = s;
+    port->stack = s;
     nb = ustack_backend_create(s, &(struct net_events){on_accepted, on_received, on_closed},
                                NULL, err, sizeof(err));
     if (!nb || net_listen(nb, "0.0.0.0", SERVER_PORT) != SERVER_PORT) {
@@ -283,15 +296,13 @@ static struct ustack *setup(void) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    if (port.frames == NULL) { /* the pool is made once and must be whole after each run */
-        if (ustack_wire_port_init(&port, FUZZ_FRAMES, 4) != 0) abort();
+    if (big_bytes[1] == 0)
         for (size_t i = 0; i < sizeof(big_bytes); i++) big_bytes[i] = (uint8_t)(i * 31u);
-    }
     memset(conns, 0, sizeof(conns));
     memset(peers, 0, sizeof(peers));
     next_peer = 0;
     now_us = 1000000;
-    struct ustack *s = setup();
+    struct ustack *s = setup(size ? data[0] : 0);
     size_t off = 0;
     for (int r = 0; r < FUZZ_MAX_RECORDS && off + 3 <= size; r++) {
         size_t n = (size_t)(data[off + 1] << 8 | data[off + 2]);
@@ -301,8 +312,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     drain(false); /* frames still in the outbox release their segments while the stack lives */
     net_destroy(nb);
-    if (port.in_use != 0 || port.out_count != 0) {
-        fprintf(stderr, "fuzz_ustack: %u frames not back in the pool\n", port.in_use);
+    if (port->in_use != 0 || port->out_count != 0) {
+        fprintf(stderr, "fuzz_ustack: %u frames not back in the pool\n", port->in_use);
         abort();
     }
     return 0;

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """gen_seeds.py - writes the fuzz_ustack seed corpus into this folder.
 
-A seed is a sequence of records [op][len:2 BE][bytes] (see tests/fuzz/fuzz_ustack.c).
+A seed is a sequence of records [op][len:2 BE][bytes] (see tests/fuzz/fuzz_ustack.c;
+the high bits of the first op byte choose the port's variant).
 The peer is 10.0.0.1 (MAC 02:..:01), announced by an ARP request first so that the
 stack can answer it; TCP frames after the SYN use OP_REL (seq/ack relative to what the
 stack last sent), so the seeds stay valid whatever the stack's ISN. Checksums are left
@@ -84,6 +85,10 @@ SEEDS = {
     'connect_gateway': rec(OP_USER, bytes([0, 4, 5, 1])) + clock(1000) + clock(1000) +
     clock(3000) + rec(OP_DRAIN),
 }
+# the same scripts on other ports (bits 5..7 of the first op byte): offloads; one segment
+# per frame and a pool of 48 frames
+SEEDS['data_echo_offload'] = bytes([SEEDS['data_echo_fin'][0] | 0x20]) + SEEDS['data_echo_fin'][1:]
+SEEDS['big_send_small_pool'] = bytes([SEEDS['big_send_sack'][0] | 0xc0]) + SEEDS['big_send_sack'][1:]
 
 if __name__ == '__main__':
     here = os.path.dirname(os.path.abspath(__file__))
