@@ -34,7 +34,7 @@
 
 #define FUZZ_MAX_RECORDS 256
 #define FUZZ_FRAMES 512          /* the port's pool */
-#define FUZZ_FRAMES_SMALL 48     /* ... or one that runs dry */
+#define FUZZ_FRAMES_SMALL 16     /* ... or one that runs dry */
 #define FUZZ_MAX_CONNS 8
 #define FUZZ_PEERS 8             /* peer ports whose sequence numbers are tracked */
 #define SERVER_IP 0x0a000002u

@@ -88,7 +88,12 @@ SEEDS = {
 # the same scripts on other ports (bits 5..7 of the first op byte): offloads; one segment
 # per frame and a pool of 48 frames
 SEEDS['data_echo_offload'] = bytes([SEEDS['data_echo_fin'][0] | 0x20]) + SEEDS['data_echo_fin'][1:]
-SEEDS['big_send_small_pool'] = bytes([SEEDS['big_send_sack'][0] | 0xc0]) + SEEDS['big_send_sack'][1:]
+SEEDS['big_send_small_pool'] = bytes([0xc0]) + (  # two senders: the pool runs dry
+    handshake() + tcp(OP_FIXED, SYN, seq=1000, opts=SYN_OPTS, sport=40001) + rec(OP_DRAIN) +
+    tcp(OP_REL, ACK, sport=40001) + tcp(OP_REL, PSH | ACK, data=b'\x03\xb0') +
+    tcp(OP_REL, PSH | ACK, data=b'\x03\xb0', sport=40001) + clock(300) + rec(OP_DRAIN) +
+    clock(300) + rec(OP_DRAIN) + tcp(OP_REL, ACK) + tcp(OP_REL, ACK, sport=40001) +
+    clock(1) + rec(OP_DRAIN))[1:]
 
 if __name__ == '__main__':
     here = os.path.dirname(os.path.abspath(__file__))
