@@ -49,7 +49,7 @@ struct fuzz_conn {
     struct net_conn *c;
     struct net_send snd;
     struct iovec iov[2];
-    bool busy, paused;
+    bool busy;
 };
 
 /* What the stack last told a peer port: OP_REL frames are relative to it. */
@@ -112,7 +112,7 @@ static void on_received(void *ctx, struct net_conn *c, const uint8_t *d, size_t 
     if (!fc || n == 0) return;
     switch (d[0] & 15) {
     case 1: net_close(nb, c); break;
-    case 2: net_recv_pause(nb, c), fc->paused = true; break;
+    case 2: net_recv_pause(nb, c); break;
     case 3: user_send(fc, (size_t)d[n - 1] << 8, true); break;
     default: user_send(fc, n, false); break;
     }
@@ -242,10 +242,10 @@ static void user_op(const uint8_t *bytes, size_t n) {
     struct fuzz_conn *fc = &conns[bytes[0] % FUZZ_MAX_CONNS];
     if (!fc->c) return;
     switch (bytes[1] & 3) {
-    case 0: net_recv_resume(nb, fc->c), fc->paused = false; break;
+    case 0: net_recv_resume(nb, fc->c); break;
     case 1: net_close(nb, fc->c); break;
     case 2: user_send(fc, n > 2 ? (size_t)bytes[2] << 8 : 0, true); break;
-    default: net_recv_pause(nb, fc->c), fc->paused = true; break;
+    default: net_recv_pause(nb, fc->c); break;
     }
 }
 
