@@ -164,8 +164,12 @@ with tempfile.TemporaryDirectory() as tmp, Broker(SLUICE, cores="2") as b:
         r = json.load(f)["runs"][0]
     check_clean(r)
     assert r["rebalances_mid_run"] >= 1, r
-    # every message once, plus what a new holder read again (none when commits land)
-    assert r["e2e_latency_us"]["count"] == r["acked_msgs"] + r["redelivered"], r
+    # every message once, plus what a new holder read again (none when commits land).
+    # A --duration run's window ends at the deadline, so acked_msgs (the window's) may miss
+    # acks still in flight then (CI saw 23999 of 24000); lost == 0 (check_clean) is the
+    # whole run's check that every acknowledged message was read.
+    once = r["e2e_latency_us"]["count"] - r["redelivered"]
+    assert r["acked_msgs"] <= once <= r["produced_msgs"], r
     assert r["acked_msgs"] > 0, r
     print("ok  %d rebalance(s) mid-run (a Kafka consumer joined, read %d, left): %d acked, "
           "0 lost, 0 duplicated, %d redelivered"
