@@ -74,8 +74,16 @@ def settled(bootstrap, topic, timeout_s=10.0):
             return list_latest(bootstrap, topic, 1), list_latest(bootstrap, topic, 0)
         except (OSError, ConnectionError):
             return None, None
-    wait_for(lambda: (lambda s: s[0] is not None and s[0] == s[1])(seen()), timeout_s)
-    return seen()
+    # The sample that satisfied the wait is the answer: sampling again could see a marker
+    # land between the LSO and the HW requests (a re-sent duplicate marker after a restart
+    # moves both, one request apart -- CI saw LSO 18 / HW 19 that way).
+    last = [None, None]
+
+    def equal():
+        last[:] = seen()
+        return last[0] is not None and last[0] == last[1]
+    wait_for(equal, timeout_s)
+    return last[0], last[1]
 
 
 class LsoWatch(threading.Thread):
