@@ -148,6 +148,7 @@ static int fill_shard_config(struct broker *b, const struct config *cfg,
     }
     sc->recv_buffer_count = bufs;
     sc->zc_threshold_bytes = (size_t)config_get_i64(cfg, "sluice.net.zc.threshold.bytes");
+    sc->zc_skip_local_peers = !config_get_bool(cfg, "sluice.net.zc.local.peers");
     sc->drain_timeout_ms = (uint32_t)config_get_i64(cfg, "sluice.shutdown.timeout.ms");
     int32_t max_connections = (int32_t)config_get_i64(cfg, "max.connections");
     sc->server = (struct kserver_config){

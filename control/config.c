@@ -140,6 +140,8 @@ static const struct config_key registry[] = {
      "Provided receive buffers (64 KiB chunks) per shard; a power of two."},
     {"sluice.net.zc.threshold.bytes", CONFIG_LONG, "65536", 0, INT32_MAX,
      "Sends at least this large use SEND_ZC (0 = never)."},
+    {"sluice.net.zc.local.peers", CONFIG_BOOL, "false", 0, 0,
+     "Use SEND_ZC to clients on this host too (the kernel copies loopback sends anyway)."},
     {"sluice.replication.factor.clamp", CONFIG_BOOL, "false", 0, 0,
      "Clamp a requested replication factor above 1 to 1 (with a warning) instead of failing."},
     {"sluice.max.topics", CONFIG_INT, "10000", 1, 1000000,

@@ -220,6 +220,7 @@ static int shard_setup(struct shard *s) {
         .recv_buffers = s->recv_buffers,
         .buf_group = SHARD_BUF_GROUP,
         .zc_threshold_bytes = cfg->zc_threshold_bytes,
+        .zc_skip_local_peers = cfg->zc_skip_local_peers,
         .listen_backlog = 4096,
     };
     if (cfg->dpdk)
@@ -347,13 +348,14 @@ static void shard_loop(struct shard *s) {
     kserver_stats(s->server, &ks);
     log_info("shard_stopped",
              "connections_left=%u loops=%llu busy_ms=%llu idle_ms=%llu requests=%llu "
-             "accepted=%llu refused=%llu sends=%llu sends_zc=%llu sends_zc_narrow_window=%llu "
+             "accepted=%llu refused=%llu local_peers=%llu sends=%llu sends_zc=%llu "
+             "sends_zc_narrow_window=%llu "
              "responses_zc=%llu responses_zc_copied=%llu recv_enobufs=%llu paused=%llu",
              kserver_conn_count(s->server), (unsigned long long)s->loops,
              (unsigned long long)(busy_ns / 1000000ull),
              (unsigned long long)(idle_ns / 1000000ull), (unsigned long long)ks.requests,
              (unsigned long long)ns.accepted, (unsigned long long)ns.refused,
-             (unsigned long long)ns.sends, (unsigned long long)ns.sends_zc,
+             (unsigned long long)ns.conns_local_peer, (unsigned long long)ns.sends, (unsigned long long)ns.sends_zc,
              (unsigned long long)ns.sends_zc_narrow_window,
              (unsigned long long)ks.responses_zc, (unsigned long long)ks.responses_zc_copied,
              (unsigned long long)ns.recv_enobufs, (unsigned long long)ks.paused);

@@ -41,6 +41,7 @@ struct shard_config {
                                        the shard has no catalogue) */
     uint32_t recv_buffer_count;     /* provided receive buffers (one chunk each) */
     size_t zc_threshold_bytes;
+    bool zc_skip_local_peers;       /* sluice.net.zc.local.peers=false */
     uint32_t drain_timeout_ms;      /* graceful stop gives up after this */
     struct kserver_config server;   /* pool is filled in by the shard */
     /* The catalogue (control's reader for this shard). Without one (refresh NULL) the

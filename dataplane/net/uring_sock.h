@@ -4,6 +4,7 @@
 #define SLUICE_DATAPLANE_NET_URING_SOCK_H
 
 #include <liburing.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,8 @@ struct net_uring_config {
     uint16_t buf_group;           /* provided-buffer group id */
     size_t zc_threshold_bytes;    /* sends of at least this many bytes use SENDMSG_ZC;
                                      0 disables zero copy */
+    bool zc_skip_local_peers;     /* no SENDMSG_ZC to a peer on this host (loopback
+                                     delivery copies the pages anyway) */
     int listen_backlog;
 };
 
@@ -30,6 +33,8 @@ struct net_backend *net_uring_create(const struct net_uring_config *cfg,
 struct net_uring_stats {
     uint64_t accepted, connected, refused, recv_bytes, recv_enobufs, sends, sends_zc, send_bytes;
     uint64_t sends_zc_narrow_window; /* zero-copy-sized sends copied: peer window too small */
+    uint64_t conns_local_peer;       /* connections to this host: sent without zero copy
+                                        when zc_skip_local_peers */
     uint64_t zc_notifications;       /* SENDMSG_ZC buffer-release notifications seen */
 };
 void net_uring_stats(const struct net_backend *b, struct net_uring_stats *out);

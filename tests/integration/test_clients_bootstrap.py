@@ -131,7 +131,9 @@ def main():
     sluice = sys.argv[1]
     # Auto-creation off: the checks below expect unknown topics to stay unknown.
     with Broker(sluice, config={"sluice.cluster.id": "sluice-it-cluster",
-                                "auto.create.topics.enable": "false"}) as b:
+                                "auto.create.topics.enable": "false",
+                                # zero copy to local clients too, so SENDMSG_ZC is exercised
+                                "sluice.net.zc.local.peers": "true"}) as b:
         rc, out, err = kcat(b.bootstrap, "-L", timeout_s=30)
         check(rc == 0 and "1 brokers:" in out and
               "broker 1 at 127.0.0.1:%d (controller)" % b.port in out and "0 topics" in out,

@@ -142,6 +142,16 @@ def run_case(sluice, label, config):
                   "consecutive" % (label, t.index))
         print("%s: %d consumers x %d messages in %.1f s" % (label, CONSUMERS, MESSAGES, took),
               flush=True)
+        check(b.stop() == 0, "%s: SIGTERM exits 0" % label)
+        stats = {}
+        for word in b.stderr_tail(1 << 20).split():
+            k, _, v = word.partition("=")
+            if k in ("local_peers", "sends_zc") and v.isdigit():
+                stats[k] = stats.get(k, 0) + int(v)
+        # every client here is on this host: their fetches went out with SENDMSG, not
+        # SENDMSG_ZC, which loopback delivery would copy anyway (sluice.net.zc.local.peers)
+        check(stats.get("local_peers", 0) >= CONSUMERS and stats.get("sends_zc", -1) == 0,
+              "%s: local clients are sent to without zero copy %s" % (label, stats))
 
 
 def main():
