@@ -31,6 +31,7 @@
 
 #include "dataplane/net/ustack.h"
 #include "dataplane/net/ustack_wire.h"
+#include "tests/unit/net/frame_csum_fix.h"
 
 #define FUZZ_MAX_RECORDS 256
 #define FUZZ_FRAMES 512          /* the port's pool */
@@ -124,47 +125,8 @@ static void on_closed(void *ctx, struct net_conn *c, int reason) {
     if (fc) fc->c = NULL;
 }
 
-static uint16_t sum16(const uint8_t *p, size_t n, uint32_t sum) {
-    for (size_t i = 0; i + 1 < n; i += 2) sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-    if (n & 1) sum += (uint32_t)p[n - 1] << 8;
-    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
-}
-
-static uint32_t get32(const uint8_t *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static void put32(uint8_t *p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-
-/* Recompute the IPv4 and TCP/ICMP checksums where the headers still make sense (as
- * tests/unit/net/test_ustack_garbage.c does). */
-static void fix_checksums(uint8_t *f, size_t n) {
-    if (n < 34 || f[12] != 0x08 || f[13] != 0x00) return;
-    uint8_t *ip = f + 14;
-    size_t hl = (size_t)(ip[0] & 15) * 4;
-    size_t total = (size_t)(ip[2] << 8 | ip[3]);
-    if (hl < 20 || 14 + hl > n) return;
-    ip[10] = ip[11] = 0;
-    uint16_t c = sum16(ip, hl, 0);
-    ip[10] = (uint8_t)(c >> 8), ip[11] = (uint8_t)c;
-    if (total < hl || 14 + total > n) return;
-    uint8_t *l4 = ip + hl;
-    size_t l4n = total - hl;
-    if (ip[9] == 6 && l4n >= 18) {
-        uint32_t src = get32(ip + 12), dst = get32(ip + 16);
-        uint32_t ps = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + 6 +
-                      (uint32_t)l4n;
-        l4[16] = l4[17] = 0;
-        c = sum16(l4, l4n, ps);
-        l4[16] = (uint8_t)(c >> 8), l4[17] = (uint8_t)c;
-    } else if (ip[9] == 1 && l4n >= 4) {
-        l4[2] = l4[3] = 0;
-        c = sum16(l4, l4n, 0);
-        l4[2] = (uint8_t)(c >> 8), l4[3] = (uint8_t)c;
-    }
 }
 
 static struct fuzz_peer *peer_find(uint16_t p) {
@@ -181,8 +143,8 @@ static void make_relative(uint8_t *f, size_t n) {
     uint8_t *t = f + 14 + hl;
     struct fuzz_peer *p = peer_find((uint16_t)(t[0] << 8 | t[1]));
     if (!p) return;
-    put32(t + 4, p->ack + get32(t + 4));
-    put32(t + 8, p->seq + get32(t + 8));
+    put32(t + 4, p->ack + frame_get32(t + 4));
+    put32(t + 8, p->seq + frame_get32(t + 8));
 }
 
 /* Note the numbers of a TCP frame the stack sent. */
@@ -198,9 +160,9 @@ static void track(const uint8_t *f, int len) {
         p = &peers[next_peer++ % FUZZ_PEERS];
         p->port = dport;
     }
-    p->seq = get32(t + 4) + (uint32_t)payload + ((t[13] & 0x02) ? 1u : 0u) +
+    p->seq = frame_get32(t + 4) + (uint32_t)payload + ((t[13] & 0x02) ? 1u : 0u) +
              ((t[13] & 0x01) ? 1u : 0u);
-    if (t[13] & 0x10) p->ack = get32(t + 8);
+    if (t[13] & 0x10) p->ack = frame_get32(t + 8);
 }
 
 static void drain(bool note) {
@@ -213,7 +175,7 @@ static void feed(struct ustack *s, uint8_t op, const uint8_t *bytes, size_t n) {
     if (n > sizeof(frame)) n = sizeof(frame);
     memcpy(frame, bytes, n);
     if (op == OP_REL) make_relative(frame, n);
-    if (op != OP_RAW) fix_checksums(frame, n);
+    if (op != OP_RAW) frame_fix_checksums(frame, n);
     struct ustack_pkt *p = ustack_wire_rx_frame(port, frame, n);
     if (p) ustack_input(s, &p, 1, now_us);
 }

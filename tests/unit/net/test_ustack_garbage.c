@@ -7,6 +7,7 @@
  * connection's counters are only checked for sanity: garbage may legitimately reset it. */
 #include <stdlib.h>
 
+#include "tests/unit/net/frame_csum_fix.h"
 #include "tests/unit/net/ustack_pair.h"
 
 static struct side S;
@@ -23,41 +24,6 @@ static void on_received(void *ctx, struct net_conn *c, const uint8_t *d, size_t 
 static void on_closed(void *ctx, struct net_conn *c, int reason) {
     (void)ctx, (void)c, (void)reason;
     closed_count++;
-}
-
-static uint16_t sum16(const uint8_t *p, size_t n, uint32_t sum) {
-    for (size_t i = 0; i + 1 < n; i += 2) sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-    if (n & 1) sum += (uint32_t)p[n - 1] << 8;
-    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
-}
-
-/* Recompute the IPv4 and TCP/ICMP checksums where the headers still make sense. */
-static void fix_checksums(uint8_t *f, size_t n) {
-    if (n < 34 || f[12] != 0x08 || f[13] != 0x00) return;
-    uint8_t *ip = f + 14;
-    size_t hl = (size_t)(ip[0] & 15) * 4;
-    size_t total = (size_t)(ip[2] << 8 | ip[3]);
-    if (hl < 20 || 14 + hl > n) return;
-    ip[10] = ip[11] = 0;
-    uint16_t c = sum16(ip, hl, 0);
-    ip[10] = (uint8_t)(c >> 8), ip[11] = (uint8_t)c;
-    if (total < hl || 14 + total > n) return;
-    uint8_t *l4 = ip + hl;
-    size_t l4n = total - hl;
-    if (ip[9] == 6 && l4n >= 18) {
-        uint32_t src = (uint32_t)ip[12] << 24 | ip[13] << 16 | ip[14] << 8 | ip[15];
-        uint32_t dst = (uint32_t)ip[16] << 24 | ip[17] << 16 | ip[18] << 8 | ip[19];
-        uint32_t ps = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + 6 +
-                      (uint32_t)l4n;
-        l4[16] = l4[17] = 0;
-        c = sum16(l4, l4n, ps);
-        l4[16] = (uint8_t)(c >> 8), l4[17] = (uint8_t)c;
-    } else if (ip[9] == 1 && l4n >= 4) {
-        l4[2] = l4[3] = 0;
-        c = sum16(l4, l4n, 0);
-        l4[2] = (uint8_t)(c >> 8), l4[3] = (uint8_t)c;
-    }
 }
 
 static size_t base_tcp(uint8_t *f, uint16_t sport, uint32_t seq, uint32_t ack, uint8_t flags,
@@ -82,7 +48,7 @@ static size_t base_tcp(uint8_t *f, uint16_t sport, uint32_t seq, uint32_t ack, u
     uint8_t opts[8] = {2, 4, 0x05, 0xb4, 1, 3, 3, 7};
     memcpy(t + 20, opts, 8);
     for (size_t i = 0; i < plen; i++) t[28 + i] = (uint8_t)i;
-    fix_checksums(f, 14 + total);
+    frame_fix_checksums(f, 14 + total);
     return 14 + total;
 }
 
@@ -126,13 +92,13 @@ static void run_seed(unsigned seed) {
             n = base_tcp(f, sport, 0, 0, 0, (size_t)(rand() % 100));
             f[14 + 9] = 1;
             f[34] = 8, f[35] = 0;
-            fix_checksums(f, n);
+            frame_fix_checksums(f, n);
         }
         int mutations = rand() % 4;
         for (int m = 0; m < mutations; m++) f[rand() % (n < 80 ? n : 80)] = (uint8_t)rand();
         if (rand() % 8 == 0) n = (size_t)rand() % (n + 1);          /* truncated */
         if (rand() % 16 == 0 && n < 1500) n += (size_t)rand() % 40;  /* trailing junk */
-        if (rand() % 2) fix_checksums(f, n);
+        if (rand() % 2) frame_fix_checksums(f, n);
         struct ustack_pkt *p = ustack_wire_rx_frame(&S.port, f, n);
         cr_assert_not_null(p, "frame pool exhausted: the stack holds frames without bound");
         ustack_input(S.stack, &p, 1, now_us);
