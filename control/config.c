@@ -129,6 +129,8 @@ static const struct config_key registry[] = {
      "64 KiB chunks, receive buffers + 256, come on top)."},
     {"sluice.batch.cache.bytes", CONFIG_LONG, "268435456", 0, 1024 * GIB,
      "Batch cache budget per shard."},
+    {"sluice.storage.dsync.writes", CONFIG_BOOL, "true", 0, 0,
+     "acks=all flushes write with RWF_DSYNC instead of write + fdatasync (false: the latter)."},
     {"sluice.storage.chunk.bytes", CONFIG_LONG, "1114112", 64 * 1024, 1 * GIB,
      "Storage chunk size (a multiple of 4096); a stored batch must fit in one minus 4 KiB."},
     {"sluice.log.level", CONFIG_STRING, "info", 0, 0, "debug, info, warn or error."},

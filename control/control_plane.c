@@ -65,10 +65,12 @@ static void snapshot_info(const struct control_reader *r, const struct catalog_s
     out->log.index_interval_bytes = (uint32_t)t->config.index_interval_bytes;
     out->log.max_producers = r->max_producers;
     out->log.producer_expiration_ms = r->producer_expiration_ms;
+    out->log.dsync_writes = r->dsync_writes;
     /* preallocate=true: the whole segment up front, as Kafka does. false (Kafka's default,
-     * no preallocation): sluice still fallocates ahead of the writes, in 1 MiB steps, so
-     * an idle partition wastes at most 1 MiB (the storage default, 64 MiB, would cost
-     * 64 GB of disk for 1000 partitions holding one message each). */
+     * no preallocation): sluice still fallocates ahead of the writes, from 1 MiB steps
+     * growing with the segment up to 16 MiB (partition_log.c), so an idle partition
+     * wastes at most 1 MiB (the storage default, 64 MiB, would cost 64 GB of disk for
+     * 1000 partitions holding one message each). */
     out->log.preallocate_step_bytes =
         t->config.preallocate ? (uint64_t)t->config.segment_bytes : 1ull << 20;
 }
@@ -116,6 +118,7 @@ void control_plane_topic_source(struct control_plane *cp, int shard, struct topi
     catalog_reader_refresh(&r->catalog);
     r->max_producers = (uint32_t)config_get_i64(cp->broker, "sluice.max.producers.per.partition");
     r->producer_expiration_ms = config_get_i64(cp->broker, "producer.id.expiration.ms");
+    r->dsync_writes = config_get_bool(cp->broker, "sluice.storage.dsync.writes");
     assert(r->max_producers >= 1 && r->producer_expiration_ms >= 1);
     *out = (struct topic_source){.reader = &cp->readers[shard], .refresh = src_refresh,
                                  .count = src_count, .at = src_at, .find = src_find,

@@ -17,12 +17,14 @@ struct group_api;
 struct txn_api;
 
 /* A shard's reader: its hold on the catalogue snapshot, and the broker-level producer
- * state bounds (fixed at boot, so a shard reads them without synchronisation) that every
+ * state bounds and storage switches (fixed at boot, so a shard reads them without
+ * synchronisation) that every
  * struct topic_info it is handed carries in its plog_config. */
 struct control_reader {
     struct catalog_reader catalog;
     uint32_t max_producers;           /* sluice.max.producers.per.partition */
     int64_t producer_expiration_ms;   /* producer.id.expiration.ms */
+    bool dsync_writes;                /* sluice.storage.dsync.writes */
 };
 
 struct control_plane {

@@ -32,10 +32,14 @@
  * before any later flush rewrites that block. So a flush started while another is in
  * flight, or one larger than PLOG_PIPELINE_MIN_BYTES, writes whole blocks only: it
  * stops at the last block boundary and acknowledges only the batches wholly before it
- * (the batch straddling the boundary, and those after, go to a later flush); and a
- * flush that does write a partial block (a small flush with nothing in flight, the
- * latency case, or the end of a sealed segment) is the last one admitted until it
- * completes. Completions may arrive in any order; flushes are retired strictly in the
+ * (the batch straddling the boundary, and those after, go to a later flush). A flush
+ * that does write a partial block (a small flush with nothing in flight: the latency
+ * case) does not hold the next one back: the next flush issues its writes at once,
+ * except its write of that one block, which is held in log->deferred and submitted
+ * when the partial flush's writes complete (the way a per-block write chain works).
+ * Before, the next flush waited for the whole partial flush, and one producer with
+ * 1 MiB requests in flight saw mostly one flush at a time: after each whole-blocks
+ * flush the straddling batch's last block went alone, and blocked the next request. Completions may arrive in any order; flushes are retired strictly in the
  * order they started: a flush's writes are applied (high watermark, acks=1 callbacks,
  * fdatasync issued) only after every earlier flush's writes were, and its acks=all
  * callbacks run (and the durable offset moves) only after every earlier flush is
@@ -43,6 +47,18 @@
  * and each runs only when everything before it is written (acks=all: and synced by an
  * fdatasync issued after those writes completed). An acks=1 callback may run before an
  * earlier acks=all one, which waits for its fdatasync.
+ *
+ * RWF_DSYNC. With cfg.dsync_writes a durable flush writes with RWF_DSYNC and skips
+ * phase 2: each write is durable when it completes, and retiring flushes in order
+ * keeps acks=all behind every earlier flush. That is allowed only when every earlier
+ * flush that wrote without sync is covered by a later flush's fdatasync (plain_write_seq
+ * <= fsync_seq) -- a FUA write makes only its own blocks durable. A flush that must also
+ * sync a directory or a sealed segment still runs phase 2. On ext4 over this VM's
+ * disk (volatile cache, no FUA) the kernel still flushes, so throughput is the same
+ * within noise, but the shard does one request per flush instead of two: broker CPU
+ * per acknowledged byte 28 % lower with 64 KiB requests, 9 % with 1 MiB ones
+ * (perf/results/pipeline.md, section 7).
+ * sluice.storage.dsync.writes=false brings back write + fdatasync.
  *
  * A write or fsync error (ENOSPC, EIO, short write) puts the partition in a failed
  * state: the appends of the failed group and every later append get -EIO
@@ -133,6 +149,7 @@ struct plog_config {
     int64_t retention_bytes;         /* retention.bytes (< 0: unlimited) */
     uint32_t index_interval_bytes;   /* index.interval.bytes */
     uint64_t preallocate_step_bytes; /* fallocate step */
+    bool dsync_writes;               /* durable flushes write with RWF_DSYNC (see above) */
     uint32_t max_producers;          /* idempotent producers kept per partition (LRU) */
     int64_t producer_expiration_ms;  /* producer.id.expiration.ms */
 };
@@ -205,6 +222,9 @@ struct plog_flush {
     enum flush_phase phase;
     bool durable;
     bool wrote_partial;        /* wrote a zero-padded block that a later flush rewrites */
+    bool dsync;                /* durable through RWF_DSYNC writes, no fdatasync needed */
+    struct segment *partial_seg; /* wrote_partial: the zero-padded block's file and offset */
+    uint64_t partial_block_at;
     int32_t err;
     int64_t end_offset;        /* every offset below it is covered by this or earlier */
     struct plog_append_req *reqs_first, *reqs_last;
@@ -260,6 +280,20 @@ struct plog {
     bool meta_dirty;              /* changed while a write was in flight */
     uint32_t reads_in_flight;
     uint64_t appends, flushes, fsyncs;
+    uint64_t dsync_flushes;        /* durable flushes made durable by RWF_DSYNC writes */
+    uint64_t deferred_blocks;      /* block rewrites held back behind a partial write */
+    struct {                       /* a flush's write of the block an earlier flush wrote
+                                    * zero padded and is still writing (see above) */
+        struct plog_flush *flush;  /* NULL: none */
+        struct plog_flush *after;  /* submitted when this flush's writes complete */
+        uint32_t op_index;
+        int fd;
+        uint8_t *buf;
+        uint64_t file_at;
+    } deferred;
+    uint64_t flush_seq;            /* flushes started, numbering them from 1 */
+    uint64_t plain_write_seq;      /* the last flush that wrote without RWF_DSYNC or sync */
+    uint64_t fsync_seq;            /* the last flush started that will fdatasync */
     uint64_t flushes_pipelined;    /* started while another flush was in flight */
     uint32_t max_flushes_in_flight;
     /* idempotent producers */

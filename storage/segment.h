@@ -40,7 +40,7 @@ struct segment {
     int64_t base_offset;
     int64_t next_offset;        /* offset after the last batch (exclusive end) */
     uint64_t size_bytes;        /* logical size: end of the last complete batch */
-    uint64_t allocated_bytes;   /* fallocated so far (KEEP_SIZE) */
+    uint64_t allocated_bytes;   /* file size set by fallocate so far */
     int64_t max_timestamp_ms;   /* largest batch max_timestamp (-1: none) */
     int64_t created_ms;         /* wall clock when created or opened (segment.ms) */
     int fd;                     /* O_DIRECT; O_RDWR for the active segment */

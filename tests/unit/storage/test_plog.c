@@ -3,8 +3,10 @@
  * lookups by offset and time, retention by time and size, DeleteRecords, KIP-74, the
  * tail truncated at every byte of its last batch, and a flipped byte in the middle;
  * pipelined flushes: acks in offset order when real completions are delivered in
- * reverse, partial-block flushes mixed in, a real write error mid-pipeline, and the
- * fdatasync of a sealed segment before a later durable ack. */
+ * reverse, partial-block flushes mixed in (RWF_DSYNC and fdatasync), a flush that
+ * writes past a partial block still in flight (and that write failing), a real write
+ * error mid-pipeline, the fdatasync of a sealed segment before a later durable ack, and
+ * the preallocated zero tail cut at seal and close. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -674,6 +676,11 @@ static void reversed_step(void) {
     }
 }
 
+static struct plog_flush *flush_at_test(struct plog *log, uint32_t i) {
+    cr_assert_lt(i, log->flush_count);
+    return &log->flush_ring[(log->flush_head + i) % PLOG_MAX_FLUSHES];
+}
+
 struct ordered {
     struct plog_append_req req;
     bool done;
@@ -764,9 +771,10 @@ Test(plog, pipelined_flushes_ack_in_offset_order_when_completions_arrive_reverse
 /* Small appends, each flushed with its partial last block while bigger flushes are in
  * flight: the partial block is never written by two flushes at once (asserted in the
  * engine) and the content on disk is exact. */
-Test(plog, pipelined_flushes_mixed_with_partial_block_flushes) {
+static void mixed_partial_flushes(bool dsync_writes) {
     struct plog_config cfg = small_config();
     cfg.segment_bytes = 1 << 20;
+    cfg.dsync_writes = dsync_writes;
     struct plog *log = open_log(&cfg);
     g_cb_log = log;
     g_seq = 0;
@@ -788,9 +796,132 @@ Test(plog, pipelined_flushes_mixed_with_partial_block_flushes) {
         reversed_step();
     check_order(appended);
     cr_assert_eq(plog_high_watermark(log), plog_log_end_offset(log));
+    cr_expect_gt(log->deferred_blocks, 0, "some flush wrote past a partial write in flight");
+    if (dsync_writes) cr_expect_gt(log->dsync_flushes, 0);
+    else cr_expect_eq(log->dsync_flushes, 0);
     read_all_and_check(log, 0, 1u << 20);
     int64_t end = plog_log_end_offset(log);
     plog_close(log);
+    log = open_log(&cfg);
+    cr_assert_eq(plog_log_end_offset(log), end);
+    read_all_and_check(log, 0, 100000);
+    plog_close(log);
+}
+
+Test(plog, pipelined_flushes_mixed_with_partial_block_flushes) { mixed_partial_flushes(true); }
+
+Test(plog, pipelined_flushes_mixed_with_partial_block_flushes_fdatasync) {
+    mixed_partial_flushes(false);
+}
+
+/* A small acks=all append goes alone (its last block zero padded); ~200 KiB more arrive
+ * while it is in flight: the next flush starts at once, holding back only its write of
+ * the shared block, which goes when the first flush's write is done -- delivered here in
+ * reverse, so the held write is submitted from the completion. Acks in offset order, the
+ * disk content exact. */
+Test(plog, flush_after_a_partial_block_write_does_not_wait_for_it) {
+    struct plog_config cfg = small_config();
+    cfg.segment_bytes = 8 << 20;
+    struct plog *log = open_log(&cfg);
+    g_cb_log = log;
+    g_seq = 0;
+    g_app_count = 0;
+    append_ordered(log, 0, true);
+    storage_poll(&H.shard);
+    cr_assert_eq(log->flush_count, 1);
+    cr_assert(flush_at_test(log, 0)->wrote_partial, "a lone small flush pads its last block");
+    for (int i = 1; i < 8; i++) append_ordered(log, i, true);
+    storage_poll(&H.shard);
+    cr_assert_eq(log->flush_count, 2, "the next flush started with the partial one in flight");
+    cr_assert_eq(log->deferred_blocks, 1);
+    cr_assert_not_null(log->deferred.flush);
+    for (int i = 0; i < 100 && g_seq < 8; i++) reversed_step();
+    cr_assert_eq(g_seq, 8);
+    cr_assert_null(log->deferred.flush);
+    check_order(8);
+    cr_assert_eq(log->durable_offset, plog_log_end_offset(log));
+    read_all_and_check(log, 0, 1u << 20);
+    int64_t end = plog_log_end_offset(log);
+    plog_close(log);
+    log = open_log(&cfg);
+    cr_assert_eq(plog_log_end_offset(log), end);
+    read_all_and_check(log, 0, 100000);
+    plog_close(log);
+}
+
+/* The same shape with the partial flush failing (the segment's descriptor swapped for
+ * a read-only one): the held block write is never submitted, every append gets -EIO in
+ * offset order, and nothing hangs. */
+Test(plog, held_block_write_fails_with_the_partial_flush) {
+    struct plog_config cfg = small_config();
+    cfg.segment_bytes = 8 << 20;
+    struct plog *log = open_log(&cfg);
+    g_cb_log = log;
+    g_seq = 0;
+    g_app_count = 0;
+    append_one(log, 77, 3, 100, 1, true); /* the segment exists and is synced */
+    char name[PLOG_PATH_BYTES + 64];
+    snprintf(name, sizeof name, "%s/%020lld.log", log->dir,
+             (long long)log->segments[log->segment_count - 1]->base_offset);
+    int ro = open(name, O_RDONLY);
+    cr_assert_geq(ro, 0);
+    cr_assert_geq(dup2(ro, log->segments[log->segment_count - 1]->fd), 0);
+    close(ro);
+    g_app_count = 0;
+    append_ordered(log, 0, true);
+    storage_poll(&H.shard);
+    cr_assert_eq(log->flush_count, 1);
+    for (int i = 1; i < 8; i++) append_ordered(log, i, true);
+    storage_poll(&H.shard);
+    cr_assert_eq(log->flush_count, 2);
+    cr_assert_not_null(log->deferred.flush);
+    for (int i = 0; i < 100 && g_seq < 8; i++) reversed_step();
+    cr_assert_eq(g_seq, 8);
+    for (int i = 0; i < 8; i++) {
+        cr_assert_eq(g_ord[i].status, -EIO, "append %d: %d", i, g_ord[i].status);
+        if (i > 0) cr_assert_gt(g_ord[i].order, g_ord[i - 1].order);
+    }
+    cr_assert_null(log->deferred.flush);
+    cr_assert_eq(log->flush_count, 0);
+    plog_close(log);
+}
+
+/* Preallocation sets the active file's size ahead of the data (writes land inside
+ * i_size); a sealed segment is cut back to its data once written, and a clean close
+ * cuts the active one. */
+Test(plog, preallocated_zero_tail_is_trimmed_at_seal_and_close) {
+    struct plog_config cfg = small_config(); /* 64 KiB segments, 256 KiB step */
+    cfg.segment_bytes = 1 << 20;
+    struct plog *log = open_log(&cfg);
+    g_app_count = 0;
+    append_one(log, 1, 10, 1000, 1, true);
+    struct segment *active = log->segments[log->segment_count - 1];
+    for (int i = 0; i < 100 && log->alloc_in_flight; i++) harness_step(&H);
+    struct stat st;
+    cr_assert_eq(fstat(active->fd, &st), 0);
+    cr_expect_gt((uint64_t)st.st_size, active->size_bytes, "size set ahead by fallocate");
+    for (int i = 0; log->segment_count < 3; i++) {
+        cr_assert_lt(i, 400);
+        append_one(log, 100u + (uint64_t)i, 10, 1000, 1, i % 2 == 0);
+    }
+    for (int i = 0; i < 100 && log->alloc_in_flight; i++) harness_step(&H);
+    for (uint32_t k = 0; k + 1 < log->segment_count; k++) {
+        const struct segment *seg = log->segments[k];
+        cr_assert(seg->sealed);
+        cr_assert_eq(fstat(seg->fd, &st), 0);
+        cr_expect_eq((uint64_t)st.st_size, (seg->size_bytes + 4095) / 4096 * 4096,
+                     "sealed segment %u: file %jd bytes, data %llu", k, (intmax_t)st.st_size,
+                     (unsigned long long)seg->size_bytes);
+    }
+    read_all_and_check(log, 0, 1u << 20);
+    int64_t end = plog_log_end_offset(log);
+    char name[PLOG_PATH_BYTES + 64];
+    snprintf(name, sizeof name, "%s/%020lld.log", log->dir,
+             (long long)log->segments[log->segment_count - 1]->base_offset);
+    uint64_t tail_bytes = log->segments[log->segment_count - 1]->size_bytes;
+    plog_close(log);
+    cr_assert_eq(stat(name, &st), 0);
+    cr_expect_eq((uint64_t)st.st_size, tail_bytes, "clean close leaves no zero tail");
     log = open_log(&cfg);
     cr_assert_eq(plog_log_end_offset(log), end);
     read_all_and_check(log, 0, 100000);
