@@ -92,7 +92,7 @@ struct lg_options {
 struct lg_partition_problem {
     char topic[LG_TOPIC_NAME_BYTES];
     uint32_t partition;
-    uint64_t acked, lost, duplicated, out_of_order;
+    uint64_t acked, lost, unread, duplicated, out_of_order;
 };
 
 /* Results of one run (the measured interval, after warm-up). */
@@ -102,6 +102,7 @@ struct lg_result {
     uint64_t produced_msgs, produced_bytes, produce_errors, acked_msgs, acked_bytes;
     uint64_t consumed_msgs, consumed_bytes, consumed_batches;
     uint64_t crc_errors, lost, duplicated, out_of_order, fetch_errors, conn_errors;
+    uint64_t unread;  /* acked beyond where a consumer stopped: the drain ended first */
     /* --group: records read again after a partition moved to another member (below the
      * old member's position: Kafka's at-least-once, not counted as duplicated), the
      * generations the members synced into, and how many of those came after the group

@@ -149,17 +149,24 @@ void lg_consumers_destroy(struct lg_worker *w) {
     w->consumers = NULL;
 }
 
-uint64_t lg_consumer_lost(const struct lg_worker *w, struct lg_consumer *c) {
+uint64_t lg_consumer_lost(const struct lg_worker *w, struct lg_consumer *c, uint64_t *unread) {
     if (c->group) { /* publish what it still holds; run_once counts per partition */
         lg_consumer_revoke(c);
         return 0;
     }
     uint64_t lost = 0;
     for (uint32_t i = 0; i < c->part_count; i++) {
-        uint64_t acked = atomic_load(&w->sh->acked_msgs[c->parts[i].g]);
-        if (acked <= c->parts[i].unique) continue;
-        lost += acked - c->parts[i].unique;
-        atomic_fetch_add(&w->sh->part_lost[c->parts[i].g], acked - c->parts[i].unique);
+        const struct cpart *cp = &c->parts[i];
+        uint64_t acked = atomic_load(&w->sh->acked_msgs[cp->g]);
+        if (acked <= cp->unique) continue;
+        uint64_t missing = acked - cp->unique;
+        if (cp->fetch_offset < atomic_load(&w->sh->acked_end[cp->g])) {
+            *unread += missing;
+            atomic_fetch_add(&w->sh->part_unread[cp->g], missing);
+        } else {
+            lost += missing;
+            atomic_fetch_add(&w->sh->part_lost[cp->g], missing);
+        }
     }
     return lost;
 }
@@ -408,7 +415,7 @@ static uint64_t read_step(struct lg_worker *w, struct lg_consumer *c, uint64_t n
     if (atomic_load(&w->sh->producers_running) == 0 && atomic_load(&w->sh->go)) {
         if (c->producers_done_ns == 0) c->producers_done_ns = now_ns;
         if (now_ns > c->producers_done_ns + (uint64_t)(w->sh->o->drain_s * 1e9)) {
-            c->reading_done = true; /* gave up: what is missing is reported as lost */
+            c->reading_done = true; /* gave up: what it did not reach is reported unread */
             return UINT64_MAX;
         }
         if (c->assigned && c->part_count == 0) { /* a member with nothing to read */

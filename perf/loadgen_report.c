@@ -54,14 +54,18 @@ void lg_report_summary(FILE *out, const struct lg_result *r) {
                 per_s(r->consumed_bytes, r->seconds) / 1e6, &r->e2e_latency);
     fprintf(out,
             "measured %.2f s: produced %llu acked %llu consumed %llu (%llu batches)\n"
-            "check: lost %llu duplicated %llu out-of-order %llu crc-errors %llu "
+            "check: lost %llu unread %llu duplicated %llu out-of-order %llu crc-errors %llu "
             "produce-errors %llu fetch-errors %llu connection-errors %llu\n",
             r->seconds, (unsigned long long)r->produced_msgs,
             (unsigned long long)r->acked_msgs, (unsigned long long)r->consumed_msgs,
             (unsigned long long)r->consumed_batches, (unsigned long long)r->lost,
+            (unsigned long long)r->unread,
             (unsigned long long)r->duplicated, (unsigned long long)r->out_of_order,
             (unsigned long long)r->crc_errors, (unsigned long long)r->produce_errors,
             (unsigned long long)r->fetch_errors, (unsigned long long)r->conn_errors);
+    if (r->unread)
+        fprintf(out, "unread: the drain (--drain) ended before the consumers reached the end of "
+                     "what was acked; those messages were not checked\n");
     if (r->group[0])
         fprintf(out,
                 "group %s: %llu generations (%llu after producing started), %llu redelivered, "
@@ -71,9 +75,10 @@ void lg_report_summary(FILE *out, const struct lg_result *r) {
                 (unsigned long long)r->commit_errors);
     for (uint32_t i = 0; i < r->problem_count && i < 10; i++) {
         const struct lg_partition_problem *p = &r->problems[i];
-        fprintf(out, "  %s/%u: acked %llu lost %llu duplicated %llu out-of-order %llu\n",
+        fprintf(out, "  %s/%u: acked %llu lost %llu unread %llu duplicated %llu out-of-order %llu\n",
                 p->topic, p->partition, (unsigned long long)p->acked,
-                (unsigned long long)p->lost, (unsigned long long)p->duplicated,
+                (unsigned long long)p->lost, (unsigned long long)p->unread,
+                (unsigned long long)p->duplicated,
                 (unsigned long long)p->out_of_order);
     }
     if (r->problem_partitions > 10)
@@ -128,9 +133,10 @@ static void json_run(FILE *f, const struct lg_result *r, double pct) {
             per_s(r->acked_msgs, r->seconds), per_s(r->acked_bytes, r->seconds) / 1e6,
             per_s(r->consumed_msgs, r->seconds), per_s(r->consumed_bytes, r->seconds) / 1e6);
     fprintf(f,
-            "     \"lost\": %llu, \"duplicated\": %llu, \"out_of_order\": %llu, "
+            "     \"lost\": %llu, \"unread\": %llu, \"duplicated\": %llu, \"out_of_order\": %llu, "
             "\"crc_errors\": %llu, \"fetch_errors\": %llu, \"connection_errors\": %llu,\n     ",
-            (unsigned long long)r->lost, (unsigned long long)r->duplicated,
+            (unsigned long long)r->lost, (unsigned long long)r->unread,
+            (unsigned long long)r->duplicated,
             (unsigned long long)r->out_of_order, (unsigned long long)r->crc_errors,
             (unsigned long long)r->fetch_errors, (unsigned long long)r->conn_errors);
     fprintf(f,
@@ -147,9 +153,10 @@ static void json_run(FILE *f, const struct lg_result *r, double pct) {
         const struct lg_partition_problem *p = &r->problems[i];
         fprintf(f,
                 "%s{\"topic\": \"%s\", \"partition\": %u, \"acked\": %llu, \"lost\": %llu, "
-                "\"duplicated\": %llu, \"out_of_order\": %llu}",
+                "\"unread\": %llu, \"duplicated\": %llu, \"out_of_order\": %llu}",
                 i ? ", " : "", p->topic, p->partition, (unsigned long long)p->acked,
-                (unsigned long long)p->lost, (unsigned long long)p->duplicated,
+                (unsigned long long)p->lost, (unsigned long long)p->unread,
+                (unsigned long long)p->duplicated,
                 (unsigned long long)p->out_of_order);
     }
     fprintf(f, "]}");

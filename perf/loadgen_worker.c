@@ -288,10 +288,11 @@ static void *worker_main(void *arg) {
         if (step_all(w, &wait_ns)) break;
         wait_for_completions(w, wait_ns);
     }
-    uint64_t lost = 0;
+    uint64_t lost = 0, unread = 0;
     for (uint32_t i = 0; i < w->consumer_count; i++)
-        lost += lg_consumer_lost(w, lg_consumer_at(w, i));
+        lost += lg_consumer_lost(w, lg_consumer_at(w, i), &unread);
     atomic_store(&w->counters.lost, lost);
+    atomic_store(&w->counters.unread, unread);
     close_all(w);
     worker_fini(w);
     atomic_store(&w->done, 1);

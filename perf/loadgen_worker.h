@@ -48,6 +48,7 @@ struct lg_shared {
     _Atomic int64_t *acked_end;          /* highest acked offset + 1, -1 none */
     _Atomic uint64_t *acked_msgs;        /* acknowledged messages this run */
     _Atomic uint64_t *part_lost;         /* per partition, summed over its consumers */
+    _Atomic uint64_t *part_unread;       /* acked beyond where a consumer stopped reading */
     _Atomic uint64_t *part_duplicated;
     _Atomic uint64_t *part_out_of_order;
     uint32_t run_id;
@@ -81,7 +82,7 @@ struct lg_counters {
     _Atomic uint64_t consumed_msgs, consumed_bytes, consumed_batches;
     _Atomic uint64_t crc_errors, duplicated, out_of_order, fetch_errors, conn_errors;
     _Atomic uint64_t redelivered, commit_errors;
-    _Atomic uint64_t lost;               /* set once at the end */
+    _Atomic uint64_t lost, unread;       /* set once at the end */
 };
 
 /* The first member of a producer, a consumer and a consumer's group membership: what
@@ -159,7 +160,10 @@ void lg_consumer_closed(struct lg_consumer *c, int reason);
 struct net_conn *lg_consumer_conn(struct lg_consumer *c);
 /* After the run: messages acked but never seen by this consumer (0 with --group: the
  * partitions' state is published and the main thread counts). */
-uint64_t lg_consumer_lost(const struct lg_worker *w, struct lg_consumer *c);
+/* At the end: the messages acked but never seen, per partition, as lost -- or as unread
+ * when the consumer's position is still below the partition's acked end (the drain ran
+ * out before it caught up, so the check could not look there). Returns lost. */
+uint64_t lg_consumer_lost(const struct lg_worker *w, struct lg_consumer *c, uint64_t *unread);
 /* For the group membership: take partitions gs[i] from offsets[i]; give them all back
  * (their check state published to struct lg_shared); the positions to commit. */
 void lg_consumer_assign(struct lg_consumer *c, const uint32_t *gs, const int64_t *offsets,

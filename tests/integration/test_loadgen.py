@@ -10,8 +10,10 @@ fan-out consumers and 4 partitions, then checks what it reports:
     and no more samples than messages acknowledged / consumed;
   - the measured rate is within 10 % of the requested one (open loop).
 Then a fixed message count with zstd compression and keyed (zipf) messages, and a
-catch-up read from the earliest offset with no producers. Finally kcat reads the
-topic back: the batches the load generator wrote are valid for librdkafka too."""
+catch-up read from the earliest offset with no producers. Then kcat reads the
+topic back: the batches the load generator wrote are valid for librdkafka too. A
+consumer cut off behind the producer (--drain 0) reports what it did not reach as
+unread, not lost, and exits 3."""
 import json
 import os
 import sys
@@ -24,18 +26,18 @@ SLUICE = sys.argv[1]
 RATE = 2000
 
 
-def loadgen(bootstrap, json_path, *args, timeout_s=60):
+def loadgen(bootstrap, json_path, *args, timeout_s=60, want_rc=0):
     cmd = [SLUICE, "loadgen", "--bootstrap", bootstrap, "--json", json_path,
            "--quiet", "true"] + list(args)
     rc, out, err = run(cmd, timeout_s=timeout_s)
-    assert rc == 0, (rc, out, err)
+    assert rc == want_rc, (rc, out, err)
     with open(json_path) as f:
         doc = json.load(f)
     return doc, out
 
 
 def check_clean(run_):
-    for k in ("lost", "duplicated", "out_of_order", "crc_errors", "produce_errors",
+    for k in ("lost", "unread", "duplicated", "out_of_order", "crc_errors", "produce_errors",
               "fetch_errors", "connection_errors", "problem_partitions"):
         assert run_[k] == 0, (k, run_)
     assert run_["problems"] == [], run_  # the per-partition report is empty too
@@ -55,7 +57,7 @@ with tempfile.TemporaryDirectory() as tmp, Broker(SLUICE, cores="1") as b:
     doc, out = loadgen(b.bootstrap, j, "--topic", "lg-ci", "--partitions", "4",
                        "--producers", "2", "--consumers", "2", "--rate", str(RATE),
                        "--message-size", "200", "--warmup", "1", "--duration", "5")
-    assert "check: lost 0 duplicated 0" in out, out
+    assert "check: lost 0 unread 0 duplicated 0" in out, out
     r = doc["runs"][0]
     check_clean(r)
     assert doc["workload"]["partitions"] == 4
@@ -101,6 +103,23 @@ with tempfile.TemporaryDirectory() as tmp, Broker(SLUICE, cores="1") as b:
     assert rc == 0, (rc, err)
     assert len(out.splitlines()) == 20000, len(out.splitlines())
     print("ok  kcat consumed the 20000 messages loadgen produced")
+
+    # 4b. a consumer that is cut off behind the producer (no drain time): what it did
+    #     not reach is reported unread, not lost, and the run still fails the check.
+    #     It reads one ~1 KiB batch per fetch (~30,000 round trips) while the
+    #     producer is done after ~300 batches of requests, so it is far behind.
+    doc, out = loadgen(b.bootstrap, j, "--topic", "lg-ci-cut", "--partitions", "2",
+                       "--messages", "300000", "--warmup", "0", "--drain", "0",
+                       "--message-size", "100", "--batch-size", "1KiB",
+                       "--fetch-max-bytes", "1024", "--fetch-partition-max-bytes", "1024",
+                       want_rc=3)
+    r = doc["runs"][0]
+    assert r["lost"] == 0 and r["duplicated"] == 0 and r["unread"] > 0, r
+    assert r["problem_partitions"] >= 1, r
+    assert all(p["lost"] == 0 for p in r["problems"]), r["problems"]
+    assert sum(p["unread"] for p in r["problems"]) == r["unread"], r["problems"]
+    assert "unread: the drain" in out, out
+    print("ok  consumer cut off by --drain 0: %d unread, 0 lost, exit 3" % r["unread"])
 
     # 5. bad workloads fail cleanly
     rc, out, err = run([SLUICE, "loadgen", "--acks", "7"], timeout_s=10)
