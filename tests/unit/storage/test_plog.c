@@ -700,6 +700,38 @@ static void ordered_done(struct plog_append_req *req, int status) {
     o->durable_at_done = g_cb_log->durable_offset;
 }
 
+/* A real write error from now on: the active segment's descriptor is replaced by a
+ * read-only one (EBADF on write). */
+static void make_active_segment_read_only(struct plog *log) {
+    char name[PLOG_PATH_BYTES + 64];
+    snprintf(name, sizeof name, "%s/%020lld.log", log->dir,
+             (long long)log->segments[log->segment_count - 1]->base_offset);
+    int ro = open(name, O_RDONLY);
+    cr_assert_geq(ro, 0);
+    cr_assert_geq(dup2(ro, log->segments[log->segment_count - 1]->fd), 0);
+    close(ro);
+}
+
+/* Open the log for a test whose appends complete through ordered_done. */
+static struct plog *open_ordered(const struct plog_config *cfg) {
+    struct plog *log = open_log(cfg);
+    g_cb_log = log;
+    g_seq = 0;
+    g_app_count = 0;
+    return log;
+}
+
+/* Close, reopen from disk and check the log ends where it did and reads back exactly
+ * what was appended. */
+static void close_reopen_and_check(struct plog *log, const struct plog_config *cfg) {
+    int64_t end = plog_log_end_offset(log);
+    plog_close(log);
+    log = open_log(cfg);
+    cr_assert_eq(plog_log_end_offset(log), end);
+    read_all_and_check(log, 0, 100000);
+    plog_close(log);
+}
+
 #define PIPE_ROUNDS 3
 #define PIPE_PER_ROUND 48
 static struct ordered g_ord[PIPE_ROUNDS * PIPE_PER_ROUND];
@@ -737,10 +769,7 @@ static void check_order(int count) {
 Test(plog, pipelined_flushes_ack_in_offset_order_when_completions_arrive_reversed) {
     struct plog_config cfg = small_config();
     cfg.segment_bytes = 1 << 20; /* ~35 batches a segment: the run rolls */
-    struct plog *log = open_log(&cfg);
-    g_cb_log = log;
-    g_seq = 0;
-    g_app_count = 0;
+    struct plog *log = open_ordered(&cfg);
     int appended = 0;
     for (int round = 0; round < PIPE_ROUNDS; round++) {
         for (int k = 0; k < PIPE_PER_ROUND; k++, appended++)
@@ -760,12 +789,7 @@ Test(plog, pipelined_flushes_ack_in_offset_order_when_completions_arrive_reverse
     cr_assert_eq(log->durable_offset, plog_log_end_offset(log));
     cr_expect_gt(log->segment_count, 2);
     read_all_and_check(log, 0, 1u << 20);
-    int64_t end = plog_log_end_offset(log);
-    plog_close(log);
-    log = open_log(&cfg); /* from disk: every acknowledged batch is there, whole */
-    cr_assert_eq(plog_log_end_offset(log), end);
-    read_all_and_check(log, 0, 100000);
-    plog_close(log);
+    close_reopen_and_check(log, &cfg); /* from disk: every acknowledged batch, whole */
 }
 
 /* Small appends, each flushed with its partial last block while bigger flushes are in
@@ -775,10 +799,7 @@ static void mixed_partial_flushes(bool dsync_writes) {
     struct plog_config cfg = small_config();
     cfg.segment_bytes = 1 << 20;
     cfg.dsync_writes = dsync_writes;
-    struct plog *log = open_log(&cfg);
-    g_cb_log = log;
-    g_seq = 0;
-    g_app_count = 0;
+    struct plog *log = open_ordered(&cfg);
     uint64_t rng = 7;
     int appended = 0;
     for (int step = 0; step < 60; step++) {
@@ -800,12 +821,7 @@ static void mixed_partial_flushes(bool dsync_writes) {
     if (dsync_writes) cr_expect_gt(log->dsync_flushes, 0);
     else cr_expect_eq(log->dsync_flushes, 0);
     read_all_and_check(log, 0, 1u << 20);
-    int64_t end = plog_log_end_offset(log);
-    plog_close(log);
-    log = open_log(&cfg);
-    cr_assert_eq(plog_log_end_offset(log), end);
-    read_all_and_check(log, 0, 100000);
-    plog_close(log);
+    close_reopen_and_check(log, &cfg);
 }
 
 Test(plog, pipelined_flushes_mixed_with_partial_block_flushes) { mixed_partial_flushes(true); }
@@ -822,10 +838,7 @@ Test(plog, pipelined_flushes_mixed_with_partial_block_flushes_fdatasync) {
 Test(plog, flush_after_a_partial_block_write_does_not_wait_for_it) {
     struct plog_config cfg = small_config();
     cfg.segment_bytes = 8 << 20;
-    struct plog *log = open_log(&cfg);
-    g_cb_log = log;
-    g_seq = 0;
-    g_app_count = 0;
+    struct plog *log = open_ordered(&cfg);
     append_ordered(log, 0, true);
     storage_poll(&H.shard);
     cr_assert_eq(log->flush_count, 1);
@@ -841,12 +854,7 @@ Test(plog, flush_after_a_partial_block_write_does_not_wait_for_it) {
     check_order(8);
     cr_assert_eq(log->durable_offset, plog_log_end_offset(log));
     read_all_and_check(log, 0, 1u << 20);
-    int64_t end = plog_log_end_offset(log);
-    plog_close(log);
-    log = open_log(&cfg);
-    cr_assert_eq(plog_log_end_offset(log), end);
-    read_all_and_check(log, 0, 100000);
-    plog_close(log);
+    close_reopen_and_check(log, &cfg);
 }
 
 /* The same shape with the partial flush failing (the segment's descriptor swapped for
@@ -855,18 +863,9 @@ Test(plog, flush_after_a_partial_block_write_does_not_wait_for_it) {
 Test(plog, held_block_write_fails_with_the_partial_flush) {
     struct plog_config cfg = small_config();
     cfg.segment_bytes = 8 << 20;
-    struct plog *log = open_log(&cfg);
-    g_cb_log = log;
-    g_seq = 0;
-    g_app_count = 0;
+    struct plog *log = open_ordered(&cfg);
     append_one(log, 77, 3, 100, 1, true); /* the segment exists and is synced */
-    char name[PLOG_PATH_BYTES + 64];
-    snprintf(name, sizeof name, "%s/%020lld.log", log->dir,
-             (long long)log->segments[log->segment_count - 1]->base_offset);
-    int ro = open(name, O_RDONLY);
-    cr_assert_geq(ro, 0);
-    cr_assert_geq(dup2(ro, log->segments[log->segment_count - 1]->fd), 0);
-    close(ro);
+    make_active_segment_read_only(log);
     g_app_count = 0;
     append_ordered(log, 0, true);
     storage_poll(&H.shard);
@@ -935,10 +934,7 @@ Test(plog, preallocated_zero_tail_is_trimmed_at_seal_and_close) {
 Test(plog, write_error_in_a_pipeline_fails_only_the_unacknowledged) {
     struct plog_config cfg = small_config();
     cfg.segment_bytes = 8 << 20;
-    struct plog *log = open_log(&cfg);
-    g_cb_log = log;
-    g_seq = 0;
-    g_app_count = 0;
+    struct plog *log = open_ordered(&cfg);
     for (int i = 0; i < PIPE_PER_ROUND; i++) append_ordered(log, i, i % 2 == 0);
     for (int i = 0; i < 1000 && g_seq < PIPE_PER_ROUND; i++) reversed_step();
     check_order(PIPE_PER_ROUND);
@@ -946,13 +942,7 @@ Test(plog, write_error_in_a_pipeline_fails_only_the_unacknowledged) {
     cr_assert_eq(acked_end, plog_log_end_offset(log));
     int acked_count = g_app_count;
 
-    char name[PLOG_PATH_BYTES + 64];
-    snprintf(name, sizeof name, "%s/%020lld.log", log->dir,
-             (long long)log->segments[log->segment_count - 1]->base_offset);
-    int ro = open(name, O_RDONLY);
-    cr_assert_geq(ro, 0);
-    cr_assert_geq(dup2(ro, log->segments[log->segment_count - 1]->fd), 0);
-    close(ro);
+    make_active_segment_read_only(log);
     for (int i = PIPE_PER_ROUND; i < 2 * PIPE_PER_ROUND; i++) append_ordered(log, i, i % 2 == 0);
     storage_poll(&H.shard);
     cr_assert_geq(log->flush_count, 2);
