@@ -1407,8 +1407,12 @@ static int recover_segment(struct plog *log, struct segment *seg, bool is_tail) 
         seg->max_timestamp_ms = -1;
         loaded = false;
     }
+    /* Every scan checks CRCs, not only the tail's: a segment sealed in memory whose
+     * indexes never got written (a crash during the roll's last flush) may hold a batch
+     * with a whole header and a torn body -- its blocks are written by concurrent ops
+     * (a held rewrite of a partial block comes after the blocks behind it). */
     uint64_t from = seg->size_bytes;
-    int64_t cut = segment_scan(seg, log->dir, from, seg->next_offset, is_tail,
+    int64_t cut = segment_scan(seg, log->dir, from, seg->next_offset, true,
                                log->cfg.index_interval_bytes, reason, sizeof reason);
     if (cut < 0) return (int)cut;
     if (cut > 0) /* non-zero bytes past the last good batch: a torn or corrupt tail */
@@ -1498,8 +1502,9 @@ static int plog_open_dir(struct plog *log) {
 #define PRODUCER_SCAN_BUF_BYTES (64u * 1024u)
 
 /* Feed the producer state every batch header of seg at or after from_offset: one
- * buffered pread per 64 KiB, no CRC (recovery checked the tail; sealed segments were
- * checked when written). Returns 0 or -errno. */
+ * buffered pread per 64 KiB, no CRC (recovery checked every segment it scanned; a
+ * segment with its index files was sealed after all its data was down). Returns 0 or
+ * -errno. */
 static int scan_segment_producers(struct plog *log, struct segment *seg, int64_t from_offset,
                                   uint8_t *buf, int64_t now_ms) {
     char name[SEGMENT_NAME_BYTES];

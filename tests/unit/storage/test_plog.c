@@ -647,6 +647,54 @@ Test(plog, lost_tail_of_a_sealed_segment_drops_what_follows) {
     plog_close(log);
 }
 
+/* A crash while a roll's last flush was in flight can leave the old segment sealed in
+ * memory but without index files, its data written out of order: a later block down, an
+ * earlier one (a held rewrite of a partial block) not. Such a batch has a whole header and
+ * a bad body. Recovery scans that segment with CRCs, ends the log at the bad batch and
+ * drops what follows (nothing from there on was acknowledged). */
+Test(plog, unsealed_segment_with_a_torn_batch_is_cut_there_by_crc) {
+    struct plog_config cfg = small_config();
+    struct plog *log = open_log(&cfg);
+    g_app_count = 0;
+    for (int i = 0; i < 250; i++) append_one(log, 7000u + (uint64_t)i, 3, 300, i, true);
+    cr_assert_geq(log->segment_count, 4);
+    int64_t base1 = log->segments[1]->base_offset;
+    plog_close(log);
+    char path[400];
+    snprintf(path, sizeof path, "%s/t-0/%020lld.index", g_dir, (long long)base1);
+    cr_assert_eq(unlink(path), 0); /* its seal never completed */
+    snprintf(path, sizeof path, "%s/t-0/%020lld.timeindex", g_dir, (long long)base1);
+    cr_assert_eq(unlink(path), 0);
+    snprintf(path, sizeof path, "%s/t-0/%020lld.log", g_dir, (long long)base1);
+    uint8_t *data;
+    size_t len;
+    read_file(path, &data, &len);
+    size_t pos = 0;
+    int64_t torn_base = -1;
+    for (int k = 0; pos < len; k++) { /* the fourth batch: its body zeroed past the header */
+        struct record_batch_header h;
+        if (record_batch_header_parse(data + pos, len - pos, &h) != RECORD_OK) break;
+        size_t size = record_batch_size_bytes(&h);
+        if (k == 3) {
+            torn_base = h.base_offset;
+            memset(data + pos + RECORD_BATCH_HEADER_BYTES, 0, size - RECORD_BATCH_HEADER_BYTES);
+            break;
+        }
+        pos += size;
+    }
+    cr_assert_geq(torn_base, 0);
+    write_file(path, data, len);
+    free(data);
+    log = open_log(&cfg);
+    cr_assert_eq(plog_log_end_offset(log), torn_base, "the log ends at the torn batch");
+    cr_assert_eq(log->segment_count, 2, "segments after it are dropped");
+    int idx = 0;
+    while (idx < g_app_count && g_app[idx].base < torn_base) idx++;
+    g_app_count = idx;
+    read_all_and_check(log, 0, 1 << 16);
+    plog_close(log);
+}
+
 /* ---------------------------------------------------------------- pipelined flushes */
 
 /* One shard loop step that waits for every op in flight and then delivers the
