@@ -444,6 +444,7 @@ void router_owner_op_done(struct router *r, struct data_job *job) {
 static void owner_process(struct router *r, struct data_job *job) {
     uint32_t *pending = &job->owner_pending[r->cfg.shard_id];
     *pending = 1; /* guard */
+    int64_t fetch_budget_bytes = job->api_key == KAFKA_API_FETCH ? job->max_bytes : 0;
     for (uint32_t i = 0; i < job->part_count; i++) {
         struct data_part *p = &job->parts[i];
         if (p->owner != r->cfg.shard_id || p->error != ERR_NONE) continue;
@@ -458,7 +459,7 @@ static void owner_process(struct router *r, struct data_job *job) {
             continue;
         }
         if (job->api_key == KAFKA_API_PRODUCE) router_produce_part(r, p, &t, log);
-        else if (job->api_key == KAFKA_API_FETCH) router_fetch_part(r, p, log);
+        else if (job->api_key == KAFKA_API_FETCH) router_fetch_part(r, p, log, &fetch_budget_bytes);
         else if (job->api_key == KAFKA_API_DELETE_RECORDS) router_delete_records_part(p, log);
         else if (job->api_key == KAFKA_API_OFFSET_FOR_LEADER_EPOCH) router_leader_epoch_part(p, log);
         else if (job->api_key == KAFKA_API_DESCRIBE_LOG_DIRS)

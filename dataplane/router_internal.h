@@ -130,7 +130,12 @@ void router_produce_part(struct router *r, struct data_part *p, const struct top
 int router_encode_produce(void *arg, struct kafka_writer *w);
 /* Each tick: parts parked for storage buffers try again (or fail at their deadline). */
 unsigned router_produce_retry(struct router *r);
-void router_fetch_part(struct router *r, struct data_part *p, struct plog *log);
+/* Reads one partition of a Fetch on its owner. *budget_bytes is what is left of the
+ * response's max_bytes on this owner (parts are read in request order): once it is
+ * spent the part is answered without records; a read from the cache takes what it
+ * returned, a read that goes to disk takes its whole allowance. */
+void router_fetch_part(struct router *r, struct data_part *p, struct plog *log,
+                       int64_t *budget_bytes);
 uint32_t router_fetch_bytes(const struct data_job *job);
 bool router_fetch_has_error(const struct data_job *job);
 int router_encode_fetch(void *arg, struct kafka_writer *w);

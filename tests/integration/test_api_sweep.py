@@ -118,6 +118,29 @@ def main():
                   p.get("LogStartOffset", 0) == 0 and
                   all(b"sweep-v%d-4" % pv in p["Records"] for pv in range(3, 10)),
                   "Fetch v%d: HW %d, every produced batch" % (v, expected_end))
+        # Fetch max_bytes across partitions (KIP-74): filled in request order, the first
+        # partition's data always whole; a partition past the budget answers its high
+        # watermark and no records -- the broker does not read it at all now.
+        batch1 = record_batch([b"p1-%d" % i for i in range(5)])
+        body = {"TransactionalId": None, "Acks": -1, "TimeoutMs": 5000,
+                "TopicData": [{"Name": "s0", "PartitionData": [{"Index": 1, "Records": batch1}]}]}
+        check(c.request("Produce", 9, body)["Responses"][0]["PartitionResponses"][0]
+              ["ErrorCode"] == 0, "Produce to s0/1")
+        for order in ((0, 1), (1, 0)):
+            parts = [{"Partition": i, "CurrentLeaderEpoch": -1, "FetchOffset": 0,
+                      "LogStartOffset": -1, "PartitionMaxBytes": 1 << 20} for i in order]
+            body = {"ReplicaId": -1, "MaxWaitMs": 0, "MinBytes": 1, "MaxBytes": 64,
+                    "IsolationLevel": 0, "SessionId": 0, "SessionEpoch": -1,
+                    "Topics": [{"Topic": "s0", "TopicId": topic_id, "Partitions": parts}],
+                    "ForgottenTopicsData": [], "RackId": ""}
+            got = {p["PartitionIndex"]: p for p in
+                   c.request("Fetch", 13, body)["Responses"][0]["Partitions"]}
+            first, second = got[order[0]], got[order[1]]
+            check(len(first["Records"] or b"") > 64 and not second["Records"] and
+                  first["HighWatermark"] > 0 and second["HighWatermark"] > 0,
+                  "Fetch MaxBytes 64, partitions %s: s0/%d returns its first batch whole, "
+                  "s0/%d nothing past the budget, both their high watermarks"
+                  % (order, order[0], order[1]))
         for v in range(7):
             res = []
             for ts in (-2, -1):
