@@ -56,6 +56,7 @@ struct lg_consumer {
     uint64_t retry_at_ns, producers_done_ns;
     struct cpart *parts;
     uint32_t part_count;
+    uint32_t first_part;         /* parts[] index the next fetch lists first (rotation) */
     int32_t *local_of_g;         /* global partition -> index in parts, -1 */
     int32_t correlation_id;
     struct kafka_fetch_request_fetch_topic *req_topics;
@@ -279,6 +280,7 @@ static int on_fetch_response(void *ctx, const uint8_t *frame, size_t len) {
     if (c->fetch_epoch != c->assign_epoch) return 0; /* asked for revoked partitions */
     uint64_t now = lg_now_ns();
     bool errors = resp.error_code != 0;
+    uint32_t rotate_by = 0; /* past the last partition (in request order) that had records */
     for (int32_t t = 0; t < resp.responses_count; t++) {
         const struct kafka_fetch_response_fetchable_topic_response *tr = &resp.responses[t];
         int ti = topic_index(w->sh->c, tr->topic);
@@ -292,8 +294,12 @@ static int on_fetch_response(void *ctx, const uint8_t *frame, size_t len) {
             }
             cp->high_watermark = pd->high_watermark;
             consume_records(c, cp, pd->records, now);
+            uint32_t pos = ((uint32_t)(cp - c->parts) + c->part_count - c->first_part) %
+                           c->part_count;
+            if (pd->records.len > 0 && pos + 1 > rotate_by) rotate_by = pos + 1;
         }
     }
+    if (c->part_count > 0) c->first_part = (c->first_part + rotate_by) % c->part_count;
     if (errors) {
         lg_add(&w->counters.fetch_errors, 1);
         c->retry_at_ns = now + LG_RETRY_BACKOFF_NS;
@@ -362,8 +368,8 @@ static int send_fetch(struct lg_consumer *c) {
         memset(ft, 0, sizeof *ft);
         ft->topic = kafka_str_from_cstr(sh->c->topics[t].name);
         ft->partitions = &c->req_parts[np];
-        for (uint32_t i = 0; i < c->part_count; i++) {
-            const struct cpart *cp = &c->parts[i];
+        for (uint32_t k = 0; k < c->part_count; k++) {
+            const struct cpart *cp = &c->parts[(c->first_part + k) % c->part_count];
             if (sh->part_topic[cp->g] != t) continue;
             c->req_parts[np++] = (struct kafka_fetch_request_fetch_partition){
                 .partition = (int32_t)sh->part_index[cp->g],
@@ -460,6 +466,7 @@ void lg_consumer_assign(struct lg_consumer *c, const uint32_t *gs, const int64_t
             .redeliver_below = atomic_load(&sh->part_position[g])};
     }
     c->part_count = n;
+    c->first_part = 0;
     c->assigned = true;
     c->retry_at_ns = 0;
     /* caught up on the old partitions says nothing about these: look again (the
@@ -477,6 +484,7 @@ void lg_consumer_revoke(struct lg_consumer *c) {
         c->local_of_g[cp->g] = -1;
     }
     c->part_count = 0;
+    c->first_part = 0;
     c->assigned = false;
     c->assign_epoch++;
 }
