@@ -1412,7 +1412,7 @@ static int recover_segment(struct plog *log, struct segment *seg, bool is_tail) 
      * with a whole header and a torn body -- its blocks are written by concurrent ops
      * (a held rewrite of a partial block comes after the blocks behind it). */
     uint64_t from = seg->size_bytes;
-    int64_t cut = segment_scan(seg, log->dir, from, seg->next_offset, true,
+    int64_t cut = segment_scan(seg, log->dir, from, seg->next_offset,
                                log->cfg.index_interval_bytes, reason, sizeof reason);
     if (cut < 0) return (int)cut;
     if (cut > 0) /* non-zero bytes past the last good batch: a torn or corrupt tail */

@@ -171,17 +171,8 @@ static int64_t count_nonzero_tail(int fd, uint64_t from, uint64_t file_bytes, ui
     return nonzero;
 }
 
-/* Check one batch at buf (len bytes available, avail_in_file bytes left in the file). */
-static enum record_error check_batch(const uint8_t *buf, size_t len, bool verify_crc,
-                                     struct record_batch_header *h) {
-    if (verify_crc) return record_batch_validate(buf, len, h);
-    enum record_error err = record_batch_header_parse(buf, len, h);
-    if (err == RECORD_OK && record_batch_size_bytes(h) > len) return RECORD_ERR_TRUNCATED;
-    return err;
-}
-
 int64_t segment_scan(struct segment *seg, const char *dir, uint64_t position,
-                     int64_t start_offset, bool verify_crc, uint32_t index_interval_bytes,
+                     int64_t start_offset, uint32_t index_interval_bytes,
                      char *reason, size_t reason_bytes) {
     snprintf(reason, reason_bytes, "end");
     int fd = open_in(dir, seg->base_offset, ".log", O_RDONLY);
@@ -214,7 +205,7 @@ int64_t segment_scan(struct segment *seg, const char *dir, uint64_t position,
         while (!stop) {
             struct record_batch_header h;
             size_t avail = (size_t)n - at;
-            enum record_error err = check_batch(window + at, avail, verify_crc, &h);
+            enum record_error err = record_batch_validate(window + at, avail, &h);
             if (err == RECORD_ERR_TRUNCATED && avail < SCAN_WINDOW_BYTES && at > 0 &&
                 pos + at + avail < file_bytes)
                 break; /* batch crosses the window: refill from its start */
@@ -227,7 +218,7 @@ int64_t segment_scan(struct segment *seg, const char *dir, uint64_t position,
                     size_t big_bytes = record_batch_size_bytes(&hh);
                     uint8_t *big = malloc(big_bytes);
                     if (big && pread_full(fd, big, big_bytes, pos) == (ssize_t)big_bytes)
-                        err = check_batch(big, big_bytes, verify_crc, &h);
+                        err = record_batch_validate(big, big_bytes, &h);
                     free(big);
                 }
             }

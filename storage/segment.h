@@ -92,12 +92,12 @@ bool segment_lookup_time(const struct segment *seg, int64_t timestamp_ms,
                          int64_t *offset, uint32_t *position);
 
 /* Scan batches in the file from position (whose batch starts at start_offset) with plain
- * pread on a buffered descriptor (open/recovery time only), adding index entries. With
- * verify_crc, every batch's CRC32C is checked. Stops at the first batch that does not
+ * pread on a buffered descriptor (open/recovery time only), adding index entries. Every
+ * batch's CRC32C is checked (see recover_segment). Stops at the first batch that does not
  * check and sets seg->size_bytes there. Returns the number of bytes past the logical end
  * that were not zero (0 = clean end), or -errno on an I/O error. */
 int64_t segment_scan(struct segment *seg, const char *dir, uint64_t position,
-                     int64_t start_offset, bool verify_crc, uint32_t index_interval_bytes,
+                     int64_t start_offset, uint32_t index_interval_bytes,
                      char *reason, size_t reason_bytes);
 
 /* Write both index files (blocking; at seal and close). Returns 0 or -errno. */
