@@ -120,7 +120,8 @@ def main():
                   "Fetch v%d: HW %d, every produced batch" % (v, expected_end))
         # Fetch max_bytes across partitions (KIP-74): filled in request order, the first
         # partition's data always whole; a partition past the budget answers its high
-        # watermark and no records -- the broker does not read it at all now.
+        # watermark and no records. (That the broker no longer reads such a partition
+        # shows in perf, pipeline.md section 8, not here.)
         batch1 = record_batch([b"p1-%d" % i for i in range(5)])
         body = {"TransactionalId": None, "Acks": -1, "TimeoutMs": 5000,
                 "TopicData": [{"Name": "s0", "PartitionData": [{"Index": 1, "Records": batch1}]}]}
