@@ -865,9 +865,10 @@ static void mixed_partial_flushes(bool dsync_writes) {
         reversed_step();
     check_order(appended);
     cr_assert_eq(plog_high_watermark(log), plog_log_end_offset(log));
-    cr_expect_gt(log->deferred_blocks, 0, "some flush wrote past a partial write in flight");
-    if (dsync_writes) cr_expect_gt(log->dsync_flushes, 0);
-    else cr_expect_eq(log->dsync_flushes, 0);
+    /* whether a flush starts while a partial write is still in flight here depends on
+     * the device's timing (CI saw none once): the held write is shown deterministically
+     * by flush_after_a_partial_block_write_does_not_wait_for_it */
+    if (!dsync_writes) cr_assert_eq(log->dsync_flushes, 0);
     read_all_and_check(log, 0, 1u << 20);
     close_reopen_and_check(log, &cfg);
 }
@@ -901,6 +902,7 @@ Test(plog, flush_after_a_partial_block_write_does_not_wait_for_it) {
     cr_assert_null(log->deferred.flush);
     check_order(8);
     cr_assert_eq(log->durable_offset, plog_log_end_offset(log));
+    cr_assert_gt(log->dsync_flushes, 0, "durable only: made durable by RWF_DSYNC writes");
     read_all_and_check(log, 0, 1u << 20);
     close_reopen_and_check(log, &cfg);
 }
