@@ -174,12 +174,12 @@ static void render_shards(struct metrics *m) {
            "Time a shard's loop spent in iterations that did work.");
     for (int s = 0; s < m->shard_count; s++)
         emit(m, "sluice_shard_busy_seconds_total{shard=\"%d\"} %.6f\n", s,
-             (double)atomic_load_explicit(&m->shards[s].busy_ns, memory_order_relaxed) / 1e9);
+             (double)atomic_load_explicit(&m->shards[s].loop.busy_ns, memory_order_relaxed) / 1e9);
     family(m, "sluice_shard_busy_ratio", "gauge",
            "Share of a shard's loop time that did work, since the previous scrape.");
     for (int s = 0; s < m->shard_count; s++) {
-        uint64_t busy = atomic_load_explicit(&m->shards[s].busy_ns, memory_order_relaxed);
-        uint64_t idle = atomic_load_explicit(&m->shards[s].idle_ns, memory_order_relaxed);
+        uint64_t busy = atomic_load_explicit(&m->shards[s].loop.busy_ns, memory_order_relaxed);
+        uint64_t idle = atomic_load_explicit(&m->shards[s].loop.idle_ns, memory_order_relaxed);
         uint64_t d_busy = busy - m->last_busy_ns[s], d_idle = idle - m->last_idle_ns[s];
         double ratio = d_busy + d_idle ? (double)d_busy / (double)(d_busy + d_idle) : 0.0;
         m->last_busy_ns[s] = busy;

@@ -1,29 +1,24 @@
-/* shard.c - the shard thread: setup, the run-to-completion loop, teardown.
+/* shard.c - the broker's shard: setup, its role in the run-to-completion loop, teardown.
  *
- * Setup happens on the shard's own thread (pinned first), so its io_uring can be created
- * SINGLE_ISSUER with DEFER_TASKRUN (completion work runs only when the shard asks for
- * events, batched, never interrupting it; COOP_TASKRUN before 6.1) and its memory is first touched on its own core/NUMA node: the ring, the
- * two chunk pools -- the network's (64 KiB chunks: receive buffers and response blocks)
- * and the storage's (storage_chunk_bytes chunks, registered as fixed buffers for the
- * log's READ_FIXED/WRITE_FIXED; a stored batch must fit in one, so they are sized for
- * Kafka's default 1 MiB batches) -- the receive buffers (chunks lent to the
- * provided-buffer ring), the Kafka connection layer and the socket backend.
+ * Setup happens on the shard's own thread (pinned first), so its io_uring (shard_loop.c:
+ * SINGLE_ISSUER with DEFER_TASKRUN) is created by the thread that submits to it and its
+ * memory is first touched on its own core/NUMA node: the ring, the two chunk pools --
+ * the network's (64 KiB chunks: receive buffers and response blocks) and the storage's
+ * (storage_chunk_bytes chunks, registered as fixed buffers for the log's
+ * READ_FIXED/WRITE_FIXED; a stored batch must fit in one, so they are sized for Kafka's
+ * default 1 MiB batches) -- the receive buffers (chunks lent to the provided-buffer
+ * ring), the Kafka connection layer and the socket backend.
  *
- * The loop, in plain sight:
+ * The loop is shard_loop.c's (CQEs, DPDK polling, one submit, idle policy, busy/idle
+ * time). The shard's part of each iteration (shard_work):
  *     refresh the catalogue snapshot (router.c opens/closes this shard's partitions)
- *     reap CQEs (network and disk) and run their callbacks
  *     drain the mesh rings addressed to this shard
  *     tick: clock, idle connections, connections waiting for buffers, backend retries,
  *       router: group commit (storage_poll), refused mesh messages, answered and
  *       parked fetches
- *     submit every SQE queued above and collect new completions in one io_uring_enter
- *     nothing done? idle policy: poll = go round again; block = arm the doorbell, wait
- *       in io_uring for one CQE or block_timeout_ms
- * A poll-mode network backend (DPDK: net.h's poll op) is polled every iteration, before
- * the tick; its shard never blocks for block_timeout_ms, it naps briefly after a run
- * of empty iterations (shard_poll_backoff).
- * Time spent in iterations that did work is busy_ns; waiting and empty iterations are
- * idle_ns. An eventfd read stays armed on the ring so a mesh doorbell ends the wait.
+ * An idle blocking shard waits at most block_timeout_ms or until the router's next
+ * timer; an eventfd read stays armed on the ring so a mesh doorbell ends the wait
+ * (mesh_prepare_sleep/mesh_awake bracket it).
  *
  * Stop: a SHARD_MSG_STOP starts the drain (no accepting, no reading, flush queued
  * responses, close); the loop exits when no connection is left or drain_timeout_ms has
@@ -54,25 +49,16 @@
 #define SHARD_BUF_GROUP 1
 #define SHARD_NET_SPARE_CHUNKS 256u  /* response blocks, beyond the receive buffers */
 #define SHARD_MIN_STORAGE_CHUNKS 16u
-#define SHARD_POLL_SPINS 2000u       /* empty iterations before a poll-mode shard naps */
-#define SHARD_POLL_NAP_US 100u
-#define SHARD_POLL_REAP_EVERY 16u    /* a power of two */
 
-static uint64_t clock_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t shard_clock_ms(void) { return clock_ns() / 1000000ull; }
+uint64_t shard_clock_ms(void) { return shard_loop_clock_ns() / 1000000ull; }
 
 static void doorbell_complete(struct uring_op *op, int32_t res, uint32_t flags);
 
 static void doorbell_arm(struct shard *s) {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->loop.ring);
     if (!sqe) {
-        io_uring_submit(&s->ring);
-        sqe = io_uring_get_sqe(&s->ring);
+        io_uring_submit(&s->loop.ring);
+        sqe = io_uring_get_sqe(&s->loop.ring);
     }
     assert(sqe);
     io_uring_prep_read(sqe, mesh_doorbell_fd(s->cfg.mesh, s->cfg.id), &s->doorbell_value,
@@ -114,29 +100,6 @@ static void on_message(void *ctx, const struct shard_msg *msg) {
     }
 }
 
-static int ring_init(struct shard *s) {
-    struct io_uring_params p;
-    memset(&p, 0, sizeof p);
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-    p.cq_entries = SHARD_CQ_ENTRIES;
-    int rc = io_uring_queue_init_params(SHARD_SQ_ENTRIES, &s->ring, &p);
-    s->defer_taskrun = rc == 0;
-    if (rc == -EINVAL) { /* before 6.1: completions run as cooperative task work */
-        memset(&p, 0, sizeof p);
-        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
-                  IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
-        p.cq_entries = SHARD_CQ_ENTRIES;
-        rc = io_uring_queue_init_params(SHARD_SQ_ENTRIES, &s->ring, &p);
-    }
-    if (rc == -EINVAL) { /* an older kernel: plain ring */
-        memset(&p, 0, sizeof p);
-        p.flags = IORING_SETUP_CQSIZE;
-        p.cq_entries = SHARD_CQ_ENTRIES;
-        rc = io_uring_queue_init_params(SHARD_SQ_ENTRIES, &s->ring, &p);
-    }
-    return rc;
-}
-
 /* The DPDK backend on queue cfg.id (dataplane/net/dpdk_io.h), or NULL with s->error. */
 static struct net_backend *shard_dpdk_backend(struct shard *s, const struct net_events *ev) {
 #if SLUICE_HAVE_DPDK
@@ -158,7 +121,13 @@ static struct net_backend *shard_dpdk_backend(struct shard *s, const struct net_
 
 static int shard_setup(struct shard *s) {
     const struct shard_config *cfg = &s->cfg;
-    int rc = ring_init(s);
+    struct shard_loop_config lc = {
+        .idle = cfg->idle, .max_wait_ns = (uint64_t)cfg->block_timeout_ms * 1000000ull,
+        .cqe_budget = SHARD_CQE_BUDGET,
+        .sqes_submitted = cfg->server.stats ? &cfg->server.stats->uring_submitted : NULL,
+        .cqes_completed = cfg->server.stats ? &cfg->server.stats->uring_completed : NULL,
+    };
+    int rc = shard_loop_init(&s->loop, &lc, SHARD_SQ_ENTRIES, SHARD_CQ_ENTRIES);
     if (rc != 0) {
         snprintf(s->error, sizeof s->error, "io_uring setup: %s", strerror(-rc));
         return -1;
@@ -182,7 +151,7 @@ static int shard_setup(struct shard *s) {
         }
     }
     /* Only the storage does fixed-buffer I/O; without it (unit tests) register the net's. */
-    rc = chunk_pool_register(with_storage ? &s->storage_pool : &s->pool, &s->ring);
+    rc = chunk_pool_register(with_storage ? &s->storage_pool : &s->pool, &s->loop.ring);
     if (rc != 0) log_warn("chunk_register_failed", "err=%s", strerror(-rc));
     s->recv_buffers = calloc(cfg->recv_buffer_count, sizeof s->recv_buffers[0]);
     if (!s->recv_buffers) {
@@ -197,7 +166,7 @@ static int shard_setup(struct shard *s) {
     kc.pool = &s->pool;
     if (cfg->topics.refresh) {
         struct router_config rc_cfg = {
-            .shard_id = cfg->id, .mesh = cfg->mesh, .ring = &s->ring, .pool = &s->storage_pool,
+            .shard_id = cfg->id, .mesh = cfg->mesh, .ring = &s->loop.ring, .pool = &s->storage_pool,
             .topics = cfg->topics, .identity = cfg->server.identity,
             .data_dir = cfg->data_dir, .auto_create_topics = cfg->auto_create_topics,
             .cache_bytes = cfg->cache_bytes, .max_conns = cfg->server.max_conns};
@@ -213,7 +182,7 @@ static int shard_setup(struct shard *s) {
     struct net_events events;
     kserver_net_events(&events);
     struct net_uring_config nc = {
-        .ring = &s->ring,
+        .ring = &s->loop.ring,
         .max_conns = cfg->server.max_conns,
         .recv_buffer_count = cfg->recv_buffer_count,
         .recv_buffer_bytes = SHARD_CHUNK_BYTES,
@@ -228,6 +197,7 @@ static int shard_setup(struct shard *s) {
     else
         s->net = net_uring_create(&nc, &events, s->server, s->error, sizeof s->error);
     if (!s->net) return -1;
+    s->loop.net = s->net;
     kserver_attach(s->server, s->net);
     if (s->has_router) router_attach(&s->router, s->server);
     rc = net_listen(s->net, cfg->listen_host, cfg->listen_port);
@@ -239,7 +209,7 @@ static int shard_setup(struct shard *s) {
     s->bound_port = rc;
     s->doorbell_op.complete = doorbell_complete;
     doorbell_arm(s);
-    io_uring_submit(&s->ring);
+    io_uring_submit(&s->loop.ring);
     return 0;
 }
 
@@ -256,91 +226,62 @@ static void shard_teardown(struct shard *s) {
         free(s->recv_buffers);
         s->recv_buffers = NULL;
     }
-    if (s->ring.ring_fd > 0) io_uring_queue_exit(&s->ring);
+    shard_loop_fini(&s->loop);
     if (s->pool.base) chunk_pool_destroy(&s->pool);
     if (s->storage_pool.base) chunk_pool_destroy(&s->storage_pool);
 }
 
-/* Wait in io_uring for one CQE (disk, doorbell) or wait_us. */
-static void shard_wait_us(struct shard *s, uint64_t wait_us) {
-    if (!mesh_prepare_sleep(s->cfg.mesh, s->cfg.id)) return;
-    struct __kernel_timespec ts = {
-        .tv_sec = (long long)(wait_us / 1000000u),
-        .tv_nsec = (long long)(wait_us % 1000000u) * 1000ll,
-    };
-    struct io_uring_cqe *cqe = NULL;
-    int rc = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
-    (void)rc; /* -ETIME on timeout, -EINTR: the loop just goes round */
+/* ---- the shard's role in the loop (shard_loop.h) -------------------------------- */
+
+static unsigned shard_work(void *ctx, uint64_t now_ns) {
+    struct shard *s = ctx;
+    uint64_t now_ms = now_ns / 1000000ull;
+    unsigned work = 0;
+    if (s->has_router) router_refresh(&s->router);
+    work += mesh_drain(s->cfg.mesh, s->cfg.id, SHARD_MSG_BUDGET, on_message, s);
+    kserver_tick(s->server, now_ms);
+    net_tick(s->net, now_ms);
+    if (s->has_router) {
+        work += router_tick(&s->router, now_ms);
+        router_publish_stats(&s->router, s->cfg.server.stats, now_ms);
+    }
+    return work;
+}
+
+static bool shard_done(void *ctx, uint64_t now_ns) {
+    struct shard *s = ctx;
+    return s->stopping && (kserver_conn_count(s->server) == 0 ||
+                           now_ns / 1000000ull >= s->stop_deadline_ms);
+}
+
+static uint64_t shard_wait_ns(void *ctx, uint64_t now_ns, uint64_t max_ns) {
+    struct shard *s = ctx;
+    (void)now_ns;
+    if (!s->has_router) return max_ns;
+    uint32_t max_ms = (uint32_t)(max_ns / 1000000ull);
+    if (max_ms == 0) return max_ns; /* a poller's nap: shorter than any router timer */
+    return (uint64_t)router_wait_ms(&s->router, max_ms) * 1000000ull;
+}
+
+static bool shard_prepare_sleep(void *ctx) {
+    struct shard *s = ctx;
+    return mesh_prepare_sleep(s->cfg.mesh, s->cfg.id);
+}
+
+static void shard_awake(void *ctx) {
+    struct shard *s = ctx;
     mesh_awake(s->cfg.mesh, s->cfg.id);
 }
 
-static void shard_wait(struct shard *s) {
-    uint32_t wait_ms = s->cfg.block_timeout_ms;
-    if (s->has_router) wait_ms = router_wait_ms(&s->router, wait_ms);
-    shard_wait_us(s, (uint64_t)wait_ms * 1000u);
-}
-
-/* A poll-mode backend (DPDK) has no completion to wake the shard: it must be polled.
- * After SHARD_POLL_SPINS empty iterations in a row the shard naps SHARD_POLL_NAP_US in
- * io_uring (a disk completion or a mesh doorbell ends the nap early), so an idle shard
- * costs little CPU on a shared machine; idle policy poll (bare metal) never naps. The
- * nap bounds the latency an idle shard adds to the first packet. */
-static void shard_poll_backoff(struct shard *s, uint32_t *idle_spins) {
-    if (s->cfg.idle == IDLE_POLL || ++*idle_spins < SHARD_POLL_SPINS) return;
-    *idle_spins = 0;
-    shard_wait_us(s, SHARD_POLL_NAP_US);
-}
+static const struct shard_loop_ops shard_ops = {
+    .work = shard_work, .done = shard_done, .wait_ns = shard_wait_ns,
+    .prepare_sleep = shard_prepare_sleep, .awake = shard_awake,
+};
 
 static void shard_loop(struct shard *s) {
-    uint64_t busy_ns = 0, idle_ns = 0;
+    shard_loop_run(&s->loop, &shard_ops, s);
     bool polling = net_polls(s->net);
-    uint32_t idle_spins = 0;
-    for (;;) {
-        uint64_t t0 = clock_ns();
-        if (s->has_router) router_refresh(&s->router);
-        unsigned reaped = uring_op_dispatch_ready(&s->ring, SHARD_CQE_BUDGET);
-        unsigned work = reaped;
-        work += mesh_drain(s->cfg.mesh, s->cfg.id, SHARD_MSG_BUDGET, on_message, s);
-        uint64_t now_ms = t0 / 1000000ull;
-        if (polling) work += net_poll(s->net, t0 / 1000ull);
-        kserver_tick(s->server, now_ms);
-        net_tick(s->net, now_ms);
-        if (s->has_router) work += router_tick(&s->router, now_ms);
-        if (s->has_router) router_publish_stats(&s->router, s->cfg.server.stats, now_ms);
-        if (s->stopping &&
-            (kserver_conn_count(s->server) == 0 || now_ms >= s->stop_deadline_ms))
-            break;
-        int submitted = 0;
-        /* A polling shard enters the kernel only with SQEs to submit or every
-         * SHARD_POLL_REAP_EVERY iterations (disk completions wait that long at most),
-         * not once per spin. */
-        bool enter = !polling || io_uring_sq_ready(&s->ring) > 0 ||
-                     (s->loops & (SHARD_POLL_REAP_EVERY - 1)) == 0;
-        if (s->defer_taskrun && enter) {
-            /* Completions are only posted when the shard enters the kernel asking for
-             * them: submit and collect in the same io_uring_enter. */
-            submitted = io_uring_submit_and_get_events(&s->ring);
-            if (io_uring_cq_ready(&s->ring) > 0) work++;
-        } else if (!s->defer_taskrun && io_uring_sq_ready(&s->ring) > 0) {
-            submitted = io_uring_submit(&s->ring);
-        }
-        if (s->cfg.server.stats) { /* metrics: dataplane/stats.h */
-            stats_add(&s->cfg.server.stats->uring_completed, reaped);
-            stats_add(&s->cfg.server.stats->uring_submitted, submitted > 0 ? (uint64_t)submitted : 0);
-        }
-        uint64_t t1 = clock_ns();
-        s->loops++;
-        if (work > 0) {
-            busy_ns += t1 - t0;
-            idle_spins = 0;
-        } else {
-            if (polling) shard_poll_backoff(s, &idle_spins);
-            else if (s->cfg.idle == IDLE_BLOCK) shard_wait(s);
-            idle_ns += clock_ns() - t0;
-        }
-        atomic_store_explicit(&s->busy_ns, busy_ns, memory_order_relaxed);
-        atomic_store_explicit(&s->idle_ns, idle_ns, memory_order_relaxed);
-    }
+    uint64_t busy_ns = atomic_load(&s->loop.busy_ns), idle_ns = atomic_load(&s->loop.idle_ns);
     struct net_uring_stats ns;
     memset(&ns, 0, sizeof ns);
     if (!polling) net_uring_stats(s->net, &ns); /* the DPDK backend logs its own */
@@ -351,7 +292,7 @@ static void shard_loop(struct shard *s) {
              "accepted=%llu refused=%llu local_peers=%llu sends=%llu sends_zc=%llu "
              "sends_zc_narrow_window=%llu "
              "responses_zc=%llu responses_zc_copied=%llu recv_enobufs=%llu paused=%llu",
-             kserver_conn_count(s->server), (unsigned long long)s->loops,
+             kserver_conn_count(s->server), (unsigned long long)s->loop.loops,
              (unsigned long long)(busy_ns / 1000000ull),
              (unsigned long long)(idle_ns / 1000000ull), (unsigned long long)ks.requests,
              (unsigned long long)ns.accepted, (unsigned long long)ns.refused,
@@ -386,7 +327,6 @@ static void *shard_main(void *arg) {
 int shard_start(struct shard *s, const struct shard_config *cfg) {
     memset(s, 0, sizeof *s);
     s->cfg = *cfg;
-    s->ring.ring_fd = -1;
     atomic_init(&s->state, SHARD_STARTING);
     int rc = pthread_create(&s->thread, NULL, shard_main, s);
     if (rc != 0) {

@@ -1,6 +1,6 @@
-/* shard.h - one pinned thread, its io_uring, its connections: the run-to-completion loop.
- * See shard.c for the loop. The control thread starts shards, talks to them over the
- * mesh (mesh.h) and joins them. */
+/* shard.h - one pinned broker thread: its connections, partitions and storage on the
+ * run-to-completion loop (shard_loop.h). See shard.c. The control thread starts shards,
+ * talks to them over the mesh (mesh.h) and joins them. */
 #ifndef SLUICE_DATAPLANE_SHARD_H
 #define SLUICE_DATAPLANE_SHARD_H
 
@@ -13,13 +13,12 @@
 #include "dataplane/conn.h"
 #include "dataplane/mesh.h"
 #include "dataplane/router.h"
+#include "dataplane/shard_loop.h"
 #include "dataplane/topics.h"
 #include "hw/chunk.h"
 #include "hw/uring_op.h"
 
 struct dpdk_port;
-
-enum idle_policy { IDLE_BLOCK = 0, IDLE_POLL = 1 };
 
 enum shard_msg_type {
     SHARD_MSG_STOP = 1,    /* control -> shard: drain connections and exit */
@@ -65,7 +64,7 @@ struct shard {
     int bound_port;
     char error[512];
     /* owned by the shard thread */
-    struct io_uring ring;
+    struct shard_loop loop;         /* its io_uring, idle policy, busy/idle time */
     struct chunk_pool pool;         /* network: receive buffers, response blocks */
     struct chunk_pool storage_pool; /* the log's chunks (registered) */
     uint8_t **recv_buffers;
@@ -76,12 +75,7 @@ struct shard {
     struct uring_op doorbell_op;
     uint64_t doorbell_value;
     bool stopping;
-    bool defer_taskrun;             /* ring set up with IORING_SETUP_DEFER_TASKRUN */
     uint64_t stop_deadline_ms;
-    uint64_t loops;
-    /* published for metrics (relaxed) */
-    _Atomic uint64_t busy_ns;
-    _Atomic uint64_t idle_ns;
 };
 
 /* Start the thread and wait until it listens (0) or failed (-1, message in s->error). */

@@ -80,14 +80,14 @@ Test(metrics, connections_and_busy_ratio_between_renders) {
     stats_add(&stats[0].connections_accepted, 5);
     stats_add(&stats[1].connections_accepted, 2);
     stats_add(&stats[0].connections_closed, 3);
-    atomic_store(&shards[1].busy_ns, 1000000000);
-    atomic_store(&shards[1].idle_ns, 3000000000);
+    atomic_store(&shards[1].loop.busy_ns, 1000000000);
+    atomic_store(&shards[1].loop.idle_ns, 3000000000);
     cr_assert_gt(metrics_render(&m), 0);
     cr_assert_eq(sample("sluice_connections_open"), 4);
     cr_assert_eq(sample("sluice_connections_accepted_total"), 7);
     cr_assert_float_eq(sample("sluice_shard_busy_ratio{shard=\"1\"}"), 0.25, 1e-4);
     cr_assert_eq(sample("sluice_shard_busy_ratio{shard=\"0\"}"), 0);
-    atomic_store(&shards[1].busy_ns, 2000000000); /* +1 s busy, +0 s idle since the render */
+    atomic_store(&shards[1].loop.busy_ns, 2000000000); /* +1 s busy, +0 s idle since the render */
     cr_assert_gt(metrics_render(&m), 0);
     cr_assert_float_eq(sample("sluice_shard_busy_ratio{shard=\"1\"}"), 1.0, 1e-4);
     cr_assert_float_eq(sample("sluice_shard_busy_seconds_total{shard=\"1\"}"), 2.0, 1e-6);

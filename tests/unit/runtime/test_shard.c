@@ -86,7 +86,7 @@ static void run_shards(enum idle_policy idle) {
     cr_expect_lt(now_s() - t0, 1.0, "STOP ends the shards at once");
     for (int i = 0; i < 2; i++) {
         cr_expect_eq(atomic_load(&shards[i].state), SHARD_EXITED);
-        cr_expect_gt(atomic_load(&shards[i].idle_ns), 100000000ull, "idle time counted");
+        cr_expect_gt(atomic_load(&shards[i].loop.idle_ns), 100000000ull, "idle time counted");
     }
     mesh_destroy(&m);
 }
