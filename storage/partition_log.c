@@ -25,6 +25,12 @@
 static uint64_t align_down(uint64_t n) { return n & ~(uint64_t)(BLOCK_BYTES - 1); }
 static uint64_t align_up(uint64_t n) { return align_down(n + BLOCK_BYTES - 1); }
 
+static uint64_t monotonic_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static int64_t wall_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -285,6 +291,7 @@ static void write_producer_snapshot(struct plog *log) {
 
 static int roll(struct plog *log) {
     if (log->segment_count == PLOG_MAX_SEGMENTS) return -ENOSPC;
+    uint64_t t0_us = monotonic_us();
     struct segment *old = active_segment(log);
     struct segment *seg = malloc(sizeof *seg);
     if (!seg) return -ENOMEM;
@@ -314,9 +321,10 @@ static int roll(struct plog *log) {
     segment_shrink_indexes(old);
     log->seal_pending = old;
     log->segments[log->segment_count++] = seg;
-    log_info("segment_roll", "dir=%s base_offset=%" PRId64 " prev_bytes=%" PRIu64, log->dir,
-             seg->base_offset, old->size_bytes);
     write_producer_snapshot(log);
+    log_info("segment_roll", "dir=%s base_offset=%" PRId64 " prev_bytes=%" PRIu64
+             " blocking_us=%" PRIu64, log->dir, seg->base_offset, old->size_bytes,
+             monotonic_us() - t0_us);
     return 0;
 }
 
@@ -574,12 +582,6 @@ static void complete_written(struct plog_flush *f) {
 static void flush_op_complete(struct uring_op *op, int32_t res, uint32_t flags);
 static void deferred_release(struct plog *log, struct plog_flush *p);
 
-static uint64_t monotonic_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static void flush_add(struct plog_flush *f, struct io_uring_sqe *sqe, uint32_t expected_bytes) {
     assert(f->ops_issued < PLOG_FLUSH_MAX_OPS);
     struct flush_op *fo = &f->ops[f->ops_issued++];
@@ -661,11 +663,14 @@ static void flush_apply_written(struct plog *log, struct plog_flush *f) {
     bool seal_sync = false;
     struct segment *sealed = log->seal_pending;
     if (sealed && sealed->written_bytes >= sealed->size_bytes) {
+        uint64_t t0_us = monotonic_us();
         log->seal_pending = NULL;
         int rc = segment_write_indexes(sealed, log->dir);
         if (rc < 0) log_warn("segment_index_write_failed", "dir=%s errno=%d", log->dir, -rc);
         sealed->index_dirty = false;
         trim_sealed(log, sealed);
+        log_info("segment_sealed", "dir=%s base_offset=%" PRId64 " blocking_us=%" PRIu64,
+                 log->dir, sealed->base_offset, monotonic_us() - t0_us);
         bool listed = false;
         for (uint32_t i = 0; i < f->seg_count; i++) listed |= f->segs[i] == sealed;
         assert(listed || f->seg_count < PLOG_MAX_TAIL_CHUNKS + 1);
