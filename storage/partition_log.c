@@ -228,8 +228,7 @@ static void alloc_complete(struct uring_op *op, int32_t res, uint32_t flags) {
     if (seg != active_segment(log)) {
         /* Sealed while the fallocate ran: if its data is already down (and trimmed),
          * trim again, as the fallocate may have grown the file after that. */
-        if (segment_is_open(log, seg) && seg->sealed && !seg->index_dirty &&
-            log->seal_pending != seg)
+        if (segment_is_open(log, seg) && seg->sealed && log->seal_pending != seg)
             trim_sealed(log, seg);
         return;
     }
@@ -639,6 +638,50 @@ static void tail_retire_written(struct plog *log) {
     log->tail_count -= keep_from;
 }
 
+/* ---------------------------------------------------------------- index files */
+
+static void index_file_done(struct file_write *fw, int err) {
+    struct plog *log = fw->user;
+    log->shard->inflight_ops--;
+    if (err < 0 && !log->index_err) log->index_err = err;
+    assert(log->index_files_pending > 0 && log->index_seg);
+    if (--log->index_files_pending > 0) return;
+    struct segment *seg = log->index_seg;
+    log->index_seg = NULL;
+    if (log->index_err)
+        log_warn("segment_index_write_failed", "dir=%s segment=%" PRId64 " errno=%d", log->dir,
+                 seg->base_offset, -log->index_err);
+    seg->index_dirty = false; /* a missing or torn index is rebuilt by a scan at open */
+}
+
+/* A sealed segment's index files: through the ring, or blocking while the ring writer
+ * is still busy with the previous segment's (two seals in a row: tiny segments). */
+static void write_indexes(struct plog *log, struct segment *seg) {
+    if (log->index_seg) {
+        int rc = segment_write_indexes(seg, log->dir);
+        if (rc < 0) log_warn("segment_index_write_failed", "dir=%s errno=%d", log->dir, -rc);
+        seg->index_dirty = false;
+        log->index_writes_blocking++;
+        return;
+    }
+    log->index_seg = seg;
+    log->index_err = 0;
+    log->index_files_pending = 2;
+    for (int i = 0; i < 2; i++) {
+        struct iovec iov[2];
+        char name[SEGMENT_NAME_BYTES];
+        segment_index_file(seg, (enum segment_index)i, iov, &log->index_trailers[i], name,
+                           sizeof name);
+        log->index_files[i].user = log;
+        int rc = file_write_start(&log->index_files[i], log->shard->ring, log->dir_fd, name,
+                                  iov, 2, index_file_done);
+        assert(rc == 0); /* idle: index_seg was NULL */
+        (void)rc;
+        log->shard->inflight_ops++;
+    }
+    log->index_writes_ring++;
+}
+
 /* The flush's writes completed, and every earlier flush's writes were applied: record
  * what is on disk, move the high watermark, complete acks=1, write a sealed segment's
  * indexes once its data is down, and start the fdatasyncs of a durable flush. */
@@ -665,9 +708,7 @@ static void flush_apply_written(struct plog *log, struct plog_flush *f) {
     if (sealed && sealed->written_bytes >= sealed->size_bytes) {
         uint64_t t0_us = monotonic_us();
         log->seal_pending = NULL;
-        int rc = segment_write_indexes(sealed, log->dir);
-        if (rc < 0) log_warn("segment_index_write_failed", "dir=%s errno=%d", log->dir, -rc);
-        sealed->index_dirty = false;
+        write_indexes(log, sealed);
         trim_sealed(log, sealed);
         log_info("segment_sealed", "dir=%s base_offset=%" PRId64 " blocking_us=%" PRIu64,
                  log->dir, sealed->base_offset, monotonic_us() - t0_us);
@@ -1683,7 +1724,7 @@ struct plog *plog_open(struct storage_shard *s, const char *data_dir, const char
 static void drain(struct plog *log) {
     struct storage_shard *s = log->shard;
     for (int spins = 0; log->flush_count > 0 || log->alloc_in_flight || log->reads_in_flight ||
-                        log->meta_ops_pending ||
+                        log->meta_ops_pending || log->index_seg ||
                         (!log->failed && log->log_end_offset > log->high_watermark);
          spins++) {
         assert(spins < 1000000);

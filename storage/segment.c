@@ -14,17 +14,8 @@
 
 #include "storage/record/batch.h"
 
-#define INDEX_TRAILER_MAGIC 0x534c4958u /* "SLIX" */
 #define SCAN_WINDOW_BYTES (4u << 20)
 #define SCAN_MAX_BATCH_BYTES (256u << 20)
-
-struct index_trailer {
-    uint32_t magic;
-    uint32_t entry_count;
-    uint64_t covered_size_bytes;
-    int64_t next_offset;
-    int64_t max_timestamp_ms;
-};
 
 void segment_file_name(char *out, size_t out_bytes, int64_t base_offset, const char *suffix) {
     snprintf(out, out_bytes, "%020" PRId64 "%s", base_offset, suffix);
@@ -252,33 +243,45 @@ done:
     return rc;
 }
 
-static int write_index_file(const char *dir, int64_t base, const char *suffix,
-                            const void *entries, size_t entry_bytes, uint32_t count,
-                            const struct segment *seg) {
-    int fd = open_in(dir, base, suffix, O_WRONLY | O_CREAT | O_TRUNC);
+void segment_index_file(const struct segment *seg, enum segment_index which,
+                        struct iovec iov[2], struct segment_index_trailer *t, char *name,
+                        size_t name_bytes) {
+    bool offsets = which == SEGMENT_OFFSET_INDEX;
+    uint32_t count = offsets ? seg->index_count : seg->time_index_count;
+    *t = (struct segment_index_trailer){SEGMENT_INDEX_TRAILER_MAGIC, count, seg->size_bytes,
+                                        seg->next_offset, seg->max_timestamp_ms};
+    iov[0].iov_base = offsets ? (void *)seg->index : (void *)seg->time_index;
+    iov[0].iov_len = (size_t)count * (offsets ? sizeof *seg->index : sizeof *seg->time_index);
+    iov[1].iov_base = t;
+    iov[1].iov_len = sizeof *t;
+    segment_file_name(name, name_bytes, seg->base_offset, offsets ? ".index" : ".timeindex");
+}
+
+static int write_index_file(const char *dir, const struct segment *seg,
+                            enum segment_index which) {
+    struct iovec iov[2];
+    struct segment_index_trailer t;
+    char name[SEGMENT_NAME_BYTES], path[4096];
+    segment_index_file(seg, which, iov, &t, name, sizeof name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return -errno;
-    struct index_trailer t = {INDEX_TRAILER_MAGIC, count, seg->size_bytes, seg->next_offset,
-                              seg->max_timestamp_ms};
-    size_t body = entry_bytes * count;
+    size_t total = iov[0].iov_len + iov[1].iov_len;
     int rc = 0;
-    if (write(fd, entries, body) != (ssize_t)body || write(fd, &t, sizeof t) != sizeof t)
-        rc = errno ? -errno : -EIO;
+    if (writev(fd, iov, 2) != (ssize_t)total) rc = errno ? -errno : -EIO;
     close(fd);
     return rc;
 }
 
 int segment_write_indexes(const struct segment *seg, const char *dir) {
-    int rc = write_index_file(dir, seg->base_offset, ".index", seg->index, sizeof *seg->index,
-                              seg->index_count, seg);
-    if (rc == 0)
-        rc = write_index_file(dir, seg->base_offset, ".timeindex", seg->time_index,
-                              sizeof *seg->time_index, seg->time_index_count, seg);
+    int rc = write_index_file(dir, seg, SEGMENT_OFFSET_INDEX);
+    if (rc == 0) rc = write_index_file(dir, seg, SEGMENT_TIME_INDEX);
     return rc;
 }
 
 static bool load_index_file(const char *dir, int64_t base, const char *suffix, void *entries,
                             size_t entry_bytes, uint32_t capacity, uint32_t *count,
-                            struct index_trailer *t) {
+                            struct segment_index_trailer *t) {
     int fd = open_in(dir, base, suffix, O_RDONLY);
     if (fd < 0) return false;
     struct stat st;
@@ -288,7 +291,7 @@ static bool load_index_file(const char *dir, int64_t base, const char *suffix, v
         size_t n = ((size_t)st.st_size - sizeof *t) / entry_bytes;
         ok = n <= capacity &&
              pread_full(fd, t, sizeof *t, (uint64_t)st.st_size - sizeof *t) == sizeof *t &&
-             t->magic == INDEX_TRAILER_MAGIC && t->entry_count == n &&
+             t->magic == SEGMENT_INDEX_TRAILER_MAGIC && t->entry_count == n &&
              pread_full(fd, entries, n * entry_bytes, 0) == (ssize_t)(n * entry_bytes);
         if (ok) *count = (uint32_t)n;
     }
@@ -297,7 +300,7 @@ static bool load_index_file(const char *dir, int64_t base, const char *suffix, v
 }
 
 bool segment_load_indexes(struct segment *seg, const char *dir) {
-    struct index_trailer t1, t2;
+    struct segment_index_trailer t1, t2;
     uint32_t n1 = 0, n2 = 0;
     if (!load_index_file(dir, seg->base_offset, ".index", seg->index, sizeof *seg->index,
                          seg->index_capacity, &n1, &t1) ||

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 struct offset_index_entry {
     uint32_t relative_offset;
@@ -59,6 +60,25 @@ struct segment {
 };
 
 #define SEGMENT_NAME_BYTES 32 /* "<20 digits>.timeindex" + NUL */
+
+/* An index file is its entries followed by this trailer, checked when it is loaded. */
+#define SEGMENT_INDEX_TRAILER_MAGIC 0x534c4958u /* "SLIX" */
+struct segment_index_trailer {
+    uint32_t magic;
+    uint32_t entry_count;
+    uint64_t covered_size_bytes;
+    int64_t next_offset;
+    int64_t max_timestamp_ms;
+};
+
+enum segment_index { SEGMENT_OFFSET_INDEX = 0, SEGMENT_TIME_INDEX = 1 };
+
+/* The bytes of one index file of a segment, for a write through the ring: iov[0] the
+ * entries (the segment's own arrays: keep it alive and unchanged until written), iov[1]
+ * the trailer, filled into *t; name its file name. */
+void segment_index_file(const struct segment *seg, enum segment_index which,
+                        struct iovec iov[2], struct segment_index_trailer *t, char *name,
+                        size_t name_bytes);
 
 void segment_file_name(char *out, size_t out_bytes, int64_t base_offset, const char *suffix);
 
@@ -100,7 +120,8 @@ int64_t segment_scan(struct segment *seg, const char *dir, uint64_t position,
                      int64_t start_offset, uint32_t index_interval_bytes,
                      char *reason, size_t reason_bytes);
 
-/* Write both index files (blocking; at seal and close). Returns 0 or -errno. */
+/* Write both index files, blocking (at close; partition_log.c writes them through the
+ * ring at seal). Returns 0 or -errno. */
 int segment_write_indexes(const struct segment *seg, const char *dir);
 
 /* Load the index files if their trailer matches; returns true when loaded. The caller

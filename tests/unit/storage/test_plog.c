@@ -5,8 +5,9 @@
  * pipelined flushes: acks in offset order when real completions are delivered in
  * reverse, partial-block flushes mixed in (RWF_DSYNC and fdatasync), a flush that
  * writes past a partial block still in flight (and that write failing), a real write
- * error mid-pipeline, the fdatasync of a sealed segment before a later durable ack, and
- * the preallocated zero tail cut at seal and close. */
+ * error mid-pipeline, the fdatasync of a sealed segment before a later durable ack,
+ * the preallocated zero tail cut at seal and close, and the index files written through
+ * the ring at seal. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -1029,5 +1030,69 @@ Test(plog, sealed_segment_is_synced_before_a_later_durable_ack) {
     append_one(log, 500, 1, 100, 1, true);
     cr_expect_eq(log->durable_offset, plog_log_end_offset(log));
     read_all_and_check(log, 0, 1u << 20);
+    plog_close(log);
+}
+
+/* A sealed segment's index files are written through the ring (file_write.c), not with
+ * blocking calls on the shard: each seal starts an openat -> writev -> close per file,
+ * the segment stays index_dirty (retention keeps it) until both are done, and the files
+ * hold exactly the in-memory entries and a trailer that loads on reopen. A seal whose
+ * index file cannot be created (a directory is in its way) is logged and costs only a
+ * rebuild at the next open. */
+static void check_index_file(const char *dir, const struct segment *seg, enum segment_index which) {
+    struct iovec iov[2];
+    struct segment_index_trailer t;
+    char name[SEGMENT_NAME_BYTES], path[PLOG_PATH_BYTES + 64];
+    segment_index_file(seg, which, iov, &t, name, sizeof name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    uint8_t *data;
+    size_t len;
+    read_file(path, &data, &len);
+    cr_assert_eq(len, iov[0].iov_len + sizeof t, "%s: %zu bytes", name, len);
+    cr_expect_eq(memcmp(data, iov[0].iov_base, iov[0].iov_len), 0, "%s: entries", name);
+    cr_expect_eq(memcmp(data + iov[0].iov_len, &t, sizeof t), 0, "%s: trailer", name);
+    free(data);
+}
+
+Test(plog, sealed_segment_indexes_are_written_through_the_ring) {
+    struct plog_config cfg = small_config(); /* 64 KiB segments */
+    struct plog *log = open_log(&cfg);
+    g_app_count = 0;
+    uint64_t rng = 5;
+    bool saw_in_flight = false;
+    while (log->segment_count < 5) {
+        append_one(log, splitmix64(&rng), 1 + (int)(splitmix64(&rng) % 8), 700, 1000, false);
+        if (log->index_seg) {
+            saw_in_flight = true;
+            cr_expect(log->index_seg->index_dirty, "dirty (kept) until both files are written");
+        }
+    }
+    for (int i = 0; i < 1000 && (log->index_seg || log->seal_pending); i++) harness_step(&H);
+    cr_assert_null(log->index_seg);
+    cr_expect(saw_in_flight, "a seal's index files were seen in flight");
+    uint32_t sealed = log->segment_count - 1;
+    cr_expect_gt(log->index_writes_ring, 0);
+    cr_expect_eq(log->index_writes_ring + log->index_writes_blocking, sealed);
+    for (uint32_t k = 0; k < sealed; k++) {
+        cr_expect(!log->segments[k]->index_dirty);
+        check_index_file(log->dir, log->segments[k], SEGMENT_OFFSET_INDEX);
+        check_index_file(log->dir, log->segments[k], SEGMENT_TIME_INDEX);
+    }
+    /* the next seal meets a directory where its offset index should go */
+    int64_t blocked_base = log->segments[log->segment_count - 1]->base_offset;
+    char path[PLOG_PATH_BYTES + 64];
+    snprintf(path, sizeof path, "%s/%020lld.index", log->dir, (long long)blocked_base);
+    cr_assert_eq(mkdir(path, 0755), 0);
+    uint32_t before = log->segment_count;
+    while (log->segment_count == before)
+        append_one(log, splitmix64(&rng), 1 + (int)(splitmix64(&rng) % 8), 700, 1000, false);
+    for (int i = 0; i < 1000 && (log->index_seg || log->seal_pending); i++) harness_step(&H);
+    cr_assert_null(log->index_seg);
+    cr_expect(!log->segments[before - 1]->index_dirty, "a failed index write ends too");
+    plog_close(log);
+    cr_assert_eq(rmdir(path), 0);
+    log = open_log(&cfg);
+    read_all_and_check(log, 0, 100000);
+    read_all_and_check(log, blocked_base, 3000);
     plog_close(log);
 }
