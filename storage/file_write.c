@@ -1,4 +1,4 @@
-/* file_write.c - openat -> writev -> close through the ring (see file_write.h).
+/* file_write.c - openat -> writev -> close [-> renameat] through the ring (file_write.h).
  *
  * One uring_op carries the three steps; each completion prepares the next SQE. A short
  * write counts as -EIO (a regular file takes the whole writev unless the disk is full,
@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { FW_OPEN = 0, FW_WRITE = 1, FW_CLOSE = 2 };
+enum { FW_OPEN = 0, FW_WRITE = 1, FW_CLOSE = 2, FW_RENAME = 3 };
 
 static struct io_uring_sqe *take_sqe(struct io_uring *ring) {
     struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
@@ -34,9 +34,12 @@ static void step_submit(struct file_write *fw) {
     case FW_WRITE:
         io_uring_prep_writev(sqe, fw->fd, fw->iov, fw->iov_count, 0);
         break;
-    default:
-        assert(fw->step == FW_CLOSE);
+    case FW_CLOSE:
         io_uring_prep_close(sqe, fw->fd);
+        break;
+    default:
+        assert(fw->step == FW_RENAME);
+        io_uring_prep_renameat(sqe, fw->dir_fd, fw->name, fw->dir_fd, fw->final_name, 0);
         break;
     }
     uring_op_attach(sqe, &fw->op);
@@ -67,22 +70,36 @@ static void step_complete(struct uring_op *op, int32_t res, uint32_t cqe_flags) 
         else if ((uint64_t)res != fw->total_bytes) fw->err = -EIO;
         fw->step = FW_CLOSE;
         break;
-    default:
+    case FW_CLOSE:
         if (res < 0 && !fw->err) fw->err = res;
+        fw->fd = -1;
+        if (fw->err || !fw->final_name[0]) {
+            finish(fw);
+            return;
+        }
+        fw->step = FW_RENAME;
+        break;
+    default:
+        if (res < 0) fw->err = res;
         finish(fw);
         return;
     }
     step_submit(fw);
 }
 
+static void copy_name(char *out, size_t out_bytes, const char *name) {
+    size_t len = strlen(name);
+    assert(len < out_bytes);
+    memcpy(out, name, len + 1);
+}
+
 int file_write_start(struct file_write *fw, struct io_uring *ring, int dir_fd,
-                     const char *name, const struct iovec *iov, uint32_t iov_count,
-                     void (*done)(struct file_write *fw, int err)) {
+                     const char *name, const char *final_name, const struct iovec *iov,
+                     uint32_t iov_count, void (*done)(struct file_write *fw, int err)) {
     if (fw->busy) return -EBUSY;
     assert(iov_count > 0 && iov_count <= FILE_WRITE_MAX_IOV && done);
-    size_t name_len = strlen(name);
-    assert(name_len < sizeof fw->name);
-    memcpy(fw->name, name, name_len + 1);
+    copy_name(fw->name, sizeof fw->name, name);
+    copy_name(fw->final_name, sizeof fw->final_name, final_name ? final_name : "");
     fw->ring = ring;
     fw->dir_fd = dir_fd;
     fw->fd = -1;

@@ -268,8 +268,28 @@ static int open_segment_file(struct plog *log, int64_t base, int flags) {
     return openat(log->dir_fd, name, flags | O_DIRECT | O_CLOEXEC, 0644);
 }
 
-/* Snapshot the producer state as of the log end (at a roll and at close), keeping the
- * newest two. A failure only costs a longer scan at the next open. Blocking. */
+/* Keep the newest two snapshots: offset is written, drop the one before the previous
+ * (through the ring when with_ring, its completion unneeded: user_data 0; submitted at
+ * once, as the kernel copies the name at submission and the name is on this stack). */
+static void snapshot_written(struct plog *log, int64_t offset, bool with_ring) {
+    if (log->snapshot_offsets[1] >= 0) {
+        char name[SEGMENT_NAME_BYTES];
+        producer_snapshot_file_name(name, sizeof name, log->snapshot_offsets[1]);
+        if (with_ring) {
+            struct io_uring_sqe *sqe = get_sqe(log->shard);
+            io_uring_prep_unlinkat(sqe, log->dir_fd, name, 0);
+            io_uring_sqe_set_data(sqe, NULL);
+            io_uring_submit(log->shard->ring);
+        } else {
+            (void)unlinkat(log->dir_fd, name, 0);
+        }
+    }
+    log->snapshot_offsets[1] = log->snapshot_offsets[0];
+    log->snapshot_offsets[0] = offset;
+}
+
+/* Snapshot the producer state as of the log end (at close), keeping the newest two. A
+ * failure only costs a longer scan at the next open. Blocking. */
 static void write_producer_snapshot(struct plog *log) {
     int64_t offset = log->log_end_offset;
     if (offset == log->snapshot_offsets[0]) return;
@@ -279,13 +299,54 @@ static void write_producer_snapshot(struct plog *log) {
                  offset, -rc);
         return;
     }
-    if (log->snapshot_offsets[1] >= 0) {
-        char name[SEGMENT_NAME_BYTES];
-        segment_file_name(name, sizeof name, log->snapshot_offsets[1], PRODUCER_SNAPSHOT_SUFFIX);
-        (void)unlinkat(log->dir_fd, name, 0);
+    snapshot_written(log, offset, false);
+}
+
+static void snapshot_write_done(struct file_write *fw, int err) {
+    struct plog *log = fw->user;
+    log->shard->inflight_ops--;
+    free(log->snap_buf);
+    log->snap_buf = NULL;
+    if (err < 0) {
+        log_warn("producer_snapshot_failed", "dir=%s offset=%" PRId64 " errno=%d", log->dir,
+                 log->snap_offset, -err);
+        struct io_uring_sqe *sqe = get_sqe(log->shard); /* the temp file, if any */
+        io_uring_prep_unlinkat(sqe, log->dir_fd, fw->name, 0);
+        io_uring_sqe_set_data(sqe, NULL);
+        io_uring_submit(log->shard->ring); /* fw->name is reused by the next snapshot */
+        return;
     }
-    log->snapshot_offsets[1] = log->snapshot_offsets[0];
-    log->snapshot_offsets[0] = offset;
+    snapshot_written(log, log->snap_offset, true);
+}
+
+/* The snapshot a roll takes, through the ring (the blocking way while an earlier one is
+ * still in flight). */
+static void roll_producer_snapshot(struct plog *log) {
+    int64_t offset = log->log_end_offset;
+    if (offset == log->snapshot_offsets[0]) return;
+    if (log->snap_write.busy) {
+        write_producer_snapshot(log);
+        return;
+    }
+    size_t size;
+    int rc = producer_state_encode_snapshot(&log->producers, &log->txn, offset, &log->snap_buf,
+                                            &size);
+    if (rc < 0) {
+        log_warn("producer_snapshot_failed", "dir=%s offset=%" PRId64 " errno=%d", log->dir,
+                 offset, -rc);
+        return;
+    }
+    char name[SEGMENT_NAME_BYTES], tmp[SEGMENT_NAME_BYTES + 8];
+    producer_snapshot_file_name(name, sizeof name, offset);
+    snprintf(tmp, sizeof tmp, "%s.tmp", name);
+    struct iovec iov = {.iov_base = log->snap_buf, .iov_len = size};
+    log->snap_write.user = log;
+    log->snap_offset = offset;
+    rc = file_write_start(&log->snap_write, log->shard->ring, log->dir_fd, tmp, name, &iov, 1,
+                          snapshot_write_done);
+    assert(rc == 0);
+    (void)rc;
+    log->shard->inflight_ops++;
 }
 
 static int roll(struct plog *log) {
@@ -320,7 +381,7 @@ static int roll(struct plog *log) {
     segment_shrink_indexes(old);
     log->seal_pending = old;
     log->segments[log->segment_count++] = seg;
-    write_producer_snapshot(log);
+    roll_producer_snapshot(log);
     log_info("segment_roll", "dir=%s base_offset=%" PRId64 " prev_bytes=%" PRIu64
              " blocking_us=%" PRIu64, log->dir, seg->base_offset, old->size_bytes,
              monotonic_us() - t0_us);
@@ -674,7 +735,7 @@ static void write_indexes(struct plog *log, struct segment *seg) {
                            sizeof name);
         log->index_files[i].user = log;
         int rc = file_write_start(&log->index_files[i], log->shard->ring, log->dir_fd, name,
-                                  iov, 2, index_file_done);
+                                  NULL, iov, 2, index_file_done);
         assert(rc == 0); /* idle: index_seg was NULL */
         (void)rc;
         log->shard->inflight_ops++;
@@ -1724,7 +1785,7 @@ struct plog *plog_open(struct storage_shard *s, const char *data_dir, const char
 static void drain(struct plog *log) {
     struct storage_shard *s = log->shard;
     for (int spins = 0; log->flush_count > 0 || log->alloc_in_flight || log->reads_in_flight ||
-                        log->meta_ops_pending || log->index_seg ||
+                        log->meta_ops_pending || log->index_seg || log->snap_write.busy ||
                         (!log->failed && log->log_end_offset > log->high_watermark);
          spins++) {
         assert(spins < 1000000);

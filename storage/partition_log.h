@@ -84,12 +84,13 @@
  * their partial last block kept in a 4 KiB carry buffer, so a shard can own more
  * partitions than it has chunks.
  *
- * Blocking (documented debts): a roll creates the new segment file (openat) and writes
- * the producer snapshot; the seal cuts the sealed file's zero tail (ftruncate);
- * retention unlinks files with unlinkat(2). These are rare (once per segment), but they
- * are syscalls on the shard: 0.2-1 ms each measured under load here (the segment_roll
- * and segment_sealed log lines carry blocking_us). The sealed segment's index files,
- * once the biggest of them (two file creations), go through the ring (file_write.h).
+ * Blocking (documented debts): a roll creates the new segment file (openat); the seal
+ * cuts the sealed file's zero tail (ftruncate); retention unlinks files with
+ * unlinkat(2). These are rare (once per segment), but they are syscalls on the shard:
+ * 0.2-1 ms each measured under load here (the segment_roll and segment_sealed log lines
+ * carry blocking_us). The sealed segment's index files and the producer snapshot a
+ * roll takes, once the biggest of them (three file creations), go through the ring
+ * (file_write.h).
  * Everything per append, per flush, per fetch and the log start offset go through
  * io_uring.
  *
@@ -291,6 +292,10 @@ struct plog {
     uint32_t index_files_pending;
     int index_err;
     uint64_t index_writes_ring, index_writes_blocking;
+    /* The producer snapshot a roll takes, written the same way (temp file, renamed). */
+    struct file_write snap_write;
+    uint8_t *snap_buf;            /* encoded snapshot while snap_write is busy */
+    int64_t snap_offset;
     uint32_t reads_in_flight;
     uint64_t appends, flushes, fsyncs;
     uint64_t dsync_flushes;        /* durable flushes made durable by RWF_DSYNC writes */

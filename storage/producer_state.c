@@ -395,8 +395,12 @@ static int write_all(int fd, const uint8_t *buf, size_t len) {
     return 0;
 }
 
-int producer_state_write_snapshot(const struct producer_state *ps, const struct txn_log *txn,
-                                  const char *dir, int64_t offset) {
+void producer_snapshot_file_name(char *out, size_t out_bytes, int64_t offset) {
+    snapshot_name(out, out_bytes, offset);
+}
+
+int producer_state_encode_snapshot(const struct producer_state *ps, const struct txn_log *txn,
+                                   int64_t offset, uint8_t **out, size_t *out_bytes) {
     /* bounded: max_producers entries and TXN_ABORTED_MAX aborted transactions */
     size_t size = snapshot_size_bytes(ps, txn);
     uint8_t *buf = malloc(size);
@@ -437,11 +441,21 @@ int producer_state_write_snapshot(const struct producer_state *ps, const struct 
     put_u32(buf + 8, ps->count);
     put_u64(buf + 12, (uint64_t)offset);
     put_u32(buf + 20, crc32c(buf + SNAPSHOT_HEADER_BYTES, size - SNAPSHOT_HEADER_BYTES));
+    *out = buf;
+    *out_bytes = size;
+    return 0;
+}
+
+int producer_state_write_snapshot(const struct producer_state *ps, const struct txn_log *txn,
+                                  const char *dir, int64_t offset) {
+    uint8_t *buf;
+    size_t size;
+    int rc = producer_state_encode_snapshot(ps, txn, offset, &buf, &size);
+    if (rc < 0) return rc;
     char name[SNAPSHOT_NAME_BYTES], path[1200], tmp[1200];
     snapshot_name(name, sizeof name, offset);
     snprintf(path, sizeof path, "%s/%s", dir, name);
     snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
-    int rc = 0;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) rc = -errno;
     if (rc == 0) rc = write_all(fd, buf, size);

@@ -174,8 +174,18 @@ static inline const struct producer_batch *producer_entry_newest(const struct pr
 const struct producer_entry *producer_state_find(const struct producer_state *ps,
                                                  int64_t producer_id);
 
+/* The snapshot of the state and txn's aborted index (txn may be NULL: none) as of
+ * offset, in the file format above: a malloc'ed buffer (*out, *out_bytes) the caller
+ * frees. Returns 0 or -ENOMEM. */
+int producer_state_encode_snapshot(const struct producer_state *ps, const struct txn_log *txn,
+                                   int64_t offset, uint8_t **out, size_t *out_bytes);
+
+/* "<20-digit offset>.snapshot" */
+void producer_snapshot_file_name(char *out, size_t out_bytes, int64_t offset);
+
 /* Write the state and txn's aborted index (txn may be NULL: none) as
- * "<dir>/<offset>.snapshot" (temp file, then rename; blocking). Returns 0 or -errno. */
+ * "<dir>/<offset>.snapshot" (temp file, then rename; blocking: at close; a roll writes it
+ * through the ring, partition_log.c). Returns 0 or -errno. */
 int producer_state_write_snapshot(const struct producer_state *ps, const struct txn_log *txn,
                                   const char *dir, int64_t offset);
 

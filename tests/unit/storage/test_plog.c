@@ -1038,7 +1038,9 @@ Test(plog, sealed_segment_is_synced_before_a_later_durable_ack) {
  * the segment stays index_dirty (retention keeps it) until both are done, and the files
  * hold exactly the in-memory entries and a trailer that loads on reopen. A seal whose
  * index file cannot be created (a directory is in its way) is logged and costs only a
- * rebuild at the next open. */
+ * rebuild at the next open. The producer snapshot each roll takes goes the same way
+ * (temp file renamed into place): the newest two are kept, no temp file is left, and
+ * the newest reads back. */
 static void check_index_file(const char *dir, const struct segment *seg, enum segment_index which) {
     struct iovec iov[2];
     struct segment_index_trailer t;
@@ -1067,9 +1069,21 @@ Test(plog, sealed_segment_indexes_are_written_through_the_ring) {
             cr_expect(log->index_seg->index_dirty, "dirty (kept) until both files are written");
         }
     }
-    for (int i = 0; i < 1000 && (log->index_seg || log->seal_pending); i++) harness_step(&H);
+    for (int i = 0; i < 1000 && (log->index_seg || log->seal_pending || log->snap_write.busy);
+         i++)
+        harness_step(&H);
     cr_assert_null(log->index_seg);
+    cr_assert(!log->snap_write.busy);
     cr_expect(saw_in_flight, "a seal's index files were seen in flight");
+    for (int i = 0; i < 20; i++) harness_step(&H); /* the old snapshot's unlink */
+    cr_expect_eq(count_files(".snapshot"), 2, "the newest two snapshots are kept");
+    cr_expect_eq(count_files(".tmp"), 0);
+    struct producer_state ps;
+    cr_assert_eq(producer_state_init(&ps, 16, 60000), 0);
+    cr_expect_eq(producer_state_read_snapshot(&ps, NULL, log->dir, log->snapshot_offsets[0], 0),
+                 0, "the newest snapshot reads back");
+    cr_expect_eq(log->snapshot_offsets[0], log->segments[log->segment_count - 1]->base_offset);
+    producer_state_free(&ps);
     uint32_t sealed = log->segment_count - 1;
     cr_expect_gt(log->index_writes_ring, 0);
     cr_expect_eq(log->index_writes_ring + log->index_writes_blocking, sealed);
