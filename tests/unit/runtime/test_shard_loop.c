@@ -62,11 +62,15 @@ static void run_for(struct shard_loop *l, struct role *r, uint64_t run_ns, uint6
     shard_loop_run(l, &role_ops, r);
 }
 
+static void init_loop(struct shard_loop *l, enum idle_policy idle) {
+    struct shard_loop_config cfg = {.idle = idle, .max_wait_ns = 1000000000ull,
+                                    .cqe_budget = 64};
+    cr_assert_eq(shard_loop_init(l, &cfg, 64, 256), 0);
+}
+
 Test(shard_loop, blocking_loop_waits_until_the_roles_next_timer) {
     struct shard_loop l;
-    struct shard_loop_config cfg = {.idle = IDLE_BLOCK, .max_wait_ns = 1000000000ull,
-                                    .cqe_budget = 64};
-    cr_assert_eq(shard_loop_init(&l, &cfg, 64, 256), 0);
+    init_loop(&l, IDLE_BLOCK);
     struct role r = {0};
     run_for(&l, &r, 300000000ull, 20000000ull); /* 300 ms, a timer every 20 ms */
     cr_expect_geq(r.timers, 14, "the timers ran (%u)", r.timers);
@@ -86,9 +90,7 @@ Test(shard_loop, blocking_loop_waits_until_the_roles_next_timer) {
 
 Test(shard_loop, polling_loop_never_waits) {
     struct shard_loop l;
-    struct shard_loop_config cfg = {.idle = IDLE_POLL, .max_wait_ns = 1000000000ull,
-                                    .cqe_budget = 64};
-    cr_assert_eq(shard_loop_init(&l, &cfg, 64, 256), 0);
+    init_loop(&l, IDLE_POLL);
     struct role r = {0};
     run_for(&l, &r, 100000000ull, 20000000ull); /* 100 ms */
     cr_expect_eq(r.nops_done, r.nops_sent);
