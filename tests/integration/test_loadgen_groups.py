@@ -17,9 +17,20 @@ a real sluice broker, checked with real Kafka tools.
    holder continues from the commit and the previous holder's check state, so nothing
    is lost or duplicated (whatever the Kafka consumer read, loadgen reads again);
    `sluice groups describe` showed loadgen's members owning the partitions (our
-   ConsumerProtocolAssignment bytes are readable)."""
+   ConsumerProtocolAssignment bytes are readable).
+6. Commits that fail: loadgen's group g3 (session timeout 2 s -- the broker's
+   group.min.session.timeout.ms is lowered to 1 s for it -- auto-commit every 1.5 s)
+   reads; just after its members committed, the loadgen process is stopped (SIGSTOP)
+   until the broker's log says it removed both members for their session timeout and
+   an auto-commit is due, then continued. Each member's next OffsetCommit fails
+   (UNKNOWN_MEMBER_ID: commit_errors), its heartbeat too, and it rejoins; the next
+   holders start at the older committed offsets and read again what was read since
+   (redelivered > 0, Kafka's at-least-once) -- and that is neither duplicated nor lost:
+   loadgen exits 0 and every acknowledged message was read once."""
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -45,10 +56,10 @@ def loadgen(bootstrap, json_path, *args, timeout_s=90):
         return json.load(f)["runs"][0], out
 
 
-def check_clean(r):
+def check_clean(r, but=()):
     for k in ("lost", "duplicated", "out_of_order", "crc_errors", "produce_errors",
               "fetch_errors", "connection_errors", "problem_partitions", "commit_errors"):
-        assert r[k] == 0, (k, r)
+        assert k in but or r[k] == 0, (k, r)
 
 
 def describe(bootstrap, group):
@@ -56,6 +67,30 @@ def describe(bootstrap, group):
                        timeout_s=30)
     assert rc == 0, (rc, out, err)
     return json.loads(out)
+
+
+def owners(bootstrap, group, topic, partitions):
+    """describe's rows for topic once a member owns each of its partitions, else None."""
+    try:
+        rows = describe(bootstrap, group)
+    except (AssertionError, ValueError):
+        return None
+    mine = [x for x in rows if x["topic"] == topic and x["consumer_id"] not in ("-", "")]
+    return mine if len(mine) == partitions else None
+
+
+def committed(row):
+    return row["current_offset"] if isinstance(row["current_offset"], int) else -1
+
+
+def session_expired(broker, group):
+    """The member ids the broker's log says it removed from group for their session
+    timeout (group_coordinator.c: group_member_removed ... reason=session-timeout)."""
+    with open(broker.stderr_path, "rb") as f:
+        log = f.read().decode("utf-8", "replace")
+    pat = re.compile(r"event=group_member_removed group=(\S+) member=(\S+) "
+                     r"reason=session-timeout")
+    return {m.group(2) for m in pat.finditer(log) if m.group(1) == group}
 
 
 def committed_at_end(bootstrap, group, topic, partitions):
@@ -66,7 +101,9 @@ def committed_at_end(bootstrap, group, topic, partitions):
     return {r["partition"]: r["current_offset"] for r in rows}
 
 
-with tempfile.TemporaryDirectory() as tmp, Broker(SLUICE, cores="2") as b:
+# 6. needs a session timeout a test outwaits quickly (Kafka's minimum is 6 s)
+with tempfile.TemporaryDirectory() as tmp, \
+        Broker(SLUICE, cores="2", config={"group.min.session.timeout.ms": 1000}) as b:
     j = os.path.join(tmp, "run.json")
 
     # 1. a group of 3 over 6 partitions
@@ -132,15 +169,8 @@ with tempfile.TemporaryDirectory() as tmp, Broker(SLUICE, cores="2") as b:
                     "--message-size", "200", "--drain", "15"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        def owned():
-            try:
-                rows = describe(b.bootstrap, "g2")
-            except (AssertionError, ValueError):
-                return False
-            mine = [x for x in rows if x["topic"] == "lg-rebalance"
-                    and x["consumer_id"] not in ("-", "")]
-            return len(mine) == 4 and mine
-        rows = wait_for(owned, timeout_s=20, interval_s=0.5)
+        rows = wait_for(lambda: owners(b.bootstrap, "g2", "lg-rebalance", 4),
+                        timeout_s=20, interval_s=0.5)
         assert rows, describe(b.bootstrap, "g2")
         assert len({x["consumer_id"] for x in rows}) == 2, rows
         print("ok  sluice groups describe shows loadgen's 2 members owning the 4 partitions")
@@ -174,3 +204,69 @@ with tempfile.TemporaryDirectory() as tmp, Broker(SLUICE, cores="2") as b:
     print("ok  %d rebalance(s) mid-run (a Kafka consumer joined, read %d, left): %d acked, "
           "0 lost, 0 duplicated, %d redelivered"
           % (r["rebalances_mid_run"], read, r["acked_msgs"], r["redelivered"]))
+
+    # 6. the loadgen process stopped past its members' session timeout: their commits fail
+    auto_commit_s = 1.5
+    proc = subprocess.Popen(
+        loadgen_cmd(b.bootstrap, j, "--topic", "lg-evict", "--group", "g3",
+                    "--consumers", "2", "--partitions", "4", "--producers", "1",
+                    "--rate", "2000", "--duration", "14", "--warmup", "0",
+                    "--message-size", "200", "--drain", "15",
+                    "--session-timeout-ms", "2000", "--heartbeat-interval-ms", "500",
+                    "--auto-commit-interval-ms", str(int(auto_commit_s * 1000))),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        # the stop comes just after an auto-commit (a change in the committed offsets,
+        # every partition's past 0: producing started), once records beyond it were
+        # written -- the members, tailing, read them at once and commit them only an
+        # auto-commit interval later
+        seen = []
+
+        def fresh_commit():
+            rows = owners(b.bootstrap, "g3", "lg-evict", 4)
+            seen.append(rows and [committed(x) for x in rows])
+            return (rows and len(seen) > 1 and seen[-2] and min(seen[-1]) > 0 and
+                    seen[-1] != seen[-2] and rows)
+        rows = wait_for(fresh_commit, timeout_s=30, interval_s=0.05)
+        assert rows, (seen, describe(b.bootstrap, "g3"))
+        members = {x["consumer_id"] for x in rows}
+        assert len(members) == 2, rows
+        base = {x["partition"]: committed(x) for x in rows}
+
+        def written_past():
+            rows = describe(b.bootstrap, "g3")
+            return all(x["log_end_offset"] >= base[x["partition"]] + 100
+                       for x in rows if x["topic"] == "lg-evict")
+        assert wait_for(written_past, timeout_s=10, interval_s=0.05), describe(b.bootstrap, "g3")
+        os.kill(proc.pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        expired = wait_for(lambda: session_expired(b, "g3") >= members, timeout_s=15,
+                           interval_s=0.1)
+        assert expired and session_expired(b, "g3") == members, (members, b.stderr_tail())
+        # A stopped loadgen cannot be polled: its members' next auto-commits are due at
+        # most auto_commit_s after the stop, so after that each one's first request when
+        # it runs again is an OffsetCommit as a member the broker no longer has.
+        time.sleep(max(0.0, stopped_at + auto_commit_s + 0.5 - time.monotonic()))
+        os.kill(proc.pid, signal.SIGCONT)
+        stopped_s = time.monotonic() - stopped_at
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, (proc.returncode, out, err)
+    with open(j) as f:
+        r = json.load(f)["runs"][0]
+    check_clean(r, but=("commit_errors",))
+    assert r["commit_errors"] >= len(members), r  # each member's commit after the stop
+    assert r["redelivered"] > 0, r
+    assert r["rebalances_mid_run"] >= 1, r
+    once = r["e2e_latency_us"]["count"] - r["redelivered"]  # as in 5.
+    assert r["acked_msgs"] <= once <= r["produced_msgs"], r
+    assert r["acked_msgs"] > 0, r
+    committed_at_end(b.bootstrap, "g3", "lg-evict", 4)  # the new members' commits work
+    print("ok  loadgen stopped %.1f s, the broker expired its 2 members: %d commit error(s), "
+          "%d rebalance(s) mid-run, %d redelivered, 0 lost, 0 duplicated, %d acked"
+          % (stopped_s, r["commit_errors"], r["rebalances_mid_run"], r["redelivered"],
+             r["acked_msgs"]))
+
