@@ -9,8 +9,10 @@
  * coordinator) assigns and revokes its partitions; it reads nothing while it has no
  * assignment, and a fetch answered after a revoke is dropped. A partition's check state
  * moves with it through struct lg_shared (see loadgen_group.c), and a record read again
- * below the previous holder's position after a rebalance counts as redelivered, not
- * duplicated. The consumer is finished when its membership is (it left the group).
+ * after a rebalance below the furthest position a holder reached (not just the previous
+ * holder's: it may have given the partition back before it read that far again) counts
+ * as redelivered, not duplicated. The consumer is finished when its membership is (it
+ * left the group).
  *
  * Every batch's CRC32C is checked (record_iter_init) and every record read. A record
  * whose value carries this run's payload header is checked against its partition's
@@ -480,7 +482,10 @@ void lg_consumer_revoke(struct lg_consumer *c) {
         const struct cpart *cp = &c->parts[i];
         atomic_store(&sh->part_expected_seq[cp->g], cp->expected_seq);
         atomic_store(&sh->part_unique[cp->g], cp->unique);
-        atomic_store(&sh->part_position[cp->g], cp->fetch_offset);
+        /* the furthest any holder read: one that gives the partition back before it has
+         * read again up to there leaves the rest to the next holder as redelivered */
+        if (cp->fetch_offset > atomic_load(&sh->part_position[cp->g]))
+            atomic_store(&sh->part_position[cp->g], cp->fetch_offset);
         c->local_of_g[cp->g] = -1;
     }
     c->part_count = 0;

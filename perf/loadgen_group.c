@@ -32,7 +32,8 @@
  * joining. A rebalance mid-run: the new holder starts at the committed offset, which is
  * the old holder's position when its commit before rejoining succeeded; if it did not,
  * the new holder reads some records again. Those (sequence below the expected one and
- * offset below the old holder's position) are counted as redelivered -- Kafka's
+ * offset below the furthest position a holder reached -- the new holder may pass the
+ * partition on before it has read that far again) are counted as redelivered -- Kafka's
  * at-least-once -- not as duplicated, and do not fail the check. A member that leaves
  * or fails while others still read makes its partitions move the same way. Rebalances
  * are counted as the distinct generations the members synced into (the first included;

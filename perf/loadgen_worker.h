@@ -68,7 +68,7 @@ struct lg_shared {
      * taken on assignment: one member at a time reads a partition) */
     _Atomic uint64_t *part_unique;
     _Atomic uint64_t *part_expected_seq;
-    _Atomic int64_t *part_position;      /* the last holder's next offset, -1 none */
+    _Atomic int64_t *part_position;      /* furthest next offset a holder reached, -1 */
     _Atomic int32_t *member_generation;  /* per consumer: the generation it reads in, -1 */
     _Atomic int32_t group_generation;    /* the newest generation a member synced into */
     _Atomic uint64_t rebalances, rebalances_mid_run;
