@@ -18,6 +18,13 @@
  *                 its fragment references there.
  *   close         shut the connection; queued sends complete with -ECANCELED; `closed`
  *                 runs exactly once per connection, after which it must not be touched
+ *   closing_count (optional) connections whose `closed` has run but whose close the
+ *                 backend is still carrying out on the wire: with a userspace stack, our
+ *                 FIN not yet ACKed or the peer's FIN not yet received. Only the process
+ *                 can finish those (a kernel finishes them after the socket is gone, so the
+ *                 kernel backend leaves the op NULL: 0); a client that destroys the backend
+ *                 before it is 0 leaves its peers half-open -- ESTABLISHED with a lost FIN,
+ *                 or in LAST_ACK with their FIN never ACKed.
  *   stop_listening  close the listeners (graceful shutdown); connections stay.
  *   tick          called by the shard about every few ms for the backend's timers.
  *   poll          (optional; poll-mode backends such as DPDK) receive and transmit what
@@ -72,6 +79,7 @@ struct net_backend_ops {
     void (*recv_resume)(struct net_backend *b, struct net_conn *c);
     void (*close)(struct net_backend *b, struct net_conn *c);
     unsigned (*conn_count)(const struct net_backend *b);
+    unsigned (*closing_count)(const struct net_backend *b); /* optional (NULL: 0) */
     void (*tick)(struct net_backend *b, uint64_t now_ms); /* timers, retries */
     void (*destroy)(struct net_backend *b);
     struct net_conn *(*connect)(struct net_backend *b, const char *host, uint16_t port,
@@ -106,6 +114,9 @@ static inline void net_recv_resume(struct net_backend *b, struct net_conn *c) {
 static inline void net_close(struct net_backend *b, struct net_conn *c) { b->ops->close(b, c); }
 static inline unsigned net_conn_count(const struct net_backend *b) {
     return b->ops->conn_count(b);
+}
+static inline unsigned net_closing_count(const struct net_backend *b) {
+    return b->ops->closing_count ? b->ops->closing_count(b) : 0;
 }
 static inline void net_tick(struct net_backend *b, uint64_t now_ms) { b->ops->tick(b, now_ms); }
 static inline void net_destroy(struct net_backend *b) { b->ops->destroy(b); }

@@ -193,7 +193,9 @@ void ustack_stats(const struct ustack *s, struct ustack_stats *out);
  * reopens), close (graceful: handed-over sends finish, waiting ones get -ECANCELED, then FIN;
  * `closed` once all sends completed), connect (client side, for
  * the load generator; host is dotted IPv4), peer_name, tick (runs ustack_poll with
- * now_ms * 1000), conn_count, destroy (destroys the stack too).
+ * now_ms * 1000), conn_count, closing_count (connections past `closed` whose FIN exchange
+ * is not finished: keep polling until 0 before destroying, or the peer is left
+ * half-open), destroy (destroys the stack too).
  * Takes ownership of s. NULL on failure with a message in err. */
 struct net_backend *ustack_backend_create(struct ustack *s, const struct net_events *events,
                                           void *events_ctx, char *err, size_t err_bytes);

@@ -23,6 +23,13 @@
  *               peer that takes nothing for 10 s is reset (sends: -ETIMEDOUT)
  *   connect     an active open from an ephemeral port; connected(0) on ESTABLISHED,
  *               connected(-errno) then closed on RST/timeout
+ *   closing_count  connections the user no longer sees that are still closing on the
+ *               wire: FIN_WAIT_1/2, CLOSING, LAST_ACK. `closed` runs as soon as the sends
+ *               are done, before our FIN is ACKed (as close(2) returns before the kernel's
+ *               FIN is), and only this stack retransmits that FIN and ACKs the peer's: a
+ *               client that exits (loadgen) polls until this is 0 (bounded: the close
+ *               linger, the FIN_WAIT_2 timeout). TIME_WAIT is not counted: our last ACK
+ *               has gone, only its loss would still need us
  *   tick        ustack_poll(now_ms * 1000): use one clock for input, poll and tick. */
 #include <arpa/inet.h>
 #include <assert.h>
@@ -108,6 +115,29 @@ static unsigned ub_conn_count(const struct net_backend *b) {
     return ((const struct ustack *)b)->user_conns;
 }
 
+static bool closing_on_the_wire(const struct tcb *c) {
+    switch (c->state) {
+    case TCP_FIN_WAIT_1:
+    case TCP_FIN_WAIT_2:
+    case TCP_CLOSING:
+    case TCP_LAST_ACK:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static unsigned ub_closing_count(const struct net_backend *b) {
+    const struct ustack *s = (const struct ustack *)b;
+    unsigned n = 0;
+    for (uint32_t i = 0; i < s->slots_high; i++) { /* slots above were never used */
+        const struct tcb *c = &s->tcbs[i];
+        if (c->in_use && !c->user_attached && closing_on_the_wire(c)) n++;
+    }
+    assert(n <= s->conn_count);
+    return n;
+}
+
 static void ub_tick(struct net_backend *b, uint64_t now_ms) {
     ustack_poll(stack_of(b), now_ms * 1000u);
 }
@@ -178,6 +208,7 @@ static const struct net_backend_ops ustack_ops = {
     .recv_resume = ub_recv_resume,
     .close = ub_close,
     .conn_count = ub_conn_count,
+    .closing_count = ub_closing_count,
     .tick = ub_tick,
     .destroy = ub_destroy,
     .connect = ub_connect,

@@ -807,6 +807,44 @@ Test(ustack_script, fin_wait_2_times_out) {
     expect_nothing();
 }
 
+/* `closed` comes as soon as the user's sends are done, before the FIN exchange is over;
+ * closing_count says the stack still has work on the wire: a client that destroyed the
+ * stack at `closed` (loadgen did) never retransmitted a lost FIN, nor ACKed the peer's. */
+Test(ustack_script, closing_count_until_the_fin_exchange_is_done) {
+    uint8_t f[2048];
+    uint32_t iss = handshake(40014, 1000, 1000);
+    cr_assert_eq(net_closing_count(S.nb), 0);
+    net_close(S.nb, ev.conn);
+    struct out fin = expect_tcp(F_FIN | F_ACK);
+    ustack_poll(S.stack, now_us);
+    cr_assert_eq(ev.closed, 1);
+    cr_assert_eq(net_conn_count(S.nb), 0, "the user sees no connection any more");
+    cr_assert_eq(net_closing_count(S.nb), 1, "but our FIN is not ACKed (FIN_WAIT_1)");
+    /* that FIN was lost: only a stack that is still polled sends it again */
+    now_us += 1100000; /* the initial RTO, 1 s */
+    ustack_poll(S.stack, now_us);
+    struct out again = expect_tcp(F_FIN | F_ACK);
+    cr_assert_eq(again.seq, fin.seq);
+    inject(f, mk_tcp(f, 40014, 1001, iss + 2, F_ACK, 1000, NULL, 0));
+    cr_assert_eq(net_closing_count(S.nb), 1, "FIN_WAIT_2: the peer's FIN is still to come");
+    inject(f, mk_tcp(f, 40014, 1001, iss + 2, F_FIN | F_ACK, 1000, NULL, 0));
+    struct out a = expect_tcp(F_ACK);
+    cr_assert_eq(a.ack, 1002, "the peer's FIN is ACKed");
+    cr_assert_eq(net_closing_count(S.nb), 0, "TIME_WAIT: nothing more to wait for");
+    /* passive side: the peer closes first; our FIN (LAST_ACK) waits for its ACK */
+    uint32_t iss2 = handshake(40015, 5000, 1000);
+    inject(f, mk_tcp(f, 40015, 5001, iss2 + 1, F_FIN | F_ACK, 1000, NULL, 0));
+    cr_assert_eq(ev.closed, 2);
+    bool saw_fin = false;
+    struct out o;
+    while (next_out(&o)) saw_fin |= (o.flags & F_FIN) != 0;
+    cr_assert(saw_fin);
+    cr_assert_eq(net_conn_count(S.nb), 0);
+    cr_assert_eq(net_closing_count(S.nb), 1, "LAST_ACK");
+    inject(f, mk_tcp(f, 40015, 5002, iss2 + 2, F_ACK, 1000, NULL, 0));
+    cr_assert_eq(net_closing_count(S.nb), 0);
+}
+
 Test(ustack_script, window_closed_on_bytes_in_flight_is_not_loss) {
     uint8_t f[2048];
     uint32_t iss = handshake(40014, 1000, 1000);
