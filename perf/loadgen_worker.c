@@ -264,8 +264,9 @@ static void close_all(struct lg_worker *w) {
         struct lg_group *g = lg_consumer_group(cons);
         if (g && (c = lg_group_conn(g)) != NULL) net_close(w->net, c);
     }
+    /* and, on a userspace stack, until the FINs are exchanged: nothing else would */
     uint64_t deadline = lg_now_ns() + LG_CLOSE_TIMEOUT_NS;
-    while (net_conn_count(w->net) > 0 && lg_now_ns() < deadline)
+    while (net_conn_count(w->net) + net_closing_count(w->net) > 0 && lg_now_ns() < deadline)
         wait_for_completions(w, 1000000);
 }
 
