@@ -28,6 +28,20 @@
  * (client_port_base/span), and a frame to a port in queue q's range goes to q, with or
  * without hardware RSS.
  *
+ * Orphan queues. Steering makes every queue's poller work for the others: a frame for
+ * queue q's connection may arrive on any queue (af_packet's kernel fanout hashes flows to
+ * sockets with no regard to our client port ranges). The broker's shards live as long as
+ * the port, but the load generator's threads end one by one: a queue whose instance was
+ * destroyed keeps receiving, and with nobody reading it, the other instances' flows that
+ * the kernel hashes there go deaf (a thread waited forever for an answer that sat in a
+ * finished thread's socket). So an instance marks its queue an orphan when it is
+ * destroyed, and the live instances of the port take turns polling the orphans (a bit
+ * per queue says who is at it; one at a time) as if the frames had arrived on their own
+ * queue: their own delivered, other live queues' steered on, and frames for the gone
+ * queue's stack -- or left in its steering ring -- freed (orphan_dropped). A new
+ * instance of the queue takes it back first (loadgen sweeps start a thread per queue
+ * for each run).
+ *
  * TX: tx_alloc takes an mbuf from the queue's pool (headers, or headers + copied
  * payload). tx_attach adds a data-less mbuf from the ext pool pointing at the user's
  * bytes (rte_pktmbuf_attach_extbuf); its rte_mbuf_ext_shared_info lives in that mbuf's
@@ -52,6 +66,7 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +75,7 @@
 #include <rte_ether.h>
 #include <rte_ip.h>
 #include <rte_mbuf.h>
+#include <rte_pause.h>
 #include <rte_ring.h>
 #include <rte_tcp.h>
 
@@ -108,8 +124,25 @@ struct dpdk_io {
 
 _Static_assert(sizeof(struct ustack_pkt) <= DPDK_PORT_MBUF_PRIV_BYTES, "pkt fits priv");
 _Static_assert(sizeof(struct ext_seg) <= DPDK_PORT_MBUF_PRIV_BYTES, "ext_seg fits priv");
+_Static_assert(DPDK_PORT_MAX_QUEUES <= 64, "a queue is a bit of a uint64_t");
+
+/* The orphan queues of a port (see the top of the file), shared by its instances, which
+ * live on different threads. Bit q stands for queue q. */
+struct orphans {
+    _Atomic uint64_t gone;    /* queue q's instance was destroyed */
+    _Atomic uint64_t polling; /* an instance is polling queue q (as an orphan, or taking
+                                 it back): whoever set the bit, alone */
+};
+static struct orphans port_orphans[RTE_MAX_ETHPORTS];
 
 static struct ustack_pkt *pkt_of(struct rte_mbuf *m) { return rte_mbuf_to_priv(m); }
+
+static struct orphans *orphans_of(const struct dpdk_io *d) { return &port_orphans[d->port_id]; }
+
+static bool queue_gone(const struct dpdk_io *d, int q) {
+    uint64_t gone = atomic_load_explicit(&orphans_of(d)->gone, memory_order_acquire);
+    return (gone >> q) & 1u;
+}
 
 /* ---- test faults ------------------------------------------------------------------- */
 
@@ -278,7 +311,7 @@ static int frame_owner(const struct dpdk_io *d, struct rte_mbuf *m) {
 
 static void arp_copy_to_others(struct dpdk_io *d, struct rte_mbuf *m) {
     for (uint16_t q = 0; q < d->queue_count; q++) {
-        if (q == d->queue) continue;
+        if (q == d->queue || queue_gone(d, q)) continue;
         struct rte_mbuf *c = rte_pktmbuf_copy(m, d->pool, 0, UINT32_MAX);
         if (c && rte_ring_mp_enqueue(d->rings[q], c) == 0) {
             d->stats.arp_copies++;
@@ -298,6 +331,11 @@ static uint16_t steer(struct dpdk_io *d, struct rte_mbuf **mbufs, uint16_t n) {
         if (owner == -2) arp_copy_to_others(d, m);
         if (owner < 0 || owner == d->queue) {
             mbufs[kept++] = m;
+            continue;
+        }
+        if (queue_gone(d, owner)) { /* its stack is gone: nobody would read the ring */
+            rte_pktmbuf_free(m);
+            d->stats.orphan_dropped++;
             continue;
         }
         if (rte_ring_mp_enqueue(d->rings[owner], m) == 0) {
@@ -340,6 +378,55 @@ static unsigned deliver(struct dpdk_io *d, struct rte_mbuf **mbufs, uint16_t n,
     return count;
 }
 
+/* One burst of orphan queue q, as if it had arrived on ours, and what other instances
+ * had steered to q's ring (freed). The caller holds q's polling bit. */
+static unsigned poll_orphan(struct dpdk_io *d, uint16_t q, uint64_t now_us) {
+    struct rte_mbuf *mbufs[DPDK_RX_BURST];
+    uint16_t n = rte_eth_rx_burst(d->port_id, q, mbufs, DPDK_RX_BURST);
+    d->stats.orphan_rx += n;
+    unsigned work = n;
+    n = steer(d, mbufs, n); /* frames whose owner is q itself are dropped there */
+    if (n > 0) deliver(d, mbufs, n, now_us);
+    unsigned stale = rte_ring_sc_dequeue_burst(d->rings[q], (void **)mbufs, DPDK_RX_BURST,
+                                               NULL);
+    if (stale > 0) rte_pktmbuf_free_bulk(mbufs, stale);
+    d->stats.orphan_dropped += stale;
+    return work + stale;
+}
+
+/* Poll the port's orphan queues that no other instance is polling right now. */
+static unsigned poll_orphans(struct dpdk_io *d, uint64_t now_us) {
+    struct orphans *o = orphans_of(d);
+    uint64_t gone = atomic_load_explicit(&o->gone, memory_order_acquire);
+    if (gone == 0) return 0;
+    assert(!((gone >> d->queue) & 1u)); /* ours is live: we are */
+    unsigned work = 0;
+    for (uint16_t q = 0; q < d->queue_count; q++) {
+        uint64_t bit = 1ull << q;
+        if (!(gone & bit)) continue;
+        if (atomic_fetch_or_explicit(&o->polling, bit, memory_order_acquire) & bit) continue;
+        if (atomic_load_explicit(&o->gone, memory_order_acquire) & bit) /* not taken back */
+            work += poll_orphan(d, q, now_us);
+        atomic_fetch_and_explicit(&o->polling, ~bit, memory_order_release);
+    }
+    return work;
+}
+
+/* A new instance of queue q: it stops being an orphan, once whoever polls it has let go
+ * (one burst: the wait is that short). */
+static void queue_take_back(struct dpdk_io *d) {
+    struct orphans *o = orphans_of(d);
+    uint64_t bit = 1ull << d->queue;
+    while (atomic_fetch_or_explicit(&o->polling, bit, memory_order_acquire) & bit) rte_pause();
+    atomic_fetch_and_explicit(&o->gone, ~bit, memory_order_relaxed);
+    atomic_fetch_and_explicit(&o->polling, ~bit, memory_order_release);
+}
+
+/* The instance is gone: from here its queue and steering ring are the live instances'. */
+static void queue_orphan(struct dpdk_io *d) {
+    atomic_fetch_or_explicit(&orphans_of(d)->gone, 1ull << d->queue, memory_order_release);
+}
+
 static unsigned dpdk_poll(struct net_backend *b, uint64_t now_us) {
     struct dpdk_io *d = container_of(b->ops, struct dpdk_io, ops);
     struct rte_mbuf *mbufs[DPDK_RX_BURST + 1]; /* + a frame held back by the faults */
@@ -355,6 +442,7 @@ static unsigned dpdk_poll(struct net_backend *b, uint64_t now_us) {
                                                  NULL);
         d->stats.steered_in += got;
         if (got > 0) work += deliver(d, mbufs, (uint16_t)got, now_us);
+        work += poll_orphans(d, now_us);
     }
     ustack_poll(d->stack, now_us);
     if (d->tx_count > 0 || d->tx_held) {
@@ -400,13 +488,14 @@ static void dpdk_destroy(struct net_backend *b) {
     struct dpdk_io *d = container_of(b->ops, struct dpdk_io, ops);
     log_info("dpdk_backend_stopped",
              "queue=%u rx=%llu tx=%llu tx_dropped=%llu zc_segments=%llu steered_out=%llu "
-             "steered_in=%llu steer_dropped=%llu arp_copies=%llu rx_multi_seg=%llu "
-             "fault_dropped=%llu fault_reordered=%llu",
+             "steered_in=%llu steer_dropped=%llu arp_copies=%llu orphan_rx=%llu "
+             "orphan_dropped=%llu rx_multi_seg=%llu fault_dropped=%llu fault_reordered=%llu",
              d->queue, (unsigned long long)d->stats.rx_packets,
              (unsigned long long)d->stats.tx_packets, (unsigned long long)d->stats.tx_dropped,
              (unsigned long long)d->stats.tx_zero_copy_segments,
              (unsigned long long)d->stats.steered_out, (unsigned long long)d->stats.steered_in,
              (unsigned long long)d->stats.steer_dropped, (unsigned long long)d->stats.arp_copies,
+             (unsigned long long)d->stats.orphan_rx, (unsigned long long)d->stats.orphan_dropped,
              (unsigned long long)d->stats.rx_multi_seg_dropped,
              (unsigned long long)d->stats.fault_dropped,
              (unsigned long long)d->stats.fault_reordered);
@@ -419,6 +508,7 @@ static void dpdk_destroy(struct net_backend *b) {
     if (d->steer) { /* frames steered to us that nobody will read */
         struct rte_mbuf *m;
         while (rte_ring_sc_dequeue(d->own_ring, (void **)&m) == 0) rte_pktmbuf_free(m);
+        queue_orphan(d); /* last: the queue and the ring are the others' from here */
     }
     free(d);
     dpdk_port_thread_unregister();
@@ -459,6 +549,7 @@ struct net_backend *net_dpdk_create(const struct net_dpdk_config *cfg,
         return NULL;
     }
     d->port_id = dpdk_port_id(cfg->port);
+    assert(d->port_id < RTE_MAX_ETHPORTS); /* port_orphans is indexed by it */
     d->queue = cfg->queue;
     d->queue_count = queues;
     d->steer = queues > 1;
@@ -517,5 +608,6 @@ struct net_backend *net_dpdk_create(const struct net_dpdk_config *cfg,
     d->ops.destroy = dpdk_destroy;
     d->backend->ops = &d->ops;
     d->backend->name = "dpdk";
+    if (d->steer) queue_take_back(d);
     return d->backend;
 }

@@ -3,7 +3,8 @@
  * net_dpdk_create() builds, on the calling shard's thread, the packet driver for queue q
  * of a port opened by hw/dpdk_port.h, a ustack (dataplane/net/ustack.h) on it, and the
  * stack's net_backend, to which it adds the poll op (net.h): the shard polls it every
- * loop iteration. See dpdk_io.c for RX, TX, zero copy and steering. */
+ * loop iteration. See dpdk_io.c for RX, TX, zero copy, steering and the queues of
+ * instances destroyed before the others (a live instance polls them). */
 #ifndef SLUICE_DATAPLANE_NET_DPDK_IO_H
 #define SLUICE_DATAPLANE_NET_DPDK_IO_H
 
@@ -35,6 +36,8 @@ struct net_dpdk_stats {
     uint64_t tx_zero_copy_segments; /* external segments attached */
     uint64_t steered_out, steered_in, steer_dropped; /* software steering */
     uint64_t arp_copies;            /* ARP frames copied to the other shards */
+    uint64_t orphan_rx;             /* frames taken from queues whose instance is gone */
+    uint64_t orphan_dropped;        /* frames for a gone instance (its stack is no more) */
     uint64_t fault_dropped, fault_reordered; /* test faults (hw/dpdk_port.h) */
 };
 
