@@ -414,7 +414,8 @@ static int send_fetch(struct lg_consumer *c) {
 
 /* The reading half: ends (reading_done) caught up, given up or aborted. */
 static uint64_t read_step(struct lg_worker *w, struct lg_consumer *c, uint64_t now_ns) {
-    if (c->reading_done || !c->connected || c->closed) return UINT64_MAX;
+    if (c->reading_done) return UINT64_MAX;
+    /* the abort and the drain deadline end reading even before the connect is done */
     if (atomic_load_explicit(&w->sh->abort, memory_order_relaxed)) {
         c->reading_done = true;
         return UINT64_MAX;
@@ -431,6 +432,7 @@ static uint64_t read_step(struct lg_worker *w, struct lg_consumer *c, uint64_t n
             return UINT64_MAX;
         }
     }
+    if (!c->connected || c->closed) return UINT64_MAX;
     if (!c->assigned || c->part_count == 0) return UINT64_MAX;
     if (c->fetch_in_flight || c->send_busy) return UINT64_MAX;
     if (now_ns < c->retry_at_ns) return c->retry_at_ns - now_ns;

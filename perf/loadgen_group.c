@@ -43,8 +43,14 @@
  * for this run's topics, partitions and consumers (plus LG_GROUP_EXTRA_MEMBERS members
  * from outside, e.g. a Kafka consumer in the same group); the leader's scratch is one
  * per worker (struct lg_leader). A group larger than that fails the member that leads
- * it, with a message. */
+ * it, with a message.
+ *
+ * Nothing is waited for forever: the coordinator connection must be up within 10 s and
+ * each request answered within 30 s (a JoinGroup: the rebalance timeout plus 5 s), as
+ * with a Kafka consumer's defaults, or the member fails with a message (answer_overdue).
+ * Every other wait (a retry, the others at the end) has its own deadline. */
 #include <assert.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +63,14 @@
 #define LG_GROUP_FAST_HEARTBEAT_NS (100 * 1000000ull) /* until producing starts */
 #define LG_GROUP_RETRY_NS (200 * 1000000ull)
 #define LG_GROUP_FINAL_GRACE_NS (10 * 1000000000ull)
+/* Bounds on what a member waits for, as a Kafka consumer's defaults: the connection
+ * setup timeout, request.timeout.ms, and the JoinGroup's lapse past the rebalance timeout.
+ * A gap of LG_GROUP_STALL_NS between two steps (the loop steps every few ms) means the
+ * thread did not run -- stopped, starved -- and does not count against the coordinator. */
+#define LG_GROUP_CONNECT_TIMEOUT_NS (10 * 1000000000ull)
+#define LG_GROUP_REQUEST_TIMEOUT_NS (30 * 1000000000ull)
+#define LG_GROUP_JOIN_LAPSE_NS (5 * 1000000000ull)
+#define LG_GROUP_STALL_NS (500 * 1000000ull)
 
 /* Kafka error codes the state machine reacts to */
 #define ERR_COORDINATOR_LOAD_IN_PROGRESS 14
@@ -106,6 +120,9 @@ struct lg_group {
     char member_id[LG_MEMBER_ID_BYTES];
     int32_t generation;
     uint64_t retry_at_ns, next_heartbeat_ns, next_commit_ns, final_deadline_ns;
+    uint64_t answer_by_ns;        /* the connect, or the request in flight, fails after
+                                     this (0: nothing awaited) */
+    uint64_t last_step_ns;        /* to tell a stall of this thread (see LG_GROUP_STALL_NS) */
     struct lg_assign_topics topics;
     const char *names[LG_MAX_TOPICS];
     uint8_t *subscription;
@@ -337,7 +354,18 @@ static void on_sent(struct net_send *send, int status) {
     if (status != 0) lg_add(&g->w->counters.conn_errors, 1);
 }
 
+/* How long a request may go unanswered: the coordinator holds a JoinGroup until every
+ * member has rejoined, for up to the rebalance timeout (send_join: 3 session timeouts). */
+static uint64_t answer_timeout_ns(const struct lg_group *g, int16_t api) {
+    if (api != KAFKA_API_JOIN_GROUP) return LG_GROUP_REQUEST_TIMEOUT_NS;
+    uint64_t join_ns = (uint64_t)g->w->sh->o->session_timeout_ms * 3 * 1000000ull +
+                       LG_GROUP_JOIN_LAPSE_NS;
+    return join_ns > LG_GROUP_REQUEST_TIMEOUT_NS ? join_ns : LG_GROUP_REQUEST_TIMEOUT_NS;
+}
+
 static int send_encoded(struct lg_group *g) {
+    assert(g->awaiting >= 0);
+    g->answer_by_ns = lg_now_ns() + answer_timeout_ns(g, g->awaiting);
     g->iov[0] = (struct iovec){.iov_base = g->req_buf, .iov_len = g->req_len};
     g->send = (struct net_send){.iov = g->iov, .iov_count = 1, .done = on_sent, .user = g};
     g->req_ready = false;
@@ -661,6 +689,7 @@ static int on_frame(void *ctx, const uint8_t *frame, size_t len) {
         corr != g->correlation_id)
         return -1;
     g->awaiting = -1;
+    g->answer_by_ns = 0;
     uint64_t now = lg_now_ns();
     if (g->state == G_DONE) return 0;
     switch (api) {
@@ -681,6 +710,7 @@ static void on_connected(struct net_conn *nc, int status) {
     struct lg_group *g = nc->user;
     if (status == 0) {
         g->connected = true;
+        g->answer_by_ns = 0;
         return;
     }
     snprintf(g->w->error, sizeof g->w->error, "group coordinator connect: %s", strerror(-status));
@@ -697,6 +727,7 @@ void lg_group_connect(struct lg_group *g) {
         fail(g, "coordinator connect", err);
         return;
     }
+    g->answer_by_ns = lg_now_ns() + LG_GROUP_CONNECT_TIMEOUT_NS;
     w->conns_open++;
 }
 
@@ -785,14 +816,47 @@ static int step_send(struct lg_group *g, uint64_t now) {
     return 0;
 }
 
+static const char *api_name(int16_t api) {
+    switch (api) {
+    case KAFKA_API_JOIN_GROUP: return "JoinGroup";
+    case KAFKA_API_SYNC_GROUP: return "SyncGroup";
+    case KAFKA_API_HEARTBEAT: return "Heartbeat";
+    case KAFKA_API_OFFSET_FETCH: return "OffsetFetch";
+    case KAFKA_API_OFFSET_COMMIT: return "OffsetCommit";
+    case KAFKA_API_LEAVE_GROUP: return "LeaveGroup";
+    default: return "request";
+    }
+}
+
+/* Nothing the member waits for (the connect, an answer) is waited for forever: a
+ * connection that went quiet -- a lost answer, a stack that never delivered it -- ends
+ * the membership with an error, as a Kafka client's request timeout does. */
+static bool answer_overdue(struct lg_group *g, uint64_t now_ns) {
+    uint64_t gap_ns = g->last_step_ns ? now_ns - g->last_step_ns : 0;
+    g->last_step_ns = now_ns;
+    if (g->answer_by_ns && gap_ns > LG_GROUP_STALL_NS) g->answer_by_ns += gap_ns;
+    if (g->answer_by_ns == 0 || now_ns < g->answer_by_ns) return false;
+    char what[96];
+    if (!g->connected)
+        snprintf(what, sizeof what, "coordinator connect not done in %llu ms",
+                 (unsigned long long)(LG_GROUP_CONNECT_TIMEOUT_NS / 1000000ull));
+    else
+        snprintf(what, sizeof what, "%s not answered in %llu ms", api_name(g->awaiting),
+                 (unsigned long long)(answer_timeout_ns(g, g->awaiting) / 1000000ull));
+    fail(g, what, -ETIMEDOUT);
+    return true;
+}
+
 uint64_t lg_group_step(struct lg_group *g, uint64_t now_ns) {
     if (g->state == G_DONE) return UINT64_MAX;
     if (atomic_load_explicit(&g->w->sh->abort, memory_order_relaxed)) {
         finish(g); /* no goodbye: the session timeout removes us */
         return UINT64_MAX;
     }
-    if (!g->connected || g->closed || g->send_busy) return UINT64_MAX;
-    if (g->awaiting >= 0 && !g->req_ready) return UINT64_MAX; /* its answer wakes us */
+    if (answer_overdue(g, now_ns)) return UINT64_MAX;
+    uint64_t overdue_in = g->answer_by_ns ? g->answer_by_ns - now_ns : UINT64_MAX;
+    if (!g->connected || g->closed || g->send_busy) return overdue_in;
+    if (g->awaiting >= 0 && !g->req_ready) return overdue_in; /* its answer wakes us */
     if (now_ns < g->retry_at_ns) return g->retry_at_ns - now_ns;
     if (!g->req_ready && step_send(g, now_ns) != 0) {
         fail(g, "request", 0);
