@@ -223,7 +223,8 @@ static const struct opt_key keys[] = {
     {"json", "write machine-readable results to FILE"},
     {"sweep", "percents of the measured maximum rate, e.g. 10,50,80"},
     {"quiet", "no live progress line: true|false"},
-    {"dpdk", "data connections through DPDK + the userspace stack (bare --dpdk: true)"},
+    {"dpdk", "client connections (with --group, the coordinator's too) through DPDK + "
+             "the userspace stack (bare --dpdk: true)"},
     {"dpdk-eal-args", "EAL arguments, e.g. \"--no-pci --vdev=net_af_packet0,iface=X\""},
     {"dpdk-ip", "IPv4 address of the DPDK port (required with --dpdk)"},
     {"dpdk-netmask", "(255.255.255.0)"},
@@ -434,10 +435,6 @@ int lg_options_check(const struct lg_options *o, char *err, size_t err_bytes) {
     if (o->dpdk && !o->dpdk_ip[0]) {
         snprintf(err, err_bytes, "--dpdk needs --dpdk-ip (and a queue pair per thread: "
                  "net_af_packet's qpairs=N in --dpdk-eal-args)");
-        return -1;
-    }
-    if (o->group[0] && o->dpdk) {
-        snprintf(err, err_bytes, "--group does not work with --dpdk yet");
         return -1;
     }
     if (o->group[0] && o->heartbeat_interval_ms >= o->session_timeout_ms) {

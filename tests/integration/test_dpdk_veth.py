@@ -19,6 +19,11 @@ namespace (`ip netns exec`) on the kernel's TCP at SUBNET.2. Checks, in order:
   5. two sluice processes over DPDK: `sluice loadgen --dpdk` in the namespace (af_packet
      on the namespace end, its own stack at SUBNET.3) against the DPDK broker; every
      message acknowledged is consumed, none lost;
+  5b. (loadgen-group) `sluice loadgen --dpdk --group`: two members, each with a data and
+     a coordinator connection through loadgen's stacks, against a DPDK broker of its own
+     (keepalive 1 s): exit 0, every acknowledged message consumed once, and nothing
+     left behind -- the broker's open connections fall to 0 within 2 s of loadgen's
+     exit, and its stacks count no keepalive timeout and release every connection;
   6. bad input: frames with bad IP/TCP checksums, IP fragments, short and lying IP/TCP
      headers, an unknown ethertype and a 3,000-SYN flood from a raw socket in the
      namespace; a connection opened before keeps being answered, and the stack's
@@ -29,7 +34,7 @@ namespace (`ip netns exec`) on the kernel's TCP at SUBNET.2. Checks, in order:
 Skips (exit 77) only when DPDK is not built in or the machine cannot make a veth pair.
 The namespace and the veth pair are removed on every exit (finally + SIGTERM handler).
 
-Usage: test_dpdk_veth.py SLUICE [--only check,keepalive,ping,kcat,confluent,loadgen,badinput,faults,tap]
+Usage: test_dpdk_veth.py SLUICE [--only check,keepalive,ping,kcat,confluent,loadgen,loadgen-group,badinput,faults,tap]
 SLUICE_DPDK_CORES sets the broker's shard count (default 2 with two CPUs: two queue pairs
 and software steering; the faults run uses one).
 """
@@ -534,6 +539,97 @@ def check_loadgen(sluice, veth, broker, tmp):
                                                r["produce_latency_us"]["p99"] / 1000.0, lg_rx))
 
 
+def metrics_value(port, name):
+    """One unlabelled sample of the broker's /metrics (None when absent)."""
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return None
+
+
+def free_tcp_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+KEEPALIVE = ["--set", "dpdk.tcp.keepalive.ms=1000",
+             "--set", "dpdk.tcp.keepalive.interval.ms=500",
+             "--set", "dpdk.tcp.keepalive.probes=3"]
+
+
+def check_loadgen_group(sluice, veth, tmp, cores):
+    """`sluice loadgen --dpdk --group`: two members (each with a data connection and one
+    to the coordinator, both through the loadgen's userspace stacks) against a DPDK broker
+    of its own, with keepalive at 1 s (3 probes 500 ms apart). Loadgen must exit 0 with
+    every acknowledged message consumed once, and must leave nothing behind: the
+    broker's open connections fall to 0 within 2 s of loadgen's exit (before keepalive
+    could have found a half-open one), and once the broker stops its stacks counted no
+    keepalive or persist timeout and released every connection they opened."""
+    metrics_port = free_tcp_port()
+    broker = DpdkBroker(sluice, veth, cores=cores, extra=KEEPALIVE + [
+        "--set", "sluice.metrics.listen=127.0.0.1:%d" % metrics_port])
+    out_json = os.path.join(tmp, "loadgen-group.json")
+    eal = "--no-pci --vdev=net_af_packet0,iface=%s,qpairs=2" % veth.info["ns_if"]
+    try:
+        broker.start()
+        cmd = veth.ns_cmd(sluice, "loadgen", "--bootstrap", broker.bootstrap, "--dpdk",
+                          "--dpdk-ip", veth.info["ns_dpdk_ip"], "--dpdk-eal-args", eal,
+                          "--threads", "2", "--topic", "lgg", "--partitions", "4",
+                          "--producers", "2", "--consumers", "2", "--group", "dpdk-lg",
+                          "--consume-from", "earliest",
+                          "--messages", "20000", "--message-size", "512",
+                          "--warmup", "0", "--drain", "20", "--quiet", "true",
+                          "--json", out_json)
+        t0 = time.monotonic()
+        rc, out, err = run(cmd, timeout_s=180)
+        assert rc == 0, ("loadgen --dpdk --group", rc, out[-3000:], err[-3000:], broker.tail())
+        took = time.monotonic() - t0
+        for bad in ("runtime error:", "AddressSanitizer", "LeakSanitizer", "level=error"):
+            assert bad not in out + err, (bad, err[-3000:])
+        lg = [ln for ln in (out + err).splitlines() if "event=dpdk_backend_stopped" in ln]
+        assert len(lg) == 2, ("one dpdk_backend_stopped line per loadgen thread", err[-2000:])
+        # frames the kernel's fanout put on a queue whose thread had finished, taken by
+        # the thread still running (dpdk_io.c: orphan queues); 0 when both ended together
+        orphan_rx = sum(int(ln.split(" orphan_rx=")[1].split()[0]) for ln in lg)
+        with open(out_json) as f:
+            r = json.load(f)["runs"][0]
+        assert r["group"] == "dpdk-lg" and r["rebalances"] >= 1, r
+        assert r["acked_msgs"] == 20000 and r["e2e_latency_us"]["count"] == 20000, r
+        for k in ("lost", "duplicated", "out_of_order", "crc_errors", "produce_errors",
+                  "fetch_errors", "connection_errors", "commit_errors", "redelivered"):
+            assert r[k] == 0, (k, r)
+        # A connection loadgen left open would stay ESTABLISHED here until keepalive
+        # gives up on it (1 s idle + 3 x 500 ms): look before that could happen.
+        deadline, open_now = time.monotonic() + 2.0, None
+        while time.monotonic() < deadline:
+            open_now = metrics_value(metrics_port, "sluice_connections_open")
+            if open_now == 0:
+                break
+            time.sleep(0.05)
+        assert open_now == 0, ("broker connections still open after loadgen exited",
+                               open_now, broker.tail())
+        time.sleep(3.0)  # long enough for keepalive to time out a half-open connection
+        assert broker.stop() == 0, broker.tail()
+        broker.assert_clean()
+        c = broker.counters(events=("ustack_stopped",))
+        assert c.get("tcp_keepalive_timeouts", 0) == 0, ("keepalive timed out", c)
+        assert c.get("tcp_persist_timeouts", 0) == 0, c
+        assert c.get("tcp_conns_opened", 0) == c.get("tcp_conns_closed", 0), (
+            "connections left in the broker's stacks", c)
+        log("loadgen --dpdk --group (2 members, 2 threads/queues) -> broker --dpdk: acked "
+            "%d, consumed %d, 0 lost/duplicated, %d generation(s), exit after %.1f s; "
+            "broker: %d connections opened and released, 0 keepalive timeouts; %d frames "
+            "taken from a finished thread's queue"
+            % (r["acked_msgs"], r["e2e_latency_us"]["count"], r["rebalances"], took,
+               c.get("tcp_conns_opened", 0), orphan_rx))
+    finally:
+        broker.cleanup()
+
+
 def main():
     sluice = os.path.abspath(sys.argv[1])
     only = None
@@ -564,10 +660,7 @@ def main():
             veth.info["root_dpdk_ip"], cores))
         if want("check"):
             check_port_report(sluice, veth)
-        keepalive = ["--set", "dpdk.tcp.keepalive.ms=1000",
-                     "--set", "dpdk.tcp.keepalive.interval.ms=500",
-                     "--set", "dpdk.tcp.keepalive.probes=3"]
-        broker = DpdkBroker(sluice, veth, cores=cores, extra=keepalive).start()
+        broker = DpdkBroker(sluice, veth, cores=cores, extra=KEEPALIVE).start()
         if want("keepalive"):
             check_keepalive(veth, broker, tmp)
         if want("ping"):
@@ -591,6 +684,8 @@ def main():
             check_keepalive_counters(counters)
         broker.cleanup()
         broker = None
+        if want("loadgen-group"):
+            check_loadgen_group(sluice, veth, tmp, cores)
         if want("faults"):
             check_faults(sluice, veth, tmp, "1")
         if want("tap"):
