@@ -1,21 +1,20 @@
-/* loadgen_worker.c - the load generator's thread: its ring, its client connections, its
- * loop (see loadgen_worker.h for the design).
+/* loadgen_worker.c - the load generator's thread: its connections and its role in the
+ * shards' run-to-completion loop (dataplane/shard_loop.h; see loadgen_worker.h).
  *
- * The loop, in plain sight:
- *   now = clock
+ * Each iteration of the loop (after it dispatched completions and polled DPDK):
  *   for each producer: generate due messages, seal, send     -> time until more work
  *   for each consumer: send a fetch when none is in flight (--group: and the group
  *     request that is due: join, sync, heartbeat, commit, leave)
- *   submit SQEs; wait for a completion at most until the earliest next work (<= 10 ms)
- *   dispatch completions (receives assemble frames, which complete requests)
- * It ends when every producer has its last request answered and every consumer has
- * caught up (or given up after the drain time). Then it closes its connections and
- * waits (bounded) for the backend to report them closed. */
+ * then the loop submits; an idle iteration waits for a completion at most until the
+ * earliest next work (<= 10 ms). Completions run the connections' callbacks: receives
+ * assemble frames, which complete requests.
+ * The run ends when every producer has its last request answered and every consumer
+ * has caught up (or given up after the drain time). Then the worker closes its
+ * connections and runs the loop (bounded) until the backend reports them closed. */
 #include "perf/loadgen_worker.h"
 
 #include <assert.h>
 #include <errno.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +22,7 @@
 
 #include "dataplane/net/uring_sock.h"
 #include "hw/log.h"
-#include "hw/uring_op.h"
+#include "hw/topology.h"
 #include "sluice_config.h"
 #if SLUICE_HAVE_DPDK
 #include "dataplane/net/dpdk_io.h"
@@ -33,7 +32,7 @@
 #define LG_MAX_WAIT_NS (10 * 1000000ull)
 #define LG_CLOSE_TIMEOUT_NS (2000 * 1000000ull)
 #define LG_SCRATCH_EXTRA_BYTES (8u << 20)
-#define LG_POLL_NAP_NS (50 * 1000ull) /* a DPDK worker with nothing to do naps this long */
+#define LG_CQE_BUDGET 8192u
 #define LG_DPDK_PORT_LO 32768u          /* client ports, split among the threads' queues */
 #define LG_DPDK_PORT_HI 61000u
 
@@ -110,23 +109,14 @@ static void on_closed(void *ctx, struct net_conn *conn, int reason) {
 
 /* ---- setup and teardown ------------------------------------------------------------ */
 
-static int ring_init(struct lg_worker *w) {
-    struct io_uring_params p;
-    memset(&p, 0, sizeof p);
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN;
-    p.cq_entries = 8192;
-    int rc = io_uring_queue_init_params(LG_RING_ENTRIES, &w->ring, &p);
-    if (rc < 0) {
-        memset(&p, 0, sizeof p);
-        p.flags = IORING_SETUP_CQSIZE;
-        p.cq_entries = 8192;
-        rc = io_uring_queue_init_params(LG_RING_ENTRIES, &w->ring, &p);
-    }
+static int loop_init(struct lg_worker *w) {
+    struct shard_loop_config lc = {.idle = IDLE_BLOCK, .max_wait_ns = LG_MAX_WAIT_NS,
+                                   .cqe_budget = LG_CQE_BUDGET};
+    int rc = shard_loop_init(&w->loop, &lc, LG_RING_ENTRIES, 8192);
     if (rc < 0) {
         snprintf(w->error, sizeof w->error, "io_uring_queue_init: %s", strerror(-rc));
         return -1;
     }
-    w->ring_ready = true;
     return 0;
 }
 
@@ -157,13 +147,13 @@ static struct net_backend *dpdk_backend(struct lg_worker *w, const struct net_ev
 
 static int worker_init(struct lg_worker *w) {
     const struct lg_options *o = w->sh->o;
-    if (ring_init(w) != 0) return -1;
+    if (loop_init(w) != 0) return -1;
     w->recv_mem = malloc((size_t)LG_RECV_BUFFERS * LG_RECV_BUFFER_BYTES);
     if (!w->recv_mem) goto oom;
     for (uint32_t i = 0; i < LG_RECV_BUFFERS; i++)
         w->recv_buffers[i] = w->recv_mem + (size_t)i * LG_RECV_BUFFER_BYTES;
     struct net_uring_config cfg = {
-        .ring = &w->ring,
+        .ring = &w->loop.ring,
         /* --group: a consumer has a second connection, to the coordinator */
         .max_conns = w->producer_count + w->consumer_count * (o->group[0] ? 2 : 1) + 1,
         .recv_buffer_count = LG_RECV_BUFFERS,
@@ -179,6 +169,7 @@ static int worker_init(struct lg_worker *w) {
     else
         w->net = net_uring_create(&cfg, &ev, w, w->error, sizeof w->error);
     if (!w->net) return -1;
+    w->loop.net = w->net;
     if (record_codecs_init(&w->codecs) != RECORD_OK) goto oom;
     w->codecs_ready = true;
     w->scratch_bytes = 2 * (size_t)o->batch_bytes + LG_SCRATCH_EXTRA_BYTES;
@@ -196,8 +187,7 @@ static void worker_fini(struct lg_worker *w) {
     lg_consumers_destroy(w);
     if (w->net) net_destroy(w->net);
     w->net = NULL;
-    if (w->ring_ready) io_uring_queue_exit(&w->ring);
-    w->ring_ready = false;
+    shard_loop_fini(&w->loop);
     if (w->codecs_ready) record_codecs_destroy(&w->codecs);
     w->codecs_ready = false;
     free(w->scratch);
@@ -208,49 +198,67 @@ static void worker_fini(struct lg_worker *w) {
 
 static void pin(struct lg_worker *w) {
     if (w->cpu < 0) return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(w->cpu, &set);
-    int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    int rc = topology_pin_self(w->cpu);
     if (rc != 0) log_warn("loadgen_pin_failed", "cpu=%d err=%s", w->cpu, strerror(rc));
 }
 
-/* ---- the loop ---------------------------------------------------------------------- */
+/* ---- the worker's role in the loop (dataplane/shard_loop.h) ------------------------ */
 
-static void wait_for_completions(struct lg_worker *w, uint64_t wait_ns) {
-    if (net_polls(w->net)) { /* DPDK: nothing wakes us; poll, nap briefly when idle */
-        if (net_poll(w->net, lg_now_ns() / 1000u) > 0) wait_ns = 0;
-        if (wait_ns > LG_POLL_NAP_NS) wait_ns = LG_POLL_NAP_NS;
-    }
-    if (wait_ns == 0) {
-        io_uring_submit(&w->ring);
-    } else {
-        if (wait_ns > LG_MAX_WAIT_NS) wait_ns = LG_MAX_WAIT_NS;
-        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = (long long)wait_ns};
-        struct io_uring_cqe *cqe;
-        io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
-    }
-    uring_op_dispatch_ready(&w->ring, 8192);
-}
-
-static bool step_all(struct lg_worker *w, uint64_t *wait_ns) {
-    uint64_t now = lg_now_ns();
+/* Step every producer and consumer; w->next_work_ns is when one next has work. */
+static unsigned run_work(void *ctx, uint64_t now_ns) {
+    struct lg_worker *w = ctx;
+    uint64_t wait_ns = LG_MAX_WAIT_NS;
     bool all_done = true;
-    *wait_ns = LG_MAX_WAIT_NS;
     for (uint32_t i = 0; i < w->producer_count; i++) {
         struct lg_producer *p = lg_producer_at(w, i);
-        uint64_t t = lg_producer_step(w, p, now);
-        if (t < *wait_ns) *wait_ns = t;
+        uint64_t t = lg_producer_step(w, p, now_ns);
+        if (t < wait_ns) wait_ns = t;
         if (!lg_producer_finished(p)) all_done = false;
     }
     for (uint32_t i = 0; i < w->consumer_count; i++) {
         struct lg_consumer *c = lg_consumer_at(w, i);
-        uint64_t t = lg_consumer_step(w, c, now);
-        if (t < *wait_ns) *wait_ns = t;
+        uint64_t t = lg_consumer_step(w, c, now_ns);
+        if (t < wait_ns) wait_ns = t;
         if (!lg_consumer_finished(c)) all_done = false;
     }
-    return all_done;
+    w->all_done = all_done;
+    w->next_work_ns = now_ns + wait_ns;
+    return wait_ns == 0 ? 1u : 0u;
 }
+
+static bool run_done(void *ctx, uint64_t now_ns) {
+    (void)now_ns;
+    return ((struct lg_worker *)ctx)->all_done;
+}
+
+/* Wait no later than the role's next work (the next message due, a linger, a timer). */
+static uint64_t until_next_work(void *ctx, uint64_t now_ns, uint64_t max_ns) {
+    struct lg_worker *w = ctx;
+    if (w->next_work_ns <= now_ns) return 0;
+    uint64_t wait_ns = w->next_work_ns - now_ns;
+    return wait_ns < max_ns ? wait_ns : max_ns;
+}
+
+static const struct shard_loop_ops run_ops = {
+    .work = run_work, .done = run_done, .wait_ns = until_next_work};
+
+/* The closing phase: no work, until the backend reports every connection closed and,
+ * on a userspace stack, its FIN exchange over (nothing else would finish it), or
+ * LG_CLOSE_TIMEOUT_NS passed (w->next_work_ns is the deadline). */
+static unsigned close_work(void *ctx, uint64_t now_ns) {
+    (void)ctx;
+    (void)now_ns;
+    return 0;
+}
+
+static bool close_done(void *ctx, uint64_t now_ns) {
+    struct lg_worker *w = ctx;
+    return net_conn_count(w->net) + net_closing_count(w->net) == 0 ||
+           now_ns >= w->next_work_ns;
+}
+
+static const struct shard_loop_ops close_ops = {
+    .work = close_work, .done = close_done, .wait_ns = until_next_work};
 
 static void close_all(struct lg_worker *w) {
     for (uint32_t i = 0; i < w->producer_count; i++) {
@@ -264,10 +272,8 @@ static void close_all(struct lg_worker *w) {
         struct lg_group *g = lg_consumer_group(cons);
         if (g && (c = lg_group_conn(g)) != NULL) net_close(w->net, c);
     }
-    /* and, on a userspace stack, until the FINs are exchanged: nothing else would */
-    uint64_t deadline = lg_now_ns() + LG_CLOSE_TIMEOUT_NS;
-    while (net_conn_count(w->net) + net_closing_count(w->net) > 0 && lg_now_ns() < deadline)
-        wait_for_completions(w, 1000000);
+    w->next_work_ns = lg_now_ns() + LG_CLOSE_TIMEOUT_NS;
+    shard_loop_run(&w->loop, &close_ops, w);
 }
 
 static void *worker_main(void *arg) {
@@ -284,11 +290,7 @@ static void *worker_main(void *arg) {
     }
     for (uint32_t i = 0; i < w->producer_count; i++) lg_producer_connect(w, lg_producer_at(w, i));
     for (uint32_t i = 0; i < w->consumer_count; i++) lg_consumer_connect(w, lg_consumer_at(w, i));
-    for (;;) {
-        uint64_t wait_ns;
-        if (step_all(w, &wait_ns)) break;
-        wait_for_completions(w, wait_ns);
-    }
+    shard_loop_run(&w->loop, &run_ops, w);
     uint64_t lost = 0, unread = 0;
     for (uint32_t i = 0; i < w->consumer_count; i++)
         lost += lg_consumer_lost(w, lg_consumer_at(w, i), &unread);

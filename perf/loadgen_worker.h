@@ -1,10 +1,12 @@
 /* loadgen_worker.h - one load generator thread and its connections (internal to perf/).
  *
- * A worker is a pinned thread with its own io_uring and a net_uring backend used as a
- * client (net_connect). It runs a share of the producer and consumer connections in
- * one run-to-completion loop: generate due messages into partition batches, seal
- * batches (full or lingered), send produce requests (bounded in flight), send fetches,
- * then submit and wait for completions at most until the next message is due.
+ * A worker is a pinned thread on the shards' run-to-completion loop (dataplane/
+ * shard_loop.h: its own io_uring, CQE dispatch, DPDK polling, idle policy) with a
+ * network backend used as a client (net_connect: io_uring sockets or DPDK). Its role
+ * in the loop runs a share of the producer and consumer connections: generate due
+ * messages into partition batches, seal batches (full or lingered), send produce
+ * requests (bounded in flight), send fetches; an idle iteration waits for completions
+ * at most until the next message is due.
  *
  * Everything a connection needs is allocated when the worker starts (batch slots,
  * request slots, the frame assembly buffer, the decode arena); the loop allocates
@@ -20,6 +22,7 @@
 #include <stdint.h>
 
 #include "dataplane/net/net.h"
+#include "dataplane/shard_loop.h"
 #include "hw/log.h"
 #include "perf/loadgen.h"
 #include "perf/loadgen_proto.h"
@@ -104,8 +107,9 @@ struct lg_worker {
     int failed;
     _Atomic int done;                    /* the thread has finished */
     /* thread-owned */
-    struct io_uring ring;
-    bool ring_ready;
+    struct shard_loop loop;              /* its io_uring; busy/idle time */
+    uint64_t next_work_ns;               /* the role's next timer (loop callbacks) */
+    bool all_done;
     struct net_backend *net;
     uint8_t *recv_mem;
     uint8_t *recv_buffers[LG_RECV_BUFFERS];
