@@ -145,8 +145,9 @@ void shard_loop_run(struct shard_loop *l, const struct shard_loop_ops *ops, void
         unsigned reaped = uring_op_dispatch_ready(&l->ring, l->cfg.cqe_budget);
         unsigned work = reaped;
         if (polling) work += net_poll(l->net, t0 / 1000u);
-        work += ops->work(ctx, t0);
-        if (ops->done(ctx, t0)) break;
+        uint64_t now_ns = reaped > 0 || polling ? shard_loop_clock_ns() : t0;
+        work += ops->work(ctx, now_ns);
+        if (ops->done(ctx, now_ns)) break;
         int submitted = submit(l, polling, &work);
         if (l->cfg.cqes_completed) stats_add(l->cfg.cqes_completed, reaped);
         if (l->cfg.sqes_submitted && submitted > 0)
