@@ -10,8 +10,11 @@
  * ring), the Kafka connection layer and the socket backend.
  *
  * The loop is shard_loop.c's (CQEs, DPDK polling, one submit, idle policy, busy/idle
- * time). The shard's part of each iteration (shard_work):
+ * time). The shard's part of each iteration: first (shard_begin, before the CQEs, so a
+ * request received now sees every catalogue change published before it -- a client
+ * that created a topic or added partitions reads them in its next Metadata)
  *     refresh the catalogue snapshot (router.c opens/closes this shard's partitions)
+ * and after the CQEs (shard_work)
  *     drain the mesh rings addressed to this shard
  *     tick: clock, idle connections, connections waiting for buffers, backend retries,
  *       router: group commit (storage_poll), refused mesh messages, answered and
@@ -233,11 +236,15 @@ static void shard_teardown(struct shard *s) {
 
 /* ---- the shard's role in the loop (shard_loop.h) -------------------------------- */
 
+static void shard_begin(void *ctx) {
+    struct shard *s = ctx;
+    if (s->has_router) router_refresh(&s->router);
+}
+
 static unsigned shard_work(void *ctx, uint64_t now_ns) {
     struct shard *s = ctx;
     uint64_t now_ms = now_ns / 1000000ull;
     unsigned work = 0;
-    if (s->has_router) router_refresh(&s->router);
     work += mesh_drain(s->cfg.mesh, s->cfg.id, SHARD_MSG_BUDGET, on_message, s);
     kserver_tick(s->server, now_ms);
     net_tick(s->net, now_ms);
@@ -274,7 +281,7 @@ static void shard_awake(void *ctx) {
 }
 
 static const struct shard_loop_ops shard_ops = {
-    .work = shard_work, .done = shard_done, .wait_ns = shard_wait_ns,
+    .begin = shard_begin, .work = shard_work, .done = shard_done, .wait_ns = shard_wait_ns,
     .prepare_sleep = shard_prepare_sleep, .awake = shard_awake,
 };
 
