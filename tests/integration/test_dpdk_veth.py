@@ -504,19 +504,24 @@ def check_tap(sluice, tmp):
         broker.cleanup()
 
 
+def loadgen_dpdk_cmd(sluice, veth, broker, out_json, *args):
+    """loadgen --dpdk in the namespace: 2 threads, 2 producers, 2 consumers, 20000 x 512 B
+    from the earliest offset. Two threads = two queue pairs of the loadgen's port: its
+    stacks split the client ports, so answers are steered back to the connecting
+    thread's queue."""
+    eal = "--no-pci --vdev=net_af_packet0,iface=%s,qpairs=2" % veth.info["ns_if"]
+    return veth.ns_cmd(sluice, "loadgen", "--bootstrap", broker.bootstrap, "--dpdk",
+                       "--dpdk-ip", veth.info["ns_dpdk_ip"], "--dpdk-eal-args", eal,
+                       "--threads", "2", "--producers", "2", "--consumers", "2",
+                       "--consume-from", "earliest", "--messages", "20000",
+                       "--message-size", "512", "--warmup", "0", "--drain", "20",
+                       "--quiet", "true", "--json", out_json, *args)
+
+
 def check_loadgen(sluice, veth, broker, tmp):
     out_json = os.path.join(tmp, "loadgen.json")
-    # two threads = two queue pairs of the loadgen's port: its stacks split the client
-    # ports, so answers are steered back to the connecting thread's queue
-    eal = "--no-pci --vdev=net_af_packet0,iface=%s,qpairs=2" % veth.info["ns_if"]
-    cmd = veth.ns_cmd(sluice, "loadgen", "--bootstrap", broker.bootstrap, "--dpdk",
-                      "--dpdk-ip", veth.info["ns_dpdk_ip"], "--dpdk-eal-args", eal,
-                      "--threads", "2", "--topic", "lg", "--partitions", "2",
-                      "--producers", "2", "--consumers", "2", "--consumer-mode", "split",
-                      "--consume-from", "earliest",
-                      "--messages", "20000", "--message-size", "512",
-                      "--warmup", "0", "--drain", "20", "--quiet", "true",
-                      "--json", out_json)
+    cmd = loadgen_dpdk_cmd(sluice, veth, broker, out_json, "--topic", "lg", "--partitions",
+                           "2", "--consumer-mode", "split")
     rc, out, err = run(cmd, timeout_s=180)
     assert rc == 0, ("loadgen --dpdk", rc, out[-3000:], err[-3000:], broker.tail())
     log("loadgen: " + " / ".join(ln for ln in out.splitlines() if ln.startswith(("measured", "check"))))
@@ -573,17 +578,10 @@ def check_loadgen_group(sluice, veth, tmp, cores):
     broker = DpdkBroker(sluice, veth, cores=cores, extra=KEEPALIVE + [
         "--set", "sluice.metrics.listen=127.0.0.1:%d" % metrics_port])
     out_json = os.path.join(tmp, "loadgen-group.json")
-    eal = "--no-pci --vdev=net_af_packet0,iface=%s,qpairs=2" % veth.info["ns_if"]
     try:
         broker.start()
-        cmd = veth.ns_cmd(sluice, "loadgen", "--bootstrap", broker.bootstrap, "--dpdk",
-                          "--dpdk-ip", veth.info["ns_dpdk_ip"], "--dpdk-eal-args", eal,
-                          "--threads", "2", "--topic", "lgg", "--partitions", "4",
-                          "--producers", "2", "--consumers", "2", "--group", "dpdk-lg",
-                          "--consume-from", "earliest",
-                          "--messages", "20000", "--message-size", "512",
-                          "--warmup", "0", "--drain", "20", "--quiet", "true",
-                          "--json", out_json)
+        cmd = loadgen_dpdk_cmd(sluice, veth, broker, out_json, "--topic", "lgg",
+                               "--partitions", "4", "--group", "dpdk-lg")
         t0 = time.monotonic()
         rc, out, err = run(cmd, timeout_s=180)
         assert rc == 0, ("loadgen --dpdk --group", rc, out[-3000:], err[-3000:], broker.tail())

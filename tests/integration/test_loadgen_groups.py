@@ -66,6 +66,20 @@ def loadgen(bootstrap, json_path, *args, timeout_s=90):
         return json.load(f)["runs"][0], out
 
 
+def reap(proc):
+    """A background loadgen still running when a scenario failed: stop it."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def run_of(proc, out, err, json_path):
+    """A background loadgen's exit (0) and its run from --json."""
+    assert proc.returncode == 0, (proc.returncode, out, err)
+    with open(json_path) as f:
+        return json.load(f)["runs"][0]
+
+
 def check_clean(r, but=()):
     for k in ("lost", "duplicated", "out_of_order", "crc_errors", "produce_errors",
               "fetch_errors", "connection_errors", "problem_partitions", "commit_errors"):
@@ -196,12 +210,8 @@ with tempfile.TemporaryDirectory() as tmp, \
         other.close()
         out, err = proc.communicate(timeout=90)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, (proc.returncode, out, err)
-    with open(j) as f:
-        r = json.load(f)["runs"][0]
+        reap(proc)
+    r = run_of(proc, out, err, j)
     check_clean(r)
     assert r["rebalances_mid_run"] >= 1, r
     # every message once, plus what a new holder read again (none when commits land).
@@ -261,12 +271,8 @@ with tempfile.TemporaryDirectory() as tmp, \
         stopped_s = time.monotonic() - stopped_at
         out, err = proc.communicate(timeout=90)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, (proc.returncode, out, err)
-    with open(j) as f:
-        r = json.load(f)["runs"][0]
+        reap(proc)
+    r = run_of(proc, out, err, j)
     check_clean(r, but=("commit_errors",))
     assert r["commit_errors"] >= len(members), r  # each member's commit after the stop
     assert r["redelivered"] > 0, r
@@ -321,12 +327,8 @@ with tempfile.TemporaryDirectory() as tmp, \
         other.close()
         out, err = proc.communicate(timeout=90)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, (proc.returncode, out, err)
-    with open(j) as f:
-        r = json.load(f)["runs"][0]
+        reap(proc)
+    r = run_of(proc, out, err, j)
     check_clean(r)
     assert r["rebalances_mid_run"] >= 2, r  # with the Kafka consumer, and after it left
     assert r["redelivered"] > 0, r
