@@ -1,5 +1,6 @@
 /* test_shard_loop.c - the run-to-completion loop (dataplane/shard_loop.c) with a real
- * io_uring and a test role: CQEs of the role's SQEs are dispatched to their uring_op,
+ * io_uring and a test role: CQEs of the role's SQEs are dispatched to their uring_op
+ * (after the iteration's begin hook, where the broker refreshes its catalogue),
  * an idle blocking loop waits no longer than the role's next timer (and does wait:
  * few iterations, idle time counted), a polling loop never waits, and a second run
  * with other ops carries on on the same ring. */
@@ -12,7 +13,7 @@
 struct role {
     struct shard_loop *loop;
     uint64_t start_ns, end_ns, timer_every_ns, next_timer_ns;
-    unsigned iterations, timers, nops_sent, nops_done;
+    unsigned begins, iterations, timers, nops_sent, nops_done;
     struct uring_op nop;
 };
 
@@ -20,8 +21,11 @@ static void nop_done(struct uring_op *op, int32_t res, uint32_t flags) {
     (void)flags;
     struct role *r = container_of(op, struct role, nop);
     cr_expect_eq(res, 0);
+    cr_expect_eq(r->begins, r->iterations + 1, "begin ran before this iteration's CQEs");
     r->nops_done++;
 }
+
+static void role_begin(void *ctx) { ((struct role *)ctx)->begins++; }
 
 /* Every timer_every_ns: one NOP through the ring. */
 static unsigned role_work(void *ctx, uint64_t now_ns) {
@@ -50,7 +54,7 @@ static uint64_t role_wait_ns(void *ctx, uint64_t now_ns, uint64_t max_ns) {
 }
 
 static const struct shard_loop_ops role_ops = {
-    .work = role_work, .done = role_done, .wait_ns = role_wait_ns};
+    .begin = role_begin, .work = role_work, .done = role_done, .wait_ns = role_wait_ns};
 
 static void run_for(struct shard_loop *l, struct role *r, uint64_t run_ns, uint64_t every_ns) {
     r->loop = l;
