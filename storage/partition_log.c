@@ -268,18 +268,36 @@ static int open_segment_file(struct plog *log, int64_t base, int flags) {
     return openat(log->dir_fd, name, flags | O_DIRECT | O_CLOEXEC, 0644);
 }
 
+static void unlink_complete(struct uring_op *op, int32_t res, uint32_t flags) {
+    (void)res; /* a snapshot file already gone is what we wanted */
+    (void)flags;
+    struct plog *log = container_of(op, struct plog, unlink_op);
+    assert(log->unlinks_in_flight > 0);
+    log->unlinks_in_flight--;
+    log->shard->inflight_ops--;
+}
+
+/* Unlink name in the log's directory through the ring. Submitted at once: the kernel
+ * copies the name at submission, and callers' names are on their stacks. Counted, so
+ * the log is not closed (and its dir_fd's number reused) while one is in flight. */
+static void unlink_with_ring(struct plog *log, const char *name) {
+    struct io_uring_sqe *sqe = get_sqe(log->shard);
+    io_uring_prep_unlinkat(sqe, log->dir_fd, name, 0);
+    log->unlink_op.complete = unlink_complete;
+    uring_op_attach(sqe, &log->unlink_op);
+    log->unlinks_in_flight++;
+    log->shard->inflight_ops++;
+    io_uring_submit(log->shard->ring);
+}
+
 /* Keep the newest two snapshots: offset is written, drop the one before the previous
- * (through the ring when with_ring, its completion unneeded: user_data 0; submitted at
- * once, as the kernel copies the name at submission and the name is on this stack). */
+ * (through the ring when with_ring). */
 static void snapshot_written(struct plog *log, int64_t offset, bool with_ring) {
     if (log->snapshot_offsets[1] >= 0) {
         char name[SEGMENT_NAME_BYTES];
         producer_snapshot_file_name(name, sizeof name, log->snapshot_offsets[1]);
         if (with_ring) {
-            struct io_uring_sqe *sqe = get_sqe(log->shard);
-            io_uring_prep_unlinkat(sqe, log->dir_fd, name, 0);
-            io_uring_sqe_set_data(sqe, NULL);
-            io_uring_submit(log->shard->ring);
+            unlink_with_ring(log, name);
         } else {
             (void)unlinkat(log->dir_fd, name, 0);
         }
@@ -310,10 +328,7 @@ static void snapshot_write_done(struct file_write *fw, int err) {
     if (err < 0) {
         log_warn("producer_snapshot_failed", "dir=%s offset=%" PRId64 " errno=%d", log->dir,
                  log->snap_offset, -err);
-        struct io_uring_sqe *sqe = get_sqe(log->shard); /* the temp file, if any */
-        io_uring_prep_unlinkat(sqe, log->dir_fd, fw->name, 0);
-        io_uring_sqe_set_data(sqe, NULL);
-        io_uring_submit(log->shard->ring); /* fw->name is reused by the next snapshot */
+        unlink_with_ring(log, fw->name); /* the temp file, if any */
         return;
     }
     snapshot_written(log, log->snap_offset, true);
@@ -1786,6 +1801,7 @@ static void drain(struct plog *log) {
     struct storage_shard *s = log->shard;
     for (int spins = 0; log->flush_count > 0 || log->alloc_in_flight || log->reads_in_flight ||
                         log->meta_ops_pending || log->index_seg || log->snap_write.busy ||
+                        log->unlinks_in_flight ||
                         (!log->failed && log->log_end_offset > log->high_watermark);
          spins++) {
         assert(spins < 1000000);

@@ -296,6 +296,8 @@ struct plog {
     struct file_write snap_write;
     uint8_t *snap_buf;            /* encoded snapshot while snap_write is busy */
     int64_t snap_offset;
+    struct uring_op unlink_op;    /* old snapshots' unlinks through the ring */
+    uint32_t unlinks_in_flight;
     uint32_t reads_in_flight;
     uint64_t appends, flushes, fsyncs;
     uint64_t dsync_flushes;        /* durable flushes made durable by RWF_DSYNC writes */
