@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "dataplane/net/uring_sock.h"
 #include "hw/log.h"
@@ -40,11 +39,9 @@ static struct dpdk_port *lg_dpdk_port;
 
 void lg_worker_use_dpdk(struct dpdk_port *port) { lg_dpdk_port = port; }
 
-uint64_t lg_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+/* The loop's clock: the now it passes to run_work and the times loadgen takes itself
+ * must be one clock. */
+uint64_t lg_now_ns(void) { return shard_loop_clock_ns(); }
 
 int lg_frames_push(struct lg_frames *f, const uint8_t *data, size_t len,
                    int (*on_frame)(void *ctx, const uint8_t *frame, size_t len), void *ctx) {
