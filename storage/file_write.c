@@ -46,8 +46,8 @@ static void step_submit(struct file_write *fw) {
 }
 
 static void finish(struct file_write *fw) {
+    assert(fw->fd == -1); /* never opened, or closed */
     fw->busy = false;
-    fw->fd = -1;
     fw->done(fw, fw->err);
 }
 
