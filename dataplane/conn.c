@@ -817,6 +817,7 @@ static int on_accepted(void *ctx, struct net_conn *nc) {
         return -1;
     }
     assert(nc->id < ks->cfg.max_conns);
+    assert(ks->now_ms > 0 && "kserver_clock before the first accept: else idle at once");
     struct kconn *c = &ks->conns[nc->id];
     assert(!c->in_use);
     memset(c, 0, sizeof *c);
@@ -1019,8 +1020,13 @@ static void idle_sweep(struct kserver *ks) {
     }
 }
 
-void kserver_tick(struct kserver *ks, uint64_t now_ms) {
+void kserver_clock(struct kserver *ks, uint64_t now_ms) {
+    assert(now_ms >= ks->now_ms);
     ks->now_ms = now_ms;
+}
+
+void kserver_tick(struct kserver *ks, uint64_t now_ms) {
+    kserver_clock(ks, now_ms);
     if (ks->waiters > 0) resume_waiters(ks);
     if (now_ms >= ks->next_sweep_ms) {
         uint64_t every_ms = ks->cfg.idle_timeout_ms / 4;

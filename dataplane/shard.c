@@ -14,6 +14,8 @@
  * request received now sees every catalogue change published before it -- a client
  * that created a topic or added partitions reads them in its next Metadata)
  *     refresh the catalogue snapshot (router.c opens/closes this shard's partitions)
+ *     set the connections' clock (an accept is stamped with it: a stale clock made a
+ *       connection accepted before the first tick idle since time 0, closed at once)
  * and after the CQEs (shard_work)
  *     drain the mesh rings addressed to this shard
  *     tick: clock, idle connections, connections waiting for buffers, backend retries,
@@ -203,6 +205,8 @@ static int shard_setup(struct shard *s) {
     s->loop.net = s->net;
     kserver_attach(s->server, s->net);
     if (s->has_router) router_attach(&s->router, s->server);
+    kserver_clock(s->server, shard_clock_ms()); /* a connection accepted before the first
+                                                   iteration is not idle since time 0 */
     rc = net_listen(s->net, cfg->listen_host, cfg->listen_port);
     if (rc < 0) {
         snprintf(s->error, sizeof s->error, "listen %s:%u: %s", cfg->listen_host,
@@ -236,9 +240,10 @@ static void shard_teardown(struct shard *s) {
 
 /* ---- the shard's role in the loop (shard_loop.h) -------------------------------- */
 
-static void shard_begin(void *ctx) {
+static void shard_begin(void *ctx, uint64_t now_ns) {
     struct shard *s = ctx;
     if (s->has_router) router_refresh(&s->router);
+    kserver_clock(s->server, now_ns / 1000000ull);
 }
 
 static unsigned shard_work(void *ctx, uint64_t now_ns) {

@@ -1,7 +1,8 @@
 /* shard_loop.c - the run-to-completion loop (see shard_loop.h for who runs it).
  *
  * One iteration, in plain sight:
- *     the role's begin (broker: swap in the newest catalogue snapshot)
+ *     the role's begin, at the clock read after the last wait (broker: swap in the
+ *       newest catalogue snapshot, set the connections' clock)
  *     dispatch up to cqe_budget ready CQEs (network and disk callbacks)
  *     poll a poll-mode network backend (DPDK: receive, run the TCP stack, transmit)
  *     the role's work (broker: catalogue, mesh, ticks, group commit, fetches;
@@ -143,7 +144,7 @@ void shard_loop_run(struct shard_loop *l, const struct shard_loop_ops *ops, void
     bool polling = l->net && net_polls(l->net);
     for (;;) {
         uint64_t t0 = shard_loop_clock_ns();
-        if (ops->begin) ops->begin(ctx);
+        if (ops->begin) ops->begin(ctx, t0);
         unsigned reaped = uring_op_dispatch_ready(&l->ring, l->cfg.cqe_budget);
         unsigned work = reaped;
         if (polling) work += net_poll(l->net, t0 / 1000u);

@@ -20,10 +20,12 @@ enum idle_policy { IDLE_BLOCK = 0, IDLE_POLL = 1 };
 
 /* What a role plugs into the loop. work and done are required. */
 struct shard_loop_ops {
-    /* Optional: first thing in each iteration, before any CQE is dispatched (the broker
-     * swaps in the newest catalogue snapshot here, so a request received in this
-     * iteration sees every change published before it arrived). */
-    void (*begin)(void *ctx);
+    /* Optional: first thing in each iteration, before any CQE is dispatched, at now_ns
+     * (read after the previous iteration's wait). The broker swaps in the newest
+     * catalogue snapshot here, so a request received in this iteration sees every
+     * change published before it arrived, and sets its connections' clock, so an
+     * accept or a receive is stamped with this iteration's time, not an older one. */
+    void (*begin)(void *ctx, uint64_t now_ns);
     /* The role's ready work at now_ns (after this iteration's CQEs were dispatched and
      * a poll-mode backend was polled): returns how much it did (0: nothing). */
     unsigned (*work)(void *ctx, uint64_t now_ns);

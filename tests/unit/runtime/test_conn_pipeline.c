@@ -11,7 +11,9 @@
  * - a failed request closes the connection after the responses before it;
  * - a big frame buffered whole is offered to its handler (handler_ctx.frame_block), which
  *   keeps the block instead of copying: the bytes stay intact while the connection
- *   goes on reading into a new stash.
+ *   goes on reading into a new stash;
+ * - a connection's idle time starts at its accept, stamped with the clock of the
+ *   iteration that accepted it (kserver_clock), not that of an older tick.
  *
  * The test drives one connection layer on its own io_uring from this thread (the shard
  * loop in miniature), with its own handler table: Produce (api 0) defers and the test
@@ -118,6 +120,18 @@ static void pump(void) {
     uring_op_dispatch_ready(&ring, 256);
     kserver_tick(ks, now_ms());
     net_tick(net, now_ms());
+    io_uring_submit(&ring);
+}
+
+/* pump() on a clock of the test's choosing (set before the CQEs, as the shard does). */
+static void pump_at(uint64_t clock_ms) {
+    struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 2 * 1000000};
+    struct io_uring_cqe *cqe = NULL;
+    io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, NULL);
+    kserver_clock(ks, clock_ms);
+    uring_op_dispatch_ready(&ring, 256);
+    kserver_tick(ks, clock_ms);
+    net_tick(net, clock_ms);
     io_uring_submit(&ring);
 }
 
@@ -461,4 +475,28 @@ Test(conn_pipeline, a_big_frame_block_is_kept_by_its_handler, .init = setup, .fi
     for (unsigned i = 0; i < kept_count; i++) frame_block_put(kept[i].block, kept[i].cap);
     close(fd);
     PUMP_UNTIL(kserver_conn_count(ks) == 0);
+}
+
+/* The loop slept 59.9 s since its last tick (idle timeout 60 s), then accepted a client.
+ * 1.5 s later (an idle sweep is due) that client has been idle 1.5 s, not 61.4 s: it
+ * stays open. (The broker
+ * stamped accepts with the last tick's clock, and before its first tick with 0: a
+ * connection accepted right after start was closed as idle at once.) */
+Test(conn_pipeline, idle_time_starts_at_the_accept, .init = setup, .fini = teardown) {
+    uint64_t woke_ms = now_ms() + 59900;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    for (int i = 0; i < 2500 && kserver_conn_count(ks) == 0; i++) pump_at(woke_ms);
+    cr_assert_eq(kserver_conn_count(ks), 1, "accepted");
+    for (int i = 0; i < 10; i++) pump_at(woke_ms + 1500); /* an idle sweep runs */
+    cr_expect_eq(kserver_conn_count(ks), 1, "1.5 s after its accept it is not idle");
+    uint8_t b;
+    cr_expect_eq(read(fd, &b, 1), -1, "the broker did not close it");
+    close(fd);
+    for (int i = 0; i < 2500 && kserver_conn_count(ks) > 0; i++) pump_at(woke_ms + 1500);
+    cr_expect_eq(kserver_conn_count(ks), 0);
 }

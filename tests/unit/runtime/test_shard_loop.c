@@ -12,7 +12,7 @@
 
 struct role {
     struct shard_loop *loop;
-    uint64_t start_ns, end_ns, timer_every_ns, next_timer_ns;
+    uint64_t start_ns, end_ns, timer_every_ns, next_timer_ns, begin_ns, work_ns;
     unsigned begins, iterations, timers, nops_sent, nops_done;
     struct uring_op nop;
 };
@@ -25,11 +25,20 @@ static void nop_done(struct uring_op *op, int32_t res, uint32_t flags) {
     r->nops_done++;
 }
 
-static void role_begin(void *ctx) { ((struct role *)ctx)->begins++; }
+/* begin's clock is read after the last wait: never older than the previous work's. */
+static void role_begin(void *ctx, uint64_t now_ns) {
+    struct role *r = ctx;
+    cr_expect_geq(now_ns, r->begin_ns, "begin's clock goes forward");
+    cr_expect_geq(now_ns, r->work_ns, "begin's clock is not older than the last work's");
+    r->begin_ns = now_ns;
+    r->begins++;
+}
 
 /* Every timer_every_ns: one NOP through the ring. */
 static unsigned role_work(void *ctx, uint64_t now_ns) {
     struct role *r = ctx;
+    cr_expect_geq(now_ns, r->begin_ns, "work's clock is not older than begin's");
+    r->work_ns = now_ns;
     r->iterations++;
     if (now_ns < r->next_timer_ns) return 0;
     r->timers++;
