@@ -222,6 +222,12 @@ void router_refresh(struct router *r) {
     ptable_sync(r);
 }
 
+void router_begin(struct router *r, uint64_t now_ms) {
+    assert(now_ms >= r->now_ms);
+    r->now_ms = now_ms;
+    router_refresh(r);
+}
+
 /* From inside a callback (a mesh message, a handler): take the newest snapshot and open
  * the partitions it newly places here, but close nothing -- plog_close waits on the ring
  * and runs other completions, which must not re-enter a connection mid-request. The next

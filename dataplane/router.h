@@ -126,6 +126,11 @@ int router_init(struct router *r, const struct router_config *cfg, char *err, si
 void router_attach(struct router *r, struct kserver *ks);
 /* Between loop iterations: pick up a new catalogue snapshot (open / close partitions). */
 void router_refresh(struct router *r);
+/* First thing in a loop iteration, before its CQEs: the clock the requests received in
+ * it are timed by (a fetch's max wait, a produce's buffer wait), then router_refresh.
+ * The clock of the last tick could be a whole idle wait old: a fetch arriving after
+ * it was answered up to that much before its MaxWaitMs. */
+void router_begin(struct router *r, uint64_t now_ms);
 /* Each iteration: group commit, outbox retry, parked fetches. Returns work done. */
 unsigned router_tick(struct router *r, uint64_t now_ms);
 /* How long the shard may block in io_uring: short while fetches are parked (they watch

@@ -13,9 +13,11 @@
  * time). The shard's part of each iteration: first (shard_begin, before the CQEs, so a
  * request received now sees every catalogue change published before it -- a client
  * that created a topic or added partitions reads them in its next Metadata)
+ *     set the clock this iteration's requests are timed by: the router's (a fetch's
+ *       max wait) and the connections' (idle time from the accept). The last tick's
+ *       clock could be an idle wait old: fetches were answered early, and a connection
+ *       accepted before the first tick was idle since time 0 and closed at once
  *     refresh the catalogue snapshot (router.c opens/closes this shard's partitions)
- *     set the connections' clock (an accept is stamped with it: a stale clock made a
- *       connection accepted before the first tick idle since time 0, closed at once)
  * and after the CQEs (shard_work)
  *     drain the mesh rings addressed to this shard
  *     tick: clock, idle connections, connections waiting for buffers, backend retries,
@@ -242,8 +244,9 @@ static void shard_teardown(struct shard *s) {
 
 static void shard_begin(void *ctx, uint64_t now_ns) {
     struct shard *s = ctx;
-    if (s->has_router) router_refresh(&s->router);
-    kserver_clock(s->server, now_ns / 1000000ull);
+    uint64_t now_ms = now_ns / 1000000ull;
+    if (s->has_router) router_begin(&s->router, now_ms);
+    kserver_clock(s->server, now_ms);
 }
 
 static unsigned shard_work(void *ctx, uint64_t now_ns) {
