@@ -187,13 +187,19 @@ static void teardown(void) {
     io_uring_queue_exit(&ring);
 }
 
-static int client_connect(void) {
+/* A non-blocking client socket connected to the server (not yet accepted). */
+static int client_socket(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     cr_assert_geq(fd, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     fcntl(fd, F_SETFL, O_NONBLOCK);
+    return fd;
+}
+
+static int client_connect(void) {
+    int fd = client_socket();
     PUMP_UNTIL(kserver_conn_count(ks) == 1);
     return fd;
 }
@@ -484,12 +490,7 @@ Test(conn_pipeline, a_big_frame_block_is_kept_by_its_handler, .init = setup, .fi
  * connection accepted right after start was closed as idle at once.) */
 Test(conn_pipeline, idle_time_starts_at_the_accept, .init = setup, .fini = teardown) {
     uint64_t woke_ms = now_ms() + 59900;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    fcntl(fd, F_SETFL, O_NONBLOCK);
+    int fd = client_socket();
     for (int i = 0; i < 2500 && kserver_conn_count(ks) == 0; i++) pump_at(woke_ms);
     cr_assert_eq(kserver_conn_count(ks), 1, "accepted");
     for (int i = 0; i < 10; i++) pump_at(woke_ms + 1500); /* an idle sweep runs */
