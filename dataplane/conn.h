@@ -13,9 +13,14 @@
 #include "hw/chunk.h"
 
 /* Requests one connection may have in progress at once (deferred, or answered and
- * waiting for an earlier one): librdkafka pipelines up to 5 (max.in.flight). The router
- * sizes its bounds by max_conns times this. */
-#define KSERVER_MAX_PIPELINE 8u
+ * waiting for an earlier one). The Java producer pipelines up to 5 (max.in.flight);
+ * librdkafka without idempotence allows far more. Past this the connection is paused,
+ * and that path costs: with 1 MiB acks=all requests, 16 in flight and a limit of 8, the
+ * broker paused 1,160 times per GB, its frames no longer sat alone in their blocks
+ * (copied again, stash regrown: fresh pages) and it took 795-816 MB/s; with 16,
+ * 1050-1112 MB/s (perf/results/pipeline.md section 10). The router sizes its bounds by
+ * max_conns times this (slots and outbox: virtual memory, touched when used). */
+#define KSERVER_MAX_PIPELINE 16u
 
 struct kserver_config {
     uint32_t max_conns;              /* connection slots of this shard */

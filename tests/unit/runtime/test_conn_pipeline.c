@@ -177,6 +177,7 @@ static void setup_with(uint32_t max_inflight) {
 }
 
 static void setup(void) { setup_with(16); }
+static void setup_deep(void) { setup_with(KSERVER_MAX_PIPELINE + 8); }
 static void setup_three(void) { setup_with(3); }
 
 static void teardown(void) {
@@ -404,6 +405,25 @@ Test(conn_pipeline, requests_in_progress_are_bounded, .init = setup_three, .fini
     PUMP_UNTIL(token_count == 7);
     complete(7);
     for (int32_t id = 4; id <= 7; id++) expect_completed(fd, id);
+    close(fd);
+    PUMP_UNTIL(kserver_conn_count(ks) == 0);
+}
+
+/* A client with as many requests in flight as KSERVER_MAX_PIPELINE has them all in
+ * progress at once (16: more than the Java producer's 5, as librdkafka pipelines); the
+ * next one waits for a place, without losing its order. */
+Test(conn_pipeline, a_full_pipeline_is_in_progress_at_once, .init = setup_deep,
+     .fini = teardown) {
+    cr_assert_geq(KSERVER_MAX_PIPELINE, 16);
+    int fd = client_connect();
+    send_produces(fd, 1, KSERVER_MAX_PIPELINE + 1);
+    PUMP_UNTIL(token_count == KSERVER_MAX_PIPELINE);
+    pump_some();
+    cr_assert_eq(token_count, KSERVER_MAX_PIPELINE, "one past the pipeline waits");
+    for (int32_t id = 1; id <= (int32_t)KSERVER_MAX_PIPELINE; id++) complete(id);
+    PUMP_UNTIL(token_count == KSERVER_MAX_PIPELINE + 1);
+    complete((int32_t)KSERVER_MAX_PIPELINE + 1);
+    for (int32_t id = 1; id <= (int32_t)KSERVER_MAX_PIPELINE + 1; id++) expect_completed(fd, id);
     close(fd);
     PUMP_UNTIL(kserver_conn_count(ks) == 0);
 }
