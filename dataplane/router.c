@@ -308,12 +308,14 @@ int router_init(struct router *r, const struct router_config *cfg, char *err, si
 void router_attach(struct router *r, struct kserver *ks) { r->ks = ks; }
 
 void router_destroy(struct router *r) {
-    if (r->cfg.mesh) atomic_store_explicit(&all_routers[r->cfg.shard_id], NULL,
-                                           memory_order_release);
+    /* Closing a log completes its appends still in flight (append_done looks this
+     * router up by shard): unregister only after. */
     if (r->table) {
         for (uint32_t i = 0; i < ROUTER_PTABLE_SLOTS; i++)
             if (r->table[i].used && r->table[i].log) plog_close(r->table[i].log);
     }
+    if (r->cfg.mesh) atomic_store_explicit(&all_routers[r->cfg.shard_id], NULL,
+                                           memory_order_release);
     /* Parked and answered jobs have heard from every owner: free them. (A job still
      * waiting for another shard at shutdown is left to the process exit.) */
     struct data_job *lists[2] = {r->parked, r->ready};

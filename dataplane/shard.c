@@ -222,13 +222,16 @@ static int shard_setup(struct shard *s) {
     return 0;
 }
 
+/* The router goes first: closing its logs waits for their writes in the ring and
+ * dispatches every CQE meanwhile (appends completing into jobs and connections, network
+ * ops), so the connection layer and the backend must still be there. */
 static void shard_teardown(struct shard *s) {
+    if (s->has_router) router_destroy(&s->router);
+    s->has_router = false;
     if (s->net) net_destroy(s->net);
     s->net = NULL;
     kserver_destroy(s->server);
     s->server = NULL;
-    if (s->has_router) router_destroy(&s->router);
-    s->has_router = false;
     if (s->recv_buffers) {
         for (uint32_t i = 0; i < s->cfg.recv_buffer_count; i++)
             if (s->recv_buffers[i]) chunk_unref(&s->pool, s->recv_buffers[i]);
