@@ -55,6 +55,8 @@ struct lg_options {
     int16_t acks;                     /* 0, 1, -1 (all) */
     int codec;                        /* enum record_codec */
     uint32_t max_inflight;            /* produce requests in flight per connection */
+    uint32_t request_timeout_ms;      /* a produce request unanswered this long fails
+                                         (Kafka's request.timeout.ms) */
     uint32_t producers;
     uint32_t consumers;
     enum lg_consumer_mode consumer_mode;

@@ -34,6 +34,7 @@ void lg_options_default(struct lg_options *o) {
     o->acks = 1;
     o->codec = RECORD_CODEC_NONE;
     o->max_inflight = 5;
+    o->request_timeout_ms = 30000;
     o->producers = 1;
     o->consumers = 1;
     o->fetch_max_bytes = 4 << 20;
@@ -202,6 +203,8 @@ static const struct opt_key keys[] = {
     {"acks", "0|1|all (1)"},
     {"compression", "none|gzip|snappy|lz4|zstd (none)"},
     {"max-in-flight", "produce requests in flight per connection (5)"},
+    {"request-timeout-ms", "a produce request unanswered this long fails: its messages "
+                           "count as produce errors and the connection is closed (30000)"},
     {"producers", "producer connections (1)"},
     {"consumers", "consumer connections (1)"},
     {"consumer-mode", "fanout (each reads every partition) | split (1)"},
@@ -271,6 +274,8 @@ int lg_options_set(struct lg_options *o, const char *k, const char *v, char *err
     else if (!strcmp(k, "acks")) rc = parse_acks(o, v);
     else if (!strcmp(k, "compression")) rc = parse_codec(o, v);
     else if (!strcmp(k, "max-in-flight")) rc = parse_u32(v, 1, 64, &o->max_inflight);
+    else if (!strcmp(k, "request-timeout-ms"))
+        rc = parse_u32(v, 100, 3600000, &o->request_timeout_ms);
     else if (!strcmp(k, "producers")) rc = parse_u32(v, 0, LG_MAX_CONNS, &o->producers);
     else if (!strcmp(k, "consumers")) rc = parse_u32(v, 0, LG_MAX_CONNS, &o->consumers);
     else if (!strcmp(k, "consumer-mode")) {

@@ -25,6 +25,7 @@
  * in either order; only then do its slots return to the pool. */
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,7 @@ struct preq {
     uint32_t slot_count;
     uint32_t slots[LG_REQ_MAX_BATCHES];
     bool send_done, answered, in_use;
+    uint64_t sent_ns;            /* when it was handed to the connection */
     struct net_send send;
     struct iovec iov[NET_SEND_MAX_IOV];
     uint8_t inline_buf[LG_REQ_INLINE_BYTES];
@@ -655,7 +657,7 @@ static int send_request(struct lg_producer *p) {
     struct kafka_produce_request req;
     kafka_produce_request_init(&req, sh->c->versions.produce);
     req.acks = sh->o->acks;
-    req.timeout_ms = 30000;
+    req.timeout_ms = (int32_t)sh->o->request_timeout_ms;
     req.topic_data = topics;
     req.topic_data_count = topic_count;
     struct kafka_writer wr;
@@ -669,6 +671,7 @@ static int send_request(struct lg_producer *p) {
         return -1;
     }
     r->in_use = true;
+    r->sent_ns = lg_now_ns();
     r->send = (struct net_send){.iov = r->iov, .iov_count = iov_count, .done = on_send_done,
                                 .user = r};
     p->req_count++;
@@ -682,8 +685,48 @@ static int send_request(struct lg_producer *p) {
     return 0;
 }
 
+/* The oldest request still waiting for its answer, or NULL. */
+static const struct preq *oldest_unanswered(const struct lg_producer *p) {
+    uint32_t max_inflight = p->w->sh->o->max_inflight;
+    for (uint32_t i = 0; i < p->req_count; i++) {
+        const struct preq *r = &p->reqs[(p->req_head + i) % max_inflight];
+        if (!r->answered) return r;
+    }
+    return NULL;
+}
+
+/* A request went unanswered for request_timeout_ms (a broker that stopped, or lost the
+ * request): as the Java producer does, fail it and every later one -- their messages
+ * count as produce errors -- and close the connection. The producer is finished, so
+ * the run ends instead of waiting for an answer that may never come. */
+static void producer_timed_out(struct lg_worker *w, struct lg_producer *p) {
+    uint32_t max_inflight = w->sh->o->max_inflight;
+    uint64_t failed_msgs = 0;
+    for (uint32_t i = 0; i < p->req_count; i++) {
+        struct preq *r = &p->reqs[(p->req_head + i) % max_inflight];
+        if (r->answered) continue;
+        r->answered = true;
+        for (uint32_t k = 0; k < r->slot_count; k++) failed_msgs += p->slots[r->slots[k]].count;
+    }
+    lg_add(&w->counters.produce_errors, failed_msgs);
+    log_warn("loadgen_request_timeout", "producer=%u timeout_ms=%u failed_msgs=%" PRIu64,
+             p->number, w->sh->o->request_timeout_ms, failed_msgs);
+    if (!w->error[0])
+        snprintf(w->error, sizeof w->error,
+                 "produce request timed out after %u ms (no answer from the broker): %" PRIu64
+                 " messages failed", w->sh->o->request_timeout_ms, failed_msgs);
+    producer_finish(p);
+    net_close(w->net, p->conn);
+}
+
 uint64_t lg_producer_step(struct lg_worker *w, struct lg_producer *p, uint64_t now_ns) {
     if (p->finished || !p->connected || p->closed) return UINT64_MAX;
+    const struct preq *oldest = oldest_unanswered(p);
+    if (oldest && now_ns > oldest->sent_ns &&
+        now_ns - oldest->sent_ns >= (uint64_t)w->sh->o->request_timeout_ms * 1000000ull) {
+        producer_timed_out(w, p);
+        return UINT64_MAX;
+    }
     const struct lg_shared *sh = w->sh;
     if (!p->scheduled) { /* the schedule starts when the main thread says go */
         if (!atomic_load(&sh->go)) return 1000000;

@@ -13,11 +13,16 @@ Then a fixed message count with zstd compression and keyed (zipf) messages, and 
 catch-up read from the earliest offset with no producers. Then kcat reads the
 topic back: the batches the load generator wrote are valid for librdkafka too. A
 consumer cut off behind the producer (--drain 0) reports what it did not reach as
-unread, not lost, and exits 3."""
+unread, not lost, and exits 3. A broker that stops answering (SIGSTOP) fails the
+requests in flight after --request-timeout-ms, as Kafka's request.timeout.ms does:
+loadgen ends instead of waiting for an answer that never comes."""
 import json
 import os
+import signal
+import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Broker, kcat, run  # noqa: E402
@@ -131,3 +136,31 @@ with tempfile.TemporaryDirectory() as tmp, Broker(SLUICE, cores="1") as b:
                        timeout_s=30)
     assert rc == 1 and "setup" in err, (rc, err)
     print("ok  bad workload and unreachable broker exit 2 and 1 with a message")
+
+# 6. a broker that stops answering: the produce requests in flight time out, their
+#    messages count as produce errors, the connection is closed and the run ends
+#    (it waited for those answers forever before --request-timeout-ms)
+with tempfile.TemporaryDirectory() as tmp, Broker(SLUICE, cores="1") as b:
+    j = os.path.join(tmp, "run.json")
+    t0 = time.monotonic()
+    lg = subprocess.Popen([SLUICE, "loadgen", "--bootstrap", b.bootstrap, "--json", j,
+                           "--quiet", "true", "--topic", "lg-stop", "--warmup", "0",
+                           "--duration", "4", "--rate", "20000", "--drain", "2",
+                           "--request-timeout-ms", "1500"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    b.proc.send_signal(signal.SIGSTOP)
+    try:
+        out, err = lg.communicate(timeout=30)
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+    took = time.monotonic() - t0
+    with open(j) as f:
+        r = json.load(f)["runs"][0]
+    assert lg.returncode == 0, (lg.returncode, out, err)
+    assert "produce request timed out after 1500 ms" in err, err
+    assert r["produce_errors"] > 0 and r["lost"] == 0 and r["duplicated"] == 0, r
+    assert r["acked_msgs"] > 0, r
+    assert took < 15, took
+    print("ok  broker stopped mid-run: %d messages timed out after 1.5 s, run ended in "
+          "%.1f s" % (r["produce_errors"], took))
