@@ -696,9 +696,10 @@ static const struct preq *oldest_unanswered(const struct lg_producer *p) {
 }
 
 /* A request went unanswered for request_timeout_ms (a broker that stopped, or lost the
- * request): as the Java producer does, fail it and every later one -- their messages
- * count as produce errors -- and close the connection. The producer is finished, so
- * the run ends instead of waiting for an answer that may never come. */
+ * request): as the Java producer does, fail it and every later one -- their messages,
+ * and those of batches not sent yet, count as produce errors -- and close the
+ * connection. The producer is finished, so the run ends instead of waiting for an
+ * answer that may never come. */
 static void producer_timed_out(struct lg_worker *w, struct lg_producer *p) {
     uint32_t max_inflight = w->sh->o->max_inflight;
     uint64_t failed_msgs = 0;
@@ -708,6 +709,10 @@ static void producer_timed_out(struct lg_worker *w, struct lg_producer *p) {
         r->answered = true;
         for (uint32_t k = 0; k < r->slot_count; k++) failed_msgs += p->slots[r->slots[k]].count;
     }
+    for (uint32_t id = p->sealed_head; id != NO_SLOT; id = p->slots[id].next_sealed)
+        failed_msgs += p->slots[id].count;
+    for (uint32_t i = 0; i < p->part_count; i++)
+        if (p->parts[i].filling >= 0) failed_msgs += p->slots[p->parts[i].filling].count;
     lg_add(&w->counters.produce_errors, failed_msgs);
     log_warn("loadgen_request_timeout", "producer=%u timeout_ms=%u failed_msgs=%" PRIu64,
              p->number, w->sh->o->request_timeout_ms, failed_msgs);

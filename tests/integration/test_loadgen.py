@@ -160,6 +160,8 @@ with tempfile.TemporaryDirectory() as tmp, Broker(SLUICE, cores="1") as b:
     assert lg.returncode == 0, (lg.returncode, out, err)
     assert "produce request timed out after 1500 ms" in err, err
     assert r["produce_errors"] > 0 and r["lost"] == 0 and r["duplicated"] == 0, r
+    # every message generated is accounted for: acknowledged, or failed
+    assert r["acked_msgs"] + r["produce_errors"] == r["produced_msgs"], r
     assert r["acked_msgs"] > 0, r
     assert took < 15, took
     print("ok  broker stopped mid-run: %d messages timed out after 1.5 s, run ended in "
