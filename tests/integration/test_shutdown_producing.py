@@ -1,16 +1,21 @@
 #!/usr/bin/python3
 """SIGTERM while producers are writing: exit 0, and every acknowledged record is there.
 
-A 2-shard broker takes 1 MiB acks=0 batches from `sluice loadgen` (so disk writes
-are in flight at any moment) and 1 KiB acks=all records from librdkafka
-(confluent-kafka). 1.5 s in, it gets SIGTERM. It must exit 0. Restarted on the same
+A 2-shard broker takes 1 KiB acks=all records from librdkafka (confluent-kafka) and,
+once 1,000 of them are delivered, 1 MiB acks=0 batches from `sluice loadgen` too (so
+disk writes are in flight at any moment). 1.5 s later it gets SIGTERM. It must exit 0. Restarted on the same
 data dir, every record librdkafka was told was delivered must read back at its
 offset, with its value.
 
-This failed 5 of 6 rounds before the fix (router_of_shard: Assertion `r' failed). At
+This failed 5 of 6 rounds before the first fix (router_of_shard: Assertion `r' failed). At
 shutdown the shard freed its connection layer first. It then unregistered its router
 before closing the logs, and closing a log completes the appends still in flight,
 whose callbacks look the router up. The router now goes first and unregisters last.
+A clean-clone CI run then found the next one, 1 stop in 9 here: a part done on one
+shard for a job of a shard that had already stopped was reported to it through the
+mesh (its torn-down router read as shard 0: mesh_send from == to). While a router is
+being destroyed, such parts are left to the process exit, as other jobs waiting on
+another shard are.
 """
 import signal
 import subprocess
@@ -22,7 +27,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from harness import Broker
 
-ROUNDS = 3
+ROUNDS = 4
 
 
 def check(cond, what):
@@ -72,15 +77,18 @@ def main():
     sluice = sys.argv[1]
     for r in range(ROUNDS):
         with Broker(sluice, cores="2", config={"num.partitions": 4}) as b:
+            stop, delivered = threading.Event(), []
+            topic = "acked%d" % r
+            t = threading.Thread(target=produce_until, args=(b.bootstrap, topic, stop, delivered))
+            t.start()
+            deadline = time.monotonic() + 30
+            while len(delivered) < 1000 and time.monotonic() < deadline:
+                time.sleep(0.05)
             load = subprocess.Popen(
                 [sluice, "loadgen", "--bootstrap", b.bootstrap, "--topic", "load%d" % r,
                  "--partitions", "4", "--warmup", "0", "--duration", "30", "--acks", "0",
                  "--batch-size", "1MiB", "--consumers", "0", "--request-timeout-ms", "2000"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            stop, delivered = threading.Event(), []
-            topic = "acked%d" % r
-            t = threading.Thread(target=produce_until, args=(b.bootstrap, topic, stop, delivered))
-            t.start()
             time.sleep(1.5)
             before = len(delivered)
             b.proc.send_signal(signal.SIGTERM)
