@@ -382,6 +382,7 @@ struct data_job *router_job_new(struct router *r, struct handler_ctx *ctx,
         return NULL;
     }
     job->origin = r;
+    job->origin_shard = r->cfg.shard_id;
     job->token = ctx->token;
     job->api_key = ctx->hdr->request_api_key;
     job->version = ctx->hdr->request_api_version;
@@ -445,11 +446,13 @@ void router_owner_op_done(struct router *r, struct data_job *job) {
         origin_part_done(r, job);
         return;
     }
-    /* Shutdown: the origin shard may have stopped already (its router torn down), so
-     * the job is left to the process exit, like every job waiting on another shard. */
+    /* Shutdown: the origin shard may have stopped already, its router torn down (so
+     * its id is read from the job). A report to it waits in its ring, unread, and the
+     * job is left to the process exit, like every job waiting on another shard; while
+     * this router is being destroyed it is not even sent. */
     if (r->destroying) return;
     struct shard_msg m = {.type = ROUTER_MSG_PART_DONE, .ptr = job};
-    router_send(r, job->origin->cfg.shard_id, &m);
+    router_send(r, job->origin_shard, &m);
 }
 
 

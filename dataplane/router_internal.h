@@ -78,6 +78,7 @@ struct part_read {
 
 struct data_job {
     struct router *origin;
+    int origin_shard;              /* origin's shard id, readable after it stopped */
     struct conn_token token;
     int16_t api_key, version;
     uint8_t *frame;                /* a copy of the request body */
