@@ -56,8 +56,8 @@ struct kserver *kserver_create(const struct kserver_config *cfg);
 /* The callbacks to give the backend; then attach the backend made with them. */
 void kserver_net_events(struct net_events *out);
 void kserver_attach(struct kserver *ks, struct net_backend *net);
-/* The clock connections are stamped with (accepted, received, sent): set before the
- * first net_listen and at the start of each loop iteration, before its CQEs. */
+/* The clock connections are stamped with (accepted, received, sent): set at the start
+ * of each loop iteration, before its CQEs are dispatched (so before the first accept). */
 void kserver_clock(struct kserver *ks, uint64_t now_ms);
 /* Once per shard loop iteration: clock, idle sweep, connections waiting for buffers. */
 void kserver_tick(struct kserver *ks, uint64_t now_ms);

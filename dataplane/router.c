@@ -309,9 +309,7 @@ void router_attach(struct router *r, struct kserver *ks) { r->ks = ks; }
 
 void router_destroy(struct router *r) {
     /* Closing a log completes its appends still in flight (append_done looks this
-     * router up by shard): unregister only after. Parts done for another shard's job
-     * are not reported (router_owner_op_done): that shard may be gone. */
-    r->destroying = true;
+     * router up by shard): unregister only after. */
     if (r->table) {
         for (uint32_t i = 0; i < ROUTER_PTABLE_SLOTS; i++)
             if (r->table[i].used && r->table[i].log) plog_close(r->table[i].log);
@@ -446,11 +444,9 @@ void router_owner_op_done(struct router *r, struct data_job *job) {
         origin_part_done(r, job);
         return;
     }
-    /* Shutdown: the origin shard may have stopped already, its router torn down (so
-     * its id is read from the job). A report to it waits in its ring, unread, and the
-     * job is left to the process exit, like every job waiting on another shard; while
-     * this router is being destroyed it is not even sent. */
-    if (r->destroying) return;
+    /* At shutdown the origin shard may have stopped already, its router torn down (so
+     * its id is read from the job): the report then waits in its ring, unread, and the
+     * job is left to the process exit, like every job waiting on another shard. */
     struct shard_msg m = {.type = ROUTER_MSG_PART_DONE, .ptr = job};
     router_send(r, job->origin_shard, &m);
 }

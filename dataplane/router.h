@@ -104,7 +104,6 @@ struct router {
     struct kserver *ks;
     struct storage_shard storage;
     bool storage_ready;
-    bool destroying;           /* router_destroy is closing the logs */
     uint64_t epoch;                /* snapshot the partition table matches */
     struct ptable_entry *table, *spare; /* ROUTER_PTABLE_SLOTS each */
     uint32_t open_count;

@@ -207,8 +207,6 @@ static int shard_setup(struct shard *s) {
     s->loop.net = s->net;
     kserver_attach(s->server, s->net);
     if (s->has_router) router_attach(&s->router, s->server);
-    kserver_clock(s->server, shard_clock_ms()); /* a connection accepted before the first
-                                                   iteration is not idle since time 0 */
     rc = net_listen(s->net, cfg->listen_host, cfg->listen_port);
     if (rc < 0) {
         snprintf(s->error, sizeof s->error, "listen %s:%u: %s", cfg->listen_host,
