@@ -222,7 +222,10 @@ int router_handle_fetch(struct handler_ctx *ctx, const struct kafka_request_head
     job->min_bytes = req.min_bytes;
     job->max_bytes = v >= 3 ? req.max_bytes : INT32_MAX;
     if (job->max_bytes <= 0) job->max_bytes = 1;
-    job->deadline_ms = r->now_ms + (uint64_t)(req.max_wait_ms > 0 ? req.max_wait_ms : 0);
+    /* The clock is whole milliseconds, truncated: the request arrived up to 1 ms after
+     * now_ms, so the deadline counts from now_ms + 1 and the wait is never short. */
+    if (req.max_wait_ms > 0) job->deadline_ms = r->now_ms + 1 + (uint64_t)req.max_wait_ms;
+    else job->deadline_ms = r->now_ms;
     uint32_t k = 0;
     for (int32_t i = 0; i < req.topics_count; i++) {
         const struct kafka_fetch_request_fetch_topic *ft = &req.topics[i];
