@@ -10,6 +10,10 @@
  * keep that block instead of copying the request (handler_ctx.frame_block; Produce
  * does), and the connection starts a new stash. Big blocks (frame.h) are recycled per
  * thread, so a 1 MiB Produce costs neither a copy into its job nor fresh pages.
+ * A paused connection keeps that property: the bytes that arrive behind a big frame
+ * waiting in the stash go to a second buffer (later), handled in arrival order on
+ * resume, so the waiting frame is neither copied by its job nor has its block regrown
+ * around it (a fresh mapping each time).
  * The frame size is checked as soon as its 4 bytes arrive, before any body is buffered.
  * All stashes of a shard share a soft budget (sluice.shard.input.max.bytes, see
  * stash_append) so many large half-sent requests cannot grow the shard without bound.
@@ -135,6 +139,9 @@ struct kconn {
     uint8_t *stash;
     uint32_t stash_len;
     uint32_t stash_cap;
+    uint8_t *later;              /* bytes that came behind a big frame waiting while paused */
+    uint32_t later_len;
+    uint32_t later_cap;
     struct out_block out[OUT_SLOTS];
     uint8_t out_head;
     uint8_t out_count;
@@ -715,18 +722,26 @@ static size_t conn_process(struct kserver *ks, struct kconn *c, const uint8_t *b
  * upfront. The shard's input budget (max_input_bytes) is checked when a connection
  * starts buffering: over it, that connection stops reading until the tick sees room;
  * frames already in progress keep reading, so the budget can never deadlock them. */
+static size_t input_limit(const struct kserver *ks) {
+    return (size_t)ks->cfg.max_request_bytes + 4 + STASH_SLACK_BYTES;
+}
+
+/* A connection holding more input than input_limit closes (logged, rate-limited). */
+static bool input_fits(struct kserver *ks, struct kconn *c, size_t held_bytes) {
+    if (held_bytes <= input_limit(ks)) return true;
+    if (log_ratelimit_ok(&ks->bad_frame_rl))
+        log_warn("input_overflow", "conn=%u bytes=%zu", c->nc->id, held_bytes);
+    c->want_close = true;
+    return false;
+}
+
 static bool stash_append(struct kserver *ks, struct kconn *c, const uint8_t *data,
                          size_t len_bytes) {
     bool starting = c->stash_len == 0;
     bool over_budget = starting && ks->stash_bytes + len_bytes > ks->cfg.max_input_bytes;
     size_t need = (size_t)c->stash_len + len_bytes;
-    size_t limit = (size_t)ks->cfg.max_request_bytes + 4 + STASH_SLACK_BYTES;
-    if (need > limit) {
-        if (log_ratelimit_ok(&ks->bad_frame_rl))
-            log_warn("input_overflow", "conn=%u bytes=%zu", c->nc->id, need);
-        c->want_close = true;
-        return false;
-    }
+    size_t limit = input_limit(ks);
+    if (!input_fits(ks, c, need + c->later_len)) return false;
     size_t frame_bytes = starting && len_bytes >= 4 ? 4 + (size_t)frame_be32(data) : 0;
     if (need > c->stash_cap && !over_budget && frame_bytes >= need && frame_bytes <= limit) {
         /* Reserve the whole frame, in a block that may come from (and go back to) the
@@ -803,6 +818,93 @@ static size_t stash_frame_rest(const struct kconn *c, size_t len) {
     return want < len ? want : len;
 }
 
+/* Keep bytes that arrived behind a big frame waiting in a paused connection's stash
+ * (see the top of the file). The buffer comes from the frame-block cache and grows
+ * geometrically from the slack; with the stash it is bounded by input_limit, and it counts in the
+ * shard's input buffering. */
+static bool later_append(struct kserver *ks, struct kconn *c, const uint8_t *data,
+                         size_t len_bytes) {
+    size_t need = (size_t)c->later_len + len_bytes;
+    if (!input_fits(ks, c, need + c->stash_len)) return false;
+    if (need > c->later_cap) {
+        /* What arrives after a pause is mostly within the slack: one block for it. */
+        size_t want = (size_t)c->later_cap * 2;
+        if (want < STASH_SLACK_BYTES) want = STASH_SLACK_BYTES;
+        if (want < need) want = need;
+        if (want > input_limit(ks)) want = input_limit(ks);
+        uint32_t cap = 0;
+        uint8_t *block = frame_block_get(want, &cap);
+        if (!block) {
+            c->want_close = true;
+            return false;
+        }
+        if (c->later_len > 0) memcpy(block, c->later, c->later_len);
+        frame_block_put(c->later, c->later_cap);
+        ks->stash_bytes += cap;
+        ks->stash_bytes -= c->later_cap;
+        c->later = block;
+        c->later_cap = cap;
+    }
+    memcpy(c->later + c->later_len, data, len_bytes);
+    c->later_len = (uint32_t)need;
+    return true;
+}
+
+/* A big frame complete and alone in the stash: its handler may keep the block
+ * (encode_response), so nothing may be appended behind it. */
+static bool stash_holds_one_big_frame(const struct kconn *c) {
+    return c->stash_len >= 4 && c->stash_len == 4 + (size_t)frame_be32(c->stash) &&
+           c->stash_cap >= FRAME_BLOCK_MIN_BYTES;
+}
+
+/* Keep received bytes the connection cannot handle now, in arrival order: behind a big
+ * frame waiting alone in a paused connection's stash they go to later, and so does
+ * everything after them until later is drained; otherwise into the stash (small
+ * frames gain nothing from a block of their own). */
+static bool keep_input(struct kserver *ks, struct kconn *c, const uint8_t *data, size_t len) {
+    if (c->later_len > 0 || (c->paused && stash_holds_one_big_frame(c)))
+        return later_append(ks, c, data, len);
+    return stash_append(ks, c, data, len);
+}
+
+/* Take received bytes, in order: complete the stash's frame in progress with the bytes
+ * up to its end only (a big frame then sits alone in its block, which a handler may
+ * keep), handle whole frames in place, keep the rest. Paused, nothing is handled. */
+static void conn_take(struct kserver *ks, struct kconn *c, const uint8_t *data, size_t len) {
+    size_t used = 0;
+    while (c->stash_len > 0 && c->later_len == 0 && used < len && !c->want_close) {
+        size_t n = stash_frame_rest(c, len - used);
+        if (n == 0) break; /* complete frames wait in the stash: keep behind them */
+        if (!stash_append(ks, c, data + used, n)) return;
+        used += n;
+        if (!c->paused) stash_process(ks, c);
+    }
+    if (used < len && !c->want_close && c->stash_len == 0 && c->later_len == 0 && !c->paused)
+        used += conn_process(ks, c, data + used, len - used);
+    if (used < len && !c->want_close && keep_input(ks, c, data + used, len - used) &&
+        !c->paused)
+        stash_process(ks, c);
+}
+
+/* Resumed: handle the bytes set aside while paused. They are taken out first, so a
+ * pause while handling them sets the rest aside afresh, behind what it stashes. */
+static void later_drain(struct kserver *ks, struct kconn *c) {
+    uint8_t *buf = c->later;
+    uint32_t len = c->later_len, cap = c->later_cap;
+    c->later = NULL;
+    c->later_len = c->later_cap = 0;
+    conn_take(ks, c, buf, len);
+    ks->stash_bytes -= cap;
+    frame_block_put(buf, cap);
+}
+
+static void later_release(struct kserver *ks, struct kconn *c) {
+    ks->stash_bytes -= c->later_cap;
+    frame_block_put(c->later, c->later_cap);
+    c->later = NULL;
+    c->later_len = c->later_cap = 0;
+}
+
 /* ---- backend callbacks ------------------------------------------------------------- */
 
 static int on_accepted(void *ctx, struct net_conn *nc) {
@@ -838,25 +940,7 @@ static void on_received(void *ctx, struct net_conn *nc, const uint8_t *data, siz
     assert(c && c->in_use);
     if (c->want_close) return; /* closing: input is ignored, and is not activity */
     c->last_active_ms = ks->now_ms;
-    size_t used = 0;
-    /* A frame in progress is completed first, with the bytes up to its end only: a big
-     * frame then sits alone in its stash block, which a handler may keep. */
-    while (c->stash_len > 0 && used < len && !c->want_close && !c->paused) {
-        size_t n = stash_frame_rest(c, len - used);
-        if (n == 0) break; /* complete frames wait in the stash: append behind them */
-        if (!stash_append(ks, c, data + used, n)) {
-            conn_settle(ks, c);
-            return;
-        }
-        used += n;
-        stash_process(ks, c);
-    }
-    if (used < len && !c->want_close) {
-        if (c->stash_len == 0 && !c->paused) used += conn_process(ks, c, data + used, len - used);
-        if (!c->want_close && used < len && stash_append(ks, c, data + used, len - used) &&
-            !c->paused)
-            stash_process(ks, c);
-    }
+    conn_take(ks, c, data, len);
     conn_flush(ks, c);
     conn_settle(ks, c);
 }
@@ -893,6 +977,7 @@ static void on_closed(void *ctx, struct net_conn *nc, int reason) {
     if (c->waiting_room) ks->waiters--;
     ks->stash_bytes -= c->stash_cap;
     frame_block_put(c->stash, c->stash_cap);
+    later_release(ks, c);
     log_debug("conn_closed", "conn=%u reason=%d", nc->id, reason);
     memset(c, 0, sizeof *c);
     nc->user = NULL;
@@ -913,6 +998,7 @@ static void conn_resume(struct kserver *ks, struct kconn *c) {
     if (!c->paused || ks->draining || c->want_close || c->waiting_room || c->alone) return;
     c->paused = false;
     stash_process(ks, c);
+    if (c->later_len > 0 && !c->paused && !c->want_close) later_drain(ks, c);
     if (!c->paused && !c->want_close) net_recv_resume(ks->net, c->nc);
 }
 
@@ -1196,6 +1282,7 @@ void kserver_destroy(struct kserver *ks) {
             }
             slots_release_all(ks, c);
             frame_block_put(c->stash, c->stash_cap);
+            frame_block_put(c->later, c->later_cap);
             atomic_fetch_sub(ks->cfg.connections, 1);
         }
     }

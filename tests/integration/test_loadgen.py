@@ -9,7 +9,8 @@ fan-out consumers and 4 partitions, then checks what it reports:
   - histogram sanity: p50 <= p90 <= p99 <= p99.9 <= max, min <= p50, counts > 0
     and no more samples than messages acknowledged / consumed;
   - the measured rate is within 10 % of the requested one (open loop).
-Then a fixed message count with zstd compression and keyed (zipf) messages, and a
+Then a fixed message count with zstd compression and keyed (zipf) messages, one with
+1 MiB requests 32 deep (past the broker's per-connection pipeline), and a
 catch-up read from the earliest offset with no producers. Then kcat reads the
 topic back: the batches the load generator wrote are valid for librdkafka too. A
 consumer cut off behind the producer (--drain 0) reports what it did not reach as
@@ -94,6 +95,17 @@ with tempfile.TemporaryDirectory() as tmp, Broker(SLUICE, cores="1") as b:
     assert r["e2e_latency_us"]["count"] == 20000, r
     check_hist(r["produce_latency_us"], 20000)
     print("ok  20000 zstd zipf-keyed messages, acks=all: all acked and consumed once")
+
+    # 2b. a deeper pipeline than the broker keeps in progress per connection (16):
+    #     1 MiB requests, 32 in flight, so the connection pauses with a big request
+    #     waiting and more bytes behind it (set aside, handled on resume)
+    doc, out = loadgen(b.bootstrap, j, "--topic", "lg-ci-deep", "--partitions", "1",
+                       "--messages", "50000", "--message-size", "1024", "--acks", "all",
+                       "--batch-size", "1MiB", "--max-in-flight", "32", "--warmup", "0")
+    r = doc["runs"][0]
+    check_clean(r)
+    assert r["acked_msgs"] == 50000 and r["e2e_latency_us"]["count"] == 50000, r
+    print("ok  50000 messages in 1 MiB requests, 32 in flight: all acked and consumed once")
 
     # 3. catch-up: no producers, read the topic from the start; every message of
     #    the earlier run is there (its sequence check is per run id: none is ours)

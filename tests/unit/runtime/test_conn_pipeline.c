@@ -11,7 +11,8 @@
  * - a failed request closes the connection after the responses before it;
  * - a big frame buffered whole is offered to its handler (handler_ctx.frame_block), which
  *   keeps the block instead of copying: the bytes stay intact while the connection
- *   goes on reading into a new stash;
+ *   goes on reading into a new stash; also a frame that waited while the connection was
+ *   paused, with more bytes arriving behind it;
  * - a connection's idle time starts at its accept, stamped with the clock of the
  *   iteration that accepted it (kserver_clock), not that of an older tick.
  *
@@ -58,19 +59,32 @@ static unsigned metadata_calls;
 static uint32_t metadata_body_bytes = 4; /* what the Metadata handler answers */
 
 /* Frame blocks the produce handler kept (offered for big frames), with their bodies. */
-static struct kept { uint8_t *block; uint32_t cap; const uint8_t *body; size_t bytes; } kept[4];
+static struct kept {
+    uint8_t *block;
+    uint32_t cap;
+    const uint8_t *body;
+    size_t bytes;
+    int32_t id;
+} kept[8];
 static unsigned kept_count;
+static unsigned big_bodies_intact; /* big Produce bodies whose pattern the handler saw whole */
+
+static bool body_pattern_ok(const uint8_t *body, size_t bytes, int32_t id);
 
 static int defer_handler(struct handler_ctx *ctx, const struct kafka_request_header *hdr,
                          struct kafka_reader *body, struct kafka_writer *w) {
     (void)w;
     cr_assert_lt(token_count, MAX_TOKENS);
     if (ctx->frame_block) {
-        cr_assert_lt(kept_count, 4);
+        cr_assert_lt(kept_count, 8);
         ctx->frame_block_taken = true;
         kept[kept_count++] = (struct kept){ctx->frame_block, ctx->frame_block_cap, body->pos,
-                                           (size_t)(body->end - body->pos)};
+                                           (size_t)(body->end - body->pos),
+                                           hdr->correlation_id};
     }
+    size_t body_bytes = (size_t)(body->end - body->pos);
+    if (body_bytes >= (64u << 10) && body_pattern_ok(body->pos, body_bytes, hdr->correlation_id))
+        big_bodies_intact++;
     token_ids[token_count] = hdr->correlation_id;
     tokens[token_count++] = ctx->token;
     return HANDLER_DEFERRED;
@@ -172,6 +186,7 @@ static void setup_with(uint32_t max_inflight) {
     cr_assert_gt(port, 0);
     token_count = 0;
     kept_count = 0;
+    big_bodies_intact = 0;
     metadata_calls = 0;
     metadata_body_bytes = 4;
 }
@@ -467,6 +482,12 @@ static size_t put_big_request(uint8_t *buf, int32_t id, size_t body_bytes) {
     return len + body_bytes;
 }
 
+static bool body_pattern_ok(const uint8_t *body, size_t bytes, int32_t id) {
+    for (size_t i = 0; i < bytes; i++)
+        if (body[i] != (uint8_t)(i * 7u + (uint32_t)id)) return false;
+    return true;
+}
+
 static void check_pattern(const struct kept *k, int32_t id, size_t body_bytes) {
     cr_assert_eq(k->bytes, body_bytes);
     cr_assert_geq(k->body, k->block);
@@ -498,6 +519,66 @@ Test(conn_pipeline, a_big_frame_block_is_kept_by_its_handler, .init = setup, .fi
     cr_assert_eq(st.frames_kept, 2);
     for (int32_t id = 1; id <= 3; id++) complete(id);
     for (int32_t id = 1; id <= 3; id++) expect_completed(fd, id);
+    for (unsigned i = 0; i < kept_count; i++) frame_block_put(kept[i].block, kept[i].cap);
+    close(fd);
+    PUMP_UNTIL(kserver_conn_count(ks) == 0);
+}
+
+/* Write what the socket takes of buf from *at on, without waiting. */
+static void write_some(int fd, const uint8_t *buf, size_t len, size_t *at) {
+    ssize_t n = *at < len ? write(fd, buf + *at, len - *at) : 0;
+    if (n > 0) *at += (size_t)n;
+}
+
+/* Six big requests behind a pipeline of three: the connection pauses with the fourth
+ * complete in its stash and the fifth's first bytes behind it. Those bytes are set
+ * aside (later), so the waiting frame is offered to its handler alone in its block,
+ * intact, and every request is handled whole and in order. (They were appended behind
+ * the waiting frame: its block was regrown -- a fresh mapping -- and the frame copied
+ * by its job.) */
+Test(conn_pipeline, a_paused_connection_keeps_its_waiting_frame_alone, .init = setup_three,
+     .fini = teardown) {
+    enum { REQUESTS = 6 };
+    const size_t big = 300u << 10;
+    static uint8_t buf[REQUESTS * ((300u << 10) + 64)];
+    size_t len = 0, at = 0;
+    for (int32_t id = 1; id <= REQUESTS; id++) len += put_big_request(buf + len, id, big);
+    int fd = client_connect();
+    uint64_t deadline_ms = now_ms() + 5000;
+    while ((token_count < 3 || at < len) && now_ms() < deadline_ms) { /* until it stops taking */
+        size_t before = at;
+        write_some(fd, buf, len, &at);
+        pump();
+        if (token_count == 3 && at == before) break;
+    }
+    pump_some();
+    struct kserver_stats st;
+    kserver_stats(ks, &st);
+    cr_assert_eq(token_count, 3);
+    cr_assert_geq(st.paused, 1, "the fourth request waited with the connection paused");
+    for (int32_t id = 1; id <= REQUESTS; id++) {
+        complete(id);
+        expect_completed(fd, id);
+        unsigned want = (unsigned)(id + 3 < REQUESTS ? id + 3 : REQUESTS);
+        deadline_ms = now_ms() + 5000;
+        while (token_count < want && now_ms() < deadline_ms) {
+            write_some(fd, buf, len, &at);
+            pump();
+        }
+        cr_assert_eq(token_count, want);
+    }
+    cr_assert_eq(at, len);
+    for (unsigned i = 0; i < REQUESTS; i++)
+        cr_assert_eq(token_ids[i], (int32_t)i + 1, "requests started in order");
+    cr_assert_eq(big_bodies_intact, REQUESTS, "every request handled whole");
+    bool waiting_kept = false;
+    for (unsigned i = 0; i < kept_count; i++) {
+        check_pattern(&kept[i], kept[i].id, big);
+        waiting_kept |= kept[i].id == 4;
+    }
+    cr_assert(waiting_kept, "the frame that waited was offered alone in its block");
+    kserver_stats(ks, &st);
+    cr_assert_eq(st.frames_kept, kept_count);
     for (unsigned i = 0; i < kept_count; i++) frame_block_put(kept[i].block, kept[i].cap);
     close(fd);
     PUMP_UNTIL(kserver_conn_count(ks) == 0);
