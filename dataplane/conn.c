@@ -188,6 +188,15 @@ static void conn_flush(struct kserver *ks, struct kconn *c);
 static void conn_progress(struct kserver *ks, struct kconn *c);
 static void stash_handed_over(struct kserver *ks, struct kconn *c);
 
+/* The stash holds one complete big frame and is a block made for it (the frame fills
+ * more than half of it): its handler may keep the block (encode_response). A small
+ * frame left alone in a stash grown for many is not offered: the job would keep
+ * megabytes for it, and the connection would regrow its stash from nothing. */
+static bool stash_is_frame_block(const struct kconn *c) {
+    return c->stash_len >= 4 && c->stash_len == 4 + (size_t)frame_be32(c->stash) &&
+           c->stash_cap >= FRAME_BLOCK_MIN_BYTES && c->stash_cap / 2 < c->stash_len;
+}
+
 static uint64_t clock_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -450,8 +459,7 @@ static int encode_response(struct kserver *ks, const struct body_source *src,
             .hdr = src->hdr,
             .frame = src->frame, .frame_bytes = src->frame_bytes};
         struct kconn *c = src->c;
-        if (c->stash && src->frame == c->stash + 4 && c->stash_len == 4 + src->frame_bytes &&
-            c->stash_cap >= FRAME_BLOCK_MIN_BYTES) { /* a big frame alone in the stash */
+        if (c->stash && src->frame == c->stash + 4 && stash_is_frame_block(c)) {
             ctx.frame_block = c->stash;
             ctx.frame_block_cap = c->stash_cap;
         }
@@ -850,19 +858,12 @@ static bool later_append(struct kserver *ks, struct kconn *c, const uint8_t *dat
     return true;
 }
 
-/* A big frame complete and alone in the stash: its handler may keep the block
- * (encode_response), so nothing may be appended behind it. */
-static bool stash_holds_one_big_frame(const struct kconn *c) {
-    return c->stash_len >= 4 && c->stash_len == 4 + (size_t)frame_be32(c->stash) &&
-           c->stash_cap >= FRAME_BLOCK_MIN_BYTES;
-}
-
 /* Keep received bytes the connection cannot handle now, in arrival order: behind a big
  * frame waiting alone in a paused connection's stash they go to later, and so does
  * everything after them until later is drained; otherwise into the stash (small
  * frames gain nothing from a block of their own). */
 static bool keep_input(struct kserver *ks, struct kconn *c, const uint8_t *data, size_t len) {
-    if (c->later_len > 0 || (c->paused && stash_holds_one_big_frame(c)))
+    if (c->later_len > 0 || (c->paused && stash_is_frame_block(c)))
         return later_append(ks, c, data, len);
     return stash_append(ks, c, data, len);
 }
