@@ -13,7 +13,9 @@
  * A paused connection keeps that property: the bytes that arrive behind a big frame
  * waiting in the stash go to a second buffer (later), handled in arrival order on
  * resume, so the waiting frame is neither copied by its job nor has its block regrown
- * around it (a fresh mapping each time).
+ * around it (a fresh mapping each time). Only a block made for its frame is offered
+ * (stash_is_frame_block): a small frame left alone in a stash grown for many is copied,
+ * and the stash stays.
  * The frame size is checked as soon as its 4 bytes arrive, before any body is buffered.
  * All stashes of a shard share a soft budget (sluice.shard.input.max.bytes, see
  * stash_append) so many large half-sent requests cannot grow the shard without bound.
