@@ -829,9 +829,9 @@ static size_t stash_frame_rest(const struct kconn *c, size_t len) {
 }
 
 /* Keep bytes that arrived behind a big frame waiting in a paused connection's stash
- * (see the top of the file). The buffer comes from the frame-block cache and grows
- * geometrically from the slack; with the stash it is bounded by input_limit, and it counts in the
- * shard's input buffering. */
+ * (see the top of the file). The buffer comes from the frame-block cache, starts at
+ * the slack and doubles; with the stash it is bounded by input_limit, and it counts in
+ * the shard's input buffering. */
 static bool later_append(struct kserver *ks, struct kconn *c, const uint8_t *data,
                          size_t len_bytes) {
     size_t need = (size_t)c->later_len + len_bytes;
