@@ -170,7 +170,10 @@ with tempfile.TemporaryDirectory() as tmp, Broker(SLUICE, cores="1") as b:
     took = time.monotonic() - t0
     with open(j) as f:
         r = json.load(f)["runs"][0]
-    assert lg.returncode == 0, (lg.returncode, out, err)
+    # exit 3 only for what the consumer had not read when the broker stopped (acked
+    # just before, at 20,000 msgs/s): reported unread, never lost
+    assert lg.returncode == 0 or (lg.returncode == 3 and r["unread"] > 0 and
+                                  "unread: the drain" in out), (lg.returncode, out, err)
     assert "produce request timed out after 1500 ms" in err, err
     assert r["produce_errors"] > 0 and r["lost"] == 0 and r["duplicated"] == 0, r
     # every message generated is accounted for: acknowledged, or failed
@@ -178,4 +181,4 @@ with tempfile.TemporaryDirectory() as tmp, Broker(SLUICE, cores="1") as b:
     assert r["acked_msgs"] > 0, r
     assert took < 15, took
     print("ok  broker stopped mid-run: %d messages timed out after 1.5 s, run ended in "
-          "%.1f s" % (r["produce_errors"], took))
+          "%.1f s (%d acked unread when it stopped)" % (r["produce_errors"], took, r["unread"]))
