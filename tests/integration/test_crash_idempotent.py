@@ -142,10 +142,14 @@ def main():
                  "-X", "conf_debug=broker"],
                 stdout=out, stderr=err)
         produce_s = MESSAGES / THROUGHPUT
+        started = time.monotonic()
         kills = 0
         try:
             for k in range(KILLS):
-                time.sleep(produce_s / (KILLS + 1))
+                # On a fixed schedule from the producer's start, so slow restarts do not
+                # push the last kill past the end of its producing.
+                due = started + (k + 1) * produce_s / (KILLS + 1)
+                time.sleep(max(0.0, due - time.monotonic()))
                 if prod.poll() is not None:
                     with open(err_path) as f:
                         print(f.read()[-3000:])

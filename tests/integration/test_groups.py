@@ -26,7 +26,8 @@ import sys
 import tempfile
 import time
 
-from harness import JS_DIR, Broker, KafkaConn, kcat_path, node_available, npm_ci, run
+from harness import JS_DIR, Broker, KafkaConn, kcat_path, node_available, npm_ci, run, \
+    wait_for
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
@@ -208,7 +209,9 @@ def group_kill_test(bootstrap, strategy, total, tmp):
               (len(after_kill), len(at_rebalance), len(unexplained)), flush=True)
         check(not unexplained, "%s: every duplicate is inside an at-least-once window %s"
               % (strategy, unexplained[:5]))
+        # A consumer prints a message before committing it: give the last commits a moment.
         hw = high_watermarks(bootstrap, topic, 6)
+        wait_for(lambda: committed(bootstrap, group, topic, 6) == hw, 15)
         cm = committed(bootstrap, group, topic, 6)
         check(cm == hw, "%s: committed offsets %s == high watermarks %s" % (strategy, cm, hw))
     finally:

@@ -12,7 +12,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Broker, KafkaConn, run  # noqa: E402
+from harness import Broker, KafkaConn, run, wait_for  # noqa: E402
 import kafka_schema  # noqa: E402
 
 
@@ -51,8 +51,8 @@ def main():
                    for i in range(8)]
         for t in threads:
             t.start()
-        time.sleep(1.0)
-        assert all(c > 0 for c in counts), "streams flowing before the signal: %s" % counts
+        assert wait_for(lambda: all(c > 0 for c in counts), 10), \
+            "streams flowing before the signal: %s" % counts
         t0 = time.monotonic()
         rc = b.stop(timeout=5.0)
         elapsed = time.monotonic() - t0
