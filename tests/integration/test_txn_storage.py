@@ -221,10 +221,12 @@ def coordinator_raw(b, c):
         if commit:  # a read_committed fetch parked at the LSO, woken by the marker
             # The LSO is read here, before EndTxn: a thread started late must still fetch
             # from the held LSO, not from where the marker has already moved it.
-            def park(part=2, at=lso(c, 2)[0]):
+            held_lso = lso(c, 2)[0]
+
+            def park():
                 with KafkaConn(b.bootstrap) as c2:
                     t0 = time.time()
-                    w = fetch(c2, part, at, 1, max_wait_ms=8000)
+                    w = fetch(c2, 2, held_lso, 1, max_wait_ms=8000)
                     waiter["elapsed"] = time.time() - t0
                     waiter["resp"] = w
             th = threading.Thread(target=park)
